@@ -1,0 +1,66 @@
+// Package actuator is the one seam between grayzone's decisions and the
+// systems that carry them out: the embedded front door, HAProxy, Envoy, AWS
+// ARC and Auto Scaling, Kubernetes. The runbook emits Actions; each data or
+// control plane implements Apply for the kinds it owns.
+package actuator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Kind is what an action does.
+type Kind string
+
+const (
+	// Data plane.
+	ShiftAway Kind = "shift_away" // stop sending the zone customer traffic
+	EndShift  Kind = "end_shift"  // send it customer traffic again
+	// Control plane.
+	ExcludeZone Kind = "exclude_zone" // no new capacity in the zone; replacement capacity elsewhere
+	IncludeZone Kind = "include_zone" // the zone may take capacity again
+	RemoveExtra Kind = "remove_extra" // remove the replacement capacity launched by ExcludeZone
+)
+
+// DataPlane reports whether the kind acts on the data plane.
+func (k Kind) DataPlane() bool { return k == ShiftAway || k == EndShift }
+
+// Action is one change to make to a resource in a zone.
+type Action struct {
+	Kind     Kind
+	Resource string
+	Zone     string
+}
+
+func (a Action) String() string { return fmt.Sprintf("%s %s/%s", a.Kind, a.Resource, a.Zone) }
+
+// ErrUnsupported is returned by an actuator asked for a kind it does not own.
+var ErrUnsupported = errors.New("action not supported by this actuator")
+
+// Actuator carries out actions. Apply must be idempotent: the runbook retries
+// after failures and after restarts, so applying an action twice is normal.
+type Actuator interface {
+	Apply(ctx context.Context, a Action) error
+}
+
+// Func adapts a function to an Actuator.
+type Func func(ctx context.Context, a Action) error
+
+func (f Func) Apply(ctx context.Context, a Action) error { return f(ctx, a) }
+
+// Planes routes data-plane kinds to one actuator and control-plane kinds to another.
+type Planes struct {
+	Data, Control Actuator
+}
+
+func (p Planes) Apply(ctx context.Context, a Action) error {
+	act := p.Control
+	if a.Kind.DataPlane() {
+		act = p.Data
+	}
+	if act == nil {
+		return fmt.Errorf("%s: no actuator configured for this plane: %w", a, ErrUnsupported)
+	}
+	return act.Apply(ctx, a)
+}

@@ -1,0 +1,205 @@
+// Package autoshift joins detection to action: it feeds observations to the
+// detection engine, hands the engine's assessment to the runbook at every
+// tick, and carries out the runbook's actions through an actuator. The lab's
+// real mode, its sim mode and grayzone serve all run this one controller; only
+// the clock and the executor differ.
+package autoshift
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/grayzone/grayzone/actuator"
+	"github.com/grayzone/grayzone/detect"
+	"github.com/grayzone/grayzone/observation"
+	"github.com/grayzone/grayzone/runbook"
+)
+
+// Detection is one rise of a zone's isolated-impact alarm.
+type Detection struct {
+	Alarm string
+	Zone  string
+	At    time.Time
+	Why   string
+}
+
+// Executor runs actions. Sync runs them inline (sim mode, tests: exact and
+// deterministic); Async runs each in its own goroutine so a hanging control
+// plane never holds up the data plane.
+type Executor int
+
+const (
+	Sync Executor = iota
+	Async
+)
+
+// Options configure a Controller.
+type Options struct {
+	Engine   *detect.Engine
+	Runbook  *runbook.Runbook
+	Actuator actuator.Actuator
+	// Mitigate off means detect and record but never act (the lab's --baseline run).
+	Mitigate bool
+	Executor Executor
+	// ActionTimeout bounds one asynchronous action (default 30s).
+	ActionTimeout time.Duration
+	Log           *slog.Logger
+}
+
+type result struct {
+	action actuator.Action
+	err    error
+}
+
+// Controller is safe for concurrent use: Observe may be called from any
+// goroutine; Tick from one loop.
+type Controller struct {
+	mu         sync.Mutex
+	o          Options
+	last       detect.Assessment
+	detections []Detection
+	isolated   string
+	// episodes: a zone's rises of the alarm belong to one incident until it
+	// has been quiet for EpisodeGap and the runbook is done with it.
+	openEpisode map[string]bool
+	quietSince  map[string]time.Time
+	results     chan result
+	inflight    sync.WaitGroup
+}
+
+// New returns a controller.
+func New(o Options) *Controller {
+	if o.ActionTimeout <= 0 {
+		o.ActionTimeout = 30 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	return &Controller{o: o, results: make(chan result, 64), openEpisode: map[string]bool{}, quietSince: map[string]time.Time{}}
+}
+
+// Observe feeds one observation to the engine.
+func (c *Controller) Observe(obs observation.Observation) {
+	c.mu.Lock()
+	c.o.Engine.Observe(obs)
+	c.mu.Unlock()
+}
+
+// Tick runs one step at now: collect finished actions, assess, step the
+// runbook, start its actions. It returns the assessment.
+func (c *Controller) Tick(ctx context.Context, now time.Time) detect.Assessment {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.drainLocked(now)
+	a := c.o.Engine.Tick(now)
+	c.last = a
+	c.trackEpisodes(now, a)
+	c.isolated = a.Isolated
+	if !c.o.Mitigate {
+		return a
+	}
+	acts := c.o.Runbook.Step(now, runbook.Input{Isolated: a.Isolated, Healthy: a.Healthy(), Why: a.Why})
+	for _, act := range acts {
+		c.o.Log.Info("runbook action", "action", act.String())
+		if c.o.Executor == Sync {
+			err := c.o.Actuator.Apply(ctx, act)
+			c.logResult(act, err)
+			c.o.Runbook.Done(now, act, err)
+			continue
+		}
+		c.inflight.Add(1)
+		go func(act actuator.Action) {
+			defer c.inflight.Done()
+			actx, cancel := context.WithTimeout(ctx, c.o.ActionTimeout)
+			err := c.o.Actuator.Apply(actx, act)
+			cancel()
+			c.logResult(act, err)
+			c.results <- result{act, err}
+		}(act)
+	}
+	// A data-plane action done inline takes effect this tick; async ones are
+	// acknowledged at the next tick.
+	return a
+}
+
+// EpisodeGap is how long a zone's alarm must stay quiet before a new rise
+// counts as a new detection.
+const EpisodeGap = time.Minute
+
+func (c *Controller) trackEpisodes(now time.Time, a detect.Assessment) {
+	_, handling := c.o.Runbook.Phase()
+	for _, z := range a.Zones {
+		switch {
+		case z.Zone == a.Isolated:
+			delete(c.quietSince, z.Zone)
+			if !c.openEpisode[z.Zone] {
+				c.openEpisode[z.Zone] = true
+				c.detections = append(c.detections, Detection{Alarm: detect.IsolatedAlarmName(z.Zone), Zone: z.Zone, At: now, Why: a.Why})
+				c.o.Log.Info("isolated zonal impact detected", "zone", z.Zone, "why", a.Why)
+			}
+		case c.openEpisode[z.Zone]:
+			if _, ok := c.quietSince[z.Zone]; !ok {
+				c.quietSince[z.Zone] = now
+			}
+			if now.Sub(c.quietSince[z.Zone]) >= EpisodeGap && (handling != z.Zone || !c.o.Mitigate) {
+				delete(c.openEpisode, z.Zone)
+				delete(c.quietSince, z.Zone)
+			}
+		}
+	}
+}
+
+func (c *Controller) logResult(act actuator.Action, err error) {
+	if err != nil {
+		c.o.Log.Warn("action failed; will retry", "action", act.String(), "err", err)
+	}
+}
+
+func (c *Controller) drainLocked(now time.Time) {
+	for {
+		select {
+		case r := <-c.results:
+			c.o.Runbook.Done(now, r.action, r.err)
+		default:
+			return
+		}
+	}
+}
+
+// Wait blocks until every asynchronous action has returned, then records their results at now.
+func (c *Controller) Wait(now time.Time) {
+	c.inflight.Wait()
+	c.mu.Lock()
+	c.drainLocked(now)
+	c.mu.Unlock()
+}
+
+// Last is the latest assessment.
+func (c *Controller) Last() detect.Assessment {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last
+}
+
+// Detections lists every rise of an isolated-impact alarm so far.
+func (c *Controller) Detections() []Detection {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Detection(nil), c.detections...)
+}
+
+// Events is the runbook's history.
+func (c *Controller) Events() []runbook.Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]runbook.Event(nil), c.o.Runbook.Events()...)
+}
+
+// Phase is the runbook's phase and zone.
+func (c *Controller) Phase() (runbook.Phase, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.o.Runbook.Phase()
+}

@@ -1,0 +1,95 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/grayzone/grayzone/detect"
+	"github.com/grayzone/grayzone/lab"
+	"github.com/grayzone/grayzone/scenario"
+)
+
+func newLabCmd(stdout, stderr io.Writer) *cobra.Command {
+	var (
+		file, mode, detector, reportPath, database string
+		baseline, verbose                          bool
+		seed                                       int64
+	)
+	cmd := &cobra.Command{
+		Use:   "lab",
+		Short: "Reproduce a zonal gray failure on this machine and watch grayzone mitigate it",
+		Long: `Runs a scenario (default: the workshop's, built in) end to end: app instances per
+zone on loopback, one database, a fault-injecting link per zone, a zone-aware
+front door, an instance group, customer load and canaries. grayzone detects the
+isolated zonal impact, shifts the zone away, excludes it from the instance
+group, and brings it back once it is healthy.
+
+Exit status: 0 when every expect of the scenario held, 1 when one did not,
+2 when the scenario or the command is invalid.
+
+Built-in scenarios: ` + strings.Join(scenario.BuiltinNames(), ", "),
+		Example: `  grayzone lab
+  grayzone lab --scenario smoke --report r.json
+  grayzone lab --scenario my.yaml --mode sim --detector cloudwatch --baseline`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				file = scenario.DefaultName
+			}
+			sc, err := scenario.Open(file)
+			if err != nil {
+				return &exitError{code: ExitUsage, err: err}
+			}
+			if cmd.Flags().Changed("seed") {
+				sc.Seed = seed
+			}
+			level := slog.LevelWarn
+			if verbose {
+				level = slog.LevelInfo
+			}
+			log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+			opts := lab.Options{
+				Scenario: sc, Mode: mode, Detector: detector, Baseline: baseline,
+				Database: database, Progress: stdout, Log: log,
+			}
+			r, err := lab.Run(cmd.Context(), opts)
+			if errors.Is(err, lab.ErrUsage) {
+				return &exitError{code: ExitUsage, err: err}
+			}
+			if r != nil {
+				r.Summary(stdout)
+				if reportPath != "" {
+					if werr := r.WriteFile(reportPath); werr != nil {
+						return &exitError{code: exitUnknown, err: werr}
+					}
+					fmt.Fprintf(stdout, "  report     %s\n", reportPath)
+				}
+			}
+			if err != nil {
+				if cmd.Context().Err() != nil {
+					return &exitError{code: ExitFailed, err: errors.New("interrupted")}
+				}
+				return &exitError{code: exitUnknown, err: err}
+			}
+			if !r.Expect.Met {
+				return &exitError{code: ExitFailed, err: errors.New("expectations not met")}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&file, "scenario", "", "scenario file, or the name of a built-in scenario (default "+scenario.DefaultName+")")
+	f.StringVar(&mode, "mode", lab.ModeReal, "real (servers, database and proxies on loopback, wall-clock time) or sim (virtual clock)")
+	f.StringVar(&detector, "detector", detect.ProfileDefault, "detection profile: "+strings.Join(detect.Profiles, " or "))
+	f.BoolVar(&baseline, "baseline", false, "also run the scenario with mitigation off and report both")
+	f.StringVar(&reportPath, "report", "", "write the JSON report to this file")
+	f.StringVar(&database, "database", "", "real mode: PostgreSQL URL to use (default: a throwaway cluster if PostgreSQL is installed, else the embedded store)")
+	f.Int64Var(&seed, "seed", 0, "override the scenario's seed (sim mode's random choices)")
+	f.BoolVarP(&verbose, "verbose", "v", false, "log every decision and action")
+	return cmd
+}

@@ -1,0 +1,103 @@
+package detect
+
+import (
+	"github.com/DataDog/sketches-go/ddsketch"
+)
+
+// Counts are one series' request counts over some span.
+type Counts struct {
+	N      int64 // every request
+	Faults int64 // 5xx, broken connection, timeout
+	Errors int64 // 4xx: not held against availability
+	Slow   int64 // latency above the operation's threshold
+}
+
+func (c *Counts) add(o Counts) {
+	c.N += o.N
+	c.Faults += o.Faults
+	c.Errors += o.Errors
+	c.Slow += o.Slow
+}
+
+func (c *Counts) sub(o Counts) {
+	c.N -= o.N
+	c.Faults -= o.Faults
+	c.Errors -= o.Errors
+	c.Slow -= o.Slow
+}
+
+// Dim is what is counted as bad: faults (availability) or slow requests (latency).
+type Dim int
+
+const (
+	DimFault Dim = iota
+	DimLatency
+)
+
+func (d Dim) String() string {
+	if d == DimLatency {
+		return "latency"
+	}
+	return "availability"
+}
+
+var dims = [...]Dim{DimFault, DimLatency}
+
+// Trials returns the number of requests that count for the dimension and how many were bad.
+func (c Counts) Trials(d Dim) (n, bad int64) {
+	if d == DimLatency {
+		return c.N, c.Slow
+	}
+	return c.N - c.Errors, c.Faults
+}
+
+// Rate is bad/n for the dimension, 0 with no data.
+func (c Counts) Rate(d Dim) float64 {
+	n, bad := c.Trials(d)
+	if n <= 0 {
+		return 0
+	}
+	return float64(bad) / float64(n)
+}
+
+// Availability is the share of non-4xx requests that did not fault, 1 with no data.
+func (c Counts) Availability() float64 { return 1 - c.Rate(DimFault) }
+
+// ring keeps the last len(slots) buckets of Counts and their running total.
+type ring struct {
+	slots []Counts
+	total Counts
+	pos   int
+}
+
+func newRing(n int) *ring { return &ring{slots: make([]Counts, n)} }
+
+// push adds the newest bucket, dropping the oldest.
+func (r *ring) push(c Counts) {
+	r.total.sub(r.slots[r.pos])
+	r.slots[r.pos] = c
+	r.total.add(c)
+	r.pos = (r.pos + 1) % len(r.slots)
+}
+
+// newSketch returns a latency sketch (milliseconds) with 1% relative accuracy
+// and bounded memory.
+func newSketch() *ddsketch.DDSketch {
+	s, err := ddsketch.LogCollapsingLowestDenseDDSketch(0.01, 1024)
+	if err != nil {
+		panic(err) // constant arguments: cannot fail
+	}
+	return s
+}
+
+// quantile returns the sketch's q-quantile in milliseconds, or -1 when empty.
+func quantile(s *ddsketch.DDSketch, q float64) float64 {
+	if s == nil || s.IsEmpty() {
+		return -1
+	}
+	v, err := s.GetValueAtQuantile(q)
+	if err != nil {
+		return -1
+	}
+	return v
+}

@@ -1,0 +1,66 @@
+package detect
+
+import "math"
+
+// cusum is a bank of one-sided Bernoulli CUSUM tests of "rate rose above p0",
+// one per alternative p1 on a geometric grid, so a small and a large change
+// are each detected near the optimal delay ln(1/α)/KL(p1‖p0) without knowing
+// the change's size in advance. The statistic is the largest of the bank.
+type cusum struct {
+	s []float64 // one per alternative
+}
+
+// grid is the alternatives for baseline p0: from the smallest change worth
+// acting on (minEffect above p0, at least 2·p0) doubling up to pmax. Leaving
+// out tinier alternatives matters: their statistics rise and fall so slowly
+// that they would keep a zone "impacted" long after a fault ended.
+func grid(p0, minEffect float64, out []float64) []float64 {
+	const pmax = 0.95
+	out = out[:0]
+	for p := math.Max(2*p0, p0+minEffect); p < pmax; p *= 2 {
+		out = append(out, p)
+	}
+	return append(out, pmax)
+}
+
+// update adds n trials with bad failures against baseline p0 and alternatives
+// alts, and returns the new statistic. Each statistic is capped at ceil so
+// that, once the evidence stops, it falls back below the threshold in
+// bounded time.
+func (c *cusum) update(n, bad int64, p0 float64, alts []float64, ceil float64) float64 {
+	if len(c.s) != len(alts) {
+		c.s = make([]float64, len(alts))
+	}
+	if n == 0 {
+		return c.value()
+	}
+	good := float64(n - bad)
+	b := float64(bad)
+	best := 0.0
+	for i, p1 := range alts {
+		llr := b*math.Log(p1/p0) + good*math.Log((1-p1)/(1-p0))
+		c.s[i] = min(ceil, math.Max(0, c.s[i]+llr))
+		best = math.Max(best, c.s[i])
+	}
+	return best
+}
+
+func (c *cusum) value() float64 {
+	best := 0.0
+	for _, v := range c.s {
+		best = math.Max(best, v)
+	}
+	return best
+}
+
+// KL is the Kullback-Leibler divergence of Bernoulli(p1) from Bernoulli(p0), in nats.
+func KL(p1, p0 float64) float64 {
+	kl := 0.0
+	if p1 > 0 {
+		kl += p1 * math.Log(p1/p0)
+	}
+	if p1 < 1 {
+		kl += (1 - p1) * math.Log((1-p1)/(1-p0))
+	}
+	return kl
+}

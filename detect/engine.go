@@ -1,0 +1,378 @@
+// Package detect is grayzone's detection engine. It is a deterministic state
+// machine in the manner of etcd's raft: it is fed time-stamped observations
+// (Observe) and told the time (Tick), and returns what it concludes
+// (Assessment). It starts no goroutines, reads no clock and does no I/O, so
+// the lab, sim mode and grayzone serve drive the very same logic, and the
+// same input always yields the same output.
+package detect
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/DataDog/sketches-go/ddsketch"
+
+	"github.com/grayzone/grayzone/alarm"
+	"github.com/grayzone/grayzone/observation"
+)
+
+// Profile names a detection profile.
+const (
+	ProfileDefault    = "default"
+	ProfileCloudWatch = "cloudwatch"
+)
+
+// Profiles lists the profile names.
+var Profiles = []string{ProfileDefault, ProfileCloudWatch}
+
+// Config configures an Engine.
+type Config struct {
+	Profile string   // default or cloudwatch
+	Zones   []string // the zones, in display order
+	// Thresholds gives each operation's latency threshold; operations not
+	// named use DefaultThreshold.
+	Thresholds       map[string]time.Duration
+	DefaultThreshold time.Duration
+	// Resolution is the bucket width (default 1s): observations are summed per
+	// bucket and each closed bucket is one step of the detectors.
+	Resolution time.Duration
+	// HealthWindow is how far back the zonal canaries must have seen the zone
+	// healthy for it to count as healthy now (default 10s).
+	HealthWindow time.Duration
+	// MinInstances is how many of a zone's instances must contribute for the
+	// impact to count as zonal rather than one bad instance (default 2).
+	MinInstances int
+	// FalseAlarmRate α sets the sequential tests' threshold h = ln(1/α)
+	// (default 1e-6); see Fast.
+	FalseAlarmRate float64
+	// FaultFloor and SlowFloor are the lowest baseline rates the tests assume
+	// (defaults 0.001 and 0.01): a zone must look worse than this to be impacted.
+	FaultFloor, SlowFloor float64
+}
+
+func (c *Config) setDefaults() error {
+	if c.Profile == "" {
+		c.Profile = ProfileDefault
+	}
+	if !slices.Contains(Profiles, c.Profile) {
+		return fmt.Errorf("detect: unknown profile %q (want one of %v)", c.Profile, Profiles)
+	}
+	if len(c.Zones) < 2 {
+		return fmt.Errorf("detect: need at least 2 zones, got %d", len(c.Zones))
+	}
+	if c.DefaultThreshold <= 0 {
+		c.DefaultThreshold = 100 * time.Millisecond
+	}
+	if c.Resolution <= 0 {
+		c.Resolution = time.Second
+	}
+	if c.HealthWindow <= 0 {
+		c.HealthWindow = 10 * time.Second
+	}
+	if c.MinInstances <= 0 {
+		c.MinInstances = 2
+	}
+	if c.FalseAlarmRate <= 0 {
+		c.FalseAlarmRate = 1e-6
+	}
+	if c.FalseAlarmRate >= 1 {
+		return fmt.Errorf("detect: false_alarm_rate %g must be below 1", c.FalseAlarmRate)
+	}
+	if c.FaultFloor <= 0 {
+		c.FaultFloor = 0.001
+	}
+	if c.SlowFloor <= 0 {
+		c.SlowFloor = 0.01
+	}
+	return nil
+}
+
+// seriesKey identifies a zone-level series.
+type zsKey struct {
+	zone string
+	src  observation.Source
+}
+
+type instKey struct{ zone, instance string }
+
+type opKey struct {
+	zone string
+	op   string
+	src  observation.Source
+}
+
+type opAgg struct {
+	Counts
+	lat *ddsketch.DDSketch
+}
+
+// bucket sums the observations of one resolution step.
+type bucket struct {
+	idx      int64
+	zone     map[zsKey]*Counts
+	inst     map[instKey]*Counts
+	op       map[opKey]*opAgg
+	regional Counts // canary calls through the regional endpoint
+}
+
+func newBucket(idx int64) *bucket {
+	return &bucket{idx: idx, zone: map[zsKey]*Counts{}, inst: map[instKey]*Counts{}, op: map[opKey]*opAgg{}}
+}
+
+// Engine is the detection engine. Not safe for concurrent use: one goroutine
+// (or the simulator's loop) owns it.
+type Engine struct {
+	cfg   Config
+	open  map[int64]*bucket
+	last  int64 // index of the last closed bucket
+	begun bool
+	det   detector
+
+	health  map[string]*ring // zonal canary counts per zone, HealthWindow long
+	display map[string]*ring // server-side counts per zone for the last 10 s
+	lat     map[string][]*ddsketch.DDSketch
+	latPos  int
+	skipped int64 // observations for zones the engine does not know
+}
+
+// detector is one profile's decision logic over closed buckets.
+type detector interface {
+	step(b *bucket)
+	assess(a *Assessment)
+}
+
+// New returns an engine for cfg.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		cfg:     cfg,
+		open:    map[int64]*bucket{},
+		health:  map[string]*ring{},
+		display: map[string]*ring{},
+		lat:     map[string][]*ddsketch.DDSketch{},
+	}
+	hw := int(math.Ceil(float64(cfg.HealthWindow) / float64(cfg.Resolution)))
+	dw := int(math.Ceil(float64(10*time.Second) / float64(cfg.Resolution)))
+	for _, z := range cfg.Zones {
+		e.health[z] = newRing(max(hw, 1))
+		e.display[z] = newRing(max(dw, 1))
+		sk := make([]*ddsketch.DDSketch, max(dw, 1))
+		for i := range sk {
+			sk[i] = newSketch()
+		}
+		e.lat[z] = sk
+	}
+	var err error
+	switch cfg.Profile {
+	case ProfileCloudWatch:
+		e.det, err = newCloudWatch(&e.cfg)
+	default:
+		e.det = newFast(&e.cfg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Config returns the engine's configuration with defaults filled in.
+func (e *Engine) Config() Config { return e.cfg }
+
+func (e *Engine) threshold(op string) time.Duration {
+	if t, ok := e.cfg.Thresholds[op]; ok {
+		return t
+	}
+	return e.cfg.DefaultThreshold
+}
+
+func (e *Engine) index(t time.Time) int64 {
+	return t.UnixNano() / int64(e.cfg.Resolution)
+}
+
+// Observe records one observation. Observations may arrive a little out of
+// order; one for a bucket already closed counts in the oldest open one.
+func (e *Engine) Observe(o observation.Observation) {
+	if !slices.Contains(e.cfg.Zones, o.Zone) {
+		e.skipped++
+		return
+	}
+	idx := e.index(o.At)
+	if e.begun && idx <= e.last {
+		idx = e.last + 1
+	}
+	b := e.open[idx]
+	if b == nil {
+		b = newBucket(idx)
+		e.open[idx] = b
+	}
+	c := Counts{N: 1}
+	switch o.Outcome {
+	case observation.Fault:
+		c.Faults = 1
+	case observation.Error:
+		c.Errors = 1
+	}
+	if o.Latency > e.threshold(o.Operation) {
+		c.Slow = 1
+	}
+	if o.Regional {
+		b.regional.add(c)
+		return
+	}
+	zk := zsKey{o.Zone, o.Source}
+	if b.zone[zk] == nil {
+		b.zone[zk] = &Counts{}
+	}
+	b.zone[zk].add(c)
+	if o.Source == observation.Server && o.Instance != "" {
+		ik := instKey{o.Zone, o.Instance}
+		if b.inst[ik] == nil {
+			b.inst[ik] = &Counts{}
+		}
+		b.inst[ik].add(c)
+	}
+	ok := opKey{o.Zone, o.Operation, o.Source}
+	a := b.op[ok]
+	if a == nil {
+		a = &opAgg{lat: newSketch()}
+		b.op[ok] = a
+	}
+	a.add(c)
+	_ = a.lat.Add(float64(o.Latency) / float64(time.Millisecond))
+}
+
+// Tick closes every bucket that ended at or before now, runs the detectors
+// over them in order, and returns the assessment at now.
+func (e *Engine) Tick(now time.Time) Assessment {
+	cur := e.index(now) // the bucket now falls in is still open
+	if !e.begun {
+		first := cur
+		for idx := range e.open {
+			first = min(first, idx)
+		}
+		e.last, e.begun = first-1, true
+	}
+	for idx := e.last + 1; idx < cur; idx++ {
+		b := e.open[idx]
+		if b == nil {
+			b = newBucket(idx)
+		}
+		delete(e.open, idx)
+		e.close(b)
+		e.last = idx
+	}
+	return e.assess(now)
+}
+
+func (e *Engine) close(b *bucket) {
+	e.latPos = (e.latPos + 1) % len(e.lat[e.cfg.Zones[0]])
+	for _, z := range e.cfg.Zones {
+		var canary, server Counts
+		if c := b.zone[zsKey{z, observation.Canary}]; c != nil {
+			canary = *c
+		}
+		if c := b.zone[zsKey{z, observation.Server}]; c != nil {
+			server = *c
+		}
+		e.health[z].push(canary)
+		e.display[z].push(server)
+		sk := e.lat[z][e.latPos]
+		sk.Clear()
+		for k, a := range b.op {
+			if k.zone == z && k.src == observation.Server {
+				_ = sk.MergeWith(a.lat)
+			}
+		}
+	}
+	e.det.step(b)
+}
+
+// ZoneStatus is one zone's state at a tick.
+type ZoneStatus struct {
+	Zone string
+	// Availability and P99 (ms, -1 with no data) are server-side over the last 10 s.
+	Availability float64
+	P99          float64
+	Requests     int64
+	// Healthy: the zonal canaries saw no fault and no slow request over the
+	// health window (and saw something).
+	Healthy bool
+	// Impacted, Outlier and Contributors are the detector's view of the zone.
+	Impacted     bool
+	Outlier      bool
+	Contributors int
+	Instances    int
+	Isolated     bool
+}
+
+// AlarmStatus is one alarm's state, for display and explanation.
+type AlarmStatus struct {
+	Name   string
+	State  alarm.State
+	Reason string
+}
+
+// Assessment is the engine's conclusion at a tick.
+type Assessment struct {
+	At       time.Time
+	Profile  string
+	Zones    []ZoneStatus
+	Isolated string // the zone with isolated impact, or ""
+	Regional bool
+	Alarms   []AlarmStatus
+	// Why explains the decision (or its absence) in one paragraph.
+	Why string
+	// RegionalAvailability is the regional canaries' view over the health window.
+	RegionalAvailability float64
+}
+
+// Zone returns the status of a zone.
+func (a Assessment) Zone(z string) ZoneStatus {
+	for _, s := range a.Zones {
+		if s.Zone == z {
+			return s
+		}
+	}
+	return ZoneStatus{Zone: z}
+}
+
+// Healthy returns the per-zone canary health as a map.
+func (a Assessment) Healthy() map[string]bool {
+	m := make(map[string]bool, len(a.Zones))
+	for _, s := range a.Zones {
+		m[s.Zone] = s.Healthy
+	}
+	return m
+}
+
+func (e *Engine) assess(now time.Time) Assessment {
+	a := Assessment{At: now, Profile: e.cfg.Profile}
+	for _, z := range e.cfg.Zones {
+		h := e.health[z].total
+		d := e.display[z].total
+		p99 := -1.0
+		merged := newSketch()
+		for _, sk := range e.lat[z] {
+			_ = merged.MergeWith(sk)
+		}
+		p99 = quantile(merged, 0.99)
+		a.Zones = append(a.Zones, ZoneStatus{
+			Zone:         z,
+			Availability: d.Availability(),
+			P99:          p99,
+			Requests:     d.N,
+			Healthy:      h.N > 0 && h.Faults == 0 && h.Slow == 0,
+		})
+	}
+	e.det.assess(&a)
+	sort.SliceStable(a.Alarms, func(i, j int) bool { return a.Alarms[i].Name < a.Alarms[j].Name })
+	return a
+}
+
+// IsolatedAlarmName is the name of the alarm that decides a zone's isolated impact.
+func IsolatedAlarmName(zone string) string { return zone + "-isolated-impact" }

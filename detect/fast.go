@@ -1,0 +1,334 @@
+package detect
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+
+	"github.com/grayzone/grayzone/alarm"
+	"github.com/grayzone/grayzone/observation"
+)
+
+// Fast is the default profile: sequential tests that decide in seconds.
+//
+// Per zone, per source (server, zonal canary) and per dimension (faults;
+// requests over the latency threshold) a bank of Bernoulli CUSUMs tests
+// "the zone's bad rate rose above the baseline p0", where p0 is the larger of
+// a floor and the rate learned from the whole region while nothing is wrong.
+// With h = ln(1/α) + ln(bank size) the delay is close to the optimal
+// ln(1/α)/KL(p1‖p0) observations for whatever p1 the fault produces.
+//
+// A zone has isolated impact when, in one dimension:
+//   - impact: its CUSUM reached h;
+//   - outlier: over the last 30 s its bad rate is at least 3× and 1 point
+//     above the pooled rate of the other zones (same source, same window);
+//   - contributors: at least MinInstances of its instances have their own
+//     CUSUM at h/2 (one bad instance is an instance problem);
+//   - not regional: fewer than two zones have any CUSUM at h/2.
+type fast struct {
+	cfg *Config
+
+	zones map[zsKey]*zoneSeq
+	inst  map[instKey]*instSeq
+	step_ int64
+
+	base  [2]baseline
+	p0    [2]float64
+	alts  [2][]float64
+	h     [2]float64
+	alarm bool // some zone above h/2: freeze baseline learning
+}
+
+const (
+	outlierWindow  = 30 // buckets
+	outlierRatio   = 3.0
+	outlierDelta   = 0.01
+	outlierMinN    = 10
+	recentWindow   = 10 // buckets: impact needs a bad request this recent
+	ceilFactor     = 1.5
+	instanceActive = 60 // buckets an instance counts as present after its last observation
+	baselineMinN   = 2000
+)
+
+type zoneSeq struct {
+	cusum   [2]cusum
+	lastBad [2]int64 // bucket of the last bad request, per dimension
+	win     *ring
+}
+
+type instSeq struct {
+	cusum    [2]cusum
+	lastBad  [2]int64
+	lastSeen int64
+}
+
+// recent reports whether a bad request was seen within the recent window.
+func (f *fast) recent(lastBad int64) bool { return lastBad > 0 && f.step_-lastBad < recentWindow }
+
+// baseline is an exponentially weighted bad rate with a half-life of 5 minutes of buckets.
+type baseline struct{ n, bad float64 }
+
+func (b *baseline) add(n, bad int64) {
+	const decay = 0.99769 // 0.5^(1/300)
+	b.n = b.n*decay + float64(n)
+	b.bad = b.bad*decay + float64(bad)
+}
+
+func newFast(cfg *Config) *fast {
+	f := &fast{cfg: cfg, zones: map[zsKey]*zoneSeq{}, inst: map[instKey]*instSeq{}}
+	for _, z := range cfg.Zones {
+		for _, s := range []observation.Source{observation.Server, observation.Canary} {
+			f.zones[zsKey{z, s}] = &zoneSeq{win: newRing(outlierWindow)}
+		}
+	}
+	f.setP0()
+	return f
+}
+
+func (f *fast) floor(d Dim) float64 {
+	if d == DimLatency {
+		return f.cfg.SlowFloor
+	}
+	return f.cfg.FaultFloor
+}
+
+// minEffect is the smallest rise over the baseline worth a shift: 1 point of
+// availability, 2 points of requests over the latency threshold.
+func (f *fast) minEffect(d Dim) float64 {
+	if d == DimLatency {
+		return 0.02
+	}
+	return 0.01
+}
+
+func (f *fast) setP0() {
+	for _, d := range dims {
+		p0 := f.floor(d)
+		if b := f.base[d]; b.n >= baselineMinN {
+			p0 = math.Max(p0, b.bad/b.n)
+		}
+		p0 = math.Min(p0, 0.5)
+		if p0 != f.p0[d] || f.alts[d] == nil {
+			f.p0[d] = p0
+			f.alts[d] = grid(p0, f.minEffect(d), f.alts[d])
+			f.h[d] = math.Log(1/f.cfg.FalseAlarmRate) + math.Log(float64(len(f.alts[d])))
+		}
+	}
+}
+
+func (f *fast) step(b *bucket) {
+	f.step_ = b.idx
+	// Learn the baseline from server-side traffic while nothing is wrong.
+	if !f.alarm {
+		var all Counts
+		for k, c := range b.zone {
+			if k.src == observation.Server {
+				all.add(*c)
+			}
+		}
+		for _, d := range dims {
+			n, bad := all.Trials(d)
+			f.base[d].add(n, bad)
+		}
+		f.setP0()
+	}
+	f.alarm = false
+	for k, zs := range f.zones {
+		var c Counts
+		if bc := b.zone[k]; bc != nil {
+			c = *bc
+		}
+		zs.win.push(c)
+		for _, d := range dims {
+			n, bad := c.Trials(d)
+			if bad > 0 {
+				zs.lastBad[d] = b.idx
+			}
+			if zs.cusum[d].update(n, bad, f.p0[d], f.alts[d], ceilFactor*f.h[d]) >= f.h[d]/2 {
+				f.alarm = true
+			}
+		}
+	}
+	for k, c := range b.inst {
+		is := f.inst[k]
+		if is == nil {
+			is = &instSeq{}
+			f.inst[k] = is
+		}
+		is.lastSeen = b.idx
+		for _, d := range dims {
+			n, bad := c.Trials(d)
+			if bad > 0 {
+				is.lastBad[d] = b.idx
+			}
+			is.cusum[d].update(n, bad, f.p0[d], f.alts[d], ceilFactor*f.h[d])
+		}
+	}
+	// Forget instances gone for good, so memory stays bounded.
+	for k, is := range f.inst {
+		if b.idx-is.lastSeen > 10*instanceActive {
+			delete(f.inst, k)
+		}
+	}
+}
+
+// zoneEval is the detector's view of one zone in one dimension.
+type zoneEval struct {
+	zone            string
+	dim             Dim
+	score           float64 // max CUSUM over sources
+	src             observation.Source
+	rate, otherRate float64
+	n, otherN       int64
+	outlier, thin   bool
+	contributors    []string
+	instances       int
+	impacted, lite  bool
+}
+
+func (f *fast) evalZone(z string, d Dim) zoneEval {
+	ev := zoneEval{zone: z, dim: d}
+	for _, s := range []observation.Source{observation.Server, observation.Canary} {
+		zs := f.zones[zsKey{z, s}]
+		v := zs.cusum[d].value()
+		if !f.recent(zs.lastBad[d]) {
+			v = 0 // no fresh evidence: whatever the statistic says is history
+		}
+		if v > ev.score || (v == ev.score && s == observation.Server) {
+			ev.score, ev.src = v, s
+		}
+	}
+	ev.impacted = ev.score >= f.h[d]
+	ev.lite = ev.score >= f.h[d]/2
+	// Outlier test on the source that carries the impact.
+	own := f.zones[zsKey{z, ev.src}].win.total
+	var others Counts
+	for _, oz := range f.cfg.Zones {
+		if oz != z {
+			others.add(f.zones[zsKey{oz, ev.src}].win.total)
+		}
+	}
+	ev.n, _ = own.Trials(d)
+	ev.otherN, _ = others.Trials(d)
+	ev.rate, ev.otherRate = own.Rate(d), others.Rate(d)
+	ev.thin = ev.n < outlierMinN || ev.otherN < outlierMinN
+	ev.outlier = !ev.thin && ev.rate >= outlierRatio*ev.otherRate && ev.rate-ev.otherRate >= outlierDelta
+	for k, is := range f.inst {
+		if k.zone != z || f.step_-is.lastSeen > instanceActive {
+			continue
+		}
+		ev.instances++
+		if f.recent(is.lastBad[d]) && is.cusum[d].value() >= f.h[d]/2 {
+			ev.contributors = append(ev.contributors, k.instance)
+		}
+	}
+	sort.Strings(ev.contributors)
+	return ev
+}
+
+func (f *fast) assess(a *Assessment) {
+	evals := map[string][2]zoneEval{}
+	liteZones := 0
+	for _, z := range f.cfg.Zones {
+		var e [2]zoneEval
+		lite := false
+		for _, d := range dims {
+			e[d] = f.evalZone(z, d)
+			lite = lite || e[d].lite
+		}
+		evals[z] = e
+		if lite {
+			liteZones++
+		}
+	}
+	a.Regional = liteZones >= 2
+	a.Alarms = append(a.Alarms, AlarmStatus{Name: "regional-impact", State: stateOf(a.Regional),
+		Reason: fmt.Sprintf("%d zone(s) with a sequential test at h/2 or above (2 make it regional)", liteZones)})
+
+	var best *zoneEval
+	var whys []string
+	for i := range a.Zones {
+		zs := &a.Zones[i]
+		e := evals[zs.Zone]
+		for _, d := range dims {
+			ev := e[d]
+			name := fmt.Sprintf("%s-%s-impact", zs.Zone, d)
+			a.Alarms = append(a.Alarms, AlarmStatus{Name: name, State: stateOf(ev.impacted),
+				Reason: fmt.Sprintf("CUSUM %.1f vs h %.1f (%s, baseline %.3g)", ev.score, f.h[d], ev.src, f.p0[d])})
+			oState := stateOf(ev.outlier)
+			if ev.thin {
+				oState = alarm.InsufficientData
+			}
+			a.Alarms = append(a.Alarms, AlarmStatus{Name: fmt.Sprintf("%s-%s-outlier", zs.Zone, d), State: oState,
+				Reason: fmt.Sprintf("%.1f%% of %d vs %.1f%% of %d in the other zones over 30 s", 100*ev.rate, ev.n, 100*ev.otherRate, ev.otherN)})
+			multi := len(ev.contributors) >= f.cfg.MinInstances
+			a.Alarms = append(a.Alarms, AlarmStatus{Name: fmt.Sprintf("%s-%s-multiple-instances", zs.Zone, d), State: stateOf(multi),
+				Reason: fmt.Sprintf("%d of %d instances contributing %v (need %d)", len(ev.contributors), ev.instances, ev.contributors, f.cfg.MinInstances)})
+			if ev.impacted {
+				zs.Impacted = true
+				zs.Outlier = zs.Outlier || ev.outlier
+				zs.Contributors = max(zs.Contributors, len(ev.contributors))
+				zs.Instances = ev.instances
+				if !(ev.outlier && multi && !a.Regional) {
+					whys = append(whys, f.partial(ev, a.Regional))
+				}
+			}
+			if ev.impacted && ev.outlier && multi && !a.Regional {
+				if best == nil || ev.score/f.h[d] > best.score/f.h[best.dim] {
+					c := ev
+					best = &c
+				}
+			}
+		}
+	}
+	for i := range a.Zones {
+		zs := &a.Zones[i]
+		iso := best != nil && best.zone == zs.Zone
+		zs.Isolated = iso
+		a.Alarms = append(a.Alarms, AlarmStatus{Name: IsolatedAlarmName(zs.Zone), State: stateOf(iso),
+			Reason: "impact AND outlier AND multiple instances AND NOT regional-impact"})
+	}
+	if best != nil {
+		a.Isolated = best.zone
+		a.Why = fmt.Sprintf("%s: isolated %s impact: %s; %.1f%% bad (%d requests, %s, last 30 s) vs %.1f%% in the other zones; %d of %d instances contributing (%s); not regional",
+			best.zone, best.dim, f.cusumText(*best), 100*best.rate, best.n, best.src, 100*best.otherRate,
+			len(best.contributors), best.instances, strings.Join(best.contributors, ", "))
+		return
+	}
+	if len(whys) > 0 {
+		a.Why = strings.Join(whys, "; ")
+	} else {
+		a.Why = "no zone impacted"
+	}
+}
+
+func (f *fast) cusumText(ev zoneEval) string {
+	return fmt.Sprintf("CUSUM %.1f ≥ h %.1f (α %.0e, baseline %.3g)", ev.score, f.h[ev.dim], f.cfg.FalseAlarmRate, f.p0[ev.dim])
+}
+
+// partial explains why an impacted zone is not isolated.
+func (f *fast) partial(ev zoneEval, regional bool) string {
+	var not []string
+	if !ev.outlier {
+		if ev.thin {
+			not = append(not, "too little data to compare zones")
+		} else {
+			not = append(not, fmt.Sprintf("not an outlier (%.1f%% vs %.1f%%)", 100*ev.rate, 100*ev.otherRate))
+		}
+	}
+	if len(ev.contributors) < f.cfg.MinInstances {
+		not = append(not, fmt.Sprintf("only %d of %d instances contributing %v", len(ev.contributors), ev.instances, ev.contributors))
+	}
+	if regional {
+		not = append(not, "impact is regional")
+	}
+	return fmt.Sprintf("%s %s impacted (%s) but %s", ev.zone, ev.dim, f.cusumText(ev), strings.Join(not, ", "))
+}
+
+func stateOf(b bool) alarm.State {
+	if b {
+		return alarm.Alarm
+	}
+	return alarm.OK
+}

@@ -1,0 +1,269 @@
+// Package frontdoor is grayzone's zone-aware front door, shaped like an AWS
+// ALB with cross-zone load balancing off: one zonal endpoint per zone that
+// sends only to that zone's targets, and a regional endpoint that spreads
+// customer traffic across the zones that are not shifted away.
+//
+// Table is the routing logic with no I/O; the HTTP proxy (real mode) and the
+// simulator both route through it, so they cannot disagree.
+package frontdoor
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+)
+
+// Target is one backend instance.
+type Target struct {
+	ID   string
+	Zone string
+	Addr string // host:port; empty in sim mode
+}
+
+// HealthPolicy is the load balancer's health-check thresholds.
+type HealthPolicy struct {
+	HealthyThreshold   int // consecutive passes to become healthy again
+	UnhealthyThreshold int // consecutive failures to be taken out
+}
+
+// DefaultHealthPolicy mirrors an ALB tuned for a lab: 2 failures out, 2 passes back.
+var DefaultHealthPolicy = HealthPolicy{HealthyThreshold: 2, UnhealthyThreshold: 2}
+
+type targetState struct {
+	Target
+	healthy bool
+	streak  int // consecutive results disagreeing with healthy
+}
+
+// Table holds zones, targets, health and shifts, and publishes an immutable
+// Snapshot on every change so the request path reads it without locks.
+type Table struct {
+	mu      sync.Mutex
+	policy  HealthPolicy
+	zones   []string
+	targets map[string][]*targetState // zone -> targets, in insertion order
+	shifted map[string]bool
+	snap    atomic.Pointer[Snapshot]
+	// Round-robin counters survive snapshot swaps, so a change does not
+	// restart every zone at its first target.
+	regionalRR atomic.Uint64
+	zoneRR     map[string]*atomic.Uint64
+}
+
+// NewTable returns a table for the zones, with no targets.
+func NewTable(zones []string, policy HealthPolicy) *Table {
+	if policy.HealthyThreshold <= 0 {
+		policy.HealthyThreshold = DefaultHealthPolicy.HealthyThreshold
+	}
+	if policy.UnhealthyThreshold <= 0 {
+		policy.UnhealthyThreshold = DefaultHealthPolicy.UnhealthyThreshold
+	}
+	t := &Table{
+		policy:  policy,
+		zones:   slices.Clone(zones),
+		targets: make(map[string][]*targetState),
+		shifted: make(map[string]bool),
+		zoneRR:  make(map[string]*atomic.Uint64),
+	}
+	for _, z := range zones {
+		t.zoneRR[z] = new(atomic.Uint64)
+	}
+	t.publishLocked()
+	return t
+}
+
+// Zones lists the table's zones.
+func (t *Table) Zones() []string { return slices.Clone(t.zones) }
+
+func (t *Table) knownZone(z string) bool { return slices.Contains(t.zones, z) }
+
+// AddTarget registers a healthy target (as a load balancer does once a new
+// instance passes its first checks).
+func (t *Table) AddTarget(tg Target) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.knownZone(tg.Zone) {
+		return fmt.Errorf("frontdoor: target %s: unknown zone %q", tg.ID, tg.Zone)
+	}
+	for _, ts := range t.targets[tg.Zone] {
+		if ts.ID == tg.ID {
+			return fmt.Errorf("frontdoor: target %s already registered", tg.ID)
+		}
+	}
+	t.targets[tg.Zone] = append(t.targets[tg.Zone], &targetState{Target: tg, healthy: true})
+	t.publishLocked()
+	return nil
+}
+
+// RemoveTarget deregisters a target; unknown ids are ignored.
+func (t *Table) RemoveTarget(id string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for z, ts := range t.targets {
+		for i, s := range ts {
+			if s.ID == id {
+				t.targets[z] = slices.Delete(ts, i, i+1)
+				t.publishLocked()
+				return
+			}
+		}
+	}
+}
+
+// ReportHealth records one health-check result and reports whether the
+// target's routing state changed.
+func (t *Table) ReportHealth(id string, ok bool) (changed bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, ts := range t.targets {
+		for _, s := range ts {
+			if s.ID != id {
+				continue
+			}
+			if ok == s.healthy {
+				s.streak = 0
+				return false
+			}
+			s.streak++
+			need := t.policy.UnhealthyThreshold
+			if ok {
+				need = t.policy.HealthyThreshold
+			}
+			if s.streak < need {
+				return false
+			}
+			s.healthy, s.streak = ok, 0
+			t.publishLocked()
+			return true
+		}
+	}
+	return false
+}
+
+// SetShifted takes the zone out of (away=true) or back into the regional endpoint.
+// Its zonal endpoint is unaffected.
+func (t *Table) SetShifted(zone string, away bool) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.knownZone(zone) {
+		return fmt.Errorf("frontdoor: unknown zone %q", zone)
+	}
+	if t.shifted[zone] == away {
+		return nil
+	}
+	t.shifted[zone] = away
+	t.publishLocked()
+	return nil
+}
+
+// Shifted reports whether the zone is shifted away.
+func (t *Table) Shifted(zone string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.shifted[zone]
+}
+
+// Targets lists every target with its health, zone by zone.
+func (t *Table) Targets() []TargetStatus {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []TargetStatus
+	for _, z := range t.zones {
+		for _, s := range t.targets[z] {
+			out = append(out, TargetStatus{Target: s.Target, Healthy: s.healthy})
+		}
+	}
+	return out
+}
+
+// TargetStatus is a target and whether the load balancer considers it healthy.
+type TargetStatus struct {
+	Target
+	Healthy bool
+}
+
+// Snapshot returns the current routing snapshot.
+func (t *Table) Snapshot() *Snapshot { return t.snap.Load() }
+
+func (t *Table) publishLocked() {
+	s := &Snapshot{zonal: make(map[string]*zoneRoute, len(t.zones)), regionalRR: &t.regionalRR}
+	for _, z := range t.zones {
+		zr := &zoneRoute{zone: z, rr: t.zoneRR[z]}
+		var all []*Target
+		for _, ts := range t.targets[z] {
+			tg := ts.Target
+			all = append(all, &tg)
+			if ts.healthy {
+				zr.targets = append(zr.targets, &tg)
+			}
+		}
+		// Fail open like an ALB: with every target unhealthy, route to all of them.
+		if len(zr.targets) == 0 {
+			zr.targets = all
+		}
+		s.zonal[z] = zr
+		if len(zr.targets) > 0 && !t.shifted[z] {
+			s.regional = append(s.regional, zr)
+		}
+	}
+	// With every zone shifted or empty, the regional endpoint still serves from
+	// whatever exists rather than failing every customer.
+	if len(s.regional) == 0 {
+		for _, z := range t.zones {
+			if zr := s.zonal[z]; len(zr.targets) > 0 {
+				s.regional = append(s.regional, zr)
+			}
+		}
+	}
+	t.snap.Store(s)
+}
+
+// Snapshot is an immutable routing state; picks on it are safe for concurrent use.
+type Snapshot struct {
+	regional   []*zoneRoute
+	zonal      map[string]*zoneRoute
+	regionalRR *atomic.Uint64
+}
+
+type zoneRoute struct {
+	zone    string
+	targets []*Target
+	rr      *atomic.Uint64
+}
+
+func (zr *zoneRoute) pick() *Target {
+	if len(zr.targets) == 0 {
+		return nil
+	}
+	return zr.targets[(zr.rr.Add(1)-1)%uint64(len(zr.targets))]
+}
+
+// PickRegional chooses a target for a customer request: a zone in turn among
+// those not shifted away (DNS spreading across zonal endpoints), then a target
+// in turn within it. nil when there is no target at all.
+func (s *Snapshot) PickRegional() *Target {
+	if len(s.regional) == 0 {
+		return nil
+	}
+	zr := s.regional[(s.regionalRR.Add(1)-1)%uint64(len(s.regional))]
+	return zr.pick()
+}
+
+// PickZonal chooses a target of the zone's own endpoint.
+func (s *Snapshot) PickZonal(zone string) *Target {
+	zr := s.zonal[zone]
+	if zr == nil {
+		return nil
+	}
+	return zr.pick()
+}
+
+// RegionalZones lists the zones the regional endpoint currently sends to.
+func (s *Snapshot) RegionalZones() []string {
+	out := make([]string, len(s.regional))
+	for i, zr := range s.regional {
+		out[i] = zr.zone
+	}
+	return out
+}

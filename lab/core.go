@@ -1,0 +1,136 @@
+// Package lab reproduces the workshop's zonal gray failure end to end, in
+// real mode (real servers, database, proxies and clocks on loopback) or sim
+// mode (the sim package's model on a virtual clock). Both modes assemble the
+// same core: the front door table, the instance group, the detection engine,
+// the runbook and the controller joining them.
+package lab
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/grayzone/grayzone/actuator"
+	"github.com/grayzone/grayzone/autoshift"
+	"github.com/grayzone/grayzone/detect"
+	"github.com/grayzone/grayzone/frontdoor"
+	"github.com/grayzone/grayzone/instancegroup"
+	"github.com/grayzone/grayzone/operation"
+	"github.com/grayzone/grayzone/report"
+	"github.com/grayzone/grayzone/runbook"
+	"github.com/grayzone/grayzone/scenario"
+)
+
+// Resource is the name of the lab's one front door.
+const Resource = "lab"
+
+// core is what both modes share.
+type core struct {
+	sc       *scenario.Scenario
+	table    *frontdoor.Table
+	group    *instancegroup.Group
+	ctrl     *autoshift.Controller
+	start    time.Time
+	timeline []report.Point
+}
+
+// EngineConfig is the detection engine configuration for a scenario.
+func EngineConfig(sc *scenario.Scenario, profile string) detect.Config {
+	th := map[string]time.Duration{}
+	for _, op := range operation.Catalog {
+		th[op.Name] = op.Threshold
+	}
+	return detect.Config{
+		Profile:      profile,
+		Zones:        sc.Topology.Zones,
+		Thresholds:   th,
+		HealthWindow: max(10*time.Second, 2*sc.Canary.Interval),
+	}
+}
+
+// newTable is the front door table of a scenario.
+func newTable(sc *scenario.Scenario) *frontdoor.Table {
+	return frontdoor.NewTable(sc.Topology.Zones, frontdoor.DefaultHealthPolicy)
+}
+
+// newCore launches the scenario's initial instances through launcher and
+// assembles the shared components.
+func newCore(ctx context.Context, sc *scenario.Scenario, profile string, mitigate bool, table *frontdoor.Table,
+	launcher instancegroup.Launcher, cpAvailable func() bool, exec autoshift.Executor, start time.Time, log *slog.Logger) (*core, error) {
+	c := &core{sc: sc, table: table, start: start}
+	var initial []instancegroup.Instance
+	for _, z := range sc.Topology.Zones {
+		for _, id := range sc.Topology.InstanceIDs(z) {
+			in := instancegroup.Instance{ID: id, Zone: z}
+			if err := launcher.Launch(ctx, in); err != nil {
+				return nil, fmt.Errorf("lab: launch %s: %w", id, err)
+			}
+			initial = append(initial, in)
+		}
+	}
+	c.group = instancegroup.New(sc.Topology.Zones, initial, launcher, cpAvailable)
+	eng, err := detect.New(EngineConfig(sc, profile))
+	if err != nil {
+		return nil, err
+	}
+	c.ctrl = autoshift.New(autoshift.Options{
+		Engine: eng,
+		Runbook: runbook.New(runbook.Policy{
+			Resource:          Resource,
+			ControlPlaneAfter: sc.Policy.ControlPlaneAfter,
+			RecoveryHold:      sc.Policy.RecoveryHold,
+		}),
+		Actuator: actuator.Planes{Data: frontdoor.Actuator{Table: c.table}, Control: instancegroup.Actuator{Group: c.group}},
+		Mitigate: mitigate,
+		Executor: exec,
+		Log:      log,
+	})
+	return c, nil
+}
+
+// tick runs the controller and records a timeline point.
+func (c *core) tick(ctx context.Context, now time.Time) detect.Assessment {
+	a := c.ctrl.Tick(ctx, now)
+	phase, zone := c.ctrl.Phase()
+	p := report.Point{At: now.Sub(c.start).Seconds(), Phase: string(phase)}
+	if phase != runbook.Idle {
+		p.Shift = zone
+	}
+	for _, z := range a.Zones {
+		p.Zones = append(p.Zones, report.ZonePoint{Zone: z.Zone, Availability: round(z.Availability, 5), P99: round(z.P99, 2), Requests: z.Requests, Healthy: z.Healthy})
+	}
+	c.timeline = append(c.timeline, p)
+	return a
+}
+
+func round(v float64, digits int) float64 {
+	p := 1.0
+	for range digits {
+		p *= 10
+	}
+	return float64(int64(v*p+0.5*sign(v))) / p
+}
+
+func sign(v float64) float64 {
+	if v < 0 {
+		return -1
+	}
+	return 1
+}
+
+// run assembles the report.Run at the end.
+func (c *core) run(mode, profile string, elapsed time.Duration, req report.Requests, db string) report.Run {
+	return report.Run{
+		Scenario:   c.sc,
+		Mode:       mode,
+		Detector:   profile,
+		Start:      c.start,
+		Elapsed:    elapsed,
+		Requests:   req,
+		Detections: c.ctrl.Detections(),
+		Events:     c.ctrl.Events(),
+		Timeline:   c.timeline,
+		Database:   db,
+	}
+}

@@ -1,0 +1,120 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/grayzone/grayzone/detect"
+	"github.com/grayzone/grayzone/report"
+	"github.com/grayzone/grayzone/scenario"
+)
+
+// Modes of a lab run.
+const (
+	ModeReal = "real"
+	ModeSim  = "sim"
+)
+
+// Options configure a lab run.
+type Options struct {
+	Scenario *scenario.Scenario
+	Mode     string // real or sim
+	Detector string // detection profile
+	Baseline bool   // also run unmitigated
+	// Database is a PostgreSQL URL for real mode; empty: a throwaway cluster
+	// when PostgreSQL is installed, else the embedded store.
+	Database string
+	// Progress receives the live status lines (real mode); nil: none.
+	Progress io.Writer
+	// ProgressEvery is the interval of status lines (default 5s).
+	ProgressEvery time.Duration
+	Log           *slog.Logger
+}
+
+// ErrUsage marks errors in the command or its inputs (exit status 2).
+var ErrUsage = errors.New("usage")
+
+func (o *Options) validate() error {
+	if o.Scenario == nil {
+		return fmt.Errorf("%w: no scenario", ErrUsage)
+	}
+	if o.Mode == "" {
+		o.Mode = ModeReal
+	}
+	if o.Mode != ModeReal && o.Mode != ModeSim {
+		return fmt.Errorf("%w: --mode %q: want real or sim", ErrUsage, o.Mode)
+	}
+	if o.Detector == "" {
+		o.Detector = detect.ProfileDefault
+	}
+	if !slices.Contains(detect.Profiles, o.Detector) {
+		return fmt.Errorf("%w: --detector %q: want one of %s", ErrUsage, o.Detector, strings.Join(detect.Profiles, ", "))
+	}
+	if o.ProgressEvery <= 0 {
+		o.ProgressEvery = 5 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Run runs the scenario (and, with Baseline, the same scenario unmitigated),
+// checks its expectations and returns the report. When ctx is cancelled the
+// run stops early and the partial report is returned with ctx's error.
+func Run(ctx context.Context, o Options) (*report.Report, error) {
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	runOnce := runSim
+	if o.Mode == ModeReal {
+		runOnce = runReal
+	}
+	var (
+		main, base report.Run
+		mainErr    error
+		baseErr    error
+	)
+	if o.Baseline && o.Mode == ModeReal {
+		// Real time is the scarce thing: run the unmitigated twin beside the
+		// mitigated run, each with its own servers, links and front door.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			bo := o
+			bo.Progress = nil
+			base, baseErr = runOnce(ctx, bo, false)
+		}()
+		main, mainErr = runOnce(ctx, o, true)
+		<-done
+	} else {
+		main, mainErr = runOnce(ctx, o, true)
+		if mainErr == nil && o.Baseline && ctx.Err() == nil {
+			base, baseErr = runOnce(ctx, o, false)
+		}
+	}
+	if main.Scenario == nil {
+		if mainErr == nil {
+			mainErr = errors.New("lab: run produced nothing")
+		}
+		return nil, mainErr
+	}
+	r := report.Build(main)
+	if o.Baseline && base.Scenario != nil {
+		r.Baseline = &report.Baseline{Requests: base.Requests, Detections: report.Detections(base.Start, base.Detections)}
+	}
+	r.Check(o.Scenario)
+	if mainErr == nil {
+		mainErr = baseErr
+	}
+	if mainErr == nil {
+		mainErr = ctx.Err()
+	}
+	return r, mainErr
+}

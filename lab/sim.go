@@ -1,0 +1,50 @@
+package lab
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/grayzone/grayzone/autoshift"
+	"github.com/grayzone/grayzone/fault"
+	"github.com/grayzone/grayzone/observation"
+	"github.com/grayzone/grayzone/report"
+	"github.com/grayzone/grayzone/sim"
+)
+
+// simEpoch is sim mode's virtual start: fixed, so reports are byte-for-byte repeatable.
+var simEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// runSim runs the scenario on the virtual clock.
+func runSim(ctx context.Context, o Options, mitigate bool) (report.Run, error) {
+	sc := o.Scenario
+	var (
+		c     *core
+		world *sim.World
+		req   report.Requests
+	)
+	plan := fault.NewPlan(sc)
+	table := newTable(sc)
+	world = sim.New(sim.Config{
+		Scenario: sc,
+		Table:    table,
+		Start:    simEpoch,
+		Observe:  func(obs observation.Observation) { c.ctrl.Observe(obs) },
+		Tick:     func(now time.Time) { c.tick(ctx, now) },
+		Customer: func(_ time.Time, failed bool) {
+			req.Total++
+			if failed {
+				req.Failed++
+			}
+		},
+	})
+	quiet := slog.New(slog.DiscardHandler)
+	var err error
+	c, err = newCore(ctx, sc, o.Detector, mitigate, table, world,
+		func() bool { return !plan.ControlPlaneDown(world.Offset()) }, autoshift.Sync, simEpoch, quiet)
+	if err != nil {
+		return report.Run{}, err
+	}
+	elapsed := world.Run(ctx)
+	return c.run("sim", o.Detector, elapsed, req, ""), nil
+}
