@@ -22,7 +22,7 @@ type Scenario struct {
 	Policy      Policy
 	Faults      []Fault
 	Expect      Expect
-	// File is where the scenario came from ("builtin:NAME" for shipped ones).
+	// File is where the scenario came from ("builtin:NAME.yaml" for shipped ones).
 	File string
 }
 
