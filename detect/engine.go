@@ -104,6 +104,11 @@ type opKey struct {
 	src  observation.Source
 }
 
+type instOpKey struct {
+	opKey
+	instance string
+}
+
 type opAgg struct {
 	Counts
 	lat *ddsketch.DDSketch
@@ -115,11 +120,12 @@ type bucket struct {
 	zone     map[zsKey]*Counts
 	inst     map[instKey]*Counts
 	op       map[opKey]*opAgg
-	regional Counts // canary calls through the regional endpoint
+	instOp   map[instOpKey]*Counts // server-side, per instance and operation
+	regional Counts                // canary calls through the regional endpoint
 }
 
 func newBucket(idx int64) *bucket {
-	return &bucket{idx: idx, zone: map[zsKey]*Counts{}, inst: map[instKey]*Counts{}, op: map[opKey]*opAgg{}}
+	return &bucket{idx: idx, zone: map[zsKey]*Counts{}, inst: map[instKey]*Counts{}, op: map[opKey]*opAgg{}, instOp: map[instOpKey]*Counts{}}
 }
 
 // Engine is the detection engine. Not safe for concurrent use: one goroutine
@@ -183,11 +189,11 @@ func New(cfg Config) (*Engine, error) {
 // Config returns the engine's configuration with defaults filled in.
 func (e *Engine) Config() Config { return e.cfg }
 
-func (e *Engine) threshold(op string) time.Duration {
-	if t, ok := e.cfg.Thresholds[op]; ok {
+func (c *Config) threshold(op string) time.Duration {
+	if t, ok := c.Thresholds[op]; ok {
 		return t
 	}
-	return e.cfg.DefaultThreshold
+	return c.DefaultThreshold
 }
 
 func (e *Engine) index(t time.Time) int64 {
@@ -217,7 +223,7 @@ func (e *Engine) Observe(o observation.Observation) {
 	case observation.Error:
 		c.Errors = 1
 	}
-	if o.Latency > e.threshold(o.Operation) {
+	if o.Latency > e.cfg.threshold(o.Operation) {
 		c.Slow = 1
 	}
 	if o.Regional {
@@ -235,6 +241,11 @@ func (e *Engine) Observe(o observation.Observation) {
 			b.inst[ik] = &Counts{}
 		}
 		b.inst[ik].add(c)
+		iok := instOpKey{opKey{o.Zone, o.Operation, o.Source}, o.Instance}
+		if b.instOp[iok] == nil {
+			b.instOp[iok] = &Counts{}
+		}
+		b.instOp[iok].add(c)
 	}
 	ok := opKey{o.Zone, o.Operation, o.Source}
 	a := b.op[ok]

@@ -60,11 +60,13 @@ func (tr *traffic) run(from, to int) []Assessment {
 			}
 			tr.e.Observe(o)
 		}
-		// One zonal canary call per zone per second, healthy unless its zone is bad.
+		// One zonal canary call per zone per second. It lands on the zone's
+		// last instance, as if the load balancer's health checks had taken a
+		// failing first instance out of the zonal endpoint.
 		for _, z := range zones3 {
-			fault, slow := tr.bad(z, 0, sec)
+			fault, slow := tr.bad(z, tr.per-1, sec)
 			o := observation.Observation{At: t0.Add(time.Duration(sec)*time.Second + 500*time.Millisecond), Source: observation.Canary,
-				Zone: z, Instance: z + "-1", Operation: "home", Latency: 6 * time.Millisecond}
+				Zone: z, Instance: fmt.Sprintf("%s-%d", z, tr.per), Operation: "home", Latency: 6 * time.Millisecond}
 			if fault {
 				o.Outcome = observation.Fault
 			}
@@ -184,7 +186,9 @@ func TestHealthFollowsZonalCanaries(t *testing.T) {
 func TestSameInputSameOutput(t *testing.T) {
 	run := func() []Assessment {
 		tr := newTraffic(t, ProfileDefault)
-		tr.bad = func(z string, inst, sec int) (bool, bool) { return z == "az2" && sec >= 20 && tr.rng.Float64() < 0.2, false }
+		tr.bad = func(z string, inst, sec int) (bool, bool) {
+			return z == "az2" && sec >= 20 && tr.rng.Float64() < 0.2, false
+		}
 		return tr.run(0, 60)
 	}
 	if a, b := run(), run(); !reflect.DeepEqual(a, b) {
@@ -235,6 +239,48 @@ func TestEngineHasNoIO(t *testing.T) {
 			if dep == bad {
 				t.Errorf("detect depends on %s", bad)
 			}
+		}
+	}
+}
+
+func TestCloudWatchProfileDetectsInMinutes(t *testing.T) {
+	tr := newTraffic(t, ProfileCloudWatch)
+	tr.bad = func(z string, inst, sec int) (bool, bool) {
+		return z == "az2" && sec >= 120 && tr.rng.Float64() < 0.3, false
+	}
+	as := tr.run(0, 480)
+	i, a := firstIsolated(as)
+	if i < 0 {
+		t.Fatalf("cloudwatch profile never alarmed; last why: %s", as[len(as)-1].Why)
+	}
+	if a.Isolated != "az2" {
+		t.Fatalf("isolated %s, want az2", a.Isolated)
+	}
+	// 2 of 3 one-minute datapoints: the second breaching period completes
+	// between 2 and 3 minutes after the fault starts.
+	if delay := i + 1 - 120; delay < 60 || delay > 180 {
+		t.Errorf("cloudwatch detected %d s after the fault, want 1–3 minutes", delay)
+	}
+	for _, want := range []string{"az2-isolated-impact is ALARM", "az2-ride-server-availability", "Threshold Crossed"} {
+		if !strings.Contains(a.Why, want) {
+			t.Errorf("explanation lacks %q: %s", want, a.Why)
+		}
+	}
+}
+
+func TestCloudWatchProfileIgnoresSingleInstanceAndRegional(t *testing.T) {
+	for name, bad := range map[string]func(tr *traffic) func(string, int, int) (bool, bool){
+		"single instance": func(tr *traffic) func(string, int, int) (bool, bool) {
+			return func(z string, inst, sec int) (bool, bool) { return z == "az1" && inst == 0 && sec >= 30, false }
+		},
+		"regional": func(tr *traffic) func(string, int, int) (bool, bool) {
+			return func(z string, inst, sec int) (bool, bool) { return sec >= 30 && tr.rng.Float64() < 0.3, false }
+		},
+	} {
+		tr := newTraffic(t, ProfileCloudWatch)
+		tr.bad = bad(tr)
+		if i, a := firstIsolated(tr.run(0, 400)); i >= 0 {
+			t.Errorf("%s: isolated %s at %d s: %s", name, a.Isolated, i, a.Why)
 		}
 	}
 }

@@ -332,3 +332,16 @@ func stateOf(b bool) alarm.State {
 	}
 	return alarm.OK
 }
+
+// Threshold is the default profile's alarm threshold h for a dimension at
+// its floor baseline: ln(1/α) plus the Bonferroni term of the CUSUM bank.
+func Threshold(cfg Config, d Dim) float64 {
+	f := newFast(&cfg)
+	return f.h[d]
+}
+
+// Floor is the lowest baseline rate the default profile assumes for a dimension.
+func Floor(cfg Config, d Dim) float64 {
+	f := newFast(&cfg)
+	return f.floor(d)
+}
