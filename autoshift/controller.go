@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/grayzone/grayzone/actuator"
+	"github.com/grayzone/grayzone/clock"
 	"github.com/grayzone/grayzone/detect"
 	"github.com/grayzone/grayzone/observation"
 	"github.com/grayzone/grayzone/runbook"
@@ -45,12 +46,9 @@ type Options struct {
 	Executor Executor
 	// ActionTimeout bounds one asynchronous action (default 30s).
 	ActionTimeout time.Duration
-	Log           *slog.Logger
-}
-
-type result struct {
-	action actuator.Action
-	err    error
+	// Clock stamps the completion of asynchronous actions (default real).
+	Clock clock.Clock
+	Log   *slog.Logger
 }
 
 // Controller is safe for concurrent use: Observe may be called from any
@@ -65,8 +63,11 @@ type Controller struct {
 	// has been quiet for EpisodeGap and the runbook is done with it.
 	openEpisode map[string]bool
 	quietSince  map[string]time.Time
-	results     chan result
-	inflight    sync.WaitGroup
+	// disarmed zones had their shift end while their alarm was still up: a
+	// new shift needs the alarm to clear and rise again (edge, not level).
+	disarmed map[string]bool
+	seen     int // runbook events already scanned
+	inflight sync.WaitGroup
 }
 
 // New returns a controller.
@@ -77,7 +78,10 @@ func New(o Options) *Controller {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	return &Controller{o: o, results: make(chan result, 64), openEpisode: map[string]bool{}, quietSince: map[string]time.Time{}}
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	return &Controller{o: o, openEpisode: map[string]bool{}, quietSince: map[string]time.Time{}, disarmed: map[string]bool{}}
 }
 
 // Observe feeds one observation to the engine.
@@ -92,7 +96,6 @@ func (c *Controller) Observe(obs observation.Observation) {
 func (c *Controller) Tick(ctx context.Context, now time.Time) detect.Assessment {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.drainLocked(now)
 	a := c.o.Engine.Tick(now)
 	c.last = a
 	c.trackEpisodes(now, a)
@@ -100,13 +103,24 @@ func (c *Controller) Tick(ctx context.Context, now time.Time) detect.Assessment 
 	if !c.o.Mitigate {
 		return a
 	}
-	acts := c.o.Runbook.Step(now, runbook.Input{Isolated: a.Isolated, Healthy: a.Healthy(), Why: a.Why})
+	for _, z := range a.Zones {
+		if !z.Isolated {
+			delete(c.disarmed, z.Zone)
+		}
+	}
+	iso := a.Isolated
+	if c.disarmed[iso] {
+		iso = ""
+	}
+	acts := c.o.Runbook.Step(now, runbook.Input{Isolated: iso, Healthy: a.Healthy(), Why: a.Why})
+	defer c.scanEvents()
 	for _, act := range acts {
 		c.o.Log.Info("runbook action", "action", act.String())
 		if c.o.Executor == Sync {
 			err := c.o.Actuator.Apply(ctx, act)
 			c.logResult(act, err)
 			c.o.Runbook.Done(now, act, err)
+			c.scanEvents()
 			continue
 		}
 		c.inflight.Add(1)
@@ -116,11 +130,13 @@ func (c *Controller) Tick(ctx context.Context, now time.Time) detect.Assessment 
 			err := c.o.Actuator.Apply(actx, act)
 			cancel()
 			c.logResult(act, err)
-			c.results <- result{act, err}
+			// Acknowledged the moment it returns, not at the next tick.
+			c.mu.Lock()
+			c.o.Runbook.Done(c.o.Clock.Now(), act, err)
+			c.scanEvents()
+			c.mu.Unlock()
 		}(act)
 	}
-	// A data-plane action done inline takes effect this tick; async ones are
-	// acknowledged at the next tick.
 	return a
 }
 
@@ -157,24 +173,19 @@ func (c *Controller) logResult(act actuator.Action, err error) {
 	}
 }
 
-func (c *Controller) drainLocked(now time.Time) {
-	for {
-		select {
-		case r := <-c.results:
-			c.o.Runbook.Done(now, r.action, r.err)
-		default:
-			return
+// scanEvents disarms a zone whose shift just ended.
+func (c *Controller) scanEvents() {
+	evs := c.o.Runbook.Events()
+	for _, ev := range evs[c.seen:] {
+		if ev.Kind == runbook.ShiftEnded {
+			c.disarmed[ev.Zone] = true
 		}
 	}
+	c.seen = len(evs)
 }
 
-// Wait blocks until every asynchronous action has returned, then records their results at now.
-func (c *Controller) Wait(now time.Time) {
-	c.inflight.Wait()
-	c.mu.Lock()
-	c.drainLocked(now)
-	c.mu.Unlock()
-}
+// Wait blocks until every asynchronous action has returned.
+func (c *Controller) Wait() { c.inflight.Wait() }
 
 // Last is the latest assessment.
 func (c *Controller) Last() detect.Assessment {

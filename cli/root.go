@@ -77,6 +77,6 @@ this machine:
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newLabCmd(stdout, stderr))
+	root.AddCommand(newLabCmd(stdout, stderr), newBenchCmd(stdout, stderr))
 	return root
 }

@@ -23,7 +23,7 @@ type Proxy struct {
 	log       *slog.Logger
 
 	mu       sync.RWMutex
-	proxies  map[string]*httputil.ReverseProxy // target id -> proxy
+	proxies  map[Target]*httputil.ReverseProxy // keyed by the whole target: a re-registered id may move
 	servers  []*http.Server
 	regional string
 	zonal    map[string]string
@@ -53,7 +53,7 @@ func StartProxy(ctx context.Context, table *Table, opts ProxyOptions) (*Proxy, e
 			MaxIdleConnsPerHost: 256,
 			IdleConnTimeout:     90 * time.Second,
 		},
-		proxies: make(map[string]*httputil.ReverseProxy),
+		proxies: make(map[Target]*httputil.ReverseProxy),
 		zonal:   make(map[string]string),
 	}
 	start := func(h http.Handler) (string, error) {
@@ -129,14 +129,14 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t *Target) {
 // its own so the request path needs no per-request context to carry the choice.
 func (p *Proxy) proxyFor(t *Target) *httputil.ReverseProxy {
 	p.mu.RLock()
-	rp := p.proxies[t.ID]
+	rp := p.proxies[*t]
 	p.mu.RUnlock()
 	if rp != nil {
 		return rp
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if rp = p.proxies[t.ID]; rp != nil {
+	if rp = p.proxies[*t]; rp != nil {
 		return rp
 	}
 	u := &url.URL{Scheme: "http", Host: t.Addr}
@@ -150,7 +150,7 @@ func (p *Proxy) proxyFor(t *Target) *httputil.ReverseProxy {
 			w.WriteHeader(http.StatusBadGateway)
 		},
 	}
-	p.proxies[t.ID] = rp
+	p.proxies[*t] = rp
 	return rp
 }
 

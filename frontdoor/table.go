@@ -198,12 +198,16 @@ func (t *Table) publishLocked() {
 				zr.targets = append(zr.targets, &tg)
 			}
 		}
-		// Fail open like an ALB: with every target unhealthy, route to all of them.
-		if len(zr.targets) == 0 {
+		healthy := len(zr.targets) > 0
+		// Fail open like an ALB: with every target unhealthy, the zonal
+		// endpoint routes to all of them.
+		if !healthy {
 			zr.targets = all
 		}
 		s.zonal[z] = zr
-		if len(zr.targets) > 0 && !t.shifted[z] {
+		// The regional endpoint, like DNS in front of an ALB, leaves out a
+		// zone with no healthy target at all.
+		if healthy && !t.shifted[z] {
 			s.regional = append(s.regional, zr)
 		}
 	}

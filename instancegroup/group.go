@@ -160,7 +160,6 @@ func (g *Group) Exclude(ctx context.Context, zone string) error {
 	if len(others) == 0 {
 		return fmt.Errorf("instancegroup: cannot exclude %s: no other zone takes capacity", zone)
 	}
-	g.excluded[zone] = true
 	for i := extra; i < own; i++ {
 		z := others[i%len(others)]
 		in := Instance{ID: fmt.Sprintf("%s-%d", z, g.next[z]), Zone: z, Extra: true, ForZone: zone}
@@ -170,6 +169,9 @@ func (g *Group) Exclude(ctx context.Context, zone string) error {
 		g.next[z]++
 		g.instances = append(g.instances, in)
 	}
+	// Excluded only once the replacement capacity is all up: a failed
+	// exclusion leaves the zone taking capacity, as before it.
+	g.excluded[zone] = true
 	return nil
 }
 

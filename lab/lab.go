@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/grayzone/grayzone/database"
 	"github.com/grayzone/grayzone/detect"
 	"github.com/grayzone/grayzone/report"
 	"github.com/grayzone/grayzone/scenario"
@@ -74,7 +75,17 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 	}
 	runOnce := runSim
 	if o.Mode == ModeReal {
-		runOnce = runReal
+		db, stop, err := startDatabase(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
+		if err := database.Migrate(ctx, db.url); err != nil {
+			return nil, fmt.Errorf("lab: prepare the database (%s): %w", db.what, err)
+		}
+		runOnce = func(ctx context.Context, o Options, mitigate bool) (report.Run, error) {
+			return runReal(ctx, o, mitigate, db)
+		}
 	}
 	var (
 		main, base report.Run

@@ -2,12 +2,296 @@ package lab
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
 
+	"github.com/grayzone/grayzone/autoshift"
+	"github.com/grayzone/grayzone/canary"
+	"github.com/grayzone/grayzone/database"
+	"github.com/grayzone/grayzone/dblink"
+	"github.com/grayzone/grayzone/fault"
+	"github.com/grayzone/grayzone/frontdoor"
+	"github.com/grayzone/grayzone/instancegroup"
+	"github.com/grayzone/grayzone/loadgen"
+	"github.com/grayzone/grayzone/observation"
+	"github.com/grayzone/grayzone/operation"
 	"github.com/grayzone/grayzone/report"
+	"github.com/grayzone/grayzone/workload"
 )
 
-// runReal is real mode. TODO(lead): assembled once the workload, database and link packages land.
-func runReal(ctx context.Context, o Options, mitigate bool) (report.Run, error) {
-	return report.Run{}, errors.New("real mode: not yet")
+// dbTarget is the database both the mitigated and the baseline run use.
+type dbTarget struct {
+	url  string // as the app would use it directly
+	addr string // host:port the links forward to
+	what string // for the report and the start line
+}
+
+// startDatabase picks the database of a real-mode run: the URL given, else a
+// throwaway PostgreSQL cluster where its binaries exist, else the embedded store.
+func startDatabase(ctx context.Context, o Options) (dbTarget, func(), error) {
+	switch {
+	case o.Database != "":
+		u, err := url.Parse(o.Database)
+		if err != nil || u.Host == "" {
+			return dbTarget{}, nil, fmt.Errorf("%w: --database %q: want a postgres://user:pass@host:port/db URL", ErrUsage, o.Database)
+		}
+		host := u.Host
+		if u.Port() == "" {
+			host = net.JoinHostPort(u.Hostname(), "5432")
+		}
+		return dbTarget{url: o.Database, addr: host, what: "postgresql at " + host}, func() {}, nil
+	case database.PostgresAvailable():
+		cl, err := database.StartPostgres(ctx, database.PostgresOptions{})
+		if err != nil {
+			return dbTarget{}, nil, fmt.Errorf("lab: start a throwaway PostgreSQL: %w", err)
+		}
+		return dbTarget{url: cl.URL(), addr: cl.Addr(), what: "throwaway postgresql at " + cl.Addr()}, func() { cl.Stop() }, nil
+	default:
+		em, err := database.StartEmbedded(ctx)
+		if err != nil {
+			return dbTarget{}, nil, fmt.Errorf("lab: start the embedded store: %w", err)
+		}
+		return dbTarget{url: em.URL(), addr: em.Addr(), what: "embedded store (no PostgreSQL found; pass --database URL or install postgresql)"},
+			func() { em.Close() }, nil
+	}
+}
+
+// linkURL is the app's database URL pointed at its link instead of the database.
+func linkURL(dbURL, linkAddr string) (string, error) {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return "", err
+	}
+	u.Host = linkAddr
+	q := u.Query()
+	q.Set("sslmode", "disable") // the link's per-query faults read PostgreSQL's framing
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+// realInstance is one running app instance with its own database link.
+type realInstance struct {
+	zone, id string
+	link     *dblink.Link
+	client   *database.Client
+	app      *workload.Instance
+}
+
+// realWorld runs instances, links and fault injection for one real-mode run.
+type realWorld struct {
+	ctx    context.Context
+	o      Options
+	db     dbTarget
+	table  *frontdoor.Table
+	plan   fault.Plan
+	start  time.Time
+	record func(observation.Observation)
+
+	mu        sync.Mutex
+	instances map[string]*realInstance
+}
+
+// Launch implements instancegroup.Launcher: link, client, app server, target.
+func (w *realWorld) Launch(ctx context.Context, in instancegroup.Instance) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.instances[in.ID]; ok {
+		return nil
+	}
+	link, err := dblink.New(w.ctx, in.ID, w.db.addr, dblink.Options{Seed: w.o.Scenario.Seed})
+	if err != nil {
+		return err
+	}
+	u, err := linkURL(w.db.url, link.Addr())
+	if err != nil {
+		link.Close()
+		return err
+	}
+	client, err := database.Open(ctx, u)
+	if err != nil {
+		link.Close()
+		return err
+	}
+	app, err := workload.Start(w.ctx, workload.Config{Zone: in.Zone, ID: in.ID, DB: client, Record: w.record, Seed: w.o.Scenario.Seed})
+	if err != nil {
+		client.Close()
+		link.Close()
+		return err
+	}
+	ri := &realInstance{zone: in.Zone, id: in.ID, link: link, client: client, app: app}
+	w.applyFaults(ri, time.Since(w.start))
+	if err := w.table.AddTarget(frontdoor.Target{ID: in.ID, Zone: in.Zone, Addr: app.Addr()}); err != nil {
+		ri.close()
+		return err
+	}
+	w.instances[in.ID] = ri
+	return nil
+}
+
+// Terminate implements instancegroup.Launcher.
+func (w *realWorld) Terminate(_ context.Context, in instancegroup.Instance) error {
+	w.mu.Lock()
+	ri := w.instances[in.ID]
+	delete(w.instances, in.ID)
+	w.mu.Unlock()
+	w.table.RemoveTarget(in.ID)
+	if ri != nil {
+		ri.close()
+	}
+	return nil
+}
+
+func (ri *realInstance) close() {
+	ri.app.Close()
+	ri.client.Close()
+	ri.link.Close()
+}
+
+func (w *realWorld) closeAll() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for id, ri := range w.instances {
+		ri.close()
+		delete(w.instances, id)
+	}
+}
+
+// applyFaults puts the plan's faults at offset t on the instance.
+func (w *realWorld) applyFaults(ri *realInstance, t time.Duration) {
+	var lf []dblink.Fault
+	for _, f := range w.plan.Link(t, ri.zone, ri.id) {
+		lf = append(lf, dblink.Fault{Kind: string(f.Kind), Percent: f.Percent, Latency: f.Latency, Jitter: f.Jitter})
+	}
+	if err := ri.link.Set(lf); err != nil {
+		w.o.Log.Error("apply link faults", "instance", ri.id, "err", err)
+	}
+	pct, slow, jitter := w.plan.Instance(t, ri.zone, ri.id)
+	ri.app.SetFaults(workload.InstanceFaults{HTTPErrorPercent: pct, Slow: slow, SlowJitter: jitter})
+}
+
+// injectFaults applies the plan at each of its change points until ctx ends.
+func (w *realWorld) injectFaults(ctx context.Context) {
+	for _, at := range w.plan.Changes() {
+		if wait := time.Until(w.start.Add(at)); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+		w.mu.Lock()
+		for _, ri := range w.instances {
+			w.applyFaults(ri, at)
+		}
+		w.mu.Unlock()
+		for _, f := range w.plan.Active(at) {
+			if f.At == at {
+				w.o.Log.Info("fault starts", "kind", f.Kind, "target", f.Target.String())
+			}
+		}
+	}
+}
+
+// runReal is real mode: real servers, links, database, front door, load and
+// canaries on loopback, in wall-clock time.
+func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report.Run, error) {
+	sc := o.Scenario
+	start := time.Now()
+	runCtx, cancel := context.WithDeadline(ctx, start.Add(sc.Duration))
+	defer cancel()
+	// Servers and links live until the end of this function, past the deadline,
+	// so in-flight requests finish.
+	lifeCtx, stopLife := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLife()
+
+	var ctrl atomic.Pointer[autoshift.Controller]
+	w := &realWorld{
+		ctx: lifeCtx, o: o, db: db, table: newTable(sc), plan: fault.NewPlan(sc), start: start,
+		instances: map[string]*realInstance{},
+		record: func(obs observation.Observation) {
+			if c := ctrl.Load(); c != nil {
+				c.Observe(obs)
+			}
+		},
+	}
+	defer w.closeAll()
+	c, err := newCore(lifeCtx, sc, o.Detector, mitigate, w.table, w,
+		func() bool { return !w.plan.ControlPlaneDown(time.Since(start)) }, autoshift.Async, start, o.Log)
+	if err != nil {
+		return report.Run{}, err
+	}
+	ctrl.Store(c.ctrl)
+
+	proxy, err := frontdoor.StartProxy(lifeCtx, w.table, frontdoor.ProxyOptions{Log: o.Log})
+	if err != nil {
+		return report.Run{}, err
+	}
+	defer proxy.Close()
+
+	var wg sync.WaitGroup
+	goRun := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
+	goRun(func() { (&frontdoor.HealthChecker{Table: w.table, Log: o.Log}).Run(runCtx) })
+	goRun(func() { w.injectFaults(runCtx) })
+
+	var req report.Requests
+	var reqMu sync.Mutex
+	goRun(func() {
+		err := loadgen.Run(runCtx, loadgen.Config{
+			Target: proxy.RegionalURL(), Rate: sc.Load.RPSAt, Mix: sc.Load.Mix, Seed: sc.Seed, Duration: sc.Duration,
+			OnResult: func(r loadgen.Result) {
+				reqMu.Lock()
+				req.Total++
+				if r.Failed() {
+					req.Failed++
+				}
+				reqMu.Unlock()
+			},
+		})
+		if err != nil && runCtx.Err() == nil {
+			o.Log.Error("load generator stopped", "err", err)
+		}
+	})
+	endpoints := []canary.Endpoint{{URL: proxy.RegionalURL()}}
+	for _, z := range sc.Topology.Zones {
+		endpoints = append(endpoints, canary.Endpoint{Zone: z, URL: proxy.ZonalURL(z)})
+	}
+	goRun(func() {
+		err := canary.Run(runCtx, canary.Config{Interval: sc.Canary.Interval, Endpoints: endpoints, Operations: operation.Names(), Record: w.record})
+		if err != nil && runCtx.Err() == nil {
+			o.Log.Error("canaries stopped", "err", err)
+		}
+	})
+
+	prog := newProgress(o.Progress, sc, mitigate)
+	prog.header(db.what)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	lastProgress := start
+loop:
+	for {
+		select {
+		case <-runCtx.Done():
+			break loop
+		case now := <-tick.C:
+			a := c.tick(lifeCtx, now)
+			if now.Sub(lastProgress) >= o.ProgressEvery {
+				lastProgress = now
+				reqMu.Lock()
+				r := req
+				reqMu.Unlock()
+				prog.line(now.Sub(start), a, c, r)
+			}
+		}
+	}
+	elapsed := min(time.Since(start), sc.Duration)
+	wg.Wait() // load and canaries return once their in-flight requests are done
+	c.ctrl.Wait()
+	reqMu.Lock()
+	r := req
+	reqMu.Unlock()
+	return c.run(ModeReal, o.Detector, elapsed, r, db.what), nil
 }

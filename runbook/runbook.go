@@ -102,7 +102,7 @@ func New(p Policy) *Runbook {
 		p.RetryMin = time.Second
 	}
 	if p.RetryMax < p.RetryMin {
-		p.RetryMax = 10 * time.Second
+		p.RetryMax = max(10*time.Second, p.RetryMin)
 	}
 	return &Runbook{p: p, phase: Idle, extra: make(map[string]bool)}
 }
@@ -254,6 +254,11 @@ func (r *Runbook) Done(now time.Time, a actuator.Action, err error) {
 		t.nextTry = now.Add(back)
 		r.events = append(r.events, Event{At: now, Kind: Failed, Zone: a.Zone, Action: a.Kind,
 			Detail: fmt.Sprintf("attempt %d: %v; retry in %s", t.attempts, err, back)})
+		if a.Kind == actuator.ExcludeZone {
+			// A failed exclusion may have launched part of the replacement
+			// capacity: make sure it is removed once the shift ends.
+			r.extra[a.Zone] = true
+		}
 		return
 	}
 	r.tasks = append(r.tasks[:idx], r.tasks[idx+1:]...)
@@ -268,7 +273,11 @@ func (r *Runbook) Done(now time.Time, a actuator.Action, err error) {
 	case actuator.IncludeZone:
 		r.excluded = false
 		r.record(now, Included, a.Zone, "")
-		if r.phase == Restoring && a.Zone == r.zone {
+		if r.phase == Restoring && a.Zone == r.zone && r.healthySince.IsZero() {
+			// The zone relapsed while the inclusion was on the wire: hold the
+			// shift and wait for a new full recovery hold.
+			r.phase = Shifted
+		} else if r.phase == Restoring && a.Zone == r.zone {
 			r.phase = Ending
 			r.want(actuator.EndShift, a.Zone)
 		}
