@@ -88,7 +88,7 @@ Built-in scenarios: ` + strings.Join(scenario.BuiltinNames(), ", "),
 	f.StringVar(&detector, "detector", detect.ProfileDefault, "detection profile: "+strings.Join(detect.Profiles, " or "))
 	f.BoolVar(&baseline, "baseline", false, "also run the scenario with mitigation off and report both")
 	f.StringVar(&reportPath, "report", "", "write the JSON report to this file")
-	f.StringVar(&database, "database", "", "real mode: PostgreSQL URL to use (default: a throwaway cluster if PostgreSQL is installed, else the embedded store)")
+	f.StringVar(&database, "database", "", "real mode: a PostgreSQL URL, or \"embedded\" for the store grayzone ships (default: a throwaway PostgreSQL cluster when PostgreSQL is installed, else the embedded store)")
 	f.Int64Var(&seed, "seed", 0, "override the scenario's seed (sim mode's random choices)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log every decision and action")
 	return cmd

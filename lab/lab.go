@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/grayzone/grayzone/database"
@@ -128,4 +129,26 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 		mainErr = ctx.Err()
 	}
 	return r, mainErr
+}
+
+// syncWriter serialises writes from the run's goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// String returns what was written so far (the writer must be a *bytes.Buffer or fmt.Stringer).
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.w.(fmt.Stringer); ok {
+		return st.String()
+	}
+	return ""
 }

@@ -34,6 +34,8 @@ type dbTarget struct {
 // throwaway PostgreSQL cluster where its binaries exist, else the embedded store.
 func startDatabase(ctx context.Context, o Options) (dbTarget, func(), error) {
 	switch {
+	case o.Database == "embedded":
+		return startEmbedded(ctx, "embedded store (--database embedded)")
 	case o.Database != "":
 		u, err := url.Parse(o.Database)
 		if err != nil || u.Host == "" {
@@ -51,13 +53,16 @@ func startDatabase(ctx context.Context, o Options) (dbTarget, func(), error) {
 		}
 		return dbTarget{url: cl.URL(), addr: cl.Addr(), what: "throwaway postgresql at " + cl.Addr()}, func() { cl.Stop() }, nil
 	default:
-		em, err := database.StartEmbedded(ctx)
-		if err != nil {
-			return dbTarget{}, nil, fmt.Errorf("lab: start the embedded store: %w", err)
-		}
-		return dbTarget{url: em.URL(), addr: em.Addr(), what: "embedded store (no PostgreSQL found; pass --database URL or install postgresql)"},
-			func() { em.Close() }, nil
+		return startEmbedded(ctx, "embedded store (no PostgreSQL found; pass --database URL or install postgresql)")
 	}
+}
+
+func startEmbedded(ctx context.Context, what string) (dbTarget, func(), error) {
+	em, err := database.StartEmbedded(ctx)
+	if err != nil {
+		return dbTarget{}, nil, fmt.Errorf("lab: start the embedded store: %w", err)
+	}
+	return dbTarget{url: em.URL(), addr: em.Addr(), what: what}, func() { em.Close() }, nil
 }
 
 // linkURL is the app's database URL pointed at its link instead of the database.
