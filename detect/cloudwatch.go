@@ -165,6 +165,8 @@ func (cw *cloudWatch) step(b *bucket) {
 	if idx != cw.cur {
 		cw.closePeriod()
 		cw.cur = idx
+		// CloudWatch evaluates an alarm once a period, when its datapoint lands.
+		cw.evaluate(time.Unix(0, idx*int64(cw.period)).UTC())
 	}
 	for k, a := range b.op {
 		acc := cw.acc[k]
@@ -186,8 +188,6 @@ func (cw *cloudWatch) step(b *bucket) {
 		v[1] = v[1] || c.Slow > 0
 		m[k.instance] = v
 	}
-	// Evaluate at the bucket's end, as CloudWatch evaluates every minute.
-	cw.evaluate(time.Unix(0, (b.idx+1)*int64(cw.cfg.Resolution)).UTC())
 }
 
 // closePeriod turns the finished period's sums into datapoints.

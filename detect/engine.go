@@ -8,7 +8,6 @@ package detect
 
 import (
 	"fmt"
-	"math"
 	"slices"
 	"sort"
 	"time"
@@ -36,9 +35,10 @@ type Config struct {
 	// named use DefaultThreshold.
 	Thresholds       map[string]time.Duration
 	DefaultThreshold time.Duration
-	// Resolution is the bucket width (default 1s): observations are summed per
-	// bucket and each closed bucket is one step of the detectors.
-	Resolution time.Duration
+	Resolution       time.Duration
+	// Resolution is the bucket width (default 250ms): observations are summed
+	// per bucket and each closed bucket is one step of the detectors, so it
+	// bounds how finely a decision is timed.
 	// HealthWindow is how far back the zonal canaries must have seen the zone
 	// healthy for it to count as healthy now (default 10s).
 	HealthWindow time.Duration
@@ -67,7 +67,10 @@ func (c *Config) setDefaults() error {
 		c.DefaultThreshold = 100 * time.Millisecond
 	}
 	if c.Resolution <= 0 {
-		c.Resolution = time.Second
+		c.Resolution = 250 * time.Millisecond
+	}
+	if time.Second%c.Resolution != 0 {
+		return fmt.Errorf("detect: resolution %s must divide 1s", c.Resolution)
 	}
 	if c.HealthWindow <= 0 {
 		c.HealthWindow = 10 * time.Second
@@ -139,8 +142,11 @@ type Engine struct {
 
 	health  map[string]*ring // zonal canary counts per zone, HealthWindow long
 	display map[string]*ring // server-side counts per zone for the last 10 s
+	// Latency for display: one sketch per zone per second, the last 10 s,
+	// and the p99 over them recomputed once a second.
 	lat     map[string][]*ddsketch.DDSketch
-	latPos  int
+	latSec  int64
+	p99     map[string]float64
 	skipped int64 // observations for zones the engine does not know
 }
 
@@ -162,16 +168,18 @@ func New(cfg Config) (*Engine, error) {
 		display: map[string]*ring{},
 		lat:     map[string][]*ddsketch.DDSketch{},
 	}
-	hw := int(math.Ceil(float64(cfg.HealthWindow) / float64(cfg.Resolution)))
-	dw := int(math.Ceil(float64(10*time.Second) / float64(cfg.Resolution)))
+	hw := buckets(cfg.HealthWindow, cfg.Resolution)
+	dw := buckets(displayWindow, cfg.Resolution)
+	e.p99 = map[string]float64{}
 	for _, z := range cfg.Zones {
-		e.health[z] = newRing(max(hw, 1))
-		e.display[z] = newRing(max(dw, 1))
-		sk := make([]*ddsketch.DDSketch, max(dw, 1))
+		e.health[z] = newRing(int(hw))
+		e.display[z] = newRing(int(dw))
+		sk := make([]*ddsketch.DDSketch, displayWindow/time.Second)
 		for i := range sk {
 			sk[i] = newSketch()
 		}
 		e.lat[z] = sk
+		e.p99[z] = -1
 	}
 	var err error
 	switch cfg.Profile {
@@ -281,7 +289,20 @@ func (e *Engine) Tick(now time.Time) Assessment {
 }
 
 func (e *Engine) close(b *bucket) {
-	e.latPos = (e.latPos + 1) % len(e.lat[e.cfg.Zones[0]])
+	sec := b.idx * int64(e.cfg.Resolution) / int64(time.Second)
+	newSecond := sec != e.latSec
+	if newSecond {
+		e.refreshP99()
+		// Clear the slots of the seconds that passed (at most the whole ring).
+		n := int64(len(e.lat[e.cfg.Zones[0]]))
+		for s := max(e.latSec+1, sec-n+1); s <= sec; s++ {
+			for _, z := range e.cfg.Zones {
+				e.lat[z][s%n].Clear()
+			}
+		}
+		e.latSec = sec
+	}
+	n := int64(len(e.lat[e.cfg.Zones[0]]))
 	for _, z := range e.cfg.Zones {
 		var canary, server Counts
 		if c := b.zone[zsKey{z, observation.Canary}]; c != nil {
@@ -292,15 +313,24 @@ func (e *Engine) close(b *bucket) {
 		}
 		e.health[z].push(canary)
 		e.display[z].push(server)
-		sk := e.lat[z][e.latPos]
-		sk.Clear()
-		for k, a := range b.op {
-			if k.zone == z && k.src == observation.Server {
-				_ = sk.MergeWith(a.lat)
-			}
+	}
+	for k, a := range b.op {
+		if k.src == observation.Server {
+			_ = e.lat[k.zone][sec%n].MergeWith(a.lat)
 		}
 	}
 	e.det.step(b)
+}
+
+// refreshP99 recomputes each zone's display p99 over the last 10 s.
+func (e *Engine) refreshP99() {
+	for _, z := range e.cfg.Zones {
+		merged := newSketch()
+		for _, sk := range e.lat[z] {
+			_ = merged.MergeWith(sk)
+		}
+		e.p99[z] = quantile(merged, 0.99)
+	}
 }
 
 // ZoneStatus is one zone's state at a tick.
@@ -366,12 +396,7 @@ func (e *Engine) assess(now time.Time) Assessment {
 	for _, z := range e.cfg.Zones {
 		h := e.health[z].total
 		d := e.display[z].total
-		p99 := -1.0
-		merged := newSketch()
-		for _, sk := range e.lat[z] {
-			_ = merged.MergeWith(sk)
-		}
-		p99 = quantile(merged, 0.99)
+		p99 := e.p99[z]
 		a.Zones = append(a.Zones, ZoneStatus{
 			Zone:         z,
 			Availability: d.Availability(),
@@ -384,6 +409,9 @@ func (e *Engine) assess(now time.Time) Assessment {
 	sort.SliceStable(a.Alarms, func(i, j int) bool { return a.Alarms[i].Name < a.Alarms[j].Name })
 	return a
 }
+
+// displayWindow is the span of the availability and p99 shown per zone.
+const displayWindow = 10 * time.Second
 
 // IsolatedAlarmName is the name of the alarm that decides a zone's isolated impact.
 func IsolatedAlarmName(zone string) string { return zone + "-isolated-impact" }

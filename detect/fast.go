@@ -5,6 +5,7 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/grayzone/grayzone/alarm"
 	"github.com/grayzone/grayzone/observation"
@@ -21,11 +22,13 @@ import (
 //
 // A zone has isolated impact when, in one dimension:
 //   - impact: its CUSUM reached h;
-//   - outlier: over the last 30 s its bad rate is at least 3× and 1 point
-//     above the pooled rate of the other zones (same source, same window);
+//   - outlier: over the last 2 s, 10 s or 30 s its bad rate is at least 3×
+//     and 1 point above the pooled rate of the other zones (same source,
+//     same window);
 //   - contributors: at least MinInstances of its instances have their own
 //     CUSUM at h/2 (one bad instance is an instance problem);
-//   - not regional: fewer than two zones have any CUSUM at h/2.
+//   - not regional: fewer than two zones have had any CUSUM at h/2 in the
+//     last minute.
 type fast struct {
 	cfg *Config
 
@@ -38,23 +41,42 @@ type fast struct {
 	alts  [2][]float64
 	h     [2]float64
 	alarm bool // some zone above h/2: freeze baseline learning
+	decay float64
+	// lastLite is the last step each zone had a test at h/2 or above.
+	lastLite map[string]int64
 }
 
 const (
-	outlierWindow  = 30 // buckets
-	outlierRatio   = 3.0
-	outlierDelta   = 0.01
-	outlierMinN    = 10
-	recentWindow   = 10 // buckets: impact needs a bad request this recent
-	ceilFactor     = 1.5
-	instanceActive = 60 // buckets an instance counts as present after its last observation
+	outlierRatio = 3.0
+	outlierDelta = 0.01
+	outlierMinN  = 10
+	// outlierMinBad: a zone is no outlier on one or two stray requests.
+	outlierMinBad = 3
+	// regionalMemory: a zone that was impacted this recently still counts
+	// toward regional impact, so the tail of a regional event (zones
+	// recovering a few hundred milliseconds apart) cannot look isolated.
+	regionalMemory = time.Minute
+	// recentWindow: impact needs a bad request this recent.
+	recentWindow = 10 * time.Second
+	ceilFactor   = 1.5
+	// instanceActive: an instance counts as present this long after its last observation.
+	instanceActive = time.Minute
 	baselineMinN   = 2000
+	// baselineHalfLife is the baseline rate's memory.
+	baselineHalfLife = 5 * time.Minute
 )
+
+// outlierWindows are the spans the outlier test compares zones over: the
+// short ones see a fault's onset undiluted, the long one a slow burn.
+var outlierWindows = []time.Duration{2 * time.Second, 10 * time.Second, 30 * time.Second}
+
+// buckets converts a span to a whole number of buckets (at least 1).
+func buckets(d, res time.Duration) int64 { return max(1, int64((d+res-1)/res)) }
 
 type zoneSeq struct {
 	cusum   [2]cusum
 	lastBad [2]int64 // bucket of the last bad request, per dimension
-	win     *ring
+	wins    []*ring  // one per outlier window
 }
 
 type instSeq struct {
@@ -64,22 +86,28 @@ type instSeq struct {
 }
 
 // recent reports whether a bad request was seen within the recent window.
-func (f *fast) recent(lastBad int64) bool { return lastBad > 0 && f.step_-lastBad < recentWindow }
+func (f *fast) recent(lastBad int64) bool {
+	return lastBad > 0 && f.step_-lastBad < buckets(recentWindow, f.cfg.Resolution)
+}
 
-// baseline is an exponentially weighted bad rate with a half-life of 5 minutes of buckets.
+// baseline is an exponentially weighted bad rate.
 type baseline struct{ n, bad float64 }
 
-func (b *baseline) add(n, bad int64) {
-	const decay = 0.99769 // 0.5^(1/300)
+func (b *baseline) add(n, bad int64, decay float64) {
 	b.n = b.n*decay + float64(n)
 	b.bad = b.bad*decay + float64(bad)
 }
 
 func newFast(cfg *Config) *fast {
-	f := &fast{cfg: cfg, zones: map[zsKey]*zoneSeq{}, inst: map[instKey]*instSeq{}}
+	f := &fast{cfg: cfg, zones: map[zsKey]*zoneSeq{}, inst: map[instKey]*instSeq{},
+		decay: math.Pow(0.5, float64(cfg.Resolution)/float64(baselineHalfLife)), lastLite: map[string]int64{}}
 	for _, z := range cfg.Zones {
 		for _, s := range []observation.Source{observation.Server, observation.Canary} {
-			f.zones[zsKey{z, s}] = &zoneSeq{win: newRing(outlierWindow)}
+			zs := &zoneSeq{}
+			for _, w := range outlierWindows {
+				zs.wins = append(zs.wins, newRing(int(buckets(w, cfg.Resolution))))
+			}
+			f.zones[zsKey{z, s}] = zs
 		}
 	}
 	f.setP0()
@@ -129,7 +157,7 @@ func (f *fast) step(b *bucket) {
 		}
 		for _, d := range dims {
 			n, bad := all.Trials(d)
-			f.base[d].add(n, bad)
+			f.base[d].add(n, bad, f.decay)
 		}
 		f.setP0()
 	}
@@ -139,7 +167,9 @@ func (f *fast) step(b *bucket) {
 		if bc := b.zone[k]; bc != nil {
 			c = *bc
 		}
-		zs.win.push(c)
+		for _, w := range zs.wins {
+			w.push(c)
+		}
 		for _, d := range dims {
 			n, bad := c.Trials(d)
 			if bad > 0 {
@@ -167,7 +197,7 @@ func (f *fast) step(b *bucket) {
 	}
 	// Forget instances gone for good, so memory stays bounded.
 	for k, is := range f.inst {
-		if b.idx-is.lastSeen > 10*instanceActive {
+		if b.idx-is.lastSeen > 10*buckets(instanceActive, f.cfg.Resolution) {
 			delete(f.inst, k)
 		}
 	}
@@ -182,6 +212,7 @@ type zoneEval struct {
 	rate, otherRate float64
 	n, otherN       int64
 	outlier, thin   bool
+	window          time.Duration
 	contributors    []string
 	instances       int
 	impacted, lite  bool
@@ -201,21 +232,34 @@ func (f *fast) evalZone(z string, d Dim) zoneEval {
 	}
 	ev.impacted = ev.score >= f.h[d]
 	ev.lite = ev.score >= f.h[d]/2
-	// Outlier test on the source that carries the impact.
-	own := f.zones[zsKey{z, ev.src}].win.total
-	var others Counts
-	for _, oz := range f.cfg.Zones {
-		if oz != z {
-			others.add(f.zones[zsKey{oz, ev.src}].win.total)
+	// Outlier test on the source that carries the impact, over each window;
+	// the zone is an outlier if it stands out over any of them.
+	ev.thin = true
+	for i := range outlierWindows {
+		own := f.zones[zsKey{z, ev.src}].wins[i].total
+		var others Counts
+		for _, oz := range f.cfg.Zones {
+			if oz != z {
+				others.add(f.zones[zsKey{oz, ev.src}].wins[i].total)
+			}
+		}
+		n, bad := own.Trials(d)
+		on, _ := others.Trials(d)
+		rate, orate := own.Rate(d), others.Rate(d)
+		if n < outlierMinN || on < outlierMinN {
+			continue
+		}
+		out := bad >= outlierMinBad && rate >= outlierRatio*orate && rate-orate >= outlierDelta
+		// Report the window that decided, else the longest with data.
+		ev.n, ev.otherN, ev.rate, ev.otherRate, ev.window = n, on, rate, orate, outlierWindows[i]
+		ev.thin = false
+		if out {
+			ev.outlier = true
+			break
 		}
 	}
-	ev.n, _ = own.Trials(d)
-	ev.otherN, _ = others.Trials(d)
-	ev.rate, ev.otherRate = own.Rate(d), others.Rate(d)
-	ev.thin = ev.n < outlierMinN || ev.otherN < outlierMinN
-	ev.outlier = !ev.thin && ev.rate >= outlierRatio*ev.otherRate && ev.rate-ev.otherRate >= outlierDelta
 	for k, is := range f.inst {
-		if k.zone != z || f.step_-is.lastSeen > instanceActive {
+		if k.zone != z || f.step_-is.lastSeen > buckets(instanceActive, f.cfg.Resolution) {
 			continue
 		}
 		ev.instances++
@@ -239,12 +283,15 @@ func (f *fast) assess(a *Assessment) {
 		}
 		evals[z] = e
 		if lite {
+			f.lastLite[z] = f.step_
+		}
+		if last, ok := f.lastLite[z]; ok && f.step_-last < buckets(regionalMemory, f.cfg.Resolution) {
 			liteZones++
 		}
 	}
 	a.Regional = liteZones >= 2
 	a.Alarms = append(a.Alarms, AlarmStatus{Name: "regional-impact", State: stateOf(a.Regional),
-		Reason: fmt.Sprintf("%d zone(s) with a sequential test at h/2 or above (2 make it regional)", liteZones)})
+		Reason: fmt.Sprintf("%d zone(s) with a sequential test at h/2 or above in the last %s (2 make it regional)", liteZones, regionalMemory)})
 
 	var best *zoneEval
 	var whys []string
@@ -261,7 +308,7 @@ func (f *fast) assess(a *Assessment) {
 				oState = alarm.InsufficientData
 			}
 			a.Alarms = append(a.Alarms, AlarmStatus{Name: fmt.Sprintf("%s-%s-outlier", zs.Zone, d), State: oState,
-				Reason: fmt.Sprintf("%.1f%% of %d vs %.1f%% of %d in the other zones over 30 s", 100*ev.rate, ev.n, 100*ev.otherRate, ev.otherN)})
+				Reason: fmt.Sprintf("%.1f%% of %d vs %.1f%% of %d in the other zones over %s", 100*ev.rate, ev.n, 100*ev.otherRate, ev.otherN, ev.window)})
 			multi := len(ev.contributors) >= f.cfg.MinInstances
 			a.Alarms = append(a.Alarms, AlarmStatus{Name: fmt.Sprintf("%s-%s-multiple-instances", zs.Zone, d), State: stateOf(multi),
 				Reason: fmt.Sprintf("%d of %d instances contributing %v (need %d)", len(ev.contributors), ev.instances, ev.contributors, f.cfg.MinInstances)})
@@ -291,8 +338,8 @@ func (f *fast) assess(a *Assessment) {
 	}
 	if best != nil {
 		a.Isolated = best.zone
-		a.Why = fmt.Sprintf("%s: isolated %s impact: %s; %.1f%% bad (%d requests, %s, last 30 s) vs %.1f%% in the other zones; %d of %d instances contributing (%s); not regional",
-			best.zone, best.dim, f.cusumText(*best), 100*best.rate, best.n, best.src, 100*best.otherRate,
+		a.Why = fmt.Sprintf("%s: isolated %s impact: %s; %.1f%% bad (%d requests, %s, last %s) vs %.1f%% in the other zones; %d of %d instances contributing (%s); not regional",
+			best.zone, best.dim, f.cusumText(*best), 100*best.rate, best.n, best.src, best.window, 100*best.otherRate,
 			len(best.contributors), best.instances, strings.Join(best.contributors, ", "))
 		return
 	}

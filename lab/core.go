@@ -33,6 +33,7 @@ type core struct {
 	ctrl     *autoshift.Controller
 	start    time.Time
 	timeline []report.Point
+	every    time.Duration // the controller's tick: the engine's resolution
 }
 
 // EngineConfig is the detection engine configuration for a scenario.
@@ -74,6 +75,7 @@ func newCore(ctx context.Context, sc *scenario.Scenario, profile string, mitigat
 	if err != nil {
 		return nil, err
 	}
+	c.every = eng.Config().Resolution
 	c.ctrl = autoshift.New(autoshift.Options{
 		Engine: eng,
 		Runbook: runbook.New(runbook.Policy{
@@ -89,11 +91,14 @@ func newCore(ctx context.Context, sc *scenario.Scenario, profile string, mitigat
 	return c, nil
 }
 
-// tick runs the controller and records a timeline point.
+// tick runs the controller and records a timeline point each whole second.
 func (c *core) tick(ctx context.Context, now time.Time) detect.Assessment {
 	a := c.ctrl.Tick(ctx, now)
+	if now.Sub(c.start)%time.Second >= c.every {
+		return a
+	}
 	phase, zone := c.ctrl.Phase()
-	p := report.Point{At: now.Sub(c.start).Seconds(), Phase: string(phase)}
+	p := report.Point{At: now.Sub(c.start).Truncate(time.Second).Seconds(), Phase: string(phase)}
 	if phase != runbook.Idle {
 		p.Shift = zone
 	}

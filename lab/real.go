@@ -273,7 +273,7 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 
 	prog := newProgress(o.Progress, sc, mitigate)
 	prog.header(db.what)
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(c.every)
 	defer tick.Stop()
 	lastProgress := start
 loop:

@@ -59,12 +59,12 @@ func TestRealSmokeEndToEnd(t *testing.T) {
 // A short scenario on the embedded store: the path a machine with Go alone takes.
 func TestRealEmbeddedStore(t *testing.T) {
 	if testing.Short() {
-		t.Skip("real mode runs for 40 s")
+		t.Skip("real mode runs for 55 s")
 	}
 	t.Parallel()
 	sc := parseInline(t, `version: 1
 name: embedded-short
-duration: 40s
+duration: 55s
 topology: {zones: [az-a, az-b, az-c], instances_per_zone: 2}
 load: {rps: 30}
 canary: {interval: 2s}

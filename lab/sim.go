@@ -45,6 +45,7 @@ func runSim(ctx context.Context, o Options, mitigate bool) (report.Run, error) {
 	if err != nil {
 		return report.Run{}, err
 	}
+	world.SetTickEvery(c.every)
 	elapsed := world.Run(ctx)
 	return c.run("sim", o.Detector, elapsed, req, ""), nil
 }

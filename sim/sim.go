@@ -27,7 +27,6 @@ const (
 	CustomerTimeout = 5 * time.Second // a customer gives up after this
 	HealthInterval  = time.Second
 	HealthTimeout   = 500 * time.Millisecond
-	TickInterval    = time.Second
 )
 
 // Config wires a World to the shared components.
@@ -38,8 +37,9 @@ type Config struct {
 	// Observe receives server-side and canary observations (possibly
 	// stamped a little in the future: the engine buckets by completion time).
 	Observe func(observation.Observation)
-	// Tick is called every second of virtual time (the controller's loop).
-	Tick func(now time.Time)
+	// Tick is called every TickEvery of virtual time (the controller's loop).
+	Tick      func(now time.Time)
+	TickEvery time.Duration
 	// Customer is called once per customer request.
 	Customer func(start time.Time, failed bool)
 }
@@ -58,6 +58,9 @@ type World struct {
 
 // New returns a world for the scenario.
 func New(cfg Config) *World {
+	if cfg.TickEvery <= 0 {
+		cfg.TickEvery = time.Second
+	}
 	seed := uint64(cfg.Scenario.Seed)
 	return &World{
 		cfg:  cfg,
@@ -78,6 +81,9 @@ func (w *World) Terminate(_ context.Context, in instancegroup.Instance) error {
 	w.cfg.Table.RemoveTarget(in.ID)
 	return nil
 }
+
+// SetTickEvery sets the controller's tick interval (before Run).
+func (w *World) SetTickEvery(d time.Duration) { w.cfg.TickEvery = d }
 
 // Now is the virtual time.
 func (w *World) Now() time.Time { return w.now }
@@ -131,7 +137,7 @@ func (w *World) Run(ctx context.Context) time.Duration {
 	w.schedule(w.cfg.Start.Add(w.interArrival(0)), evArrival)
 	w.schedule(w.cfg.Start, evCanary)
 	w.schedule(w.cfg.Start.Add(HealthInterval), evHealth)
-	w.schedule(w.cfg.Start.Add(TickInterval), evTick)
+	w.schedule(w.cfg.Start.Add(w.cfg.TickEvery), evTick)
 	n := 0
 	for w.q.Len() > 0 {
 		ev := heap.Pop(&w.q).(event)
@@ -154,7 +160,7 @@ func (w *World) Run(ctx context.Context) time.Duration {
 			w.schedule(w.now.Add(HealthInterval), evHealth)
 		case evTick:
 			w.cfg.Tick(w.now)
-			w.schedule(w.now.Add(TickInterval), evTick)
+			w.schedule(w.now.Add(w.cfg.TickEvery), evTick)
 		}
 	}
 	if w.now.Before(end) && ctx.Err() == nil {
