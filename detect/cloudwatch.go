@@ -45,6 +45,9 @@ type cloudWatch struct {
 	bad    map[opKey]map[string][2]bool // instances with a fault / a slow request
 	last   map[string]alarm.Evaluation
 	states map[string]alarm.State
+	// view is the assessment part computed at the last evaluation: states
+	// change only then, so ticks in between reuse it.
+	view *Assessment
 }
 
 var sources = []observation.Source{observation.Server, observation.Canary}
@@ -249,9 +252,30 @@ func (cw *cloudWatch) evaluate(now time.Time) {
 		states[name] = st
 	}
 	cw.states = states
+	v := &Assessment{}
+	for _, z := range cw.cfg.Zones {
+		v.Zones = append(v.Zones, ZoneStatus{Zone: z})
+	}
+	cw.build(v)
+	cw.view = v
 }
 
 func (cw *cloudWatch) assess(a *Assessment) {
+	if cw.view == nil {
+		cw.build(a)
+		return
+	}
+	v := cw.view
+	a.Alarms = append(a.Alarms, v.Alarms...)
+	a.Regional, a.Isolated, a.Why = v.Regional, v.Isolated, v.Why
+	for i := range a.Zones {
+		z := v.Zone(a.Zones[i].Zone)
+		a.Zones[i].Impacted, a.Zones[i].Outlier, a.Zones[i].Contributors, a.Zones[i].Isolated = z.Impacted, z.Outlier, z.Contributors, z.Isolated
+	}
+}
+
+// build fills the detector's part of an assessment from the current states.
+func (cw *cloudWatch) build(a *Assessment) {
 	if cw.states == nil {
 		for _, z := range cw.cfg.Zones {
 			a.Alarms = append(a.Alarms, AlarmStatus{Name: IsolatedAlarmName(z), State: alarm.InsufficientData})
