@@ -151,5 +151,14 @@ func Migrate(ctx context.Context, url string) error {
 // of one table can give the loser.
 func isCatalogRace(err error) bool {
 	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "42P07")
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "23505", // unique_violation on pg_type / pg_class
+		"42P07", // duplicate_table
+		"42710": // duplicate_object: the table's row type
+		return true
+	}
+	return false
 }

@@ -24,7 +24,8 @@ type backend struct {
 }
 
 // backends starts the embedded store and, when its binaries exist, a real
-// PostgreSQL; both are stopped when the test ends.
+// PostgreSQL; both are stopped when the test ends. Without the binaries a
+// skipped "postgres" subtest says so.
 func backends(t *testing.T) []backend {
 	t.Helper()
 	ctx := context.Background()
@@ -35,7 +36,9 @@ func backends(t *testing.T) []backend {
 	t.Cleanup(func() { _ = emb.Close() })
 	out := []backend{{name: "embedded", url: emb.URL()}}
 	if !database.PostgresAvailable() {
-		t.Log("PostgreSQL server binaries not found (initdb/postgres on PATH or in /usr/lib/postgresql/*/bin): testing the embedded store only")
+		t.Run("postgres", func(t *testing.T) {
+			t.Skipf("no real PostgreSQL, tested against the embedded store only: %v", database.CheckPostgres())
+		})
 		return out
 	}
 	pg, err := database.StartPostgres(ctx, database.PostgresOptions{})
@@ -57,8 +60,8 @@ func TestRidePay(t *testing.T) {
 		t.Run(b.name, func(t *testing.T) {
 			// Migrate is idempotent, and safe when instances race to run it.
 			var wg sync.WaitGroup
-			errs := make(chan error, 4)
-			for range 4 {
+			errs := make(chan error, 8)
+			for range 8 {
 				wg.Go(func() { errs <- database.Migrate(ctx, b.url) })
 			}
 			wg.Wait()
@@ -238,8 +241,8 @@ func waitGoroutines(t *testing.T, want int) {
 
 func TestPostgresStopRemovesFiles(t *testing.T) {
 	t.Parallel()
-	if !database.PostgresAvailable() {
-		t.Skip("PostgreSQL server binaries not found (initdb/postgres on PATH or in /usr/lib/postgresql/*/bin)")
+	if err := database.CheckPostgres(); err != nil {
+		t.Skip(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	start := time.Now()
@@ -294,4 +297,13 @@ func clusterDir(t *testing.T, pg *database.Cluster) string {
 		t.Fatalf("unexpected socket dir %q", dir)
 	}
 	return dir
+}
+
+func TestStartPostgresSaysWhatIsMissing(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	_, err := database.StartPostgres(t.Context(), database.PostgresOptions{BinDir: dir})
+	if err == nil || !strings.Contains(err.Error(), "initdb and postgres not found in "+dir) {
+		t.Fatalf("StartPostgres with an empty BinDir: %v", err)
+	}
 }

@@ -153,12 +153,16 @@ func serverAccount() (runAs, error) {
 }
 
 // PostgresAvailable reports whether StartPostgres can run here.
-func PostgresAvailable() bool {
+func PostgresAvailable() bool { return CheckPostgres() == nil }
+
+// CheckPostgres says what StartPostgres (with default options) lacks here,
+// or nil.
+func CheckPostgres() error {
 	if _, err := findBinaries(""); err != nil {
-		return false
+		return err
 	}
 	_, err := serverAccount()
-	return err == nil
+	return err
 }
 
 // StartPostgres initialises a throwaway cluster in a temp directory and
@@ -209,7 +213,8 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Cluster, error) 
 		if err == nil {
 			break
 		}
-		if attempt >= 2 || startCtx.Err() != nil || !strings.Contains(err.Error(), "could not bind") {
+		portTaken := strings.Contains(err.Error(), "could not bind") || strings.Contains(err.Error(), "could not create any TCP/IP sockets")
+		if attempt >= 2 || startCtx.Err() != nil || !portTaken {
 			cleanup()
 			return nil, err
 		}

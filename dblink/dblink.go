@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -27,7 +28,9 @@ import (
 
 // Fault kinds on a database link (scenario format, version 1).
 const (
-	// KindLatency makes each call wait Latency ± Jitter longer.
+	// KindLatency makes each call wait Latency ± Jitter longer. It is added
+	// once per call (Query or Execute), not per round trip, so connecting and
+	// pgx's health pings are not slowed.
 	KindLatency = "latency"
 	// KindPacketLoss stalls each call with probability Percent until the
 	// client gives up (the app's database timeout).
@@ -82,10 +85,12 @@ func (f Fault) validate() error {
 // Options configure a Link.
 type Options struct {
 	// Seed drives every random choice of the link (loss and reset rolls,
-	// jitter), so a sequential run is reproducible. Concurrent calls still
-	// interleave their rolls in scheduling order.
+	// jitter), so a sequential run is reproducible. The stream is derived
+	// from Seed and the link's name: links sharing a Seed still roll
+	// independently. Concurrent calls take rolls in scheduling order.
 	Seed int64
-	// Logger receives debug logs; nil discards them.
+	// Logger receives the link's logs (debug, and a warning if a connection
+	// is not plaintext PostgreSQL); nil discards them.
 	Logger *slog.Logger
 }
 
@@ -132,6 +137,7 @@ type linkState struct {
 	id   string
 	cfg  atomic.Pointer[config]
 	done chan struct{} // closed by Close
+	log  *slog.Logger
 
 	rngMu sync.Mutex
 	rng   *rand.Rand
@@ -169,7 +175,8 @@ func New(ctx context.Context, name, upstreamAddr string, opts Options) (*Link, e
 	st := &linkState{
 		id:   fmt.Sprintf("%s#%d", name, nextID.Add(1)),
 		done: make(chan struct{}),
-		rng:  rand.New(rand.NewPCG(uint64(opts.Seed), 0x9e3779b97f4a7c15)),
+		log:  log,
+		rng:  rand.New(rand.NewPCG(uint64(opts.Seed), nameHash(name))),
 	}
 	st.cfg.Store(&config{changed: make(chan struct{})})
 	registry.Store(st.id, st)
@@ -268,6 +275,13 @@ func (l *Link) Close() error {
 	return nil
 }
 
+// nameHash is FNV-1a of name: a stable per-link PCG stream selector.
+func nameHash(name string) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(name))
+	return h.Sum64()
+}
+
 // rollCall decides the fate of one call. Every fault draws, hit or not, so
 // the random sequence consumed per call does not depend on the outcome.
 func (s *linkState) rollCall(cfg *config) outcome {
@@ -285,7 +299,7 @@ func (s *linkState) rollCall(cfg *config) outcome {
 	return out
 }
 
-// delay is the added latency for one chunk: the sum of the active latency
+// delay is the added latency for one call: the sum of the active latency
 // faults, each with its own uniform jitter.
 func (s *linkState) delay(cfg *config) time.Duration {
 	if len(cfg.latency) == 0 {

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/grayzone/grayzone/database"
@@ -61,8 +62,6 @@ func run(m *testing.M) int {
 		}
 		defer pg.Stop()
 		backends = append(backends, backend{name: "postgres", addr: pg.Addr(), url: pg.URL()})
-	} else {
-		fmt.Fprintln(os.Stderr, "SKIP postgres: server binaries not found (initdb/postgres on PATH or in /usr/lib/postgresql/*/bin); testing links to the embedded store only")
 	}
 	for _, b := range backends {
 		if err := database.Migrate(ctx, b.url); err != nil {
@@ -82,6 +81,11 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
 			fn(t, b)
 		})
 	}
+	if len(backends) == 1 {
+		t.Run("postgres", func(t *testing.T) {
+			t.Skipf("no real PostgreSQL, tested against the embedded store only: %v", database.CheckPostgres())
+		})
+	}
 }
 
 // newLink starts a link to b and a client through it, both closed at the
@@ -94,7 +98,7 @@ func newLink(t *testing.T, b backend, seed int64) (*dblink.Link, *database.Clien
 		t.Fatalf("dblink.New: %v", err)
 	}
 	t.Cleanup(func() { _ = l.Close() })
-	c, err := database.Open(ctx, strings.Replace(b.url, b.addr, l.Addr(), 1))
+	c, err := database.Open(ctx, linkURL(b, l))
 	if err != nil {
 		t.Fatalf("database.Open: %v", err)
 	}
@@ -103,6 +107,11 @@ func newLink(t *testing.T, b backend, seed int64) (*dblink.Link, *database.Clien
 		t.Fatalf("warm-up call: %v", err)
 	}
 	return l, c
+}
+
+// linkURL is b's URL with the link in between.
+func linkURL(b backend, l *dblink.Link) string {
+	return strings.Replace(b.url, b.addr, l.Addr(), 1)
 }
 
 func set(t *testing.T, l *dblink.Link, faults ...dblink.Fault) {
@@ -227,6 +236,31 @@ func TestLatency(t *testing.T) {
 		if m := median(s.ok); m < 90*time.Millisecond || m >= time.Second {
 			t.Errorf("median %v, want ~100ms", m)
 		}
+
+		// Latency is per call: connecting and pgx's health ping are not slowed.
+		set(t, l, dblink.Fault{Kind: dblink.KindLatency, Latency: 300 * time.Millisecond})
+		start := time.Now()
+		conn, err := pgconn.Connect(ctx, linkURL(b, l))
+		if err != nil {
+			t.Fatalf("connect: %v", err)
+		}
+		defer conn.Close(ctx)
+		connected := time.Since(start)
+		start = time.Now()
+		if err := conn.Ping(ctx); err != nil {
+			t.Fatalf("ping: %v", err)
+		}
+		pinged := time.Since(start)
+		start = time.Now()
+		if _, err := conn.Exec(ctx, "INSERT INTO rides (zone, instance) VALUES ('z', 'i') RETURNING id").ReadAll(); err != nil {
+			t.Fatalf("insert: %v", err)
+		}
+		inserted := time.Since(start)
+		t.Logf("latency 300ms: connect %v, ping %v, call %v", connected, pinged, inserted)
+		if connected >= 250*time.Millisecond || pinged >= 250*time.Millisecond || inserted < 290*time.Millisecond {
+			t.Errorf("latency 300ms: connect %v, ping %v (want fast), call %v (want >= 300ms)", connected, pinged, inserted)
+		}
+
 		set(t, l)
 		s = summarize(calls(ctx, c, 15, 1))
 		t.Log("cleared:", s)
@@ -399,7 +433,7 @@ func TestCloseEndsGoroutines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := database.Open(ctx, strings.Replace(b.url, b.addr, l.Addr(), 1))
+	c, err := database.Open(ctx, linkURL(b, l))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -489,6 +523,50 @@ func TestResetSendsRST(t *testing.T) {
 		_, err = conn.Read(make([]byte, 1))
 		if !errors.Is(err, syscall.ECONNRESET) {
 			t.Fatalf("read after a reset roll: %v, want ECONNRESET", err)
+		}
+	})
+}
+
+// TestSetWhileBusy changes faults under load: nothing panics or wedges, and
+// clearing them brings every call back.
+func TestSetWhileBusy(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		l, c := newLink(t, b, 9)
+		ctx := t.Context()
+		sets := [][]dblink.Fault{
+			{{Kind: dblink.KindBlackhole}},
+			{{Kind: dblink.KindPacketLoss, Percent: 50}, {Kind: dblink.KindLatency, Latency: 20 * time.Millisecond, Jitter: 10 * time.Millisecond}},
+			{{Kind: dblink.KindReset, Percent: 50}},
+			nil,
+			{{Kind: dblink.KindLatency, Latency: 50 * time.Millisecond}, {Kind: dblink.KindBlackhole}},
+		}
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-time.After(37 * time.Millisecond):
+				}
+				if err := l.Set(sets[i%len(sets)]); err != nil {
+					t.Errorf("Set: %v", err)
+					return
+				}
+			}
+		})
+		var rs []result
+		for start := time.Now(); time.Since(start) < 3*time.Second; {
+			rs = append(rs, calls(ctx, c, 16, database.MaxConns)...)
+		}
+		s := summarize(rs)
+		close(stop)
+		wg.Wait()
+		t.Log("while changing faults:", s)
+		set(t, l)
+		s = summarize(calls(ctx, c, 20, 4))
+		if len(s.failed) > 0 {
+			t.Errorf("after clearing: %s; first error: %v", s, s.errs[0])
 		}
 	})
 }

@@ -34,6 +34,7 @@ type connState struct {
 	parser *frameParser
 	stall  stallCause
 	closed bool
+	warned bool // about lost framing
 	evs    []event
 }
 
@@ -92,6 +93,10 @@ func (t *faultToxic) Pipe(stub *toxics.ToxicStub) {
 // return (connection closed or toxic interrupted).
 func (t *faultToxic) handle(stub *toxics.ToxicStub, ls *linkState, cs *connState, c *stream.StreamChunk) bool {
 	cs.evs = cs.parser.Feed(c.Data, cs.evs[:0])
+	if cs.parser.Opaque() && !cs.warned {
+		cs.warned = true
+		ls.log.Warn("db link lost PostgreSQL framing on a connection (TLS? use sslmode=disable); per-call faults skip it")
+	}
 	cfg := ls.cfg.Load()
 
 	if cfg.blackhole && cs.stall == notStalled {
@@ -109,10 +114,12 @@ func (t *faultToxic) handle(stub *toxics.ToxicStub, ls *linkState, cs *connState
 		return true
 	}
 
+	calls := 0
 	for i, ev := range cs.evs {
 		if ev.kind != msgQuery {
 			continue
 		}
+		calls++
 		switch ls.rollCall(cfg) {
 		case reset:
 			// The query never reaches the database.
@@ -121,8 +128,9 @@ func (t *faultToxic) handle(stub *toxics.ToxicStub, ls *linkState, cs *connState
 		case stall:
 			cs.stall = stalledByLoss
 			if ev.start > 0 {
+				// Earlier calls in the chunk (pipelining) go through.
 				head := &stream.StreamChunk{Data: c.Data[:ev.start], Timestamp: c.Timestamp}
-				if !forward(stub, ls, cs, cfg, head) {
+				if !forward(stub, ls, cs, callDelay(ls, cfg, calls-1), head) {
 					return false
 				}
 			}
@@ -135,13 +143,23 @@ func (t *faultToxic) handle(stub *toxics.ToxicStub, ls *linkState, cs *connState
 			return true
 		}
 	}
-	return forward(stub, ls, cs, cfg, c)
+	return forward(stub, ls, cs, callDelay(ls, cfg, calls), c)
 }
 
-// forward passes a chunk on after the configured latency, measured from when
-// toxiproxy read it so queued chunks do not pay twice.
-func forward(stub *toxics.ToxicStub, ls *linkState, cs *connState, cfg *config, c *stream.StreamChunk) bool {
-	if d := ls.delay(cfg) - time.Since(c.Timestamp); d > 0 {
+// callDelay is the latency of a chunk carrying n calls. Latency is added per
+// call, not per round trip: the scenario's "each call waits latency longer"
+// then holds whatever the pool does around it (connects, pgx's pings).
+func callDelay(ls *linkState, cfg *config, n int) time.Duration {
+	if n == 0 {
+		return 0
+	}
+	return ls.delay(cfg)
+}
+
+// forward passes a chunk on once delay has passed since toxiproxy read it
+// (so chunks queued behind a delayed one do not pay twice).
+func forward(stub *toxics.ToxicStub, ls *linkState, cs *connState, delay time.Duration, c *stream.StreamChunk) bool {
+	if d := delay - time.Since(c.Timestamp); d > 0 {
 		timer := time.NewTimer(d)
 		select {
 		case <-timer.C:
