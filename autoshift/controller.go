@@ -7,6 +7,7 @@ package autoshift
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -24,6 +25,15 @@ type Detection struct {
 	Zone  string
 	At    time.Time
 	Why   string
+}
+
+// AuditEvent is one thing the controller did or decided, for the audit log.
+type AuditEvent struct {
+	At     time.Time
+	Kind   string // decision, vetoed, action, action_failed
+	Zone   string
+	Action string
+	Msg    string
 }
 
 // Executor runs actions. Sync runs them inline (sim mode, tests: exact and
@@ -48,6 +58,12 @@ type Options struct {
 	ActionTimeout time.Duration
 	// Clock stamps the completion of asynchronous actions (default real).
 	Clock clock.Clock
+	// Guard, when set, may veto starting a new shift of zone (dry run,
+	// approval pending, minimum interval, another shift, capacity). A veto
+	// is reported to Audit once per rise of the zone's alarm.
+	Guard func(now time.Time, zone, why string) error
+	// Audit, when set, receives every decision, veto and action outcome.
+	Audit func(e AuditEvent)
 	Log   *slog.Logger
 }
 
@@ -66,7 +82,8 @@ type Controller struct {
 	// disarmed zones had their shift end while their alarm was still up: a
 	// new shift needs the alarm to clear and rise again (edge, not level).
 	disarmed map[string]bool
-	seen     int // runbook events already scanned
+	vetoed   map[string]bool // zones whose current rise was vetoed (reported once)
+	seen     int             // runbook events already scanned
 	inflight sync.WaitGroup
 }
 
@@ -81,7 +98,7 @@ func New(o Options) *Controller {
 	if o.Clock == nil {
 		o.Clock = clock.Real{}
 	}
-	return &Controller{o: o, openEpisode: map[string]bool{}, quietSince: map[string]time.Time{}, disarmed: map[string]bool{}}
+	return &Controller{o: o, openEpisode: map[string]bool{}, quietSince: map[string]time.Time{}, disarmed: map[string]bool{}, vetoed: map[string]bool{}}
 }
 
 // Observe feeds one observation to the engine.
@@ -106,11 +123,21 @@ func (c *Controller) Tick(ctx context.Context, now time.Time) detect.Assessment 
 	for _, z := range a.Zones {
 		if !z.Isolated {
 			delete(c.disarmed, z.Zone)
+			delete(c.vetoed, z.Zone)
 		}
 	}
 	iso := a.Isolated
 	if c.disarmed[iso] {
 		iso = ""
+	}
+	if phase, _ := c.o.Runbook.Phase(); iso != "" && phase == runbook.Idle && c.o.Guard != nil {
+		if err := c.o.Guard(now, iso, a.Why); err != nil {
+			if !c.vetoed[iso] {
+				c.vetoed[iso] = true
+				c.audit(AuditEvent{At: now, Kind: "vetoed", Zone: iso, Msg: fmt.Sprintf("shift of %s not started: %v; detector: %s", iso, err, a.Why)})
+			}
+			iso = ""
+		}
 	}
 	acts := c.o.Runbook.Step(now, runbook.Input{Isolated: iso, Healthy: a.Healthy(), Why: a.Why})
 	defer c.scanEvents()
@@ -154,6 +181,7 @@ func (c *Controller) trackEpisodes(now time.Time, a detect.Assessment) {
 				c.openEpisode[z.Zone] = true
 				c.detections = append(c.detections, Detection{Alarm: detect.IsolatedAlarmName(z.Zone), Zone: z.Zone, At: now, Why: a.Why})
 				c.o.Log.Info("isolated zonal impact detected", "zone", z.Zone, "why", a.Why)
+				c.audit(AuditEvent{At: now, Kind: "decision", Zone: z.Zone, Msg: "isolated impact: " + a.Why})
 			}
 		case c.openEpisode[z.Zone]:
 			if _, ok := c.quietSince[z.Zone]; !ok {
@@ -168,8 +196,18 @@ func (c *Controller) trackEpisodes(now time.Time, a detect.Assessment) {
 }
 
 func (c *Controller) logResult(act actuator.Action, err error) {
+	at := c.o.Clock.Now()
 	if err != nil {
 		c.o.Log.Warn("action failed; will retry", "action", act.String(), "err", err)
+		c.audit(AuditEvent{At: at, Kind: "action_failed", Zone: act.Zone, Action: string(act.Kind), Msg: fmt.Sprintf("%s failed, will retry: %v", act, err)})
+		return
+	}
+	c.audit(AuditEvent{At: at, Kind: "action", Zone: act.Zone, Action: string(act.Kind), Msg: act.String() + " done"})
+}
+
+func (c *Controller) audit(e AuditEvent) {
+	if c.o.Audit != nil {
+		c.o.Audit(e)
 	}
 }
 
@@ -182,6 +220,34 @@ func (c *Controller) scanEvents() {
 		}
 	}
 	c.seen = len(evs)
+}
+
+// Abandon tells the runbook its shift ended outside it (cancelled by an
+// operator, or expired); the zone is not shifted again until its alarm
+// clears and rises anew.
+func (c *Controller) Abandon(now time.Time, why string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, z := c.o.Runbook.Phase(); z != "" {
+		c.disarmed[z] = true
+		c.o.Runbook.Abandon(now, why)
+		c.scanEvents()
+		c.audit(AuditEvent{At: now, Kind: "decision", Zone: z, Msg: "runbook episode abandoned: " + why})
+	}
+}
+
+// RunbookState returns the runbook's durable state.
+func (c *Controller) RunbookState() runbook.State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.o.Runbook.State()
+}
+
+// Pending lists the runbook's unfinished actions.
+func (c *Controller) Pending() []actuator.Action {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.o.Runbook.Pending()
 }
 
 // Wait blocks until every asynchronous action has returned.

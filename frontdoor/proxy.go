@@ -31,9 +31,13 @@ type Proxy struct {
 
 // ProxyOptions configure a Proxy; zero values are sensible defaults.
 type ProxyOptions struct {
-	// Listen is the host to bind every endpoint on (default 127.0.0.1), each on its own free port.
+	// Listen is the host to bind endpoints on that have no address of their
+	// own (default 127.0.0.1), each on a free port.
 	Listen string
-	Log    *slog.Logger
+	// Regional and Zonal give endpoints fixed addresses (host:port).
+	Regional string
+	Zonal    map[string]string
+	Log      *slog.Logger
 }
 
 // StartProxy binds the regional endpoint and one zonal endpoint per zone.
@@ -56,10 +60,13 @@ func StartProxy(ctx context.Context, table *Table, opts ProxyOptions) (*Proxy, e
 		proxies: make(map[Target]*httputil.ReverseProxy),
 		zonal:   make(map[string]string),
 	}
-	start := func(h http.Handler) (string, error) {
-		ln, err := net.Listen("tcp", net.JoinHostPort(opts.Listen, "0"))
+	start := func(addr string, h http.Handler) (string, error) {
+		if addr == "" {
+			addr = net.JoinHostPort(opts.Listen, "0")
+		}
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
-			return "", fmt.Errorf("frontdoor: listen: %w", err)
+			return "", fmt.Errorf("frontdoor: listen on %s: %w", addr, err)
 		}
 		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 		p.servers = append(p.servers, srv)
@@ -71,13 +78,13 @@ func StartProxy(ctx context.Context, table *Table, opts ProxyOptions) (*Proxy, e
 		return "http://" + ln.Addr().String(), nil
 	}
 	var err error
-	if p.regional, err = start(http.HandlerFunc(p.serveRegional)); err != nil {
+	if p.regional, err = start(opts.Regional, http.HandlerFunc(p.serveRegional)); err != nil {
 		p.Close()
 		return nil, err
 	}
 	for _, z := range table.Zones() {
 		zone := z
-		u, err := start(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.serveZonal(w, r, zone) }))
+		u, err := start(opts.Zonal[zone], http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.serveZonal(w, r, zone) }))
 		if err != nil {
 			p.Close()
 			return nil, err
@@ -165,6 +172,7 @@ func (bufferPool) Put(b []byte) { buffers.Put(&b) }
 // as a load balancer does.
 type HealthChecker struct {
 	Table    *Table
+	Path     string        // default /health
 	Interval time.Duration // default 1s
 	Timeout  time.Duration // default Interval/2
 	Clock    clock.Clock   // default real
@@ -176,6 +184,9 @@ type HealthChecker struct {
 func (h *HealthChecker) Run(ctx context.Context) {
 	if h.Interval <= 0 {
 		h.Interval = time.Second
+	}
+	if h.Path == "" {
+		h.Path = "/health"
 	}
 	if h.Timeout <= 0 {
 		h.Timeout = h.Interval / 2
@@ -218,7 +229,7 @@ func (h *HealthChecker) Run(ctx context.Context) {
 func (h *HealthChecker) check(ctx context.Context, addr string) bool {
 	ctx, cancel := context.WithTimeout(ctx, h.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/health", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+h.Path, nil)
 	if err != nil {
 		return false
 	}

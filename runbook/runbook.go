@@ -27,6 +27,9 @@ type Policy struct {
 	RecoveryHold      time.Duration
 	RetryMin          time.Duration // first retry delay (default 1s)
 	RetryMax          time.Duration // cap (default 10s)
+	// NoControlPlane: there is no control plane to act on; the runbook only
+	// shifts traffic and brings it back.
+	NoControlPlane bool
 }
 
 // Input is what the detector says at a tick.
@@ -161,7 +164,7 @@ func (r *Runbook) Step(now time.Time, in Input) []actuator.Action {
 		}
 	case Shifted, Restoring:
 		r.trackHealth(now, in)
-		if r.phase == Shifted && !r.excludeTried && now.Sub(r.shiftedAt) >= r.p.ControlPlaneAfter && r.healthySince.IsZero() {
+		if r.phase == Shifted && !r.p.NoControlPlane && !r.excludeTried && now.Sub(r.shiftedAt) >= r.p.ControlPlaneAfter && r.healthySince.IsZero() {
 			r.excludeTried = true
 			r.want(actuator.ExcludeZone, r.zone)
 		}
@@ -272,6 +275,11 @@ func (r *Runbook) Done(now time.Time, a actuator.Action, err error) {
 		r.record(now, Excluded, a.Zone, "")
 	case actuator.IncludeZone:
 		r.excluded = false
+		if r.phase == Idle || a.Zone != r.zone {
+			// Capacity brought back after an abandoned episode.
+			r.record(now, Included, a.Zone, "")
+			return
+		}
 		r.record(now, Included, a.Zone, "")
 		if r.phase == Restoring && a.Zone == r.zone && r.healthySince.IsZero() {
 			// The zone relapsed while the inclusion was on the wire: hold the
