@@ -56,6 +56,8 @@ type Config struct {
 	// Seed drives the fault draws; it is mixed with ID so that instances
 	// sharing a seed still fail independently.
 	Seed int64
+	// Listen is the address to serve on (default 127.0.0.1:0, a free port).
+	Listen string
 }
 
 // InstanceFaults are the faults injected into the instance's own handler
@@ -121,8 +123,11 @@ func Start(ctx context.Context, cfg Config) (*Instance, error) {
 		cfg.DBTimeout = DefaultDBTimeout
 	}
 
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
 	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("workload: instance %s: listen: %w", cfg.ID, err)
 	}

@@ -1,0 +1,93 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/grayzone/grayzone/config"
+	"github.com/grayzone/grayzone/service"
+)
+
+func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
+	var (
+		file, dataDir, listen, tokenFile, logLevel string
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run grayzone next to your service: ingest observations, detect, shift zones, keep state",
+		Long: `Runs the long-running controller: the embedded zone-aware front door for each
+configured resource, canaries against its zonal endpoints, the detection engine
+on a real clock, autoshift with its guards (dry run, approval, minimum interval,
+capacity), practice runs, and an HTTP JSON API (see docs/api.md) with
+/metrics in Prometheus' format. State (shifts, practice runs, the runbook's
+progress, an append-only audit log) lives in SQLite under --data-dir, so a
+restart — even after kill -9 — resumes where it stopped.
+
+The configuration is validated strictly at start: a mistake is one line naming
+the file, line and key, and the exit status is 2. Mutating API calls need a
+bearer token, read from --token-file (one a line) or the configuration, never
+from the command line.`,
+		Example: `  grayzone serve --config examples/serve.yaml
+  grayzone serve --config serve.yaml --data-dir /var/lib/grayzone --listen :8080 --token-file /etc/grayzone/tokens`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return usageErr("--config is required (try examples/serve.yaml)")
+			}
+			cfg, err := config.Load(file)
+			if err != nil {
+				return &exitError{code: ExitUsage, err: err}
+			}
+			if dataDir != "" {
+				cfg.DataDir = dataDir
+			}
+			if listen != "" {
+				cfg.Listen = listen
+			}
+			if tokenFile != "" {
+				cfg.Auth.TokensFile = tokenFile
+			}
+			tokens, err := cfg.LoadTokens()
+			if err != nil {
+				return &exitError{code: ExitUsage, err: err}
+			}
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return usageErr("--log-level %q: want debug, info, warn or error", logLevel)
+			}
+			log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+			if len(tokens) == 0 {
+				log.Warn("no API tokens configured: every mutating call will be refused with 401")
+			}
+			for _, t := range tokens {
+				if strings.HasPrefix(t, "replace-me") || strings.HasPrefix(t, "example-") {
+					log.Warn("an example token from examples/tokens.txt is in use: replace it before exposing the API")
+				}
+			}
+			svc, err := service.Open(cmd.Context(), service.Options{Config: cfg, Tokens: tokens, Log: log, Extra: dashboardHandlers()})
+			if err != nil {
+				return &exitError{code: exitUnknown, err: err}
+			}
+			defer svc.Close()
+			go func() {
+				fmt.Fprintf(stdout, "grayzone serve: API and dashboard on http://%s (data in %s)\n", svc.APIAddr(), cfg.DataDir)
+			}()
+			if err := svc.Run(cmd.Context()); err != nil && !errors.Is(err, cmd.Context().Err()) {
+				return &exitError{code: exitUnknown, err: err}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&file, "config", "", "configuration file (YAML; see examples/serve.yaml)")
+	f.StringVar(&dataDir, "data-dir", "", "directory for grayzone's state (overrides data_dir)")
+	f.StringVar(&listen, "listen", "", "address of the API and dashboard (overrides listen)")
+	f.StringVar(&tokenFile, "token-file", "", "file of bearer tokens, one a line (overrides auth.tokens_file)")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
