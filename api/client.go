@@ -119,6 +119,17 @@ func (c *Client) Practices(ctx context.Context, resource string, limit int) ([]s
 	return out, err
 }
 
+// History returns a resource's timeline since the given time (zero: all kept).
+func (c *Client) History(ctx context.Context, resource string, since time.Time) (History, error) {
+	q := url.Values{"resource": {resource}}
+	if !since.IsZero() {
+		q.Set("since", since.UTC().Format(time.RFC3339Nano))
+	}
+	var out History
+	err := c.do(ctx, http.MethodGet, "/v1/history", q, nil, &out)
+	return out, err
+}
+
 // Decisions is GET /v1/decisions.
 func (c *Client) Decisions(ctx context.Context) ([]Decision, error) {
 	var out []Decision

@@ -183,6 +183,15 @@ func (f *fake) Ingest(ctx context.Context, resource string, obs []observation.Ob
 	return nil
 }
 
+func (f *fake) History(ctx context.Context, resource string, since time.Time) (api.History, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return api.History{}, f.err
+	}
+	return api.History{Resource: resource, Points: []api.HistoryPoint{}, Spans: []api.Span{}}, nil
+}
+
 func (f *fake) Decisions(ctx context.Context) ([]api.Decision, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -88,7 +88,35 @@ func NewHandler(b Backend, opts Options) http.Handler {
 	h.handle("GET /v1/decisions", read(h.decisions))
 	h.handle("POST /v1/decisions/{id}/approve", write(h.approve))
 	h.handle("POST /v1/observations", write(h.ingest))
+	h.handle("GET /v1/history", read(h.history))
 	return h
+}
+
+// history serves GET /v1/history?resource=R[&since=RFC3339].
+func (h *handler) history(w http.ResponseWriter, r *http.Request) {
+	if !h.query(w, r, "resource", "since") {
+		return
+	}
+	q := r.URL.Query()
+	var since time.Time
+	if v := q.Get("since"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("since: %q is not an RFC 3339 time", v))
+			return
+		}
+		since = t
+	}
+	if q.Get("resource") == "" {
+		writeError(w, http.StatusBadRequest, "resource: required")
+		return
+	}
+	hist, err := h.b.History(r.Context(), q.Get("resource"), since)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, hist)
 }
 
 func (h *handler) handle(pattern string, f http.HandlerFunc) {

@@ -28,6 +28,8 @@ type Backend interface {
 	Ingest(ctx context.Context, resource string, obs []observation.Observation) error
 	Decisions(ctx context.Context) ([]Decision, error)
 	Approve(ctx context.Context, id, by string) (Decision, error)
+	// History is the resource's timeline since the given time (zero: all kept).
+	History(ctx context.Context, resource string, since time.Time) (History, error)
 }
 
 // Status is GET /v1/status.
@@ -141,4 +143,45 @@ type UpdateShiftRequest struct {
 // Accepted is the 202 response to POST /v1/observations.
 type Accepted struct {
 	Accepted int `json:"accepted"`
+}
+
+// History is GET /v1/history: a resource's recent timeline, one point a
+// second, and the spans worth shading on a chart.
+type History struct {
+	Resource string         `json:"resource"`
+	Points   []HistoryPoint `json:"points"`
+	Spans    []Span         `json:"spans"`
+	// Thresholds are the lines to draw: availability target (0..1) and each
+	// operation's latency threshold in ms.
+	AvailabilityTarget float64            `json:"availability_target"`
+	LatencyThresholds  map[string]float64 `json:"latency_thresholds_ms"`
+}
+
+// HistoryPoint is one second of a resource.
+type HistoryPoint struct {
+	T     int64       `json:"t"` // Unix milliseconds
+	Phase string      `json:"phase"`
+	Zones []ZonePoint `json:"zones"`
+}
+
+// ZonePoint is one zone at one second: server-side and canary views.
+type ZonePoint struct {
+	Zone               string  `json:"zone"`
+	Availability       float64 `json:"availability"`        // server-side, 0..1, last 10 s
+	P99Ms              float64 `json:"p99_ms"`              // server-side, -1 with no data
+	CanaryAvailability float64 `json:"canary_availability"` // zonal canaries, 0..1, -1 with no data
+	CanaryP99Ms        float64 `json:"canary_p99_ms"`       // zonal canaries, -1 with no data
+	Healthy            bool    `json:"healthy"`
+	Isolated           bool    `json:"isolated"`
+	Shifted            bool    `json:"shifted"`
+	Excluded           bool    `json:"excluded"`
+}
+
+// Span is an interval to shade: a fault (lab), a shift, a control-plane exclusion.
+type Span struct {
+	Kind  string `json:"kind"` // fault, shift, exclusion, detection
+	Zone  string `json:"zone"`
+	Label string `json:"label"`
+	From  int64  `json:"from"`         // Unix milliseconds
+	To    *int64 `json:"to,omitempty"` // nil: still in effect
 }

@@ -145,8 +145,10 @@ type Engine struct {
 	// Latency for display: one sketch per zone per second, the last 10 s,
 	// and the p99 over them recomputed once a second.
 	lat     map[string][]*ddsketch.DDSketch
+	clat    map[string][]*ddsketch.DDSketch // the zonal canaries' view
 	latSec  int64
 	p99     map[string]float64
+	cp99    map[string]float64
 	skipped int64 // observations for zones the engine does not know
 }
 
@@ -167,6 +169,8 @@ func New(cfg Config) (*Engine, error) {
 		health:  map[string]*ring{},
 		display: map[string]*ring{},
 		lat:     map[string][]*ddsketch.DDSketch{},
+		clat:    map[string][]*ddsketch.DDSketch{},
+		cp99:    map[string]float64{},
 	}
 	hw := buckets(cfg.HealthWindow, cfg.Resolution)
 	dw := buckets(displayWindow, cfg.Resolution)
@@ -175,11 +179,12 @@ func New(cfg Config) (*Engine, error) {
 		e.health[z] = newRing(int(hw))
 		e.display[z] = newRing(int(dw))
 		sk := make([]*ddsketch.DDSketch, displayWindow/time.Second)
+		csk := make([]*ddsketch.DDSketch, displayWindow/time.Second)
 		for i := range sk {
-			sk[i] = newSketch()
+			sk[i], csk[i] = newSketch(), newSketch()
 		}
-		e.lat[z] = sk
-		e.p99[z] = -1
+		e.lat[z], e.clat[z] = sk, csk
+		e.p99[z], e.cp99[z] = -1, -1
 	}
 	var err error
 	switch cfg.Profile {
@@ -298,6 +303,7 @@ func (e *Engine) close(b *bucket) {
 		for s := max(e.latSec+1, sec-n+1); s <= sec; s++ {
 			for _, z := range e.cfg.Zones {
 				e.lat[z][s%n].Clear()
+				e.clat[z][s%n].Clear()
 			}
 		}
 		e.latSec = sec
@@ -317,6 +323,8 @@ func (e *Engine) close(b *bucket) {
 	for k, a := range b.op {
 		if k.src == observation.Server {
 			_ = e.lat[k.zone][sec%n].MergeWith(a.lat)
+		} else {
+			_ = e.clat[k.zone][sec%n].MergeWith(a.lat)
 		}
 	}
 	e.det.step(b)
@@ -325,12 +333,17 @@ func (e *Engine) close(b *bucket) {
 // refreshP99 recomputes each zone's display p99 over the last 10 s.
 func (e *Engine) refreshP99() {
 	for _, z := range e.cfg.Zones {
-		merged := newSketch()
-		for _, sk := range e.lat[z] {
-			_ = merged.MergeWith(sk)
-		}
-		e.p99[z] = quantile(merged, 0.99)
+		e.p99[z] = mergedQuantile(e.lat[z], 0.99)
+		e.cp99[z] = mergedQuantile(e.clat[z], 0.99)
 	}
+}
+
+func mergedQuantile(sks []*ddsketch.DDSketch, q float64) float64 {
+	merged := newSketch()
+	for _, sk := range sks {
+		_ = merged.MergeWith(sk)
+	}
+	return quantile(merged, q)
 }
 
 // ZoneStatus is one zone's state at a tick.
@@ -340,6 +353,10 @@ type ZoneStatus struct {
 	Availability float64
 	P99          float64
 	Requests     int64
+	// CanaryAvailability (-1 with no data, over the health window) and
+	// CanaryP99 (ms, -1 with no data, last 10 s) are the zonal canaries' view.
+	CanaryAvailability float64
+	CanaryP99          float64
 	// Healthy: the zonal canaries saw no fault and no slow request over the
 	// health window (and saw something).
 	Healthy bool
@@ -398,16 +415,25 @@ func (e *Engine) assess(now time.Time) Assessment {
 		d := e.display[z].total
 		p99 := e.p99[z]
 		a.Zones = append(a.Zones, ZoneStatus{
-			Zone:         z,
-			Availability: d.Availability(),
-			P99:          p99,
-			Requests:     d.N,
-			Healthy:      h.N > 0 && h.Faults == 0 && h.Slow == 0,
+			Zone:               z,
+			Availability:       d.Availability(),
+			P99:                p99,
+			Requests:           d.N,
+			Healthy:            h.N > 0 && h.Faults == 0 && h.Slow == 0,
+			CanaryAvailability: canaryAvail(h),
+			CanaryP99:          e.cp99[z],
 		})
 	}
 	e.det.assess(&a)
 	sort.SliceStable(a.Alarms, func(i, j int) bool { return a.Alarms[i].Name < a.Alarms[j].Name })
 	return a
+}
+
+func canaryAvail(c Counts) float64 {
+	if n, _ := c.Trials(DimFault); n == 0 {
+		return -1
+	}
+	return c.Availability()
 }
 
 // displayWindow is the span of the availability and p99 shown per zone.

@@ -110,6 +110,7 @@ func Parse(file string, data []byte) (*Scenario, error) {
 		})
 		return nil, p.errs[0]
 	}
+	s.Source = append([]byte(nil), data...)
 	return s, nil
 }
 

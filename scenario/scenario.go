@@ -24,6 +24,8 @@ type Scenario struct {
 	Expect      Expect
 	// File is where the scenario came from ("builtin:NAME.yaml" for shipped ones).
 	File string
+	// Source is the file's text, for reports that show the scenario itself.
+	Source []byte
 }
 
 // Topology is the zones, their instances and where the database lives.

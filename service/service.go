@@ -234,6 +234,7 @@ type resource struct {
 	saved     map[string][]byte        // last persisted blobs, by key
 	cancel    context.CancelFunc
 	observed  [2]int64 // server, canary observations ingested
+	history   []api.HistoryPoint
 }
 
 func stateKey(kind, res string) string { return kind + "/" + res }
@@ -353,6 +354,7 @@ func (r *resource) tick(ctx context.Context, now time.Time) {
 	r.mu.Lock()
 	r.last = a
 	r.mu.Unlock()
+	r.record(now, a)
 	r.practiceStep(ctx, now, a)
 	r.reconcile(ctx, now)
 	r.persist(ctx)
