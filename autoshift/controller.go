@@ -236,6 +236,9 @@ func (c *Controller) Abandon(now time.Time, why string) {
 	}
 }
 
+// Mitigating reports whether the controller acts (false: detect and record only).
+func (c *Controller) Mitigating() bool { return c.o.Mitigate }
+
 // RunbookState returns the runbook's durable state.
 func (c *Controller) RunbookState() runbook.State {
 	c.mu.Lock()

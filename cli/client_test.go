@@ -108,6 +108,10 @@ func (f *fakeBackend) Ingest(context.Context, string, []observation.Observation)
 	return nil
 }
 
+func (f *fakeBackend) History(ctx context.Context, resource string, since time.Time) (api.History, error) {
+	return api.History{Resource: resource, Points: []api.HistoryPoint{}, Spans: []api.Span{}}, nil
+}
+
 func (f *fakeBackend) Decisions(context.Context) ([]api.Decision, error) {
 	return []api.Decision{{ID: "d1", Resource: "web", Zone: "use2-az1", Why: "isolated impact", At: f.now, Status: "pending"}}, nil
 }

@@ -17,6 +17,7 @@ import (
 func newLabCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
 		file, mode, detector, reportPath, database string
+		listen                                     string
 		baseline, verbose                          bool
 		seed                                       int64
 	)
@@ -55,7 +56,7 @@ Built-in scenarios: ` + strings.Join(scenario.BuiltinNames(), ", "),
 			log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 			opts := lab.Options{
 				Scenario: sc, Mode: mode, Detector: detector, Baseline: baseline,
-				Database: database, Progress: stdout, Log: log,
+				Database: database, Progress: stdout, Log: log, Listen: listen,
 			}
 			r, err := lab.Run(cmd.Context(), opts)
 			if errors.Is(err, lab.ErrUsage) {
@@ -89,6 +90,7 @@ Built-in scenarios: ` + strings.Join(scenario.BuiltinNames(), ", "),
 	f.BoolVar(&baseline, "baseline", false, "also run the scenario with mitigation off and report both")
 	f.StringVar(&reportPath, "report", "", "write the JSON report to this file")
 	f.StringVar(&database, "database", "", "real mode: a PostgreSQL URL, or \"embedded\" for the store grayzone ships (default: a throwaway PostgreSQL cluster when PostgreSQL is installed, else the embedded store)")
+	f.StringVar(&listen, "listen", "127.0.0.1:8090", "real mode: where to serve the live dashboard and read-only API (a taken port falls back to a free one; \"\" for none)")
 	f.Int64Var(&seed, "seed", 0, "override the scenario's seed (sim mode's random choices)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log every decision and action")
 	return cmd

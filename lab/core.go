@@ -9,6 +9,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/grayzone/grayzone/actuator"
@@ -27,13 +29,16 @@ const Resource = "lab"
 
 // core is what both modes share.
 type core struct {
-	sc       *scenario.Scenario
-	table    *frontdoor.Table
-	group    *instancegroup.Group
-	ctrl     *autoshift.Controller
-	start    time.Time
+	sc    *scenario.Scenario
+	table *frontdoor.Table
+	group *instancegroup.Group
+	ctrl  *autoshift.Controller
+	start time.Time
+	every time.Duration // the controller's tick: the engine's resolution
+
+	mu       sync.Mutex // guards what the dashboard reads while the run goes on
 	timeline []report.Point
-	every    time.Duration // the controller's tick: the engine's resolution
+	last     detect.Assessment
 }
 
 // EngineConfig is the detection engine configuration for a scenario.
@@ -94,16 +99,22 @@ func newCore(ctx context.Context, sc *scenario.Scenario, profile string, mitigat
 // tick runs the controller and records a timeline point each whole second.
 func (c *core) tick(ctx context.Context, now time.Time) detect.Assessment {
 	a := c.ctrl.Tick(ctx, now)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.last = a
 	if now.Sub(c.start)%time.Second >= c.every {
 		return a
 	}
 	phase, zone := c.ctrl.Phase()
+	excluded := c.group.Snapshot().Excluded
 	p := report.Point{At: now.Sub(c.start).Truncate(time.Second).Seconds(), Phase: string(phase)}
 	if phase != runbook.Idle {
 		p.Shift = zone
 	}
 	for _, z := range a.Zones {
-		p.Zones = append(p.Zones, report.ZonePoint{Zone: z.Zone, Availability: round(z.Availability, 5), P99: round(z.P99, 2), Requests: z.Requests, Healthy: z.Healthy})
+		p.Zones = append(p.Zones, report.ZonePoint{Zone: z.Zone, Availability: round(z.Availability, 5), P99: round(z.P99, 2), Requests: z.Requests,
+			Healthy: z.Healthy, CanaryAvailability: round(z.CanaryAvailability, 5), CanaryP99: round(z.CanaryP99, 2), Isolated: z.Isolated,
+			Excluded: slices.Contains(excluded, z.Zone)})
 	}
 	c.timeline = append(c.timeline, p)
 	return a
@@ -126,6 +137,8 @@ func sign(v float64) float64 {
 
 // run assembles the report.Run at the end.
 func (c *core) run(mode, profile string, elapsed time.Duration, req report.Requests, db string) report.Run {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	return report.Run{
 		Scenario:   c.sc,
 		Mode:       mode,

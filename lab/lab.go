@@ -2,8 +2,11 @@ package lab
 
 import (
 	"context"
+	"net/http"
+
 	"errors"
 	"fmt"
+	"github.com/grayzone/grayzone/api"
 	"io"
 	"log/slog"
 	"slices"
@@ -37,6 +40,10 @@ type Options struct {
 	// ProgressEvery is the interval of status lines (default 5s).
 	ProgressEvery time.Duration
 	Log           *slog.Logger
+	// Listen is where a real-mode run serves its read-only API and, with
+	// Dashboard, the dashboard ("" = none; a taken port falls back to a free one).
+	Listen    string
+	Dashboard func(api.Backend) map[string]http.Handler
 }
 
 // ErrUsage marks errors in the command or its inputs (exit status 2).

@@ -24,13 +24,16 @@ func newProgress(w io.Writer, sc *scenario.Scenario, mitigate bool) *progress {
 	return &progress{w: w, sc: sc, mitigate: mitigate}
 }
 
-func (p *progress) header(db string) {
+func (p *progress) header(db, dashboard string) {
 	if p.w == nil {
 		return
 	}
 	fmt.Fprintf(p.w, "grayzone lab: %s, real mode, %s, %d zones × %v instances, %.0f req/s\n",
 		p.sc.Name, p.sc.Duration, len(p.sc.Topology.Zones), p.sc.Topology.Instances[p.sc.Topology.Zones[0]], p.sc.Load.RPS)
 	fmt.Fprintf(p.w, "database: %s\n", db)
+	if dashboard != "" {
+		fmt.Fprintf(p.w, "dashboard: %s (open it to watch the run)\n", dashboard)
+	}
 	for _, f := range p.sc.Faults {
 		fmt.Fprintf(p.w, "fault scheduled: %s on %s at %s", f.Kind, f.Target, f.At)
 		if f.Duration > 0 {

@@ -272,7 +272,16 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 	})
 
 	prog := newProgress(o.Progress, sc, mitigate)
-	prog.header(db.what)
+	dash := ""
+	if o.Listen != "" && mitigate {
+		u, stopDash, err := serveDashboard(lifeCtx, o, c)
+		if err != nil {
+			return report.Run{}, err
+		}
+		defer stopDash()
+		dash = u
+	}
+	prog.header(db.what, dash)
 	tick := time.NewTicker(c.every)
 	defer tick.Stop()
 	lastProgress := start

@@ -87,11 +87,15 @@ type Point struct {
 // ZonePoint is one zone at one sample: server-side availability (0..1) and
 // p99 latency in ms over the last 10 s (-1: no data), and canary health.
 type ZonePoint struct {
-	Zone         string  `json:"zone"`
-	Availability float64 `json:"availability"`
-	P99          float64 `json:"p99_ms"`
-	Requests     int64   `json:"requests"`
-	Healthy      bool    `json:"healthy"`
+	Zone               string  `json:"zone"`
+	Availability       float64 `json:"availability"`
+	P99                float64 `json:"p99_ms"`
+	Requests           int64   `json:"requests"`
+	Healthy            bool    `json:"healthy"`
+	CanaryAvailability float64 `json:"canary_availability"` // -1 with no data
+	CanaryP99          float64 `json:"canary_p99_ms"`       // -1 with no data
+	Isolated           bool    `json:"isolated,omitempty"`
+	Excluded           bool    `json:"excluded,omitempty"`
 }
 
 // Report is the run report.
