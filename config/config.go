@@ -19,6 +19,7 @@ import (
 
 	"github.com/grayzone/grayzone/detect"
 	"github.com/grayzone/grayzone/operation"
+	"github.com/grayzone/grayzone/outlier"
 	"github.com/grayzone/grayzone/practice"
 )
 
@@ -122,6 +123,9 @@ type Detector struct {
 	Profile        string
 	FalseAlarmRate float64
 	MinInstances   int
+	// Outlier picks the default profile's outlier test (empty: 3× and 1
+	// point above the other zones' pooled rate).
+	Outlier outlier.Config
 }
 
 // Canary probes one URL on behalf of one zone.
@@ -178,6 +182,7 @@ func (r *Resource) DetectConfig() detect.Config {
 		Thresholds:     cloneMap(r.Operations),
 		MinInstances:   r.Detector.MinInstances,
 		FalseAlarmRate: r.Detector.FalseAlarmRate,
+		Outlier:        r.Detector.Outlier,
 	}
 }
 

@@ -392,3 +392,25 @@ func TestAlarmNames(t *testing.T) {
 		t.Errorf("AlarmNames = %v", got)
 	}
 }
+
+func TestDetectorOutlier(t *testing.T) {
+	base := func(extra string) string {
+		data, err := os.ReadFile("../examples/serve.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Replace(string(data), "      min_instances: 2\n", "      min_instances: 2\n"+extra, 1)
+	}
+	c, err := Parse("x.yaml", []byte(base("      outlier: chi-squared\n      outlier_threshold: 0.01\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := c.Resources[0].DetectConfig().Outlier; o.Method != "chi-squared" || o.Threshold != 0.01 {
+		t.Errorf("outlier = %+v", o)
+	}
+	for _, bad := range []string{"      outlier: vibes\n", "      outlier_threshold: 2\n", "      outlier: mad\n      outlier_threshold: -1\n"} {
+		if _, err := Parse("x.yaml", []byte(base(bad))); err == nil || !strings.HasPrefix(err.Error(), "x.yaml:") || !strings.Contains(err.Error(), "outlier") {
+			t.Errorf("%q: err = %v", bad, err)
+		}
+	}
+}

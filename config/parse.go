@@ -21,6 +21,7 @@ import (
 
 	"github.com/grayzone/grayzone/detect"
 	"github.com/grayzone/grayzone/operation"
+	"github.com/grayzone/grayzone/outlier"
 	"github.com/grayzone/grayzone/practice"
 )
 
@@ -67,7 +68,7 @@ var (
 	targetKeys    = []string{"id", "zone", "addr"}
 	healthKeys    = []string{"path", "interval", "timeout", "healthy_threshold", "unhealthy_threshold"}
 	operationKeys = []string{"latency_threshold"}
-	detectorKeys  = []string{"profile", "false_alarm_rate", "min_instances"}
+	detectorKeys  = []string{"profile", "false_alarm_rate", "min_instances", "outlier", "outlier_threshold"}
 	canaryKeys    = []string{"zone", "url", "interval"}
 	autoshiftKeys = []string{"enabled", "dry_run", "approval", "min_interval", "expires_in", "control_plane_after", "recovery_hold"}
 	practiceKeys  = []string{"enabled", "interval", "duration", "outcome_alarms", "blocking_alarms", "blocked_windows", "blocked_dates"}
@@ -985,6 +986,26 @@ func (p *parser) detector(f field, d *Detector) (minInst field, has bool) {
 				ff.errorf(p, "%s is out of range (0 < rate < 1)", show(ff.val.Value))
 			} else {
 				d.FalseAlarmRate = v
+			}
+		}
+	}
+	if of, ok := m.get("outlier"); ok {
+		if v, ok := p.str(of); ok {
+			if meth, err := outlier.ParseMethod(v); err != nil {
+				of.errorf(p, "unknown outlier method %s (known: static, chi-squared, z-score, iqr, mad)", q(v))
+			} else {
+				d.Outlier.Method = meth
+			}
+		}
+	}
+	if tf, ok := m.get("outlier_threshold"); ok {
+		if v, ok := p.number(tf); ok {
+			if v <= 0 || math.IsInf(v, 0) {
+				tf.errorf(p, "%s must be a positive number", show(tf.val.Value))
+			} else if d.Outlier.Method == "" {
+				tf.errorf(p, "needs detector.outlier (the method the threshold is for)")
+			} else {
+				d.Outlier.Threshold = v
 			}
 		}
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/grayzone/grayzone/alarm"
 	"github.com/grayzone/grayzone/observation"
+	"github.com/grayzone/grayzone/outlier"
 )
 
 // Profile names a detection profile.
@@ -51,6 +52,11 @@ type Config struct {
 	// FaultFloor and SlowFloor are the lowest baseline rates the tests assume
 	// (defaults 0.001 and 0.01): a zone must look worse than this to be impacted.
 	FaultFloor, SlowFloor float64
+	// Outlier selects the default profile's outlier test. Empty: the zone's
+	// bad rate must be 3× and 1 point above the other zones' pooled rate.
+	// Otherwise one of the outlier package's methods (static, chi-squared,
+	// z-score, iqr, mad) judges the zones' bad counts against their totals.
+	Outlier outlier.Config
 }
 
 func (c *Config) setDefaults() error {
@@ -89,6 +95,11 @@ func (c *Config) setDefaults() error {
 	}
 	if c.SlowFloor <= 0 {
 		c.SlowFloor = 0.01
+	}
+	if c.Outlier.Method != "" {
+		if err := c.Outlier.Validate(); err != nil {
+			return fmt.Errorf("detect: %w", err)
+		}
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/grayzone/grayzone/alarm"
 	"github.com/grayzone/grayzone/observation"
+	"github.com/grayzone/grayzone/outlier"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -282,5 +283,34 @@ func TestCloudWatchProfileIgnoresSingleInstanceAndRegional(t *testing.T) {
 		if i, a := firstIsolated(tr.run(0, 400)); i >= 0 {
 			t.Errorf("%s: isolated %s at %d s: %s", name, a.Isolated, i, a.Why)
 		}
+	}
+}
+
+// Every outlier method of the outlier package can judge the default
+// profile's zones, on fault counts and on latency-over-threshold counts.
+func TestFastWithEachOutlierMethod(t *testing.T) {
+	for _, m := range []outlier.Method{outlier.Static, outlier.ChiSquared, outlier.ZScore, outlier.IQR, outlier.MAD} {
+		for _, latency := range []bool{false, true} {
+			e, err := New(Config{Zones: zones3, Outlier: outlier.Config{Method: m}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr := newTraffic(t, ProfileDefault)
+			tr.e = e
+			tr.bad = func(z string, inst, sec int) (bool, bool) {
+				bad := z == "az2" && sec >= 20 && tr.rng.Float64() < 0.4
+				if latency {
+					return false, bad
+				}
+				return bad, false
+			}
+			i, a := firstIsolated(tr.run(0, 60))
+			if i < 0 || a.Isolated != "az2" {
+				t.Errorf("%s (latency %v): isolated %q at %d", m, latency, a.Isolated, i)
+			}
+		}
+	}
+	if _, err := New(Config{Zones: zones3, Outlier: outlier.Config{Method: "vibes"}}); err == nil {
+		t.Error("unknown outlier method accepted")
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/grayzone/grayzone/alarm"
 	"github.com/grayzone/grayzone/observation"
+	"github.com/grayzone/grayzone/outlier"
 )
 
 // Fast is the default profile: sequential tests that decide in seconds.
@@ -249,7 +250,7 @@ func (f *fast) evalZone(z string, d Dim) zoneEval {
 		if n < outlierMinN || on < outlierMinN {
 			continue
 		}
-		out := bad >= outlierMinBad && rate >= outlierRatio*orate && rate-orate >= outlierDelta
+		out := bad >= outlierMinBad && f.isOutlier(z, ev.src, d, i, rate, orate)
 		// Report the window that decided, else the longest with data.
 		ev.n, ev.otherN, ev.rate, ev.otherRate, ev.window = n, on, rate, orate, outlierWindows[i]
 		ev.thin = false
@@ -269,6 +270,25 @@ func (f *fast) evalZone(z string, d Dim) zoneEval {
 	}
 	sort.Strings(ev.contributors)
 	return ev
+}
+
+// isOutlier applies the configured outlier test to zone z over window i.
+func (f *fast) isOutlier(z string, src observation.Source, d Dim, i int, rate, orate float64) bool {
+	if f.cfg.Outlier.Method == "" {
+		return rate >= outlierRatio*orate && rate-orate >= outlierDelta
+	}
+	counts := make([]float64, len(f.cfg.Zones))
+	totals := make([]float64, len(f.cfg.Zones))
+	idx := 0
+	for j, oz := range f.cfg.Zones {
+		n, bad := f.zones[zsKey{oz, src}].wins[i].total.Trials(d)
+		counts[j], totals[j] = float64(bad), float64(n)
+		if oz == z {
+			idx = j
+		}
+	}
+	res := outlier.DetectWithTotals(f.cfg.Outlier, counts, totals, idx)
+	return res.Err == nil && res.Outlier
 }
 
 func (f *fast) assess(a *Assessment) {
