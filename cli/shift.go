@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/grayzone/grayzone/api"
+	"github.com/grayzone/grayzone/duration"
 	"github.com/grayzone/grayzone/shift"
 )
 
@@ -237,13 +238,4 @@ func commentSuffix(c string) string {
 }
 
 // shortDuration prints 30m rather than 30m0s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}
+func shortDuration(d time.Duration) string { return duration.Format(d) }

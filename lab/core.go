@@ -152,3 +152,10 @@ func (c *core) run(mode, profile string, elapsed time.Duration, req report.Reque
 		Database:   db,
 	}
 }
+
+// slowFor reports whether a customer request took longer than its
+// operation's latency threshold.
+func slowFor(op string, lat time.Duration) bool {
+	o, ok := operation.Lookup(op)
+	return ok && lat > o.Threshold
+}

@@ -249,10 +249,7 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 			Target: proxy.RegionalURL(), Rate: sc.Load.RPSAt, Mix: sc.Load.Mix, Seed: sc.Seed, Duration: sc.Duration,
 			OnResult: func(r loadgen.Result) {
 				reqMu.Lock()
-				req.Total++
-				if r.Failed() {
-					req.Failed++
-				}
+				req.Count(r.Failed(), slowFor(r.Operation, r.Latency))
 				reqMu.Unlock()
 			},
 		})

@@ -31,11 +31,8 @@ func runSim(ctx context.Context, o Options, mitigate bool) (report.Run, error) {
 		Start:    simEpoch,
 		Observe:  func(obs observation.Observation) { c.ctrl.Observe(obs) },
 		Tick:     func(now time.Time) { c.tick(ctx, now) },
-		Customer: func(_ time.Time, failed bool) {
-			req.Total++
-			if failed {
-				req.Failed++
-			}
+		Customer: func(_ time.Time, op string, lat time.Duration, failed bool) {
+			req.Count(failed, slowFor(op, lat))
 		},
 	})
 	quiet := slog.New(slog.DiscardHandler)

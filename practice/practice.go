@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/grayzone/grayzone/alarm"
+	"github.com/grayzone/grayzone/duration"
 )
 
 // Config configures practice runs for one resource.
@@ -284,10 +285,10 @@ func (s *Scheduler) judge(now time.Time, alarms func(string) alarm.State, r *Run
 		return "", ""
 	}
 	if a := inAlarm(s.cfg.OutcomeAlarms, alarms); a != "" {
-		return Failed, fmt.Sprintf("outcome alarm %s went into ALARM after %s", a, fmtDur(now.Sub(r.Started)))
+		return Failed, fmt.Sprintf("outcome alarm %s went into ALARM after %s", a, duration.Format(now.Sub(r.Started)))
 	}
 	if !now.Before(r.Started.Add(s.cfg.Duration)) {
-		return Succeeded, fmt.Sprintf("traffic stayed away from %s for %s with no outcome alarm in ALARM", r.Zone, fmtDur(s.cfg.Duration))
+		return Succeeded, fmt.Sprintf("traffic stayed away from %s for %s with no outcome alarm in ALARM", r.Zone, duration.Format(s.cfg.Duration))
 	}
 	if a := inAlarm(s.cfg.BlockingAlarms, alarms); a != "" {
 		return Interrupted, fmt.Sprintf("blocking alarm %s went into ALARM", a)
@@ -305,7 +306,7 @@ func (s *Scheduler) startBlocked(now time.Time, alarms func(string) alarm.State)
 	}
 	end := now.Add(s.cfg.Duration)
 	if at, b := s.firstBlocked(now, end); b != "" {
-		return fmt.Sprintf("a %s run would reach %s at %s", fmtDur(s.cfg.Duration), b, at.UTC().Format("Mon 2006-01-02 15:04 UTC"))
+		return fmt.Sprintf("a %s run would reach %s at %s", duration.Format(s.cfg.Duration), b, at.UTC().Format("Mon 2006-01-02 15:04 UTC"))
 	}
 	if a := inAlarm(s.cfg.BlockingAlarms, alarms); a != "" {
 		return fmt.Sprintf("blocking alarm %s is in ALARM", a)
@@ -362,18 +363,6 @@ func inAlarm(names []string, alarms func(string) alarm.State) string {
 		}
 	}
 	return ""
-}
-
-// fmtDur prints durations the way people write them: 30m, not 30m0s.
-func fmtDur(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/grayzone/grayzone/autoshift"
@@ -20,6 +21,20 @@ import (
 type Requests struct {
 	Total  int64 `json:"total"`
 	Failed int64 `json:"failed"`
+	// Slow counts the requests that did not fail but took longer than their
+	// operation's latency threshold: what a latency-only fault costs customers.
+	Slow int64 `json:"slow"`
+}
+
+// Count adds one customer request.
+func (r *Requests) Count(failed bool, slow bool) {
+	r.Total++
+	switch {
+	case failed:
+		r.Failed++
+	case slow:
+		r.Slow++
+	}
 }
 
 // Ratio is failed/total, 0 with no requests.
@@ -353,11 +368,18 @@ func (r *Report) Summary(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  excluded   %-20s at %.1fs%s, %s\n", c.Zone, c.At, extra, rest)
 	}
-	fmt.Fprintf(w, "  customers  %d of %d requests failed (%.2f%%) with mitigation\n", r.Requests.Failed, r.Requests.Total, 100*r.Requests.Ratio())
+	fmt.Fprintf(w, "  customers  %d of %d requests failed (%.2f%%), %d slow, with mitigation\n", r.Requests.Failed, r.Requests.Total, 100*r.Requests.Ratio(), r.Requests.Slow)
 	if b := r.Baseline; b != nil {
-		fmt.Fprintf(w, "             %d of %d failed (%.2f%%) without it (--baseline)", b.Requests.Failed, b.Requests.Total, 100*b.Requests.Ratio())
-		if saved := b.Requests.Failed - r.Requests.Failed; saved > 0 {
-			fmt.Fprintf(w, ": %d failures saved", saved)
+		fmt.Fprintf(w, "             %d of %d failed (%.2f%%), %d slow, without it (--baseline)", b.Requests.Failed, b.Requests.Total, 100*b.Requests.Ratio(), b.Requests.Slow)
+		var saved []string
+		if n := b.Requests.Failed - r.Requests.Failed; n > 0 {
+			saved = append(saved, fmt.Sprintf("%d failures", n))
+		}
+		if n := b.Requests.Slow - r.Requests.Slow; n > 0 {
+			saved = append(saved, fmt.Sprintf("%d slow requests", n))
+		}
+		if len(saved) > 0 {
+			fmt.Fprintf(w, ": %s saved", strings.Join(saved, " and "))
 		}
 		fmt.Fprintln(w)
 	}

@@ -19,6 +19,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/grayzone/grayzone/duration"
 )
 
 // Status is a shift's lifecycle state.
@@ -480,7 +482,7 @@ func newestFirst(a, b Shift) int {
 
 func checkExpiresIn(d time.Duration) error {
 	if d < MinExpiresIn || d > MaxExpiresIn {
-		return fmt.Errorf("expires_in: %s is out of range (1m..72h): %w", shortDuration(d), ErrInvalid)
+		return fmt.Errorf("expires_in: %s is out of range (1m..72h): %w", duration.Format(d), ErrInvalid)
 	}
 	return nil
 }
@@ -490,18 +492,6 @@ func checkComment(c string) error {
 		return fmt.Errorf("comment: %d characters is over the limit of %d: %w", n, MaxCommentLength, ErrInvalid)
 	}
 	return nil
-}
-
-// shortDuration prints 80h rather than 80h0m0s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
 }
 
 // MemoryStore is an in-memory Store for tests and dry runs.

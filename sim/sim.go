@@ -40,8 +40,8 @@ type Config struct {
 	// Tick is called every TickEvery of virtual time (the controller's loop).
 	Tick      func(now time.Time)
 	TickEvery time.Duration
-	// Customer is called once per customer request.
-	Customer func(start time.Time, failed bool)
+	// Customer is called once per customer request with what the customer saw.
+	Customer func(start time.Time, op string, latency time.Duration, failed bool)
 }
 
 // World is the simulated workload. It is also the instance group's Launcher:
@@ -190,11 +190,11 @@ func (w *World) customer() {
 	op := w.pickOp()
 	t := w.cfg.Table.Snapshot().PickRegional()
 	if t == nil {
-		w.cfg.Customer(w.now, true)
+		w.cfg.Customer(w.now, op, 0, true)
 		return
 	}
 	status, lat := w.serve(t, op)
-	w.cfg.Customer(w.now, status >= 500 || lat >= CustomerTimeout)
+	w.cfg.Customer(w.now, op, min(lat, CustomerTimeout), status >= 500 || lat >= CustomerTimeout)
 }
 
 // serve models one request on target t: it records the server-side
