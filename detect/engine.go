@@ -265,11 +265,15 @@ func (e *Engine) Observe(o observation.Observation) {
 			b.inst[ik] = &Counts{}
 		}
 		b.inst[ik].add(c)
-		iok := instOpKey{opKey{o.Zone, o.Operation, o.Source}, o.Instance}
-		if b.instOp[iok] == nil {
-			b.instOp[iok] = &Counts{}
+		// Only the cloudwatch profile counts contributors per operation; the
+		// map is the engine's largest per-bucket cost, so skip it otherwise.
+		if e.cfg.Profile == ProfileCloudWatch {
+			iok := instOpKey{opKey{o.Zone, o.Operation, o.Source}, o.Instance}
+			if b.instOp[iok] == nil {
+				b.instOp[iok] = &Counts{}
+			}
+			b.instOp[iok].add(c)
 		}
-		b.instOp[iok].add(c)
 	}
 	ok := opKey{o.Zone, o.Operation, o.Source}
 	a := b.op[ok]
