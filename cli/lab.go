@@ -17,7 +17,7 @@ import (
 func newLabCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
 		file, mode, detector, reportPath, database string
-		listen                                     string
+		listen, htmlPath                           string
 		baseline, verbose                          bool
 		seed                                       int64
 	)
@@ -35,7 +35,7 @@ Exit status: 0 when every expect of the scenario held, 1 when one did not,
 
 Built-in scenarios: ` + strings.Join(scenario.BuiltinNames(), ", "),
 		Example: `  grayzone lab
-  grayzone lab --scenario smoke --report r.json
+  grayzone lab --scenario smoke --report r.json --html r.html
   grayzone lab --scenario my.yaml --mode sim --detector cloudwatch --baseline`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -57,6 +57,7 @@ Built-in scenarios: ` + strings.Join(scenario.BuiltinNames(), ", "),
 			opts := lab.Options{
 				Scenario: sc, Mode: mode, Detector: detector, Baseline: baseline,
 				Database: database, Progress: stdout, Log: log, Listen: listen,
+				Dashboard: labDashboard(log),
 			}
 			r, err := lab.Run(cmd.Context(), opts)
 			if errors.Is(err, lab.ErrUsage) {
@@ -69,6 +70,12 @@ Built-in scenarios: ` + strings.Join(scenario.BuiltinNames(), ", "),
 						return &exitError{code: exitUnknown, err: werr}
 					}
 					fmt.Fprintf(stdout, "  report     %s\n", reportPath)
+				}
+				if htmlPath != "" {
+					if werr := writeHTMLReport(htmlPath, r, sc); werr != nil {
+						return &exitError{code: exitUnknown, err: werr}
+					}
+					fmt.Fprintf(stdout, "  html       %s\n", htmlPath)
 				}
 			}
 			if err != nil {
@@ -89,6 +96,7 @@ Built-in scenarios: ` + strings.Join(scenario.BuiltinNames(), ", "),
 	f.StringVar(&detector, "detector", detect.ProfileDefault, "detection profile: "+strings.Join(detect.Profiles, " or "))
 	f.BoolVar(&baseline, "baseline", false, "also run the scenario with mitigation off and report both")
 	f.StringVar(&reportPath, "report", "", "write the JSON report to this file")
+	f.StringVar(&htmlPath, "html", "", "write the run's story as one self-contained HTML page (charts included; opens from disk)")
 	f.StringVar(&database, "database", "", "real mode: a PostgreSQL URL, or \"embedded\" for the store grayzone ships (default: a throwaway PostgreSQL cluster when PostgreSQL is installed, else the embedded store)")
 	f.StringVar(&listen, "listen", "127.0.0.1:8090", "real mode: where to serve the live dashboard and read-only API (a taken port falls back to a free one; \"\" for none)")
 	f.Int64Var(&seed, "seed", 0, "override the scenario's seed (sim mode's random choices)")

@@ -69,7 +69,7 @@ from the command line.`,
 					log.Warn("an example token from examples/tokens.txt is in use: replace it before exposing the API")
 				}
 			}
-			svc, err := service.Open(cmd.Context(), service.Options{Config: cfg, Tokens: tokens, Log: log, Extra: dashboardHandlers()})
+			svc, err := service.Open(cmd.Context(), service.Options{Config: cfg, Tokens: tokens, Log: log, Extra: serveDashboard(cfg, tokens, log)})
 			if err != nil {
 				return &exitError{code: exitUnknown, err: err}
 			}

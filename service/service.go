@@ -41,8 +41,10 @@ type Options struct {
 	Tokens []string
 	Log    *slog.Logger
 	Clock  clock.Clock
-	// Handler, when set, is mounted at / beside the API (the dashboard).
-	Extra map[string]http.Handler
+	// Extra, when set, returns handlers mounted beside the API (the
+	// dashboard), keyed by ServeMux pattern. It is a function because they
+	// need the Backend, which is the Service itself.
+	Extra func(api.Backend) map[string]http.Handler
 }
 
 // Service is a running grayzone serve.
@@ -53,7 +55,7 @@ type Service struct {
 	log    *slog.Logger
 	clock  clock.Clock
 	tokens []string
-	extra  map[string]http.Handler
+	extra  func(api.Backend) map[string]http.Handler
 
 	mu        sync.Mutex
 	resources []*resource
@@ -145,8 +147,10 @@ func (s *Service) Run(ctx context.Context) error {
 		Metrics:   nil,
 	}))
 	mux.Handle("GET /metrics", s.metricsHandler())
-	for pattern, h := range s.extra {
-		mux.Handle(pattern, h)
+	if s.extra != nil {
+		for pattern, h := range s.extra(s) {
+			mux.Handle(pattern, h)
+		}
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	wg.Add(1)
