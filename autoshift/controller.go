@@ -16,6 +16,7 @@ import (
 	"github.com/grayzone/grayzone/clock"
 	"github.com/grayzone/grayzone/detect"
 	"github.com/grayzone/grayzone/observation"
+	"github.com/grayzone/grayzone/record"
 	"github.com/grayzone/grayzone/runbook"
 )
 
@@ -106,6 +107,13 @@ func (c *Controller) Observe(obs observation.Observation) {
 	c.mu.Lock()
 	c.o.Engine.Observe(obs)
 	c.mu.Unlock()
+}
+
+// ObserveSnapshots feeds a recorder's drained deltas to the engine, as of now.
+func (c *Controller) ObserveSnapshots(now time.Time, rec *record.Recorder) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rec.Drain(func(k record.SeriesKey, d record.Snapshot) { c.o.Engine.ObserveSnapshot(now, k, d) })
 }
 
 // Tick runs one step at now: collect finished actions, assess, step the

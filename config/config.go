@@ -101,6 +101,10 @@ type FrontDoor struct {
 	Zonal       map[string]string // zone -> listen address of its zonal endpoint
 	Targets     []Target
 	HealthCheck HealthCheck
+	// Record: the front door counts every request it proxies as a
+	// server-side observation (default true). Turn it off when the instances
+	// post their own server-side observations, or each request counts twice.
+	Record bool
 }
 
 // Target is one backend instance.

@@ -40,7 +40,7 @@ var (
 	topKeys       = []string{"listen", "data_dir", "auth", "resources"}
 	authKeys      = []string{"tokens_file", "tokens", "open_reads"}
 	resourceKeys  = []string{"name", "zones", "min_capacity", "frontdoor", "operations", "detector", "canaries", "autoshift", "practice"}
-	frontdoorKeys = []string{"type", "regional", "zonal", "targets", "health_check"}
+	frontdoorKeys = []string{"type", "regional", "zonal", "targets", "health_check", "record"}
 	targetKeys    = []string{"id", "zone", "addr"}
 	healthKeys    = []string{"path", "interval", "timeout", "healthy_threshold", "unhealthy_threshold"}
 	operationKeys = []string{"latency_threshold"}
@@ -403,6 +403,12 @@ func (p *parser) frontdoor(f yamlfield.Field, r *res) (fd FrontDoor, ok bool, ta
 	}
 	if hf, has := m.Get("health_check"); has {
 		p.healthCheck(hf, &fd.HealthCheck)
+	}
+	fd.Record = true
+	if rf, has := m.Get("record"); has {
+		if v, ok := p.Boolean(rf); ok {
+			fd.Record = v
+		}
 	}
 	return fd, ok && hasTargets, tf
 }

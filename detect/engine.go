@@ -17,6 +17,7 @@ import (
 	"github.com/grayzone/grayzone/alarm"
 	"github.com/grayzone/grayzone/observation"
 	"github.com/grayzone/grayzone/outlier"
+	"github.com/grayzone/grayzone/record"
 )
 
 // Profile names a detection profile.
@@ -227,19 +228,6 @@ func (e *Engine) index(t time.Time) int64 {
 // Observe records one observation. Observations may arrive a little out of
 // order; one for a bucket already closed counts in the oldest open one.
 func (e *Engine) Observe(o observation.Observation) {
-	if !slices.Contains(e.cfg.Zones, o.Zone) {
-		e.skipped++
-		return
-	}
-	idx := e.index(o.At)
-	if e.begun && idx <= e.last {
-		idx = e.last + 1
-	}
-	b := e.open[idx]
-	if b == nil {
-		b = newBucket(idx)
-		e.open[idx] = b
-	}
 	c := Counts{N: 1}
 	switch o.Outcome {
 	case observation.Fault:
@@ -250,17 +238,54 @@ func (e *Engine) Observe(o observation.Observation) {
 	if o.Latency > e.cfg.threshold(o.Operation) {
 		c.Slow = 1
 	}
-	if o.Regional {
+	ms := float64(o.Latency) / float64(time.Millisecond)
+	e.add(o.At, o.Source, o.Zone, o.Instance, o.Operation, o.Regional, c, func(sk *ddsketch.DDSketch) { _ = sk.Add(ms) })
+}
+
+// ObserveSnapshot records what a pre-resolved series counted since its last
+// drain (the record package's fast path), as of at. Its slow count uses the
+// recorder's threshold for the operation, which should match the engine's.
+func (e *Engine) ObserveSnapshot(at time.Time, k record.SeriesKey, d record.Snapshot) {
+	if d.Requests == 0 {
+		return
+	}
+	c := Counts{N: int64(d.Requests), Faults: int64(d.Faults), Errors: int64(d.Errors), Slow: int64(d.Slow)}
+	e.add(at, k.Source, k.Zone, k.Instance, k.Operation, false, c, func(sk *ddsketch.DDSketch) {
+		for i, n := range d.Latency {
+			if n > 0 {
+				_ = sk.AddWithCount(float64(record.BucketMid(i))/float64(time.Millisecond), float64(n))
+			}
+		}
+	})
+}
+
+// add is the one ingestion path: counts into the bucket of at, by zone,
+// instance and operation; latency into the operation's sketch.
+func (e *Engine) add(at time.Time, src observation.Source, zone, instance, op string, regional bool, c Counts, lat func(*ddsketch.DDSketch)) {
+	if !slices.Contains(e.cfg.Zones, zone) {
+		e.skipped++
+		return
+	}
+	idx := e.index(at)
+	if e.begun && idx <= e.last {
+		idx = e.last + 1
+	}
+	b := e.open[idx]
+	if b == nil {
+		b = newBucket(idx)
+		e.open[idx] = b
+	}
+	if regional {
 		b.regional.add(c)
 		return
 	}
-	zk := zsKey{o.Zone, o.Source}
+	zk := zsKey{zone, src}
 	if b.zone[zk] == nil {
 		b.zone[zk] = &Counts{}
 	}
 	b.zone[zk].add(c)
-	if o.Source == observation.Server && o.Instance != "" {
-		ik := instKey{o.Zone, o.Instance}
+	if src == observation.Server && instance != "" {
+		ik := instKey{zone, instance}
 		if b.inst[ik] == nil {
 			b.inst[ik] = &Counts{}
 		}
@@ -268,21 +293,21 @@ func (e *Engine) Observe(o observation.Observation) {
 		// Only the cloudwatch profile counts contributors per operation; the
 		// map is the engine's largest per-bucket cost, so skip it otherwise.
 		if e.cfg.Profile == ProfileCloudWatch {
-			iok := instOpKey{opKey{o.Zone, o.Operation, o.Source}, o.Instance}
+			iok := instOpKey{opKey{zone, op, src}, instance}
 			if b.instOp[iok] == nil {
 				b.instOp[iok] = &Counts{}
 			}
 			b.instOp[iok].add(c)
 		}
 	}
-	ok := opKey{o.Zone, o.Operation, o.Source}
+	ok := opKey{zone, op, src}
 	a := b.op[ok]
 	if a == nil {
 		a = &opAgg{lat: newSketch()}
 		b.op[ok] = a
 	}
 	a.add(c)
-	_ = a.lat.Add(float64(o.Latency) / float64(time.Millisecond))
+	lat(a.lat)
 }
 
 // Tick closes every bucket that ended at or before now, runs the detectors

@@ -12,6 +12,7 @@ import (
 	"github.com/grayzone/grayzone/alarm"
 	"github.com/grayzone/grayzone/observation"
 	"github.com/grayzone/grayzone/outlier"
+	"github.com/grayzone/grayzone/record"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -312,5 +313,47 @@ func TestFastWithEachOutlierMethod(t *testing.T) {
 	}
 	if _, err := New(Config{Zones: zones3, Outlier: outlier.Config{Method: "vibes"}}); err == nil {
 		t.Error("unknown outlier method accepted")
+	}
+}
+
+// The record package's pre-resolved series feed the engine the same
+// statistics as single observations.
+func TestObserveSnapshotFromRecorder(t *testing.T) {
+	e, err := New(Config{Zones: zones3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := record.New(record.Options{})
+	var series []*record.Series
+	for _, z := range zones3 {
+		for i := 1; i <= 2; i++ {
+			series = append(series, rec.Series(observation.Server, z, fmt.Sprintf("%s-%d", z, i), "ride"))
+		}
+	}
+	var first = -1
+	for sec := 0; sec < 30 && first < 0; sec++ {
+		for i, s := range series {
+			for n := 0; n < 10; n++ {
+				out := observation.Success
+				if sec >= 10 && i/2 == 1 && n < 4 { // az2, both instances, 40 %
+					out = observation.Fault
+				}
+				s.Observe(out, 5*time.Millisecond)
+			}
+		}
+		now := t0.Add(time.Duration(sec) * time.Second)
+		rec.Drain(func(k record.SeriesKey, d record.Snapshot) { e.ObserveSnapshot(now, k, d) })
+		if a := e.Tick(now.Add(time.Second)); a.Isolated != "" {
+			if a.Isolated != "az2" || sec < 10 {
+				t.Fatalf("isolated %s at %d s", a.Isolated, sec)
+			}
+			first = sec
+			if z := a.Zone("az2"); z.Requests == 0 || z.P99 < 4 || z.P99 > 6 {
+				t.Errorf("az2 from snapshots: %+v (p99 should be about 5 ms)", z)
+			}
+		}
+	}
+	if first < 0 {
+		t.Fatal("no detection from recorder snapshots")
 	}
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/grayzone/grayzone/frontdoor"
 	"github.com/grayzone/grayzone/observation"
 	"github.com/grayzone/grayzone/practice"
+	"github.com/grayzone/grayzone/record"
 	"github.com/grayzone/grayzone/runbook"
 	"github.com/grayzone/grayzone/shift"
 	"github.com/grayzone/grayzone/store"
@@ -230,6 +231,7 @@ type resource struct {
 	ctrl  *autoshift.Controller
 	rbPol runbook.Policy
 	prac  *practice.Scheduler
+	rec   *record.Recorder // the front door's view of customer requests; nil when off
 
 	mu        sync.Mutex
 	last      detect.Assessment
@@ -304,7 +306,10 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, now time
 func (r *resource) start(ctx context.Context, wg *sync.WaitGroup) error {
 	ctx, r.cancel = context.WithCancel(ctx)
 	fd := r.cfg.FrontDoor
-	p, err := frontdoor.StartProxy(ctx, r.table, frontdoor.ProxyOptions{Regional: fd.Regional, Zonal: fd.Zonal, Log: r.s.log})
+	if fd.Record {
+		r.rec = record.New(record.Options{Thresholds: r.cfg.Operations})
+	}
+	p, err := frontdoor.StartProxy(ctx, r.table, frontdoor.ProxyOptions{Regional: fd.Regional, Zonal: fd.Zonal, Log: r.s.log, Recorder: r.rec})
 	if err != nil {
 		return fmt.Errorf("serve: resource %s: front door: %w", r.cfg.Name, err)
 	}
@@ -353,6 +358,9 @@ func (r *resource) tick(ctx context.Context, now time.Time) {
 		if act, ok := r.s.shifts.Active(r.cfg.Name); !ok || act.AwayFrom != z || act.Origin != shift.Auto {
 			r.ctrl.Abandon(now, "the automatic shift ended outside the runbook (cancelled or expired)")
 		}
+	}
+	if r.rec != nil {
+		r.ctrl.ObserveSnapshots(now, r.rec)
 	}
 	a := r.ctrl.Tick(ctx, now)
 	r.mu.Lock()
