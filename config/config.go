@@ -92,6 +92,8 @@ type Resource struct {
 	Canaries   []Canary
 	Autoshift  Autoshift
 	Practice   Practice
+	// ControlPlane is where exclusions happen; none: the runbook only shifts traffic.
+	ControlPlane ControlPlane
 }
 
 // FrontDoor is the resource's load balancer.
@@ -150,6 +152,25 @@ type Autoshift struct {
 	ExpiresIn         time.Duration
 	ControlPlaneAfter time.Duration
 	RecoveryHold      time.Duration
+}
+
+// Control plane types.
+const (
+	ControlPlaneNone    = "none"
+	ControlPlaneCommand = "command"
+	// DefaultControlPlaneTimeout bounds one control-plane command.
+	DefaultControlPlaneTimeout = 30 * time.Second
+)
+
+// ControlPlaneTypes lists the known control plane types.
+var ControlPlaneTypes = []string{ControlPlaneNone, ControlPlaneCommand}
+
+// ControlPlane configures the control-plane side of the runbook.
+type ControlPlane struct {
+	Type string
+	// Commands maps exclude_zone, include_zone and remove_extra to an argv.
+	Commands map[string][]string
+	Timeout  time.Duration
 }
 
 // Practice configures practice runs; the embedded practice.Config is what

@@ -39,7 +39,8 @@ var (
 var (
 	topKeys       = []string{"listen", "data_dir", "auth", "resources"}
 	authKeys      = []string{"tokens_file", "tokens", "open_reads"}
-	resourceKeys  = []string{"name", "zones", "min_capacity", "frontdoor", "operations", "detector", "canaries", "autoshift", "practice"}
+	resourceKeys  = []string{"name", "zones", "min_capacity", "frontdoor", "operations", "detector", "canaries", "autoshift", "practice", "control_plane"}
+	controlKeys   = []string{"type", "exclude_zone", "include_zone", "remove_extra", "timeout"}
 	frontdoorKeys = []string{"type", "regional", "zonal", "targets", "health_check", "record"}
 	targetKeys    = []string{"id", "zone", "addr"}
 	healthKeys    = []string{"path", "interval", "timeout", "healthy_threshold", "unhealthy_threshold"}
@@ -306,6 +307,10 @@ func (p *parser) resource(f yamlfield.Field, names map[string]int) Resource {
 	r.Practice = Practice{Config: practice.Config{Interval: DefaultPracticeInterval, Duration: DefaultPracticeDuration}}
 	if pf, ok := m.Get("practice"); ok {
 		p.practice(pf, ctx, &r.Practice)
+	}
+	r.ControlPlane = ControlPlane{Type: ControlPlaneNone, Timeout: DefaultControlPlaneTimeout}
+	if cf, ok := m.Get("control_plane"); ok {
+		p.controlPlane(cf, &r.ControlPlane)
 	}
 
 	// Checks across sections, once the targets are known to be valid.
@@ -820,4 +825,57 @@ func (p *parser) alarmList(f yamlfield.Field, r *res, other map[string]bool) []s
 		}
 	}
 	return out
+}
+
+// controlPlane reads the resource's control plane: none, or a command per action.
+func (p *parser) controlPlane(f yamlfield.Field, cp *ControlPlane) {
+	m, ok := p.Mapping(f, controlKeys)
+	if !ok {
+		return
+	}
+	if tf, ok := p.Require(m, "type"); ok {
+		if v, ok := p.Str(tf); ok {
+			if !slices.Contains(ControlPlaneTypes, v) {
+				p.Errorf(tf, "unknown control plane type %s (known: %s)", yamlfield.Quote(v), strings.Join(ControlPlaneTypes, ", "))
+				return
+			}
+			cp.Type = v
+		}
+	}
+	if tf, ok := m.Get("timeout"); ok {
+		if d, ok := p.DurationIn(tf, time.Second, time.Hour); ok {
+			cp.Timeout = d
+		}
+	}
+	for _, key := range []string{"exclude_zone", "include_zone", "remove_extra"} {
+		kf, has := m.Get(key)
+		if cp.Type != ControlPlaneCommand {
+			if has {
+				p.Errorf(kf, "only for type %s", yamlfield.Quote(ControlPlaneCommand))
+			}
+			continue
+		}
+		if !has {
+			kf, _ = p.Require(m, key)
+			continue
+		}
+		items, ok := p.List(kf, "a command as a list of strings, e.g. [./asg.sh, exclude]")
+		if !ok {
+			continue
+		}
+		if len(items) == 0 {
+			p.Errorf(kf, "empty command")
+			continue
+		}
+		var argv []string
+		for _, it := range items {
+			if v, ok := p.Str(it); ok {
+				argv = append(argv, v)
+			}
+		}
+		if cp.Commands == nil {
+			cp.Commands = map[string][]string{}
+		}
+		cp.Commands[key] = argv
+	}
 }

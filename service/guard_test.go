@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -210,5 +211,47 @@ func TestRestartResumesRunbook(t *testing.T) {
 	run(t, s2, fc, 25, "")
 	if _, ok := active(s2); ok {
 		t.Fatalf("the resumed runbook did not end the shift\n%s", auditKinds(t, s2))
+	}
+}
+
+// With a command control plane, serve runs the whole runbook: exclusion
+// after control_plane_after, and on recovery capacity back, then traffic,
+// then the extra capacity away. A failing control plane keeps the shift in
+// force and is retried.
+func TestCommandControlPlaneRunbookOrder(t *testing.T) {
+	dir := t.TempDir()
+	log := dir + "/cp.log"
+	fails := dir + "/fails"
+	// The first exclusion attempt fails, as a control plane impaired by the same event would.
+	script := fmt.Sprintf(`if [ "$GRAYZONE_ACTION" = exclude_zone ] && [ ! -e %[1]q ]; then touch %[1]q; echo throttled; exit 1; fi; echo "$GRAYZONE_ACTION $GRAYZONE_ZONE" >> %[2]q`, fails, log)
+	cmd := fmt.Sprintf("[sh, -c, %q]", script)
+	s, fc := guardService(t, fmt.Sprintf("control_plane_after: 5s, recovery_hold: 10s}\n    control_plane: {type: command, exclude_zone: %s, include_zone: %s, remove_extra: %s", cmd, cmd, cmd))
+	run(t, s, fc, 5, "z2")
+	if _, ok := active(s); !ok {
+		t.Fatal("no shift")
+	}
+	run(t, s, fc, 10, "z2") // past control_plane_after: exclusion fails once, then succeeds
+	if _, ok := active(s); !ok {
+		t.Fatal("the shift did not stay in force while the control plane failed")
+	}
+	st, _ := s.Status(context.Background())
+	if ex := st.Resources[0].Excluded; len(ex) != 1 || ex[0] != "z2" {
+		t.Fatalf("excluded = %v, want [z2]\n%s", ex, auditKinds(t, s))
+	}
+	run(t, s, fc, 30, "") // recovery
+	if _, ok := active(s); ok {
+		t.Fatalf("shift still active after recovery\n%s", auditKinds(t, s))
+	}
+	got, _ := os.ReadFile(log)
+	if want := "exclude_zone z2\ninclude_zone z2\nremove_extra z2\n"; string(got) != want {
+		t.Fatalf("control plane saw %q, want %q", got, want)
+	}
+	a := auditKinds(t, s)
+	// Capacity back before traffic: include_zone's success is recorded before the shift ends.
+	if i, j := strings.Index(a, "shift_ended"), strings.Index(a, "include_zone web/z2 done"); i < 0 || j < 0 || j < i {
+		t.Errorf("audit (newest first) does not show include before the end of the shift:\n%s", a)
+	}
+	if !strings.Contains(a, "action_failed: exclude_zone web/z2 failed, will retry") {
+		t.Errorf("the failed exclusion is not in the audit log:\n%s", a)
 	}
 }

@@ -21,11 +21,12 @@ func (r *resource) record(now time.Time, a detect.Assessment) {
 		return
 	}
 	phase, _ := r.ctrl.Phase()
+	st := r.ctrl.RunbookState()
 	p := api.HistoryPoint{T: t, Phase: string(phase)}
 	for _, z := range a.Zones {
 		p.Zones = append(p.Zones, api.ZonePoint{Zone: z.Zone, Availability: z.Availability, P99Ms: z.P99,
 			CanaryAvailability: z.CanaryAvailability, CanaryP99Ms: z.CanaryP99, Healthy: z.Healthy,
-			Isolated: z.Isolated, Shifted: r.table.Shifted(z.Zone)})
+			Isolated: z.Isolated, Shifted: r.table.Shifted(z.Zone), Excluded: st.Excluded && st.Zone == z.Zone})
 	}
 	if len(r.history) == historyLen {
 		copy(r.history, r.history[1:])

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/grayzone/grayzone/actuator"
+	"github.com/grayzone/grayzone/actuator/command"
 	"github.com/grayzone/grayzone/alarm"
 	"github.com/grayzone/grayzone/api"
 	"github.com/grayzone/grayzone/autoshift"
@@ -258,8 +259,16 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, now time
 	if err != nil {
 		return nil, fmt.Errorf("serve: resource %s: %w", rc.Name, err)
 	}
+	var control actuator.Actuator
+	if rc.ControlPlane.Type == config.ControlPlaneCommand {
+		cmds := map[actuator.Kind][]string{}
+		for k, argv := range rc.ControlPlane.Commands {
+			cmds[actuator.Kind(k)] = argv
+		}
+		control = command.Actuator{Commands: cmds, Timeout: rc.ControlPlane.Timeout}
+	}
 	r.rbPol = runbook.Policy{Resource: rc.Name, ControlPlaneAfter: rc.Autoshift.ControlPlaneAfter,
-		RecoveryHold: rc.Autoshift.RecoveryHold, NoControlPlane: true}
+		RecoveryHold: rc.Autoshift.RecoveryHold, NoControlPlane: control == nil}
 	rb := runbook.New(r.rbPol)
 	if data, ok, err := s.db.GetState(ctx, stateKey("runbook", rc.Name)); err != nil {
 		return nil, fmt.Errorf("serve: resource %s: read runbook state: %w", rc.Name, err)
@@ -278,7 +287,7 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, now time
 	r.ctrl = autoshift.New(autoshift.Options{
 		Engine:   eng,
 		Runbook:  rb,
-		Actuator: actuator.Planes{Data: dataPlane{r}},
+		Actuator: actuator.Planes{Data: dataPlane{r}, Control: control},
 		Mitigate: rc.Autoshift.Enabled,
 		Executor: autoshift.Async,
 		Clock:    s.clock,

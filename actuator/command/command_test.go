@@ -1,0 +1,47 @@
+package command
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/grayzone/grayzone/actuator"
+)
+
+func TestRunsTheActionsCommandWithItsEnvironment(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "log")
+	a := Actuator{Commands: map[actuator.Kind][]string{
+		actuator.ExcludeZone: {"sh", "-c", `echo "$GRAYZONE_ACTION $GRAYZONE_RESOURCE $GRAYZONE_ZONE" >> "$0"`, log},
+	}}
+	if err := a.Apply(context.Background(), actuator.Action{Kind: actuator.ExcludeZone, Resource: "web", Zone: "az1"}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(log)
+	if strings.TrimSpace(string(got)) != "exclude_zone web az1" {
+		t.Errorf("command saw %q", got)
+	}
+}
+
+func TestFailuresAndTimeouts(t *testing.T) {
+	a := Actuator{Timeout: 200 * time.Millisecond, Commands: map[actuator.Kind][]string{
+		actuator.ExcludeZone: {"sh", "-c", "echo 'asg: throttled' >&2; exit 3"},
+		actuator.IncludeZone: {"sleep", "10"},
+	}}
+	err := a.Apply(context.Background(), actuator.Action{Kind: actuator.ExcludeZone, Zone: "az1"})
+	if err == nil || !strings.Contains(err.Error(), "asg: throttled") {
+		t.Errorf("failure: %v, want the command's last line", err)
+	}
+	start := time.Now()
+	err = a.Apply(context.Background(), actuator.Action{Kind: actuator.IncludeZone, Zone: "az1"})
+	if err == nil || !strings.Contains(err.Error(), "timed out") || time.Since(start) > 5*time.Second {
+		t.Errorf("hung command: %v after %s", err, time.Since(start))
+	}
+	err = a.Apply(context.Background(), actuator.Action{Kind: actuator.RemoveExtra, Zone: "az1"})
+	if !errors.Is(err, actuator.ErrUnsupported) {
+		t.Errorf("unconfigured kind: %v", err)
+	}
+}
