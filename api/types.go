@@ -168,6 +168,7 @@ type HistoryPoint struct {
 type ZonePoint struct {
 	Zone               string  `json:"zone"`
 	Availability       float64 `json:"availability"`        // server-side, 0..1, last 10 s
+	Requests           int64   `json:"requests"`            // server-side requests behind it (0: no data)
 	P99Ms              float64 `json:"p99_ms"`              // server-side, -1 with no data
 	CanaryAvailability float64 `json:"canary_availability"` // zonal canaries, 0..1, -1 with no data
 	CanaryP99Ms        float64 `json:"canary_p99_ms"`       // zonal canaries, -1 with no data

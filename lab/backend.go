@@ -187,7 +187,7 @@ func (b backend) History(ctx context.Context, resource string, since time.Time) 
 		}
 		hp := api.HistoryPoint{T: ms(at), Phase: p.Phase}
 		for _, z := range p.Zones {
-			hp.Zones = append(hp.Zones, api.ZonePoint{Zone: z.Zone, Availability: z.Availability, P99Ms: z.P99,
+			hp.Zones = append(hp.Zones, api.ZonePoint{Zone: z.Zone, Availability: z.Availability, Requests: z.Requests, P99Ms: z.P99,
 				CanaryAvailability: z.CanaryAvailability, CanaryP99Ms: z.CanaryP99, Healthy: z.Healthy, Isolated: z.Isolated,
 				Shifted: p.Shift == z.Zone && p.Phase != string(runbook.Idle) && p.Phase != string(runbook.Shifting), Excluded: z.Excluded})
 		}

@@ -24,7 +24,7 @@ func (r *resource) record(now time.Time, a detect.Assessment) {
 	st := r.ctrl.RunbookState()
 	p := api.HistoryPoint{T: t, Phase: string(phase)}
 	for _, z := range a.Zones {
-		p.Zones = append(p.Zones, api.ZonePoint{Zone: z.Zone, Availability: z.Availability, P99Ms: z.P99,
+		p.Zones = append(p.Zones, api.ZonePoint{Zone: z.Zone, Availability: z.Availability, Requests: z.Requests, P99Ms: z.P99,
 			CanaryAvailability: z.CanaryAvailability, CanaryP99Ms: z.CanaryP99, Healthy: z.Healthy,
 			Isolated: z.Isolated, Shifted: r.table.Shifted(z.Zone), Excluded: st.Excluded && st.Zone == z.Zone})
 	}

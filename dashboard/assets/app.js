@@ -105,7 +105,8 @@
       for (const z of r.zones) {
         const zp = zs.find(function (q) { return q.zone === z; });
         const c = r.cols[z];
-        c.a.push(zp && zp.p99_ms >= 0 ? zp.availability * 100 : null);
+        // No requests in the window is no data, not 100 %.
+        c.a.push(zp && zp.requests > 0 ? zp.availability * 100 : null);
         c.ca.push(zp && zp.canary_availability >= 0 ? zp.canary_availability * 100 : null);
         c.p.push(zp && zp.p99_ms > 0 ? zp.p99_ms : null);
         c.cp.push(zp && zp.canary_p99_ms > 0 ? zp.canary_p99_ms : null);
