@@ -856,7 +856,7 @@ func (p *parser) controlPlane(f yamlfield.Field, cp *ControlPlane) {
 			continue
 		}
 		if !has {
-			kf, _ = p.Require(m, key)
+			p.Require(m, key) // records "required" against the mapping
 			continue
 		}
 		items, ok := p.List(kf, "a command as a list of strings, e.g. [./asg.sh, exclude]")

@@ -59,7 +59,6 @@ type Service struct {
 	tokens []string
 	extra  func(api.Backend) map[string]http.Handler
 
-	mu        sync.Mutex
 	resources []*resource
 	byName    map[string]*resource
 	ready     chan struct{}
