@@ -12,11 +12,11 @@ import (
 	"sort"
 	"time"
 
-	"github.com/grayzone/grayzone/detect"
+	"github.com/grayzone/grayzone/engine/detect"
 	"github.com/grayzone/grayzone/lab"
-	"github.com/grayzone/grayzone/operation"
-	"github.com/grayzone/grayzone/report"
-	"github.com/grayzone/grayzone/scenario"
+	"github.com/grayzone/grayzone/lab/report"
+	"github.com/grayzone/grayzone/lab/scenario"
+	"github.com/grayzone/grayzone/telemetry/operation"
 )
 
 // DetectOptions configure the detection benchmark.

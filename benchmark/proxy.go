@@ -26,8 +26,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/grayzone/grayzone/frontdoor"
-	"github.com/grayzone/grayzone/record"
+	"github.com/grayzone/grayzone/actuator/frontdoor"
+	"github.com/grayzone/grayzone/telemetry/record"
 )
 
 // ErrProxyToolsMissing is returned when haproxy or wrk is not installed.

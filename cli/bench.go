@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/grayzone/grayzone/benchmark"
-	"github.com/grayzone/grayzone/scenario"
+	"github.com/grayzone/grayzone/lab/scenario"
 )
 
 func newBenchCmd(stdout, stderr io.Writer) *cobra.Command {

@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/grayzone/grayzone/api"
-	"github.com/grayzone/grayzone/observation"
-	"github.com/grayzone/grayzone/shift"
-	"github.com/grayzone/grayzone/store"
+	"github.com/grayzone/grayzone/engine/shift"
+	"github.com/grayzone/grayzone/server/api"
+	"github.com/grayzone/grayzone/server/store"
+	"github.com/grayzone/grayzone/telemetry/observation"
 )
 
 const testToken = "cli-test-token"

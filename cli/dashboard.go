@@ -7,11 +7,11 @@ import (
 	"net/http"
 	"os"
 
-	"github.com/grayzone/grayzone/api"
-	"github.com/grayzone/grayzone/config"
-	"github.com/grayzone/grayzone/dashboard"
-	"github.com/grayzone/grayzone/report"
-	"github.com/grayzone/grayzone/scenario"
+	"github.com/grayzone/grayzone/lab/report"
+	"github.com/grayzone/grayzone/lab/scenario"
+	"github.com/grayzone/grayzone/server/api"
+	"github.com/grayzone/grayzone/server/config"
+	"github.com/grayzone/grayzone/server/dashboard"
 )
 
 // serveDashboard returns the dashboard mounted beside serve's API. Its event

@@ -9,9 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/grayzone/grayzone/detect"
+	"github.com/grayzone/grayzone/engine/detect"
 	"github.com/grayzone/grayzone/lab"
-	"github.com/grayzone/grayzone/scenario"
+	"github.com/grayzone/grayzone/lab/scenario"
 )
 
 func newLabCmd(stdout, stderr io.Writer) *cobra.Command {

@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/grayzone/grayzone/config"
-	"github.com/grayzone/grayzone/service"
+	"github.com/grayzone/grayzone/server/config"
+	"github.com/grayzone/grayzone/server/service"
 )
 
 func newServeCmd(stdout, stderr io.Writer) *cobra.Command {

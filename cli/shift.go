@@ -9,9 +9,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/grayzone/grayzone/api"
-	"github.com/grayzone/grayzone/duration"
-	"github.com/grayzone/grayzone/shift"
+	"github.com/grayzone/grayzone/engine/shift"
+	"github.com/grayzone/grayzone/internal/duration"
+	"github.com/grayzone/grayzone/server/api"
 )
 
 func newShiftCmd(stdout, _ io.Writer) *cobra.Command {

@@ -15,8 +15,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/grayzone/grayzone/api"
-	"github.com/grayzone/grayzone/store"
+	"github.com/grayzone/grayzone/server/api"
+	"github.com/grayzone/grayzone/server/store"
 )
 
 // Where the API commands find grayzone serve and their credential. The token

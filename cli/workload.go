@@ -7,9 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/grayzone/grayzone/config"
-	"github.com/grayzone/grayzone/database"
-	"github.com/grayzone/grayzone/workload"
+	"github.com/grayzone/grayzone/lab/database"
+	"github.com/grayzone/grayzone/lab/workload"
+	"github.com/grayzone/grayzone/server/config"
 )
 
 // newWorkloadCmd runs the workshop's app as the backends of a serve

@@ -9,12 +9,12 @@ import (
 	"slices"
 	"time"
 
-	"github.com/grayzone/grayzone/api"
-	"github.com/grayzone/grayzone/observation"
-	"github.com/grayzone/grayzone/operation"
-	"github.com/grayzone/grayzone/runbook"
-	"github.com/grayzone/grayzone/shift"
-	"github.com/grayzone/grayzone/store"
+	"github.com/grayzone/grayzone/engine/runbook"
+	"github.com/grayzone/grayzone/engine/shift"
+	"github.com/grayzone/grayzone/server/api"
+	"github.com/grayzone/grayzone/server/store"
+	"github.com/grayzone/grayzone/telemetry/observation"
+	"github.com/grayzone/grayzone/telemetry/operation"
 )
 
 // errReadOnly refuses mutations: in the lab, the runbook owns the shifts.

@@ -4,7 +4,7 @@ import (
 	"context"
 	"testing"
 
-	"github.com/grayzone/grayzone/scenario"
+	"github.com/grayzone/grayzone/lab/scenario"
 )
 
 // BenchmarkSimWorkshop is sim mode's speed on the workshop scenario (6 simulated minutes).

@@ -14,14 +14,14 @@ import (
 	"time"
 
 	"github.com/grayzone/grayzone/actuator"
-	"github.com/grayzone/grayzone/autoshift"
-	"github.com/grayzone/grayzone/detect"
-	"github.com/grayzone/grayzone/frontdoor"
-	"github.com/grayzone/grayzone/instancegroup"
-	"github.com/grayzone/grayzone/operation"
-	"github.com/grayzone/grayzone/report"
-	"github.com/grayzone/grayzone/runbook"
-	"github.com/grayzone/grayzone/scenario"
+	"github.com/grayzone/grayzone/actuator/frontdoor"
+	"github.com/grayzone/grayzone/engine/autoshift"
+	"github.com/grayzone/grayzone/engine/detect"
+	"github.com/grayzone/grayzone/engine/runbook"
+	"github.com/grayzone/grayzone/lab/instancegroup"
+	"github.com/grayzone/grayzone/lab/report"
+	"github.com/grayzone/grayzone/lab/scenario"
+	"github.com/grayzone/grayzone/telemetry/operation"
 )
 
 // Resource is the name of the lab's one front door.

@@ -6,7 +6,7 @@ import (
 
 	"errors"
 	"fmt"
-	"github.com/grayzone/grayzone/api"
+	"github.com/grayzone/grayzone/server/api"
 	"io"
 	"log/slog"
 	"slices"
@@ -14,10 +14,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/grayzone/grayzone/database"
-	"github.com/grayzone/grayzone/detect"
-	"github.com/grayzone/grayzone/report"
-	"github.com/grayzone/grayzone/scenario"
+	"github.com/grayzone/grayzone/engine/detect"
+	"github.com/grayzone/grayzone/lab/database"
+	"github.com/grayzone/grayzone/lab/report"
+	"github.com/grayzone/grayzone/lab/scenario"
 )
 
 // Modes of a lab run.

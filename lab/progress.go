@@ -6,10 +6,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/grayzone/grayzone/detect"
-	"github.com/grayzone/grayzone/report"
-	"github.com/grayzone/grayzone/runbook"
-	"github.com/grayzone/grayzone/scenario"
+	"github.com/grayzone/grayzone/engine/detect"
+	"github.com/grayzone/grayzone/engine/runbook"
+	"github.com/grayzone/grayzone/lab/report"
+	"github.com/grayzone/grayzone/lab/scenario"
 )
 
 // progress prints the live status lines of a real-mode run: what a person

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/grayzone/grayzone/scenario"
+	"github.com/grayzone/grayzone/lab/scenario"
 )
 
 // The real-mode tests run real servers, links, a database, load and canaries

@@ -5,11 +5,11 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/grayzone/grayzone/autoshift"
-	"github.com/grayzone/grayzone/fault"
-	"github.com/grayzone/grayzone/observation"
-	"github.com/grayzone/grayzone/report"
-	"github.com/grayzone/grayzone/sim"
+	"github.com/grayzone/grayzone/engine/autoshift"
+	"github.com/grayzone/grayzone/lab/fault"
+	"github.com/grayzone/grayzone/lab/report"
+	"github.com/grayzone/grayzone/lab/sim"
+	"github.com/grayzone/grayzone/telemetry/observation"
 )
 
 // simEpoch is sim mode's virtual start: fixed, so reports are byte-for-byte repeatable.

@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/grayzone/grayzone/detect"
-	"github.com/grayzone/grayzone/scenario"
+	"github.com/grayzone/grayzone/engine/detect"
+	"github.com/grayzone/grayzone/lab/scenario"
 )
 
 // publicScenarios loads the contract's public scenarios from ../shared (the

@@ -1,0 +1,415 @@
+package frontdoor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/grayzone/grayzone/actuator"
+	"github.com/grayzone/grayzone/internal/clock"
+	"github.com/grayzone/grayzone/telemetry/observation"
+	"github.com/grayzone/grayzone/telemetry/record"
+)
+
+// Proxy serves a Table over HTTP: one regional listener and one listener per zone.
+type Proxy struct {
+	table     *Table
+	transport *http.Transport
+	log       *slog.Logger
+	rec       *record.Recorder
+	dial      func(ctx context.Context, network, addr string) (net.Conn, error)
+
+	mu        sync.RWMutex
+	routes    map[Target]*route // keyed by the whole target: a re-registered id may move
+	servers   []*http.Server
+	endpoints []*fastEndpoint
+	regional  string
+	zonal     map[string]string
+}
+
+// route is what the proxy keeps per target: a pool of kept-alive
+// connections, the reverse proxy of the net/http path, and the target's
+// recorded series.
+type route struct {
+	target Target
+	pool   *h1Transport
+	rp     *httputil.ReverseProxy
+	ops    *opSeries // nil without a Recorder
+}
+
+// ProxyOptions configure a Proxy; zero values are sensible defaults.
+type ProxyOptions struct {
+	// Listen is the host to bind endpoints on that have no address of their
+	// own (default 127.0.0.1), each on a free port.
+	Listen string
+	// Regional and Zonal give endpoints fixed addresses (host:port).
+	Regional string
+	Zonal    map[string]string
+	Log      *slog.Logger
+	// Recorder, when set, counts every proxied request's outcome and latency
+	// as the front door saw it: source observation.Server, the target's zone
+	// and id, and the request path's first segment as the operation. Nil
+	// records nothing.
+	Recorder *record.Recorder
+	// NetHTTPOnly serves every request through net/http's server and
+	// httputil.ReverseProxy, without the fast path (see fastpath.go).
+	NetHTTPOnly bool
+}
+
+// StartProxy binds the regional endpoint and one zonal endpoint per zone.
+func StartProxy(ctx context.Context, table *Table, opts ProxyOptions) (*Proxy, error) {
+	if opts.Listen == "" {
+		opts.Listen = "127.0.0.1"
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	dialer := &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
+	p := &Proxy{
+		table: table,
+		log:   opts.Log,
+		rec:   opts.Recorder,
+		dial:  dialer.DialContext,
+		// For what the per-target fast path does not take on (see h1Transport).
+		transport: &http.Transport{
+			DialContext:         dialer.DialContext,
+			MaxIdleConns:        1024,
+			MaxIdleConnsPerHost: 256,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true, // a proxy passes encodings through
+		},
+		routes: make(map[Target]*route),
+		zonal:  make(map[string]string),
+	}
+	start := func(addr string, h http.Handler, pick func() *Target) (string, error) {
+		if addr == "" {
+			addr = net.JoinHostPort(opts.Listen, "0")
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return "", fmt.Errorf("frontdoor: listen on %s: %w", addr, err)
+		}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: headerTimeout}
+		serveLn := ln
+		p.mu.Lock()
+		p.servers = append(p.servers, srv)
+		if !opts.NetHTTPOnly {
+			e := &fastEndpoint{p: p, pick: pick, ln: ln, handoff: newHandoffListener(ln.Addr()), conns: make(map[net.Conn]struct{})}
+			p.endpoints = append(p.endpoints, e)
+			serveLn = e.handoff
+			go e.serve()
+		}
+		p.mu.Unlock()
+		go func() {
+			if err := srv.Serve(serveLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				p.log.Error("frontdoor endpoint stopped", "addr", ln.Addr().String(), "err", err)
+			}
+		}()
+		return "http://" + ln.Addr().String(), nil
+	}
+	var err error
+	if p.regional, err = start(opts.Regional, http.HandlerFunc(p.serveRegional), func() *Target { return p.table.Snapshot().PickRegional() }); err != nil {
+		p.Close()
+		return nil, err
+	}
+	for _, z := range table.Zones() {
+		zone := z
+		u, err := start(opts.Zonal[zone], http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.serveZonal(w, r, zone) }),
+			func() *Target { return p.table.Snapshot().PickZonal(zone) })
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		p.zonal[zone] = u
+	}
+	go func() {
+		<-ctx.Done()
+		p.Close()
+	}()
+	return p, nil
+}
+
+// RegionalURL is the base URL of the regional endpoint.
+func (p *Proxy) RegionalURL() string { return p.regional }
+
+// ZonalURL is the base URL of the zone's own endpoint.
+func (p *Proxy) ZonalURL(zone string) string { return p.zonal[zone] }
+
+// Close stops every endpoint at once; in-flight requests are cut.
+func (p *Proxy) Close() {
+	p.mu.Lock()
+	servers, endpoints := p.servers, p.endpoints
+	p.servers, p.endpoints = nil, nil
+	p.mu.Unlock()
+	// Servers first: closing an endpoint closes its server's (handoff) listener.
+	for _, s := range servers {
+		s.Close()
+	}
+	for _, e := range endpoints {
+		e.close()
+	}
+	p.mu.RLock()
+	for _, rt := range p.routes {
+		rt.pool.closeIdle(true)
+	}
+	p.mu.RUnlock()
+	p.transport.CloseIdleConnections()
+}
+
+func (p *Proxy) serveRegional(w http.ResponseWriter, r *http.Request) {
+	p.forward(w, r, p.table.Snapshot().PickRegional())
+}
+
+func (p *Proxy) serveZonal(w http.ResponseWriter, r *http.Request, zone string) {
+	p.forward(w, r, p.table.Snapshot().PickZonal(zone))
+}
+
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t *Target) {
+	if t == nil {
+		http.Error(w, "no healthy target", http.StatusServiceUnavailable)
+		return
+	}
+	p.routeFor(t).rp.ServeHTTP(w, r)
+}
+
+// routeFor returns the target's route, built once: each target gets its
+// own reverse proxy so the request path needs no per-request context to
+// carry the choice.
+func (p *Proxy) routeFor(t *Target) *route {
+	p.mu.RLock()
+	rt := p.routes[*t]
+	p.mu.RUnlock()
+	if rt != nil {
+		return rt
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if rt = p.routes[*t]; rt != nil {
+		return rt
+	}
+	tg := *t
+	rt = &route{
+		target: tg,
+		pool:   &h1Transport{addr: tg.Addr, dial: p.dial, fallback: p.transport, maxIdle: 256, idleTime: 90 * time.Second},
+	}
+	var transport http.RoundTripper = rt.pool
+	if p.rec != nil {
+		rt.ops = &opSeries{rec: p.rec, zone: tg.Zone, instance: tg.ID}
+		transport = &recordingTransport{base: rt.pool, ops: rt.ops}
+	}
+	u := &url.URL{Scheme: "http", Host: tg.Addr}
+	rt.rp = &httputil.ReverseProxy{
+		Rewrite:    func(pr *httputil.ProxyRequest) { pr.SetURL(u); pr.Out.Host = pr.In.Host },
+		Transport:  transport,
+		BufferPool: bufferPool{},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			w.Header().Set("X-Grayzone-Zone", tg.Zone)
+			w.Header().Set("X-Grayzone-Instance", tg.ID)
+			w.WriteHeader(http.StatusBadGateway)
+		},
+	}
+	p.routes[tg] = rt
+	return rt
+}
+
+// recordingTransport records each round trip to one target on the net/http
+// path: the latency from sending the request to having the response's
+// headers, and the outcome from the status, or a fault for a transport
+// error (an error after the caller went away counts as the caller's:
+// observation.Error).
+type recordingTransport struct {
+	base http.RoundTripper
+	ops  *opSeries
+}
+
+// maxOpsPerTarget bounds the series one target can make from request paths;
+// further operations are recorded as otherOp.
+const (
+	maxOpsPerTarget = 64
+	otherOp         = "other"
+)
+
+func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	s := rt.ops.series(operationOf(req.URL.Path))
+	start := monoNow()
+	resp, err := rt.base.RoundTrip(req)
+	lat := monoNow() - start
+	switch {
+	case err == nil:
+		s.Observe(observation.FromStatus(resp.StatusCode), lat)
+	case req.Context().Err() != nil:
+		s.Observe(observation.Error, lat)
+	default:
+		s.Observe(observation.Fault, lat)
+	}
+	return resp, err
+}
+
+// opSeries resolves one target's series per operation, lazily, with a
+// lock-free read side: a map replaced whole on each new operation.
+type opSeries struct {
+	rec            *record.Recorder
+	zone, instance string
+
+	mu  sync.Mutex                                // serialises misses
+	ops atomic.Pointer[map[string]*record.Series] // copied on write
+}
+
+// series returns the operation's series, resolving it on first use.
+func (o *opSeries) series(op string) *record.Series {
+	if m := o.ops.Load(); m != nil {
+		if s := (*m)[op]; s != nil {
+			return s
+		}
+	}
+	return o.resolve(op)
+}
+
+// seriesBytes is series for an operation name in a byte slice, without
+// allocating when it is known.
+func (o *opSeries) seriesBytes(op []byte) *record.Series {
+	if m := o.ops.Load(); m != nil {
+		if s := (*m)[string(op)]; s != nil {
+			return s
+		}
+	}
+	return o.resolve(string(op))
+}
+
+func (o *opSeries) resolve(op string) *record.Series {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var old map[string]*record.Series
+	if m := o.ops.Load(); m != nil {
+		old = *m
+	}
+	if s := old[op]; s != nil {
+		return s
+	}
+	if len(old) >= maxOpsPerTarget {
+		if s := old[otherOp]; s != nil {
+			return s
+		}
+		op = otherOp
+	}
+	s := o.rec.Series(observation.Server, o.zone, o.instance, strings.Clone(op))
+	m := make(map[string]*record.Series, len(old)+1)
+	for k, v := range old {
+		m[k] = v
+	}
+	m[s.Key().Operation] = s
+	o.ops.Store(&m)
+	return s
+}
+
+// operationOf is a request path's first segment: "/orders/7" → "orders".
+func operationOf(path string) string {
+	path = strings.TrimPrefix(path, "/")
+	if i := strings.IndexByte(path, '/'); i >= 0 {
+		path = path[:i]
+	}
+	return path
+}
+
+var buffers = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}
+
+type bufferPool struct{}
+
+func (bufferPool) Get() []byte  { return *(buffers.Get().(*[]byte)) }
+func (bufferPool) Put(b []byte) { buffers.Put(&b) }
+
+// HealthChecker probes every target's shallow /health and feeds the table,
+// as a load balancer does.
+type HealthChecker struct {
+	Table    *Table
+	Path     string        // default /health
+	Interval time.Duration // default 1s
+	Timeout  time.Duration // default Interval/2
+	Clock    clock.Clock   // default real
+	Client   *http.Client
+	Log      *slog.Logger
+}
+
+// Run checks until ctx ends.
+func (h *HealthChecker) Run(ctx context.Context) {
+	if h.Interval <= 0 {
+		h.Interval = time.Second
+	}
+	if h.Path == "" {
+		h.Path = "/health"
+	}
+	if h.Timeout <= 0 {
+		h.Timeout = h.Interval / 2
+	}
+	if h.Clock == nil {
+		h.Clock = clock.Real{}
+	}
+	if h.Client == nil {
+		h.Client = &http.Client{}
+	}
+	if h.Log == nil {
+		h.Log = slog.Default()
+	}
+	tick, stop := h.Clock.NewTicker(h.Interval)
+	defer stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+		}
+		var wg sync.WaitGroup
+		for _, ts := range h.Table.Targets() {
+			if ts.Addr == "" {
+				continue
+			}
+			wg.Add(1)
+			go func(ts TargetStatus) {
+				defer wg.Done()
+				ok := h.check(ctx, ts.Addr)
+				if h.Table.ReportHealth(ts.ID, ok) {
+					h.Log.Info("health check changed target state", "target", ts.ID, "healthy", ok)
+				}
+			}(ts)
+		}
+		wg.Wait()
+	}
+}
+
+func (h *HealthChecker) check(ctx context.Context, addr string) bool {
+	ctx, cancel := context.WithTimeout(ctx, h.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+h.Path, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := h.Client.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// Actuator applies zonal shifts to the table: the embedded front door's data plane.
+type Actuator struct{ Table *Table }
+
+// Apply implements actuator.Actuator.
+func (a Actuator) Apply(_ context.Context, act actuator.Action) error {
+	switch act.Kind {
+	case actuator.ShiftAway:
+		return a.Table.SetShifted(act.Zone, true)
+	case actuator.EndShift:
+		return a.Table.SetShifted(act.Zone, false)
+	}
+	return fmt.Errorf("frontdoor: %s: %w", act, actuator.ErrUnsupported)
+}

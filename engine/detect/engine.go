@@ -1,0 +1,483 @@
+// Package detect is grayzone's detection engine. It is a deterministic state
+// machine in the manner of etcd's raft: it is fed time-stamped observations
+// (Observe) and told the time (Tick), and returns what it concludes
+// (Assessment). It starts no goroutines, reads no clock and does no I/O, so
+// the lab, sim mode and grayzone serve drive the very same logic, and the
+// same input always yields the same output.
+package detect
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/DataDog/sketches-go/ddsketch"
+
+	"github.com/grayzone/grayzone/engine/alarm"
+	"github.com/grayzone/grayzone/engine/outlier"
+	"github.com/grayzone/grayzone/telemetry/observation"
+	"github.com/grayzone/grayzone/telemetry/record"
+)
+
+// Profile names a detection profile.
+const (
+	ProfileDefault    = "default"
+	ProfileCloudWatch = "cloudwatch"
+)
+
+// Profiles lists the profile names.
+var Profiles = []string{ProfileDefault, ProfileCloudWatch}
+
+// Config configures an Engine.
+type Config struct {
+	Profile string   // default or cloudwatch
+	Zones   []string // the zones, in display order
+	// Thresholds gives each operation's latency threshold; operations not
+	// named use DefaultThreshold.
+	Thresholds       map[string]time.Duration
+	DefaultThreshold time.Duration
+	Resolution       time.Duration
+	// Resolution is the bucket width (default 250ms): observations are summed
+	// per bucket and each closed bucket is one step of the detectors, so it
+	// bounds how finely a decision is timed.
+	// HealthWindow is how far back the zonal canaries must have seen the zone
+	// healthy for it to count as healthy now (default 10s).
+	HealthWindow time.Duration
+	// MinInstances is how many of a zone's instances must contribute for the
+	// impact to count as zonal rather than one bad instance (default 2).
+	MinInstances int
+	// FalseAlarmRate α sets the sequential tests' threshold h = ln(1/α)
+	// (default 1e-6); see Fast.
+	FalseAlarmRate float64
+	// FaultFloor and SlowFloor are the lowest baseline rates the tests assume
+	// (defaults 0.001 and 0.01): a zone must look worse than this to be impacted.
+	FaultFloor, SlowFloor float64
+	// Outlier selects the default profile's outlier test. Empty: the zone's
+	// bad rate must be 3× and 1 point above the other zones' pooled rate.
+	// Otherwise one of the outlier package's methods (static, chi-squared,
+	// z-score, iqr, mad) judges the zones' bad counts against their totals.
+	Outlier outlier.Config
+}
+
+func (c *Config) setDefaults() error {
+	if c.Profile == "" {
+		c.Profile = ProfileDefault
+	}
+	if !slices.Contains(Profiles, c.Profile) {
+		return fmt.Errorf("detect: unknown profile %q (want one of %v)", c.Profile, Profiles)
+	}
+	if len(c.Zones) < 2 {
+		return fmt.Errorf("detect: need at least 2 zones, got %d", len(c.Zones))
+	}
+	if c.DefaultThreshold <= 0 {
+		c.DefaultThreshold = 100 * time.Millisecond
+	}
+	if c.Resolution <= 0 {
+		c.Resolution = 250 * time.Millisecond
+	}
+	if time.Second%c.Resolution != 0 {
+		return fmt.Errorf("detect: resolution %s must divide 1s", c.Resolution)
+	}
+	if c.HealthWindow <= 0 {
+		c.HealthWindow = 10 * time.Second
+	}
+	if c.MinInstances <= 0 {
+		c.MinInstances = 2
+	}
+	if c.FalseAlarmRate <= 0 {
+		c.FalseAlarmRate = 1e-6
+	}
+	if c.FalseAlarmRate >= 1 {
+		return fmt.Errorf("detect: false_alarm_rate %g must be below 1", c.FalseAlarmRate)
+	}
+	if c.FaultFloor <= 0 {
+		c.FaultFloor = 0.001
+	}
+	if c.SlowFloor <= 0 {
+		c.SlowFloor = 0.01
+	}
+	if c.Outlier.Method != "" {
+		if err := c.Outlier.Validate(); err != nil {
+			return fmt.Errorf("detect: %w", err)
+		}
+	}
+	return nil
+}
+
+// seriesKey identifies a zone-level series.
+type zsKey struct {
+	zone string
+	src  observation.Source
+}
+
+type instKey struct{ zone, instance string }
+
+type opKey struct {
+	zone string
+	op   string
+	src  observation.Source
+}
+
+type instOpKey struct {
+	opKey
+	instance string
+}
+
+type opAgg struct {
+	Counts
+	lat *ddsketch.DDSketch
+}
+
+// bucket sums the observations of one resolution step.
+type bucket struct {
+	idx      int64
+	zone     map[zsKey]*Counts
+	inst     map[instKey]*Counts
+	op       map[opKey]*opAgg
+	instOp   map[instOpKey]*Counts // server-side, per instance and operation
+	regional Counts                // canary calls through the regional endpoint
+}
+
+func newBucket(idx int64) *bucket {
+	return &bucket{idx: idx, zone: map[zsKey]*Counts{}, inst: map[instKey]*Counts{}, op: map[opKey]*opAgg{}, instOp: map[instOpKey]*Counts{}}
+}
+
+// Engine is the detection engine. Not safe for concurrent use: one goroutine
+// (or the simulator's loop) owns it.
+type Engine struct {
+	cfg   Config
+	open  map[int64]*bucket
+	last  int64 // index of the last closed bucket
+	begun bool
+	det   detector
+
+	health  map[string]*ring // zonal canary counts per zone, HealthWindow long
+	display map[string]*ring // server-side counts per zone for the last 10 s
+	// Latency for display: one sketch per zone per second, the last 10 s,
+	// and the p99 over them recomputed once a second.
+	lat     map[string][]*ddsketch.DDSketch
+	clat    map[string][]*ddsketch.DDSketch // the zonal canaries' view
+	latSec  int64
+	p99     map[string]float64
+	cp99    map[string]float64
+	skipped int64 // observations for zones the engine does not know
+}
+
+// detector is one profile's decision logic over closed buckets.
+type detector interface {
+	step(b *bucket)
+	assess(a *Assessment)
+}
+
+// New returns an engine for cfg.
+func New(cfg Config) (*Engine, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		cfg:     cfg,
+		open:    map[int64]*bucket{},
+		health:  map[string]*ring{},
+		display: map[string]*ring{},
+		lat:     map[string][]*ddsketch.DDSketch{},
+		clat:    map[string][]*ddsketch.DDSketch{},
+		cp99:    map[string]float64{},
+	}
+	hw := buckets(cfg.HealthWindow, cfg.Resolution)
+	dw := buckets(displayWindow, cfg.Resolution)
+	e.p99 = map[string]float64{}
+	for _, z := range cfg.Zones {
+		e.health[z] = newRing(int(hw))
+		e.display[z] = newRing(int(dw))
+		sk := make([]*ddsketch.DDSketch, displayWindow/time.Second)
+		csk := make([]*ddsketch.DDSketch, displayWindow/time.Second)
+		for i := range sk {
+			sk[i], csk[i] = newSketch(), newSketch()
+		}
+		e.lat[z], e.clat[z] = sk, csk
+		e.p99[z], e.cp99[z] = -1, -1
+	}
+	var err error
+	switch cfg.Profile {
+	case ProfileCloudWatch:
+		e.det, err = newCloudWatch(&e.cfg)
+	default:
+		e.det = newFast(&e.cfg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Config returns the engine's configuration with defaults filled in.
+func (e *Engine) Config() Config { return e.cfg }
+
+func (c *Config) threshold(op string) time.Duration {
+	if t, ok := c.Thresholds[op]; ok {
+		return t
+	}
+	return c.DefaultThreshold
+}
+
+func (e *Engine) index(t time.Time) int64 {
+	return t.UnixNano() / int64(e.cfg.Resolution)
+}
+
+// Observe records one observation. Observations may arrive a little out of
+// order; one for a bucket already closed counts in the oldest open one.
+func (e *Engine) Observe(o observation.Observation) {
+	c := Counts{N: 1}
+	switch o.Outcome {
+	case observation.Fault:
+		c.Faults = 1
+	case observation.Error:
+		c.Errors = 1
+	}
+	if o.Latency > e.cfg.threshold(o.Operation) {
+		c.Slow = 1
+	}
+	ms := float64(o.Latency) / float64(time.Millisecond)
+	e.add(o.At, o.Source, o.Zone, o.Instance, o.Operation, o.Regional, c, func(sk *ddsketch.DDSketch) { _ = sk.Add(ms) })
+}
+
+// ObserveSnapshot records what a pre-resolved series counted since its last
+// drain (the record package's fast path), as of at. Its slow count uses the
+// recorder's threshold for the operation, which should match the engine's.
+func (e *Engine) ObserveSnapshot(at time.Time, k record.SeriesKey, d record.Snapshot) {
+	if d.Requests == 0 {
+		return
+	}
+	c := Counts{N: int64(d.Requests), Faults: int64(d.Faults), Errors: int64(d.Errors), Slow: int64(d.Slow)}
+	e.add(at, k.Source, k.Zone, k.Instance, k.Operation, false, c, func(sk *ddsketch.DDSketch) {
+		for i, n := range d.Latency {
+			if n > 0 {
+				_ = sk.AddWithCount(float64(record.BucketMid(i))/float64(time.Millisecond), float64(n))
+			}
+		}
+	})
+}
+
+// add is the one ingestion path: counts into the bucket of at, by zone,
+// instance and operation; latency into the operation's sketch.
+func (e *Engine) add(at time.Time, src observation.Source, zone, instance, op string, regional bool, c Counts, lat func(*ddsketch.DDSketch)) {
+	if !slices.Contains(e.cfg.Zones, zone) {
+		e.skipped++
+		return
+	}
+	idx := e.index(at)
+	if e.begun && idx <= e.last {
+		idx = e.last + 1
+	}
+	b := e.open[idx]
+	if b == nil {
+		b = newBucket(idx)
+		e.open[idx] = b
+	}
+	if regional {
+		b.regional.add(c)
+		return
+	}
+	zk := zsKey{zone, src}
+	if b.zone[zk] == nil {
+		b.zone[zk] = &Counts{}
+	}
+	b.zone[zk].add(c)
+	if src == observation.Server && instance != "" {
+		ik := instKey{zone, instance}
+		if b.inst[ik] == nil {
+			b.inst[ik] = &Counts{}
+		}
+		b.inst[ik].add(c)
+		// Only the cloudwatch profile counts contributors per operation; the
+		// map is the engine's largest per-bucket cost, so skip it otherwise.
+		if e.cfg.Profile == ProfileCloudWatch {
+			iok := instOpKey{opKey{zone, op, src}, instance}
+			if b.instOp[iok] == nil {
+				b.instOp[iok] = &Counts{}
+			}
+			b.instOp[iok].add(c)
+		}
+	}
+	ok := opKey{zone, op, src}
+	a := b.op[ok]
+	if a == nil {
+		a = &opAgg{lat: newSketch()}
+		b.op[ok] = a
+	}
+	a.add(c)
+	lat(a.lat)
+}
+
+// Tick closes every bucket that ended at or before now, runs the detectors
+// over them in order, and returns the assessment at now.
+func (e *Engine) Tick(now time.Time) Assessment {
+	cur := e.index(now) // the bucket now falls in is still open
+	if !e.begun {
+		first := cur
+		for idx := range e.open {
+			first = min(first, idx)
+		}
+		e.last, e.begun = first-1, true
+	}
+	for idx := e.last + 1; idx < cur; idx++ {
+		b := e.open[idx]
+		if b == nil {
+			b = newBucket(idx)
+		}
+		delete(e.open, idx)
+		e.close(b)
+		e.last = idx
+	}
+	return e.assess(now)
+}
+
+func (e *Engine) close(b *bucket) {
+	sec := b.idx * int64(e.cfg.Resolution) / int64(time.Second)
+	newSecond := sec != e.latSec
+	if newSecond {
+		e.refreshP99()
+		// Clear the slots of the seconds that passed (at most the whole ring).
+		n := int64(len(e.lat[e.cfg.Zones[0]]))
+		for s := max(e.latSec+1, sec-n+1); s <= sec; s++ {
+			for _, z := range e.cfg.Zones {
+				e.lat[z][s%n].Clear()
+				e.clat[z][s%n].Clear()
+			}
+		}
+		e.latSec = sec
+	}
+	n := int64(len(e.lat[e.cfg.Zones[0]]))
+	for _, z := range e.cfg.Zones {
+		var canary, server Counts
+		if c := b.zone[zsKey{z, observation.Canary}]; c != nil {
+			canary = *c
+		}
+		if c := b.zone[zsKey{z, observation.Server}]; c != nil {
+			server = *c
+		}
+		e.health[z].push(canary)
+		e.display[z].push(server)
+	}
+	for k, a := range b.op {
+		if k.src == observation.Server {
+			_ = e.lat[k.zone][sec%n].MergeWith(a.lat)
+		} else {
+			_ = e.clat[k.zone][sec%n].MergeWith(a.lat)
+		}
+	}
+	e.det.step(b)
+}
+
+// refreshP99 recomputes each zone's display p99 over the last 10 s.
+func (e *Engine) refreshP99() {
+	for _, z := range e.cfg.Zones {
+		e.p99[z] = mergedQuantile(e.lat[z], 0.99)
+		e.cp99[z] = mergedQuantile(e.clat[z], 0.99)
+	}
+}
+
+func mergedQuantile(sks []*ddsketch.DDSketch, q float64) float64 {
+	merged := newSketch()
+	for _, sk := range sks {
+		_ = merged.MergeWith(sk)
+	}
+	return quantile(merged, q)
+}
+
+// ZoneStatus is one zone's state at a tick.
+type ZoneStatus struct {
+	Zone string
+	// Availability and P99 (ms, -1 with no data) are server-side over the last 10 s.
+	Availability float64
+	P99          float64
+	Requests     int64
+	// CanaryAvailability (-1 with no data, over the health window) and
+	// CanaryP99 (ms, -1 with no data, last 10 s) are the zonal canaries' view.
+	CanaryAvailability float64
+	CanaryP99          float64
+	// Healthy: the zonal canaries saw no fault and no slow request over the
+	// health window (and saw something).
+	Healthy bool
+	// Impacted, Outlier and Contributors are the detector's view of the zone.
+	Impacted     bool
+	Outlier      bool
+	Contributors int
+	Instances    int
+	Isolated     bool
+}
+
+// AlarmStatus is one alarm's state, for display and explanation.
+type AlarmStatus struct {
+	Name   string
+	State  alarm.State
+	Reason string
+}
+
+// Assessment is the engine's conclusion at a tick.
+type Assessment struct {
+	At       time.Time
+	Profile  string
+	Zones    []ZoneStatus
+	Isolated string // the zone with isolated impact, or ""
+	Regional bool
+	Alarms   []AlarmStatus
+	// Why explains the decision (or its absence) in one paragraph.
+	Why string
+	// RegionalAvailability is the regional canaries' view over the health window.
+	RegionalAvailability float64
+}
+
+// Zone returns the status of a zone.
+func (a Assessment) Zone(z string) ZoneStatus {
+	for _, s := range a.Zones {
+		if s.Zone == z {
+			return s
+		}
+	}
+	return ZoneStatus{Zone: z}
+}
+
+// Healthy returns the per-zone canary health as a map.
+func (a Assessment) Healthy() map[string]bool {
+	m := make(map[string]bool, len(a.Zones))
+	for _, s := range a.Zones {
+		m[s.Zone] = s.Healthy
+	}
+	return m
+}
+
+func (e *Engine) assess(now time.Time) Assessment {
+	a := Assessment{At: now, Profile: e.cfg.Profile}
+	for _, z := range e.cfg.Zones {
+		h := e.health[z].total
+		d := e.display[z].total
+		p99 := e.p99[z]
+		a.Zones = append(a.Zones, ZoneStatus{
+			Zone:               z,
+			Availability:       d.Availability(),
+			P99:                p99,
+			Requests:           d.N,
+			Healthy:            h.N > 0 && h.Faults == 0 && h.Slow == 0,
+			CanaryAvailability: canaryAvail(h),
+			CanaryP99:          e.cp99[z],
+		})
+	}
+	e.det.assess(&a)
+	sort.SliceStable(a.Alarms, func(i, j int) bool { return a.Alarms[i].Name < a.Alarms[j].Name })
+	return a
+}
+
+func canaryAvail(c Counts) float64 {
+	if n, _ := c.Trials(DimFault); n == 0 {
+		return -1
+	}
+	return c.Availability()
+}
+
+// displayWindow is the span of the availability and p99 shown per zone.
+const displayWindow = 10 * time.Second
+
+// IsolatedAlarmName is the name of the alarm that decides a zone's isolated impact.
+func IsolatedAlarmName(zone string) string { return zone + "-isolated-impact" }

@@ -1,0 +1,414 @@
+package detect
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/grayzone/grayzone/engine/alarm"
+	"github.com/grayzone/grayzone/engine/outlier"
+	"github.com/grayzone/grayzone/telemetry/observation"
+)
+
+// Fast is the default profile: sequential tests that decide in seconds.
+//
+// Per zone, per source (server, zonal canary) and per dimension (faults;
+// requests over the latency threshold) a bank of Bernoulli CUSUMs tests
+// "the zone's bad rate rose above the baseline p0", where p0 is the larger of
+// a floor and the rate learned from the whole region while nothing is wrong.
+// With h = ln(1/α) + ln(bank size) the delay is close to the optimal
+// ln(1/α)/KL(p1‖p0) observations for whatever p1 the fault produces.
+//
+// A zone has isolated impact when, in one dimension:
+//   - impact: its CUSUM reached h;
+//   - outlier: over the last 2 s, 10 s or 30 s its bad rate is at least 3×
+//     and 1 point above the pooled rate of the other zones (same source,
+//     same window);
+//   - contributors: at least MinInstances of its instances have their own
+//     CUSUM at h/2 (one bad instance is an instance problem);
+//   - not regional: fewer than two zones have had any CUSUM at h/2 in the
+//     last minute.
+type fast struct {
+	cfg *Config
+
+	zones map[zsKey]*zoneSeq
+	inst  map[instKey]*instSeq
+	step_ int64
+
+	base  [2]baseline
+	p0    [2]float64
+	alts  [2][]float64
+	h     [2]float64
+	alarm bool // some zone above h/2: freeze baseline learning
+	decay float64
+	// lastLite is the last step each zone had a test at h/2 or above.
+	lastLite map[string]int64
+}
+
+const (
+	outlierRatio = 3.0
+	outlierDelta = 0.01
+	outlierMinN  = 10
+	// outlierMinBad: a zone is no outlier on one or two stray requests.
+	outlierMinBad = 3
+	// regionalMemory: a zone that was impacted this recently still counts
+	// toward regional impact, so the tail of a regional event (zones
+	// recovering a few hundred milliseconds apart) cannot look isolated.
+	regionalMemory = time.Minute
+	// recentWindow: impact needs a bad request this recent.
+	recentWindow = 10 * time.Second
+	ceilFactor   = 1.5
+	// instanceActive: an instance counts as present this long after its last observation.
+	instanceActive = time.Minute
+	baselineMinN   = 2000
+	// baselineHalfLife is the baseline rate's memory.
+	baselineHalfLife = 5 * time.Minute
+)
+
+// outlierWindows are the spans the outlier test compares zones over: the
+// short ones see a fault's onset undiluted, the long one a slow burn.
+var outlierWindows = []time.Duration{2 * time.Second, 10 * time.Second, 30 * time.Second}
+
+// buckets converts a span to a whole number of buckets (at least 1).
+func buckets(d, res time.Duration) int64 { return max(1, int64((d+res-1)/res)) }
+
+type zoneSeq struct {
+	cusum   [2]cusum
+	lastBad [2]int64 // bucket of the last bad request, per dimension
+	wins    []*ring  // one per outlier window
+}
+
+type instSeq struct {
+	cusum    [2]cusum
+	lastBad  [2]int64
+	lastSeen int64
+}
+
+// recent reports whether a bad request was seen within the recent window.
+func (f *fast) recent(lastBad int64) bool {
+	return lastBad > 0 && f.step_-lastBad < buckets(recentWindow, f.cfg.Resolution)
+}
+
+// baseline is an exponentially weighted bad rate.
+type baseline struct{ n, bad float64 }
+
+func (b *baseline) add(n, bad int64, decay float64) {
+	b.n = b.n*decay + float64(n)
+	b.bad = b.bad*decay + float64(bad)
+}
+
+func newFast(cfg *Config) *fast {
+	f := &fast{cfg: cfg, zones: map[zsKey]*zoneSeq{}, inst: map[instKey]*instSeq{},
+		decay: math.Pow(0.5, float64(cfg.Resolution)/float64(baselineHalfLife)), lastLite: map[string]int64{}}
+	for _, z := range cfg.Zones {
+		for _, s := range []observation.Source{observation.Server, observation.Canary} {
+			zs := &zoneSeq{}
+			for _, w := range outlierWindows {
+				zs.wins = append(zs.wins, newRing(int(buckets(w, cfg.Resolution))))
+			}
+			f.zones[zsKey{z, s}] = zs
+		}
+	}
+	f.setP0()
+	return f
+}
+
+func (f *fast) floor(d Dim) float64 {
+	if d == DimLatency {
+		return f.cfg.SlowFloor
+	}
+	return f.cfg.FaultFloor
+}
+
+// minEffect is the smallest rise over the baseline worth a shift: 1 point of
+// availability, 2 points of requests over the latency threshold.
+func (f *fast) minEffect(d Dim) float64 {
+	if d == DimLatency {
+		return 0.02
+	}
+	return 0.01
+}
+
+func (f *fast) setP0() {
+	for _, d := range dims {
+		p0 := f.floor(d)
+		if b := f.base[d]; b.n >= baselineMinN {
+			p0 = math.Max(p0, b.bad/b.n)
+		}
+		p0 = math.Min(p0, 0.5)
+		if p0 != f.p0[d] || f.alts[d] == nil {
+			f.p0[d] = p0
+			f.alts[d] = grid(p0, f.minEffect(d), f.alts[d])
+			f.h[d] = math.Log(1/f.cfg.FalseAlarmRate) + math.Log(float64(len(f.alts[d])))
+		}
+	}
+}
+
+func (f *fast) step(b *bucket) {
+	f.step_ = b.idx
+	// Learn the baseline from server-side traffic while nothing is wrong.
+	if !f.alarm {
+		var all Counts
+		for k, c := range b.zone {
+			if k.src == observation.Server {
+				all.add(*c)
+			}
+		}
+		for _, d := range dims {
+			n, bad := all.Trials(d)
+			f.base[d].add(n, bad, f.decay)
+		}
+		f.setP0()
+	}
+	f.alarm = false
+	for k, zs := range f.zones {
+		var c Counts
+		if bc := b.zone[k]; bc != nil {
+			c = *bc
+		}
+		for _, w := range zs.wins {
+			w.push(c)
+		}
+		for _, d := range dims {
+			n, bad := c.Trials(d)
+			if bad > 0 {
+				zs.lastBad[d] = b.idx
+			}
+			if zs.cusum[d].update(n, bad, f.p0[d], f.alts[d], ceilFactor*f.h[d]) >= f.h[d]/2 {
+				f.alarm = true
+			}
+		}
+	}
+	for k, c := range b.inst {
+		is := f.inst[k]
+		if is == nil {
+			is = &instSeq{}
+			f.inst[k] = is
+		}
+		is.lastSeen = b.idx
+		for _, d := range dims {
+			n, bad := c.Trials(d)
+			if bad > 0 {
+				is.lastBad[d] = b.idx
+			}
+			is.cusum[d].update(n, bad, f.p0[d], f.alts[d], ceilFactor*f.h[d])
+		}
+	}
+	// Forget instances gone for good, so memory stays bounded.
+	for k, is := range f.inst {
+		if b.idx-is.lastSeen > 10*buckets(instanceActive, f.cfg.Resolution) {
+			delete(f.inst, k)
+		}
+	}
+}
+
+// zoneEval is the detector's view of one zone in one dimension.
+type zoneEval struct {
+	zone            string
+	dim             Dim
+	score           float64 // max CUSUM over sources
+	src             observation.Source
+	rate, otherRate float64
+	n, otherN       int64
+	outlier, thin   bool
+	window          time.Duration
+	contributors    []string
+	instances       int
+	impacted, lite  bool
+}
+
+func (f *fast) evalZone(z string, d Dim) zoneEval {
+	ev := zoneEval{zone: z, dim: d}
+	for _, s := range []observation.Source{observation.Server, observation.Canary} {
+		zs := f.zones[zsKey{z, s}]
+		v := zs.cusum[d].value()
+		if !f.recent(zs.lastBad[d]) {
+			v = 0 // no fresh evidence: whatever the statistic says is history
+		}
+		if v > ev.score || (v == ev.score && s == observation.Server) {
+			ev.score, ev.src = v, s
+		}
+	}
+	ev.impacted = ev.score >= f.h[d]
+	ev.lite = ev.score >= f.h[d]/2
+	// Outlier test on the source that carries the impact, over each window;
+	// the zone is an outlier if it stands out over any of them.
+	ev.thin = true
+	for i := range outlierWindows {
+		own := f.zones[zsKey{z, ev.src}].wins[i].total
+		var others Counts
+		for _, oz := range f.cfg.Zones {
+			if oz != z {
+				others.add(f.zones[zsKey{oz, ev.src}].wins[i].total)
+			}
+		}
+		n, bad := own.Trials(d)
+		on, _ := others.Trials(d)
+		rate, orate := own.Rate(d), others.Rate(d)
+		if n < outlierMinN || on < outlierMinN {
+			continue
+		}
+		out := bad >= outlierMinBad && f.isOutlier(z, ev.src, d, i, rate, orate)
+		// Report the window that decided, else the longest with data.
+		ev.n, ev.otherN, ev.rate, ev.otherRate, ev.window = n, on, rate, orate, outlierWindows[i]
+		ev.thin = false
+		if out {
+			ev.outlier = true
+			break
+		}
+	}
+	for k, is := range f.inst {
+		if k.zone != z || f.step_-is.lastSeen > buckets(instanceActive, f.cfg.Resolution) {
+			continue
+		}
+		ev.instances++
+		if f.recent(is.lastBad[d]) && is.cusum[d].value() >= f.h[d]/2 {
+			ev.contributors = append(ev.contributors, k.instance)
+		}
+	}
+	sort.Strings(ev.contributors)
+	return ev
+}
+
+// isOutlier applies the configured outlier test to zone z over window i.
+func (f *fast) isOutlier(z string, src observation.Source, d Dim, i int, rate, orate float64) bool {
+	if f.cfg.Outlier.Method == "" {
+		return rate >= outlierRatio*orate && rate-orate >= outlierDelta
+	}
+	counts := make([]float64, len(f.cfg.Zones))
+	totals := make([]float64, len(f.cfg.Zones))
+	idx := 0
+	for j, oz := range f.cfg.Zones {
+		n, bad := f.zones[zsKey{oz, src}].wins[i].total.Trials(d)
+		counts[j], totals[j] = float64(bad), float64(n)
+		if oz == z {
+			idx = j
+		}
+	}
+	res := outlier.DetectWithTotals(f.cfg.Outlier, counts, totals, idx)
+	return res.Err == nil && res.Outlier
+}
+
+func (f *fast) assess(a *Assessment) {
+	evals := map[string][2]zoneEval{}
+	liteZones := 0
+	for _, z := range f.cfg.Zones {
+		var e [2]zoneEval
+		lite := false
+		for _, d := range dims {
+			e[d] = f.evalZone(z, d)
+			lite = lite || e[d].lite
+		}
+		evals[z] = e
+		if lite {
+			f.lastLite[z] = f.step_
+		}
+		if last, ok := f.lastLite[z]; ok && f.step_-last < buckets(regionalMemory, f.cfg.Resolution) {
+			liteZones++
+		}
+	}
+	a.Regional = liteZones >= 2
+	a.Alarms = append(a.Alarms, AlarmStatus{Name: "regional-impact", State: stateOf(a.Regional),
+		Reason: fmt.Sprintf("%d zone(s) with a sequential test at h/2 or above in the last %s (2 make it regional)", liteZones, regionalMemory)})
+
+	var best *zoneEval
+	var whys []string
+	for i := range a.Zones {
+		zs := &a.Zones[i]
+		e := evals[zs.Zone]
+		for _, d := range dims {
+			ev := e[d]
+			name := fmt.Sprintf("%s-%s-impact", zs.Zone, d)
+			a.Alarms = append(a.Alarms, AlarmStatus{Name: name, State: stateOf(ev.impacted),
+				Reason: fmt.Sprintf("CUSUM %.1f vs h %.1f (%s, baseline %.3g)", ev.score, f.h[d], ev.src, f.p0[d])})
+			oState := stateOf(ev.outlier)
+			if ev.thin {
+				oState = alarm.InsufficientData
+			}
+			a.Alarms = append(a.Alarms, AlarmStatus{Name: fmt.Sprintf("%s-%s-outlier", zs.Zone, d), State: oState,
+				Reason: fmt.Sprintf("%.1f%% of %d vs %.1f%% of %d in the other zones over %s", 100*ev.rate, ev.n, 100*ev.otherRate, ev.otherN, ev.window)})
+			multi := len(ev.contributors) >= f.cfg.MinInstances
+			a.Alarms = append(a.Alarms, AlarmStatus{Name: fmt.Sprintf("%s-%s-multiple-instances", zs.Zone, d), State: stateOf(multi),
+				Reason: fmt.Sprintf("%d of %d instances contributing %v (need %d)", len(ev.contributors), ev.instances, ev.contributors, f.cfg.MinInstances)})
+			if ev.impacted {
+				zs.Impacted = true
+				zs.Outlier = zs.Outlier || ev.outlier
+				zs.Contributors = max(zs.Contributors, len(ev.contributors))
+				zs.Instances = ev.instances
+				if !(ev.outlier && multi && !a.Regional) {
+					whys = append(whys, f.partial(ev, a.Regional))
+				}
+			}
+			if ev.impacted && ev.outlier && multi && !a.Regional {
+				if best == nil || ev.score/f.h[d] > best.score/f.h[best.dim] {
+					c := ev
+					best = &c
+				}
+			}
+		}
+	}
+	for i := range a.Zones {
+		zs := &a.Zones[i]
+		iso := best != nil && best.zone == zs.Zone
+		zs.Isolated = iso
+		a.Alarms = append(a.Alarms, AlarmStatus{Name: IsolatedAlarmName(zs.Zone), State: stateOf(iso),
+			Reason: "impact AND outlier AND multiple instances AND NOT regional-impact"})
+	}
+	if best != nil {
+		a.Isolated = best.zone
+		a.Why = fmt.Sprintf("%s: isolated %s impact: %s; %.1f%% bad (%d requests, %s, last %s) vs %.1f%% in the other zones; %d of %d instances contributing (%s); not regional",
+			best.zone, best.dim, f.cusumText(*best), 100*best.rate, best.n, best.src, best.window, 100*best.otherRate,
+			len(best.contributors), best.instances, strings.Join(best.contributors, ", "))
+		return
+	}
+	if len(whys) > 0 {
+		a.Why = strings.Join(whys, "; ")
+	} else {
+		a.Why = "no zone impacted"
+	}
+}
+
+func (f *fast) cusumText(ev zoneEval) string {
+	return fmt.Sprintf("CUSUM %.1f ≥ h %.1f (α %.0e, baseline %.3g)", ev.score, f.h[ev.dim], f.cfg.FalseAlarmRate, f.p0[ev.dim])
+}
+
+// partial explains why an impacted zone is not isolated.
+func (f *fast) partial(ev zoneEval, regional bool) string {
+	var not []string
+	if !ev.outlier {
+		if ev.thin {
+			not = append(not, "too little data to compare zones")
+		} else {
+			not = append(not, fmt.Sprintf("not an outlier (%.1f%% vs %.1f%%)", 100*ev.rate, 100*ev.otherRate))
+		}
+	}
+	if len(ev.contributors) < f.cfg.MinInstances {
+		not = append(not, fmt.Sprintf("only %d of %d instances contributing %v", len(ev.contributors), ev.instances, ev.contributors))
+	}
+	if regional {
+		not = append(not, "impact is regional")
+	}
+	return fmt.Sprintf("%s %s impacted (%s) but %s", ev.zone, ev.dim, f.cusumText(ev), strings.Join(not, ", "))
+}
+
+func stateOf(b bool) alarm.State {
+	if b {
+		return alarm.Alarm
+	}
+	return alarm.OK
+}
+
+// Threshold is the default profile's alarm threshold h for a dimension at
+// its floor baseline: ln(1/α) plus the Bonferroni term of the CUSUM bank.
+func Threshold(cfg Config, d Dim) float64 {
+	f := newFast(&cfg)
+	return f.h[d]
+}
+
+// Floor is the lowest baseline rate the default profile assumes for a dimension.
+func Floor(cfg Config, d Dim) float64 {
+	f := newFast(&cfg)
+	return f.floor(d)
+}

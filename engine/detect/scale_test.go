@@ -1,0 +1,131 @@
+package detect
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/grayzone/grayzone/telemetry/observation"
+)
+
+// fleet is a synthetic fleet: instances spread over three zones, each serving
+// ops operations, seen from both sources. One series is one (instance,
+// operation, source).
+type fleet struct {
+	zones     []string
+	instances [][]string // per zone
+	ops       []string
+}
+
+func newFleet(instances, ops int) *fleet {
+	f := &fleet{zones: zones3}
+	f.instances = make([][]string, len(zones3))
+	for i := range instances {
+		z := i % len(zones3)
+		f.instances[z] = append(f.instances[z], fmt.Sprintf("%s-%d", zones3[z], i/len(zones3)+1))
+	}
+	for i := range ops {
+		f.ops = append(f.ops, fmt.Sprintf("op%02d", i))
+	}
+	return f
+}
+
+func (f *fleet) series() int { return len(f.zones) * len(f.instances[0]) * len(f.ops) * 2 }
+
+// second feeds one observation per series at time at; zone bad fails every
+// other instance's requests with probability 0.3 (by a fixed pattern).
+func (f *fleet) second(e *Engine, at time.Time, bad string) {
+	n := 0
+	for zi, z := range f.zones {
+		for _, inst := range f.instances[zi] {
+			for _, op := range f.ops {
+				for _, src := range []observation.Source{observation.Server, observation.Canary} {
+					n++
+					o := observation.Observation{At: at, Source: src, Zone: z, Instance: inst, Operation: op, Latency: 5 * time.Millisecond}
+					if z == bad && n%10 < 3 {
+						o.Outcome = observation.Fault
+					}
+					e.Observe(o)
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkEngineScale reports, per fleet size, the engine's memory per
+// series and the cost of one evaluation tick (closing a bucket that holds
+// one observation of every series, and assessing).
+func BenchmarkEngineScale(b *testing.B) {
+	for _, size := range []struct{ instances, ops int }{{10, 50}, {100, 50}, {1000, 50}, {10000, 50}} {
+		f := newFleet(size.instances, size.ops)
+		b.Run(fmt.Sprintf("series=%d", f.series()), func(b *testing.B) {
+			var before runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			e, err := New(Config{Zones: zones3})
+			if err != nil {
+				b.Fatal(err)
+			}
+			now := t0
+			// Warm up: every series seen once, in a closed bucket.
+			f.second(e, now, "")
+			var peak runtime.MemStats
+			runtime.ReadMemStats(&peak) // a full bucket, not yet closed
+			now = now.Add(time.Second)
+			e.Tick(now)
+			var after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			perSeries := (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / float64(f.series())
+			var observe time.Duration
+			b.ResetTimer()
+			for b.Loop() {
+				b.StopTimer()
+				start := time.Now()
+				f.second(e, now, "")
+				observe += time.Since(start)
+				now = now.Add(time.Second)
+				b.StartTimer()
+				e.Tick(now)
+			}
+			b.ReportMetric(perSeries, "B/series")
+			b.ReportMetric((float64(peak.HeapAlloc)-float64(before.HeapAlloc))/float64(f.series()), "peakB/series")
+			b.ReportMetric(float64(observe.Nanoseconds())/float64(b.N)/float64(f.series()), "ns/observe")
+			b.ReportMetric(float64(f.series()), "series")
+		})
+	}
+}
+
+// A large fleet reaches the same decision as a small one with the same zone
+// pattern: the statistics are per zone and per instance, not per series.
+func TestLargeFleetDecidesLikeSmall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("feeds 600k observations")
+	}
+	decide := func(f *fleet) (string, int) {
+		e, err := New(Config{Zones: zones3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := t0
+		for s := 0; s < 40; s++ {
+			bad := ""
+			if s >= 20 {
+				bad = "az2"
+			}
+			f.second(e, now, bad)
+			now = now.Add(time.Second)
+			if a := e.Tick(now); a.Isolated != "" {
+				return a.Isolated, s
+			}
+		}
+		return "", -1
+	}
+	zs, ss := decide(newFleet(6, 5))
+	zl, sl := decide(newFleet(600, 50))
+	// The same decision; the large fleet, with more evidence a second, no later.
+	if zs != "az2" || zl != "az2" || ss < 20 || sl < 20 || sl > ss {
+		t.Fatalf("small fleet decided %q at %d s, large fleet %q at %d s (fault from 20 s)", zs, ss, zl, sl)
+	}
+}

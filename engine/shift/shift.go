@@ -1,0 +1,532 @@
+// Package shift models zonal shifts with Route 53 ARC semantics: a shift moves
+// a resource's traffic away from one zone until it expires or is canceled.
+//
+// It is pure logic: it reads no clock (every operation is told the time) and
+// does no I/O of its own; durability is the Store's job. A change is written
+// through the Store before the operation returns, so an acknowledged shift
+// survives a restart.
+package shift
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/grayzone/grayzone/internal/duration"
+)
+
+// Status is a shift's lifecycle state.
+type Status string
+
+const (
+	Active   Status = "ACTIVE"
+	Expired  Status = "EXPIRED"
+	Canceled Status = "CANCELED"
+)
+
+// Origin says who asked for a shift.
+type Origin string
+
+const (
+	Manual   Origin = "manual"   // an operator
+	Auto     Origin = "auto"     // grayzone's detector (autoshift)
+	Practice Origin = "practice" // a scheduled practice run
+)
+
+// Limits, as in ARC.
+const (
+	MinExpiresIn     = time.Minute
+	MaxExpiresIn     = 72 * time.Hour
+	MaxCommentLength = 128 // characters (runes), not bytes
+)
+
+// Errors returned by Manager operations, wrapped with a message naming the
+// field or shift concerned; test with errors.Is.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrConflict = errors.New("conflict")
+	ErrInvalid  = errors.New("invalid")
+	ErrCapacity = errors.New("insufficient capacity")
+)
+
+// Shift is one zonal shift.
+type Shift struct {
+	ID        string     `json:"id"`
+	Resource  string     `json:"resource"`
+	AwayFrom  string     `json:"away_from"`
+	Status    Status     `json:"status"`
+	Origin    Origin     `json:"origin"`
+	Comment   string     `json:"comment"`
+	StartedBy string     `json:"started_by"`
+	Reason    string     `json:"reason"`
+	StartedAt time.Time  `json:"started_at"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
+	UpdatedBy string     `json:"updated_by,omitempty"` // who last updated it (Update's By)
+	EndedAt   *time.Time `json:"ended_at,omitempty"`
+	EndedBy   string     `json:"ended_by,omitempty"`
+}
+
+// MarshalJSON writes times as RFC 3339 in UTC whatever their location.
+func (s Shift) MarshalJSON() ([]byte, error) {
+	type plain Shift // no methods: avoids recursion
+	p := plain(s.normalized())
+	return json.Marshal(p)
+}
+
+// normalized returns s with UTC times (which also drops monotonic readings,
+// so == on reloaded values behaves) and its own copy of EndedAt.
+func (s Shift) normalized() Shift {
+	s.StartedAt = s.StartedAt.UTC()
+	s.ExpiresAt = s.ExpiresAt.UTC()
+	s.UpdatedAt = s.UpdatedAt.UTC()
+	if s.EndedAt != nil {
+		t := s.EndedAt.UTC()
+		s.EndedAt = &t
+	}
+	return s
+}
+
+// Resource is something whose traffic can be shifted between zones.
+type Resource struct {
+	Name  string
+	Zones []string
+	// Capacity is instances per zone.
+	Capacity map[string]int
+	// MinCapacity is the number of instances that must remain outside the
+	// shifted zone; 0 means no check.
+	MinCapacity int
+}
+
+// Store persists shifts. It is deliberately small: the Manager keeps the
+// working set in memory and only needs to write each change and reload all.
+type Store interface {
+	// SaveShift inserts or replaces the shift with s.ID; it must be durable
+	// when it returns nil.
+	SaveShift(ctx context.Context, s Shift) error
+	// LoadShifts returns every stored shift, in any order.
+	LoadShifts(ctx context.Context) ([]Shift, error)
+}
+
+// StartRequest asks for a new shift.
+type StartRequest struct {
+	Resource  string
+	AwayFrom  string
+	ExpiresIn time.Duration
+	Comment   string
+	StartedBy string
+	Reason    string
+	Origin    Origin // "" means Manual
+}
+
+// UpdateRequest changes an active shift; nil fields are left alone.
+type UpdateRequest struct {
+	ExpiresIn *time.Duration // new expiry = now + ExpiresIn
+	Comment   *string        // replaces the comment
+	By        string
+}
+
+// ListFilter selects shifts; empty fields match everything.
+type ListFilter struct {
+	Resource string
+	Status   Status
+}
+
+// Manager owns the shifts of a set of resources. Safe for concurrent use.
+type Manager struct {
+	mu        sync.Mutex
+	resources map[string]Resource
+	store     Store
+	ids       func() string
+	shifts    map[string]Shift
+	// unsaved holds ids whose latest change the store refused during Expire;
+	// they are retried on the next operation. Losing one is harmless: an
+	// expiry is recomputed from ExpiresAt when the shift is reloaded.
+	unsaved map[string]bool
+	// unreported holds shifts expired as a side effect of Start/Update/Cancel,
+	// so that Expire still reports each expiry exactly once.
+	unreported []Shift
+}
+
+// NewManager validates the resources and loads the store's shifts, so a
+// restarted service finds the shifts it had. ids generates shift ids; nil
+// means random ids like "gzs-1a2b3c4d5e6f".
+func NewManager(resources []Resource, store Store, ids func() string) (*Manager, error) {
+	if store == nil {
+		return nil, fmt.Errorf("shift: store is nil: %w", ErrInvalid)
+	}
+	if ids == nil {
+		ids = NewID
+	}
+	m := &Manager{
+		resources: make(map[string]Resource, len(resources)),
+		store:     store,
+		ids:       ids,
+		shifts:    make(map[string]Shift),
+		unsaved:   make(map[string]bool),
+	}
+	for _, r := range resources {
+		if err := checkResource(r, m.resources); err != nil {
+			return nil, err
+		}
+		r.Zones = slices.Clone(r.Zones)
+		cp := make(map[string]int, len(r.Capacity))
+		for z, n := range r.Capacity {
+			cp[z] = n
+		}
+		r.Capacity = cp
+		m.resources[r.Name] = r
+	}
+	loaded, err := store.LoadShifts(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("shift: load shifts: %w", err)
+	}
+	// Shifts of resources no longer configured are kept: they are history, and
+	// an active one can still be canceled.
+	for _, s := range loaded {
+		m.shifts[s.ID] = s.normalized()
+	}
+	return m, nil
+}
+
+func checkResource(r Resource, seen map[string]Resource) error {
+	if r.Name == "" {
+		return fmt.Errorf("resource: name is empty: %w", ErrInvalid)
+	}
+	if _, dup := seen[r.Name]; dup {
+		return fmt.Errorf("resource %s: defined twice: %w", r.Name, ErrInvalid)
+	}
+	if len(r.Zones) == 0 {
+		return fmt.Errorf("resource %s: no zones: %w", r.Name, ErrInvalid)
+	}
+	for i, z := range r.Zones {
+		if z == "" || slices.Contains(r.Zones[:i], z) {
+			return fmt.Errorf("resource %s: zone %q is empty or repeated: %w", r.Name, z, ErrInvalid)
+		}
+	}
+	for z, n := range r.Capacity {
+		if !slices.Contains(r.Zones, z) || n < 0 {
+			return fmt.Errorf("resource %s: capacity %s=%d is for an unknown zone or negative: %w", r.Name, z, n, ErrInvalid)
+		}
+	}
+	if r.MinCapacity < 0 {
+		return fmt.Errorf("resource %s: min_capacity %d is negative: %w", r.Name, r.MinCapacity, ErrInvalid)
+	}
+	return nil
+}
+
+// NewID returns a random shift id such as "gzs-1a2b3c4d5e6f".
+func NewID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand crashes the program instead)
+	return "gzs-" + hex.EncodeToString(b[:])
+}
+
+// Start starts a shift away from req.AwayFrom.
+func (m *Manager) Start(now time.Time, req StartRequest) (Shift, error) {
+	now = now.UTC()
+	if req.Origin == "" {
+		req.Origin = Manual
+	}
+	if err := checkExpiresIn(req.ExpiresIn); err != nil {
+		return Shift{}, err
+	}
+	if err := checkComment(req.Comment); err != nil {
+		return Shift{}, err
+	}
+	switch req.Origin {
+	case Manual, Auto, Practice:
+	default:
+		return Shift{}, fmt.Errorf("origin: %q is not manual, auto or practice: %w", req.Origin, ErrInvalid)
+	}
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.resources[req.Resource]
+	if !ok {
+		return Shift{}, fmt.Errorf("resource: %q is not configured: %w", req.Resource, ErrNotFound)
+	}
+	if !slices.Contains(r.Zones, req.AwayFrom) {
+		return Shift{}, fmt.Errorf("away_from: zone %q is not a zone of %s (%s): %w",
+			req.AwayFrom, r.Name, strings.Join(r.Zones, ", "), ErrInvalid)
+	}
+	// A shift past its expiry no longer blocks a new one.
+	if err := m.expireLocked(now); err != nil {
+		return Shift{}, err
+	}
+	if cur, ok := m.activeLocked(r.Name); ok {
+		// One zone at a time: shifting a second zone could leave no healthy
+		// capacity, and shifting the same zone again would hide the first.
+		return Shift{}, fmt.Errorf("resource %s: shift %s away from %s is already active (expires %s): %w",
+			r.Name, cur.ID, cur.AwayFrom, cur.ExpiresAt.Format(time.RFC3339), ErrConflict)
+	}
+	if len(r.Zones) < 2 {
+		return Shift{}, fmt.Errorf("resource %s: no other zone to take the traffic of %s: %w", r.Name, req.AwayFrom, ErrCapacity)
+	}
+	if r.MinCapacity > 0 {
+		rest := 0
+		for _, z := range r.Zones {
+			if z != req.AwayFrom {
+				rest += r.Capacity[z]
+			}
+		}
+		if rest < r.MinCapacity {
+			return Shift{}, fmt.Errorf("resource %s: shifting away from %s leaves %d instances in the other zones, below min_capacity %d: %w",
+				r.Name, req.AwayFrom, rest, r.MinCapacity, ErrCapacity)
+		}
+	}
+	id := m.ids()
+	if _, dup := m.shifts[id]; dup || id == "" {
+		return Shift{}, fmt.Errorf("shift id %q is empty or already used: %w", id, ErrConflict)
+	}
+	s := Shift{
+		ID:        id,
+		Resource:  r.Name,
+		AwayFrom:  req.AwayFrom,
+		Status:    Active,
+		Origin:    req.Origin,
+		Comment:   req.Comment,
+		StartedBy: req.StartedBy,
+		Reason:    req.Reason,
+		StartedAt: now,
+		ExpiresAt: now.Add(req.ExpiresIn),
+		UpdatedAt: now,
+	}
+	if err := m.save(s); err != nil {
+		return Shift{}, err
+	}
+	return s.normalized(), nil
+}
+
+// Update changes an active shift's expiry and/or comment.
+func (m *Manager) Update(now time.Time, id string, req UpdateRequest) (Shift, error) {
+	now = now.UTC()
+	if req.ExpiresIn == nil && req.Comment == nil {
+		return Shift{}, fmt.Errorf("shift %s: nothing to update (expires_in and comment both unset): %w", id, ErrInvalid)
+	}
+	if req.ExpiresIn != nil {
+		if err := checkExpiresIn(*req.ExpiresIn); err != nil {
+			return Shift{}, err
+		}
+	}
+	if req.Comment != nil {
+		if err := checkComment(*req.Comment); err != nil {
+			return Shift{}, err
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, err := m.activeByID(now, id)
+	if err != nil {
+		return Shift{}, err
+	}
+	if req.ExpiresIn != nil {
+		s.ExpiresAt = now.Add(*req.ExpiresIn)
+	}
+	if req.Comment != nil {
+		s.Comment = *req.Comment
+	}
+	s.UpdatedAt, s.UpdatedBy = now, req.By
+	if err := m.save(s); err != nil {
+		return Shift{}, err
+	}
+	return s.normalized(), nil
+}
+
+// Cancel ends an active shift now.
+func (m *Manager) Cancel(now time.Time, id, by string) (Shift, error) {
+	now = now.UTC()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, err := m.activeByID(now, id)
+	if err != nil {
+		return Shift{}, err
+	}
+	end := now
+	s.Status, s.EndedAt, s.EndedBy, s.UpdatedAt = Canceled, &end, by, now
+	if err := m.save(s); err != nil {
+		return Shift{}, err
+	}
+	return s.normalized(), nil
+}
+
+// Expire marks every active shift whose expiry is at or before now EXPIRED
+// and returns them (including any that Start, Update or Cancel found expired
+// since the last call), oldest expiry first. EndedAt is the shift's ExpiresAt,
+// not now: an expiry that passed while the service was down happened at its
+// time. A store failure does not stop the expiry; the write is retried on the
+// next operation (and, if the process dies first, recomputed on reload).
+func (m *Manager) Expire(now time.Time) []Shift {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_ = m.expireLocked(now.UTC())
+	out := m.unreported
+	m.unreported = nil
+	slices.SortFunc(out, func(a, b Shift) int { return a.ExpiresAt.Compare(b.ExpiresAt) })
+	for i := range out {
+		out[i] = out[i].normalized()
+	}
+	return out
+}
+
+// expireLocked expires overdue shifts in memory, queues them for Expire, and
+// writes them (and any earlier unsaved ones) to the store. The in-memory
+// change stands even when the write fails, since expiry is a fact of time.
+func (m *Manager) expireLocked(now time.Time) error {
+	for id, s := range m.shifts {
+		if s.Status == Active && !s.ExpiresAt.After(now) {
+			end := s.ExpiresAt
+			s.Status, s.EndedAt, s.UpdatedAt = Expired, &end, end
+			m.shifts[id] = s
+			m.unsaved[id] = true
+			m.unreported = append(m.unreported, s)
+		}
+	}
+	var errs []error
+	for id := range m.unsaved {
+		if err := m.store.SaveShift(context.Background(), m.shifts[id]); err != nil {
+			errs = append(errs, fmt.Errorf("shift %s: save: %w", id, err))
+			continue
+		}
+		delete(m.unsaved, id)
+	}
+	return errors.Join(errs...)
+}
+
+// activeByID returns the shift if it is active at now.
+func (m *Manager) activeByID(now time.Time, id string) (Shift, error) {
+	if err := m.expireLocked(now); err != nil {
+		return Shift{}, err
+	}
+	s, ok := m.shifts[id]
+	if !ok {
+		return Shift{}, fmt.Errorf("shift %q: %w", id, ErrNotFound)
+	}
+	if s.Status != Active {
+		return Shift{}, fmt.Errorf("shift %s: is %s, not ACTIVE: %w", id, s.Status, ErrConflict)
+	}
+	return s, nil
+}
+
+// save writes s through the store, then (only then) keeps it in memory.
+func (m *Manager) save(s Shift) error {
+	if err := m.store.SaveShift(context.Background(), s); err != nil {
+		return fmt.Errorf("shift %s: save: %w", s.ID, err)
+	}
+	m.shifts[s.ID] = s
+	return nil
+}
+
+// Get returns one shift.
+func (m *Manager) Get(id string) (Shift, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.shifts[id]
+	if !ok {
+		return Shift{}, fmt.Errorf("shift %q: %w", id, ErrNotFound)
+	}
+	return s.normalized(), nil
+}
+
+// List returns the shifts matching f, newest (latest StartedAt) first.
+func (m *Manager) List(f ListFilter) []Shift {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Shift
+	for _, s := range m.shifts {
+		if (f.Resource == "" || s.Resource == f.Resource) && (f.Status == "" || s.Status == f.Status) {
+			out = append(out, s.normalized())
+		}
+	}
+	slices.SortFunc(out, newestFirst)
+	return out
+}
+
+// Active returns the resource's active shift, if any. Status changes only in
+// Expire, Cancel and the like, so a shift past its expiry is returned until
+// Expire runs; call Expire first for an exact answer.
+func (m *Manager) Active(resource string) (Shift, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.activeLocked(resource)
+	return s.normalized(), ok
+}
+
+// activeLocked returns the newest active shift of the resource. There is at
+// most one unless an expiry failed to reach the store before a restart.
+func (m *Manager) activeLocked(resource string) (Shift, bool) {
+	var best Shift
+	found := false
+	for _, s := range m.shifts {
+		if s.Resource == resource && s.Status == Active && (!found || newestFirst(s, best) < 0) {
+			best, found = s, true
+		}
+	}
+	return best, found
+}
+
+func newestFirst(a, b Shift) int {
+	if c := b.StartedAt.Compare(a.StartedAt); c != 0 {
+		return c
+	}
+	return strings.Compare(b.ID, a.ID)
+}
+
+func checkExpiresIn(d time.Duration) error {
+	if d < MinExpiresIn || d > MaxExpiresIn {
+		return fmt.Errorf("expires_in: %s is out of range (1m..72h): %w", duration.Format(d), ErrInvalid)
+	}
+	return nil
+}
+
+func checkComment(c string) error {
+	if n := utf8.RuneCountInString(c); n > MaxCommentLength {
+		return fmt.Errorf("comment: %d characters is over the limit of %d: %w", n, MaxCommentLength, ErrInvalid)
+	}
+	return nil
+}
+
+// MemoryStore is an in-memory Store for tests and dry runs.
+type MemoryStore struct {
+	mu     sync.Mutex
+	shifts map[string]Shift
+}
+
+// NewMemoryStore returns an empty MemoryStore.
+func NewMemoryStore() *MemoryStore { return &MemoryStore{shifts: make(map[string]Shift)} }
+
+// SaveShift implements Store.
+func (s *MemoryStore) SaveShift(ctx context.Context, sh Shift) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shifts == nil {
+		s.shifts = make(map[string]Shift)
+	}
+	s.shifts[sh.ID] = sh.normalized()
+	return nil
+}
+
+// LoadShifts implements Store.
+func (s *MemoryStore) LoadShifts(ctx context.Context) ([]Shift, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Shift, 0, len(s.shifts))
+	for _, sh := range s.shifts {
+		out = append(out, sh.normalized())
+	}
+	return out, nil
+}

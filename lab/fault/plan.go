@@ -1,0 +1,84 @@
+// Package fault turns a scenario's fault list into what is in force at each
+// moment, target by target. Real mode applies it to toxiproxy links and
+// instance middleware; sim mode applies it to its workload model. Both read
+// the same plan, so the two modes inject the same faults.
+package fault
+
+import (
+	"slices"
+	"time"
+
+	"github.com/grayzone/grayzone/lab/scenario"
+)
+
+// Plan is a scenario's faults on a timeline.
+type Plan struct {
+	sc *scenario.Scenario
+}
+
+// NewPlan returns the plan of a scenario.
+func NewPlan(sc *scenario.Scenario) Plan { return Plan{sc: sc} }
+
+// Changes lists every offset at which the set of active faults changes, in
+// order, starting at 0.
+func (p Plan) Changes() []time.Duration {
+	out := []time.Duration{0}
+	for _, f := range p.sc.Faults {
+		out = append(out, f.At, f.End(p.sc.Duration))
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// Active lists the faults in force at offset t.
+func (p Plan) Active(t time.Duration) []scenario.Fault {
+	var out []scenario.Fault
+	for _, f := range p.sc.Faults {
+		if f.ActiveAt(t, p.sc.Duration) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Link lists the database-link faults acting on the instance at offset t.
+// Link faults target instances through their zone's link; an instance
+// target acts on that instance's calls only.
+func (p Plan) Link(t time.Duration, zone, instance string) []scenario.Fault {
+	var out []scenario.Fault
+	for _, f := range p.Active(t) {
+		if f.Kind.OnDBLink() && f.Hits(zone, instance) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Instance returns the instance-level faults at offset t: the summed
+// http_error probability (capped at 1) and the summed slow delay and jitter.
+func (p Plan) Instance(t time.Duration, zone, instance string) (errPct float64, slow, jitter time.Duration) {
+	keep := 1.0
+	for _, f := range p.Active(t) {
+		if !f.Hits(zone, instance) {
+			continue
+		}
+		switch f.Kind {
+		case scenario.HTTPError:
+			keep *= 1 - f.Percent/100
+		case scenario.Slow:
+			slow += f.Latency
+			jitter += f.Jitter
+		}
+	}
+	return 100 * (1 - keep), slow, jitter
+}
+
+// ControlPlaneDown reports whether a control_plane_outage is in force at t.
+func (p Plan) ControlPlaneDown(t time.Duration) bool {
+	for _, f := range p.Active(t) {
+		if f.Kind == scenario.ControlPlaneOutage {
+			return true
+		}
+	}
+	return false
+}

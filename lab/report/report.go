@@ -1,0 +1,393 @@
+// Package report is the lab's run report: the JSON contract of
+// docs/scenario-format.md ("What the run writes"), the checks of a scenario's
+// expect block against it, and the short summary printed at the end of a run.
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/grayzone/grayzone/engine/autoshift"
+	"github.com/grayzone/grayzone/engine/runbook"
+	"github.com/grayzone/grayzone/lab/scenario"
+)
+
+// Requests counts customer requests (canary calls are not customers).
+type Requests struct {
+	Total  int64 `json:"total"`
+	Failed int64 `json:"failed"`
+	// Slow counts the requests that did not fail but took longer than their
+	// operation's latency threshold: what a latency-only fault costs customers.
+	Slow int64 `json:"slow"`
+}
+
+// Count adds one customer request.
+func (r *Requests) Count(failed bool, slow bool) {
+	r.Total++
+	switch {
+	case failed:
+		r.Failed++
+	case slow:
+		r.Slow++
+	}
+}
+
+// Ratio is failed/total, 0 with no requests.
+func (r Requests) Ratio() float64 {
+	if r.Total == 0 {
+		return 0
+	}
+	return float64(r.Failed) / float64(r.Total)
+}
+
+// Fault is one injected fault as it ran.
+type Fault struct {
+	Kind   string   `json:"kind"`
+	Target string   `json:"target"`
+	Start  float64  `json:"start_s"`
+	End    *float64 `json:"end_s"`
+}
+
+// Detection is one rise of an isolated-impact alarm.
+type Detection struct {
+	Alarm string  `json:"alarm"`
+	Zone  string  `json:"zone"`
+	At    float64 `json:"at_s"`
+	Why   string  `json:"why,omitempty"`
+}
+
+// Shift is one zonal shift.
+type Shift struct {
+	AwayFrom string   `json:"away_from"`
+	Start    float64  `json:"start_s"`
+	End      *float64 `json:"end_s"`
+	Origin   string   `json:"origin"`
+}
+
+// ControlPlane is one control-plane exclusion.
+type ControlPlane struct {
+	Action   string   `json:"action"`
+	Zone     string   `json:"zone"`
+	At       float64  `json:"at_s"`
+	Restored *float64 `json:"restored_s"`
+	// Failures counts failed attempts before it took effect (e.g. during a control-plane outage).
+	Failures int `json:"failed_attempts"`
+}
+
+// Baseline is the unmitigated run of the same scenario.
+type Baseline struct {
+	Requests   Requests    `json:"requests"`
+	Detections []Detection `json:"detections"`
+}
+
+// Expect is the outcome of the scenario's expect block.
+type Expect struct {
+	Met      bool     `json:"met"`
+	Failures []string `json:"failures"`
+}
+
+// Point is one sample of the run's timeline.
+type Point struct {
+	At    float64     `json:"t"`
+	Zones []ZonePoint `json:"zones"`
+	Shift string      `json:"shift,omitempty"`
+	Phase string      `json:"phase,omitempty"`
+}
+
+// ZonePoint is one zone at one sample: server-side availability (0..1) and
+// p99 latency in ms over the last 10 s (-1: no data), and canary health.
+type ZonePoint struct {
+	Zone               string  `json:"zone"`
+	Availability       float64 `json:"availability"`
+	P99                float64 `json:"p99_ms"`
+	Requests           int64   `json:"requests"`
+	Healthy            bool    `json:"healthy"`
+	CanaryAvailability float64 `json:"canary_availability"` // -1 with no data
+	CanaryP99          float64 `json:"canary_p99_ms"`       // -1 with no data
+	Isolated           bool    `json:"isolated,omitempty"`
+	Excluded           bool    `json:"excluded,omitempty"`
+}
+
+// Report is the run report.
+type Report struct {
+	Scenario     string         `json:"scenario"`
+	Mode         string         `json:"mode"`
+	Seed         int64          `json:"seed"`
+	Detector     string         `json:"detector"`
+	Duration     float64        `json:"duration_s"`
+	Requests     Requests       `json:"requests"`
+	Faults       []Fault        `json:"faults"`
+	Detections   []Detection    `json:"detections"`
+	Shifts       []Shift        `json:"shifts"`
+	ControlPlane []ControlPlane `json:"control_plane"`
+	Baseline     *Baseline      `json:"baseline,omitempty"`
+	Expect       Expect         `json:"expect"`
+	// Interrupted is true when the run was stopped before its end (Ctrl-C).
+	Interrupted bool    `json:"interrupted,omitempty"`
+	Timeline    []Point `json:"timeline,omitempty"`
+	// Database says what served the database in real mode.
+	Database string `json:"database,omitempty"`
+}
+
+// Run is what a lab run produced, in the form the report is built from.
+type Run struct {
+	Scenario   *scenario.Scenario
+	Mode       string
+	Detector   string
+	Start      time.Time
+	Elapsed    time.Duration // how long the run went (shorter than the scenario when interrupted)
+	Requests   Requests
+	Detections []autoshift.Detection
+	Events     []runbook.Event
+	Timeline   []Point
+	Database   string
+}
+
+func secs(d time.Duration) float64 { return math.Round(d.Seconds()*1000) / 1000 }
+
+// Build turns a run into a report (without baseline; expect not yet checked).
+func Build(run Run) *Report {
+	sc := run.Scenario
+	r := &Report{
+		Scenario:     sc.Name,
+		Mode:         run.Mode,
+		Seed:         sc.Seed,
+		Detector:     run.Detector,
+		Duration:     secs(run.Elapsed),
+		Requests:     run.Requests,
+		Faults:       []Fault{},
+		Detections:   []Detection{},
+		Shifts:       []Shift{},
+		ControlPlane: []ControlPlane{},
+		Timeline:     run.Timeline,
+		Database:     run.Database,
+		Interrupted:  run.Elapsed < sc.Duration,
+	}
+	for _, f := range sc.Faults {
+		if f.At > run.Elapsed {
+			continue
+		}
+		rf := Fault{Kind: string(f.Kind), Target: f.Target.String(), Start: secs(f.At)}
+		if end := f.End(sc.Duration); end <= run.Elapsed {
+			e := secs(end)
+			rf.End = &e
+		}
+		r.Faults = append(r.Faults, rf)
+	}
+	r.Detections = Detections(run.Start, run.Detections)
+	failures := map[string]int{}
+	for _, ev := range run.Events {
+		at := secs(ev.At.Sub(run.Start))
+		switch ev.Kind {
+		case runbook.ShiftStarted:
+			r.Shifts = append(r.Shifts, Shift{AwayFrom: ev.Zone, Start: at, Origin: "auto"})
+		case runbook.ShiftEnded:
+			for i := len(r.Shifts) - 1; i >= 0; i-- {
+				if r.Shifts[i].AwayFrom == ev.Zone && r.Shifts[i].End == nil {
+					r.Shifts[i].End = &at
+					break
+				}
+			}
+		case runbook.Failed:
+			failures[string(ev.Action)+"/"+ev.Zone]++
+		case runbook.Excluded:
+			r.ControlPlane = append(r.ControlPlane, ControlPlane{Action: "exclude_zone", Zone: ev.Zone, At: at,
+				Failures: failures["exclude_zone/"+ev.Zone]})
+			failures["exclude_zone/"+ev.Zone] = 0
+		case runbook.Included:
+			for i := len(r.ControlPlane) - 1; i >= 0; i-- {
+				if r.ControlPlane[i].Zone == ev.Zone && r.ControlPlane[i].Restored == nil {
+					r.ControlPlane[i].Restored = &at
+					break
+				}
+			}
+		}
+	}
+	return r
+}
+
+// Detections converts the controller's detections to report times.
+func Detections(start time.Time, ds []autoshift.Detection) []Detection {
+	out := []Detection{}
+	for _, d := range ds {
+		out = append(out, Detection{Alarm: d.Alarm, Zone: d.Zone, At: secs(d.At.Sub(start)), Why: d.Why})
+	}
+	return out
+}
+
+// Check evaluates the scenario's expect block and records the outcome.
+func (r *Report) Check(sc *scenario.Scenario) {
+	r.Expect = Expect{Met: true, Failures: []string{}}
+	fail := func(format string, args ...any) {
+		r.Expect.Met = false
+		r.Expect.Failures = append(r.Expect.Failures, fmt.Sprintf(format, args...))
+	}
+	ex := sc.Expect
+	var firstFault, lastEnd float64 = -1, -1
+	for _, f := range sc.Faults {
+		if firstFault < 0 || secs(f.At) < firstFault {
+			firstFault = secs(f.At)
+		}
+		lastEnd = math.Max(lastEnd, secs(f.End(sc.Duration)))
+	}
+	// The shift that the expectations are about.
+	var target []Shift
+	if s := ex.Shift; s != nil {
+		if s.None {
+			if len(r.Shifts) > 0 {
+				fail("shift: expected none, but %s was shifted at %.1fs", r.Shifts[0].AwayFrom, r.Shifts[0].Start)
+			}
+		} else {
+			for _, sh := range r.Shifts {
+				if sh.AwayFrom == s.AwayFrom {
+					target = append(target, sh)
+				} else {
+					fail("shift: %s was shifted at %.1fs, but only %s may be", sh.AwayFrom, sh.Start, s.AwayFrom)
+				}
+			}
+			switch {
+			case len(target) == 0:
+				fail("shift: %s was never shifted away", s.AwayFrom)
+			case s.Within > 0 && firstFault >= 0 && target[0].Start > firstFault+secs(s.Within):
+				fail("shift: %s was shifted at %.1fs, %.1fs after the first fault (%.1fs); expected within %s",
+					s.AwayFrom, target[0].Start, target[0].Start-firstFault, firstFault, s.Within)
+			}
+		}
+	} else {
+		target = r.Shifts
+	}
+	if cp := ex.ControlPlane; cp != nil {
+		r.checkControlPlane(*cp, target, fail)
+	}
+	if ex.RecoveredWithin > 0 {
+		if len(target) == 0 {
+			fail("recovered_within: no shift to recover from")
+		}
+		for _, sh := range target {
+			switch {
+			case sh.End == nil:
+				fail("recovered_within: the shift away from %s never ended", sh.AwayFrom)
+			case lastEnd >= 0 && *sh.End > lastEnd+secs(ex.RecoveredWithin):
+				fail("recovered_within: the shift away from %s ended at %.1fs, %.1fs after the last fault ended (%.1fs); expected within %s",
+					sh.AwayFrom, *sh.End, *sh.End-lastEnd, lastEnd, ex.RecoveredWithin)
+			}
+		}
+	}
+	if m := ex.MaxFailedRatio; m != nil && r.Requests.Ratio() > *m {
+		fail("max_failed_ratio: %d of %d customer requests failed (%.4f), more than %g",
+			r.Requests.Failed, r.Requests.Total, r.Requests.Ratio(), *m)
+	}
+}
+
+func (r *Report) checkControlPlane(want bool, shifts []Shift, fail func(string, ...any)) {
+	if !want {
+		if len(r.ControlPlane) > 0 {
+			fail("control_plane: expected no exclusion, but %s was excluded at %.1fs", r.ControlPlane[0].Zone, r.ControlPlane[0].At)
+		}
+		return
+	}
+	if len(shifts) == 0 {
+		fail("control_plane: no shift, so no exclusion")
+		return
+	}
+	for _, sh := range shifts {
+		var cp *ControlPlane
+		for i := range r.ControlPlane {
+			c := &r.ControlPlane[i]
+			if c.Zone == sh.AwayFrom && c.At >= sh.Start && (sh.End == nil || c.At <= *sh.End) {
+				cp = c
+				break
+			}
+		}
+		switch {
+		case cp == nil:
+			fail("control_plane: %s was not excluded from the instance group while shifted", sh.AwayFrom)
+		case sh.End == nil:
+			// Still shifted at the end: included-before-end cannot be judged; recovered_within covers it.
+		case cp.Restored == nil:
+			fail("control_plane: %s was never included again, yet its shift ended at %.1fs", sh.AwayFrom, *sh.End)
+		case *cp.Restored > *sh.End:
+			fail("control_plane: %s was included again at %.1fs, after its shift ended at %.1fs", sh.AwayFrom, *cp.Restored, *sh.End)
+		}
+	}
+}
+
+// WriteFile writes the report as indented JSON.
+func (r *Report) WriteFile(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("report: encode: %w", err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("report: write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("report: write %s: %w", path, err)
+	}
+	return nil
+}
+
+// Summary prints the few lines a person wants at the end of a run.
+func (r *Report) Summary(w io.Writer) {
+	fmt.Fprintf(w, "\n%s (%s mode, detector %s, seed %d), %.0fs", r.Scenario, r.Mode, r.Detector, r.Seed, r.Duration)
+	if r.Interrupted {
+		fmt.Fprint(w, " — interrupted")
+	}
+	fmt.Fprintln(w)
+	for _, f := range r.Faults {
+		end := "end"
+		if f.End != nil {
+			end = fmt.Sprintf("%.1fs", *f.End)
+		}
+		fmt.Fprintf(w, "  fault      %-20s %-18s %.1fs → %s\n", f.Kind, f.Target, f.Start, end)
+	}
+	for _, d := range r.Detections {
+		fmt.Fprintf(w, "  detected   %-20s at %.1fs\n", d.Alarm, d.At)
+	}
+	for _, s := range r.Shifts {
+		end := "still in force"
+		if s.End != nil {
+			end = fmt.Sprintf("ended %.1fs", *s.End)
+		}
+		fmt.Fprintf(w, "  shifted    away from %-10s at %.1fs, %s\n", s.AwayFrom, s.Start, end)
+	}
+	for _, c := range r.ControlPlane {
+		rest := "not restored"
+		if c.Restored != nil {
+			rest = fmt.Sprintf("restored %.1fs", *c.Restored)
+		}
+		extra := ""
+		if c.Failures > 0 {
+			extra = fmt.Sprintf(" (after %d failed attempts)", c.Failures)
+		}
+		fmt.Fprintf(w, "  excluded   %-20s at %.1fs%s, %s\n", c.Zone, c.At, extra, rest)
+	}
+	fmt.Fprintf(w, "  customers  %d of %d requests failed (%.2f%%), %d slow, with mitigation\n", r.Requests.Failed, r.Requests.Total, 100*r.Requests.Ratio(), r.Requests.Slow)
+	if b := r.Baseline; b != nil {
+		fmt.Fprintf(w, "             %d of %d failed (%.2f%%), %d slow, without it (--baseline)", b.Requests.Failed, b.Requests.Total, 100*b.Requests.Ratio(), b.Requests.Slow)
+		var saved []string
+		if n := b.Requests.Failed - r.Requests.Failed; n > 0 {
+			saved = append(saved, fmt.Sprintf("%d failures", n))
+		}
+		if n := b.Requests.Slow - r.Requests.Slow; n > 0 {
+			saved = append(saved, fmt.Sprintf("%d slow requests", n))
+		}
+		if len(saved) > 0 {
+			fmt.Fprintf(w, ": %s saved", strings.Join(saved, " and "))
+		}
+		fmt.Fprintln(w)
+	}
+	if r.Expect.Met {
+		fmt.Fprintln(w, "  expect     met")
+	} else {
+		for _, f := range r.Expect.Failures {
+			fmt.Fprintf(w, "  expect     NOT MET: %s\n", f)
+		}
+	}
+}

@@ -1,0 +1,188 @@
+// Package api is grayzone serve's HTTP JSON API: the wire types, the
+// handlers over a Backend, bearer-token auth, and a client for the CLI.
+package api
+
+import (
+	"context"
+	"time"
+
+	"github.com/grayzone/grayzone/engine/shift"
+	"github.com/grayzone/grayzone/server/store"
+	"github.com/grayzone/grayzone/telemetry/observation"
+)
+
+// Backend is what the handlers need from the service. The service
+// implements it; handler tests use a fake.
+type Backend interface {
+	Status(ctx context.Context) (Status, error)
+	Alarms(ctx context.Context, resource string) ([]Alarm, error)
+	Shifts(ctx context.Context, f shift.ListFilter) ([]shift.Shift, error)
+	Shift(ctx context.Context, id string) (shift.Shift, error)
+	StartShift(ctx context.Context, req shift.StartRequest) (shift.Shift, error)
+	UpdateShift(ctx context.Context, id string, req shift.UpdateRequest) (shift.Shift, error)
+	CancelShift(ctx context.Context, id, by string) (shift.Shift, error)
+	Audit(ctx context.Context, q store.AuditQuery) ([]store.AuditEntry, error)
+	Practices(ctx context.Context, resource string, limit int) ([]store.PracticeRun, error)
+	// Ingest takes a validated batch; it fails with shift.ErrNotFound for an
+	// unknown resource and shift.ErrInvalid for an unknown zone.
+	Ingest(ctx context.Context, resource string, obs []observation.Observation) error
+	Decisions(ctx context.Context) ([]Decision, error)
+	Approve(ctx context.Context, id, by string) (Decision, error)
+	// History is the resource's timeline since the given time (zero: all kept).
+	History(ctx context.Context, resource string, since time.Time) (History, error)
+}
+
+// Status is GET /v1/status.
+type Status struct {
+	Now       time.Time        `json:"now"`
+	Resources []ResourceStatus `json:"resources"`
+}
+
+// ResourceStatus is one front-doored resource.
+type ResourceStatus struct {
+	Name     string `json:"name"`
+	Detector string `json:"detector"`
+	// Phase is the runbook's phase (idle, shifting, shifted, restoring, ending) and the zone it concerns.
+	Phase       string       `json:"phase"`
+	PhaseZone   string       `json:"phase_zone,omitempty"`
+	ActiveShift *shift.Shift `json:"active_shift,omitempty"`
+	Excluded    []string     `json:"excluded"`
+	Pending     []string     `json:"pending_actions"`
+	Regional    bool         `json:"regional_impact"`
+	Isolated    string       `json:"isolated_zone,omitempty"`
+	Why         string       `json:"why"`
+	Zones       []ZoneStatus `json:"zones"`
+	Autoshift   string       `json:"autoshift"` // enabled, disabled, dry_run, approval
+}
+
+// ZoneStatus is one zone of a resource.
+type ZoneStatus struct {
+	Zone         string   `json:"zone"`
+	Availability float64  `json:"availability"` // 0..1, server-side, last 10 s
+	P99Ms        float64  `json:"p99_ms"`       // -1 with no data
+	Requests     int64    `json:"requests"`
+	Healthy      bool     `json:"healthy"` // zonal canaries
+	Impacted     bool     `json:"impacted"`
+	Outlier      bool     `json:"outlier"`
+	Contributors int      `json:"contributors"`
+	Isolated     bool     `json:"isolated"`
+	Shifted      bool     `json:"shifted"`
+	Targets      []Target `json:"targets"`
+}
+
+// Target is a front-door backend.
+type Target struct {
+	ID      string `json:"id"`
+	Addr    string `json:"addr"`
+	Healthy bool   `json:"healthy"`
+}
+
+// Alarm is one alarm's state.
+type Alarm struct {
+	Resource string `json:"resource"`
+	Name     string `json:"name"`
+	State    string `json:"state"`
+	Reason   string `json:"reason"`
+}
+
+// Decision is an autoshift decision awaiting (or given) an operator's approval.
+type Decision struct {
+	ID         string    `json:"id"`
+	Resource   string    `json:"resource"`
+	Zone       string    `json:"zone"`
+	Why        string    `json:"why"`
+	At         time.Time `json:"at"`
+	Status     string    `json:"status"` // pending, approved, expired
+	ApprovedBy string    `json:"approved_by,omitempty"`
+}
+
+// ObservationIn is one observation on the wire (POST /v1/observations).
+type ObservationIn struct {
+	// At is RFC 3339; omitted means when the server received the batch.
+	At        *time.Time `json:"at,omitempty"`
+	Source    string     `json:"source"` // server | canary
+	Zone      string     `json:"zone"`
+	Instance  string     `json:"instance,omitempty"`
+	Operation string     `json:"operation"`
+	// Outcome is success | error | fault; or give Status, the HTTP status code (0: no response).
+	Outcome   string  `json:"outcome,omitempty"`
+	Status    *int    `json:"status,omitempty"`
+	LatencyMs float64 `json:"latency_ms"`
+	// Regional marks a canary call made through the regional endpoint rather
+	// than a zonal one (observation.Observation.Regional).
+	Regional bool `json:"regional,omitempty"`
+}
+
+// ObservationBatch is the body of POST /v1/observations.
+type ObservationBatch struct {
+	Resource     string          `json:"resource"`
+	Observations []ObservationIn `json:"observations"`
+}
+
+// Error is every error response's body.
+type Error struct {
+	Error string `json:"error"`
+}
+
+// StartShiftRequest is the body of POST /v1/shifts. ExpiresIn is a Go
+// duration such as "30m" or "2h" (1m..72h).
+type StartShiftRequest struct {
+	Resource  string `json:"resource"`
+	AwayFrom  string `json:"away_from"`
+	ExpiresIn string `json:"expires_in"`
+	Comment   string `json:"comment,omitempty"`
+}
+
+// UpdateShiftRequest is the body of PATCH /v1/shifts/{id}; absent fields are
+// left alone, and at least one must be given.
+type UpdateShiftRequest struct {
+	ExpiresIn *string `json:"expires_in,omitempty"`
+	Comment   *string `json:"comment,omitempty"`
+}
+
+// Accepted is the 202 response to POST /v1/observations.
+type Accepted struct {
+	Accepted int `json:"accepted"`
+}
+
+// History is GET /v1/history: a resource's recent timeline, one point a
+// second, and the spans worth shading on a chart.
+type History struct {
+	Resource string         `json:"resource"`
+	Points   []HistoryPoint `json:"points"`
+	Spans    []Span         `json:"spans"`
+	// Thresholds are the lines to draw: availability target (0..1) and each
+	// operation's latency threshold in ms.
+	AvailabilityTarget float64            `json:"availability_target"`
+	LatencyThresholds  map[string]float64 `json:"latency_thresholds_ms"`
+}
+
+// HistoryPoint is one second of a resource.
+type HistoryPoint struct {
+	T     int64       `json:"t"` // Unix milliseconds
+	Phase string      `json:"phase"`
+	Zones []ZonePoint `json:"zones"`
+}
+
+// ZonePoint is one zone at one second: server-side and canary views.
+type ZonePoint struct {
+	Zone               string  `json:"zone"`
+	Availability       float64 `json:"availability"`        // server-side, 0..1, last 10 s
+	Requests           int64   `json:"requests"`            // server-side requests behind it (0: no data)
+	P99Ms              float64 `json:"p99_ms"`              // server-side, -1 with no data
+	CanaryAvailability float64 `json:"canary_availability"` // zonal canaries, 0..1, -1 with no data
+	CanaryP99Ms        float64 `json:"canary_p99_ms"`       // zonal canaries, -1 with no data
+	Healthy            bool    `json:"healthy"`
+	Isolated           bool    `json:"isolated"`
+	Shifted            bool    `json:"shifted"`
+	Excluded           bool    `json:"excluded"`
+}
+
+// Span is an interval to shade: a fault (lab), a shift, a control-plane exclusion.
+type Span struct {
+	Kind  string `json:"kind"` // fault, shift, exclusion, detection
+	Zone  string `json:"zone"`
+	Label string `json:"label"`
+	From  int64  `json:"from"`         // Unix milliseconds
+	To    *int64 `json:"to,omitempty"` // nil: still in effect
+}

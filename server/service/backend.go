@@ -1,0 +1,237 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/grayzone/grayzone/engine/shift"
+	"github.com/grayzone/grayzone/server/api"
+	"github.com/grayzone/grayzone/server/store"
+	"github.com/grayzone/grayzone/telemetry/observation"
+)
+
+// The Service is the API's Backend.
+var _ api.Backend = (*Service)(nil)
+
+func (s *Service) resource(name string) (*resource, error) {
+	r := s.byName[name]
+	if r == nil {
+		return nil, fmt.Errorf("resource %q is not configured: %w", name, shift.ErrNotFound)
+	}
+	return r, nil
+}
+
+// Status implements api.Backend.
+func (s *Service) Status(ctx context.Context) (api.Status, error) {
+	st := api.Status{Now: s.clock.Now().UTC()}
+	for _, r := range s.resources {
+		st.Resources = append(st.Resources, r.status())
+	}
+	return st, nil
+}
+
+func (r *resource) status() api.ResourceStatus {
+	r.mu.Lock()
+	a := r.last
+	r.mu.Unlock()
+	phase, zone := r.ctrl.Phase()
+	rs := api.ResourceStatus{Name: r.cfg.Name, Detector: r.cfg.Detector.Profile, Phase: string(phase), PhaseZone: zone,
+		Excluded: []string{}, Pending: []string{}, Regional: a.Regional, Isolated: a.Isolated, Why: a.Why, Autoshift: r.autoshiftMode()}
+	if act, ok := r.s.shifts.Active(r.cfg.Name); ok {
+		rs.ActiveShift = &act
+	}
+	if st := r.ctrl.RunbookState(); st.Excluded && st.Zone != "" {
+		rs.Excluded = append(rs.Excluded, st.Zone)
+	}
+	for _, p := range r.ctrl.Pending() {
+		rs.Pending = append(rs.Pending, p.String())
+	}
+	targets := r.table.Targets()
+	for _, z := range r.cfg.Zones {
+		zs := a.Zone(z)
+		if zs.P99 == 0 && zs.Requests == 0 {
+			zs.P99 = -1
+		}
+		out := api.ZoneStatus{Zone: z, Availability: zs.Availability, P99Ms: zs.P99, Requests: zs.Requests, Healthy: zs.Healthy,
+			Impacted: zs.Impacted, Outlier: zs.Outlier, Contributors: zs.Contributors, Isolated: zs.Isolated, Shifted: r.table.Shifted(z),
+			Targets: []api.Target{}}
+		if a.At.IsZero() {
+			out.Availability = 1
+		}
+		for _, t := range targets {
+			if t.Zone == z {
+				out.Targets = append(out.Targets, api.Target{ID: t.ID, Addr: t.Addr, Healthy: t.Healthy})
+			}
+		}
+		rs.Zones = append(rs.Zones, out)
+	}
+	return rs
+}
+
+func (r *resource) autoshiftMode() string {
+	as := r.cfg.Autoshift
+	switch {
+	case !as.Enabled:
+		return "disabled"
+	case as.DryRun:
+		return "dry_run"
+	case as.Approval:
+		return "approval"
+	}
+	return "enabled"
+}
+
+// Alarms implements api.Backend.
+func (s *Service) Alarms(ctx context.Context, name string) ([]api.Alarm, error) {
+	out := []api.Alarm{}
+	for _, r := range s.resources {
+		if name != "" && r.cfg.Name != name {
+			continue
+		}
+		r.mu.Lock()
+		for _, al := range r.last.Alarms {
+			out = append(out, api.Alarm{Resource: r.cfg.Name, Name: al.Name, State: string(al.State), Reason: al.Reason})
+		}
+		r.mu.Unlock()
+	}
+	if name != "" {
+		if _, err := s.resource(name); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Shifts implements api.Backend.
+func (s *Service) Shifts(ctx context.Context, f shift.ListFilter) ([]shift.Shift, error) {
+	out := s.shifts.List(f)
+	if out == nil {
+		out = []shift.Shift{}
+	}
+	return out, nil
+}
+
+// Shift implements api.Backend.
+func (s *Service) Shift(ctx context.Context, id string) (shift.Shift, error) { return s.shifts.Get(id) }
+
+// StartShift implements api.Backend: a manual (or API) shift, applied to the
+// front door at once.
+func (s *Service) StartShift(ctx context.Context, req shift.StartRequest) (shift.Shift, error) {
+	if req.Origin == "" {
+		req.Origin = shift.Manual
+	}
+	if req.Origin == shift.Auto {
+		return shift.Shift{}, fmt.Errorf("origin auto is reserved for autoshift: %w", shift.ErrInvalid)
+	}
+	now := s.clock.Now()
+	sh, err := s.shifts.Start(now, req)
+	if err != nil {
+		return sh, err
+	}
+	if r := s.byName[sh.Resource]; r != nil {
+		r.reconcile(ctx, now)
+	}
+	s.audit(ctx, store.AuditEntry{At: now, Kind: "shift_started", Resource: sh.Resource, Zone: sh.AwayFrom, Actor: sh.StartedBy,
+		Message: fmt.Sprintf("%s shift %s away from %s until %s: %s", sh.Origin, sh.ID, sh.AwayFrom, sh.ExpiresAt.Format(time.RFC3339), sh.Comment)})
+	return sh, nil
+}
+
+// UpdateShift implements api.Backend.
+func (s *Service) UpdateShift(ctx context.Context, id string, req shift.UpdateRequest) (shift.Shift, error) {
+	now := s.clock.Now()
+	sh, err := s.shifts.Update(now, id, req)
+	if err != nil {
+		return sh, err
+	}
+	s.audit(ctx, store.AuditEntry{At: now, Kind: "shift_updated", Resource: sh.Resource, Zone: sh.AwayFrom, Actor: req.By,
+		Message: fmt.Sprintf("shift %s now expires %s; comment %q", sh.ID, sh.ExpiresAt.Format(time.RFC3339), sh.Comment)})
+	return sh, nil
+}
+
+// CancelShift implements api.Backend.
+func (s *Service) CancelShift(ctx context.Context, id, by string) (shift.Shift, error) {
+	now := s.clock.Now()
+	sh, err := s.shifts.Cancel(now, id, by)
+	if err != nil {
+		return sh, err
+	}
+	if r := s.byName[sh.Resource]; r != nil {
+		r.reconcile(ctx, now)
+	}
+	s.audit(ctx, store.AuditEntry{At: now, Kind: "shift_canceled", Resource: sh.Resource, Zone: sh.AwayFrom, Actor: by,
+		Message: fmt.Sprintf("%s shift %s away from %s canceled", sh.Origin, sh.ID, sh.AwayFrom)})
+	return sh, nil
+}
+
+// Audit implements api.Backend.
+func (s *Service) Audit(ctx context.Context, q store.AuditQuery) ([]store.AuditEntry, error) {
+	out, err := s.db.Audit(ctx, q)
+	if out == nil && err == nil {
+		out = []store.AuditEntry{}
+	}
+	return out, err
+}
+
+// Practices implements api.Backend.
+func (s *Service) Practices(ctx context.Context, name string, limit int) ([]store.PracticeRun, error) {
+	out, err := s.db.Practices(ctx, name, limit)
+	if out == nil && err == nil {
+		out = []store.PracticeRun{}
+	}
+	return out, err
+}
+
+// Ingest implements api.Backend.
+func (s *Service) Ingest(ctx context.Context, name string, obs []observation.Observation) error {
+	r, err := s.resource(name)
+	if err != nil {
+		return err
+	}
+	for i, o := range obs {
+		if !slices.Contains(r.cfg.Zones, o.Zone) {
+			return fmt.Errorf("observations[%d].zone: %q is not a zone of %s: %w", i, o.Zone, name, shift.ErrInvalid)
+		}
+	}
+	for _, o := range obs {
+		r.observe(o)
+	}
+	return nil
+}
+
+// Decisions implements api.Backend.
+func (s *Service) Decisions(ctx context.Context) ([]api.Decision, error) {
+	out := []api.Decision{}
+	for _, r := range s.resources {
+		r.mu.Lock()
+		for _, d := range r.decisions {
+			out = append(out, *d)
+		}
+		r.mu.Unlock()
+	}
+	slices.SortFunc(out, func(a, b api.Decision) int { return b.At.Compare(a.At) })
+	return out, nil
+}
+
+// Approve implements api.Backend.
+func (s *Service) Approve(ctx context.Context, id, by string) (api.Decision, error) {
+	for _, r := range s.resources {
+		r.mu.Lock()
+		d, ok := r.decisions[id]
+		if ok {
+			if d.Status != "pending" {
+				r.mu.Unlock()
+				return *d, fmt.Errorf("decision %s is %s, not pending: %w", id, d.Status, shift.ErrConflict)
+			}
+			d.Status, d.ApprovedBy = "approved", by
+			out := *d
+			r.mu.Unlock()
+			s.audit(ctx, store.AuditEntry{Kind: "approved", Resource: r.cfg.Name, Zone: d.Zone, Actor: by,
+				Message: fmt.Sprintf("decision %s to shift away from %s approved", id, d.Zone)})
+			return out, nil
+		}
+		r.mu.Unlock()
+	}
+	return api.Decision{}, fmt.Errorf("decision %q: %w", id, shift.ErrNotFound)
+}

@@ -1,0 +1,77 @@
+package service
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/grayzone/grayzone/engine/alarm"
+)
+
+// metricsHandler exposes grayzone's own health and state in Prometheus'
+// format. Values are read at scrape time from the same state the API serves.
+func (s *Service) metricsHandler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), (*stateCollector)(s))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}
+
+type stateCollector Service
+
+var (
+	mAvail    = prometheus.NewDesc("grayzone_zone_availability_ratio", "Server-side availability over the last 10 s.", []string{"resource", "zone"}, nil)
+	mP99      = prometheus.NewDesc("grayzone_zone_latency_p99_seconds", "Server-side p99 latency over the last 10 s (absent with no data).", []string{"resource", "zone"}, nil)
+	mHealthy  = prometheus.NewDesc("grayzone_zone_canary_healthy", "1 when the zonal canaries see the zone healthy.", []string{"resource", "zone"}, nil)
+	mIsolated = prometheus.NewDesc("grayzone_zone_isolated_impact", "1 when the detector decides isolated impact in the zone.", []string{"resource", "zone"}, nil)
+	mShifted  = prometheus.NewDesc("grayzone_zone_shifted", "1 when the front door sends the zone no customer traffic.", []string{"resource", "zone"}, nil)
+	mTarget   = prometheus.NewDesc("grayzone_target_healthy", "1 when the front door's health checks pass for the target.", []string{"resource", "zone", "target"}, nil)
+	mAlarm    = prometheus.NewDesc("grayzone_alarm_in_alarm", "1 when the alarm is in ALARM.", []string{"resource", "alarm"}, nil)
+	mPhase    = prometheus.NewDesc("grayzone_runbook_phase", "1 for the runbook's current phase.", []string{"resource", "phase"}, nil)
+	mPending  = prometheus.NewDesc("grayzone_runbook_pending_actions", "Actions not yet done (in flight or waiting to retry).", []string{"resource"}, nil)
+	mObserved = prometheus.NewDesc("grayzone_observations_total", "Observations ingested.", []string{"resource", "source"}, nil)
+	mActive   = prometheus.NewDesc("grayzone_shift_active", "1 while a zonal shift is active.", []string{"resource", "zone", "origin"}, nil)
+)
+
+func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
+
+func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
+	s := (*Service)(c)
+	b := func(v bool) float64 {
+		if v {
+			return 1
+		}
+		return 0
+	}
+	for _, r := range s.resources {
+		st := r.status()
+		for _, z := range st.Zones {
+			ch <- prometheus.MustNewConstMetric(mAvail, prometheus.GaugeValue, z.Availability, st.Name, z.Zone)
+			if z.P99Ms >= 0 {
+				ch <- prometheus.MustNewConstMetric(mP99, prometheus.GaugeValue, z.P99Ms/1000, st.Name, z.Zone)
+			}
+			ch <- prometheus.MustNewConstMetric(mHealthy, prometheus.GaugeValue, b(z.Healthy), st.Name, z.Zone)
+			ch <- prometheus.MustNewConstMetric(mIsolated, prometheus.GaugeValue, b(z.Isolated), st.Name, z.Zone)
+			ch <- prometheus.MustNewConstMetric(mShifted, prometheus.GaugeValue, b(z.Shifted), st.Name, z.Zone)
+			for _, t := range z.Targets {
+				ch <- prometheus.MustNewConstMetric(mTarget, prometheus.GaugeValue, b(t.Healthy), st.Name, z.Zone, t.ID)
+			}
+		}
+		for _, ph := range []string{"idle", "shifting", "shifted", "restoring", "ending"} {
+			ch <- prometheus.MustNewConstMetric(mPhase, prometheus.GaugeValue, b(st.Phase == ph), st.Name, ph)
+		}
+		ch <- prometheus.MustNewConstMetric(mPending, prometheus.GaugeValue, float64(len(st.Pending)), st.Name)
+		if st.ActiveShift != nil {
+			ch <- prometheus.MustNewConstMetric(mActive, prometheus.GaugeValue, 1, st.Name, st.ActiveShift.AwayFrom, string(st.ActiveShift.Origin))
+		}
+		r.mu.Lock()
+		for _, al := range r.last.Alarms {
+			ch <- prometheus.MustNewConstMetric(mAlarm, prometheus.GaugeValue, b(al.State == alarm.Alarm), st.Name, al.Name)
+		}
+		obs := r.observed
+		r.mu.Unlock()
+		ch <- prometheus.MustNewConstMetric(mObserved, prometheus.CounterValue, float64(obs[0]), st.Name, "server")
+		ch <- prometheus.MustNewConstMetric(mObserved, prometheus.CounterValue, float64(obs[1]), st.Name, "canary")
+	}
+}

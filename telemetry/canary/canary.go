@@ -1,0 +1,206 @@
+// Package canary is the lab's synthetic callers, like the workshop's
+// CloudWatch Synthetics canaries: on a fixed interval each endpoint (every
+// zone's own endpoint and the regional one) is called once per operation,
+// and every call becomes an observation. Zonal canaries keep observing a zone
+// after it has been shifted away, which is what lets recovery be seen.
+package canary
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/grayzone/grayzone/internal/clock"
+	"github.com/grayzone/grayzone/telemetry/observation"
+	"github.com/grayzone/grayzone/telemetry/operation"
+)
+
+// DefaultTimeout is how long a canary waits for an answer, the same 5 s after
+// which a customer request counts as failed.
+const DefaultTimeout = 5 * time.Second
+
+// maxBody bounds how much of a response is read (and thrown away).
+const maxBody = 1 << 20
+
+// Endpoint is one thing the canaries call.
+type Endpoint struct {
+	// Zone is the zone the endpoint serves; empty for the regional endpoint,
+	// whose observations take their zone from the answering instance.
+	Zone string
+	URL  string // base URL; operation o is requested as GET URL/o
+}
+
+// Config describes the canaries.
+type Config struct {
+	Interval  time.Duration // required, > 0
+	Endpoints []Endpoint    // required
+	// Operations to call on every endpoint; empty means operation.Names().
+	Operations []string
+	// Timeout bounds each call; 0 means DefaultTimeout.
+	Timeout time.Duration
+	// Record receives every observation, from many goroutines at once, and
+	// never after Run has returned. Required.
+	Record func(observation.Observation)
+	// Clock paces the rounds and stamps observations; nil is the wall clock.
+	// Latency is always wall time: the calls are real.
+	Clock clock.Clock
+}
+
+// Run calls every operation on every endpoint at once, right away and then
+// every Interval, until ctx is done. A round never waits for the previous one
+// (a slow endpoint must not thin out its own observations); calls still in
+// flight when ctx ends are abandoned unrecorded, since their outcome says
+// more about the shutdown than about the endpoint. Run returns nil once ctx
+// is done and everything it started has finished; it fails only for an
+// invalid Config.
+func Run(ctx context.Context, cfg Config) error {
+	targets, err := prepare(&cfg)
+	if err != nil {
+		return err
+	}
+	clk := cfg.Clock
+	if clk == nil {
+		clk = clock.Real{}
+	}
+	tr := &http.Transport{
+		Proxy:               nil, // loopback only; never an environment proxy
+		DialContext:         (&net.Dialer{Timeout: cfg.Timeout}).DialContext,
+		MaxIdleConnsPerHost: 2 * len(cfg.Operations),
+		IdleConnTimeout:     90 * time.Second,
+	}
+	client := &http.Client{
+		Transport:     tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	c := &caller{client: client, clock: clk, timeout: cfg.Timeout, record: cfg.Record}
+
+	var calls sync.WaitGroup
+	defer tr.CloseIdleConnections()
+	defer calls.Wait()
+	// The ticker exists before the first round, so a fake clock advanced once
+	// the first round is seen cannot miss a tick.
+	tick, stop := clk.NewTicker(cfg.Interval)
+	defer stop()
+	round := func() {
+		for _, t := range targets {
+			calls.Go(func() { c.call(ctx, t) })
+		}
+	}
+	round()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick:
+			round()
+		}
+	}
+}
+
+// target is one (endpoint, operation) pair.
+type target struct {
+	zone string // "" for the regional endpoint
+	op   string
+	url  string
+}
+
+func prepare(cfg *Config) ([]target, error) {
+	if cfg.Interval <= 0 {
+		return nil, fmt.Errorf("canary: Interval %v: must be > 0", cfg.Interval)
+	}
+	if cfg.Timeout < 0 {
+		return nil, fmt.Errorf("canary: Timeout %v: must be >= 0 (0 means %v)", cfg.Timeout, DefaultTimeout)
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Record == nil {
+		return nil, errors.New("canary: Record is required")
+	}
+	if len(cfg.Endpoints) == 0 {
+		return nil, errors.New("canary: Endpoints is empty")
+	}
+	if len(cfg.Operations) == 0 {
+		cfg.Operations = operation.Names()
+	}
+	for i, op := range cfg.Operations {
+		if op == "" {
+			return nil, fmt.Errorf("canary: Operations[%d] is empty", i)
+		}
+	}
+	var out []target
+	for i, ep := range cfg.Endpoints {
+		base, err := url.Parse(ep.URL)
+		if err != nil {
+			return nil, fmt.Errorf("canary: Endpoints[%d] (zone %q): URL: %w", i, ep.Zone, err)
+		}
+		if (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
+			return nil, fmt.Errorf("canary: Endpoints[%d] (zone %q): URL %q: want an absolute http(s) URL", i, ep.Zone, ep.URL)
+		}
+		for _, op := range cfg.Operations {
+			out = append(out, target{zone: ep.Zone, op: op, url: base.JoinPath(op).String()})
+		}
+	}
+	return out, nil
+}
+
+type caller struct {
+	client  *http.Client
+	clock   clock.Clock
+	timeout time.Duration
+	record  func(observation.Observation)
+}
+
+// call makes one canary call and records it.
+func (c *caller) call(ctx context.Context, t target) {
+	// Timed before the deadline is set, so a timeout never reports less
+	// latency than the timeout.
+	start := time.Now()
+	rctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	status, zone, instance := c.do(rctx, t.url)
+	latency := time.Since(start)
+	if status == 0 && ctx.Err() != nil {
+		return // cut short by Run's own end, not by the endpoint
+	}
+	o := observation.Observation{
+		At:        c.clock.Now(),
+		Source:    observation.Canary,
+		Zone:      t.zone,
+		Instance:  instance,
+		Operation: t.op,
+		Outcome:   observation.FromStatus(status),
+		Latency:   latency,
+	}
+	if t.zone == "" {
+		o.Zone, o.Regional = zone, true
+	}
+	c.record(o)
+}
+
+// do returns the status (0 without a complete answer: connection error,
+// timeout, broken body) and the identity headers.
+func (c *caller) do(ctx context.Context, u string) (status int, zone, instance string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, "", ""
+	}
+	req.Header.Set("User-Agent", "grayzone-canary")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return 0, "", ""
+	}
+	defer resp.Body.Close()
+	zone, instance = resp.Header.Get(observation.HeaderZone), resp.Header.Get(observation.HeaderInstance)
+	if _, err := io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody)); err != nil {
+		// A broken body is a broken connection: a fault, but we know who answered.
+		return 0, zone, instance
+	}
+	return resp.StatusCode, zone, instance
+}

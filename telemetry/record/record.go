@@ -1,0 +1,279 @@
+// Package record is the request path's side of grayzone's input: it counts
+// each request's outcome and latency per (source, zone, instance, operation)
+// series, lock-free and without allocating, and hands the counts to the
+// engine side once per tick as deltas.
+//
+// A series is resolved once (Recorder.Series, e.g. when a route or target is
+// created) and then observed on every request:
+//
+//	s := rec.Series(observation.Server, "az-a", "i-1", "orders")
+//	...
+//	s.Observe(observation.FromStatus(code), time.Since(start))
+//
+// Observe is one atomic add: each (outcome, latency bucket) pair has its own
+// counter, so the request, fault, error and latency counts of a delta are all
+// sums of those counters, read by Drain. The latency bucket that holds the
+// series' slow threshold is split in two counters (at or below / above the
+// threshold), so the slow count is exact, not rounded to a bucket edge.
+//
+// Drain swaps every counter to zero with atomic swaps: an increment lands in
+// exactly one drain, never in none or two. Series are padded so that Observe
+// on different series from different cores never writes the same cache line.
+package record
+
+import (
+	"math/bits"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/grayzone/grayzone/telemetry/observation"
+)
+
+// Latency histogram: log-linear buckets, 8 per power of two of nanoseconds,
+// from 2^10 ns (1.024 µs) to 2^34 ns (17.2 s), NumBuckets in all.
+//
+// For a latency of v ns with 2^e ≤ v < 2^(e+1) (e = bits.Len64(v)-1), the
+// bucket is (e-10)·8 + s, where s = the three bits of v right after its top
+// bit, i.e. bucket (e-10)·8+s holds [2^e·(1+s/8), 2^e·(1+(s+1)/8)). Every
+// bucket is 1/8 of its octave wide: 12.5 % of its lower bound at the start of
+// an octave, 6.7 % at its end, so reporting a bucket's midpoint (BucketMid) is
+// within 6.25 % of any value in it. Values below 1.024 µs go to bucket 0
+// too (reported as its midpoint, 1.088 µs), values at or above 2^34 ns to
+// the last bucket (reported as its lower bound, 16.1 s). The mapping is fixed, so
+// histograms from any series, process or tick merge by adding counts.
+const (
+	minExp        = 10
+	maxExp        = 34
+	subBits       = 3
+	subBuckets    = 1 << subBits
+	NumBuckets    = (maxExp - minExp) * subBuckets // 192
+	numOutcomes   = 3
+	slotsPerOut   = NumBuckets + 1 // the extra slot: the threshold bucket's slow part
+	cacheLinePad  = 128            // two lines: the adjacent-line prefetcher pairs them
+	defaultThresh = 100 * time.Millisecond
+)
+
+// BucketOf returns the histogram bucket of a latency.
+func BucketOf(d time.Duration) int {
+	// Clamp into [2^minExp, 2^maxExp): below lands in bucket 0, above in the
+	// last; negative latencies in bucket 0 too.
+	v := uint64(min(max(d, 1<<minExp), 1<<maxExp-1))
+	e := bits.Len64(v) - 1
+	return (e-minExp)<<subBits | int(v>>(e-subBits))&(subBuckets-1)
+}
+
+// BucketLower is the smallest latency in bucket i (0 for bucket 0).
+func BucketLower(i int) time.Duration {
+	if i <= 0 {
+		return 0
+	}
+	e := uint(i>>subBits) + minExp
+	s := uint64(i & (subBuckets - 1))
+	return time.Duration((uint64(1) << e) + s<<(e-subBits))
+}
+
+// BucketUpper is the smallest latency above bucket i (the largest Duration for the last one).
+func BucketUpper(i int) time.Duration {
+	if i >= NumBuckets-1 {
+		return time.Duration(1<<63 - 1)
+	}
+	return BucketLower(i + 1)
+}
+
+// BucketMid is the value reported for bucket i: its midpoint (the lower
+// bound of the last, open-ended bucket).
+func BucketMid(i int) time.Duration {
+	if i >= NumBuckets-1 {
+		return BucketLower(i)
+	}
+	lo, hi := BucketLower(i), BucketUpper(i)
+	if i == 0 {
+		lo = 1 << minExp // as if it held only its own eighth of an octave
+	}
+	return lo + (hi-lo)/2
+}
+
+// Histogram is a latency histogram on the fixed mapping above.
+type Histogram [NumBuckets]uint64
+
+// Count is the number of latencies in the histogram.
+func (h *Histogram) Count() uint64 {
+	var n uint64
+	for _, c := range h {
+		n += c
+	}
+	return n
+}
+
+// Merge adds o's counts to h.
+func (h *Histogram) Merge(o *Histogram) {
+	for i, c := range o {
+		h[i] += c
+	}
+}
+
+// Quantile returns the midpoint of the bucket holding the q-quantile
+// (0 ≤ q ≤ 1), or 0 for an empty histogram.
+func (h *Histogram) Quantile(q float64) time.Duration {
+	n := h.Count()
+	if n == 0 {
+		return 0
+	}
+	rank := uint64(q*float64(n-1)) + 1 // 1-based rank of the sample
+	var seen uint64
+	for i, c := range h {
+		seen += c
+		if seen >= rank {
+			return BucketMid(i)
+		}
+	}
+	return BucketMid(NumBuckets - 1)
+}
+
+// SeriesKey names a series.
+type SeriesKey struct {
+	Source    observation.Source
+	Zone      string
+	Instance  string
+	Operation string
+}
+
+// Snapshot is what a series counted since the previous drain.
+type Snapshot struct {
+	Requests uint64
+	Faults   uint64
+	Errors   uint64
+	Slow     uint64 // latency strictly above the series' threshold
+	Latency  Histogram
+}
+
+// Series is one series' counters; obtain it from Recorder.Series.
+type Series struct {
+	_ [cacheLinePad]byte
+	// Read-only after Recorder.Series made it.
+	key       SeriesKey
+	threshold time.Duration
+	threshB   int // BucketOf(threshold)
+	_         [cacheLinePad]byte
+	counts    [numOutcomes][slotsPerOut]atomic.Uint64
+	_         [cacheLinePad]byte
+}
+
+// Key is the series' name.
+func (s *Series) Key() SeriesKey { return s.key }
+
+// Observe counts one request. It is safe for concurrent use, lock-free (one
+// atomic add), does not allocate and is small enough to be inlined. Outcomes
+// beyond Fault count as faults; negative latencies as zero.
+func (s *Series) Observe(outcome observation.Outcome, latency time.Duration) {
+	i := BucketOf(latency)
+	if i == s.threshB && latency > s.threshold {
+		i = NumBuckets
+	}
+	s.counts[min(outcome, observation.Fault)][i].Add(1)
+}
+
+// drain moves the counters into d (which must be zero) and reports whether
+// there was anything.
+func (s *Series) drain(d *Snapshot) bool {
+	for o := range s.counts {
+		var n uint64
+		for i := range s.counts[o] {
+			c := &s.counts[o][i]
+			if c.Load() == 0 { // a plain load: swap only what moved
+				continue
+			}
+			v := c.Swap(0) // an add after this lands in the next drain
+			n += v
+			if i == NumBuckets {
+				d.Latency[s.threshB] += v
+				d.Slow += v
+				continue
+			}
+			d.Latency[i] += v
+			if i > s.threshB {
+				d.Slow += v
+			}
+		}
+		d.Requests += n
+		switch observation.Outcome(o) {
+		case observation.Fault:
+			d.Faults += n
+		case observation.Error:
+			d.Errors += n
+		}
+	}
+	return d.Requests > 0
+}
+
+// Options configure a Recorder.
+type Options struct {
+	// DefaultThreshold is the slow threshold of operations not in
+	// Thresholds (default 100 ms, the workshop's).
+	DefaultThreshold time.Duration
+	// Thresholds per operation name.
+	Thresholds map[string]time.Duration
+}
+
+// Recorder owns a set of series.
+type Recorder struct {
+	opts Options
+
+	mu     sync.Mutex
+	byKey  map[SeriesKey]*Series
+	series atomic.Pointer[[]*Series] // append-only, copied on write
+
+	drainMu sync.Mutex
+}
+
+// New returns an empty recorder.
+func New(opts Options) *Recorder {
+	if opts.DefaultThreshold <= 0 {
+		opts.DefaultThreshold = defaultThresh
+	}
+	r := &Recorder{opts: opts, byKey: make(map[SeriesKey]*Series)}
+	r.series.Store(new([]*Series))
+	return r
+}
+
+// Series returns the series for the key, creating it on first use; every
+// call with the same key returns the same *Series. It takes a lock: resolve
+// series once, not per request.
+func (r *Recorder) Series(source observation.Source, zone, instance, operation string) *Series {
+	k := SeriesKey{Source: source, Zone: zone, Instance: instance, Operation: operation}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s := r.byKey[k]; s != nil {
+		return s
+	}
+	th := r.opts.DefaultThreshold
+	if t, ok := r.opts.Thresholds[operation]; ok && t > 0 {
+		th = t
+	}
+	s := &Series{key: k, threshold: th, threshB: BucketOf(th)}
+	r.byKey[k] = s
+	all := append(slices.Clone(*r.series.Load()), s)
+	r.series.Store(&all)
+	return s
+}
+
+// Len is the number of series resolved so far.
+func (r *Recorder) Len() int { return len(*r.series.Load()) }
+
+// Drain calls f with each series' counts since the previous Drain, for the
+// series that counted anything, and resets them. Concurrent Observe calls
+// are never lost: each lands in this drain or the next. Drains are
+// serialised; f must not call Drain.
+func (r *Recorder) Drain(f func(key SeriesKey, delta Snapshot)) {
+	r.drainMu.Lock()
+	defer r.drainMu.Unlock()
+	var d Snapshot
+	for _, s := range *r.series.Load() {
+		if s.drain(&d) {
+			f(s.key, d)
+		}
+		d = Snapshot{}
+	}
+}
