@@ -53,11 +53,11 @@ func (r Requests) Failures(noun string) string {
 	if noun != "" {
 		noun = " " + noun
 	}
-	return fmt.Sprintf("%s of %s%s failed (%.2f %%)", thousands(r.Failed), thousands(r.Total), noun, 100*r.Ratio())
+	return fmt.Sprintf("%s of %s%s failed (%.2f %%)", Thousands(r.Failed), Thousands(r.Total), noun, 100*r.Ratio())
 }
 
-// thousands prints n with a comma every three digits: 7,200.
-func thousands(n int64) string {
+// Thousands prints n with a comma every three digits: 7,200.
+func Thousands(n int64) string {
 	s := strconv.FormatInt(n, 10)
 	neg := strings.HasPrefix(s, "-")
 	s = strings.TrimPrefix(s, "-")
@@ -409,15 +409,15 @@ func (r *Report) Summary(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  excluded   %-20s at %.1fs%s, %s\n", c.Zone, c.At, extra, rest)
 	}
-	fmt.Fprintf(w, "  customers  %s, %s slow, with mitigation\n", r.Requests.Failures("requests"), thousands(r.Requests.Slow))
+	fmt.Fprintf(w, "  customers  %s, %s slow, with mitigation\n", r.Requests.Failures("requests"), Thousands(r.Requests.Slow))
 	if b := r.Baseline; b != nil {
-		fmt.Fprintf(w, "             %s, %s slow, without it (--baseline)", b.Requests.Failures(""), thousands(b.Requests.Slow))
+		fmt.Fprintf(w, "             %s, %s slow, without it (--baseline)", b.Requests.Failures(""), Thousands(b.Requests.Slow))
 		var saved []string
 		if n := b.Requests.Failed - r.Requests.Failed; n > 0 {
-			saved = append(saved, thousands(n)+" failures")
+			saved = append(saved, Thousands(n)+" failures")
 		}
 		if n := b.Requests.Slow - r.Requests.Slow; n > 0 {
-			saved = append(saved, thousands(n)+" slow requests")
+			saved = append(saved, Thousands(n)+" slow requests")
 		}
 		if len(saved) > 0 {
 			fmt.Fprintf(w, ": %s saved", strings.Join(saved, " and "))
