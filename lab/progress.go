@@ -129,7 +129,7 @@ func runbookEvent(e runbook.Event, start time.Time, sc *scenario.Scenario) (cons
 	case runbook.ShiftStarted:
 		ce.What, ce.Text = "shifted", "traffic away from "+e.Zone+" (data plane)"
 	case runbook.Excluded:
-		ce.What, ce.Text = "excluded", e.Zone+" from the instance group: no new capacity there (control plane)"
+		ce.What, ce.Text = "excluded", e.Zone+" from the instance group (control plane)"
 	case runbook.Recovered:
 		ce.What, ce.Text = "recovered", e.Zone+" healthy again"
 		if hold := sc.Policy.RecoveryHold; hold > 0 {

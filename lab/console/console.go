@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Mode is how a Console shows the run.
@@ -46,13 +47,14 @@ const (
 // Console writes a run's progress. Its methods may be called from several
 // goroutines (the run loop, a logger).
 type Console struct {
-	mu    sync.Mutex
-	w     io.Writer
-	o     Options
-	drawn int           // Live: lines of the block on screen; the cursor is below them
-	last  *Status       // Live: the status drawn last, redrawn under new lines
-	next  time.Duration // Plain: scenario time of the next status line
-	shown time.Duration // Live: the scenario second drawn last
+	mu      sync.Mutex
+	w       io.Writer
+	o       Options
+	drawn   []int         // Live: the block's lines on screen (their lengths); the cursor is below them
+	drawnAt int           // Live: the terminal's width when the block was drawn
+	last    *Status       // Live: the status drawn last, redrawn under new lines
+	next    time.Duration // Plain: scenario time of the next status line
+	shown   time.Duration // Live: the scenario second drawn last
 }
 
 // New returns a console writing to w.
@@ -133,8 +135,9 @@ func (c *Console) Update(s Status, events []Event) {
 // then what the old block had below erased. One write, so no half-drawn frame.
 func (c *Console) above(lines []string) {
 	var b bytes.Buffer
-	if c.o.Mode == Live && c.drawn > 0 {
-		fmt.Fprintf(&b, "\r\x1b[%dA", c.drawn)
+	term := c.width() + 1 // the terminal's own width
+	if c.o.Mode == Live && len(c.drawn) > 0 {
+		fmt.Fprintf(&b, "\r\x1b[%dA", rows(c.drawn, c.drawnAt, term))
 	}
 	for _, l := range lines {
 		b.WriteString(l)
@@ -144,14 +147,30 @@ func (c *Console) above(lines []string) {
 		b.WriteByte('\n')
 	}
 	if c.o.Mode == Live && c.last != nil {
-		block := Block(*c.last, c.width())
-		for _, l := range block {
+		c.drawn, c.drawnAt = c.drawn[:0], term
+		for _, l := range Block(*c.last, term-1) {
 			b.WriteString(l + clearLine + "\n")
+			c.drawn = append(c.drawn, utf8.RuneCountInString(l))
 		}
 		b.WriteString(clearDown)
-		c.drawn = len(block)
 	}
 	c.w.Write(b.Bytes())
+}
+
+// rows is how many rows of the screen lines of these lengths, drawn on a
+// terminal of width then, take now. A terminal narrowed since rewraps each
+// line too long for it onto more rows (tmux, VTE, iTerm2, kitty and Windows
+// Terminal do; xterm cuts them instead, and then the cursor moves up too
+// far once); widened, it joins only lines it had wrapped, and ours fit.
+func rows(lens []int, then, now int) int {
+	if now >= then || now <= 0 {
+		return len(lens)
+	}
+	n := 0
+	for _, l := range lens {
+		n += max(1, (l+now-1)/now)
+	}
+	return n
 }
 
 // width is the width to fit lines to. A Live line stops one column short of

@@ -208,51 +208,39 @@ func TestEventsModePrintsEventsAlone(t *testing.T) {
 	}
 }
 
-// screen plays back what a Live console wrote, as a terminal would: the
-// lines left on screen, for the few sequences the console uses.
-func screen(t *testing.T, out string) []string {
-	t.Helper()
-	var rows []string
-	row, col := 0, 0
-	csi := regexp.MustCompile(`^\x1b\[(\d*)([AJK])`)
-	put := func(r rune) {
-		for len(rows) <= row {
-			rows = append(rows, "")
-		}
-		line := []rune(rows[row])
-		for len(line) < col {
-			line = append(line, ' ')
-		}
-		if col < len(line) {
-			line[col] = r
-		} else {
-			line = append(line, r)
-		}
-		rows[row] = string(line)
-		col++
-	}
+// term plays back what a Live console writes, as a terminal would, for the
+// few sequences the console uses, and rewraps its lines when narrowed as
+// tmux does.
+type term struct {
+	t        *testing.T
+	rows     []string
+	row, col int
+}
+
+var csi = regexp.MustCompile(`^\x1b\[(\d*)([AJK])`)
+
+func (s *term) Write(p []byte) (int, error) {
+	out := string(p)
 	for len(out) > 0 {
+		for len(s.rows) <= s.row {
+			s.rows = append(s.rows, "")
+		}
+		line := []rune(s.rows[s.row])
 		if m := csi.FindStringSubmatch(out); m != nil {
 			out = out[len(m[0]):]
-			for len(rows) <= row {
-				rows = append(rows, "")
-			}
 			switch m[2] {
 			case "A":
 				n, _ := strconv.Atoi(m[1])
-				row -= n
-				if row < 0 {
-					t.Fatalf("cursor moved above the output")
+				if s.row -= n; s.row < 0 {
+					s.t.Fatalf("cursor moved above the output")
 				}
-			case "K":
-				if r := []rune(rows[row]); col < len(r) {
-					rows[row] = string(r[:col])
+			case "K", "J":
+				if s.col < len(line) {
+					s.rows[s.row] = string(line[:s.col])
 				}
-			case "J":
-				if r := []rune(rows[row]); col < len(r) {
-					rows[row] = string(r[:col])
+				if m[2] == "J" {
+					s.rows = s.rows[:s.row+1]
 				}
-				rows = rows[:row+1]
 			}
 			continue
 		}
@@ -260,52 +248,82 @@ func screen(t *testing.T, out string) []string {
 		out = out[size:]
 		switch r {
 		case '\r':
-			col = 0
+			s.col = 0
 		case '\n':
-			row, col = row+1, 0
+			s.row, s.col = s.row+1, 0
 		case '\x1b':
-			t.Fatalf("unexpected escape sequence at %q", out)
+			s.t.Fatalf("unexpected escape sequence at %q", out)
 		default:
-			put(r)
+			for len(line) < s.col {
+				line = append(line, ' ')
+			}
+			if s.col < len(line) {
+				line[s.col] = r
+			} else {
+				line = append(line, r)
+			}
+			s.rows[s.row] = string(line)
+			s.col++
 		}
 	}
-	return rows
+	return len(p), nil
 }
 
+// narrow rewraps the rows above the cursor to width; the cursor stays below them.
+func (s *term) narrow(width int) {
+	var rows []string
+	for _, r := range s.rows[:s.row] {
+		rs := []rune(r)
+		for len(rs) > width {
+			rows, rs = append(rows, string(rs[:width])), rs[width:]
+		}
+		rows = append(rows, string(rs))
+	}
+	s.rows, s.row, s.col = rows, len(rows), 0
+}
+
+func (s *term) screen() string { return strings.Join(s.rows, "\n") }
+
 func TestLiveRedrawsOneBlockInPlace(t *testing.T) {
-	width := 80
-	var b bytes.Buffer
-	c := New(&b, Options{Mode: Live, Width: func() int { return width }})
+	width := 100
+	scr := &term{t: t}
+	c := New(scr, Options{Mode: Live, Width: func() int { return width }})
 	c.Println("grayzone lab: smoke")
-	writes := 0
+	redraws := 0
 	for tick := 250 * time.Millisecond; tick <= 100*time.Second; tick += 250 * time.Millisecond {
 		var evs []Event
 		switch tick {
 		case 20 * time.Second:
 			evs = []Event{{At: tick, What: "fault", Text: "blackhole on zone az-a for 40s"}}
 		case 30 * time.Second:
-			width = 60 // the terminal is narrowed
+			width = 60 // the terminal is narrowed: the block's long lines wrap
+			scr.narrow(width)
 		case 31 * time.Second:
 			// A logger sharing the terminal writes above the block.
 			c.Write([]byte("level=WARN msg=\"slow\"\n"))
 		}
-		n := b.Len()
+		before := scr.screen()
 		c.Update(incident(tick), evs)
-		if b.Len() > n {
-			writes++
+		if scr.screen() != before {
+			redraws++
+		}
+		// The block is always whole at the bottom, fitted to the terminal,
+		// as of the last whole second.
+		want := strings.Join(append(Block(incident(tick.Truncate(time.Second)), width-1), ""), "\n")
+		if got := scr.screen(); !strings.HasSuffix(got, "\n"+want) {
+			t.Fatalf("at %s the screen is:\n%s\nwant it to end with:\n%s", tick, got, want)
 		}
 	}
 	// A redraw a second, 0 s to 100 s (none between), the event drawn with its second's.
-	if writes != 101 {
-		t.Errorf("%d redraws in 100 s, want 101", writes)
+	if redraws != 101 {
+		t.Errorf("%d redraws in 100 s, want 101", redraws)
 	}
-	rows := screen(t, b.String())
 	want := append([]string{"grayzone lab: smoke", "  20.0s  fault      blackhole on zone az-a for 40s", `level=WARN msg="slow"`},
-		Block(incident(100*time.Second), 59)...)
-	if strings.Join(rows, "\n") != strings.Join(append(want, ""), "\n") {
-		t.Errorf("screen:\n%s\nwant:\n%s", strings.Join(rows, "\n"), strings.Join(want, "\n"))
+		Block(incident(100*time.Second), width-1)...)
+	if got := scr.screen(); got != strings.Join(append(want, ""), "\n") {
+		t.Errorf("screen:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
 	}
-	for _, r := range rows {
+	for _, r := range scr.rows {
 		if utf8.RuneCountInString(r) >= width {
 			t.Errorf("line reaches the terminal's last column (%d): %q", width, r)
 		}

@@ -150,11 +150,12 @@ func percent(z Zone) string {
 // progressLine is "[#####.....]  40s / 1m40s, 1m left", the bar taking the
 // room the times leave (none on a very narrow terminal).
 func progressLine(s Status, width int) string {
-	left := max(s.Total-s.Elapsed, 0)
-	times := fmt.Sprintf("  %s / %s, %s left", duration.Format(s.Elapsed.Truncate(time.Second)),
-		duration.Format(s.Total.Truncate(time.Second)), duration.Format(left.Truncate(time.Second)))
-	if left == 0 {
-		times = fmt.Sprintf("  %s / %s, done", duration.Format(s.Elapsed.Truncate(time.Second)), duration.Format(s.Total.Truncate(time.Second)))
+	// Whole seconds, and the time left is what the elapsed shown leaves, so
+	// the two always add up to the total.
+	elapsed, total := s.Elapsed.Truncate(time.Second), s.Total.Truncate(time.Second)
+	times := fmt.Sprintf("  %s / %s, %s left", duration.Format(elapsed), duration.Format(total), duration.Format(max(total-elapsed, 0)))
+	if elapsed >= total {
+		times = fmt.Sprintf("  %s / %s, done", duration.Format(elapsed), duration.Format(total))
 	}
 	bar := min(width-utf8.RuneCountInString(times)-2, 50)
 	if bar < 10 {
