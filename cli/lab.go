@@ -82,6 +82,9 @@ Built-in scenarios: ` + strings.Join(scenario.BuiltinNames(), ", "),
 				return &exitError{code: ExitUsage, err: err}
 			}
 			if r != nil {
+				if !quiet {
+					fmt.Fprintln(stdout) // apart from the progress above
+				}
 				r.Summary(stdout)
 				if reportPath != "" {
 					if werr := r.WriteFile(reportPath); werr != nil {

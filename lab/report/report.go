@@ -375,7 +375,7 @@ func (r *Report) Outcome() string {
 // Summary prints the few lines a person wants at the end of a run: the
 // outcome first, then the timeline.
 func (r *Report) Summary(w io.Writer) {
-	fmt.Fprintf(w, "\n%s\n", r.Outcome())
+	fmt.Fprintln(w, r.Outcome())
 	fmt.Fprintf(w, "%s (%s mode, detector %s, seed %d), %.0fs", r.Scenario, r.Mode, r.Detector, r.Seed, r.Duration)
 	if r.Interrupted {
 		fmt.Fprint(w, " — interrupted")
