@@ -105,13 +105,13 @@ func (c *Console) Update(s Status, events []Event) {
 			fmt.Fprintln(&b, Line(s, PlainWidth))
 			c.next = (s.Elapsed/c.o.Every + 1) * c.o.Every
 		}
-		c.w.Write(b.Bytes())
-	case Events:
-		var b bytes.Buffer
-		for _, e := range events {
-			fmt.Fprintln(&b, EventLine(e, c.width()))
+		if b.Len() > 0 {
+			c.w.Write(b.Bytes())
 		}
-		c.w.Write(b.Bytes())
+	case Events:
+		for _, e := range events {
+			fmt.Fprintln(c.w, EventLine(e, c.width()))
+		}
 	case Live:
 		// A redraw a second is enough for figures over the last 10 s and
 		// keeps the block steady; events redraw at once.
