@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -98,5 +99,32 @@ faults:
 				t.Errorf("usage error is not one line: %q", stderr)
 			}
 		})
+	}
+}
+
+// Not a terminal (a buffer, like a pipe): plain lines of at most 100
+// characters, then the summary with the outcome first; --quiet: the summary alone.
+func TestLabOutputPipedAndQuiet(t *testing.T) {
+	code, stdout, stderr := run(t, "lab", "--scenario", "smoke", "--mode", "sim", "--baseline")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	for _, l := range strings.Split(stdout, "\n") {
+		if n := len([]rune(l)); n > 100 {
+			t.Errorf("line of %d characters: %q", n, l)
+		}
+	}
+	if n := strings.Count(stdout, "/1m40s | "); n != 10 {
+		t.Errorf("%d status lines, want one every 10 s of the 100 s scenario:\n%s", n, stdout)
+	}
+	// About 3,000 requests: the counts carry a thousands separator.
+	outcome := regexp.MustCompile(`\n\n(mitigated: \d+ of \d,\d{3} customer requests failed \(\d+\.\d\d %\); unmitigated: \d+ of \d,\d{3} failed \(\d+\.\d\d %\)\nsmoke \(sim mode)`)
+	m := outcome.FindStringSubmatchIndex(stdout)
+	if m == nil {
+		t.Fatalf("stdout lacks the outcome after a blank line, before the timeline %s:\n%s", outcome, stdout)
+	}
+	code, quiet, _ := run(t, "lab", "--scenario", "smoke", "--mode", "sim", "--baseline", "--quiet")
+	if summary := stdout[m[2]:]; code != 0 || quiet != summary {
+		t.Errorf("--quiet printed:\n%s\nwant the summary alone:\n%s", quiet, summary)
 	}
 }

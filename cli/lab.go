@@ -11,6 +11,7 @@ import (
 
 	"github.com/grayzone/grayzone/engine/detect"
 	"github.com/grayzone/grayzone/lab"
+	"github.com/grayzone/grayzone/lab/console"
 	"github.com/grayzone/grayzone/lab/scenario"
 )
 
@@ -18,7 +19,7 @@ func newLabCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
 		file, mode, detector, reportPath, database string
 		listen, htmlPath                           string
-		baseline, verbose                          bool
+		baseline, verbose, quiet                   bool
 		seed                                       int64
 	)
 	cmd := &cobra.Command{
@@ -30,12 +31,24 @@ front door, an instance group, customer load and canaries. grayzone detects the
 isolated zonal impact, shifts the zone away, excludes it from the instance
 group, and brings it back once it is healthy.
 
+While it runs: on a terminal, a status block redrawn in place (a line per
+zone with availability, p99 and state; the shift, the instance group and the
+customers; elapsed / total with a progress bar), each event (fault, detection,
+shift, exclusion, recovery) printed above it as it happens. In a pipe or a CI
+log: a plain line every 10 s of the scenario, at most 100 characters, and each
+event on its own line. Sim mode, over in well under a second, prints the
+events alone on a terminal, and the plain form in a pipe. --quiet prints only
+the summary. The summary starts with the outcome in one line ("mitigated: 8
+of 7,200 customer requests failed (0.11 %)", with --baseline the unmitigated
+count beside it), then the timeline.
+
 Exit status: 0 when every expect of the scenario held, 1 when one did not,
 2 when the scenario or the command is invalid.
 
 Built-in scenarios: ` + strings.Join(scenario.BuiltinNames(), ", "),
 		Example: `  grayzone lab
   grayzone lab --scenario smoke --report r.json --html r.html
+  grayzone lab --scenario smoke --quiet --baseline
   grayzone lab --scenario my.yaml --mode sim --detector cloudwatch --baseline`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -53,10 +66,15 @@ Built-in scenarios: ` + strings.Join(scenario.BuiltinNames(), ", "),
 			if verbose {
 				level = slog.LevelInfo
 			}
-			log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+			con := labConsole(stdout, mode, quiet)
+			logOut := stderr
+			if con.Mode() == console.Live && terminalWidth(stderr) != nil {
+				logOut = con // on the same screen: log lines go above the block, not through it
+			}
+			log := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 			opts := lab.Options{
 				Scenario: sc, Mode: mode, Detector: detector, Baseline: baseline,
-				Database: database, Progress: stdout, Log: log, Listen: listen,
+				Database: database, Progress: con, Log: log, Listen: listen,
 				Dashboard: labDashboard(log),
 			}
 			r, err := lab.Run(cmd.Context(), opts)
@@ -64,6 +82,9 @@ Built-in scenarios: ` + strings.Join(scenario.BuiltinNames(), ", "),
 				return &exitError{code: ExitUsage, err: err}
 			}
 			if r != nil {
+				if !quiet {
+					fmt.Fprintln(stdout) // apart from the progress above
+				}
 				r.Summary(stdout)
 				if reportPath != "" {
 					if werr := r.WriteFile(reportPath); werr != nil {
@@ -101,5 +122,23 @@ Built-in scenarios: ` + strings.Join(scenario.BuiltinNames(), ", "),
 	f.StringVar(&listen, "listen", "127.0.0.1:8090", "real mode: where to serve the live dashboard and read-only API (a taken port falls back to a free one; \"\" for none)")
 	f.Int64Var(&seed, "seed", 0, "override the scenario's seed (sim mode's random choices)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log every decision and action")
+	f.BoolVarP(&quiet, "quiet", "q", false, "print only the summary (and errors), nothing while the run goes on")
 	return cmd
+}
+
+// labConsole picks how the run shows while it goes: a live block on a
+// terminal, plain lines in a pipe, nothing with --quiet.
+func labConsole(stdout io.Writer, mode string, quiet bool) *console.Console {
+	width := terminalWidth(stdout)
+	o := console.Options{Mode: console.Plain, Width: width}
+	switch {
+	case quiet:
+		o.Mode = console.Quiet
+	case width != nil && mode == lab.ModeSim:
+		// A sim run is over before a redraw could be seen.
+		o.Mode = console.Events
+	case width != nil:
+		o.Mode = console.Live
+	}
+	return console.New(stdout, o)
 }

@@ -12,9 +12,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/grayzone/grayzone/engine/detect"
+	"github.com/grayzone/grayzone/lab/console"
 	"github.com/grayzone/grayzone/lab/database"
 	"github.com/grayzone/grayzone/lab/report"
 	"github.com/grayzone/grayzone/lab/scenario"
@@ -35,11 +35,9 @@ type Options struct {
 	// Database is a PostgreSQL URL for real mode; empty: a throwaway cluster
 	// when PostgreSQL is installed, else the embedded store.
 	Database string
-	// Progress receives the live status lines (real mode); nil: none.
-	Progress io.Writer
-	// ProgressEvery is the interval of status lines (default 5s).
-	ProgressEvery time.Duration
-	Log           *slog.Logger
+	// Progress shows the mitigated run while it goes; nil: nothing.
+	Progress *console.Console
+	Log      *slog.Logger
 	// Listen is where a real-mode run serves its read-only API and, with
 	// Dashboard, the dashboard ("" = none; a taken port falls back to a free one).
 	Listen    string
@@ -64,9 +62,6 @@ func (o *Options) validate() error {
 	}
 	if !slices.Contains(detect.Profiles, o.Detector) {
 		return fmt.Errorf("%w: --detector %q: want one of %s", ErrUsage, o.Detector, strings.Join(detect.Profiles, ", "))
-	}
-	if o.ProgressEvery <= 0 {
-		o.ProgressEvery = 5 * time.Second
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)

@@ -268,7 +268,7 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 		}
 	})
 
-	prog := newProgress(o.Progress, sc, mitigate)
+	prog := newProgress(o.Progress, sc, mitigate, start)
 	dash := ""
 	if o.Listen != "" && mitigate {
 		u, stopDash, err := serveDashboard(lifeCtx, o, c)
@@ -278,10 +278,14 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 		defer stopDash()
 		dash = u
 	}
-	prog.header(db.what, dash)
+	prog.header(ModeReal, db.what, dash)
+	requests := func() report.Requests {
+		reqMu.Lock()
+		defer reqMu.Unlock()
+		return req
+	}
 	tick := time.NewTicker(c.every)
 	defer tick.Stop()
-	lastProgress := start
 loop:
 	for {
 		select {
@@ -289,20 +293,14 @@ loop:
 			break loop
 		case now := <-tick.C:
 			a := c.tick(lifeCtx, now)
-			if now.Sub(lastProgress) >= o.ProgressEvery {
-				lastProgress = now
-				reqMu.Lock()
-				r := req
-				reqMu.Unlock()
-				prog.line(now.Sub(start), a, c, r)
-			}
+			prog.update(min(now.Sub(start), sc.Duration), a, c, requests())
 		}
 	}
 	elapsed := min(time.Since(start), sc.Duration)
 	wg.Wait() // load and canaries return once their in-flight requests are done
 	c.ctrl.Wait()
-	reqMu.Lock()
-	r := req
-	reqMu.Unlock()
-	return c.run(ModeReal, o.Detector, elapsed, r, db.what), nil
+	// The last word at the end (or the interruption): the ticker may not have
+	// fired at the deadline itself.
+	prog.update(elapsed, c.ctrl.Last(), c, requests())
+	return c.run(ModeReal, o.Detector, elapsed, requests(), db.what), nil
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grayzone/grayzone/lab/console"
 	"github.com/grayzone/grayzone/lab/scenario"
 )
 
@@ -23,7 +24,8 @@ func TestRealSmokeEndToEnd(t *testing.T) {
 	t.Parallel()
 	sc := loadPublic(t, "smoke")
 	var progress bytes.Buffer
-	r, err := Run(context.Background(), Options{Scenario: sc, Mode: ModeReal, Progress: &syncWriter{w: &progress}})
+	r, err := Run(context.Background(), Options{Scenario: sc, Mode: ModeReal,
+		Progress: console.New(&syncWriter{w: &progress}, console.Options{Mode: console.Plain})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +51,7 @@ func TestRealSmokeEndToEnd(t *testing.T) {
 		t.Errorf("failed %d of %d", r.Requests.Failed, r.Requests.Total)
 	}
 	out := progress.String()
-	for _, want := range []string{"database: ", "az-a", "ISOLATED", "shift away from az-a", "(excluded)", "customers"} {
+	for _, want := range []string{"database: ", "ISOLATED", "shifted    traffic away from az-a", "excluded   az-a", " failed"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("progress lacks %q:\n%s", want, out)
 		}
@@ -105,16 +107,17 @@ func TestRealInterruptCleansUp(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		// Interrupt once the workload has answered a few customers.
+		// Interrupt once the workload has answered a few customers (the
+		// first status line, at 10 s).
 		for i := 0; i < 300; i++ {
-			if strings.Contains(progress.String(), " failed ") {
+			if strings.Contains(progress.String(), " failed") {
 				break
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
 		cancel()
 	}()
-	r, err := Run(ctx, Options{Scenario: sc, Mode: ModeReal, Progress: progress})
+	r, err := Run(ctx, Options{Scenario: sc, Mode: ModeReal, Progress: console.New(progress, console.Options{Mode: console.Plain})})
 	<-done
 	if err == nil {
 		t.Fatal("interrupted run returned no error")

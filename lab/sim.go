@@ -25,12 +25,16 @@ func runSim(ctx context.Context, o Options, mitigate bool) (report.Run, error) {
 	)
 	plan := fault.NewPlan(sc)
 	table := newTable(sc)
+	prog := newProgress(o.Progress, sc, mitigate, simEpoch)
 	world = sim.New(sim.Config{
 		Scenario: sc,
 		Table:    table,
 		Start:    simEpoch,
 		Observe:  func(obs observation.Observation) { c.ctrl.Observe(obs) },
-		Tick:     func(now time.Time) { c.tick(ctx, now) },
+		Tick: func(now time.Time) {
+			a := c.tick(ctx, now)
+			prog.update(now.Sub(simEpoch), a, c, req)
+		},
 		Customer: func(_ time.Time, op string, lat time.Duration, failed bool) {
 			req.Count(failed, slowFor(op, lat))
 		},
@@ -43,6 +47,8 @@ func runSim(ctx context.Context, o Options, mitigate bool) (report.Run, error) {
 		return report.Run{}, err
 	}
 	world.SetTickEvery(c.every)
+	prog.header(ModeSim, "", "")
 	elapsed := world.Run(ctx)
+	prog.update(elapsed, c.ctrl.Last(), c, req)
 	return c.run("sim", o.Detector, elapsed, req, ""), nil
 }

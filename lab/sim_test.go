@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/grayzone/grayzone/engine/detect"
+	"github.com/grayzone/grayzone/lab/console"
 	"github.com/grayzone/grayzone/lab/scenario"
 )
 
@@ -147,5 +151,53 @@ func TestOptionsErrors(t *testing.T) {
 		if _, err := Run(context.Background(), o); err == nil {
 			t.Errorf("Run(%+v) succeeded, want an error", o)
 		}
+	}
+}
+
+// The piped form of a whole run, end to end: the smoke scenario in sim mode
+// through a plain console, as `grayzone lab --mode sim | cat` shows it.
+func TestSimPlainProgress(t *testing.T) {
+	sc := loadPublic(t, "smoke")
+	var out bytes.Buffer
+	r, err := Run(context.Background(), Options{Scenario: sc, Mode: ModeSim, Baseline: true,
+		Progress: console.New(&out, console.Options{Mode: console.Plain})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var status, events []string
+	for _, l := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
+		if n := utf8.RuneCountInString(l); n > console.PlainWidth {
+			t.Errorf("line of %d runes: %q", n, l)
+		}
+		if strings.ContainsRune(l, '\x1b') {
+			t.Errorf("escape sequence in piped output: %q", l)
+		}
+		switch f := strings.Fields(l); {
+		case strings.Contains(l, "/1m40s | "):
+			status = append(status, f[0])
+		case len(f) > 1 && strings.HasSuffix(f[0], "s") && strings.Contains(f[0], "."):
+			events = append(events, f[0]+" "+f[1])
+		}
+	}
+	// One status line every 10 s of the scenario's clock, and only the
+	// mitigated run's (the baseline ran after it, unseen).
+	if got, want := strings.Join(status, " "), "10s/1m40s 20s/1m40s 30s/1m40s 40s/1m40s 50s/1m40s 1m/1m40s 1m10s/1m40s 1m20s/1m40s 1m30s/1m40s 1m40s/1m40s"; got != want {
+		t.Errorf("status lines at\n%s\nwant\n%s\n%s", got, want, out.String())
+	}
+	// Every event on its own line, in order, at the time the report gives it
+	// (the report has no time for the recovery: it is the step before the inclusion).
+	at := func(s float64) string { return fmt.Sprintf("%.1fs", s) }
+	want := []string{
+		at(r.Faults[0].Start) + " fault",
+		at(r.Detections[0].At) + " detected",
+		at(r.Shifts[0].Start) + " shifted",
+		at(r.ControlPlane[0].At) + " excluded",
+		at(*r.Faults[0].End) + " fault",
+		at(*r.ControlPlane[0].Restored) + " recovered",
+		at(*r.ControlPlane[0].Restored) + " included",
+		at(*r.Shifts[0].End) + " shift",
+	}
+	if len(events) < len(want) || strings.Join(events[:len(want)], ", ") != strings.Join(want, ", ") {
+		t.Errorf("events %v\nwant %v first\n%s", events, want, out.String())
 	}
 }

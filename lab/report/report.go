@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,6 +44,34 @@ func (r Requests) Ratio() float64 {
 		return 0
 	}
 	return float64(r.Failed) / float64(r.Total)
+}
+
+// Failures says how many of the requests failed, with thousands separators
+// for a person to read: "8 of 7,200 failed (0.11 %)", or with a noun
+// "8 of 7,200 customer requests failed (0.11 %)".
+func (r Requests) Failures(noun string) string {
+	if noun != "" {
+		noun = " " + noun
+	}
+	return fmt.Sprintf("%s of %s%s failed (%.2f %%)", Thousands(r.Failed), Thousands(r.Total), noun, 100*r.Ratio())
+}
+
+// Thousands prints n with a comma every three digits: 7,200.
+func Thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	if neg {
+		b.WriteByte('-')
+	}
+	for i, d := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(d)
+	}
+	return b.String()
 }
 
 // Fault is one injected fault as it ran.
@@ -333,9 +362,21 @@ func (r *Report) WriteFile(path string) error {
 	return nil
 }
 
-// Summary prints the few lines a person wants at the end of a run.
+// Outcome is the run's result in one line, what a person wants first: the
+// customer requests that failed with mitigation and, with a baseline, without.
+func (r *Report) Outcome() string {
+	s := "mitigated: " + r.Requests.Failures("customer requests")
+	if b := r.Baseline; b != nil {
+		s += "; unmitigated: " + b.Requests.Failures("")
+	}
+	return s
+}
+
+// Summary prints the few lines a person wants at the end of a run: the
+// outcome first, then the timeline.
 func (r *Report) Summary(w io.Writer) {
-	fmt.Fprintf(w, "\n%s (%s mode, detector %s, seed %d), %.0fs", r.Scenario, r.Mode, r.Detector, r.Seed, r.Duration)
+	fmt.Fprintln(w, r.Outcome())
+	fmt.Fprintf(w, "%s (%s mode, detector %s, seed %d), %.0fs", r.Scenario, r.Mode, r.Detector, r.Seed, r.Duration)
 	if r.Interrupted {
 		fmt.Fprint(w, " — interrupted")
 	}
@@ -368,15 +409,15 @@ func (r *Report) Summary(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  excluded   %-20s at %.1fs%s, %s\n", c.Zone, c.At, extra, rest)
 	}
-	fmt.Fprintf(w, "  customers  %d of %d requests failed (%.2f%%), %d slow, with mitigation\n", r.Requests.Failed, r.Requests.Total, 100*r.Requests.Ratio(), r.Requests.Slow)
+	fmt.Fprintf(w, "  customers  %s, %s slow, with mitigation\n", r.Requests.Failures("requests"), Thousands(r.Requests.Slow))
 	if b := r.Baseline; b != nil {
-		fmt.Fprintf(w, "             %d of %d failed (%.2f%%), %d slow, without it (--baseline)", b.Requests.Failed, b.Requests.Total, 100*b.Requests.Ratio(), b.Requests.Slow)
+		fmt.Fprintf(w, "             %s, %s slow, without it (--baseline)", b.Requests.Failures(""), Thousands(b.Requests.Slow))
 		var saved []string
 		if n := b.Requests.Failed - r.Requests.Failed; n > 0 {
-			saved = append(saved, fmt.Sprintf("%d failures", n))
+			saved = append(saved, Thousands(n)+" failures")
 		}
 		if n := b.Requests.Slow - r.Requests.Slow; n > 0 {
-			saved = append(saved, fmt.Sprintf("%d slow requests", n))
+			saved = append(saved, Thousands(n)+" slow requests")
 		}
 		if len(saved) > 0 {
 			fmt.Fprintf(w, ": %s saved", strings.Join(saved, " and "))

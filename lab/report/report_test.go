@@ -105,3 +105,31 @@ func TestBuildShapesTheContract(t *testing.T) {
 		t.Errorf("detections = %+v", r.Detections)
 	}
 }
+
+func TestSummaryStartsWithTheOutcome(t *testing.T) {
+	r := &Report{Scenario: "t", Mode: "sim", Duration: 360, Requests: Requests{Total: 7200, Failed: 8}}
+	first := func() string {
+		var b strings.Builder
+		r.Summary(&b)
+		lines := strings.Split(b.String(), "\n")
+		if !strings.HasPrefix(lines[1], "t (sim mode") {
+			t.Errorf("summary = %q, want the outcome, then the timeline", b.String())
+		}
+		return lines[0]
+	}
+	if got, want := first(), "mitigated: 8 of 7,200 customer requests failed (0.11 %)"; got != want {
+		t.Errorf("outcome = %q, want %q", got, want)
+	}
+	r.Baseline = &Baseline{Requests: Requests{Total: 7200, Failed: 228}}
+	if got, want := first(), "mitigated: 8 of 7,200 customer requests failed (0.11 %); unmitigated: 228 of 7,200 failed (3.17 %)"; got != want {
+		t.Errorf("outcome with baseline = %q, want %q", got, want)
+	}
+}
+
+func TestThousands(t *testing.T) {
+	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 7200: "7,200", 123456: "123,456", 1234567: "1,234,567", -1234: "-1,234"} {
+		if got := Thousands(n); got != want {
+			t.Errorf("Thousands(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
