@@ -27,6 +27,7 @@ type Proxy struct {
 	log       *slog.Logger
 	rec       *record.Recorder
 	dial      func(ctx context.Context, network, addr string) (net.Conn, error)
+	limits    Limits
 
 	mu        sync.RWMutex
 	routes    map[Target]*route // keyed by the whole target: a re-registered id may move
@@ -63,6 +64,9 @@ type ProxyOptions struct {
 	// NetHTTPOnly serves every request through net/http's server and
 	// httputil.ReverseProxy, without the fast path (see fastpath.go).
 	NetHTTPOnly bool
+	// Limits bound what a client may send and how slowly (see Limits);
+	// zero fields take the defaults.
+	Limits Limits
 }
 
 // StartProxy binds the regional endpoint and one zonal endpoint per zone.
@@ -73,12 +77,14 @@ func StartProxy(ctx context.Context, table *Table, opts ProxyOptions) (*Proxy, e
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
+	opts.Limits = opts.Limits.withDefaults()
 	dialer := &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
 	p := &Proxy{
 		table: table,
 		log:   opts.Log,
-		rec:   opts.Recorder,
-		dial:  dialer.DialContext,
+		rec:    opts.Recorder,
+		dial:   dialer.DialContext,
+		limits: opts.Limits,
 		// For what the per-target fast path does not take on (see h1Transport).
 		transport: &http.Transport{
 			DialContext:         dialer.DialContext,
@@ -98,7 +104,8 @@ func StartProxy(ctx context.Context, table *Table, opts ProxyOptions) (*Proxy, e
 		if err != nil {
 			return "", fmt.Errorf("frontdoor: listen on %s: %w", addr, err)
 		}
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: headerTimeout}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: opts.Limits.HeaderTimeout, IdleTimeout: opts.Limits.IdleTimeout,
+			MaxHeaderBytes: opts.Limits.netHTTPHeaderBytes(), ErrorLog: slog.NewLogLogger(opts.Log.Handler(), slog.LevelDebug)}
 		serveLn := ln
 		p.mu.Lock()
 		p.servers = append(p.servers, srv)
@@ -174,9 +181,25 @@ func (p *Proxy) serveZonal(w http.ResponseWriter, r *http.Request, zone string) 
 }
 
 func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t *Target) {
+	if len(r.TransferEncoding) > 0 {
+		// RFC 9112 §6.3: a request framed by Transfer-Encoding may also have
+		// carried a Content-Length (net/http drops it before the handler can
+		// see it) and been an attempt at smuggling: serve it by its chunked
+		// framing, as net/http parsed it, and close the connection after.
+		w.Header().Set("Connection", "close")
+	}
 	if t == nil {
 		http.Error(w, "no healthy target", http.StatusServiceUnavailable)
 		return
+	}
+	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+		// The body comes from the client: bound how long it may take, and
+		// keep what goes wrong reading it, and how long the client made the
+		// proxy wait, apart from what the backend did.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(p.limits.BodyTimeout))
+		cb := &clientBody{rc: r.Body}
+		r.Body = cb
+		r = r.WithContext(context.WithValue(r.Context(), clientBodyKey{}, cb))
 	}
 	p.routeFor(t).rp.ServeHTTP(w, r)
 }
@@ -208,10 +231,25 @@ func (p *Proxy) routeFor(t *Target) *route {
 	}
 	u := &url.URL{Scheme: "http", Host: tg.Addr}
 	rt.rp = &httputil.ReverseProxy{
-		Rewrite:    func(pr *httputil.ProxyRequest) { pr.SetURL(u); pr.Out.Host = pr.In.Host },
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(u)
+			pr.Out.Host = pr.In.Host
+			// A client that hangs up must not cut the exchange: the
+			// target's answer (or failure) is then recorded as it is, and
+			// the hang-up is never taken for the target's fault. The fast
+			// path behaves the same way.
+			pr.Out = pr.Out.WithContext(context.WithoutCancel(pr.Out.Context()))
+		},
 		Transport:  transport,
 		BufferPool: bufferPool{},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if cb := clientBodyOf(r); cb != nil && cb.failed() {
+				// The client's body was short, malformed or too slow: its
+				// error, not the target's.
+				w.Header().Set("Connection", "close")
+				http.Error(w, cb.status().text, cb.status().code)
+				return
+			}
 			w.Header().Set("X-Grayzone-Zone", tg.Zone)
 			w.Header().Set("X-Grayzone-Instance", tg.ID)
 			w.WriteHeader(http.StatusBadGateway)
@@ -223,9 +261,12 @@ func (p *Proxy) routeFor(t *Target) *route {
 
 // recordingTransport records each round trip to one target on the net/http
 // path: the latency from sending the request to having the response's
-// headers, and the outcome from the status, or a fault for a transport
-// error (an error after the caller went away counts as the caller's:
-// observation.Error).
+// headers, less the time spent waiting for the client's body, and the
+// outcome from the status, or a fault for a transport error. An error the
+// client caused — it went away, or its body was short, malformed or too
+// slow — is the client's: observation.Error, never a fault. A client that
+// hangs up does not cut the exchange (forward detaches it, as the fast
+// path does), so what the target then does is recorded as it happened.
 type recordingTransport struct {
 	base http.RoundTripper
 	ops  *opSeries
@@ -240,14 +281,19 @@ const (
 
 func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	s := rt.ops.series(operationOf(req.URL.Path))
+	cb := clientBodyOf(req)
 	start := monoNow()
 	resp, err := rt.base.RoundTrip(req)
 	lat := monoNow() - start
+	if cb != nil {
+		lat = max(0, lat-cb.waited())
+	}
 	switch {
 	case err == nil:
 		s.Observe(observation.FromStatus(resp.StatusCode), lat)
-	case req.Context().Err() != nil:
-		s.Observe(observation.Error, lat)
+	case cb != nil && cb.failed():
+		// No answer came: no response time to hold against the target.
+		s.Observe(observation.Error, 0)
 	default:
 		s.Observe(observation.Fault, lat)
 	}
