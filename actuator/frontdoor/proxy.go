@@ -80,8 +80,8 @@ func StartProxy(ctx context.Context, table *Table, opts ProxyOptions) (*Proxy, e
 	opts.Limits = opts.Limits.withDefaults()
 	dialer := &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
 	p := &Proxy{
-		table: table,
-		log:   opts.Log,
+		table:  table,
+		log:    opts.Log,
 		rec:    opts.Recorder,
 		dial:   dialer.DialContext,
 		limits: opts.Limits,
