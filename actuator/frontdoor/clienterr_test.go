@@ -164,3 +164,46 @@ func TestBrokenRequestsAreTheClientsError(t *testing.T) {
 		})
 	}
 }
+
+// TestLimits: the head limit and the header and idle timeouts hold on both
+// paths.
+func TestLimits(t *testing.T) {
+	be := echoBackend(t)
+	const limit = 16 << 10
+	for _, netHTTP := range []bool{false, true} {
+		t.Run(fmt.Sprintf("NetHTTPOnly=%v", netHTTP), func(t *testing.T) {
+			p := oneTargetProxy(t, be.Listener.Addr().String(), ProxyOptions{NetHTTPOnly: netHTTP,
+				Limits: Limits{MaxHeaderBytes: limit, HeaderTimeout: 200 * time.Millisecond, IdleTimeout: 300 * time.Millisecond}})
+			addr := strings.TrimPrefix(p.RegionalURL(), "http://")
+			head := func(n int) string {
+				h := "GET /a HTTP/1.1\r\nHost: h\r\nX-Pad: "
+				return h + strings.Repeat("p", n-len(h)-4) + "\r\n\r\n"
+			}
+			for _, c := range []struct {
+				size, want int
+			}{{limit - 512, 200}, {limit + 512, 431}, {4 << 10, 200}, {DefaultMaxHeaderBytes, 431}} {
+				b := brokenRequest{parts: []string{head(c.size)}, end: "read"}
+				if got, err := b.send(addr); got != c.want {
+					t.Errorf("head of %d bytes: status %d (%v), want %d", c.size, got, err, c.want)
+				}
+			}
+			// A head that stalls, and a connection left idle, are closed.
+			for _, raw := range []string{"GET /a HTTP/1.1\r\nHost: h\r\n", "GET /a HTTP/1.1\r\nHost: h\r\n\r\n"} {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				io.WriteString(c, raw)
+				rest, err := io.ReadAll(c)
+				if err != nil {
+					t.Errorf("%q: connection not closed by the front door: %v", raw, err)
+				}
+				if strings.HasSuffix(raw, "\r\n\r\n") && !strings.HasPrefix(string(rest), "HTTP/1.1 200") {
+					t.Errorf("%q: got %q", raw, rest)
+				}
+			}
+		})
+	}
+}
