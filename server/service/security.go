@@ -3,6 +3,7 @@ package service
 import (
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -34,6 +35,10 @@ func (s *Service) guardMetrics(h http.Handler) http.Handler {
 // serveAPI serves the API and dashboard on ln: HTTPS when the
 // configuration names a certificate, plain HTTP otherwise.
 func (s *Service) serveAPI(srv *http.Server, ln net.Listener) error {
+	// Anyone who reaches the listener may connect: bound what they can hold.
+	srv.MaxHeaderBytes = frontdoor.DefaultMaxHeaderBytes - 4096
+	srv.IdleTimeout = frontdoor.DefaultIdleTimeout
+	srv.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug) // TLS handshake noise and the like
 	if s.certs == nil {
 		return srv.Serve(ln)
 	}
