@@ -207,3 +207,49 @@ func TestLimits(t *testing.T) {
 		})
 	}
 }
+
+// TestZonalEndpointsRecordOnlyWhenAsked: where the caller picks the zone
+// (a zonal endpoint) nothing is recorded unless RecordZonal; the regional
+// endpoint always records.
+func TestZonalEndpointsRecordOnlyWhenAsked(t *testing.T) {
+	be := echoBackend(t)
+	for _, netHTTP := range []bool{false, true} {
+		for _, zonal := range []bool{false, true} {
+			rec := record.New(record.Options{})
+			p := oneTargetProxy(t, be.Listener.Addr().String(), ProxyOptions{Recorder: rec, NetHTTPOnly: netHTTP, RecordZonal: zonal})
+			c := newClient(t)
+			for range 3 {
+				get(t, c, p.ZonalURL("az1")+"/status/500")
+			}
+			get(t, c, p.RegionalURL()+"/status/500")
+			want := uint64(1)
+			if zonal {
+				want = 4
+			}
+			if d := sum(rec); d.Requests != want || d.Faults != want {
+				t.Errorf("NetHTTPOnly=%v RecordZonal=%v: recorded %+v, want %d requests", netHTTP, zonal, d, want)
+			}
+		}
+	}
+}
+
+// TestMadeUpOperationsCannotCrowdOutConfiguredOnes: a caller who fills a
+// target's operation slots with made-up paths does not push a configured
+// operation into "other", where its own slow threshold would not apply.
+func TestMadeUpOperationsCannotCrowdOutConfiguredOnes(t *testing.T) {
+	be := echoBackend(t)
+	for _, netHTTP := range []bool{false, true} {
+		rec := record.New(record.Options{Thresholds: map[string]time.Duration{"search": 5 * time.Second}})
+		p := oneTargetProxy(t, be.Listener.Addr().String(), ProxyOptions{Recorder: rec, NetHTTPOnly: netHTTP})
+		c := newClient(t)
+		for i := range maxOpsPerTarget + 10 {
+			get(t, c, fmt.Sprintf("%s/made-up-%d", p.RegionalURL(), i))
+		}
+		get(t, c, p.RegionalURL()+"/search?q=x")
+		ops := map[string]uint64{}
+		rec.Drain(func(k record.SeriesKey, d record.Snapshot) { ops[k.Operation] += d.Requests })
+		if ops["search"] != 1 || ops[otherOp] != 10 || len(ops) != maxOpsPerTarget+2 {
+			t.Errorf("NetHTTPOnly=%v: search %d, other %d, %d series", netHTTP, ops["search"], ops[otherOp], len(ops))
+		}
+	}
+}

@@ -60,6 +60,7 @@ type clientBuf struct {
 type fastEndpoint struct {
 	p       *Proxy
 	pick    func() *Target
+	record  bool // record this endpoint's requests (with the proxy's Recorder)
 	ln      net.Listener
 	handoff *handoffListener
 
@@ -529,7 +530,7 @@ func (e *fastEndpoint) forward(br *bufio.Reader, bw *bufio.Writer, req *fastReq)
 	rt := e.p.routeFor(t)
 	start := monoNow()
 	var series *record.Series
-	if rt.ops != nil {
+	if rt.ops != nil && e.record {
 		series = rt.ops.seriesBytes(req.operation())
 	}
 	bc, resp, wait, err := rt.exchange(br, req)

@@ -26,6 +26,7 @@ type Proxy struct {
 	transport *http.Transport
 	log       *slog.Logger
 	rec       *record.Recorder
+	recZonal  bool
 	dial      func(ctx context.Context, network, addr string) (net.Conn, error)
 	limits    Limits
 
@@ -41,10 +42,11 @@ type Proxy struct {
 // connections, the reverse proxy of the net/http path, and the target's
 // recorded series.
 type route struct {
-	target Target
-	pool   *h1Transport
-	rp     *httputil.ReverseProxy
-	ops    *opSeries // nil without a Recorder
+	target  Target
+	pool    *h1Transport
+	rp      *httputil.ReverseProxy // records (when there is a Recorder)
+	rpQuiet *httputil.ReverseProxy // records nothing: zonal endpoints without RecordZonal
+	ops     *opSeries              // nil without a Recorder
 }
 
 // ProxyOptions configure a Proxy; zero values are sensible defaults.
@@ -61,6 +63,13 @@ type ProxyOptions struct {
 	// and id, and the request path's first segment as the operation. Nil
 	// records nothing.
 	Recorder *record.Recorder
+	// RecordZonal records the zonal endpoints' requests too. Off, only the
+	// regional endpoint's are recorded: there the front door picks the zone,
+	// while on a zonal endpoint the caller does, and a caller who can choose
+	// which zone gets which requests can make one zone look worse than the
+	// others (see docs/security.md). Turn it on only when the zonal
+	// endpoints are reachable by trusted callers alone.
+	RecordZonal bool
 	// NetHTTPOnly serves every request through net/http's server and
 	// httputil.ReverseProxy, without the fast path (see fastpath.go).
 	NetHTTPOnly bool
@@ -80,11 +89,12 @@ func StartProxy(ctx context.Context, table *Table, opts ProxyOptions) (*Proxy, e
 	opts.Limits = opts.Limits.withDefaults()
 	dialer := &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
 	p := &Proxy{
-		table:  table,
-		log:    opts.Log,
-		rec:    opts.Recorder,
-		dial:   dialer.DialContext,
-		limits: opts.Limits,
+		table:    table,
+		log:      opts.Log,
+		rec:      opts.Recorder,
+		recZonal: opts.RecordZonal,
+		dial:     dialer.DialContext,
+		limits:   opts.Limits,
 		// For what the per-target fast path does not take on (see h1Transport).
 		transport: &http.Transport{
 			DialContext:         dialer.DialContext,
@@ -96,7 +106,7 @@ func StartProxy(ctx context.Context, table *Table, opts ProxyOptions) (*Proxy, e
 		routes: make(map[Target]*route),
 		zonal:  make(map[string]string),
 	}
-	start := func(addr string, h http.Handler, pick func() *Target) (string, error) {
+	start := func(addr string, h http.Handler, pick func() *Target, record bool) (string, error) {
 		if addr == "" {
 			addr = net.JoinHostPort(opts.Listen, "0")
 		}
@@ -110,7 +120,7 @@ func StartProxy(ctx context.Context, table *Table, opts ProxyOptions) (*Proxy, e
 		p.mu.Lock()
 		p.servers = append(p.servers, srv)
 		if !opts.NetHTTPOnly {
-			e := &fastEndpoint{p: p, pick: pick, ln: ln, handoff: newHandoffListener(ln.Addr()), conns: make(map[net.Conn]struct{})}
+			e := &fastEndpoint{p: p, pick: pick, record: record, ln: ln, handoff: newHandoffListener(ln.Addr()), conns: make(map[net.Conn]struct{})}
 			p.endpoints = append(p.endpoints, e)
 			serveLn = e.handoff
 			go e.serve()
@@ -124,14 +134,14 @@ func StartProxy(ctx context.Context, table *Table, opts ProxyOptions) (*Proxy, e
 		return "http://" + ln.Addr().String(), nil
 	}
 	var err error
-	if p.regional, err = start(opts.Regional, http.HandlerFunc(p.serveRegional), func() *Target { return p.table.Snapshot().PickRegional() }); err != nil {
+	if p.regional, err = start(opts.Regional, http.HandlerFunc(p.serveRegional), func() *Target { return p.table.Snapshot().PickRegional() }, true); err != nil {
 		p.Close()
 		return nil, err
 	}
 	for _, z := range table.Zones() {
 		zone := z
 		u, err := start(opts.Zonal[zone], http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.serveZonal(w, r, zone) }),
-			func() *Target { return p.table.Snapshot().PickZonal(zone) })
+			func() *Target { return p.table.Snapshot().PickZonal(zone) }, opts.RecordZonal)
 		if err != nil {
 			p.Close()
 			return nil, err
@@ -173,14 +183,14 @@ func (p *Proxy) Close() {
 }
 
 func (p *Proxy) serveRegional(w http.ResponseWriter, r *http.Request) {
-	p.forward(w, r, p.table.Snapshot().PickRegional())
+	p.forward(w, r, p.table.Snapshot().PickRegional(), true)
 }
 
 func (p *Proxy) serveZonal(w http.ResponseWriter, r *http.Request, zone string) {
-	p.forward(w, r, p.table.Snapshot().PickZonal(zone))
+	p.forward(w, r, p.table.Snapshot().PickZonal(zone), p.recZonal)
 }
 
-func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t *Target) {
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t *Target, record bool) {
 	if len(r.TransferEncoding) > 0 {
 		// RFC 9112 §6.3: a request framed by Transfer-Encoding may also have
 		// carried a Content-Length (net/http drops it before the handler can
@@ -201,7 +211,11 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t *Target) {
 		r.Body = cb
 		r = r.WithContext(context.WithValue(r.Context(), clientBodyKey{}, cb))
 	}
-	p.routeFor(t).rp.ServeHTTP(w, r)
+	if rt := p.routeFor(t); record {
+		rt.rp.ServeHTTP(w, r)
+	} else {
+		rt.rpQuiet.ServeHTTP(w, r)
+	}
 }
 
 // routeFor returns the target's route, built once: each target gets its
@@ -230,7 +244,7 @@ func (p *Proxy) routeFor(t *Target) *route {
 		transport = &recordingTransport{base: rt.pool, ops: rt.ops}
 	}
 	u := &url.URL{Scheme: "http", Host: tg.Addr}
-	rt.rp = &httputil.ReverseProxy{
+	rp := httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(u)
 			pr.Out.Host = pr.In.Host
@@ -255,6 +269,9 @@ func (p *Proxy) routeFor(t *Target) *route {
 			w.WriteHeader(http.StatusBadGateway)
 		},
 	}
+	quiet := rp
+	quiet.Transport = rt.pool
+	rt.rp, rt.rpQuiet = &rp, &quiet
 	p.routes[tg] = rt
 	return rt
 }
@@ -272,8 +289,11 @@ type recordingTransport struct {
 	ops  *opSeries
 }
 
-// maxOpsPerTarget bounds the series one target can make from request paths;
-// further operations are recorded as otherOp.
+// maxOpsPerTarget bounds the series one target can make from request paths
+// that name no configured operation; further ones are recorded as otherOp.
+// A configured operation always gets its own series: otherwise a caller
+// could use up the slots with made-up paths and have a configured
+// operation's requests judged by the default threshold in otherOp.
 const (
 	maxOpsPerTarget = 64
 	otherOp         = "other"
@@ -341,7 +361,7 @@ func (o *opSeries) resolve(op string) *record.Series {
 	if s := old[op]; s != nil {
 		return s
 	}
-	if len(old) >= maxOpsPerTarget {
+	if len(old) >= maxOpsPerTarget && !o.rec.Configured(op) {
 		if s := old[otherOp]; s != nil {
 			return s
 		}

@@ -120,6 +120,9 @@ type FrontDoor struct {
 	// server-side observation (default true). Turn it off when the instances
 	// post their own server-side observations, or each request counts twice.
 	Record bool
+	// RecordZonal: the zonal endpoints' requests are recorded too (default
+	// false: there the caller chooses the zone; see docs/security.md).
+	RecordZonal bool
 	// Limits bound what clients may send and how slowly.
 	Limits Limits
 }

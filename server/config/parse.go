@@ -426,7 +426,7 @@ func (p *parser) frontdoor(f yamlfield.Field, r *res) (fd FrontDoor, ok bool, ta
 			fd.Record = v
 		}
 	}
-	p.limits(m, &fd.Limits)
+	p.limits(m, &fd)
 	return fd, ok && hasTargets, tf
 }
 

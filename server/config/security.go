@@ -26,10 +26,16 @@ type TLS struct {
 func (t TLS) Enabled() bool { return t.CertFile != "" }
 
 // frontdoorLimitKeys are the front door's client limits, keys of its section.
-var frontdoorLimitKeys = []string{"max_header_bytes", "header_timeout", "body_timeout", "idle_timeout"}
+var frontdoorLimitKeys = []string{"record_zonal", "max_header_bytes", "header_timeout", "body_timeout", "idle_timeout"}
 
-// limits reads the front door's client limits from its mapping.
-func (p *parser) limits(m *yamlfield.Mapping, l *Limits) {
+// limits reads the front door's client limits, and record_zonal, from its mapping.
+func (p *parser) limits(m *yamlfield.Mapping, fd *FrontDoor) {
+	if f, ok := m.Get("record_zonal"); ok {
+		if v, ok := p.Boolean(f); ok {
+			fd.RecordZonal = v
+		}
+	}
+	l := &fd.Limits
 	if f, ok := m.Get("max_header_bytes"); ok {
 		if v, ok := p.IntIn(f, 8<<10, 1<<20); ok {
 			l.MaxHeaderBytes = v

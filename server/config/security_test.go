@@ -10,7 +10,7 @@ import (
 func TestSecuritySettings(t *testing.T) {
 	doc := strings.Replace(base, "listen: 127.0.0.1:8080\nauth: {tokens_file: tokens.txt}",
 		"listen: 127.0.0.1:8080\ntls_cert_file: tls/cert.pem\ntls_key_file: /etc/gz/key.pem\nauth: {tokens_file: tokens.txt, tokens: [\"ops:inline-token-0123456789\"], open_reads: false, metrics_open: true}", 1)
-	doc = strings.Replace(doc, "      type: embedded\n", "      type: embedded\n      max_header_bytes: 16384\n      header_timeout: 2s\n      body_timeout: 10s\n      idle_timeout: 30s\n", 1)
+	doc = strings.Replace(doc, "      type: embedded\n", "      type: embedded\n      record_zonal: true\n      max_header_bytes: 16384\n      header_timeout: 2s\n      body_timeout: 10s\n      idle_timeout: 30s\n", 1)
 	c, err := Parse(filepath.Join("etc", "serve.yaml"), []byte(doc))
 	if err != nil {
 		t.Fatal(err)
@@ -24,6 +24,9 @@ func TestSecuritySettings(t *testing.T) {
 	if len(c.Auth.Tokens) != 1 || c.Auth.Tokens[0] != (Token{"ops", "inline-token-0123456789"}) {
 		t.Errorf("inline tokens: %#v", c.Auth.Tokens)
 	}
+	if !c.Resources[0].FrontDoor.RecordZonal {
+		t.Error("record_zonal: true not read")
+	}
 	if want := (Limits{MaxHeaderBytes: 16384, HeaderTimeout: 2 * time.Second, BodyTimeout: 10 * time.Second, IdleTimeout: 30 * time.Second}); c.Resources[0].FrontDoor.Limits != want {
 		t.Errorf("limits = %+v, want %+v", c.Resources[0].FrontDoor.Limits, want)
 	}
@@ -33,7 +36,7 @@ func TestSecuritySettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.TLS.Enabled() || !c.Auth.MetricsNeedToken() || c.Resources[0].FrontDoor.Limits != (Limits{}) {
+	if c.TLS.Enabled() || !c.Auth.MetricsNeedToken() || c.Resources[0].FrontDoor.Limits != (Limits{}) || c.Resources[0].FrontDoor.RecordZonal {
 		t.Errorf("defaults: TLS %+v, metrics need token %v, limits %+v", c.TLS, c.Auth.MetricsNeedToken(), c.Resources[0].FrontDoor.Limits)
 	}
 }

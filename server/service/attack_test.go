@@ -53,7 +53,9 @@ func newAttackFleet(t *testing.T, netHTTPOnly bool) *attackFleet {
 	var y strings.Builder
 	y.WriteString("auth: {tokens: [\"ops:test-token-0123456789abcdef\"]}\nresources:\n  - name: web\n    zones: [z1, z2, z3]\n")
 	y.WriteString("    frontdoor:\n      type: embedded\n      regional: 127.0.0.1:0\n      zonal: {z1: 127.0.0.1:0, z2: 127.0.0.1:0, z3: 127.0.0.1:0}\n")
-	y.WriteString("      health_check: {interval: 5m, timeout: 1s}\n      targets:\n")
+	// The zonal endpoints are recorded: the attacker reaches a zone it
+	// chose, the worst case.
+	y.WriteString("      record_zonal: true\n      health_check: {interval: 5m, timeout: 1s}\n      targets:\n")
 	for i := range 6 {
 		zone := fmt.Sprintf("z%d", i/2+1)
 		var n atomic.Int64 // per backend: both of z1's fail
