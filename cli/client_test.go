@@ -13,6 +13,7 @@ import (
 
 	"github.com/grayzone/grayzone/engine/shift"
 	"github.com/grayzone/grayzone/server/api"
+	"github.com/grayzone/grayzone/server/config"
 	"github.com/grayzone/grayzone/server/store"
 	"github.com/grayzone/grayzone/telemetry/observation"
 )
@@ -94,7 +95,7 @@ func (f *fakeBackend) CancelShift(_ context.Context, id, by string) (shift.Shift
 
 func (f *fakeBackend) Audit(_ context.Context, q store.AuditQuery) ([]store.AuditEntry, error) {
 	return []store.AuditEntry{{Seq: 1, At: f.now, Kind: "shift_started", Resource: "web", Zone: "use2-az1",
-		Actor: "token:cli-…", Message: fmt.Sprintf("limit=%d", q.Limit)}}, nil
+		Actor: "cli", Message: fmt.Sprintf("limit=%d", q.Limit)}}, nil
 }
 
 func (f *fakeBackend) Practices(context.Context, string, int) ([]store.PracticeRun, error) {
@@ -138,7 +139,7 @@ func apiServer(t *testing.T, openReads bool) *fakeBackend {
 	t.Helper()
 	f := newFakeBackend(t)
 	srv := httptest.NewServer(api.NewHandler(f, api.Options{
-		Tokens:    func() []string { return []string{testToken} },
+		Tokens:    func() []config.Token { return []config.Token{{Name: "cli", Secret: testToken}} },
 		OpenReads: openReads,
 	}))
 	t.Cleanup(srv.Close)
@@ -192,7 +193,7 @@ func TestShiftCommands(t *testing.T) {
 		t.Errorf("table not aligned:\n%s", out)
 	}
 
-	if code, out, _ = run(t, "shift", "get", "gzs-1"); code != 0 || !strings.Contains(out, "by token:cli-…") {
+	if code, out, _ = run(t, "shift", "get", "gzs-1"); code != 0 || !strings.Contains(out, "by cli") {
 		t.Errorf("get: exit %d\n%s", code, out)
 	}
 	if code, out, _ = run(t, "shift", "update", "gzs-1", "--expires-in", "2h"); code != 0 || !strings.Contains(out, "until 2026-03-01T14:00:00Z: bad az1") {

@@ -16,11 +16,11 @@ import (
 
 // serveDashboard returns the dashboard mounted beside serve's API. Its event
 // stream follows the API's rule for reads: open, or a token like any GET.
-func serveDashboard(cfg *config.Config, tokens []string, log *slog.Logger) func(api.Backend) map[string]http.Handler {
+func serveDashboard(cfg *config.Config, tokens []config.Token, log *slog.Logger) func(api.Backend) map[string]http.Handler {
 	return func(b api.Backend) map[string]http.Handler {
 		return dashboard.Handlers(b, dashboard.Options{
 			OpenReads: cfg.Auth.OpenReads,
-			Tokens:    func() []string { return tokens },
+			Tokens:    func() []config.Token { return tokens },
 			Log:       log,
 		})
 	}

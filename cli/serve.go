@@ -30,8 +30,11 @@ restart — even after kill -9 — resumes where it stopped.
 
 The configuration is validated strictly at start: a mistake is one line naming
 the file, line and key, and the exit status is 2. Mutating API calls need a
-bearer token, read from --token-file (one a line) or the configuration, never
-from the command line.`,
+bearer token, read from --token-file (one name:token a line; the name is what
+shifts and the audit log show) or the configuration, never from the command
+line. With tls_cert_file and tls_key_file the API and dashboard serve HTTPS,
+and a renewed certificate is picked up without a restart. docs/security.md
+says what a caller without a token can and cannot make grayzone do.`,
 		Example: `  grayzone serve --config examples/serve.yaml
   grayzone serve --config serve.yaml --data-dir /var/lib/grayzone --listen :8080 --token-file /etc/grayzone/tokens`,
 		Args: cobra.NoArgs,
@@ -65,8 +68,11 @@ from the command line.`,
 				log.Warn("no API tokens configured: every mutating call will be refused with 401")
 			}
 			for _, t := range tokens {
-				if strings.HasPrefix(t, "replace-me") || strings.HasPrefix(t, "example-") {
+				if strings.HasPrefix(t.Secret, "replace-me") || strings.HasPrefix(t.Secret, "example-") {
 					log.Warn("an example token from examples/tokens.txt is in use: replace it before exposing the API")
+				}
+				if strings.HasPrefix(t.Name, "unnamed-") {
+					log.Warn("a token has no name: shifts and the audit log will show it as "+t.Name+"; write it as name:token", "token", t.Name)
 				}
 			}
 			svc, err := service.Open(cmd.Context(), service.Options{Config: cfg, Tokens: tokens, Log: log, Extra: serveDashboard(cfg, tokens, log)})
@@ -75,7 +81,7 @@ from the command line.`,
 			}
 			defer svc.Close()
 			go func() {
-				fmt.Fprintf(stdout, "grayzone serve: API and dashboard on http://%s (data in %s)\n", svc.APIAddr(), cfg.DataDir)
+				fmt.Fprintf(stdout, "grayzone serve: API and dashboard on %s (data in %s)\n", svc.APIURL(), cfg.DataDir)
 			}()
 			if err := svc.Run(cmd.Context()); err != nil && !errors.Is(err, cmd.Context().Err()) {
 				return &exitError{code: exitUnknown, err: err}
@@ -87,7 +93,7 @@ from the command line.`,
 	f.StringVar(&file, "config", "", "configuration file (YAML; see examples/serve.yaml)")
 	f.StringVar(&dataDir, "data-dir", "", "directory for grayzone's state (overrides data_dir)")
 	f.StringVar(&listen, "listen", "", "address of the API and dashboard (overrides listen)")
-	f.StringVar(&tokenFile, "token-file", "", "file of bearer tokens, one a line (overrides auth.tokens_file)")
+	f.StringVar(&tokenFile, "token-file", "", "file of bearer tokens, one name:token a line (overrides auth.tokens_file)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

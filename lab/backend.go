@@ -247,7 +247,7 @@ func serveDashboard(ctx context.Context, o Options, c *core) (string, func(), er
 	}
 	b := backend{c: c}
 	mux := http.NewServeMux()
-	mux.Handle("/", api.NewHandler(b, api.Options{OpenReads: true, Tokens: func() []string { return nil }, Log: o.Log}))
+	mux.Handle("/", api.NewHandler(b, api.Options{OpenReads: true, Log: o.Log}))
 	if o.Dashboard != nil {
 		for pattern, h := range o.Dashboard(b) {
 			mux.Handle(pattern, h)

@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -32,12 +34,13 @@ import (
 // ReverseProxy for the rest of its life. That path is the reference: the
 // fast path answers what it takes on as that path would.
 
-const (
-	clientBufSize   = 4 << 10
-	headerTimeout   = 5 * time.Second  // to finish a request head once begun (http.Server's ReadHeaderTimeout)
-	idleTimeout     = 5 * time.Minute  // between requests on a kept-alive client connection
-	deadlineRefresh = 10 * time.Second // how stale the idle deadline may get before it is pushed back
-)
+// Its limits (Limits) are the net/http path's: a head over MaxHeaderBytes, a
+// head not finished within HeaderTimeout, a body not received within
+// BodyTimeout, a connection idle for IdleTimeout. A request whose body
+// fails (short, too slow, the client gone) is answered 400 or 408 and
+// recorded as the client's error, never as the target's fault.
+
+const clientBufSize = 4 << 10
 
 var (
 	errHeadTooLarge = errors.New("frontdoor: head too large")
@@ -57,6 +60,7 @@ type clientBuf struct {
 type fastEndpoint struct {
 	p       *Proxy
 	pick    func() *Target
+	record  bool // record this endpoint's requests (with the proxy's Recorder)
 	ln      net.Listener
 	handoff *handoffListener
 
@@ -132,14 +136,16 @@ func (e *fastEndpoint) serveConn(c net.Conn) {
 		bw.Reset(nil)
 		clientBufs.Put(buf)
 	}()
+	lim := &e.p.limits
+	refresh := lim.deadlineRefresh()
 	var deadlineAt time.Time
 	for {
-		if now := time.Now(); now.Sub(deadlineAt) > deadlineRefresh {
-			c.SetReadDeadline(now.Add(idleTimeout))
+		if now := time.Now(); now.Sub(deadlineAt) > refresh {
+			c.SetReadDeadline(now.Add(lim.IdleTimeout))
 			deadlineAt = now
 		}
 		head, err := peekHead(br, func() {
-			c.SetReadDeadline(time.Now().Add(headerTimeout))
+			c.SetReadDeadline(time.Now().Add(lim.HeaderTimeout))
 			deadlineAt = time.Time{}
 		})
 		if err != nil {
@@ -149,11 +155,16 @@ func (e *fastEndpoint) serveConn(c net.Conn) {
 			return
 		}
 		var req fastReq
-		if !req.parse(head) {
+		if len(head) > lim.MaxHeaderBytes || !req.parse(head) {
 			handedOff = e.handOff(c, br)
 			return
 		}
 		br.Discard(len(head))
+		if req.contentLength > int64(br.Buffered()) {
+			// The body is still on its way: bound how long it may take.
+			c.SetReadDeadline(time.Now().Add(lim.BodyTimeout))
+			deadlineAt = time.Time{}
+		}
 		if !e.forward(br, bw, &req) {
 			return
 		}
@@ -519,16 +530,31 @@ func (e *fastEndpoint) forward(br *bufio.Reader, bw *bufio.Writer, req *fastReq)
 	rt := e.p.routeFor(t)
 	start := monoNow()
 	var series *record.Series
-	if rt.ops != nil {
+	if rt.ops != nil && e.record {
 		series = rt.ops.seriesBytes(req.operation())
 	}
-	bc, resp, err := rt.exchange(br, req)
+	bc, resp, wait, err := rt.exchange(br, req)
 	if err != nil {
+		if errors.Is(err, errClientBody) {
+			// The client's body was short, too slow, or the client left:
+			// its error. No answer came, so there is no response time to
+			// hold against the target either.
+			if series != nil {
+				series.Observe(observation.Error, 0)
+			}
+			st := clientStatusOf(err)
+			bw.WriteString("HTTP/1.1 ")
+			bw.WriteString(strconv.Itoa(st.code))
+			bw.WriteByte(' ')
+			bw.WriteString(http.StatusText(st.code))
+			bw.WriteString("\r\nContent-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: ")
+			bw.WriteString(strconv.Itoa(len(st.text) + 1))
+			bw.WriteString("\r\n")
+			finishHead(bw, true, st.text+"\n")
+			return false
+		}
 		if series != nil {
 			series.Observe(observation.Fault, monoNow()-start)
-		}
-		if errors.Is(err, errClientBody) {
-			return false
 		}
 		bw.WriteString("HTTP/1.1 502 Bad Gateway\r\nX-Grayzone-Zone: ")
 		bw.WriteString(t.Zone)
@@ -539,7 +565,7 @@ func (e *fastEndpoint) forward(br *bufio.Reader, bw *bufio.Writer, req *fastReq)
 		return finishHead(bw, req.closeConn || req.contentLength > 0, "")
 	}
 	if series != nil {
-		series.Observe(observation.FromStatus(resp.status), monoNow()-start)
+		series.Observe(observation.FromStatus(resp.status), max(0, monoNow()-start-wait))
 	}
 	keepClient, keepBackend := relay(bw, bc.br, req, &resp)
 	if keepBackend {
@@ -572,8 +598,6 @@ func discard(br *bufio.Reader, n int64) error {
 	return nil
 }
 
-var errClientBody = errors.New("frontdoor: reading the request body")
-
 // respHead is a backend's response head, still in the backend reader's buffer.
 type respHead struct {
 	head          []byte
@@ -589,48 +613,54 @@ type respHead struct {
 // head (after any 1xx, which are skipped as the ReverseProxy path does).
 // A kept-alive connection that fails before any response byte is retried
 // once on a new connection when the request is idempotent and had no body.
-func (rt *route) exchange(cbr *bufio.Reader, req *fastReq) (*h1Conn, respHead, error) {
+//
+// wait is the time spent waiting for the client's body, which is not the
+// target's; an error wrapping errClientBody is the client's.
+func (rt *route) exchange(cbr *bufio.Reader, req *fastReq) (_ *h1Conn, _ respHead, wait time.Duration, _ error) {
 	for attempt := 0; ; attempt++ {
 		bc, reused, err := rt.pool.get(context.Background())
 		if err != nil {
-			return nil, respHead{}, err
+			return nil, respHead{}, wait, err
 		}
-		err = writeFastRequest(bc.bw, cbr, req)
+		var w time.Duration
+		w, err = writeFastRequest(bc.bw, cbr, req)
+		wait += w
 		if err == nil {
 			_, err = bc.br.Peek(1)
 		}
 		if err != nil {
 			bc.Close()
 			if errors.Is(err, errClientBody) {
-				return nil, respHead{}, err
+				return nil, respHead{}, wait, err
 			}
 			if reused && attempt == 0 && req.contentLength == 0 && idempotent(string(req.method)) {
 				continue
 			}
-			return nil, respHead{}, err
+			return nil, respHead{}, wait, err
 		}
 		for {
 			resp, err := readResponseHead(bc.br, req)
 			if err != nil {
 				bc.Close()
-				return nil, respHead{}, err
+				return nil, respHead{}, wait, err
 			}
 			if resp.status >= 100 && resp.status < 200 {
 				if resp.status == 101 {
 					bc.Close()
-					return nil, respHead{}, errors.New("frontdoor: 101 to a request that asked for no upgrade")
+					return nil, respHead{}, wait, errors.New("frontdoor: 101 to a request that asked for no upgrade")
 				}
 				bc.br.Discard(len(resp.head))
 				continue
 			}
-			return bc, resp, nil
+			return bc, resp, wait, nil
 		}
 	}
 }
 
 // writeFastRequest writes the request head, without dropped headers, and its
-// body to the backend, and flushes.
-func writeFastRequest(w *bufio.Writer, cbr *bufio.Reader, req *fastReq) error {
+// body to the backend, and flushes. wait is the time spent waiting for the
+// client's body; a failure to read it wraps errClientBody.
+func writeFastRequest(w *bufio.Writer, cbr *bufio.Reader, req *fastReq) (wait time.Duration, _ error) {
 	reqLine, i, _ := line(req.head, 0)
 	w.Write(reqLine)
 	w.WriteString("\r\n")
@@ -653,11 +683,39 @@ func writeFastRequest(w *bufio.Writer, cbr *bufio.Reader, req *fastReq) error {
 	}
 	w.WriteString("\r\n")
 	if req.contentLength > 0 {
-		if err := copyN(w, cbr, req.contentLength); err != nil {
-			return errClientBody
+		var err error
+		if wait, err = copyBody(w, cbr, req.contentLength); err != nil {
+			return wait, err
 		}
 	}
-	return w.Flush()
+	return wait, w.Flush()
+}
+
+// copyBody copies a request body of n bytes from the client to the
+// backend without allocating. A read error is the client's (wrapping
+// errClientBody), a write error the backend's; wait is the time spent
+// blocked on the client, measured only when its bytes were not buffered.
+func copyBody(w *bufio.Writer, r *bufio.Reader, n int64) (wait time.Duration, _ error) {
+	for n > 0 {
+		if r.Buffered() == 0 {
+			start := monoNow()
+			_, err := r.Peek(1)
+			wait += monoNow() - start
+			if err != nil {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return wait, fmt.Errorf("%w: %w", errClientBody, err)
+			}
+		}
+		b, _ := r.Peek(int(min(int64(r.Buffered()), n)))
+		if _, err := w.Write(b); err != nil {
+			return wait, err
+		}
+		r.Discard(len(b))
+		n -= int64(len(b))
+	}
+	return wait, nil
 }
 
 // copyN copies n bytes from a buffered reader to a buffered writer without

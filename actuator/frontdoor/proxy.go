@@ -26,7 +26,9 @@ type Proxy struct {
 	transport *http.Transport
 	log       *slog.Logger
 	rec       *record.Recorder
+	recZonal  bool
 	dial      func(ctx context.Context, network, addr string) (net.Conn, error)
+	limits    Limits
 
 	mu        sync.RWMutex
 	routes    map[Target]*route // keyed by the whole target: a re-registered id may move
@@ -40,10 +42,11 @@ type Proxy struct {
 // connections, the reverse proxy of the net/http path, and the target's
 // recorded series.
 type route struct {
-	target Target
-	pool   *h1Transport
-	rp     *httputil.ReverseProxy
-	ops    *opSeries // nil without a Recorder
+	target  Target
+	pool    *h1Transport
+	rp      *httputil.ReverseProxy // records (when there is a Recorder)
+	rpQuiet *httputil.ReverseProxy // records nothing: zonal endpoints without RecordZonal
+	ops     *opSeries              // nil without a Recorder
 }
 
 // ProxyOptions configure a Proxy; zero values are sensible defaults.
@@ -60,9 +63,19 @@ type ProxyOptions struct {
 	// and id, and the request path's first segment as the operation. Nil
 	// records nothing.
 	Recorder *record.Recorder
+	// RecordZonal records the zonal endpoints' requests too. Off, only the
+	// regional endpoint's are recorded: there the front door picks the zone,
+	// while on a zonal endpoint the caller does, and a caller who can choose
+	// which zone gets which requests can make one zone look worse than the
+	// others (see docs/security.md). Turn it on only when the zonal
+	// endpoints are reachable by trusted callers alone.
+	RecordZonal bool
 	// NetHTTPOnly serves every request through net/http's server and
 	// httputil.ReverseProxy, without the fast path (see fastpath.go).
 	NetHTTPOnly bool
+	// Limits bound what a client may send and how slowly (see Limits);
+	// zero fields take the defaults.
+	Limits Limits
 }
 
 // StartProxy binds the regional endpoint and one zonal endpoint per zone.
@@ -73,12 +86,15 @@ func StartProxy(ctx context.Context, table *Table, opts ProxyOptions) (*Proxy, e
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
+	opts.Limits = opts.Limits.withDefaults()
 	dialer := &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
 	p := &Proxy{
-		table: table,
-		log:   opts.Log,
-		rec:   opts.Recorder,
-		dial:  dialer.DialContext,
+		table:    table,
+		log:      opts.Log,
+		rec:      opts.Recorder,
+		recZonal: opts.RecordZonal,
+		dial:     dialer.DialContext,
+		limits:   opts.Limits,
 		// For what the per-target fast path does not take on (see h1Transport).
 		transport: &http.Transport{
 			DialContext:         dialer.DialContext,
@@ -90,7 +106,7 @@ func StartProxy(ctx context.Context, table *Table, opts ProxyOptions) (*Proxy, e
 		routes: make(map[Target]*route),
 		zonal:  make(map[string]string),
 	}
-	start := func(addr string, h http.Handler, pick func() *Target) (string, error) {
+	start := func(addr string, h http.Handler, pick func() *Target, record bool) (string, error) {
 		if addr == "" {
 			addr = net.JoinHostPort(opts.Listen, "0")
 		}
@@ -98,12 +114,13 @@ func StartProxy(ctx context.Context, table *Table, opts ProxyOptions) (*Proxy, e
 		if err != nil {
 			return "", fmt.Errorf("frontdoor: listen on %s: %w", addr, err)
 		}
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: headerTimeout}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: opts.Limits.HeaderTimeout, IdleTimeout: opts.Limits.IdleTimeout,
+			MaxHeaderBytes: opts.Limits.netHTTPHeaderBytes(), ErrorLog: slog.NewLogLogger(opts.Log.Handler(), slog.LevelDebug)}
 		serveLn := ln
 		p.mu.Lock()
 		p.servers = append(p.servers, srv)
 		if !opts.NetHTTPOnly {
-			e := &fastEndpoint{p: p, pick: pick, ln: ln, handoff: newHandoffListener(ln.Addr()), conns: make(map[net.Conn]struct{})}
+			e := &fastEndpoint{p: p, pick: pick, record: record, ln: ln, handoff: newHandoffListener(ln.Addr()), conns: make(map[net.Conn]struct{})}
 			p.endpoints = append(p.endpoints, e)
 			serveLn = e.handoff
 			go e.serve()
@@ -117,14 +134,14 @@ func StartProxy(ctx context.Context, table *Table, opts ProxyOptions) (*Proxy, e
 		return "http://" + ln.Addr().String(), nil
 	}
 	var err error
-	if p.regional, err = start(opts.Regional, http.HandlerFunc(p.serveRegional), func() *Target { return p.table.Snapshot().PickRegional() }); err != nil {
+	if p.regional, err = start(opts.Regional, http.HandlerFunc(p.serveRegional), func() *Target { return p.table.Snapshot().PickRegional() }, true); err != nil {
 		p.Close()
 		return nil, err
 	}
 	for _, z := range table.Zones() {
 		zone := z
 		u, err := start(opts.Zonal[zone], http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { p.serveZonal(w, r, zone) }),
-			func() *Target { return p.table.Snapshot().PickZonal(zone) })
+			func() *Target { return p.table.Snapshot().PickZonal(zone) }, opts.RecordZonal)
 		if err != nil {
 			p.Close()
 			return nil, err
@@ -166,19 +183,39 @@ func (p *Proxy) Close() {
 }
 
 func (p *Proxy) serveRegional(w http.ResponseWriter, r *http.Request) {
-	p.forward(w, r, p.table.Snapshot().PickRegional())
+	p.forward(w, r, p.table.Snapshot().PickRegional(), true)
 }
 
 func (p *Proxy) serveZonal(w http.ResponseWriter, r *http.Request, zone string) {
-	p.forward(w, r, p.table.Snapshot().PickZonal(zone))
+	p.forward(w, r, p.table.Snapshot().PickZonal(zone), p.recZonal)
 }
 
-func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t *Target) {
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, t *Target, record bool) {
+	if len(r.TransferEncoding) > 0 {
+		// RFC 9112 §6.3: a request framed by Transfer-Encoding may also have
+		// carried a Content-Length (net/http drops it before the handler can
+		// see it) and been an attempt at smuggling: serve it by its chunked
+		// framing, as net/http parsed it, and close the connection after.
+		w.Header().Set("Connection", "close")
+	}
 	if t == nil {
 		http.Error(w, "no healthy target", http.StatusServiceUnavailable)
 		return
 	}
-	p.routeFor(t).rp.ServeHTTP(w, r)
+	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+		// The body comes from the client: bound how long it may take, and
+		// keep what goes wrong reading it, and how long the client made the
+		// proxy wait, apart from what the backend did.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(p.limits.BodyTimeout))
+		cb := &clientBody{rc: r.Body}
+		r.Body = cb
+		r = r.WithContext(context.WithValue(r.Context(), clientBodyKey{}, cb))
+	}
+	if rt := p.routeFor(t); record {
+		rt.rp.ServeHTTP(w, r)
+	} else {
+		rt.rpQuiet.ServeHTTP(w, r)
+	}
 }
 
 // routeFor returns the target's route, built once: each target gets its
@@ -207,32 +244,56 @@ func (p *Proxy) routeFor(t *Target) *route {
 		transport = &recordingTransport{base: rt.pool, ops: rt.ops}
 	}
 	u := &url.URL{Scheme: "http", Host: tg.Addr}
-	rt.rp = &httputil.ReverseProxy{
-		Rewrite:    func(pr *httputil.ProxyRequest) { pr.SetURL(u); pr.Out.Host = pr.In.Host },
+	rp := httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(u)
+			pr.Out.Host = pr.In.Host
+			// A client that hangs up must not cut the exchange: the
+			// target's answer (or failure) is then recorded as it is, and
+			// the hang-up is never taken for the target's fault. The fast
+			// path behaves the same way.
+			pr.Out = pr.Out.WithContext(context.WithoutCancel(pr.Out.Context()))
+		},
 		Transport:  transport,
 		BufferPool: bufferPool{},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if cb := clientBodyOf(r); cb != nil && cb.failed() {
+				// The client's body was short, malformed or too slow: its
+				// error, not the target's.
+				w.Header().Set("Connection", "close")
+				http.Error(w, cb.status().text, cb.status().code)
+				return
+			}
 			w.Header().Set("X-Grayzone-Zone", tg.Zone)
 			w.Header().Set("X-Grayzone-Instance", tg.ID)
 			w.WriteHeader(http.StatusBadGateway)
 		},
 	}
+	quiet := rp
+	quiet.Transport = rt.pool
+	rt.rp, rt.rpQuiet = &rp, &quiet
 	p.routes[tg] = rt
 	return rt
 }
 
 // recordingTransport records each round trip to one target on the net/http
 // path: the latency from sending the request to having the response's
-// headers, and the outcome from the status, or a fault for a transport
-// error (an error after the caller went away counts as the caller's:
-// observation.Error).
+// headers, less the time spent waiting for the client's body, and the
+// outcome from the status, or a fault for a transport error. An error the
+// client caused — it went away, or its body was short, malformed or too
+// slow — is the client's: observation.Error, never a fault. A client that
+// hangs up does not cut the exchange (forward detaches it, as the fast
+// path does), so what the target then does is recorded as it happened.
 type recordingTransport struct {
 	base http.RoundTripper
 	ops  *opSeries
 }
 
-// maxOpsPerTarget bounds the series one target can make from request paths;
-// further operations are recorded as otherOp.
+// maxOpsPerTarget bounds the series one target can make from request paths
+// that name no configured operation; further ones are recorded as otherOp.
+// A configured operation always gets its own series: otherwise a caller
+// could use up the slots with made-up paths and have a configured
+// operation's requests judged by the default threshold in otherOp.
 const (
 	maxOpsPerTarget = 64
 	otherOp         = "other"
@@ -240,14 +301,19 @@ const (
 
 func (rt *recordingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	s := rt.ops.series(operationOf(req.URL.Path))
+	cb := clientBodyOf(req)
 	start := monoNow()
 	resp, err := rt.base.RoundTrip(req)
 	lat := monoNow() - start
+	if cb != nil {
+		lat = max(0, lat-cb.waited())
+	}
 	switch {
 	case err == nil:
 		s.Observe(observation.FromStatus(resp.StatusCode), lat)
-	case req.Context().Err() != nil:
-		s.Observe(observation.Error, lat)
+	case cb != nil && cb.failed():
+		// No answer came: no response time to hold against the target.
+		s.Observe(observation.Error, 0)
 	default:
 		s.Observe(observation.Fault, lat)
 	}
@@ -295,7 +361,7 @@ func (o *opSeries) resolve(op string) *record.Series {
 	if s := old[op]; s != nil {
 		return s
 	}
-	if len(old) >= maxOpsPerTarget {
+	if len(old) >= maxOpsPerTarget && !o.rec.Configured(op) {
 		if s := old[otherOp]; s != nil {
 			return s
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/grayzone/grayzone/engine/shift"
 	"github.com/grayzone/grayzone/server/api"
+	"github.com/grayzone/grayzone/server/config"
 	"github.com/grayzone/grayzone/server/store"
 	"github.com/grayzone/grayzone/telemetry/observation"
 )
@@ -222,7 +223,9 @@ func (f *fake) Approve(ctx context.Context, id, by string) (api.Decision, error)
 func server(t *testing.T, f *fake, openReads bool) *httptest.Server {
 	t.Helper()
 	h := api.NewHandler(f, api.Options{
-		Tokens:    func() []string { return []string{"other-token", token} },
+		Tokens: func() []config.Token {
+			return []config.Token{{Name: "other", Secret: "other-token"}, {Name: "alice", Secret: token}}
+		},
 		OpenReads: openReads,
 		Now:       func() time.Time { return t0 },
 	})

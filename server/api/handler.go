@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/grayzone/grayzone/engine/shift"
+	"github.com/grayzone/grayzone/server/config"
 	"github.com/grayzone/grayzone/server/store"
 )
 
@@ -35,8 +36,10 @@ const (
 type Options struct {
 	// Tokens returns the valid bearer tokens. It is called on every
 	// authenticated request, so a rotated token takes effect at once. Nil or
-	// empty means no request can authenticate: mutations are refused.
-	Tokens func() []string
+	// empty means no request can authenticate: mutations are refused. A
+	// token's name, never its secret, is the actor recorded in shifts and
+	// the audit log.
+	Tokens func() []config.Token
 	// OpenReads lets GET requests through without a token.
 	OpenReads bool
 	// Log receives one debug line per request and warnings for refused
@@ -262,11 +265,23 @@ func (h *handler) authorize(w http.ResponseWriter, r *http.Request) (actor strin
 	case !found:
 		h.refuse(w, r, "missing bearer token (send Authorization: Bearer <token>)")
 		return "", false
-	case !h.validToken(token):
+	}
+	name, ok := match(token, h.opts.Tokens)
+	if !ok {
 		h.refuse(w, r, "bearer token not accepted")
 		return "", false
 	}
-	return actorOf(token), true
+	return name, true
+}
+
+// Authenticate checks r's "Authorization: Bearer" header against tokens, as
+// the API does, and returns the matching token's name.
+func Authenticate(r *http.Request, tokens func() []config.Token) (name string, ok bool) {
+	token, found := bearer(r)
+	if !found {
+		return "", false
+	}
+	return match(token, tokens)
 }
 
 func (h *handler) refuse(w http.ResponseWriter, r *http.Request, why string) {
@@ -289,35 +304,30 @@ func bearer(r *http.Request) (string, bool) {
 	return token, token != ""
 }
 
-// validToken compares against every configured token in constant time.
-// Hashing first makes the comparison length-independent too, and the loop
-// does not stop at a match so timing does not tell which token matched.
-func (h *handler) validToken(token string) bool {
-	if h.opts.Tokens == nil {
-		return false
+// match compares against every configured token in constant time and
+// returns the matching token's name. Hashing first makes the comparison
+// length-independent too, and the loop does not stop at a match so timing
+// does not tell which token matched.
+func match(token string, tokens func() []config.Token) (name string, ok bool) {
+	if tokens == nil {
+		return "", false
 	}
 	got := sha256.Sum256([]byte(token))
-	match := 0
-	for _, t := range h.opts.Tokens() {
-		if t == "" {
+	matched := 0
+	for _, t := range tokens() {
+		if t.Secret == "" {
 			continue // an empty configured token must never match
 		}
-		want := sha256.Sum256([]byte(t))
-		match |= subtle.ConstantTimeCompare(got[:], want[:])
+		want := sha256.Sum256([]byte(t.Secret))
+		if subtle.ConstantTimeCompare(got[:], want[:]) == 1 {
+			name = t.Name
+			matched = 1
+		}
 	}
-	return match == 1
-}
-
-// actorOf names a token holder in shifts and the audit log: "token:" and the
-// first 4 characters, but never more than half a short token, so the record
-// identifies which token was used without giving it away.
-func actorOf(token string) string {
-	if token == "" {
-		return "api"
+	if name == "" {
+		name = "api" // a token configured without a name
 	}
-	r := []rune(token)
-	n := min(4, len(r)/2)
-	return "token:" + string(r[:n]) + "…"
+	return name, matched == 1
 }
 
 // ---- handlers

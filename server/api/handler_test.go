@@ -18,6 +18,7 @@ import (
 
 	"github.com/grayzone/grayzone/engine/shift"
 	"github.com/grayzone/grayzone/server/api"
+	"github.com/grayzone/grayzone/server/config"
 	"github.com/grayzone/grayzone/server/store"
 	"github.com/grayzone/grayzone/telemetry/observation"
 )
@@ -89,8 +90,8 @@ func TestRoutes(t *testing.T) {
 		s.Origin != shift.Manual || s.Comment != "bad az1" || !s.ExpiresAt.Equal(t0.Add(30*time.Minute)) {
 		t.Errorf("started %+v", s)
 	}
-	if s.StartedBy != "token:s3cr…" {
-		t.Errorf("started_by = %q, want token:s3cr…", s.StartedBy)
+	if s.StartedBy != "alice" {
+		t.Errorf("started_by = %q, want alice", s.StartedBy)
 	}
 	if loc := r.header.Get("Location"); loc != "/v1/shifts/gzs-1" {
 		t.Errorf("Location = %q", loc)
@@ -126,7 +127,7 @@ func TestRoutes(t *testing.T) {
 
 	r = do(t, srv, "PATCH", "/v1/shifts/gzs-1", token, `{"expires_in":"2h","comment":"longer"}`)
 	if got := decode[shift.Shift](t, r); r.code != 200 || got.Comment != "longer" ||
-		!got.ExpiresAt.Equal(t0.Add(2*time.Hour)) || got.UpdatedBy != "token:s3cr…" {
+		!got.ExpiresAt.Equal(t0.Add(2*time.Hour)) || got.UpdatedBy != "alice" {
 		t.Errorf("update: %d %s", r.code, r.body)
 	}
 	r = do(t, srv, "PATCH", "/v1/shifts/gzs-1", token, `{"comment":"only comment"}`)
@@ -135,7 +136,7 @@ func TestRoutes(t *testing.T) {
 	}
 
 	r = do(t, srv, "POST", "/v1/shifts/gzs-1/cancel", token, "")
-	if got := decode[shift.Shift](t, r); r.code != 200 || got.Status != shift.Canceled || got.EndedBy != "token:s3cr…" {
+	if got := decode[shift.Shift](t, r); r.code != 200 || got.Status != shift.Canceled || got.EndedBy != "alice" {
 		t.Errorf("cancel: %d %s", r.code, r.body)
 	}
 	// DELETE is an alias of cancel.
@@ -185,7 +186,7 @@ func TestRoutes(t *testing.T) {
 		t.Errorf("decisions: %d %s", r.code, r.body)
 	}
 	r = do(t, srv, "POST", "/v1/decisions/d1/approve", token, "")
-	if d := decode[api.Decision](t, r); r.code != 200 || d.Status != "approved" || d.ApprovedBy != "token:s3cr…" {
+	if d := decode[api.Decision](t, r); r.code != 200 || d.Status != "approved" || d.ApprovedBy != "alice" {
 		t.Errorf("approve: %d %s", r.code, r.body)
 	}
 
@@ -263,7 +264,7 @@ func TestAuth(t *testing.T) {
 
 func TestAuthNoTokensConfigured(t *testing.T) {
 	f := newFake(t)
-	for _, tokens := range []func() []string{nil, func() []string { return nil }, func() []string { return []string{""} }} {
+	for _, tokens := range []func() []config.Token{nil, func() []config.Token { return nil }, func() []config.Token { return []config.Token{{Name: "empty"}} }} {
 		srv := httptest.NewServer(api.NewHandler(f, api.Options{Tokens: tokens}))
 		for _, tok := range []string{"", "x"} {
 			req, _ := http.NewRequest("POST", srv.URL+"/v1/shifts", strings.NewReader(startBody))
@@ -288,13 +289,21 @@ func TestAuthNoTokensConfigured(t *testing.T) {
 	}
 }
 
-func TestActorOfShortToken(t *testing.T) {
+// TestActorIsTheTokensName: shifts show who acted by the token's name, and
+// no part of the token.
+func TestActorIsTheTokensName(t *testing.T) {
 	f := newFake(t)
-	srv := httptest.NewServer(api.NewHandler(f, api.Options{Tokens: func() []string { return []string{"abc"} }}))
+	const secret = "zq9x-secret-0123456789"
+	srv := httptest.NewServer(api.NewHandler(f, api.Options{Tokens: func() []config.Token {
+		return []config.Token{{Name: "alice", Secret: token}, {Name: "carol", Secret: secret}}
+	}}))
 	defer srv.Close()
-	r := do(t, srv, "POST", "/v1/shifts", "abc", startBody)
-	if s := decode[shift.Shift](t, r); s.StartedBy != "token:a…" {
-		t.Errorf("started_by = %q: a short token must not be revealed whole", s.StartedBy)
+	r := do(t, srv, "POST", "/v1/shifts", secret, startBody)
+	if s := decode[shift.Shift](t, r); s.StartedBy != "carol" {
+		t.Errorf("started_by = %q, want carol", s.StartedBy)
+	}
+	if strings.Contains(r.body, secret[:4]) {
+		t.Errorf("the answer shows part of the token: %s", r.body)
 	}
 }
 
@@ -476,7 +485,7 @@ func TestMetricsAndLogs(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	var logs bytes.Buffer
 	opts := api.Options{
-		Tokens:  func() []string { return []string{token} },
+		Tokens:  func() []config.Token { return []config.Token{{Name: "alice", Secret: token}} },
 		Log:     slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Metrics: reg,
 	}

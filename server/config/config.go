@@ -14,7 +14,9 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/grayzone/grayzone/engine/detect"
@@ -63,6 +65,7 @@ var FrontDoorTypes = []string{FrontDoorEmbedded}
 type Config struct {
 	Listen    string // API and dashboard address
 	DataDir   string
+	TLS       TLS // the API's and dashboard's certificate (none: plain HTTP)
 	Auth      Auth
 	Resources []Resource
 	File      string // the file it was read from (labels errors)
@@ -71,11 +74,21 @@ type Config struct {
 // Auth says who may use the API. Tokens are never given on the command line,
 // where any user of the machine could read them.
 type Auth struct {
-	// TokensFile holds one bearer token a line; resolved against the config
+	// TokensFile holds one "name:token" a line; resolved against the config
 	// file's directory, so it is usable as is. Empty: none.
 	TokensFile string
-	Tokens     []string // inline tokens (discouraged: the config is less guarded than a tokens file)
-	OpenReads  bool     // GETs need no token
+	Tokens     []Token // inline tokens (discouraged: the config is less guarded than a tokens file)
+	OpenReads  bool    // GETs need no token
+	// MetricsOpen says whether GET /metrics needs no token; nil: as OpenReads.
+	MetricsOpen *bool
+}
+
+// MetricsNeedToken reports whether /metrics is closed to callers without a token.
+func (a Auth) MetricsNeedToken() bool {
+	if a.MetricsOpen != nil {
+		return !*a.MetricsOpen
+	}
+	return !a.OpenReads
 }
 
 // Resource is one service grayzone guards.
@@ -107,6 +120,11 @@ type FrontDoor struct {
 	// server-side observation (default true). Turn it off when the instances
 	// post their own server-side observations, or each request counts twice.
 	Record bool
+	// RecordZonal: the zonal endpoints' requests are recorded too (default
+	// false: there the caller chooses the zone; see docs/security.md).
+	RecordZonal bool
+	// Limits bound what clients may send and how slowly.
+	Limits Limits
 }
 
 // Target is one backend instance.
@@ -241,10 +259,13 @@ func AlarmNames(zones []string) []string {
 }
 
 // LoadTokens returns the API's bearer tokens: the inline ones, then those
-// of the tokens file. In the file, blank lines and lines starting with #
-// are ignored; a named file that is missing or holds no token is an error,
-// as a typo there would otherwise lock every writer out silently.
-func (c *Config) LoadTokens() ([]string, error) {
+// of the tokens file. A token is "name:secret" (the name is what shifts and
+// the audit log show as who acted); a bare secret, the older form, is still
+// accepted and named after its place ("unnamed-line-3", "unnamed-inline-1").
+// In the file, blank lines and lines starting with # are ignored; a named
+// file that is missing or holds no token is an error, as a typo there would
+// otherwise lock every writer out silently. Names and secrets must be unique.
+func (c *Config) LoadTokens() ([]Token, error) {
 	tokens := slices.Clone(c.Auth.Tokens)
 	if c.Auth.TokensFile == "" {
 		return tokens, nil
@@ -254,23 +275,33 @@ func (c *Config) LoadTokens() ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth.tokens_file: %w", err)
 	}
-	first := map[string]int{}
+	firstSecret, firstName := map[string]int{}, map[string]int{}
+	for _, t := range tokens {
+		firstName[t.Name] = 0
+	}
 	n := 0
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(nil, 1<<20)
 	for line := 1; sc.Scan(); line++ {
-		t := string(bytes.TrimSpace(sc.Bytes()))
-		if t == "" || t[0] == '#' {
+		l := string(bytes.TrimSpace(sc.Bytes()))
+		if l == "" || l[0] == '#' {
 			continue
 		}
 		// Never echo a token: error messages end up in logs.
-		if msg := tokenProblem(t); msg != "" {
+		t, msg := parseToken(l, fmt.Sprintf("unnamed-line-%d", line))
+		if msg != "" {
 			return nil, fmt.Errorf("%s:%d: %s", name, line, msg)
 		}
-		if l, dup := first[t]; dup {
+		if l, dup := firstSecret[t.Secret]; dup {
 			return nil, fmt.Errorf("%s:%d: duplicate token (first on line %d)", name, line, l)
 		}
-		first[t] = line
+		if l, dup := firstName[t.Name]; dup {
+			if l == 0 {
+				return nil, fmt.Errorf("%s:%d: token name %q is also an inline token's (auth.tokens)", name, line, t.Name)
+			}
+			return nil, fmt.Errorf("%s:%d: duplicate token name %q (first on line %d)", name, line, t.Name, l)
+		}
+		firstSecret[t.Secret], firstName[t.Name] = line, line
 		tokens = append(tokens, t)
 		n++
 	}
@@ -278,9 +309,40 @@ func (c *Config) LoadTokens() ([]string, error) {
 		return nil, fmt.Errorf("%s: %v", name, err)
 	}
 	if n == 0 {
-		return nil, fmt.Errorf("%s: no tokens (one bearer token a line; blank lines and # comments are ignored)", name)
+		return nil, fmt.Errorf("%s: no tokens (one name:token a line; blank lines and # comments are ignored)", name)
 	}
 	return tokens, nil
+}
+
+// Token is one API bearer token and the name it acts under. Formatting a
+// Token shows only its name, so that a logged or printed Token never leaks
+// its secret.
+type Token struct {
+	Name   string
+	Secret string
+}
+
+func (t Token) String() string   { return t.Name }
+func (t Token) GoString() string { return fmt.Sprintf("config.Token{Name: %q}", t.Name) }
+
+// tokenNameRe is what a token's name may be: it is shown in shifts, the
+// audit log and logs.
+var tokenNameRe = regexp.MustCompile(`^[A-Za-z0-9._-]{1,63}$`)
+
+// parseToken reads "name:secret" or a bare secret (named unnamed); the
+// problem, if any, never shows the secret.
+func parseToken(s, unnamed string) (Token, string) {
+	t := Token{Name: unnamed, Secret: s}
+	if name, secret, ok := strings.Cut(s, ":"); ok {
+		if !tokenNameRe.MatchString(name) {
+			return t, "invalid token name before the colon (names use only A-Z a-z 0-9 . _ - and are at most 63 characters)"
+		}
+		t = Token{Name: name, Secret: secret}
+	}
+	if msg := tokenProblem(t.Secret); msg != "" {
+		return t, msg
+	}
+	return t, ""
 }
 
 // tokenProblem says what is wrong with a bearer token, without showing it.

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -79,7 +80,7 @@ func TestExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check("tokens", tokens, []string{"example-token-replace-me-0123456789abcdef"})
+	check("tokens", tokens, []Token{{"example", "example-token-replace-me-0123456789abcdef"}})
 
 	// Enabling practice, as the example's comments say, is all it takes.
 	data, _ := os.ReadFile(path)
@@ -171,7 +172,7 @@ func TestErrors(t *testing.T) {
 		{name: "top level list", doc: "- a\n", want: "serve.yaml:1: the top level must be a mapping (listen, data_dir, auth, resources), got a list"},
 		{name: "two documents", doc: base + "---\nlisten: x\n", want: "serve.yaml:23: only one YAML document is allowed in a configuration file"},
 		{name: "unknown top key", edits: []edit{{"listen:", "listne:"}},
-			want: "serve.yaml:1: listne: unknown key (expected one of listen, data_dir, auth, resources)"},
+			want: "serve.yaml:1: listne: unknown key (expected one of listen, data_dir, tls_cert_file, tls_key_file, auth, resources)"},
 		{name: "duplicate key", edits: []edit{{"auth:", "listen: 127.0.0.1:1\nauth:"}},
 			want: "serve.yaml:2: listen: duplicate key (first given at line 1)"},
 		{name: "resources missing", doc: "listen: 127.0.0.1:8080\n", want: "serve.yaml:1: resources: required"},
@@ -344,17 +345,23 @@ func TestLoadTokens(t *testing.T) {
 		name    string
 		content string // "" with missing: no file
 		missing bool
-		inline  []string
-		want    []string
+		inline  []Token
+		want    []Token
 		err     string
 	}{
-		{name: "tokens, comments, blanks", content: "# comment\n\n  " + good + "  \r\n# x\nZZZZZZZZZZZZZZZZ==\n", want: []string{good, "ZZZZZZZZZZZZZZZZ=="}},
-		{name: "inline first", content: good + "\n", inline: []string{"inline-token-0123456789"}, want: []string{"inline-token-0123456789", good}},
+		{name: "tokens, comments, blanks", content: "# comment\n\n  alice:" + good + "  \r\n# x\nci-bot.2:ZZZZZZZZZZZZZZZZ==\n",
+			want: []Token{{"alice", good}, {"ci-bot.2", "ZZZZZZZZZZZZZZZZ=="}}},
+		{name: "bare tokens are named by line", content: "# c\n" + good + "\n", want: []Token{{"unnamed-line-2", good}}},
+		{name: "inline first", content: "bob:" + good + "\n", inline: []Token{{"ops", "inline-token-0123456789"}}, want: []Token{{"ops", "inline-token-0123456789"}, {"bob", good}}},
 		{name: "missing file", missing: true, err: "auth.tokens_file: open DIR/missing-file.txt: no such file or directory"},
-		{name: "no tokens", content: "# only a comment\n\n", err: "DIR/no-tokens.txt: no tokens (one bearer token a line; blank lines and # comments are ignored)"},
+		{name: "no tokens", content: "# only a comment\n\n", err: "DIR/no-tokens.txt: no tokens (one name:token a line; blank lines and # comments are ignored)"},
 		{name: "short", content: "# c\nshort\n", err: "DIR/short.txt:2: token too short (5 characters, need at least 16; e.g. openssl rand -hex 32)"},
+		{name: "short named", content: "alice:short\n", err: "DIR/short-named.txt:1: token too short (5 characters, need at least 16; e.g. openssl rand -hex 32)"},
+		{name: "bad name", content: "al ice:" + good + "\n", err: "DIR/bad-name.txt:1: invalid token name before the colon (names use only A-Z a-z 0-9 . _ - and are at most 63 characters)"},
 		{name: "spaces", content: good + " trailing words\n", err: "DIR/spaces.txt:1: invalid token (bearer tokens use only A-Z a-z 0-9 - . _ ~ + / and trailing =)"},
-		{name: "duplicate", content: good + "\n" + good + "\n", err: "DIR/duplicate.txt:2: duplicate token (first on line 1)"},
+		{name: "duplicate", content: "a:" + good + "\nb:" + good + "\n", err: "DIR/duplicate.txt:2: duplicate token (first on line 1)"},
+		{name: "duplicate name", content: "a:" + good + "\na:" + good + "x\n", err: `DIR/duplicate-name.txt:2: duplicate token name "a" (first on line 1)`},
+		{name: "name of an inline token", content: "ops:" + good + "\n", inline: []Token{{"ops", "inline-token-0123456789"}}, err: `DIR/name-of-an-inline-token.txt:1: token name "ops" is also an inline token's (auth.tokens)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -377,6 +384,13 @@ func TestLoadTokens(t *testing.T) {
 				t.Fatalf("LoadTokens() = %v, %v, want %v", got, err, tt.want)
 			}
 		})
+	}
+	// A Token prints as its name only.
+	tok := Token{"alice", good}
+	for _, f := range []string{"%v", "%+v", "%#v", "%s"} {
+		if out := fmt.Sprintf(f, tok); strings.Contains(out, good) {
+			t.Errorf("%s of a Token shows its secret: %s", f, out)
+		}
 	}
 	// No tokens file: the inline tokens, possibly none.
 	if got, err := (&Config{}).LoadTokens(); err != nil || len(got) != 0 {

@@ -37,11 +37,11 @@ var (
 )
 
 var (
-	topKeys       = []string{"listen", "data_dir", "auth", "resources"}
-	authKeys      = []string{"tokens_file", "tokens", "open_reads"}
+	topKeys       = []string{"listen", "data_dir", "tls_cert_file", "tls_key_file", "auth", "resources"}
+	authKeys      = []string{"tokens_file", "tokens", "open_reads", "metrics_open"}
 	resourceKeys  = []string{"name", "zones", "min_capacity", "frontdoor", "operations", "detector", "canaries", "autoshift", "practice", "control_plane"}
 	controlKeys   = []string{"type", "exclude_zone", "include_zone", "remove_extra", "timeout"}
-	frontdoorKeys = []string{"type", "regional", "zonal", "targets", "health_check", "record"}
+	frontdoorKeys = append([]string{"type", "regional", "zonal", "targets", "health_check", "record"}, frontdoorLimitKeys...)
 	targetKeys    = []string{"id", "zone", "addr"}
 	healthKeys    = []string{"path", "interval", "timeout", "healthy_threshold", "unhealthy_threshold"}
 	operationKeys = []string{"latency_threshold"}
@@ -173,6 +173,7 @@ func (p *parser) config(rf yamlfield.Field) *Config {
 			c.DataDir = v
 		}
 	}
+	p.tls(m, &c.TLS)
 	if f, ok := m.Get("auth"); ok {
 		p.auth(f, &c.Auth)
 	}
@@ -201,21 +202,26 @@ func (p *parser) auth(f yamlfield.Field, a *Auth) {
 	}
 	if tf, ok := m.Get("tokens"); ok {
 		if items, ok := p.List(tf, "a list of tokens"); ok {
-			first := map[string]int{}
-			for _, it := range items {
-				t, ok := p.Str(it)
+			first, names := map[string]int{}, map[string]int{}
+			for i, it := range items {
+				v, ok := p.Str(it)
 				if !ok {
 					continue
 				}
-				if msg := tokenProblem(t); msg != "" {
+				t, msg := parseToken(v, "unnamed-inline-"+strconv.Itoa(i+1))
+				if msg != "" {
 					p.Errorf(it, "%s", msg)
 					continue
 				}
-				if l, dup := first[t]; dup {
+				if l, dup := first[t.Secret]; dup {
 					p.Errorf(it, "duplicate token (first at line %d)", l)
 					continue
 				}
-				first[t] = it.Line
+				if l, dup := names[t.Name]; dup {
+					p.Errorf(it, "duplicate token name %s (first at line %d)", yamlfield.Quote(t.Name), l)
+					continue
+				}
+				first[t.Secret], names[t.Name] = it.Line, it.Line
 				a.Tokens = append(a.Tokens, t)
 			}
 		}
@@ -228,6 +234,11 @@ func (p *parser) auth(f yamlfield.Field, a *Auth) {
 			if !v && !hasFile && !hasInline {
 				p.Errorf(of, "false, but no tokens are configured: nothing could use the API (set tokens_file)")
 			}
+		}
+	}
+	if mf, ok := m.Get("metrics_open"); ok {
+		if v, ok := p.Boolean(mf); ok {
+			a.MetricsOpen = &v
 		}
 	}
 }
@@ -415,6 +426,7 @@ func (p *parser) frontdoor(f yamlfield.Field, r *res) (fd FrontDoor, ok bool, ta
 			fd.Record = v
 		}
 	}
+	p.limits(m, &fd)
 	return fd, ok && hasTargets, tf
 }
 

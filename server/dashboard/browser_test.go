@@ -243,7 +243,7 @@ func startService(t *testing.T, failing *atomic.Bool) (addr string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	svc, err := service.Open(ctx, service.Options{Config: cfg, Tokens: tokens, Log: log,
 		Extra: func(b api.Backend) map[string]http.Handler {
-			return dashboard.Handlers(b, dashboard.Options{OpenReads: cfg.Auth.OpenReads, Tokens: func() []string { return tokens }, Log: log})
+			return dashboard.Handlers(b, dashboard.Options{OpenReads: cfg.Auth.OpenReads, Tokens: func() []config.Token { return tokens }, Log: log})
 		}})
 	if err != nil {
 		cancel()

@@ -10,7 +10,6 @@ package dashboard
 import (
 	"bytes"
 	"crypto/sha256"
-	"crypto/subtle"
 	"embed"
 	"encoding/hex"
 	"html/template"
@@ -23,6 +22,7 @@ import (
 	"time"
 
 	"github.com/grayzone/grayzone/server/api"
+	"github.com/grayzone/grayzone/server/config"
 )
 
 //go:embed assets
@@ -35,7 +35,7 @@ type Options struct {
 	// EventSource cannot send an Authorization header).
 	OpenReads bool
 	// Tokens returns the accepted bearer tokens (as api.Options.Tokens).
-	Tokens func() []string
+	Tokens func() []config.Token
 	// ReadOnly, when set, says why nothing can be changed from this page
 	// (the lab's runbook owns its shifts); the controls stay disabled.
 	ReadOnly string
@@ -143,22 +143,8 @@ func (s *static) index(w http.ResponseWriter, r *http.Request, opts Options) {
 	_, _ = w.Write(buf.Bytes())
 }
 
-// authorized checks an "Authorization: Bearer" header against the tokens in
-// constant time, as the API does.
-func authorized(r *http.Request, tokens func() []string) bool {
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	token = strings.TrimSpace(token)
-	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" || tokens == nil {
-		return false
-	}
-	got := sha256.Sum256([]byte(token))
-	match := 0
-	for _, t := range tokens() {
-		if t == "" {
-			continue
-		}
-		want := sha256.Sum256([]byte(t))
-		match |= subtle.ConstantTimeCompare(got[:], want[:])
-	}
-	return match == 1
+// authorized checks an "Authorization: Bearer" header as the API does.
+func authorized(r *http.Request, tokens func() []config.Token) bool {
+	_, ok := api.Authenticate(r, tokens)
+	return ok
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/grayzone/grayzone/lab/report"
 	"github.com/grayzone/grayzone/lab/scenario"
 	"github.com/grayzone/grayzone/server/api"
+	"github.com/grayzone/grayzone/server/config"
 	"github.com/grayzone/grayzone/server/dashboard"
 	"github.com/grayzone/grayzone/server/store"
 	"github.com/grayzone/grayzone/telemetry/observation"
@@ -243,7 +244,7 @@ func TestEventsStopPollingWhenNobodyWatches(t *testing.T) {
 
 func TestEventsAuthAndLimits(t *testing.T) {
 	f := &fake{}
-	srv := server(t, f, dashboard.Options{OpenReads: false, Tokens: func() []string { return []string{"sekrit-token"} }, MaxClients: 1})
+	srv := server(t, f, dashboard.Options{OpenReads: false, Tokens: func() []config.Token { return []config.Token{{Name: "ops", Secret: "sekrit-token"}} }, MaxClients: 1})
 	for _, tc := range []struct {
 		name, auth string
 		code       int

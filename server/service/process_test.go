@@ -52,7 +52,8 @@ func exampleToken(t *testing.T) string {
 	}
 	for _, l := range strings.Split(string(data), "\n") {
 		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-			return l
+			_, secret, _ := strings.Cut(l, ":") // name:token
+			return secret
 		}
 	}
 	t.Fatal("no token in examples/tokens.txt")

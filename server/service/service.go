@@ -40,7 +40,7 @@ type Options struct {
 	Config *config.Config
 	// Tokens are the bearer tokens accepted for mutations (from the tokens
 	// file or the configuration; never from the command line).
-	Tokens []string
+	Tokens []config.Token
 	Log    *slog.Logger
 	Clock  clock.Clock
 	// Extra, when set, returns handlers mounted beside the API (the
@@ -56,8 +56,11 @@ type Service struct {
 	shifts *shift.Manager
 	log    *slog.Logger
 	clock  clock.Clock
-	tokens []string
+	tokens []config.Token
 	extra  func(api.Backend) map[string]http.Handler
+	certs  *CertReloader // nil: plain HTTP
+	// netHTTPOnly makes the front doors skip their fast path (tests of both paths).
+	netHTTPOnly bool
 
 	resources []*resource
 	byName    map[string]*resource
@@ -88,6 +91,12 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 			capa[t.Zone]++
 		}
 		shiftRes = append(shiftRes, shift.Resource{Name: rc.Name, Zones: rc.Zones, Capacity: capa, MinCapacity: rc.MinCapacity})
+	}
+	if o.Config.TLS.Enabled() {
+		if s.certs, err = NewCertReloader(o.Config.TLS.CertFile, o.Config.TLS.KeyFile, s.clock.Now); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("serve: %w", err)
+		}
 	}
 	s.shifts, err = shift.NewManager(shiftRes, db, shift.NewID)
 	if err != nil {
@@ -141,13 +150,13 @@ func (s *Service) Run(ctx context.Context) error {
 	close(s.ready)
 	mux := http.NewServeMux()
 	mux.Handle("/", api.NewHandler(s, api.Options{
-		Tokens:    func() []string { return s.tokens },
+		Tokens:    func() []config.Token { return s.tokens },
 		OpenReads: s.cfg.Auth.OpenReads,
 		Log:       s.log,
 		Now:       s.clock.Now,
 		Metrics:   nil,
 	}))
-	mux.Handle("GET /metrics", s.metricsHandler())
+	mux.Handle("GET /metrics", s.guardMetrics(s.metricsHandler()))
 	if s.extra != nil {
 		for pattern, h := range s.extra(s) {
 			mux.Handle(pattern, h)
@@ -157,11 +166,11 @@ func (s *Service) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.serveAPI(srv, ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("serve: api: %w", err)
 		}
 	}()
-	s.log.Info("grayzone serve is up", "api", "http://"+s.apiAddr, "resources", len(s.resources), "data_dir", s.cfg.DataDir)
+	s.log.Info("grayzone serve is up", "api", s.APIURL(), "resources", len(s.resources), "data_dir", s.cfg.DataDir)
 
 	tick, stop := s.clock.NewTicker(tickEvery)
 	defer stop()
@@ -317,7 +326,7 @@ func (r *resource) start(ctx context.Context, wg *sync.WaitGroup) error {
 	if fd.Record {
 		r.rec = record.New(record.Options{Thresholds: r.cfg.Operations})
 	}
-	p, err := frontdoor.StartProxy(ctx, r.table, frontdoor.ProxyOptions{Regional: fd.Regional, Zonal: fd.Zonal, Log: r.s.log, Recorder: r.rec})
+	p, err := frontdoor.StartProxy(ctx, r.table, r.proxyOptions())
 	if err != nil {
 		return fmt.Errorf("serve: resource %s: front door: %w", r.cfg.Name, err)
 	}

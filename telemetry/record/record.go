@@ -259,6 +259,14 @@ func (r *Recorder) Series(source observation.Source, zone, instance, operation s
 	return s
 }
 
+// Configured reports whether operation has a slow threshold of its own
+// (Options.Thresholds): an operation the configuration names, not one a
+// caller made up.
+func (r *Recorder) Configured(operation string) bool {
+	_, ok := r.opts.Thresholds[operation]
+	return ok
+}
+
 // Len is the number of series resolved so far.
 func (r *Recorder) Len() int { return len(*r.series.Load()) }
 

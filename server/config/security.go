@@ -1,0 +1,92 @@
+package config
+
+import (
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/grayzone/grayzone/internal/yamlfield"
+)
+
+// Limits of the front door's client side (see docs/security.md); zero
+// means the front door's default (64 KiB, 5 s, 60 s, 2 min).
+type Limits struct {
+	MaxHeaderBytes int
+	HeaderTimeout  time.Duration
+	BodyTimeout    time.Duration
+	IdleTimeout    time.Duration
+}
+
+// TLS is the API's and dashboard's certificate; both empty: plain HTTP.
+type TLS struct {
+	CertFile, KeyFile string
+}
+
+// Enabled reports whether the API serves HTTPS.
+func (t TLS) Enabled() bool { return t.CertFile != "" }
+
+// frontdoorLimitKeys are the front door's client limits, keys of its section.
+var frontdoorLimitKeys = []string{"record_zonal", "max_header_bytes", "header_timeout", "body_timeout", "idle_timeout"}
+
+// limits reads the front door's client limits, and record_zonal, from its mapping.
+func (p *parser) limits(m *yamlfield.Mapping, fd *FrontDoor) {
+	if f, ok := m.Get("record_zonal"); ok {
+		if v, ok := p.Boolean(f); ok {
+			fd.RecordZonal = v
+		}
+	}
+	l := &fd.Limits
+	if f, ok := m.Get("max_header_bytes"); ok {
+		if v, ok := p.IntIn(f, 8<<10, 1<<20); ok {
+			l.MaxHeaderBytes = v
+		}
+	}
+	for _, d := range []struct {
+		key    string
+		to     *time.Duration
+		lo, hi time.Duration
+	}{
+		{"header_timeout", &l.HeaderTimeout, 100 * time.Millisecond, 5 * time.Minute},
+		{"body_timeout", &l.BodyTimeout, 100 * time.Millisecond, time.Hour},
+		{"idle_timeout", &l.IdleTimeout, 100 * time.Millisecond, time.Hour},
+	} {
+		if f, ok := m.Get(d.key); ok {
+			if v, ok := p.DurationIn(f, d.lo, d.hi); ok {
+				*d.to = v
+			}
+		}
+	}
+}
+
+// tls reads tls_cert_file and tls_key_file (top level): both or neither,
+// resolved against the configuration file's directory.
+func (p *parser) tls(m *yamlfield.Mapping, t *TLS) {
+	path := func(key string) (string, yamlfield.Field, bool) {
+		f, ok := m.Get(key)
+		if !ok {
+			return "", f, false
+		}
+		v, ok := p.Str(f)
+		if !ok {
+			return "", f, true
+		}
+		if strings.TrimSpace(v) == "" {
+			p.Errorf(f, "must not be empty (omit tls_cert_file and tls_key_file for plain HTTP)")
+			return "", f, true
+		}
+		if !filepath.IsAbs(v) {
+			v = filepath.Join(filepath.Dir(p.File), v)
+		}
+		return v, f, true
+	}
+	cert, cf, hasCert := path("tls_cert_file")
+	key, kf, hasKey := path("tls_key_file")
+	switch {
+	case hasCert && !hasKey:
+		p.Errorf(cf, "set without tls_key_file (both are needed for HTTPS)")
+	case hasKey && !hasCert:
+		p.Errorf(kf, "set without tls_cert_file (both are needed for HTTPS)")
+	default:
+		t.CertFile, t.KeyFile = cert, key
+	}
+}
