@@ -32,7 +32,8 @@ func (b backend) Status(ctx context.Context) (api.Status, error) {
 	c.mu.Unlock()
 	phase, zone := c.ctrl.Phase()
 	rs := api.ResourceStatus{Name: Resource, Detector: a.Profile, Phase: string(phase), PhaseZone: zone,
-		Excluded: c.group.Snapshot().Excluded, Pending: []string{}, Regional: a.Regional, Isolated: a.Isolated, Why: a.Why, Autoshift: "enabled"}
+		Excluded: c.group.Snapshot().Excluded, Pending: []string{}, Regional: a.Regional, Isolated: a.Isolated, Why: a.Why, Autoshift: "enabled",
+		FailStatic: api.FailStaticOf(a.FailStatic)}
 	if rs.Excluded == nil {
 		rs.Excluded = []string{}
 	}
@@ -49,7 +50,7 @@ func (b backend) Status(ctx context.Context) (api.Status, error) {
 	for _, z := range c.sc.Topology.Zones {
 		zs := a.Zone(z)
 		out := api.ZoneStatus{Zone: z, Availability: zs.Availability, P99Ms: zs.P99, Requests: zs.Requests, Healthy: zs.Healthy,
-			Impacted: zs.Impacted, Outlier: zs.Outlier, Contributors: zs.Contributors, Isolated: zs.Isolated, Shifted: c.table.Shifted(z), Targets: []api.Target{}}
+			Impacted: zs.Impacted, Outlier: zs.Outlier, Contributors: zs.Contributors, Isolated: zs.Isolated, Silent: zs.Silent, Shifted: c.table.Shifted(z), Targets: []api.Target{}}
 		for _, t := range targets {
 			if t.Zone == z {
 				out.Targets = append(out.Targets, api.Target{ID: t.ID, Addr: t.Addr, Healthy: t.Healthy})

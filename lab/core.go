@@ -148,6 +148,7 @@ func (c *core) run(mode, profile string, elapsed time.Duration, req report.Reque
 		Requests:   req,
 		Detections: c.ctrl.Detections(),
 		Events:     c.ctrl.Events(),
+		FailStatic: c.ctrl.FailStaticPeriods(),
 		Timeline:   c.timeline,
 		Database:   db,
 	}

@@ -98,6 +98,13 @@ type realWorld struct {
 
 	mu        sync.Mutex
 	instances map[string]*realInstance
+	// canaryPaths are the zonal canaries' own paths, cut by canary_failure.
+	canaryPaths []zonePath
+}
+
+type zonePath struct {
+	zone string
+	path *canaryPath
 }
 
 // Launch implements instancegroup.Launcher: link, client, app server, target.
@@ -193,6 +200,9 @@ func (w *realWorld) injectFaults(ctx context.Context) {
 			w.applyFaults(ri, at)
 		}
 		w.mu.Unlock()
+		for _, zp := range w.canaryPaths {
+			zp.path.SetCut(w.plan.CanaryFails(at, zp.zone))
+		}
 		for _, f := range w.plan.Active(at) {
 			if f.At == at {
 				w.o.Log.Info("fault starts", "kind", f.Kind, "target", f.Target.String())
@@ -214,10 +224,15 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 	defer stopLife()
 
 	var ctrl atomic.Pointer[autoshift.Controller]
+	plan := fault.NewPlan(sc)
 	w := &realWorld{
-		ctx: lifeCtx, o: o, db: db, table: newTable(sc), plan: fault.NewPlan(sc), start: start,
+		ctx: lifeCtx, o: o, db: db, table: newTable(sc), plan: plan, start: start,
 		instances: map[string]*realInstance{},
 		record: func(obs observation.Observation) {
+			// telemetry_loss: the instance's own reports never arrive.
+			if obs.Source == observation.Server && plan.TelemetryLost(time.Since(start), obs.Zone, obs.Instance) {
+				return
+			}
 			if c := ctrl.Load(); c != nil {
 				c.Observe(obs)
 			}
@@ -240,7 +255,6 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 	var wg sync.WaitGroup
 	goRun := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
 	goRun(func() { (&frontdoor.HealthChecker{Table: w.table, Log: o.Log}).Run(runCtx) })
-	goRun(func() { w.injectFaults(runCtx) })
 
 	var req report.Requests
 	var reqMu sync.Mutex
@@ -259,8 +273,15 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 	})
 	endpoints := []canary.Endpoint{{URL: proxy.RegionalURL()}}
 	for _, z := range sc.Topology.Zones {
-		endpoints = append(endpoints, canary.Endpoint{Zone: z, URL: proxy.ZonalURL(z)})
+		path, err := newCanaryPath(lifeCtx, proxy.ZonalURL(z))
+		if err != nil {
+			return report.Run{}, err
+		}
+		defer path.Close()
+		w.canaryPaths = append(w.canaryPaths, zonePath{zone: z, path: path})
+		endpoints = append(endpoints, canary.Endpoint{Zone: z, URL: path.URL()})
 	}
+	goRun(func() { w.injectFaults(runCtx) })
 	goRun(func() {
 		err := canary.Run(runCtx, canary.Config{Interval: sc.Canary.Interval, Endpoints: endpoints, Operations: operation.Names(), Record: w.record})
 		if err != nil && runCtx.Err() == nil {

@@ -86,6 +86,8 @@ type Controller struct {
 	vetoed   map[string]bool // zones whose current rise was vetoed (reported once)
 	seen     int             // runbook events already scanned
 	inflight sync.WaitGroup
+	// failStatic lists the periods the engine's view was in doubt.
+	failStatic []FailStaticPeriod
 }
 
 // New returns a controller.
@@ -123,6 +125,7 @@ func (c *Controller) Tick(ctx context.Context, now time.Time) detect.Assessment 
 	defer c.mu.Unlock()
 	a := c.o.Engine.Tick(now)
 	c.last = a
+	c.trackFailStatic(now, a.FailStatic)
 	c.trackEpisodes(now, a)
 	c.isolated = a.Isolated
 	if !c.o.Mitigate {
@@ -134,7 +137,7 @@ func (c *Controller) Tick(ctx context.Context, now time.Time) detect.Assessment 
 			delete(c.vetoed, z.Zone)
 		}
 	}
-	iso := a.Isolated
+	iso := a.Isolated // always "" while failing static
 	if c.disarmed[iso] {
 		iso = ""
 	}
@@ -147,7 +150,7 @@ func (c *Controller) Tick(ctx context.Context, now time.Time) detect.Assessment 
 			iso = ""
 		}
 	}
-	acts := c.o.Runbook.Step(now, runbook.Input{Isolated: iso, Healthy: a.Healthy(), Why: a.Why})
+	acts := c.o.Runbook.Step(now, runbook.Input{Isolated: iso, Healthy: holdHealth(a), Why: a.Why})
 	defer c.scanEvents()
 	for _, act := range acts {
 		c.o.Log.Info("runbook action", "action", act.String())

@@ -58,6 +58,13 @@ type Config struct {
 	// Otherwise one of the outlier package's methods (static, chi-squared,
 	// z-score, iqr, mad) judges the zones' bad counts against their totals.
 	Outlier outlier.Config
+	// SilenceWindow is how long a source that was reporting must send
+	// nothing from a zone for the zone to count as silent (default
+	// HealthWindow). Silent in every zone at once: fail static.
+	SilenceWindow time.Duration
+	// CanaryDoubtRate is the share of zonal canary calls that must fail in
+	// every zone at once, over HealthWindow, to fail static (default 0.8).
+	CanaryDoubtRate float64
 }
 
 func (c *Config) setDefaults() error {
@@ -81,6 +88,15 @@ func (c *Config) setDefaults() error {
 	}
 	if c.HealthWindow <= 0 {
 		c.HealthWindow = 10 * time.Second
+	}
+	if c.SilenceWindow <= 0 {
+		c.SilenceWindow = c.HealthWindow
+	}
+	if c.CanaryDoubtRate <= 0 {
+		c.CanaryDoubtRate = defaultCanaryDoubtRate
+	}
+	if c.CanaryDoubtRate > 1 {
+		return fmt.Errorf("detect: canary doubt rate %g must be at most 1", c.CanaryDoubtRate)
 	}
 	if c.MinInstances <= 0 {
 		c.MinInstances = 2
@@ -162,6 +178,12 @@ type Engine struct {
 	p99     map[string]float64
 	cp99    map[string]float64
 	skipped int64 // observations for zones the engine does not know
+
+	// Fail static: the last bucket with data per zone and source, whether
+	// each source ever reported, and since when the view is in doubt.
+	lastSeen   map[zsKey]int64
+	began      map[observation.Source]bool
+	doubtSince time.Time
 }
 
 // detector is one profile's decision logic over closed buckets.
@@ -183,6 +205,9 @@ func New(cfg Config) (*Engine, error) {
 		lat:     map[string][]*ddsketch.DDSketch{},
 		clat:    map[string][]*ddsketch.DDSketch{},
 		cp99:    map[string]float64{},
+
+		lastSeen: map[zsKey]int64{},
+		began:    map[observation.Source]bool{},
 	}
 	hw := buckets(cfg.HealthWindow, cfg.Resolution)
 	dw := buckets(displayWindow, cfg.Resolution)
@@ -367,6 +392,7 @@ func (e *Engine) close(b *bucket) {
 			_ = e.clat[k.zone][sec%n].MergeWith(a.lat)
 		}
 	}
+	e.noteSeen(b)
 	e.det.step(b)
 }
 
@@ -406,6 +432,9 @@ type ZoneStatus struct {
 	Contributors int
 	Instances    int
 	Isolated     bool
+	// Silent: no server-side observations from the zone for the silence
+	// window, while the source was reporting before.
+	Silent bool
 }
 
 // AlarmStatus is one alarm's state, for display and explanation.
@@ -427,6 +456,9 @@ type Assessment struct {
 	Why string
 	// RegionalAvailability is the regional canaries' view over the health window.
 	RegionalAvailability float64
+	// FailStatic says whether, and why, the engine's own view is in doubt:
+	// then Isolated is always "".
+	FailStatic FailStatic
 }
 
 // Zone returns the status of a zone.
@@ -462,9 +494,11 @@ func (e *Engine) assess(now time.Time) Assessment {
 			Healthy:            h.N > 0 && h.Faults == 0 && h.Slow == 0,
 			CanaryAvailability: canaryAvail(h),
 			CanaryP99:          e.cp99[z],
+			Silent:             e.silent(z, observation.Server),
 		})
 	}
 	e.det.assess(&a)
+	a.failStatic(e.doubt(now))
 	sort.SliceStable(a.Alarms, func(i, j int) bool { return a.Alarms[i].Name < a.Alarms[j].Name })
 	return a
 }

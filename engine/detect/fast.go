@@ -219,7 +219,7 @@ type zoneEval struct {
 	impacted, lite  bool
 }
 
-func (f *fast) evalZone(z string, d Dim) zoneEval {
+func (f *fast) evalZone(z string, d Dim, silent bool) zoneEval {
 	ev := zoneEval{zone: z, dim: d}
 	for _, s := range []observation.Source{observation.Server, observation.Canary} {
 		zs := f.zones[zsKey{z, s}]
@@ -260,7 +260,20 @@ func (f *fast) evalZone(z string, d Dim) zoneEval {
 		}
 	}
 	for k, is := range f.inst {
-		if k.zone != z || f.step_-is.lastSeen > buckets(instanceActive, f.cfg.Resolution) {
+		if k.zone != z {
+			continue
+		}
+		if silent {
+			// The zone's server-side telemetry stopped while other zones
+			// report (when every zone stops, the engine fails static): every
+			// instance it had went quiet at once, which no single bad
+			// instance explains. Each counts as contributing; the impact
+			// itself must still come from the canaries.
+			ev.instances++
+			ev.contributors = append(ev.contributors, k.instance+" (silent)")
+			continue
+		}
+		if f.step_-is.lastSeen > buckets(instanceActive, f.cfg.Resolution) {
 			continue
 		}
 		ev.instances++
@@ -298,7 +311,7 @@ func (f *fast) assess(a *Assessment) {
 		var e [2]zoneEval
 		lite := false
 		for _, d := range dims {
-			e[d] = f.evalZone(z, d)
+			e[d] = f.evalZone(z, d, a.Zone(z).Silent)
 			lite = lite || e[d].lite
 		}
 		evals[z] = e

@@ -18,6 +18,16 @@
 //     value compared is the rate count/total, so a zone that merely serves
 //     more traffic is not mistaken for a failing one. Chi-squared instead
 //     uses totals for its expected counts.
+//   - A difference too small to matter is no outlier. The dispersion
+//     methods (z-score, IQR, MAD) never take the other zones' spread to be
+//     smaller than sampling noise alone makes it (binomial noise of the
+//     pooled rate with totals, Poisson noise of the counts without), so two
+//     nearly equal zones cannot make a third one "infinitely" far away; and
+//     every method but chi-squared wants the zone above the highest other
+//     zone by at least MinDifference (by default one percentage point of
+//     rate with totals).
+//   - Chi-squared decides only when every expected count is at least 5, the
+//     usual condition for its approximation to hold.
 //   - Invalid input is reported in Result.Err; Detect never panics.
 package outlier
 
@@ -96,7 +106,25 @@ func (m Method) DefaultThreshold() float64 {
 type Config struct {
 	Method    Method
 	Threshold float64
+	// MinDifference is how far the zone's value must be above every other
+	// zone's for static, z-score, IQR and MAD to call it an outlier: a rate
+	// difference with totals, a count difference without. 0 means the
+	// default: DefaultMinRateDifference with totals, none without (the
+	// Poisson noise floor of the spread then does the work).
+	MinDifference float64
 }
+
+// DefaultMinRateDifference is the default MinDifference with totals: one
+// percentage point, the smallest rise of a bad rate worth a zonal shift.
+const DefaultMinRateDifference = 0.01
+
+// MinExpected is the smallest expected count in any zone for which
+// chi-squared decides.
+const MinExpected = 5
+
+// iqrPerSD is the interquartile range of a normal distribution in standard
+// deviations (2·0.6745): the IQR that sampling noise alone gives.
+const iqrPerSD = 1.349
 
 // Validate reports an unknown method or a threshold outside its meaning.
 func (c Config) Validate() error {
@@ -111,8 +139,20 @@ func (c Config) Validate() error {
 		return fmt.Errorf("outlier: static Threshold %v is a share and must be at most 1", t)
 	case c.Method == ChiSquared && t >= 1:
 		return fmt.Errorf("outlier: chi-squared Threshold %v is a significance level and must be below 1", t)
+	case math.IsNaN(c.MinDifference) || math.IsInf(c.MinDifference, 0) || c.MinDifference < 0:
+		return fmt.Errorf("outlier: MinDifference %v must be a finite non-negative number (0 for the default)", c.MinDifference)
 	}
 	return nil
+}
+
+func (c Config) minDifference(totals bool) float64 {
+	switch {
+	case c.MinDifference > 0:
+		return c.MinDifference
+	case totals:
+		return DefaultMinRateDifference
+	}
+	return 0
 }
 
 func (c Config) threshold() float64 {
@@ -130,8 +170,8 @@ type Result struct {
 	Value float64
 	// Score is what is compared with Threshold: the share (static), the
 	// p-value (chi-squared, outlier when ≤), z, IQRs above Q3, or the robust
-	// z (MAD), each an outlier when above. It is ±Inf when the other zones
-	// have no spread at all and the zone differs from them.
+	// z (MAD), each an outlier when above. The spread it is measured in is
+	// never below sampling noise, so it is always finite.
 	Score     float64
 	Threshold float64
 	// ChiSquare and DF are the test statistic and its degrees of freedom
@@ -156,6 +196,7 @@ func DetectWithTotals(cfg Config, counts, totals []float64, zone int) Result {
 	if err != nil {
 		return fail(err)
 	}
+	in.minDiff = cfg.minDifference(in.tot != nil)
 	r := Result{Threshold: cfg.threshold(), Value: in.val[in.self]}
 	if in.noTraffic {
 		r.Value = 0
@@ -182,6 +223,49 @@ type input struct {
 	val       []float64 // cnt, or cnt/tot
 	self      int       // position of the zone under test in zone
 	noTraffic bool      // the zone under test has total 0
+	minDiff   float64   // Config.MinDifference in force
+}
+
+// gapCheck returns "" when the zone under test is at least minDiff above
+// every other zone, else why not.
+func (in *input) gapCheck() string {
+	if in.minDiff <= 0 {
+		return ""
+	}
+	x := in.val[in.self]
+	for k, v := range in.val {
+		if k != in.self && x-v < in.minDiff {
+			return fmt.Sprintf("it is only %s above zone %d (minimum difference %s)", num(x-v), in.zone[k], num(in.minDiff))
+		}
+	}
+	return ""
+}
+
+// noise is the standard deviation that sampling alone gives a healthy
+// zone's value, estimated from the other zones: binomial for a rate (their
+// pooled rate, shrunk off 0 and 1 by one bad and one good request, over
+// their mean traffic), Poisson for a count (at least 1).
+func (in *input) noise() float64 {
+	var c, t float64
+	n := 0
+	for k := range in.val {
+		if k == in.self {
+			continue
+		}
+		n++
+		c += in.cnt[k]
+		if in.tot != nil {
+			t += in.tot[k]
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	if in.tot != nil {
+		p := (c + 1) / (t + 2)
+		return math.Sqrt(p * (1 - p) / (t / float64(n)))
+	}
+	return math.Sqrt(max(c/float64(n), 1))
 }
 
 func prepare(counts, totals []float64, zone int) (*input, error) {
@@ -277,6 +361,9 @@ func static(r *Result, in *input, zone int) {
 		of = fmt.Sprintf("rate %s of the zones' summed rates %s", num(in.val[in.self]), num(sum))
 	}
 	top := topCheck(in, in.val, in.valueName())
+	if top == "" {
+		top = in.gapCheck()
+	}
 	r.Outlier = r.Score >= r.Threshold && top == ""
 	cmp := "below"
 	if r.Score >= r.Threshold {
@@ -333,11 +420,25 @@ func dispersion(r *Result, m Method, in *input, zone int) {
 			desc = fmt.Sprintf("the other zones' median %s, MAD 0, so mean absolute deviation %s (scaled %s)", num(center), num(meanAD), num(spread))
 		}
 	}
-	r.Score = ratio(x-center, spread)
-	if spread == 0 {
-		desc += ", no spread at all, so any excess is an outlier"
+	// Two nearly equal zones have almost no spread; sampling noise alone
+	// would give them more, and a difference within noise is no outlier.
+	floor := in.noise()
+	if m == IQR {
+		floor *= iqrPerSD
 	}
+	if spread < floor {
+		spread = floor
+		if m == IQR {
+			desc = fmt.Sprintf("the other zones' Q1 %s, Q3 %s, IQR raised to sampling noise %s (fence Q3 + %s·IQR = %s)", num(quantile(sorted(peers), 0.25)), num(center), num(spread), num(r.Threshold), num(center+r.Threshold*spread))
+		} else {
+			desc += fmt.Sprintf(", spread raised to sampling noise %s", num(spread))
+		}
+	}
+	r.Score = ratio(x-center, spread)
 	top := topCheck(in, in.val, in.valueName())
+	if top == "" {
+		top = in.gapCheck()
+	}
 	r.Outlier = r.Score > r.Threshold && top == ""
 	cmp := "not above"
 	if r.Score > r.Threshold {

@@ -65,9 +65,12 @@ func TestMethods(t *testing.T) {
 		{"no outlier", []float64{10, 12, 11, 13}, 3, all(false)},
 		{"all zero", []float64{0, 0, 0}, 1, all(false)},
 		{"sigma zero, all equal", []float64{5, 5, 5}, 2, all(false)},
-		// The others are identical: any excess is infinitely many of their
-		// (zero) deviations away. Static: 9/19 < 0.7; chi-squared: p 0.55.
-		{"sigma zero, one above", []float64{5, 5, 9}, 2, want{ZScore: true, IQR: true, MAD: true}},
+		// The others are identical, but their zero spread is luck: Poisson
+		// noise alone gives counts of 5 a spread of √5, and 9 is within it.
+		// Static: 9/19 < 0.7; chi-squared: p 0.55.
+		{"sigma zero, one above", []float64{5, 5, 9}, 2, all(false)},
+		// Far beyond the noise: 20 is 6.7 noise sds above 5. Static 20/30 < 0.7.
+		{"sigma zero, far above", []float64{5, 5, 20}, 2, want{ChiSquared: true, ZScore: true, IQR: true, MAD: true}},
 		{"sigma zero, one below", []float64{5, 5, 1}, 2, all(false)},
 		{"tie at the top", []float64{10, 50, 50}, 1, all(false)},
 		{"tie at the top, other tied zone", []float64{10, 50, 50}, 2, all(false)},
@@ -80,14 +83,18 @@ func TestMethods(t *testing.T) {
 		// Three zones, healthy ones zero: the common gray failure. Chi-squared
 		// needs enough counts to be significant.
 		{"three zones, one failing", []float64{0, 0, 40}, 2, all(true)},
-		{"three zones, single fault", []float64{0, 0, 1}, 2, want{Static: true, ZScore: true, IQR: true, MAD: true}},
+		// One stray fault is within noise; chi-squared expects a third of a
+		// fault per zone, far too few to decide.
+		{"three zones, single fault", []float64{0, 0, 1}, 2, want{Static: true}},
 		// Three zones with spread: z = (30−11)/1.41 = 13.4, IQR fence 13.
 		{"three zones with spread", []float64{10, 12, 30}, 2, want{ZScore: true, IQR: true, MAD: true, ChiSquared: true}},
 		{"three zones, mild", []float64{10, 12, 12.9}, 2, all(false)},
 		// A zone above the others but below the threshold of every method.
 		{"moderate", []float64{100, 110, 105, 95, 115}, 4, all(false)},
-		// Tukey's fence from the others is 117.5.
-		{"just over the IQR fence", []float64{100, 110, 105, 95, 120}, 4, want{IQR: true}},
+		// The others' IQR 7.5 is below the noise IQR 1.349·√102.5 = 13.66,
+		// so Tukey's fence is 106.25 + 1.5·13.66 = 126.7, not 117.5.
+		{"within the IQR noise fence", []float64{100, 110, 105, 95, 120}, 4, all(false)},
+		{"just over the IQR noise fence", []float64{100, 110, 105, 95, 130}, 4, want{IQR: true}},
 		// A second zone is worse: the first is not the outlier.
 		{"not the highest", []float64{0, 0, 0, 30, 60}, 3, all(false)},
 		{"many zones", []float64{3, 4, 5, 3, 4, 5, 4, 100}, 7, all(true)},
@@ -122,21 +129,30 @@ func TestScores(t *testing.T) {
 			"zone 2 has 80.0% of the total (80 of 100 across 3 zones), at or above the 70.0% threshold: outlier"},
 		{Static, []float64{35, 35, 30}, 0, 0.35,
 			"zone 0 has 35.0% of the total (35 of 100 across 3 zones), below the 70.0% threshold: not an outlier"},
-		{ZScore, []float64{10, 12, 30}, 2, 19 / math.Sqrt(2),
-			"zone 2: count 30 vs the other zones' mean 11 and sd 1.414: score 13.44 above 3: outlier"},
-		{ZScore, []float64{5, 5, 9}, 2, math.Inf(1),
-			"zone 2: count 9 vs the other zones' mean 5 and sd 0, no spread at all, so any excess is an outlier: score +Inf above 3: outlier"},
+		{ZScore, []float64{100, 120, 300}, 2, 190 / math.Sqrt(200),
+			"zone 2: count 300 vs the other zones' mean 110 and sd 14.14: score 13.44 above 3: outlier"},
+		// Peers 10 and 12: sd 1.414 is below the Poisson noise √11 = 3.317.
+		{ZScore, []float64{10, 12, 30}, 2, 19 / math.Sqrt(11),
+			"zone 2: count 30 vs the other zones' mean 11 and sd 1.414, spread raised to sampling noise 3.317: score 5.729 above 3: outlier"},
+		{ZScore, []float64{5, 5, 9}, 2, 4 / math.Sqrt(5),
+			"zone 2: count 9 vs the other zones' mean 5 and sd 0, spread raised to sampling noise 2.236: score 1.789 not above 3: not an outlier"},
 		{ZScore, []float64{5, 5, 5}, 2, 0,
-			"zone 2: count 5 vs the other zones' mean 5 and sd 0, no spread at all, so any excess is an outlier: score 0 not above 3: not an outlier"},
+			"zone 2: count 5 vs the other zones' mean 5 and sd 0, spread raised to sampling noise 2.236: score 0 not above 3: not an outlier"},
 		{ZScore, []float64{5, 5, 1}, 2, math.Inf(-1), ""},
-		// Peers 10, 11, 12: Q1 10.5, Q3 11.5 (type 7), IQR 1.
-		{IQR, []float64{10, 11, 12, 60}, 3, 48.5,
-			"zone 3: count 60 vs the other zones' Q1 10.5, Q3 11.5, IQR 1 (fence Q3 + 1.5·IQR = 13): score 48.5 above 1.5: outlier"},
-		{IQR, []float64{10, 11, 12, 13}, 3, 1.5,
-			"zone 3: count 13 vs the other zones' Q1 10.5, Q3 11.5, IQR 1 (fence Q3 + 1.5·IQR = 13): score 1.5 not above 1.5: not an outlier"},
-		// Peers 10, 11, 12: median 11, MAD 1, scaled 1.4826.
-		{MAD, []float64{10, 11, 12, 20}, 3, 9 / 1.4826,
-			"zone 3: count 20 vs the other zones' median 11 and MAD 1 (scaled 1.483): score 6.07 above 3: outlier"},
+		// Peers 100, 120, 140: Q1 110, Q3 130 (type 7), IQR 20 (above the
+		// noise IQR 1.349·√120 = 14.78).
+		{IQR, []float64{100, 120, 140, 600}, 3, 23.5,
+			"zone 3: count 600 vs the other zones' Q1 110, Q3 130, IQR 20 (fence Q3 + 1.5·IQR = 160): score 23.5 above 1.5: outlier"},
+		{IQR, []float64{100, 120, 140, 160}, 3, 1.5,
+			"zone 3: count 160 vs the other zones' Q1 110, Q3 130, IQR 20 (fence Q3 + 1.5·IQR = 160): score 1.5 not above 1.5: not an outlier"},
+		// Peers 10, 11, 12: IQR 1, raised to the noise IQR 1.349·√11 = 4.474.
+		{IQR, []float64{10, 11, 12, 13}, 3, 1.5 / (1.349 * math.Sqrt(11)),
+			"zone 3: count 13 vs the other zones' Q1 10.5, Q3 11.5, IQR raised to sampling noise 4.474 (fence Q3 + 1.5·IQR = 18.21): score 0.3353 not above 1.5: not an outlier"},
+		// Peers 100, 110, 120: median 110, MAD 10, scaled 14.83 (noise √110 = 10.49).
+		{MAD, []float64{100, 110, 120, 200}, 3, 90 / 14.826,
+			"zone 3: count 200 vs the other zones' median 110 and MAD 10 (scaled 14.83): score 6.07 above 3: outlier"},
+		{MAD, []float64{10, 11, 12, 20}, 3, 9 / math.Sqrt(11),
+			"zone 3: count 20 vs the other zones' median 11 and MAD 1 (scaled 1.483), spread raised to sampling noise 3.317: score 2.714 not above 3: not an outlier"},
 		// Peers 0, 0, 4: MAD 0, mean absolute deviation 4/3, scaled 1.671.
 		{MAD, []float64{0, 0, 4, 5}, 3, 5 / (1.2533 * 4 / 3),
 			"zone 3: count 5 vs the other zones' median 0, MAD 0, so mean absolute deviation 1.333 (scaled 1.671): score 2.992 not above 3: not an outlier"},
@@ -207,11 +223,18 @@ func TestTotals(t *testing.T) {
 		t.Errorf("equal rates: chi-squared %v p %v, want 0 and 1", r.ChiSquare, r.Score)
 	}
 
-	// Zone 2 has a tenth of the traffic and the same count: ten times the rate.
+	// Zone 2 has a tenth of the traffic and the same count: ten times the
+	// rate. With 30 faults in all it expects 1.4 of them: too few to test.
 	counts, totals = []float64{10, 10, 10}, []float64{1000, 1000, 100}
 	r = DetectWithTotals(Config{Method: ChiSquared}, counts, totals, 2)
-	want := "zone 2: chi-squared 54 (df 2, expected counts by traffic), p 1.88e-12 at or below 0.05; zone 2 is farthest above expectation (10 vs 1.429 expected): outlier"
-	if !r.Outlier || r.Reason != want || r.Value != 10 {
+	want := "zone 2: chi-squared 54 (df 2), but zone 2 expects only 1.429 (fewer than 5): too few counts for the test, no decision: not an outlier"
+	if r.Outlier || r.Reason != want || r.Value != 10 {
+		t.Errorf("got %+v\nwant reason %s", r, want)
+	}
+	// Ten times the counts: 14.3 expected, enough.
+	r = DetectWithTotals(Config{Method: ChiSquared}, []float64{100, 100, 100}, []float64{10000, 10000, 1000}, 2)
+	want = "zone 2: chi-squared 540 (df 2, expected counts by traffic), p 5.502e-118 at or below 0.05; zone 2 is farthest above expectation (100 vs 14.29 expected): outlier"
+	if !r.Outlier || r.Reason != want {
 		t.Errorf("got %+v\nwant reason %s", r, want)
 	}
 	if r := Detect(Config{Method: ChiSquared}, counts, 2); r.Outlier {

@@ -40,6 +40,19 @@ func chiSquared(r *Result, in *input, zone int) {
 	}
 	r.DF = k - 1
 	r.Score = distuv.ChiSquared{K: float64(r.DF)}.Survival(r.ChiSquare)
+	// The statistic follows the chi-squared distribution only when every
+	// expected count is large enough; below that its p-value means nothing.
+	low := 0
+	for i := range exp {
+		if exp[i] < exp[low] {
+			low = i
+		}
+	}
+	if exp[low] < MinExpected {
+		r.Reason = fmt.Sprintf("zone %d: chi-squared %s (df %d), but zone %d expects only %s (fewer than %d): too few counts for the test, no decision: not an outlier",
+			zone, num(r.ChiSquare), r.DF, in.zone[low], num(exp[low]), MinExpected)
+		return
+	}
 
 	// The zone farthest above expectation, by Pearson residual so that
 	// zones of different traffic compare fairly.

@@ -82,3 +82,25 @@ func (p Plan) ControlPlaneDown(t time.Duration) bool {
 	}
 	return false
 }
+
+// TelemetryLost reports whether a telemetry_loss fault keeps the instance's
+// server-side observations from reaching grayzone at offset t.
+func (p Plan) TelemetryLost(t time.Duration, zone, instance string) bool {
+	for _, f := range p.Active(t) {
+		if f.Kind == scenario.TelemetryLoss && f.Hits(zone, instance) {
+			return true
+		}
+	}
+	return false
+}
+
+// CanaryFails reports whether a canary_failure fault cuts grayzone's zonal
+// canary calls to zone at offset t.
+func (p Plan) CanaryFails(t time.Duration, zone string) bool {
+	for _, f := range p.Active(t) {
+		if f.Kind == scenario.CanaryFailure && (f.Target.Region || f.Target.Zone == zone) {
+			return true
+		}
+	}
+	return false
+}

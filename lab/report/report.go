@@ -108,6 +108,14 @@ type ControlPlane struct {
 	Failures int `json:"failed_attempts"`
 }
 
+// FailStatic is one span of doubt: end_s is null while it lasts at the end of the run.
+type FailStatic struct {
+	Reason string   `json:"reason"`
+	Why    string   `json:"why"`
+	Start  float64  `json:"start_s"`
+	End    *float64 `json:"end_s"`
+}
+
 // Baseline is the unmitigated run of the same scenario.
 type Baseline struct {
 	Requests   Requests    `json:"requests"`
@@ -154,8 +162,11 @@ type Report struct {
 	Detections   []Detection    `json:"detections"`
 	Shifts       []Shift        `json:"shifts"`
 	ControlPlane []ControlPlane `json:"control_plane"`
-	Baseline     *Baseline      `json:"baseline,omitempty"`
-	Expect       Expect         `json:"expect"`
+	// FailStatic lists the spans during which grayzone's own view was in
+	// doubt and it kept what was in force.
+	FailStatic []FailStatic `json:"fail_static"`
+	Baseline   *Baseline    `json:"baseline,omitempty"`
+	Expect     Expect       `json:"expect"`
 	// Interrupted is true when the run was stopped before its end (Ctrl-C).
 	Interrupted bool    `json:"interrupted,omitempty"`
 	Timeline    []Point `json:"timeline,omitempty"`
@@ -173,6 +184,7 @@ type Run struct {
 	Requests   Requests
 	Detections []autoshift.Detection
 	Events     []runbook.Event
+	FailStatic []autoshift.FailStaticPeriod
 	Timeline   []Point
 	Database   string
 }
@@ -193,6 +205,7 @@ func Build(run Run) *Report {
 		Detections:   []Detection{},
 		Shifts:       []Shift{},
 		ControlPlane: []ControlPlane{},
+		FailStatic:   []FailStatic{},
 		Timeline:     run.Timeline,
 		Database:     run.Database,
 		Interrupted:  run.Elapsed < sc.Duration,
@@ -209,6 +222,14 @@ func Build(run Run) *Report {
 		r.Faults = append(r.Faults, rf)
 	}
 	r.Detections = Detections(run.Start, run.Detections)
+	for _, p := range run.FailStatic {
+		fs := FailStatic{Reason: p.Reason, Why: p.Why, Start: secs(p.Start.Sub(run.Start))}
+		if !p.End.IsZero() {
+			e := secs(p.End.Sub(run.Start))
+			fs.End = &e
+		}
+		r.FailStatic = append(r.FailStatic, fs)
+	}
 	failures := map[string]int{}
 	for _, ev := range run.Events {
 		at := secs(ev.At.Sub(run.Start))
@@ -305,6 +326,14 @@ func (r *Report) Check(sc *scenario.Scenario) {
 				fail("recovered_within: the shift away from %s ended at %.1fs, %.1fs after the last fault ended (%.1fs); expected within %s",
 					sh.AwayFrom, *sh.End, *sh.End-lastEnd, lastEnd, ex.RecoveredWithin)
 			}
+		}
+	}
+	if want := ex.FailStatic; want != nil {
+		switch {
+		case *want && len(r.FailStatic) == 0:
+			fail("fail_static: expected grayzone to fail static, but its view was never in doubt")
+		case !*want && len(r.FailStatic) > 0:
+			fail("fail_static: expected no doubt, but grayzone failed static (%s) at %.1fs", r.FailStatic[0].Reason, r.FailStatic[0].Start)
 		}
 	}
 	if m := ex.MaxFailedRatio; m != nil && r.Requests.Ratio() > *m {
@@ -408,6 +437,13 @@ func (r *Report) Summary(w io.Writer) {
 			extra = fmt.Sprintf(" (after %d failed attempts)", c.Failures)
 		}
 		fmt.Fprintf(w, "  excluded   %-20s at %.1fs%s, %s\n", c.Zone, c.At, extra, rest)
+	}
+	for _, f := range r.FailStatic {
+		end := "still in doubt"
+		if f.End != nil {
+			end = fmt.Sprintf("ended %.1fs", *f.End)
+		}
+		fmt.Fprintf(w, "  failstatic %-20s at %.1fs, %s\n", f.Reason, f.Start, end)
 	}
 	fmt.Fprintf(w, "  customers  %s, %s slow, with mitigation\n", r.Requests.Failures("requests"), Thousands(r.Requests.Slow))
 	if b := r.Baseline; b != nil {

@@ -53,7 +53,7 @@ var (
 	canaryKeys   = []string{"interval"}
 	policyKeys   = []string{"control_plane_after", "recovery_hold"}
 	faultKeys    = []string{"at", "duration", "kind", "zone", "instance", "region", "percent", "latency", "jitter"}
-	expectKeys   = []string{"shift", "control_plane", "recovered_within", "max_failed_ratio"}
+	expectKeys   = []string{"shift", "control_plane", "recovered_within", "max_failed_ratio", "fail_static"}
 	shiftKeys    = []string{"away_from", "within"}
 )
 
@@ -531,6 +531,9 @@ func (p *parser) fault(f yamlfield.Field) (Fault, bool) {
 		if kindOK && fl.Kind == ControlPlaneOutage && key != "region" {
 			p.Errorf(tf, "control_plane_outage acts on the instance group, its target must be region: true")
 		}
+		if kindOK && fl.Kind == CanaryFailure && key == "instance" {
+			p.Errorf(tf, "canary_failure acts on a zone's canary calls, its target must be a zone or region: true")
+		}
 	}
 	if target == nil {
 		p.Missing(f, f.Path, "no target (exactly one of zone, instance, region is required)")
@@ -622,6 +625,11 @@ func (p *parser) expect(f yamlfield.Field) Expect {
 	}
 	if rf, ok := m.Get("recovered_within"); ok {
 		e.RecoveredWithin, _ = p.positiveDuration(rf)
+	}
+	if ff, ok := m.Get("fail_static"); ok {
+		if v, ok := p.Boolean(ff); ok {
+			e.FailStatic = &v
+		}
 	}
 	if rf, ok := m.Get("max_failed_ratio"); ok {
 		if v, ok := p.Number(rf); ok {

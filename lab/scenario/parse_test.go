@@ -337,7 +337,7 @@ func TestParseErrors(t *testing.T) {
 		{"fault at negative", edit("at: 30s", "at: -1s"), "t.yaml:10: faults[0].at: -1s is out of range (0 <= at < duration 5m)"},
 		{"fault zero duration", edit("duration: 1m", "duration: 0s"), "t.yaml:11: faults[0].duration: 0s is out of range (must be > 0)"},
 		{"fault without kind", edit("    kind: packet_loss\n", ""), "t.yaml:10: faults[0].kind: required"},
-		{"unknown kind", edit("kind: packet_loss", "kind: drop"), "t.yaml:12: faults[0].kind: drop is not a fault kind (one of latency, packet_loss, blackhole, reset, http_error, slow, control_plane_outage)"},
+		{"unknown kind", edit("kind: packet_loss", "kind: drop"), "t.yaml:12: faults[0].kind: drop is not a fault kind (one of latency, packet_loss, blackhole, reset, http_error, slow, control_plane_outage, telemetry_loss, canary_failure)"},
 		{"two targets", edit("    zone: a", "    zone: a\n    instance: a-1"), "t.yaml:14: faults[0].instance: conflicts with zone (a fault has exactly one target: zone, instance or region)"},
 		{"no target", edit("    zone: a\n", ""), "t.yaml:10: faults[0]: no target (exactly one of zone, instance, region is required)"},
 		{"unknown target zone", edit("    zone: a", "    zone: d"), "t.yaml:13: faults[0].zone: d is not one of the zones (a, b, c)"},
@@ -357,6 +357,8 @@ func TestParseErrors(t *testing.T) {
 		{"jitter on packet_loss", edit("percent: 30", "percent: 30\n    jitter: 1s"), "t.yaml:15: faults[0].jitter: jitter not allowed for kind packet_loss (only for latency, slow)"},
 		{"jitter above latency", edit("    kind: packet_loss\n    zone: a\n    percent: 30", "    kind: latency\n    zone: a\n    latency: 100ms\n    jitter: 200ms"), "t.yaml:15: faults[0].jitter: 200ms is larger than latency (100ms)"},
 		{"control_plane_outage on a zone", edit("    kind: packet_loss\n    zone: a\n    percent: 30", "    kind: control_plane_outage\n    zone: a"), "t.yaml:13: faults[0].zone: control_plane_outage acts on the instance group, its target must be region: true"},
+		{"canary_failure on an instance", edit("    kind: packet_loss\n    zone: a\n    percent: 30", "    kind: canary_failure\n    instance: a-1"), "t.yaml:13: faults[0].instance: canary_failure acts on a zone's canary calls, its target must be a zone or region: true"},
+		{"percent on telemetry_loss", edit("kind: packet_loss", "kind: telemetry_loss"), "t.yaml:14: faults[0].percent: percent not allowed for kind telemetry_loss (only for packet_loss, reset, http_error)"},
 		{"second fault", edit("    percent: 30\n", "    percent: 30\n  - {at: 1m, kind: reset, zone: b, percent: 101}\n"), "t.yaml:15: faults[1].percent: 101 is out of range (0 < percent <= 100)"},
 
 		// Expect.

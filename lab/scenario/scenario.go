@@ -103,10 +103,18 @@ const (
 	HTTPError          Kind = "http_error"
 	Slow               Kind = "slow"
 	ControlPlaneOutage Kind = "control_plane_outage"
+	// TelemetryLoss: the targeted instances' server-side observations no
+	// longer reach grayzone (a collector, an agent or grayzone's own network
+	// died); what customers see is unchanged.
+	TelemetryLoss Kind = "telemetry_loss"
+	// CanaryFailure: grayzone's own zonal canary calls to the targeted
+	// zone(s) fail at once, as if grayzone's network to them were cut;
+	// customers are unaffected.
+	CanaryFailure Kind = "canary_failure"
 )
 
 // Kinds lists every fault kind.
-var Kinds = []Kind{Latency, PacketLoss, Blackhole, Reset, HTTPError, Slow, ControlPlaneOutage}
+var Kinds = []Kind{Latency, PacketLoss, Blackhole, Reset, HTTPError, Slow, ControlPlaneOutage, TelemetryLoss, CanaryFailure}
 
 // OnDBLink reports whether the kind acts on the database link.
 func (k Kind) OnDBLink() bool {
@@ -175,6 +183,9 @@ type Expect struct {
 	ControlPlane    *bool // control_plane: true/false; nil when not given
 	RecoveredWithin time.Duration
 	MaxFailedRatio  *float64
+	// FailStatic: grayzone failed static at some point of the run (true)
+	// or never (false); nil when not given.
+	FailStatic *bool
 }
 
 // ExpectShift is either "none" or a zone shifted away within a delay.

@@ -216,10 +216,12 @@ func (w *World) serve(t *frontdoor.Target, opName string) (status int, latency t
 			status = 500
 		}
 	}
-	w.cfg.Observe(observation.Observation{
-		At: w.now.Add(lat), Source: observation.Server, Zone: t.Zone, Instance: t.ID,
-		Operation: opName, Outcome: observation.FromStatus(status), Latency: lat,
-	})
+	if !w.plan.TelemetryLost(off, t.Zone, t.ID) {
+		w.cfg.Observe(observation.Observation{
+			At: w.now.Add(lat), Source: observation.Server, Zone: t.Zone, Instance: t.ID,
+			Operation: opName, Outcome: observation.FromStatus(status), Latency: lat,
+		})
+	}
 	// The front door adds a little on the way back.
 	return status, lat + w.lognormal(300*time.Microsecond, 0.2)
 }
@@ -264,7 +266,9 @@ func (w *World) canaries() {
 
 func (w *World) canaryCall(t *frontdoor.Target, zone, op string, regional bool) {
 	o := observation.Observation{Source: observation.Canary, Zone: zone, Operation: op, Regional: regional}
-	if t == nil {
+	// A canary_failure cuts grayzone's own path to the zone: the call fails
+	// at once (connection refused) without reaching any instance.
+	if t == nil || (!regional && w.plan.CanaryFails(w.Offset(), zone)) {
 		o.At, o.Outcome, o.Latency = w.now, observation.Fault, 0
 		if !regional {
 			w.cfg.Observe(o)

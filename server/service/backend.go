@@ -38,7 +38,8 @@ func (r *resource) status() api.ResourceStatus {
 	r.mu.Unlock()
 	phase, zone := r.ctrl.Phase()
 	rs := api.ResourceStatus{Name: r.cfg.Name, Detector: r.cfg.Detector.Profile, Phase: string(phase), PhaseZone: zone,
-		Excluded: []string{}, Pending: []string{}, Regional: a.Regional, Isolated: a.Isolated, Why: a.Why, Autoshift: r.autoshiftMode()}
+		Excluded: []string{}, Pending: []string{}, Regional: a.Regional, Isolated: a.Isolated, Why: a.Why, Autoshift: r.autoshiftMode(),
+		FailStatic: api.FailStaticOf(a.FailStatic)}
 	if act, ok := r.s.shifts.Active(r.cfg.Name); ok {
 		rs.ActiveShift = &act
 	}
@@ -55,7 +56,7 @@ func (r *resource) status() api.ResourceStatus {
 			zs.P99 = -1
 		}
 		out := api.ZoneStatus{Zone: z, Availability: zs.Availability, P99Ms: zs.P99, Requests: zs.Requests, Healthy: zs.Healthy,
-			Impacted: zs.Impacted, Outlier: zs.Outlier, Contributors: zs.Contributors, Isolated: zs.Isolated, Shifted: r.table.Shifted(z),
+			Impacted: zs.Impacted, Outlier: zs.Outlier, Contributors: zs.Contributors, Isolated: zs.Isolated, Silent: zs.Silent, Shifted: r.table.Shifted(z),
 			Targets: []api.Target{}}
 		if a.At.IsZero() {
 			out.Availability = 1

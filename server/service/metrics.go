@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/grayzone/grayzone/engine/alarm"
+	"github.com/grayzone/grayzone/engine/detect"
 )
 
 // metricsHandler exposes grayzone's own health and state in Prometheus'
@@ -32,6 +33,7 @@ var (
 	mPending  = prometheus.NewDesc("grayzone_runbook_pending_actions", "Actions not yet done (in flight or waiting to retry).", []string{"resource"}, nil)
 	mObserved = prometheus.NewDesc("grayzone_observations_total", "Observations ingested.", []string{"resource", "source"}, nil)
 	mActive   = prometheus.NewDesc("grayzone_shift_active", "1 while a zonal shift is active.", []string{"resource", "zone", "origin"}, nil)
+	mFailStat = prometheus.NewDesc("grayzone_fail_static", "1 while the detector doubts its own view for the reason (telemetry_lost, canaries_failing): no new shift starts and none ends automatically.", []string{"resource", "reason"}, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
@@ -64,6 +66,9 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(mPending, prometheus.GaugeValue, float64(len(st.Pending)), st.Name)
 		if st.ActiveShift != nil {
 			ch <- prometheus.MustNewConstMetric(mActive, prometheus.GaugeValue, 1, st.Name, st.ActiveShift.AwayFrom, string(st.ActiveShift.Origin))
+		}
+		for _, reason := range detect.FailStaticReasons {
+			ch <- prometheus.MustNewConstMetric(mFailStat, prometheus.GaugeValue, b(st.FailStatic != nil && st.FailStatic.Reason == reason), st.Name, reason)
 		}
 		r.mu.Lock()
 		for _, al := range r.last.Alarms {

@@ -22,6 +22,9 @@ func (r *resource) practiceStep(ctx context.Context, now time.Time, a detect.Ass
 		return
 	}
 	d := r.prac.Step(now, r.alarmState, func(zone string) error {
+		if a.FailStatic.Active {
+			return fmt.Errorf("fail static (%s): %s", a.FailStatic.Reason, a.FailStatic.Why)
+		}
 		if ph, _ := r.ctrl.Phase(); ph != runbook.Idle {
 			return fmt.Errorf("autoshift is handling an incident (%s)", ph)
 		}

@@ -328,6 +328,7 @@
       return { cls: 'shifted', text: 'SHIFTED', sub: recovering ? 'recovered; waiting before traffic returns' : 'traffic moved away (zonal shift)' };
     }
     if (z.isolated) return { cls: 'bad', text: 'ISOLATED', sub: 'failing on its own; not shifted yet' };
+    if (z.silent) return { cls: 'warn', text: 'SILENT', sub: 'its instances stopped reporting' };
     if (z.impacted && rs.regional_impact) return { cls: 'warn', text: 'IMPACTED', sub: 'part of a regional impact' };
     if (z.impacted) return { cls: 'warn', text: 'IMPACTED', sub: 'impact seen; not confirmed isolated' };
     if (!z.healthy && z.targets && z.targets.length) return { cls: 'ok', text: 'OK', sub: 'serving normally; canaries not all green' };
@@ -353,7 +354,11 @@
     }
     if ((rs.excluded || []).length) parts.push('excluded from the instance group: ' + rs.excluded.join(', '));
     if ((rs.pending_actions || []).length) parts.push('in progress: ' + rs.pending_actions.join(', '));
-    if (rs.regional_impact) {
+    if (rs.fail_static) {
+      // grayzone doubts its own view: say so before anything it would conclude.
+      head = 'grayzone cannot trust its own view (' + rs.fail_static.reason.replace('_', ' ') + ' since ' + fmtTime(Date.parse(rs.fail_static.since)) +
+        '): ' + rs.fail_static.why + '. It keeps what is in force: no new shift starts and no shift ends on its own until this clears.';
+    } else if (rs.regional_impact) {
       head = 'More than one zone is impacted: a regional problem. grayzone does not shift — moving traffic would not help.';
     } else if (iso && iso.shifted) {
       head = iso.zone + ' is failing on its own. Its traffic has been shifted to the other zones.';
@@ -377,8 +382,8 @@
     }
     $('headline').textContent = head;
     // The tab's title carries the verdict, for an operator looking elsewhere.
-    document.title = (rs.regional_impact ? 'REGIONAL · ' : iso ? iso.zone + ' ISOLATED · ' : shifted ? shifted.zone + ' SHIFTED · ' : '') + rs.name + ' · grayzone';
-    $('headline').className = iso || rs.regional_impact ? 'alert' : shifted ? 'mitigated' : '';
+    document.title = (rs.fail_static ? 'FAIL STATIC · ' : rs.regional_impact ? 'REGIONAL · ' : iso ? iso.zone + ' ISOLATED · ' : shifted ? shifted.zone + ' SHIFTED · ' : '') + rs.name + ' · grayzone';
+    $('headline').className = iso || rs.regional_impact || rs.fail_static ? 'alert' : shifted ? 'mitigated' : '';
     $('subline').textContent = parts.join(' · ');
 
     // Customers: server-side outcomes, weighted by each zone's requests.
