@@ -90,4 +90,3 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstHistogram(descDuration, t.success+t.errors+t.faults, t.sum, bk, k.Zone, k.Instance, k.Operation)
 	}
 }
-
