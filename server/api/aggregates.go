@@ -166,3 +166,14 @@ func (h *handler) ingestAggregates(w http.ResponseWriter, r *http.Request, resou
 const SourceHeader = "X-Grayzone-Source"
 
 var sourceRe = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
+
+// TelemetryStatus is one telemetry source of a resource (GET /v1/status).
+type TelemetryStatus struct {
+	Source     string            `json:"source"`
+	Accepted   uint64            `json:"accepted"` // records admitted
+	Requests   uint64            `json:"requests"` // requests they stand for
+	Rejected   map[string]uint64 `json:"rejected"` // batches, by reason
+	LastReject string            `json:"last_reject,omitempty"`
+	Dropped    uint64            `json:"dropped"`
+	NewestAgeS float64           `json:"newest_age_s"` // -1: no data yet
+}

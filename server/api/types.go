@@ -53,6 +53,8 @@ type ResourceStatus struct {
 	Why         string       `json:"why"`
 	Zones       []ZoneStatus `json:"zones"`
 	Autoshift   string       `json:"autoshift"` // enabled, disabled, dry_run, approval
+	// Telemetry lists the sources that delivered data (aggregates.go).
+	Telemetry []TelemetryStatus `json:"telemetry,omitempty"`
 }
 
 // ZoneStatus is one zone of a resource.

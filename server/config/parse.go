@@ -39,7 +39,7 @@ var (
 var (
 	topKeys       = []string{"listen", "data_dir", "auth", "resources"}
 	authKeys      = []string{"tokens_file", "tokens", "open_reads"}
-	resourceKeys  = []string{"name", "zones", "min_capacity", "frontdoor", "operations", "detector", "canaries", "autoshift", "practice", "control_plane"}
+	resourceKeys  = []string{"name", "zones", "min_capacity", "frontdoor", "operations", "detector", "canaries", "autoshift", "practice", "control_plane", "telemetry"}
 	controlKeys   = []string{"type", "exclude_zone", "include_zone", "remove_extra", "timeout"}
 	frontdoorKeys = []string{"type", "regional", "zonal", "targets", "health_check", "record"}
 	targetKeys    = []string{"id", "zone", "addr"}
@@ -307,6 +307,10 @@ func (p *parser) resource(f yamlfield.Field, names map[string]int) Resource {
 	r.Practice = Practice{Config: practice.Config{Interval: DefaultPracticeInterval, Duration: DefaultPracticeDuration}}
 	if pf, ok := m.Get("practice"); ok {
 		p.practice(pf, ctx, &r.Practice)
+	}
+	r.Telemetry = defaultTelemetry()
+	if tf, ok := m.Get("telemetry"); ok {
+		r.Telemetry = p.telemetry(tf)
 	}
 	r.ControlPlane = ControlPlane{Type: ControlPlaneNone, Timeout: DefaultControlPlaneTimeout}
 	if cf, ok := m.Get("control_plane"); ok {
