@@ -83,3 +83,25 @@ func (a *Aggregate) AddLatency(d time.Duration, n uint64) {
 	copy(a.Latency[lo+1:], a.Latency[lo:])
 	a.Latency[lo] = Bucket{Index: i, Count: n}
 }
+
+// AddHistogram adds an explicit-bounds histogram (OTLP's and Prometheus'
+// shape): counts[i] latencies in (bounds[i-1], bounds[i]], the last in
+// (bounds[n-1], +inf). Each bucket is reported at its midpoint (the first
+// from 0; the open-ended last at 1.5× its lower bound), so the engine's
+// quantiles are as fine as the sender's buckets allow.
+func (a *Aggregate) AddHistogram(bounds []time.Duration, counts []uint64) {
+	var lo time.Duration
+	for i, n := range counts {
+		var v time.Duration
+		switch {
+		case i < len(bounds):
+			v = lo + (bounds[i]-lo)/2
+			lo = bounds[i]
+		case len(bounds) > 0:
+			v = lo + lo/2
+		default:
+			v = 0
+		}
+		a.AddLatency(v, n)
+	}
+}
