@@ -8,6 +8,7 @@ import (
 	"github.com/grayzone/grayzone/telemetry/emf"
 	"github.com/grayzone/grayzone/telemetry/ingest"
 	"github.com/grayzone/grayzone/telemetry/otlp"
+	"github.com/grayzone/grayzone/telemetry/prometheus"
 )
 
 // newSource builds one configured telemetry source, binding its listeners
@@ -25,6 +26,15 @@ func newSource(sc config.Source, gate *ingest.Gate, s *Service) (func(context.Co
 			return nil, err
 		}
 		return r.Run, nil
+	case config.SourcePrometheus:
+		l := sc.Labels
+		p, err := prometheus.New(prometheus.Config{Name: sc.Name, URL: sc.URL, Interval: sc.Interval, Requests: sc.Queries.Requests, Latency: sc.Queries.Latency,
+			Labels: prometheus.Labels{Zone: first(l.Zone), Instance: first(l.Instance), Operation: first(l.Operation), Status: first(l.Status)},
+			Sink:   gate, Now: s.clock.Now, Log: log})
+		if err != nil {
+			return nil, err
+		}
+		return p.Run, nil
 	case config.SourceEMF:
 		d, m := sc.Dimensions, sc.Metrics
 		e, err := emf.New(emf.Config{Name: sc.Name, File: sc.File, Listen: sc.Listen, Interval: sc.Interval, Sink: gate, Now: s.clock.Now, Log: log,

@@ -35,10 +35,13 @@ type state struct {
 
 // Delta returns, in out (resized to len(vals)), how much the series named
 // key grew since its previous point, and whether there is a delta at all
-// (false for a series' first point when only a baseline). A start time
+// (false for a series' first point when only a baseline). A series' first
+// point counts from zero when fromZero (the caller knows the series began
+// while it was watching, e.g. the first 5xx of a process it already
+// follows) or when its start time is at or after Since. A start time
 // other than the previous one, a different number of values, or any value
 // lower than before is a reset: the values themselves are the delta.
-func (t *Tracker) Delta(key string, start, at time.Time, vals []float64, out []float64) ([]float64, bool, error) {
+func (t *Tracker) Delta(key string, start, at time.Time, vals []float64, out []float64, fromZero bool) ([]float64, bool, error) {
 	if t.series == nil {
 		t.series = map[string]*state{}
 		if t.Max <= 0 {
@@ -58,7 +61,7 @@ func (t *Tracker) Delta(key string, start, at time.Time, vals []float64, out []f
 			}
 		}
 		t.series[key] = &state{start: start, vals: append([]float64(nil), vals...), seen: at}
-		fresh := !start.IsZero() && !t.Since.IsZero() && !start.Before(t.Since)
+		fresh := fromZero || (!start.IsZero() && !t.Since.IsZero() && !start.Before(t.Since))
 		return out, fresh, nil
 	}
 	reset := !start.Equal(s.start) || len(vals) != len(s.vals)

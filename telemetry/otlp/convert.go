@@ -60,12 +60,18 @@ type Converter struct {
 	DurationMetric string
 	RequestsMetric string
 	Tracker        cumulative.Tracker
+	// processes are the (resource, start time) pairs seen: a new series of
+	// a process already followed began while we watched it (a counter or
+	// attribute set appears with its first increment, e.g. the first 5xx),
+	// so its first point counts from zero.
+	processes map[string]bool
 }
 
 // point is one validated data point before the cumulative step.
 type point struct {
 	key        record.SeriesKey
 	seriesID   string
+	process    string
 	outcome    observation.Outcome
 	start, at  time.Time
 	cumulative bool
@@ -88,7 +94,8 @@ func (c *Converter) Convert(md pmetric.Metrics, now time.Time) ([]record.Aggrega
 		vals := p.vals
 		if p.cumulative {
 			var ok bool
-			delta, ok, err = c.Tracker.Delta(p.seriesID, p.start, p.at, p.vals, delta)
+			known := c.processes[p.process]
+			delta, ok, err = c.Tracker.Delta(p.seriesID, p.start, p.at, p.vals, delta, known)
 			if err != nil {
 				return nil, fmt.Errorf("%w (%d tracked)", err, c.Tracker.Len())
 			}
@@ -96,6 +103,12 @@ func (c *Converter) Convert(md pmetric.Metrics, now time.Time) ([]record.Aggrega
 				continue
 			}
 			vals = delta
+		}
+		if p.cumulative && !c.processes[p.process] {
+			if c.processes == nil || len(c.processes) >= max(c.Tracker.Max, 1_000_000) {
+				c.processes = map[string]bool{}
+			}
+			c.processes[p.process] = true
 		}
 		n := uint64(math.Round(vals[0]))
 		if n == 0 {
@@ -228,6 +241,7 @@ func (c *Converter) histogram(pts []point, m pmetric.Metric, res pcommon.Map, wh
 		}
 		p.vals[0] = float64(dp.Count())
 		p.seriesID = seriesID(p, dp.Attributes(), res, m.Name())
+		p.process = processID(res, p.start)
 		pts = append(pts, p)
 	}
 	return pts, nil
@@ -259,6 +273,7 @@ func (c *Converter) sum(pts []point, m pmetric.Metric, res pcommon.Map, where st
 		}
 		p.cumulative, p.vals = cum, []float64{v}
 		p.seriesID = seriesID(p, dp.Attributes(), res, m.Name())
+		p.process = processID(res, p.start)
 		pts = append(pts, p)
 	}
 	return pts, nil
@@ -312,6 +327,11 @@ func lookup(names []string, attrs, res pcommon.Map) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// processID names the process behind a point: its resource and start time.
+func processID(res pcommon.Map, start time.Time) string {
+	return seriesID(point{}, pcommon.NewMap(), res, start.Format(time.RFC3339Nano))
 }
 
 // seriesID names a cumulative series: the metric, the resource's and the

@@ -70,13 +70,36 @@ func TestCumulativeBaselineWhenStartedBeforeUs(t *testing.T) {
 	}
 }
 
+// The first 5xx of a process already followed is a new series: it counts
+// from zero, not as a baseline, or the first interval of faults would be lost.
+func TestNewSeriesOfKnownProcessCountsFromZero(t *testing.T) {
+	c := converter()
+	early := t0.Add(-time.Hour)
+	ok := request(pmetric.AggregationTemporalityCumulative, early, 100)
+	dp(ok).Attributes().PutStr("code", "200")
+	if aggs, _ := c.Convert(ok, t0); len(aggs) != 0 {
+		t.Fatalf("baseline produced %+v", aggs)
+	}
+	next := request(pmetric.AggregationTemporalityCumulative, early, 110)
+	dp(next).Attributes().PutStr("code", "200")
+	fault := next.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Histogram().DataPoints().AppendEmpty()
+	dp(next).CopyTo(fault)
+	fault.Attributes().PutStr("code", "503")
+	fault.BucketCounts().FromRaw([]uint64{4, 0, 0, 0})
+	fault.SetCount(4)
+	aggs, err := c.Convert(next, t0)
+	if err != nil || len(aggs) != 1 || aggs[0].Requests != 14 || aggs[0].Faults != 4 {
+		t.Fatalf("%v %+v, want 10 new successes and the 4 first faults", err, aggs)
+	}
+}
+
 func TestConvertErrors(t *testing.T) {
 	for _, tc := range []struct {
 		edit func(pmetric.Metrics)
 		want string
 	}{
 		{func(md pmetric.Metrics) { md.ResourceMetrics().At(0).Resource().Attributes().Remove("host.name") }, "data_points[0]: no instance attribute (looked for host.name)"},
-		{func(md pmetric.Metrics) { dp(md).SetCount(3) }, "bucket counts add up to 10, not count (3)"},
+		{func(md pmetric.Metrics) { dp(md).SetCount(3) }, "bucket_counts[0] 9 is over count (3)"},
 		{func(md pmetric.Metrics) { dp(md).ExplicitBounds().FromRaw([]float64{100, 50, 200}) }, "explicit_bounds[1] 50 is not increasing"},
 		{func(md pmetric.Metrics) { dp(md).Attributes().PutStr("code", "teapot") }, `status "teapot" is not an HTTP status code`},
 		{func(md pmetric.Metrics) { dp(md).SetTimestamp(pcommon.NewTimestampFromTime(t0.Add(time.Hour))) }, "is 1h0m0s in the future"},
