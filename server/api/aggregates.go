@@ -92,7 +92,7 @@ func ConvertAggregate(in AggregateIn, now time.Time) (a record.Aggregate, field,
 		return a, "requests", "must be at least 1"
 	case in.Faults > in.Requests:
 		return a, "faults", fmt.Sprintf("%d is more than requests (%d)", in.Faults, in.Requests)
-	case in.Faults+in.Errors > in.Requests:
+	case in.Errors > in.Requests-in.Faults:
 		return a, "errors", fmt.Sprintf("faults + errors (%d) is more than requests (%d)", in.Faults+in.Errors, in.Requests)
 	case in.Slow != nil && *in.Slow > in.Requests:
 		return a, "slow", fmt.Sprintf("%d is more than requests (%d)", *in.Slow, in.Requests)
