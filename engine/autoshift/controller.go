@@ -118,6 +118,16 @@ func (c *Controller) ObserveSnapshots(now time.Time, rec *record.Recorder) {
 	rec.Drain(func(k record.SeriesKey, d record.Snapshot) { c.o.Engine.ObserveSnapshot(now, k, d) })
 }
 
+// ObserveAggregates feeds per-series interval aggregates (the telemetry
+// sources' and the batch API's aggregated form) to the engine.
+func (c *Controller) ObserveAggregates(aggs []record.Aggregate) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range aggs {
+		c.o.Engine.ObserveAggregate(aggs[i])
+	}
+}
+
 // Tick runs one step at now: collect finished actions, assess, step the
 // runbook, start its actions. It returns the assessment.
 func (c *Controller) Tick(ctx context.Context, now time.Time) detect.Assessment {

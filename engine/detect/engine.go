@@ -284,6 +284,22 @@ func (e *Engine) ObserveSnapshot(at time.Time, k record.SeriesKey, d record.Snap
 	})
 }
 
+// ObserveAggregate records what one series counted over an interval ending
+// at a.At, the form every telemetry source produces (record.Aggregate). Its
+// slow count must already be resolved (Aggregate.FillSlow).
+func (e *Engine) ObserveAggregate(a record.Aggregate) {
+	if a.Requests == 0 {
+		return
+	}
+	c := Counts{N: int64(a.Requests), Faults: int64(a.Faults), Errors: int64(a.Errors), Slow: int64(min(a.Slow, a.Requests))}
+	k := a.Key
+	e.add(a.At, k.Source, k.Zone, k.Instance, k.Operation, false, c, func(sk *ddsketch.DDSketch) {
+		for _, b := range a.Latency {
+			_ = sk.AddWithCount(float64(record.BucketMid(b.Index))/float64(time.Millisecond), float64(b.Count))
+		}
+	})
+}
+
 // add is the one ingestion path: counts into the bucket of at, by zone,
 // instance and operation; latency into the operation's sketch.
 func (e *Engine) add(at time.Time, src observation.Source, zone, instance, op string, regional bool, c Counts, lat func(*ddsketch.DDSketch)) {

@@ -21,6 +21,7 @@ import (
 	"github.com/grayzone/grayzone/engine/shift"
 	"github.com/grayzone/grayzone/server/config"
 	"github.com/grayzone/grayzone/server/store"
+	"github.com/grayzone/grayzone/telemetry/ingest"
 )
 
 // Body limits. Shift and decision bodies are a few hundred bytes; the cap
@@ -547,6 +548,10 @@ func (h *handler) ingest(w http.ResponseWriter, r *http.Request, _ string) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if len(raw.Aggregates) > 0 {
+		h.ingestAggregates(w, r, resource, obs, raw.Aggregates)
+		return
+	}
 	if err := h.b.Ingest(r.Context(), resource, obs); err != nil {
 		h.fail(w, r, err)
 		return
@@ -694,8 +699,11 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, shift.ErrNotFound):
 		code = http.StatusNotFound
-	case errors.Is(err, shift.ErrInvalid):
+	case errors.Is(err, shift.ErrInvalid), errors.Is(err, ingest.ErrRejected):
 		code = http.StatusBadRequest
+	case errors.Is(err, ingest.ErrFull):
+		code = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "1")
 	case errors.Is(err, shift.ErrConflict), errors.Is(err, shift.ErrCapacity):
 		code = http.StatusConflict
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:

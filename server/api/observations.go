@@ -22,6 +22,7 @@ const maxLatency = 24 * time.Hour
 type rawBatch struct {
 	Resource     string            `json:"resource"`
 	Observations []json.RawMessage `json:"observations"`
+	Aggregates   []json.RawMessage `json:"aggregates"` // see aggregates.go
 }
 
 // convert validates every observation and converts the batch; the first

@@ -56,6 +56,8 @@ type ResourceStatus struct {
 	// FailStatic is set while the detector doubts its own view: no new
 	// shift starts and none ends automatically.
 	FailStatic *FailStatic `json:"fail_static,omitempty"`
+	// Telemetry lists the sources that delivered data (aggregates.go).
+	Telemetry []TelemetryStatus `json:"telemetry,omitempty"`
 }
 
 // ZoneStatus is one zone of a resource.

@@ -107,6 +107,7 @@ type Resource struct {
 	Practice   Practice
 	// ControlPlane is where exclusions happen; none: the runbook only shifts traffic.
 	ControlPlane ControlPlane
+	Telemetry    Telemetry // caps and sources (telemetry.go)
 }
 
 // FrontDoor is the resource's load balancer.

@@ -206,7 +206,7 @@ func TestErrors(t *testing.T) {
 		{name: "bad zone id", edits: []edit{{"[az1, az2, az3]", "[az1, AZ2, az3]"}},
 			want: `serve.yaml:5: resources[0].zones[1]: "AZ2" is not a valid zone id ([a-z0-9-]{1,32})`},
 		{name: "unknown resource key", edits: []edit{{"    canaries:", "    canary: {}\n    canaries:"}},
-			want: "serve.yaml:17: resources[0].canary: unknown key (expected one of name, zones, min_capacity, frontdoor, operations, detector, canaries, autoshift, practice, control_plane)"},
+			want: "serve.yaml:17: resources[0].canary: unknown key (expected one of name, zones, min_capacity, frontdoor, operations, detector, canaries, autoshift, practice, control_plane, telemetry)"},
 		{name: "frontdoor type", edits: []edit{{"type: embedded", "type: alb"}},
 			want: `serve.yaml:7: resources[0].frontdoor.type: unknown front door type "alb" (known: embedded)`},
 		{name: "regional missing", edits: []edit{{"      regional: 127.0.0.1:8081\n", ""}},

@@ -39,7 +39,7 @@ var (
 var (
 	topKeys       = []string{"listen", "data_dir", "tls_cert_file", "tls_key_file", "auth", "resources"}
 	authKeys      = []string{"tokens_file", "tokens", "open_reads", "metrics_open"}
-	resourceKeys  = []string{"name", "zones", "min_capacity", "frontdoor", "operations", "detector", "canaries", "autoshift", "practice", "control_plane"}
+	resourceKeys  = []string{"name", "zones", "min_capacity", "frontdoor", "operations", "detector", "canaries", "autoshift", "practice", "control_plane", "telemetry"}
 	controlKeys   = []string{"type", "exclude_zone", "include_zone", "remove_extra", "timeout"}
 	frontdoorKeys = append([]string{"type", "regional", "zonal", "targets", "health_check", "record"}, frontdoorLimitKeys...)
 	targetKeys    = []string{"id", "zone", "addr"}
@@ -318,6 +318,10 @@ func (p *parser) resource(f yamlfield.Field, names map[string]int) Resource {
 	r.Practice = Practice{Config: practice.Config{Interval: DefaultPracticeInterval, Duration: DefaultPracticeDuration}}
 	if pf, ok := m.Get("practice"); ok {
 		p.practice(pf, ctx, &r.Practice)
+	}
+	r.Telemetry = defaultTelemetry()
+	if tf, ok := m.Get("telemetry"); ok {
+		r.Telemetry = p.telemetry(tf)
 	}
 	r.ControlPlane = ControlPlane{Type: ControlPlaneNone, Timeout: DefaultControlPlaneTimeout}
 	if cf, ok := m.Get("control_plane"); ok {

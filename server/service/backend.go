@@ -39,7 +39,8 @@ func (r *resource) status() api.ResourceStatus {
 	phase, zone := r.ctrl.Phase()
 	rs := api.ResourceStatus{Name: r.cfg.Name, Detector: r.cfg.Detector.Profile, Phase: string(phase), PhaseZone: zone,
 		Excluded: []string{}, Pending: []string{}, Regional: a.Regional, Isolated: a.Isolated, Why: a.Why, Autoshift: r.autoshiftMode(),
-		FailStatic: api.FailStaticOf(a.FailStatic)}
+		FailStatic: api.FailStaticOf(a.FailStatic),
+		Telemetry:  r.telemetryStatus(r.s.clock.Now())}
 	if act, ok := r.s.shifts.Active(r.cfg.Name); ok {
 		rs.ActiveShift = &act
 	}
@@ -194,6 +195,9 @@ func (s *Service) Ingest(ctx context.Context, name string, obs []observation.Obs
 		if !slices.Contains(r.cfg.Zones, o.Zone) {
 			return fmt.Errorf("observations[%d].zone: %q is not a zone of %s: %w", i, o.Zone, name, shift.ErrInvalid)
 		}
+	}
+	if err := r.gate.Admit("batch", obs, s.clock.Now()); err != nil {
+		return err
 	}
 	for _, o := range obs {
 		r.observe(o)

@@ -79,4 +79,5 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(mObserved, prometheus.CounterValue, float64(obs[0]), st.Name, "server")
 		ch <- prometheus.MustNewConstMetric(mObserved, prometheus.CounterValue, float64(obs[1]), st.Name, "canary")
 	}
+	s.collectTelemetry(ch)
 }

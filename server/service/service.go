@@ -31,6 +31,7 @@ import (
 	"github.com/grayzone/grayzone/server/practice"
 	"github.com/grayzone/grayzone/server/store"
 	"github.com/grayzone/grayzone/telemetry/canary"
+	"github.com/grayzone/grayzone/telemetry/ingest"
 	"github.com/grayzone/grayzone/telemetry/observation"
 	"github.com/grayzone/grayzone/telemetry/record"
 )
@@ -241,6 +242,7 @@ type resource struct {
 	rbPol runbook.Policy
 	prac  *practice.Scheduler
 	rec   *record.Recorder // the front door's view of customer requests; nil when off
+	gate  *ingest.Gate     // telemetry sources and aggregated batches (telemetry.go)
 
 	mu        sync.Mutex
 	last      detect.Assessment
@@ -256,7 +258,7 @@ func stateKey(kind, res string) string { return kind + "/" + res }
 
 func (s *Service) newResource(ctx context.Context, rc *config.Resource, now time.Time) (*resource, error) {
 	hc := rc.FrontDoor.HealthCheck
-	r := &resource{s: s, cfg: rc, decisions: map[string]*api.Decision{}, saved: map[string][]byte{},
+	r := &resource{s: s, cfg: rc, decisions: map[string]*api.Decision{}, saved: map[string][]byte{}, gate: newGate(rc),
 		table: frontdoor.NewTable(rc.Zones, frontdoor.HealthPolicy{HealthyThreshold: hc.HealthyThreshold, UnhealthyThreshold: hc.UnhealthyThreshold})}
 	for _, t := range rc.FrontDoor.Targets {
 		if err := r.table.AddTarget(frontdoor.Target{ID: t.ID, Zone: t.Zone, Addr: t.Addr}); err != nil {
@@ -331,6 +333,9 @@ func (r *resource) start(ctx context.Context, wg *sync.WaitGroup) error {
 		return fmt.Errorf("serve: resource %s: front door: %w", r.cfg.Name, err)
 	}
 	r.proxy = p
+	if err := r.startSources(ctx, wg); err != nil {
+		return err
+	}
 	hc := fd.HealthCheck
 	wg.Add(1)
 	go func() {
@@ -379,6 +384,7 @@ func (r *resource) tick(ctx context.Context, now time.Time) {
 	if r.rec != nil {
 		r.ctrl.ObserveSnapshots(now, r.rec)
 	}
+	r.feed(now)
 	a := r.ctrl.Tick(ctx, now)
 	r.mu.Lock()
 	r.last = a

@@ -526,6 +526,27 @@
   function renderWhy(r) {
     $('why').textContent = r.rs.why || 'No zone shows impact.';
     $('detector').textContent = 'detector: ' + r.rs.detector;
+    renderTelemetry(r);
+  }
+
+  // renderTelemetry lists the resource's telemetry sources (middleware,
+  // otlp, prometheus, emf, batch): what each delivered, refused and dropped.
+  function renderTelemetry(r) {
+    const ts = r.rs.telemetry || [];
+    $('telemetry').hidden = !ts.length;
+    const body = clear($('telemetry-table').tBodies[0]);
+    ts.forEach(function (t) {
+      const rejected = Object.keys(t.rejected || {}).reduce(function (n, k) { return n + t.rejected[k]; }, 0);
+      body.append(el('tr', {}, [
+        el('td', { class: 'mono', text: t.source }),
+        el('td', { text: fmtInt(t.accepted) }),
+        el('td', { text: fmtInt(t.requests) }),
+        el('td', { class: rejected ? 'bad' : '', text: fmtInt(rejected) }),
+        el('td', { class: t.dropped ? 'bad' : '', text: fmtInt(t.dropped) }),
+        el('td', { text: t.newest_age_s < 0 ? '–' : t.newest_age_s.toFixed(1) + ' s ago' }),
+        el('td', { class: 'muted', text: t.last_reject || '' }),
+      ]));
+    });
   }
 
   // children finds an alarm's inputs: the names its rule refers to

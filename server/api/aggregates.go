@@ -1,0 +1,179 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/grayzone/grayzone/telemetry/observation"
+	"github.com/grayzone/grayzone/telemetry/record"
+)
+
+// MaxAggregates bounds the aggregated records of one batch.
+const MaxAggregates = 10_000
+
+// AggregateIn is one series' counts over an interval on the wire: the
+// aggregated form of POST /v1/observations, beside single observations. A
+// fleet's traffic then costs grayzone one record per series and interval,
+// not one per request; the engine treats both alike.
+type AggregateIn struct {
+	// At is the end of the interval (RFC 3339); omitted: when received.
+	At        *time.Time `json:"at,omitempty"`
+	Source    string     `json:"source"` // server | canary
+	Zone      string     `json:"zone"`
+	Instance  string     `json:"instance,omitempty"`
+	Operation string     `json:"operation"`
+	Requests  uint64     `json:"requests"`
+	Faults    uint64     `json:"faults,omitempty"` // 5xx or no answer
+	Errors    uint64     `json:"errors,omitempty"` // 4xx
+	// Slow is how many took longer than the operation's threshold; omitted:
+	// grayzone counts it from LatencyMs with its own threshold.
+	Slow *uint64 `json:"slow,omitempty"`
+	// LatencyMs is the latency histogram as [latency_ms, count] pairs; the
+	// counts add up to Requests (or it is empty: no latency data).
+	LatencyMs [][2]float64 `json:"latency_ms,omitempty"`
+}
+
+// AggregateIngester is implemented by backends that take aggregated records
+// (the service does); without it a batch carrying aggregates gets 501.
+type AggregateIngester interface {
+	// IngestAggregates takes a validated batch of single observations and
+	// aggregates, all or nothing, from the named source (batch, middleware,
+	// ...). It fails with shift.ErrNotFound for an unknown resource,
+	// ingest.ErrRejected for a batch it refuses (unknown zone, cardinality
+	// caps) and ingest.ErrFull when its buffer is full.
+	IngestAggregates(ctx context.Context, resource, source string, obs []observation.Observation, aggs []record.Aggregate) error
+}
+
+// convertAggregates validates and converts the batch's aggregated records;
+// the first problem fails the batch with one line naming index and field.
+func convertAggregates(raws []json.RawMessage, now time.Time) ([]record.Aggregate, error) {
+	if n := len(raws); n > MaxAggregates {
+		return nil, fmt.Errorf("aggregates: %d is over the limit of %d per batch", n, MaxAggregates)
+	}
+	now = now.UTC()
+	out := make([]record.Aggregate, 0, len(raws))
+	for i, raw := range raws {
+		prefix := fmt.Sprintf("aggregates[%d]", i)
+		var in AggregateIn
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&in); err != nil {
+			return nil, jsonError(prefix, err)
+		}
+		a, field, msg := ConvertAggregate(in, now)
+		if msg != "" {
+			return nil, fmt.Errorf("%s.%s: %s", prefix, field, msg)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// ConvertAggregate checks one aggregated record; on a problem it returns
+// the field concerned and what is wrong with it.
+func ConvertAggregate(in AggregateIn, now time.Time) (a record.Aggregate, field, msg string) {
+	src, err := observation.ParseSource(in.Source)
+	switch {
+	case in.Source == "":
+		return a, "source", "is required (server or canary)"
+	case err != nil:
+		return a, "source", fmt.Sprintf("%q is not server or canary", in.Source)
+	case in.Zone == "":
+		return a, "zone", "is required"
+	case in.Operation == "":
+		return a, "operation", "is required"
+	case in.Requests == 0:
+		return a, "requests", "must be at least 1"
+	case in.Faults > in.Requests:
+		return a, "faults", fmt.Sprintf("%d is more than requests (%d)", in.Faults, in.Requests)
+	case in.Errors > in.Requests-in.Faults:
+		return a, "errors", fmt.Sprintf("faults + errors (%d) is more than requests (%d)", in.Faults+in.Errors, in.Requests)
+	case in.Slow != nil && *in.Slow > in.Requests:
+		return a, "slow", fmt.Sprintf("%d is more than requests (%d)", *in.Slow, in.Requests)
+	}
+	at := now
+	if in.At != nil {
+		at = in.At.UTC()
+		if ahead := at.Sub(now); ahead > MaxFutureObservation {
+			return a, "at", fmt.Sprintf("%s is %s in the future (limit %s)",
+				at.Format(time.RFC3339Nano), ahead.Round(time.Second), shortDur(MaxFutureObservation))
+		}
+	}
+	a = record.Aggregate{At: at, Key: record.SeriesKey{Source: src, Zone: in.Zone, Instance: in.Instance, Operation: in.Operation},
+		Requests: in.Requests, Faults: in.Faults, Errors: in.Errors, Slow: record.SlowFromLatency}
+	if in.Slow != nil {
+		a.Slow = *in.Slow
+	}
+	var total uint64
+	for j, p := range in.LatencyMs {
+		ms, n := p[0], p[1]
+		f := fmt.Sprintf("latency_ms[%d]", j)
+		switch {
+		case math.IsNaN(ms) || ms < 0 || ms > float64(maxLatency/time.Millisecond):
+			return a, f, fmt.Sprintf("latency %s is not a number from 0 to %d (24h)", fmtFloat(ms), maxLatency/time.Millisecond)
+		case math.IsNaN(n) || n < 0 || n != math.Trunc(n) || n > float64(in.Requests):
+			return a, f, fmt.Sprintf("count %s is not a whole number from 0 to requests (%d)", fmtFloat(n), in.Requests)
+		}
+		total += uint64(n)
+		a.AddLatency(time.Duration(ms*float64(time.Millisecond)), uint64(n))
+	}
+	switch {
+	case len(in.LatencyMs) > 0 && total != in.Requests:
+		return a, "latency_ms", fmt.Sprintf("counts add up to %d, not requests (%d)", total, in.Requests)
+	case len(in.LatencyMs) == 0 && in.Slow == nil:
+		return a, "slow", "is required when latency_ms is empty"
+	}
+	return a, "", ""
+}
+
+// ingestAggregates serves a batch that carries aggregated records (and
+// perhaps single observations too): all are validated before any is
+// ingested.
+func (h *handler) ingestAggregates(w http.ResponseWriter, r *http.Request, resource string, obs []observation.Observation, raws []json.RawMessage) {
+	aggs, err := convertAggregates(raws, h.now())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ai, ok := h.b.(AggregateIngester)
+	if !ok {
+		writeError(w, http.StatusNotImplemented, "aggregates: this server takes single observations only")
+		return
+	}
+	source := r.Header.Get(SourceHeader)
+	if source == "" {
+		source = "batch"
+	}
+	if !sourceRe.MatchString(source) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s: %q is not a source name ([a-z0-9_-]{1,32})", SourceHeader, source))
+		return
+	}
+	if err := ai.IngestAggregates(r.Context(), resource, source, obs, aggs); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, Accepted{Accepted: len(obs) + len(aggs)})
+}
+
+// SourceHeader names the sender of a batch in the telemetry counters
+// (e.g. "middleware"); default "batch".
+const SourceHeader = "X-Grayzone-Source"
+
+var sourceRe = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
+
+// TelemetryStatus is one telemetry source of a resource (GET /v1/status).
+type TelemetryStatus struct {
+	Source     string            `json:"source"`
+	Accepted   uint64            `json:"accepted"` // records admitted
+	Requests   uint64            `json:"requests"` // requests they stand for
+	Rejected   map[string]uint64 `json:"rejected"` // batches, by reason
+	LastReject string            `json:"last_reject,omitempty"`
+	Dropped    uint64            `json:"dropped"`
+	NewestAgeS float64           `json:"newest_age_s"` // -1: no data yet
+}

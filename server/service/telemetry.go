@@ -1,0 +1,143 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/grayzone/grayzone/server/api"
+	"github.com/grayzone/grayzone/server/config"
+	"github.com/grayzone/grayzone/telemetry/ingest"
+	"github.com/grayzone/grayzone/telemetry/observation"
+	"github.com/grayzone/grayzone/telemetry/record"
+)
+
+// drainPerTick bounds the aggregates fed to a resource's engine at one
+// tick, so a flood never stretches a tick; the gate's buffer bound drops
+// the excess at the door.
+const drainPerTick = 100_000
+
+// newGate builds the resource's ingest gate from its telemetry section.
+func newGate(rc *config.Resource) *ingest.Gate {
+	t := rc.Telemetry
+	return ingest.New(rc.Name, rc.Zones, ingest.Limits{MaxInstances: t.MaxInstances, MaxOperations: t.MaxOperations,
+		MaxPending: t.MaxPending, Thresholds: rc.Operations})
+}
+
+// feed hands the gate's queued aggregates to the engine, before its tick.
+func (r *resource) feed(now time.Time) {
+	r.gate.Drain(now, drainPerTick, func(aggs []record.Aggregate) {
+		r.ctrl.ObserveAggregates(aggs)
+		r.mu.Lock()
+		r.observed[observation.Server] += int64(len(aggs))
+		r.mu.Unlock()
+	})
+}
+
+// startSources starts the resource's telemetry sources.
+func (r *resource) startSources(ctx context.Context, wg *sync.WaitGroup) error {
+	for _, sc := range r.cfg.Telemetry.Sources {
+		run, err := newSource(sc, r.gate, r.s)
+		if err != nil {
+			return fmt.Errorf("serve: resource %s: telemetry source %s: %w", r.cfg.Name, sc.Name, err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(ctx); err != nil && ctx.Err() == nil {
+				r.s.log.Error("telemetry source stopped", "resource", r.cfg.Name, "source", sc.Name, "err", err)
+			}
+		}()
+	}
+	return nil
+}
+
+// IngestAggregates implements api.AggregateIngester: single observations
+// and aggregates of one batch pass the gate together, all or nothing.
+func (s *Service) IngestAggregates(ctx context.Context, name, source string, obs []observation.Observation, aggs []record.Aggregate) error {
+	r, err := s.resource(name)
+	if err != nil {
+		return err
+	}
+	all := make([]record.Aggregate, 0, len(aggs)+len(obs))
+	all = append(all, aggs...)
+	var regional []observation.Observation
+	for _, o := range obs {
+		if o.Regional {
+			regional = append(regional, o)
+			continue
+		}
+		all = append(all, singleAggregate(o))
+	}
+	if err := r.gate.Offer(source, all, s.clock.Now()); err != nil {
+		return err
+	}
+	for _, o := range regional {
+		r.observe(o)
+	}
+	return nil
+}
+
+// singleAggregate is one observation as an aggregate of one request.
+func singleAggregate(o observation.Observation) record.Aggregate {
+	a := record.Aggregate{At: o.At, Key: record.SeriesKey{Source: o.Source, Zone: o.Zone, Instance: o.Instance, Operation: o.Operation},
+		Requests: 1, Slow: record.SlowFromLatency}
+	switch o.Outcome {
+	case observation.Fault:
+		a.Faults = 1
+	case observation.Error:
+		a.Errors = 1
+	}
+	a.AddLatency(o.Latency, 1)
+	return a
+}
+
+// telemetryStatus is the gate's view for the status API and the dashboard.
+func (r *resource) telemetryStatus(now time.Time) []api.TelemetryStatus {
+	out := []api.TelemetryStatus{}
+	for _, st := range r.gate.Stats() {
+		ts := api.TelemetryStatus{Source: st.Source, Accepted: st.Accepted, Requests: st.Requests, Dropped: st.Dropped,
+			Rejected: st.Rejected, LastReject: st.LastReject, NewestAgeS: -1}
+		if !st.Newest.IsZero() {
+			ts.NewestAgeS = max(0, now.Sub(st.Newest).Seconds())
+		}
+		out = append(out, ts)
+	}
+	return out
+}
+
+var (
+	mTelAccepted = prometheus.NewDesc("grayzone_telemetry_accepted_total", "Records (aggregates or single observations) a telemetry source delivered and grayzone admitted.", []string{"resource", "source"}, nil)
+	mTelRequests = prometheus.NewDesc("grayzone_telemetry_requests_total", "Requests the admitted records stand for.", []string{"resource", "source"}, nil)
+	mTelRejected = prometheus.NewDesc("grayzone_telemetry_rejected_total", "Batches rejected, by reason (invalid, unknown_zone, instance_cap, operation_cap).", []string{"resource", "source", "reason"}, nil)
+	mTelDropped  = prometheus.NewDesc("grayzone_telemetry_dropped_total", "Records dropped because the ingest buffer was full.", []string{"resource", "source"}, nil)
+	mTelAge      = prometheus.NewDesc("grayzone_telemetry_newest_age_seconds", "Age of the newest data admitted from the source.", []string{"resource", "source"}, nil)
+	mTelPending  = prometheus.NewDesc("grayzone_telemetry_pending", "Aggregates waiting for the engine.", []string{"resource"}, nil)
+	mTelCard     = prometheus.NewDesc("grayzone_telemetry_cardinality", "Distinct instances and operations under the caps.", []string{"resource", "kind"}, nil)
+)
+
+// collectTelemetry adds the telemetry counters to /metrics.
+func (s *Service) collectTelemetry(ch chan<- prometheus.Metric) {
+	now := s.clock.Now()
+	for _, r := range s.resources {
+		name := r.cfg.Name
+		for _, st := range r.telemetryStatus(now) {
+			ch <- prometheus.MustNewConstMetric(mTelAccepted, prometheus.CounterValue, float64(st.Accepted), name, st.Source)
+			ch <- prometheus.MustNewConstMetric(mTelRequests, prometheus.CounterValue, float64(st.Requests), name, st.Source)
+			ch <- prometheus.MustNewConstMetric(mTelDropped, prometheus.CounterValue, float64(st.Dropped), name, st.Source)
+			for _, reason := range []string{ingest.ReasonInvalid, ingest.ReasonZone, ingest.ReasonInstances, ingest.ReasonOps} {
+				ch <- prometheus.MustNewConstMetric(mTelRejected, prometheus.CounterValue, float64(st.Rejected[reason]), name, st.Source, reason)
+			}
+			if st.NewestAgeS >= 0 {
+				ch <- prometheus.MustNewConstMetric(mTelAge, prometheus.GaugeValue, st.NewestAgeS, name, st.Source)
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(mTelPending, prometheus.GaugeValue, float64(r.gate.Pending()), name)
+		inst, ops := r.gate.Cardinality()
+		ch <- prometheus.MustNewConstMetric(mTelCard, prometheus.GaugeValue, float64(inst), name, "instances")
+		ch <- prometheus.MustNewConstMetric(mTelCard, prometheus.GaugeValue, float64(ops), name, "operations")
+	}
+}

@@ -1,0 +1,312 @@
+// Package ingest is the gate between grayzone's telemetry sources and a
+// resource's engine: it checks each batch of aggregates (zones, cardinality
+// caps), queues what it admits in a bounded buffer that the service drains
+// at each engine tick, drops and counts what does not fit, and keeps each
+// source's counts (accepted, rejected by reason, dropped, newest data) for
+// /metrics and the dashboard.
+//
+// Batches are all or nothing: one bad record rejects its whole batch with a
+// one-line reason and changes no state, so bad input never poisons what the
+// engine sees. A full buffer never blocks a source: the batch is dropped and
+// counted, and the engine keeps deciding on what it has.
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/grayzone/grayzone/telemetry/observation"
+	"github.com/grayzone/grayzone/telemetry/record"
+)
+
+// Errors a batch can fail with. Rejections wrap ErrRejected (the sender's
+// input is wrong: HTTP 400); a full buffer is ErrFull (retry later: 503).
+var (
+	ErrRejected = errors.New("rejected")
+	ErrFull     = errors.New("ingest buffer full: batch dropped")
+)
+
+// Reasons a batch is rejected, the label of the rejected counter.
+const (
+	ReasonInvalid   = "invalid"       // the source could not decode or validate it
+	ReasonZone      = "unknown_zone"  // a zone the resource does not have
+	ReasonInstances = "instance_cap"  // more instances than Limits.MaxInstances
+	ReasonOps       = "operation_cap" // more operations than Limits.MaxOperations
+)
+
+// Defaults of Limits.
+const (
+	DefaultMaxInstances  = 10_000
+	DefaultMaxOperations = 100
+	DefaultMaxPending    = 1_000_000
+	DefaultForget        = 10 * time.Minute
+)
+
+// Limits bound what one resource takes in.
+type Limits struct {
+	// MaxInstances and MaxOperations cap the distinct instances and
+	// operations seen within Forget; a batch that would exceed either is
+	// rejected whole.
+	MaxInstances  int
+	MaxOperations int
+	// Forget is how long an instance or operation not heard from keeps its
+	// place under the caps (instances come and go).
+	Forget time.Duration
+	// MaxPending bounds the aggregates queued for the engine; batches that
+	// do not fit are dropped and counted.
+	MaxPending int
+	// Thresholds and DefaultThreshold resolve record.SlowFromLatency.
+	Thresholds       map[string]time.Duration
+	DefaultThreshold time.Duration
+}
+
+func (l *Limits) setDefaults() {
+	if l.MaxInstances <= 0 {
+		l.MaxInstances = DefaultMaxInstances
+	}
+	if l.MaxOperations <= 0 {
+		l.MaxOperations = DefaultMaxOperations
+	}
+	if l.MaxPending <= 0 {
+		l.MaxPending = DefaultMaxPending
+	}
+	if l.Forget <= 0 {
+		l.Forget = DefaultForget
+	}
+	if l.DefaultThreshold <= 0 {
+		l.DefaultThreshold = 100 * time.Millisecond
+	}
+}
+
+// SourceStats is one source's counts.
+type SourceStats struct {
+	Source     string
+	Accepted   uint64            // records admitted (aggregates or single observations)
+	Requests   uint64            // requests those records stand for
+	Rejected   map[string]uint64 // batches, by reason
+	LastReject string            // the latest rejection's message
+	Dropped    uint64            // records dropped because the buffer was full
+	Newest     time.Time         // the latest data admitted (zero: none yet)
+}
+
+// Gate is one resource's gate. It is safe for concurrent use.
+type Gate struct {
+	resource string
+	zones    []string
+	lim      Limits
+
+	mu        sync.Mutex
+	instances map[string]time.Time // last heard of
+	ops       map[string]time.Time
+	queue     []record.Aggregate
+	spare     []record.Aggregate
+	stats     map[string]*SourceStats
+	lastSweep time.Time
+}
+
+// New returns the gate of a resource with the given zones.
+func New(resource string, zones []string, lim Limits) *Gate {
+	lim.setDefaults()
+	return &Gate{resource: resource, zones: zones, lim: lim,
+		instances: map[string]time.Time{}, ops: map[string]time.Time{}, stats: map[string]*SourceStats{}}
+}
+
+func (g *Gate) source(name string) *SourceStats {
+	s := g.stats[name]
+	if s == nil {
+		s = &SourceStats{Source: name, Rejected: map[string]uint64{}}
+		g.stats[name] = s
+	}
+	return s
+}
+
+// Reject counts a batch the source itself found bad (it could not decode it).
+func (g *Gate) Reject(source string, err error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.reject(source, ReasonInvalid, err.Error())
+}
+
+func (g *Gate) reject(source, reason, msg string) error {
+	s := g.source(source)
+	s.Rejected[reason]++
+	s.LastReject = msg
+	return fmt.Errorf("%s: %w", msg, ErrRejected)
+}
+
+// admit checks zones and caps for a batch's keys, then records the new
+// instances and operations; on a problem nothing is recorded.
+func (g *Gate) admit(source string, n int, key func(i int) (zone, instance, op string), now time.Time) error {
+	newInst, newOps := map[string]bool{}, map[string]bool{}
+	for i := range n {
+		z, inst, op := key(i)
+		if !slices.Contains(g.zones, z) {
+			return g.reject(source, ReasonZone, fmt.Sprintf("[%d].zone: %q is not a zone of %s (zones: %v)", i, z, g.resource, g.zones))
+		}
+		if _, ok := g.instances[inst]; !ok && inst != "" && !newInst[inst] {
+			if len(g.instances)+len(newInst) >= g.lim.MaxInstances {
+				return g.reject(source, ReasonInstances, fmt.Sprintf("[%d].instance: %q would be instance %d of %s, over its cap of %d (telemetry.max_instances)",
+					i, inst, len(g.instances)+len(newInst)+1, g.resource, g.lim.MaxInstances))
+			}
+			newInst[inst] = true
+		}
+		if _, ok := g.ops[op]; !ok && !newOps[op] {
+			if len(g.ops)+len(newOps) >= g.lim.MaxOperations {
+				return g.reject(source, ReasonOps, fmt.Sprintf("[%d].operation: %q would be operation %d of %s, over its cap of %d (telemetry.max_operations)",
+					i, op, len(g.ops)+len(newOps)+1, g.resource, g.lim.MaxOperations))
+			}
+			newOps[op] = true
+		}
+	}
+	for i := range n {
+		_, inst, op := key(i)
+		if inst != "" {
+			g.instances[inst] = now
+		}
+		g.ops[op] = now
+	}
+	return nil
+}
+
+// Offer admits a batch of aggregates from a source, received at now, into
+// the buffer. It fails with an error wrapping ErrRejected (nothing taken)
+// or ErrFull (dropped and counted).
+func (g *Gate) Offer(source string, aggs []record.Aggregate, now time.Time) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.queue)+len(aggs) > g.lim.MaxPending {
+		s := g.source(source)
+		s.Dropped += uint64(len(aggs))
+		return ErrFull
+	}
+	err := g.admit(source, len(aggs), func(i int) (string, string, string) {
+		k := aggs[i].Key
+		return k.Zone, k.Instance, k.Operation
+	}, now)
+	if err != nil {
+		return err
+	}
+	s := g.source(source)
+	for _, a := range aggs {
+		a.FillSlow(g.threshold(a.Key.Operation))
+		g.queue = append(g.queue, a)
+		s.Requests += a.Requests
+		if a.At.After(s.Newest) {
+			s.Newest = a.At
+		}
+	}
+	s.Accepted += uint64(len(aggs))
+	return nil
+}
+
+// Admit checks a batch of single observations against the zones and caps
+// and counts them; the caller feeds them to the engine itself.
+func (g *Gate) Admit(source string, obs []observation.Observation, now time.Time) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	err := g.admit(source, len(obs), func(i int) (string, string, string) {
+		return obs[i].Zone, obs[i].Instance, obs[i].Operation
+	}, now)
+	if err != nil {
+		return err
+	}
+	s := g.source(source)
+	for _, o := range obs {
+		if o.At.After(s.Newest) {
+			s.Newest = o.At
+		}
+	}
+	s.Accepted += uint64(len(obs))
+	s.Requests += uint64(len(obs))
+	return nil
+}
+
+func (g *Gate) threshold(op string) time.Duration {
+	if t, ok := g.lim.Thresholds[op]; ok && t > 0 {
+		return t
+	}
+	return g.lim.DefaultThreshold
+}
+
+// Drain hands at most max queued aggregates (all when max ≤ 0) to f, oldest
+// first, and forgets instances and operations silent for Limits.Forget.
+// The service calls it at each tick; the limit keeps a flood from
+// stretching a tick: what is left waits for the next one, and the buffer
+// bound drops the excess at the door.
+func (g *Gate) Drain(now time.Time, max int, f func([]record.Aggregate)) {
+	g.mu.Lock()
+	q := g.queue
+	n := len(q)
+	if max > 0 && n > max {
+		n = max
+	}
+	var batch []record.Aggregate
+	if n == len(q) {
+		batch = q
+		g.queue = g.spare[:0]
+		g.spare = nil
+	} else {
+		batch = slices.Clone(q[:n])
+		g.queue = q[n:]
+	}
+	if now.Sub(g.lastSweep) >= time.Minute {
+		g.lastSweep = now
+		for k, t := range g.instances {
+			if now.Sub(t) > g.lim.Forget {
+				delete(g.instances, k)
+			}
+		}
+		for k, t := range g.ops {
+			if now.Sub(t) > g.lim.Forget {
+				delete(g.ops, k)
+			}
+		}
+	}
+	g.mu.Unlock()
+	if len(batch) > 0 {
+		f(batch)
+	}
+	if n == len(q) {
+		clear(batch) // drop the key strings and histograms it holds
+		g.mu.Lock()
+		if g.spare == nil {
+			g.spare = batch[:0]
+		}
+		g.mu.Unlock()
+	}
+}
+
+// Pending is the number of aggregates waiting for the engine.
+func (g *Gate) Pending() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.queue)
+}
+
+// Cardinality is the number of instances and operations under the caps now.
+func (g *Gate) Cardinality() (instances, operations int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.instances), len(g.ops)
+}
+
+// Stats returns each source's counts, sorted by source name.
+func (g *Gate) Stats() []SourceStats {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make([]SourceStats, 0, len(g.stats))
+	for _, s := range g.stats {
+		c := *s
+		c.Rejected = make(map[string]uint64, len(s.Rejected))
+		for k, v := range s.Rejected {
+			c.Rejected[k] = v
+		}
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Source < out[j].Source })
+	return out
+}

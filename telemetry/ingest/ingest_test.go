@@ -1,0 +1,116 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/grayzone/grayzone/telemetry/observation"
+	"github.com/grayzone/grayzone/telemetry/record"
+)
+
+var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func agg(zone, inst, op string, n uint64) record.Aggregate {
+	a := record.Aggregate{At: t0, Key: record.SeriesKey{Zone: zone, Instance: inst, Operation: op}, Requests: n, Slow: record.SlowFromLatency}
+	a.AddLatency(50*time.Millisecond, n-1)
+	a.AddLatency(500*time.Millisecond, 1)
+	return a
+}
+
+func drainAll(g *Gate) []record.Aggregate {
+	var out []record.Aggregate
+	g.Drain(t0, 0, func(b []record.Aggregate) { out = append(out, b...) })
+	return out
+}
+
+func TestOfferFillsSlowAndCounts(t *testing.T) {
+	g := New("web", []string{"az1", "az2"}, Limits{})
+	if err := g.Offer("otlp", []record.Aggregate{agg("az1", "i-1", "get", 10), agg("az2", "i-2", "get", 5)}, t0); err != nil {
+		t.Fatal(err)
+	}
+	got := drainAll(g)
+	if len(got) != 2 || got[0].Slow != 1 || got[1].Slow != 1 {
+		t.Fatalf("drained %+v, want 2 aggregates with 1 slow each", got)
+	}
+	st := g.Stats()
+	if len(st) != 1 || st[0].Accepted != 2 || st[0].Requests != 15 || !st[0].Newest.Equal(t0) {
+		t.Fatalf("stats %+v", st)
+	}
+	if g.Pending() != 0 {
+		t.Fatalf("pending %d after drain", g.Pending())
+	}
+}
+
+func TestBatchRejectedWholeAndStateUntouched(t *testing.T) {
+	g := New("web", []string{"az1", "az2"}, Limits{MaxInstances: 2, MaxOperations: 2})
+	err := g.Offer("emf", []record.Aggregate{agg("az1", "i-1", "get", 3), agg("az9", "i-2", "get", 3)}, t0)
+	if !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), `[1].zone: "az9" is not a zone of web`) {
+		t.Fatalf("err = %v", err)
+	}
+	if g.Pending() != 0 {
+		t.Fatal("half a batch was queued")
+	}
+	if i, o := g.Cardinality(); i != 0 || o != 0 {
+		t.Fatalf("a rejected batch registered %d instances, %d operations", i, o)
+	}
+	if err := g.Offer("emf", []record.Aggregate{agg("az1", "i-1", "get", 3), agg("az2", "i-2", "put", 3)}, t0); err != nil {
+		t.Fatal(err)
+	}
+	err = g.Offer("emf", []record.Aggregate{agg("az1", "i-3", "get", 3)}, t0)
+	if !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), `"i-3" would be instance 3 of web, over its cap of 2 (telemetry.max_instances)`) {
+		t.Fatalf("err = %v", err)
+	}
+	err = g.Offer("emf", []record.Aggregate{agg("az1", "i-1", "del", 3)}, t0)
+	if !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "telemetry.max_operations") {
+		t.Fatalf("err = %v", err)
+	}
+	st := g.Stats()[0]
+	if st.Rejected[ReasonZone] != 1 || st.Rejected[ReasonInstances] != 1 || st.Rejected[ReasonOps] != 1 || st.Accepted != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+	// Known series keep flowing past the caps.
+	if err := g.Offer("emf", []record.Aggregate{agg("az1", "i-1", "put", 3)}, t0); err != nil {
+		t.Fatal(err)
+	}
+	// Silent instances give their place back after Forget.
+	later := t0.Add(DefaultForget + 2*time.Minute)
+	g.Drain(later, 0, func([]record.Aggregate) {})
+	if err := g.Offer("emf", []record.Aggregate{agg("az1", "i-3", "get", 3)}, later); err != nil {
+		t.Fatalf("after forget: %v", err)
+	}
+}
+
+func TestFullBufferDropsAndCounts(t *testing.T) {
+	g := New("web", []string{"az1", "az2"}, Limits{MaxPending: 3})
+	for i := range 2 {
+		err := g.Offer("batch", []record.Aggregate{agg("az1", fmt.Sprint("i-", i), "get", 2), agg("az2", "i-9", "get", 2)}, t0)
+		if i == 1 && !errors.Is(err, ErrFull) {
+			t.Fatalf("second batch: err = %v, want ErrFull", err)
+		}
+	}
+	if st := g.Stats()[0]; st.Dropped != 2 || st.Accepted != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+	// Drain in steps of at most 1 per tick: nothing lost, oldest first.
+	var got []record.Aggregate
+	for range 3 {
+		g.Drain(t0, 1, func(b []record.Aggregate) { got = append(got, b...) })
+	}
+	if len(got) != 2 || got[0].Key.Zone != "az1" || got[1].Key.Zone != "az2" {
+		t.Fatalf("drained %+v", got)
+	}
+}
+
+func TestAdmitObservations(t *testing.T) {
+	g := New("web", []string{"az1", "az2"}, Limits{MaxInstances: 1})
+	obs := []observation.Observation{{At: t0, Zone: "az1", Instance: "i-1", Operation: "get"}, {At: t0, Zone: "az1", Instance: "i-2", Operation: "get"}}
+	if err := g.Admit("batch", obs, t0); !errors.Is(err, ErrRejected) {
+		t.Fatalf("err = %v", err)
+	}
+	if err := g.Admit("batch", obs[:1], t0); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,156 @@
+package otlp
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+
+	"github.com/grayzone/grayzone/telemetry/cumulative"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// request builds an export with a counter and a histogram in ms.
+func request(temp pmetric.AggregationTemporality, start time.Time, count uint64) pmetric.Metrics {
+	md := pmetric.NewMetrics()
+	rm := md.ResourceMetrics().AppendEmpty()
+	rm.Resource().Attributes().PutStr("cloud.zone", "az1")
+	rm.Resource().Attributes().PutStr("host.name", "h1")
+	sm := rm.ScopeMetrics().AppendEmpty()
+	m := sm.Metrics().AppendEmpty()
+	m.SetName("legacy.duration")
+	m.SetUnit("ms")
+	h := m.SetEmptyHistogram()
+	h.SetAggregationTemporality(temp)
+	dp := h.DataPoints().AppendEmpty()
+	dp.Attributes().PutStr("route", "get")
+	dp.Attributes().PutStr("code", "500")
+	dp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
+	dp.SetTimestamp(pcommon.NewTimestampFromTime(t0))
+	dp.ExplicitBounds().FromRaw([]float64{50, 100, 200})
+	dp.BucketCounts().FromRaw([]uint64{count - 1, 0, 1, 0})
+	dp.SetCount(count)
+	return md
+}
+
+func converter() *Converter {
+	return &Converter{Attributes: Attributes{Zone: []string{"cloud.zone"}, Instance: []string{"host.name"}, Operation: []string{"route"}, Status: []string{"code"}},
+		DurationMetric: "legacy.duration", Tracker: cumulativeSince(t0)}
+}
+
+func TestConvertCustomAttributesAndMs(t *testing.T) {
+	c := converter()
+	aggs, err := c.Convert(request(pmetric.AggregationTemporalityDelta, time.Time{}, 10), t0)
+	if err != nil || len(aggs) != 1 {
+		t.Fatalf("%v %+v", err, aggs)
+	}
+	a := aggs[0]
+	if a.Key.Zone != "az1" || a.Key.Instance != "h1" || a.Key.Operation != "get" || a.Requests != 10 || a.Faults != 10 || !a.At.Equal(t0) {
+		t.Errorf("%+v", a)
+	}
+	a.FillSlow(100 * time.Millisecond)
+	if a.Slow != 1 {
+		t.Errorf("slow %d, want 1 (the one in (100ms, 200ms])", a.Slow)
+	}
+}
+
+func TestCumulativeBaselineWhenStartedBeforeUs(t *testing.T) {
+	c := converter()
+	early := t0.Add(-time.Hour)
+	if aggs, _ := c.Convert(request(pmetric.AggregationTemporalityCumulative, early, 100), t0); len(aggs) != 0 {
+		t.Errorf("first point of a series older than the receiver counted: %+v", aggs)
+	}
+	aggs, _ := c.Convert(request(pmetric.AggregationTemporalityCumulative, early, 130), t0)
+	if len(aggs) != 1 || aggs[0].Requests != 30 {
+		t.Errorf("delta: %+v", aggs)
+	}
+}
+
+// The first 5xx of a process already followed is a new series: it counts
+// from zero, not as a baseline, or the first interval of faults would be lost.
+func TestNewSeriesOfKnownProcessCountsFromZero(t *testing.T) {
+	c := converter()
+	early := t0.Add(-time.Hour)
+	ok := request(pmetric.AggregationTemporalityCumulative, early, 100)
+	dp(ok).Attributes().PutStr("code", "200")
+	if aggs, _ := c.Convert(ok, t0); len(aggs) != 0 {
+		t.Fatalf("baseline produced %+v", aggs)
+	}
+	next := request(pmetric.AggregationTemporalityCumulative, early, 110)
+	dp(next).Attributes().PutStr("code", "200")
+	fault := next.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Histogram().DataPoints().AppendEmpty()
+	dp(next).CopyTo(fault)
+	fault.Attributes().PutStr("code", "503")
+	fault.BucketCounts().FromRaw([]uint64{4, 0, 0, 0})
+	fault.SetCount(4)
+	aggs, err := c.Convert(next, t0)
+	if err != nil || len(aggs) != 1 || aggs[0].Requests != 14 || aggs[0].Faults != 4 {
+		t.Fatalf("%v %+v, want 10 new successes and the 4 first faults", err, aggs)
+	}
+}
+
+func TestConvertErrors(t *testing.T) {
+	for _, tc := range []struct {
+		edit func(pmetric.Metrics)
+		want string
+	}{
+		{func(md pmetric.Metrics) { md.ResourceMetrics().At(0).Resource().Attributes().Remove("host.name") }, "data_points[0]: no instance attribute (looked for host.name)"},
+		{func(md pmetric.Metrics) { dp(md).SetCount(3) }, "bucket_counts[0] 9 is over count (3)"},
+		{func(md pmetric.Metrics) { dp(md).ExplicitBounds().FromRaw([]float64{100, 50, 200}) }, "explicit_bounds[1] 50 is not increasing"},
+		{func(md pmetric.Metrics) { dp(md).Attributes().PutStr("code", "teapot") }, `status "teapot" is not an HTTP status code`},
+		{func(md pmetric.Metrics) { dp(md).SetTimestamp(pcommon.NewTimestampFromTime(t0.Add(time.Hour))) }, "is 1h0m0s in the future"},
+		{func(md pmetric.Metrics) { md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).SetUnit("h") }, `unit "h" is not s, ms or us`},
+	} {
+		md := request(pmetric.AggregationTemporalityDelta, time.Time{}, 10)
+		tc.edit(md)
+		_, err := converter().Convert(md, t0)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "resource_metrics[0].scope_metrics[0].metrics[0] (legacy.duration)") {
+			t.Errorf("err = %v, want %q", err, tc.want)
+		}
+	}
+}
+
+func dp(md pmetric.Metrics) pmetric.HistogramDataPoint {
+	return md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Histogram().DataPoints().At(0)
+}
+
+// FuzzDecodeConvert runs the receiver's decode path (protobuf and JSON)
+// and the conversion over arbitrary bytes: errors, never panics.
+func FuzzDecodeConvert(f *testing.F) {
+	req := pmetricotlp.NewExportRequestFromMetrics(request(pmetric.AggregationTemporalityCumulative, t0.Add(-time.Minute), 10))
+	pb, _ := req.MarshalProto()
+	js, _ := req.MarshalJSON()
+	f.Add(pb, false)
+	f.Add(js, true)
+	f.Add([]byte(`{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"legacy.duration","histogram":{"dataPoints":[{"count":"1"}]}}]}]}]}`), true)
+	f.Fuzz(func(t *testing.T, data []byte, json bool) {
+		ex := pmetricotlp.NewExportRequest()
+		var err error
+		if json {
+			err = ex.UnmarshalJSON(data)
+		} else {
+			err = ex.UnmarshalProto(data)
+		}
+		if err != nil {
+			return
+		}
+		c := converter()
+		for range 2 { // twice: the cumulative path too
+			aggs, err := c.Convert(ex.Metrics(), t0)
+			if err != nil {
+				return
+			}
+			for _, a := range aggs {
+				if a.Faults+a.Errors > a.Requests {
+					t.Fatalf("inconsistent aggregate %+v", a)
+				}
+			}
+		}
+	})
+}
+
+func cumulativeSince(t time.Time) cumulative.Tracker { return cumulative.Tracker{Since: t} }

@@ -1,0 +1,264 @@
+package otlp
+
+import (
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/grayzone/grayzone/telemetry/ingest"
+	"github.com/grayzone/grayzone/telemetry/record"
+)
+
+// maxBody bounds one OTLP/HTTP request (after decompression).
+const maxBody = 16 << 20
+
+// Sink is where the receiver hands what it converted: the ingest gate.
+type Sink interface {
+	Offer(source string, aggs []record.Aggregate, now time.Time) error
+	Reject(source string, err error)
+}
+
+// Config configures a Receiver.
+type Config struct {
+	Name           string // source name in the counters (default otlp)
+	HTTP, GRPC     string // listen addresses; empty: that transport is off
+	Attributes     Attributes
+	DurationMetric string
+	RequestsMetric string
+	Sink           Sink
+	Now            func() time.Time
+	Log            *slog.Logger
+}
+
+// Receiver takes OTLP metrics over HTTP and gRPC.
+type Receiver struct {
+	cfg  Config
+	mu   sync.Mutex // serialises conversions: the cumulative state is shared
+	conv Converter
+
+	httpLn, grpcLn net.Listener
+}
+
+// New binds the configured listeners (so an address in use fails at start,
+// and port 0 gets its port before Run).
+func New(cfg Config) (*Receiver, error) {
+	if cfg.Name == "" {
+		cfg.Name = "otlp"
+	}
+	if len(cfg.Attributes.Zone) == 0 {
+		cfg.Attributes = DefaultAttributes()
+	}
+	if cfg.DurationMetric == "" {
+		cfg.DurationMetric = DefaultDurationMetric
+	}
+	if cfg.RequestsMetric == "" {
+		cfg.RequestsMetric = DefaultRequestsMetric
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.HTTP == "" && cfg.GRPC == "" {
+		return nil, errors.New("otlp: no listen address (http or grpc)")
+	}
+	r := &Receiver{cfg: cfg, conv: Converter{Attributes: cfg.Attributes, DurationMetric: cfg.DurationMetric, RequestsMetric: cfg.RequestsMetric}}
+	r.conv.Tracker.Since = cfg.Now()
+	var err error
+	if cfg.HTTP != "" {
+		if r.httpLn, err = net.Listen("tcp", cfg.HTTP); err != nil {
+			return nil, fmt.Errorf("otlp: http: %w", err)
+		}
+	}
+	if cfg.GRPC != "" {
+		if r.grpcLn, err = net.Listen("tcp", cfg.GRPC); err != nil {
+			if r.httpLn != nil {
+				r.httpLn.Close()
+			}
+			return nil, fmt.Errorf("otlp: grpc: %w", err)
+		}
+	}
+	return r, nil
+}
+
+// HTTPAddr and GRPCAddr are the bound addresses ("" when off).
+func (r *Receiver) HTTPAddr() string { return addr(r.httpLn) }
+
+// GRPCAddr is the bound gRPC address.
+func (r *Receiver) GRPCAddr() string { return addr(r.grpcLn) }
+
+func addr(l net.Listener) string {
+	if l == nil {
+		return ""
+	}
+	return l.Addr().String()
+}
+
+// Run serves until ctx ends.
+func (r *Receiver) Run(ctx context.Context) error {
+	errc := make(chan error, 2)
+	var wg sync.WaitGroup
+	if r.httpLn != nil {
+		mux := http.NewServeMux()
+		mux.HandleFunc("POST /v1/metrics", r.serveHTTP)
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(r.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("otlp: http: %w", err)
+			}
+		}()
+		defer srv.Close()
+	}
+	if r.grpcLn != nil {
+		gs := grpc.NewServer(grpc.MaxRecvMsgSize(maxBody))
+		pmetricotlp.RegisterGRPCServer(gs, &grpcServer{r: r})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := gs.Serve(r.grpcLn); err != nil {
+				errc <- fmt.Errorf("otlp: grpc: %w", err)
+			}
+		}()
+		defer gs.Stop()
+	}
+	r.cfg.Log.Info("otlp receiver listening", "source", r.cfg.Name, "http", r.HTTPAddr(), "grpc", r.GRPCAddr())
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
+
+// export converts and offers one request.
+func (r *Receiver) export(req pmetricotlp.ExportRequest) error {
+	now := r.cfg.Now()
+	r.mu.Lock()
+	aggs, err := r.conv.Convert(req.Metrics(), now)
+	r.mu.Unlock()
+	if err != nil {
+		err = fmt.Errorf("otlp: %w", err)
+		r.cfg.Sink.Reject(r.cfg.Name, err)
+		return fmt.Errorf("%w: %w", err, ingest.ErrRejected)
+	}
+	if len(aggs) == 0 {
+		return nil
+	}
+	return r.cfg.Sink.Offer(r.cfg.Name, aggs, now)
+}
+
+func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
+	var body io.Reader = http.MaxBytesReader(w, req.Body, maxBody)
+	if req.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			r.httpError(w, req, http.StatusBadRequest, fmt.Errorf("otlp: gzip: %w", err))
+			return
+		}
+		body = io.LimitReader(zr, maxBody+1)
+	}
+	data, err := io.ReadAll(body)
+	if err != nil || len(data) > maxBody {
+		r.httpError(w, req, http.StatusRequestEntityTooLarge, fmt.Errorf("otlp: body over %d bytes or unreadable", maxBody))
+		return
+	}
+	ex := pmetricotlp.NewExportRequest()
+	json := req.Header.Get("Content-Type") == "application/json"
+	if json {
+		err = ex.UnmarshalJSON(data)
+	} else {
+		err = ex.UnmarshalProto(data)
+	}
+	if err != nil {
+		err = fmt.Errorf("otlp: cannot decode the request: %w", err)
+		r.cfg.Sink.Reject(r.cfg.Name, err)
+		r.httpError(w, req, http.StatusBadRequest, err)
+		return
+	}
+	switch err := r.export(ex); {
+	case errors.Is(err, ingest.ErrRejected):
+		r.httpError(w, req, http.StatusBadRequest, err)
+		return
+	case errors.Is(err, ingest.ErrFull):
+		w.Header().Set("Retry-After", "1")
+		r.httpError(w, req, http.StatusServiceUnavailable, err)
+		return
+	case err != nil:
+		r.httpError(w, req, http.StatusInternalServerError, err)
+		return
+	}
+	resp := pmetricotlp.NewExportResponse()
+	var out []byte
+	if json {
+		out, _ = resp.MarshalJSON()
+		w.Header().Set("Content-Type", "application/json")
+	} else {
+		out, _ = resp.MarshalProto()
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(out)
+}
+
+// httpError answers with the OTLP error body, a google.rpc.Status.
+func (r *Receiver) httpError(w http.ResponseWriter, req *http.Request, code int, err error) {
+	st := status.New(grpcCode(code), err.Error()).Proto()
+	if req.Header.Get("Content-Type") == "application/json" {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		fmt.Fprintf(w, "{\"code\":%d,\"message\":%q}\n", st.Code, st.Message)
+		return
+	}
+	b, _ := marshalStatus(st)
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
+}
+
+func grpcCode(httpCode int) codes.Code {
+	switch httpCode {
+	case http.StatusBadRequest:
+		return codes.InvalidArgument
+	case http.StatusServiceUnavailable:
+		return codes.Unavailable
+	case http.StatusRequestEntityTooLarge:
+		return codes.ResourceExhausted
+	}
+	return codes.Internal
+}
+
+type grpcServer struct {
+	pmetricotlp.UnimplementedGRPCServer
+	r *Receiver
+}
+
+func (g *grpcServer) Export(ctx context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
+	switch err := g.r.export(req); {
+	case errors.Is(err, ingest.ErrRejected):
+		return pmetricotlp.NewExportResponse(), status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, ingest.ErrFull):
+		return pmetricotlp.NewExportResponse(), status.Error(codes.Unavailable, err.Error())
+	case err != nil:
+		return pmetricotlp.NewExportResponse(), status.Error(codes.Internal, err.Error())
+	}
+	return pmetricotlp.NewExportResponse(), nil
+}
+
+func marshalStatus(st *spb.Status) ([]byte, error) { return proto.Marshal(st) }
