@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/grayzone/grayzone/server/api"
+	"github.com/grayzone/grayzone/server/config"
 	"github.com/grayzone/grayzone/telemetry/middleware"
 	"github.com/grayzone/grayzone/telemetry/observation"
 	"github.com/grayzone/grayzone/telemetry/record"
@@ -36,7 +37,7 @@ func (s *sink) IngestAggregates(ctx context.Context, resource, source string, ob
 
 func newSink(t *testing.T) (*sink, *httptest.Server) {
 	s := &sink{}
-	h := api.NewHandler(s, api.Options{Tokens: func() []string { return []string{"tok-0123456789abcdef"} }})
+	h := api.NewHandler(s, api.Options{Tokens: func() []config.Token { return []config.Token{{Name: "app", Secret: "tok-0123456789abcdef"}} }})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		down := s.down
