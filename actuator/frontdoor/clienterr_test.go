@@ -26,6 +26,12 @@ type brokenRequest struct {
 	end  string
 	want int // the status the client must get (0: none read)
 	reps int
+	// answered: the target answers it (the client left before reading),
+	// so the target's outcome is recorded, not a client error.
+	answered bool
+	// rejected: the front door refuses it before any target sees it, and
+	// records nothing.
+	rejected bool
 }
 
 // brokenRequests is every kind of broken request the front door must hold
@@ -38,9 +44,9 @@ func brokenRequests() []brokenRequest {
 		{name: "chunk size overflow", parts: []string{"POST /pay HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\nabc\r\n0\r\n\r\n"}, end: "read", want: 400, reps: 300},
 		{name: "chunked body cut short", parts: []string{"POST /pay HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n10\r\nabc"}, end: "halfclose", want: 400, reps: 300},
 		{name: "chunk extension abuse", parts: []string{"POST /pay HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3;" + strings.Repeat("x", 8000) + "\r\nabc\r\n0\r\n\r\n"}, end: "read", want: 400, reps: 100},
-		{name: "hang up before the answer", parts: []string{"GET /pay HTTP/1.1\r\nHost: h\r\n\r\n"}, end: "close", reps: 300},
-		{name: "invalid Content-Length", parts: []string{"POST /pay HTTP/1.1\r\nHost: h\r\nContent-Length: 4x\r\n\r\nabcd"}, end: "read", want: 400, reps: 300},
-		{name: "oversized head", parts: []string{"GET /pay HTTP/1.1\r\nHost: h\r\nX-Big: " + strings.Repeat("b", 70<<10) + "\r\n\r\n"}, end: "read", want: 431, reps: 50},
+		{name: "hang up before the answer", parts: []string{"GET /pay HTTP/1.1\r\nHost: h\r\n\r\n"}, end: "close", reps: 300, answered: true},
+		{name: "invalid Content-Length", parts: []string{"POST /pay HTTP/1.1\r\nHost: h\r\nContent-Length: 4x\r\n\r\nabcd"}, end: "read", want: 400, reps: 300, rejected: true},
+		{name: "oversized head", parts: []string{"GET /pay HTTP/1.1\r\nHost: h\r\nX-Big: " + strings.Repeat("b", 70<<10) + "\r\n\r\n"}, end: "read", want: 431, reps: 50, rejected: true},
 		{name: "body too slow", parts: []string{"POST /pay HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc"}, end: "read", want: 408, reps: 10},
 		{name: "chunked body too slow", parts: []string{"POST /pay HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"}, end: "read", want: 408, reps: 10},
 	}
@@ -48,7 +54,7 @@ func brokenRequests() []brokenRequest {
 
 // bodyTimeout is the proxies' body timeout in these tests: short, so the
 // slow-body cases end quickly.
-const bodyTimeout = time.Second
+const bodyTimeout = 1500 * time.Millisecond
 
 // send plays one broken request and returns the status read (0 if none).
 func (b brokenRequest) send(addr string) (int, error) {
@@ -83,11 +89,26 @@ func (b brokenRequest) send(addr string) (int, error) {
 // sum drains rec and adds up every series.
 func sum(rec *record.Recorder) record.Snapshot {
 	var tot record.Snapshot
-	rec.Drain(func(_ record.SeriesKey, d record.Snapshot) {
-		tot.Requests += d.Requests
-		tot.Faults += d.Faults
-		tot.Errors += d.Errors
-		tot.Slow += d.Slow
+	rec.Drain(func(_ record.SeriesKey, d record.Snapshot) { add(&tot, d) })
+	return tot
+}
+
+func add(tot *record.Snapshot, d record.Snapshot) {
+	tot.Requests += d.Requests
+	tot.Faults += d.Faults
+	tot.Errors += d.Errors
+	tot.Slow += d.Slow
+	tot.Latency.Merge(&d.Latency)
+}
+
+// sumUntil drains rec until it has counted n requests in all (a hang-up
+// is processed after the client left), and returns the total.
+func sumUntil(t *testing.T, rec *record.Recorder, n uint64) record.Snapshot {
+	t.Helper()
+	var tot record.Snapshot
+	waitFor(t, fmt.Sprintf("%d recorded requests", n), func() bool {
+		add(&tot, sum(rec))
+		return tot.Requests >= n
 	})
 	return tot
 }
@@ -103,7 +124,7 @@ func TestBrokenRequestsAreTheClientsError(t *testing.T) {
 		t.Run(fmt.Sprintf("NetHTTPOnly=%v", netHTTP), func(t *testing.T) {
 			// A threshold well above what a loaded test machine adds, below
 			// the slow client's pause.
-			rec := record.New(record.Options{DefaultThreshold: 400 * time.Millisecond})
+			rec := record.New(record.Options{DefaultThreshold: 900 * time.Millisecond})
 			p := oneTargetProxy(t, be.Listener.Addr().String(), ProxyOptions{Recorder: rec, NetHTTPOnly: netHTTP,
 				Limits: Limits{BodyTimeout: bodyTimeout}})
 			addr := strings.TrimPrefix(p.RegionalURL(), "http://")
@@ -128,20 +149,34 @@ func TestBrokenRequestsAreTheClientsError(t *testing.T) {
 					for e := range errs {
 						t.Fatal(e)
 					}
-					// Hang-ups are noticed after the fact: a good request on
-					// the same target behind them.
+					want := uint64(b.reps)
+					if b.rejected {
+						want = 0
+					}
+					// A good request behind them, so that a drain with
+					// nothing from the broken ones still counts one.
 					if r := get(t, newClient(t), p.RegionalURL()+"/pay"); r.status != http.StatusOK {
 						t.Fatalf("good request: %d", r.status)
 					}
-					if d := sum(rec); d.Faults != 0 || d.Slow != 0 {
-						t.Errorf("%d broken requests recorded %d faults and %d slow (of %d requests, %d errors)", b.reps, d.Faults, d.Slow, d.Requests, d.Errors)
+					d := sumUntil(t, rec, want+1)
+					switch {
+					case d.Requests != want+1 || d.Faults != 0:
+						t.Errorf("%d broken requests: recorded %d requests (want %d), %d faults", b.reps, d.Requests, want+1, d.Faults)
+					case b.answered && d.Errors != 0:
+						// The target answered: its outcome, as it was. (Its
+						// latency is the target's own, slow or not: the
+						// client leaving adds nothing to it.)
+						t.Errorf("%d answered requests recorded %d errors", b.reps, d.Errors)
+					case !b.answered && (d.Errors != want || d.Slow > d.Requests-d.Errors):
+						// Client errors are recorded at no latency: never slow.
+						t.Errorf("%d broken requests recorded %d errors (want %d), %d slow", b.reps, d.Errors, want, d.Slow)
 					}
 				})
 			}
 			// A client trickling a valid body slowly makes the request take
 			// longer, not the target: not slow.
 			t.Run("slow but complete body", func(t *testing.T) {
-				b := brokenRequest{parts: []string{"POST /pay HTTP/1.1\r\nHost: h\r\nContent-Length: 6\r\n\r\nabc", "def"}, pause: 600 * time.Millisecond, end: "read", want: 200}
+				b := brokenRequest{parts: []string{"POST /pay HTTP/1.1\r\nHost: h\r\nContent-Length: 6\r\n\r\nabc", "def"}, pause: 1200 * time.Millisecond, end: "read", want: 200}
 				for range 2 {
 					if got, err := b.send(addr); err != nil || got != 200 {
 						t.Fatalf("status %d, %v", got, err)

@@ -683,51 +683,40 @@ func writeFastRequest(w *bufio.Writer, cbr *bufio.Reader, req *fastReq) (wait ti
 	}
 	w.WriteString("\r\n")
 	if req.contentLength > 0 {
-		var err error
-		if wait, err = copyBody(w, cbr, req.contentLength); err != nil {
+		if err := copyN(w, cbr, req.contentLength, &wait); err != nil {
+			var re readError
+			if errors.As(err, &re) {
+				// Reading the client's body failed: the client's error; a
+				// write error is the backend's.
+				return wait, fmt.Errorf("%w: %w", errClientBody, re.err)
+			}
 			return wait, err
 		}
 	}
 	return wait, w.Flush()
 }
 
-// copyBody copies a request body of n bytes from the client to the
-// backend without allocating. A read error is the client's (wrapping
-// errClientBody), a write error the backend's; wait is the time spent
-// blocked on the client, measured only when its bytes were not buffered.
-func copyBody(w *bufio.Writer, r *bufio.Reader, n int64) (wait time.Duration, _ error) {
+// copyN copies n bytes from a buffered reader to a buffered writer without
+// allocating. A read error is returned as errRead (the reader's side: the
+// caller knows whose), a write error as is. With wait set, the time spent
+// blocked on the reader is added to it, measured only when its bytes were
+// not already buffered.
+func copyN(w *bufio.Writer, r *bufio.Reader, n int64, wait *time.Duration) error {
 	for n > 0 {
 		if r.Buffered() == 0 {
-			start := monoNow()
+			var start time.Duration
+			if wait != nil {
+				start = monoNow()
+			}
 			_, err := r.Peek(1)
-			wait += monoNow() - start
+			if wait != nil {
+				*wait += monoNow() - start
+			}
 			if err != nil {
 				if err == io.EOF {
 					err = io.ErrUnexpectedEOF
 				}
-				return wait, fmt.Errorf("%w: %w", errClientBody, err)
-			}
-		}
-		b, _ := r.Peek(int(min(int64(r.Buffered()), n)))
-		if _, err := w.Write(b); err != nil {
-			return wait, err
-		}
-		r.Discard(len(b))
-		n -= int64(len(b))
-	}
-	return wait, nil
-}
-
-// copyN copies n bytes from a buffered reader to a buffered writer without
-// allocating.
-func copyN(w *bufio.Writer, r *bufio.Reader, n int64) error {
-	for n > 0 {
-		if r.Buffered() == 0 {
-			if _, err := r.Peek(1); err != nil {
-				if err == io.EOF {
-					err = io.ErrUnexpectedEOF
-				}
-				return err
+				return readError{err}
 			}
 		}
 		b, _ := r.Peek(int(min(int64(r.Buffered()), n)))
@@ -739,6 +728,12 @@ func copyN(w *bufio.Writer, r *bufio.Reader, n int64) error {
 	}
 	return nil
 }
+
+// readError marks a failure on copyN's reading side.
+type readError struct{ err error }
+
+func (e readError) Error() string { return e.err.Error() }
+func (e readError) Unwrap() error { return e.err }
 
 type respKind uint8
 
@@ -910,7 +905,7 @@ func relay(bw *bufio.Writer, br *bufio.Reader, req *fastReq, r *respHead) (keepC
 		bw.Flush()
 		return false, false
 	default:
-		err = copyN(bw, br, r.contentLength)
+		err = copyN(bw, br, r.contentLength, nil)
 	}
 	if err != nil {
 		return false, false
@@ -955,7 +950,7 @@ func copyChunked(w *bufio.Writer, r *bufio.Reader) error {
 				}
 			}
 		}
-		if err := copyN(w, r, n); err != nil {
+		if err := copyN(w, r, n, nil); err != nil {
 			return err
 		}
 		crlf, err := r.ReadSlice('\n')
