@@ -114,7 +114,7 @@ func TestLabOutputPipedAndQuiet(t *testing.T) {
 			t.Errorf("line of %d characters: %q", n, l)
 		}
 	}
-	if n := strings.Count(stdout, "/1m40s | "); n != 10 {
+	if n := strings.Count(stdout, "/100s | "); n != 10 {
 		t.Errorf("%d status lines, want one every 10 s of the 100 s scenario:\n%s", n, stdout)
 	}
 	// About 3,000 requests: the counts carry a thousands separator.

@@ -93,12 +93,12 @@ func TestPlainLine(t *testing.T) {
 	// Three zones, the shift and the customers fit in 100 columns; the group
 	// and the healthy zones' p99 do not.
 	got := Line(incident(40*time.Second), PlainWidth)
-	want := "40s/1m40s | az-a 50% 2019ms ISOLATED, az-b 100%, az-c 99.9% | shift az-a (shifted) | 12/1,080 failed"
+	want := " 40/100s | az-a 50% 2019ms ISOLATED, az-b 100%, az-c 99.9% | shift az-a (shifted) | 12/1,080 failed"
 	if got != want {
 		t.Errorf("plain line =\n%q, want\n%q", got, want)
 	}
 	// Room to spare: all of it.
-	want = "40s/1m40s | az-a 50% 2019ms ISOLATED, az-b 100% 8ms, az-c 99.9% 6ms | shift az-a (shifted) | 12/1,080 failed | group az-a=2(excluded) az-b=3 az-c=3"
+	want = " 40/100s | az-a 50% 2019ms ISOLATED, az-b 100% 8ms, az-c 99.9% 6ms | shift az-a (shifted) | 12/1,080 failed | group az-a=2(excluded) az-b=3 az-c=3"
 	if got := Line(incident(40*time.Second), 200); got != want {
 		t.Errorf("wide plain line =\n%q, want\n%q", got, want)
 	}
@@ -110,14 +110,14 @@ func TestPlainLine(t *testing.T) {
 	for i := range s.Zones {
 		s.Zones[i].State = "impacted"
 	}
-	if got, want := Line(s, PlainWidth), "6m/6m | az-a 50%, az-b 100%, az-c 99.9% | no shift, REGIONAL impact | 228 failed"; got != want {
+	if got, want := Line(s, PlainWidth), "360/360s | az-a 50%, az-b 100%, az-c 99.9% | no shift, REGIONAL impact | 228 failed"; got != want {
 		t.Errorf("plain line =\n%q, want\n%q", got, want)
 	}
 	// Many zones with long names: cut at the width.
 	for _, n := range []string{"use2-az1", "use2-az2", "use2-az3", "use2-az4", "use2-az5", "use2-az6"} {
 		s.Zones = append(s.Zones, Zone{Name: n, Availability: 0.98, P99: 120, Requests: 10, State: "impacted"})
 	}
-	if got := Line(s, PlainWidth); utf8.RuneCountInString(got) != PlainWidth || !strings.HasPrefix(got, "6m/6m | az-a") || !strings.HasSuffix(got, "…") {
+	if got := Line(s, PlainWidth); utf8.RuneCountInString(got) != PlainWidth || !strings.HasPrefix(got, "360/360s | az-a") || !strings.HasSuffix(got, "…") {
 		t.Errorf("many zones: %q", got)
 	}
 }
@@ -174,7 +174,7 @@ func TestPlainCadenceAndEvents(t *testing.T) {
 		}
 	}
 	// One line every 10 s of scenario time, the first at 10 s.
-	want := "10s/1m40s 20s/1m40s 30s/1m40s 40s/1m40s 50s/1m40s 1m/1m40s 1m10s/1m40s 1m20s/1m40s 1m30s/1m40s 1m40s/1m40s"
+	want := "10/100s 20/100s 30/100s 40/100s 50/100s 60/100s 70/100s 80/100s 90/100s 100/100s"
 	if got := strings.Join(status, " "); got != want {
 		t.Errorf("status lines at %s\nwant %s", got, want)
 	}
@@ -182,14 +182,14 @@ func TestPlainCadenceAndEvents(t *testing.T) {
 		t.Errorf("%d event lines, want 1:\n%s", events, out)
 	}
 	// The event comes before the status line of its tick.
-	if i, j := strings.Index(out, "fault "), strings.Index(out, "20s/1m40s"); i > j {
+	if i, j := strings.Index(out, "fault "), strings.Index(out, "20/100s"); i > j {
 		t.Errorf("event after the status line of its time:\n%s", out)
 	}
 }
 
 func TestPlainEvery(t *testing.T) {
 	out := run(Options{Mode: Plain, Every: 25 * time.Second})
-	if n := strings.Count(out, "/1m40s | "); n != 4 {
+	if n := strings.Count(out, "/100s | "); n != 4 {
 		t.Errorf("with a 25 s interval: %d status lines in 100 s, want 4:\n%s", n, out)
 	}
 }

@@ -10,6 +10,7 @@ package console
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -102,7 +103,9 @@ func Line(s Status, width int) string {
 		zones = append(zones, fmt.Sprintf("%s %s %s %s", z.Name, percent(z), p99, z.State))
 		brief = append(brief, zones[len(zones)-1])
 	}
-	at := duration.Format(s.Elapsed.Truncate(time.Second)) + "/" + duration.Format(s.Total.Truncate(time.Second))
+	// Seconds, right-aligned: short, and the lines of a log line up.
+	total := strconv.Itoa(int(s.Total.Seconds()))
+	at := fmt.Sprintf("%*d/%ss", len(total), int(s.Elapsed.Seconds()), total)
 	sh := "no shift"
 	if s.ShiftZone != "" {
 		sh = fmt.Sprintf("shift %s (%s)", s.ShiftZone, s.Phase)
