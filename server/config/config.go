@@ -57,7 +57,7 @@ const (
 )
 
 // FrontDoorTypes lists the known front door types.
-var FrontDoorTypes = []string{FrontDoorEmbedded}
+var FrontDoorTypes = []string{FrontDoorEmbedded, FrontDoorHAProxy}
 
 // Config is grayzone serve's configuration.
 type Config struct {
@@ -107,6 +107,9 @@ type FrontDoor struct {
 	// server-side observation (default true). Turn it off when the instances
 	// post their own server-side observations, or each request counts twice.
 	Record bool
+	// HAProxy is set for type haproxy (dataplanes.go); Targets are then
+	// its servers, without addresses.
+	HAProxy HAProxy
 }
 
 // Target is one backend instance.

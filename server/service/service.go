@@ -228,6 +228,7 @@ type resource struct {
 	cfg   *config.Resource
 	table *frontdoor.Table
 	proxy *frontdoor.Proxy
+	plane externalPlane // HAProxy or xDS instead of the embedded proxy; nil: embedded
 	ctrl  *autoshift.Controller
 	rbPol runbook.Policy
 	prac  *practice.Scheduler
@@ -257,6 +258,9 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, now time
 	eng, err := detect.New(rc.DetectConfig())
 	if err != nil {
 		return nil, fmt.Errorf("serve: resource %s: %w", rc.Name, err)
+	}
+	if r.plane, err = newExternalPlane(rc, s.log, s.clock); err != nil {
+		return nil, err
 	}
 	var control actuator.Actuator
 	if rc.ControlPlane.Type == config.ControlPlaneCommand {
@@ -314,6 +318,12 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, now time
 func (r *resource) start(ctx context.Context, wg *sync.WaitGroup) error {
 	ctx, r.cancel = context.WithCancel(ctx)
 	fd := r.cfg.FrontDoor
+	if r.plane != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.plane.Run(ctx) }()
+		r.startCanaries(ctx, wg)
+		return nil
+	}
 	if fd.Record {
 		r.rec = record.New(record.Options{Thresholds: r.cfg.Operations})
 	}
@@ -328,6 +338,11 @@ func (r *resource) start(ctx context.Context, wg *sync.WaitGroup) error {
 		defer wg.Done()
 		(&frontdoor.HealthChecker{Table: r.table, Path: hc.Path, Interval: hc.Interval, Timeout: hc.Timeout, Log: r.s.log}).Run(ctx)
 	}()
+	r.startCanaries(ctx, wg)
+	return nil
+}
+
+func (r *resource) startCanaries(ctx context.Context, wg *sync.WaitGroup) {
 	for _, c := range r.cfg.Canaries {
 		c := c
 		wg.Add(1)
@@ -340,7 +355,6 @@ func (r *resource) start(ctx context.Context, wg *sync.WaitGroup) error {
 			}
 		}()
 	}
-	return nil
 }
 
 func (r *resource) stop() {
@@ -391,6 +405,11 @@ func (r *resource) reconcile(ctx context.Context, now time.Time) {
 		if r.table.Shifted(z) != (z == want) {
 			_ = r.table.SetShifted(z, z == want)
 			r.s.log.Info("front door updated", "resource", r.cfg.Name, "zone", z, "shifted", z == want)
+		}
+		if r.plane != nil {
+			if err := r.plane.SetShifted(ctx, z, z == want); err != nil {
+				r.s.log.Warn("data plane not updated yet; retrying each reconcile interval", "resource", r.cfg.Name, "zone", z, "err", err)
+			}
 		}
 	}
 }
