@@ -106,10 +106,11 @@ func (a *Actuator) Apply(ctx context.Context, act actuator.Action) error {
 // HAProxy match at once. On error the desired state stays recorded and the
 // next reconcile retries.
 func (a *Actuator) SetShifted(ctx context.Context, zone string, away bool) error {
+	a.mu.Lock()
 	if _, ok := a.o.Zones[zone]; !ok {
+		a.mu.Unlock()
 		return fmt.Errorf("haproxy: unknown zone %q", zone)
 	}
-	a.mu.Lock()
 	changed := a.shifted[zone] != away
 	a.shifted[zone] = away
 	a.mu.Unlock()

@@ -263,3 +263,67 @@ func TestExampleConfigIsValid(t *testing.T) {
 		t.Fatalf("haproxy -c examples/haproxy.cfg: %v: %s", err, out)
 	}
 }
+
+func TestSetTargetsAddsAndRemovesServers(t *testing.T) {
+	l := startLab(t, "za", "zb")
+	ctx := context.Background()
+	a, err := New(Options{Runtime: l.proc.Runtime, Zones: l.layout.Zones()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetShifted(ctx, "zb", true); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Target", "za-3")
+	}))
+	defer srv.Close()
+	l.zoneOf["za-3"] = "za"
+	var targets []Target
+	for _, tg := range l.layout.Targets {
+		if tg.ID != "za-2" {
+			targets = append(targets, tg)
+		}
+	}
+	targets = append(targets, Target{ID: "za-3", Zone: "za", Addr: srv.Listener.Addr().String()},
+		Target{ID: "zb-3", Zone: "zb", Addr: srv.Listener.Addr().String()})
+	if err := a.SetTargets(ctx, l.layout, targets); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := l.proc.Runtime.ServersState(ctx, RegionalBackend)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, r := range rows {
+		got[r.Server] = r.Drained()
+	}
+	want := map[string]bool{"za-1": false, "za-3": false, "zb-1": true, "zb-2": true, "zb-3": true}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("regional backend: %v, want %v (server: drained)", got, want)
+	}
+	zonal, err := l.proc.Runtime.ServersState(ctx, ZonalBackend("zb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(zonal) != 3 || zonal[2].Server != "zb-3" || zonal[2].Drained() {
+		t.Fatalf("zonal backend zb: %+v", zonal)
+	}
+	if n, err := a.Reconcile(ctx); err != nil || n != 0 {
+		t.Fatalf("reconcile after SetTargets: %d changes, %v", n, err)
+	}
+	// Requests reach the new za server and never the drained zone.
+	hits := map[string]int{}
+	c := &http.Client{}
+	for i := 0; i < 40; i++ {
+		resp, err := c.Get(l.regional)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		hits[resp.Header.Get("X-Target")]++
+	}
+	if hits["za-3"] == 0 || hits["za-2"] != 0 || hits["zb-1"]+hits["zb-2"] != 0 {
+		t.Fatalf("hits: %v", hits)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -59,11 +58,7 @@ func (l Layout) Config() string {
 	fmt.Fprintf(&b, "global\n    master-worker\n    maxconn 4000\n    stats socket %s mode 600 level admin\n\n", l.Socket)
 	b.WriteString("defaults\n    mode http\n    option http-keep-alive\n    timeout connect 2s\n    timeout client 60s\n    timeout server 60s\n    timeout http-keep-alive 60s\n\n")
 	fmt.Fprintf(&b, "frontend regional\n    bind %s\n    default_backend %s\n\n", l.Regional, RegionalBackend)
-	zones := make([]string, 0, len(l.Zonal))
-	for z := range l.Zonal {
-		zones = append(zones, z)
-	}
-	sort.Strings(zones)
+	zones := l.sortedZonal()
 	for _, z := range zones {
 		fmt.Fprintf(&b, "frontend zone_%s\n    bind %s\n    default_backend %s\n\n", z, l.Zonal[z], ZonalBackend(z))
 	}
