@@ -57,7 +57,7 @@ const (
 )
 
 // FrontDoorTypes lists the known front door types.
-var FrontDoorTypes = []string{FrontDoorEmbedded, FrontDoorHAProxy}
+var FrontDoorTypes = []string{FrontDoorEmbedded, FrontDoorHAProxy, FrontDoorXDS}
 
 // Config is grayzone serve's configuration.
 type Config struct {
@@ -110,6 +110,8 @@ type FrontDoor struct {
 	// HAProxy is set for type haproxy (dataplanes.go); Targets are then
 	// its servers, without addresses.
 	HAProxy HAProxy
+	// XDSListen is the xDS server's address for type xds (dataplanes.go).
+	XDSListen string
 }
 
 // Target is one backend instance.

@@ -14,6 +14,9 @@ import (
 const (
 	// FrontDoorHAProxy is a running HAProxy driven through its runtime API.
 	FrontDoorHAProxy = "haproxy"
+	// FrontDoorXDS is an xDS server (Envoy, proxyless gRPC, and grayzone's
+	// own front door as a separate process) publishing the targets by zone.
+	FrontDoorXDS = "xds"
 
 	DefaultReconcileInterval = 5 * time.Second
 	ShiftStateDrain          = "drain"
@@ -37,9 +40,10 @@ type HAProxy struct {
 var (
 	embeddedOnlyKeys = []string{"regional", "zonal", "targets", "health_check", "record"}
 	haproxyKeys      = []string{"runtime_api", "backends", "reconcile_interval", "shift_state"}
+	xdsKeys          = []string{"listen", "targets", "health_check"}
 	// externalFrontdoorKeys are appended to frontdoorKeys; each is checked
 	// against the type by externalFrontdoor.
-	externalFrontdoorKeys = haproxyKeys
+	externalFrontdoorKeys = append(slices.Clone(haproxyKeys), "listen")
 	// haproxyNameRe is what HAProxy accepts as a proxy or server name.
 	haproxyNameRe = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,63}$`)
 )
@@ -48,12 +52,25 @@ var (
 // reports handled=false for the embedded type, which parse.go reads. ok
 // means the derived targets are complete (capacity checks may use them).
 func (p *parser) externalFrontdoor(m *yamlfield.Mapping, r *res, fd *FrontDoor) (handled, ok bool, targets yamlfield.Field) {
-	own := map[string][]string{FrontDoorHAProxy: haproxyKeys}[fd.Type]
+	own := map[string][]string{FrontDoorHAProxy: haproxyKeys, FrontDoorXDS: xdsKeys}[fd.Type]
 	for _, f := range m.Fields {
-		foreign := slices.Contains(externalFrontdoorKeys, f.Key) && !slices.Contains(own, f.Key)
-		if own != nil && slices.Contains(embeddedOnlyKeys, f.Key) || foreign {
+		foreign := slices.Contains(externalFrontdoorKeys, f.Key) || own != nil && slices.Contains(embeddedOnlyKeys, f.Key)
+		if foreign && !slices.Contains(own, f.Key) {
 			p.Errorf(f, "not a key of front door type %s", yamlfield.Quote(fd.Type))
 		}
+	}
+	if fd.Type == FrontDoorXDS {
+		if lf, has := p.Require(m, "listen"); has {
+			fd.XDSListen, _ = p.listenAddr(lf)
+		}
+		if hf, has := m.Get("health_check"); has {
+			p.healthCheck(hf, &fd.HealthCheck)
+		}
+		tf, has := p.Require(m, "targets")
+		if has {
+			fd.Targets, ok = p.targets(tf, r)
+		}
+		return true, ok && has, tf
 	}
 	if fd.Type != FrontDoorHAProxy {
 		return false, false, targets

@@ -70,3 +70,39 @@ func TestHAProxyExample(t *testing.T) {
 		t.Fatalf("front door: %+v", fd)
 	}
 }
+
+func TestXDSFrontDoor(t *testing.T) {
+	doc := `listen: 127.0.0.1:8080
+resources:
+  - name: web
+    zones: [az1, az2]
+    frontdoor:
+      type: xds
+      listen: 127.0.0.1:18000
+      health_check: {interval: 1s}
+      targets:
+        - {id: w1, zone: az1, addr: 127.0.0.1:9001}
+        - {id: w2, zone: az1, addr: 127.0.0.1:9002}
+        - {id: w3, zone: az2, addr: 127.0.0.1:9003}
+        - {id: w4, zone: az2, addr: 127.0.0.1:9004}
+`
+	c, err := Parse("serve.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd := c.Resources[0].FrontDoor
+	if fd.Type != FrontDoorXDS || fd.XDSListen != "127.0.0.1:18000" || len(fd.Targets) != 4 || fd.HealthCheck.Interval != time.Second {
+		t.Fatalf("front door: %+v", fd)
+	}
+	for _, tt := range []struct{ old, new, want string }{
+		{"      listen: 127.0.0.1:18000\n", "", "serve.yaml:5: resources[0].frontdoor.listen: required"},
+		{"listen: 127.0.0.1:18000", "listen: 127.0.0.1:8080", "serve.yaml:7: resources[0].frontdoor.listen: address 127.0.0.1:8080 is already used by listen"},
+		{"listen: 127.0.0.1:18000", "regional: 127.0.0.1:1", `serve.yaml:7: resources[0].frontdoor.regional: not a key of front door type "xds"`},
+		{"type: xds", "type: haproxy", `serve.yaml:7: resources[0].frontdoor.listen: not a key of front door type "haproxy"`},
+	} {
+		_, err := Parse("serve.yaml", []byte(strings.Replace(doc, tt.old, tt.new, 1)))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s -> %s: got %v, want %q", tt.old, tt.new, err, tt.want)
+		}
+	}
+}

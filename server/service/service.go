@@ -321,6 +321,14 @@ func (r *resource) start(ctx context.Context, wg *sync.WaitGroup) error {
 	if r.plane != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); r.plane.Run(ctx) }()
+		if checksTargets(r.cfg) {
+			hc := fd.HealthCheck
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				(&frontdoor.HealthChecker{Table: r.table, Path: hc.Path, Interval: hc.Interval, Timeout: hc.Timeout, Log: r.s.log}).Run(ctx)
+			}()
+		}
 		r.startCanaries(ctx, wg)
 		return nil
 	}
@@ -398,19 +406,18 @@ func (r *resource) tick(ctx context.Context, now time.Time) {
 // after a restart, an API call or an expiry alike).
 func (r *resource) reconcile(ctx context.Context, now time.Time) {
 	want := ""
+	var expires time.Time
 	if act, ok := r.s.shifts.Active(r.cfg.Name); ok {
-		want = act.AwayFrom
+		want, expires = act.AwayFrom, act.ExpiresAt
 	}
 	for _, z := range r.cfg.Zones {
 		if r.table.Shifted(z) != (z == want) {
 			_ = r.table.SetShifted(z, z == want)
 			r.s.log.Info("front door updated", "resource", r.cfg.Name, "zone", z, "shifted", z == want)
 		}
-		if r.plane != nil {
-			if err := r.plane.SetShifted(ctx, z, z == want); err != nil {
-				r.s.log.Warn("data plane not updated yet; retrying each reconcile interval", "resource", r.cfg.Name, "zone", z, "err", err)
-			}
-		}
+	}
+	if r.plane != nil {
+		r.reconcilePlane(ctx, want, expires)
 	}
 }
 
