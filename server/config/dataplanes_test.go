@@ -106,3 +106,13 @@ resources:
 		}
 	}
 }
+
+func TestXDSExample(t *testing.T) {
+	c, err := Load("../../examples/serve-xds.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fd := c.Resources[0].FrontDoor; fd.Type != FrontDoorXDS || fd.XDSListen != "127.0.0.1:18000" || len(fd.Targets) != 6 {
+		t.Fatalf("front door: %+v", fd)
+	}
+}
