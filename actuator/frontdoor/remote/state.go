@@ -16,8 +16,8 @@ import (
 	"strings"
 	"time"
 
-	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 
 	"github.com/grayzone/grayzone/actuator/frontdoor"
 	"github.com/grayzone/grayzone/actuator/xds"
