@@ -437,8 +437,10 @@ func processPlane(ctx context.Context, arr *arrivals, exe string) (plane, error)
 		return plane{}, fmt.Errorf("the front door process is not listening: %w", err)
 	}
 	return plane{
-		send:  httpSender("http://" + addrs[0] + "/bench"),
-		shift: func(ctx context.Context, away bool) error { return srv.Shift(ctx, "bench", benchZone, away, time.Time{}) },
+		send: httpSender("http://" + addrs[0] + "/bench"),
+		shift: func(ctx context.Context, away bool) error {
+			return srv.Shift(ctx, "bench", benchZone, away, time.Time{})
+		},
 		close: cleanup,
 	}, nil
 }
@@ -555,7 +557,9 @@ func xdsPlane(ctx context.Context, arr *arrivals) (plane, error) {
 			_, err := client.Check(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
 			return err
 		},
-		shift: func(ctx context.Context, away bool) error { return srv.Shift(ctx, "bench", benchZone, away, time.Time{}) },
+		shift: func(ctx context.Context, away bool) error {
+			return srv.Shift(ctx, "bench", benchZone, away, time.Time{})
+		},
 		close: func() { conn.Close(); stopXDS(); stopAll() },
 	}, nil
 }
