@@ -3,14 +3,20 @@ package service
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	xdsresource "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+
 	"github.com/grayzone/grayzone/actuator/haproxy"
+	"github.com/grayzone/grayzone/actuator/xds"
 	"github.com/grayzone/grayzone/engine/shift"
 	"github.com/grayzone/grayzone/internal/clock"
 	"github.com/grayzone/grayzone/server/config"
@@ -125,4 +131,65 @@ func loopbackAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
+}
+
+// serve with frontdoor type xds: a proxy's NACK is counted in /metrics.
+func TestServeXDSCountsNACKsInMetrics(t *testing.T) {
+	xdsAddr := loopbackAddr(t)
+	y := fmt.Sprintf(`listen: 127.0.0.1:0
+auth: {tokens: [test-token-0123456789abcdef], open_reads: true}
+resources:
+  - name: web
+    zones: [z1, z2]
+    frontdoor:
+      type: xds
+      listen: %s
+      targets:
+        - {id: z1-1, zone: z1, addr: 127.0.0.1:1}
+        - {id: z1-2, zone: z1, addr: 127.0.0.1:2}
+        - {id: z2-1, zone: z2, addr: 127.0.0.1:3}
+        - {id: z2-2, zone: z2, addr: 127.0.0.1:4}
+`, xdsAddr)
+	cfg, err := config.Parse("xds.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := Open(ctx, Options{Config: cfg, Log: slog.New(slog.DiscardHandler), Clock: clock.NewFake(t0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	api := s.APIAddr()
+	go xds.Watch(ctx, xdsAddr, "picky-envoy", map[string][]string{xdsresource.EndpointType: {"web"}},
+		func(xds.Update) error { return fmt.Errorf("unsupported field") })
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		resp, err := http.Get("http://" + api + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(b), `grayzone_xds_nacks_total{resource="web"} 1`) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no NACK in /metrics within 10 s:\n%s", grepLines(string(b), "grayzone_xds"))
+		}
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -319,33 +319,27 @@ func (r *resource) start(ctx context.Context, wg *sync.WaitGroup) error {
 	ctx, r.cancel = context.WithCancel(ctx)
 	fd := r.cfg.FrontDoor
 	if r.plane != nil {
+		// HAProxy or xDS carries the traffic; serve drives it (dataplanes.go).
 		wg.Add(1)
 		go func() { defer wg.Done(); r.plane.Run(ctx) }()
-		if checksTargets(r.cfg) {
-			hc := fd.HealthCheck
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				(&frontdoor.HealthChecker{Table: r.table, Path: hc.Path, Interval: hc.Interval, Timeout: hc.Timeout, Log: r.s.log}).Run(ctx)
-			}()
+	} else {
+		if fd.Record {
+			r.rec = record.New(record.Options{Thresholds: r.cfg.Operations})
 		}
-		r.startCanaries(ctx, wg)
-		return nil
+		p, err := frontdoor.StartProxy(ctx, r.table, frontdoor.ProxyOptions{Regional: fd.Regional, Zonal: fd.Zonal, Log: r.s.log, Recorder: r.rec})
+		if err != nil {
+			return fmt.Errorf("serve: resource %s: front door: %w", r.cfg.Name, err)
+		}
+		r.proxy = p
 	}
-	if fd.Record {
-		r.rec = record.New(record.Options{Thresholds: r.cfg.Operations})
+	if checksTargets(r.cfg) {
+		hc := fd.HealthCheck
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			(&frontdoor.HealthChecker{Table: r.table, Path: hc.Path, Interval: hc.Interval, Timeout: hc.Timeout, Log: r.s.log}).Run(ctx)
+		}()
 	}
-	p, err := frontdoor.StartProxy(ctx, r.table, frontdoor.ProxyOptions{Regional: fd.Regional, Zonal: fd.Zonal, Log: r.s.log, Recorder: r.rec})
-	if err != nil {
-		return fmt.Errorf("serve: resource %s: front door: %w", r.cfg.Name, err)
-	}
-	r.proxy = p
-	hc := fd.HealthCheck
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		(&frontdoor.HealthChecker{Table: r.table, Path: hc.Path, Interval: hc.Interval, Timeout: hc.Timeout, Log: r.s.log}).Run(ctx)
-	}()
 	r.startCanaries(ctx, wg)
 	return nil
 }
