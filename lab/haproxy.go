@@ -111,7 +111,7 @@ func (h *haproxyFront) targets() []haproxy.Target {
 func (h *haproxyFront) follow(ctx context.Context) {
 	tick := time.NewTicker(followEvery)
 	defer tick.Stop()
-	last := ""
+	last, lastErr := "", ""
 	for {
 		select {
 		case <-ctx.Done():
@@ -121,9 +121,12 @@ func (h *haproxyFront) follow(ctx context.Context) {
 		ts := h.targets()
 		if key := fmt.Sprint(ts); key != last {
 			if err := h.act.SetTargets(ctx, h.layout, ts); err != nil {
-				h.log.Warn("haproxy: servers not in step yet", "err", err)
+				if err.Error() != lastErr { // retried every tick: say it once
+					h.log.Warn("haproxy: servers not in step yet; retrying", "err", err)
+					lastErr = err.Error()
+				}
 			} else {
-				last = key
+				last, lastErr = key, ""
 			}
 		}
 		for _, z := range h.table.Zones() {
