@@ -104,6 +104,9 @@ func ParseConfig(file string, data []byte) (*Config, error) {
 		if a == "" {
 			return ""
 		}
+		if _, port, _ := net.SplitHostPort(a); port == "0" {
+			return a // any free port: never a conflict
+		}
 		if prev, dup := used[a]; dup {
 			d.Errorf(f, "address %s is already used by %s", a, prev)
 			return ""

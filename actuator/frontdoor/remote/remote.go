@@ -79,7 +79,9 @@ func Start(ctx context.Context, o Options) (*FrontDoor, error) {
 		(&frontdoor.HealthChecker{Table: f.table, Path: c.Health.Path, Interval: c.Health.Interval, Timeout: c.Health.Timeout, Log: f.log}).Run(ctx)
 	})
 	run(f.follow)
-	run(f.expire)
+	// The ticker exists before Start returns, so a test's fake clock drives it.
+	tick, stop := f.clock.NewTicker(250 * time.Millisecond)
+	run(func(ctx context.Context) { defer stop(); f.expire(ctx, tick) })
 	return f, nil
 }
 
@@ -168,14 +170,13 @@ func withoutTime(s State) State { s.ReceivedAt = time.Time{}; return s }
 
 // expire ends shifts whose expiry passed, on the front door's own clock:
 // serve would have ended them, and may be unable to say so.
-func (f *FrontDoor) expire(ctx context.Context) {
-	tick, stop := f.clock.NewTicker(250 * time.Millisecond)
-	defer stop()
+func (f *FrontDoor) expire(ctx context.Context, tick <-chan time.Time) {
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case now := <-tick:
+		case <-tick:
+			now := f.clock.Now() // not the tick's time: a late tick must not hold a shift past its expiry
 			f.mu.Lock()
 			st := f.state
 			f.mu.Unlock()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/grayzone/grayzone/actuator/frontdoor"
 	"github.com/grayzone/grayzone/actuator/xds"
+	"github.com/grayzone/grayzone/internal/clock"
 )
 
 var t0 = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -116,5 +117,41 @@ func TestConfigErrors(t *testing.T) {
 func TestExampleConfig(t *testing.T) {
 	if _, err := LoadConfig("../../../examples/frontdoor.yaml"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Restarted with serve unreachable: the front door routes with its saved
+// state at once, and ends the shift at its expiry on its own clock.
+func TestSavedStateAndExpiryWithoutServe(t *testing.T) {
+	dir := t.TempDir()
+	st := State{Resource: "web", ReceivedAt: t0, Shifted: map[string]time.Time{"zb": t0.Add(time.Minute)},
+		Targets: []Target{{ID: "a1", Zone: "za", Addr: "127.0.0.1:1", Healthy: true}, {ID: "b1", Zone: "zb", Addr: "127.0.0.1:2", Healthy: true}}}
+	if err := st.Save(filepath.Join(dir, "state.json")); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseConfig(filepath.Join(dir, "fd.yaml"), []byte(
+		"resource: web\nxds: 127.0.0.1:1\nstate_file: state.json\nregional: 127.0.0.1:0\nzonal: {za: 127.0.0.1:0, zb: 127.0.0.1:0}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := clock.NewFake(t0)
+	fd, err := Start(context.Background(), Options{Config: cfg, Clock: clk, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fd.Close()
+	if !fd.Table().Shifted("zb") || len(fd.Table().Targets()) != 2 {
+		t.Fatalf("before serve answers: shifted %v, targets %v", fd.Table().Shifted("zb"), fd.Table().Targets())
+	}
+	clk.Advance(59 * time.Second)
+	if !fd.Table().Shifted("zb") {
+		t.Fatal("the shift ended before its expiry")
+	}
+	clk.Advance(time.Second)
+	// The expiry goroutine runs on the tick it was just sent.
+	for deadline := time.Now().Add(5 * time.Second); fd.Table().Shifted("zb"); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the shift did not end at its expiry")
+		}
 	}
 }
