@@ -18,7 +18,7 @@ import (
 func newLabCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
 		file, mode, detector, reportPath, database string
-		listen, htmlPath                           string
+		listen, htmlPath, frontDoor                string
 		baseline, verbose, quiet                   bool
 		seed                                       int64
 	)
@@ -75,7 +75,7 @@ Built-in scenarios: ` + strings.Join(scenario.BuiltinNames(), ", "),
 			opts := lab.Options{
 				Scenario: sc, Mode: mode, Detector: detector, Baseline: baseline,
 				Database: database, Progress: con, Log: log, Listen: listen,
-				Dashboard: labDashboard(log),
+				Dashboard: labDashboard(log), FrontDoor: frontDoor,
 			}
 			r, err := lab.Run(cmd.Context(), opts)
 			if errors.Is(err, lab.ErrUsage) {
@@ -120,6 +120,7 @@ Built-in scenarios: ` + strings.Join(scenario.BuiltinNames(), ", "),
 	f.StringVar(&htmlPath, "html", "", "write the run's story as one self-contained HTML page (charts included; opens from disk)")
 	f.StringVar(&database, "database", "", "real mode: a PostgreSQL URL, or \"embedded\" for the store grayzone ships (default: a throwaway PostgreSQL cluster when PostgreSQL is installed, else the embedded store)")
 	f.StringVar(&listen, "listen", "127.0.0.1:8090", "real mode: where to serve the live dashboard and read-only API (a taken port falls back to a free one; \"\" for none)")
+	f.StringVar(&frontDoor, "frontdoor", lab.FrontDoorEmbedded, "real mode: the data plane, embedded (grayzone's proxy) or haproxy (a real HAProxy with a generated config, driven through its runtime API)")
 	f.Int64Var(&seed, "seed", 0, "override the scenario's seed (sim mode's random choices)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log every decision and action")
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only the summary (and errors), nothing while the run goes on")

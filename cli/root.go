@@ -78,6 +78,7 @@ this machine:
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newLabCmd(stdout, stderr), newBenchCmd(stdout, stderr), newServeCmd(stdout, stderr), newWorkloadCmd(stdout, stderr))
+	root.AddCommand(newFrontDoorCmd(stdout, stderr))
 	root.AddCommand(apiCommands(stdout, stderr)...)
 	return root
 }

@@ -42,6 +42,9 @@ type Options struct {
 	// Dashboard, the dashboard ("" = none; a taken port falls back to a free one).
 	Listen    string
 	Dashboard func(api.Backend) map[string]http.Handler
+	// FrontDoor is the real-mode data plane: "embedded" (default, grayzone's
+	// own proxy) or "haproxy" (a real HAProxy, see haproxy.go).
+	FrontDoor string
 }
 
 // ErrUsage marks errors in the command or its inputs (exit status 2).
@@ -62,6 +65,9 @@ func (o *Options) validate() error {
 	}
 	if !slices.Contains(detect.Profiles, o.Detector) {
 		return fmt.Errorf("%w: --detector %q: want one of %s", ErrUsage, o.Detector, strings.Join(detect.Profiles, ", "))
+	}
+	if err := o.validateFrontDoor(); err != nil {
+		return err
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)

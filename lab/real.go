@@ -246,15 +246,20 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 	}
 	ctrl.Store(c.ctrl)
 
-	proxy, err := frontdoor.StartProxy(lifeCtx, w.table, frontdoor.ProxyOptions{Log: o.Log})
-	if err != nil {
-		return report.Run{}, err
-	}
-	defer proxy.Close()
-
 	var wg sync.WaitGroup
 	goRun := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }
-	goRun(func() { (&frontdoor.HealthChecker{Table: w.table, Log: o.Log}).Run(runCtx) })
+	var proxy front
+	if o.FrontDoor == FrontDoorHAProxy {
+		if proxy, err = startHAProxyFront(lifeCtx, w.table, o.Log); err != nil {
+			return report.Run{}, err
+		}
+	} else {
+		if proxy, err = frontdoor.StartProxy(lifeCtx, w.table, frontdoor.ProxyOptions{Log: o.Log}); err != nil {
+			return report.Run{}, err
+		}
+		goRun(func() { (&frontdoor.HealthChecker{Table: w.table, Log: o.Log}).Run(runCtx) })
+	}
+	defer proxy.Close()
 
 	var req report.Requests
 	var reqMu sync.Mutex

@@ -59,7 +59,7 @@ const (
 )
 
 // FrontDoorTypes lists the known front door types.
-var FrontDoorTypes = []string{FrontDoorEmbedded}
+var FrontDoorTypes = []string{FrontDoorEmbedded, FrontDoorHAProxy, FrontDoorXDS}
 
 // Config is grayzone serve's configuration.
 type Config struct {
@@ -126,6 +126,11 @@ type FrontDoor struct {
 	RecordZonal bool
 	// Limits bound what clients may send and how slowly.
 	Limits Limits
+	// HAProxy is set for type haproxy (dataplanes.go); Targets are then
+	// its servers, without addresses.
+	HAProxy HAProxy
+	// XDSListen is the xDS server's address for type xds (dataplanes.go).
+	XDSListen string
 }
 
 // Target is one backend instance.

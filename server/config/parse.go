@@ -399,7 +399,7 @@ func (p *parser) zoneList(f yamlfield.Field) ([]string, bool) {
 func (p *parser) frontdoor(f yamlfield.Field, r *res) (fd FrontDoor, ok bool, targets yamlfield.Field) {
 	fd.HealthCheck = HealthCheck{Path: DefaultHealthPath, Interval: DefaultHealthInterval, Timeout: DefaultHealthTimeout,
 		HealthyThreshold: DefaultHealthyThreshold, UnhealthyThreshold: DefaultUnhealthyThreshold}
-	m, good := p.Mapping(f, frontdoorKeys)
+	m, good := p.Mapping(f, append(slices.Clone(frontdoorKeys), externalFrontdoorKeys...))
 	if !good {
 		return fd, false, targets
 	}
@@ -410,6 +410,9 @@ func (p *parser) frontdoor(f yamlfield.Field, r *res) (fd FrontDoor, ok bool, ta
 			}
 			fd.Type = v
 		}
+	}
+	if handled, ok, tf := p.externalFrontdoor(m, r, &fd); handled {
+		return fd, ok, tf
 	}
 	if rf, ok := p.Require(m, "regional"); ok {
 		fd.Regional, _ = p.listenAddr(rf)

@@ -238,6 +238,7 @@ type resource struct {
 	cfg   *config.Resource
 	table *frontdoor.Table
 	proxy *frontdoor.Proxy
+	plane externalPlane // HAProxy or xDS instead of the embedded proxy; nil: embedded
 	ctrl  *autoshift.Controller
 	rbPol runbook.Policy
 	prac  *practice.Scheduler
@@ -268,6 +269,9 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, now time
 	eng, err := detect.New(rc.DetectConfig())
 	if err != nil {
 		return nil, fmt.Errorf("serve: resource %s: %w", rc.Name, err)
+	}
+	if r.plane, err = newExternalPlane(rc, s.log, s.clock); err != nil {
+		return nil, err
 	}
 	var control actuator.Actuator
 	if rc.ControlPlane.Type == config.ControlPlaneCommand {
@@ -325,23 +329,36 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, now time
 func (r *resource) start(ctx context.Context, wg *sync.WaitGroup) error {
 	ctx, r.cancel = context.WithCancel(ctx)
 	fd := r.cfg.FrontDoor
-	if fd.Record {
-		r.rec = record.New(record.Options{Thresholds: r.cfg.Operations})
+	if r.plane != nil {
+		// HAProxy or xDS carries the traffic; serve drives it (dataplanes.go).
+		wg.Add(1)
+		go func() { defer wg.Done(); r.plane.Run(ctx) }()
+	} else {
+		if fd.Record {
+			r.rec = record.New(record.Options{Thresholds: r.cfg.Operations})
+		}
+		p, err := frontdoor.StartProxy(ctx, r.table, r.proxyOptions())
+		if err != nil {
+			return fmt.Errorf("serve: resource %s: front door: %w", r.cfg.Name, err)
+		}
+		r.proxy = p
 	}
-	p, err := frontdoor.StartProxy(ctx, r.table, r.proxyOptions())
-	if err != nil {
-		return fmt.Errorf("serve: resource %s: front door: %w", r.cfg.Name, err)
-	}
-	r.proxy = p
 	if err := r.startSources(ctx, wg); err != nil {
 		return err
 	}
-	hc := fd.HealthCheck
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		(&frontdoor.HealthChecker{Table: r.table, Path: hc.Path, Interval: hc.Interval, Timeout: hc.Timeout, Log: r.s.log}).Run(ctx)
-	}()
+	if checksTargets(r.cfg) {
+		hc := fd.HealthCheck
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			(&frontdoor.HealthChecker{Table: r.table, Path: hc.Path, Interval: hc.Interval, Timeout: hc.Timeout, Log: r.s.log}).Run(ctx)
+		}()
+	}
+	r.startCanaries(ctx, wg)
+	return nil
+}
+
+func (r *resource) startCanaries(ctx context.Context, wg *sync.WaitGroup) {
 	for _, c := range r.cfg.Canaries {
 		c := c
 		wg.Add(1)
@@ -354,7 +371,6 @@ func (r *resource) start(ctx context.Context, wg *sync.WaitGroup) error {
 			}
 		}()
 	}
-	return nil
 }
 
 func (r *resource) stop() {
@@ -399,14 +415,18 @@ func (r *resource) tick(ctx context.Context, now time.Time) {
 // after a restart, an API call or an expiry alike).
 func (r *resource) reconcile(ctx context.Context, now time.Time) {
 	want := ""
+	var expires time.Time
 	if act, ok := r.s.shifts.Active(r.cfg.Name); ok {
-		want = act.AwayFrom
+		want, expires = act.AwayFrom, act.ExpiresAt
 	}
 	for _, z := range r.cfg.Zones {
 		if r.table.Shifted(z) != (z == want) {
 			_ = r.table.SetShifted(z, z == want)
 			r.s.log.Info("front door updated", "resource", r.cfg.Name, "zone", z, "shifted", z == want)
 		}
+	}
+	if r.plane != nil {
+		r.reconcilePlane(ctx, want, expires)
 	}
 }
 

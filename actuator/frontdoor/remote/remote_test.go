@@ -1,0 +1,157 @@
+package remote
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+
+	"github.com/grayzone/grayzone/actuator/frontdoor"
+	"github.com/grayzone/grayzone/actuator/xds"
+	"github.com/grayzone/grayzone/internal/clock"
+)
+
+var t0 = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+
+// The state read from what actuator/xds publishes, through a real ADS stream.
+func TestStateFromXDSServer(t *testing.T) {
+	srv, err := xds.New(xds.Options{Listen: "127.0.0.1:0", Log: slog.New(slog.DiscardHandler), Resources: []xds.Resource{{
+		Name: "web", Zones: []string{"za", "zb"},
+		Targets: []xds.Target{{ID: "a1", Zone: "za", Addr: "127.0.0.1:1"}, {ID: "b1", Zone: "zb", Addr: "127.0.0.1:2"}, {ID: "b2", Zone: "zb", Addr: "127.0.0.1:3"}},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go srv.Run(ctx)
+	exp := t0.Add(time.Hour)
+	if err := srv.Shift(ctx, "web", "zb", true, exp); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.SetHealth(ctx, "web", "a1", false); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan State, 1)
+	go xds.Watch(ctx, srv.Addr(), "t", map[string][]string{resource.EndpointType: {"web", "web.za", "web.zb"}}, func(u xds.Update) error {
+		clas := map[string]*endpoint.ClusterLoadAssignment{}
+		for n, m := range u.Resources {
+			clas[n] = m.(*endpoint.ClusterLoadAssignment)
+		}
+		st, err := FromAssignments("web", []string{"za", "zb"}, clas, t0)
+		if err == nil {
+			got <- st
+		}
+		return nil
+	})
+	var st State
+	select {
+	case st = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no state within 10 s")
+	}
+	if !st.Shifted["zb"].Equal(exp) || len(st.Shifted) != 1 || len(st.Targets) != 3 {
+		t.Fatalf("state: %+v", st)
+	}
+	for _, tg := range st.Targets {
+		if tg.Healthy != (tg.ID != "a1") {
+			t.Errorf("target %s healthy=%v", tg.ID, tg.Healthy)
+		}
+	}
+	// Applied to a table: zb shifted until its expiry, a1 left out (unhealthy for serve).
+	table := frontdoor.NewTable([]string{"za", "zb"}, frontdoor.DefaultHealthPolicy)
+	if err := st.Apply(table, t0); err != nil {
+		t.Fatal(err)
+	}
+	if !table.Shifted("zb") || len(table.Targets()) != 2 {
+		t.Fatalf("table: shifted zb %v, targets %v", table.Shifted("zb"), table.Targets())
+	}
+	if err := st.Apply(table, exp); err != nil {
+		t.Fatal(err)
+	}
+	if table.Shifted("zb") {
+		t.Fatal("at its expiry the shift is over, serve or not")
+	}
+	// Saved and loaded intact.
+	path := filepath.Join(t.TempDir(), "state.json")
+	if err := st.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	back, ok, err := Load(path, "web")
+	if err != nil || !ok || back.String() != st.String() || !back.Shifted["zb"].Equal(exp) {
+		t.Fatalf("load: %+v %v %v", back, ok, err)
+	}
+	if _, _, err := Load(path, "api"); err == nil {
+		t.Fatal("a state file of another resource must be refused")
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	base := "resource: web\nxds: 127.0.0.1:18000\nstate_file: s.json\nregional: 127.0.0.1:8081\nzonal: {za: 127.0.0.1:8091, zb: 127.0.0.1:8092}\n"
+	c, err := ParseConfig("/etc/gz/fd.yaml", []byte(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.StateFile != "/etc/gz/s.json" || len(c.Zones()) != 2 || c.Health.Path != "/health" {
+		t.Fatalf("config: %+v", c)
+	}
+	for _, tt := range []struct{ old, new, want string }{
+		{"xds: 127.0.0.1:18000\n", "", "fd.yaml:1: xds: required"},
+		{"xds: 127.0.0.1:18000", "xds: nowhere", `fd.yaml:2: xds: "nowhere" is not a valid address`},
+		{"regional: 127.0.0.1:8081", "regional: 127.0.0.1:8091", "fd.yaml:5: zonal.za: address 127.0.0.1:8091 is already used by regional"},
+		{"resource: web", "resource: web\ncolour: blue", "fd.yaml:2: colour: unknown key"},
+		{"zonal: {za: 127.0.0.1:8091, zb: 127.0.0.1:8092}", "zonal: {za: 127.0.0.1:8091}", "fd.yaml:5: zonal: 1 zone(s), need at least 2"},
+	} {
+		_, err := ParseConfig("fd.yaml", []byte(strings.Replace(base, tt.old, tt.new, 1)))
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q -> %q: got %v, want %q", tt.old, tt.new, err, tt.want)
+		}
+	}
+}
+
+func TestExampleConfig(t *testing.T) {
+	if _, err := LoadConfig("../../../examples/frontdoor.yaml"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Restarted with serve unreachable: the front door routes with its saved
+// state at once, and ends the shift at its expiry on its own clock.
+func TestSavedStateAndExpiryWithoutServe(t *testing.T) {
+	dir := t.TempDir()
+	st := State{Resource: "web", ReceivedAt: t0, Shifted: map[string]time.Time{"zb": t0.Add(time.Minute)},
+		Targets: []Target{{ID: "a1", Zone: "za", Addr: "127.0.0.1:1", Healthy: true}, {ID: "b1", Zone: "zb", Addr: "127.0.0.1:2", Healthy: true}}}
+	if err := st.Save(filepath.Join(dir, "state.json")); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseConfig(filepath.Join(dir, "fd.yaml"), []byte(
+		"resource: web\nxds: 127.0.0.1:1\nstate_file: state.json\nregional: 127.0.0.1:0\nzonal: {za: 127.0.0.1:0, zb: 127.0.0.1:0}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := clock.NewFake(t0)
+	fd, err := Start(context.Background(), Options{Config: cfg, Clock: clk, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fd.Close()
+	if !fd.Table().Shifted("zb") || len(fd.Table().Targets()) != 2 {
+		t.Fatalf("before serve answers: shifted %v, targets %v", fd.Table().Shifted("zb"), fd.Table().Targets())
+	}
+	clk.Advance(59 * time.Second)
+	if !fd.Table().Shifted("zb") {
+		t.Fatal("the shift ended before its expiry")
+	}
+	clk.Advance(time.Second)
+	// The expiry goroutine runs on the tick it was just sent.
+	for deadline := time.Now().Add(5 * time.Second); fd.Table().Shifted("zb"); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the shift did not end at its expiry")
+		}
+	}
+}

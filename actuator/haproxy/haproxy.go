@@ -1,0 +1,242 @@
+// Package haproxy drives a running HAProxy as grayzone's data plane,
+// through its runtime API: a zonal shift drains the zone's servers in the
+// regional backends (established connections finish, no new requests go
+// there), ending it makes them ready again.
+//
+// The actuator is level-triggered. It keeps the desired state (which zones
+// are shifted away) and, every reconcile interval, reads the servers' state
+// back with `show servers state` and corrects what differs. An HAProxy
+// reload forgets runtime changes, and grayzone itself may have restarted:
+// either way a shift in force is back in HAProxy within one interval.
+//
+// grayzone owns the drain (or maint) flag of the servers it maps: a server
+// that is drained while its zone is not shifted is made ready again.
+package haproxy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/grayzone/grayzone/actuator"
+	"github.com/grayzone/grayzone/internal/clock"
+)
+
+// Server is one server line of one HAProxy backend.
+type Server struct {
+	Backend, Name string
+}
+
+func (s Server) String() string { return s.Backend + "/" + s.Name }
+
+// Shift states: what a shifted zone's servers are set to.
+const (
+	StateDrain = "drain" // no new requests, established ones finish, health checks go on
+	StateMaint = "maint" // no traffic at all, health checks stop
+)
+
+// DefaultInterval is the default reconcile interval.
+const DefaultInterval = 5 * time.Second
+
+// Options configure an Actuator.
+type Options struct {
+	Runtime Runtime
+	// Zones maps each zone to its servers in the regional backends.
+	Zones map[string][]Server
+	// ShiftState is StateDrain (default) or StateMaint.
+	ShiftState string
+	// Interval between reconciles (default DefaultInterval).
+	Interval time.Duration
+	Clock    clock.Clock
+	Log      *slog.Logger
+}
+
+// Actuator carries zonal shifts out in HAProxy. It is safe for concurrent use.
+type Actuator struct {
+	o Options
+
+	mu      sync.Mutex // serializes reconciles, guards shifted
+	shifted map[string]bool
+}
+
+// New checks the options and returns an actuator; it does not talk to
+// HAProxy until Apply, SetShifted, Reconcile or Run.
+func New(o Options) (*Actuator, error) {
+	if o.Runtime.Addr == "" {
+		return nil, fmt.Errorf("haproxy: no runtime API address")
+	}
+	switch o.ShiftState {
+	case "":
+		o.ShiftState = StateDrain
+	case StateDrain, StateMaint:
+	default:
+		return nil, fmt.Errorf("haproxy: shift state %q: want %s or %s", o.ShiftState, StateDrain, StateMaint)
+	}
+	if len(o.Zones) == 0 {
+		return nil, fmt.Errorf("haproxy: no zones mapped to servers")
+	}
+	if o.Interval <= 0 {
+		o.Interval = DefaultInterval
+	}
+	if o.Clock == nil {
+		o.Clock = clock.Real{}
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	return &Actuator{o: o, shifted: map[string]bool{}}, nil
+}
+
+// Apply implements actuator.Actuator for shift_away and end_shift.
+func (a *Actuator) Apply(ctx context.Context, act actuator.Action) error {
+	switch act.Kind {
+	case actuator.ShiftAway:
+		return a.SetShifted(ctx, act.Zone, true)
+	case actuator.EndShift:
+		return a.SetShifted(ctx, act.Zone, false)
+	}
+	return fmt.Errorf("haproxy: %s: %w", act, actuator.ErrUnsupported)
+}
+
+// SetShifted records the zone's desired state and, when it changed, makes
+// HAProxy match at once. On error the desired state stays recorded and the
+// next reconcile retries.
+func (a *Actuator) SetShifted(ctx context.Context, zone string, away bool) error {
+	a.mu.Lock()
+	if _, ok := a.o.Zones[zone]; !ok {
+		a.mu.Unlock()
+		return fmt.Errorf("haproxy: unknown zone %q", zone)
+	}
+	changed := a.shifted[zone] != away
+	a.shifted[zone] = away
+	a.mu.Unlock()
+	if !changed {
+		return nil
+	}
+	_, err := a.Reconcile(ctx)
+	return err
+}
+
+// Shifted reports the zone's desired state.
+func (a *Actuator) Shifted(zone string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.shifted[zone]
+}
+
+// Reconcile reads every mapped backend's servers and sets those whose state
+// differs from the desired one; it returns how many it changed.
+func (a *Actuator) Reconcile(ctx context.Context) (int, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	byBackend := map[string][]ServerState{}
+	for _, b := range a.backends() {
+		rows, err := a.o.Runtime.ServersState(ctx, b)
+		if err != nil {
+			return 0, err
+		}
+		byBackend[b] = rows
+	}
+	var toShift, toReady []Server
+	for _, zone := range sortedKeys(a.o.Zones) {
+		away := a.shifted[zone]
+		for _, s := range a.o.Zones[zone] {
+			st, ok := find(byBackend[s.Backend], s.Name)
+			if !ok {
+				return 0, fmt.Errorf("haproxy: server %s (zone %s) is not in HAProxy's backend %s", s, zone, s.Backend)
+			}
+			is := a.held(st)
+			switch {
+			case away && !is:
+				toShift = append(toShift, s)
+			case !away && is:
+				toReady = append(toReady, s)
+			}
+		}
+	}
+	if err := a.o.Runtime.SetState(ctx, a.o.ShiftState, toShift...); err != nil {
+		return 0, err
+	}
+	if err := a.o.Runtime.SetState(ctx, "ready", toReady...); err != nil {
+		return len(toShift), err
+	}
+	if n := len(toShift) + len(toReady); n > 0 {
+		a.o.Log.Info("haproxy reconciled", "runtime_api", a.o.Runtime.Addr, a.o.ShiftState, names(toShift), "ready", names(toReady))
+	}
+	return len(toShift) + len(toReady), nil
+}
+
+// held reports whether the server is in the shift state grayzone sets.
+func (a *Actuator) held(st ServerState) bool {
+	if a.o.ShiftState == StateMaint {
+		return st.Maint()
+	}
+	return st.Drained()
+}
+
+// Run reconciles every interval until ctx is done, logging failures (HAProxy
+// down or reloading); the desired state is kept and retried.
+func (a *Actuator) Run(ctx context.Context) {
+	tick, stop := a.o.Clock.NewTicker(a.o.Interval)
+	defer stop()
+	failing := false
+	for {
+		if _, err := a.Reconcile(ctx); err != nil {
+			if !failing && ctx.Err() == nil {
+				a.o.Log.Warn("haproxy reconcile failed; retrying every interval", "err", err, "interval", a.o.Interval)
+			}
+			failing = true
+		} else if failing {
+			a.o.Log.Info("haproxy reconcile succeeded again", "runtime_api", a.o.Runtime.Addr)
+			failing = false
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+		}
+	}
+}
+
+func (a *Actuator) backends() []string {
+	var out []string
+	for _, ss := range a.o.Zones {
+		for _, s := range ss {
+			if !slices.Contains(out, s.Backend) {
+				out = append(out, s.Backend)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func find(rows []ServerState, name string) (ServerState, bool) {
+	for _, r := range rows {
+		if r.Server == name {
+			return r, true
+		}
+	}
+	return ServerState{}, false
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func names(ss []Server) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = s.String()
+	}
+	return out
+}

@@ -1,0 +1,326 @@
+// Package xds is grayzone's data plane for Envoy and proxyless gRPC: an xDS
+// management server (ADS over gRPC, state-of-the-world and, for every type,
+// the incremental/delta protocol) built on envoyproxy/go-control-plane.
+//
+// Per guarded resource it serves a Listener and RouteConfiguration (for
+// proxyless gRPC clients), an EDS Cluster and a ClusterLoadAssignment whose
+// endpoints are grouped by locality, one locality per zone. A zonal shift
+// removes the shifted zone's locality from the regional assignment (it never
+// sets a locality weight of 0, which Envoy rejects); each zone also has its
+// own cluster, never shifted, for canaries.
+//
+// Every proxy gets the same state (one snapshot for all node ids), so a new
+// or reconnecting proxy gets the current state in its first response. Each
+// resource type carries a version that is a hash of its content: a shift
+// changes only the endpoints, so state-of-the-world streams are sent only
+// the endpoints and delta streams only the assignments that changed.
+package xds
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	endpointservice "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
+	listenerservice "github.com/envoyproxy/go-control-plane/envoy/service/listener/v3"
+	routeservice "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/grayzone/grayzone/actuator"
+)
+
+// Resource is one guarded service as the xDS server publishes it.
+type Resource struct {
+	Name    string
+	Zones   []string
+	Targets []Target
+}
+
+// Options configure a Server.
+type Options struct {
+	Listen    string // gRPC address, e.g. 127.0.0.1:18000
+	Resources []Resource
+	Log       *slog.Logger
+}
+
+// Server is a running xDS management server. Its methods are safe for
+// concurrent use.
+type Server struct {
+	log   *slog.Logger
+	cache cache.SnapshotCache
+	grpc  *grpc.Server
+	ln    net.Listener
+
+	mu     sync.Mutex
+	states map[string]*state // by resource name
+	serial int
+
+	nacks   atomic.Uint64
+	streams sync.Map // stream id -> node id
+	pushes  atomic.Uint64
+}
+
+// allNodes is the cache key of every proxy: they all get one state.
+type allNodes struct{}
+
+func (allNodes) ID(*core.Node) string { return "grayzone" }
+
+// New builds the server and its first snapshot and binds Listen; Serve
+// starts answering.
+func New(o Options) (*Server, error) {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if len(o.Resources) == 0 {
+		return nil, fmt.Errorf("xds: no resources")
+	}
+	s := &Server{log: o.Log, states: map[string]*state{}}
+	for _, r := range o.Resources {
+		s.states[r.Name] = &state{resource: r.Name, zones: slices.Clone(r.Zones), targets: slices.Clone(r.Targets),
+			healthy: map[string]bool{}, shifted: map[string]time.Time{}}
+	}
+	s.cache = cache.NewSnapshotCache(false, allNodes{}, nil)
+	if err := s.publish(context.Background()); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("xds: listen on %s: %w", o.Listen, err)
+	}
+	s.ln = ln
+	srv := server.NewServer(context.Background(), s.cache, s.callbacks())
+	s.grpc = grpc.NewServer()
+	discovery.RegisterAggregatedDiscoveryServiceServer(s.grpc, srv)
+	endpointservice.RegisterEndpointDiscoveryServiceServer(s.grpc, srv)
+	clusterservice.RegisterClusterDiscoveryServiceServer(s.grpc, srv)
+	routeservice.RegisterRouteDiscoveryServiceServer(s.grpc, srv)
+	listenerservice.RegisterListenerDiscoveryServiceServer(s.grpc, srv)
+	return s, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Run serves until ctx is done.
+func (s *Server) Run(ctx context.Context) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := s.grpc.Serve(s.ln); err != nil {
+			s.log.Error("xds server stopped", "err", err)
+		}
+	}()
+	<-ctx.Done()
+	s.grpc.Stop()
+	<-done
+}
+
+// NACKs counts the responses proxies rejected.
+func (s *Server) NACKs() uint64 { return s.nacks.Load() }
+
+// Pushes counts the responses sent.
+func (s *Server) Pushes() uint64 { return s.pushes.Load() }
+
+// SetShifted shifts the zone of the only resource away, or back.
+// It is the shape serve's reconcile uses; see Shift for several resources.
+func (s *Server) SetShifted(ctx context.Context, zone string, away bool) error {
+	return s.SetShiftedUntil(ctx, zone, away, time.Time{})
+}
+
+// SetShiftedUntil is SetShifted with the shift's expiry, which grayzone's
+// own front door honours while serve is unreachable.
+func (s *Server) SetShiftedUntil(ctx context.Context, zone string, away bool, expires time.Time) error {
+	s.mu.Lock()
+	if len(s.states) != 1 {
+		s.mu.Unlock()
+		return fmt.Errorf("xds: SetShifted needs exactly one resource, have %d", len(s.states))
+	}
+	var name string
+	for n := range s.states {
+		name = n
+	}
+	s.mu.Unlock()
+	return s.Shift(ctx, name, zone, away, expires)
+}
+
+// Shift sets whether a zone of a resource is shifted away, with the shift's
+// expiry (zero: not given), and pushes the change, if any.
+func (s *Server) Shift(ctx context.Context, resourceName, zone string, away bool, expires time.Time) error {
+	s.mu.Lock()
+	st, err := s.zoneState(resourceName, zone)
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	old, was := st.shifted[zone]
+	if was == away && old.Equal(expires) {
+		s.mu.Unlock()
+		return nil
+	}
+	if away {
+		st.shifted[zone] = expires
+	} else {
+		delete(st.shifted, zone)
+	}
+	s.mu.Unlock()
+	return s.publish(ctx)
+}
+
+// SetHealth records a target's health (from serve's health checks).
+func (s *Server) SetHealth(ctx context.Context, resourceName, targetID string, healthy bool) error {
+	s.mu.Lock()
+	st, ok := s.states[resourceName]
+	if !ok {
+		s.mu.Unlock()
+		return fmt.Errorf("xds: unknown resource %q", resourceName)
+	}
+	if h, known := st.healthy[targetID]; (known && h == healthy) || (!known && healthy) {
+		s.mu.Unlock()
+		return nil
+	}
+	st.healthy[targetID] = healthy
+	s.mu.Unlock()
+	return s.publish(ctx)
+}
+
+// Apply implements actuator.Actuator for the data-plane kinds.
+func (s *Server) Apply(ctx context.Context, a actuator.Action) error {
+	switch a.Kind {
+	case actuator.ShiftAway, actuator.EndShift:
+		return s.Shift(ctx, a.Resource, a.Zone, a.Kind == actuator.ShiftAway, time.Time{})
+	}
+	return fmt.Errorf("xds: %s: %w", a, actuator.ErrUnsupported)
+}
+
+func (s *Server) zoneState(resourceName, zone string) (*state, error) {
+	st, ok := s.states[resourceName]
+	if !ok {
+		return nil, fmt.Errorf("xds: unknown resource %q", resourceName)
+	}
+	if !slices.Contains(st.zones, zone) {
+		return nil, fmt.Errorf("xds: resource %s: unknown zone %q", resourceName, zone)
+	}
+	return st, nil
+}
+
+// publish rebuilds every resource and sets the snapshot. Versions are
+// content hashes per type, so types that did not change are not re-sent.
+func (s *Server) publish(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	byType := map[resource.Type][]types.Resource{}
+	names := make([]string, 0, len(s.states))
+	for n := range s.states {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		st := s.states[n]
+		add := func(name string, zones []string, mark bool) error {
+			l, rc, err := listenerFor(name)
+			if err != nil {
+				return err
+			}
+			cla, err := st.assignment(name, zones, mark)
+			if err != nil {
+				return err
+			}
+			byType[resource.ListenerType] = append(byType[resource.ListenerType], l)
+			byType[resource.RouteType] = append(byType[resource.RouteType], rc)
+			byType[resource.ClusterType] = append(byType[resource.ClusterType], clusterFor(name))
+			byType[resource.EndpointType] = append(byType[resource.EndpointType], cla)
+			return nil
+		}
+		if err := add(n, st.regionalZones(), false); err != nil {
+			return err
+		}
+		for _, z := range st.zones {
+			if err := add(ZonalName(n, z), []string{z}, true); err != nil {
+				return err
+			}
+		}
+	}
+	snap := &cache.Snapshot{}
+	for typ, items := range byType {
+		v, err := contentVersion(items)
+		if err != nil {
+			return err
+		}
+		snap.Resources[cache.GetResponseType(typ)] = cache.NewResources(v, items)
+	}
+	if err := snap.ConstructVersionMap(); err != nil {
+		return err
+	}
+	// snap.Consistent is not used: it looks for route names in listeners'
+	// filter chains, and these are API listeners; the names match by
+	// construction (listenerFor).
+	return s.cache.SetSnapshot(ctx, allNodes{}.ID(nil), snap)
+}
+
+// contentVersion hashes the deterministic encoding of the resources.
+func contentVersion(items []types.Resource) (string, error) {
+	h := sha256.New()
+	for _, it := range items {
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(it)
+		if err != nil {
+			return "", err
+		}
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// callbacks log and count NACKs with the proxy's node id, and count pushes.
+func (s *Server) callbacks() server.CallbackFuncs {
+	node := func(id int64, n *core.Node) string {
+		if n != nil && n.GetId() != "" {
+			s.streams.Store(id, n.GetId())
+			return n.GetId()
+		}
+		if v, ok := s.streams.Load(id); ok {
+			return v.(string)
+		}
+		return "(unknown)"
+	}
+	return server.CallbackFuncs{
+		StreamRequestFunc: func(id int64, req *discovery.DiscoveryRequest) error {
+			n := node(id, req.GetNode())
+			if req.GetErrorDetail() != nil {
+				s.nacks.Add(1)
+				s.log.Warn("xds: NACK", "node", n, "type", req.GetTypeUrl(), "version", req.GetVersionInfo(), "nonce", req.GetResponseNonce(), "error", req.GetErrorDetail().GetMessage())
+			}
+			return nil
+		},
+		StreamDeltaRequestFunc: func(id int64, req *discovery.DeltaDiscoveryRequest) error {
+			n := node(id, req.GetNode())
+			if req.GetErrorDetail() != nil {
+				s.nacks.Add(1)
+				s.log.Warn("xds: NACK (delta)", "node", n, "type", req.GetTypeUrl(), "nonce", req.GetResponseNonce(), "error", req.GetErrorDetail().GetMessage())
+			}
+			return nil
+		},
+		StreamResponseFunc: func(context.Context, int64, *discovery.DiscoveryRequest, *discovery.DiscoveryResponse) {
+			s.pushes.Add(1)
+		},
+		StreamDeltaResponseFunc: func(int64, *discovery.DeltaDiscoveryRequest, *discovery.DeltaDiscoveryResponse) {
+			s.pushes.Add(1)
+		},
+		StreamClosedFunc:      func(id int64, _ *core.Node) { s.streams.Delete(id) },
+		DeltaStreamClosedFunc: func(id int64, _ *core.Node) { s.streams.Delete(id) },
+	}
+}

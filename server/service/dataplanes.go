@@ -1,0 +1,130 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/grayzone/grayzone/actuator/haproxy"
+	"github.com/grayzone/grayzone/actuator/xds"
+	"github.com/grayzone/grayzone/internal/clock"
+	"github.com/grayzone/grayzone/server/config"
+)
+
+// externalPlane is a data plane grayzone drives rather than runs: HAProxy
+// (and the proxies fed over xDS). reconcile tells it the desired state of
+// each zone on every tick; it acts only on changes and corrects drift in
+// Run, so a failed call is retried there.
+type externalPlane interface {
+	SetShifted(ctx context.Context, zone string, away bool) error
+	Run(ctx context.Context)
+}
+
+// newExternalPlane builds the resource's external data plane; nil for the
+// embedded front door.
+func newExternalPlane(rc *config.Resource, log *slog.Logger, clk clock.Clock) (externalPlane, error) {
+	switch rc.FrontDoor.Type {
+	case config.FrontDoorHAProxy:
+		h := rc.FrontDoor.HAProxy
+		zones := map[string][]haproxy.Server{}
+		backends := make([]string, 0, len(h.Backends))
+		for b := range h.Backends {
+			backends = append(backends, b)
+		}
+		sort.Strings(backends)
+		for _, b := range backends {
+			for z, servers := range h.Backends[b] {
+				for _, s := range servers {
+					zones[z] = append(zones[z], haproxy.Server{Backend: b, Name: s})
+				}
+			}
+		}
+		a, err := haproxy.New(haproxy.Options{Runtime: haproxy.Runtime{Addr: h.RuntimeAPI}, Zones: zones,
+			ShiftState: h.ShiftState, Interval: h.ReconcileInterval, Clock: clk, Log: log.With("resource", rc.Name)})
+		if err != nil {
+			return nil, fmt.Errorf("serve: resource %s: %w", rc.Name, err)
+		}
+		return a, nil
+	case config.FrontDoorXDS:
+		var targets []xds.Target
+		for _, t := range rc.FrontDoor.Targets {
+			targets = append(targets, xds.Target{ID: t.ID, Zone: t.Zone, Addr: t.Addr})
+		}
+		srv, err := xds.New(xds.Options{Listen: rc.FrontDoor.XDSListen, Log: log.With("resource", rc.Name),
+			Resources: []xds.Resource{{Name: rc.Name, Zones: rc.Zones, Targets: targets}}})
+		if err != nil {
+			return nil, fmt.Errorf("serve: resource %s: %w", rc.Name, err)
+		}
+		return srv, nil
+	}
+	return nil, nil
+}
+
+// Optional abilities of an external data plane.
+type (
+	// expiringPlane carries a shift's expiry (grayzone's own front door
+	// honours it while serve is unreachable).
+	expiringPlane interface {
+		SetShiftedUntil(ctx context.Context, zone string, away bool, expires time.Time) error
+	}
+	// healthPlane publishes serve's health checks of the targets.
+	healthPlane interface {
+		SetHealth(ctx context.Context, resource, target string, healthy bool) error
+	}
+	// countingPlane reports the proxies' rejections and the responses sent.
+	countingPlane interface {
+		NACKs() uint64
+		Pushes() uint64
+	}
+)
+
+// checksTargets reports whether serve health-checks the targets itself for
+// this front door type (the embedded proxy, and xDS, which publishes them).
+func checksTargets(rc *config.Resource) bool {
+	return rc.FrontDoor.Type == config.FrontDoorEmbedded || rc.FrontDoor.Type == config.FrontDoorXDS
+}
+
+// reconcilePlane makes the external data plane match the desired state.
+func (r *resource) reconcilePlane(ctx context.Context, want string, expires time.Time) {
+	for _, z := range r.cfg.Zones {
+		var err error
+		if ep, ok := r.plane.(expiringPlane); ok && z == want {
+			err = ep.SetShiftedUntil(ctx, z, true, expires)
+		} else {
+			err = r.plane.SetShifted(ctx, z, z == want)
+		}
+		if err != nil {
+			r.s.log.Warn("data plane not updated yet; retrying each reconcile interval", "resource", r.cfg.Name, "zone", z, "err", err)
+		}
+	}
+	if hp, ok := r.plane.(healthPlane); ok {
+		for _, t := range r.table.Targets() {
+			if err := hp.SetHealth(ctx, r.cfg.Name, t.ID, t.Healthy); err != nil {
+				r.s.log.Warn("data plane health not updated", "resource", r.cfg.Name, "target", t.ID, "err", err)
+			}
+		}
+	}
+}
+
+var (
+	mNACKs  = prometheus.NewDesc("grayzone_xds_nacks_total", "xDS responses a proxy rejected (NACK); each is logged with the proxy's node id and error.", []string{"resource"}, nil)
+	mPushes = prometheus.NewDesc("grayzone_xds_responses_total", "xDS responses sent to proxies.", []string{"resource"}, nil)
+)
+
+// planeCollector exposes the external data planes' counters.
+type planeCollector Service
+
+func (c *planeCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
+
+func (c *planeCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, r := range (*Service)(c).resources {
+		if cp, ok := r.plane.(countingPlane); ok {
+			ch <- prometheus.MustNewConstMetric(mNACKs, prometheus.CounterValue, float64(cp.NACKs()), r.cfg.Name)
+			ch <- prometheus.MustNewConstMetric(mPushes, prometheus.CounterValue, float64(cp.Pushes()), r.cfg.Name)
+		}
+	}
+}
