@@ -378,13 +378,7 @@ func (o *opSeries) resolve(op string) *record.Series {
 }
 
 // operationOf is a request path's first segment: "/orders/7" → "orders".
-func operationOf(path string) string {
-	path = strings.TrimPrefix(path, "/")
-	if i := strings.IndexByte(path, '/'); i >= 0 {
-		path = path[:i]
-	}
-	return path
-}
+func operationOf(path string) string { return observation.OperationOf(path) }
 
 var buffers = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}
 

@@ -33,13 +33,16 @@ type HAProxy struct {
 	Backends          map[string]map[string][]string // backend -> zone -> server names
 	ReconcileInterval time.Duration
 	ShiftState        string // drain (default) or maint
+	// LogListen is a UDP address where serve receives HAProxy's per-request
+	// logs (telemetry/haproxylog's format) as server-side observations.
+	LogListen string
 }
 
 // embeddedOnlyKeys are the front door keys that describe grayzone's own
 // proxy; the other types get routing from the proxy they drive.
 var (
 	embeddedOnlyKeys = []string{"regional", "zonal", "targets", "health_check", "record"}
-	haproxyKeys      = []string{"runtime_api", "backends", "reconcile_interval", "shift_state"}
+	haproxyKeys      = []string{"runtime_api", "backends", "reconcile_interval", "shift_state", "log_listen"}
 	xdsKeys          = []string{"listen", "targets", "health_check"}
 	// externalFrontdoorKeys are appended to frontdoorKeys; each is checked
 	// against the type by externalFrontdoor.
@@ -96,6 +99,9 @@ func (p *parser) externalFrontdoor(m *yamlfield.Mapping, r *res, fd *FrontDoor) 
 			}
 			h.ShiftState = v
 		}
+	}
+	if f, has := m.Get("log_listen"); has {
+		h.LogListen, _ = p.hostPort(f, true)
 	}
 	bf, has := p.Require(m, "backends")
 	if has {

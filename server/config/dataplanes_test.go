@@ -16,6 +16,7 @@ resources:
       type: haproxy
       runtime_api: /run/haproxy/admin.sock
       reconcile_interval: 2s
+      log_listen: 127.0.0.1:5140
       backends:
         web: {az1: [w1, w2], az2: [w3, w4]}
         api: {az1: [w1], az2: [w3]}
@@ -27,7 +28,7 @@ func TestHAProxyFrontDoor(t *testing.T) {
 		t.Fatal(err)
 	}
 	fd := c.Resources[0].FrontDoor
-	want := HAProxy{RuntimeAPI: "/run/haproxy/admin.sock", ReconcileInterval: 2 * time.Second, ShiftState: ShiftStateDrain,
+	want := HAProxy{RuntimeAPI: "/run/haproxy/admin.sock", ReconcileInterval: 2 * time.Second, ShiftState: ShiftStateDrain, LogListen: "127.0.0.1:5140",
 		Backends: map[string]map[string][]string{"web": {"az1": {"w1", "w2"}, "az2": {"w3", "w4"}}, "api": {"az1": {"w1"}, "az2": {"w3"}}}}
 	if !reflect.DeepEqual(fd.HAProxy, want) {
 		t.Fatalf("haproxy: %+v\nwant %+v", fd.HAProxy, want)
@@ -45,11 +46,11 @@ func TestHAProxyFrontDoorErrors(t *testing.T) {
 		{"reconcile_interval: 2s", "reconcile_interval: 2", "serve.yaml:9: resources[0].frontdoor.reconcile_interval: 2 is not a valid duration"},
 		{"reconcile_interval: 2s", "shift_state: off", `serve.yaml:9: resources[0].frontdoor.shift_state: "off": want drain`},
 		{"reconcile_interval: 2s", "regional: 127.0.0.1:1", `serve.yaml:9: resources[0].frontdoor.regional: not a key of front door type "haproxy"`},
-		{"api: {az1: [w1], az2: [w3]}", "api: {az1: [w3], az2: [w1]}", `serve.yaml:12: resources[0].frontdoor.backends.api.az1[0]: server "w3" is already in zone "az2"`},
-		{"api: {az1: [w1], az2: [w3]}", "api: {az9: [w1]}", `serve.yaml:12: resources[0].frontdoor.backends.api.az9: unknown zone (zones: az1, az2)`},
-		{"api: {az1: [w1], az2: [w3]}", "api: {az1: [w1, w1]}", `serve.yaml:12: resources[0].frontdoor.backends.api.az1[1]: duplicate server "w1"`},
-		{"api: {az1: [w1], az2: [w3]}", "api: {az1: [w 1]}", `serve.yaml:12: resources[0].frontdoor.backends.api.az1[0]: "w 1" is not an HAProxy server name`},
-		{"        web: {az1: [w1, w2], az2: [w3, w4]}\n", "", `serve.yaml:10: resources[0].frontdoor.backends: zone "az1" has 1 target(s), fewer than detector.min_instances`},
+		{"api: {az1: [w1], az2: [w3]}", "api: {az1: [w3], az2: [w1]}", `serve.yaml:13: resources[0].frontdoor.backends.api.az1[0]: server "w3" is already in zone "az2"`},
+		{"api: {az1: [w1], az2: [w3]}", "api: {az9: [w1]}", `serve.yaml:13: resources[0].frontdoor.backends.api.az9: unknown zone (zones: az1, az2)`},
+		{"api: {az1: [w1], az2: [w3]}", "api: {az1: [w1, w1]}", `serve.yaml:13: resources[0].frontdoor.backends.api.az1[1]: duplicate server "w1"`},
+		{"api: {az1: [w1], az2: [w3]}", "api: {az1: [w 1]}", `serve.yaml:13: resources[0].frontdoor.backends.api.az1[0]: "w 1" is not an HAProxy server name`},
+		{"        web: {az1: [w1, w2], az2: [w3, w4]}\n", "", `serve.yaml:11: resources[0].frontdoor.backends: zone "az1" has 1 target(s), fewer than detector.min_instances`},
 		{"type: haproxy", "type: embedded", `serve.yaml:8: resources[0].frontdoor.runtime_api: not a key of front door type "embedded"`},
 	}
 	for _, tt := range tests {
@@ -114,5 +115,13 @@ func TestXDSExample(t *testing.T) {
 	}
 	if fd := c.Resources[0].FrontDoor; fd.Type != FrontDoorXDS || fd.XDSListen != "127.0.0.1:18000" || len(fd.Targets) != 6 {
 		t.Fatalf("front door: %+v", fd)
+	}
+}
+
+func TestHAProxyLogListenError(t *testing.T) {
+	doc := strings.Replace(haproxyBase, "log_listen: 127.0.0.1:5140", "log_listen: 5140", 1)
+	_, err := Parse("serve.yaml", []byte(doc))
+	if err == nil || !strings.Contains(err.Error(), "serve.yaml:10: resources[0].frontdoor.log_listen:") {
+		t.Fatalf("got %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,6 +14,8 @@ import (
 	"github.com/grayzone/grayzone/actuator/xds"
 	"github.com/grayzone/grayzone/internal/clock"
 	"github.com/grayzone/grayzone/server/config"
+	"github.com/grayzone/grayzone/telemetry/haproxylog"
+	"github.com/grayzone/grayzone/telemetry/observation"
 )
 
 // externalPlane is a data plane grayzone drives rather than runs: HAProxy
@@ -127,4 +130,34 @@ func (c *planeCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(mPushes, prometheus.CounterValue, float64(cp.Pushes()), r.cfg.Name)
 		}
 	}
+}
+
+// startLogs receives HAProxy's per-request logs, when configured, as
+// server-side observations: the server names the instance, backends: the zone.
+func (r *resource) startLogs(ctx context.Context, wg *sync.WaitGroup) error {
+	h := r.cfg.FrontDoor.HAProxy
+	if r.cfg.FrontDoor.Type != config.FrontDoorHAProxy || h.LogListen == "" {
+		return nil
+	}
+	zoneOf := map[string]string{}
+	for _, t := range r.cfg.FrontDoor.Targets {
+		zoneOf[t.ID] = t.Zone
+	}
+	rcv, err := haproxylog.Listen(h.LogListen)
+	if err != nil {
+		return fmt.Errorf("serve: resource %s: %w", r.cfg.Name, err)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		rcv.Run(ctx, func(e haproxylog.Entry) {
+			z, ok := zoneOf[e.Server]
+			if !ok {
+				return // <NOSRV>, or a server grayzone does not map
+			}
+			r.observe(observation.Observation{At: r.s.clock.Now(), Source: observation.Server, Zone: z, Instance: e.Server,
+				Operation: observation.OperationOf(e.Path), Outcome: observation.FromStatus(e.Status), Latency: e.Total})
+		})
+	}()
+	return nil
 }

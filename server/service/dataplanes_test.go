@@ -37,7 +37,8 @@ func TestServeDrivesRealHAProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	l := haproxy.Layout{Socket: filepath.Join(dir, "admin.sock"), Regional: loopbackAddr(t), Zonal: map[string]string{}}
+	logAddr := udpAddr(t)
+	l := haproxy.Layout{Socket: filepath.Join(dir, "admin.sock"), Regional: loopbackAddr(t), Zonal: map[string]string{}, Log: logAddr}
 	for i, z := range []string{"z1", "z2"} {
 		l.Zonal[z] = loopbackAddr(t)
 		for j := 1; j <= 2; j++ {
@@ -58,9 +59,10 @@ resources:
       type: haproxy
       runtime_api: %s
       reconcile_interval: 5s
+      log_listen: %s
       backends:
         regional: {z1: [z1-1, z1-2], z2: [z2-1, z2-2]}
-`, l.Socket)
+`, l.Socket, logAddr)
 	cfg, err := config.Parse("haproxy.yaml", []byte(y))
 	if err != nil {
 		t.Fatal(err)
@@ -113,6 +115,25 @@ resources:
 	for deadline := time.Now().Add(5 * time.Second); drainedZones()["z2"] != 2; time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("serve did not re-apply the shift in force after its restart")
+		}
+	}
+	// HAProxy's request logs arrive as server-side observations (the
+	// backends are dead ports: 503s, each naming the server tried).
+	for i := 0; i < 4; i++ {
+		if resp, err := http.Get("http://" + l.Regional + "/ride"); err == nil {
+			resp.Body.Close()
+		}
+	}
+	r := s.byName["web"]
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		r.mu.Lock()
+		n := r.observed[0]
+		r.mu.Unlock()
+		if n >= 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d server-side observations from HAProxy's logs, want 4", n)
 		}
 	}
 	sh, _ := s.shifts.Active("web")
@@ -192,4 +213,13 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+func udpAddr(t *testing.T) string {
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().String()
 }

@@ -331,6 +331,9 @@ func (r *resource) start(ctx context.Context, wg *sync.WaitGroup) error {
 	fd := r.cfg.FrontDoor
 	if r.plane != nil {
 		// HAProxy or xDS carries the traffic; serve drives it (dataplanes.go).
+		if err := r.startLogs(ctx, wg); err != nil {
+			return err
+		}
 		wg.Add(1)
 		go func() { defer wg.Done(); r.plane.Run(ctx) }()
 	} else {
