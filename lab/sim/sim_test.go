@@ -70,7 +70,9 @@ canary: {interval: 5s}
 
 // beforeEnd reports whether the request started before the run's end (60 s),
 // where every fault stops.
-func beforeEnd(o observation.Observation) bool { return o.At.Add(-o.Latency).Sub(start) < 60*time.Second }
+func beforeEnd(o observation.Observation) bool {
+	return o.At.Add(-o.Latency).Sub(start) < 60*time.Second
+}
 
 func digest(obs []observation.Observation) uint64 {
 	h := fnv.New64a()
