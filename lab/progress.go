@@ -77,5 +77,8 @@ func (p *progress) line(t time.Duration, a detect.Assessment, c *core, req repor
 	if a.Regional {
 		b.WriteString(" │ REGIONAL impact")
 	}
+	if fs := a.FailStatic; fs.Active {
+		b.WriteString(" │ FAIL STATIC (" + fs.Reason + ")")
+	}
 	fmt.Fprintln(p.w, b.String())
 }
