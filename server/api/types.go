@@ -185,7 +185,7 @@ type ZonePoint struct {
 
 // Span is an interval to shade: a fault (lab), a shift, a control-plane exclusion.
 type Span struct {
-	Kind  string `json:"kind"` // fault, shift, exclusion, detection
+	Kind  string `json:"kind"` // fault, shift, exclusion, detection, fail_static
 	Zone  string `json:"zone"`
 	Label string `json:"label"`
 	From  int64  `json:"from"`         // Unix milliseconds

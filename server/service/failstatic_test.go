@@ -104,6 +104,23 @@ func TestFailStaticHoldsShiftAndSaysWhy(t *testing.T) {
 	if audit := auditKinds(t, s); !strings.Contains(audit, "fail static (telemetry_lost) ended after") {
 		t.Errorf("audit log has no end of fail static:\n%s", audit)
 	}
+	// The dashboard's charts shade the span.
+	h, err := s.History(context.Background(), "web", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spans := 0
+	for _, sp := range h.Spans {
+		if sp.Kind == "fail_static" {
+			spans++
+			if sp.To == nil || !strings.HasPrefix(sp.Label, "telemetry_lost: ") {
+				t.Errorf("fail static span %+v", sp)
+			}
+		}
+	}
+	if spans != 1 {
+		t.Errorf("%d fail static spans in the history, want 1", spans)
+	}
 	feed(t, s, fc, 15, "", true)
 	if _, ok := active(s); ok {
 		t.Errorf("shift not ended after the hold\n%s", auditKinds(t, s))
