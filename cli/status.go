@@ -175,6 +175,10 @@ func printStatus(w io.Writer, st api.Status) {
 		if rs.Why != "" {
 			fmt.Fprintf(tw, "  why\t%s\n", clean(rs.Why))
 		}
+		if fs := rs.FailStatic; fs != nil {
+			fmt.Fprintf(tw, "  fail static\t%s since %s: %s; no new shift starts and none ends on its own\n",
+				clean(fs.Reason), fs.Since.UTC().Format(time.RFC3339), clean(fs.Why))
+		}
 		if rs.Regional {
 			fmt.Fprintf(tw, "  regional impact\tyes: more than one zone is impaired, a zonal shift will not help\n")
 		}
@@ -228,7 +232,7 @@ func zoneState(z api.ZoneStatus) string {
 	for _, f := range []struct {
 		on   bool
 		name string
-	}{{z.Impacted, "impacted"}, {z.Outlier, "outlier"}, {z.Isolated, "isolated"}, {z.Shifted, "shifted"}} {
+	}{{z.Impacted, "impacted"}, {z.Outlier, "outlier"}, {z.Isolated, "isolated"}, {z.Silent, "silent"}, {z.Shifted, "shifted"}} {
 		if f.on {
 			s = append(s, f.name)
 		}

@@ -78,6 +78,9 @@ func (p *progress) update(t time.Duration, a detect.Assessment, c *core, req rep
 // status is the console's snapshot of the run.
 func status(t, total time.Duration, a detect.Assessment, c *core, req report.Requests) console.Status {
 	s := console.Status{Elapsed: t, Total: total, Regional: a.Regional, Group: c.group.Snapshot().String(), Customers: req}
+	if a.FailStatic.Active {
+		s.FailStatic = a.FailStatic.Reason
+	}
 	if phase, zone := c.ctrl.Phase(); phase != runbook.Idle {
 		s.ShiftZone, s.Phase = zone, string(phase)
 	}

@@ -32,6 +32,9 @@ type Status struct {
 	ShiftZone, Phase string
 	// Regional: the impact is in every zone, which a zonal shift cannot help.
 	Regional bool
+	// FailStatic names why the detector doubts its own view ("": it does
+	// not); while it does, no new shift starts.
+	FailStatic string
 	// Group is the instance group: running instances per zone and exclusions.
 	Group     string
 	Customers report.Requests
@@ -113,6 +116,9 @@ func Line(s Status, width int) string {
 	if s.Regional {
 		sh += ", REGIONAL impact"
 	}
+	if s.FailStatic != "" {
+		sh += ", FAIL STATIC (" + s.FailStatic + ")"
+	}
 	cust := report.Thousands(s.Customers.Failed) + "/" + report.Thousands(s.Customers.Total) + " failed"
 	var l string
 	for _, parts := range [][]string{
@@ -137,6 +143,9 @@ func shift(s Status) string {
 	}
 	if s.Regional {
 		sh += ", REGIONAL impact"
+	}
+	if s.FailStatic != "" {
+		sh += ", FAIL STATIC (" + s.FailStatic + ")"
 	}
 	return sh
 }

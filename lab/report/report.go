@@ -162,11 +162,9 @@ type Report struct {
 	Detections   []Detection    `json:"detections"`
 	Shifts       []Shift        `json:"shifts"`
 	ControlPlane []ControlPlane `json:"control_plane"`
-	// FailStatic lists the spans during which grayzone's own view was in
-	// doubt and it kept what was in force.
-	FailStatic []FailStatic `json:"fail_static"`
-	Baseline   *Baseline    `json:"baseline,omitempty"`
-	Expect     Expect       `json:"expect"`
+	FailStatic   []FailStatic   `json:"fail_static"` // spans of doubt: grayzone kept what was in force
+	Baseline     *Baseline      `json:"baseline,omitempty"`
+	Expect       Expect         `json:"expect"`
 	// Interrupted is true when the run was stopped before its end (Ctrl-C).
 	Interrupted bool    `json:"interrupted,omitempty"`
 	Timeline    []Point `json:"timeline,omitempty"`

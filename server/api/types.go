@@ -62,19 +62,18 @@ type ResourceStatus struct {
 
 // ZoneStatus is one zone of a resource.
 type ZoneStatus struct {
-	Zone         string  `json:"zone"`
-	Availability float64 `json:"availability"` // 0..1, server-side, last 10 s
-	P99Ms        float64 `json:"p99_ms"`       // -1 with no data
-	Requests     int64   `json:"requests"`
-	Healthy      bool    `json:"healthy"` // zonal canaries
-	Impacted     bool    `json:"impacted"`
-	Outlier      bool    `json:"outlier"`
-	Contributors int     `json:"contributors"`
-	Isolated     bool    `json:"isolated"`
-	// Silent: the zone's server-side telemetry stopped while it had been reporting.
-	Silent  bool     `json:"silent,omitempty"`
-	Shifted bool     `json:"shifted"`
-	Targets []Target `json:"targets"`
+	Zone         string   `json:"zone"`
+	Availability float64  `json:"availability"` // 0..1, server-side, last 10 s
+	P99Ms        float64  `json:"p99_ms"`       // -1 with no data
+	Requests     int64    `json:"requests"`
+	Healthy      bool     `json:"healthy"` // zonal canaries
+	Impacted     bool     `json:"impacted"`
+	Outlier      bool     `json:"outlier"`
+	Contributors int      `json:"contributors"`
+	Isolated     bool     `json:"isolated"`
+	Shifted      bool     `json:"shifted"`
+	Targets      []Target `json:"targets"`
+	Silent       bool     `json:"silent,omitempty"` // server-side telemetry stopped while it had been reporting
 }
 
 // Target is a front-door backend.
@@ -187,7 +186,7 @@ type ZonePoint struct {
 
 // Span is an interval to shade: a fault (lab), a shift, a control-plane exclusion.
 type Span struct {
-	Kind  string `json:"kind"` // fault, shift, exclusion, detection
+	Kind  string `json:"kind"` // fault, shift, exclusion, detection, fail_static
 	Zone  string `json:"zone"`
 	Label string `json:"label"`
 	From  int64  `json:"from"`         // Unix milliseconds

@@ -13,9 +13,11 @@ import (
 	"github.com/grayzone/grayzone/telemetry/observation"
 )
 
-// feed is run with the server-side source switchable: with server false only
-// the canaries report (every zone healthy to them).
-func feed(t *testing.T, s *Service, fc *clock.Fake, secs int, server bool) {
+// feed ticks the service every 250 ms for secs seconds, each tick with 10
+// server-side requests per zone over its two instances and one zonal canary
+// call per zone: failing's instances fault half their requests and its
+// canary every call; with server false only the canaries report.
+func feed(t *testing.T, s *Service, fc *clock.Fake, secs int, failing string, server bool) {
 	t.Helper()
 	ctx := context.Background()
 	for range secs * 4 {
@@ -23,16 +25,22 @@ func feed(t *testing.T, s *Service, fc *clock.Fake, secs int, server bool) {
 		var obs []observation.Observation
 		for _, z := range []string{"z1", "z2", "z3"} {
 			for i := 0; server && i < 10; i++ {
-				obs = append(obs, observation.Observation{At: now, Source: observation.Server, Zone: z, Instance: fmt.Sprintf("%s-%d", z, i%2+1),
-					Operation: "ride", Latency: 5 * time.Millisecond})
+				o := observation.Observation{At: now, Source: observation.Server, Zone: z, Instance: fmt.Sprintf("%s-%d", z, i%2+1),
+					Operation: "ride", Latency: 5 * time.Millisecond}
+				if z == failing && i%4 < 2 { // both instances fail
+					o.Outcome = observation.Fault
+				}
+				obs = append(obs, o)
 			}
-			obs = append(obs, observation.Observation{At: now, Source: observation.Canary, Zone: z, Operation: "home", Latency: 5 * time.Millisecond})
+			obs = append(obs, observation.Observation{At: now, Source: observation.Canary, Zone: z, Operation: "home", Latency: 5 * time.Millisecond,
+				Outcome: map[bool]observation.Outcome{true: observation.Fault, false: observation.Success}[z == failing]})
 		}
 		if err := s.Ingest(ctx, "web", obs); err != nil {
 			t.Fatal(err)
 		}
 		fc.Advance(tickEvery)
 		s.tick(ctx, fc.Now())
+		// Actions run asynchronously; let them land before the next tick.
 		for _, r := range s.resources {
 			r.ctrl.Wait()
 		}
@@ -60,7 +68,7 @@ func TestFailStaticHoldsShiftAndSaysWhy(t *testing.T) {
 	}
 	// Blind on the server side for 40 s (the hold is 10 s): without failing
 	// static the shift would end within ~20 s.
-	feed(t, s, fc, 40, false)
+	feed(t, s, fc, 40, "", false)
 	if _, ok := active(s); !ok {
 		t.Fatalf("the shift ended while grayzone was blind\n%s", auditKinds(t, s))
 	}
@@ -83,7 +91,7 @@ func TestFailStaticHoldsShiftAndSaysWhy(t *testing.T) {
 		t.Errorf("audit log has no start of fail static:\n%s", audit)
 	}
 	// Telemetry is back: doubt ends at once, the hold starts over.
-	feed(t, s, fc, 5, true)
+	feed(t, s, fc, 5, "", true)
 	if _, ok := active(s); !ok {
 		t.Fatal("the shift ended before a full recovery hold after the doubt")
 	}
@@ -96,7 +104,24 @@ func TestFailStaticHoldsShiftAndSaysWhy(t *testing.T) {
 	if audit := auditKinds(t, s); !strings.Contains(audit, "fail static (telemetry_lost) ended after") {
 		t.Errorf("audit log has no end of fail static:\n%s", audit)
 	}
-	feed(t, s, fc, 15, true)
+	// The dashboard's charts shade the span.
+	h, err := s.History(context.Background(), "web", time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	spans := 0
+	for _, sp := range h.Spans {
+		if sp.Kind == "fail_static" {
+			spans++
+			if sp.To == nil || !strings.HasPrefix(sp.Label, "telemetry_lost: ") {
+				t.Errorf("fail static span %+v", sp)
+			}
+		}
+	}
+	if spans != 1 {
+		t.Errorf("%d fail static spans in the history, want 1", spans)
+	}
+	feed(t, s, fc, 15, "", true)
 	if _, ok := active(s); ok {
 		t.Errorf("shift not ended after the hold\n%s", auditKinds(t, s))
 	}

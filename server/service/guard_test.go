@@ -13,7 +13,6 @@ import (
 	"github.com/grayzone/grayzone/internal/clock"
 	"github.com/grayzone/grayzone/server/config"
 	"github.com/grayzone/grayzone/server/store"
-	"github.com/grayzone/grayzone/telemetry/observation"
 )
 
 // The service's loop, driven tick by tick on a fake clock: no listeners,
@@ -58,32 +57,7 @@ resources:
 // instances fault half their requests (none when failing is "").
 func run(t *testing.T, s *Service, fc *clock.Fake, secs int, failing string) {
 	t.Helper()
-	ctx := context.Background()
-	for range secs * 4 {
-		now := fc.Now()
-		var obs []observation.Observation
-		for _, z := range []string{"z1", "z2", "z3"} {
-			for i := 0; i < 10; i++ {
-				o := observation.Observation{At: now, Source: observation.Server, Zone: z, Instance: fmt.Sprintf("%s-%d", z, i%2+1),
-					Operation: "ride", Latency: 5 * time.Millisecond}
-				if z == failing && i%4 < 2 { // both instances fail
-					o.Outcome = observation.Fault
-				}
-				obs = append(obs, o)
-			}
-			obs = append(obs, observation.Observation{At: now, Source: observation.Canary, Zone: z, Operation: "home", Latency: 5 * time.Millisecond,
-				Outcome: map[bool]observation.Outcome{true: observation.Fault, false: observation.Success}[z == failing]})
-		}
-		if err := s.Ingest(ctx, "web", obs); err != nil {
-			t.Fatal(err)
-		}
-		fc.Advance(tickEvery)
-		s.tick(ctx, fc.Now())
-		// Actions run asynchronously; let them land before the next tick.
-		for _, r := range s.resources {
-			r.ctrl.Wait()
-		}
-	}
+	feed(t, s, fc, secs, failing, true)
 }
 
 func auditKinds(t *testing.T, s *Service) string {

@@ -64,6 +64,16 @@ func (s *Service) History(ctx context.Context, name string, since time.Time) (ap
 			h.Spans = append(h.Spans, sp)
 		}
 	}
+	for _, p := range r.ctrl.FailStaticPeriods() {
+		sp := api.Span{Kind: "fail_static", Label: p.Reason + ": " + p.Why, From: p.Start.UnixMilli()}
+		if !p.End.IsZero() {
+			to := p.End.UnixMilli()
+			sp.To = &to
+		}
+		if since.IsZero() || sp.To == nil || *sp.To >= from {
+			h.Spans = append(h.Spans, sp)
+		}
+	}
 	for _, d := range r.ctrl.Detections() {
 		at := d.At.UnixMilli()
 		if since.IsZero() || at >= from {

@@ -471,6 +471,7 @@
       }
       if (s.kind === 'exclusion') label = s.zone + ' excluded from the instance group';
       if (s.kind === 'fault') label = 'fault: ' + s.label;
+      if (s.kind === 'fail_static') label = 'fail static: ' + s.label;
       out.push({ kind: s.kind, from: s.from / 1000, to: s.to == null ? null : s.to / 1000, label: label });
     }
     return out;
@@ -492,7 +493,7 @@
   }
 
   function renderCharts(r) {
-    const kinds = Array.from(new Set(Array.from(r.spans.values()).map(function (s) { return s.kind === 'exclusion' ? 'excluded' : s.kind; })));
+    const kinds = Array.from(new Set(Array.from(r.spans.values()).map(function (s) { return s.kind === 'exclusion' ? 'excluded' : s.kind === 'fail_static' ? 'fail static' : s.kind; })));
     const lanes = GZ.lanesFor(kinds);
     if (!charts || charts.name !== r.name || charts.zones !== r.zones.join(',') || charts.lanes !== lanes.join(',')) {
       destroyCharts();

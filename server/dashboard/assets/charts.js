@@ -15,15 +15,18 @@ window.GZ = (function () {
     fault: { fill: 'rgba(229,83,75,0.13)', bar: 'rgba(229,83,75,0.85)', lane: 'fault' },
     shift: { fill: 'rgba(110,118,240,0.16)', bar: 'rgba(110,118,240,0.92)', lane: 'shifted' },
     exclusion: { hatch: 'rgba(150,156,255,0.22)', bar: 'rgba(75,82,184,0.95)', lane: 'excluded' },
+    // grayzone's own view in doubt: nothing new decided (docs/failstatic.md).
+    fail_static: { fill: 'rgba(139,148,158,0.16)', bar: 'rgba(139,148,158,0.9)', lane: 'fail static' },
   };
-  const LANES = ['fault', 'detected', 'shifted', 'excluded'];
+  const LANES = ['fault', 'fail static', 'detected', 'shifted', 'excluded'];
   const AXIS = '#8b949e';
   const GRID = 'rgba(139,148,158,0.13)';
   const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif';
   const LANE_H = 14, LANE_GAP = 2; // CSS px
 
   // lanesFor lists the lanes a chart needs: detection and shift always (the
-  // story of any incident), fault and exclusion once such a span exists.
+  // story of any incident), fault, fail static and exclusion once such a
+  // span exists.
   function lanesFor(kinds) {
     return LANES.filter(function (l) { return l === 'detected' || l === 'shifted' || kinds.indexOf(l) >= 0; });
   }

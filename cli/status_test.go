@@ -1,0 +1,29 @@
+package cli
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/grayzone/grayzone/server/api"
+)
+
+func TestStatusSaysFailStatic(t *testing.T) {
+	since := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	var b bytes.Buffer
+	printStatus(&b, api.Status{Now: since.Add(time.Minute), Resources: []api.ResourceStatus{{
+		Name: "web", Phase: "shifted", PhaseZone: "z2",
+		FailStatic: &api.FailStatic{Reason: "telemetry_lost", Why: "no server observations from any zone for 10s", Since: since},
+		Zones:      []api.ZoneStatus{{Zone: "z1", Silent: true, Requests: 0}, {Zone: "z2", Shifted: true}},
+	}}})
+	out := b.String()
+	for _, want := range []string{
+		"  fail static   telemetry_lost since 2026-03-01T12:00:00Z: no server observations from any zone for 10s; no new shift starts and none ends on its own",
+		"unhealthy  silent\n", "unhealthy  shifted\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+}
