@@ -233,6 +233,7 @@ type resource struct {
 	prac  *practice.Scheduler
 	rec   *record.Recorder // the front door's view of customer requests; nil when off
 
+	putMu     sync.Mutex
 	mu        sync.Mutex
 	last      detect.Assessment
 	lastAuto  time.Time
@@ -293,7 +294,14 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, now time
 		Log:      s.log.With("resource", rc.Name),
 		Guard:    r.guard,
 		Audit: func(e autoshift.AuditEvent) {
-			s.audit(context.Background(), store.AuditEntry{At: e.At, Kind: e.Kind, Resource: rc.Name, Zone: e.Zone, Actor: "autoshift", Message: e.Msg})
+			var detail json.RawMessage
+			if e.ID != "" {
+				detail = jsonDetail(map[string]string{"action_id": e.ID})
+			}
+			s.audit(context.Background(), store.AuditEntry{At: e.At, Kind: e.Kind, Resource: rc.Name, Zone: e.Zone, Actor: "autoshift", Message: e.Msg, Detail: detail})
+		},
+		Persist: func(ctx context.Context, st runbook.State) error {
+			return r.put(ctx, stateKey("runbook", rc.Name), st)
 		},
 	})
 	if rc.Practice.Enabled {
@@ -397,33 +405,40 @@ func (r *resource) reconcile(ctx context.Context, now time.Time) {
 
 // persist saves the runbook's, practice's and autoshift's state when it changed.
 func (r *resource) persist(ctx context.Context) {
-	put := func(key string, v any) {
-		data, err := json.Marshal(v)
-		if err != nil {
-			return
-		}
-		r.mu.Lock()
-		same := string(r.saved[key]) == string(data)
-		r.mu.Unlock()
-		if same {
-			return
-		}
-		if err := r.s.db.PutState(ctx, key, data); err != nil {
-			r.s.log.Error("persist state", "key", key, "err", err)
-			return
-		}
-		r.mu.Lock()
-		r.saved[key] = data
-		r.mu.Unlock()
-	}
-	put(stateKey("runbook", r.cfg.Name), r.ctrl.RunbookState())
+	_ = r.put(ctx, stateKey("runbook", r.cfg.Name), r.ctrl.RunbookState())
 	r.mu.Lock()
 	last := r.lastAuto
 	r.mu.Unlock()
-	put(stateKey("autoshift", r.cfg.Name), last)
+	_ = r.put(ctx, stateKey("autoshift", r.cfg.Name), last)
 	if r.prac != nil {
-		put(stateKey("practice", r.cfg.Name), r.prac.State())
+		_ = r.put(ctx, stateKey("practice", r.cfg.Name), r.prac.State())
 	}
+}
+
+// put saves v under key unless the last saved value is the same. putMu
+// orders the writers (the tick loop and the controller's write-ahead), so an
+// older value never overwrites a newer one.
+func (r *resource) put(ctx context.Context, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	r.putMu.Lock()
+	defer r.putMu.Unlock()
+	r.mu.Lock()
+	same := string(r.saved[key]) == string(data)
+	r.mu.Unlock()
+	if same {
+		return nil
+	}
+	if err := r.s.db.PutState(ctx, key, data); err != nil {
+		r.s.log.Error("persist state", "key", key, "err", err)
+		return err
+	}
+	r.mu.Lock()
+	r.saved[key] = data
+	r.mu.Unlock()
+	return nil
 }
 
 // errVeto is a guard's refusal; errDryRun marks the dry-run veto.
