@@ -1,0 +1,136 @@
+package leader
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/grayzone/grayzone/server/store"
+)
+
+var t0 = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+
+func at(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+
+var errDown = errors.New("dial tcp: connection refused")
+
+func TestTimingForDefaultLease(t *testing.T) {
+	got := TimingFor(0)
+	want := Timing{Lease: 10 * time.Second, TTL: 9 * time.Second, Poll: time.Second, Renew: 3 * time.Second, StepDown: 6 * time.Second}
+	if got != want {
+		t.Fatalf("TimingFor(0) = %+v, want %+v", got, want)
+	}
+	// A follower takes over at most Lease after the leader's last renewal.
+	if got.TTL+got.Poll > got.Lease {
+		t.Fatalf("TTL %s + poll %s exceeds the lease %s", got.TTL, got.Poll, got.Lease)
+	}
+}
+
+func TestLeaderRenewsAndKeepsLeading(t *testing.T) {
+	e := NewElector(TimingFor(10 * time.Second))
+	if a := e.Next(at(0)); a != Acquire {
+		t.Fatalf("first attempt %v, want acquire", a)
+	}
+	e.Result(at(0), at(5), Acquire, store.Lease{Holder: "a", Epoch: 7}, true, nil)
+	if ep, ok := e.Leading(at(5)); !ok || ep != 7 {
+		t.Fatalf("Leading = %d %v, want 7 true", ep, ok)
+	}
+	// Nothing due before TTL/3 = 3 s; then a renewal.
+	if a := e.Next(at(2999)); a != None {
+		t.Fatalf("attempt at 2.999s: %v", a)
+	}
+	for sec := 3; sec <= 60; sec += 3 {
+		if a := e.Next(at(sec * 1000)); a != Renew {
+			t.Fatalf("%ds: %v, want renew", sec, a)
+		}
+		e.Result(at(sec*1000), at(sec*1000+10), Renew, store.Lease{}, true, nil)
+		if ep, ok := e.Leading(at(sec*1000 + 2999)); !ok || ep != 7 {
+			t.Fatalf("%ds: not leading", sec)
+		}
+	}
+}
+
+// Cut off from the database, a leader stops acting at StepDown after its last
+// successful renewal was sent: before the lease can expire for anyone else.
+func TestLeaderCutOffStepsDownBeforeTheLeaseExpires(t *testing.T) {
+	tm := TimingFor(10 * time.Second)
+	e := NewElector(tm)
+	e.Next(at(0))
+	e.Result(at(0), at(1), Acquire, store.Lease{Holder: "a", Epoch: 1}, true, nil)
+	lastSent := at(3000)
+	e.Next(lastSent)
+	e.Result(lastSent, at(3002), Renew, store.Lease{}, true, nil)
+	// The database goes away: every later attempt fails (or hangs until its timeout).
+	ms := 3002
+	for ; ms < 20000; ms++ {
+		if a := e.Next(at(ms)); a != None {
+			e.Result(at(ms), at(ms+500), a, store.Lease{}, false, errDown)
+		}
+		if _, ok := e.Leading(at(ms)); !ok {
+			break
+		}
+	}
+	stepped := at(ms)
+	if want := lastSent.Add(tm.StepDown); !stepped.Equal(want) {
+		t.Fatalf("stepped down at %s, want %s (last renewal sent + %s)", stepped.Sub(t0), want.Sub(t0), tm.StepDown)
+	}
+	// The lease the database holds expires no earlier than TTL after the
+	// renewal was sent; a follower can have it only then.
+	if expiry := lastSent.Add(tm.TTL); !stepped.Before(expiry) || expiry.Sub(stepped) < tm.TTL/3 {
+		t.Fatalf("stepped down at %s, lease expires at %s: want a margin of at least TTL/3", stepped.Sub(t0), expiry.Sub(t0))
+	}
+	// Once past that point it does not renew the old epoch: it must acquire anew.
+	if a := e.Next(at(ms + 500 + 2*int(tm.Poll.Milliseconds()))); a != Acquire {
+		t.Fatalf("after stepping down: %v, want acquire", a)
+	}
+}
+
+func TestFollowerLearnsTheLeaderAndTakesOverWhenTheLeaseLapses(t *testing.T) {
+	tm := TimingFor(10 * time.Second)
+	e := NewElector(tm)
+	held := store.Lease{Holder: "a", Address: "10.0.0.1:8080", Epoch: 4}
+	e.Next(at(0))
+	e.Result(at(0), at(2), Acquire, held, false, nil)
+	if _, ok := e.Leading(at(2)); ok {
+		t.Fatal("a follower leads")
+	}
+	if e.Known() != held {
+		t.Fatalf("Known = %+v, want the leader's lease", e.Known())
+	}
+	// It tries again every Poll.
+	if a := e.Next(at(2 + int(tm.Poll.Milliseconds()) - 1)); a != None {
+		t.Fatalf("attempt before poll: %v", a)
+	}
+	next := at(2 + int(tm.Poll.Milliseconds()))
+	if a := e.Next(next); a != Acquire {
+		t.Fatalf("attempt at poll: %v", a)
+	}
+	e.Result(next, next.Add(time.Millisecond), Acquire, store.Lease{Holder: "b", Epoch: 5}, true, nil)
+	if ep, ok := e.Leading(next.Add(time.Millisecond)); !ok || ep != 5 {
+		t.Fatalf("after taking the lease: %d %v, want epoch 5", ep, ok)
+	}
+}
+
+func TestRenewalRefusedStopsLeadingAtOnce(t *testing.T) {
+	e := NewElector(TimingFor(10 * time.Second))
+	e.Next(at(0))
+	e.Result(at(0), at(1), Acquire, store.Lease{Epoch: 2}, true, nil)
+	e.Next(at(3000))
+	e.Result(at(3000), at(3001), Renew, store.Lease{}, false, nil)
+	if _, ok := e.Leading(at(3001)); ok {
+		t.Fatal("still leading after the lease was taken")
+	}
+	if a := e.Next(at(3001)); a != Acquire {
+		t.Fatalf("next attempt %v, want acquire", a)
+	}
+}
+
+func TestOneAttemptInFlight(t *testing.T) {
+	e := NewElector(TimingFor(10 * time.Second))
+	if a := e.Next(at(0)); a != Acquire {
+		t.Fatal(a)
+	}
+	if a := e.Next(at(5000)); a != None {
+		t.Fatalf("second attempt while one is in flight: %v", a)
+	}
+}
