@@ -176,6 +176,7 @@ func (c *Controller) Tick(ctx context.Context, now time.Time) detect.Assessment 
 			continue
 		}
 		c.inflight.Add(1)
+		rb := c.o.Runbook
 		go func(act actuator.Action) {
 			defer c.inflight.Done()
 			actx, cancel := context.WithTimeout(ctx, c.o.ActionTimeout)
@@ -184,6 +185,12 @@ func (c *Controller) Tick(ctx context.Context, now time.Time) detect.Assessment 
 			c.logResult(act, err)
 			// Acknowledged the moment it returns, not at the next tick.
 			c.mu.Lock()
+			if c.o.Runbook != rb {
+				// The runbook was replaced (SetRunbook) meanwhile: the answer
+				// belongs to a leadership that is over.
+				c.mu.Unlock()
+				return
+			}
 			c.o.Runbook.Done(c.o.Clock.Now(), act, err)
 			c.scanEvents()
 			if c.o.Persist != nil {
@@ -315,4 +322,25 @@ func (c *Controller) Phase() (runbook.Phase, string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.o.Runbook.Phase()
+}
+
+// Assess runs the engine alone at now: a follower replica keeps detecting
+// (its reads stay live) but decides and acts on nothing.
+func (c *Controller) Assess(now time.Time) detect.Assessment {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.last = c.o.Engine.Tick(now)
+	c.isolated = c.last.Isolated
+	return c.last
+}
+
+// SetRunbook replaces the runbook with one restored from shared state: a
+// replica that becomes leader resumes what the last leader left, and a
+// follower shows it. Answers of actions started on the old runbook are ignored
+// by the new one.
+func (c *Controller) SetRunbook(rb *runbook.Runbook) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.o.Runbook = rb
+	c.seen = len(rb.Events())
 }

@@ -61,8 +61,11 @@ var FrontDoorTypes = []string{FrontDoorEmbedded}
 
 // Config is grayzone serve's configuration.
 type Config struct {
-	Listen    string // API and dashboard address
-	DataDir   string
+	Listen  string // API and dashboard address
+	DataDir string
+	// Store is a postgres:// URL shared by replicas; empty: SQLite under DataDir.
+	Store     string
+	Replica   Replica
 	Auth      Auth
 	Resources []Resource
 	File      string // the file it was read from (labels errors)

@@ -37,7 +37,7 @@ var (
 )
 
 var (
-	topKeys       = []string{"listen", "data_dir", "auth", "resources"}
+	topKeys       = []string{"listen", "data_dir", "store", "replica", "auth", "resources"}
 	authKeys      = []string{"tokens_file", "tokens", "open_reads"}
 	resourceKeys  = []string{"name", "zones", "min_capacity", "frontdoor", "operations", "detector", "canaries", "autoshift", "practice", "control_plane"}
 	controlKeys   = []string{"type", "exclude_zone", "include_zone", "remove_extra", "timeout"}
@@ -173,6 +173,7 @@ func (p *parser) config(rf yamlfield.Field) *Config {
 			c.DataDir = v
 		}
 	}
+	p.replicas(m, c)
 	if f, ok := m.Get("auth"); ok {
 		p.auth(f, &c.Auth)
 	}

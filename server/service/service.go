@@ -58,6 +58,7 @@ type Service struct {
 	clock  clock.Clock
 	tokens []string
 	extra  func(api.Backend) map[string]http.Handler
+	rep    *replication // nil: a single replica on SQLite
 
 	resources []*resource
 	byName    map[string]*resource
@@ -74,12 +75,16 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 	if o.Clock == nil {
 		o.Clock = clock.Real{}
 	}
-	db, err := store.Open(ctx, o.Config.DataDir)
+	db, err := openStore(ctx, o.Config)
 	if err != nil {
-		return nil, fmt.Errorf("serve: open data directory %s: %w", o.Config.DataDir, err)
+		return nil, err
 	}
 	s := &Service{cfg: o.Config, db: db, log: o.Log, clock: o.Clock, tokens: o.Tokens, extra: o.Extra,
 		byName: map[string]*resource{}, ready: make(chan struct{})}
+	if s.replicated() {
+		// Nothing is written until this replica leads (see replica.go).
+		db.SetFence(store.NoEpoch)
+	}
 	var shiftRes []shift.Resource
 	for i := range o.Config.Resources {
 		rc := &o.Config.Resources[i]
@@ -105,11 +110,15 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 		s.byName[r.cfg.Name] = r
 	}
 	// Expiries that passed while the service was down happened at their time.
-	s.expire(ctx, now)
+	if !s.replicated() { // a replica does this when it comes to lead
+		s.expire(ctx, now)
+	}
 	for _, r := range s.resources {
 		r.reconcile(ctx, now)
 	}
-	s.audit(ctx, store.AuditEntry{At: now, Kind: "service", Actor: "grayzone", Message: fmt.Sprintf("started with %d resource(s) from %s", len(s.resources), o.Config.File)})
+	if !s.replicated() {
+		s.audit(ctx, store.AuditEntry{At: now, Kind: "service", Actor: "grayzone", Message: fmt.Sprintf("started with %d resource(s) from %s", len(s.resources), o.Config.File)})
+	}
 	return s, nil
 }
 
@@ -139,14 +148,16 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.apiAddr = ln.Addr().String()
 	close(s.ready)
+	s.startReplication(ctx, &wg)
 	mux := http.NewServeMux()
-	mux.Handle("/", api.NewHandler(s, api.Options{
+	mux.Handle("GET /v1/leader", http.HandlerFunc(s.leaderHandler))
+	mux.Handle("/", s.followerGate(api.NewHandler(s, api.Options{
 		Tokens:    func() []string { return s.tokens },
 		OpenReads: s.cfg.Auth.OpenReads,
 		Log:       s.log,
 		Now:       s.clock.Now,
 		Metrics:   nil,
-	}))
+	})))
 	mux.Handle("GET /metrics", s.metricsHandler())
 	if s.extra != nil {
 		for pattern, h := range s.extra(s) {
@@ -187,7 +198,9 @@ loop:
 	wg.Wait()
 	for _, r := range s.resources {
 		r.ctrl.Wait()
-		r.persist(context.Background())
+		if s.mayWrite() {
+			r.persist(context.Background())
+		}
 	}
 	return err2
 }
@@ -196,6 +209,13 @@ loop:
 const tickEvery = 250 * time.Millisecond
 
 func (s *Service) tick(ctx context.Context, now time.Time) {
+	if s.rep != nil {
+		var leading bool
+		if ctx, leading = s.lead(ctx, now); !leading {
+			s.follow(ctx, now)
+			return
+		}
+	}
 	s.expire(ctx, now)
 	for _, r := range s.resources {
 		r.tick(ctx, now)
