@@ -10,8 +10,9 @@
 //
 // Timing, for a configured lease L (the failover bound):
 //
-//   - the lease row's time to live is TTL = L·9/10; followers try to take it
-//     every L/10, so one leads at most L after the leader was last heard from;
+//   - the lease row's time to live is TTL = L·8/10; followers try to take it
+//     every L/10, so one leads within L·9/10 (plus a database round trip)
+//     after the leader last renewed: within L of its death;
 //   - the leader renews every TTL/3;
 //   - the leader stops acting TTL·2/3 after it sent its last successful
 //     renewal, measured on its own monotonic clock, whether or not the
@@ -45,7 +46,7 @@ func TimingFor(lease time.Duration) Timing {
 	if lease <= 0 {
 		lease = DefaultLease
 	}
-	ttl := lease * 9 / 10
+	ttl := lease * 8 / 10
 	return Timing{Lease: lease, TTL: ttl, Poll: lease / 10, Renew: ttl / 3, StepDown: ttl * 2 / 3}
 }
 

@@ -16,7 +16,7 @@ var errDown = errors.New("dial tcp: connection refused")
 
 func TestTimingForDefaultLease(t *testing.T) {
 	got := TimingFor(0)
-	want := Timing{Lease: 10 * time.Second, TTL: 9 * time.Second, Poll: time.Second, Renew: 3 * time.Second, StepDown: 6 * time.Second}
+	want := Timing{Lease: 10 * time.Second, TTL: 8 * time.Second, Poll: time.Second, Renew: 8 * time.Second / 3, StepDown: 16 * time.Second / 3}
 	if got != want {
 		t.Fatalf("TimingFor(0) = %+v, want %+v", got, want)
 	}
@@ -35,12 +35,12 @@ func TestLeaderRenewsAndKeepsLeading(t *testing.T) {
 	if ep, ok := e.Leading(at(5)); !ok || ep != 7 {
 		t.Fatalf("Leading = %d %v, want 7 true", ep, ok)
 	}
-	// Nothing due before TTL/3 = 3 s; then a renewal.
-	if a := e.Next(at(2999)); a != None {
+	// Nothing due before TTL/3 = 2.67 s; then a renewal.
+	if a := e.Next(at(2665)); a != None {
 		t.Fatalf("attempt at 2.999s: %v", a)
 	}
 	for sec := 3; sec <= 60; sec += 3 {
-		if a := e.Next(at(sec * 1000)); a != Renew {
+		if a := e.Next(at(sec * 1000)); a != Renew { // due every 2.67 s; asked every 3
 			t.Fatalf("%ds: %v, want renew", sec, a)
 		}
 		e.Result(at(sec*1000), at(sec*1000+10), Renew, store.Lease{}, true, nil)
@@ -57,11 +57,11 @@ func TestLeaderCutOffStepsDownBeforeTheLeaseExpires(t *testing.T) {
 	e := NewElector(tm)
 	e.Next(at(0))
 	e.Result(at(0), at(1), Acquire, store.Lease{Holder: "a", Epoch: 1}, true, nil)
-	lastSent := at(3000)
+	lastSent := at(2667)
 	e.Next(lastSent)
-	e.Result(lastSent, at(3002), Renew, store.Lease{}, true, nil)
+	e.Result(lastSent, at(2669), Renew, store.Lease{}, true, nil)
 	// The database goes away: every later attempt fails (or hangs until its timeout).
-	ms := 3002
+	ms := 2669
 	for ; ms < 20000; ms++ {
 		if a := e.Next(at(ms)); a != None {
 			e.Result(at(ms), at(ms+500), a, store.Lease{}, false, errDown)
@@ -71,12 +71,12 @@ func TestLeaderCutOffStepsDownBeforeTheLeaseExpires(t *testing.T) {
 		}
 	}
 	stepped := at(ms)
-	if want := lastSent.Add(tm.StepDown); !stepped.Equal(want) {
+	if want := lastSent.Add(tm.StepDown); stepped.Before(want) || stepped.Sub(want) >= time.Millisecond { // stepped on a 1 ms grid
 		t.Fatalf("stepped down at %s, want %s (last renewal sent + %s)", stepped.Sub(t0), want.Sub(t0), tm.StepDown)
 	}
 	// The lease the database holds expires no earlier than TTL after the
 	// renewal was sent; a follower can have it only then.
-	if expiry := lastSent.Add(tm.TTL); !stepped.Before(expiry) || expiry.Sub(stepped) < tm.TTL/3 {
+	if expiry := lastSent.Add(tm.TTL); !stepped.Before(expiry) || expiry.Sub(stepped) < tm.TTL/3-time.Millisecond {
 		t.Fatalf("stepped down at %s, lease expires at %s: want a margin of at least TTL/3", stepped.Sub(t0), expiry.Sub(t0))
 	}
 	// Once past that point it does not renew the old epoch: it must acquire anew.
