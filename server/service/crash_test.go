@@ -50,7 +50,7 @@ if [ "$fence" -lt "$seen" ]; then
 fi
 echo "$fence" > "$dir/fence"
 flock -u 9
-sleep 0.${GRAYZONE_CP_DELAY:-2}
+sleep "$(cat "$dir/delay" 2>/dev/null || echo 0.2)"
 flock 9
 if ! grep -q " $GRAYZONE_ACTION_ID " "$dir/effects.log" 2>/dev/null; then
   echo "$(date +%s%N) $GRAYZONE_ACTION $GRAYZONE_ZONE $GRAYZONE_ACTION_ID $fence $PPID" >> "$dir/effects.log"

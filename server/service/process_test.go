@@ -70,7 +70,11 @@ var upLine = regexp.MustCompile(`API and dashboard on http://(\S+)`)
 // startServe runs grayzone serve and waits until its API answers.
 func startServe(t *testing.T, args ...string) *server {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"serve", "--listen", "127.0.0.1:0", "--log-level", "warn"}, args...)...)
+	level := "warn"
+	if l := os.Getenv("GRAYZONE_TEST_LOG_LEVEL"); l != "" {
+		level = l
+	}
+	cmd := exec.Command(binary, append([]string{"serve", "--listen", "127.0.0.1:0", "--log-level", level}, args...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -235,7 +235,7 @@ func (s *Service) followerGate(next http.Handler) http.Handler {
 		if known.Address == "" || known.Holder == s.rep.run.Holder() {
 			w.Header().Set("Retry-After", "1")
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_ = json.NewEncoder(w).Encode(map[string]string{"error": "this replica follows and no leader is known yet: retry shortly"})
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": fmt.Sprintf("replica %s is not leading and knows no other leader yet: retry shortly", s.rep.run.Holder())})
 			return
 		}
 		w.Header().Set("Location", "http://"+known.Address+req.URL.RequestURI())
@@ -256,11 +256,11 @@ func (s *Service) leaderHandler(w http.ResponseWriter, _ *http.Request) {
 	}{Replicated: s.replicated(), Leading: true}
 	if s.rep != nil {
 		k := s.rep.run.Known()
+		// Leading once the lease is ours and the loop has taken over (loaded
+		// the shared state): from then on mutations are served here.
 		epoch, leading := s.rep.run.Leading()
-		out.Replica, out.Leading, out.Epoch, out.Leader, out.Address = s.rep.run.Holder(), leading, epoch, k.Holder, k.Address
-		if !leading {
-			out.Epoch = k.Epoch
-		}
+		leading = leading && s.rep.acting.Load() == epoch
+		out.Replica, out.Leading, out.Epoch, out.Leader, out.Address = s.rep.run.Holder(), leading, k.Epoch, k.Holder, k.Address
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(out)

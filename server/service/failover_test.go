@@ -1,0 +1,270 @@
+package service_test
+
+// Two grayzone serve processes on one throwaway PostgreSQL: the leader is
+// killed with SIGKILL during a shift and during a runbook step, and the
+// follower must take over within the lease, lose no shift, take no action
+// twice, and never let the old leader's orders follow its own.
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/grayzone/grayzone/engine/shift"
+	"github.com/grayzone/grayzone/lab/database"
+	"github.com/grayzone/grayzone/server/api"
+)
+
+// failoverLease is the replicas' lease in these tests (the default is 10 s;
+// shorter keeps the test short, the mechanism is the same).
+const failoverLease = 3 * time.Second
+
+var pgDatabases atomic.Int64
+
+// throwawayPostgres starts a cluster for the test and returns the URL of a
+// fresh database in it.
+func throwawayPostgres(t *testing.T) string {
+	t.Helper()
+	if err := database.CheckPostgres(); err != nil {
+		if os.Getenv("GRAYZONE_TEST_POSTGRES") == "require" {
+			t.Fatalf("postgresql: %v", err)
+		}
+		t.Skipf("postgresql not available: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c, err := database.StartPostgres(ctx, database.PostgresOptions{})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); c.Stop() })
+	name := fmt.Sprintf("grayzone_%d", pgDatabases.Add(1))
+	admin, err := sql.Open("pgx", c.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Replace(c.URL(), "/"+database.PostgresDatabase+"?", "/"+name+"?", 1)
+}
+
+// replicaConfig writes a replica's configuration: the shared store and
+// backends, its own front door and canaries.
+func replicaConfig(t *testing.T, storeURL, name string, be []string, extra string) string {
+	t.Helper()
+	zonal := map[string]string{"z1": freeAddr(t), "z2": freeAddr(t), "z3": freeAddr(t)}
+	var b strings.Builder
+	fmt.Fprintf(&b, "store: %s\nreplica: {name: %s, lease: %s}\n", storeURL, name, failoverLease)
+	b.WriteString("auth: {tokens: [test-token-0123456789abcdef], open_reads: true}\nresources:\n  - name: web\n    zones: [z1, z2, z3]\n")
+	fmt.Fprintf(&b, "    frontdoor:\n      type: embedded\n      regional: %s\n      zonal: {z1: %s, z2: %s, z3: %s}\n", freeAddr(t), zonal["z1"], zonal["z2"], zonal["z3"])
+	b.WriteString("      health_check: {interval: 1s, timeout: 500ms}\n      targets:\n")
+	for i, a := range be {
+		fmt.Fprintf(&b, "        - {id: z%d-%d, zone: z%d, addr: %s}\n", i/2+1, i%2+1, i/2+1, a)
+	}
+	b.WriteString("    canaries:\n")
+	for _, z := range []string{"z1", "z2", "z3"} {
+		fmt.Fprintf(&b, "      - {zone: %s, url: http://%s, interval: 1s}\n", z, zonal[z])
+	}
+	b.WriteString(extra)
+	p := filepath.Join(t.TempDir(), name+".yaml")
+	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+type leaderView struct {
+	Replica string `json:"replica"`
+	Leading bool   `json:"leading"`
+	Epoch   uint64 `json:"epoch"`
+	Address string `json:"address"`
+}
+
+func (s *server) leader(t *testing.T) (leaderView, bool) {
+	t.Helper()
+	resp, err := http.Get(s.url() + "/v1/leader")
+	if err != nil {
+		return leaderView{}, false
+	}
+	defer resp.Body.Close()
+	var v leaderView
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		return leaderView{}, false
+	}
+	return v, true
+}
+
+// waitLeading waits until s leads (and has taken over) and returns its epoch.
+func waitLeading(t *testing.T, s *server, within time.Duration) (uint64, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < within {
+		if v, ok := s.leader(t); ok && v.Leading {
+			// Mutations pass once the loop has taken over: probe with a harmless one.
+			return v.Epoch, time.Since(start)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no leadership within %s; log:\n%s", within, s.logs.String())
+	return 0, 0
+}
+
+func TestFailoverKillLeaderDuringShift(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two grayzone serve processes on PostgreSQL")
+	}
+	t.Parallel()
+	url := throwawayPostgres(t)
+	be := backends(t, 6)
+	a := startServe(t, "--config", replicaConfig(t, url, "a", be, ""))
+	epochA, _ := waitLeading(t, a, 10*time.Second)
+	b := startServe(t, "--config", replicaConfig(t, url, "b", be, ""))
+	eventually(t, 5*time.Second, "b to learn who leads", func() bool {
+		v, _ := b.leader(t)
+		return v.Address == a.addr
+	})
+	if v, _ := b.leader(t); v.Leading {
+		t.Fatalf("b leads beside a: %+v", v)
+	}
+
+	// A mutation sent to the follower is redirected to the leader (307, the
+	// leader named in a header), and the client follows it.
+	req, _ := http.NewRequest(http.MethodPost, b.url()+"/v1/shifts", strings.NewReader(`{"resource":"web","away_from":"z2","expires_in":"1h","comment":"failover test"}`))
+	req.Header.Set("Authorization", "Bearer test-token-0123456789abcdef")
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("X-Grayzone-Leader") != a.addr || resp.Header.Get("Location") != a.url()+"/v1/shifts" {
+		t.Fatalf("POST to the follower: %d leader %q location %q, want 307 to %s", resp.StatusCode, resp.Header.Get("X-Grayzone-Leader"), resp.Header.Get("Location"), a.addr)
+	}
+	cb := api.NewClient(b.url(), "test-token-0123456789abcdef")
+	ctx := context.Background()
+	sh, err := cb.StartShift(ctx, api.StartShiftRequest{Resource: "web", AwayFrom: "z2", ExpiresIn: "1h", Comment: "failover test"})
+	if err != nil {
+		va, _ := a.leader(t)
+		t.Fatalf("shift through the follower: %v\nleader %+v log:\n%s", err, va, a.logs.String())
+	}
+	// The follower's own front door follows the shared state.
+	eventually(t, 5*time.Second, "the follower's front door to carry the shift", func() bool {
+		st, err := cb.Status(ctx)
+		return err == nil && st.Resources[0].ActiveShift != nil && st.Resources[0].ActiveShift.ID == sh.ID && st.Resources[0].Zones[1].Shifted
+	})
+
+	a.kill()
+	killed := time.Now()
+	epochB, _ := waitLeading(t, b, 2*failoverLease)
+	took := time.Since(killed)
+	t.Logf("b leads with epoch %d (a had %d) %s after a was killed; lease %s", epochB, epochA, took.Round(time.Millisecond), failoverLease)
+	if took > failoverLease {
+		t.Errorf("takeover took %s, more than the lease %s", took, failoverLease)
+	}
+	if epochB <= epochA {
+		t.Errorf("b's epoch %d is not above a's %d", epochB, epochA)
+	}
+	got, err := cb.Shift(ctx, sh.ID)
+	if err != nil || got.Status != shift.Active || !got.ExpiresAt.Equal(sh.ExpiresAt) {
+		t.Fatalf("after failover the shift is %+v %v, want it ACTIVE as it was", got, err)
+	}
+	// The new leader takes mutations itself.
+	if _, err := cb.CancelShift(ctx, sh.ID); err != nil {
+		t.Fatalf("cancel on the new leader: %v", err)
+	}
+}
+
+func TestFailoverKillLeaderDuringRunbookStep(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two grayzone serve processes on PostgreSQL")
+	}
+	t.Parallel()
+	url := throwawayPostgres(t)
+	be := backends(t, 6)
+	cp := newControlPlane(t)
+	// Each control-plane command takes 2 s: the kill lands in the middle of one.
+	if err := os.WriteFile(filepath.Join(cp.dir, "delay"), []byte("2"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	extra := "    autoshift: {enabled: true, min_interval: 0s, expires_in: 1h, control_plane_after: 1s, recovery_hold: 2s}\n" + cp.yaml()
+	a := startServe(t, "--config", replicaConfig(t, url, "a", be, extra))
+	epochA, _ := waitLeading(t, a, 10*time.Second)
+	b := startServe(t, "--config", replicaConfig(t, url, "b", be, extra))
+	ca := api.NewClient(a.url(), "test-token-0123456789abcdef")
+	cb := api.NewClient(b.url(), "test-token-0123456789abcdef")
+	ctx := context.Background()
+	zones := []string{"z1", "z2", "z3"}
+
+	// z1 fails; the leader shifts it away and starts excluding it.
+	eventually(t, 60*time.Second, "the leader to start excluding z1", func() bool {
+		_ = observe(ca, zones, "z1")
+		for _, c := range cp.read(t, "calls.log") {
+			if c.kind == "exclude_zone" {
+				return true
+			}
+		}
+		return false
+	})
+	st, err := cb.Status(ctx)
+	if err != nil || st.Resources[0].ActiveShift == nil || st.Resources[0].ActiveShift.AwayFrom != "z1" {
+		t.Fatalf("follower's view of the shift before the kill: %+v %v", st, err)
+	}
+	shiftID := st.Resources[0].ActiveShift.ID
+	a.kill() // mid-exclusion: its command is still running
+	killed := time.Now()
+	epochB, _ := waitLeading(t, b, 2*failoverLease)
+	t.Logf("b leads with epoch %d (a had %d) %s after the kill", epochB, epochA, time.Since(killed).Round(time.Millisecond))
+	if took := time.Since(killed); took > failoverLease+time.Second {
+		t.Errorf("takeover took %s, lease %s", took, failoverLease)
+	}
+
+	// b finishes the runbook: exclusion, then (z1 healthy) inclusion, end of shift, removal of the extra capacity.
+	eventually(t, 60*time.Second, "b to finish the runbook", func() bool {
+		_ = observe(cb, zones, "")
+		st, err := cb.Status(ctx)
+		return err == nil && st.Resources[0].Phase == "idle" && st.Resources[0].ActiveShift == nil && len(st.Resources[0].Pending) == 0
+	})
+	time.Sleep(2500 * time.Millisecond) // a's orphaned command, if any, has finished
+
+	sh, err := cb.Shift(ctx, shiftID)
+	if err != nil || sh.Status != shift.Canceled || sh.EndedBy == "" {
+		t.Fatalf("the shift a started: %+v %v, want ended by b's runbook", sh, err)
+	}
+	list, _ := cb.Shifts(ctx, shift.ListFilter{})
+	if len(list) != 1 {
+		t.Errorf("%d shifts, want the one (no second shift after failover): %+v", len(list), list)
+	}
+	effects := cp.read(t, "effects.log")
+	count := map[string]int{}
+	var lastFence uint64
+	for _, e := range effects {
+		count[e.kind]++
+		if e.fence < lastFence {
+			t.Errorf("effect %s with fencing token %d after one with %d: two leaders' orders", e.id, e.fence, lastFence)
+		}
+		lastFence = e.fence
+	}
+	if count["exclude_zone"] != 1 || count["include_zone"] != 1 || count["remove_extra"] != 1 {
+		t.Errorf("effects %v, want each control-plane action once: %+v", count, effects)
+	}
+	for _, c := range cp.read(t, "calls.log") {
+		t.Logf("control plane: %s %s %s fence %d by pid %s", c.what, c.kind, c.id, c.fence, c.parent)
+		if c.kind == "exclude_zone" && c.what == "call" && c.fence != epochA && c.fence != epochB {
+			t.Errorf("exclusion ordered under epoch %d, neither a's %d nor b's %d", c.fence, epochA, epochB)
+		}
+		if c.kind != "exclude_zone" && c.fence != epochB {
+			t.Errorf("%s ordered under epoch %d, want b's %d", c.kind, c.fence, epochB)
+		}
+	}
+}
