@@ -151,9 +151,26 @@ func (s *Service) mayWrite() bool {
 	return ok && s.rep.acting.Load() == epoch
 }
 
+// setShifted applies a shift to the resource's front door. A replica's
+// orders carry the fencing token of the leadership they come from (the
+// context's, else this replica's own), and the front door refuses one older
+// than it has obeyed.
+func (r *resource) setShifted(ctx context.Context, zone string, away bool) error {
+	if r.s.rep == nil {
+		return r.table.SetShifted(zone, away)
+	}
+	token, ok := actuator.FenceFrom(ctx)
+	if !ok {
+		token = r.s.rep.acting.Load()
+	}
+	return r.table.SetShiftedFenced(zone, away, token)
+}
+
 // follow keeps a follower's view and front doors current with the shared
 // state, and its detection running; it acts on nothing.
 func (s *Service) follow(ctx context.Context, now time.Time) {
+	// The shared state read now is the doing of the leader last seen.
+	ctx = actuator.WithFence(ctx, s.rep.run.Known().Epoch)
 	if err := s.shifts.Reload(ctx); err != nil {
 		s.log.Warn("replica: read shared shifts", "err", err)
 	}

@@ -417,7 +417,10 @@ func (r *resource) reconcile(ctx context.Context, now time.Time) {
 	}
 	for _, z := range r.cfg.Zones {
 		if r.table.Shifted(z) != (z == want) {
-			_ = r.table.SetShifted(z, z == want)
+			if err := r.setShifted(ctx, z, z == want); err != nil {
+				r.s.log.Warn("front door not updated", "resource", r.cfg.Name, "zone", z, "err", err)
+				continue
+			}
 			r.s.log.Info("front door updated", "resource", r.cfg.Name, "zone", z, "shifted", z == want)
 		}
 	}
