@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/grayzone/grayzone/engine/shift"
 	"github.com/grayzone/grayzone/lab/database"
+	"github.com/grayzone/grayzone/lab/dblink"
 	"github.com/grayzone/grayzone/server/api"
 )
 
@@ -266,5 +268,72 @@ func TestFailoverKillLeaderDuringRunbookStep(t *testing.T) {
 		if c.kind != "exclude_zone" && c.fence != epochB {
 			t.Errorf("%s ordered under epoch %d, want b's %d", c.kind, c.fence, epochB)
 		}
+	}
+}
+
+// A leader cut off from the database (every packet to it swallowed, through
+// the lab's fault-injecting database link) stops acting before its lease can
+// expire, so the follower that then takes over never leads beside it.
+func TestFailoverLeaderCutOffFromTheDatabaseStepsDownFirst(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs two grayzone serve processes on PostgreSQL")
+	}
+	t.Parallel()
+	url := throwawayPostgres(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	link, err := dblink.New(ctx, "replica-a", u.Host, dblink.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer link.Close()
+	viaLink := strings.Replace(url, u.Host, link.Addr(), 1)
+	be := backends(t, 6)
+	a := startServe(t, "--config", replicaConfig(t, viaLink, "a", be, ""))
+	waitLeading(t, a, 10*time.Second)
+	b := startServe(t, "--config", replicaConfig(t, url, "b", be, ""))
+	eventually(t, 5*time.Second, "b to learn who leads", func() bool {
+		v, _ := b.leader(t)
+		return v.Address == a.addr
+	})
+
+	if err := link.Set([]dblink.Fault{{Kind: dblink.KindBlackhole}}); err != nil {
+		t.Fatal(err)
+	}
+	cut := time.Now()
+	var aStopped, bLeads time.Duration
+	for time.Since(cut) < 3*failoverLease && bLeads == 0 {
+		va, _ := a.leader(t)
+		vb, _ := b.leader(t)
+		if !va.Leading && aStopped == 0 {
+			aStopped = time.Since(cut)
+		}
+		if vb.Leading {
+			bLeads = time.Since(cut)
+			if va.Leading {
+				t.Fatalf("a and b both lead %s after the cut", bLeads)
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("cut at 0: a stopped acting at %s, b leads at %s (lease %s)", aStopped.Round(time.Millisecond), bLeads.Round(time.Millisecond), failoverLease)
+	if aStopped == 0 || bLeads == 0 || aStopped >= bLeads {
+		t.Fatalf("a stopped at %s, b leads at %s: want a to stop first", aStopped, bLeads)
+	}
+	if bLeads > failoverLease {
+		t.Errorf("b took %s to lead, more than the lease %s", bLeads, failoverLease)
+	}
+	// The cut-off replica takes no mutation: it sends it to b, or refuses it.
+	resp, err := http.Post(a.url()+"/v1/shifts", "application/json", strings.NewReader(`{"resource":"web","away_from":"z1","expires_in":"1h"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode < 300 {
+		t.Fatalf("the cut-off replica accepted a mutation: %d", resp.StatusCode)
 	}
 }

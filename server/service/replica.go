@@ -28,6 +28,9 @@ import (
 // replica, and on a follower's refusal of a mutation.
 const LeaderHeader = "X-Grayzone-Leader"
 
+// readTimeout bounds the shared-state reads of a tick.
+const readTimeout = 2 * time.Second
+
 // replication is a replica's part in the election.
 type replication struct {
 	run *leader.Runner
@@ -109,11 +112,13 @@ func (s *Service) lead(ctx context.Context, now time.Time) (context.Context, boo
 // state the last leader left is loaded, so its half-done runbook step resumes.
 func (s *Service) takeOver(ctx context.Context, now time.Time, epoch uint64) error {
 	s.db.SetFence(epoch)
-	if err := s.shifts.Reload(ctx); err != nil {
+	rctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	if err := s.shifts.Reload(rctx); err != nil {
 		return err
 	}
 	for _, r := range s.resources {
-		if err := r.loadShared(ctx, true); err != nil {
+		if err := r.loadShared(rctx, true); err != nil {
 			return err
 		}
 	}
@@ -169,6 +174,10 @@ func (r *resource) setShifted(ctx context.Context, zone string, away bool) error
 // follow keeps a follower's view and front doors current with the shared
 // state, and its detection running; it acts on nothing.
 func (s *Service) follow(ctx context.Context, now time.Time) {
+	// A database that does not answer must not stall the loop: the front
+	// doors keep the last state read (static stability).
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
 	// The shared state read now is the doing of the leader last seen.
 	ctx = actuator.WithFence(ctx, s.rep.run.Known().Epoch)
 	if err := s.shifts.Reload(ctx); err != nil {
