@@ -66,25 +66,23 @@ func throwawayPostgres(t *testing.T) string {
 // backends, its own front door and canaries.
 func replicaConfig(t *testing.T, storeURL, name string, be []string, extra string) string {
 	t.Helper()
-	zonal := map[string]string{"z1": freeAddr(t), "z2": freeAddr(t), "z3": freeAddr(t)}
-	var b strings.Builder
-	fmt.Fprintf(&b, "store: %s\nreplica: {name: %s, lease: %s}\n", storeURL, name, failoverLease)
-	b.WriteString("auth: {tokens: [test-token-0123456789abcdef], open_reads: true}\nresources:\n  - name: web\n    zones: [z1, z2, z3]\n")
-	fmt.Fprintf(&b, "    frontdoor:\n      type: embedded\n      regional: %s\n      zonal: {z1: %s, z2: %s, z3: %s}\n", freeAddr(t), zonal["z1"], zonal["z2"], zonal["z3"])
-	b.WriteString("      health_check: {interval: 1s, timeout: 500ms}\n      targets:\n")
-	for i, a := range be {
-		fmt.Fprintf(&b, "        - {id: z%d-%d, zone: z%d, addr: %s}\n", i/2+1, i%2+1, i/2+1, a)
-	}
-	b.WriteString("    canaries:\n")
-	for _, z := range []string{"z1", "z2", "z3"} {
-		fmt.Fprintf(&b, "      - {zone: %s, url: http://%s, interval: 1s}\n", z, zonal[z])
-	}
-	b.WriteString(extra)
-	p := filepath.Join(t.TempDir(), name+".yaml")
-	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return writeConfig(t, name, fmt.Sprintf("store: %s\nreplica: {name: %s, lease: %s}\n", storeURL, name, failoverLease), be, extra)
+}
+
+// startPair starts replica a on storeA and, once a leads, replica b on storeB
+// (the same database, possibly by another path), and waits until b knows a
+// leads. It returns a's epoch.
+func startPair(t *testing.T, storeA, storeB, extra string) (a, b *server, epochA uint64) {
+	t.Helper()
+	be := backends(t, 6)
+	a = startServe(t, "--config", replicaConfig(t, storeA, "a", be, extra))
+	epochA, _ = waitLeading(t, a, 10*time.Second)
+	b = startServe(t, "--config", replicaConfig(t, storeB, "b", be, extra))
+	eventually(t, 5*time.Second, "b to learn who leads", func() bool {
+		v, _ := b.leader(t)
+		return v.Address == a.addr
+	})
+	return a, b, epochA
 }
 
 type leaderView struct {
@@ -129,14 +127,7 @@ func TestFailoverKillLeaderDuringShift(t *testing.T) {
 	}
 	t.Parallel()
 	url := throwawayPostgres(t)
-	be := backends(t, 6)
-	a := startServe(t, "--config", replicaConfig(t, url, "a", be, ""))
-	epochA, _ := waitLeading(t, a, 10*time.Second)
-	b := startServe(t, "--config", replicaConfig(t, url, "b", be, ""))
-	eventually(t, 5*time.Second, "b to learn who leads", func() bool {
-		v, _ := b.leader(t)
-		return v.Address == a.addr
-	})
+	a, b, epochA := startPair(t, url, url, "")
 	if v, _ := b.leader(t); v.Leading {
 		t.Fatalf("b leads beside a: %+v", v)
 	}
@@ -193,16 +184,13 @@ func TestFailoverKillLeaderDuringRunbookStep(t *testing.T) {
 	}
 	t.Parallel()
 	url := throwawayPostgres(t)
-	be := backends(t, 6)
 	cp := newControlPlane(t)
 	// Each control-plane command takes 2 s: the kill lands in the middle of one.
 	if err := os.WriteFile(filepath.Join(cp.dir, "delay"), []byte("2"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	extra := "    autoshift: {enabled: true, min_interval: 0s, expires_in: 1h, control_plane_after: 1s, recovery_hold: 2s}\n" + cp.yaml()
-	a := startServe(t, "--config", replicaConfig(t, url, "a", be, extra))
-	epochA, _ := waitLeading(t, a, 10*time.Second)
-	b := startServe(t, "--config", replicaConfig(t, url, "b", be, extra))
+	a, b, epochA := startPair(t, url, url, extra)
 	ca := api.NewClient(a.url(), "test-token-0123456789abcdef")
 	cb := api.NewClient(b.url(), "test-token-0123456789abcdef")
 	ctx := context.Background()
@@ -291,15 +279,7 @@ func TestFailoverLeaderCutOffFromTheDatabaseStepsDownFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer link.Close()
-	viaLink := strings.Replace(url, u.Host, link.Addr(), 1)
-	be := backends(t, 6)
-	a := startServe(t, "--config", replicaConfig(t, viaLink, "a", be, ""))
-	waitLeading(t, a, 10*time.Second)
-	b := startServe(t, "--config", replicaConfig(t, url, "b", be, ""))
-	eventually(t, 5*time.Second, "b to learn who leads", func() bool {
-		v, _ := b.leader(t)
-		return v.Address == a.addr
-	})
+	a, b, _ := startPair(t, strings.Replace(url, u.Host, link.Addr(), 1), url, "")
 
 	if err := link.Set([]dblink.Fault{{Kind: dblink.KindBlackhole}}); err != nil {
 		t.Fatal(err)

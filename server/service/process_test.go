@@ -245,9 +245,17 @@ func backends(t *testing.T, n int) []string {
 // to the resource.
 func testConfig(t *testing.T, extra string) string {
 	t.Helper()
-	be := backends(t, 6)
+	return writeConfig(t, "serve", "", backends(t, 6), extra)
+}
+
+// writeConfig writes a configuration named name: head (top-level keys), the
+// resource web over the backends be (two per zone) with its own front door
+// listeners and canaries, and extra YAML appended to the resource.
+func writeConfig(t *testing.T, name, head string, be []string, extra string) string {
+	t.Helper()
 	zonal := map[string]string{"z1": freeAddr(t), "z2": freeAddr(t), "z3": freeAddr(t)}
 	var b strings.Builder
+	b.WriteString(head)
 	fmt.Fprintf(&b, "auth: {tokens: [test-token-0123456789abcdef], open_reads: true}\nresources:\n  - name: web\n    zones: [z1, z2, z3]\n")
 	fmt.Fprintf(&b, "    frontdoor:\n      type: embedded\n      regional: %s\n      zonal: {z1: %s, z2: %s, z3: %s}\n", freeAddr(t), zonal["z1"], zonal["z2"], zonal["z3"])
 	b.WriteString("      health_check: {interval: 1s, timeout: 500ms}\n      targets:\n")
@@ -259,7 +267,7 @@ func testConfig(t *testing.T, extra string) string {
 		fmt.Fprintf(&b, "      - {zone: %s, url: http://%s, interval: 1s}\n", z, zonal[z])
 	}
 	b.WriteString(extra)
-	p := filepath.Join(t.TempDir(), "serve.yaml")
+	p := filepath.Join(t.TempDir(), name+".yaml")
 	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -67,23 +67,7 @@ var postgresDialect = dialect{
 // share every query; the audit log's seq comes from an identity column and
 // triggers keep the log append-only.
 var postgresMigrations = []string{
-	`CREATE TABLE shifts (
-		id         TEXT PRIMARY KEY,
-		resource   TEXT NOT NULL,
-		away_from  TEXT NOT NULL,
-		status     TEXT NOT NULL,
-		origin     TEXT NOT NULL,
-		comment    TEXT NOT NULL,
-		started_by TEXT NOT NULL,
-		reason     TEXT NOT NULL,
-		started_at TEXT NOT NULL,
-		expires_at TEXT NOT NULL,
-		updated_at TEXT NOT NULL,
-		updated_by TEXT NOT NULL,
-		ended_at   TEXT,
-		ended_by   TEXT NOT NULL
-	);
-	CREATE INDEX shifts_by_resource ON shifts (resource, started_at);
+	`` + shiftsDDL + `
 
 	CREATE TABLE audit (
 		seq      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -101,17 +85,7 @@ var postgresMigrations = []string{
 	CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE OR TRUNCATE ON audit
 		FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
 
-	CREATE TABLE practice_runs (
-		id         TEXT PRIMARY KEY,
-		resource   TEXT NOT NULL,
-		zone       TEXT NOT NULL,
-		shift_id   TEXT NOT NULL,
-		started_at TEXT NOT NULL,
-		ended_at   TEXT,
-		outcome    TEXT NOT NULL,
-		reason     TEXT NOT NULL
-	);
-	CREATE INDEX practice_by_resource ON practice_runs (resource, started_at);
+	` + practiceDDL + `
 
 	CREATE TABLE state (
 		key        TEXT PRIMARY KEY,

@@ -117,11 +117,10 @@ func (d *DB) Close() error {
 	return nil
 }
 
-// migrations are SQLite's, applied in order; migrations[i] brings the schema
-// to version i+1. Append only: never edit one that has shipped. PostgreSQL's
-// (postgres.go) have the same versions and meaning.
-var migrations = []string{
-	`CREATE TABLE shifts (
+// The tables both backends declare alike (see postgresMigrations). The text
+// of a shipped migration must not change: these are spliced in verbatim.
+const (
+	shiftsDDL = `CREATE TABLE shifts (
 		id         TEXT PRIMARY KEY,
 		resource   TEXT NOT NULL,
 		away_from  TEXT NOT NULL,
@@ -137,7 +136,25 @@ var migrations = []string{
 		ended_at   TEXT,
 		ended_by   TEXT NOT NULL
 	);
-	CREATE INDEX shifts_by_resource ON shifts (resource, started_at);
+	CREATE INDEX shifts_by_resource ON shifts (resource, started_at);`
+	practiceDDL = `CREATE TABLE practice_runs (
+		id         TEXT PRIMARY KEY,
+		resource   TEXT NOT NULL,
+		zone       TEXT NOT NULL,
+		shift_id   TEXT NOT NULL,
+		started_at TEXT NOT NULL,
+		ended_at   TEXT,
+		outcome    TEXT NOT NULL,
+		reason     TEXT NOT NULL
+	);
+	CREATE INDEX practice_by_resource ON practice_runs (resource, started_at);`
+)
+
+// migrations are SQLite's, applied in order; migrations[i] brings the schema
+// to version i+1. Append only: never edit one that has shipped. PostgreSQL's
+// (postgres.go) have the same versions and meaning.
+var migrations = []string{
+	`` + shiftsDDL + `
 
 	-- AUTOINCREMENT: a seq is never reused, so readers can page with After.
 	CREATE TABLE audit (
@@ -156,17 +173,7 @@ var migrations = []string{
 	CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
 		BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 
-	CREATE TABLE practice_runs (
-		id         TEXT PRIMARY KEY,
-		resource   TEXT NOT NULL,
-		zone       TEXT NOT NULL,
-		shift_id   TEXT NOT NULL,
-		started_at TEXT NOT NULL,
-		ended_at   TEXT,
-		outcome    TEXT NOT NULL,
-		reason     TEXT NOT NULL
-	);
-	CREATE INDEX practice_by_resource ON practice_runs (resource, started_at);
+	` + practiceDDL + `
 
 	CREATE TABLE state (
 		key        TEXT PRIMARY KEY,
