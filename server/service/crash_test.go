@@ -10,6 +10,7 @@ package service_test
 //	go test ./server/service -run TestCrashRunbook -v                               # CI: 12 kills
 //	GRAYZONE_CRASH_KILLS=60 go test ./server/service -run TestCrashRunbook -v -timeout 30m
 //	GRAYZONE_CRASH_SEED=1234 ...                                                     # replay a run
+//	GRAYZONE_CRASH_STORE=postgres ...                                                # on PostgreSQL
 
 import (
 	"context"
@@ -159,7 +160,13 @@ func TestCrashRunbook(t *testing.T) {
 
 	cp := newControlPlane(t)
 	listen := freeAddr(t)
-	cfg := testConfig(t, `    autoshift: {enabled: true, min_interval: 0s, expires_in: 1h, control_plane_after: 1s, recovery_hold: 2s}
+	// GRAYZONE_CRASH_STORE=postgres runs it on a throwaway PostgreSQL, as a
+	// replica that takes its lease back (with a new epoch) at every restart.
+	head := ""
+	if os.Getenv("GRAYZONE_CRASH_STORE") == "postgres" {
+		head = fmt.Sprintf("store: %s\nreplica: {name: crash, lease: 3s}\n", throwawayPostgres(t))
+	}
+	cfg := writeConfig(t, "serve", head, backends(t, 6), `    autoshift: {enabled: true, min_interval: 0s, expires_in: 1h, control_plane_after: 1s, recovery_hold: 2s}
 `+cp.yaml())
 	data := t.TempDir()
 	args := []string{"--config", cfg, "--data-dir", data, "--listen", listen}
