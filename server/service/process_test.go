@@ -33,7 +33,11 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "grayzone")
-	out, err := exec.Command("go", "build", "-o", binary, "../../cmd/grayzone").CombinedOutput()
+	build := []string{"build", "-o", binary}
+	if os.Getenv("GRAYZONE_TEST_RACE") != "" { // the processes under test run with the race detector
+		build = append(build, "-race")
+	}
+	out, err := exec.Command("go", append(build, "../../cmd/grayzone")...).CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build grayzone: %v\n%s", err, out)
 		os.Exit(1)
