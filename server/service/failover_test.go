@@ -197,7 +197,7 @@ func TestFailoverKillLeaderDuringRunbookStep(t *testing.T) {
 	zones := []string{"z1", "z2", "z3"}
 
 	// z1 fails; the leader shifts it away and starts excluding it.
-	eventually(t, 60*time.Second, "the leader to start excluding z1", func() bool {
+	eventually(t, 2*time.Minute, "the leader to start excluding z1", func() bool {
 		_ = observe(ca, zones, "z1")
 		for _, c := range cp.read(t, "calls.log") {
 			if c.kind == "exclude_zone" {
@@ -220,7 +220,7 @@ func TestFailoverKillLeaderDuringRunbookStep(t *testing.T) {
 	}
 
 	// b finishes the runbook: exclusion, then (z1 healthy) inclusion, end of shift, removal of the extra capacity.
-	eventually(t, 60*time.Second, "b to finish the runbook", func() bool {
+	eventually(t, 2*time.Minute, "b to finish the runbook", func() bool {
 		_ = observe(cb, zones, "")
 		st, err := cb.Status(ctx)
 		return err == nil && st.Resources[0].Phase == "idle" && st.Resources[0].ActiveShift == nil && len(st.Resources[0].Pending) == 0
@@ -304,8 +304,11 @@ func TestFailoverLeaderCutOffFromTheDatabaseStepsDownFirst(t *testing.T) {
 	if aStopped == 0 || bLeads == 0 || aStopped >= bLeads {
 		t.Fatalf("a stopped at %s, b leads at %s: want a to stop first", aStopped, bLeads)
 	}
-	if bLeads > failoverLease {
-		t.Errorf("b took %s to lead, more than the lease %s", bLeads, failoverLease)
+	// Measured from the cut, which the link applies to calls already on the
+	// wire a little late; the follower's bound is from the leader's last
+	// renewal, so allow a lease of slack here.
+	if bLeads > 2*failoverLease {
+		t.Errorf("b took %s to lead after the cut, lease %s", bLeads, failoverLease)
 	}
 	// The cut-off replica takes no mutation: it sends it to b, or refuses it.
 	resp, err := http.Post(a.url()+"/v1/shifts", "application/json", strings.NewReader(`{"resource":"web","away_from":"z1","expires_in":"1h"}`))
