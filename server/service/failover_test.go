@@ -172,6 +172,10 @@ func TestFailoverKillLeaderDuringShift(t *testing.T) {
 	if err != nil || got.Status != shift.Active || !got.ExpiresAt.Equal(sh.ExpiresAt) {
 		t.Fatalf("after failover the shift is %+v %v, want it ACTIVE as it was", got, err)
 	}
+	if m := get(t, b.url()+"/metrics"); !strings.Contains(m, `grayzone_replica_leading{replica="b"} 1`) ||
+		!strings.Contains(m, fmt.Sprintf(`grayzone_replica_epoch{replica="b"} %d`, epochB)) {
+		t.Errorf("b's metrics do not show it leading with epoch %d:\n%s", epochB, grep(m, "grayzone_replica"))
+	}
 	// The new leader takes mutations itself.
 	if _, err := cb.CancelShift(ctx, sh.ID); err != nil {
 		t.Fatalf("cancel on the new leader: %v", err)

@@ -14,7 +14,7 @@ import (
 // format. Values are read at scrape time from the same state the API serves.
 func (s *Service) metricsHandler() http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), (*stateCollector)(s))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), (*stateCollector)(s), (*replicaCollector)(s))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/grayzone/grayzone/actuator"
 	"github.com/grayzone/grayzone/engine/runbook"
 	"github.com/grayzone/grayzone/server/config"
@@ -290,4 +292,28 @@ func (s *Service) leaderHandler(w http.ResponseWriter, _ *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(out)
+}
+
+var (
+	mLeading = prometheus.NewDesc("grayzone_replica_leading", "1 while this replica leads (holds the lease and acts); only with replicas.", []string{"replica"}, nil)
+	mEpoch   = prometheus.NewDesc("grayzone_replica_epoch", "The leader lease's epoch as this replica last saw it; only with replicas.", []string{"replica"}, nil)
+)
+
+// replicaCollector exports this replica's part in the election.
+type replicaCollector Service
+
+func (c *replicaCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
+
+func (c *replicaCollector) Collect(ch chan<- prometheus.Metric) {
+	s := (*Service)(c)
+	if s.rep == nil {
+		return
+	}
+	name := s.rep.run.Holder()
+	leading := 0.0
+	if s.mayWrite() {
+		leading = 1
+	}
+	ch <- prometheus.MustNewConstMetric(mLeading, prometheus.GaugeValue, leading, name)
+	ch <- prometheus.MustNewConstMetric(mEpoch, prometheus.GaugeValue, float64(s.rep.run.Known().Epoch), name)
 }
