@@ -153,6 +153,7 @@ func TestCrashRunbook(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills and restarts grayzone serve for about a minute")
 	}
+	t.Parallel()
 	kills := int(envInt(t, "GRAYZONE_CRASH_KILLS", 12))
 	seed := uint64(envInt(t, "GRAYZONE_CRASH_SEED", time.Now().UnixNano()))
 	t.Logf("crash test: %d kills, seed %d (replay with GRAYZONE_CRASH_SEED=%d)", kills, seed, seed)
