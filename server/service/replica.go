@@ -129,11 +129,36 @@ func (s *Service) takeOver(ctx context.Context, now time.Time, epoch uint64) err
 	rep.acting.Store(epoch)
 	lctx, cancel := context.WithCancel(ctx)
 	rep.lctx, rep.cancel = actuator.WithFence(lctx, epoch), cancel
+	go s.watchLeadership(lctx, cancel, epoch)
 	s.audit(rep.lctx, store.AuditEntry{At: now, Kind: "leader", Actor: "grayzone",
 		Message: fmt.Sprintf("replica %s leads with epoch %d (API at %s)", rep.run.Holder(), epoch, rep.run.Known().Address)})
 	s.log.Info("replica: leading", "epoch", epoch)
 	return nil
 }
+
+// watchLeadership ends the leadership's context the moment this replica
+// stops leading under epoch, independently of the service loop (which may be
+// blocked on a database that no longer answers): in-flight actions are
+// cancelled and database calls made under it return.
+func (s *Service) watchLeadership(ctx context.Context, cancel context.CancelFunc, epoch uint64) {
+	tick, stop := s.clock.NewTicker(watchEvery)
+	defer stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+			if e, ok := s.rep.run.Leading(); !ok || e != epoch {
+				s.log.Warn("replica: leadership over; cancelling what it started", "epoch", epoch)
+				cancel()
+				return
+			}
+		}
+	}
+}
+
+// watchEvery is how often watchLeadership looks.
+const watchEvery = 50 * time.Millisecond
 
 // stepDown stops acting at once: nothing more is written (fenced), and
 // in-flight actions are cancelled.
