@@ -15,7 +15,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,25 +35,29 @@ const failoverLease = 3 * time.Second
 
 var pgDatabases atomic.Int64
 
-// throwawayPostgres starts a cluster for the test and returns the URL of a
-// fresh database in it.
+var (
+	pgOnce    sync.Once
+	pgCluster *database.Cluster
+	pgErr     error
+)
+
+// throwawayPostgres returns the URL of a fresh database in the package's
+// throwaway PostgreSQL cluster, started on first use (TestMain stops it).
 func throwawayPostgres(t *testing.T) string {
 	t.Helper()
-	if err := database.CheckPostgres(); err != nil {
-		if os.Getenv("GRAYZONE_TEST_POSTGRES") == "require" {
-			t.Fatalf("postgresql: %v", err)
+	pgOnce.Do(func() {
+		if pgErr = database.CheckPostgres(); pgErr == nil {
+			pgCluster, pgErr = database.StartPostgres(context.Background(), database.PostgresOptions{})
 		}
-		t.Skipf("postgresql not available: %v", err)
+	})
+	if pgErr != nil {
+		if os.Getenv("GRAYZONE_TEST_POSTGRES") == "require" {
+			t.Fatalf("postgresql: %v", pgErr)
+		}
+		t.Skipf("postgresql not available: %v", pgErr)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	c, err := database.StartPostgres(ctx, database.PostgresOptions{})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); c.Stop() })
 	name := fmt.Sprintf("grayzone_%d", pgDatabases.Add(1))
-	admin, err := sql.Open("pgx", c.URL())
+	admin, err := sql.Open("pgx", pgCluster.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +65,13 @@ func throwawayPostgres(t *testing.T) string {
 	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
 		t.Fatal(err)
 	}
-	return strings.Replace(c.URL(), "/"+database.PostgresDatabase+"?", "/"+name+"?", 1)
+	return strings.Replace(pgCluster.URL(), "/"+database.PostgresDatabase+"?", "/"+name+"?", 1)
+}
+
+func stopPostgres() {
+	if pgCluster != nil {
+		_ = pgCluster.Stop()
+	}
 }
 
 // replicaConfig writes a replica's configuration: the shared store and
@@ -179,6 +191,27 @@ func TestFailoverKillLeaderDuringShift(t *testing.T) {
 	// The new leader takes mutations itself.
 	if _, err := cb.CancelShift(ctx, sh.ID); err != nil {
 		t.Fatalf("cancel on the new leader: %v", err)
+	}
+
+	// a comes back as a follower; b shuts down cleanly (SIGTERM) and
+	// releases the lease, so a leads again at its next attempt, well within
+	// the lease.
+	a = startServe(t, a.args...)
+	eventually(t, 5*time.Second, "a to follow b", func() bool {
+		v, _ := a.leader(t)
+		return v.Address == b.addr && !v.Leading
+	})
+	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	epochA2, _ := waitLeading(t, a, 2*failoverLease)
+	t.Logf("after b's clean shutdown a leads with epoch %d in %s", epochA2, time.Since(stopped).Round(time.Millisecond))
+	if took := time.Since(stopped); took > failoverLease/2 {
+		t.Errorf("takeover after a clean shutdown took %s: the lease was not released", took)
+	}
+	if epochA2 <= epochB {
+		t.Errorf("a's new epoch %d is not above b's %d", epochA2, epochB)
 	}
 }
 

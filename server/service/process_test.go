@@ -43,6 +43,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
+	stopPostgres()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -67,6 +68,7 @@ type server struct {
 	cmd  *exec.Cmd
 	addr string
 	logs *bytes.Buffer
+	args []string // to start it again
 }
 
 var upLine = regexp.MustCompile(`API and dashboard on http://(\S+)`)
@@ -88,7 +90,7 @@ func startServe(t *testing.T, args ...string) *server {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{cmd: cmd, logs: logs}
+	s := &server{cmd: cmd, logs: logs, args: args}
 	t.Cleanup(func() { s.kill() })
 	found := make(chan string, 1)
 	go func() {
