@@ -111,6 +111,12 @@ func (e *Elector) Result(sent, now time.Time, a Attempt, l store.Lease, ok bool,
 	case a == Acquire:
 		e.leading, e.known = false, l
 		e.nextTry = now.Add(e.t.Poll)
+	case a == Renew && ok && !now.Before(e.validUntil):
+		// Answered after we stepped down: what we started under this epoch
+		// has been cancelled, so do not revive it; take the lease again
+		// (it is ours) under a new epoch.
+		e.leading = false
+		e.nextTry = now
 	case a == Renew && ok:
 		e.validUntil = sent.Add(e.t.StepDown)
 		e.nextTry = sent.Add(e.t.Renew)

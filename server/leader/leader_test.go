@@ -134,3 +134,28 @@ func TestOneAttemptInFlight(t *testing.T) {
 		t.Fatalf("second attempt while one is in flight: %v", a)
 	}
 }
+
+// A renewal that succeeds only after the step-down point (a slow database)
+// does not revive the old epoch: the leader has already stopped acting under
+// it, so it acquires anew and gets the next epoch.
+func TestLateRenewalDoesNotReviveASteppedDownEpoch(t *testing.T) {
+	tm := TimingFor(10 * time.Second)
+	e := NewElector(tm)
+	e.Next(at(0))
+	e.Result(at(0), at(1), Acquire, store.Lease{Epoch: 3}, true, nil)
+	sent := at(int(tm.Renew.Milliseconds()) + 1)
+	if a := e.Next(sent); a != Renew {
+		t.Fatalf("attempt %v, want renew", a)
+	}
+	stepDown := at(int(tm.StepDown.Milliseconds()) + 1)
+	if _, ok := e.Leading(stepDown); ok {
+		t.Fatal("still leading at the step-down point with a renewal in flight")
+	}
+	e.Result(sent, stepDown.Add(time.Millisecond), Renew, store.Lease{}, true, nil)
+	if _, ok := e.Leading(stepDown.Add(time.Millisecond)); ok {
+		t.Fatal("a late renewal revived the stepped-down epoch")
+	}
+	if a := e.Next(stepDown.Add(time.Millisecond)); a != Acquire {
+		t.Fatalf("next attempt %v, want acquire (a new epoch)", a)
+	}
+}

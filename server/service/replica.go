@@ -93,7 +93,7 @@ func (s *Service) startReplication(ctx context.Context, wg *sync.WaitGroup) {
 func (s *Service) lead(ctx context.Context, now time.Time) (context.Context, bool) {
 	rep := s.rep
 	epoch, ok := rep.run.Leading()
-	if ok && epoch == rep.epoch {
+	if ok && epoch == rep.epoch && rep.lctx.Err() == nil {
 		return rep.lctx, true
 	}
 	if rep.epoch != 0 {
