@@ -10,9 +10,9 @@
 //
 // Timing, for a configured lease L (the failover bound):
 //
-//   - the lease row's time to live is TTL = L·8/10; followers try to take it
-//     every L/10, so one leads within L·9/10 (plus a database round trip)
-//     after the leader last renewed: within L of its death;
+//   - the lease row's time to live is TTL = L·7/10; followers try to take it
+//     every L/10, so one leads within L·8/10 (plus a database round trip and
+//     the service's tick) after the leader last renewed: within L of its death;
 //   - the leader renews every TTL/3;
 //   - the leader stops acting TTL·2/3 after it sent its last successful
 //     renewal, measured on its own monotonic clock, whether or not the
@@ -46,7 +46,7 @@ func TimingFor(lease time.Duration) Timing {
 	if lease <= 0 {
 		lease = DefaultLease
 	}
-	ttl := lease * 8 / 10
+	ttl := lease * 7 / 10
 	return Timing{Lease: lease, TTL: ttl, Poll: lease / 10, Renew: ttl / 3, StepDown: ttl * 2 / 3}
 }
 

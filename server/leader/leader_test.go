@@ -16,7 +16,7 @@ var errDown = errors.New("dial tcp: connection refused")
 
 func TestTimingForDefaultLease(t *testing.T) {
 	got := TimingFor(0)
-	want := Timing{Lease: 10 * time.Second, TTL: 8 * time.Second, Poll: time.Second, Renew: 8 * time.Second / 3, StepDown: 16 * time.Second / 3}
+	want := Timing{Lease: 10 * time.Second, TTL: 7 * time.Second, Poll: time.Second, Renew: 7 * time.Second / 3, StepDown: 14 * time.Second / 3}
 	if got != want {
 		t.Fatalf("TimingFor(0) = %+v, want %+v", got, want)
 	}
@@ -27,7 +27,8 @@ func TestTimingForDefaultLease(t *testing.T) {
 }
 
 func TestLeaderRenewsAndKeepsLeading(t *testing.T) {
-	e := NewElector(TimingFor(10 * time.Second))
+	tm := TimingFor(10 * time.Second)
+	e := NewElector(tm)
 	if a := e.Next(at(0)); a != Acquire {
 		t.Fatalf("first attempt %v, want acquire", a)
 	}
@@ -35,17 +36,18 @@ func TestLeaderRenewsAndKeepsLeading(t *testing.T) {
 	if ep, ok := e.Leading(at(5)); !ok || ep != 7 {
 		t.Fatalf("Leading = %d %v, want 7 true", ep, ok)
 	}
-	// Nothing due before TTL/3 = 2.67 s; then a renewal.
-	if a := e.Next(at(2665)); a != None {
-		t.Fatalf("attempt at 2.999s: %v", a)
+	// Nothing is due before Renew (TTL/3); then a renewal, every Renew.
+	if a := e.Next(t0.Add(tm.Renew - time.Millisecond)); a != None {
+		t.Fatalf("attempt before Renew: %v", a)
 	}
-	for sec := 3; sec <= 60; sec += 3 {
-		if a := e.Next(at(sec * 1000)); a != Renew { // due every 2.67 s; asked every 3
-			t.Fatalf("%ds: %v, want renew", sec, a)
+	for i := 1; i <= 20; i++ {
+		sent := t0.Add(time.Duration(i) * tm.Renew)
+		if a := e.Next(sent); a != Renew {
+			t.Fatalf("renewal %d: %v, want renew", i, a)
 		}
-		e.Result(at(sec*1000), at(sec*1000+10), Renew, store.Lease{}, true, nil)
-		if ep, ok := e.Leading(at(sec*1000 + 2999)); !ok || ep != 7 {
-			t.Fatalf("%ds: not leading", sec)
+		e.Result(sent, sent.Add(10*time.Millisecond), Renew, store.Lease{}, true, nil)
+		if ep, ok := e.Leading(sent.Add(tm.Renew)); !ok || ep != 7 {
+			t.Fatalf("renewal %d: not leading", i)
 		}
 	}
 }
@@ -57,11 +59,11 @@ func TestLeaderCutOffStepsDownBeforeTheLeaseExpires(t *testing.T) {
 	e := NewElector(tm)
 	e.Next(at(0))
 	e.Result(at(0), at(1), Acquire, store.Lease{Holder: "a", Epoch: 1}, true, nil)
-	lastSent := at(2667)
+	lastSent := t0.Add(tm.Renew)
 	e.Next(lastSent)
-	e.Result(lastSent, at(2669), Renew, store.Lease{}, true, nil)
+	e.Result(lastSent, lastSent.Add(2*time.Millisecond), Renew, store.Lease{}, true, nil)
 	// The database goes away: every later attempt fails (or hangs until its timeout).
-	ms := 2669
+	ms := int(tm.Renew.Milliseconds()) + 2
 	for ; ms < 20000; ms++ {
 		if a := e.Next(at(ms)); a != None {
 			e.Result(at(ms), at(ms+500), a, store.Lease{}, false, errDown)
