@@ -127,9 +127,9 @@ func (s *Service) takeOver(ctx context.Context, now time.Time, epoch uint64) err
 	rep := s.rep
 	rep.epoch = epoch
 	rep.acting.Store(epoch)
-	lctx, cancel := context.WithCancel(ctx)
-	rep.lctx, rep.cancel = actuator.WithFence(lctx, epoch), cancel
-	go s.watchLeadership(lctx, cancel, epoch)
+	lctx, lcancel := context.WithCancel(ctx)
+	rep.lctx, rep.cancel = actuator.WithFence(lctx, epoch), lcancel
+	go s.watchLeadership(lctx, lcancel, epoch)
 	s.audit(rep.lctx, store.AuditEntry{At: now, Kind: "leader", Actor: "grayzone",
 		Message: fmt.Sprintf("replica %s leads with epoch %d (API at %s)", rep.run.Holder(), epoch, rep.run.Known().Address)})
 	s.log.Info("replica: leading", "epoch", epoch)
