@@ -31,6 +31,10 @@ type Action struct {
 	Kind     Kind
 	Resource string
 	Zone     string
+	// ID names the intent, the same across retries and restarts (the
+	// runbook's episode, kind and zone): a control plane may use it as an
+	// idempotency token, so an action re-run after a crash takes effect once.
+	ID string
 }
 
 func (a Action) String() string { return fmt.Sprintf("%s %s/%s", a.Kind, a.Resource, a.Zone) }

@@ -26,7 +26,10 @@ on a real clock, autoshift with its guards (dry run, approval, minimum interval,
 capacity), practice runs, and an HTTP JSON API (see docs/api.md) with
 /metrics in Prometheus' format. State (shifts, practice runs, the runbook's
 progress, an append-only audit log) lives in SQLite under --data-dir, so a
-restart — even after kill -9 — resumes where it stopped.
+restart — even after kill -9 — resumes where it stopped. With store:
+postgres://... in the configuration, two or more replicas share it: one leads,
+the others serve reads, redirect mutations to it and take over when its lease
+lapses (see docs/ha.md).
 
 The configuration is validated strictly at start: a mistake is one line naming
 the file, line and key, and the exit status is 2. Mutating API calls need a

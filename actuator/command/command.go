@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,7 +20,10 @@ import (
 
 // Actuator runs Commands[kind] for each action. The command gets the
 // action in its environment: GRAYZONE_ACTION (exclude_zone, include_zone,
-// remove_extra), GRAYZONE_RESOURCE and GRAYZONE_ZONE. Exit status 0 means
+// remove_extra), GRAYZONE_RESOURCE, GRAYZONE_ZONE, GRAYZONE_ACTION_ID (the
+// same for every retry of one intent, also after a restart or a failover:
+// an idempotency token) and GRAYZONE_FENCE (the leader's fencing token:
+// refuse an order whose token is lower than one already seen). Exit status 0 means
 // done; anything else is a failure the runbook retries with backoff, so a
 // command must be idempotent.
 type Actuator struct {
@@ -41,7 +45,11 @@ func (a Actuator) Apply(ctx context.Context, act actuator.Action) error {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(),
-		"GRAYZONE_ACTION="+string(act.Kind), "GRAYZONE_RESOURCE="+act.Resource, "GRAYZONE_ZONE="+act.Zone)
+		"GRAYZONE_ACTION="+string(act.Kind), "GRAYZONE_RESOURCE="+act.Resource, "GRAYZONE_ZONE="+act.Zone,
+		"GRAYZONE_ACTION_ID="+act.ID)
+	if f, ok := actuator.FenceFrom(ctx); ok {
+		cmd.Env = append(cmd.Env, "GRAYZONE_FENCE="+strconv.FormatUint(f, 10))
+	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	// A hung control plane must not hold the runbook: the timeout kills the

@@ -26,6 +26,26 @@ func TestRunsTheActionsCommandWithItsEnvironment(t *testing.T) {
 	}
 }
 
+// The action's ID and the leader's fencing token reach the command, so a
+// control plane can take an action once and refuse a deposed leader's orders.
+func TestPassesTheActionIDAndFencingToken(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "log")
+	a := Actuator{Commands: map[actuator.Kind][]string{
+		actuator.IncludeZone: {"sh", "-c", `echo "$GRAYZONE_ACTION_ID ${GRAYZONE_FENCE-unset}" >> "$0"`, log},
+	}}
+	act := actuator.Action{Kind: actuator.IncludeZone, Resource: "web", Zone: "az1", ID: "web/3/include_zone/az1"}
+	if err := a.Apply(actuator.WithFence(context.Background(), 7), act); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Apply(context.Background(), act); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(log)
+	if want := "web/3/include_zone/az1 7\nweb/3/include_zone/az1 unset"; strings.TrimSpace(string(got)) != want {
+		t.Errorf("command saw %q, want %q", got, want)
+	}
+}
+
 func TestFailuresAndTimeouts(t *testing.T) {
 	a := Actuator{Timeout: 200 * time.Millisecond, Commands: map[actuator.Kind][]string{
 		actuator.ExcludeZone: {"sh", "-c", "echo 'asg: throttled' >&2; exit 3"},

@@ -49,6 +49,7 @@ type Table struct {
 	// restart every zone at its first target.
 	regionalRR atomic.Uint64
 	zoneRR     map[string]*atomic.Uint64
+	fence      uint64 // highest fencing token seen (SetShiftedFenced)
 }
 
 // NewTable returns a table for the zones, with no targets.
@@ -146,6 +147,10 @@ func (t *Table) ReportHealth(id string, ok bool) (changed bool) {
 func (t *Table) SetShifted(zone string, away bool) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	return t.setShiftedLocked(zone, away)
+}
+
+func (t *Table) setShiftedLocked(zone string, away bool) error {
 	if !t.knownZone(zone) {
 		return fmt.Errorf("frontdoor: unknown zone %q", zone)
 	}

@@ -34,6 +34,7 @@ type AuditEvent struct {
 	Kind   string // decision, vetoed, action, action_failed
 	Zone   string
 	Action string
+	ID     string // the action's ID (Action.ID), for action and action_failed
 	Msg    string
 }
 
@@ -65,7 +66,14 @@ type Options struct {
 	Guard func(now time.Time, zone, why string) error
 	// Audit, when set, receives every decision, veto and action outcome.
 	Audit func(e AuditEvent)
-	Log   *slog.Logger
+	// Persist, when set, saves the runbook's state before its new actions
+	// start (write-ahead: a crash after an action started cannot lose the
+	// decision that started it) and after each asynchronous answer. When it
+	// fails, the new actions are not started but answered as failed, to be
+	// retried: nothing is done that the durable state does not know of, and
+	// a deposed leader, whose fenced write fails, stops acting.
+	Persist func(ctx context.Context, st runbook.State) error
+	Log     *slog.Logger
 }
 
 // Controller is safe for concurrent use: Observe may be called from any
@@ -162,6 +170,15 @@ func (c *Controller) Tick(ctx context.Context, now time.Time) detect.Assessment 
 	}
 	acts := c.o.Runbook.Step(now, runbook.Input{Isolated: iso, Healthy: holdHealth(a), Why: a.Why})
 	defer c.scanEvents()
+	if len(acts) > 0 && c.o.Persist != nil {
+		if err := c.o.Persist(ctx, c.o.Runbook.State()); err != nil {
+			c.o.Log.Warn("runbook state not saved; its actions wait", "err", err)
+			for _, act := range acts {
+				c.o.Runbook.Done(now, act, fmt.Errorf("not started: save runbook state: %w", err))
+			}
+			return a
+		}
+	}
 	for _, act := range acts {
 		c.o.Log.Info("runbook action", "action", act.String())
 		if c.o.Executor == Sync {
@@ -172,6 +189,7 @@ func (c *Controller) Tick(ctx context.Context, now time.Time) detect.Assessment 
 			continue
 		}
 		c.inflight.Add(1)
+		rb := c.o.Runbook
 		go func(act actuator.Action) {
 			defer c.inflight.Done()
 			actx, cancel := context.WithTimeout(ctx, c.o.ActionTimeout)
@@ -180,8 +198,22 @@ func (c *Controller) Tick(ctx context.Context, now time.Time) detect.Assessment 
 			c.logResult(act, err)
 			// Acknowledged the moment it returns, not at the next tick.
 			c.mu.Lock()
+			if c.o.Runbook != rb {
+				// The runbook was replaced (SetRunbook) meanwhile: the answer
+				// belongs to a leadership that is over.
+				c.mu.Unlock()
+				return
+			}
 			c.o.Runbook.Done(c.o.Clock.Now(), act, err)
 			c.scanEvents()
+			if c.o.Persist != nil {
+				// Saved at once, not at the next tick: the narrower the window
+				// between an action's effect and its record, the fewer re-runs
+				// after a crash.
+				if perr := c.o.Persist(ctx, c.o.Runbook.State()); perr != nil {
+					c.o.Log.Warn("runbook state not saved after an action", "action", act.String(), "err", perr)
+				}
+			}
 			c.mu.Unlock()
 		}(act)
 	}
@@ -220,10 +252,10 @@ func (c *Controller) logResult(act actuator.Action, err error) {
 	at := c.o.Clock.Now()
 	if err != nil {
 		c.o.Log.Warn("action failed; will retry", "action", act.String(), "err", err)
-		c.audit(AuditEvent{At: at, Kind: "action_failed", Zone: act.Zone, Action: string(act.Kind), Msg: fmt.Sprintf("%s failed, will retry: %v", act, err)})
+		c.audit(AuditEvent{At: at, Kind: "action_failed", Zone: act.Zone, Action: string(act.Kind), ID: act.ID, Msg: fmt.Sprintf("%s failed, will retry: %v", act, err)})
 		return
 	}
-	c.audit(AuditEvent{At: at, Kind: "action", Zone: act.Zone, Action: string(act.Kind), Msg: act.String() + " done"})
+	c.audit(AuditEvent{At: at, Kind: "action", Zone: act.Zone, Action: string(act.Kind), ID: act.ID, Msg: act.String() + " done"})
 }
 
 func (c *Controller) audit(e AuditEvent) {
@@ -303,4 +335,25 @@ func (c *Controller) Phase() (runbook.Phase, string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.o.Runbook.Phase()
+}
+
+// Assess runs the engine alone at now: a follower replica keeps detecting
+// (its reads stay live) but decides and acts on nothing.
+func (c *Controller) Assess(now time.Time) detect.Assessment {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.last = c.o.Engine.Tick(now)
+	c.isolated = c.last.Isolated
+	return c.last
+}
+
+// SetRunbook replaces the runbook with one restored from shared state: a
+// replica that becomes leader resumes what the last leader left, and a
+// follower shows it. Answers of actions started on the old runbook are ignored
+// by the new one.
+func (c *Controller) SetRunbook(rb *runbook.Runbook) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.o.Runbook = rb
+	c.seen = len(rb.Events())
 }

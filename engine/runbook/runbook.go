@@ -94,6 +94,9 @@ type Runbook struct {
 	excluded     bool // the zone's exclusion succeeded and is still in force
 	excludeTried bool // exclusion requested during this shift
 	extra        map[string]bool
+	// episode counts the shifts this runbook decided; it names actions
+	// (Action.ID) so that a retry after a restart is recognisably the same one.
+	episode uint64
 
 	tasks  []*task
 	events []Event
@@ -138,7 +141,8 @@ func (r *Runbook) want(kind actuator.Kind, zone string) {
 			return
 		}
 	}
-	r.tasks = append(r.tasks, &task{action: actuator.Action{Kind: kind, Resource: r.p.Resource, Zone: zone}})
+	r.tasks = append(r.tasks, &task{action: actuator.Action{Kind: kind, Resource: r.p.Resource, Zone: zone,
+		ID: fmt.Sprintf("%s/%d/%s/%s", r.p.Resource, r.episode, kind, zone)}})
 }
 
 func (r *Runbook) has(kind actuator.Kind, zone string) bool {
@@ -157,6 +161,7 @@ func (r *Runbook) Step(now time.Time, in Input) []actuator.Action {
 	case Idle:
 		if in.Isolated != "" {
 			r.phase, r.zone = Shifting, in.Isolated
+			r.episode++
 			r.excluded, r.excludeTried = false, false
 			r.healthySince = time.Time{}
 			r.record(now, Decided, in.Isolated, in.Why)
@@ -240,7 +245,9 @@ func (r *Runbook) Done(now time.Time, a actuator.Action, err error) {
 	var t *task
 	idx := -1
 	for i, x := range r.tasks {
-		if x.action == a && x.inFlight {
+		// Matched by kind and zone (there is one task per pair): an answer
+		// need not carry the ID back.
+		if x.action.Kind == a.Kind && x.action.Zone == a.Zone && x.inFlight {
 			t, idx = x, i
 			break
 		}

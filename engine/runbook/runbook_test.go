@@ -614,8 +614,8 @@ func TestDoneForUnknownActionIsIgnored(t *testing.T) {
 		t.Fatalf("Done for an action never started changed the runbook: %s %v", ph, rb.Events())
 	}
 	acts := rb.Step(at(1), Input{Isolated: "az1"})
-	if !slices.Equal(acts, []actuator.Action{shift}) {
-		t.Fatalf("Step = %v", acts)
+	if want := (actuator.Action{Kind: actuator.ShiftAway, Resource: resource, Zone: "az1", ID: resource + "/1/shift_away/az1"}); !slices.Equal(acts, []actuator.Action{want}) {
+		t.Fatalf("Step = %+v, want %+v (the ID names episode 1)", acts, want)
 	}
 	// In flight: not started again.
 	if acts := rb.Step(at(2), Input{Isolated: "az1"}); len(acts) != 0 {

@@ -3,6 +3,7 @@ package runbook
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/grayzone/grayzone/actuator"
@@ -19,6 +20,7 @@ type State struct {
 	Excluded     bool        `json:"excluded"`
 	ExcludeTried bool        `json:"exclude_tried"`
 	Extra        []string    `json:"extra,omitempty"` // zones whose replacement capacity is still up
+	Episode      uint64      `json:"episode,omitempty"`
 	Tasks        []TaskState `json:"tasks,omitempty"`
 }
 
@@ -32,10 +34,11 @@ type TaskState struct {
 // State returns the durable state.
 func (r *Runbook) State() State {
 	s := State{Phase: r.phase, Zone: r.zone, ShiftedAt: r.shiftedAt, HealthySince: r.healthySince,
-		Excluded: r.excluded, ExcludeTried: r.excludeTried}
+		Excluded: r.excluded, ExcludeTried: r.excludeTried, Episode: r.episode}
 	for z := range r.extra {
 		s.Extra = append(s.Extra, z)
 	}
+	slices.Sort(s.Extra) // stable bytes: the service saves the state only when it changed
 	for _, t := range r.tasks {
 		s.Tasks = append(s.Tasks, TaskState{Action: t.action, NextTry: t.nextTry, Attempts: t.attempts})
 	}
@@ -56,7 +59,7 @@ func Restore(p Policy, s State) (*Runbook, error) {
 	}
 	r := New(p)
 	r.phase, r.zone, r.shiftedAt, r.healthySince = s.Phase, s.Zone, s.ShiftedAt, s.HealthySince
-	r.excluded, r.excludeTried = s.Excluded, s.ExcludeTried
+	r.excluded, r.excludeTried, r.episode = s.Excluded, s.ExcludeTried, s.Episode
 	for _, z := range s.Extra {
 		r.extra[z] = true
 	}

@@ -28,9 +28,14 @@ func TestRestoreResumesInFlightAction(t *testing.T) {
 	if ph, z := r2.Phase(); ph != Shifted || z != "az1" {
 		t.Fatalf("restored phase %s %s", ph, z)
 	}
+	onWire := acts[0]
 	acts = r2.Step(at(11), Input{})
 	if len(acts) != 1 || acts[0].Kind != actuator.ExcludeZone {
 		t.Fatalf("after restore: %v, want the exclusion again (idempotent), not forgotten", acts)
+	}
+	// The retry is recognisably the same intent: same ID, which names the episode.
+	if acts[0].ID != onWire.ID || acts[0].ID != "web/1/exclude_zone/az1" {
+		t.Fatalf("retried action ID %q, was %q, want web/1/exclude_zone/az1 both times", acts[0].ID, onWire.ID)
 	}
 	r2.Done(at(11), acts[0], nil)
 	// No second exclusion: it is not repeated once done.

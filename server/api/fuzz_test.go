@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/grayzone/grayzone/server/api"
+	"github.com/grayzone/grayzone/server/config"
 	"github.com/grayzone/grayzone/telemetry/observation"
 )
 
@@ -37,7 +38,7 @@ func FuzzObservationBatch(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body string) {
 		fk := newFake(t)
-		h := api.NewHandler(fk, api.Options{Tokens: func() []string { return []string{"tok"} }, Now: func() time.Time { return t0 }})
+		h := api.NewHandler(fk, api.Options{Tokens: func() []config.Token { return []config.Token{{Name: "fuzz", Secret: "tok"}} }, Now: func() time.Time { return t0 }})
 		req := httptest.NewRequest(http.MethodPost, "/v1/observations", strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer tok")
 		rec := httptest.NewRecorder()

@@ -63,9 +63,12 @@ var FrontDoorTypes = []string{FrontDoorEmbedded, FrontDoorHAProxy, FrontDoorXDS}
 
 // Config is grayzone serve's configuration.
 type Config struct {
-	Listen    string // API and dashboard address
-	DataDir   string
-	TLS       TLS // the API's and dashboard's certificate (none: plain HTTP)
+	Listen  string // API and dashboard address
+	DataDir string
+	TLS     TLS // the API's and dashboard's certificate (none: plain HTTP)
+	// Store is a postgres:// URL shared by replicas; empty: SQLite under DataDir.
+	Store     string
+	Replica   Replica
 	Auth      Auth
 	Resources []Resource
 	File      string // the file it was read from (labels errors)

@@ -37,7 +37,7 @@ var (
 )
 
 var (
-	topKeys       = []string{"listen", "data_dir", "tls_cert_file", "tls_key_file", "auth", "resources"}
+	topKeys       = []string{"listen", "data_dir", "store", "replica", "tls_cert_file", "tls_key_file", "auth", "resources"}
 	authKeys      = []string{"tokens_file", "tokens", "open_reads", "metrics_open"}
 	resourceKeys  = []string{"name", "zones", "min_capacity", "frontdoor", "operations", "detector", "canaries", "autoshift", "practice", "control_plane", "telemetry"}
 	controlKeys   = []string{"type", "exclude_zone", "include_zone", "remove_extra", "timeout"}
@@ -174,6 +174,7 @@ func (p *parser) config(rf yamlfield.Field) *Config {
 		}
 	}
 	p.tls(m, &c.TLS)
+	p.replicas(m, c)
 	if f, ok := m.Get("auth"); ok {
 		p.auth(f, &c.Auth)
 	}

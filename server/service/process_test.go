@@ -33,12 +33,17 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "grayzone")
-	out, err := exec.Command("go", "build", "-o", binary, "../../cmd/grayzone").CombinedOutput()
+	build := []string{"build", "-o", binary}
+	if os.Getenv("GRAYZONE_TEST_RACE") != "" { // the processes under test run with the race detector
+		build = append(build, "-race")
+	}
+	out, err := exec.Command("go", append(build, "../../cmd/grayzone")...).CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build grayzone: %v\n%s", err, out)
 		os.Exit(1)
 	}
 	code := m.Run()
+	stopPostgres()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
@@ -64,6 +69,7 @@ type server struct {
 	cmd  *exec.Cmd
 	addr string
 	logs *bytes.Buffer
+	args []string // to start it again
 }
 
 var upLine = regexp.MustCompile(`API and dashboard on http://(\S+)`)
@@ -71,7 +77,11 @@ var upLine = regexp.MustCompile(`API and dashboard on http://(\S+)`)
 // startServe runs grayzone serve and waits until its API answers.
 func startServe(t *testing.T, args ...string) *server {
 	t.Helper()
-	cmd := exec.Command(binary, append([]string{"serve", "--listen", "127.0.0.1:0", "--log-level", "warn"}, args...)...)
+	level := "warn"
+	if l := os.Getenv("GRAYZONE_TEST_LOG_LEVEL"); l != "" {
+		level = l
+	}
+	cmd := exec.Command(binary, append([]string{"serve", "--listen", "127.0.0.1:0", "--log-level", level}, args...)...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +91,7 @@ func startServe(t *testing.T, args ...string) *server {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{cmd: cmd, logs: logs}
+	s := &server{cmd: cmd, logs: logs, args: args}
 	t.Cleanup(func() { s.kill() })
 	found := make(chan string, 1)
 	go func() {
@@ -242,9 +252,17 @@ func backends(t *testing.T, n int) []string {
 // to the resource.
 func testConfig(t *testing.T, extra string) string {
 	t.Helper()
-	be := backends(t, 6)
+	return writeConfig(t, "serve", "", backends(t, 6), extra)
+}
+
+// writeConfig writes a configuration named name: head (top-level keys), the
+// resource web over the backends be (two per zone) with its own front door
+// listeners and canaries, and extra YAML appended to the resource.
+func writeConfig(t *testing.T, name, head string, be []string, extra string) string {
+	t.Helper()
 	zonal := map[string]string{"z1": freeAddr(t), "z2": freeAddr(t), "z3": freeAddr(t)}
 	var b strings.Builder
+	b.WriteString(head)
 	fmt.Fprintf(&b, "auth: {tokens: [test-token-0123456789abcdef], open_reads: true}\nresources:\n  - name: web\n    zones: [z1, z2, z3]\n")
 	fmt.Fprintf(&b, "    frontdoor:\n      type: embedded\n      regional: %s\n      zonal: {z1: %s, z2: %s, z3: %s}\n", freeAddr(t), zonal["z1"], zonal["z2"], zonal["z3"])
 	b.WriteString("      health_check: {interval: 1s, timeout: 500ms}\n      targets:\n")
@@ -256,7 +274,7 @@ func testConfig(t *testing.T, extra string) string {
 		fmt.Fprintf(&b, "      - {zone: %s, url: http://%s, interval: 1s}\n", z, zonal[z])
 	}
 	b.WriteString(extra)
-	p := filepath.Join(t.TempDir(), "serve.yaml")
+	p := filepath.Join(t.TempDir(), name+".yaml")
 	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}

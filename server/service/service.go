@@ -62,6 +62,7 @@ type Service struct {
 	certs  *CertReloader // nil: plain HTTP
 	// netHTTPOnly makes the front doors skip their fast path (tests of both paths).
 	netHTTPOnly bool
+	rep         *replication // nil: a single replica on SQLite
 
 	resources []*resource
 	byName    map[string]*resource
@@ -78,12 +79,16 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 	if o.Clock == nil {
 		o.Clock = clock.Real{}
 	}
-	db, err := store.Open(ctx, o.Config.DataDir)
+	db, err := openStore(ctx, o.Config)
 	if err != nil {
-		return nil, fmt.Errorf("serve: open data directory %s: %w", o.Config.DataDir, err)
+		return nil, err
 	}
 	s := &Service{cfg: o.Config, db: db, log: o.Log, clock: o.Clock, tokens: o.Tokens, extra: o.Extra,
 		byName: map[string]*resource{}, ready: make(chan struct{})}
+	if s.replicated() {
+		// Nothing is written until this replica leads (see replica.go).
+		db.SetFence(store.NoEpoch)
+	}
 	var shiftRes []shift.Resource
 	for i := range o.Config.Resources {
 		rc := &o.Config.Resources[i]
@@ -115,11 +120,15 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 		s.byName[r.cfg.Name] = r
 	}
 	// Expiries that passed while the service was down happened at their time.
-	s.expire(ctx, now)
+	if !s.replicated() { // a replica does this when it comes to lead
+		s.expire(ctx, now)
+	}
 	for _, r := range s.resources {
 		r.reconcile(ctx, now)
 	}
-	s.audit(ctx, store.AuditEntry{At: now, Kind: "service", Actor: "grayzone", Message: fmt.Sprintf("started with %d resource(s) from %s", len(s.resources), o.Config.File)})
+	if !s.replicated() {
+		s.audit(ctx, store.AuditEntry{At: now, Kind: "service", Actor: "grayzone", Message: fmt.Sprintf("started with %d resource(s) from %s", len(s.resources), o.Config.File)})
+	}
 	return s, nil
 }
 
@@ -149,14 +158,16 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.apiAddr = ln.Addr().String()
 	close(s.ready)
+	s.startReplication(ctx, &wg)
 	mux := http.NewServeMux()
-	mux.Handle("/", api.NewHandler(s, api.Options{
+	mux.Handle("GET /v1/leader", http.HandlerFunc(s.leaderHandler))
+	mux.Handle("/", s.followerGate(api.NewHandler(s, api.Options{
 		Tokens:    func() []config.Token { return s.tokens },
 		OpenReads: s.cfg.Auth.OpenReads,
 		Log:       s.log,
 		Now:       s.clock.Now,
 		Metrics:   nil,
-	}))
+	})))
 	mux.Handle("GET /metrics", s.guardMetrics(s.metricsHandler()))
 	if s.extra != nil {
 		for pattern, h := range s.extra(s) {
@@ -197,7 +208,9 @@ loop:
 	wg.Wait()
 	for _, r := range s.resources {
 		r.ctrl.Wait()
-		r.persist(context.Background())
+		if s.mayWrite() {
+			r.persist(context.Background())
+		}
 	}
 	return err2
 }
@@ -206,6 +219,13 @@ loop:
 const tickEvery = 250 * time.Millisecond
 
 func (s *Service) tick(ctx context.Context, now time.Time) {
+	if s.rep != nil {
+		var leading bool
+		if ctx, leading = s.lead(ctx, now); !leading {
+			s.follow(ctx, now)
+			return
+		}
+	}
 	s.expire(ctx, now)
 	for _, r := range s.resources {
 		r.tick(ctx, now)
@@ -245,6 +265,7 @@ type resource struct {
 	rec   *record.Recorder // the front door's view of customer requests; nil when off
 	gate  *ingest.Gate     // telemetry sources and aggregated batches (telemetry.go)
 
+	putMu     sync.Mutex
 	mu        sync.Mutex
 	last      detect.Assessment
 	lastAuto  time.Time
@@ -308,7 +329,14 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, now time
 		Log:      s.log.With("resource", rc.Name),
 		Guard:    r.guard,
 		Audit: func(e autoshift.AuditEvent) {
-			s.audit(context.Background(), store.AuditEntry{At: e.At, Kind: e.Kind, Resource: rc.Name, Zone: e.Zone, Actor: "autoshift", Message: e.Msg})
+			var detail json.RawMessage
+			if e.ID != "" {
+				detail = jsonDetail(map[string]string{"action_id": e.ID})
+			}
+			s.audit(context.Background(), store.AuditEntry{At: e.At, Kind: e.Kind, Resource: rc.Name, Zone: e.Zone, Actor: "autoshift", Message: e.Msg, Detail: detail})
+		},
+		Persist: func(ctx context.Context, st runbook.State) error {
+			return r.put(ctx, stateKey("runbook", rc.Name), st)
 		},
 	})
 	if rc.Practice.Enabled {
@@ -424,7 +452,10 @@ func (r *resource) reconcile(ctx context.Context, now time.Time) {
 	}
 	for _, z := range r.cfg.Zones {
 		if r.table.Shifted(z) != (z == want) {
-			_ = r.table.SetShifted(z, z == want)
+			if err := r.setShifted(ctx, z, z == want); err != nil {
+				r.s.log.Warn("front door not updated", "resource", r.cfg.Name, "zone", z, "err", err)
+				continue
+			}
 			r.s.log.Info("front door updated", "resource", r.cfg.Name, "zone", z, "shifted", z == want)
 		}
 	}
@@ -435,33 +466,40 @@ func (r *resource) reconcile(ctx context.Context, now time.Time) {
 
 // persist saves the runbook's, practice's and autoshift's state when it changed.
 func (r *resource) persist(ctx context.Context) {
-	put := func(key string, v any) {
-		data, err := json.Marshal(v)
-		if err != nil {
-			return
-		}
-		r.mu.Lock()
-		same := string(r.saved[key]) == string(data)
-		r.mu.Unlock()
-		if same {
-			return
-		}
-		if err := r.s.db.PutState(ctx, key, data); err != nil {
-			r.s.log.Error("persist state", "key", key, "err", err)
-			return
-		}
-		r.mu.Lock()
-		r.saved[key] = data
-		r.mu.Unlock()
-	}
-	put(stateKey("runbook", r.cfg.Name), r.ctrl.RunbookState())
+	_ = r.put(ctx, stateKey("runbook", r.cfg.Name), r.ctrl.RunbookState())
 	r.mu.Lock()
 	last := r.lastAuto
 	r.mu.Unlock()
-	put(stateKey("autoshift", r.cfg.Name), last)
+	_ = r.put(ctx, stateKey("autoshift", r.cfg.Name), last)
 	if r.prac != nil {
-		put(stateKey("practice", r.cfg.Name), r.prac.State())
+		_ = r.put(ctx, stateKey("practice", r.cfg.Name), r.prac.State())
 	}
+}
+
+// put saves v under key unless the last saved value is the same. putMu
+// orders the writers (the tick loop and the controller's write-ahead), so an
+// older value never overwrites a newer one.
+func (r *resource) put(ctx context.Context, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	r.putMu.Lock()
+	defer r.putMu.Unlock()
+	r.mu.Lock()
+	same := string(r.saved[key]) == string(data)
+	r.mu.Unlock()
+	if same {
+		return nil
+	}
+	if err := r.s.db.PutState(ctx, key, data); err != nil {
+		r.s.log.Error("persist state", "key", key, "err", err)
+		return err
+	}
+	r.mu.Lock()
+	r.saved[key] = data
+	r.mu.Unlock()
+	return nil
 }
 
 // errVeto is a guard's refusal; errDryRun marks the dry-run veto.

@@ -1,11 +1,16 @@
-// Package store keeps grayzone's durable state in one SQLite file: shifts, the
-// append-only audit log, practice runs, and opaque state blobs (each
-// resource's runbook snapshot) that let a restarted controller resume a
-// half-done step.
+// Package store keeps grayzone's durable state: shifts, the append-only audit
+// log, practice runs, opaque state blobs (each resource's runbook snapshot)
+// that let a restarted controller resume a half-done step, and the leader
+// lease that lets two or more replicas share it.
 //
-// It uses modernc.org/sqlite (pure Go, no cgo) in WAL mode with
-// synchronous=FULL: every call is one transaction, and once it returns nil the
-// write survives kill -9 and power loss.
+// Two backends sit behind the one DB type, with the same schema semantics and
+// the same tests: SQLite (the embedded default, one file under the data
+// directory; modernc.org/sqlite, pure Go, in WAL mode with synchronous=FULL)
+// and PostgreSQL (a postgres:// URL; several replicas share it). Every call is
+// one transaction, and once it returns nil the write is durable.
+//
+// Writes can be fenced (SetFence): they then commit only while the leader
+// lease's epoch is the one given, so a deposed leader's late write fails.
 package store
 
 import (
@@ -17,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -43,8 +49,10 @@ const timeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
 // DB is the state database. Safe for concurrent use.
 type DB struct {
-	db   *sql.DB
-	path string
+	db      *sql.DB
+	path    string // the SQLite file, or the PostgreSQL URL without its password
+	dialect dialect
+	fence   atomic.Uint64 // 0: writes unfenced; else the epoch they require
 }
 
 var _ shift.Store = (*DB)(nil)
@@ -69,7 +77,7 @@ func Open(ctx context.Context, dir string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	d := &DB{db: db, path: path}
+	d := &DB{db: db, path: path, dialect: sqliteDialect}
 	if err := d.check(ctx); err != nil {
 		db.Close()
 		return nil, err
@@ -109,10 +117,10 @@ func (d *DB) Close() error {
 	return nil
 }
 
-// migrations are applied in order; migrations[i] brings the schema to version
-// i+1. Append only: never edit one that has shipped.
-var migrations = []string{
-	`CREATE TABLE shifts (
+// The tables both backends declare alike (see postgresMigrations). The text
+// of a shipped migration must not change: these are spliced in verbatim.
+const (
+	shiftsDDL = `CREATE TABLE shifts (
 		id         TEXT PRIMARY KEY,
 		resource   TEXT NOT NULL,
 		away_from  TEXT NOT NULL,
@@ -128,7 +136,25 @@ var migrations = []string{
 		ended_at   TEXT,
 		ended_by   TEXT NOT NULL
 	);
-	CREATE INDEX shifts_by_resource ON shifts (resource, started_at);
+	CREATE INDEX shifts_by_resource ON shifts (resource, started_at);`
+	practiceDDL = `CREATE TABLE practice_runs (
+		id         TEXT PRIMARY KEY,
+		resource   TEXT NOT NULL,
+		zone       TEXT NOT NULL,
+		shift_id   TEXT NOT NULL,
+		started_at TEXT NOT NULL,
+		ended_at   TEXT,
+		outcome    TEXT NOT NULL,
+		reason     TEXT NOT NULL
+	);
+	CREATE INDEX practice_by_resource ON practice_runs (resource, started_at);`
+)
+
+// migrations are SQLite's, applied in order; migrations[i] brings the schema
+// to version i+1. Append only: never edit one that has shipped. PostgreSQL's
+// (postgres.go) have the same versions and meaning.
+var migrations = []string{
+	`` + shiftsDDL + `
 
 	-- AUTOINCREMENT: a seq is never reused, so readers can page with After.
 	CREATE TABLE audit (
@@ -147,22 +173,20 @@ var migrations = []string{
 	CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
 		BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 
-	CREATE TABLE practice_runs (
-		id         TEXT PRIMARY KEY,
-		resource   TEXT NOT NULL,
-		zone       TEXT NOT NULL,
-		shift_id   TEXT NOT NULL,
-		started_at TEXT NOT NULL,
-		ended_at   TEXT,
-		outcome    TEXT NOT NULL,
-		reason     TEXT NOT NULL
-	);
-	CREATE INDEX practice_by_resource ON practice_runs (resource, started_at);
+	` + practiceDDL + `
 
 	CREATE TABLE state (
 		key        TEXT PRIMARY KEY,
 		value      BLOB NOT NULL,
 		updated_at TEXT NOT NULL
+	);`,
+	// 2: the leader lease (see lease.go).
+	`CREATE TABLE leader_lease (
+		name       TEXT PRIMARY KEY,
+		holder     TEXT NOT NULL,
+		address    TEXT NOT NULL,
+		epoch      INTEGER NOT NULL,
+		expires_at TEXT NOT NULL
 	);`,
 }
 
@@ -171,6 +195,11 @@ var migrations = []string{
 // schema at a whole version.
 func (d *DB) migrate(ctx context.Context) error {
 	return d.tx(ctx, "migrate", func(tx *sql.Tx) error {
+		if d.dialect.lock != "" {
+			if _, err := tx.ExecContext(ctx, d.dialect.lock); err != nil {
+				return err
+			}
+		}
 		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (
 			version    INTEGER PRIMARY KEY,
 			applied_at TEXT NOT NULL
@@ -181,14 +210,15 @@ func (d *DB) migrate(ctx context.Context) error {
 		if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_version").Scan(&v); err != nil {
 			return err
 		}
-		if v > len(migrations) {
-			return fmt.Errorf("schema version %d is newer than this binary's %d: upgrade grayzone", v, len(migrations))
+		migs := d.dialect.migrations
+		if v > len(migs) {
+			return fmt.Errorf("schema version %d is newer than this binary's %d: upgrade grayzone", v, len(migs))
 		}
-		for i := v; i < len(migrations); i++ {
-			if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+		for i := v; i < len(migs); i++ {
+			if _, err := tx.ExecContext(ctx, migs[i]); err != nil {
 				return fmt.Errorf("to version %d: %w", i+1, err)
 			}
-			if _, err := tx.ExecContext(ctx, "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+			if _, err := tx.ExecContext(ctx, d.q("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)"),
 				i+1, formatTime(time.Now())); err != nil {
 				return fmt.Errorf("to version %d: %w", i+1, err)
 			}
@@ -209,6 +239,9 @@ func (d *DB) SchemaVersion(ctx context.Context) (int, error) {
 // IntegrityCheck runs PRAGMA integrity_check and returns an error unless the
 // database is sound.
 func (d *DB) IntegrityCheck(ctx context.Context) error {
+	if d.dialect.name != "sqlite" {
+		return nil // PostgreSQL checks its own pages (and has no such pragma)
+	}
 	rows, err := d.db.QueryContext(ctx, "PRAGMA integrity_check")
 	if err != nil {
 		return fmt.Errorf("store: integrity check: %w", err)
@@ -255,7 +288,7 @@ func (d *DB) SaveShift(ctx context.Context, s shift.Shift) error {
 	if s.ID == "" {
 		return errors.New("store: save shift: empty id")
 	}
-	_, err := d.db.ExecContext(ctx, `INSERT INTO shifts
+	err := d.exec(ctx, `INSERT INTO shifts
 		(id, resource, away_from, status, origin, comment, started_by, reason,
 		 started_at, expires_at, updated_at, updated_by, ended_at, ended_by)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -347,9 +380,11 @@ func (d *DB) Append(ctx context.Context, e AuditEntry) (AuditEntry, error) {
 		e.At = time.Now()
 	}
 	e.At = e.At.UTC()
-	err := d.db.QueryRowContext(ctx, `INSERT INTO audit (at, kind, resource, zone, actor, message, detail)
-		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
-		formatTime(e.At), e.Kind, e.Resource, e.Zone, e.Actor, e.Message, detail).Scan(&e.Seq)
+	err := d.write(ctx, func(q querier) error {
+		return q.QueryRowContext(ctx, d.q(`INSERT INTO audit (at, kind, resource, zone, actor, message, detail)
+		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
+			formatTime(e.At), e.Kind, e.Resource, e.Zone, e.Actor, e.Message, detail).Scan(&e.Seq)
+	})
 	if err != nil {
 		return AuditEntry{}, fmt.Errorf("store: append audit %s: %w", e.Kind, err)
 	}
@@ -375,7 +410,7 @@ func (d *DB) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
 	}
 	query += " ORDER BY seq DESC LIMIT ?"
 	args = append(args, clampLimit(q.Limit))
-	rows, err := d.db.QueryContext(ctx, query, args...)
+	rows, err := d.db.QueryContext(ctx, d.q(query), args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: audit: %w", err)
 	}
@@ -431,7 +466,7 @@ func (d *DB) SavePractice(ctx context.Context, p PracticeRun) error {
 	if p.ID == "" {
 		return errors.New("store: save practice run: empty id")
 	}
-	_, err := d.db.ExecContext(ctx, `INSERT INTO practice_runs
+	err := d.exec(ctx, `INSERT INTO practice_runs
 		(id, resource, zone, shift_id, started_at, ended_at, outcome, reason)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET
@@ -448,9 +483,9 @@ func (d *DB) SavePractice(ctx context.Context, p PracticeRun) error {
 // Practices returns a resource's practice runs ("" for all), newest first.
 // limit 0 means DefaultLimit; it is capped at MaxLimit.
 func (d *DB) Practices(ctx context.Context, resource string, limit int) ([]PracticeRun, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT id, resource, zone, shift_id, started_at, ended_at, outcome, reason
+	rows, err := d.db.QueryContext(ctx, d.q(`SELECT id, resource, zone, shift_id, started_at, ended_at, outcome, reason
 		FROM practice_runs WHERE ? = '' OR resource = ?
-		ORDER BY started_at DESC, rowid DESC LIMIT ?`, resource, resource, clampLimit(limit))
+		ORDER BY started_at DESC, id DESC LIMIT ?`), resource, resource, clampLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("store: practice runs: %w", err)
 	}
@@ -487,7 +522,7 @@ func (d *DB) PutState(ctx context.Context, key string, value []byte) error {
 	if value == nil {
 		value = []byte{} // the column is NOT NULL; nil and empty mean the same here
 	}
-	_, err := d.db.ExecContext(ctx, `INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?)
+	err := d.exec(ctx, `INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?)
 		ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
 		key, value, formatTime(time.Now()))
 	if err != nil {
@@ -499,7 +534,7 @@ func (d *DB) PutState(ctx context.Context, key string, value []byte) error {
 // GetState returns the value stored under key, and whether there is one.
 func (d *DB) GetState(ctx context.Context, key string) ([]byte, bool, error) {
 	var v []byte
-	err := d.db.QueryRowContext(ctx, "SELECT value FROM state WHERE key = ?", key).Scan(&v)
+	err := d.db.QueryRowContext(ctx, d.q("SELECT value FROM state WHERE key = ?"), key).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, false, nil
 	}

@@ -77,10 +77,11 @@ func TestOpenSettingsAndMigrations(t *testing.T) {
 	}
 }
 
-func TestShiftsRoundTrip(t *testing.T) {
+func TestShiftsRoundTrip(t *testing.T) { eachBackend(t, testShiftsRoundTrip) }
+
+func testShiftsRoundTrip(t *testing.T, reopen func(t *testing.T) *DB) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	d := open(t, dir)
+	d := reopen(t)
 	end := t0.Add(time.Hour).In(time.FixedZone("X", 3600))
 	in := []shift.Shift{
 		{ID: "a", Resource: "web", AwayFrom: "az1", Status: shift.Active, Origin: shift.Manual, Comment: "héllo",
@@ -97,7 +98,7 @@ func TestShiftsRoundTrip(t *testing.T) {
 	must(t, d.SaveShift(ctx, in[0]))
 	must(t, d.Close())
 
-	d = open(t, dir)
+	d = reopen(t)
 	got, err := d.LoadShifts(ctx)
 	must(t, err)
 	if len(got) != 2 {
@@ -118,17 +119,18 @@ func TestShiftsRoundTrip(t *testing.T) {
 // TestManagerOnDB is the restart story end to end: shifts started through a
 // Manager on the database are found, with the same ids and expiry, by a new
 // Manager on a reopened database.
-func TestManagerOnDB(t *testing.T) {
-	dir := t.TempDir()
+func TestManagerOnDB(t *testing.T) { eachBackend(t, testManagerOnDB) }
+
+func testManagerOnDB(t *testing.T, reopen func(t *testing.T) *DB) {
 	res := []shift.Resource{{Name: "web", Zones: []string{"az1", "az2"}}}
-	d := open(t, dir)
+	d := reopen(t)
 	m, err := shift.NewManager(res, d, nil)
 	must(t, err)
 	s, err := m.Start(t0, shift.StartRequest{Resource: "web", AwayFrom: "az1", ExpiresIn: time.Hour, Comment: "c"})
 	must(t, err)
 	must(t, d.Close())
 
-	d = open(t, dir)
+	d = reopen(t)
 	m, err = shift.NewManager(res, d, nil)
 	must(t, err)
 	got, ok := m.Active("web")
@@ -140,10 +142,11 @@ func TestManagerOnDB(t *testing.T) {
 	}
 }
 
-func TestAudit(t *testing.T) {
+func TestAudit(t *testing.T) { eachBackend(t, testAudit) }
+
+func testAudit(t *testing.T, reopen func(t *testing.T) *DB) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	d := open(t, dir)
+	d := reopen(t)
 	var seqs []int64
 	for i := 0; i < 6; i++ {
 		res := []string{"web", "api"}[i%2]
@@ -170,7 +173,7 @@ func TestAudit(t *testing.T) {
 		t.Fatal("empty kind accepted")
 	}
 	must(t, d.Close())
-	d = open(t, dir)
+	d = reopen(t)
 
 	seqsOf := func(es []AuditEntry) []int64 {
 		var out []int64
@@ -221,9 +224,11 @@ func TestAudit(t *testing.T) {
 	}
 }
 
-func TestConcurrentAppends(t *testing.T) {
+func TestConcurrentAppends(t *testing.T) { eachBackend(t, testConcurrentAppends) }
+
+func testConcurrentAppends(t *testing.T, reopen func(t *testing.T) *DB) {
 	ctx := context.Background()
-	d := open(t, t.TempDir())
+	d := reopen(t)
 	const workers, each = 8, 25
 	var mu sync.Mutex
 	seen := map[int64]bool{}
@@ -274,10 +279,11 @@ func TestConcurrentAppends(t *testing.T) {
 	}
 }
 
-func TestPractices(t *testing.T) {
+func TestPractices(t *testing.T) { eachBackend(t, testPractices) }
+
+func testPractices(t *testing.T, reopen func(t *testing.T) *DB) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	d := open(t, dir)
+	d := reopen(t)
 	runs := []PracticeRun{
 		{ID: "p1", Resource: "web", Zone: "az1", ShiftID: "s1", StartedAt: t0},
 		{ID: "p2", Resource: "api", Zone: "az2", StartedAt: t0.Add(time.Hour), Outcome: PracticeCapacityCheckFailed, Reason: "min capacity"},
@@ -291,7 +297,7 @@ func TestPractices(t *testing.T) {
 	runs[0].EndedAt, runs[0].Outcome = &end, PracticeSucceeded
 	must(t, d.SavePractice(ctx, runs[0]))
 	must(t, d.Close())
-	d = open(t, dir)
+	d = reopen(t)
 
 	ids := func(ps []PracticeRun) string {
 		var out []string
@@ -320,10 +326,11 @@ func TestPractices(t *testing.T) {
 	}
 }
 
-func TestState(t *testing.T) {
+func TestState(t *testing.T) { eachBackend(t, testState) }
+
+func testState(t *testing.T, reopen func(t *testing.T) *DB) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	d := open(t, dir)
+	d := reopen(t)
 	if v, ok, err := d.GetState(ctx, "runbook/web"); v != nil || ok || err != nil {
 		t.Fatalf("missing key = %q %v %v", v, ok, err)
 	}
@@ -335,7 +342,7 @@ func TestState(t *testing.T) {
 		t.Fatal("empty key accepted")
 	}
 	must(t, d.Close())
-	d = open(t, dir)
+	d = reopen(t)
 	for k, want := range map[string]string{"runbook/web": `{"phase":"shifted"}`, "bin": "\x00\x01\x02\xff", "empty": ""} {
 		v, ok, err := d.GetState(ctx, k)
 		if err != nil || !ok || string(v) != want || v == nil {

@@ -1,0 +1,347 @@
+package service
+
+// Replicas: two or more grayzone serve processes sharing one PostgreSQL
+// store. One leads (server/leader): it decides, acts and writes, every write
+// fenced by its epoch and every action stamped with it. The others follow:
+// each tick they read the shared shifts and runbook state, so that their
+// front doors carry the leader's shifts and their reads show them, they keep
+// detecting on their own canaries, and they send mutations to the leader.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/grayzone/grayzone/actuator"
+	"github.com/grayzone/grayzone/engine/runbook"
+	"github.com/grayzone/grayzone/server/config"
+	"github.com/grayzone/grayzone/server/leader"
+	"github.com/grayzone/grayzone/server/store"
+)
+
+// LeaderHeader names the leader's API address on every API answer of a
+// replica, and on a follower's refusal of a mutation.
+const LeaderHeader = "X-Grayzone-Leader"
+
+// readTimeout bounds the shared-state reads of a tick.
+const readTimeout = 2 * time.Second
+
+// replication is a replica's part in the election.
+type replication struct {
+	run *leader.Runner
+	// Owned by the service loop:
+	epoch  uint64             // the epoch acted under; 0 while following
+	lctx   context.Context    // the leadership's context, fence-stamped
+	cancel context.CancelFunc // ends it: in-flight actions are abandoned
+	// acting is epoch for the API's goroutines: mutations pass only once the
+	// loop has taken over (loaded the shared state) under the current epoch.
+	acting atomic.Uint64
+}
+
+func openStore(ctx context.Context, cfg *config.Config) (*store.DB, error) {
+	if cfg.Store != "" {
+		db, err := store.OpenPostgres(ctx, cfg.Store)
+		if err != nil {
+			return nil, fmt.Errorf("serve: open store: %w", err)
+		}
+		return db, nil
+	}
+	db, err := store.Open(ctx, cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("serve: open data directory %s: %w", cfg.DataDir, err)
+	}
+	return db, nil
+}
+
+// replicated reports whether this service is one replica of several (a
+// shared PostgreSQL store); a SQLite service is alone and always leads.
+func (s *Service) replicated() bool { return s.cfg.Store != "" }
+
+// startReplication starts the election once the API address is known.
+func (s *Service) startReplication(ctx context.Context, wg *sync.WaitGroup) {
+	if !s.replicated() {
+		return
+	}
+	addr := s.cfg.Replica.Advertise
+	if addr == "" {
+		addr = s.apiAddr
+	}
+	name := s.cfg.Replica.Name
+	if name == "" {
+		host, _ := os.Hostname()
+		name = host + "/" + addr
+	}
+	t := leader.TimingFor(s.cfg.Replica.Lease)
+	s.rep = &replication{run: leader.NewRunner(s.db, name, addr, t, s.clock, s.log)}
+	s.log.Info("replica: joining the election", "name", name, "address", addr, "lease", t.Lease)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.rep.run.Run(ctx)
+	}()
+}
+
+// lead is called at every tick of a replica. It returns the context to act
+// in (stamped with the epoch) and whether this replica leads now.
+func (s *Service) lead(ctx context.Context, now time.Time) (context.Context, bool) {
+	rep := s.rep
+	epoch, ok := rep.run.Leading()
+	if ok && epoch == rep.epoch && rep.lctx.Err() == nil {
+		return rep.lctx, true
+	}
+	if rep.epoch != 0 {
+		s.stepDown("leadership lost or superseded")
+	}
+	if !ok {
+		return ctx, false
+	}
+	if err := s.takeOver(ctx, now, epoch); err != nil {
+		s.log.Error("replica: cannot take over yet", "epoch", epoch, "err", err)
+		s.db.SetFence(store.NoEpoch)
+		return ctx, false
+	}
+	return rep.lctx, true
+}
+
+// takeOver starts leading under epoch: writes are fenced with it, and the
+// state the last leader left is loaded, so its half-done runbook step resumes.
+func (s *Service) takeOver(ctx context.Context, now time.Time, epoch uint64) error {
+	s.db.SetFence(epoch)
+	rctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	if err := s.shifts.Reload(rctx); err != nil {
+		return err
+	}
+	for _, r := range s.resources {
+		if err := r.loadShared(rctx, true); err != nil {
+			return err
+		}
+	}
+	rep := s.rep
+	rep.epoch = epoch
+	rep.acting.Store(epoch)
+	lctx, lcancel := context.WithCancel(ctx)
+	rep.lctx, rep.cancel = actuator.WithFence(lctx, epoch), lcancel
+	go s.watchLeadership(lctx, lcancel, epoch)
+	s.audit(rep.lctx, store.AuditEntry{At: now, Kind: "leader", Actor: "grayzone",
+		Message: fmt.Sprintf("replica %s leads with epoch %d (API at %s)", rep.run.Holder(), epoch, rep.run.Known().Address)})
+	s.log.Info("replica: leading", "epoch", epoch)
+	return nil
+}
+
+// watchLeadership ends the leadership's context the moment this replica
+// stops leading under epoch, independently of the service loop (which may be
+// blocked on a database that no longer answers): in-flight actions are
+// cancelled and database calls made under it return.
+func (s *Service) watchLeadership(ctx context.Context, cancel context.CancelFunc, epoch uint64) {
+	tick, stop := s.clock.NewTicker(watchEvery)
+	defer stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+			if e, ok := s.rep.run.Leading(); !ok || e != epoch {
+				s.log.Warn("replica: leadership over; cancelling what it started", "epoch", epoch)
+				cancel()
+				return
+			}
+		}
+	}
+}
+
+// watchEvery is how often watchLeadership looks.
+const watchEvery = 50 * time.Millisecond
+
+// stepDown stops acting at once: nothing more is written (fenced), and
+// in-flight actions are cancelled.
+func (s *Service) stepDown(why string) {
+	rep := s.rep
+	rep.acting.Store(0)
+	s.db.SetFence(store.NoEpoch)
+	if rep.cancel != nil {
+		rep.cancel()
+	}
+	s.log.Warn("replica: stepped down", "epoch", rep.epoch, "why", why)
+	rep.epoch, rep.lctx, rep.cancel = 0, nil, nil
+}
+
+// mayWrite reports whether this service writes its state: alone, always; a
+// replica, while it leads.
+func (s *Service) mayWrite() bool {
+	if s.rep == nil {
+		return !s.replicated()
+	}
+	epoch, ok := s.rep.run.Leading()
+	return ok && s.rep.acting.Load() == epoch
+}
+
+// setShifted applies a shift to the resource's front door. A replica's
+// orders carry the fencing token of the leadership they come from (the
+// context's, else this replica's own), and the front door refuses one older
+// than it has obeyed.
+func (r *resource) setShifted(ctx context.Context, zone string, away bool) error {
+	if r.s.rep == nil {
+		return r.table.SetShifted(zone, away)
+	}
+	token, ok := actuator.FenceFrom(ctx)
+	if !ok {
+		token = r.s.rep.acting.Load()
+	}
+	return r.table.SetShiftedFenced(zone, away, token)
+}
+
+// follow keeps a follower's view and front doors current with the shared
+// state, and its detection running; it acts on nothing.
+func (s *Service) follow(ctx context.Context, now time.Time) {
+	// A database that does not answer must not stall the loop: the front
+	// doors keep the last state read (static stability).
+	ctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	// The shared state read now is the doing of the leader last seen.
+	ctx = actuator.WithFence(ctx, s.rep.run.Known().Epoch)
+	if err := s.shifts.Reload(ctx); err != nil {
+		s.log.Warn("replica: read shared shifts", "err", err)
+	}
+	for _, r := range s.resources {
+		if err := r.loadShared(ctx, false); err != nil {
+			s.log.Warn("replica: read shared runbook state", "resource", r.cfg.Name, "err", err)
+		}
+		if r.rec != nil { // the follower's own front door's customer traffic
+			r.ctrl.ObserveSnapshots(now, r.rec)
+		}
+		a := r.ctrl.Assess(now)
+		r.mu.Lock()
+		r.last = a
+		r.mu.Unlock()
+		r.record(now, a)
+		r.reconcile(ctx, now)
+	}
+}
+
+// loadShared loads the resource's runbook and autoshift state from the store
+// when it changed (always, when force).
+func (r *resource) loadShared(ctx context.Context, force bool) error {
+	key := stateKey("runbook", r.cfg.Name)
+	data, ok, err := r.s.db.GetState(ctx, key)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	same := ok && string(r.saved[key]) == string(data)
+	r.mu.Unlock()
+	if !same || force {
+		rb := runbook.New(r.rbPol)
+		if ok {
+			if rb, err = runbook.Unmarshal(r.rbPol, data); err != nil {
+				return err
+			}
+		}
+		r.ctrl.SetRunbook(rb)
+		r.mu.Lock()
+		r.saved[key] = data
+		r.mu.Unlock()
+	}
+	akey := stateKey("autoshift", r.cfg.Name)
+	if data, ok, err := r.s.db.GetState(ctx, akey); err != nil {
+		return err
+	} else if ok {
+		var last time.Time
+		if json.Unmarshal(data, &last) == nil {
+			r.mu.Lock()
+			r.lastAuto, r.saved[akey] = last, data
+			r.mu.Unlock()
+		}
+	}
+	return nil
+}
+
+// followerGate passes reads, and mutations when this replica leads. A
+// follower answers a mutation with 307 to the leader's API (the same method
+// and body are re-sent there), or 503 while no leader is known; both name
+// the leader in LeaderHeader and the body.
+func (s *Service) followerGate(next http.Handler) http.Handler {
+	if !s.replicated() {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		known := s.rep.run.Known()
+		if known.Address != "" {
+			w.Header().Set(LeaderHeader, known.Address)
+		}
+		epoch, leading := s.rep.run.Leading()
+		leading = leading && s.rep.acting.Load() == epoch
+		switch req.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+			next.ServeHTTP(w, req)
+			return
+		}
+		if leading {
+			next.ServeHTTP(w, req)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if known.Address == "" || known.Holder == s.rep.run.Holder() {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": fmt.Sprintf("replica %s is not leading and knows no other leader yet: retry shortly", s.rep.run.Holder())})
+			return
+		}
+		w.Header().Set("Location", "http://"+known.Address+req.URL.RequestURI())
+		w.WriteHeader(http.StatusTemporaryRedirect)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": "this replica follows: send mutations to the leader at " + known.Address, "leader": known.Address})
+	})
+}
+
+// leaderHandler answers GET /v1/leader: who leads, and whether it is us.
+func (s *Service) leaderHandler(w http.ResponseWriter, _ *http.Request) {
+	out := struct {
+		Replicated bool   `json:"replicated"`
+		Replica    string `json:"replica,omitempty"`
+		Leading    bool   `json:"leading"`
+		Epoch      uint64 `json:"epoch,omitempty"`
+		Leader     string `json:"leader,omitempty"`
+		Address    string `json:"address,omitempty"`
+	}{Replicated: s.replicated(), Leading: true}
+	if s.rep != nil {
+		k := s.rep.run.Known()
+		// Leading once the lease is ours and the loop has taken over (loaded
+		// the shared state): from then on mutations are served here.
+		epoch, leading := s.rep.run.Leading()
+		leading = leading && s.rep.acting.Load() == epoch
+		out.Replica, out.Leading, out.Epoch, out.Leader, out.Address = s.rep.run.Holder(), leading, k.Epoch, k.Holder, k.Address
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+var (
+	mLeading = prometheus.NewDesc("grayzone_replica_leading", "1 while this replica leads (holds the lease and acts); only with replicas.", []string{"replica"}, nil)
+	mEpoch   = prometheus.NewDesc("grayzone_replica_epoch", "The leader lease's epoch as this replica last saw it; only with replicas.", []string{"replica"}, nil)
+)
+
+// replicaCollector exports this replica's part in the election.
+type replicaCollector Service
+
+func (c *replicaCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
+
+func (c *replicaCollector) Collect(ch chan<- prometheus.Metric) {
+	s := (*Service)(c)
+	if s.rep == nil {
+		return
+	}
+	name := s.rep.run.Holder()
+	leading := 0.0
+	if s.mayWrite() {
+		leading = 1
+	}
+	ch <- prometheus.MustNewConstMetric(mLeading, prometheus.GaugeValue, leading, name)
+	ch <- prometheus.MustNewConstMetric(mEpoch, prometheus.GaugeValue, float64(s.rep.run.Known().Epoch), name)
+}

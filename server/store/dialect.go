@@ -1,0 +1,103 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// dialect is what differs between the backends; the queries are written once,
+// with ? placeholders.
+type dialect struct {
+	name       string
+	migrations []string
+	// lock is run first in the migration transaction, so that replicas
+	// opening the database at once do not both migrate it ("" for none:
+	// SQLite's write lock already serializes them).
+	lock string
+	// dollar: placeholders are $1, $2, ... instead of ?.
+	dollar bool
+}
+
+var sqliteDialect = dialect{name: "sqlite", migrations: migrations}
+
+// q rewrites a query's ? placeholders for the dialect. The queries of this
+// package have no ? inside string literals.
+func (d *DB) q(query string) string {
+	if !d.dialect.dollar {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// ErrFenced is a fenced write refused because the leader lease's epoch is no
+// longer the writer's: another replica leads now.
+var ErrFenced = errors.New("fenced: this replica's leadership epoch is no longer current")
+
+// SetFence makes every later write conditional on the leader lease's epoch
+// being epoch (0: unconditional, the single-replica default). A replica sets
+// it when it becomes leader, and to NoEpoch when it follows.
+func (d *DB) SetFence(epoch uint64) { d.fence.Store(epoch) }
+
+// NoEpoch is a fence no lease ever has: a follower's writes all fail.
+const NoEpoch = ^uint64(0)
+
+// querier is what a write needs of a *sql.DB or *sql.Tx.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// write runs f on the database, or, when writes are fenced, in a transaction
+// that first checks the lease's epoch. The check and the write commit
+// together: in PostgreSQL the lease row is read FOR SHARE, so a new leader's
+// acquisition waits for this transaction and every later fenced write of the
+// old leader sees the new epoch; in SQLite the transaction holds the write lock.
+func (d *DB) write(ctx context.Context, f func(q querier) error) error {
+	fence := d.fence.Load()
+	if fence == 0 {
+		return f(d.db)
+	}
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	lock := ""
+	if d.dialect.name == "postgres" {
+		lock = " FOR SHARE"
+	}
+	var epoch uint64
+	err = tx.QueryRowContext(ctx, "SELECT epoch FROM leader_lease WHERE name = 'leader'"+lock).Scan(&epoch)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && epoch != fence {
+		return fmt.Errorf("%w (lease epoch %d, this replica's %d)", ErrFenced, epoch, fence)
+	}
+	if err != nil {
+		return fmt.Errorf("check fence: %w", err)
+	}
+	if err := f(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// exec runs one fenced statement.
+func (d *DB) exec(ctx context.Context, query string, args ...any) error {
+	return d.write(ctx, func(q querier) error {
+		_, err := q.ExecContext(ctx, d.q(query), args...)
+		return err
+	})
+}
