@@ -18,7 +18,7 @@ func newBenchCmd(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Measure grayzone: detection delay, false shifts, throughput",
 	}
 	cmd.AddCommand(newBenchDetectCmd(stdout, stderr), newBenchProxyCmd(stdout, stderr),
-		newBenchBackendCmd(stdout), newBenchFrontDoorCmd(stdout))
+		newBenchBackendCmd(stdout), newBenchFrontDoorCmd(stdout), newBenchIngestCmd(stdout, stderr))
 	return cmd
 }
 
