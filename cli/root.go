@@ -79,5 +79,6 @@ this machine:
 	root.SetErr(stderr)
 	root.AddCommand(newLabCmd(stdout, stderr), newBenchCmd(stdout, stderr), newServeCmd(stdout, stderr), newWorkloadCmd(stdout, stderr))
 	root.AddCommand(apiCommands(stdout, stderr)...)
+	root.AddCommand(newReplayCmd(stdout, stderr))
 	return root
 }

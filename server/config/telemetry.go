@@ -9,6 +9,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/grayzone/grayzone/engine/runbook"
 	"github.com/grayzone/grayzone/internal/yamlfield"
 )
 
@@ -37,7 +38,10 @@ type Telemetry struct {
 	MaxInstances  int // distinct instances; more are rejected
 	MaxOperations int // distinct operations; more are rejected
 	MaxPending    int // aggregates queued for the engine; more are dropped
-	Sources       []Source
+	// RecordObservations: serve appends everything the engine takes, in the
+	// batch format, to DATA_DIR/observations-RESOURCE.jsonl, for grayzone replay.
+	RecordObservations bool
+	Sources            []Source
 }
 
 // Source is one telemetry source. Fields apply to the type named.
@@ -76,7 +80,7 @@ type Queries struct{ Requests, Latency string }
 type EMFMetrics struct{ Success, Fault, Error, Latency string }
 
 var (
-	telemetryKeys = []string{"max_instances", "max_operations", "max_pending", "sources"}
+	telemetryKeys = []string{"max_instances", "max_operations", "max_pending", "record_observations", "sources"}
 	sourceKeys    = map[string][]string{
 		SourceOTLP:       {"type", "name", "http", "grpc", "attributes", "duration_metric", "requests_metric"},
 		SourcePrometheus: {"type", "name", "url", "interval", "queries", "labels"},
@@ -140,6 +144,9 @@ func (p *parser) telemetry(f yamlfield.Field) Telemetry {
 	}
 	if v, ok := m.Get("max_pending"); ok {
 		t.MaxPending, _ = p.IntIn(v, 1000, 100_000_000)
+	}
+	if v, ok := m.Get("record_observations"); ok {
+		t.RecordObservations, _ = p.Boolean(v)
 	}
 	sf, ok := m.Get("sources")
 	if !ok {
@@ -318,4 +325,11 @@ func (p *parser) attributes(f yamlfield.Field, a *Attributes, single bool) {
 			*dst = []string{s}
 		}
 	}
+}
+
+// RunbookPolicy is the runbook's policy for r, as grayzone serve runs it
+// (replay uses it too).
+func (r *Resource) RunbookPolicy() runbook.Policy {
+	return runbook.Policy{Resource: r.Name, ControlPlaneAfter: r.Autoshift.ControlPlaneAfter,
+		RecoveryHold: r.Autoshift.RecoveryHold, NoControlPlane: r.ControlPlane.Type != ControlPlaneCommand}
 }
