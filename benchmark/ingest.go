@@ -39,7 +39,7 @@ type IngestOptions struct {
 	// 100,000); lower it to overload the engine on purpose.
 	DrainPerTick int
 	MaxPending   int // the gate's buffer (default serve's 1,000,000)
-	Progress              io.Writer
+	Progress     io.Writer
 }
 
 // IngestResult is one source's numbers.
