@@ -11,6 +11,9 @@ import (
 
 	"github.com/grayzone/grayzone/engine/runbook"
 	"github.com/grayzone/grayzone/internal/yamlfield"
+	"github.com/grayzone/grayzone/telemetry/emf"
+	"github.com/grayzone/grayzone/telemetry/otlp"
+	"github.com/grayzone/grayzone/telemetry/prometheus"
 )
 
 // Telemetry source types.
@@ -28,7 +31,7 @@ const (
 	DefaultMaxInstances       = 10_000
 	DefaultMaxOperations      = 100
 	DefaultMaxPending         = 1_000_000
-	DefaultPrometheusInterval = 5 * time.Second
+	DefaultPrometheusInterval = prometheus.DefaultInterval
 	DefaultEMFInterval        = time.Second
 )
 
@@ -91,38 +94,33 @@ var (
 	metricKeys = []string{"success", "fault", "error", "latency"}
 )
 
-// DefaultOTLPAttributes are OpenTelemetry's semantic conventions.
+// DefaultOTLPAttributes are OpenTelemetry's semantic conventions (the receiver's defaults).
 func DefaultOTLPAttributes() Attributes {
-	return Attributes{
-		Zone:      []string{"cloud.availability_zone", "cloud.zone"},
-		Instance:  []string{"service.instance.id", "host.name"},
-		Operation: []string{"http.route"},
-		Status:    []string{"http.response.status_code", "http.status_code"},
-	}
+	a := otlp.DefaultAttributes()
+	return Attributes{Zone: a.Zone, Instance: a.Instance, Operation: a.Operation, Status: a.Status}
 }
 
 // DefaultPrometheusLabels match grayzone's middleware (telemetry/middleware).
 func DefaultPrometheusLabels() Attributes {
-	return Attributes{Zone: []string{"zone"}, Instance: []string{"instance"}, Operation: []string{"route"}, Status: []string{"code"}}
+	l := prometheus.DefaultLabels()
+	return Attributes{Zone: []string{l.Zone}, Instance: []string{l.Instance}, Operation: []string{l.Operation}, Status: []string{l.Status}}
 }
 
-// DefaultPrometheusQueries read the middleware's shape: counters summed by
-// the labels grayzone needs.
+// DefaultPrometheusQueries read the middleware's shape.
 func DefaultPrometheusQueries() Queries {
-	return Queries{
-		Requests: `sum by (zone, instance, route, code) (http_requests_total)`,
-		Latency:  `sum by (zone, instance, route, le) (http_request_duration_seconds_bucket)`,
-	}
+	return Queries{Requests: prometheus.DefaultRequests, Latency: prometheus.DefaultLatency}
 }
 
-// DefaultEMFDimensions and DefaultEMFMetrics are the workshop application's.
+// DefaultEMFDimensions are the workshop application's dimension names.
 func DefaultEMFDimensions() Attributes {
-	return Attributes{Zone: []string{"AZ-ID"}, Instance: []string{"InstanceId"}, Operation: []string{"Operation"}}
+	n := emf.WorkshopNames()
+	return Attributes{Zone: []string{n.Zone}, Instance: []string{n.Instance}, Operation: []string{n.Operation}}
 }
 
 // DefaultEMFMetrics are the workshop application's metric names.
 func DefaultEMFMetrics() EMFMetrics {
-	return EMFMetrics{Success: "Success", Fault: "Fault", Error: "Error", Latency: "SuccessLatency"}
+	n := emf.WorkshopNames()
+	return EMFMetrics{Success: n.Success, Fault: n.Fault, Error: n.Error, Latency: n.Latency}
 }
 
 func defaultTelemetry() Telemetry {
@@ -211,7 +209,7 @@ func (p *parser) source(f yamlfield.Field, names map[string]int) (Source, bool) 
 	switch typ {
 	case SourceOTLP:
 		s.Attributes = DefaultOTLPAttributes()
-		s.DurationMetric, s.RequestsMetric = "http.server.request.duration", "http.server.request.count"
+		s.DurationMetric, s.RequestsMetric = otlp.DefaultDurationMetric, otlp.DefaultRequestsMetric
 		h, hasH := m.Get("http")
 		g, hasG := m.Get("grpc")
 		if !hasH && !hasG {

@@ -106,13 +106,8 @@ func (s *Service) IngestAggregates(ctx context.Context, name, source string, obs
 // singleAggregate is one observation as an aggregate of one request.
 func singleAggregate(o observation.Observation) record.Aggregate {
 	a := record.Aggregate{At: o.At, Key: record.SeriesKey{Source: o.Source, Zone: o.Zone, Instance: o.Instance, Operation: o.Operation},
-		Requests: 1, Slow: record.SlowFromLatency}
-	switch o.Outcome {
-	case observation.Fault:
-		a.Faults = 1
-	case observation.Error:
-		a.Errors = 1
-	}
+		Slow: record.SlowFromLatency}
+	a.Count(o.Outcome, 1)
 	a.AddLatency(o.Latency, 1)
 	return a
 }

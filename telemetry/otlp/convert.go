@@ -121,13 +121,7 @@ func (c *Converter) Convert(md pmetric.Metrics, now time.Time) ([]record.Aggrega
 			out = append(out, record.Aggregate{Key: p.key, Slow: record.SlowFromLatency})
 		}
 		a := &out[i]
-		a.Requests += n
-		switch p.outcome {
-		case observation.Fault:
-			a.Faults += n
-		case observation.Error:
-			a.Errors += n
-		}
+		a.Count(p.outcome, n)
 		if p.at.After(a.At) {
 			a.At = p.at
 		}

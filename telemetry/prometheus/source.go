@@ -256,13 +256,7 @@ func (s *Source) convert(req, lat model.Vector, at time.Time) ([]record.Aggregat
 			out = append(out, record.Aggregate{At: at, Key: p.k, Slow: record.SlowFromLatency})
 		}
 		a := &out[i]
-		a.Requests += n
-		switch p.outcome {
-		case observation.Fault:
-			a.Faults += n
-		case observation.Error:
-			a.Errors += n
-		}
+		a.Count(p.outcome, n)
 	}
 	// Latency: per group, the cumulative-by-le deltas become per-bucket counts.
 	byGroup := map[groupKey][][2]float64{} // le, delta
