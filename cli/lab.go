@@ -12,12 +12,14 @@ import (
 	"github.com/grayzone/grayzone/engine/detect"
 	"github.com/grayzone/grayzone/lab"
 	"github.com/grayzone/grayzone/lab/scenario"
+	"github.com/grayzone/grayzone/lab/telemetrypath"
 )
 
 func newLabCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
 		file, mode, detector, reportPath, database string
 		listen, htmlPath                           string
+		telemetry                                  string
 		baseline, verbose                          bool
 		seed                                       int64
 	)
@@ -59,6 +61,7 @@ Built-in scenarios: ` + strings.Join(scenario.BuiltinNames(), ", "),
 				Database: database, Progress: stdout, Log: log, Listen: listen,
 				Dashboard: labDashboard(log),
 			}
+			opts.Telemetry = telemetry
 			r, err := lab.Run(cmd.Context(), opts)
 			if errors.Is(err, lab.ErrUsage) {
 				return &exitError{code: ExitUsage, err: err}
@@ -101,5 +104,6 @@ Built-in scenarios: ` + strings.Join(scenario.BuiltinNames(), ", "),
 	f.StringVar(&listen, "listen", "127.0.0.1:8090", "real mode: where to serve the live dashboard and read-only API (a taken port falls back to a free one; \"\" for none)")
 	f.Int64Var(&seed, "seed", 0, "override the scenario's seed (sim mode's random choices)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log every decision and action")
+	f.StringVar(&telemetry, "telemetry", "direct", "how the instances' server-side numbers reach the engine: "+strings.Join(telemetrypath.Names, ", ")+" (sim mode; real mode: direct)")
 	return cmd
 }

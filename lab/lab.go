@@ -44,6 +44,9 @@ type Options struct {
 	// Dashboard, the dashboard ("" = none; a taken port falls back to a free one).
 	Listen    string
 	Dashboard func(api.Backend) map[string]http.Handler
+	// Telemetry is the path the instances' server-side numbers take to the
+	// engine (telemetrypath.Names; default direct). Sim mode only for now.
+	Telemetry string
 }
 
 // ErrUsage marks errors in the command or its inputs (exit status 2).
@@ -64,6 +67,9 @@ func (o *Options) validate() error {
 	}
 	if !slices.Contains(detect.Profiles, o.Detector) {
 		return fmt.Errorf("%w: --detector %q: want one of %s", ErrUsage, o.Detector, strings.Join(detect.Profiles, ", "))
+	}
+	if err := o.validateTelemetry(); err != nil {
+		return err
 	}
 	if o.ProgressEvery <= 0 {
 		o.ProgressEvery = 5 * time.Second

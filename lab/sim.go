@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/grayzone/grayzone/lab/fault"
 	"github.com/grayzone/grayzone/lab/report"
 	"github.com/grayzone/grayzone/lab/sim"
+	"github.com/grayzone/grayzone/lab/telemetrypath"
 	"github.com/grayzone/grayzone/telemetry/observation"
 )
 
@@ -22,6 +24,7 @@ func runSim(ctx context.Context, o Options, mitigate bool) (report.Run, error) {
 		c     *core
 		world *sim.World
 		req   report.Requests
+		path  *telemetrypath.Path
 	)
 	plan := fault.NewPlan(sc)
 	table := newTable(sc)
@@ -29,8 +32,13 @@ func runSim(ctx context.Context, o Options, mitigate bool) (report.Run, error) {
 		Scenario: sc,
 		Table:    table,
 		Start:    simEpoch,
-		Observe:  func(obs observation.Observation) { c.ctrl.Observe(obs) },
-		Tick:     func(now time.Time) { c.tick(ctx, now) },
+		Observe:  func(obs observation.Observation) { path.Observe(obs) },
+		Tick: func(now time.Time) {
+			if err := path.Tick(now); err != nil {
+				o.Log.Error("telemetry path", "err", err)
+			}
+			c.tick(ctx, now)
+		},
 		Customer: func(_ time.Time, op string, lat time.Duration, failed bool) {
 			req.Count(failed, slowFor(op, lat))
 		},
@@ -41,6 +49,9 @@ func runSim(ctx context.Context, o Options, mitigate bool) (report.Run, error) {
 		func() bool { return !plan.ControlPlaneDown(world.Offset()) }, autoshift.Sync, simEpoch, quiet)
 	if err != nil {
 		return report.Run{}, err
+	}
+	if path, err = telemetrypath.New(o.Telemetry, c.ctrl, simEpoch); err != nil {
+		return report.Run{}, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	world.SetTickEvery(c.every)
 	elapsed := world.Run(ctx)

@@ -315,6 +315,17 @@ func cmpFloat(a, b float64) int {
 	return 0
 }
 
+// Convert turns one pair of query results at time at into aggregates, as a
+// poll does (the first call is the baseline). The lab's sim mode feeds it
+// scrape results it models.
+func (s *Source) Convert(req, lat model.Vector, at time.Time) ([]record.Aggregate, error) {
+	aggs, err := s.convert(req, lat, at)
+	if err == nil {
+		s.polled = true
+	}
+	return aggs, err
+}
+
 // Range runs both queries over [start, end] at step (query_range) and
 // returns the per-step deltas, as Poll would have produced them live: the
 // first step is the baseline. Replay reads a past incident with it.
