@@ -57,6 +57,10 @@ type Path struct {
 	kind string
 	sink Sink
 	next time.Time
+	// held are server-side observations whose request has not completed
+	// yet (the sim reports a request when it starts, stamped with when it
+	// ends): an instance can only count a request once it is done.
+	held []observation.Observation
 
 	rec    *record.Recorder // middleware
 	series map[record.SeriesKey]*record.Series
@@ -122,6 +126,11 @@ func (p *Path) Observe(o observation.Observation) {
 		p.sink.Observe(o)
 		return
 	}
+	p.held = append(p.held, o)
+}
+
+// count records a completed request in the path's instrumentation.
+func (p *Path) count(o observation.Observation) {
 	switch p.kind {
 	case Middleware:
 		k := record.SeriesKey{Source: o.Source, Zone: o.Zone, Instance: o.Instance, Operation: o.Operation}
@@ -169,9 +178,23 @@ func (p *Path) Observe(o observation.Observation) {
 	}
 }
 
-// Tick exports at each interval boundary up to now.
+// Tick counts the requests completed by now and exports at each interval
+// boundary.
 func (p *Path) Tick(now time.Time) error {
-	if p.kind == Direct || now.Before(p.next) {
+	if p.kind == Direct {
+		return nil
+	}
+	kept := p.held[:0]
+	for _, o := range p.held {
+		if o.At.After(now) {
+			kept = append(kept, o)
+			continue
+		}
+		p.count(o)
+	}
+	clear(p.held[len(kept):])
+	p.held = kept
+	if now.Before(p.next) {
 		return nil
 	}
 	p.next = now.Truncate(Interval).Add(Interval)
