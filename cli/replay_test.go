@@ -9,21 +9,6 @@ import (
 	"time"
 )
 
-const replayConfig = `resources:
-  - name: web
-    zones: [z1, z2, z3]
-    frontdoor:
-      type: embedded
-      regional: 127.0.0.1:0
-      zonal: {z1: 127.0.0.1:0, z2: 127.0.0.1:0, z3: 127.0.0.1:0}
-      targets:
-        - {id: a, zone: z1, addr: 127.0.0.1:1}
-        - {id: b, zone: z1, addr: 127.0.0.1:2}
-        - {id: c, zone: z2, addr: 127.0.0.1:3}
-        - {id: d, zone: z2, addr: 127.0.0.1:4}
-        - {id: e, zone: z3, addr: 127.0.0.1:5}
-        - {id: f, zone: z3, addr: 127.0.0.1:6}
-`
 
 // emfIncident: 90 s of EMF lines, z2's instances failing a third from 40 s.
 func emfIncident() string {
@@ -43,7 +28,7 @@ func emfIncident() string {
 }
 
 func TestReplayEMFIsDeterministicWithHTML(t *testing.T) {
-	cfg := writeFile(t, "serve.yaml", replayConfig)
+	cfg := filepath.Join("..", "lab", "replay", "testdata", "serve.yaml")
 	log := writeFile(t, "app.log", emfIncident())
 	html := filepath.Join(t.TempDir(), "replay.html")
 	code, first, stderr := run(t, "replay", "--config", cfg, "--from", "emf:"+log, "--output", "json", "--html", html)

@@ -14,21 +14,6 @@ import (
 	"github.com/grayzone/grayzone/telemetry/emf"
 )
 
-const cfgYAML = `resources:
-  - name: web
-    zones: [z1, z2, z3]
-    frontdoor:
-      type: embedded
-      regional: 127.0.0.1:0
-      zonal: {z1: 127.0.0.1:0, z2: 127.0.0.1:0, z3: 127.0.0.1:0}
-      targets:
-        - {id: a, zone: z1, addr: 127.0.0.1:1}
-        - {id: b, zone: z1, addr: 127.0.0.1:2}
-        - {id: c, zone: z2, addr: 127.0.0.1:3}
-        - {id: d, zone: z2, addr: 127.0.0.1:4}
-        - {id: e, zone: z3, addr: 127.0.0.1:5}
-        - {id: f, zone: z3, addr: 127.0.0.1:6}
-`
 
 var t0 = time.Date(2026, 11, 29, 8, 30, 0, 0, time.UTC)
 
@@ -52,7 +37,7 @@ func incident() string {
 }
 
 func resource(t *testing.T) *config.Resource {
-	c, err := config.Parse("replay.yaml", []byte(cfgYAML))
+	c, err := config.Load("testdata/serve.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

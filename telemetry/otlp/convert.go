@@ -191,9 +191,9 @@ func (c *Converter) histogram(pts []point, m pmetric.Metric, res pcommon.Map, wh
 		return pts, fmt.Errorf("%s: unit %q is not s, ms or us", where, m.Unit())
 	}
 	h := m.Histogram()
-	cum := h.AggregationTemporality() == pmetric.AggregationTemporalityCumulative
-	if !cum && h.AggregationTemporality() != pmetric.AggregationTemporalityDelta {
-		return pts, fmt.Errorf("%s: aggregation temporality is unspecified", where)
+	cum, err := cumulativeTemporality(h.AggregationTemporality(), where)
+	if err != nil {
+		return pts, err
 	}
 	dps := h.DataPoints()
 	for d := range dps.Len() {
@@ -248,9 +248,9 @@ func (c *Converter) sum(pts []point, m pmetric.Metric, res pcommon.Map, where lo
 		return pts, fmt.Errorf("%s: is a %s, want a monotonic sum (a counter)", where, m.Type())
 	}
 	s := m.Sum()
-	cum := s.AggregationTemporality() == pmetric.AggregationTemporalityCumulative
-	if !cum && s.AggregationTemporality() != pmetric.AggregationTemporalityDelta {
-		return pts, fmt.Errorf("%s: aggregation temporality is unspecified", where)
+	cum, err := cumulativeTemporality(s.AggregationTemporality(), where)
+	if err != nil {
+		return pts, err
 	}
 	dps := s.DataPoints()
 	for d := range dps.Len() {
@@ -275,6 +275,17 @@ func (c *Converter) sum(pts []point, m pmetric.Metric, res pcommon.Map, where lo
 		pts = append(pts, p)
 	}
 	return pts, nil
+}
+
+// cumulativeTemporality says whether points are cumulative (else delta).
+func cumulativeTemporality(t pmetric.AggregationTemporality, where loc) (bool, error) {
+	switch t {
+	case pmetric.AggregationTemporalityCumulative:
+		return true, nil
+	case pmetric.AggregationTemporalityDelta:
+		return false, nil
+	}
+	return false, fmt.Errorf("%s: aggregation temporality is unspecified", where)
 }
 
 // common reads a point's zone, instance, operation, outcome and times.
