@@ -9,7 +9,6 @@ import (
 	"time"
 )
 
-
 // emfIncident: 90 s of EMF lines, z2's instances failing a third from 40 s.
 func emfIncident() string {
 	t0 := time.Date(2026, 11, 29, 8, 30, 0, 0, time.UTC)

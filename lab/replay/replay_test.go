@@ -14,7 +14,6 @@ import (
 	"github.com/grayzone/grayzone/telemetry/emf"
 )
 
-
 var t0 = time.Date(2026, 11, 29, 8, 30, 0, 0, time.UTC)
 
 // incident is an EMF log as the workshop's application writes it: 20
