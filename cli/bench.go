@@ -4,12 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/grayzone/grayzone/benchmark"
 	"github.com/grayzone/grayzone/lab/scenario"
+	"github.com/grayzone/grayzone/lab/telemetrypath"
 )
 
 func newBenchCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -18,7 +20,7 @@ func newBenchCmd(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Measure grayzone: detection delay, false shifts, throughput",
 	}
 	cmd.AddCommand(newBenchDetectCmd(stdout, stderr), newBenchProxyCmd(stdout, stderr),
-		newBenchBackendCmd(stdout), newBenchFrontDoorCmd(stdout), newBenchDataplaneCmd(stdout, stderr))
+		newBenchBackendCmd(stdout), newBenchFrontDoorCmd(stdout), newBenchDataplaneCmd(stdout, stderr), newBenchIngestCmd(stdout, stderr))
 	return cmd
 }
 
@@ -110,7 +112,7 @@ func newBenchDetectCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
 		seeds, negSeeds int
 		output          string
-		files           []string
+		files, paths    []string
 	)
 	cmd := &cobra.Command{
 		Use:   "detect",
@@ -136,6 +138,9 @@ customer failures relative to --baseline, and simulated minutes per second.`,
 				}
 				scs = append(scs, sc)
 			}
+			if len(paths) > 0 {
+				return benchTelemetryPaths(cmd, stdout, stderr, paths, seeds, output)
+			}
 			res, err := benchmark.Detect(cmd.Context(), benchmark.DetectOptions{Scenarios: scs, Seeds: seeds, NegativeSeeds: negSeeds, Progress: stderr})
 			if err != nil {
 				return &exitError{code: exitUnknown, err: err}
@@ -154,5 +159,6 @@ customer failures relative to --baseline, and simulated minutes per second.`,
 	f.IntVar(&negSeeds, "negative-seeds", 50, "seeds per negative scenario (expect shift: none)")
 	f.StringVarP(&output, "output", "o", "text", "text (markdown tables) or json")
 	f.StringSliceVar(&files, "scenario", nil, "scenario files or built-in names (default: every built-in scenario)")
+	f.StringSliceVar(&paths, "telemetry", nil, "instead: detection delay on the workshop scenario through each telemetry path given ("+strings.Join(telemetrypath.Names, ", ")+"), against the CUSUM bound plus the path's own delay")
 	return cmd
 }

@@ -13,12 +13,14 @@ import (
 	"github.com/grayzone/grayzone/lab"
 	"github.com/grayzone/grayzone/lab/console"
 	"github.com/grayzone/grayzone/lab/scenario"
+	"github.com/grayzone/grayzone/lab/telemetrypath"
 )
 
 func newLabCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
 		file, mode, detector, reportPath, database string
 		listen, htmlPath, frontDoor                string
+		telemetry                                  string
 		baseline, verbose, quiet                   bool
 		seed                                       int64
 	)
@@ -77,6 +79,7 @@ Built-in scenarios: ` + strings.Join(scenario.BuiltinNames(), ", "),
 				Database: database, Progress: con, Log: log, Listen: listen,
 				Dashboard: labDashboard(log), FrontDoor: frontDoor,
 			}
+			opts.Telemetry = telemetry
 			r, err := lab.Run(cmd.Context(), opts)
 			if errors.Is(err, lab.ErrUsage) {
 				return &exitError{code: ExitUsage, err: err}
@@ -124,6 +127,7 @@ Built-in scenarios: ` + strings.Join(scenario.BuiltinNames(), ", "),
 	f.Int64Var(&seed, "seed", 0, "override the scenario's seed (sim mode's random choices)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log every decision and action")
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only the summary (and errors), nothing while the run goes on")
+	f.StringVar(&telemetry, "telemetry", "direct", "how the instances' server-side numbers reach the engine: "+strings.Join(telemetrypath.Names, ", ")+" (sim mode; real mode: direct)")
 	return cmd
 }
 

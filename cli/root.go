@@ -80,5 +80,6 @@ this machine:
 	root.AddCommand(newLabCmd(stdout, stderr), newBenchCmd(stdout, stderr), newServeCmd(stdout, stderr), newWorkloadCmd(stdout, stderr))
 	root.AddCommand(newFrontDoorCmd(stdout, stderr))
 	root.AddCommand(apiCommands(stdout, stderr)...)
+	root.AddCommand(newReplayCmd(stdout, stderr))
 	return root
 }

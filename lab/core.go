@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -106,33 +105,9 @@ func (c *core) tick(ctx context.Context, now time.Time) detect.Assessment {
 		return a
 	}
 	phase, zone := c.ctrl.Phase()
-	excluded := c.group.Snapshot().Excluded
-	p := report.Point{At: now.Sub(c.start).Truncate(time.Second).Seconds(), Phase: string(phase)}
-	if phase != runbook.Idle {
-		p.Shift = zone
-	}
-	for _, z := range a.Zones {
-		p.Zones = append(p.Zones, report.ZonePoint{Zone: z.Zone, Availability: round(z.Availability, 5), P99: round(z.P99, 2), Requests: z.Requests,
-			Healthy: z.Healthy, CanaryAvailability: round(z.CanaryAvailability, 5), CanaryP99: round(z.CanaryP99, 2), Isolated: z.Isolated,
-			Excluded: slices.Contains(excluded, z.Zone)})
-	}
+	p := report.PointOf(now.Sub(c.start).Truncate(time.Second).Seconds(), string(phase), zone, a, c.group.Snapshot().Excluded)
 	c.timeline = append(c.timeline, p)
 	return a
-}
-
-func round(v float64, digits int) float64 {
-	p := 1.0
-	for range digits {
-		p *= 10
-	}
-	return float64(int64(v*p+0.5*sign(v))) / p
-}
-
-func sign(v float64) float64 {
-	if v < 0 {
-		return -1
-	}
-	return 1
 }
 
 // run assembles the report.Run at the end.

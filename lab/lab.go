@@ -45,6 +45,9 @@ type Options struct {
 	// FrontDoor is the real-mode data plane: "embedded" (default, grayzone's
 	// own proxy) or "haproxy" (a real HAProxy, see haproxy.go).
 	FrontDoor string
+	// Telemetry is the path the instances' server-side numbers take to the
+	// engine (telemetrypath.Names; default direct). Sim mode only for now.
+	Telemetry string
 }
 
 // ErrUsage marks errors in the command or its inputs (exit status 2).
@@ -67,6 +70,9 @@ func (o *Options) validate() error {
 		return fmt.Errorf("%w: --detector %q: want one of %s", ErrUsage, o.Detector, strings.Join(detect.Profiles, ", "))
 	}
 	if err := o.validateFrontDoor(); err != nil {
+		return err
+	}
+	if err := o.validateTelemetry(); err != nil {
 		return err
 	}
 	if o.Log == nil {

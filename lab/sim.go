@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/grayzone/grayzone/lab/fault"
 	"github.com/grayzone/grayzone/lab/report"
 	"github.com/grayzone/grayzone/lab/sim"
+	"github.com/grayzone/grayzone/lab/telemetrypath"
 	"github.com/grayzone/grayzone/telemetry/observation"
 )
 
@@ -22,6 +24,7 @@ func runSim(ctx context.Context, o Options, mitigate bool) (report.Run, error) {
 		c     *core
 		world *sim.World
 		req   report.Requests
+		path  *telemetrypath.Path
 	)
 	plan := fault.NewPlan(sc)
 	table := newTable(sc)
@@ -30,8 +33,11 @@ func runSim(ctx context.Context, o Options, mitigate bool) (report.Run, error) {
 		Scenario: sc,
 		Table:    table,
 		Start:    simEpoch,
-		Observe:  func(obs observation.Observation) { c.ctrl.Observe(obs) },
+		Observe:  func(obs observation.Observation) { path.Observe(obs) },
 		Tick: func(now time.Time) {
+			if err := path.Tick(now); err != nil {
+				o.Log.Error("telemetry path", "err", err)
+			}
 			a := c.tick(ctx, now)
 			prog.update(now.Sub(simEpoch), a, c, req)
 		},
@@ -45,6 +51,9 @@ func runSim(ctx context.Context, o Options, mitigate bool) (report.Run, error) {
 		func() bool { return !plan.ControlPlaneDown(world.Offset()) }, autoshift.Sync, simEpoch, quiet)
 	if err != nil {
 		return report.Run{}, err
+	}
+	if path, err = telemetrypath.New(o.Telemetry, c.ctrl, simEpoch); err != nil {
+		return report.Run{}, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	world.SetTickEvery(c.every)
 	prog.header(ModeSim, "", "")

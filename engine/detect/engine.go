@@ -285,12 +285,14 @@ func (e *Engine) ObserveSnapshot(at time.Time, k record.SeriesKey, d record.Snap
 }
 
 // ObserveAggregate records what one series counted over an interval ending
-// at a.At, the form every telemetry source produces (record.Aggregate). Its
-// slow count must already be resolved (Aggregate.FillSlow).
+// at a.At, the form every telemetry source produces (record.Aggregate). A
+// slow count left to the receiver (record.SlowFromLatency) is counted from
+// the histogram with the engine's threshold for the operation.
 func (e *Engine) ObserveAggregate(a record.Aggregate) {
 	if a.Requests == 0 {
 		return
 	}
+	a.FillSlow(e.cfg.threshold(a.Key.Operation))
 	c := Counts{N: int64(a.Requests), Faults: int64(a.Faults), Errors: int64(a.Errors), Slow: int64(min(a.Slow, a.Requests))}
 	k := a.Key
 	e.add(a.At, k.Source, k.Zone, k.Instance, k.Operation, false, c, func(sk *ddsketch.DDSketch) {

@@ -9,11 +9,13 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/grayzone/grayzone/engine/autoshift"
+	"github.com/grayzone/grayzone/engine/detect"
 	"github.com/grayzone/grayzone/engine/runbook"
 	"github.com/grayzone/grayzone/lab/scenario"
 )
@@ -148,6 +150,32 @@ type ZonePoint struct {
 	CanaryP99          float64 `json:"canary_p99_ms"`       // -1 with no data
 	Isolated           bool    `json:"isolated,omitempty"`
 	Excluded           bool    `json:"excluded,omitempty"`
+}
+
+// PointOf is the timeline point of an assessment at t seconds into a run:
+// the runbook's phase (and the zone it concerns) and each zone's view.
+func PointOf(t float64, phase, zone string, a detect.Assessment, excluded []string) Point {
+	p := Point{At: t, Phase: phase}
+	if phase != "idle" {
+		p.Shift = zone
+	}
+	for _, z := range a.Zones {
+		p.Zones = append(p.Zones, ZonePoint{Zone: z.Zone, Availability: round(z.Availability, 5), P99: round(z.P99, 2), Requests: z.Requests,
+			Healthy: z.Healthy, CanaryAvailability: round(z.CanaryAvailability, 5), CanaryP99: round(z.CanaryP99, 2), Isolated: z.Isolated,
+			Excluded: slices.Contains(excluded, z.Zone)})
+	}
+	return p
+}
+
+func round(v float64, digits int) float64 {
+	p := 1.0
+	for range digits {
+		p *= 10
+	}
+	if v < 0 {
+		return float64(int64(v*p-0.5)) / p
+	}
+	return float64(int64(v*p+0.5)) / p
 }
 
 // Report is the run report.

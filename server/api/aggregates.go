@@ -35,7 +35,8 @@ type AggregateIn struct {
 	// grayzone counts it from LatencyMs with its own threshold.
 	Slow *uint64 `json:"slow,omitempty"`
 	// LatencyMs is the latency histogram as [latency_ms, count] pairs; the
-	// counts add up to Requests (or it is empty: no latency data).
+	// counts add up to at most Requests (a source may time only some
+	// requests, e.g. EMF's SuccessLatency), or it is empty: no latency data.
 	LatencyMs [][2]float64 `json:"latency_ms,omitempty"`
 }
 
@@ -124,8 +125,8 @@ func ConvertAggregate(in AggregateIn, now time.Time) (a record.Aggregate, field,
 		a.AddLatency(time.Duration(ms*float64(time.Millisecond)), uint64(n))
 	}
 	switch {
-	case len(in.LatencyMs) > 0 && total != in.Requests:
-		return a, "latency_ms", fmt.Sprintf("counts add up to %d, not requests (%d)", total, in.Requests)
+	case total > in.Requests:
+		return a, "latency_ms", fmt.Sprintf("counts add up to %d, more than requests (%d)", total, in.Requests)
 	case len(in.LatencyMs) == 0 && in.Slow == nil:
 		return a, "slow", "is required when latency_ms is empty"
 	}
@@ -176,4 +177,48 @@ type TelemetryStatus struct {
 	LastReject string            `json:"last_reject,omitempty"`
 	Dropped    uint64            `json:"dropped"`
 	NewestAgeS float64           `json:"newest_age_s"` // -1: no data yet
+}
+
+// DecodeBatch reads one batch in the POST /v1/observations format (single
+// observations and aggregated records), validated as the endpoint does; now
+// stands in for records without at. Replay reads recorded batches with it.
+func DecodeBatch(data []byte, now time.Time) (resource string, obs []observation.Observation, aggs []record.Aggregate, err error) {
+	var raw rawBatch
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&raw); err != nil {
+		return "", nil, nil, jsonError("", err)
+	}
+	resource, obs, err = raw.convert(now)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	aggs, err = convertAggregates(raw.Aggregates, now)
+	return resource, obs, aggs, err
+}
+
+// EncodeAggregate is the wire form of an aggregate (DecodeBatch's inverse
+// up to the histogram's bucket midpoints).
+func EncodeAggregate(a record.Aggregate) AggregateIn {
+	at := a.At.UTC()
+	in := AggregateIn{At: &at, Source: a.Key.Source.String(), Zone: a.Key.Zone, Instance: a.Key.Instance, Operation: a.Key.Operation,
+		Requests: a.Requests, Faults: a.Faults, Errors: a.Errors}
+	if a.Slow != record.SlowFromLatency || len(a.Latency) == 0 {
+		slow := a.Slow
+		if slow == record.SlowFromLatency {
+			slow = 0 // no histogram to count it from
+		}
+		in.Slow = &slow
+	}
+	for _, b := range a.Latency {
+		in.LatencyMs = append(in.LatencyMs, [2]float64{float64(record.BucketMid(b.Index)) / float64(time.Millisecond), float64(b.Count)})
+	}
+	return in
+}
+
+// EncodeObservation is the wire form of a single observation.
+func EncodeObservation(o observation.Observation) ObservationIn {
+	at := o.At.UTC()
+	return ObservationIn{At: &at, Source: o.Source.String(), Zone: o.Zone, Instance: o.Instance, Operation: o.Operation,
+		Outcome: o.Outcome.String(), LatencyMs: float64(o.Latency) / float64(time.Millisecond), Regional: o.Regional}
 }

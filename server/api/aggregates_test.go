@@ -77,7 +77,7 @@ func TestAggregateValidation(t *testing.T) {
 		{agg(`"faults":11`), "aggregates[1].faults: 11 is more than requests (10)"},
 		{agg(`"errors":10`), "aggregates[1].errors: faults + errors (11) is more than requests (10)"},
 		{agg(`"slow":11`), "aggregates[1].slow: 11 is more than requests (10)"},
-		{agg(`"latency_ms":[[5,8]]`), "aggregates[1].latency_ms: counts add up to 8, not requests (10)"},
+		{agg(`"latency_ms":[[5,8],[6,8]]`), "aggregates[1].latency_ms: counts add up to 16, more than requests (10)"},
 		{agg(`"latency_ms":[[-1,10]]`), "aggregates[1].latency_ms[0]: latency -1 is not a number from 0 to 86400000 (24h)"},
 		{agg(`"latency_ms":[[1,2.5]]`), "aggregates[1].latency_ms[0]: count 2.5 is not a whole number from 0 to requests (10)"},
 		{agg(`"latency_ms":[]`), "aggregates[1].slow: is required when latency_ms is empty"},

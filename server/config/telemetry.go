@@ -9,7 +9,11 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/grayzone/grayzone/engine/runbook"
 	"github.com/grayzone/grayzone/internal/yamlfield"
+	"github.com/grayzone/grayzone/telemetry/emf"
+	"github.com/grayzone/grayzone/telemetry/otlp"
+	"github.com/grayzone/grayzone/telemetry/prometheus"
 )
 
 // Telemetry source types.
@@ -27,7 +31,7 @@ const (
 	DefaultMaxInstances       = 10_000
 	DefaultMaxOperations      = 100
 	DefaultMaxPending         = 1_000_000
-	DefaultPrometheusInterval = 5 * time.Second
+	DefaultPrometheusInterval = prometheus.DefaultInterval
 	DefaultEMFInterval        = time.Second
 )
 
@@ -37,7 +41,10 @@ type Telemetry struct {
 	MaxInstances  int // distinct instances; more are rejected
 	MaxOperations int // distinct operations; more are rejected
 	MaxPending    int // aggregates queued for the engine; more are dropped
-	Sources       []Source
+	// RecordObservations: serve appends everything the engine takes, in the
+	// batch format, to DATA_DIR/observations-RESOURCE.jsonl, for grayzone replay.
+	RecordObservations bool
+	Sources            []Source
 }
 
 // Source is one telemetry source. Fields apply to the type named.
@@ -76,7 +83,7 @@ type Queries struct{ Requests, Latency string }
 type EMFMetrics struct{ Success, Fault, Error, Latency string }
 
 var (
-	telemetryKeys = []string{"max_instances", "max_operations", "max_pending", "sources"}
+	telemetryKeys = []string{"max_instances", "max_operations", "max_pending", "record_observations", "sources"}
 	sourceKeys    = map[string][]string{
 		SourceOTLP:       {"type", "name", "http", "grpc", "attributes", "duration_metric", "requests_metric"},
 		SourcePrometheus: {"type", "name", "url", "interval", "queries", "labels"},
@@ -87,38 +94,33 @@ var (
 	metricKeys = []string{"success", "fault", "error", "latency"}
 )
 
-// DefaultOTLPAttributes are OpenTelemetry's semantic conventions.
+// DefaultOTLPAttributes are OpenTelemetry's semantic conventions (the receiver's defaults).
 func DefaultOTLPAttributes() Attributes {
-	return Attributes{
-		Zone:      []string{"cloud.availability_zone", "cloud.zone"},
-		Instance:  []string{"service.instance.id", "host.name"},
-		Operation: []string{"http.route"},
-		Status:    []string{"http.response.status_code", "http.status_code"},
-	}
+	a := otlp.DefaultAttributes()
+	return Attributes{Zone: a.Zone, Instance: a.Instance, Operation: a.Operation, Status: a.Status}
 }
 
 // DefaultPrometheusLabels match grayzone's middleware (telemetry/middleware).
 func DefaultPrometheusLabels() Attributes {
-	return Attributes{Zone: []string{"zone"}, Instance: []string{"instance"}, Operation: []string{"route"}, Status: []string{"code"}}
+	l := prometheus.DefaultLabels()
+	return Attributes{Zone: []string{l.Zone}, Instance: []string{l.Instance}, Operation: []string{l.Operation}, Status: []string{l.Status}}
 }
 
-// DefaultPrometheusQueries read the middleware's shape: counters summed by
-// the labels grayzone needs.
+// DefaultPrometheusQueries read the middleware's shape.
 func DefaultPrometheusQueries() Queries {
-	return Queries{
-		Requests: `sum by (zone, instance, route, code) (http_requests_total)`,
-		Latency:  `sum by (zone, instance, route, le) (http_request_duration_seconds_bucket)`,
-	}
+	return Queries{Requests: prometheus.DefaultRequests, Latency: prometheus.DefaultLatency}
 }
 
-// DefaultEMFDimensions and DefaultEMFMetrics are the workshop application's.
+// DefaultEMFDimensions are the workshop application's dimension names.
 func DefaultEMFDimensions() Attributes {
-	return Attributes{Zone: []string{"AZ-ID"}, Instance: []string{"InstanceId"}, Operation: []string{"Operation"}}
+	n := emf.WorkshopNames()
+	return Attributes{Zone: []string{n.Zone}, Instance: []string{n.Instance}, Operation: []string{n.Operation}}
 }
 
 // DefaultEMFMetrics are the workshop application's metric names.
 func DefaultEMFMetrics() EMFMetrics {
-	return EMFMetrics{Success: "Success", Fault: "Fault", Error: "Error", Latency: "SuccessLatency"}
+	n := emf.WorkshopNames()
+	return EMFMetrics{Success: n.Success, Fault: n.Fault, Error: n.Error, Latency: n.Latency}
 }
 
 func defaultTelemetry() Telemetry {
@@ -140,6 +142,9 @@ func (p *parser) telemetry(f yamlfield.Field) Telemetry {
 	}
 	if v, ok := m.Get("max_pending"); ok {
 		t.MaxPending, _ = p.IntIn(v, 1000, 100_000_000)
+	}
+	if v, ok := m.Get("record_observations"); ok {
+		t.RecordObservations, _ = p.Boolean(v)
 	}
 	sf, ok := m.Get("sources")
 	if !ok {
@@ -204,7 +209,7 @@ func (p *parser) source(f yamlfield.Field, names map[string]int) (Source, bool) 
 	switch typ {
 	case SourceOTLP:
 		s.Attributes = DefaultOTLPAttributes()
-		s.DurationMetric, s.RequestsMetric = "http.server.request.duration", "http.server.request.count"
+		s.DurationMetric, s.RequestsMetric = otlp.DefaultDurationMetric, otlp.DefaultRequestsMetric
 		h, hasH := m.Get("http")
 		g, hasG := m.Get("grpc")
 		if !hasH && !hasG {
@@ -318,4 +323,11 @@ func (p *parser) attributes(f yamlfield.Field, a *Attributes, single bool) {
 			*dst = []string{s}
 		}
 	}
+}
+
+// RunbookPolicy is the runbook's policy for r, as grayzone serve runs it
+// (replay uses it too).
+func (r *Resource) RunbookPolicy() runbook.Policy {
+	return runbook.Policy{Resource: r.Name, ControlPlaneAfter: r.Autoshift.ControlPlaneAfter,
+		RecoveryHold: r.Autoshift.RecoveryHold, NoControlPlane: r.ControlPlane.Type != ControlPlaneCommand}
 }

@@ -264,6 +264,8 @@ type resource struct {
 	prac  *practice.Scheduler
 	rec   *record.Recorder // the front door's view of customer requests; nil when off
 	gate  *ingest.Gate     // telemetry sources and aggregated batches (telemetry.go)
+	// batches records what the engine takes (record_observations); nil when off.
+	batches *batchLog
 
 	putMu     sync.Mutex
 	mu        sync.Mutex
@@ -287,6 +289,12 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, now time
 			return nil, fmt.Errorf("serve: resource %s: %w", rc.Name, err)
 		}
 	}
+	if rc.Telemetry.RecordObservations {
+		var err error
+		if r.batches, err = openBatchLog(s.cfg.DataDir, rc.Name); err != nil {
+			return nil, err
+		}
+	}
 	eng, err := detect.New(rc.DetectConfig())
 	if err != nil {
 		return nil, fmt.Errorf("serve: resource %s: %w", rc.Name, err)
@@ -302,8 +310,7 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, now time
 		}
 		control = command.Actuator{Commands: cmds, Timeout: rc.ControlPlane.Timeout}
 	}
-	r.rbPol = runbook.Policy{Resource: rc.Name, ControlPlaneAfter: rc.Autoshift.ControlPlaneAfter,
-		RecoveryHold: rc.Autoshift.RecoveryHold, NoControlPlane: control == nil}
+	r.rbPol = rc.RunbookPolicy()
 	rb := runbook.New(r.rbPol)
 	if data, ok, err := s.db.GetState(ctx, stateKey("runbook", rc.Name)); err != nil {
 		return nil, fmt.Errorf("serve: resource %s: read runbook state: %w", rc.Name, err)
@@ -408,6 +415,9 @@ func (r *resource) stop() {
 	if r.cancel != nil {
 		r.cancel()
 	}
+	if r.batches != nil {
+		_ = r.batches.close()
+	}
 	if r.proxy != nil {
 		r.proxy.Close()
 	}
@@ -415,6 +425,9 @@ func (r *resource) stop() {
 
 func (r *resource) observe(o observation.Observation) {
 	r.ctrl.Observe(o)
+	if r.batches != nil {
+		r.batches.observe(o)
+	}
 	r.mu.Lock()
 	r.observed[o.Source]++
 	r.mu.Unlock()
@@ -428,7 +441,7 @@ func (r *resource) tick(ctx context.Context, now time.Time) {
 			r.ctrl.Abandon(now, "the automatic shift ended outside the runbook (cancelled or expired)")
 		}
 	}
-	if r.rec != nil {
+	if r.rec != nil && r.batches == nil {
 		r.ctrl.ObserveSnapshots(now, r.rec)
 	}
 	r.feed(now)

@@ -27,14 +27,36 @@ func newGate(rc *config.Resource) *ingest.Gate {
 		MaxPending: t.MaxPending, Thresholds: rc.Operations})
 }
 
-// feed hands the gate's queued aggregates to the engine, before its tick.
+// feed hands the gate's queued aggregates to the engine, before its tick,
+// and records what the engine took when record_observations is on.
 func (r *resource) feed(now time.Time) {
+	if r.rec != nil && r.batches != nil {
+		// The front door's counts, as aggregates, so they are recorded too
+		// (the engine takes both forms alike).
+		var fd []record.Aggregate
+		r.rec.Drain(func(k record.SeriesKey, d record.Snapshot) { fd = append(fd, d.Aggregate(now, k)) })
+		if len(fd) > 0 {
+			_ = r.gate.Offer("frontdoor", fd, now)
+		}
+	}
+	var took []record.Aggregate
 	r.gate.Drain(now, drainPerTick, func(aggs []record.Aggregate) {
 		r.ctrl.ObserveAggregates(aggs)
 		r.mu.Lock()
 		r.observed[observation.Server] += int64(len(aggs))
 		r.mu.Unlock()
+		if r.batches != nil {
+			took = aggs
+			if err := r.batches.write(took); err != nil {
+				r.s.log.Error("record_observations: write failed", "resource", r.cfg.Name, "err", err)
+			}
+		}
 	})
+	if r.batches != nil && took == nil {
+		if err := r.batches.write(nil); err != nil {
+			r.s.log.Error("record_observations: write failed", "resource", r.cfg.Name, "err", err)
+		}
+	}
 }
 
 // startSources starts the resource's telemetry sources.
@@ -84,13 +106,8 @@ func (s *Service) IngestAggregates(ctx context.Context, name, source string, obs
 // singleAggregate is one observation as an aggregate of one request.
 func singleAggregate(o observation.Observation) record.Aggregate {
 	a := record.Aggregate{At: o.At, Key: record.SeriesKey{Source: o.Source, Zone: o.Zone, Instance: o.Instance, Operation: o.Operation},
-		Requests: 1, Slow: record.SlowFromLatency}
-	switch o.Outcome {
-	case observation.Fault:
-		a.Faults = 1
-	case observation.Error:
-		a.Errors = 1
-	}
+		Slow: record.SlowFromLatency}
+	a.Count(o.Outcome, 1)
 	a.AddLatency(o.Latency, 1)
 	return a
 }

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/grayzone/grayzone/lab/replay"
 	"github.com/grayzone/grayzone/telemetry/ingest"
 	"github.com/grayzone/grayzone/telemetry/observation"
 	"github.com/grayzone/grayzone/telemetry/record"
@@ -131,5 +134,56 @@ func TestTelemetryCountsInMetricsAndStatus(t *testing.T) {
 	tel := st.Resources[0].Telemetry
 	if len(tel) != 1 || tel[0].Accepted != 6 || !strings.Contains(tel[0].LastReject, `"z9" is not a zone of web`) || tel[0].NewestAgeS != 3 {
 		t.Errorf("status telemetry: %+v", tel)
+	}
+}
+
+func TestRecordObservationsReplaysToTheSameDecision(t *testing.T) {
+	s, fc := guardService(t, "")
+	dir := t.TempDir()
+	r := s.resources[0]
+	var err error
+	if r.batches, err = openBatchLog(dir, "web"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	var shiftAt time.Time
+	for tick := range 15 * 4 {
+		failing := ""
+		if tick >= 10*4 {
+			failing = "z2"
+		}
+		aggs, canaries := aggregate(traffic(fc.Now(), failing))
+		if err := s.IngestAggregates(ctx, "web", "middleware", canaries, aggs); err != nil {
+			t.Fatal(err)
+		}
+		fc.Advance(tickEvery)
+		s.tick(ctx, fc.Now())
+		r.ctrl.Wait()
+		if sh, ok := active(s); ok && shiftAt.IsZero() {
+			shiftAt = sh.StartedAt
+		}
+	}
+	r.batches.close()
+	data, err := os.ReadFile(filepath.Join(dir, "observations-web.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(data), "\n"); n != 60 {
+		t.Fatalf("%d lines recorded, want one per tick (60)", n)
+	}
+	in, err := replay.ReadBatches(strings.NewReader(string(data)), "rec", "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := replay.Run(ctx, in, replay.Options{Detect: r.cfg.DetectConfig(), Runbook: r.cfg.RunbookPolicy()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if shiftAt.IsZero() || len(rep.Shifts) != 1 || rep.Shifts[0].AwayFrom != "z2" {
+		t.Fatalf("live shift at %v; replay shifts %+v", shiftAt, rep.Shifts)
+	}
+	// Replay's clock starts at the first record's second; the live shift's offset from t0 must match.
+	if live, replayed := shiftAt.Sub(t0).Seconds(), rep.Shifts[0].Start; live != replayed {
+		t.Errorf("live shift at %.2fs, replayed at %.2fs", live, replayed)
 	}
 }

@@ -141,9 +141,25 @@ func (g *Gate) reject(source, reason, msg string) error {
 // admit checks zones and caps for a batch's keys, then records the new
 // instances and operations; on a problem nothing is recorded.
 func (g *Gate) admit(source string, n int, key func(i int) (zone, instance, op string), now time.Time) error {
-	newInst, newOps := map[string]bool{}, map[string]bool{}
+	var newInst, newOps map[string]bool // allocated only for a batch with new names
 	for i := range n {
 		z, inst, op := key(i)
+		ti, knownInst := g.instances[inst]
+		to, knownOp := g.ops[op]
+		if (knownInst || inst == "") && knownOp && slices.Contains(g.zones, z) {
+			// Refresh last-heard times at most once a second: the caps
+			// forget after minutes.
+			if knownInst && now.Sub(ti) > time.Second {
+				g.instances[inst] = now
+			}
+			if now.Sub(to) > time.Second {
+				g.ops[op] = now
+			}
+			continue
+		}
+		if newInst == nil {
+			newInst, newOps = map[string]bool{}, map[string]bool{}
+		}
 		if !slices.Contains(g.zones, z) {
 			return g.reject(source, ReasonZone, fmt.Sprintf("[%d].zone: %q is not a zone of %s (zones: %v)", i, z, g.resource, g.zones))
 		}
@@ -161,6 +177,9 @@ func (g *Gate) admit(source string, n int, key func(i int) (zone, instance, op s
 			}
 			newOps[op] = true
 		}
+	}
+	if newInst == nil {
+		return nil
 	}
 	for i := range n {
 		_, inst, op := key(i)

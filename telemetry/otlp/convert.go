@@ -121,13 +121,7 @@ func (c *Converter) Convert(md pmetric.Metrics, now time.Time) ([]record.Aggrega
 			out = append(out, record.Aggregate{Key: p.key, Slow: record.SlowFromLatency})
 		}
 		a := &out[i]
-		a.Requests += n
-		switch p.outcome {
-		case observation.Fault:
-			a.Faults += n
-		case observation.Error:
-			a.Errors += n
-		}
+		a.Count(p.outcome, n)
 		if p.at.After(a.At) {
 			a.At = p.at
 		}
@@ -165,7 +159,7 @@ func (c *Converter) points(md pmetric.Metrics, now time.Time) ([]point, error) {
 			ms := sms.At(j).Metrics()
 			for k := range ms.Len() {
 				m := ms.At(k)
-				where := fmt.Sprintf("resource_metrics[%d].scope_metrics[%d].metrics[%d] (%s)", i, j, k, m.Name())
+				where := loc{i, j, k, m.Name(), -1}
 				var err error
 				switch {
 				case m.Name() == c.DurationMetric:
@@ -182,7 +176,7 @@ func (c *Converter) points(md pmetric.Metrics, now time.Time) ([]point, error) {
 	return pts, nil
 }
 
-func (c *Converter) histogram(pts []point, m pmetric.Metric, res pcommon.Map, where string, now time.Time) ([]point, error) {
+func (c *Converter) histogram(pts []point, m pmetric.Metric, res pcommon.Map, where loc, now time.Time) ([]point, error) {
 	if m.Type() != pmetric.MetricTypeHistogram {
 		return pts, fmt.Errorf("%s: is a %s, want an explicit-bucket histogram", where, m.Type())
 	}
@@ -197,14 +191,14 @@ func (c *Converter) histogram(pts []point, m pmetric.Metric, res pcommon.Map, wh
 		return pts, fmt.Errorf("%s: unit %q is not s, ms or us", where, m.Unit())
 	}
 	h := m.Histogram()
-	cum := h.AggregationTemporality() == pmetric.AggregationTemporalityCumulative
-	if !cum && h.AggregationTemporality() != pmetric.AggregationTemporalityDelta {
-		return pts, fmt.Errorf("%s: aggregation temporality is unspecified", where)
+	cum, err := cumulativeTemporality(h.AggregationTemporality(), where)
+	if err != nil {
+		return pts, err
 	}
 	dps := h.DataPoints()
 	for d := range dps.Len() {
 		dp := dps.At(d)
-		w := fmt.Sprintf("%s.data_points[%d]", where, d)
+		w := where.point(d)
 		p, err := c.common(dp.Attributes(), res, dp.StartTimestamp(), dp.Timestamp(), w, now)
 		if err != nil {
 			return pts, err
@@ -240,26 +234,28 @@ func (c *Converter) histogram(pts []point, m pmetric.Metric, res pcommon.Map, wh
 			return pts, fmt.Errorf("%s: bucket counts add up to %d, not count (%d)", w, total, dp.Count())
 		}
 		p.vals[0] = float64(dp.Count())
-		p.seriesID = seriesID(p, dp.Attributes(), res, m.Name())
-		p.process = processID(res, p.start)
+		if cum {
+			p.seriesID = seriesID(p, dp.Attributes(), res, m.Name())
+			p.process = processID(res, p.start)
+		}
 		pts = append(pts, p)
 	}
 	return pts, nil
 }
 
-func (c *Converter) sum(pts []point, m pmetric.Metric, res pcommon.Map, where string, now time.Time) ([]point, error) {
+func (c *Converter) sum(pts []point, m pmetric.Metric, res pcommon.Map, where loc, now time.Time) ([]point, error) {
 	if m.Type() != pmetric.MetricTypeSum || !m.Sum().IsMonotonic() {
 		return pts, fmt.Errorf("%s: is a %s, want a monotonic sum (a counter)", where, m.Type())
 	}
 	s := m.Sum()
-	cum := s.AggregationTemporality() == pmetric.AggregationTemporalityCumulative
-	if !cum && s.AggregationTemporality() != pmetric.AggregationTemporalityDelta {
-		return pts, fmt.Errorf("%s: aggregation temporality is unspecified", where)
+	cum, err := cumulativeTemporality(s.AggregationTemporality(), where)
+	if err != nil {
+		return pts, err
 	}
 	dps := s.DataPoints()
 	for d := range dps.Len() {
 		dp := dps.At(d)
-		w := fmt.Sprintf("%s.data_points[%d]", where, d)
+		w := where.point(d)
 		p, err := c.common(dp.Attributes(), res, dp.StartTimestamp(), dp.Timestamp(), w, now)
 		if err != nil {
 			return pts, err
@@ -272,15 +268,28 @@ func (c *Converter) sum(pts []point, m pmetric.Metric, res pcommon.Map, where st
 			return pts, fmt.Errorf("%s: value %v is not a number from 0 to %g", w, v, float64(maxCount))
 		}
 		p.cumulative, p.vals = cum, []float64{v}
-		p.seriesID = seriesID(p, dp.Attributes(), res, m.Name())
-		p.process = processID(res, p.start)
+		if cum {
+			p.seriesID = seriesID(p, dp.Attributes(), res, m.Name())
+			p.process = processID(res, p.start)
+		}
 		pts = append(pts, p)
 	}
 	return pts, nil
 }
 
+// cumulativeTemporality says whether points are cumulative (else delta).
+func cumulativeTemporality(t pmetric.AggregationTemporality, where loc) (bool, error) {
+	switch t {
+	case pmetric.AggregationTemporalityCumulative:
+		return true, nil
+	case pmetric.AggregationTemporalityDelta:
+		return false, nil
+	}
+	return false, fmt.Errorf("%s: aggregation temporality is unspecified", where)
+}
+
 // common reads a point's zone, instance, operation, outcome and times.
-func (c *Converter) common(attrs, res pcommon.Map, start, ts pcommon.Timestamp, w string, now time.Time) (point, error) {
+func (c *Converter) common(attrs, res pcommon.Map, start, ts pcommon.Timestamp, w loc, now time.Time) (point, error) {
 	var p point
 	zone, ok := lookup(c.Attributes.Zone, attrs, res)
 	if !ok || zone == "" {
@@ -327,6 +336,23 @@ func lookup(names []string, attrs, res pcommon.Map) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// loc names a metric or data point in an export, formatted only for an error.
+type loc struct {
+	r, s, m int
+	name    string
+	dp      int // -1: the metric itself
+}
+
+func (l loc) point(d int) loc { l.dp = d; return l }
+
+func (l loc) String() string {
+	s := fmt.Sprintf("resource_metrics[%d].scope_metrics[%d].metrics[%d] (%s)", l.r, l.s, l.m, l.name)
+	if l.dp >= 0 {
+		s += fmt.Sprintf(".data_points[%d]", l.dp)
+	}
+	return s
 }
 
 // processID names the process behind a point: its resource and start time.

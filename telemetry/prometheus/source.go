@@ -256,13 +256,7 @@ func (s *Source) convert(req, lat model.Vector, at time.Time) ([]record.Aggregat
 			out = append(out, record.Aggregate{At: at, Key: p.k, Slow: record.SlowFromLatency})
 		}
 		a := &out[i]
-		a.Requests += n
-		switch p.outcome {
-		case observation.Fault:
-			a.Faults += n
-		case observation.Error:
-			a.Errors += n
-		}
+		a.Count(p.outcome, n)
 	}
 	// Latency: per group, the cumulative-by-le deltas become per-bucket counts.
 	byGroup := map[groupKey][][2]float64{} // le, delta
@@ -319,4 +313,65 @@ func cmpFloat(a, b float64) int {
 		return 1
 	}
 	return 0
+}
+
+// Convert turns one pair of query results at time at into aggregates, as a
+// poll does (the first call is the baseline). The lab's sim mode feeds it
+// scrape results it models.
+func (s *Source) Convert(req, lat model.Vector, at time.Time) ([]record.Aggregate, error) {
+	aggs, err := s.convert(req, lat, at)
+	if err == nil {
+		s.polled = true
+	}
+	return aggs, err
+}
+
+// Range runs both queries over [start, end] at step (query_range) and
+// returns the per-step deltas, as Poll would have produced them live: the
+// first step is the baseline. Replay reads a past incident with it.
+func (s *Source) Range(ctx context.Context, start, end time.Time, step time.Duration) ([]record.Aggregate, error) {
+	r := v1.Range{Start: start, End: end, Step: step}
+	at := func(q string) (map[int64]model.Vector, error) {
+		v, _, _, err := s.api.QueryRange(ctx, q, r)
+		if err != nil {
+			return nil, fmt.Errorf("prometheus: query_range %q: %w", q, err)
+		}
+		m, ok := v.(model.Matrix)
+		if !ok {
+			return nil, fmt.Errorf("prometheus: query_range %q returned a %s, want a matrix", q, v.Type())
+		}
+		out := map[int64]model.Vector{}
+		for _, ss := range m {
+			for _, p := range ss.Values {
+				t := int64(p.Timestamp)
+				out[t] = append(out[t], &model.Sample{Metric: ss.Metric, Value: p.Value, Timestamp: p.Timestamp})
+			}
+		}
+		return out, nil
+	}
+	req, err := at(s.cfg.Requests)
+	if err != nil {
+		return nil, err
+	}
+	lat := map[int64]model.Vector{}
+	if s.cfg.Latency != "" {
+		if lat, err = at(s.cfg.Latency); err != nil {
+			return nil, err
+		}
+	}
+	var steps []int64
+	for t := range req {
+		steps = append(steps, t)
+	}
+	slices.Sort(steps)
+	var out []record.Aggregate
+	for i, t := range steps {
+		aggs, err := s.convert(req[t], lat[t], time.UnixMilli(t).UTC())
+		if err != nil {
+			return nil, fmt.Errorf("prometheus: step %d: %w", i, err)
+		}
+		s.polled = true
+		out = append(out, aggs...)
+	}
+	return out, nil
 }

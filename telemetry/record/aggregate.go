@@ -1,6 +1,10 @@
 package record
 
-import "time"
+import (
+	"time"
+
+	"github.com/grayzone/grayzone/telemetry/observation"
+)
 
 // SlowFromLatency in Aggregate.Slow asks the receiver to count the slow
 // requests from the latency buckets with its own threshold for the
@@ -29,6 +33,17 @@ type Aggregate struct {
 	Errors   uint64
 	Slow     uint64   // latency above the operation's threshold, or SlowFromLatency
 	Latency  []Bucket // ascending Index, non-zero counts; sums to at most Requests
+}
+
+// Count adds n requests with the outcome.
+func (a *Aggregate) Count(o observation.Outcome, n uint64) {
+	a.Requests += n
+	switch o {
+	case observation.Fault:
+		a.Faults += n
+	case observation.Error:
+		a.Errors += n
+	}
 }
 
 // Aggregate returns the snapshot as an aggregate at at, with a sparse histogram.

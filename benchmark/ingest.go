@@ -1,0 +1,383 @@
+package benchmark
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+
+	"github.com/grayzone/grayzone/engine/detect"
+	"github.com/grayzone/grayzone/server/api"
+	"github.com/grayzone/grayzone/server/config"
+	"github.com/grayzone/grayzone/telemetry/ingest"
+	"github.com/grayzone/grayzone/telemetry/observation"
+	"github.com/grayzone/grayzone/telemetry/otlp"
+	"github.com/grayzone/grayzone/telemetry/record"
+)
+
+// IngestOptions configure RunIngest.
+type IngestOptions struct {
+	Instances, Operations int           // the fleet (default 10,000 × 50)
+	Duration              time.Duration // sending time per source (default 10s)
+	Sources               []string      // otlp, batch (default both)
+	// DrainPerTick is the engine's budget per 250 ms tick (default serve's
+	// 100,000); lower it to overload the engine on purpose.
+	DrainPerTick int
+	MaxPending   int // the gate's buffer (default serve's 1,000,000)
+	Progress     io.Writer
+}
+
+// IngestResult is one source's numbers.
+type IngestResult struct {
+	Source      string  `json:"source"`
+	ObsPerS     float64 `json:"obs_per_s"`          // records admitted by the gate per second (OTLP data points or batch aggregates)
+	ObsPerSCore float64 `json:"obs_per_s_per_core"` // ObsPerS / GOMAXPROCS
+	// ObsPerCPUS is records admitted per CPU-second the process used
+	// (receiver, gate, engine and the senders, which run in it too): the
+	// per-core rate that does not depend on what else the machine runs.
+	ObsPerCPUS   float64 `json:"obs_per_cpu_s"`
+	CPUSeconds   float64 `json:"cpu_s"`
+	RSSMiB       float64 `json:"rss_mib"` // the process's peak resident memory during the run
+	Cores        int     `json:"cores"`
+	Sent         int64   `json:"sent"`            // records sent
+	Dropped      uint64  `json:"dropped"`         // dropped by the gate, buffer full
+	EnginePerS   float64 `json:"engine_per_s"`    // aggregates the engine consumed per second
+	MaxTickMs    float64 `json:"max_tick_ms"`     // the slowest engine tick (drain + assess)
+	PendingMax   int     `json:"pending_max"`     // the gate's deepest queue
+	Overload     float64 `json:"overload_factor"` // offered / what the engine consumed
+	Seconds      float64 `json:"seconds"`
+	Instances    int     `json:"instances"`
+	Operations   int     `json:"operations"`
+	MaxPending   int     `json:"max_pending"`
+	DrainPerTick int     `json:"drain_per_tick"`
+}
+
+// Engine tick and drain budget, as in grayzone serve.
+const (
+	ingestTick     = 250 * time.Millisecond
+	ingestDrain    = 100_000
+	ingestPending  = 1_000_000
+	ingestPerBatch = 5000 // records per OTLP request / batch call
+)
+
+var ingestZones = []string{"z1", "z2", "z3"}
+
+// RunIngest measures each source: senders on loopback push a 10,000 ×
+// 50 fleet's per-interval records as fast as they can, through the real
+// receiver (OTLP/HTTP protobuf) or the real batch API handler, into an
+// ingest gate that a real detection engine drains every 250 ms with serve's
+// budget. Offered load far above what the engine takes is the overload
+// case: the excess must be dropped and counted, memory must stay bounded,
+// and no tick may stall.
+func RunIngest(ctx context.Context, o IngestOptions) ([]IngestResult, error) {
+	if o.Instances <= 0 {
+		o.Instances = 10_000
+	}
+	if o.Operations <= 0 {
+		o.Operations = 50
+	}
+	if o.Duration <= 0 {
+		o.Duration = 10 * time.Second
+	}
+	if o.DrainPerTick <= 0 {
+		o.DrainPerTick = ingestDrain
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = ingestPending
+	}
+	if len(o.Sources) == 0 {
+		o.Sources = []string{"otlp", "batch"}
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	var out []IngestResult
+	for _, src := range o.Sources {
+		var res IngestResult
+		var err error
+		switch src {
+		case "otlp":
+			res, err = ingestOTLP(ctx, o)
+		case "batch":
+			res, err = ingestBatch(ctx, o)
+		default:
+			return nil, fmt.Errorf("bench ingest: unknown source %q (want otlp or batch)", src)
+		}
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(o.Progress, "%s: %.0f records/s (%.0f per CPU-second), peak RSS %.0f MiB, dropped %d, slowest tick %.0f ms\n",
+			src, res.ObsPerS, res.ObsPerCPUS, res.RSSMiB, res.Dropped, res.MaxTickMs)
+		out = append(out, res)
+		runtime.GC()
+	}
+	return out, nil
+}
+
+func instanceZone(i int) string { return ingestZones[i%len(ingestZones)] }
+
+// run drives one source: send is called concurrently until the deadline
+// and returns how many records it sent.
+func runIngest(ctx context.Context, o IngestOptions, name string, gate *ingest.Gate, send func(ctx context.Context, worker, i int) (int, error)) (IngestResult, error) {
+	res := IngestResult{Source: name, Cores: runtime.GOMAXPROCS(0), Instances: o.Instances, Operations: o.Operations,
+		MaxPending: o.MaxPending, DrainPerTick: o.DrainPerTick}
+	eng, err := detect.New(detect.Config{Zones: ingestZones})
+	if err != nil {
+		return res, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Duration)
+	defer cancel()
+	var consumed atomic.Int64
+	var maxTick time.Duration
+	var wg sync.WaitGroup
+	peak := newPeakRSS()
+	wg.Add(1)
+	go func() { // the engine's loop, as serve runs it
+		defer wg.Done()
+		t := time.NewTicker(ingestTick)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				start := time.Now()
+				res.PendingMax = max(res.PendingMax, gate.Pending())
+				gate.Drain(now, o.DrainPerTick, func(b []record.Aggregate) {
+					for i := range b {
+						eng.ObserveAggregate(b[i])
+					}
+					consumed.Add(int64(len(b)))
+				})
+				eng.Tick(now)
+				maxTick = max(maxTick, time.Since(start))
+				peak.sample()
+			}
+		}
+	}()
+	var sent atomic.Int64
+	var sendErr atomic.Value
+	start := time.Now()
+	cpu0 := cpuTime()
+	workers := max(2, runtime.GOMAXPROCS(0))
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; ctx.Err() == nil; i += workers {
+				n, err := send(ctx, w, i)
+				if err != nil && ctx.Err() == nil {
+					sendErr.Store(err)
+					cancel()
+					return
+				}
+				sent.Add(int64(n))
+			}
+		}()
+	}
+	wg.Wait()
+	secs := time.Since(start).Seconds()
+	res.CPUSeconds = cpuTime() - cpu0
+	peak.sample()
+	if err, ok := sendErr.Load().(error); ok {
+		return res, err
+	}
+	var accepted uint64
+	for _, st := range gate.Stats() {
+		accepted += st.Accepted
+		res.Dropped += st.Dropped
+		for reason, n := range st.Rejected {
+			if n > 0 {
+				return res, fmt.Errorf("bench ingest: %s: %d batches rejected (%s): %s", name, n, reason, st.LastReject)
+			}
+		}
+	}
+	res.Seconds = secs
+	res.Sent = sent.Load()
+	res.ObsPerS = float64(accepted) / secs
+	res.ObsPerSCore = res.ObsPerS / float64(res.Cores)
+	if res.CPUSeconds > 0 {
+		res.ObsPerCPUS = float64(accepted) / res.CPUSeconds
+	}
+	res.EnginePerS = float64(consumed.Load()) / secs
+	res.MaxTickMs = float64(maxTick) / float64(time.Millisecond)
+	res.RSSMiB = peak.mib()
+	if res.EnginePerS > 0 {
+		res.Overload = float64(res.Sent) / secs / res.EnginePerS
+	}
+	return res, nil
+}
+
+// ingestOTLP sends delta histograms, one point per instance and operation,
+// through a real receiver over OTLP/HTTP protobuf.
+func ingestOTLP(ctx context.Context, o IngestOptions) (IngestResult, error) {
+	gate := ingest.New("bench", ingestZones, ingest.Limits{MaxInstances: o.Instances, MaxOperations: o.Operations, MaxPending: o.MaxPending})
+	r, err := otlp.New(otlp.Config{HTTP: "127.0.0.1:0", Sink: gate, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return IngestResult{}, err
+	}
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(rctx) }()
+	defer func() { stop(); <-done }()
+
+	perReq := max(1, ingestPerBatch/o.Operations) // instances per request
+	var bodies [][]byte
+	now := time.Now()
+	for first := 0; first < o.Instances; first += perReq {
+		md := pmetric.NewMetrics()
+		for i := first; i < min(first+perReq, o.Instances); i++ {
+			rm := md.ResourceMetrics().AppendEmpty()
+			rm.Resource().Attributes().PutStr("cloud.availability_zone", instanceZone(i))
+			rm.Resource().Attributes().PutStr("service.instance.id", "i-"+strconv.Itoa(i))
+			m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+			m.SetName(otlp.DefaultDurationMetric)
+			m.SetUnit("s")
+			h := m.SetEmptyHistogram()
+			h.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+			for op := range o.Operations {
+				dp := h.DataPoints().AppendEmpty()
+				dp.Attributes().PutStr("http.route", "/op/"+strconv.Itoa(op))
+				dp.Attributes().PutInt("http.response.status_code", 200)
+				dp.SetTimestamp(pcommon.NewTimestampFromTime(now))
+				dp.ExplicitBounds().FromRaw([]float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1})
+				dp.BucketCounts().FromRaw([]uint64{3, 10, 5, 1, 1, 0, 0, 0, 0})
+				dp.SetCount(20)
+			}
+		}
+		b, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+		if err != nil {
+			return IngestResult{}, err
+		}
+		bodies = append(bodies, b)
+	}
+	url := "http://" + r.HTTPAddr() + "/v1/metrics"
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	return runIngest(ctx, o, "otlp", gate, func(ctx context.Context, _, i int) (int, error) {
+		b := bodies[i%len(bodies)]
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/x-protobuf")
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, nil // the deadline cut a request short
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 && resp.StatusCode != http.StatusServiceUnavailable {
+			return 0, fmt.Errorf("bench ingest: otlp: HTTP %d", resp.StatusCode)
+		}
+		n := perReq * o.Operations
+		if i%len(bodies) == len(bodies)-1 {
+			n = (o.Instances - (len(bodies)-1)*perReq) * o.Operations
+		}
+		return n, nil
+	})
+}
+
+// gateBackend is the batch API's backend for the benchmark: ingestion
+// only, into the gate, as the service does it.
+type gateBackend struct {
+	api.Backend
+	gate *ingest.Gate
+}
+
+func (g gateBackend) IngestAggregates(ctx context.Context, resource, source string, obs []observation.Observation, aggs []record.Aggregate) error {
+	return g.gate.Offer(source, aggs, time.Now())
+}
+
+// ingestBatch sends aggregated batches through the real batch API handler.
+func ingestBatch(ctx context.Context, o IngestOptions) (IngestResult, error) {
+	gate := ingest.New("bench", ingestZones, ingest.Limits{MaxInstances: o.Instances, MaxOperations: o.Operations, MaxPending: o.MaxPending})
+	srv := httptest.NewServer(api.NewHandler(gateBackend{gate: gate}, api.Options{Tokens: func() []config.Token { return []config.Token{{Name: "bench", Secret: "bench-token-0123456789"}} }}))
+	defer srv.Close()
+	perReq := max(1, ingestPerBatch/o.Operations)
+	var bodies [][]byte
+	at := time.Now().UTC().Format(time.RFC3339)
+	for first := 0; first < o.Instances; first += perReq {
+		var b strings.Builder
+		b.WriteString(`{"resource":"bench","aggregates":[`)
+		for i := first; i < min(first+perReq, o.Instances); i++ {
+			for op := range o.Operations {
+				if i != first || op != 0 {
+					b.WriteByte(',')
+				}
+				fmt.Fprintf(&b, `{"at":%q,"source":"server","zone":%q,"instance":"i-%d","operation":"op-%d","requests":20,"slow":0,"latency_ms":[[4,13],[20,6],[80,1]]}`,
+					at, instanceZone(i), i, op)
+			}
+		}
+		b.WriteString("]}")
+		bodies = append(bodies, []byte(b.String()))
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	return runIngest(ctx, o, "batch", gate, func(ctx context.Context, _, i int) (int, error) {
+		body := bodies[i%len(bodies)]
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/v1/observations", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer bench-token-0123456789")
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, nil
+		}
+		msg, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusServiceUnavailable {
+			return 0, fmt.Errorf("bench ingest: batch: HTTP %d: %s", resp.StatusCode, msg)
+		}
+		return bytes.Count(body, []byte(`"instance"`)), nil
+	})
+}
+
+// cpuTime is the process's user and system CPU time, in seconds.
+func cpuTime() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
+// peakRSS samples the process's resident memory (VmRSS) and keeps the peak.
+type peakRSS struct {
+	mu  sync.Mutex
+	max int64 // KiB
+}
+
+func newPeakRSS() *peakRSS { p := &peakRSS{}; p.sample(); return p }
+
+func (p *peakRSS) sample() {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			p.mu.Lock()
+			p.max = max(p.max, kb)
+			p.mu.Unlock()
+		}
+	}
+}
+
+func (p *peakRSS) mib() float64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return float64(p.max) / 1024
+}

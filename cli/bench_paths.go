@@ -1,0 +1,31 @@
+package cli
+
+import (
+	"encoding/json"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/grayzone/grayzone/benchmark"
+	"github.com/grayzone/grayzone/lab/scenario"
+)
+
+// benchTelemetryPaths is bench detect --telemetry: the workshop scenario
+// through each path.
+func benchTelemetryPaths(cmd *cobra.Command, stdout, stderr io.Writer, paths []string, seeds int, output string) error {
+	sc, err := scenario.Builtin("workshop-db-packet-loss")
+	if err != nil {
+		return &exitError{code: exitUnknown, err: err}
+	}
+	rows, err := benchmark.DetectTelemetry(cmd.Context(), sc, paths, seeds, stderr)
+	if err != nil {
+		return &exitError{code: ExitUsage, err: err}
+	}
+	if output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	benchmark.PrintPaths(stdout, sc.Name, rows)
+	return nil
+}

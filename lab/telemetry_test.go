@@ -1,0 +1,47 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/grayzone/grayzone/lab/scenario"
+	"github.com/grayzone/grayzone/lab/telemetrypath"
+)
+
+// TestSimEveryScenarioThroughEveryTelemetryPath: every built-in (public)
+// scenario meets its expect when the instances report through each path.
+func TestSimEveryScenarioThroughEveryTelemetryPath(t *testing.T) {
+	for _, name := range scenario.BuiltinNames() {
+		sc, err := scenario.Builtin(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, path := range telemetrypath.Names {
+			r, err := Run(context.Background(), Options{Scenario: sc, Mode: ModeSim, Telemetry: path})
+			if err != nil {
+				t.Fatalf("%s via %s: %v", name, path, err)
+			}
+			if !r.Expect.Met {
+				t.Errorf("%s via %s: expect not met: %v", name, path, r.Expect.Failures)
+			}
+			var at []float64
+			for _, d := range r.Detections {
+				at = append(at, d.At)
+			}
+			t.Logf("%-26s %-10s detections at %v", name, path, at)
+		}
+	}
+}
+
+func TestTelemetryPathRealModeIsAClearError(t *testing.T) {
+	sc, _ := scenario.Builtin("smoke")
+	_, err := Run(context.Background(), Options{Scenario: sc, Mode: ModeReal, Telemetry: telemetrypath.OTLP})
+	if !errors.Is(err, ErrUsage) {
+		t.Fatalf("err = %v", err)
+	}
+	_, err = Run(context.Background(), Options{Scenario: sc, Mode: ModeSim, Telemetry: "statsd"})
+	if !errors.Is(err, ErrUsage) {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -1,0 +1,337 @@
+// Package telemetrypath carries the lab's server-side observations to the
+// controller through one of grayzone's telemetry paths, in sim mode: the Go
+// middleware (record counters shipped as aggregated batches), OTLP
+// (cumulative histograms encoded to protobuf and read by the receiver's
+// converter), Prometheus (counters as a scrape would show them, read by the
+// source's converter) or CloudWatch EMF (one JSON line per request, parsed
+// and aggregated) — each with its interval, so the detection delay a path
+// adds is the real one. Canary observations go straight to the controller,
+// as they do in serve.
+package telemetrypath
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+
+	"github.com/grayzone/grayzone/server/api"
+	"github.com/grayzone/grayzone/telemetry/emf"
+	"github.com/grayzone/grayzone/telemetry/observation"
+	"github.com/grayzone/grayzone/telemetry/operation"
+	"github.com/grayzone/grayzone/telemetry/otlp"
+	"github.com/grayzone/grayzone/telemetry/prometheus"
+	"github.com/grayzone/grayzone/telemetry/record"
+)
+
+// The paths.
+const (
+	Direct     = "direct"
+	Middleware = "middleware"
+	OTLP       = "otlp"
+	Prometheus = "prometheus"
+	EMF        = "emf"
+)
+
+// Names lists the paths.
+var Names = []string{Direct, Middleware, OTLP, Prometheus, EMF}
+
+// Interval is every path's export, scrape or flush interval in the lab.
+const Interval = time.Second
+
+// Sink is the controller.
+type Sink interface {
+	Observe(observation.Observation)
+	ObserveAggregates([]record.Aggregate)
+}
+
+// Path is one path. Not safe for concurrent use (sim mode is one loop).
+type Path struct {
+	kind string
+	sink Sink
+	next time.Time
+	// held are server-side observations whose request has not completed
+	// yet (the sim reports a request when it starts, stamped with when it
+	// ends): an instance can only count a request once it is done.
+	held []observation.Observation
+
+	rec    *record.Recorder // middleware
+	series map[record.SeriesKey]*record.Series
+
+	start time.Time // otlp, prometheus: the processes' start
+	cum   map[cumKey]*cumulative
+	conv  *otlp.Converter
+	prom  *prometheus.Source
+
+	names emf.Names // emf
+	agg   emf.Aggregator
+	line  bytes.Buffer
+}
+
+type cumKey struct {
+	zone, instance, op string
+	code               int
+}
+
+type cumulative struct {
+	count   uint64
+	buckets []uint64 // len(bounds)+1
+}
+
+// bounds are the OTLP and Prometheus histograms' bucket bounds, in seconds.
+var bounds = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
+
+// New returns the named path feeding sink, starting at start.
+func New(kind string, sink Sink, start time.Time) (*Path, error) {
+	p := &Path{kind: kind, sink: sink, next: start.Add(Interval), start: start}
+	th := map[string]time.Duration{}
+	for _, op := range operation.Catalog {
+		th[op.Name] = op.Threshold
+	}
+	switch kind {
+	case Direct:
+	case Middleware:
+		p.rec = record.New(record.Options{Thresholds: th})
+		p.series = map[record.SeriesKey]*record.Series{}
+	case OTLP:
+		p.cum = map[cumKey]*cumulative{}
+		p.conv = &otlp.Converter{Attributes: otlp.DefaultAttributes(), DurationMetric: otlp.DefaultDurationMetric, RequestsMetric: otlp.DefaultRequestsMetric}
+		p.conv.Tracker.Since = start
+	case Prometheus:
+		p.cum = map[cumKey]*cumulative{}
+		src, err := prometheus.New(prometheus.Config{URL: "http://sim.invalid"})
+		if err != nil {
+			return nil, err
+		}
+		p.prom = src
+	case EMF:
+		p.names = emf.WorkshopNames()
+		p.agg = emf.Aggregator{Interval: Interval}
+	default:
+		return nil, fmt.Errorf("--telemetry %q: want one of %v", kind, Names)
+	}
+	return p, nil
+}
+
+// Observe takes one observation.
+func (p *Path) Observe(o observation.Observation) {
+	if p.kind == Direct || o.Source != observation.Server {
+		p.sink.Observe(o)
+		return
+	}
+	p.held = append(p.held, o)
+}
+
+// count records a completed request in the path's instrumentation.
+func (p *Path) count(o observation.Observation) {
+	switch p.kind {
+	case Middleware:
+		k := record.SeriesKey{Source: o.Source, Zone: o.Zone, Instance: o.Instance, Operation: o.Operation}
+		s := p.series[k]
+		if s == nil {
+			s = p.rec.Series(o.Source, o.Zone, o.Instance, o.Operation)
+			p.series[k] = s
+		}
+		s.Observe(o.Outcome, o.Latency)
+	case OTLP, Prometheus:
+		code := map[observation.Outcome]int{observation.Success: 200, observation.Error: 400, observation.Fault: 500}[o.Outcome]
+		k := cumKey{o.Zone, o.Instance, o.Operation, code}
+		c := p.cum[k]
+		if c == nil {
+			c = &cumulative{buckets: make([]uint64, len(bounds)+1)}
+			p.cum[k] = c
+		}
+		c.count++
+		v := o.Latency.Seconds()
+		i, _ := slices.BinarySearch(bounds, v)
+		c.buckets[i]++
+	case EMF:
+		// The workshop application's line for one request.
+		s, f, e := 0, 0, 0
+		switch o.Outcome {
+		case observation.Fault:
+			f = 1
+		case observation.Error:
+			e = 1
+		default:
+			s = 1
+		}
+		p.line.Reset()
+		fmt.Fprintf(&p.line, `{"_aws":{"Timestamp":%d,"CloudWatchMetrics":[{"Namespace":"lab","Dimensions":[["Operation","AZ-ID"],["Operation","AZ-ID","InstanceId"]],"Metrics":[{"Name":"SuccessLatency","Unit":"Milliseconds"},{"Name":"Success","Unit":"Count"},{"Name":"Fault","Unit":"Count"},{"Name":"Error","Unit":"Count"}]}]},"Operation":%q,"AZ-ID":%q,"InstanceId":%q,"Success":%d,"Fault":%d,"Error":%d`,
+			o.At.UnixMilli(), o.Operation, o.Zone, o.Instance, s, f, e)
+		if s == 1 {
+			fmt.Fprintf(&p.line, `,"SuccessLatency":%s`, strconv.FormatFloat(float64(o.Latency)/float64(time.Millisecond), 'f', 3, 64))
+		} else {
+			p.line.WriteString(`,"SuccessLatency":[]`)
+		}
+		p.line.WriteByte('}')
+		if l, ok, err := p.names.Parse(p.line.Bytes()); err == nil && ok {
+			p.agg.Add(l)
+		}
+	}
+}
+
+// Tick counts the requests completed by now and exports at each interval
+// boundary.
+func (p *Path) Tick(now time.Time) error {
+	if p.kind == Direct {
+		return nil
+	}
+	kept := p.held[:0]
+	for _, o := range p.held {
+		if o.At.After(now) {
+			kept = append(kept, o)
+			continue
+		}
+		p.count(o)
+	}
+	clear(p.held[len(kept):])
+	p.held = kept
+	if now.Before(p.next) {
+		return nil
+	}
+	p.next = now.Truncate(Interval).Add(Interval)
+	var aggs []record.Aggregate
+	var err error
+	switch p.kind {
+	case Middleware:
+		aggs, err = p.middleware(now)
+	case OTLP:
+		aggs, err = p.otlp(now)
+	case Prometheus:
+		aggs, err = p.prometheus(now)
+	case EMF:
+		aggs = p.agg.Flush(now)
+	}
+	if err != nil {
+		return fmt.Errorf("telemetry path %s: %w", p.kind, err)
+	}
+	if len(aggs) > 0 {
+		p.sink.ObserveAggregates(aggs)
+	}
+	return nil
+}
+
+// middleware drains the counters and sends them through the batch API's
+// wire format, as the middleware ships them.
+func (p *Path) middleware(now time.Time) ([]record.Aggregate, error) {
+	var w []api.AggregateIn
+	p.rec.Drain(func(k record.SeriesKey, d record.Snapshot) { w = append(w, api.EncodeAggregate(d.Aggregate(now, k))) })
+	if len(w) == 0 {
+		return nil, nil
+	}
+	body, err := json.Marshal(map[string]any{"resource": "lab", "aggregates": w})
+	if err != nil {
+		return nil, err
+	}
+	_, _, aggs, err := api.DecodeBatch(body, now)
+	return aggs, err
+}
+
+func (p *Path) keys() []cumKey {
+	ks := make([]cumKey, 0, len(p.cum))
+	for k := range p.cum {
+		ks = append(ks, k)
+	}
+	slices.SortFunc(ks, func(a, b cumKey) int {
+		return cmpKey(a, b)
+	})
+	return ks
+}
+
+func cmpKey(a, b cumKey) int {
+	for _, c := range [][2]string{{a.zone, b.zone}, {a.instance, b.instance}, {a.op, b.op}} {
+		if c[0] != c[1] {
+			if c[0] < c[1] {
+				return -1
+			}
+			return 1
+		}
+	}
+	return a.code - b.code
+}
+
+// otlp exports every series' cumulative histogram, as an SDK with
+// cumulative temporality would, through protobuf and the receiver's converter.
+func (p *Path) otlp(now time.Time) ([]record.Aggregate, error) {
+	md := pmetric.NewMetrics()
+	byInst := map[[2]string]pmetric.HistogramDataPointSlice{}
+	for _, k := range p.keys() {
+		c := p.cum[k]
+		dps, ok := byInst[[2]string{k.zone, k.instance}]
+		if !ok {
+			rm := md.ResourceMetrics().AppendEmpty()
+			rm.Resource().Attributes().PutStr("cloud.availability_zone", k.zone)
+			rm.Resource().Attributes().PutStr("service.instance.id", k.instance)
+			m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+			m.SetName(otlp.DefaultDurationMetric)
+			m.SetUnit("s")
+			h := m.SetEmptyHistogram()
+			h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+			dps = h.DataPoints()
+			byInst[[2]string{k.zone, k.instance}] = dps
+		}
+		dp := dps.AppendEmpty()
+		dp.Attributes().PutStr("http.route", k.op)
+		dp.Attributes().PutInt("http.response.status_code", int64(k.code))
+		dp.SetStartTimestamp(pcommon.NewTimestampFromTime(p.start))
+		dp.SetTimestamp(pcommon.NewTimestampFromTime(now))
+		dp.ExplicitBounds().FromRaw(bounds)
+		dp.BucketCounts().FromRaw(c.buckets)
+		dp.SetCount(c.count)
+	}
+	body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+	if err != nil {
+		return nil, err
+	}
+	req := pmetricotlp.NewExportRequest()
+	if err := req.UnmarshalProto(body); err != nil {
+		return nil, err
+	}
+	return p.conv.Convert(req.Metrics(), now)
+}
+
+// prometheus shows the counters as the default queries' results would, and
+// reads them with the source's converter.
+func (p *Path) prometheus(now time.Time) ([]record.Aggregate, error) {
+	ts := model.TimeFromUnixNano(now.UnixNano())
+	var req, lat model.Vector
+	les := map[[3]string][]uint64{}
+	for _, k := range p.keys() {
+		c := p.cum[k]
+		req = append(req, &model.Sample{Metric: model.Metric{"zone": model.LabelValue(k.zone), "instance": model.LabelValue(k.instance),
+			"route": model.LabelValue(k.op), "code": model.LabelValue(strconv.Itoa(k.code/100) + "xx")}, Value: model.SampleValue(c.count), Timestamp: ts})
+		g := [3]string{k.zone, k.instance, k.op}
+		if les[g] == nil {
+			les[g] = make([]uint64, len(bounds)+1)
+		}
+		for i, n := range c.buckets {
+			les[g][i] += n
+		}
+	}
+	groups := make([][3]string, 0, len(les))
+	for g := range les {
+		groups = append(groups, g)
+	}
+	slices.SortFunc(groups, func(a, b [3]string) int { return cmpKey(cumKey{a[0], a[1], a[2], 0}, cumKey{b[0], b[1], b[2], 0}) })
+	for _, g := range groups {
+		var run uint64
+		for i, n := range les[g] {
+			run += n
+			le := "+Inf"
+			if i < len(bounds) {
+				le = strconv.FormatFloat(bounds[i], 'g', -1, 64)
+			}
+			lat = append(lat, &model.Sample{Metric: model.Metric{"zone": model.LabelValue(g[0]), "instance": model.LabelValue(g[1]),
+				"route": model.LabelValue(g[2]), "le": model.LabelValue(le)}, Value: model.SampleValue(run), Timestamp: ts})
+		}
+	}
+	return p.prom.Convert(req, lat, now)
+}
