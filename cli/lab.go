@@ -18,6 +18,7 @@ func newLabCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
 		file, mode, detector, reportPath, database string
 		listen, htmlPath                           string
+		frontDoor, controlPlane                    string
 		baseline, verbose                          bool
 		seed                                       int64
 	)
@@ -36,7 +37,8 @@ Exit status: 0 when every expect of the scenario held, 1 when one did not,
 Built-in scenarios: ` + strings.Join(scenario.BuiltinNames(), ", "),
 		Example: `  grayzone lab
   grayzone lab --scenario smoke --report r.json --html r.html
-  grayzone lab --scenario my.yaml --mode sim --detector cloudwatch --baseline`,
+  grayzone lab --scenario my.yaml --mode sim --detector cloudwatch --baseline
+  grayzone lab --frontdoor arc --control-plane autoscaling   # through the AWS SDK, against a stand-in for AWS`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
@@ -58,6 +60,7 @@ Built-in scenarios: ` + strings.Join(scenario.BuiltinNames(), ", "),
 				Scenario: sc, Mode: mode, Detector: detector, Baseline: baseline,
 				Database: database, Progress: stdout, Log: log, Listen: listen,
 				Dashboard: labDashboard(log),
+				FrontDoor: frontDoor, ControlPlane: controlPlane,
 			}
 			r, err := lab.Run(cmd.Context(), opts)
 			if errors.Is(err, lab.ErrUsage) {
@@ -101,5 +104,7 @@ Built-in scenarios: ` + strings.Join(scenario.BuiltinNames(), ", "),
 	f.StringVar(&listen, "listen", "127.0.0.1:8090", "real mode: where to serve the live dashboard and read-only API (a taken port falls back to a free one; \"\" for none)")
 	f.Int64Var(&seed, "seed", 0, "override the scenario's seed (sim mode's random choices)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log every decision and action")
+	f.StringVar(&frontDoor, "frontdoor", lab.FrontDoorEmbedded, "how shifts reach the front door: embedded (set directly), or arc (ARC StartZonalShift/CancelZonalShift through the AWS SDK against an in-process AWS stand-in, which the front door obeys; see docs/aws.md)")
+	f.StringVar(&controlPlane, "control-plane", lab.ControlPlaneGroup, "how exclusions reach the instance group: instancegroup (directly), or autoscaling (UpdateAutoScalingGroup subnets through the AWS SDK against the stand-in, which the group obeys)")
 	return cmd
 }

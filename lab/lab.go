@@ -44,6 +44,10 @@ type Options struct {
 	// Dashboard, the dashboard ("" = none; a taken port falls back to a free one).
 	Listen    string
 	Dashboard func(api.Backend) map[string]http.Handler
+	// FrontDoor (embedded or arc) and ControlPlane (instancegroup or
+	// autoscaling): arc and autoscaling go through the AWS stand-in with
+	// the AWS SDK (see aws.go).
+	FrontDoor, ControlPlane string
 }
 
 // ErrUsage marks errors in the command or its inputs (exit status 2).
@@ -64,6 +68,9 @@ func (o *Options) validate() error {
 	}
 	if !slices.Contains(detect.Profiles, o.Detector) {
 		return fmt.Errorf("%w: --detector %q: want one of %s", ErrUsage, o.Detector, strings.Join(detect.Profiles, ", "))
+	}
+	if err := o.checkPlanes(); err != nil {
+		return err
 	}
 	if o.ProgressEvery <= 0 {
 		o.ProgressEvery = 5 * time.Second

@@ -230,6 +230,11 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 		return report.Run{}, err
 	}
 	ctrl.Store(c.ctrl)
+	stopAWS, err := useAWS(lifeCtx, o, c, time.Now)
+	if err != nil {
+		return report.Run{}, err
+	}
+	defer stopAWS()
 
 	proxy, err := frontdoor.StartProxy(lifeCtx, w.table, frontdoor.ProxyOptions{Log: o.Log})
 	if err != nil {

@@ -42,6 +42,11 @@ func runSim(ctx context.Context, o Options, mitigate bool) (report.Run, error) {
 	if err != nil {
 		return report.Run{}, err
 	}
+	stopAWS, err := useAWS(ctx, o, c, func() time.Time { return simEpoch.Add(world.Offset()) })
+	if err != nil {
+		return report.Run{}, err
+	}
+	defer stopAWS()
 	world.SetTickEvery(c.every)
 	elapsed := world.Run(ctx)
 	return c.run("sim", o.Detector, elapsed, req, ""), nil

@@ -57,7 +57,7 @@ const (
 )
 
 // FrontDoorTypes lists the known front door types.
-var FrontDoorTypes = []string{FrontDoorEmbedded}
+var FrontDoorTypes = []string{FrontDoorEmbedded, FrontDoorARC}
 
 // Config is grayzone serve's configuration.
 type Config struct {
@@ -107,6 +107,8 @@ type FrontDoor struct {
 	// server-side observation (default true). Turn it off when the instances
 	// post their own server-side observations, or each request counts twice.
 	Record bool
+	// ResourceIdentifier is the ARN of the load balancer ARC shifts (type arc).
+	ResourceIdentifier string
 }
 
 // Target is one backend instance.
@@ -163,14 +165,16 @@ const (
 )
 
 // ControlPlaneTypes lists the known control plane types.
-var ControlPlaneTypes = []string{ControlPlaneNone, ControlPlaneCommand}
+var ControlPlaneTypes = []string{ControlPlaneNone, ControlPlaneCommand, ControlPlaneAutoScaling}
 
 // ControlPlane configures the control-plane side of the runbook.
 type ControlPlane struct {
 	Type string
 	// Commands maps exclude_zone, include_zone and remove_extra to an argv.
 	Commands map[string][]string
-	Timeout  time.Duration
+	// Groups are the EC2 Auto Scaling groups of type autoscaling.
+	Groups  []string
+	Timeout time.Duration
 }
 
 // Practice configures practice runs; the embedded practice.Config is what

@@ -40,8 +40,8 @@ var (
 	topKeys       = []string{"listen", "data_dir", "auth", "resources"}
 	authKeys      = []string{"tokens_file", "tokens", "open_reads"}
 	resourceKeys  = []string{"name", "zones", "min_capacity", "frontdoor", "operations", "detector", "canaries", "autoshift", "practice", "control_plane"}
-	controlKeys   = []string{"type", "exclude_zone", "include_zone", "remove_extra", "timeout"}
-	frontdoorKeys = []string{"type", "regional", "zonal", "targets", "health_check", "record"}
+	controlKeys   = []string{"type", "exclude_zone", "include_zone", "remove_extra", "timeout", "groups"}
+	frontdoorKeys = []string{"type", "regional", "zonal", "targets", "health_check", "record", "resource_identifier"}
 	targetKeys    = []string{"id", "zone", "addr"}
 	healthKeys    = []string{"path", "interval", "timeout", "healthy_threshold", "unhealthy_threshold"}
 	operationKeys = []string{"latency_threshold"}
@@ -395,6 +395,13 @@ func (p *parser) frontdoor(f yamlfield.Field, r *res) (fd FrontDoor, ok bool, ta
 			}
 			fd.Type = v
 		}
+	}
+	if fd.Type == FrontDoorARC {
+		p.arcFrontDoor(m, &fd) // no targets of grayzone's: capacity checks do not apply
+		return fd, false, targets
+	}
+	if rf, has := m.Get("resource_identifier"); has {
+		p.Errorf(rf, "only for type %s", yamlfield.Quote(FrontDoorARC))
 	}
 	if rf, ok := p.Require(m, "regional"); ok {
 		fd.Regional, _ = p.listenAddr(rf)
@@ -847,6 +854,7 @@ func (p *parser) controlPlane(f yamlfield.Field, cp *ControlPlane) {
 			cp.Timeout = d
 		}
 	}
+	p.autoScalingGroups(m, cp)
 	for _, key := range []string{"exclude_zone", "include_zone", "remove_extra"} {
 		kf, has := m.Get(key)
 		if cp.Type != ControlPlaneCommand {

@@ -17,7 +17,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/grayzone/grayzone/actuator"
+	"github.com/grayzone/grayzone/actuator/arc"
 	"github.com/grayzone/grayzone/actuator/command"
 	"github.com/grayzone/grayzone/actuator/frontdoor"
 	"github.com/grayzone/grayzone/engine/alarm"
@@ -47,6 +50,9 @@ type Options struct {
 	// dashboard), keyed by ServeMux pattern. It is a function because they
 	// need the Backend, which is the Service itself.
 	Extra func(api.Backend) map[string]http.Handler
+	// AWS, when set, is the AWS SDK configuration of the arc and
+	// autoscaling actuators (tests, the lab); nil: the SDK's default chain.
+	AWS *aws.Config
 }
 
 // Service is a running grayzone serve.
@@ -63,6 +69,7 @@ type Service struct {
 	byName    map[string]*resource
 	ready     chan struct{}
 	apiAddr   string
+	awsState
 }
 
 // Open opens the data directory, restores every resource's state and builds
@@ -80,6 +87,7 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 	}
 	s := &Service{cfg: o.Config, db: db, log: o.Log, clock: o.Clock, tokens: o.Tokens, extra: o.Extra,
 		byName: map[string]*resource{}, ready: make(chan struct{})}
+	s.awsCfg = o.AWS
 	var shiftRes []shift.Resource
 	for i := range o.Config.Resources {
 		rc := &o.Config.Resources[i]
@@ -87,7 +95,11 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 		for _, t := range rc.FrontDoor.Targets {
 			capa[t.Zone]++
 		}
-		shiftRes = append(shiftRes, shift.Resource{Name: rc.Name, Zones: rc.Zones, Capacity: capa, MinCapacity: rc.MinCapacity})
+		minCap := rc.MinCapacity
+		if rc.FrontDoor.Type == config.FrontDoorARC {
+			minCap = 0 // no targets of grayzone's to count: the control plane checks it
+		}
+		shiftRes = append(shiftRes, shift.Resource{Name: rc.Name, Zones: rc.Zones, Capacity: capa, MinCapacity: minCap})
 	}
 	s.shifts, err = shift.NewManager(shiftRes, db, shift.NewID)
 	if err != nil {
@@ -108,6 +120,9 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 	s.expire(ctx, now)
 	for _, r := range s.resources {
 		r.reconcile(ctx, now)
+		if err := r.syncARC(ctx); err != nil { // on start: shifts made or ended while grayzone was down
+			s.log.Warn("ARC reconciliation at start", "resource", r.cfg.Name, "err", err)
+		}
 	}
 	s.audit(ctx, store.AuditEntry{At: now, Kind: "service", Actor: "grayzone", Message: fmt.Sprintf("started with %d resource(s) from %s", len(s.resources), o.Config.File)})
 	return s, nil
@@ -232,6 +247,8 @@ type resource struct {
 	rbPol runbook.Policy
 	prac  *practice.Scheduler
 	rec   *record.Recorder // the front door's view of customer requests; nil when off
+	// mirror keeps the shifts in step with ARC (front door type arc); nil otherwise.
+	mirror *arc.Mirror
 
 	mu        sync.Mutex
 	last      detect.Assessment
@@ -265,6 +282,11 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, now time
 			cmds[actuator.Kind(k)] = argv
 		}
 		control = command.Actuator{Commands: cmds, Timeout: rc.ControlPlane.Timeout}
+	}
+	if c, err := s.awsPlanes(ctx, r); err != nil {
+		return nil, err
+	} else if c != nil {
+		control = c
 	}
 	r.rbPol = runbook.Policy{Resource: rc.Name, ControlPlaneAfter: rc.Autoshift.ControlPlaneAfter,
 		RecoveryHold: rc.Autoshift.RecoveryHold, NoControlPlane: control == nil}
@@ -314,6 +336,11 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, now time
 func (r *resource) start(ctx context.Context, wg *sync.WaitGroup) error {
 	ctx, r.cancel = context.WithCancel(ctx)
 	fd := r.cfg.FrontDoor
+	if r.mirror != nil {
+		r.runMirror(ctx, wg) // ARC is the front door: nothing of grayzone's to listen on
+		r.startCanaries(ctx, wg)
+		return nil
+	}
 	if fd.Record {
 		r.rec = record.New(record.Options{Thresholds: r.cfg.Operations})
 	}
@@ -328,6 +355,12 @@ func (r *resource) start(ctx context.Context, wg *sync.WaitGroup) error {
 		defer wg.Done()
 		(&frontdoor.HealthChecker{Table: r.table, Path: hc.Path, Interval: hc.Interval, Timeout: hc.Timeout, Log: r.s.log}).Run(ctx)
 	}()
+	r.startCanaries(ctx, wg)
+	return nil
+}
+
+// startCanaries runs the resource's canaries.
+func (r *resource) startCanaries(ctx context.Context, wg *sync.WaitGroup) {
 	for _, c := range r.cfg.Canaries {
 		c := c
 		wg.Add(1)
@@ -340,7 +373,6 @@ func (r *resource) start(ctx context.Context, wg *sync.WaitGroup) error {
 			}
 		}()
 	}
-	return nil
 }
 
 func (r *resource) stop() {
@@ -455,7 +487,7 @@ func (r *resource) guard(now time.Time, zone, why string) error {
 
 // capacityCheck refuses a shift that would leave less than min_capacity outside zone.
 func (r *resource) capacityCheck(zone string) error {
-	if r.cfg.MinCapacity <= 0 {
+	if r.cfg.MinCapacity <= 0 || r.mirror != nil { // with ARC, the control plane checks capacity
 		return nil
 	}
 	left := 0
@@ -501,7 +533,7 @@ func (d dataPlane) Apply(ctx context.Context, a actuator.Action) error {
 	switch a.Kind {
 	case actuator.ShiftAway:
 		if act, ok := r.s.shifts.Active(r.cfg.Name); ok && act.AwayFrom == a.Zone && act.Origin == shift.Auto {
-			return nil // already in force: Apply is idempotent
+			return r.pushed(ctx, act.ID) // already in force (in ARC too, when ARC is the front door): Apply is idempotent
 		}
 		r.mu.Lock()
 		why := r.last.Why
@@ -517,7 +549,7 @@ func (d dataPlane) Apply(ctx context.Context, a actuator.Action) error {
 		r.reconcile(ctx, now)
 		r.s.audit(ctx, store.AuditEntry{At: now, Kind: "shift_started", Resource: r.cfg.Name, Zone: a.Zone, Actor: "autoshift",
 			Message: fmt.Sprintf("automatic shift %s away from %s", sh.ID, a.Zone), Detail: jsonDetail(map[string]string{"shift_id": sh.ID, "why": why})})
-		return nil
+		return r.pushed(ctx, sh.ID)
 	case actuator.EndShift:
 		act, ok := r.s.shifts.Active(r.cfg.Name)
 		if !ok || act.AwayFrom != a.Zone || act.Origin != shift.Auto {
@@ -529,6 +561,7 @@ func (d dataPlane) Apply(ctx context.Context, a actuator.Action) error {
 		r.reconcile(ctx, now)
 		r.s.audit(ctx, store.AuditEntry{At: now, Kind: "shift_ended", Resource: r.cfg.Name, Zone: a.Zone, Actor: "autoshift",
 			Message: fmt.Sprintf("automatic shift %s away from %s ended: the zone has been healthy for %s", act.ID, a.Zone, r.cfg.Autoshift.RecoveryHold)})
+		_ = r.pushed(ctx, act.ID) // ended in grayzone; the mirror cancels it in ARC, now or on its next pass
 		return nil
 	}
 	return fmt.Errorf("serve: %s: %w", a, actuator.ErrUnsupported)
