@@ -8,10 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
-
 	"github.com/grayzone/grayzone/actuator"
 	"github.com/grayzone/grayzone/actuator/arc"
 	"github.com/grayzone/grayzone/actuator/autoscaling"
@@ -98,19 +94,13 @@ func useAWS(ctx context.Context, o Options, c *core, now func() time.Time) (stop
 	// Loopback: the SDK's standard retryer, with short backoff and no retry
 	// quota, so a control-plane outage costs the run milliseconds, not the
 	// seconds of backoff a real endpoint deserves (serve keeps arc.Retryer).
-	cfg.Retryer = func() aws.Retryer {
-		return retry.NewStandard(func(so *retry.StandardOptions) {
-			so.MaxAttempts = arc.MaxAttempts
-			so.RateLimiter = ratelimit.None
-			so.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 5 * time.Millisecond, nil })
-		})
-	}
+	cfg.Retryer = awsstandin.LoopbackRetryer(arc.MaxAttempts)
 	planes := c.planes.(actuator.Planes)
 	if o.FrontDoor == FrontDoorARC {
 		planes.Data = arc.Actuator{Client: arc.New(cfg, labALB), Owner: "lab"}
 	}
 	if o.ControlPlane == ControlPlaneASG {
-		a, err := autoscaling.New(cfg, autoscaling.Options{Groups: []string{labGroup}, Store: &memState{m: map[string][]byte{}}})
+		a, err := autoscaling.New(cfg, autoscaling.Options{Groups: []string{labGroup}, Store: &autoscaling.MemoryStore{}})
 		if err != nil {
 			l.srv.Close()
 			return nil, err
@@ -175,23 +165,3 @@ func (f funcClock) NewTicker(d time.Duration) (<-chan time.Time, func()) {
 }
 
 func (f funcClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
-
-// memState is the Auto Scaling actuator's store for one lab run.
-type memState struct {
-	mu sync.Mutex
-	m  map[string][]byte
-}
-
-func (s *memState) GetState(_ context.Context, k string) ([]byte, bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.m[k]
-	return v, ok, nil
-}
-
-func (s *memState) PutState(_ context.Context, k string, v []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.m[k] = v
-	return nil
-}

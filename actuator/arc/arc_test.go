@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/arczonalshift"
 	"github.com/aws/smithy-go"
@@ -35,15 +34,10 @@ func standin(t *testing.T) (*awsstandin.Server, *clock.Fake) {
 	return s, clk
 }
 
-// fastRetries keeps the SDK's standard retry policy but with millisecond
-// backoff, for tests that exhaust it.
+// fastRetries keeps the SDK's standard retry decisions but with
+// millisecond backoff, for tests that exhaust them.
 func fastRetries(cfg aws.Config) aws.Config {
-	cfg.Retryer = func() aws.Retryer {
-		return retry.NewStandard(func(o *retry.StandardOptions) {
-			o.MaxAttempts = arc.MaxAttempts
-			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return time.Millisecond, nil })
-		})
-	}
+	cfg.Retryer = awsstandin.LoopbackRetryer(arc.MaxAttempts)
 	return cfg
 }
 

@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
@@ -45,6 +46,32 @@ import (
 type Store interface {
 	GetState(ctx context.Context, key string) ([]byte, bool, error)
 	PutState(ctx context.Context, key string, value []byte) error
+}
+
+// MemoryStore is a Store in memory, for runs that end with the process
+// (the lab) and tests.
+type MemoryStore struct {
+	mu sync.Mutex
+	m  map[string][]byte
+}
+
+// GetState implements Store.
+func (s *MemoryStore) GetState(_ context.Context, k string) ([]byte, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[k]
+	return v, ok, nil
+}
+
+// PutState implements Store.
+func (s *MemoryStore) PutState(_ context.Context, k string, v []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string][]byte{}
+	}
+	s.m[k] = v
+	return nil
 }
 
 // Event is one thing the actuator did or decided, for the audit log.

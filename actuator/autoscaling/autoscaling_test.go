@@ -6,12 +6,11 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 
 	"github.com/grayzone/grayzone/actuator"
 	"github.com/grayzone/grayzone/actuator/arc"
@@ -23,33 +22,19 @@ import (
 
 const albARN = "arn:aws:elasticloadbalancing:us-east-2:123456789012:loadbalancer/app/web/0123456789abcdef"
 
-// memStore is the actuator's durable store, in memory; fail makes the
-// next PutState calls fail (a crash before the write lands).
+// memStore is the actuator's store; fail makes the next PutState calls
+// fail (a crash before the write lands).
 type memStore struct {
-	mu   sync.Mutex
-	m    map[string][]byte
-	fail int
+	autoscaling.MemoryStore
+	fail atomic.Int32
 }
 
-func (s *memStore) GetState(_ context.Context, k string) ([]byte, bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.m[k]
-	return v, ok, nil
-}
-
-func (s *memStore) PutState(_ context.Context, k string, v []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.fail > 0 {
-		s.fail--
+func (s *memStore) PutState(ctx context.Context, k string, v []byte) error {
+	if s.fail.Add(-1) >= 0 {
 		return errors.New("disk gone")
 	}
-	if s.m == nil {
-		s.m = map[string][]byte{}
-	}
-	s.m[k] = v
-	return nil
+	s.fail.Store(0)
+	return s.MemoryStore.PutState(ctx, k, v)
 }
 
 type env struct {
@@ -94,12 +79,7 @@ func (e *env) actuator(t *testing.T, cfg aws.Config, min int) *autoscaling.Actua
 }
 
 func fast(cfg aws.Config) aws.Config {
-	cfg.Retryer = func() aws.Retryer {
-		return retry.NewStandard(func(o *retry.StandardOptions) {
-			o.MaxAttempts = arc.MaxAttempts
-			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return time.Millisecond, nil })
-		})
-	}
+	cfg.Retryer = awsstandin.LoopbackRetryer(arc.MaxAttempts)
 	return cfg
 }
 
@@ -190,7 +170,7 @@ func TestRefusals(t *testing.T) {
 func TestInterruptedStepsFinish(t *testing.T) {
 	e := newEnv(t, 0, false)
 	// The record cannot be written: nothing is changed.
-	e.store.fail = 1
+	e.store.fail.Store(1)
 	if err := e.apply(actuator.ExcludeZone, "use2-az1"); err == nil {
 		t.Fatal("exclude went ahead without its record")
 	}
@@ -210,7 +190,7 @@ func TestInterruptedStepsFinish(t *testing.T) {
 	}
 	// A restarted process with a fresh actuator on the same store restores the same subnets.
 	b := e.actuator(t, e.s.Config(), 0)
-	e.store.fail = 1 // the call lands, clearing the record does not
+	e.store.fail.Store(1) // the call lands, clearing the record does not
 	if err := b.Apply(context.Background(), actuator.Action{Kind: actuator.IncludeZone, Zone: "use2-az1"}); err == nil {
 		t.Fatal("include reported done without clearing its record")
 	}

@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/grayzone/grayzone/internal/clock"
@@ -292,3 +294,17 @@ func (s *Server) Deny(service, action string) {
 
 // ctxOf is a helper for handlers that need a context without deadlines.
 var _ = context.Background
+
+// LoopbackRetryer is the SDK's standard retryer (the same retry decisions:
+// throttling, 5xx, broken connections) with millisecond backoff and no retry
+// quota, for clients of this server: on loopback, waiting seconds between
+// attempts only slows runs and tests down.
+func LoopbackRetryer(maxAttempts int) func() aws.Retryer {
+	return func() aws.Retryer {
+		return retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = maxAttempts
+			o.RateLimiter = ratelimit.None
+			o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 5 * time.Millisecond, nil })
+		})
+	}
+}
