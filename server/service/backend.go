@@ -126,6 +126,12 @@ func (s *Service) StartShift(ctx context.Context, req shift.StartRequest) (shift
 	if req.Origin == shift.Auto {
 		return shift.Shift{}, fmt.Errorf("origin auto is reserved for autoshift: %w", shift.ErrInvalid)
 	}
+	if r := s.byName[req.Resource]; r != nil {
+		// With ARC, decide on ARC's current view: a shift started or ended
+		// there since the last pass counts (a failure is audited; the
+		// book as it stands decides).
+		_ = r.syncARC(ctx)
+	}
 	now := s.clock.Now()
 	sh, err := s.shifts.Start(now, req)
 	if err != nil {
