@@ -14,6 +14,7 @@ import (
 	"github.com/grayzone/grayzone/actuator"
 	"github.com/grayzone/grayzone/actuator/arc"
 	"github.com/grayzone/grayzone/actuator/autoscaling"
+	"github.com/grayzone/grayzone/engine/runbook"
 	"github.com/grayzone/grayzone/engine/shift"
 	"github.com/grayzone/grayzone/server/config"
 	"github.com/grayzone/grayzone/server/store"
@@ -128,6 +129,31 @@ func (r *resource) pushed(ctx context.Context, id string) error {
 		return fmt.Errorf("shift %s is recorded but not yet in ARC (grayzone keeps trying): %w", id, err)
 	}
 	return fmt.Errorf("shift %s is recorded but not yet in ARC (grayzone keeps trying)", id)
+}
+
+// pushedAuto is pushed for the runbook's automatic shift: a refusal by ARC
+// is remembered, so that the next tick ends the episode (one audit line)
+// instead of the runbook retrying a call that cannot succeed.
+func (r *resource) pushedAuto(ctx context.Context, id string) error {
+	err := r.pushed(ctx, id)
+	if errors.Is(err, shift.ErrConflict) || errors.Is(err, shift.ErrInvalid) {
+		r.mu.Lock()
+		r.refused = err.Error()
+		r.mu.Unlock()
+	}
+	return err
+}
+
+// abandonRefused ends a runbook episode whose shift ARC refused. The zone's
+// alarm must clear and rise again before grayzone tries again.
+func (r *resource) abandonRefused(now time.Time) {
+	r.mu.Lock()
+	why := r.refused
+	r.refused = ""
+	r.mu.Unlock()
+	if ph, _ := r.ctrl.Phase(); why != "" && ph == runbook.Shifting {
+		r.ctrl.Abandon(now, "ARC refused the shift: "+why)
+	}
 }
 
 // runMirror reconciles with ARC every ARCReconcileEvery until ctx ends, in

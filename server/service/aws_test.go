@@ -135,3 +135,24 @@ func TestManualShiftRefusedByARC(t *testing.T) {
 		t.Fatalf("audit:\n%s", a)
 	}
 }
+
+// ARC refusing the automatic shift ends the episode in one line: no retry
+// loop of refused calls while the alarm stays up.
+func TestAutomaticShiftRefusedByARCIsNotRetried(t *testing.T) {
+	s, srv, fc := awsService(t, "")
+	srv.Deny(awsstandin.ARC, "StartZonalShift")
+	run(t, s, fc, 60, "z2")
+	starts := 0
+	for _, c := range srv.Calls() {
+		if c.Action == "StartZonalShift" {
+			starts++
+		}
+	}
+	a := auditKinds(t, s)
+	if starts != 1 || strings.Count(a, "shift_refused:") != 1 || !strings.Contains(a, "runbook episode abandoned: ARC refused the shift") {
+		t.Fatalf("%d StartZonalShift calls\n%s", starts, a)
+	}
+	if ph, _ := s.byName["web"].ctrl.Phase(); ph != "idle" {
+		t.Fatalf("phase %s", ph)
+	}
+}

@@ -249,6 +249,8 @@ type resource struct {
 	rec   *record.Recorder // the front door's view of customer requests; nil when off
 	// mirror keeps the shifts in step with ARC (front door type arc); nil otherwise.
 	mirror *arc.Mirror
+	// refused is ARC's refusal of the automatic shift in flight ("" none).
+	refused string
 
 	mu        sync.Mutex
 	last      detect.Assessment
@@ -399,6 +401,7 @@ func (r *resource) tick(ctx context.Context, now time.Time) {
 			r.ctrl.Abandon(now, "the automatic shift ended outside the runbook (cancelled or expired)")
 		}
 	}
+	r.abandonRefused(now)
 	if r.rec != nil {
 		r.ctrl.ObserveSnapshots(now, r.rec)
 	}
@@ -533,7 +536,7 @@ func (d dataPlane) Apply(ctx context.Context, a actuator.Action) error {
 	switch a.Kind {
 	case actuator.ShiftAway:
 		if act, ok := r.s.shifts.Active(r.cfg.Name); ok && act.AwayFrom == a.Zone && act.Origin == shift.Auto {
-			return r.pushed(ctx, act.ID) // already in force (in ARC too, when ARC is the front door): Apply is idempotent
+			return r.pushedAuto(ctx, act.ID) // already in force (in ARC too, when ARC is the front door): Apply is idempotent
 		}
 		r.mu.Lock()
 		why := r.last.Why
@@ -549,7 +552,7 @@ func (d dataPlane) Apply(ctx context.Context, a actuator.Action) error {
 		r.reconcile(ctx, now)
 		r.s.audit(ctx, store.AuditEntry{At: now, Kind: "shift_started", Resource: r.cfg.Name, Zone: a.Zone, Actor: "autoshift",
 			Message: fmt.Sprintf("automatic shift %s away from %s", sh.ID, a.Zone), Detail: jsonDetail(map[string]string{"shift_id": sh.ID, "why": why})})
-		return r.pushed(ctx, sh.ID)
+		return r.pushedAuto(ctx, sh.ID)
 	case actuator.EndShift:
 		act, ok := r.s.shifts.Active(r.cfg.Name)
 		if !ok || act.AwayFrom != a.Zone || act.Origin != shift.Auto {
