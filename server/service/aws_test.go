@@ -156,3 +156,25 @@ func TestAutomaticShiftRefusedByARCIsNotRetried(t *testing.T) {
 		t.Fatalf("phase %s", ph)
 	}
 }
+
+// Without a region the AWS SDK cannot call anything: serve says so at start.
+func TestAWSNeedsARegion(t *testing.T) {
+	for k, v := range map[string]string{"AWS_REGION": "", "AWS_DEFAULT_REGION": "", "AWS_PROFILE": "", "AWS_CONFIG_FILE": "/dev/null",
+		"AWS_SHARED_CREDENTIALS_FILE": "/dev/null", "AWS_EC2_METADATA_DISABLED": "true"} {
+		t.Setenv(k, v)
+	}
+	cfg, err := config.Parse("aws.yaml", []byte(fmt.Sprintf(`auth: {tokens: [test-token-0123456789abcdef]}
+resources:
+  - name: web
+    zones: [z1, z2, z3]
+    frontdoor: {type: arc, resource_identifier: %s}
+`, testALB)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = t.TempDir()
+	_, err = Open(context.Background(), Options{Config: cfg, Log: slog.New(slog.DiscardHandler)})
+	if err == nil || !strings.Contains(err.Error(), "no AWS region: set AWS_REGION or a profile's region") || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("err = %v", err)
+	}
+}
