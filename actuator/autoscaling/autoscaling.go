@@ -175,7 +175,7 @@ func (a *Actuator) exclude(ctx context.Context, name, zone string) error {
 		return err
 	}
 	subnets := split(aws.ToString(g.VPCZoneIdentifier))
-	zoneOf, err := a.zones(ctx, subnets)
+	zoneOf, idOfName, err := a.zones(ctx, subnets)
 	if err != nil {
 		return err
 	}
@@ -197,6 +197,9 @@ func (a *Actuator) exclude(ctx context.Context, name, zone string) error {
 		outside := 0
 		for _, in := range g.Instances {
 			id := aws.ToString(in.AvailabilityZoneId)
+			if id == "" { // older answers name the zone only
+				id = idOfName[aws.ToString(in.AvailabilityZone)]
+			}
 			if in.LifecycleState == astypes.LifecycleStateInService && id != zone && id != "" {
 				outside++
 			}
@@ -274,22 +277,23 @@ func (a *Actuator) update(ctx context.Context, name string, subnets []string) er
 	return nil
 }
 
-// zones maps subnets to their AZ IDs.
-func (a *Actuator) zones(ctx context.Context, subnets []string) (map[string]string, error) {
+// zones maps subnets to their AZ IDs, and AZ names to AZ IDs.
+func (a *Actuator) zones(ctx context.Context, subnets []string) (zoneOf, idOfName map[string]string, err error) {
 	out, err := a.ec2.DescribeSubnets(ctx, &ec2.DescribeSubnetsInput{SubnetIds: subnets})
 	if err != nil {
-		return nil, wrap("DescribeSubnets", err)
+		return nil, nil, wrap("DescribeSubnets", err)
 	}
-	m := map[string]string{}
+	zoneOf, idOfName = map[string]string{}, map[string]string{}
 	for _, s := range out.Subnets {
-		m[aws.ToString(s.SubnetId)] = aws.ToString(s.AvailabilityZoneId)
+		zoneOf[aws.ToString(s.SubnetId)] = aws.ToString(s.AvailabilityZoneId)
+		idOfName[aws.ToString(s.AvailabilityZone)] = aws.ToString(s.AvailabilityZoneId)
 	}
 	for _, s := range subnets {
-		if m[s] == "" {
-			return nil, fmt.Errorf("DescribeSubnets gave no AZ ID for subnet %s", s)
+		if zoneOf[s] == "" {
+			return nil, nil, fmt.Errorf("DescribeSubnets gave no AZ ID for subnet %s", s)
 		}
 	}
-	return m, nil
+	return zoneOf, idOfName, nil
 }
 
 func (a *Actuator) load(ctx context.Context, group, zone string) (record, bool, error) {
