@@ -43,16 +43,21 @@ func (s *Server) takeFault(service string) (Fault, bool) {
 }
 
 // SetDelay makes every answer of the service wait d (0: none).
-func (s *Server) SetDelay(service string, d time.Duration) {
+func (s *Server) SetDelay(service string, d time.Duration) { s.SetActionDelay(service, "", d) }
+
+// SetActionDelay makes the answers to one action of the service wait d
+// (0: none), e.g. to hold UpdateAutoScalingGroup in flight. A caller that
+// gives up before the answer leaves the state unchanged.
+func (s *Server) SetActionDelay(service, action string, d time.Duration) {
 	s.mu.Lock()
-	s.delay[service] = d
+	s.delay[service+":"+action] = d
 	s.mu.Unlock()
 }
 
-func (s *Server) delayOf(service string) time.Duration {
+func (s *Server) delayOf(service, action string) time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.delay[service]
+	return max(s.delay[service+":"], s.delay[service+":"+action])
 }
 
 // DownUntil takes the service down until the server's clock reaches t:

@@ -207,7 +207,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hijackClose(w)
 		return
 	}
-	if d := s.delayOf(svc); d > 0 {
+	if d := s.delayOf(svc, action); d > 0 {
 		select {
 		case <-time.After(d): // a slow service: real time, at the I/O edge
 		case <-r.Context().Done():

@@ -1,14 +1,18 @@
 package service_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/grayzone/grayzone/lab/awsstandin"
+	"github.com/grayzone/grayzone/server/api"
+	"github.com/grayzone/grayzone/server/store"
 )
 
 // grayzone serve as a real process against the AWS stand-in, configured
@@ -101,4 +105,110 @@ func mustAbs(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// observe posts a second of observations: the failing zone's two instances
+// and its canary fail (none when failing is "").
+func observe(t *testing.T, c *api.Client, failing string) {
+	t.Helper()
+	var obs []api.ObservationIn
+	for _, z := range []string{"z1", "z2", "z3"} {
+		for i := 0; i < 40; i++ {
+			o := api.ObservationIn{Source: "server", Zone: z, Instance: fmt.Sprintf("%s-%d", z, i%2+1), Operation: "ride", Outcome: "success", LatencyMs: 4}
+			if z == failing && i%4 < 2 {
+				o.Outcome = "fault"
+			}
+			obs = append(obs, o)
+		}
+		c := api.ObservationIn{Source: "canary", Zone: z, Operation: "home", Outcome: "success", LatencyMs: 4}
+		if z == failing {
+			c.Outcome = "fault"
+		}
+		obs = append(obs, c)
+	}
+	if _, err := c.Ingest(context.Background(), api.ObservationBatch{Resource: "web", Observations: obs}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// kill -9 in the middle of an exclusion: the subnets to remove are on disk,
+// UpdateAutoScalingGroup is in flight. The restarted serve finishes the
+// exclusion, and on recovery puts back exactly the subnets it took out.
+func TestServeKill9MidExclusion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs grayzone serve as a process for about a minute")
+	}
+	t.Parallel()
+	const alb = "arn:aws:elasticloadbalancing:us-east-2:123456789012:loadbalancer/app/web/0123456789abcdef"
+	aws := awsstandin.New(awsstandin.Options{AccessKeyID: "AKIDPROCESSTEST00001", SecretAccessKey: "process-test-secret-key-1"})
+	if err := aws.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	defer aws.Close()
+	aws.AddManagedResource(alb, "z1", "z2", "z3")
+	all := []string{"subnet-z1a", "subnet-z2", "subnet-z1b", "subnet-z3"}
+	for _, id := range all {
+		aws.AddSubnet(awsstandin.Subnet{ID: id, VPC: "vpc-1", AZ: "name-" + id[7:9], AZID: id[7:9]})
+	}
+	aws.AddGroup(awsstandin.GroupSpec{Name: "web-asg", MinSize: 1, MaxSize: 12, Desired: 6, Subnets: all})
+	cfg := filepath.Join(t.TempDir(), "aws.yaml")
+	y := fmt.Sprintf(`auth: {tokens: [test-token-0123456789abcdef], open_reads: true}
+resources:
+  - name: web
+    zones: [z1, z2, z3]
+    frontdoor: {type: arc, resource_identifier: %s}
+    autoshift: {control_plane_after: 1s, recovery_hold: 5s}
+    control_plane: {type: autoscaling, groups: [web-asg]}
+`, alb)
+	if err := os.WriteFile(cfg, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"AWS_REGION=us-east-2", "AWS_ACCESS_KEY_ID=AKIDPROCESSTEST00001", "AWS_SECRET_ACCESS_KEY=process-test-secret-key-1",
+		"AWS_ENDPOINT_URL=" + aws.URL(), "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_EC2_METADATA_DISABLED=true",
+		"AWS_PROFILE=", "AWS_SESSION_TOKEN="}
+	data := t.TempDir()
+	// The exclusion's call hangs, as an impaired control plane's would.
+	aws.SetActionDelay(awsstandin.AutoScaling, "UpdateAutoScalingGroup", time.Hour)
+	s := startServeEnv(t, env, "--config", cfg, "--data-dir", data)
+	c := api.NewClient(s.url(), "test-token-0123456789abcdef")
+	eventually(t, 30*time.Second, "the shift in ARC", func() bool {
+		observe(t, c, "z1")
+		return aws.ShiftedAway(alb) == "z1"
+	})
+	db, err := store.Open(context.Background(), data) // serve's store, read beside it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	eventually(t, 30*time.Second, "the exclusion record on disk", func() bool {
+		observe(t, c, "z1")
+		v, ok, _ := db.GetState(context.Background(), "autoscaling/web-asg/z1")
+		return ok && strings.Contains(string(v), `"removed":["subnet-z1a","subnet-z1b"]`)
+	})
+	s.kill() // UpdateAutoScalingGroup is in flight
+	if g, _ := aws.Group("web-asg"); len(g.Subnets) != 4 {
+		t.Fatalf("the group changed before the kill: %+v", g)
+	}
+	aws.SetActionDelay(awsstandin.AutoScaling, "UpdateAutoScalingGroup", 0)
+	s = startServeEnv(t, env, "--config", cfg, "--data-dir", data)
+	c = api.NewClient(s.url(), "test-token-0123456789abcdef")
+	eventually(t, 30*time.Second, "the exclusion to finish after the restart", func() bool {
+		observe(t, c, "z1")
+		g, _ := aws.Group("web-asg")
+		return strings.Join(g.Subnets, ",") == "subnet-z2,subnet-z3"
+	})
+	if g, _ := aws.Group("web-asg"); g.PerZone["z1"] != 0 || g.PerZone["z2"]+g.PerZone["z3"] != 6 {
+		t.Fatalf("capacity not kept: %+v", g)
+	}
+	eventually(t, 60*time.Second, "recovery: subnets back, shift ended", func() bool {
+		observe(t, c, "")
+		g, _ := aws.Group("web-asg")
+		return len(g.Subnets) == 4 && aws.ShiftedAway(alb) == ""
+	})
+	g, _ := aws.Group("web-asg")
+	got := append([]string(nil), g.Subnets...)
+	slices.Sort(got)
+	if strings.Join(got, ",") != "subnet-z1a,subnet-z1b,subnet-z2,subnet-z3" {
+		t.Fatalf("subnets after recovery: %v", g.Subnets)
+	}
 }
