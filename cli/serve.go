@@ -31,8 +31,13 @@ restart — even after kill -9 — resumes where it stopped.
 The configuration is validated strictly at start: a mistake is one line naming
 the file, line and key, and the exit status is 2. Mutating API calls need a
 bearer token, read from --token-file (one a line) or the configuration, never
-from the command line.`,
+from the command line.
+
+On AWS (frontdoor type arc, control_plane type autoscaling), credentials, region
+and endpoints come only from the AWS SDK's default chain (AWS_PROFILE,
+AWS_REGION, instance roles, AWS_ENDPOINT_URL...); see docs/aws.md.`,
 		Example: `  grayzone serve --config examples/serve.yaml
+  AWS_PROFILE=prod AWS_REGION=us-east-2 grayzone serve --config examples/aws.yaml
   grayzone serve --config serve.yaml --data-dir /var/lib/grayzone --listen :8080 --token-file /etc/grayzone/tokens`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
