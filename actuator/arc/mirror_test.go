@@ -10,10 +10,12 @@ import (
 
 	"github.com/grayzone/grayzone/actuator/arc"
 	"github.com/grayzone/grayzone/engine/shift"
+	"github.com/grayzone/grayzone/internal/clock"
 	"github.com/grayzone/grayzone/lab/awsstandin"
 )
 
 type mirrorEnv struct {
+	clk    *clock.Fake
 	s      *awsstandin.Server
 	m      *arc.Mirror
 	book   *shift.Manager
@@ -27,7 +29,7 @@ func newMirror(t *testing.T) *mirrorEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &mirrorEnv{s: s, book: book, now: clk.Now}
+	e := &mirrorEnv{clk: clk, s: s, book: book, now: clk.Now}
 	e.m = &arc.Mirror{Client: arc.New(fastRetries(s.Config()), albARN), Resource: "web", Book: book,
 		Report: func(ev arc.Event) { e.events = append(e.events, ev) }}
 	return e
@@ -211,6 +213,27 @@ func TestMirrorRetriesWhenARCIsBack(t *testing.T) {
 		t.Fatalf("not applied once ARC is back: %+v", got)
 	}
 	if e.kinds() != "arc_unreachable,shift_applied,arc_reachable" {
+		t.Fatalf("events %s", e.kinds())
+	}
+}
+
+// Expiry is ARC's: when ARC says the shift expired, grayzone marks it
+// EXPIRED at ARC's expiry time, with the reason.
+func TestMirrorTakesARCsExpiry(t *testing.T) {
+	e := newMirror(t)
+	sh := e.start(t, "use2-az2")
+	if err := e.reconcile(t); err != nil {
+		t.Fatal(err)
+	}
+	e.clk.Advance(time.Hour)
+	if err := e.reconcile(t); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := e.book.Get(sh.ID)
+	if got.Status != shift.Expired || got.EndedAt == nil || !got.EndedAt.Equal(sh.ExpiresAt) || !strings.HasPrefix(got.EndedBy, "arc: expired in ARC at ") {
+		t.Fatalf("after ARC's expiry: %+v", got)
+	}
+	if e.kinds() != "shift_applied,shift_ended" {
 		t.Fatalf("events %s", e.kinds())
 	}
 }
