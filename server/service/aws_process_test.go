@@ -107,24 +107,18 @@ func mustAbs(t *testing.T, p string) string {
 	return a
 }
 
-// observe posts a second of observations: the failing zone's two instances
-// and its canary fail (none when failing is "").
+// observe posts a second of observations: the failing zone's instances
+// (failZone) and its canary fail (none when failing is "").
 func observe(t *testing.T, c *api.Client, failing string) {
 	t.Helper()
+	failZone(t, c, failing)
 	var obs []api.ObservationIn
 	for _, z := range []string{"z1", "z2", "z3"} {
-		for i := 0; i < 40; i++ {
-			o := api.ObservationIn{Source: "server", Zone: z, Instance: fmt.Sprintf("%s-%d", z, i%2+1), Operation: "ride", Outcome: "success", LatencyMs: 4}
-			if z == failing && i%4 < 2 {
-				o.Outcome = "fault"
-			}
-			obs = append(obs, o)
-		}
-		c := api.ObservationIn{Source: "canary", Zone: z, Operation: "home", Outcome: "success", LatencyMs: 4}
+		o := api.ObservationIn{Source: "canary", Zone: z, Operation: "home", Outcome: "success", LatencyMs: 4}
 		if z == failing {
-			c.Outcome = "fault"
+			o.Outcome = "fault"
 		}
-		obs = append(obs, c)
+		obs = append(obs, o)
 	}
 	if _, err := c.Ingest(context.Background(), api.ObservationBatch{Resource: "web", Observations: obs}); err != nil {
 		t.Fatal(err)
