@@ -106,7 +106,6 @@ func (s *Server) StartOutside(resource, awayFrom, shiftType, comment string, exp
 	now := s.o.Clock.Now()
 	z := &zonalShift{id: s.newShiftID(), resource: resource, awayFrom: awayFrom, comment: comment, shiftType: shiftType, start: now, expiry: now.Add(expiresIn)}
 	s.shifts = append(s.shifts, z)
-	s.changedLocked()
 	return z.id
 }
 
@@ -119,7 +118,6 @@ func (s *Server) CancelOutside(id string) {
 			z.canceled = true
 		}
 	}
-	s.changedLocked()
 }
 
 func (s *Server) newShiftID() string {
@@ -230,7 +228,6 @@ func (s *Server) serveARC(w http.ResponseWriter, r *http.Request, body []byte) {
 		}
 		z := &zonalShift{id: s.newShiftID(), resource: res.arn, awayFrom: in.AwayFrom, comment: *in.Comment, shiftType: ZonalShiftType, start: now, expiry: now.Add(d)}
 		s.shifts = append(s.shifts, z)
-		s.changedLocked()
 		out := s.shiftJSON(z, now)
 		delete(out, "shiftType")
 		writeJSON(w, 200, out)
@@ -273,7 +270,6 @@ func (s *Server) serveARC(w http.ResponseWriter, r *http.Request, body []byte) {
 				z.comment = *in.Comment
 			}
 		}
-		s.changedLocked()
 		out := s.shiftJSON(z, now)
 		delete(out, "shiftType")
 		writeJSON(w, 200, out)

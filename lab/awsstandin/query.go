@@ -356,7 +356,6 @@ func (s *Server) serveAutoScaling(w http.ResponseWriter, r *http.Request, body [
 		}
 		g.spec, g.subnets = spec, subnets
 		s.rebalanceLocked(g)
-		s.changedLocked()
 		ok(nil)
 	case "SuspendProcesses", "ResumeProcesses":
 		g := groupOf()
@@ -381,7 +380,6 @@ func (s *Server) serveAutoScaling(w http.ResponseWriter, r *http.Request, body [
 			}
 		}
 		s.rebalanceLocked(g)
-		s.changedLocked()
 		ok(nil)
 	default:
 		fail(400, "InvalidAction", fmt.Sprintf("The action %s is not valid for this web service (the stand-in implements DescribeAutoScalingGroups, UpdateAutoScalingGroup, SuspendProcesses, ResumeProcesses)", action))

@@ -15,7 +15,6 @@ package awsstandin
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -68,8 +67,6 @@ type Server struct {
 	delay     map[string]time.Duration
 	denied    map[string]bool // "service:Action" answered with AccessDenied
 	calls     []Call
-	nextID    int
-	watchers  []chan struct{}
 }
 
 // Call is one request the server answered (or refused), for tests.
@@ -139,27 +136,6 @@ func (s *Server) Calls() []Call {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.calls)
-}
-
-// Watch returns a channel that receives (coalesced) whenever shifts or
-// groups change, so the lab's front door and instance group can follow the
-// server's state without polling.
-func (s *Server) Watch() <-chan struct{} {
-	c := make(chan struct{}, 1)
-	s.mu.Lock()
-	s.watchers = append(s.watchers, c)
-	s.mu.Unlock()
-	return c
-}
-
-// changedLocked notifies the watchers.
-func (s *Server) changedLocked() {
-	for _, c := range s.watchers {
-		select {
-		case c <- struct{}{}:
-		default:
-		}
-	}
 }
 
 // ServeHTTP verifies the signature, applies faults and dispatches by
@@ -291,9 +267,6 @@ func (s *Server) Deny(service, action string) {
 	s.denied[service+":"+action] = true
 	s.mu.Unlock()
 }
-
-// ctxOf is a helper for handlers that need a context without deadlines.
-var _ = context.Background
 
 // LoopbackRetryer is the SDK's standard retryer (the same retry decisions:
 // throttling, 5xx, broken connections) with millisecond backoff and no retry
