@@ -19,8 +19,8 @@ import (
 func newLabCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
 		file, mode, detector, reportPath, database string
-		listen, htmlPath, frontDoor                string
-		telemetry                                  string
+		listen, htmlPath                           string
+		frontDoor, controlPlane, telemetry         string
 		baseline, verbose, quiet                   bool
 		seed                                       int64
 	)
@@ -51,7 +51,9 @@ Built-in scenarios: ` + strings.Join(scenario.BuiltinNames(), ", "),
 		Example: `  grayzone lab
   grayzone lab --scenario smoke --report r.json --html r.html
   grayzone lab --scenario smoke --quiet --baseline
-  grayzone lab --scenario my.yaml --mode sim --detector cloudwatch --baseline`,
+  grayzone lab --scenario my.yaml --mode sim --detector cloudwatch --baseline
+
+  grayzone lab --frontdoor arc --control-plane autoscaling   # through the AWS SDK, against a stand-in for AWS`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
@@ -77,7 +79,8 @@ Built-in scenarios: ` + strings.Join(scenario.BuiltinNames(), ", "),
 			opts := lab.Options{
 				Scenario: sc, Mode: mode, Detector: detector, Baseline: baseline,
 				Database: database, Progress: con, Log: log, Listen: listen,
-				Dashboard: labDashboard(log), FrontDoor: frontDoor,
+				Dashboard: labDashboard(log),
+				FrontDoor: frontDoor, ControlPlane: controlPlane,
 			}
 			opts.Telemetry = telemetry
 			r, err := lab.Run(cmd.Context(), opts)
@@ -123,11 +126,12 @@ Built-in scenarios: ` + strings.Join(scenario.BuiltinNames(), ", "),
 	f.StringVar(&htmlPath, "html", "", "write the run's story as one self-contained HTML page (charts included; opens from disk)")
 	f.StringVar(&database, "database", "", "real mode: a PostgreSQL URL, or \"embedded\" for the store grayzone ships (default: a throwaway PostgreSQL cluster when PostgreSQL is installed, else the embedded store)")
 	f.StringVar(&listen, "listen", "127.0.0.1:8090", "real mode: where to serve the live dashboard and read-only API (a taken port falls back to a free one; \"\" for none)")
-	f.StringVar(&frontDoor, "frontdoor", lab.FrontDoorEmbedded, "real mode: the data plane, embedded (grayzone's proxy) or haproxy (a real HAProxy with a generated config, driven through its runtime API)")
 	f.Int64Var(&seed, "seed", 0, "override the scenario's seed (sim mode's random choices)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log every decision and action")
 	f.BoolVarP(&quiet, "quiet", "q", false, "print only the summary (and errors), nothing while the run goes on")
 	f.StringVar(&telemetry, "telemetry", "direct", "how the instances' server-side numbers reach the engine: "+strings.Join(telemetrypath.Names, ", ")+" (sim mode; real mode: direct)")
+	f.StringVar(&frontDoor, "frontdoor", lab.FrontDoorEmbedded, "the data plane: embedded (grayzone's proxy, shifts set directly), haproxy (real mode: a real HAProxy with a generated config, driven through its runtime API), or arc (ARC StartZonalShift/CancelZonalShift through the AWS SDK against an in-process AWS stand-in, which the front door obeys; see docs/aws.md)")
+	f.StringVar(&controlPlane, "control-plane", lab.ControlPlaneGroup, "how exclusions reach the instance group: instancegroup (directly), or autoscaling (UpdateAutoScalingGroup subnets through the AWS SDK against the stand-in, which the group obeys)")
 	return cmd
 }
 

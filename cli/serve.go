@@ -37,8 +37,13 @@ bearer token, read from --token-file (one name:token a line; the name is what
 shifts and the audit log show) or the configuration, never from the command
 line. With tls_cert_file and tls_key_file the API and dashboard serve HTTPS,
 and a renewed certificate is picked up without a restart. docs/security.md
-says what a caller without a token can and cannot make grayzone do.`,
+says what a caller without a token can and cannot make grayzone do.
+
+On AWS (frontdoor type arc, control_plane type autoscaling), credentials, region
+and endpoints come only from the AWS SDK's default chain (AWS_PROFILE,
+AWS_REGION, instance roles, AWS_ENDPOINT_URL...); see docs/aws.md.`,
 		Example: `  grayzone serve --config examples/serve.yaml
+  AWS_PROFILE=prod AWS_REGION=us-east-2 grayzone serve --config examples/aws.yaml
   grayzone serve --config serve.yaml --data-dir /var/lib/grayzone --listen :8080 --token-file /etc/grayzone/tokens`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

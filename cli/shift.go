@@ -188,6 +188,9 @@ func printShift(w io.Writer, s shift.Shift) {
 	if s.EndedAt != nil {
 		row("ended", fmt.Sprintf("%s by %s", s.EndedAt.UTC().Format(time.RFC3339), dash(s.EndedBy)))
 	}
+	if s.ARCZonalShiftID != "" {
+		row("arc_zonal_shift_id", clean(s.ARCZonalShiftID))
+	}
 	tw.Flush()
 }
 
@@ -217,8 +220,12 @@ func newShiftListCmd(stdout io.Writer, r *remote) *cobra.Command {
 				tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 				fmt.Fprintln(tw, "ID\tRESOURCE\tAWAY_FROM\tSTATUS\tORIGIN\tSTARTED\tEXPIRES\tCOMMENT")
 				for _, s := range ss {
+					origin := string(s.Origin)
+					if s.Origin == shift.External { // who: arc:ZONAL_AUTOSHIFT, arc:ZONAL_SHIFT, ...
+						origin += " (" + s.StartedBy + ")"
+					}
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", clean(s.ID), clean(s.Resource), clean(s.AwayFrom),
-						clean(string(s.Status)), clean(string(s.Origin)), s.StartedAt.UTC().Format(time.RFC3339), s.ExpiresAt.UTC().Format(time.RFC3339), dash(s.Comment))
+						clean(string(s.Status)), clean(origin), s.StartedAt.UTC().Format(time.RFC3339), s.ExpiresAt.UTC().Format(time.RFC3339), dash(s.Comment))
 				}
 				tw.Flush()
 			})

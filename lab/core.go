@@ -32,8 +32,12 @@ type core struct {
 	table *frontdoor.Table
 	group *instancegroup.Group
 	ctrl  *autoshift.Controller
-	start time.Time
-	every time.Duration // the controller's tick: the engine's resolution
+	// planes carry out the runbook's actions: the embedded front door and
+	// the instance group, or (--frontdoor arc --control-plane autoscaling)
+	// the AWS stand-in through the AWS SDK. Set before the first tick.
+	planes actuator.Actuator
+	start  time.Time
+	every  time.Duration // the controller's tick: the engine's resolution
 
 	mu       sync.Mutex // guards what the dashboard reads while the run goes on
 	timeline []report.Point
@@ -80,6 +84,7 @@ func newCore(ctx context.Context, sc *scenario.Scenario, profile string, mitigat
 		return nil, err
 	}
 	c.every = eng.Config().Resolution
+	c.planes = actuator.Planes{Data: frontdoor.Actuator{Table: c.table}, Control: instancegroup.Actuator{Group: c.group}}
 	c.ctrl = autoshift.New(autoshift.Options{
 		Engine: eng,
 		Runbook: runbook.New(runbook.Policy{
@@ -87,7 +92,7 @@ func newCore(ctx context.Context, sc *scenario.Scenario, profile string, mitigat
 			ControlPlaneAfter: sc.Policy.ControlPlaneAfter,
 			RecoveryHold:      sc.Policy.RecoveryHold,
 		}),
-		Actuator: actuator.Planes{Data: frontdoor.Actuator{Table: c.table}, Control: instancegroup.Actuator{Group: c.group}},
+		Actuator: actuator.Func(func(ctx context.Context, a actuator.Action) error { return c.planes.Apply(ctx, a) }),
 		Mitigate: mitigate,
 		Executor: exec,
 		Log:      log,

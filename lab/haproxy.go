@@ -14,30 +14,6 @@ import (
 	"github.com/grayzone/grayzone/actuator/haproxy"
 )
 
-// Front door kinds of a real-mode run.
-const (
-	FrontDoorEmbedded = "embedded"
-	FrontDoorHAProxy  = "haproxy"
-)
-
-// validateFrontDoor checks Options.FrontDoor.
-func (o *Options) validateFrontDoor() error {
-	switch o.FrontDoor {
-	case "", FrontDoorEmbedded:
-		o.FrontDoor = FrontDoorEmbedded
-	case FrontDoorHAProxy:
-		if o.Mode != ModeReal {
-			return fmt.Errorf("%w: --frontdoor haproxy needs --mode real", ErrUsage)
-		}
-		if _, err := haproxy.Binary(); err != nil {
-			return fmt.Errorf("%w: --frontdoor haproxy: %v", ErrUsage, err)
-		}
-	default:
-		return fmt.Errorf("%w: --frontdoor %q: want embedded or haproxy", ErrUsage, o.FrontDoor)
-	}
-	return nil
-}
-
 // front is the data plane customers and canaries go through.
 type front interface {
 	RegionalURL() string

@@ -42,9 +42,11 @@ type Options struct {
 	// Dashboard, the dashboard ("" = none; a taken port falls back to a free one).
 	Listen    string
 	Dashboard func(api.Backend) map[string]http.Handler
-	// FrontDoor is the real-mode data plane: "embedded" (default, grayzone's
-	// own proxy) or "haproxy" (a real HAProxy, see haproxy.go).
-	FrontDoor string
+	// FrontDoor is the data plane: embedded (default, grayzone's own
+	// proxy), haproxy (a real HAProxy, real mode) or arc (ARC zonal shifts
+	// through the AWS SDK against the stand-in). ControlPlane is
+	// instancegroup (default) or autoscaling (through the stand-in). See planes.go.
+	FrontDoor, ControlPlane string
 	// Telemetry is the path the instances' server-side numbers take to the
 	// engine (telemetrypath.Names; default direct). Sim mode only for now.
 	Telemetry string
@@ -69,7 +71,7 @@ func (o *Options) validate() error {
 	if !slices.Contains(detect.Profiles, o.Detector) {
 		return fmt.Errorf("%w: --detector %q: want one of %s", ErrUsage, o.Detector, strings.Join(detect.Profiles, ", "))
 	}
-	if err := o.validateFrontDoor(); err != nil {
+	if err := o.validatePlanes(); err != nil {
 		return err
 	}
 	if err := o.validateTelemetry(); err != nil {

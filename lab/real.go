@@ -245,6 +245,11 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 		return report.Run{}, err
 	}
 	ctrl.Store(c.ctrl)
+	stopAWS, err := useAWS(lifeCtx, o, c, time.Now)
+	if err != nil {
+		return report.Run{}, err
+	}
+	defer stopAWS()
 
 	var wg sync.WaitGroup
 	goRun := func(f func()) { wg.Add(1); go func() { defer wg.Done(); f() }() }

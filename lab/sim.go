@@ -55,6 +55,11 @@ func runSim(ctx context.Context, o Options, mitigate bool) (report.Run, error) {
 	if path, err = telemetrypath.New(o.Telemetry, c.ctrl, simEpoch); err != nil {
 		return report.Run{}, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
+	stopAWS, err := useAWS(ctx, o, c, func() time.Time { return simEpoch.Add(world.Offset()) })
+	if err != nil {
+		return report.Run{}, err
+	}
+	defer stopAWS()
 	world.SetTickEvery(c.every)
 	prog.header(ModeSim, "", "")
 	elapsed := world.Run(ctx)

@@ -39,6 +39,11 @@ const (
 	Manual   Origin = "manual"   // an operator
 	Auto     Origin = "auto"     // grayzone's detector (autoshift)
 	Practice Origin = "practice" // a scheduled practice run
+	// External is a shift started outside grayzone (the ARC console, ARC
+	// zonal autoshift, another tool) that grayzone observed at the front
+	// door. It counts as "a zone is already shifted" for every guard, and
+	// grayzone never changes or ends it.
+	External Origin = "external"
 )
 
 // Limits, as in ARC.
@@ -73,6 +78,9 @@ type Shift struct {
 	UpdatedBy string     `json:"updated_by,omitempty"` // who last updated it (Update's By)
 	EndedAt   *time.Time `json:"ended_at,omitempty"`
 	EndedBy   string     `json:"ended_by,omitempty"`
+	// ARCZonalShiftID is the ARC zonal shift carrying this shift, when the
+	// resource's front door is ARC ("" until ARC accepted it).
+	ARCZonalShiftID string `json:"arc_zonal_shift_id,omitempty"`
 }
 
 // MarshalJSON writes times as RFC 3339 in UTC whatever their location.
@@ -328,6 +336,9 @@ func (m *Manager) Update(now time.Time, id string, req UpdateRequest) (Shift, er
 	if err != nil {
 		return Shift{}, err
 	}
+	if err := ownShift(s); err != nil {
+		return Shift{}, err
+	}
 	if req.ExpiresIn != nil {
 		s.ExpiresAt = now.Add(*req.ExpiresIn)
 	}
@@ -350,8 +361,100 @@ func (m *Manager) Cancel(now time.Time, id, by string) (Shift, error) {
 	if err != nil {
 		return Shift{}, err
 	}
+	if err := ownShift(s); err != nil {
+		return Shift{}, err
+	}
 	end := now
 	s.Status, s.EndedAt, s.EndedBy, s.UpdatedAt = Canceled, &end, by, now
+	if err := m.save(s); err != nil {
+		return Shift{}, err
+	}
+	return s.normalized(), nil
+}
+
+// ownShift refuses changes to a shift grayzone did not start.
+func ownShift(s Shift) error {
+	if s.Origin == External {
+		return fmt.Errorf("shift %s was started outside grayzone (%s): grayzone never changes or ends it; do it where it was started: %w",
+			s.ID, s.StartedBy, ErrConflict)
+	}
+	return nil
+}
+
+// Link records the ARC zonal shift that carries shift id.
+func (m *Manager) Link(id, arcID string) (Shift, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.shifts[id]
+	if !ok {
+		return Shift{}, fmt.Errorf("shift %q: %w", id, ErrNotFound)
+	}
+	if s.ARCZonalShiftID == arcID {
+		return s.normalized(), nil
+	}
+	s.ARCZonalShiftID = arcID
+	if err := m.save(s); err != nil {
+		return Shift{}, err
+	}
+	return s.normalized(), nil
+}
+
+// Observe records a shift started outside grayzone (Origin External), or
+// its latest state: it is a fact reported by the front door, so it is not
+// checked against the one-active-shift rule that guards grayzone's own.
+// changed reports whether anything was new.
+func (m *Manager) Observe(now time.Time, s Shift) (out Shift, changed bool, err error) {
+	if s.Origin != External || s.ID == "" {
+		return Shift{}, false, fmt.Errorf("shift %q: only external shifts with an id are observed: %w", s.ID, ErrInvalid)
+	}
+	s.UpdatedAt = now
+	s = s.normalized()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if old, ok := m.shifts[s.ID]; ok {
+		if old.Origin != External {
+			return Shift{}, false, fmt.Errorf("shift %s is grayzone's own: %w", s.ID, ErrConflict)
+		}
+		s.UpdatedAt = old.UpdatedAt
+		if sameShift(old, s) {
+			return old.normalized(), false, nil
+		}
+		s.UpdatedAt = now.UTC()
+	}
+	if err := m.save(s); err != nil {
+		return Shift{}, false, err
+	}
+	return s, true, nil
+}
+
+// sameShift compares two shifts field by field (EndedAt by value).
+func sameShift(a, b Shift) bool {
+	ae, be := a.EndedAt, b.EndedAt
+	a.EndedAt, b.EndedAt = nil, nil
+	if a != b {
+		return false
+	}
+	return (ae == nil) == (be == nil) && (ae == nil || ae.Equal(*be))
+}
+
+// EndOutside records that an active shift ended outside grayzone's own
+// calls (cancelled or expired in ARC): status is Canceled or Expired, at is
+// when, by says who or why.
+func (m *Manager) EndOutside(id string, status Status, at time.Time, by string) (Shift, error) {
+	if status != Canceled && status != Expired {
+		return Shift{}, fmt.Errorf("shift %s: status %s is not an end: %w", id, status, ErrInvalid)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s, ok := m.shifts[id]
+	if !ok {
+		return Shift{}, fmt.Errorf("shift %q: %w", id, ErrNotFound)
+	}
+	if s.Status != Active {
+		return s.normalized(), nil
+	}
+	at = at.UTC()
+	s.Status, s.EndedAt, s.EndedBy, s.UpdatedAt = status, &at, by, at
 	if err := m.save(s); err != nil {
 		return Shift{}, err
 	}

@@ -59,7 +59,7 @@ const (
 )
 
 // FrontDoorTypes lists the known front door types.
-var FrontDoorTypes = []string{FrontDoorEmbedded, FrontDoorHAProxy, FrontDoorXDS}
+var FrontDoorTypes = []string{FrontDoorEmbedded, FrontDoorHAProxy, FrontDoorXDS, FrontDoorARC}
 
 // Config is grayzone serve's configuration.
 type Config struct {
@@ -134,6 +134,8 @@ type FrontDoor struct {
 	HAProxy HAProxy
 	// XDSListen is the xDS server's address for type xds (dataplanes.go).
 	XDSListen string
+	// ResourceIdentifier is the ARN of the load balancer ARC shifts (type arc).
+	ResourceIdentifier string
 }
 
 // Target is one backend instance.
@@ -190,14 +192,16 @@ const (
 )
 
 // ControlPlaneTypes lists the known control plane types.
-var ControlPlaneTypes = []string{ControlPlaneNone, ControlPlaneCommand}
+var ControlPlaneTypes = []string{ControlPlaneNone, ControlPlaneCommand, ControlPlaneAutoScaling}
 
 // ControlPlane configures the control-plane side of the runbook.
 type ControlPlane struct {
 	Type string
 	// Commands maps exclude_zone, include_zone and remove_extra to an argv.
 	Commands map[string][]string
-	Timeout  time.Duration
+	// Groups are the EC2 Auto Scaling groups of type autoscaling.
+	Groups  []string
+	Timeout time.Duration
 }
 
 // Practice configures practice runs; the embedded practice.Config is what

@@ -44,9 +44,10 @@ var (
 	embeddedOnlyKeys = []string{"regional", "zonal", "targets", "health_check", "record"}
 	haproxyKeys      = []string{"runtime_api", "backends", "reconcile_interval", "shift_state", "log_listen"}
 	xdsKeys          = []string{"listen", "targets", "health_check"}
+	arcKeys          = []string{"resource_identifier"}
 	// externalFrontdoorKeys are appended to frontdoorKeys; each is checked
 	// against the type by externalFrontdoor.
-	externalFrontdoorKeys = append(slices.Clone(haproxyKeys), "listen")
+	externalFrontdoorKeys = append(slices.Clone(haproxyKeys), "listen", "resource_identifier")
 	// haproxyNameRe is what HAProxy accepts as a proxy or server name.
 	haproxyNameRe = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,63}$`)
 )
@@ -55,12 +56,16 @@ var (
 // reports handled=false for the embedded type, which parse.go reads. ok
 // means the derived targets are complete (capacity checks may use them).
 func (p *parser) externalFrontdoor(m *yamlfield.Mapping, r *res, fd *FrontDoor) (handled, ok bool, targets yamlfield.Field) {
-	own := map[string][]string{FrontDoorHAProxy: haproxyKeys, FrontDoorXDS: xdsKeys}[fd.Type]
+	own := map[string][]string{FrontDoorHAProxy: haproxyKeys, FrontDoorXDS: xdsKeys, FrontDoorARC: arcKeys}[fd.Type]
 	for _, f := range m.Fields {
 		foreign := slices.Contains(externalFrontdoorKeys, f.Key) || own != nil && slices.Contains(embeddedOnlyKeys, f.Key)
 		if foreign && !slices.Contains(own, f.Key) {
 			p.Errorf(f, "not a key of front door type %s", yamlfield.Quote(fd.Type))
 		}
+	}
+	if fd.Type == FrontDoorARC {
+		p.arcFrontDoor(m, fd) // no targets of grayzone's: capacity checks do not apply
+		return true, false, targets
 	}
 	if fd.Type == FrontDoorXDS {
 		if lf, has := p.Require(m, "listen"); has {

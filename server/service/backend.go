@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -127,16 +128,32 @@ func (s *Service) StartShift(ctx context.Context, req shift.StartRequest) (shift
 	if req.Origin == shift.Auto {
 		return shift.Shift{}, fmt.Errorf("origin auto is reserved for autoshift: %w", shift.ErrInvalid)
 	}
+	if r := s.byName[req.Resource]; r != nil {
+		// With ARC, decide on ARC's current view: a shift started or ended
+		// there since the last pass counts (a failure is audited; the
+		// book as it stands decides).
+		_ = r.syncARC(ctx)
+	}
 	now := s.clock.Now()
 	sh, err := s.shifts.Start(now, req)
 	if err != nil {
 		return sh, err
 	}
-	if r := s.byName[sh.Resource]; r != nil {
+	r := s.byName[sh.Resource]
+	if r != nil {
 		r.reconcile(ctx, now)
 	}
 	s.audit(ctx, store.AuditEntry{At: now, Kind: "shift_started", Resource: sh.Resource, Zone: sh.AwayFrom, Actor: sh.StartedBy,
 		Message: fmt.Sprintf("%s shift %s away from %s until %s: %s", sh.Origin, sh.ID, sh.AwayFrom, sh.ExpiresAt.Format(time.RFC3339), sh.Comment)})
+	if r != nil {
+		// With ARC as the front door, the shift holds once ARC took it. A
+		// refusal ended it (and is in the audit log): the caller gets it.
+		// Unreachable ARC: the shift is recorded and the mirror keeps trying.
+		if perr := r.pushed(ctx, sh.ID); errors.Is(perr, shift.ErrConflict) || errors.Is(perr, shift.ErrInvalid) {
+			return shift.Shift{}, perr
+		}
+		sh, _ = s.shifts.Get(sh.ID)
+	}
 	return sh, nil
 }
 
@@ -146,6 +163,9 @@ func (s *Service) UpdateShift(ctx context.Context, id string, req shift.UpdateRe
 	sh, err := s.shifts.Update(now, id, req)
 	if err != nil {
 		return sh, err
+	}
+	if r := s.byName[sh.Resource]; r != nil {
+		_ = r.syncARC(ctx) // a failure is audited by the mirror, which retries
 	}
 	s.audit(ctx, store.AuditEntry{At: now, Kind: "shift_updated", Resource: sh.Resource, Zone: sh.AwayFrom, Actor: req.By,
 		Message: fmt.Sprintf("shift %s now expires %s; comment %q", sh.ID, sh.ExpiresAt.Format(time.RFC3339), sh.Comment)})
@@ -161,6 +181,7 @@ func (s *Service) CancelShift(ctx context.Context, id, by string) (shift.Shift, 
 	}
 	if r := s.byName[sh.Resource]; r != nil {
 		r.reconcile(ctx, now)
+		_ = r.syncARC(ctx) // a failure is audited by the mirror, which retries
 	}
 	s.audit(ctx, store.AuditEntry{At: now, Kind: "shift_canceled", Resource: sh.Resource, Zone: sh.AwayFrom, Actor: by,
 		Message: fmt.Sprintf("%s shift %s away from %s canceled", sh.Origin, sh.ID, sh.AwayFrom)})

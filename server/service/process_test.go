@@ -77,11 +77,20 @@ var upLine = regexp.MustCompile(`API and dashboard on http://(\S+)`)
 // startServe runs grayzone serve and waits until its API answers.
 func startServe(t *testing.T, args ...string) *server {
 	t.Helper()
+	return startServeEnv(t, nil, args...)
+}
+
+// startServeEnv is startServe with env added to the process's environment.
+func startServeEnv(t *testing.T, env []string, args ...string) *server {
+	t.Helper()
 	level := "warn"
 	if l := os.Getenv("GRAYZONE_TEST_LOG_LEVEL"); l != "" {
 		level = l
 	}
 	cmd := exec.Command(binary, append([]string{"serve", "--listen", "127.0.0.1:0", "--log-level", level}, args...)...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -17,7 +17,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+
 	"github.com/grayzone/grayzone/actuator"
+	"github.com/grayzone/grayzone/actuator/arc"
 	"github.com/grayzone/grayzone/actuator/command"
 	"github.com/grayzone/grayzone/actuator/frontdoor"
 	"github.com/grayzone/grayzone/engine/alarm"
@@ -48,6 +51,9 @@ type Options struct {
 	// dashboard), keyed by ServeMux pattern. It is a function because they
 	// need the Backend, which is the Service itself.
 	Extra func(api.Backend) map[string]http.Handler
+	// AWS, when set, is the AWS SDK configuration of the arc and
+	// autoscaling actuators (tests, the lab); nil: the SDK's default chain.
+	AWS *aws.Config
 }
 
 // Service is a running grayzone serve.
@@ -68,6 +74,7 @@ type Service struct {
 	byName    map[string]*resource
 	ready     chan struct{}
 	apiAddr   string
+	awsState
 }
 
 // Open opens the data directory, restores every resource's state and builds
@@ -89,6 +96,7 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 		// Nothing is written until this replica leads (see replica.go).
 		db.SetFence(store.NoEpoch)
 	}
+	s.awsCfg = o.AWS
 	var shiftRes []shift.Resource
 	for i := range o.Config.Resources {
 		rc := &o.Config.Resources[i]
@@ -96,7 +104,11 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 		for _, t := range rc.FrontDoor.Targets {
 			capa[t.Zone]++
 		}
-		shiftRes = append(shiftRes, shift.Resource{Name: rc.Name, Zones: rc.Zones, Capacity: capa, MinCapacity: rc.MinCapacity})
+		minCap := rc.MinCapacity
+		if rc.FrontDoor.Type == config.FrontDoorARC {
+			minCap = 0 // no targets of grayzone's to count: the control plane checks it
+		}
+		shiftRes = append(shiftRes, shift.Resource{Name: rc.Name, Zones: rc.Zones, Capacity: capa, MinCapacity: minCap})
 	}
 	if o.Config.TLS.Enabled() {
 		if s.certs, err = NewCertReloader(o.Config.TLS.CertFile, o.Config.TLS.KeyFile, s.clock.Now); err != nil {
@@ -125,6 +137,9 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 	}
 	for _, r := range s.resources {
 		r.reconcile(ctx, now)
+		if err := r.syncARC(ctx); err != nil { // on start: shifts made or ended while grayzone was down
+			s.log.Warn("ARC reconciliation at start", "resource", r.cfg.Name, "err", err)
+		}
 	}
 	if !s.replicated() {
 		s.audit(ctx, store.AuditEntry{At: now, Kind: "service", Actor: "grayzone", Message: fmt.Sprintf("started with %d resource(s) from %s", len(s.resources), o.Config.File)})
@@ -266,6 +281,10 @@ type resource struct {
 	gate  *ingest.Gate     // telemetry sources and aggregated batches (telemetry.go)
 	// batches records what the engine takes (record_observations); nil when off.
 	batches *batchLog
+	// mirror keeps the shifts in step with ARC (front door type arc); nil otherwise.
+	mirror *arc.Mirror
+	// refused is ARC's refusal of the automatic shift in flight ("" none).
+	refused string
 
 	putMu     sync.Mutex
 	mu        sync.Mutex
@@ -310,7 +329,13 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, now time
 		}
 		control = command.Actuator{Commands: cmds, Timeout: rc.ControlPlane.Timeout}
 	}
+	if c, err := s.awsPlanes(ctx, r); err != nil {
+		return nil, err
+	} else if c != nil {
+		control = c
+	}
 	r.rbPol = rc.RunbookPolicy()
+	r.rbPol.NoControlPlane = control == nil
 	rb := runbook.New(r.rbPol)
 	if data, ok, err := s.db.GetState(ctx, stateKey("runbook", rc.Name)); err != nil {
 		return nil, fmt.Errorf("serve: resource %s: read runbook state: %w", rc.Name, err)
@@ -364,7 +389,9 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, now time
 func (r *resource) start(ctx context.Context, wg *sync.WaitGroup) error {
 	ctx, r.cancel = context.WithCancel(ctx)
 	fd := r.cfg.FrontDoor
-	if r.plane != nil {
+	if r.mirror != nil {
+		r.runMirror(ctx, wg) // ARC is the front door: nothing of grayzone's to listen on
+	} else if r.plane != nil {
 		// HAProxy or xDS carries the traffic; serve drives it (dataplanes.go).
 		if err := r.startLogs(ctx, wg); err != nil {
 			return err
@@ -396,6 +423,7 @@ func (r *resource) start(ctx context.Context, wg *sync.WaitGroup) error {
 	return nil
 }
 
+// startCanaries runs the resource's canaries.
 func (r *resource) startCanaries(ctx context.Context, wg *sync.WaitGroup) {
 	for _, c := range r.cfg.Canaries {
 		c := c
@@ -441,6 +469,7 @@ func (r *resource) tick(ctx context.Context, now time.Time) {
 			r.ctrl.Abandon(now, "the automatic shift ended outside the runbook (cancelled or expired)")
 		}
 	}
+	r.abandonRefused(now)
 	if r.rec != nil && r.batches == nil {
 		r.ctrl.ObserveSnapshots(now, r.rec)
 	}
@@ -544,7 +573,7 @@ func (r *resource) guard(now time.Time, zone, why string) error {
 
 // capacityCheck refuses a shift that would leave less than min_capacity outside zone.
 func (r *resource) capacityCheck(zone string) error {
-	if r.cfg.MinCapacity <= 0 {
+	if r.cfg.MinCapacity <= 0 || r.mirror != nil { // with ARC, the control plane checks capacity
 		return nil
 	}
 	left := 0
@@ -590,7 +619,7 @@ func (d dataPlane) Apply(ctx context.Context, a actuator.Action) error {
 	switch a.Kind {
 	case actuator.ShiftAway:
 		if act, ok := r.s.shifts.Active(r.cfg.Name); ok && act.AwayFrom == a.Zone && act.Origin == shift.Auto {
-			return nil // already in force: Apply is idempotent
+			return r.pushedAuto(ctx, act.ID) // already in force (in ARC too, when ARC is the front door): Apply is idempotent
 		}
 		r.mu.Lock()
 		why := r.last.Why
@@ -606,7 +635,7 @@ func (d dataPlane) Apply(ctx context.Context, a actuator.Action) error {
 		r.reconcile(ctx, now)
 		r.s.audit(ctx, store.AuditEntry{At: now, Kind: "shift_started", Resource: r.cfg.Name, Zone: a.Zone, Actor: "autoshift",
 			Message: fmt.Sprintf("automatic shift %s away from %s", sh.ID, a.Zone), Detail: jsonDetail(map[string]string{"shift_id": sh.ID, "why": why})})
-		return nil
+		return r.pushedAuto(ctx, sh.ID)
 	case actuator.EndShift:
 		act, ok := r.s.shifts.Active(r.cfg.Name)
 		if !ok || act.AwayFrom != a.Zone || act.Origin != shift.Auto {
@@ -618,6 +647,7 @@ func (d dataPlane) Apply(ctx context.Context, a actuator.Action) error {
 		r.reconcile(ctx, now)
 		r.s.audit(ctx, store.AuditEntry{At: now, Kind: "shift_ended", Resource: r.cfg.Name, Zone: a.Zone, Actor: "autoshift",
 			Message: fmt.Sprintf("automatic shift %s away from %s ended: the zone has been healthy for %s", act.ID, a.Zone, r.cfg.Autoshift.RecoveryHold)})
+		_ = r.pushed(ctx, act.ID) // ended in grayzone; the mirror cancels it in ARC, now or on its next pass
 		return nil
 	}
 	return fmt.Errorf("serve: %s: %w", a, actuator.ErrUnsupported)

@@ -188,6 +188,8 @@ var migrations = []string{
 		epoch      INTEGER NOT NULL,
 		expires_at TEXT NOT NULL
 	);`,
+	// 3: the ARC zonal shift carrying a shift (front door type arc).
+	`ALTER TABLE shifts ADD COLUMN arc_zonal_shift_id TEXT NOT NULL DEFAULT '';`,
 }
 
 // migrate applies the missing migrations in one transaction, so concurrent
@@ -290,17 +292,18 @@ func (d *DB) SaveShift(ctx context.Context, s shift.Shift) error {
 	}
 	err := d.exec(ctx, `INSERT INTO shifts
 		(id, resource, away_from, status, origin, comment, started_by, reason,
-		 started_at, expires_at, updated_at, updated_by, ended_at, ended_by)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		 started_at, expires_at, updated_at, updated_by, ended_at, ended_by, arc_zonal_shift_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET
 		 resource = excluded.resource, away_from = excluded.away_from, status = excluded.status,
 		 origin = excluded.origin, comment = excluded.comment, started_by = excluded.started_by,
 		 reason = excluded.reason, started_at = excluded.started_at, expires_at = excluded.expires_at,
 		 updated_at = excluded.updated_at, updated_by = excluded.updated_by,
-		 ended_at = excluded.ended_at, ended_by = excluded.ended_by`,
+		 ended_at = excluded.ended_at, ended_by = excluded.ended_by,
+		 arc_zonal_shift_id = excluded.arc_zonal_shift_id`,
 		s.ID, s.Resource, s.AwayFrom, string(s.Status), string(s.Origin), s.Comment, s.StartedBy, s.Reason,
 		formatTime(s.StartedAt), formatTime(s.ExpiresAt), formatTime(s.UpdatedAt), s.UpdatedBy,
-		formatTimePtr(s.EndedAt), s.EndedBy)
+		formatTimePtr(s.EndedAt), s.EndedBy, s.ARCZonalShiftID)
 	if err != nil {
 		return fmt.Errorf("store: save shift %s: %w", s.ID, err)
 	}
@@ -310,7 +313,7 @@ func (d *DB) SaveShift(ctx context.Context, s shift.Shift) error {
 // LoadShifts implements shift.Store, oldest first.
 func (d *DB) LoadShifts(ctx context.Context) ([]shift.Shift, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT id, resource, away_from, status, origin, comment,
-		started_by, reason, started_at, expires_at, updated_at, updated_by, ended_at, ended_by
+		started_by, reason, started_at, expires_at, updated_at, updated_by, ended_at, ended_by, arc_zonal_shift_id
 		FROM shifts ORDER BY started_at, id`)
 	if err != nil {
 		return nil, fmt.Errorf("store: load shifts: %w", err)
@@ -322,7 +325,7 @@ func (d *DB) LoadShifts(ctx context.Context) ([]shift.Shift, error) {
 		var status, origin, started, expires, updated string
 		var ended sql.NullString
 		if err := rows.Scan(&s.ID, &s.Resource, &s.AwayFrom, &status, &origin, &s.Comment,
-			&s.StartedBy, &s.Reason, &started, &expires, &updated, &s.UpdatedBy, &ended, &s.EndedBy); err != nil {
+			&s.StartedBy, &s.Reason, &started, &expires, &updated, &s.UpdatedBy, &ended, &s.EndedBy, &s.ARCZonalShiftID); err != nil {
 			return nil, fmt.Errorf("store: load shifts: %w", err)
 		}
 		s.Status, s.Origin = shift.Status(status), shift.Origin(origin)
