@@ -92,7 +92,7 @@ func TestFailStaticHoldsShiftInForce(t *testing.T) {
 			t.Fatalf("seed %d: shifts %+v, want one started before the doubt (%.1fs) and ended", r.Seed, r.Shifts, fs.Start)
 		}
 		// The zone was healthy again long before the doubt ended (its fault
-		// ends at 40 s): without failing static it would be back by ~60 s.
+		// ends at 90 s): without failing static it would be back by ~110 s.
 		if want := *fs.End + sc.Policy.RecoveryHold.Seconds(); *r.Shifts[0].End < want {
 			t.Errorf("seed %d: shift ended at %.1fs, before the doubt's end (%.1fs) + the recovery hold", r.Seed, *r.Shifts[0].End, *fs.End)
 		}
