@@ -46,3 +46,11 @@ func TestMigrateV1KeepsShiftsAndAddsARCID(t *testing.T) {
 		t.Fatalf("arc id not stored: %+v, %v", again, err)
 	}
 }
+
+// Both backends have the same schema versions: a migration added to one
+// and not the other leaves a replica on PostgreSQL without a column.
+func TestDialectsHaveTheSameVersions(t *testing.T) {
+	if len(migrations) != len(postgresMigrations) {
+		t.Fatalf("SQLite has %d migrations, PostgreSQL %d", len(migrations), len(postgresMigrations))
+	}
+}

@@ -101,4 +101,6 @@ var postgresMigrations = []string{
 		epoch      BIGINT NOT NULL,
 		expires_at TIMESTAMPTZ NOT NULL
 	);`,
+	// 3: the ARC zonal shift carrying a shift (front door type arc).
+	`ALTER TABLE shifts ADD COLUMN arc_zonal_shift_id TEXT NOT NULL DEFAULT '';`,
 }
