@@ -214,14 +214,27 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 	defer stopLife()
 
 	var ctrl atomic.Pointer[autoshift.Controller]
+	rt, err := startRealTelemetry(lifeCtx, o)
+	if err != nil {
+		return report.Run{}, err
+	}
 	w := &realWorld{
 		ctx: lifeCtx, o: o, db: db, table: newTable(sc), plan: fault.NewPlan(sc), start: start,
 		instances: map[string]*realInstance{},
 		record: func(obs observation.Observation) {
+			if rt != nil && obs.Source == observation.Server {
+				if err := rt.observe(obs); err != nil {
+					o.Log.Error("otlp path", "err", err)
+				}
+				return
+			}
 			if c := ctrl.Load(); c != nil {
 				c.Observe(obs)
 			}
 		},
+	}
+	if rt != nil {
+		defer rt.close()
 	}
 	defer w.closeAll()
 	c, err := newCore(lifeCtx, sc, o.Detector, mitigate, w.table, w,
@@ -288,6 +301,9 @@ loop:
 		case <-runCtx.Done():
 			break loop
 		case now := <-tick.C:
+			if rt != nil {
+				rt.feed(now, c.ctrl)
+			}
 			a := c.tick(lifeCtx, now)
 			if now.Sub(lastProgress) >= o.ProgressEvery {
 				lastProgress = now

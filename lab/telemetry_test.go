@@ -36,12 +36,34 @@ func TestSimEveryScenarioThroughEveryTelemetryPath(t *testing.T) {
 
 func TestTelemetryPathRealModeIsAClearError(t *testing.T) {
 	sc, _ := scenario.Builtin("smoke")
-	_, err := Run(context.Background(), Options{Scenario: sc, Mode: ModeReal, Telemetry: telemetrypath.OTLP})
+	_, err := Run(context.Background(), Options{Scenario: sc, Mode: ModeReal, Telemetry: telemetrypath.Prometheus})
 	if !errors.Is(err, ErrUsage) {
 		t.Fatalf("err = %v", err)
 	}
 	_, err = Run(context.Background(), Options{Scenario: sc, Mode: ModeSim, Telemetry: "statsd"})
 	if !errors.Is(err, ErrUsage) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestRealSmokeThroughOTLP runs the smoke scenario in real mode with every
+// instance reporting through its own OpenTelemetry SDK meter provider and
+// OTLP/HTTP exporter to a real receiver; runs in parallel with the other
+// real-mode tests.
+func TestRealSmokeThroughOTLP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real mode runs for 100 s")
+	}
+	t.Parallel()
+	sc := loadPublic(t, "smoke")
+	r, err := Run(context.Background(), Options{Scenario: sc, Mode: ModeReal, Database: "embedded", Telemetry: telemetrypath.OTLP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Expect.Met {
+		t.Errorf("expect not met through OTLP: %v", r.Expect.Failures)
+	}
+	if len(r.Detections) == 0 || r.Detections[0].Zone != "az-a" {
+		t.Errorf("detections %+v", r.Detections)
 	}
 }
