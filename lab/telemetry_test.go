@@ -36,7 +36,7 @@ func TestSimEveryScenarioThroughEveryTelemetryPath(t *testing.T) {
 
 func TestTelemetryPathRealModeIsAClearError(t *testing.T) {
 	sc, _ := scenario.Builtin("smoke")
-	_, err := Run(context.Background(), Options{Scenario: sc, Mode: ModeReal, Telemetry: telemetrypath.Prometheus})
+	_, err := Run(context.Background(), Options{Scenario: sc, Mode: ModeReal, Telemetry: telemetrypath.EMF})
 	if !errors.Is(err, ErrUsage) {
 		t.Fatalf("err = %v", err)
 	}
@@ -56,7 +56,7 @@ func TestRealSmokeThroughOTLP(t *testing.T) {
 	}
 	t.Parallel()
 	sc := loadPublic(t, "smoke")
-	r, err := Run(context.Background(), Options{Scenario: sc, Mode: ModeReal, Database: "embedded", Telemetry: telemetrypath.OTLP})
+	r, err := Run(context.Background(), Options{Scenario: sc, Mode: ModeReal, Telemetry: telemetrypath.OTLP})
 	if err != nil {
 		t.Fatal(err)
 	}
