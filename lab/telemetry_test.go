@@ -3,10 +3,12 @@ package lab
 import (
 	"context"
 	"errors"
+	"os"
 	"testing"
 
 	"github.com/grayzone/grayzone/lab/scenario"
 	"github.com/grayzone/grayzone/lab/telemetrypath"
+	promsource "github.com/grayzone/grayzone/telemetry/prometheus"
 )
 
 // TestSimEveryScenarioThroughEveryTelemetryPath: every built-in (public)
@@ -65,5 +67,26 @@ func TestRealSmokeThroughOTLP(t *testing.T) {
 	}
 	if len(r.Detections) == 0 || r.Detections[0].Zone != "az-a" {
 		t.Errorf("detections %+v", r.Detections)
+	}
+}
+
+// TestRealSmokeThroughPrometheus runs the smoke scenario in real mode with
+// the instances counted by grayzone's middleware, scraped every second by
+// Debian's Prometheus and read by the Prometheus source.
+func TestRealSmokeThroughPrometheus(t *testing.T) {
+	if testing.Short() {
+		t.Skip("real mode runs for 100 s")
+	}
+	if _, err := os.Stat(promsource.Binary); err != nil && os.Getenv("CI") != "true" {
+		t.Skipf("skipping: %v (apt-get install prometheus)", err)
+	}
+	t.Parallel()
+	sc := loadPublic(t, "smoke")
+	r, err := Run(context.Background(), Options{Scenario: sc, Mode: ModeReal, Telemetry: telemetrypath.Prometheus})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Expect.Met {
+		t.Errorf("expect not met through Prometheus: %v", r.Expect.Failures)
 	}
 }
