@@ -26,7 +26,6 @@ import (
 // Debian's Prometheus scrapes three instances instrumented with grayzone's
 // middleware every second; the source's default queries read them.
 
-
 type instance struct {
 	url string
 	h   http.Handler
