@@ -225,6 +225,10 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 
 	var ctrl atomic.Pointer[autoshift.Controller]
 	plan := fault.NewPlan(sc)
+	rt, err := startRealTelemetry(lifeCtx, o)
+	if err != nil {
+		return report.Run{}, err
+	}
 	w := &realWorld{
 		ctx: lifeCtx, o: o, db: db, table: newTable(sc), plan: plan, start: start,
 		instances: map[string]*realInstance{},
@@ -233,10 +237,19 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 			if obs.Source == observation.Server && plan.TelemetryLost(time.Since(start), obs.Zone, obs.Instance) {
 				return
 			}
+			if rt != nil && obs.Source == observation.Server {
+				if err := rt.observe(obs); err != nil {
+					o.Log.Error("otlp path", "err", err)
+				}
+				return
+			}
 			if c := ctrl.Load(); c != nil {
 				c.Observe(obs)
 			}
 		},
+	}
+	if rt != nil {
+		defer rt.close()
 	}
 	defer w.closeAll()
 	c, err := newCore(lifeCtx, sc, o.Detector, mitigate, w.table, w,
@@ -323,6 +336,9 @@ loop:
 		case <-runCtx.Done():
 			break loop
 		case now := <-tick.C:
+			if rt != nil {
+				rt.feed(now, c.ctrl)
+			}
 			a := c.tick(lifeCtx, now)
 			prog.update(min(now.Sub(start), sc.Duration), a, c, requests())
 		}

@@ -90,3 +90,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstHistogram(descDuration, t.success+t.errors+t.faults, t.sum, bk, k.Zone, k.Instance, k.Operation)
 	}
 }
+
+// Collector is the counts as a prometheus.Collector, to register in a
+// registry of one's own beside other collectors.
+func (m *Middleware) Collector() prometheus.Collector { return (*collector)(m) }

@@ -2,15 +2,13 @@ package prometheus_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -27,8 +25,6 @@ import (
 
 // Debian's Prometheus scrapes three instances instrumented with grayzone's
 // middleware every second; the source's default queries read them.
-
-const promBin = "/usr/bin/prometheus"
 
 type instance struct {
 	url string
@@ -68,51 +64,20 @@ func (in *instance) hit(t *testing.T, n int, method, path string) {
 	}
 }
 
-func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+func startPrometheus(t *testing.T, targets []string) string {
+	t.Helper()
+	p, err := prometheus.StartLocal(context.Background(), t.TempDir(), targets, time.Second)
+	if errors.Is(err, prometheus.ErrNoPrometheus) {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%v: required in CI", err)
+		}
+		t.Skipf("skipping: %v", err)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func startPrometheus(t *testing.T, targets []string) string {
-	t.Helper()
-	if _, err := os.Stat(promBin); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required in CI (apt-get install prometheus): %v", promBin, err)
-		}
-		t.Skipf("skipping: %s not installed (apt-get install prometheus)", promBin)
-	}
-	dir := t.TempDir()
-	var hosts []string
-	for _, u := range targets {
-		hosts = append(hosts, fmt.Sprintf("%q", strings.TrimPrefix(u, "http://")))
-	}
-	cfg := fmt.Sprintf("global: {scrape_interval: 1s, evaluation_interval: 1s}\nscrape_configs:\n  - job_name: app\n    honor_labels: true\n    static_configs: [{targets: [%s]}]\n", strings.Join(hosts, ", "))
-	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	addr := freePort(t)
-	cmd := exec.Command(promBin, "--config.file="+filepath.Join(dir, "prometheus.yml"), "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--log.level=warn")
-	var logs strings.Builder
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	url := "http://" + addr
-	waitFor(t, "prometheus ready", func() bool {
-		resp, err := http.Get(url + "/-/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	}, &logs)
-	return url
+	t.Cleanup(p.Close)
+	return p.URL
 }
 
 // waitFor waits for an outside process (Prometheus scraping on its own
