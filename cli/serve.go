@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -69,7 +70,18 @@ from the command line.`,
 					log.Warn("an example token from examples/tokens.txt is in use: replace it before exposing the API")
 				}
 			}
-			svc, err := service.Open(cmd.Context(), service.Options{Config: cfg, Tokens: tokens, Log: log, Extra: serveDashboard(cfg, tokens, log)})
+			ctx, stop := context.WithCancelCause(cmd.Context())
+			defer stop(nil)
+			leading, lost, err := startLeaderElection(ctx, cfg, log)
+			if err != nil {
+				return &exitError{code: exitUnknown, err: err}
+			}
+			go func() {
+				if err := <-lost; err != nil {
+					stop(err)
+				}
+			}()
+			svc, err := service.Open(ctx, service.Options{Config: cfg, Tokens: tokens, Log: log, Extra: serveDashboard(cfg, tokens, log), Leading: leading})
 			if err != nil {
 				return &exitError{code: exitUnknown, err: err}
 			}
@@ -77,8 +89,11 @@ from the command line.`,
 			go func() {
 				fmt.Fprintf(stdout, "grayzone serve: API and dashboard on http://%s (data in %s)\n", svc.APIAddr(), cfg.DataDir)
 			}()
-			if err := svc.Run(cmd.Context()); err != nil && !errors.Is(err, cmd.Context().Err()) {
+			if err := svc.Run(ctx); err != nil && !errors.Is(err, ctx.Err()) {
 				return &exitError{code: exitUnknown, err: err}
+			}
+			if cause := context.Cause(ctx); cause != nil && cmd.Context().Err() == nil {
+				return &exitError{code: exitUnknown, err: cause} // the lease was lost
 			}
 			return nil
 		},

@@ -65,7 +65,9 @@ type Config struct {
 	DataDir   string
 	Auth      Auth
 	Resources []Resource
-	File      string // the file it was read from (labels errors)
+	// LeaderElection: which replica acts, when several run (kubernetes.go).
+	LeaderElection LeaderElection
+	File           string // the file it was read from (labels errors)
 }
 
 // Auth says who may use the API. Tokens are never given on the command line,
@@ -163,7 +165,7 @@ const (
 )
 
 // ControlPlaneTypes lists the known control plane types.
-var ControlPlaneTypes = []string{ControlPlaneNone, ControlPlaneCommand}
+var ControlPlaneTypes = []string{ControlPlaneNone, ControlPlaneCommand, ControlPlaneKubernetes}
 
 // ControlPlane configures the control-plane side of the runbook.
 type ControlPlane struct {
@@ -171,6 +173,8 @@ type ControlPlane struct {
 	// Commands maps exclude_zone, include_zone and remove_extra to an argv.
 	Commands map[string][]string
 	Timeout  time.Duration
+	// Kubernetes is type kubernetes's configuration.
+	Kubernetes KubernetesControl
 }
 
 // Practice configures practice runs; the embedded practice.Config is what

@@ -37,10 +37,10 @@ var (
 )
 
 var (
-	topKeys       = []string{"listen", "data_dir", "auth", "resources"}
+	topKeys       = []string{"listen", "data_dir", "auth", "resources", "leader_election"}
 	authKeys      = []string{"tokens_file", "tokens", "open_reads"}
 	resourceKeys  = []string{"name", "zones", "min_capacity", "frontdoor", "operations", "detector", "canaries", "autoshift", "practice", "control_plane"}
-	controlKeys   = []string{"type", "exclude_zone", "include_zone", "remove_extra", "timeout"}
+	controlKeys   = []string{"type", "exclude_zone", "include_zone", "remove_extra", "timeout", "zone_label", "workloads"}
 	frontdoorKeys = []string{"type", "regional", "zonal", "targets", "health_check", "record"}
 	targetKeys    = []string{"id", "zone", "addr"}
 	healthKeys    = []string{"path", "interval", "timeout", "healthy_threshold", "unhealthy_threshold"}
@@ -178,6 +178,10 @@ func (p *parser) config(rf yamlfield.Field) *Config {
 	}
 	if f, ok := p.Require(m, "resources"); ok {
 		c.Resources = p.resources(f)
+	}
+	c.LeaderElection = defaultLeaderElection()
+	if f, ok := m.Get("leader_election"); ok {
+		p.leaderElection(f, &c.LeaderElection)
 	}
 	return c
 }
@@ -827,7 +831,8 @@ func (p *parser) alarmList(f yamlfield.Field, r *res, other map[string]bool) []s
 	return out
 }
 
-// controlPlane reads the resource's control plane: none, or a command per action.
+// controlPlane reads the resource's control plane: none, a command per
+// action, or kubernetes (kubernetes.go).
 func (p *parser) controlPlane(f yamlfield.Field, cp *ControlPlane) {
 	m, ok := p.Mapping(f, controlKeys)
 	if !ok {
@@ -847,6 +852,7 @@ func (p *parser) controlPlane(f yamlfield.Field, cp *ControlPlane) {
 			cp.Timeout = d
 		}
 	}
+	p.kubernetesControl(m, cp)
 	for _, key := range []string{"exclude_zone", "include_zone", "remove_extra"} {
 		kf, has := m.Get(key)
 		if cp.Type != ControlPlaneCommand {

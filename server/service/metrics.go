@@ -32,6 +32,7 @@ var (
 	mPending  = prometheus.NewDesc("grayzone_runbook_pending_actions", "Actions not yet done (in flight or waiting to retry).", []string{"resource"}, nil)
 	mObserved = prometheus.NewDesc("grayzone_observations_total", "Observations ingested.", []string{"resource", "source"}, nil)
 	mActive   = prometheus.NewDesc("grayzone_shift_active", "1 while a zonal shift is active.", []string{"resource", "zone", "origin"}, nil)
+	mLeader   = prometheus.NewDesc("grayzone_leader", "1 when this replica leads and acts (always, without leader election).", nil, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
@@ -44,6 +45,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		return 0
 	}
+	ch <- prometheus.MustNewConstMetric(mLeader, prometheus.GaugeValue, b(s.lead == nil || s.lead()))
 	for _, r := range s.resources {
 		st := r.status()
 		for _, z := range st.Zones {

@@ -47,6 +47,10 @@ type Options struct {
 	// dashboard), keyed by ServeMux pattern. It is a function because they
 	// need the Backend, which is the Service itself.
 	Extra func(api.Backend) map[string]http.Handler
+	// Leading, when set, says whether this replica leads (leader election):
+	// a follower keeps its API, front door and caches warm but neither
+	// decides nor acts.
+	Leading func() bool
 }
 
 // Service is a running grayzone serve.
@@ -58,6 +62,7 @@ type Service struct {
 	clock  clock.Clock
 	tokens []string
 	extra  func(api.Backend) map[string]http.Handler
+	lead   func() bool
 
 	resources []*resource
 	byName    map[string]*resource
@@ -78,7 +83,7 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("serve: open data directory %s: %w", o.Config.DataDir, err)
 	}
-	s := &Service{cfg: o.Config, db: db, log: o.Log, clock: o.Clock, tokens: o.Tokens, extra: o.Extra,
+	s := &Service{cfg: o.Config, db: db, log: o.Log, clock: o.Clock, tokens: o.Tokens, extra: o.Extra, lead: o.Leading,
 		byName: map[string]*resource{}, ready: make(chan struct{})}
 	var shiftRes []shift.Resource
 	for i := range o.Config.Resources {
@@ -196,6 +201,9 @@ loop:
 const tickEvery = 250 * time.Millisecond
 
 func (s *Service) tick(ctx context.Context, now time.Time) {
+	if s.lead != nil && !s.lead() {
+		return // a follower: the leader decides and acts
+	}
 	s.expire(ctx, now)
 	for _, r := range s.resources {
 		r.tick(ctx, now)
@@ -241,6 +249,7 @@ type resource struct {
 	cancel    context.CancelFunc
 	observed  [2]int64 // server, canary observations ingested
 	history   []api.HistoryPoint
+	starters  []func(context.Context) // control-plane informers, started with the resource
 }
 
 func stateKey(kind, res string) string { return kind + "/" + res }
@@ -265,6 +274,11 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, now time
 			cmds[actuator.Kind(k)] = argv
 		}
 		control = command.Actuator{Commands: cmds, Timeout: rc.ControlPlane.Timeout}
+	}
+	if rc.ControlPlane.Type == config.ControlPlaneKubernetes {
+		if control, err = r.kubernetesControl(); err != nil {
+			return nil, err
+		}
 	}
 	r.rbPol = runbook.Policy{Resource: rc.Name, ControlPlaneAfter: rc.Autoshift.ControlPlaneAfter,
 		RecoveryHold: rc.Autoshift.RecoveryHold, NoControlPlane: control == nil}
@@ -313,6 +327,9 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, now time
 // start binds the front door and starts health checks and canaries.
 func (r *resource) start(ctx context.Context, wg *sync.WaitGroup) error {
 	ctx, r.cancel = context.WithCancel(ctx)
+	for _, st := range r.starters {
+		st(ctx)
+	}
 	fd := r.cfg.FrontDoor
 	if fd.Record {
 		r.rec = record.New(record.Options{Thresholds: r.cfg.Operations})
