@@ -58,9 +58,9 @@ resources:
       zonal: {az1: 127.0.0.1:0, az2: 127.0.0.1:0}
       targets:
         - {id: a1, zone: az1, addr: 127.0.0.1:9}
-        - {id: a2, zone: az1, addr: 127.0.0.1:9}
-        - {id: b1, zone: az2, addr: 127.0.0.1:9}
-        - {id: b2, zone: az2, addr: 127.0.0.1:9}
+        - {id: a2, zone: az1, addr: 127.0.0.1:19}
+        - {id: b1, zone: az2, addr: 127.0.0.1:29}
+        - {id: b2, zone: az2, addr: 127.0.0.1:39}
 `, dir, leaseDuration, retryPeriod)
 }
 
