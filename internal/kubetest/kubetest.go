@@ -191,6 +191,8 @@ func Start(bin string) (_ *Cluster, err error) {
 		"--disable-admission-plugins=ServiceAccount",
 		"--allow-privileged=true",
 		"--profiling=false",
+		// No kubernetes Service endpoints: the advertise address is loopback.
+		"--endpoint-reconciler-type=none",
 	); err != nil {
 		return nil, err
 	}
