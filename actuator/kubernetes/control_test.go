@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -151,10 +152,12 @@ func TestExcludeCordonsTaintsAndIncludeRevertsOnlyItsOwn(t *testing.T) {
 	if got, ok := f.node(t, theirs).Annotations[AnnotationCordoned]; ok {
 		t.Errorf("%s was already cordoned, but grayzone marked it as its own cordon (%q)", theirs, got)
 	}
+	// (The API server's TaintNodesByCondition gives new nodes a not-ready
+	// taint: there are no kubelets here. Only grayzone's are counted.)
 	for _, z := range f.zones[1:] {
 		for _, name := range f.nodes[z] {
-			if n := f.node(t, name); n.Spec.Unschedulable || len(n.Spec.Taints) != 0 {
-				t.Errorf("%s in zone %s was touched: unschedulable=%v taints=%v", name, z, n.Spec.Unschedulable, n.Spec.Taints)
+			if n := f.node(t, name); n.Spec.Unschedulable || hasTaint(n, "") || len(n.Annotations) != 0 {
+				t.Errorf("%s in zone %s was touched: unschedulable=%v taints=%v annotations=%v", name, z, n.Spec.Unschedulable, n.Spec.Taints, n.Annotations)
 			}
 		}
 	}
@@ -176,8 +179,8 @@ func TestExcludeCordonsTaintsAndIncludeRevertsOnlyItsOwn(t *testing.T) {
 	if n.Spec.Unschedulable || hasTaint(n, "") || len(n.Annotations[AnnotationCordoned]+n.Annotations[AnnotationTainted]) != 0 {
 		t.Errorf("%s after include: unschedulable=%v taints=%v annotations=%v, want grayzone's changes gone", mine, n.Spec.Unschedulable, n.Spec.Taints, n.Annotations)
 	}
-	if len(n.Spec.Taints) != 1 || n.Spec.Taints[0].Key != "example.com/maintenance" {
-		t.Errorf("%s: someone else's taint was touched: %v", mine, n.Spec.Taints)
+	if !slices.ContainsFunc(n.Spec.Taints, func(t corev1.Taint) bool { return t.Key == "example.com/maintenance" }) {
+		t.Errorf("%s: someone else's taint was removed: %v", mine, n.Spec.Taints)
 	}
 	if n := f.node(t, theirs); !n.Spec.Unschedulable || hasTaint(n, "") {
 		t.Errorf("%s after include: unschedulable=%v taints=%v, want its owner's cordon kept and grayzone's taint gone", theirs, n.Spec.Unschedulable, n.Spec.Taints)

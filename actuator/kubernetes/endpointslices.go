@@ -19,6 +19,7 @@ import (
 	k8s "k8s.io/client-go/kubernetes"
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/grayzone/grayzone/actuator"
 )
@@ -53,6 +54,7 @@ type Slices struct {
 	f      informers.SharedInformerFactory
 	kick   chan struct{}
 
+	syncing sync.Mutex
 	mu      sync.Mutex
 	shifted string // zone left out; "" none
 }
@@ -138,10 +140,13 @@ func (s *Slices) Apply(ctx context.Context, a actuator.Action) error {
 }
 
 // sync makes the owned slices the source's, without the shifted zone.
+// Apply and the loop both call it; one at a time.
 func (s *Slices) sync(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), s.synced) {
 		return fmt.Errorf("kubernetes endpointslices: cache not synced: %w", ctx.Err())
 	}
+	s.syncing.Lock()
+	defer s.syncing.Unlock()
 	s.mu.Lock()
 	shifted := s.shifted
 	s.mu.Unlock()
@@ -178,9 +183,18 @@ func (s *Slices) sync(ctx context.Context) error {
 				errs = append(errs, err)
 			}
 		case !sameSlice(cur, m):
-			up := cur.DeepCopy()
-			up.Labels, up.AddressType, up.Endpoints, up.Ports = m.Labels, m.AddressType, m.Endpoints, m.Ports
-			if _, err := client.Update(ctx, up, metav1.UpdateOptions{FieldManager: "grayzone"}); err != nil {
+			// The cache may lag our own last write: update from a fresh read.
+			err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				fresh, err := client.Get(ctx, name, metav1.GetOptions{})
+				if err != nil || sameSlice(fresh, m) {
+					return err
+				}
+				up := fresh.DeepCopy()
+				up.Labels, up.AddressType, up.Endpoints, up.Ports = m.Labels, m.AddressType, m.Endpoints, m.Ports
+				_, err = client.Update(ctx, up, metav1.UpdateOptions{FieldManager: "grayzone"})
+				return err
+			})
+			if err != nil {
 				errs = append(errs, err)
 			}
 		}
