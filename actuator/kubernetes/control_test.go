@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,8 +38,15 @@ type fixture struct {
 	nodes map[string][]string // zone -> node names
 }
 
+// seq makes names unique across runs in one process (go test -count=N
+// shares the cluster).
+var seq atomic.Int64
+
+func unique(prefix string) string { return fmt.Sprintf("%s-%d", prefix, seq.Add(1)) }
+
 func newFixture(t *testing.T, cl *kubetest.Cluster, prefix string) *fixture {
 	t.Helper()
+	prefix = unique(prefix)
 	ctx := context.Background()
 	f := &fixture{admin: k8s.NewForConfigOrDie(cl.Config(kubetest.Admin)), ns: prefix, nodes: map[string][]string{}}
 	must(t, create(ctx, f.admin.CoreV1().Namespaces(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: f.ns}}))

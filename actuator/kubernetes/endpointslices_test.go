@@ -57,7 +57,7 @@ func TestEndpointSlicesLeaveTheShiftedZoneOut(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	admin := k8s.NewForConfigOrDie(cl.Config(kubetest.Admin))
-	ns := "eps1"
+	ns := unique("eps")
 	must(t, create(ctx, admin.CoreV1().Namespaces(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
 	port := []corev1.ServicePort{{Name: "http", Port: 80, Protocol: corev1.ProtocolTCP}}
 	must(t, create(ctx, admin.CoreV1().Services(ns), &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web"},
