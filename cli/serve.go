@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -83,7 +84,18 @@ AWS_REGION, instance roles, AWS_ENDPOINT_URL...); see docs/aws.md.`,
 					log.Warn("a token has no name: shifts and the audit log will show it as "+t.Name+"; write it as name:token", "token", t.Name)
 				}
 			}
-			svc, err := service.Open(cmd.Context(), service.Options{Config: cfg, Tokens: tokens, Log: log, Extra: serveDashboard(cfg, tokens, log)})
+			ctx, stop := context.WithCancelCause(cmd.Context())
+			defer stop(nil)
+			leading, lost, err := startLeaderElection(ctx, cfg, log)
+			if err != nil {
+				return &exitError{code: exitUnknown, err: err}
+			}
+			go func() {
+				if err := <-lost; err != nil {
+					stop(err)
+				}
+			}()
+			svc, err := service.Open(ctx, service.Options{Config: cfg, Tokens: tokens, Log: log, Extra: serveDashboard(cfg, tokens, log), Leading: leading})
 			if err != nil {
 				return &exitError{code: exitUnknown, err: err}
 			}
@@ -91,8 +103,11 @@ AWS_REGION, instance roles, AWS_ENDPOINT_URL...); see docs/aws.md.`,
 			go func() {
 				fmt.Fprintf(stdout, "grayzone serve: API and dashboard on %s (data in %s)\n", svc.APIURL(), cfg.DataDir)
 			}()
-			if err := svc.Run(cmd.Context()); err != nil && !errors.Is(err, cmd.Context().Err()) {
+			if err := svc.Run(ctx); err != nil && !errors.Is(err, ctx.Err()) {
 				return &exitError{code: exitUnknown, err: err}
+			}
+			if cause := context.Cause(ctx); cause != nil && cmd.Context().Err() == nil {
+				return &exitError{code: exitUnknown, err: cause} // the lease was lost
 			}
 			return nil
 		},

@@ -71,7 +71,9 @@ type Config struct {
 	Replica   Replica
 	Auth      Auth
 	Resources []Resource
-	File      string // the file it was read from (labels errors)
+	// LeaderElection: which replica acts, when several run (kubernetes.go).
+	LeaderElection LeaderElection
+	File           string // the file it was read from (labels errors)
 }
 
 // Auth says who may use the API. Tokens are never given on the command line,
@@ -192,7 +194,7 @@ const (
 )
 
 // ControlPlaneTypes lists the known control plane types.
-var ControlPlaneTypes = []string{ControlPlaneNone, ControlPlaneCommand, ControlPlaneAutoScaling}
+var ControlPlaneTypes = []string{ControlPlaneNone, ControlPlaneCommand, ControlPlaneAutoScaling, ControlPlaneKubernetes}
 
 // ControlPlane configures the control-plane side of the runbook.
 type ControlPlane struct {
@@ -202,6 +204,8 @@ type ControlPlane struct {
 	// Groups are the EC2 Auto Scaling groups of type autoscaling.
 	Groups  []string
 	Timeout time.Duration
+	// Kubernetes is type kubernetes's configuration.
+	Kubernetes KubernetesControl
 }
 
 // Practice configures practice runs; the embedded practice.Config is what

@@ -172,7 +172,7 @@ func TestErrors(t *testing.T) {
 		{name: "top level list", doc: "- a\n", want: "serve.yaml:1: the top level must be a mapping (listen, data_dir, auth, resources), got a list"},
 		{name: "two documents", doc: base + "---\nlisten: x\n", want: "serve.yaml:23: only one YAML document is allowed in a configuration file"},
 		{name: "unknown top key", edits: []edit{{"listen:", "listne:"}},
-			want: "serve.yaml:1: listne: unknown key (expected one of listen, data_dir, store, replica, tls_cert_file, tls_key_file, auth, resources)"},
+			want: "serve.yaml:1: listne: unknown key (expected one of listen, data_dir, store, replica, tls_cert_file, tls_key_file, auth, resources, leader_election)"},
 		{name: "duplicate key", edits: []edit{{"auth:", "listen: 127.0.0.1:1\nauth:"}},
 			want: "serve.yaml:2: listen: duplicate key (first given at line 1)"},
 		{name: "resources missing", doc: "listen: 127.0.0.1:8080\n", want: "serve.yaml:1: resources: required"},
@@ -425,6 +425,52 @@ func TestDetectorOutlier(t *testing.T) {
 	for _, bad := range []string{"      outlier: vibes\n", "      outlier_threshold: 2\n", "      outlier: mad\n      outlier_threshold: -1\n"} {
 		if _, err := Parse("x.yaml", []byte(base(bad))); err == nil || !strings.HasPrefix(err.Error(), "x.yaml:") || !strings.Contains(err.Error(), "outlier") {
 			t.Errorf("%q: err = %v", bad, err)
+		}
+	}
+}
+
+func TestKubernetes(t *testing.T) {
+	doc := base + `    control_plane:
+      type: kubernetes
+      workloads:
+        - {namespace: shop, deployment: web}
+leader_election:
+  type: kubernetes-lease
+  lease_duration: 6s
+  renew_deadline: 4s
+  retry_period: 1s
+`
+	c, err := Parse("serve.yaml", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := c.Resources[0].ControlPlane
+	if cp.Type != ControlPlaneKubernetes || cp.Kubernetes.ZoneLabel != DefaultZoneLabel ||
+		!reflect.DeepEqual(cp.Kubernetes.Workloads, []Workload{{Namespace: "shop", Name: "web"}}) {
+		t.Errorf("control plane: %+v", cp)
+	}
+	want := LeaderElection{Type: LeaderElectionKubernetes, Name: DefaultLeaseName, LeaseDuration: 6 * time.Second, RenewDeadline: 4 * time.Second, RetryPeriod: time.Second}
+	if c.LeaderElection != want {
+		t.Errorf("leader election = %+v, want %+v", c.LeaderElection, want)
+	}
+	if c, err := Parse("serve.yaml", []byte(base)); err != nil || c.LeaderElection.Type != LeaderElectionNone {
+		t.Errorf("default leader election: %+v %v", c.LeaderElection, err)
+	}
+	for _, tc := range []struct{ old, new, want string }{
+		{"type: kubernetes\n", "type: kubernetes\n      zone_label: 'bad label'\n",
+			`serve.yaml:25: resources[0].control_plane.zone_label: "bad label" is not a label key (e.g. topology.kubernetes.io/zone)`},
+		{"{namespace: shop, deployment: web}", "{namespace: shop}", "serve.yaml:26: resources[0].control_plane.workloads[0].deployment: required"},
+		{"{namespace: shop, deployment: web}", "{namespace: Shop, deployment: web}",
+			`serve.yaml:26: resources[0].control_plane.workloads[0].namespace: "Shop" is not a Kubernetes name (lower case letters, digits, -)`},
+		{"type: kubernetes\n", "type: command\n      exclude_zone: [a]\n      include_zone: [a]\n      remove_extra: [a]\n",
+			`serve.yaml:28: resources[0].control_plane.workloads: only for type "kubernetes"`},
+		{"type: kubernetes-lease", "type: etcd", `serve.yaml:28: leader_election.type: unknown leader election type "etcd" (known: none, kubernetes-lease)`},
+		{"renew_deadline: 4s", "renew_deadline: 7s", "serve.yaml:27: leader_election: renew_deadline (7s) must be shorter than lease_duration (6s)"},
+		{"lease_duration: 6s", "lease_duration: six", "serve.yaml:29: leader_election.lease_duration: six is not a valid duration (Go syntax with a unit, e.g. 90s, 2m, 1h30m)"},
+	} {
+		_, err := Parse("serve.yaml", []byte(strings.Replace(doc, tc.old, tc.new, 1)))
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%q -> %q:\n got %v\nwant %s", tc.old, tc.new, err, tc.want)
 		}
 	}
 }

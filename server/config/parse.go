@@ -37,10 +37,10 @@ var (
 )
 
 var (
-	topKeys       = []string{"listen", "data_dir", "store", "replica", "tls_cert_file", "tls_key_file", "auth", "resources"}
+	topKeys       = []string{"listen", "data_dir", "store", "replica", "tls_cert_file", "tls_key_file", "auth", "resources", "leader_election"}
 	authKeys      = []string{"tokens_file", "tokens", "open_reads", "metrics_open"}
 	resourceKeys  = []string{"name", "zones", "min_capacity", "frontdoor", "operations", "detector", "canaries", "autoshift", "practice", "control_plane", "telemetry"}
-	controlKeys   = []string{"type", "exclude_zone", "include_zone", "remove_extra", "timeout", "groups"}
+	controlKeys   = []string{"type", "exclude_zone", "include_zone", "remove_extra", "timeout", "groups", "zone_label", "workloads"}
 	frontdoorKeys = append([]string{"type", "regional", "zonal", "targets", "health_check", "record"}, frontdoorLimitKeys...)
 	targetKeys    = []string{"id", "zone", "addr"}
 	healthKeys    = []string{"path", "interval", "timeout", "healthy_threshold", "unhealthy_threshold"}
@@ -180,6 +180,10 @@ func (p *parser) config(rf yamlfield.Field) *Config {
 	}
 	if f, ok := p.Require(m, "resources"); ok {
 		c.Resources = p.resources(f)
+	}
+	c.LeaderElection = defaultLeaderElection()
+	if f, ok := m.Get("leader_election"); ok {
+		p.leaderElection(f, &c.LeaderElection)
 	}
 	return c
 }
@@ -847,7 +851,8 @@ func (p *parser) alarmList(f yamlfield.Field, r *res, other map[string]bool) []s
 	return out
 }
 
-// controlPlane reads the resource's control plane: none, or a command per action.
+// controlPlane reads the resource's control plane: none, a command per
+// action, or kubernetes (kubernetes.go).
 func (p *parser) controlPlane(f yamlfield.Field, cp *ControlPlane) {
 	m, ok := p.Mapping(f, controlKeys)
 	if !ok {
@@ -868,6 +873,7 @@ func (p *parser) controlPlane(f yamlfield.Field, cp *ControlPlane) {
 		}
 	}
 	p.autoScalingGroups(m, cp)
+	p.kubernetesControl(m, cp)
 	for _, key := range []string{"exclude_zone", "include_zone", "remove_extra"} {
 		kf, has := m.Get(key)
 		if cp.Type != ControlPlaneCommand {

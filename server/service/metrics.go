@@ -34,6 +34,7 @@ var (
 	mObserved = prometheus.NewDesc("grayzone_observations_total", "Observations ingested.", []string{"resource", "source"}, nil)
 	mActive   = prometheus.NewDesc("grayzone_shift_active", "1 while a zonal shift is active.", []string{"resource", "zone", "origin"}, nil)
 	mFailStat = prometheus.NewDesc("grayzone_fail_static", "1 while the detector doubts its own view for the reason (telemetry_lost, canaries_failing): no new shift starts and none ends automatically.", []string{"resource", "reason"}, nil)
+	mLeader   = prometheus.NewDesc("grayzone_leader", "1 when this replica leads and acts (a Kubernetes Lease or the PostgreSQL store's lease; always 1 for a single replica).", nil, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
@@ -46,6 +47,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		return 0
 	}
+	ch <- prometheus.MustNewConstMetric(mLeader, prometheus.GaugeValue, b(s.leads()))
 	for _, r := range s.resources {
 		st := r.status()
 		for _, z := range st.Zones {

@@ -345,3 +345,16 @@ func (c *replicaCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(mLeading, prometheus.GaugeValue, leading, name)
 	ch <- prometheus.MustNewConstMetric(mEpoch, prometheus.GaugeValue, float64(s.rep.run.Known().Epoch), name)
 }
+
+// leads says whether this replica decides and acts now, whichever election
+// it runs: a Kubernetes Lease, the shared store's lease, or none.
+func (s *Service) leads() bool {
+	if s.kubeLeading != nil && !s.kubeLeading() {
+		return false
+	}
+	if s.rep != nil {
+		epoch, leading := s.rep.run.Leading()
+		return leading && s.rep.acting.Load() == epoch
+	}
+	return true
+}

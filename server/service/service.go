@@ -54,6 +54,10 @@ type Options struct {
 	// AWS, when set, is the AWS SDK configuration of the arc and
 	// autoscaling actuators (tests, the lab); nil: the SDK's default chain.
 	AWS *aws.Config
+	// Leading, when set, says whether this replica leads (leader election):
+	// a follower keeps its API, front door and caches warm but neither
+	// decides nor acts.
+	Leading func() bool
 }
 
 // Service is a running grayzone serve.
@@ -69,6 +73,7 @@ type Service struct {
 	// netHTTPOnly makes the front doors skip their fast path (tests of both paths).
 	netHTTPOnly bool
 	rep         *replication // nil: a single replica on SQLite
+	kubeLeading func() bool  // leader_election kubernetes-lease; nil: always
 
 	resources []*resource
 	byName    map[string]*resource
@@ -90,7 +95,7 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: o.Config, db: db, log: o.Log, clock: o.Clock, tokens: o.Tokens, extra: o.Extra,
+	s := &Service{cfg: o.Config, db: db, log: o.Log, clock: o.Clock, tokens: o.Tokens, extra: o.Extra, kubeLeading: o.Leading,
 		byName: map[string]*resource{}, ready: make(chan struct{})}
 	if s.replicated() {
 		// Nothing is written until this replica leads (see replica.go).
@@ -234,6 +239,9 @@ loop:
 const tickEvery = 250 * time.Millisecond
 
 func (s *Service) tick(ctx context.Context, now time.Time) {
+	if s.kubeLeading != nil && !s.kubeLeading() {
+		return // a follower: the leader decides and acts
+	}
 	if s.rep != nil {
 		var leading bool
 		if ctx, leading = s.lead(ctx, now); !leading {
@@ -295,6 +303,7 @@ type resource struct {
 	cancel    context.CancelFunc
 	observed  [2]int64 // server, canary observations ingested
 	history   []api.HistoryPoint
+	starters  []func(context.Context) // control-plane informers, started with the resource
 }
 
 func stateKey(kind, res string) string { return kind + "/" + res }
@@ -333,6 +342,11 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, now time
 		return nil, err
 	} else if c != nil {
 		control = c
+	}
+	if rc.ControlPlane.Type == config.ControlPlaneKubernetes {
+		if control, err = r.kubernetesControl(); err != nil {
+			return nil, err
+		}
 	}
 	r.rbPol = rc.RunbookPolicy()
 	r.rbPol.NoControlPlane = control == nil
@@ -388,6 +402,9 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, now time
 // start binds the front door and starts health checks and canaries.
 func (r *resource) start(ctx context.Context, wg *sync.WaitGroup) error {
 	ctx, r.cancel = context.WithCancel(ctx)
+	for _, st := range r.starters {
+		st(ctx)
+	}
 	fd := r.cfg.FrontDoor
 	if r.mirror != nil {
 		r.runMirror(ctx, wg) // ARC is the front door: nothing of grayzone's to listen on

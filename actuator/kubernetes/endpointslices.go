@@ -1,0 +1,238 @@
+package kubernetes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	k8s "k8s.io/client-go/kubernetes"
+	discoverylisters "k8s.io/client-go/listers/discovery/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/retry"
+
+	"github.com/grayzone/grayzone/actuator"
+)
+
+// ManagedBy is the endpointslice.kubernetes.io/managed-by value of the
+// slices grayzone owns; the EndpointSlice controller leaves them alone.
+const ManagedBy = "grayzone.io"
+
+// SlicesOptions configure a Slices front door.
+type SlicesOptions struct {
+	Client    k8s.Interface
+	Namespace string
+	// Source is the Service with a selector whose EndpointSlices (kept by
+	// Kubernetes' EndpointSlice controller) list every ready endpoint.
+	Source string
+	// Service is the selector-less Service clients use; grayzone writes its
+	// EndpointSlices: Source's, without the shifted zone's endpoints.
+	Service string
+	Log     *slog.Logger
+}
+
+// Slices is a zonal-shift front door for Services without a mesh: kube-proxy
+// (or any EndpointSlice consumer) stops sending new connections to a
+// shifted zone because its endpoints are no longer listed. It mirrors the
+// source's slices as they change (informer), so scaling keeps working during
+// a shift. If grayzone stops, the slices stay as last written: the last
+// decision stays in force.
+type Slices struct {
+	o      SlicesOptions
+	lister discoverylisters.EndpointSliceNamespaceLister
+	synced cache.InformerSynced
+	f      informers.SharedInformerFactory
+	kick   chan struct{}
+
+	syncing sync.Mutex
+	mu      sync.Mutex
+	shifted string // zone left out; "" none
+}
+
+// NewSlices builds the front door; Start runs it.
+func NewSlices(o SlicesOptions) *Slices {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	s := &Slices{o: o, kick: make(chan struct{}, 1)}
+	s.f = informers.NewSharedInformerFactoryWithOptions(o.Client, 0, informers.WithNamespace(o.Namespace),
+		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+			lo.LabelSelector = discoveryv1.LabelServiceName + " in (" + o.Source + "," + o.Service + ")"
+		}))
+	inf := s.f.Discovery().V1().EndpointSlices()
+	s.lister = inf.Lister().EndpointSlices(o.Namespace)
+	s.synced = inf.Informer().HasSynced
+	_, _ = inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { s.trigger() },
+		UpdateFunc: func(any, any) { s.trigger() },
+		DeleteFunc: func(any) { s.trigger() },
+	})
+	return s
+}
+
+func (s *Slices) trigger() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Start runs the informer and the loop that keeps the slices in line with
+// the source and the shift; failed writes are retried with backoff.
+func (s *Slices) Start(ctx context.Context) {
+	s.f.Start(ctx.Done())
+	go func() {
+		backoff := time.Second
+		for {
+			var retry <-chan time.Time
+			if err := s.sync(ctx); err != nil && ctx.Err() == nil {
+				s.o.Log.Warn("endpointslices: sync failed; will retry", "service", s.o.Namespace+"/"+s.o.Service, "in", backoff, "err", err)
+				retry = time.After(backoff)
+				backoff = min(2*backoff, 30*time.Second)
+			} else {
+				backoff = time.Second
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.kick:
+			case <-retry:
+			}
+		}
+	}()
+}
+
+// SetShifted sets the zone to leave out ("" none) and returns at once; the
+// loop writes it. serve calls it whenever the active shift changes.
+func (s *Slices) SetShifted(zone string) {
+	s.mu.Lock()
+	s.shifted = zone
+	s.mu.Unlock()
+	s.trigger()
+}
+
+// Apply implements actuator.Actuator for shift_away and end_shift: it sets
+// the shift and writes the slices before returning.
+func (s *Slices) Apply(ctx context.Context, a actuator.Action) error {
+	switch a.Kind {
+	case actuator.ShiftAway:
+		s.SetShifted(a.Zone)
+	case actuator.EndShift:
+		s.mu.Lock()
+		if s.shifted == a.Zone {
+			s.shifted = ""
+		}
+		s.mu.Unlock()
+	default:
+		return fmt.Errorf("kubernetes endpointslices: %s: %w", a, actuator.ErrUnsupported)
+	}
+	return s.sync(ctx)
+}
+
+// sync makes the owned slices the source's, without the shifted zone.
+// Apply and the loop both call it; one at a time.
+func (s *Slices) sync(ctx context.Context) error {
+	if !cache.WaitForCacheSync(ctx.Done(), s.synced) {
+		return fmt.Errorf("kubernetes endpointslices: cache not synced: %w", ctx.Err())
+	}
+	s.syncing.Lock()
+	defer s.syncing.Unlock()
+	s.mu.Lock()
+	shifted := s.shifted
+	s.mu.Unlock()
+	src, err := s.lister.List(labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: s.o.Source}))
+	if err != nil {
+		return err
+	}
+	owned, err := s.lister.List(labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: s.o.Service, discoveryv1.LabelManagedBy: ManagedBy}))
+	if err != nil {
+		return err
+	}
+	want := map[string]*discoveryv1.EndpointSlice{}
+	for _, sl := range src {
+		m := s.mirror(sl, shifted)
+		want[m.Name] = m
+	}
+	client := s.o.Client.DiscoveryV1().EndpointSlices(s.o.Namespace)
+	var errs []error
+	have := map[string]*discoveryv1.EndpointSlice{}
+	for _, sl := range owned {
+		have[sl.Name] = sl
+		if _, ok := want[sl.Name]; !ok {
+			if err := client.Delete(ctx, sl.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(want)) {
+		m := want[name]
+		cur, ok := have[name]
+		switch {
+		case !ok:
+			if _, err := client.Create(ctx, m, metav1.CreateOptions{FieldManager: "grayzone"}); err != nil && !apierrors.IsAlreadyExists(err) {
+				errs = append(errs, err)
+			}
+		case !sameSlice(cur, m):
+			// The cache may lag our own last write: update from a fresh read.
+			err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+				fresh, err := client.Get(ctx, name, metav1.GetOptions{})
+				if err != nil || sameSlice(fresh, m) {
+					return err
+				}
+				up := fresh.DeepCopy()
+				up.Labels, up.AddressType, up.Endpoints, up.Ports = m.Labels, m.AddressType, m.Endpoints, m.Ports
+				_, err = client.Update(ctx, up, metav1.UpdateOptions{FieldManager: "grayzone"})
+				return err
+			})
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("kubernetes endpointslices %s/%s: %w", s.o.Namespace, s.o.Service, err)
+	}
+	return nil
+}
+
+// mirror is the owned copy of a source slice, without the shifted zone's
+// endpoints. It leaves them out even if none would remain: refusing a shift
+// that empties a service is the shift guard's job (min_capacity), not the
+// front door's.
+func (s *Slices) mirror(src *discoveryv1.EndpointSlice, shifted string) *discoveryv1.EndpointSlice {
+	out := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      s.o.Service + "-" + src.Name,
+			Namespace: s.o.Namespace,
+			Labels: map[string]string{
+				discoveryv1.LabelServiceName: s.o.Service,
+				discoveryv1.LabelManagedBy:   ManagedBy,
+			},
+		},
+		AddressType: src.AddressType,
+		Ports:       src.Ports,
+		Endpoints:   []discoveryv1.Endpoint{},
+	}
+	for _, ep := range src.Endpoints {
+		if shifted != "" && ep.Zone != nil && *ep.Zone == shifted {
+			continue
+		}
+		out.Endpoints = append(out.Endpoints, ep)
+	}
+	return out
+}
+
+func sameSlice(a, b *discoveryv1.EndpointSlice) bool {
+	return maps.Equal(a.Labels, b.Labels) && a.AddressType == b.AddressType &&
+		equality.Semantic.DeepEqual(a.Endpoints, b.Endpoints) && equality.Semantic.DeepEqual(a.Ports, b.Ports)
+}
