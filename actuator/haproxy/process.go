@@ -158,15 +158,23 @@ func Start(ctx context.Context, dir, cfg, socket string) (*Process, error) {
 		p.Stop()
 		return nil, fmt.Errorf("haproxy: %w (log: %s)", err, p.logTail())
 	}
-	// The master installs its signal handlers after the worker is up; a
-	// SIGUSR2 before that would kill it instead of reloading it.
-	for deadline := time.Now().Add(10 * time.Second); !p.catchesUSR2(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			p.Stop()
-			return nil, fmt.Errorf("haproxy: master process not handling SIGUSR2 after 10s")
-		}
+	if err := p.waitUSR2(); err != nil {
+		p.Stop()
+		return nil, err
 	}
 	return p, nil
+}
+
+// waitUSR2 waits until the master handles SIGUSR2. It installs its signal
+// handlers after the worker is up, and again after each reload (the master
+// re-executes itself): a SIGUSR2 before that is lost, or kills it.
+func (p *Process) waitUSR2() error {
+	for deadline := time.Now().Add(10 * time.Second); !p.catchesUSR2(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("haproxy: master process not handling SIGUSR2 after 10s")
+		}
+	}
+	return nil
 }
 
 // catchesUSR2 reads the master's caught-signals mask (Linux /proc).
@@ -223,6 +231,9 @@ func (p *Process) waitPid(ctx context.Context, old string) (string, error) {
 // Reload makes HAProxy reload its configuration (SIGUSR2 to the master) and
 // waits for the new worker. Like any reload, it forgets runtime changes.
 func (p *Process) Reload(ctx context.Context) error {
+	if err := p.waitUSR2(); err != nil {
+		return err
+	}
 	old, err := p.Pid(ctx)
 	if err != nil {
 		return err
@@ -233,7 +244,9 @@ func (p *Process) Reload(ctx context.Context) error {
 	if _, err := p.waitPid(ctx, old); err != nil {
 		return fmt.Errorf("haproxy: reload: %w (log: %s)", err, p.logTail())
 	}
-	return nil
+	// Ready for the next reload only once the re-executed master handles
+	// SIGUSR2 again.
+	return p.waitUSR2()
 }
 
 // logTail is the end of HAProxy's own log, for error messages.
