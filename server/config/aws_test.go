@@ -42,7 +42,7 @@ func TestAWSErrors(t *testing.T) {
 		{"groups empty", "groups: [web-asg]", "groups: []", "resources[0].control_plane.groups: no groups"},
 		{"duplicate group", "groups: [web-asg]", "groups: [web-asg, web-asg]", `resources[0].control_plane.groups[1]: duplicate group "web-asg"`},
 		{"groups for command", "type: autoscaling", "type: none", `resources[0].control_plane.groups: only for type "autoscaling"`},
-		{"unknown type", "type: autoscaling", "type: asg", `resources[0].control_plane.type: unknown control plane type "asg" (known: none, command, autoscaling)`},
+		{"unknown type", "type: autoscaling", "type: asg", `resources[0].control_plane.type: unknown control plane type "asg" (known: none, command, autoscaling, kubernetes)`},
 	} {
 		doc := strings.Replace(base, tc.old, tc.new, 1)
 		if doc == base {
