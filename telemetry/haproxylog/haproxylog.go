@@ -30,6 +30,9 @@ type Entry struct {
 	Method, Path    string
 }
 
+// maxTotalMs bounds a request's total time: a day.
+const maxTotalMs = 24 * 60 * 60 * 1000
+
 // ErrNotRequest marks a line that is not a request log (HAProxy's own
 // notices arrive on the same socket).
 var ErrNotRequest = errors.New("not a request log line")
@@ -49,7 +52,9 @@ func Parse(line string) (Entry, error) {
 	}
 	st, err1 := strconv.Atoi(f[3])
 	ms, err2 := strconv.Atoi(f[4])
-	if err1 != nil || err2 != nil || net.ParseIP(f[0]) == nil {
+	// A status past 999 or a time past a day is no HAProxy log line (and a
+	// huge time would overflow a Duration into a negative latency).
+	if err1 != nil || err2 != nil || net.ParseIP(f[0]) == nil || st > 999 || ms > maxTotalMs {
 		return Entry{}, fmt.Errorf("%w: %q", ErrNotRequest, line)
 	}
 	if st < 0 {
