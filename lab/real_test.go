@@ -99,7 +99,19 @@ func TestRealInterruptCleansUp(t *testing.T) {
 		t.Skip("real mode")
 	}
 	// Not parallel: it checks that no throwaway database directory outlives
-	// the run, and the parallel real-mode tests make their own.
+	// the run, and the parallel real-mode tests make their own. Its own
+	// TMPDIR keeps other packages' throwaway clusters, which go test may be
+	// running at the same time, out of the count. (World-readable: initdb
+	// runs as the postgres user.)
+	tmp, err := os.MkdirTemp("", "gz-interrupt-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TMPDIR", tmp)
 	before := pgTempDirs(t)
 	sc := loadPublic(t, "smoke")
 	ctx, cancel := context.WithCancel(context.Background())
