@@ -48,7 +48,7 @@ type Options struct {
 	// instancegroup (default) or autoscaling (through the stand-in). See planes.go.
 	FrontDoor, ControlPlane string
 	// Telemetry is the path the instances' server-side numbers take to the
-	// engine (telemetrypath.Names; default direct). Sim mode only for now.
+	// engine (telemetrypath.Names; default direct), in either mode.
 	Telemetry string
 }
 

@@ -3,8 +3,11 @@ package lab
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -107,6 +110,48 @@ type zonePath struct {
 	path *canaryPath
 }
 
+// warmRounds is how many times the warm-up requests each operation through
+// each endpoint, all at once: enough to reach every instance behind the
+// front door and open several of its connections.
+const warmRounds = 4
+
+// warmUp requests every operation through every canary endpoint (the
+// regional front door and each zone's path) before the scenario's clock
+// starts, its observations discarded. A service is warm when an incident
+// starts: connections open, code paths run. Without it the first requests'
+// costs, in every zone at once, read as regional latency impact, and the
+// regional memory then hides an isolated fault for a minute.
+func warmUp(ctx context.Context, endpoints []canary.Endpoint, ops []string) {
+	ctx, cancel := context.WithTimeout(ctx, warmTimeout)
+	defer cancel()
+	client := &http.Client{}
+	defer client.CloseIdleConnections()
+	var wg sync.WaitGroup
+	for _, e := range endpoints {
+		for _, op := range ops {
+			for range warmRounds {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(e.URL, "/")+"/"+op, nil)
+					if err != nil {
+						return
+					}
+					if resp, err := client.Do(req); err == nil {
+						_, _ = io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+					}
+				}()
+			}
+		}
+	}
+	wg.Wait()
+}
+
+// warmTimeout bounds an instance's warm-up (its database connections) at
+// launch: a replacement launched into a broken zone starts anyway.
+const warmTimeout = 3 * time.Second
+
 // Launch implements instancegroup.Launcher: link, client, app server, target.
 func (w *realWorld) Launch(ctx context.Context, in instancegroup.Instance) error {
 	w.mu.Lock()
@@ -128,6 +173,9 @@ func (w *realWorld) Launch(ctx context.Context, in instancegroup.Instance) error
 		link.Close()
 		return err
 	}
+	wctx, cancel := context.WithTimeout(ctx, warmTimeout)
+	client.Warm(wctx)
+	cancel()
 	app, err := workload.Start(w.ctx, workload.Config{Zone: in.Zone, ID: in.ID, DB: client, Record: w.record, Seed: w.o.Scenario.Seed})
 	if err != nil {
 		client.Close()
@@ -215,9 +263,11 @@ func (w *realWorld) injectFaults(ctx context.Context) {
 // canaries on loopback, in wall-clock time.
 func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report.Run, error) {
 	sc := o.Scenario
+	// start is the scenario's time zero, set again once the fleet is warm;
+	// nothing reads it before then but the instances' launch.
 	start := time.Now()
-	runCtx, cancel := context.WithDeadline(ctx, start.Add(sc.Duration))
-	defer cancel()
+	var warming atomic.Bool
+	warming.Store(true)
 	// Servers and links live until the end of this function, past the deadline,
 	// so in-flight requests finish.
 	lifeCtx, stopLife := context.WithCancel(context.WithoutCancel(ctx))
@@ -233,6 +283,9 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 		ctx: lifeCtx, o: o, db: db, table: newTable(sc), plan: plan, start: start,
 		instances: map[string]*realInstance{},
 		record: func(obs observation.Observation) {
+			if warming.Load() {
+				return // the warm-up's requests are not the scenario's
+			}
 			// telemetry_loss: the instance's own reports never arrive.
 			if obs.Source == observation.Server && plan.TelemetryLost(time.Since(start), obs.Zone, obs.Instance) {
 				return
@@ -275,9 +328,32 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 		if proxy, err = frontdoor.StartProxy(lifeCtx, w.table, frontdoor.ProxyOptions{Log: o.Log}); err != nil {
 			return report.Run{}, err
 		}
-		goRun(func() { (&frontdoor.HealthChecker{Table: w.table, Log: o.Log}).Run(runCtx) })
 	}
 	defer proxy.Close()
+	endpoints := []canary.Endpoint{{URL: proxy.RegionalURL()}}
+	for _, z := range sc.Topology.Zones {
+		path, err := newCanaryPath(lifeCtx, proxy.ZonalURL(z))
+		if err != nil {
+			return report.Run{}, err
+		}
+		defer path.Close()
+		w.canaryPaths = append(w.canaryPaths, zonePath{zone: z, path: path})
+		endpoints = append(endpoints, canary.Endpoint{Zone: z, URL: path.URL()})
+	}
+	warmUp(lifeCtx, endpoints, operation.Names())
+
+	// Time zero: the scenario's clock, faults and deadline start here.
+	start = time.Now()
+	w.mu.Lock()
+	w.start = start
+	w.mu.Unlock()
+	c.start = start
+	warming.Store(false)
+	runCtx, cancel := context.WithDeadline(ctx, start.Add(sc.Duration))
+	defer cancel()
+	if o.FrontDoor != FrontDoorHAProxy {
+		goRun(func() { (&frontdoor.HealthChecker{Table: w.table, Log: o.Log}).Run(runCtx) })
+	}
 
 	var req report.Requests
 	var reqMu sync.Mutex
@@ -294,16 +370,6 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 			o.Log.Error("load generator stopped", "err", err)
 		}
 	})
-	endpoints := []canary.Endpoint{{URL: proxy.RegionalURL()}}
-	for _, z := range sc.Topology.Zones {
-		path, err := newCanaryPath(lifeCtx, proxy.ZonalURL(z))
-		if err != nil {
-			return report.Run{}, err
-		}
-		defer path.Close()
-		w.canaryPaths = append(w.canaryPaths, zonePath{zone: z, path: path})
-		endpoints = append(endpoints, canary.Endpoint{Zone: z, URL: path.URL()})
-	}
 	goRun(func() { w.injectFaults(runCtx) })
 	goRun(func() {
 		err := canary.Run(runCtx, canary.Config{Interval: sc.Canary.Interval, Endpoints: endpoints, Operations: operation.Names(), Record: w.record})

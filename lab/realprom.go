@@ -20,7 +20,6 @@ import (
 	"github.com/grayzone/grayzone/telemetry/middleware"
 	"github.com/grayzone/grayzone/telemetry/observation"
 	promsource "github.com/grayzone/grayzone/telemetry/prometheus"
-	"github.com/grayzone/grayzone/telemetry/record"
 )
 
 // realProm is real mode's Prometheus path: the instances count their
@@ -102,13 +101,13 @@ func (r *realProm) observe(o observation.Observation) error {
 		r.regs = append(r.regs, reg)
 	}
 	r.mu.Unlock()
-	status := map[observation.Outcome]int{observation.Success: 200, observation.Error: 400, observation.Fault: 500}[o.Outcome]
+	status := statusOf(o.Outcome)
 	mw.Observe(o.Operation, status, o.Latency)
 	return nil
 }
 
 func (r *realProm) feed(now time.Time, c *autoshift.Controller) {
-	r.gate.Drain(now, 0, func(aggs []record.Aggregate) { c.ObserveAggregates(aggs) })
+	drainInto(r.gate, now, c)
 }
 
 func (r *realProm) close() error {

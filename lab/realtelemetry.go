@@ -19,7 +19,6 @@ import (
 	"github.com/grayzone/grayzone/telemetry/ingest"
 	"github.com/grayzone/grayzone/telemetry/observation"
 	"github.com/grayzone/grayzone/telemetry/otlp"
-	"github.com/grayzone/grayzone/telemetry/record"
 )
 
 // realOTLP is real mode's OTLP path: each instance has its own
@@ -80,7 +79,7 @@ func (r *realOTLP) observe(o observation.Observation) error {
 		r.apps[o.Instance] = app
 	}
 	r.mu.Unlock()
-	status := map[observation.Outcome]int{observation.Success: 200, observation.Error: 400, observation.Fault: 500}[o.Outcome]
+	status := statusOf(o.Outcome)
 	app.hist.Record(context.Background(), o.Latency.Seconds(),
 		metric.WithAttributes(attribute.String("http.route", o.Operation), attribute.Int("http.response.status_code", status)))
 	return nil
@@ -88,7 +87,7 @@ func (r *realOTLP) observe(o observation.Observation) error {
 
 // feed hands the receiver's aggregates to the controller before its tick.
 func (r *realOTLP) feed(now time.Time, c *autoshift.Controller) {
-	r.gate.Drain(now, 0, func(aggs []record.Aggregate) { c.ObserveAggregates(aggs) })
+	drainInto(r.gate, now, c)
 }
 
 func (r *realOTLP) close() error {

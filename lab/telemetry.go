@@ -3,12 +3,15 @@ package lab
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/grayzone/grayzone/engine/autoshift"
+	"github.com/grayzone/grayzone/telemetry/ingest"
 	"github.com/grayzone/grayzone/telemetry/observation"
+	"github.com/grayzone/grayzone/telemetry/record"
 
 	"github.com/grayzone/grayzone/lab/telemetrypath"
 )
@@ -19,9 +22,6 @@ func (o *Options) validateTelemetry() error {
 	}
 	if !slices.Contains(telemetrypath.Names, o.Telemetry) {
 		return fmt.Errorf("%w: --telemetry %q: want one of %s", ErrUsage, o.Telemetry, strings.Join(telemetrypath.Names, ", "))
-	}
-	if o.Mode == ModeReal && !slices.Contains([]string{telemetrypath.Direct, telemetrypath.OTLP, telemetrypath.Prometheus}, o.Telemetry) {
-		return fmt.Errorf("%w: --telemetry %s runs in sim mode only (--mode sim); real mode takes direct, otlp or prometheus", ErrUsage, o.Telemetry)
 	}
 	return nil
 }
@@ -40,6 +40,27 @@ func startRealTelemetry(ctx context.Context, o Options) (realTelemetry, error) {
 		return startRealOTLP(ctx, o.Scenario)
 	case telemetrypath.Prometheus:
 		return startRealProm(ctx, o.Scenario)
+	case telemetrypath.EMF:
+		return startRealEMF(ctx, o.Scenario)
+	case telemetrypath.Middleware:
+		return startRealMiddleware(ctx, o.Scenario)
 	}
 	return nil, nil
+}
+
+// drainInto hands what the path's gate holds to the controller before its
+// tick, as grayzone serve's resource loop does.
+func drainInto(g *ingest.Gate, now time.Time, c *autoshift.Controller) {
+	g.Drain(now, 0, func(aggs []record.Aggregate) { c.ObserveAggregates(aggs) })
+}
+
+// statusOf is the HTTP status an instance answers with for the outcome.
+func statusOf(o observation.Outcome) int {
+	switch o {
+	case observation.Fault:
+		return http.StatusInternalServerError
+	case observation.Error:
+		return http.StatusBadRequest
+	}
+	return http.StatusOK
 }

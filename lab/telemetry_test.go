@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/grayzone/grayzone/lab/scenario"
@@ -36,15 +37,13 @@ func TestSimEveryScenarioThroughEveryTelemetryPath(t *testing.T) {
 	}
 }
 
-func TestTelemetryPathRealModeIsAClearError(t *testing.T) {
+func TestUnknownTelemetryPathIsAClearError(t *testing.T) {
 	sc, _ := scenario.Builtin("smoke")
-	_, err := Run(context.Background(), Options{Scenario: sc, Mode: ModeReal, Telemetry: telemetrypath.EMF})
-	if !errors.Is(err, ErrUsage) {
-		t.Fatalf("err = %v", err)
-	}
-	_, err = Run(context.Background(), Options{Scenario: sc, Mode: ModeSim, Telemetry: "statsd"})
-	if !errors.Is(err, ErrUsage) {
-		t.Fatalf("err = %v", err)
+	for _, mode := range []string{ModeSim, ModeReal} {
+		_, err := Run(context.Background(), Options{Scenario: sc, Mode: mode, Telemetry: "statsd"})
+		if !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), `--telemetry "statsd"`) {
+			t.Fatalf("%s: err = %v", mode, err)
+		}
 	}
 }
 
@@ -71,6 +70,38 @@ func TestRealSmokeThroughOTLP(t *testing.T) {
 	}
 	if !r.Expect.Met {
 		t.Errorf("expect not met through OTLP: %v", r.Expect.Failures)
+	}
+	if len(r.Detections) == 0 || r.Detections[0].Zone != "az-a" {
+		t.Errorf("detections %+v", r.Detections)
+	}
+}
+
+// TestRealSmokeThroughEMF runs the smoke scenario in real mode with every
+// instance appending the workshop application's EMF line per request to a
+// log file that the EMF source tails.
+func TestRealSmokeThroughEMF(t *testing.T) {
+	realSmokeThrough(t, telemetrypath.EMF)
+}
+
+// TestRealSmokeThroughMiddleware runs the smoke scenario in real mode with
+// every instance counted by grayzone's Go middleware, which ships
+// per-interval aggregates to the batch API over HTTP.
+func TestRealSmokeThroughMiddleware(t *testing.T) {
+	realSmokeThrough(t, telemetrypath.Middleware)
+}
+
+func realSmokeThrough(t *testing.T, path string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("real mode runs for 100 s")
+	}
+	t.Parallel()
+	r, err := Run(context.Background(), Options{Scenario: loadPublic(t, "smoke"), Mode: ModeReal, Telemetry: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Expect.Met {
+		t.Errorf("expect not met through %s: %v", path, r.Expect.Failures)
 	}
 	if len(r.Detections) == 0 || r.Detections[0].Zone != "az-a" {
 		t.Errorf("detections %+v", r.Detections)

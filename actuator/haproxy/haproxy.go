@@ -105,14 +105,30 @@ func (a *Actuator) Apply(ctx context.Context, act actuator.Action) error {
 // SetShifted records the zone's desired state and, when it changed, makes
 // HAProxy match at once. On error the desired state stays recorded and the
 // next reconcile retries.
+//
+// Shifting away sets the zone's servers to the shift state in one runtime
+// API round trip, without reading first: that command is what stops new
+// requests, and every extra round trip before it is time the zone still
+// gets them. Ending a shift reads first (Reconcile), so that only servers
+// in grayzone's shift state are made ready: "ready" would also clear an
+// operator's maint.
 func (a *Actuator) SetShifted(ctx context.Context, zone string, away bool) error {
 	a.mu.Lock()
-	if _, ok := a.o.Zones[zone]; !ok {
+	servers, ok := a.o.Zones[zone]
+	if !ok {
 		a.mu.Unlock()
 		return fmt.Errorf("haproxy: unknown zone %q", zone)
 	}
 	changed := a.shifted[zone] != away
 	a.shifted[zone] = away
+	if changed && away {
+		defer a.mu.Unlock()
+		if err := a.o.Runtime.SetState(ctx, a.o.ShiftState, servers...); err != nil {
+			return err
+		}
+		a.o.Log.Info("haproxy shifted", "runtime_api", a.o.Runtime.Addr, "zone", zone, a.o.ShiftState, names(servers))
+		return nil
+	}
 	a.mu.Unlock()
 	if !changed {
 		return nil
@@ -133,13 +149,9 @@ func (a *Actuator) Shifted(zone string) bool {
 func (a *Actuator) Reconcile(ctx context.Context) (int, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	byBackend := map[string][]ServerState{}
-	for _, b := range a.backends() {
-		rows, err := a.o.Runtime.ServersState(ctx, b)
-		if err != nil {
-			return 0, err
-		}
-		byBackend[b] = rows
+	byBackend, err := a.o.Runtime.ServersStates(ctx, a.backends()...)
+	if err != nil {
+		return 0, err
 	}
 	var toShift, toReady []Server
 	for _, zone := range sortedKeys(a.o.Zones) {
@@ -158,11 +170,8 @@ func (a *Actuator) Reconcile(ctx context.Context) (int, error) {
 			}
 		}
 	}
-	if err := a.o.Runtime.SetState(ctx, a.o.ShiftState, toShift...); err != nil {
+	if err := a.o.Runtime.SetStates(ctx, map[string][]Server{a.o.ShiftState: toShift, "ready": toReady}); err != nil {
 		return 0, err
-	}
-	if err := a.o.Runtime.SetState(ctx, "ready", toReady...); err != nil {
-		return len(toShift), err
 	}
 	if n := len(toShift) + len(toReady); n > 0 {
 		a.o.Log.Info("haproxy reconciled", "runtime_api", a.o.Runtime.Addr, a.o.ShiftState, names(toShift), "ready", names(toReady))

@@ -96,11 +96,34 @@ var ErrNoBackend = errors.New("no such backend")
 
 // ServersState reads `show servers state BACKEND`.
 func (r Runtime) ServersState(ctx context.Context, backend string) ([]ServerState, error) {
-	out, err := r.Do(ctx, "show servers state "+backend)
+	by, err := r.ServersStates(ctx, backend)
+	return by[backend], err
+}
+
+// ServersStates reads `show servers state` of each backend in one
+// connection (one round trip, however many backends) and returns the rows
+// by backend.
+func (r Runtime) ServersStates(ctx context.Context, backends ...string) (map[string][]ServerState, error) {
+	cmds := make([]string, len(backends))
+	for i, b := range backends {
+		cmds[i] = "show servers state " + b
+	}
+	out, err := r.Do(ctx, cmds...)
 	if err != nil {
 		return nil, err
 	}
-	return parseServersState(backend, out)
+	rows, err := parseServersState(strings.Join(backends, ","), out)
+	if err != nil {
+		return nil, err
+	}
+	by := make(map[string][]ServerState, len(backends))
+	for _, b := range backends {
+		by[b] = nil
+	}
+	for _, row := range rows {
+		by[row.Backend] = append(by[row.Backend], row)
+	}
+	return by, nil
 }
 
 // parseServersState reads the answer: a format version line ("1"), a
@@ -115,6 +138,8 @@ func parseServersState(backend, out string) ([]ServerState, error) {
 		switch {
 		case line == "" || line == "1":
 			continue
+		case strings.Contains(line, "Can't find backend"):
+			return nil, fmt.Errorf("haproxy: backend %q: %w", backend, ErrNoBackend)
 		case strings.HasPrefix(line, "# "):
 			cols = map[string]int{}
 			for i, name := range strings.Fields(line[2:]) {
@@ -122,9 +147,6 @@ func parseServersState(backend, out string) ([]ServerState, error) {
 			}
 			continue
 		case cols == nil:
-			if strings.Contains(line, "Can't find backend") {
-				return nil, fmt.Errorf("haproxy: backend %q: %w", backend, ErrNoBackend)
-			}
 			return nil, fmt.Errorf("haproxy: show servers state %s: %s", backend, line)
 		}
 		f := strings.Fields(line)
@@ -151,19 +173,27 @@ func parseServersState(backend, out string) ([]ServerState, error) {
 // one connection. HAProxy answers an empty line per success; anything else
 // is an error message ("No such server.").
 func (r Runtime) SetState(ctx context.Context, state string, servers ...Server) error {
-	if len(servers) == 0 {
-		return nil
+	return r.SetStates(ctx, map[string][]Server{state: servers})
+}
+
+// SetStates sets every listed server to its state (the map's key) in one
+// connection: the shift state and "ready" of a reconcile cost one round trip.
+func (r Runtime) SetStates(ctx context.Context, byState map[string][]Server) error {
+	var cmds []string
+	for _, state := range sortedKeys(byState) {
+		for _, s := range byState[state] {
+			cmds = append(cmds, fmt.Sprintf("set server %s/%s state %s", s.Backend, s.Name, state))
+		}
 	}
-	cmds := make([]string, len(servers))
-	for i, s := range servers {
-		cmds[i] = fmt.Sprintf("set server %s/%s state %s", s.Backend, s.Name, state)
+	if len(cmds) == 0 {
+		return nil
 	}
 	out, err := r.Do(ctx, cmds...)
 	if err != nil {
 		return err
 	}
 	if msg := strings.Join(strings.Fields(out), " "); msg != "" {
-		return fmt.Errorf("haproxy: set server state %s: %s", state, msg)
+		return fmt.Errorf("haproxy: set server state: %s", msg)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -88,6 +89,31 @@ func configure(cc *pgx.ConnConfig) {
 	cc.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
 	// Without it pgxpool keeps stalled connects going for up to 2 minutes.
 	cc.ConnectTimeout = Timeout
+}
+
+// Warm opens the pool's connections before the instance takes traffic, as a
+// service does while it starts: a connection (TCP, authentication, a server
+// process) costs far more than a query, and a fleet that opened them all
+// under its first customer requests would look, to the detector, like
+// latency in every zone at once. Best effort: it gives up at ctx's end
+// (the link may be down), and the pool connects on demand as before.
+func (c *Client) Warm(ctx context.Context) {
+	conns := make(chan *pgxpool.Conn, MaxConns)
+	var wg sync.WaitGroup
+	for range MaxConns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if cn, err := c.pool.Acquire(ctx); err == nil {
+				conns <- cn // held, so that every Acquire opens its own
+			}
+		}()
+	}
+	wg.Wait()
+	close(conns)
+	for cn := range conns {
+		cn.Release()
+	}
 }
 
 // Close closes every pooled connection.

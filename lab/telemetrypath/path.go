@@ -10,7 +10,6 @@
 package telemetrypath
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -72,7 +71,7 @@ type Path struct {
 
 	names emf.Names // emf
 	agg   emf.Aggregator
-	line  bytes.Buffer
+	line  []byte
 }
 
 type cumKey struct {
@@ -154,25 +153,8 @@ func (p *Path) count(o observation.Observation) {
 		c.buckets[i]++
 	case EMF:
 		// The workshop application's line for one request.
-		s, f, e := 0, 0, 0
-		switch o.Outcome {
-		case observation.Fault:
-			f = 1
-		case observation.Error:
-			e = 1
-		default:
-			s = 1
-		}
-		p.line.Reset()
-		fmt.Fprintf(&p.line, `{"_aws":{"Timestamp":%d,"CloudWatchMetrics":[{"Namespace":"lab","Dimensions":[["Operation","AZ-ID"],["Operation","AZ-ID","InstanceId"]],"Metrics":[{"Name":"SuccessLatency","Unit":"Milliseconds"},{"Name":"Success","Unit":"Count"},{"Name":"Fault","Unit":"Count"},{"Name":"Error","Unit":"Count"}]}]},"Operation":%q,"AZ-ID":%q,"InstanceId":%q,"Success":%d,"Fault":%d,"Error":%d`,
-			o.At.UnixMilli(), o.Operation, o.Zone, o.Instance, s, f, e)
-		if s == 1 {
-			fmt.Fprintf(&p.line, `,"SuccessLatency":%s`, strconv.FormatFloat(float64(o.Latency)/float64(time.Millisecond), 'f', 3, 64))
-		} else {
-			p.line.WriteString(`,"SuccessLatency":[]`)
-		}
-		p.line.WriteByte('}')
-		if l, ok, err := p.names.Parse(p.line.Bytes()); err == nil && ok {
+		p.line = emf.AppendRequest(p.line[:0], "lab", o.At, o.Zone, o.Instance, o.Operation, o.Outcome, o.Latency)
+		if l, ok, err := p.names.Parse(p.line); err == nil && ok {
 			p.agg.Add(l)
 		}
 	}

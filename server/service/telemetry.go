@@ -92,7 +92,7 @@ func (s *Service) IngestAggregates(ctx context.Context, name, source string, obs
 			regional = append(regional, o)
 			continue
 		}
-		all = append(all, singleAggregate(o))
+		all = append(all, record.Single(o))
 	}
 	if err := r.gate.Offer(source, all, s.clock.Now()); err != nil {
 		return err
@@ -101,15 +101,6 @@ func (s *Service) IngestAggregates(ctx context.Context, name, source string, obs
 		r.observe(o)
 	}
 	return nil
-}
-
-// singleAggregate is one observation as an aggregate of one request.
-func singleAggregate(o observation.Observation) record.Aggregate {
-	a := record.Aggregate{At: o.At, Key: record.SeriesKey{Source: o.Source, Zone: o.Zone, Instance: o.Instance, Operation: o.Operation},
-		Slow: record.SlowFromLatency}
-	a.Count(o.Outcome, 1)
-	a.AddLatency(o.Latency, 1)
-	return a
 }
 
 // telemetryStatus is the gate's view for the status API and the dashboard.

@@ -27,7 +27,7 @@ func aggregate(obs []observation.Observation) (aggs []record.Aggregate, canaries
 			canaries = append(canaries, o)
 			continue
 		}
-		s := singleAggregate(o)
+		s := record.Single(o)
 		i, ok := idx[s.Key]
 		if !ok {
 			idx[s.Key] = len(aggs)

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/grayzone/grayzone/telemetry/observation"
@@ -248,4 +249,50 @@ func (a *Aggregator) Flush(now time.Time) []record.Aggregate {
 	}
 	sortAggregates(out)
 	return out
+}
+
+// AppendRequest appends the EMF line the workshop's application writes for
+// one request (dimensions Operation and AZ-ID, and with InstanceId; metrics
+// Success, Fault, Error and SuccessLatency in milliseconds), without a
+// newline. Parse with WorkshopNames reads it back. The lab's instances write
+// it; a service can use it to emit the same shape.
+func AppendRequest(dst []byte, namespace string, at time.Time, zone, instance, op string, outcome observation.Outcome, latency time.Duration) []byte {
+	s, f, e := 0, 0, 0
+	switch outcome {
+	case observation.Fault:
+		f = 1
+	case observation.Error:
+		e = 1
+	default:
+		s = 1
+	}
+	dst = append(dst, `{"_aws":{"Timestamp":`...)
+	dst = strconv.AppendInt(dst, at.UnixMilli(), 10)
+	dst = append(dst, `,"CloudWatchMetrics":[{"Namespace":`...)
+	dst = appendString(dst, namespace)
+	dst = append(dst, `,"Dimensions":[["Operation","AZ-ID"],["Operation","AZ-ID","InstanceId"]],"Metrics":[{"Name":"SuccessLatency","Unit":"Milliseconds"},{"Name":"Success","Unit":"Count"},{"Name":"Fault","Unit":"Count"},{"Name":"Error","Unit":"Count"}]}]},"Operation":`...)
+	dst = appendString(dst, op)
+	dst = append(dst, `,"AZ-ID":`...)
+	dst = appendString(dst, zone)
+	dst = append(dst, `,"InstanceId":`...)
+	dst = appendString(dst, instance)
+	dst = append(dst, `,"Success":`...)
+	dst = strconv.AppendInt(dst, int64(s), 10)
+	dst = append(dst, `,"Fault":`...)
+	dst = strconv.AppendInt(dst, int64(f), 10)
+	dst = append(dst, `,"Error":`...)
+	dst = strconv.AppendInt(dst, int64(e), 10)
+	if s == 1 {
+		dst = append(dst, `,"SuccessLatency":`...)
+		dst = strconv.AppendFloat(dst, float64(latency)/float64(time.Millisecond), 'f', 3, 64)
+	} else {
+		dst = append(dst, `,"SuccessLatency":[]`...)
+	}
+	return append(dst, '}')
+}
+
+// appendString appends s as a JSON string.
+func appendString(dst []byte, s string) []byte {
+	b, _ := json.Marshal(s) // a string always marshals
+	return append(dst, b...)
 }

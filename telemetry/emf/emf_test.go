@@ -2,6 +2,7 @@ package emf
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/grayzone/grayzone/telemetry/ingest"
+	"github.com/grayzone/grayzone/telemetry/observation"
 	"github.com/grayzone/grayzone/telemetry/record"
 )
 
@@ -190,4 +192,36 @@ func FuzzParseLine(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestAppendRequestRoundTrips: the line AppendRequest writes for each
+// outcome is valid JSON that Parse reads back to the same request.
+func TestAppendRequestRoundTrips(t *testing.T) {
+	at := t0.Add(1500 * time.Millisecond)
+	for _, tc := range []struct {
+		outcome        observation.Outcome
+		success, fault uint64
+		errs           uint64
+		latencies      int
+	}{
+		{observation.Success, 1, 0, 0, 1},
+		{observation.Fault, 0, 1, 0, 0},
+		{observation.Error, 0, 0, 1, 0},
+	} {
+		line := AppendRequest(nil, "ns", at, "use2-az1", `i-"1"`, "/pay", tc.outcome, 12345*time.Microsecond)
+		if !json.Valid(line) {
+			t.Fatalf("%v: not JSON: %s", tc.outcome, line)
+		}
+		l, ok, err := WorkshopNames().Parse(line)
+		if err != nil || !ok {
+			t.Fatalf("%v: Parse = %v, %v", tc.outcome, ok, err)
+		}
+		if !l.At.Equal(at) || l.Zone != "use2-az1" || l.Instance != `i-"1"` || l.Op != "/pay" ||
+			l.Success != tc.success || l.Fault != tc.fault || l.Errors != tc.errs || len(l.Latencies) != tc.latencies {
+			t.Errorf("%v: parsed %+v", tc.outcome, l)
+		}
+		if tc.latencies == 1 && l.Latencies[0] != 12345*time.Microsecond {
+			t.Errorf("latency %v, want 12.345ms", l.Latencies[0])
+		}
+	}
 }

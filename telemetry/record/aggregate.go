@@ -120,3 +120,15 @@ func (a *Aggregate) AddHistogram(bounds []time.Duration, counts []uint64) {
 		a.AddLatency(v, n)
 	}
 }
+
+// Single is one observation as an aggregate of one request: the batch API
+// and the engine treat single observations and aggregates alike. Its slow
+// count is left to the receiver (SlowFromLatency), which knows the
+// operation's threshold.
+func Single(o observation.Observation) Aggregate {
+	a := Aggregate{At: o.At, Key: SeriesKey{Source: o.Source, Zone: o.Zone, Instance: o.Instance, Operation: o.Operation},
+		Slow: SlowFromLatency}
+	a.Count(o.Outcome, 1)
+	a.AddLatency(o.Latency, 1)
+	return a
+}
