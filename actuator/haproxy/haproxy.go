@@ -103,38 +103,33 @@ func (a *Actuator) Apply(ctx context.Context, act actuator.Action) error {
 }
 
 // SetShifted records the zone's desired state and, when it changed, makes
-// HAProxy match at once. On error the desired state stays recorded and the
+// HAProxy match at once: the zone's servers are set to the shift state, or
+// to ready, in one runtime API round trip, without reading first. That
+// command is what moves traffic, and each round trip before it is time the
+// zone still gets new requests (or stays empty). grayzone owns the flag of
+// the servers it maps, so nothing needs reading first; the reconcile loop
+// corrects any drift. On error the desired state stays recorded and the
 // next reconcile retries.
-//
-// Shifting away sets the zone's servers to the shift state in one runtime
-// API round trip, without reading first: that command is what stops new
-// requests, and every extra round trip before it is time the zone still
-// gets them. Ending a shift reads first (Reconcile), so that only servers
-// in grayzone's shift state are made ready: "ready" would also clear an
-// operator's maint.
 func (a *Actuator) SetShifted(ctx context.Context, zone string, away bool) error {
 	a.mu.Lock()
+	defer a.mu.Unlock()
 	servers, ok := a.o.Zones[zone]
 	if !ok {
-		a.mu.Unlock()
 		return fmt.Errorf("haproxy: unknown zone %q", zone)
 	}
-	changed := a.shifted[zone] != away
+	if a.shifted[zone] == away {
+		return nil
+	}
 	a.shifted[zone] = away
-	if changed && away {
-		defer a.mu.Unlock()
-		if err := a.o.Runtime.SetState(ctx, a.o.ShiftState, servers...); err != nil {
-			return err
-		}
-		a.o.Log.Info("haproxy shifted", "runtime_api", a.o.Runtime.Addr, "zone", zone, a.o.ShiftState, names(servers))
-		return nil
+	state := "ready"
+	if away {
+		state = a.o.ShiftState
 	}
-	a.mu.Unlock()
-	if !changed {
-		return nil
+	if err := a.o.Runtime.SetState(ctx, state, servers...); err != nil {
+		return err
 	}
-	_, err := a.Reconcile(ctx)
-	return err
+	a.o.Log.Info("haproxy zone set", "runtime_api", a.o.Runtime.Addr, "zone", zone, state, names(servers))
+	return nil
 }
 
 // Shifted reports the zone's desired state.
