@@ -208,7 +208,7 @@ func TestErrors(t *testing.T) {
 		{name: "unknown resource key", edits: []edit{{"    canaries:", "    canary: {}\n    canaries:"}},
 			want: "serve.yaml:17: resources[0].canary: unknown key (expected one of name, zones, min_capacity, frontdoor, operations, detector, canaries, autoshift, practice, control_plane, telemetry)"},
 		{name: "frontdoor type", edits: []edit{{"type: embedded", "type: alb"}},
-			want: `serve.yaml:7: resources[0].frontdoor.type: unknown front door type "alb" (known: embedded, haproxy, xds, arc)`},
+			want: `serve.yaml:7: resources[0].frontdoor.type: unknown front door type "alb" (known: embedded, haproxy, xds, arc, kubernetes-endpointslices)`},
 		{name: "regional missing", edits: []edit{{"      regional: 127.0.0.1:8081\n", ""}},
 			want: "serve.yaml:6: resources[0].frontdoor.regional: required"},
 		{name: "zonal: unknown zone", edits: []edit{{"az3: 127.0.0.1:8093}", "az3: 127.0.0.1:8093, az4: 127.0.0.1:8094}"}},
