@@ -70,3 +70,15 @@ func TestKubernetesEndpointSlicesFrontDoorErrors(t *testing.T) {
 		t.Errorf("namespace with type arc: %v", err)
 	}
 }
+
+func TestKubernetesExample(t *testing.T) {
+	c, err := Load("../../examples/serve-kubernetes.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Resources[0]
+	if r.FrontDoor.Type != FrontDoorKubernetesSlices || r.FrontDoor.KubernetesSlices.MirrorService != "web-gz" ||
+		r.ControlPlane.Type != ControlPlaneKubernetes || len(r.Canaries) != 3 {
+		t.Fatalf("resource: %+v", r)
+	}
+}
