@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -16,7 +18,7 @@ import (
 
 func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
-		file, dataDir, listen, tokenFile, logLevel string
+		file, dataDir, listen, tokenFile, logLevel, advertise string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -64,8 +66,18 @@ AWS_REGION, instance roles, AWS_ENDPOINT_URL...); see docs/aws.md.`,
 			if tokenFile != "" {
 				cfg.Auth.TokensFile = tokenFile
 			}
+			if advertise != "" {
+				host, port, err := net.SplitHostPort(advertise)
+				if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+					return usageErr("--advertise %q: want host:port (the API address followers send clients to)", advertise)
+				}
+				cfg.Replica.Advertise = advertise
+			}
 			tokens, err := cfg.LoadTokens()
 			if err != nil {
+				return &exitError{code: ExitUsage, err: err}
+			}
+			if err := cfg.LoadStore(); err != nil {
 				return &exitError{code: ExitUsage, err: err}
 			}
 			var level slog.Level
@@ -117,6 +129,7 @@ AWS_REGION, instance roles, AWS_ENDPOINT_URL...); see docs/aws.md.`,
 	f.StringVar(&dataDir, "data-dir", "", "directory for grayzone's state (overrides data_dir)")
 	f.StringVar(&listen, "listen", "", "address of the API and dashboard (overrides listen)")
 	f.StringVar(&tokenFile, "token-file", "", "file of bearer tokens, one name:token a line (overrides auth.tokens_file)")
+	f.StringVar(&advertise, "advertise", "", "API address followers send clients to, with a shared store (overrides replica.advertise)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

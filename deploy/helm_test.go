@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -67,12 +68,30 @@ func TestHelmLint(t *testing.T) {
 type object struct {
 	Kind     string `json:"kind"`
 	Metadata struct {
-		Name string `json:"name"`
+		Name      string `json:"name"`
+		Namespace string `json:"namespace"`
 	} `json:"metadata"`
 	Data  map[string]string   `json:"data"`
 	Rules []rbacv1.PolicyRule `json:"rules"`
 	Spec  struct {
 		Replicas int `json:"replicas"`
+		Template struct {
+			Spec struct {
+				Containers []struct {
+					Args         []string `json:"args"`
+					VolumeMounts []struct {
+						Name      string `json:"name"`
+						MountPath string `json:"mountPath"`
+					} `json:"volumeMounts"`
+				} `json:"containers"`
+				Volumes []struct {
+					Name   string `json:"name"`
+					Secret *struct {
+						SecretName string `json:"secretName"`
+					} `json:"secret"`
+				} `json:"volumes"`
+			} `json:"spec"`
+		} `json:"template"`
 	} `json:"spec"`
 }
 
@@ -144,5 +163,124 @@ func eqRules(t *testing.T, o object, want []rbacv1.PolicyRule) {
 	t.Helper()
 	if !reflect.DeepEqual(o.Rules, want) {
 		t.Errorf("%s %s rules = %+v, want exactly %+v", o.Kind, o.Metadata.Name, o.Rules, want)
+	}
+}
+
+// A kubernetes-endpointslices front door gets the EndpointSlices Role in
+// its namespace, and a workload its Role in its own, without listing the
+// namespaces again under rbac.
+func TestHelmRBACFollowsTheConfiguration(t *testing.T) {
+	values := filepath.Join(t.TempDir(), "values.yaml")
+	if err := os.WriteFile(values, []byte(`config:
+  resources:
+    - name: web
+      zones: [zone-a, zone-b, zone-c]
+      frontdoor: {type: kubernetes-endpointslices, namespace: shop, service: web, mirror_service: web-gz}
+      control_plane:
+        type: kubernetes
+        workloads: [{namespace: shop, deployment: web}, {namespace: cart, deployment: cart}]
+rbac:
+  workloadNamespaces: [cart, extra]
+  endpointSliceNamespaces: [shop]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	roles := map[string][]string{}
+	for _, o := range render(t, "-f", values) {
+		switch {
+		case o.Kind == "ConfigMap":
+			cfg, err := config.Parse("configmap serve.yaml", []byte(o.Data["serve.yaml"]))
+			if err != nil {
+				t.Fatalf("the chart's configuration is rejected: %v", err)
+			}
+			if fd := cfg.Resources[0].FrontDoor; fd.Type != config.FrontDoorKubernetesSlices || fd.KubernetesSlices.MirrorService != "web-gz" {
+				t.Errorf("front door = %+v", fd)
+			}
+		case o.Kind == "Role" && strings.HasSuffix(o.Metadata.Name, "-endpointslices"):
+			eqRules(t, o, kubernetes.SliceRules())
+			roles["endpointslices"] = append(roles["endpointslices"], o.Metadata.Namespace)
+		case o.Kind == "Role" && strings.HasSuffix(o.Metadata.Name, "-workloads"):
+			eqRules(t, o, kubernetes.WorkloadRules())
+			roles["workloads"] = append(roles["workloads"], o.Metadata.Namespace)
+		}
+	}
+	if want := map[string][]string{"endpointslices": {"shop"}, "workloads": {"cart", "extra", "shop"}}; !reflect.DeepEqual(sorted(roles), want) {
+		t.Errorf("roles by namespace = %v, want %v", roles, want)
+	}
+	// A front door without its namespace is refused at render time.
+	if err := os.WriteFile(values, []byte(`config:
+  resources:
+    - name: web
+      zones: [zone-a, zone-b]
+      frontdoor: {type: kubernetes-endpointslices, service: web, mirror_service: web-gz}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(helmBinary(t), "template", "gz", chart, "-f", values).CombinedOutput(); err == nil ||
+		!strings.Contains(string(out), "frontdoor.namespace is required for type kubernetes-endpointslices") {
+		t.Errorf("render without frontdoor.namespace: %v\n%s", err, out)
+	}
+}
+
+func sorted(m map[string][]string) map[string][]string {
+	for k := range m {
+		slices.Sort(m[k])
+	}
+	return m
+}
+
+// store.type postgres: the replicas share one PostgreSQL store whose URL
+// comes from a Secret (mounted, read through store_file), elect their
+// leader there rather than on a Lease (no Lease Role), and advertise their
+// pod's address to each other.
+func TestHelmPostgresStore(t *testing.T) {
+	helm(t, "lint", "--strict", chart, "--set", "store.type=postgres", "--set", "store.postgres.existingSecret=gz-store")
+	objs := render(t, "--set", "store.type=postgres", "--set", "store.postgres.existingSecret=gz-store")
+	var sawConfig, sawDeployment bool
+	for _, o := range objs {
+		switch {
+		case o.Kind == "ConfigMap":
+			sawConfig = true
+			cfg, err := config.Parse("/etc/grayzone/serve.yaml", []byte(o.Data["serve.yaml"]))
+			if err != nil {
+				t.Fatalf("the chart's configuration is rejected: %v\n%s", err, o.Data["serve.yaml"])
+			}
+			if cfg.StoreFile != "/etc/grayzone/store/dsn" || cfg.Store != "" || cfg.LeaderElection.Type != config.LeaderElectionNone {
+				t.Errorf("store_file %q store %q leader election %q; want the Secret's file and the store's election", cfg.StoreFile, cfg.Store, cfg.LeaderElection.Type)
+			}
+		case o.Kind == "Deployment":
+			sawDeployment = true
+			ps := o.Spec.Template.Spec
+			var secret string
+			for _, v := range ps.Volumes {
+				if v.Name == "store" && v.Secret != nil {
+					secret = v.Secret.SecretName
+				}
+			}
+			mounted := false
+			for _, m := range ps.Containers[0].VolumeMounts {
+				mounted = mounted || m.Name == "store" && m.MountPath == "/etc/grayzone/store"
+			}
+			if secret != "gz-store" || !mounted {
+				t.Errorf("store Secret %q mounted %v; want gz-store at /etc/grayzone/store", secret, mounted)
+			}
+			if args := strings.Join(ps.Containers[0].Args, " "); !strings.Contains(args, "--advertise $(POD_IP):8080") {
+				t.Errorf("args %q: want --advertise $(POD_IP):8080", args)
+			}
+		case o.Kind == "Role" && strings.HasSuffix(o.Metadata.Name, "-lease"):
+			t.Error("a Lease Role with store.type postgres (the store elects the leader)")
+		}
+	}
+	if !sawConfig || !sawDeployment {
+		t.Fatalf("ConfigMap %v Deployment %v rendered", sawConfig, sawDeployment)
+	}
+	for _, tc := range []struct{ set, want string }{
+		{"store.type=postgres", "store.postgres.existingSecret is required with store.type postgres"},
+		{"store.type=mysql", `store.type: "mysql": want sqlite or postgres`},
+	} {
+		out, err := exec.Command(helmBinary(t), "template", "gz", chart, "--set", tc.set).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), tc.want) {
+			t.Errorf("--set %s: %v\n%s", tc.set, err, out)
+		}
 	}
 }

@@ -38,6 +38,10 @@ type SlicesOptions struct {
 	// Service is the selector-less Service clients use; grayzone writes its
 	// EndpointSlices: Source's, without the shifted zone's endpoints.
 	Service string
+	// Leading, when set, says whether this replica may write: a follower
+	// keeps its informer warm but leaves the slices to the leader. nil:
+	// always.
+	Leading func() bool
 	Log     *slog.Logger
 }
 
@@ -57,6 +61,7 @@ type Slices struct {
 	syncing sync.Mutex
 	mu      sync.Mutex
 	shifted string // zone left out; "" none
+	leading bool   // as last seen by SetShifted
 }
 
 // NewSlices builds the front door; Start runs it.
@@ -112,27 +117,46 @@ func (s *Slices) Start(ctx context.Context) {
 	}()
 }
 
-// SetShifted sets the zone to leave out ("" none) and returns at once; the
-// loop writes it. serve calls it whenever the active shift changes.
-func (s *Slices) SetShifted(zone string) {
-	s.mu.Lock()
-	s.shifted = zone
-	s.mu.Unlock()
-	s.trigger()
+// Run is Start, returning when ctx is done (serve's external data planes
+// run this way).
+func (s *Slices) Run(ctx context.Context) {
+	s.Start(ctx)
+	<-ctx.Done()
 }
+
+// SetShifted sets the zone to leave out (away) or to list again, and
+// returns at once: the loop writes it, and retries until the API server
+// takes it. serve calls it for every zone on every tick while it leads; a
+// replica that has just come to lead has the slices written at once.
+func (s *Slices) SetShifted(_ context.Context, zone string, away bool) error {
+	lead := s.o.Leading == nil || s.o.Leading()
+	s.mu.Lock()
+	prev := s.shifted
+	if away {
+		s.shifted = zone
+	} else if s.shifted == zone {
+		s.shifted = ""
+	}
+	kick := s.shifted != prev || lead && !s.leading
+	s.leading = lead
+	s.mu.Unlock()
+	if kick {
+		s.trigger()
+	}
+	return nil
+}
+
+// Sync writes the slices now, as the shift stands, and returns once the
+// API server has them: serve's data plane returns only then, so that the
+// control plane never acts before the traffic has moved.
+func (s *Slices) Sync(ctx context.Context) error { return s.sync(ctx) }
 
 // Apply implements actuator.Actuator for shift_away and end_shift: it sets
 // the shift and writes the slices before returning.
 func (s *Slices) Apply(ctx context.Context, a actuator.Action) error {
 	switch a.Kind {
-	case actuator.ShiftAway:
-		s.SetShifted(a.Zone)
-	case actuator.EndShift:
-		s.mu.Lock()
-		if s.shifted == a.Zone {
-			s.shifted = ""
-		}
-		s.mu.Unlock()
+	case actuator.ShiftAway, actuator.EndShift:
+		_ = s.SetShifted(ctx, a.Zone, a.Kind == actuator.ShiftAway)
 	default:
 		return fmt.Errorf("kubernetes endpointslices: %s: %w", a, actuator.ErrUnsupported)
 	}
@@ -144,6 +168,9 @@ func (s *Slices) Apply(ctx context.Context, a actuator.Action) error {
 func (s *Slices) sync(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), s.synced) {
 		return fmt.Errorf("kubernetes endpointslices: cache not synced: %w", ctx.Err())
+	}
+	if s.o.Leading != nil && !s.o.Leading() {
+		return nil // the leader writes
 	}
 	s.syncing.Lock()
 	defer s.syncing.Unlock()

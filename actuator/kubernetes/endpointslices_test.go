@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -123,4 +124,46 @@ func TestEndpointSlicesLeaveTheShiftedZoneOut(t *testing.T) {
 	// A source slice that goes away takes its mirror with it.
 	must(t, admin.DiscoveryV1().EndpointSlices(ns).Delete(ctx, "web-1", metav1.DeleteOptions{}))
 	waitAddrs()
+}
+
+// A follower keeps its informer warm but writes nothing; the moment it
+// leads, the next SetShifted (serve calls it every tick) writes the slices.
+func TestEndpointSlicesOnlyTheLeaderWrites(t *testing.T) {
+	cl := kubetest.Shared(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	admin := k8s.NewForConfigOrDie(cl.Config(kubetest.Admin))
+	ns := unique("epsl")
+	must(t, create(ctx, admin.CoreV1().Namespaces(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
+	must(t, create(ctx, admin.DiscoveryV1().EndpointSlices(ns), sourceSlice(ns, "web-1", map[string]string{"10.1.0.1": "az1", "10.2.0.1": "az2"})))
+	must(t, create(ctx, admin.RbacV1().Roles(ns), &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "grayzone"}, Rules: SliceRules()}))
+	must(t, create(ctx, admin.RbacV1().RoleBindings(ns), &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "grayzone"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "grayzone"},
+		Subjects: []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: kubetest.Grayzone}}}))
+
+	var leading atomic.Bool
+	s := NewSlices(SlicesOptions{Client: k8s.NewForConfigOrDie(cl.Config(kubetest.Grayzone)), Namespace: ns, Source: "web", Service: "web-gz", Leading: leading.Load})
+	go s.Run(ctx)
+	must(t, s.SetShifted(ctx, "az1", true))
+	// Sync returns once the cache is synced and the slices are as they
+	// should be; a follower's leaves them alone.
+	must(t, s.Sync(ctx))
+	if got, err := addresses(ctx, admin, ns); err != nil || len(got) != 0 {
+		t.Fatalf("a follower wrote slices: %v %v", got, err)
+	}
+	leading.Store(true)
+	must(t, s.SetShifted(ctx, "az1", true)) // unchanged, but now leading
+	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		got, err := addresses(ctx, admin, ns)
+		return slices.Equal(got, []string{"10.2.0.1"}), err
+	})
+	if err != nil {
+		got, _ := addresses(ctx, admin, ns)
+		t.Fatalf("after leading: endpoints %v, want [10.2.0.1] (%v)", got, err)
+	}
+	must(t, s.SetShifted(ctx, "az1", false))
+	must(t, s.Sync(ctx))
+	if got, err := addresses(ctx, admin, ns); err != nil || !slices.Equal(got, []string{"10.1.0.1", "10.2.0.1"}) {
+		t.Fatalf("after the shift ended: %v %v", got, err)
+	}
 }

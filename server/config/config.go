@@ -59,7 +59,7 @@ const (
 )
 
 // FrontDoorTypes lists the known front door types.
-var FrontDoorTypes = []string{FrontDoorEmbedded, FrontDoorHAProxy, FrontDoorXDS, FrontDoorARC}
+var FrontDoorTypes = []string{FrontDoorEmbedded, FrontDoorHAProxy, FrontDoorXDS, FrontDoorARC, FrontDoorKubernetesSlices}
 
 // Config is grayzone serve's configuration.
 type Config struct {
@@ -67,7 +67,10 @@ type Config struct {
 	DataDir string
 	TLS     TLS // the API's and dashboard's certificate (none: plain HTTP)
 	// Store is a postgres:// URL shared by replicas; empty: SQLite under DataDir.
-	Store     string
+	Store string
+	// StoreFile holds the store's URL instead (a mounted Secret: the URL
+	// has the password); LoadStore reads it into Store.
+	StoreFile string
 	Replica   Replica
 	Auth      Auth
 	Resources []Resource
@@ -138,6 +141,8 @@ type FrontDoor struct {
 	XDSListen string
 	// ResourceIdentifier is the ARN of the load balancer ARC shifts (type arc).
 	ResourceIdentifier string
+	// KubernetesSlices is set for type kubernetes-endpointslices (kubernetes.go).
+	KubernetesSlices KubernetesSlices
 }
 
 // Target is one backend instance.

@@ -41,13 +41,13 @@ type HAProxy struct {
 // embeddedOnlyKeys are the front door keys that describe grayzone's own
 // proxy; the other types get routing from the proxy they drive.
 var (
-	embeddedOnlyKeys = []string{"regional", "zonal", "targets", "health_check", "record"}
+	embeddedOnlyKeys = append([]string{"regional", "zonal", "targets", "health_check", "record"}, frontdoorLimitKeys...)
 	haproxyKeys      = []string{"runtime_api", "backends", "reconcile_interval", "shift_state", "log_listen"}
 	xdsKeys          = []string{"listen", "targets", "health_check"}
 	arcKeys          = []string{"resource_identifier"}
 	// externalFrontdoorKeys are appended to frontdoorKeys; each is checked
 	// against the type by externalFrontdoor.
-	externalFrontdoorKeys = append(slices.Clone(haproxyKeys), "listen", "resource_identifier")
+	externalFrontdoorKeys = append(slices.Clone(haproxyKeys), "listen", "resource_identifier", "namespace", "service", "mirror_service")
 	// haproxyNameRe is what HAProxy accepts as a proxy or server name.
 	haproxyNameRe = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,63}$`)
 )
@@ -56,7 +56,7 @@ var (
 // reports handled=false for the embedded type, which parse.go reads. ok
 // means the derived targets are complete (capacity checks may use them).
 func (p *parser) externalFrontdoor(m *yamlfield.Mapping, r *res, fd *FrontDoor) (handled, ok bool, targets yamlfield.Field) {
-	own := map[string][]string{FrontDoorHAProxy: haproxyKeys, FrontDoorXDS: xdsKeys, FrontDoorARC: arcKeys}[fd.Type]
+	own := map[string][]string{FrontDoorHAProxy: haproxyKeys, FrontDoorXDS: xdsKeys, FrontDoorARC: arcKeys, FrontDoorKubernetesSlices: kubeSliceKeys}[fd.Type]
 	for _, f := range m.Fields {
 		foreign := slices.Contains(externalFrontdoorKeys, f.Key) || own != nil && slices.Contains(embeddedOnlyKeys, f.Key)
 		if foreign && !slices.Contains(own, f.Key) {
@@ -65,6 +65,10 @@ func (p *parser) externalFrontdoor(m *yamlfield.Mapping, r *res, fd *FrontDoor) 
 	}
 	if fd.Type == FrontDoorARC {
 		p.arcFrontDoor(m, fd) // no targets of grayzone's: capacity checks do not apply
+		return true, false, targets
+	}
+	if fd.Type == FrontDoorKubernetesSlices {
+		p.kubernetesSlices(m, fd) // the endpoints are the cluster's: capacity checks do not apply
 		return true, false, targets
 	}
 	if fd.Type == FrontDoorXDS {

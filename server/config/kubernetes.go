@@ -9,13 +9,18 @@ import (
 	"github.com/grayzone/grayzone/internal/yamlfield"
 )
 
-// Kubernetes parts of the format: control_plane type kubernetes and
-// leader_election type kubernetes-lease. Both reach the cluster with the
-// standard client configuration: $KUBECONFIG, or the pod's service account.
+// Kubernetes parts of the format: front door type kubernetes-endpointslices,
+// control_plane type kubernetes and leader_election type kubernetes-lease.
+// All reach the cluster with the standard client configuration:
+// $KUBECONFIG, or the pod's service account.
 
 const (
-	ControlPlaneKubernetes = "kubernetes"
-	DefaultZoneLabel       = "topology.kubernetes.io/zone"
+	// FrontDoorKubernetesSlices is a selector-less Service whose
+	// EndpointSlices grayzone writes: a selected Service's endpoints,
+	// without the shifted zone's.
+	FrontDoorKubernetesSlices = "kubernetes-endpointslices"
+	ControlPlaneKubernetes    = "kubernetes"
+	DefaultZoneLabel          = "topology.kubernetes.io/zone"
 
 	LeaderElectionNone        = "none"
 	LeaderElectionKubernetes  = "kubernetes-lease"
@@ -34,6 +39,16 @@ type KubernetesControl struct {
 	Workloads []Workload
 }
 
+// KubernetesSlices is front door type kubernetes-endpointslices.
+type KubernetesSlices struct {
+	Namespace string
+	// Service has a selector; Kubernetes keeps its EndpointSlices.
+	Service string
+	// MirrorService has none; clients use it, and grayzone owns its
+	// EndpointSlices: Service's endpoints, without the shifted zone's.
+	MirrorService string
+}
+
 // Workload is a Deployment, by namespace and name.
 type Workload struct{ Namespace, Name string }
 
@@ -45,6 +60,7 @@ type LeaderElection struct {
 }
 
 var (
+	kubeSliceKeys   = []string{"namespace", "service", "mirror_service"}
 	kubeControlKeys = []string{"zone_label", "workloads"}
 	workloadKeys    = []string{"namespace", "deployment"}
 	leaderKeys      = []string{"type", "namespace", "name", "lease_duration", "renew_deadline", "retry_period"}
@@ -53,6 +69,28 @@ var (
 	// labelKeyRe is a label key: an optional DNS prefix and a name.
 	labelKeyRe = regexp.MustCompile(`^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$`)
 )
+
+// kubernetesSlices reads a front door of type kubernetes-endpointslices:
+// where the two Services are. The endpoints are the cluster's, read as it
+// runs, so min_capacity (a count of targets known in advance) cannot apply.
+func (p *parser) kubernetesSlices(m *yamlfield.Mapping, fd *FrontDoor) {
+	ks := &fd.KubernetesSlices
+	for _, key := range kubeSliceKeys {
+		dst := map[string]*string{"namespace": &ks.Namespace, "service": &ks.Service, "mirror_service": &ks.MirrorService}[key]
+		if vf, ok := p.Require(m, key); ok {
+			if v, ok := p.Str(vf); ok {
+				if !dnsLabelRe.MatchString(v) {
+					p.Errorf(vf, "%s is not a Kubernetes name (lower case letters, digits, -)", yamlfield.Quote(v))
+				}
+				*dst = v
+			}
+		}
+	}
+	if ks.Service != "" && ks.Service == ks.MirrorService {
+		f, _ := m.Get("mirror_service")
+		p.Errorf(f, "must differ from service (grayzone writes the mirror's EndpointSlices; Kubernetes writes the service's)")
+	}
+}
 
 // kubernetesControl reads the kubernetes control plane's keys of m.
 func (p *parser) kubernetesControl(m *yamlfield.Mapping, cp *ControlPlane) {

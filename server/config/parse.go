@@ -37,7 +37,7 @@ var (
 )
 
 var (
-	topKeys       = []string{"listen", "data_dir", "store", "replica", "tls_cert_file", "tls_key_file", "auth", "resources", "leader_election"}
+	topKeys       = []string{"listen", "data_dir", "store", "store_file", "replica", "tls_cert_file", "tls_key_file", "auth", "resources", "leader_election"}
 	authKeys      = []string{"tokens_file", "tokens", "open_reads", "metrics_open"}
 	resourceKeys  = []string{"name", "zones", "min_capacity", "frontdoor", "operations", "detector", "canaries", "autoshift", "practice", "control_plane", "telemetry"}
 	controlKeys   = []string{"type", "exclude_zone", "include_zone", "remove_extra", "timeout", "groups", "zone_label", "workloads"}
@@ -331,6 +331,10 @@ func (p *parser) resource(f yamlfield.Field, names map[string]int) Resource {
 	r.ControlPlane = ControlPlane{Type: ControlPlaneNone, Timeout: DefaultControlPlaneTimeout}
 	if cf, ok := m.Get("control_plane"); ok {
 		p.controlPlane(cf, &r.ControlPlane)
+	}
+
+	if hasCap && r.FrontDoor.Type == FrontDoorKubernetesSlices {
+		p.Errorf(capField, "not for front door type %s: its endpoints are the cluster's, not known in advance", yamlfield.Quote(FrontDoorKubernetesSlices))
 	}
 
 	// Checks across sections, once the targets are known to be valid.

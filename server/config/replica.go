@@ -1,6 +1,9 @@
 package config
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -35,10 +38,24 @@ func (p *parser) replicas(m *yamlfield.Mapping, c *Config) {
 	c.Replica.Lease = DefaultLease
 	if f, ok := m.Get("store"); ok {
 		if v, ok := p.Str(f); ok {
-			if !strings.HasPrefix(v, "postgres://") && !strings.HasPrefix(v, "postgresql://") {
+			if !isStoreURL(v) {
 				p.Errorf(f, "want a postgres:// URL (omit it for SQLite under data_dir), got %s", yamlfield.Quote(v))
 			}
 			c.Store = v
+		}
+	}
+	if f, ok := m.Get("store_file"); ok {
+		if _, both := m.Get("store"); both {
+			p.Errorf(f, "give store or store_file, not both")
+		} else if v, ok := p.Str(f); ok {
+			if strings.TrimSpace(v) == "" {
+				p.Errorf(f, "must not be empty (omit it for SQLite under data_dir)")
+			} else {
+				if !filepath.IsAbs(v) {
+					v = filepath.Join(filepath.Dir(p.File), v)
+				}
+				c.StoreFile = v
+			}
 		}
 	}
 	f, ok := m.Get("replica")
@@ -65,4 +82,27 @@ func (p *parser) replicas(m *yamlfield.Mapping, c *Config) {
 			c.Replica.Lease = v
 		}
 	}
+}
+
+func isStoreURL(v string) bool {
+	return strings.HasPrefix(v, "postgres://") || strings.HasPrefix(v, "postgresql://")
+}
+
+// LoadStore reads store_file, when given, into Store: one postgres:// URL,
+// surrounding white space ignored. The file's content is never echoed (it
+// holds the database password).
+func (c *Config) LoadStore() error {
+	if c.StoreFile == "" {
+		return nil
+	}
+	data, err := os.ReadFile(c.StoreFile)
+	if err != nil {
+		return fmt.Errorf("store_file: %w", err)
+	}
+	v := strings.TrimSpace(string(data))
+	if !isStoreURL(v) || strings.ContainsAny(v, " \t\r\n") {
+		return fmt.Errorf("store_file: %s does not hold one postgres:// URL", c.StoreFile)
+	}
+	c.Store = v
+	return nil
 }

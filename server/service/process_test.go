@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/grayzone/grayzone/engine/shift"
+	"github.com/grayzone/grayzone/internal/kubetest"
 	"github.com/grayzone/grayzone/server/api"
 	"github.com/grayzone/grayzone/server/store"
 )
@@ -44,6 +45,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	stopPostgres()
+	kubetest.StopShared()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

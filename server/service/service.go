@@ -80,6 +80,7 @@ type Service struct {
 	ready     chan struct{}
 	apiAddr   string
 	awsState
+	kubeState
 }
 
 // Open opens the data directory, restores every resource's state and builds
@@ -329,6 +330,11 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, now time
 	}
 	if r.plane, err = newExternalPlane(rc, s.log, s.clock); err != nil {
 		return nil, err
+	}
+	if rc.FrontDoor.Type == config.FrontDoorKubernetesSlices {
+		if r.plane, err = r.kubernetesSlices(); err != nil {
+			return nil, err
+		}
 	}
 	var control actuator.Actuator
 	if rc.ControlPlane.Type == config.ControlPlaneCommand {
@@ -636,6 +642,9 @@ func (d dataPlane) Apply(ctx context.Context, a actuator.Action) error {
 	switch a.Kind {
 	case actuator.ShiftAway:
 		if act, ok := r.s.shifts.Active(r.cfg.Name); ok && act.AwayFrom == a.Zone && act.Origin == shift.Auto {
+			if err := r.planeSynced(ctx); err != nil {
+				return err
+			}
 			return r.pushedAuto(ctx, act.ID) // already in force (in ARC too, when ARC is the front door): Apply is idempotent
 		}
 		r.mu.Lock()
@@ -652,11 +661,14 @@ func (d dataPlane) Apply(ctx context.Context, a actuator.Action) error {
 		r.reconcile(ctx, now)
 		r.s.audit(ctx, store.AuditEntry{At: now, Kind: "shift_started", Resource: r.cfg.Name, Zone: a.Zone, Actor: "autoshift",
 			Message: fmt.Sprintf("automatic shift %s away from %s", sh.ID, a.Zone), Detail: jsonDetail(map[string]string{"shift_id": sh.ID, "why": why})})
+		if err := r.planeSynced(ctx); err != nil {
+			return err // the shift stands; the runbook retries this step until the data plane carries it
+		}
 		return r.pushedAuto(ctx, sh.ID)
 	case actuator.EndShift:
 		act, ok := r.s.shifts.Active(r.cfg.Name)
 		if !ok || act.AwayFrom != a.Zone || act.Origin != shift.Auto {
-			return nil // already ended
+			return r.planeSynced(ctx) // already ended (a retry: the data plane may not carry it yet)
 		}
 		if _, err := r.s.shifts.Cancel(now, act.ID, "autoshift: zone recovered"); err != nil {
 			return err
@@ -665,7 +677,7 @@ func (d dataPlane) Apply(ctx context.Context, a actuator.Action) error {
 		r.s.audit(ctx, store.AuditEntry{At: now, Kind: "shift_ended", Resource: r.cfg.Name, Zone: a.Zone, Actor: "autoshift",
 			Message: fmt.Sprintf("automatic shift %s away from %s ended: the zone has been healthy for %s", act.ID, a.Zone, r.cfg.Autoshift.RecoveryHold)})
 		_ = r.pushed(ctx, act.ID) // ended in grayzone; the mirror cancels it in ARC, now or on its next pass
-		return nil
+		return r.planeSynced(ctx)
 	}
 	return fmt.Errorf("serve: %s: %w", a, actuator.ErrUnsupported)
 }

@@ -52,6 +52,9 @@ var ErrFenced = errors.New("fenced: this replica's leadership epoch is no longer
 // it when it becomes leader, and to NoEpoch when it follows.
 func (d *DB) SetFence(epoch uint64) { d.fence.Store(epoch) }
 
+// Fence is the epoch writes are fenced with: 0 unfenced, NoEpoch following.
+func (d *DB) Fence() uint64 { return d.fence.Load() }
+
 // NoEpoch is a fence no lease ever has: a follower's writes all fail.
 const NoEpoch = ^uint64(0)
 

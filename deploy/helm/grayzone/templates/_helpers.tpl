@@ -34,3 +34,36 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "grayzone.tokensSecret" -}}
 {{- default (printf "%s-tokens" (include "grayzone.fullname" .)) .Values.existingTokensSecret -}}
 {{- end -}}
+
+{{- /* The namespaces of the configured workloads (control_plane type
+       kubernetes) and rbac.workloadNamespaces, as a JSON list. */ -}}
+{{- define "grayzone.workloadNamespaces" -}}
+{{- $ns := .Values.rbac.workloadNamespaces | default list -}}
+{{- range .Values.config.resources -}}
+{{- range (dig "control_plane" "workloads" list .) -}}
+{{- $ns = append $ns .namespace -}}
+{{- end -}}
+{{- end -}}
+{{- $ns | uniq | toJson -}}
+{{- end -}}
+
+{{- /* The namespaces of the kubernetes-endpointslices front doors and
+       rbac.endpointSliceNamespaces, as a JSON list. */ -}}
+{{- define "grayzone.endpointSliceNamespaces" -}}
+{{- $ns := .Values.rbac.endpointSliceNamespaces | default list -}}
+{{- range .Values.config.resources -}}
+{{- if eq (dig "frontdoor" "type" "" .) "kubernetes-endpointslices" -}}
+{{- $ns = append $ns (required "frontdoor.namespace is required for type kubernetes-endpointslices" .frontdoor.namespace) -}}
+{{- end -}}
+{{- end -}}
+{{- $ns | uniq | toJson -}}
+{{- end -}}
+
+{{- /* store.type, checked: sqlite or postgres. */ -}}
+{{- define "grayzone.store" -}}
+{{- $t := .Values.store.type | default "sqlite" -}}
+{{- if not (has $t (list "sqlite" "postgres")) -}}
+{{- fail (printf "store.type: %q: want sqlite or postgres" $t) -}}
+{{- end -}}
+{{- $t -}}
+{{- end -}}
