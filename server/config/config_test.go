@@ -473,4 +473,11 @@ leader_election:
 			t.Errorf("%q -> %q:\n got %v\nwant %s", tc.old, tc.new, err, tc.want)
 		}
 	}
+	// Two elections could pick two leaders, and then nobody acts.
+	for _, store := range []string{"store: postgres://gz@db/gz\n", "store_file: /run/secrets/dsn\n"} {
+		_, err := Parse("serve.yaml", []byte(store+doc))
+		if err == nil || !strings.Contains(err.Error(), `leader_election: type "kubernetes-lease" with a shared store`) {
+			t.Errorf("%s: err = %v", strings.TrimSpace(store), err)
+		}
+	}
 }

@@ -184,6 +184,13 @@ func (p *parser) config(rf yamlfield.Field) *Config {
 	c.LeaderElection = defaultLeaderElection()
 	if f, ok := m.Get("leader_election"); ok {
 		p.leaderElection(f, &c.LeaderElection)
+		// A shared store elects its own leader (its lease); with a second
+		// election the two could pick different replicas, and then none
+		// would act.
+		if c.LeaderElection.Type == LeaderElectionKubernetes && (c.Store != "" || c.StoreFile != "") {
+			p.Errorf(f, "type %s with a shared store: the store's lease already elects the leader; use one of them",
+				yamlfield.Quote(LeaderElectionKubernetes))
+		}
 	}
 	return c
 }
