@@ -142,10 +142,20 @@ func (g *Gate) reject(source, reason, msg string) error {
 // instances and operations; on a problem nothing is recorded.
 func (g *Gate) admit(source string, n int, key func(i int) (zone, instance, op string), now time.Time) error {
 	var newInst, newOps map[string]bool // allocated only for a batch with new names
+	// Sources send an instance's records together: the zone and instance of
+	// the previous record, when known, need no second look.
+	var prevZone, prevInst string
+	prevKnown := false
 	for i := range n {
 		z, inst, op := key(i)
-		ti, knownInst := g.instances[inst]
 		to, knownOp := g.ops[op]
+		if knownOp && prevKnown && inst == prevInst && z == prevZone {
+			if now.Sub(to) > time.Second {
+				g.ops[op] = now
+			}
+			continue
+		}
+		ti, knownInst := g.instances[inst]
 		if (knownInst || inst == "") && knownOp && slices.Contains(g.zones, z) {
 			// Refresh last-heard times at most once a second: the caps
 			// forget after minutes.
@@ -155,8 +165,10 @@ func (g *Gate) admit(source string, n int, key func(i int) (zone, instance, op s
 			if now.Sub(to) > time.Second {
 				g.ops[op] = now
 			}
+			prevZone, prevInst, prevKnown = z, inst, true
 			continue
 		}
+		prevKnown = false
 		if newInst == nil {
 			newInst, newOps = map[string]bool{}, map[string]bool{}
 		}
