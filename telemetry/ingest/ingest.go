@@ -267,7 +267,8 @@ func (g *Gate) threshold(op string) time.Duration {
 // first, and forgets instances and operations silent for Limits.Forget.
 // The service calls it at each tick; the limit keeps a flood from
 // stretching a tick: what is left waits for the next one, and the buffer
-// bound drops the excess at the door.
+// bound drops the excess at the door. f must not keep the slice: the gate
+// reuses its array once f returns.
 func (g *Gate) Drain(now time.Time, max int, f func([]record.Aggregate)) {
 	g.mu.Lock()
 	q := g.queue
@@ -275,15 +276,20 @@ func (g *Gate) Drain(now time.Time, max int, f func([]record.Aggregate)) {
 	if max > 0 && n > max {
 		n = max
 	}
-	var batch []record.Aggregate
-	if n == len(q) {
-		batch = q
-		g.queue = g.spare[:0]
-		g.spare = nil
-	} else {
-		batch = slices.Clone(q[:n])
-		g.queue = q[n:]
+	// The batch is the queue's own array: what is left (over max) moves to
+	// the spare array, the smaller copy, and the queue goes on there with
+	// its room intact (sliding the queue's start instead would make every
+	// later append reallocate and copy all that waits).
+	batch := q[:n]
+	next := g.spare[:0]
+	if rest := q[n:]; len(rest) > 0 {
+		if cap(next) < len(rest) {
+			next = make([]record.Aggregate, 0, cap(q))
+		}
+		next = append(next, rest...)
+		clear(rest)
 	}
+	g.queue, g.spare = next, nil
 	if now.Sub(g.lastSweep) >= time.Minute {
 		g.lastSweep = now
 		for k, t := range g.instances {
@@ -301,14 +307,12 @@ func (g *Gate) Drain(now time.Time, max int, f func([]record.Aggregate)) {
 	if len(batch) > 0 {
 		f(batch)
 	}
-	if n == len(q) {
-		clear(batch) // drop the key strings and histograms it holds
-		g.mu.Lock()
-		if g.spare == nil {
-			g.spare = batch[:0]
-		}
-		g.mu.Unlock()
+	clear(batch) // drop the key strings and histograms it holds
+	g.mu.Lock()
+	if g.spare == nil {
+		g.spare = batch[:0]
 	}
+	g.mu.Unlock()
 }
 
 // Pending is the number of aggregates waiting for the engine.
