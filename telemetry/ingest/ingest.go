@@ -221,6 +221,9 @@ func (g *Gate) Offer(source string, aggs []record.Aggregate, now time.Time) erro
 	if err != nil {
 		return err
 	}
+	if need := len(g.queue) + len(aggs); need > cap(g.queue) {
+		g.queue = grow(g.queue, need, g.lim.MaxPending)
+	}
 	s := g.source(source)
 	for _, a := range aggs {
 		a.FillSlow(g.threshold(a.Key.Operation))
@@ -232,6 +235,16 @@ func (g *Gate) Offer(source string, aggs []record.Aggregate, now time.Time) erro
 	}
 	s.Accepted += uint64(len(aggs))
 	return nil
+}
+
+// grow returns q with room for need records: twice its capacity (append
+// grows large slices by a quarter, so a queue of hundreds of thousands of
+// records would be copied again and again as it fills), but not past the
+// buffer's bound, which it never needs to exceed.
+func grow(q []record.Aggregate, need, limit int) []record.Aggregate {
+	next := make([]record.Aggregate, len(q), min(max(2*cap(q), need, 4096), max(limit, need)))
+	copy(next, q)
+	return next
 }
 
 // Admit checks a batch of single observations against the zones and caps
