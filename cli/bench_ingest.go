@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,8 +15,9 @@ import (
 
 func newBenchIngestCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
-		o      benchmark.IngestOptions
-		output string
+		o          benchmark.IngestOptions
+		output     string
+		cpuProfile string
 	)
 	cmd := &cobra.Command{
 		Use:   "ingest",
@@ -33,6 +36,17 @@ the slowest engine tick.`,
 				return usageErr("--output %q: want text or json", output)
 			}
 			o.Progress = stderr
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+				defer pprof.StopCPUProfile()
+			}
 			res, err := benchmark.RunIngest(cmd.Context(), o)
 			if err != nil {
 				return &exitError{code: exitUnknown, err: err}
@@ -59,5 +73,6 @@ the slowest engine tick.`,
 	f.IntVar(&o.DrainPerTick, "drain-per-tick", 100_000, "aggregates the engine takes per 250 ms tick (serve's budget); lower it to overload the engine")
 	f.IntVar(&o.MaxPending, "max-pending", 1_000_000, "the ingest buffer (telemetry.max_pending)")
 	f.StringVarP(&output, "output", "o", "text", "text (a markdown table) or json")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	return cmd
 }

@@ -142,10 +142,20 @@ func (g *Gate) reject(source, reason, msg string) error {
 // instances and operations; on a problem nothing is recorded.
 func (g *Gate) admit(source string, n int, key func(i int) (zone, instance, op string), now time.Time) error {
 	var newInst, newOps map[string]bool // allocated only for a batch with new names
+	// Sources send an instance's records together: the zone and instance of
+	// the previous record, when known, need no second look.
+	var prevZone, prevInst string
+	prevKnown := false
 	for i := range n {
 		z, inst, op := key(i)
-		ti, knownInst := g.instances[inst]
 		to, knownOp := g.ops[op]
+		if knownOp && prevKnown && inst == prevInst && z == prevZone {
+			if now.Sub(to) > time.Second {
+				g.ops[op] = now
+			}
+			continue
+		}
+		ti, knownInst := g.instances[inst]
 		if (knownInst || inst == "") && knownOp && slices.Contains(g.zones, z) {
 			// Refresh last-heard times at most once a second: the caps
 			// forget after minutes.
@@ -155,8 +165,10 @@ func (g *Gate) admit(source string, n int, key func(i int) (zone, instance, op s
 			if now.Sub(to) > time.Second {
 				g.ops[op] = now
 			}
+			prevZone, prevInst, prevKnown = z, inst, true
 			continue
 		}
+		prevKnown = false
 		if newInst == nil {
 			newInst, newOps = map[string]bool{}, map[string]bool{}
 		}
@@ -209,6 +221,9 @@ func (g *Gate) Offer(source string, aggs []record.Aggregate, now time.Time) erro
 	if err != nil {
 		return err
 	}
+	if need := len(g.queue) + len(aggs); need > cap(g.queue) {
+		g.queue = grow(g.queue, need, g.lim.MaxPending)
+	}
 	s := g.source(source)
 	for _, a := range aggs {
 		a.FillSlow(g.threshold(a.Key.Operation))
@@ -220,6 +235,16 @@ func (g *Gate) Offer(source string, aggs []record.Aggregate, now time.Time) erro
 	}
 	s.Accepted += uint64(len(aggs))
 	return nil
+}
+
+// grow returns q with room for need records: twice its capacity (append
+// grows large slices by a quarter, so a queue of hundreds of thousands of
+// records would be copied again and again as it fills), but not past the
+// buffer's bound, which it never needs to exceed.
+func grow(q []record.Aggregate, need, limit int) []record.Aggregate {
+	next := make([]record.Aggregate, len(q), min(max(2*cap(q), need, 4096), max(limit, need)))
+	copy(next, q)
+	return next
 }
 
 // Admit checks a batch of single observations against the zones and caps
@@ -255,7 +280,8 @@ func (g *Gate) threshold(op string) time.Duration {
 // first, and forgets instances and operations silent for Limits.Forget.
 // The service calls it at each tick; the limit keeps a flood from
 // stretching a tick: what is left waits for the next one, and the buffer
-// bound drops the excess at the door.
+// bound drops the excess at the door. f must not keep the slice: the gate
+// reuses its array once f returns.
 func (g *Gate) Drain(now time.Time, max int, f func([]record.Aggregate)) {
 	g.mu.Lock()
 	q := g.queue
@@ -263,15 +289,20 @@ func (g *Gate) Drain(now time.Time, max int, f func([]record.Aggregate)) {
 	if max > 0 && n > max {
 		n = max
 	}
-	var batch []record.Aggregate
-	if n == len(q) {
-		batch = q
-		g.queue = g.spare[:0]
-		g.spare = nil
-	} else {
-		batch = slices.Clone(q[:n])
-		g.queue = q[n:]
+	// The batch is the queue's own array: what is left (over max) moves to
+	// the spare array, the smaller copy, and the queue goes on there with
+	// its room intact (sliding the queue's start instead would make every
+	// later append reallocate and copy all that waits).
+	batch := q[:n]
+	next := g.spare[:0]
+	if rest := q[n:]; len(rest) > 0 {
+		if cap(next) < len(rest) {
+			next = make([]record.Aggregate, 0, cap(q))
+		}
+		next = append(next, rest...)
+		clear(rest)
 	}
+	g.queue, g.spare = next, nil
 	if now.Sub(g.lastSweep) >= time.Minute {
 		g.lastSweep = now
 		for k, t := range g.instances {
@@ -289,14 +320,12 @@ func (g *Gate) Drain(now time.Time, max int, f func([]record.Aggregate)) {
 	if len(batch) > 0 {
 		f(batch)
 	}
-	if n == len(q) {
-		clear(batch) // drop the key strings and histograms it holds
-		g.mu.Lock()
-		if g.spare == nil {
-			g.spare = batch[:0]
-		}
-		g.mu.Unlock()
+	clear(batch) // drop the key strings and histograms it holds
+	g.mu.Lock()
+	if g.spare == nil {
+		g.spare = batch[:0]
 	}
+	g.mu.Unlock()
 }
 
 // Pending is the number of aggregates waiting for the engine.

@@ -114,3 +114,46 @@ func TestAdmitObservations(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Under overload (offers far above what each drain takes), the queue stays
+// within MaxPending, every record is either drained once, in order, or
+// counted as dropped, and partial drains interleaved with offers lose
+// nothing.
+func TestOverloadBoundedOrderedAndCounted(t *testing.T) {
+	const maxPending, perDrain = 50, 7
+	g := New("web", []string{"az1"}, Limits{MaxPending: maxPending})
+	var got []record.Aggregate
+	offered := 0
+	for round := range 200 {
+		batch := make([]record.Aggregate, 1+round%9)
+		for i := range batch {
+			batch[i] = agg("az1", "i-1", "get", uint64(offered+i+1))
+		}
+		err := g.Offer("otlp", batch, t0)
+		if err != nil && !errors.Is(err, ErrFull) {
+			t.Fatal(err)
+		}
+		offered += len(batch)
+		if p := g.Pending(); p > maxPending {
+			t.Fatalf("round %d: %d pending, over the bound of %d", round, p, maxPending)
+		}
+		if round%2 == 0 {
+			g.Drain(t0, perDrain, func(b []record.Aggregate) {
+				if len(b) > perDrain {
+					t.Fatalf("drained %d, over the budget of %d", len(b), perDrain)
+				}
+				got = append(got, b...)
+			})
+		}
+	}
+	got = append(got, drainAll(g)...)
+	st := g.Stats()[0]
+	if int(st.Accepted) != len(got) || int(st.Accepted+st.Dropped) != offered || st.Dropped == 0 {
+		t.Fatalf("accepted %d, dropped %d, drained %d, offered %d", st.Accepted, st.Dropped, len(got), offered)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].Requests <= got[i-1].Requests {
+			t.Fatalf("out of order at %d: %d after %d", i, got[i].Requests, got[i-1].Requests)
+		}
+	}
+}

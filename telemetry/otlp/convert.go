@@ -9,6 +9,7 @@
 package otlp
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -65,9 +66,22 @@ type Converter struct {
 	// attribute set appears with its first increment, e.g. the first 5xx),
 	// so its first point counts from zero.
 	processes map[string]bool
+
+	// Scratch space reused from one call to the next (calls are serialised):
+	// the points of a request, their bounds and values in two flat slices,
+	// and the index of aggregates by key. A request then costs a handful of
+	// allocations, not several per data point.
+	pts    []point
+	durs   []time.Duration
+	vals   []float64
+	delta  []float64
+	counts []uint64
+	idx    map[record.SeriesKey]int
 }
 
-// point is one validated data point before the cumulative step.
+// point is one validated data point before the cumulative step. Its bounds
+// and values live in the converter's flat scratch slices (offsets, not
+// slices, so that the scratch slices can grow while points are read).
 type point struct {
 	key        record.SeriesKey
 	seriesID   string
@@ -75,34 +89,42 @@ type point struct {
 	outcome    observation.Outcome
 	start, at  time.Time
 	cumulative bool
-	bounds     []time.Duration // nil for a sum
-	vals       []float64       // count, then bucket counts
+	hist       bool  // a histogram (else a sum: no latency)
+	b0, nb     int32 // bounds: durs[b0 : b0+nb]
+	v0, nv     int32 // count, then bucket counts: vals[v0 : v0+nv]
 }
 
 // Convert validates every data point of md, then turns them into deltas
 // and sums them per (zone, instance, operation). A bad point fails the
 // whole request with one line naming it; then no cumulative state changes.
 func (c *Converter) Convert(md pmetric.Metrics, now time.Time) ([]record.Aggregate, error) {
-	pts, err := c.points(md, now)
-	if err != nil {
+	defer c.release()
+	if err := c.points(md, now); err != nil {
 		return nil, err
 	}
-	idx := map[record.SeriesKey]int{}
-	var out []record.Aggregate
-	var delta []float64
-	for _, p := range pts {
-		vals := p.vals
+	if c.idx == nil {
+		c.idx = make(map[record.SeriesKey]int, len(c.pts))
+	}
+	out := make([]record.Aggregate, 0, len(c.pts))
+	// The aggregates' latency buckets, carved from one allocation: each
+	// aggregate's slice is capped, so merging a second histogram into it
+	// reallocates that slice only, never writes into its neighbour's.
+	var lat []record.Bucket
+	var err error
+	for i := range c.pts {
+		p := &c.pts[i]
+		vals := c.vals[p.v0 : p.v0+p.nv]
 		if p.cumulative {
 			var ok bool
 			known := c.processes[p.process]
-			delta, ok, err = c.Tracker.Delta(p.seriesID, p.start, p.at, p.vals, delta, known)
+			c.delta, ok, err = c.Tracker.Delta(p.seriesID, p.start, p.at, vals, c.delta, known)
 			if err != nil {
 				return nil, fmt.Errorf("%w (%d tracked)", err, c.Tracker.Len())
 			}
 			if !ok {
 				continue
 			}
-			vals = delta
+			vals = c.delta
 		}
 		if p.cumulative && !c.processes[p.process] {
 			if c.processes == nil || len(c.processes) >= max(c.Tracker.Max, 1_000_000) {
@@ -114,43 +136,88 @@ func (c *Converter) Convert(md pmetric.Metrics, now time.Time) ([]record.Aggrega
 		if n == 0 {
 			continue
 		}
-		i, ok := idx[p.key]
+		j, ok := c.idx[p.key]
 		if !ok {
-			i = len(out)
-			idx[p.key] = i
+			j = len(out)
+			c.idx[p.key] = j
 			out = append(out, record.Aggregate{Key: p.key, Slow: record.SlowFromLatency})
 		}
-		a := &out[i]
+		a := &out[j]
 		a.Count(p.outcome, n)
 		if p.at.After(a.At) {
 			a.At = p.at
 		}
-		if p.bounds == nil {
+		if !p.hist {
 			a.Slow = 0 // a counter says nothing of latency
 			continue
 		}
-		counts := make([]uint64, len(vals)-1)
-		for j, v := range vals[1:] {
-			counts[j] = uint64(math.Round(v))
+		nb := len(vals) - 1
+		if a.Latency == nil {
+			if len(lat) < nb {
+				lat = make([]record.Bucket, max(nb, c.bucketsLeft(i)))
+			}
+			a.Latency, lat = lat[:0:nb], lat[nb:]
 		}
-		a.AddHistogram(p.bounds, counts)
+		c.counts = c.counts[:0]
+		for _, v := range vals[1:] {
+			c.counts = append(c.counts, uint64(math.Round(v)))
+		}
+		a.AddHistogram(c.durs[p.b0:p.b0+p.nb], c.counts)
+	}
+	if len(out) == 0 {
+		return nil, nil
 	}
 	return out, nil
 }
 
-func (c *Converter) points(md pmetric.Metrics, now time.Time) ([]point, error) {
-	var pts []point
+// bucketsLeft is the number of bucket counts of the points from i on: what
+// the aggregates still to come can need at most.
+func (c *Converter) bucketsLeft(i int) int {
+	n := 0
+	for _, p := range c.pts[i:] {
+		if p.hist {
+			n += int(p.nv) - 1
+		}
+	}
+	return n
+}
+
+// release drops the scratch space's references to the request's strings,
+// keeping its capacity.
+func (c *Converter) release() {
+	clear(c.pts)
+	c.pts = c.pts[:0]
+	c.durs, c.vals = c.durs[:0], c.vals[:0]
+	clear(c.idx)
+	if cap(c.pts) > maxScratchPoints {
+		c.pts, c.durs, c.vals, c.idx = nil, nil, nil, nil // an outsized request: do not keep its scratch
+	}
+}
+
+// maxScratchPoints bounds the points whose scratch space the converter keeps between requests.
+const maxScratchPoints = 100_000
+
+func (c *Converter) points(md pmetric.Metrics, now time.Time) error {
 	hasDuration := false
+	n := 0
 	rms := md.ResourceMetrics()
 	for i := range rms.Len() {
 		sms := rms.At(i).ScopeMetrics()
 		for j := range sms.Len() {
 			ms := sms.At(j).Metrics()
 			for k := range ms.Len() {
-				hasDuration = hasDuration || ms.At(k).Name() == c.DurationMetric
+				m := ms.At(k)
+				switch m.Type() {
+				case pmetric.MetricTypeHistogram:
+					n += m.Histogram().DataPoints().Len()
+				case pmetric.MetricTypeSum:
+					n += m.Sum().DataPoints().Len()
+				}
+				hasDuration = hasDuration || m.Name() == c.DurationMetric
 			}
 		}
 	}
+	c.pts = slices.Grow(c.pts[:0], n)
 	for i := range rms.Len() {
 		rm := rms.At(i)
 		res := rm.Resource().Attributes()
@@ -163,22 +230,22 @@ func (c *Converter) points(md pmetric.Metrics, now time.Time) ([]point, error) {
 				var err error
 				switch {
 				case m.Name() == c.DurationMetric:
-					pts, err = c.histogram(pts, m, res, where, now)
+					err = c.histogram(m, res, where, now)
 				case m.Name() == c.RequestsMetric && !hasDuration:
-					pts, err = c.sum(pts, m, res, where, now)
+					err = c.sum(m, res, where, now)
 				}
 				if err != nil {
-					return nil, err
+					return err
 				}
 			}
 		}
 	}
-	return pts, nil
+	return nil
 }
 
-func (c *Converter) histogram(pts []point, m pmetric.Metric, res pcommon.Map, where loc, now time.Time) ([]point, error) {
+func (c *Converter) histogram(m pmetric.Metric, res pcommon.Map, where loc, now time.Time) error {
 	if m.Type() != pmetric.MetricTypeHistogram {
-		return pts, fmt.Errorf("%s: is a %s, want an explicit-bucket histogram", where, m.Type())
+		return fmt.Errorf("%s: is a %s, want an explicit-bucket histogram", where, m.Type())
 	}
 	scale := time.Second
 	switch m.Unit() {
@@ -188,12 +255,12 @@ func (c *Converter) histogram(pts []point, m pmetric.Metric, res pcommon.Map, wh
 	case "us":
 		scale = time.Microsecond
 	default:
-		return pts, fmt.Errorf("%s: unit %q is not s, ms or us", where, m.Unit())
+		return fmt.Errorf("%s: unit %q is not s, ms or us", where, m.Unit())
 	}
 	h := m.Histogram()
 	cum, err := cumulativeTemporality(h.AggregationTemporality(), where)
 	if err != nil {
-		return pts, err
+		return err
 	}
 	dps := h.DataPoints()
 	for d := range dps.Len() {
@@ -201,56 +268,57 @@ func (c *Converter) histogram(pts []point, m pmetric.Metric, res pcommon.Map, wh
 		w := where.point(d)
 		p, err := c.common(dp.Attributes(), res, dp.StartTimestamp(), dp.Timestamp(), w, now)
 		if err != nil {
-			return pts, err
+			return err
 		}
 		bs, bc := dp.ExplicitBounds(), dp.BucketCounts()
 		if bc.Len() != bs.Len()+1 {
-			return pts, fmt.Errorf("%s: %d bucket counts for %d bounds, want %d", w, bc.Len(), bs.Len(), bs.Len()+1)
+			return fmt.Errorf("%s: %d bucket counts for %d bounds, want %d", w, bc.Len(), bs.Len(), bs.Len()+1)
 		}
-		p.cumulative = cum
-		p.bounds = make([]time.Duration, bs.Len())
+		p.cumulative, p.hist = cum, true
+		p.b0, p.nb = int32(len(c.durs)), int32(bs.Len())
 		prev := math.Inf(-1)
 		for b := range bs.Len() {
 			v := bs.At(b)
 			if math.IsNaN(v) || v <= prev || v < 0 || v*float64(scale) > float64(24*time.Hour) {
-				return pts, fmt.Errorf("%s: explicit_bounds[%d] %v is not increasing, non-negative and under 24h", w, b, v)
+				return fmt.Errorf("%s: explicit_bounds[%d] %v is not increasing, non-negative and under 24h", w, b, v)
 			}
 			prev = v
-			p.bounds[b] = time.Duration(v * float64(scale))
+			c.durs = append(c.durs, time.Duration(v*float64(scale)))
 		}
-		p.vals = make([]float64, 1, bc.Len()+1)
+		count := dp.Count()
+		p.v0, p.nv = int32(len(c.vals)), int32(bc.Len()+1)
+		c.vals = append(c.vals, float64(count))
 		var total uint64
 		for b := range bc.Len() {
-			if bc.At(b) > dp.Count() {
-				return pts, fmt.Errorf("%s: bucket_counts[%d] %d is over count (%d)", w, b, bc.At(b), dp.Count())
+			if bc.At(b) > count {
+				return fmt.Errorf("%s: bucket_counts[%d] %d is over count (%d)", w, b, bc.At(b), count)
 			}
 			total += bc.At(b)
-			p.vals = append(p.vals, float64(bc.At(b)))
+			c.vals = append(c.vals, float64(bc.At(b)))
 		}
-		if dp.Count() > maxCount {
-			return pts, fmt.Errorf("%s: count %d is over %g", w, dp.Count(), float64(maxCount))
+		if count > maxCount {
+			return fmt.Errorf("%s: count %d is over %g", w, count, float64(maxCount))
 		}
-		if total != dp.Count() {
-			return pts, fmt.Errorf("%s: bucket counts add up to %d, not count (%d)", w, total, dp.Count())
+		if total != count {
+			return fmt.Errorf("%s: bucket counts add up to %d, not count (%d)", w, total, count)
 		}
-		p.vals[0] = float64(dp.Count())
 		if cum {
-			p.seriesID = seriesID(p, dp.Attributes(), res, m.Name())
+			p.seriesID = seriesID(dp.Attributes(), res, m.Name())
 			p.process = processID(res, p.start)
 		}
-		pts = append(pts, p)
+		c.pts = append(c.pts, p)
 	}
-	return pts, nil
+	return nil
 }
 
-func (c *Converter) sum(pts []point, m pmetric.Metric, res pcommon.Map, where loc, now time.Time) ([]point, error) {
+func (c *Converter) sum(m pmetric.Metric, res pcommon.Map, where loc, now time.Time) error {
 	if m.Type() != pmetric.MetricTypeSum || !m.Sum().IsMonotonic() {
-		return pts, fmt.Errorf("%s: is a %s, want a monotonic sum (a counter)", where, m.Type())
+		return fmt.Errorf("%s: is a %s, want a monotonic sum (a counter)", where, m.Type())
 	}
 	s := m.Sum()
 	cum, err := cumulativeTemporality(s.AggregationTemporality(), where)
 	if err != nil {
-		return pts, err
+		return err
 	}
 	dps := s.DataPoints()
 	for d := range dps.Len() {
@@ -258,23 +326,25 @@ func (c *Converter) sum(pts []point, m pmetric.Metric, res pcommon.Map, where lo
 		w := where.point(d)
 		p, err := c.common(dp.Attributes(), res, dp.StartTimestamp(), dp.Timestamp(), w, now)
 		if err != nil {
-			return pts, err
+			return err
 		}
 		v := float64(dp.IntValue())
 		if dp.ValueType() == pmetric.NumberDataPointValueTypeDouble {
 			v = dp.DoubleValue()
 		}
 		if math.IsNaN(v) || v < 0 || v > maxCount {
-			return pts, fmt.Errorf("%s: value %v is not a number from 0 to %g", w, v, float64(maxCount))
+			return fmt.Errorf("%s: value %v is not a number from 0 to %g", w, v, float64(maxCount))
 		}
-		p.cumulative, p.vals = cum, []float64{v}
+		p.cumulative = cum
+		p.v0, p.nv = int32(len(c.vals)), 1
+		c.vals = append(c.vals, v)
 		if cum {
-			p.seriesID = seriesID(p, dp.Attributes(), res, m.Name())
+			p.seriesID = seriesID(dp.Attributes(), res, m.Name())
 			p.process = processID(res, p.start)
 		}
-		pts = append(pts, p)
+		c.pts = append(c.pts, p)
 	}
-	return pts, nil
+	return nil
 }
 
 // cumulativeTemporality says whether points are cumulative (else delta).
@@ -304,10 +374,10 @@ func (c *Converter) common(attrs, res pcommon.Map, start, ts pcommon.Timestamp, 
 		op = Unmatched
 	}
 	p.outcome = observation.Success
-	if st, ok := lookup(c.Attributes.Status, attrs, res); ok {
-		code, err := strconv.Atoi(st)
-		if err != nil || code < 0 || code > 599 {
-			return p, fmt.Errorf("%s: status %q is not an HTTP status code", w, st)
+	if st, ok := lookupValue(c.Attributes.Status, attrs, res); ok {
+		code, err := statusCode(st)
+		if err != nil {
+			return p, fmt.Errorf("%s: status %q is not an HTTP status code", w, st.AsString())
 		}
 		p.outcome = observation.FromStatus(code)
 	} else if _, failed := attrs.Get("error.type"); failed {
@@ -328,14 +398,40 @@ func (c *Converter) common(attrs, res pcommon.Map, start, ts pcommon.Timestamp, 
 }
 
 func lookup(names []string, attrs, res pcommon.Map) (string, bool) {
-	for _, m := range []pcommon.Map{attrs, res} {
-		for _, n := range names {
-			if v, ok := m.Get(n); ok {
-				return v.AsString(), true
-			}
+	v, ok := lookupValue(names, attrs, res)
+	if !ok {
+		return "", false
+	}
+	return v.AsString(), true
+}
+
+func lookupValue(names []string, attrs, res pcommon.Map) (pcommon.Value, bool) {
+	for _, n := range names {
+		if v, ok := attrs.Get(n); ok {
+			return v, true
 		}
 	}
-	return "", false
+	for _, n := range names {
+		if v, ok := res.Get(n); ok {
+			return v, true
+		}
+	}
+	return pcommon.Value{}, false
+}
+
+// statusCode reads an HTTP status code attribute: an integer (the semantic
+// conventions' type, read without formatting it) or its decimal string.
+func statusCode(v pcommon.Value) (int, error) {
+	code := int64(-1)
+	if v.Type() == pcommon.ValueTypeInt {
+		code = v.Int()
+	} else if n, err := strconv.Atoi(v.AsString()); err == nil {
+		code = int64(n)
+	}
+	if code < 0 || code > 599 {
+		return 0, errors.New("not an HTTP status code")
+	}
+	return int(code), nil
 }
 
 // loc names a metric or data point in an export, formatted only for an error.
@@ -357,13 +453,13 @@ func (l loc) String() string {
 
 // processID names the process behind a point: its resource and start time.
 func processID(res pcommon.Map, start time.Time) string {
-	return seriesID(point{}, pcommon.NewMap(), res, start.Format(time.RFC3339Nano))
+	return seriesID(pcommon.NewMap(), res, start.Format(time.RFC3339Nano))
 }
 
 // seriesID names a cumulative series: the metric, the resource's and the
 // point's attributes (every one, not only those grayzone reads: two
 // processes on one instance are two series).
-func seriesID(p point, attrs, res pcommon.Map, metric string) string {
+func seriesID(attrs, res pcommon.Map, metric string) string {
 	var b strings.Builder
 	b.WriteString(metric)
 	for _, m := range []pcommon.Map{res, attrs} {

@@ -1,6 +1,8 @@
 package otlp
 
 import (
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 
 	"github.com/grayzone/grayzone/telemetry/cumulative"
+	"github.com/grayzone/grayzone/telemetry/record"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -154,3 +157,44 @@ func FuzzDecodeConvert(f *testing.F) {
 }
 
 func cumulativeSince(t time.Time) cumulative.Tracker { return cumulative.Tracker{Since: t} }
+
+// The converter reuses its scratch space from one request to the next: a
+// request converts the same after others, failed ones included, as on a
+// fresh converter, and its aggregates do not share latency buckets.
+func TestScratchReuseChangesNothing(t *testing.T) {
+	big := func() pmetric.Metrics {
+		md := request(pmetric.AggregationTemporalityDelta, time.Time{}, 10)
+		dps := dp(md)
+		for i := range 30 {
+			p := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Histogram().DataPoints().AppendEmpty()
+			dps.CopyTo(p)
+			p.Attributes().PutStr("route", fmt.Sprint("op-", i%7))
+			p.Attributes().PutStr("code", fmt.Sprint(200+100*(i%4)))
+		}
+		return md
+	}
+	bad := request(pmetric.AggregationTemporalityDelta, time.Time{}, 10)
+	dp(bad).SetCount(3)
+	want, err := converter().Convert(big(), t0)
+	if err != nil || len(want) != 8 { // "get" and op-0 … op-6
+		t.Fatalf("%v %d aggregates", err, len(want))
+	}
+	c := converter()
+	for range 3 {
+		if _, err := c.Convert(bad, t0); err == nil {
+			t.Fatal("bad request converted")
+		}
+		got, err := c.Convert(big(), t0)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("after reuse: %v\n%+v\nwant %+v", err, got, want)
+		}
+		for i := range got {
+			got[i].Latency = append(got[i].Latency, record.Bucket{Index: 1000 + i, Count: 1})
+		}
+		for i := range got {
+			if l := got[i].Latency; l[len(l)-1].Index != 1000+i {
+				t.Fatalf("aggregate %d's buckets overwritten by a neighbour's: %+v", i, l)
+			}
+		}
+	}
+}

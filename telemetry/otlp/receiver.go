@@ -1,6 +1,7 @@
 package otlp
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"errors"
@@ -174,7 +175,14 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 		body = io.LimitReader(zr, maxBody+1)
 	}
-	data, err := io.ReadAll(body)
+	buf := bodies.Get().(*bytes.Buffer)
+	defer putBody(buf)
+	buf.Reset()
+	if n := req.ContentLength; n > 0 && n <= maxBody && req.Header.Get("Content-Encoding") == "" {
+		buf.Grow(int(n) + bytes.MinRead) // one read to the end, no regrowing
+	}
+	_, err := buf.ReadFrom(body)
+	data := buf.Bytes()
 	if err != nil || len(data) > maxBody {
 		r.httpError(w, req, http.StatusRequestEntityTooLarge, fmt.Errorf("otlp: body over %d bytes or unreadable", maxBody))
 		return
@@ -215,6 +223,17 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
+}
+
+// bodies are request body buffers, reused: pdata copies every string and
+// slice out of the bytes it decodes, so a buffer is free again once the
+// request is decoded.
+var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func putBody(b *bytes.Buffer) {
+	if b.Cap() <= maxBody+bytes.MinRead {
+		bodies.Put(b)
+	}
 }
 
 // httpError answers with the OTLP error body, a google.rpc.Status.
