@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io"
 	"log/slog"
 	"math"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -48,7 +50,40 @@ type DataplaneOptions struct {
 	Concurrency int           // request loops (default 4)
 	Quiet       time.Duration // a shift is done when the zone got no new request for this long (default 250ms)
 	Exe         string        // the grayzone binary, for embedded_process (default: this executable)
-	Progress    io.Writer
+	// Pin binds the bench (customers, backends, the in-process planes) to
+	// CPU 0 and each data plane that is its own process (HAProxy, grayzone
+	// frontdoor) to CPU 1, as a deployment gives its proxy its own cores.
+	// Unpinned, on two cores, a proxy's event loop waits behind the
+	// customers' loops, and that wait is measured as the data plane's.
+	Pin      bool
+	Progress io.Writer
+}
+
+// pinCPU is the CPU the bench gives a data plane process under Pin.
+const pinCPU = 1
+
+// pinSelf binds every thread of this process to CPU 0; threads started
+// later inherit it from the thread that starts them.
+func pinSelf() error {
+	if runtime.NumCPU() < 2 {
+		return fmt.Errorf("--pin needs two CPUs, this machine has %d", runtime.NumCPU())
+	}
+	var set unix.CPUSet
+	set.Set(0)
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return fmt.Errorf("pin: %w", err)
+	}
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		if err := unix.SchedSetaffinity(tid, &set); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("pin thread %d to CPU 0: %w", tid, err)
+		}
+	}
+	return nil
 }
 
 // DataplaneResult is one data plane's figures, in milliseconds.
@@ -146,6 +181,11 @@ func RunDataplane(ctx context.Context, o DataplaneOptions) (map[string]Dataplane
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
+	if o.Pin {
+		if err := pinSelf(); err != nil {
+			return nil, err
+		}
+	}
 	out := map[string]DataplaneResult{}
 	for _, name := range o.Planes {
 		if !slices.Contains(DataPlanes, name) {
@@ -180,9 +220,9 @@ func runPlane(ctx context.Context, o DataplaneOptions, name string) (DataplaneRe
 	case PlaneEmbedded:
 		p, err = embeddedPlane(ctx, arr)
 	case PlaneEmbeddedProcess:
-		p, err = processPlane(ctx, arr, o.Exe)
+		p, err = processPlane(ctx, arr, o.Exe, o.Pin)
 	case PlaneHAProxy:
-		p, err = haproxyPlane(ctx, arr)
+		p, err = haproxyPlane(ctx, arr, o.Pin)
 	case PlaneXDS:
 		p, err = xdsPlane(ctx, arr)
 	}
@@ -380,7 +420,7 @@ func startXDS(ctx context.Context, targets []xds.Target) (*xds.Server, func(), e
 	return srv, func() { cancel(); <-done }, nil
 }
 
-func processPlane(ctx context.Context, arr *arrivals, exe string) (plane, error) {
+func processPlane(ctx context.Context, arr *arrivals, exe string, pin bool) (plane, error) {
 	if exe == "" {
 		var err error
 		if exe, err = os.Executable(); err != nil {
@@ -415,6 +455,10 @@ func processPlane(ctx context.Context, arr *arrivals, exe string) (plane, error)
 		return plane{}, err
 	}
 	cmd := exec.Command(exe, "frontdoor", "--config", path, "--log-level", "warn")
+	if pin {
+		// taskset (util-linux) binds the process before its first thread starts.
+		cmd = exec.Command("taskset", "-c", strconv.Itoa(pinCPU), exe, "frontdoor", "--config", path, "--log-level", "warn")
+	}
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return plane{}, fmt.Errorf("start %s frontdoor: %w", exe, err)
@@ -454,7 +498,7 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-func haproxyPlane(ctx context.Context, arr *arrivals) (plane, error) {
+func haproxyPlane(ctx context.Context, arr *arrivals, pin bool) (plane, error) {
 	if _, err := haproxy.Binary(); err != nil {
 		return plane{}, fmt.Errorf("%w: %v", ErrPlaneUnavailable, err)
 	}
@@ -468,6 +512,10 @@ func haproxyPlane(ctx context.Context, arr *arrivals) (plane, error) {
 		return plane{}, err
 	}
 	l := haproxy.Layout{Socket: filepath.Join(dir, "admin.sock"), Zonal: map[string]string{}}
+	if pin {
+		cpu := pinCPU
+		l.PinCPU = &cpu
+	}
 	if l.Regional, err = freeAddr(); err != nil {
 		return plane{}, err
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"runtime"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -33,9 +34,17 @@ back to back over three zones of two backends, shifts one zone away and back
            reached the zone again.
 
 Median and p99 per data plane. HAProxy is skipped (with a message) when it is
-not installed.`,
+not installed.
+
+With --pin (the default on two or more CPUs), the bench itself (customers,
+backends, the in-process planes) runs on CPU 0 and each data plane that is a
+process of its own (HAProxy, one thread; grayzone frontdoor) on CPU 1, as a
+deployment gives its proxy cores of its own. --pin=false lets everything
+share every CPU: then, on a small machine, a proxy's event loop waits behind
+the customers' loops, and that wait shows in its figures.`,
 		Example: `  grayzone bench dataplane --output json
-  grayzone bench dataplane --plane embedded,haproxy --shifts 100`,
+  grayzone bench dataplane --plane embedded,haproxy --shifts 100
+  grayzone bench dataplane --plane haproxy --pin=false`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "text" && output != "json" {
@@ -69,6 +78,7 @@ not installed.`,
 	f.IntVar(&o.Shifts, "shifts", 50, "shifts (and ends of shifts) measured per data plane")
 	f.IntVar(&o.Concurrency, "concurrency", 4, "customer request loops")
 	f.DurationVar(&o.Quiet, "quiet", 250*time.Millisecond, "a shift is complete once the zone got no new request for this long")
+	f.BoolVar(&o.Pin, "pin", runtime.NumCPU() >= 2, "bench on CPU 0, each data plane process on CPU 1 (needs two CPUs)")
 	f.StringVarP(&output, "output", "o", "text", "text (markdown table) or json")
 	return cmd
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -325,5 +328,47 @@ func TestSetTargetsAddsAndRemovesServers(t *testing.T) {
 	}
 	if hits["za-3"] == 0 || hits["za-2"] != 0 || hits["zb-1"]+hits["zb-2"] != 0 {
 		t.Fatalf("hits: %v", hits)
+	}
+}
+
+// TestPinnedLayoutRunsOneThreadOnItsCPU: with PinCPU the worker is one
+// thread bound to that CPU (the benchmark's own-core HAProxy).
+func TestPinnedLayoutRunsOneThreadOnItsCPU(t *testing.T) {
+	cpu := 0
+	cfg := Layout{Socket: "/s", Regional: "127.0.0.1:1", PinCPU: &cpu}.Config()
+	if !strings.Contains(cfg, "    nbthread 1\n    cpu-map 1/1 0\n") {
+		t.Fatalf("config:\n%s", cfg)
+	}
+	if strings.Contains(Layout{Socket: "/s", Regional: "127.0.0.1:1"}.Config(), "cpu-map") {
+		t.Error("unpinned layout has a cpu-map")
+	}
+	if _, err := Binary(); err != nil {
+		t.Skipf("no haproxy: %v", err)
+	}
+	dir, err := os.MkdirTemp("", "gzhap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	l := Layout{Socket: filepath.Join(dir, "admin.sock"), Regional: freeAddr(t), Zonal: map[string]string{}, PinCPU: &cpu}
+	p, err := Start(context.Background(), dir, l.Config(), l.Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	pid, err := p.Pid(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(n, &set); err != nil {
+		t.Fatal(err)
+	}
+	if set.Count() != 1 || !set.IsSet(0) {
+		t.Errorf("worker %d affinity: %d CPUs, CPU 0 set %v; want CPU 0 alone", n, set.Count(), set.IsSet(0))
 	}
 }

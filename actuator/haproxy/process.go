@@ -30,6 +30,10 @@ type Layout struct {
 	HealthPath     string
 	HealthInterval time.Duration
 	Rise, Fall     int
+	// PinCPU, when set, runs HAProxy as one thread bound to that CPU
+	// (nbthread 1, cpu-map), so it does not compete with what else runs on
+	// the machine: a benchmark gives it its own core, as a deployment does.
+	PinCPU *int
 }
 
 // Target is one backend instance.
@@ -65,6 +69,9 @@ func (l Layout) Config() string {
 	fmt.Fprintf(&b, "global\n    master-worker\n    maxconn 4000\n    stats socket %s mode 600 level admin nice -1024\n    tune.sched.low-latency on\n", l.Socket)
 	if l.Log != "" {
 		fmt.Fprintf(&b, "    log %s local0\n", l.Log)
+	}
+	if l.PinCPU != nil {
+		fmt.Fprintf(&b, "    nbthread 1\n    cpu-map 1/1 %d\n", *l.PinCPU)
 	}
 	b.WriteString("\ndefaults\n    mode http\n    option http-keep-alive\n    timeout connect 2s\n    timeout client 60s\n    timeout server 60s\n    timeout http-keep-alive 60s\n")
 	if l.Log != "" {
