@@ -111,9 +111,12 @@ type zonePath struct {
 }
 
 // warmRounds is how many times the warm-up requests each operation through
-// each endpoint, all at once: enough to reach every instance behind the
-// front door and open several of its connections.
+// each endpoint: enough to reach every instance behind the front door and
+// open several of its connections.
 const warmRounds = 4
+
+// warmConcurrency bounds the warm-up's requests in flight.
+const warmConcurrency = 8
 
 // warmUp requests every operation through every canary endpoint (the
 // regional front door and each zone's path) before the scenario's clock
@@ -127,12 +130,16 @@ func warmUp(ctx context.Context, endpoints []canary.Endpoint, ops []string) {
 	client := &http.Client{}
 	defer client.CloseIdleConnections()
 	var wg sync.WaitGroup
+	// A few at a time: a burst of every request at once would load the
+	// machine more than the scenario ever does.
+	slots := make(chan struct{}, warmConcurrency)
 	for _, e := range endpoints {
 		for _, op := range ops {
 			for range warmRounds {
 				wg.Add(1)
+				slots <- struct{}{}
 				go func() {
-					defer wg.Done()
+					defer func() { <-slots; wg.Done() }()
 					req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(e.URL, "/")+"/"+op, nil)
 					if err != nil {
 						return

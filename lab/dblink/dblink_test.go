@@ -205,11 +205,14 @@ func last(ds []time.Duration) time.Duration {
 }
 
 // The app's 2 s database timeout, as seen by a caller: a stalled call fails
-// at the timeout, give or take scheduling on a busy machine.
+// at the timeout, give or take scheduling on a busy machine. A fast failure
+// (a reset) is one well before it: on a machine busy with the lab's
+// real-mode runs (go test runs packages side by side) a reset has taken
+// over a second to surface, so the line sits between that and a stall.
 const (
 	stallMin = 1900 * time.Millisecond
 	stallMax = 3 * time.Second
-	fastFail = 500 * time.Millisecond
+	fastFail = 1500 * time.Millisecond
 )
 
 func TestNoFaults(t *testing.T) {
@@ -238,8 +241,19 @@ func TestLatency(t *testing.T) {
 		}
 
 		// Latency is per call: connecting and pgx's health ping are not slowed.
-		set(t, l, dblink.Fault{Kind: dblink.KindLatency, Latency: 300 * time.Millisecond})
+		// A connect without the fault first is the yardstick: on a busy
+		// machine a connection (a server process, authentication) can take
+		// most of a second by itself.
+		set(t, l)
 		start := time.Now()
+		plain, err := pgconn.Connect(ctx, linkURL(b, l))
+		if err != nil {
+			t.Fatalf("connect: %v", err)
+		}
+		baseline := time.Since(start)
+		plain.Close(ctx)
+		set(t, l, dblink.Fault{Kind: dblink.KindLatency, Latency: 300 * time.Millisecond})
+		start = time.Now()
 		conn, err := pgconn.Connect(ctx, linkURL(b, l))
 		if err != nil {
 			t.Fatalf("connect: %v", err)
@@ -256,9 +270,9 @@ func TestLatency(t *testing.T) {
 			t.Fatalf("insert: %v", err)
 		}
 		inserted := time.Since(start)
-		t.Logf("latency 300ms: connect %v, ping %v, call %v", connected, pinged, inserted)
-		if connected >= 250*time.Millisecond || pinged >= 250*time.Millisecond || inserted < 290*time.Millisecond {
-			t.Errorf("latency 300ms: connect %v, ping %v (want fast), call %v (want >= 300ms)", connected, pinged, inserted)
+		t.Logf("latency 300ms: connect %v (%v without the fault), ping %v, call %v", connected, baseline, pinged, inserted)
+		if connected >= baseline+250*time.Millisecond || pinged >= 250*time.Millisecond || inserted < 290*time.Millisecond {
+			t.Errorf("latency 300ms: connect %v (%v without the fault), ping %v (want fast), call %v (want >= 300ms)", connected, baseline, pinged, inserted)
 		}
 
 		set(t, l)
