@@ -107,22 +107,11 @@ func mustAbs(t *testing.T, p string) string {
 	return a
 }
 
-// observeSecond posts a second of observations: the failing zone's instances
-// (failZone) and its canary fail (none when failing is "").
+// observeSecond posts a second of observations over z1..z3: the failing
+// zone's instances and its canary fail (none when failing is "").
 func observeSecond(t *testing.T, c *api.Client, failing string) {
 	t.Helper()
-	failZone(t, c, failing)
-	var obs []api.ObservationIn
-	for _, z := range []string{"z1", "z2", "z3"} {
-		o := api.ObservationIn{Source: "canary", Zone: z, Operation: "home", Outcome: "success", LatencyMs: 4}
-		if z == failing {
-			o.Outcome = "fault"
-		}
-		obs = append(obs, o)
-	}
-	if _, err := c.Ingest(context.Background(), api.ObservationBatch{Resource: "web", Observations: obs}); err != nil {
-		t.Fatal(err)
-	}
+	observeZones(t, c, []string{"z1", "z2", "z3"}, failing)
 }
 
 // kill -9 in the middle of an exclusion: the subnets to remove are on disk,
