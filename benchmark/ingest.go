@@ -4,13 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,11 +39,18 @@ type IngestOptions struct {
 	Instances, Operations int           // the fleet (default 10,000 × 50)
 	Duration              time.Duration // sending time per source (default 10s)
 	Sources               []string      // otlp, batch (default both)
-	// DrainPerTick is the engine's budget per 250 ms tick (default serve's
-	// 100,000); lower it to overload the engine on purpose.
+	// DrainPerTick is the engine's budget per 250 ms tick (default serve's,
+	// ingest.DefaultDrainPerTick); lower it to overload the engine on purpose.
 	DrainPerTick int
 	MaxPending   int // the gate's buffer (default serve's 1,000,000)
-	Progress     io.Writer
+	// Sender, when set, is the command line of a separate sender process
+	// (grayzone bench ingest-sender; RunSender is its body), to which the
+	// sender's flags are added. The process measured is then the receiving
+	// side alone, as in production, where the senders are other machines;
+	// the sender's CPU is reported apart. Empty: the senders are goroutines
+	// of this process, and their CPU counts in its per-CPU-second rate.
+	Sender   []string
+	Progress io.Writer
 }
 
 // IngestResult is one source's numbers.
@@ -48,12 +58,15 @@ type IngestResult struct {
 	Source      string  `json:"source"`
 	ObsPerS     float64 `json:"obs_per_s"`          // records admitted by the gate per second (OTLP data points or batch aggregates)
 	ObsPerSCore float64 `json:"obs_per_s_per_core"` // ObsPerS / GOMAXPROCS
-	// ObsPerCPUS is records admitted per CPU-second the process used
-	// (receiver, gate, engine and the senders, which run in it too): the
-	// per-core rate that does not depend on what else the machine runs.
+	// ObsPerCPUS is records admitted per CPU-second the process used:
+	// receiver, gate and engine, and the senders too when they run in it
+	// (SendersApart false). The per-core rate that does not depend on what
+	// else the machine runs.
 	ObsPerCPUS   float64 `json:"obs_per_cpu_s"`
 	CPUSeconds   float64 `json:"cpu_s"`
-	RSSMiB       float64 `json:"rss_mib"` // the process's peak resident memory during the run
+	SendersApart bool    `json:"senders_apart"` // the senders ran in a process of their own
+	SenderCPUS   float64 `json:"sender_cpu_s"`  // that process's CPU, not in CPUSeconds
+	RSSMiB       float64 `json:"rss_mib"`       // the process's peak resident memory during the run
 	Cores        int     `json:"cores"`
 	Sent         int64   `json:"sent"`            // records sent
 	Dropped      uint64  `json:"dropped"`         // dropped by the gate, buffer full
@@ -68,12 +81,12 @@ type IngestResult struct {
 	DrainPerTick int     `json:"drain_per_tick"`
 }
 
-// Engine tick and drain budget, as in grayzone serve.
+// Engine tick and buffer, as in grayzone serve.
 const (
 	ingestTick     = 250 * time.Millisecond
-	ingestDrain    = 100_000
 	ingestPending  = 1_000_000
 	ingestPerBatch = 5000 // records per OTLP request / batch call
+	benchToken     = "bench-token-0123456789"
 )
 
 var ingestZones = []string{"z1", "z2", "z3"}
@@ -96,7 +109,7 @@ func RunIngest(ctx context.Context, o IngestOptions) ([]IngestResult, error) {
 		o.Duration = 10 * time.Second
 	}
 	if o.DrainPerTick <= 0 {
-		o.DrainPerTick = ingestDrain
+		o.DrainPerTick = ingest.DefaultDrainPerTick
 	}
 	if o.MaxPending <= 0 {
 		o.MaxPending = ingestPending
@@ -132,17 +145,23 @@ func RunIngest(ctx context.Context, o IngestOptions) ([]IngestResult, error) {
 
 func instanceZone(i int) string { return ingestZones[i%len(ingestZones)] }
 
-// run drives one source: send is called concurrently until the deadline
-// and returns how many records it sent.
-func runIngest(ctx context.Context, o IngestOptions, name string, gate *ingest.Gate, send func(ctx context.Context, worker, i int) (int, error)) (IngestResult, error) {
+// runIngest drives one source: the senders push to url until the duration
+// is up, while the engine loop drains the gate.
+func runIngest(ctx context.Context, o IngestOptions, name, url string, gate *ingest.Gate) (IngestResult, error) {
 	res := IngestResult{Source: name, Cores: runtime.GOMAXPROCS(0), Instances: o.Instances, Operations: o.Operations,
-		MaxPending: o.MaxPending, DrainPerTick: o.DrainPerTick}
+		MaxPending: o.MaxPending, DrainPerTick: o.DrainPerTick, SendersApart: len(o.Sender) > 0}
 	eng, err := detect.New(detect.Config{Zones: ingestZones})
 	if err != nil {
 		return res, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, o.Duration)
-	defer cancel()
+	so := SenderOptions{URL: url, Source: name, Duration: o.Duration, Instances: o.Instances, Operations: o.Operations}
+	var snd *sender
+	if !res.SendersApart {
+		if snd, err = newSender(so); err != nil {
+			return res, err
+		}
+	}
+	stop := make(chan struct{})
 	var consumed atomic.Int64
 	var maxTick time.Duration
 	var wg sync.WaitGroup
@@ -154,7 +173,7 @@ func runIngest(ctx context.Context, o IngestOptions, name string, gate *ingest.G
 		defer t.Stop()
 		for {
 			select {
-			case <-ctx.Done():
+			case <-stop:
 				return
 			case now := <-t.C:
 				start := time.Now()
@@ -171,31 +190,21 @@ func runIngest(ctx context.Context, o IngestOptions, name string, gate *ingest.G
 			}
 		}
 	}()
-	var sent atomic.Int64
-	var sendErr atomic.Value
-	start := time.Now()
-	cpu0 := cpuTime()
-	workers := max(2, runtime.GOMAXPROCS(0))
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; ctx.Err() == nil; i += workers {
-				n, err := send(ctx, w, i)
-				if err != nil && ctx.Err() == nil {
-					sendErr.Store(err)
-					cancel()
-					return
-				}
-				sent.Add(int64(n))
-			}
-		}()
+	var start time.Time
+	var cpu0 float64
+	begin := func() { start, cpu0 = time.Now(), cpuTime() }
+	if res.SendersApart {
+		res.Sent, res.SenderCPUS, err = runSenderProcess(ctx, o.Sender, so, begin)
+	} else {
+		begin()
+		res.Sent, err = snd.run(ctx)
 	}
-	wg.Wait()
 	secs := time.Since(start).Seconds()
 	res.CPUSeconds = cpuTime() - cpu0
+	close(stop)
+	wg.Wait()
 	peak.sample()
-	if err, ok := sendErr.Load().(error); ok {
+	if err != nil {
 		return res, err
 	}
 	var accepted uint64
@@ -209,7 +218,6 @@ func runIngest(ctx context.Context, o IngestOptions, name string, gate *ingest.G
 		}
 	}
 	res.Seconds = secs
-	res.Sent = sent.Load()
 	res.ObsPerS = float64(accepted) / secs
 	res.ObsPerSCore = res.ObsPerS / float64(res.Cores)
 	if res.CPUSeconds > 0 {
@@ -224,8 +232,7 @@ func runIngest(ctx context.Context, o IngestOptions, name string, gate *ingest.G
 	return res, nil
 }
 
-// ingestOTLP sends delta histograms, one point per instance and operation,
-// through a real receiver over OTLP/HTTP protobuf.
+// ingestOTLP measures the OTLP/HTTP receiver.
 func ingestOTLP(ctx context.Context, o IngestOptions) (IngestResult, error) {
 	gate := ingest.New("bench", ingestZones, ingest.Limits{MaxInstances: o.Instances, MaxOperations: o.Operations, MaxPending: o.MaxPending})
 	r, err := otlp.New(otlp.Config{HTTP: "127.0.0.1:0", Sink: gate, Log: slog.New(slog.DiscardHandler)})
@@ -236,58 +243,7 @@ func ingestOTLP(ctx context.Context, o IngestOptions) (IngestResult, error) {
 	done := make(chan error, 1)
 	go func() { done <- r.Run(rctx) }()
 	defer func() { stop(); <-done }()
-
-	perReq := max(1, ingestPerBatch/o.Operations) // instances per request
-	var bodies [][]byte
-	now := time.Now()
-	for first := 0; first < o.Instances; first += perReq {
-		md := pmetric.NewMetrics()
-		for i := first; i < min(first+perReq, o.Instances); i++ {
-			rm := md.ResourceMetrics().AppendEmpty()
-			rm.Resource().Attributes().PutStr("cloud.availability_zone", instanceZone(i))
-			rm.Resource().Attributes().PutStr("service.instance.id", "i-"+strconv.Itoa(i))
-			m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
-			m.SetName(otlp.DefaultDurationMetric)
-			m.SetUnit("s")
-			h := m.SetEmptyHistogram()
-			h.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
-			for op := range o.Operations {
-				dp := h.DataPoints().AppendEmpty()
-				dp.Attributes().PutStr("http.route", "/op/"+strconv.Itoa(op))
-				dp.Attributes().PutInt("http.response.status_code", 200)
-				dp.SetTimestamp(pcommon.NewTimestampFromTime(now))
-				dp.ExplicitBounds().FromRaw([]float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1})
-				dp.BucketCounts().FromRaw([]uint64{3, 10, 5, 1, 1, 0, 0, 0, 0})
-				dp.SetCount(20)
-			}
-		}
-		b, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
-		if err != nil {
-			return IngestResult{}, err
-		}
-		bodies = append(bodies, b)
-	}
-	url := "http://" + r.HTTPAddr() + "/v1/metrics"
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	return runIngest(ctx, o, "otlp", gate, func(ctx context.Context, _, i int) (int, error) {
-		b := bodies[i%len(bodies)]
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
-		req.Header.Set("Content-Type", "application/x-protobuf")
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, nil // the deadline cut a request short
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 && resp.StatusCode != http.StatusServiceUnavailable {
-			return 0, fmt.Errorf("bench ingest: otlp: HTTP %d", resp.StatusCode)
-		}
-		n := perReq * o.Operations
-		if i%len(bodies) == len(bodies)-1 {
-			n = (o.Instances - (len(bodies)-1)*perReq) * o.Operations
-		}
-		return n, nil
-	})
+	return runIngest(ctx, o, "otlp", "http://"+r.HTTPAddr()+"/v1/metrics", gate)
 }
 
 // gateBackend is the batch API's backend for the benchmark: ingestion
@@ -301,45 +257,202 @@ func (g gateBackend) IngestAggregates(ctx context.Context, resource, source stri
 	return g.gate.Offer(source, aggs, time.Now())
 }
 
-// ingestBatch sends aggregated batches through the real batch API handler.
+// ingestBatch measures the batch API's handler, aggregated form.
 func ingestBatch(ctx context.Context, o IngestOptions) (IngestResult, error) {
 	gate := ingest.New("bench", ingestZones, ingest.Limits{MaxInstances: o.Instances, MaxOperations: o.Operations, MaxPending: o.MaxPending})
-	srv := httptest.NewServer(api.NewHandler(gateBackend{gate: gate}, api.Options{Tokens: func() []config.Token { return []config.Token{{Name: "bench", Secret: "bench-token-0123456789"}} }}))
+	srv := httptest.NewServer(api.NewHandler(gateBackend{gate: gate}, api.Options{Tokens: func() []config.Token { return []config.Token{{Name: "bench", Secret: benchToken}} }}))
 	defer srv.Close()
-	perReq := max(1, ingestPerBatch/o.Operations)
-	var bodies [][]byte
-	at := time.Now().UTC().Format(time.RFC3339)
+	return runIngest(ctx, o, "batch", srv.URL+"/v1/observations", gate)
+}
+
+// SenderOptions configure RunSender.
+type SenderOptions struct {
+	URL                   string
+	Source                string // otlp or batch: the body's format
+	Duration              time.Duration
+	Instances, Operations int
+}
+
+// sender pushes a fleet's records, pre-encoded, to a receiver.
+type sender struct {
+	o      SenderOptions
+	bodies [][]byte
+	counts []int // records in each body
+	client *http.Client
+}
+
+// newSender encodes the fleet's bodies: one delta histogram point (OTLP) or
+// one aggregate (batch) per instance and operation, 5,000 to a request.
+func newSender(o SenderOptions) (*sender, error) {
+	s := &sender{o: o, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	perReq := max(1, ingestPerBatch/o.Operations) // instances per request
+	now := time.Now()
 	for first := 0; first < o.Instances; first += perReq {
-		var b strings.Builder
-		b.WriteString(`{"resource":"bench","aggregates":[`)
-		for i := first; i < min(first+perReq, o.Instances); i++ {
-			for op := range o.Operations {
-				if i != first || op != 0 {
-					b.WriteByte(',')
+		last := min(first+perReq, o.Instances)
+		var body []byte
+		switch o.Source {
+		case "otlp":
+			md := pmetric.NewMetrics()
+			for i := first; i < last; i++ {
+				rm := md.ResourceMetrics().AppendEmpty()
+				rm.Resource().Attributes().PutStr("cloud.availability_zone", instanceZone(i))
+				rm.Resource().Attributes().PutStr("service.instance.id", "i-"+strconv.Itoa(i))
+				m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+				m.SetName(otlp.DefaultDurationMetric)
+				m.SetUnit("s")
+				h := m.SetEmptyHistogram()
+				h.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+				for op := range o.Operations {
+					dp := h.DataPoints().AppendEmpty()
+					dp.Attributes().PutStr("http.route", "/op/"+strconv.Itoa(op))
+					dp.Attributes().PutInt("http.response.status_code", 200)
+					dp.SetTimestamp(pcommon.NewTimestampFromTime(now))
+					dp.ExplicitBounds().FromRaw([]float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1})
+					dp.BucketCounts().FromRaw([]uint64{3, 10, 5, 1, 1, 0, 0, 0, 0})
+					dp.SetCount(20)
 				}
-				fmt.Fprintf(&b, `{"at":%q,"source":"server","zone":%q,"instance":"i-%d","operation":"op-%d","requests":20,"slow":0,"latency_ms":[[4,13],[20,6],[80,1]]}`,
-					at, instanceZone(i), i, op)
 			}
+			var err error
+			if body, err = pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto(); err != nil {
+				return nil, err
+			}
+		case "batch":
+			at := now.UTC().Format(time.RFC3339)
+			var b strings.Builder
+			b.WriteString(`{"resource":"bench","aggregates":[`)
+			for i := first; i < last; i++ {
+				for op := range o.Operations {
+					if i != first || op != 0 {
+						b.WriteByte(',')
+					}
+					fmt.Fprintf(&b, `{"at":%q,"source":"server","zone":%q,"instance":"i-%d","operation":"op-%d","requests":20,"slow":0,"latency_ms":[[4,13],[20,6],[80,1]]}`,
+						at, instanceZone(i), i, op)
+				}
+			}
+			b.WriteString("]}")
+			body = []byte(b.String())
+		default:
+			return nil, fmt.Errorf("bench ingest: unknown source %q (want otlp or batch)", o.Source)
 		}
-		b.WriteString("]}")
-		bodies = append(bodies, []byte(b.String()))
+		s.bodies = append(s.bodies, body)
+		s.counts = append(s.counts, (last-first)*o.Operations)
 	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	return runIngest(ctx, o, "batch", gate, func(ctx context.Context, _, i int) (int, error) {
-		body := bodies[i%len(bodies)]
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/v1/observations", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer bench-token-0123456789")
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, nil
+	return s, nil
+}
+
+// run sends from as many workers as there are CPUs, each waiting for its
+// answer before the next request, until the duration is up; it returns the
+// records sent. A request started before the end is finished, not cut
+// short, so every record sent was also received.
+func (s *sender) run(ctx context.Context) (int64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	deadline := time.Now().Add(s.o.Duration)
+	var sent atomic.Int64
+	var sendErr atomic.Value
+	var wg sync.WaitGroup
+	workers := max(2, runtime.GOMAXPROCS(0))
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; ctx.Err() == nil && time.Now().Before(deadline); i += workers {
+				n, err := s.send(ctx, i%len(s.bodies))
+				if err != nil {
+					if ctx.Err() == nil {
+						sendErr.Store(err)
+						cancel()
+					}
+					return
+				}
+				sent.Add(int64(n))
+			}
+		}()
+	}
+	wg.Wait()
+	if err, ok := sendErr.Load().(error); ok {
+		return sent.Load(), err
+	}
+	return sent.Load(), ctx.Err()
+}
+
+// send posts body i; a full buffer's 503 counts as sent (the gate counts
+// those records as dropped).
+func (s *sender) send(ctx context.Context, i int) (int, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.o.URL, bytes.NewReader(s.bodies[i]))
+	ok := http.StatusOK
+	if s.o.Source == "otlp" {
+		req.Header.Set("Content-Type", "application/x-protobuf")
+	} else {
+		req.Header.Set("Authorization", "Bearer "+benchToken)
+		ok = http.StatusAccepted
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("bench ingest: %s: %w", s.o.Source, err)
+	}
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != ok && resp.StatusCode != http.StatusServiceUnavailable {
+		return 0, fmt.Errorf("bench ingest: %s: HTTP %d: %s", s.o.Source, resp.StatusCode, msg)
+	}
+	return s.counts[i], nil
+}
+
+// senderReady is the line a sender process prints once its bodies are
+// encoded and it starts sending; the result line follows when it is done.
+const senderReady = "sending"
+
+// RunSender is the sender process's body (grayzone bench ingest-sender):
+// it encodes the bodies, prints senderReady, sends for the duration, and
+// prints {"sent": N}.
+func RunSender(ctx context.Context, o SenderOptions, stdout io.Writer) error {
+	s, err := newSender(o)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, senderReady)
+	sent, err := s.run(ctx)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(stdout).Encode(map[string]int64{"sent": sent})
+}
+
+// runSenderProcess runs the sender command and calls begin when it starts
+// sending; it returns the records sent and the process's CPU seconds.
+func runSenderProcess(ctx context.Context, argv []string, o SenderOptions, begin func()) (int64, float64, error) {
+	args := append(slices.Clone(argv[1:]), "--url", o.URL, "--source", o.Source, "--duration", o.Duration.String(),
+		"--instances", strconv.Itoa(o.Instances), "--operations", strconv.Itoa(o.Operations))
+	cmd := exec.CommandContext(ctx, argv[0], args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := cmd.Start(); err != nil {
+		return 0, 0, fmt.Errorf("bench ingest: sender: %w", err)
+	}
+	sc := bufio.NewScanner(out)
+	var result struct {
+		Sent int64 `json:"sent"`
+	}
+	for sc.Scan() {
+		if sc.Text() == senderReady {
+			begin()
+			continue
 		}
-		msg, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusServiceUnavailable {
-			return 0, fmt.Errorf("bench ingest: batch: HTTP %d: %s", resp.StatusCode, msg)
-		}
-		return bytes.Count(body, []byte(`"instance"`)), nil
-	})
+		_ = json.Unmarshal(sc.Bytes(), &result)
+	}
+	if err := cmd.Wait(); err != nil {
+		return 0, 0, fmt.Errorf("bench ingest: sender: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	var cpu float64
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		cpu = float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+	}
+	return result.Sent, cpu, nil
 }
 
 // cpuTime is the process's user and system CPU time, in seconds.

@@ -2,6 +2,9 @@ package benchmark
 
 import (
 	"context"
+	"flag"
+	"fmt"
+	"os"
 	"testing"
 	"time"
 )
@@ -38,4 +41,49 @@ func TestIngestOverloadDropsCountsAndKeepsTicking(t *testing.T) {
 			t.Errorf("%s: peak RSS %.0f MiB", src, r.RSSMiB)
 		}
 	}
+}
+
+// With the senders in a process of their own (bench ingest's default), the
+// records that process sends are the records the gate admits, and its CPU
+// is reported apart from the receiving side's.
+func TestIngestSenderProcess(t *testing.T) {
+	if os.Getenv("GRAYZONE_TEST_SENDER") == "1" {
+		return // the child side runs in TestMain
+	}
+	t.Setenv("GRAYZONE_TEST_SENDER", "1")
+	o := IngestOptions{Instances: 200, Operations: 10, Duration: time.Second, Sources: []string{"otlp", "batch"},
+		Sender: []string{os.Args[0], "-test.run=^$", "--"}}
+	res, err := RunIngest(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		admitted := int64(r.ObsPerS*r.Seconds + 0.5)
+		if !r.SendersApart || r.Sent == 0 || r.SenderCPUS <= 0 || r.Dropped != 0 || admitted != r.Sent {
+			t.Errorf("%s: sent %d, admitted %d, dropped %d, sender CPU %.2fs, apart %v", r.Source, r.Sent, admitted, r.Dropped, r.SenderCPUS, r.SendersApart)
+		}
+	}
+}
+
+// TestMain is also the sender process of TestIngestSenderProcess: the test
+// binary, started with GRAYZONE_TEST_SENDER=1 and the sender's flags after
+// "--", runs RunSender.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	if os.Getenv("GRAYZONE_TEST_SENDER") == "1" && flag.NArg() > 0 {
+		fs := flag.NewFlagSet("sender", flag.ExitOnError)
+		var o SenderOptions
+		fs.StringVar(&o.URL, "url", "", "")
+		fs.StringVar(&o.Source, "source", "", "")
+		fs.DurationVar(&o.Duration, "duration", 0, "")
+		fs.IntVar(&o.Instances, "instances", 0, "")
+		fs.IntVar(&o.Operations, "operations", 0, "")
+		_ = fs.Parse(flag.Args())
+		if err := RunSender(context.Background(), o, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
 }

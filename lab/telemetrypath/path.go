@@ -273,11 +273,7 @@ func (p *Path) otlp(now time.Time) ([]record.Aggregate, error) {
 	if err != nil {
 		return nil, err
 	}
-	req := pmetricotlp.NewExportRequest()
-	if err := req.UnmarshalProto(body); err != nil {
-		return nil, err
-	}
-	return p.conv.Convert(req.Metrics(), now)
+	return p.conv.Convert(body, now)
 }
 
 // prometheus shows the counters as the default queries' results would, and

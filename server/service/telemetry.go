@@ -18,7 +18,7 @@ import (
 // drainPerTick bounds the aggregates fed to a resource's engine at one
 // tick, so a flood never stretches a tick; the gate's buffer bound drops
 // the excess at the door.
-const drainPerTick = 100_000
+const drainPerTick = ingest.DefaultDrainPerTick
 
 // newGate builds the resource's ingest gate from its telemetry section.
 func newGate(rc *config.Resource) *ingest.Gate {
@@ -39,20 +39,20 @@ func (r *resource) feed(now time.Time) {
 			_ = r.gate.Offer("frontdoor", fd, now)
 		}
 	}
-	var took []record.Aggregate
-	r.gate.Drain(now, drainPerTick, func(aggs []record.Aggregate) {
+	took := false
+	r.gate.Drain(now, drainPerTick, func(aggs []record.Aggregate) { // a run of records at a time
 		r.ctrl.ObserveAggregates(aggs)
 		r.mu.Lock()
 		r.observed[observation.Server] += int64(len(aggs))
 		r.mu.Unlock()
 		if r.batches != nil {
-			took = aggs
-			if err := r.batches.write(took); err != nil {
+			took = true
+			if err := r.batches.write(aggs); err != nil {
 				r.s.log.Error("record_observations: write failed", "resource", r.cfg.Name, "err", err)
 			}
 		}
 	})
-	if r.batches != nil && took == nil {
+	if r.batches != nil && !took {
 		if err := r.batches.write(nil); err != nil {
 			r.s.log.Error("record_observations: write failed", "resource", r.cfg.Name, "err", err)
 		}

@@ -10,6 +10,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	colmetricpb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/grayzone/grayzone/telemetry/cumulative"
 	"github.com/grayzone/grayzone/telemetry/record"
@@ -47,7 +49,7 @@ func converter() *Converter {
 
 func TestConvertCustomAttributesAndMs(t *testing.T) {
 	c := converter()
-	aggs, err := c.Convert(request(pmetric.AggregationTemporalityDelta, time.Time{}, 10), t0)
+	aggs, err := c.ConvertMetrics(request(pmetric.AggregationTemporalityDelta, time.Time{}, 10), t0)
 	if err != nil || len(aggs) != 1 {
 		t.Fatalf("%v %+v", err, aggs)
 	}
@@ -64,10 +66,10 @@ func TestConvertCustomAttributesAndMs(t *testing.T) {
 func TestCumulativeBaselineWhenStartedBeforeUs(t *testing.T) {
 	c := converter()
 	early := t0.Add(-time.Hour)
-	if aggs, _ := c.Convert(request(pmetric.AggregationTemporalityCumulative, early, 100), t0); len(aggs) != 0 {
+	if aggs, _ := c.ConvertMetrics(request(pmetric.AggregationTemporalityCumulative, early, 100), t0); len(aggs) != 0 {
 		t.Errorf("first point of a series older than the receiver counted: %+v", aggs)
 	}
-	aggs, _ := c.Convert(request(pmetric.AggregationTemporalityCumulative, early, 130), t0)
+	aggs, _ := c.ConvertMetrics(request(pmetric.AggregationTemporalityCumulative, early, 130), t0)
 	if len(aggs) != 1 || aggs[0].Requests != 30 {
 		t.Errorf("delta: %+v", aggs)
 	}
@@ -80,7 +82,7 @@ func TestNewSeriesOfKnownProcessCountsFromZero(t *testing.T) {
 	early := t0.Add(-time.Hour)
 	ok := request(pmetric.AggregationTemporalityCumulative, early, 100)
 	dp(ok).Attributes().PutStr("code", "200")
-	if aggs, _ := c.Convert(ok, t0); len(aggs) != 0 {
+	if aggs, _ := c.ConvertMetrics(ok, t0); len(aggs) != 0 {
 		t.Fatalf("baseline produced %+v", aggs)
 	}
 	next := request(pmetric.AggregationTemporalityCumulative, early, 110)
@@ -90,7 +92,7 @@ func TestNewSeriesOfKnownProcessCountsFromZero(t *testing.T) {
 	fault.Attributes().PutStr("code", "503")
 	fault.BucketCounts().FromRaw([]uint64{4, 0, 0, 0})
 	fault.SetCount(4)
-	aggs, err := c.Convert(next, t0)
+	aggs, err := c.ConvertMetrics(next, t0)
 	if err != nil || len(aggs) != 1 || aggs[0].Requests != 14 || aggs[0].Faults != 4 {
 		t.Fatalf("%v %+v, want 10 new successes and the 4 first faults", err, aggs)
 	}
@@ -110,7 +112,7 @@ func TestConvertErrors(t *testing.T) {
 	} {
 		md := request(pmetric.AggregationTemporalityDelta, time.Time{}, 10)
 		tc.edit(md)
-		_, err := converter().Convert(md, t0)
+		_, err := converter().ConvertMetrics(md, t0)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "resource_metrics[0].scope_metrics[0].metrics[0] (legacy.duration)") {
 			t.Errorf("err = %v, want %q", err, tc.want)
 		}
@@ -121,8 +123,14 @@ func dp(md pmetric.Metrics) pmetric.HistogramDataPoint {
 	return md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Histogram().DataPoints().At(0)
 }
 
-// FuzzDecodeConvert runs the receiver's decode path (protobuf and JSON)
-// and the conversion over arbitrary bytes: errors, never panics.
+// FuzzDecodeConvert runs the wire decoder and the conversion over
+// arbitrary bytes: it errors, never panics. Where the reference protobuf
+// implementation (google.golang.org/protobuf with OTLP's generated types)
+// reads the bytes, the result must be what the decoder makes of the
+// reference's deterministic re-encoding of them (canonical field order,
+// packed fields, repeated messages merged, unknown fields dropped): reading
+// the wire in place must agree with protobuf on every encoding a sender may
+// choose. JSON goes through pdata first, as the receiver does.
 func FuzzDecodeConvert(f *testing.F) {
 	req := pmetricotlp.NewExportRequestFromMetrics(request(pmetric.AggregationTemporalityCumulative, t0.Add(-time.Minute), 10))
 	pb, _ := req.MarshalProto()
@@ -130,28 +138,44 @@ func FuzzDecodeConvert(f *testing.F) {
 	f.Add(pb, false)
 	f.Add(js, true)
 	f.Add([]byte(`{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"legacy.duration","histogram":{"dataPoints":[{"count":"1"}]}}]}]}]}`), true)
+	delta, _ := pmetricotlp.NewExportRequestFromMetrics(request(pmetric.AggregationTemporalityDelta, time.Time{}, 10)).MarshalProto()
+	f.Add(delta, false)
 	f.Fuzz(func(t *testing.T, data []byte, json bool) {
-		ex := pmetricotlp.NewExportRequest()
-		var err error
 		if json {
-			err = ex.UnmarshalJSON(data)
-		} else {
-			err = ex.UnmarshalProto(data)
-		}
-		if err != nil {
-			return
+			ex := pmetricotlp.NewExportRequest()
+			if ex.UnmarshalJSON(data) != nil {
+				return
+			}
+			var err error
+			if data, err = ex.MarshalProto(); err != nil {
+				return
+			}
 		}
 		c := converter()
-		for range 2 { // twice: the cumulative path too
-			aggs, err := c.Convert(ex.Metrics(), t0)
-			if err != nil {
-				return
+		var first []record.Aggregate
+		var firstErr error
+		for i := range 2 { // twice: the cumulative path too
+			aggs, err := c.Convert(data, t0)
+			if i == 0 {
+				first, firstErr = aggs, err
 			}
 			for _, a := range aggs {
 				if a.Faults+a.Errors > a.Requests {
 					t.Fatalf("inconsistent aggregate %+v", a)
 				}
 			}
+		}
+		ref := &colmetricpb.ExportMetricsServiceRequest{}
+		if proto.Unmarshal(data, ref) != nil {
+			return
+		}
+		canon, err := proto.MarshalOptions{Deterministic: true}.Marshal(ref)
+		if err != nil {
+			return
+		}
+		want, wantErr := converter().Convert(canon, t0)
+		if (firstErr != nil) != (wantErr != nil) || !reflect.DeepEqual(first, want) {
+			t.Fatalf("the wire as sent and pdata's reference's re-encoding of it convert differently:\nsent:      %v %+v\nre-encoded: %v %+v", firstErr, first, wantErr, want)
 		}
 	})
 }
@@ -175,16 +199,16 @@ func TestScratchReuseChangesNothing(t *testing.T) {
 	}
 	bad := request(pmetric.AggregationTemporalityDelta, time.Time{}, 10)
 	dp(bad).SetCount(3)
-	want, err := converter().Convert(big(), t0)
+	want, err := converter().ConvertMetrics(big(), t0)
 	if err != nil || len(want) != 8 { // "get" and op-0 … op-6
 		t.Fatalf("%v %d aggregates", err, len(want))
 	}
 	c := converter()
 	for range 3 {
-		if _, err := c.Convert(bad, t0); err == nil {
+		if _, err := c.ConvertMetrics(bad, t0); err == nil {
 			t.Fatal("bad request converted")
 		}
-		got, err := c.Convert(big(), t0)
+		got, err := c.ConvertMetrics(big(), t0)
 		if err != nil || !reflect.DeepEqual(got, want) {
 			t.Fatalf("after reuse: %v\n%+v\nwant %+v", err, got, want)
 		}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
@@ -148,12 +149,21 @@ func (r *Receiver) Run(ctx context.Context) error {
 	}
 }
 
-// export converts and offers one request.
-func (r *Receiver) export(req pmetricotlp.ExportRequest) error {
+// export converts and offers one request: an OTLP protobuf body, or
+// (body nil) metrics pdata decoded.
+func (r *Receiver) export(body []byte, md pmetric.Metrics) error {
 	now := r.cfg.Now()
+	// The lock is held through Offer: the aggregates are the converter's
+	// scratch space, which the next request reuses.
 	r.mu.Lock()
-	aggs, err := r.conv.Convert(req.Metrics(), now)
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	var aggs []record.Aggregate
+	var err error
+	if body != nil {
+		aggs, err = r.conv.Convert(body, now)
+	} else {
+		aggs, err = r.conv.ConvertMetrics(md, now)
+	}
 	if err != nil {
 		err = fmt.Errorf("otlp: %w", err)
 		r.cfg.Sink.Reject(r.cfg.Name, err)
@@ -187,20 +197,21 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		r.httpError(w, req, http.StatusRequestEntityTooLarge, fmt.Errorf("otlp: body over %d bytes or unreadable", maxBody))
 		return
 	}
-	ex := pmetricotlp.NewExportRequest()
 	json := req.Header.Get("Content-Type") == "application/json"
+	var md pmetric.Metrics
 	if json {
-		err = ex.UnmarshalJSON(data)
-	} else {
-		err = ex.UnmarshalProto(data)
+		ex := pmetricotlp.NewExportRequest()
+		if err := ex.UnmarshalJSON(data); err != nil {
+			err = fmt.Errorf("otlp: cannot decode the request: %w", err)
+			r.cfg.Sink.Reject(r.cfg.Name, err)
+			r.httpError(w, req, http.StatusBadRequest, err)
+			return
+		}
+		md, data = ex.Metrics(), nil
+	} else if data == nil {
+		data = []byte{} // an empty export: protobuf's empty message
 	}
-	if err != nil {
-		err = fmt.Errorf("otlp: cannot decode the request: %w", err)
-		r.cfg.Sink.Reject(r.cfg.Name, err)
-		r.httpError(w, req, http.StatusBadRequest, err)
-		return
-	}
-	switch err := r.export(ex); {
+	switch err := r.export(data, md); {
 	case errors.Is(err, ingest.ErrRejected):
 		r.httpError(w, req, http.StatusBadRequest, err)
 		return
@@ -225,9 +236,9 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	_, _ = w.Write(out)
 }
 
-// bodies are request body buffers, reused: pdata copies every string and
-// slice out of the bytes it decodes, so a buffer is free again once the
-// request is decoded.
+// bodies are request body buffers, reused: the converter keeps no
+// reference to a body (the names it keeps are copies), so a buffer is free
+// again once its request is converted.
 var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func putBody(b *bytes.Buffer) {
@@ -269,7 +280,7 @@ type grpcServer struct {
 }
 
 func (g *grpcServer) Export(ctx context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
-	switch err := g.r.export(req); {
+	switch err := g.r.export(nil, req.Metrics()); {
 	case errors.Is(err, ingest.ErrRejected):
 		return pmetricotlp.NewExportResponse(), status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, ingest.ErrFull):
