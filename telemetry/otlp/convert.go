@@ -441,39 +441,23 @@ func (c *Converter) histogram(where loc, unit []byte, typ metricType, data [][]b
 		return err
 	}
 	return dataPoints(data, where, func(w loc, dp []byte) error {
-		var start, ts, count uint64
-		c.attrs, c.bounds, c.buckets = c.attrs[:0], c.bounds[:0], c.buckets[:0]
-		for b := dp; len(b) > 0; {
-			fd, rest, err := next(b)
-			if err != nil {
-				return fmt.Errorf("%s: %w", w, err)
-			}
-			b = rest
+		var count uint64
+		c.bounds, c.buckets = c.bounds[:0], c.buckets[:0]
+		start, ts, err := c.readPoint(dp, fieldHistAttrs, w, func(fd field) (err error) {
 			switch fd.num {
-			case fieldPointStart, fieldPointTime, fieldHistCount:
-				if err := fd.want(protowire.Fixed64Type); err != nil {
-					return fmt.Errorf("%s: %w", w, err)
-				}
-				switch fd.num {
-				case fieldPointStart:
-					start = fd.v
-				case fieldPointTime:
-					ts = fd.v
-				default:
+			case fieldHistCount:
+				if err = fd.want(protowire.Fixed64Type); err == nil {
 					count = fd.v
 				}
 			case fieldHistBuckets:
 				c.buckets, err = fd.fixed64s(c.buckets)
 			case fieldHistBounds:
 				c.bounds, err = fd.fixed64s(c.bounds)
-			case fieldHistAttrs:
-				if err = fd.want(protowire.BytesType); err == nil {
-					c.attrs, err = appendAttrs(c.attrs, fd.b)
-				}
 			}
-			if err != nil {
-				return fmt.Errorf("%s: %w", w, err)
-			}
+			return err
+		})
+		if err != nil {
+			return err
 		}
 		p, err := c.common(start, ts, w, now)
 		if err != nil {
@@ -535,36 +519,17 @@ func (c *Converter) sum(where loc, typ metricType, data [][]byte, now time.Time)
 		return err
 	}
 	return dataPoints(data, where, func(w loc, dp []byte) error {
-		var start, ts, bits uint64
+		var bits uint64
 		isDouble := false
-		c.attrs = c.attrs[:0]
-		for b := dp; len(b) > 0; {
-			fd, rest, err := next(b)
-			if err != nil {
-				return fmt.Errorf("%s: %w", w, err)
+		start, ts, err := c.readPoint(dp, fieldNumberAttrs, w, func(fd field) error {
+			if fd.num != fieldNumberDouble && fd.num != fieldNumberInt {
+				return nil
 			}
-			b = rest
-			switch fd.num {
-			case fieldPointStart, fieldPointTime, fieldNumberDouble, fieldNumberInt:
-				if err := fd.want(protowire.Fixed64Type); err != nil {
-					return fmt.Errorf("%s: %w", w, err)
-				}
-				switch fd.num {
-				case fieldPointStart:
-					start = fd.v
-				case fieldPointTime:
-					ts = fd.v
-				default:
-					bits, isDouble = fd.v, fd.num == fieldNumberDouble
-				}
-			case fieldNumberAttrs:
-				if err = fd.want(protowire.BytesType); err == nil {
-					c.attrs, err = appendAttrs(c.attrs, fd.b)
-				}
-				if err != nil {
-					return fmt.Errorf("%s: %w", w, err)
-				}
-			}
+			bits, isDouble = fd.v, fd.num == fieldNumberDouble
+			return fd.want(protowire.Fixed64Type)
+		})
+		if err != nil {
+			return err
 		}
 		p, err := c.common(start, ts, w, now)
 		if err != nil {
@@ -587,6 +552,38 @@ func (c *Converter) sum(where loc, typ metricType, data [][]byte, now time.Time)
 		c.pts = append(c.pts, p)
 		return nil
 	})
+}
+
+// readPoint reads a data point's start and end times and its attributes
+// (attrs: their field number) into c.attrs, and hands f its other fields.
+func (c *Converter) readPoint(dp []byte, attrs protowire.Number, w loc, f func(fd field) error) (start, ts uint64, err error) {
+	c.attrs = c.attrs[:0]
+	for b := dp; len(b) > 0; {
+		fd, rest, err := next(b)
+		if err != nil {
+			return 0, 0, wrap(w, err)
+		}
+		b = rest
+		switch fd.num {
+		case fieldPointStart, fieldPointTime:
+			err = fd.want(protowire.Fixed64Type)
+			if fd.num == fieldPointStart {
+				start = fd.v
+			} else {
+				ts = fd.v
+			}
+		case attrs:
+			if err = fd.want(protowire.BytesType); err == nil {
+				c.attrs, err = appendAttrs(c.attrs, fd.b)
+			}
+		default:
+			err = f(fd)
+		}
+		if err != nil {
+			return 0, 0, wrap(w, err)
+		}
+	}
+	return start, ts, nil
 }
 
 // common reads the current point's zone, instance, operation, outcome and
