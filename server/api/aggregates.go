@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"regexp"
@@ -51,29 +53,85 @@ type AggregateIngester interface {
 	IngestAggregates(ctx context.Context, resource, source string, obs []observation.Observation, aggs []record.Aggregate) error
 }
 
-// convertAggregates validates and converts the batch's aggregated records;
-// the first problem fails the batch with one line naming index and field.
-func convertAggregates(raws []json.RawMessage, now time.Time) ([]record.Aggregate, error) {
-	if n := len(raws); n > MaxAggregates {
+// convertAggregates validates and converts the batch's n aggregated
+// records, decode(i) reading record i; the first problem fails the batch
+// with one line naming index and field.
+func convertAggregates(n int, decode func(i int) (AggregateIn, error), now time.Time) ([]record.Aggregate, error) {
+	if n > MaxAggregates {
 		return nil, fmt.Errorf("aggregates: %d is over the limit of %d per batch", n, MaxAggregates)
 	}
 	now = now.UTC()
-	out := make([]record.Aggregate, 0, len(raws))
-	for i, raw := range raws {
-		prefix := fmt.Sprintf("aggregates[%d]", i)
-		var in AggregateIn
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&in); err != nil {
-			return nil, jsonError(prefix, err)
+	out := make([]record.Aggregate, 0, n)
+	for i := range n {
+		in, err := decode(i)
+		if err != nil {
+			return nil, jsonError(fmt.Sprintf("aggregates[%d]", i), err)
 		}
 		a, field, msg := ConvertAggregate(in, now)
 		if msg != "" {
-			return nil, fmt.Errorf("%s.%s: %s", prefix, field, msg)
+			return nil, fmt.Errorf("aggregates[%d].%s: %s", i, field, msg)
 		}
 		out = append(out, a)
 	}
 	return out, nil
+}
+
+// strictRecords decodes raw aggregated records with encoding/json,
+// unknown fields refused.
+func strictRecords(raws []json.RawMessage) func(i int) (AggregateIn, error) {
+	return func(i int) (AggregateIn, error) {
+		var in AggregateIn
+		dec := json.NewDecoder(bytes.NewReader(raws[i]))
+		dec.DisallowUnknownFields()
+		err := dec.Decode(&in)
+		return in, err
+	}
+}
+
+// decodeBatch reads a POST /v1/observations body, validated: the fast path
+// for a batch of plain aggregated records (batchscan.go), else encoding/json.
+func decodeBatch(data []byte, now time.Time) (resource string, obs []observation.Observation, aggs []record.Aggregate, err error) {
+	s := getScanner()
+	defer s.put()
+	if resource, ok := s.scan(data); ok {
+		resource, obs, err := (rawBatch{Resource: resource}).convert(now)
+		if err != nil {
+			return "", nil, nil, err
+		}
+		aggs, err := convertAggregates(len(s.ins), func(i int) (AggregateIn, error) { return s.ins[i], nil }, now)
+		if err != nil {
+			return "", nil, nil, err
+		}
+		return resource, obs, aggs, nil
+	}
+	return decodeBatchStrict(data, now)
+}
+
+// decodeBatchStrict is decodeBatch's encoding/json path.
+func decodeBatchStrict(data []byte, now time.Time) (resource string, obs []observation.Observation, aggs []record.Aggregate, err error) {
+	var raw rawBatch
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	err = dec.Decode(&raw)
+	if err == nil {
+		var extra json.RawMessage
+		if dec.Decode(&extra) != io.EOF {
+			err = errors.New("body: unexpected data after the JSON object")
+		}
+	}
+	if err != nil {
+		return "", nil, nil, jsonError("", err)
+	}
+	resource, obs, err = raw.convert(now)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	if len(raw.Aggregates) > 0 {
+		if aggs, err = convertAggregates(len(raw.Aggregates), strictRecords(raw.Aggregates), now); err != nil {
+			return "", nil, nil, err
+		}
+	}
+	return resource, obs, aggs, nil
 }
 
 // ConvertAggregate checks one aggregated record; on a problem it returns
@@ -112,14 +170,17 @@ func ConvertAggregate(in AggregateIn, now time.Time) (a record.Aggregate, field,
 		a.Slow = *in.Slow
 	}
 	var total uint64
+	if len(in.LatencyMs) > 0 {
+		a.Latency = make([]record.Bucket, 0, len(in.LatencyMs))
+	}
 	for j, p := range in.LatencyMs {
 		ms, n := p[0], p[1]
-		f := fmt.Sprintf("latency_ms[%d]", j)
+		f := func() string { return fmt.Sprintf("latency_ms[%d]", j) } // named only on an error
 		switch {
 		case math.IsNaN(ms) || ms < 0 || ms > float64(maxLatency/time.Millisecond):
-			return a, f, fmt.Sprintf("latency %s is not a number from 0 to %d (24h)", fmtFloat(ms), maxLatency/time.Millisecond)
+			return a, f(), fmt.Sprintf("latency %s is not a number from 0 to %d (24h)", fmtFloat(ms), maxLatency/time.Millisecond)
 		case math.IsNaN(n) || n < 0 || n != math.Trunc(n) || n > float64(in.Requests):
-			return a, f, fmt.Sprintf("count %s is not a whole number from 0 to requests (%d)", fmtFloat(n), in.Requests)
+			return a, f(), fmt.Sprintf("count %s is not a whole number from 0 to requests (%d)", fmtFloat(n), in.Requests)
 		}
 		total += uint64(n)
 		a.AddLatency(time.Duration(ms*float64(time.Millisecond)), uint64(n))
@@ -134,14 +195,8 @@ func ConvertAggregate(in AggregateIn, now time.Time) (a record.Aggregate, field,
 }
 
 // ingestAggregates serves a batch that carries aggregated records (and
-// perhaps single observations too): all are validated before any is
-// ingested.
-func (h *handler) ingestAggregates(w http.ResponseWriter, r *http.Request, resource string, obs []observation.Observation, raws []json.RawMessage) {
-	aggs, err := convertAggregates(raws, h.now())
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
+// perhaps single observations too), all validated already.
+func (h *handler) ingestAggregates(w http.ResponseWriter, r *http.Request, resource string, obs []observation.Observation, aggs []record.Aggregate) {
 	ai, ok := h.b.(AggregateIngester)
 	if !ok {
 		writeError(w, http.StatusNotImplemented, "aggregates: this server takes single observations only")
@@ -183,18 +238,7 @@ type TelemetryStatus struct {
 // observations and aggregated records), validated as the endpoint does; now
 // stands in for records without at. Replay reads recorded batches with it.
 func DecodeBatch(data []byte, now time.Time) (resource string, obs []observation.Observation, aggs []record.Aggregate, err error) {
-	var raw rawBatch
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&raw); err != nil {
-		return "", nil, nil, jsonError("", err)
-	}
-	resource, obs, err = raw.convert(now)
-	if err != nil {
-		return "", nil, nil, err
-	}
-	aggs, err = convertAggregates(raw.Aggregates, now)
-	return resource, obs, aggs, err
+	return decodeBatch(data, now)
 }
 
 // EncodeAggregate is the wire form of an aggregate (DecodeBatch's inverse

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -14,6 +15,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -539,17 +541,28 @@ func (h *handler) ingest(w http.ResponseWriter, r *http.Request, _ string) {
 	if !h.query(w, r) {
 		return
 	}
-	var raw rawBatch
-	if !h.body(w, r, &raw, MaxObservationBytes) {
+	buf := batchBodies.Get().(*bytes.Buffer)
+	defer putBatchBody(buf)
+	buf.Reset()
+	if n := r.ContentLength; n > 0 && n <= MaxObservationBytes {
+		buf.Grow(int(n) + bytes.MinRead)
+	}
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, MaxObservationBytes)); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body: larger than the limit of %d bytes", tooBig.Limit))
+			return
+		}
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("body: %v", err))
 		return
 	}
-	resource, obs, err := raw.convert(h.now())
+	resource, obs, aggs, err := decodeBatch(buf.Bytes(), h.now())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if len(raw.Aggregates) > 0 {
-		h.ingestAggregates(w, r, resource, obs, raw.Aggregates)
+	if len(aggs) > 0 {
+		h.ingestAggregates(w, r, resource, obs, aggs)
 		return
 	}
 	if err := h.b.Ingest(r.Context(), resource, obs); err != nil {
@@ -560,6 +573,16 @@ func (h *handler) ingest(w http.ResponseWriter, r *http.Request, _ string) {
 }
 
 // ---- helpers
+
+// batchBodies are request body buffers of the batch endpoint, reused: what
+// is decoded from a body is copied out of it.
+var batchBodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func putBatchBody(b *bytes.Buffer) {
+	if b.Cap() <= MaxObservationBytes+bytes.MinRead {
+		batchBodies.Put(b)
+	}
+}
 
 // query rejects query parameters other than allowed, so a misspelled filter
 // (?resouce=web) is an error rather than a silently unfiltered answer.
