@@ -1,7 +1,12 @@
 package detect
 
 import (
+	"sync"
+	"time"
+
 	"github.com/DataDog/sketches-go/ddsketch"
+
+	"github.com/grayzone/grayzone/telemetry/record"
 )
 
 // Counts are one series' request counts over some span.
@@ -88,6 +93,34 @@ func newSketch() *ddsketch.DDSketch {
 		panic(err) // constant arguments: cannot fail
 	}
 	return s
+}
+
+// bucketKeys are the sketch index of each record bucket's midpoint: every
+// sketch of the engine shares newSketch's mapping, so the logarithm that
+// places a value is taken once per bucket, not once per bucket of every
+// aggregate (it was half of ingesting a histogram). -1: not indexable
+// (zero), left to AddWithCount.
+var bucketKeys = sync.OnceValue(func() (keys [record.NumBuckets]int) {
+	s := newSketch()
+	for i := range keys {
+		v := float64(record.BucketMid(i)) / float64(time.Millisecond)
+		keys[i] = -1
+		if v > s.MinIndexableValue() && v <= s.MaxIndexableValue() {
+			keys[i] = s.Index(v)
+		}
+	}
+	return keys
+})
+
+// addBucket adds n latencies of record bucket i to a sketch of newSketch's.
+func addBucket(s *ddsketch.DDSketch, i int, n uint64) {
+	if i >= 0 && i < record.NumBuckets {
+		if k := bucketKeys()[i]; k >= 0 {
+			s.GetPositiveValueStore().AddWithCount(k, float64(n))
+			return
+		}
+	}
+	_ = s.AddWithCount(float64(record.BucketMid(i))/float64(time.Millisecond), float64(n))
 }
 
 // quantile returns the sketch's q-quantile in milliseconds, or -1 when empty.

@@ -278,7 +278,7 @@ func (e *Engine) ObserveSnapshot(at time.Time, k record.SeriesKey, d record.Snap
 	e.add(at, k.Source, k.Zone, k.Instance, k.Operation, false, c, func(sk *ddsketch.DDSketch) {
 		for i, n := range d.Latency {
 			if n > 0 {
-				_ = sk.AddWithCount(float64(record.BucketMid(i))/float64(time.Millisecond), float64(n))
+				addBucket(sk, i, n)
 			}
 		}
 	})
@@ -297,7 +297,7 @@ func (e *Engine) ObserveAggregate(a record.Aggregate) {
 	k := a.Key
 	e.add(a.At, k.Source, k.Zone, k.Instance, k.Operation, false, c, func(sk *ddsketch.DDSketch) {
 		for _, b := range a.Latency {
-			_ = sk.AddWithCount(float64(record.BucketMid(b.Index))/float64(time.Millisecond), float64(b.Count))
+			addBucket(sk, b.Index, b.Count)
 		}
 	})
 }
