@@ -100,7 +100,8 @@ func newSketch() *ddsketch.DDSketch {
 // places a value is taken once per bucket, not once per bucket of every
 // aggregate (it was half of ingesting a histogram). -1: not indexable
 // (zero), left to AddWithCount.
-var bucketKeys = sync.OnceValue(func() (keys [record.NumBuckets]int) {
+var bucketKeys = sync.OnceValue(func() *[record.NumBuckets]int {
+	var keys [record.NumBuckets]int
 	s := newSketch()
 	for i := range keys {
 		v := float64(record.BucketMid(i)) / float64(time.Millisecond)
@@ -109,7 +110,7 @@ var bucketKeys = sync.OnceValue(func() (keys [record.NumBuckets]int) {
 			keys[i] = s.Index(v)
 		}
 	}
-	return keys
+	return &keys // a pointer: OnceValue would copy an array at every call
 })
 
 // addBucket adds n latencies of record bucket i to a sketch of newSketch's.

@@ -73,7 +73,15 @@ type Converter struct {
 	// and the index of aggregates by key. A request then costs a handful of
 	// allocations, not several per data point.
 	pts    []point
-	durs   []time.Duration
+	durs   []time.Duration // the current bounds, as durations
+	// mids are each histogram bucket's place in record's mapping, for every
+	// distinct run of bounds; m0 is the current bounds' first, prevBounds
+	// and boundsScale what they were mapped from.
+	mids        []int
+	m0          int32
+	prevBounds  []uint64
+	boundsScale time.Duration
+	sameBounds  bool
 	vals   []float64
 	delta  []float64
 	counts []uint64
@@ -103,7 +111,7 @@ type point struct {
 	start, at  time.Time
 	cumulative bool
 	hist       bool  // a histogram (else a sum: no latency)
-	b0, nb     int32 // bounds: durs[b0 : b0+nb]
+	m0         int32 // the buckets' places: mids[m0 : m0+nv-1]
 	v0, nv     int32 // count, then bucket counts: vals[v0 : v0+nv]
 }
 
@@ -183,7 +191,7 @@ func (c *Converter) Convert(body []byte, now time.Time) ([]record.Aggregate, err
 		for _, v := range vals[1:] {
 			c.counts = append(c.counts, uint64(math.Round(v)))
 		}
-		a.AddHistogram(c.durs[p.b0:p.b0+p.nb], c.counts)
+		a.AddBuckets(c.mids[p.m0:p.m0+p.nv-1], c.counts)
 	}
 	c.out = out
 	if len(out) == 0 {
@@ -214,7 +222,7 @@ func (c *Converter) bucketsLeft(i int) int {
 func (c *Converter) release() {
 	clear(c.pts)
 	c.pts = c.pts[:0]
-	c.durs, c.vals = c.durs[:0], c.vals[:0]
+	c.durs, c.vals, c.mids, c.sameBounds = c.durs[:0], c.vals[:0], c.mids[:0], false
 	clear(c.idx)
 	clear(c.res)
 	clear(c.attrs)
@@ -222,7 +230,7 @@ func (c *Converter) release() {
 	clear(c.data)
 	c.res, c.attrs, c.sorted, c.data = c.res[:0], c.attrs[:0], c.sorted[:0], c.data[:0]
 	if cap(c.pts) > maxScratchPoints {
-		c.pts, c.durs, c.vals, c.idx, c.out, c.lat = nil, nil, nil, nil, nil, nil // an outsized request: do not keep its scratch
+		c.pts, c.durs, c.vals, c.mids, c.idx, c.out, c.lat = nil, nil, nil, nil, nil, nil, nil // an outsized request: do not keep its scratch
 	}
 }
 
@@ -468,16 +476,25 @@ func (c *Converter) histogram(where loc, unit []byte, typ metricType, data [][]b
 			return fmt.Errorf("%s: %d bucket counts for %d bounds, want %d", w, len(bc), len(bs), len(bs)+1)
 		}
 		p.cumulative, p.hist = cum, true
-		p.b0, p.nb = int32(len(c.durs)), int32(len(bs))
-		prev := math.Inf(-1)
-		for i, bits := range bs {
-			v := math.Float64frombits(bits)
-			if math.IsNaN(v) || v <= prev || v < 0 || v*float64(scale) > float64(24*time.Hour) {
-				return fmt.Errorf("%s: explicit_bounds[%d] %v is not increasing, non-negative and under 24h", w, i, v)
+		// A fleet's points share their bounds: those of the point before,
+		// checked and mapped already, are not read again.
+		if !c.sameBounds || scale != c.boundsScale || !slices.Equal(bs, c.prevBounds) {
+			c.durs = c.durs[:0]
+			prev := math.Inf(-1)
+			for i, bits := range bs {
+				v := math.Float64frombits(bits)
+				if math.IsNaN(v) || v <= prev || v < 0 || v*float64(scale) > float64(24*time.Hour) {
+					return fmt.Errorf("%s: explicit_bounds[%d] %v is not increasing, non-negative and under 24h", w, i, v)
+				}
+				prev = v
+				c.durs = append(c.durs, time.Duration(v*float64(scale)))
 			}
-			prev = v
-			c.durs = append(c.durs, time.Duration(v*float64(scale)))
+			c.m0 = int32(len(c.mids))
+			c.mids = record.HistogramBuckets(c.mids, c.durs)
+			c.prevBounds = append(c.prevBounds[:0], bs...)
+			c.boundsScale, c.sameBounds = scale, true
 		}
+		p.m0 = c.m0
 		p.v0, p.nv = int32(len(c.vals)), int32(len(bc)+1)
 		c.vals = append(c.vals, float64(count))
 		var total uint64

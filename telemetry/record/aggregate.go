@@ -80,7 +80,14 @@ func (a *Aggregate) AddLatency(d time.Duration, n uint64) {
 	if n == 0 {
 		return
 	}
-	i := BucketOf(d)
+	a.addBucket(BucketOf(d), n)
+}
+
+func (a *Aggregate) addBucket(i int, n uint64) {
+	if l := len(a.Latency); l == 0 || a.Latency[l-1].Index < i {
+		a.Latency = append(a.Latency, Bucket{Index: i, Count: n}) // in order: the common case
+		return
+	}
 	lo, hi := 0, len(a.Latency)
 	for lo < hi {
 		m := (lo + hi) / 2
@@ -99,14 +106,16 @@ func (a *Aggregate) AddLatency(d time.Duration, n uint64) {
 	a.Latency[lo] = Bucket{Index: i, Count: n}
 }
 
-// AddHistogram adds an explicit-bounds histogram (OTLP's and Prometheus'
-// shape): counts[i] latencies in (bounds[i-1], bounds[i]], the last in
-// (bounds[n-1], +inf). Each bucket is reported at its midpoint (the first
-// from 0; the open-ended last at 1.5× its lower bound), so the engine's
-// quantiles are as fine as the sender's buckets allow.
-func (a *Aggregate) AddHistogram(bounds []time.Duration, counts []uint64) {
+// HistogramBuckets appends to dst the bucket, on BucketOf's mapping, in
+// which each bucket of an explicit-bounds histogram (OTLP's and
+// Prometheus' shape) is reported: len(bounds)+1 of them, for the latencies
+// in (bounds[i-1], bounds[i]] and the last in (bounds[n-1], +inf). Each is
+// reported at its midpoint (the first from 0; the open-ended last at 1.5×
+// its lower bound), so the engine's quantiles are as fine as the sender's
+// buckets allow. The places never decrease.
+func HistogramBuckets(dst []int, bounds []time.Duration) []int {
 	var lo time.Duration
-	for i, n := range counts {
+	for i := 0; i <= len(bounds); i++ {
 		var v time.Duration
 		switch {
 		case i < len(bounds):
@@ -114,11 +123,27 @@ func (a *Aggregate) AddHistogram(bounds []time.Duration, counts []uint64) {
 			lo = bounds[i]
 		case len(bounds) > 0:
 			v = lo + lo/2
-		default:
-			v = 0
 		}
-		a.AddLatency(v, n)
+		dst = append(dst, BucketOf(v))
 	}
+	return dst
+}
+
+// AddBuckets adds counts[i] latencies to bucket places[i] (as
+// HistogramBuckets gives them; counts past the last place go to it).
+func (a *Aggregate) AddBuckets(places []int, counts []uint64) {
+	for i, n := range counts {
+		if n > 0 {
+			a.addBucket(places[min(i, len(places)-1)], n)
+		}
+	}
+}
+
+// AddHistogram adds an explicit-bounds histogram: counts[i] latencies in
+// HistogramBuckets' bucket i.
+func (a *Aggregate) AddHistogram(bounds []time.Duration, counts []uint64) {
+	var buf [32]int
+	a.AddBuckets(HistogramBuckets(buf[:0], bounds), counts)
 }
 
 // Single is one observation as an aggregate of one request: the batch API
