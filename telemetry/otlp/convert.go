@@ -72,8 +72,8 @@ type Converter struct {
 	// the points of a request, their bounds and values in two flat slices,
 	// and the index of aggregates by key. A request then costs a handful of
 	// allocations, not several per data point.
-	pts    []point
-	durs   []time.Duration // the current bounds, as durations
+	pts  []point
+	durs []time.Duration // the current bounds, as durations
 	// mids are each histogram bucket's place in record's mapping, for every
 	// distinct run of bounds; m0 is the current bounds' first, prevBounds
 	// and boundsScale what they were mapped from.
@@ -82,12 +82,12 @@ type Converter struct {
 	prevBounds  []uint64
 	boundsScale time.Duration
 	sameBounds  bool
-	vals   []float64
-	delta  []float64
-	counts []uint64
-	idx    map[keyID]int
-	out    []record.Aggregate
-	lat    []record.Bucket
+	vals        []float64
+	delta       []float64
+	counts      []uint64
+	idx         map[keyID]int
+	out         []record.Aggregate
+	lat         []record.Bucket
 
 	// The wire decoder's scratch space: the current resource's and data
 	// point's attributes and the point's bounds and bucket counts, read in
