@@ -400,22 +400,33 @@ func TestOverlappingFaults(t *testing.T) {
 			dblink.Fault{Kind: dblink.KindReset, Percent: 20})
 		rs := calls(ctx, c, 150, database.MaxConns)
 		s = summarize(rs)
-		var stalled, reset int
+		// A stall fails at the timeout. A reset fails before it: at once,
+		// mostly, but some only after a slow reconnect (on a busy machine,
+		// or when the 20% loss drops its SYN, which Linux sends again after
+		// 1 s). CI saw 3 of 35 resets take 0.5 to 1.9 s. Nothing fails
+		// later than a stall.
+		var stalled, reset, fast int
 		for _, r := range rs {
 			switch {
-			case r.err != nil && r.d >= stallMin:
+			case r.err == nil:
+			case r.d >= stallMin && r.d <= stallMax:
 				stalled++
-			case r.err != nil && r.d < fastFail:
+			case r.d < stallMin:
 				reset++
+				if r.d < fastFail {
+					fast++
+				}
 			}
 		}
-		t.Logf("packet_loss 20%% + reset 20%%: %s; %d stalled, %d reset", s, stalled, reset)
+		t.Logf("packet_loss 20%% + reset 20%%: %s; %d stalled, %d reset (%d of them fast)", s, stalled, reset, fast)
 		if r := s.ratio(); r < 0.22 || r > 0.50 {
 			t.Errorf("failure ratio %.3f, want 0.22..0.50", r)
 		}
-		// A few may be neither: a reset after a slow reconnect on a busy machine.
-		if other := len(s.failed) - stalled - reset; other > len(s.failed)/20 {
-			t.Errorf("%d failures neither stalled nor fast", other)
+		if other := len(s.failed) - stalled - reset; other > 0 {
+			t.Errorf("%d failures after the stall timeout (over %s)", other, stallMax)
+		}
+		if fast < reset/2 {
+			t.Errorf("only %d of %d resets failed fast (under %s)", fast, reset, fastFail)
 		}
 		if fs, fr := float64(stalled)/150, float64(reset)/150; fs < 0.08 || fs > 0.34 || fr < 0.05 || fr > 0.30 {
 			t.Errorf("stalled %.3f (want 0.08..0.34), reset %.3f (want 0.05..0.30)", fs, fr)
