@@ -66,41 +66,44 @@ const (
 // either order, with nothing else; false: not that shape.
 func (s *batchScanner) scan(data []byte) (resource string, ok bool) {
 	s.b, s.i = data, 0
-	if !s.byte('{') {
-		return "", false
-	}
 	seen := 0
-	for {
-		key, ok := s.str()
-		if !ok || !s.byte(':') {
-			return "", false
-		}
+	ok = s.object(func(key string) (ok bool) {
 		switch {
 		case key == "resource" && seen&1 == 0:
 			seen |= 1
-			if resource, ok = s.name(); !ok {
-				return "", false
-			}
+			resource, ok = s.name()
+			return ok
 		case key == "aggregates" && seen&2 == 0:
 			seen |= 2
-			if !s.aggregates() {
-				return "", false
-			}
-		default:
-			return "", false
+			return s.array(s.aggregate)
 		}
-		if s.byte(',') {
-			continue
+		return false
+	})
+	s.ws()
+	return resource, ok && seen == 3 && s.i == len(s.b) && len(s.ins) > 0
+}
+
+// object reads {"key": value, ...}, value reading each key's value.
+func (s *batchScanner) object(value func(key string) bool) bool {
+	if !s.byte('{') {
+		return false
+	}
+	if s.byte('}') {
+		return true
+	}
+	for {
+		key, ok := s.str()
+		if !ok || !s.byte(':') || !value(key) {
+			return false
 		}
-		if !s.byte('}') {
-			return "", false
+		if !s.byte(',') {
+			return s.byte('}')
 		}
-		s.ws()
-		return resource, seen == 3 && s.i == len(s.b) && len(s.ins) > 0
 	}
 }
 
-func (s *batchScanner) aggregates() bool {
+// array reads [element, ...], element reading each.
+func (s *batchScanner) array(element func() bool) bool {
 	if !s.byte('[') {
 		return false
 	}
@@ -108,31 +111,20 @@ func (s *batchScanner) aggregates() bool {
 		return true
 	}
 	for {
-		if !s.aggregate() {
+		if !element() {
 			return false
 		}
-		if s.byte(',') {
-			continue
+		if !s.byte(',') {
+			return s.byte(']')
 		}
-		return s.byte(']')
 	}
 }
 
+// aggregate reads one record onto s.ins.
 func (s *batchScanner) aggregate() bool {
-	if !s.byte('{') {
-		return false
-	}
 	var in AggregateIn
 	seen := 0
-	if s.byte('}') {
-		s.ins = append(s.ins, in)
-		return true
-	}
-	for {
-		key, ok := s.str()
-		if !ok || !s.byte(':') {
-			return false
-		}
+	ok := s.object(func(key string) (ok bool) {
 		bit := 0
 		switch key {
 		case "at":
@@ -146,7 +138,7 @@ func (s *batchScanner) aggregate() bool {
 			if t.UnmarshalJSON(s.b[start:s.i]) != nil {
 				return false
 			}
-			in.At = &t
+			in.At, ok = &t, true
 		case "source":
 			bit = keySource
 			in.Source, ok = s.name()
@@ -185,53 +177,38 @@ func (s *batchScanner) aggregate() bool {
 			return false
 		}
 		seen |= bit
-		if s.byte(',') {
-			continue
-		}
-		if !s.byte('}') {
-			return false
-		}
-		s.ins = append(s.ins, in)
 		return true
+	})
+	if ok {
+		s.ins = append(s.ins, in)
 	}
+	return ok
 }
 
 // latency reads [[ms, count], ...]: pairs only (encoding/json would drop a
 // third element or zero a missing one: the strict path decides those).
 func (s *batchScanner) latency(in *AggregateIn) bool {
-	if !s.byte('[') {
-		return false
-	}
 	start := len(s.lat)
-	if !s.byte(']') {
-		for {
-			var p [2]float64
-			var ok bool
-			if !s.byte('[') {
-				return false
-			}
-			if p[0], ok = s.float(); !ok || !s.byte(',') {
-				return false
-			}
-			if p[1], ok = s.float(); !ok || !s.byte(']') {
-				return false
-			}
-			s.lat = append(s.lat, p)
-			if s.byte(',') {
-				continue
-			}
-			if !s.byte(']') {
-				return false
-			}
-			break
+	ok := s.array(func() (ok bool) {
+		var p [2]float64
+		if !s.byte('[') {
+			return false
 		}
-	}
-	if len(s.lat) > start {
+		if p[0], ok = s.float(); !ok || !s.byte(',') {
+			return false
+		}
+		if p[1], ok = s.float(); !ok || !s.byte(']') {
+			return false
+		}
+		s.lat = append(s.lat, p)
+		return true
+	})
+	if ok && len(s.lat) > start {
 		// A slice of the array as it is now: if a later record makes it
 		// grow, this one still holds these values.
 		in.LatencyMs = s.lat[start:len(s.lat):len(s.lat)]
 	}
-	return true
+	return ok
 }
 
 // ws skips JSON whitespace.
@@ -295,16 +272,22 @@ func (s *batchScanner) name() (string, bool) {
 func (s *batchScanner) uint() (uint64, bool) {
 	s.ws()
 	start := s.i
-	var v uint64
-	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
-		v = 10*v + uint64(s.b[s.i]-'0')
-		s.i++
-	}
-	n := s.i - start
+	v, n := s.digits(0)
 	if n == 0 || n > 19 || (n > 1 && s.b[start] == '0') {
 		return 0, false
 	}
 	return v, s.numberEnds()
+}
+
+// digits reads a run of decimal digits onto v (v*10 + each; it wraps past
+// 19 digits, which callers check) and says how many there were.
+func (s *batchScanner) digits(v uint64) (uint64, int) {
+	n := 0
+	for ; s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9'; s.i++ {
+		v = 10*v + uint64(s.b[s.i]-'0')
+		n++
+	}
+	return v, n
 }
 
 // numberEnds says whether a number token ends here, as JSON requires.
@@ -327,27 +310,17 @@ func (s *batchScanner) numberEnds() bool {
 func (s *batchScanner) float() (float64, bool) {
 	s.ws()
 	start := s.i
-	var mant uint64
-	digits, decimals := 0, 0
-	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
-		mant = 10*mant + uint64(s.b[s.i]-'0')
-		digits++
-		s.i++
-	}
+	mant, digits := s.digits(0)
 	if digits == 0 || (digits > 1 && s.b[start] == '0') {
 		return 0, false // no digits, or a leading zero
 	}
+	decimals := 0
 	if s.i < len(s.b) && s.b[s.i] == '.' {
 		s.i++
-		for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
-			mant = 10*mant + uint64(s.b[s.i]-'0')
-			digits++
-			decimals++
-			s.i++
-		}
-		if decimals == 0 {
+		if mant, decimals = s.digits(mant); decimals == 0 {
 			return 0, false
 		}
+		digits += decimals
 	}
 	exp := false
 	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
@@ -356,12 +329,7 @@ func (s *batchScanner) float() (float64, bool) {
 		if s.i < len(s.b) && (s.b[s.i] == '+' || s.b[s.i] == '-') {
 			s.i++
 		}
-		n := 0
-		for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
-			n++
-			s.i++
-		}
-		if n == 0 {
+		if _, n := s.digits(0); n == 0 {
 			return 0, false
 		}
 	}
