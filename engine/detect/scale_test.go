@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/grayzone/grayzone/telemetry/observation"
+	"github.com/grayzone/grayzone/telemetry/record"
 )
 
 // fleet is a synthetic fleet: instances spread over three zones, each serving
@@ -127,5 +128,37 @@ func TestLargeFleetDecidesLikeSmall(t *testing.T) {
 	// The same decision; the large fleet, with more evidence a second, no later.
 	if zs != "az2" || zl != "az2" || ss < 20 || sl < 20 || sl > ss {
 		t.Fatalf("small fleet decided %q at %d s, large fleet %q at %d s (fault from 20 s)", zs, ss, zl, sl)
+	}
+}
+
+// BenchmarkObserveAggregate is the engine's cost per aggregate as ingestion
+// feeds it: a 10,000 × 50 fleet's server histograms, five latency buckets
+// each, one second after another. It is what bounds a tick's work
+// (ingest.DefaultDrainPerTick aggregates at most).
+func BenchmarkObserveAggregate(b *testing.B) {
+	f := newFleet(10_000, 50)
+	e, err := New(Config{Zones: zones3})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var aggs []record.Aggregate
+	for zi, z := range f.zones {
+		for _, inst := range f.instances[zi] {
+			for _, op := range f.ops {
+				a := record.Aggregate{Key: record.SeriesKey{Source: observation.Server, Zone: z, Instance: inst, Operation: op},
+					Requests: 20, Slow: record.SlowFromLatency}
+				for i, ms := range []time.Duration{3, 8, 20, 40, 80} {
+					a.AddLatency(ms*time.Millisecond, uint64(1+i))
+				}
+				aggs = append(aggs, a)
+			}
+		}
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	b.ResetTimer()
+	for i := range b.N {
+		a := aggs[i%len(aggs)]
+		a.At = t0.Add(time.Duration(i/len(aggs)) * time.Second)
+		e.ObserveAggregate(a)
 	}
 }
