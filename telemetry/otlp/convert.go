@@ -69,19 +69,20 @@ type Converter struct {
 	processes map[string]bool
 
 	// Scratch space reused from one call to the next (calls are serialised):
-	// the points of a request, their bounds and values in two flat slices,
-	// and the index of aggregates by key. A request then costs a handful of
-	// allocations, not several per data point.
+	// the points of a request, their bucket places and values in flat
+	// slices, the index of aggregates by key, and the aggregates with their
+	// buckets. A request then costs a handful of allocations, not several
+	// per data point.
 	pts  []point
 	durs []time.Duration // the current bounds, as durations
 	// mids are each histogram bucket's place in record's mapping, for every
 	// distinct run of bounds; m0 is the current bounds' first, prevBounds
-	// and boundsScale what they were mapped from.
+	// and boundsScale what they were mapped from (boundsScale 0: nothing
+	// mapped yet in this request).
 	mids        []int
 	m0          int32
 	prevBounds  []uint64
 	boundsScale time.Duration
-	sameBounds  bool
 	vals        []float64
 	delta       []float64
 	counts      []uint64
@@ -222,7 +223,7 @@ func (c *Converter) bucketsLeft(i int) int {
 func (c *Converter) release() {
 	clear(c.pts)
 	c.pts = c.pts[:0]
-	c.durs, c.vals, c.mids, c.sameBounds = c.durs[:0], c.vals[:0], c.mids[:0], false
+	c.durs, c.vals, c.mids, c.boundsScale = c.durs[:0], c.vals[:0], c.mids[:0], 0
 	clear(c.idx)
 	clear(c.res)
 	clear(c.attrs)
@@ -478,7 +479,7 @@ func (c *Converter) histogram(where loc, unit []byte, typ metricType, data [][]b
 		p.cumulative, p.hist = cum, true
 		// A fleet's points share their bounds: those of the point before,
 		// checked and mapped already, are not read again.
-		if !c.sameBounds || scale != c.boundsScale || !slices.Equal(bs, c.prevBounds) {
+		if scale != c.boundsScale || !slices.Equal(bs, c.prevBounds) {
 			c.durs = c.durs[:0]
 			prev := math.Inf(-1)
 			for i, bits := range bs {
@@ -492,7 +493,7 @@ func (c *Converter) histogram(where loc, unit []byte, typ metricType, data [][]b
 			c.m0 = int32(len(c.mids))
 			c.mids = record.HistogramBuckets(c.mids, c.durs)
 			c.prevBounds = append(c.prevBounds[:0], bs...)
-			c.boundsScale, c.sameBounds = scale, true
+			c.boundsScale = scale
 		}
 		p.m0 = c.m0
 		p.v0, p.nv = int32(len(c.vals)), int32(len(bc)+1)

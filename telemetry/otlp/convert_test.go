@@ -222,3 +222,31 @@ func TestScratchReuseChangesNothing(t *testing.T) {
 		}
 	}
 }
+
+// Points that share their bounds reuse the mapping of the point before;
+// a point with other bounds (or another unit) is mapped afresh.
+func TestBoundsOfEachPointAreItsOwn(t *testing.T) {
+	md := request(pmetric.AggregationTemporalityDelta, time.Time{}, 10) // bounds 50, 100, 200 ms: 9 in (0, 50], 1 in (100, 200]
+	dps := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Histogram().DataPoints()
+	for i, bounds := range [][]float64{{50, 100, 200}, {1000, 2000, 4000}, {1000, 2000, 4000}, {50, 100, 200}} {
+		p := dps.AppendEmpty()
+		dp(md).CopyTo(p)
+		p.Attributes().PutStr("route", fmt.Sprint("op-", i))
+		p.ExplicitBounds().FromRaw(bounds)
+	}
+	aggs, err := converter().ConvertMetrics(md, t0)
+	if err != nil || len(aggs) != 5 {
+		t.Fatalf("%v %+v", err, aggs)
+	}
+	for _, a := range aggs {
+		bounds := []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond}
+		if a.Key.Operation == "op-1" || a.Key.Operation == "op-2" {
+			bounds = []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}
+		}
+		var want record.Aggregate
+		want.AddHistogram(bounds, []uint64{9, 0, 1, 0})
+		if !reflect.DeepEqual(a.Latency, want.Latency) {
+			t.Errorf("%s: buckets %+v, want %+v", a.Key.Operation, a.Latency, want.Latency)
+		}
+	}
+}
