@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"regexp"
@@ -110,16 +108,7 @@ func decodeBatch(data []byte, now time.Time) (resource string, obs []observation
 // decodeBatchStrict is decodeBatch's encoding/json path.
 func decodeBatchStrict(data []byte, now time.Time) (resource string, obs []observation.Observation, aggs []record.Aggregate, err error) {
 	var raw rawBatch
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	err = dec.Decode(&raw)
-	if err == nil {
-		var extra json.RawMessage
-		if dec.Decode(&extra) != io.EOF {
-			err = errors.New("body: unexpected data after the JSON object")
-		}
-	}
-	if err != nil {
+	if err := decodeStrict(bytes.NewReader(data), &raw); err != nil {
 		return "", nil, nil, jsonError("", err)
 	}
 	resource, obs, err = raw.convert(now)

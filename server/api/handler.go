@@ -627,15 +627,7 @@ func parseDuration(field, s string) (time.Duration, error) {
 // body decodes the request body strictly into dst; on failure it has written
 // the error (400, or 413 over limit) and returns false.
 func (h *handler) body(w http.ResponseWriter, r *http.Request, dst any, limit int64) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(dst)
-	if err == nil {
-		var extra json.RawMessage
-		if dec.Decode(&extra) != io.EOF {
-			err = errors.New("body: unexpected data after the JSON object")
-		}
-	}
+	err := decodeStrict(http.MaxBytesReader(w, r.Body, limit), dst)
 	if err == nil {
 		return true
 	}
@@ -646,6 +638,21 @@ func (h *handler) body(w http.ResponseWriter, r *http.Request, dst any, limit in
 	}
 	writeError(w, http.StatusBadRequest, jsonError("", err).Error())
 	return false
+}
+
+// decodeStrict reads one JSON object into dst: unknown fields and data
+// after the object are errors.
+func decodeStrict(r io.Reader, dst any) error {
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return err
+	}
+	var extra json.RawMessage
+	if dec.Decode(&extra) != io.EOF {
+		return errors.New("body: unexpected data after the JSON object")
+	}
+	return nil
 }
 
 // jsonError turns a decoding error into one line naming the field, with

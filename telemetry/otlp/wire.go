@@ -95,7 +95,7 @@ type field struct {
 	b   []byte // a length-delimited value (aliases the body)
 }
 
-var errTruncated = errors.New("malformed protobuf")
+var errMalformed = errors.New("malformed protobuf")
 
 // next reads the field at the start of b and returns the rest.
 func next(b []byte) (field, []byte, error) {
@@ -133,7 +133,7 @@ func next(b []byte) (field, []byte, error) {
 func nextSlow(b []byte) (field, []byte, error) {
 	num, typ, n := protowire.ConsumeTag(b)
 	if n < 0 {
-		return field{}, nil, fmt.Errorf("%w: %v", errTruncated, protowire.ParseError(n))
+		return field{}, nil, fmt.Errorf("%w: %v", errMalformed, protowire.ParseError(n))
 	}
 	b = b[n:]
 	f := field{num: num, typ: typ}
@@ -152,7 +152,7 @@ func nextSlow(b []byte) (field, []byte, error) {
 		n = protowire.ConsumeFieldValue(num, typ, b)
 	}
 	if n < 0 {
-		return field{}, nil, fmt.Errorf("%w: field %d: %v", errTruncated, num, protowire.ParseError(n))
+		return field{}, nil, fmt.Errorf("%w: field %d: %v", errMalformed, num, protowire.ParseError(n))
 	}
 	return f, b[n:], nil
 }
@@ -191,7 +191,7 @@ func wrap(where fmt.Stringer, err error) error {
 // want checks a known field's wire type.
 func (f field) want(t protowire.Type) error {
 	if f.typ != t {
-		return fmt.Errorf("%w: field %d has wire type %d, want %d", errTruncated, f.num, f.typ, t)
+		return fmt.Errorf("%w: field %d has wire type %d, want %d", errMalformed, f.num, f.typ, t)
 	}
 	return nil
 }
@@ -203,7 +203,7 @@ func (f field) fixed64s(dst []uint64) ([]uint64, error) {
 		return append(dst, f.v), nil
 	case protowire.BytesType:
 		if len(f.b)%8 != 0 {
-			return dst, fmt.Errorf("%w: packed field %d is %d bytes, not a multiple of 8", errTruncated, f.num, len(f.b))
+			return dst, fmt.Errorf("%w: packed field %d is %d bytes, not a multiple of 8", errMalformed, f.num, len(f.b))
 		}
 		for b := f.b; len(b) > 0; b = b[8:] {
 			v, _ := protowire.ConsumeFixed64(b)
