@@ -7,13 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
-	"github.com/grayzone/grayzone/engine/autoshift"
 	"github.com/grayzone/grayzone/lab/scenario"
 	"github.com/grayzone/grayzone/lab/telemetrypath"
 	"github.com/grayzone/grayzone/telemetry/emf"
-	"github.com/grayzone/grayzone/telemetry/ingest"
 	"github.com/grayzone/grayzone/telemetry/observation"
 )
 
@@ -23,7 +20,7 @@ import (
 // that file, aggregates per interval, and offers to the gate the controller
 // drains at each tick, as grayzone serve does.
 type realEMF struct {
-	gate *ingest.Gate
+	gated
 	dir  string
 	stop context.CancelFunc
 	done chan error
@@ -45,15 +42,15 @@ func startRealEMF(ctx context.Context, sc *scenario.Scenario) (*realEMF, error) 
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	gate := ingest.New(Resource, sc.Topology.Zones, ingest.Limits{})
-	src, err := emf.New(emf.Config{File: path, Interval: telemetrypath.Interval, Sink: gate, Log: slog.New(slog.DiscardHandler)})
+	g := newGated(sc)
+	src, err := emf.New(emf.Config{File: path, Interval: telemetrypath.Interval, Sink: g.gate, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		f.Close()
 		os.RemoveAll(dir)
 		return nil, err
 	}
 	sctx, stop := context.WithCancel(ctx)
-	r := &realEMF{gate: gate, dir: dir, stop: stop, done: make(chan error, 1), log: f}
+	r := &realEMF{gated: g, dir: dir, stop: stop, done: make(chan error, 1), log: f}
 	go func() { r.done <- src.Run(sctx) }()
 	return r, nil
 }
@@ -71,10 +68,6 @@ func (r *realEMF) observe(o observation.Observation) error {
 		return fmt.Errorf("lab: emf log: %w", err)
 	}
 	return nil
-}
-
-func (r *realEMF) feed(now time.Time, c *autoshift.Controller) {
-	drainInto(r.gate, now, c)
 }
 
 func (r *realEMF) close() error {

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/grayzone/grayzone/engine/autoshift"
 	"github.com/grayzone/grayzone/lab/scenario"
 	"github.com/grayzone/grayzone/lab/telemetrypath"
 	"github.com/grayzone/grayzone/server/api"
@@ -27,7 +26,7 @@ import (
 // served by the API's own handler, with a bearer token) on loopback; the
 // batches pass the gate the controller drains at each tick, as in serve.
 type realMiddleware struct {
-	gate  *ingest.Gate
+	gated
 	srv   *http.Server
 	url   string
 	token string
@@ -70,7 +69,7 @@ var errNoResource = errors.New("no such resource")
 const labToken = "lab-middleware"
 
 func startRealMiddleware(ctx context.Context, sc *scenario.Scenario) (*realMiddleware, error) {
-	r := &realMiddleware{gate: ingest.New(Resource, sc.Topology.Zones, ingest.Limits{}), mws: map[string]*middleware.Middleware{}, token: labToken}
+	r := &realMiddleware{gated: newGated(sc), mws: map[string]*middleware.Middleware{}, token: labToken}
 	tokens := []config.Token{{Name: "lab", Secret: labToken}}
 	h := api.NewHandler(batchReceiver{gate: r.gate}, api.Options{Tokens: func() []config.Token { return tokens }, Log: slog.New(slog.DiscardHandler)})
 	mux := http.NewServeMux()
@@ -111,8 +110,6 @@ func (r *realMiddleware) observe(o observation.Observation) error {
 	mw.Observe(o.Operation, statusOf(o.Outcome), o.Latency)
 	return nil
 }
-
-func (r *realMiddleware) feed(now time.Time, c *autoshift.Controller) { drainInto(r.gate, now, c) }
 
 func (r *realMiddleware) close() error {
 	r.mu.Lock()

@@ -13,10 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/grayzone/grayzone/engine/autoshift"
 	"github.com/grayzone/grayzone/lab/scenario"
 	"github.com/grayzone/grayzone/lab/telemetrypath"
-	"github.com/grayzone/grayzone/telemetry/ingest"
 	"github.com/grayzone/grayzone/telemetry/middleware"
 	"github.com/grayzone/grayzone/telemetry/observation"
 	promsource "github.com/grayzone/grayzone/telemetry/prometheus"
@@ -28,7 +26,7 @@ import (
 // source queries it every second with its default queries into the gate
 // the controller drains at each tick.
 type realProm struct {
-	gate  *ingest.Gate
+	gated
 	srv   *http.Server
 	local *promsource.Local
 	dir   string
@@ -41,7 +39,7 @@ type realProm struct {
 }
 
 func startRealProm(ctx context.Context, sc *scenario.Scenario) (*realProm, error) {
-	r := &realProm{gate: ingest.New(Resource, sc.Topology.Zones, ingest.Limits{}),
+	r := &realProm{gated: newGated(sc),
 		mws: map[string]*middleware.Middleware{}, done: make(chan struct{})}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -104,10 +102,6 @@ func (r *realProm) observe(o observation.Observation) error {
 	status := statusOf(o.Outcome)
 	mw.Observe(o.Operation, status, o.Latency)
 	return nil
-}
-
-func (r *realProm) feed(now time.Time, c *autoshift.Controller) {
-	drainInto(r.gate, now, c)
 }
 
 func (r *realProm) close() error {

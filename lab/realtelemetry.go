@@ -13,10 +13,8 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 
-	"github.com/grayzone/grayzone/engine/autoshift"
 	"github.com/grayzone/grayzone/lab/scenario"
 	"github.com/grayzone/grayzone/lab/telemetrypath"
-	"github.com/grayzone/grayzone/telemetry/ingest"
 	"github.com/grayzone/grayzone/telemetry/observation"
 	"github.com/grayzone/grayzone/telemetry/otlp"
 )
@@ -26,7 +24,7 @@ import (
 // histogram every second over OTLP/HTTP to a real receiver on loopback,
 // whose gate the controller drains at each tick, as grayzone serve does.
 type realOTLP struct {
-	gate   *ingest.Gate
+	gated
 	stop   context.CancelFunc
 	done   chan error
 	url    string
@@ -41,13 +39,13 @@ type otelApp struct {
 }
 
 func startRealOTLP(ctx context.Context, sc *scenario.Scenario) (*realOTLP, error) {
-	gate := ingest.New(Resource, sc.Topology.Zones, ingest.Limits{})
-	recv, err := otlp.New(otlp.Config{HTTP: "127.0.0.1:0", Sink: gate, Log: slog.New(slog.DiscardHandler)})
+	g := newGated(sc)
+	recv, err := otlp.New(otlp.Config{HTTP: "127.0.0.1:0", Sink: g.gate, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return nil, err
 	}
 	rctx, stop := context.WithCancel(ctx)
-	r := &realOTLP{gate: gate, stop: stop, done: make(chan error, 1), url: recv.HTTPAddr(), apps: map[string]*otelApp{}}
+	r := &realOTLP{gated: g, stop: stop, done: make(chan error, 1), url: recv.HTTPAddr(), apps: map[string]*otelApp{}}
 	go func() { r.done <- recv.Run(rctx) }()
 	return r, nil
 }
@@ -83,11 +81,6 @@ func (r *realOTLP) observe(o observation.Observation) error {
 	app.hist.Record(context.Background(), o.Latency.Seconds(),
 		metric.WithAttributes(attribute.String("http.route", o.Operation), attribute.Int("http.response.status_code", status)))
 	return nil
-}
-
-// feed hands the receiver's aggregates to the controller before its tick.
-func (r *realOTLP) feed(now time.Time, c *autoshift.Controller) {
-	drainInto(r.gate, now, c)
 }
 
 func (r *realOTLP) close() error {

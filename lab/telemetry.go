@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/grayzone/grayzone/engine/autoshift"
+	"github.com/grayzone/grayzone/lab/scenario"
 	"github.com/grayzone/grayzone/telemetry/ingest"
 	"github.com/grayzone/grayzone/telemetry/observation"
 	"github.com/grayzone/grayzone/telemetry/record"
@@ -48,10 +49,17 @@ func startRealTelemetry(ctx context.Context, o Options) (realTelemetry, error) {
 	return nil, nil
 }
 
-// drainInto hands what the path's gate holds to the controller before its
-// tick, as grayzone serve's resource loop does.
-func drainInto(g *ingest.Gate, now time.Time, c *autoshift.Controller) {
-	g.Drain(now, 0, func(aggs []record.Aggregate) { c.ObserveAggregates(aggs) })
+// gated is the part every real telemetry path shares: the ingest gate its
+// source feeds, which feed hands to the controller before each tick, as
+// grayzone serve's resource loop does.
+type gated struct{ gate *ingest.Gate }
+
+func newGated(sc *scenario.Scenario) gated {
+	return gated{ingest.New(Resource, sc.Topology.Zones, ingest.Limits{})}
+}
+
+func (g gated) feed(now time.Time, c *autoshift.Controller) {
+	g.gate.Drain(now, 0, func(aggs []record.Aggregate) { c.ObserveAggregates(aggs) })
 }
 
 // statusOf is the HTTP status an instance answers with for the outcome.
