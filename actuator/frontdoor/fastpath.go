@@ -556,7 +556,11 @@ func (e *fastEndpoint) forward(br *bufio.Reader, bw *bufio.Writer, req *fastReq)
 		if series != nil {
 			series.Observe(observation.Fault, monoNow()-start)
 		}
-		bw.WriteString("HTTP/1.1 502 Bad Gateway\r\nX-Grayzone-Zone: ")
+		if isTimeout(err) {
+			bw.WriteString("HTTP/1.1 504 Gateway Timeout\r\nX-Grayzone-Zone: ")
+		} else {
+			bw.WriteString("HTTP/1.1 502 Bad Gateway\r\nX-Grayzone-Zone: ")
+		}
 		bw.WriteString(t.Zone)
 		bw.WriteString("\r\nX-Grayzone-Instance: ")
 		bw.WriteString(t.ID)
@@ -626,6 +630,7 @@ func (rt *route) exchange(cbr *bufio.Reader, req *fastReq) (_ *h1Conn, _ respHea
 		w, err = writeFastRequest(bc.bw, cbr, req)
 		wait += w
 		if err == nil {
+			bc.awaitHead(rt.pool.responseTimeout)
 			_, err = bc.br.Peek(1)
 		}
 		if err != nil {
@@ -633,7 +638,7 @@ func (rt *route) exchange(cbr *bufio.Reader, req *fastReq) (_ *h1Conn, _ respHea
 			if errors.Is(err, errClientBody) {
 				return nil, respHead{}, wait, err
 			}
-			if reused && attempt == 0 && req.contentLength == 0 && idempotent(string(req.method)) {
+			if reused && attempt == 0 && req.contentLength == 0 && idempotent(string(req.method)) && !isTimeout(err) {
 				continue
 			}
 			return nil, respHead{}, wait, err
@@ -652,6 +657,7 @@ func (rt *route) exchange(cbr *bufio.Reader, req *fastReq) (_ *h1Conn, _ respHea
 				bc.br.Discard(len(resp.head))
 				continue
 			}
+			bc.SetReadDeadline(time.Time{}) // the body may take as long as it takes
 			return bc, resp, wait, nil
 		}
 	}

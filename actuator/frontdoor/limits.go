@@ -3,9 +3,13 @@ package frontdoor
 import (
 	"errors"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,15 +29,26 @@ type Limits struct {
 	// IdleTimeout bounds the wait for the next request on a kept-alive
 	// client connection (default 2 min).
 	IdleTimeout time.Duration
+	// MaxConnections caps the client connections the front door holds at
+	// once, over all its endpoints (default 10 000). One past the cap is
+	// answered 503 and closed at once: held open, it would only wait.
+	MaxConnections int
+	// ResponseTimeout bounds the wait for a backend's response head once
+	// the request was sent (default 60 s); a backend that is slower is
+	// answered 504 and counted as the target's fault. The body that follows
+	// is not bounded: a stream may take as long as it takes.
+	ResponseTimeout time.Duration
 }
 
 // Defaults of Limits.
 const (
-	DefaultMaxHeaderBytes = 64 << 10
-	MinMaxHeaderBytes     = 8 << 10
-	DefaultHeaderTimeout  = 5 * time.Second
-	DefaultBodyTimeout    = 60 * time.Second
-	DefaultIdleTimeout    = 2 * time.Minute
+	DefaultMaxHeaderBytes  = 64 << 10
+	MinMaxHeaderBytes      = 8 << 10
+	DefaultHeaderTimeout   = 5 * time.Second
+	DefaultBodyTimeout     = 60 * time.Second
+	DefaultIdleTimeout     = 2 * time.Minute
+	DefaultMaxConnections  = 10000
+	DefaultResponseTimeout = 60 * time.Second
 )
 
 func (l Limits) withDefaults() Limits {
@@ -49,6 +64,12 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.IdleTimeout <= 0 {
 		l.IdleTimeout = DefaultIdleTimeout
+	}
+	if l.MaxConnections <= 0 {
+		l.MaxConnections = DefaultMaxConnections
+	}
+	if l.ResponseTimeout <= 0 {
+		l.ResponseTimeout = DefaultResponseTimeout
 	}
 	return l
 }
@@ -136,4 +157,60 @@ func (b *clientBody) waited() time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.wait
+}
+
+// connLimit caps the client connections of every endpoint of a proxy.
+type connLimit struct {
+	max  int64
+	open atomic.Int64
+	log  *slog.Logger
+	last atomic.Int64 // unix seconds of the last "at the cap" log line
+}
+
+// tooMany is what a connection past the cap is told before it is closed.
+var tooMany = func() string {
+	body := "too many connections: the front door is at its cap (max_connections)\n"
+	return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: " +
+		strconv.Itoa(len(body)) + "\r\n\r\n" + body
+}()
+
+// limitedListener counts the connections it accepts against the proxy's cap.
+type limitedListener struct {
+	net.Listener
+	lim *connLimit
+}
+
+func (l *limitedListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.lim.open.Add(1) <= l.lim.max {
+			return &countedConn{Conn: c, lim: l.lim}, nil
+		}
+		l.lim.open.Add(-1)
+		// Answered and closed on a goroutine of its own: a client that does
+		// not read must not stall the accept loop.
+		go func() {
+			c.SetWriteDeadline(time.Now().Add(time.Second))
+			io.WriteString(c, tooMany)
+			c.Close()
+		}()
+		if now := time.Now().Unix(); l.lim.last.Swap(now) != now { // at most one line a second
+			l.lim.log.Warn("frontdoor: connection cap reached; refusing new connections with 503", "max_connections", l.lim.max)
+		}
+	}
+}
+
+// countedConn gives its place under the cap back once, when closed.
+type countedConn struct {
+	net.Conn
+	lim  *connLimit
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() { c.lim.open.Add(-1) })
+	return c.Conn.Close()
 }

@@ -88,6 +88,7 @@ func StartProxy(ctx context.Context, table *Table, opts ProxyOptions) (*Proxy, e
 	}
 	opts.Limits = opts.Limits.withDefaults()
 	dialer := &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
+	conns := &connLimit{max: int64(opts.Limits.MaxConnections), log: opts.Log}
 	p := &Proxy{
 		table:    table,
 		log:      opts.Log,
@@ -97,11 +98,12 @@ func StartProxy(ctx context.Context, table *Table, opts ProxyOptions) (*Proxy, e
 		limits:   opts.Limits,
 		// For what the per-target fast path does not take on (see h1Transport).
 		transport: &http.Transport{
-			DialContext:         dialer.DialContext,
-			MaxIdleConns:        1024,
-			MaxIdleConnsPerHost: 256,
-			IdleConnTimeout:     90 * time.Second,
-			DisableCompression:  true, // a proxy passes encodings through
+			DialContext:           dialer.DialContext,
+			MaxIdleConns:          1024,
+			MaxIdleConnsPerHost:   256,
+			IdleConnTimeout:       90 * time.Second,
+			ResponseHeaderTimeout: opts.Limits.ResponseTimeout,
+			DisableCompression:    true, // a proxy passes encodings through
 		},
 		routes: make(map[Target]*route),
 		zonal:  make(map[string]string),
@@ -110,13 +112,14 @@ func StartProxy(ctx context.Context, table *Table, opts ProxyOptions) (*Proxy, e
 		if addr == "" {
 			addr = net.JoinHostPort(opts.Listen, "0")
 		}
-		ln, err := net.Listen("tcp", addr)
+		tcp, err := net.Listen("tcp", addr)
 		if err != nil {
 			return "", fmt.Errorf("frontdoor: listen on %s: %w", addr, err)
 		}
+		ln := &limitedListener{Listener: tcp, lim: conns}
 		srv := &http.Server{Handler: h, ReadHeaderTimeout: opts.Limits.HeaderTimeout, IdleTimeout: opts.Limits.IdleTimeout,
 			MaxHeaderBytes: opts.Limits.netHTTPHeaderBytes(), ErrorLog: slog.NewLogLogger(opts.Log.Handler(), slog.LevelDebug)}
-		serveLn := ln
+		var serveLn net.Listener = ln
 		p.mu.Lock()
 		p.servers = append(p.servers, srv)
 		if !opts.NetHTTPOnly {
@@ -236,7 +239,8 @@ func (p *Proxy) routeFor(t *Target) *route {
 	tg := *t
 	rt = &route{
 		target: tg,
-		pool:   &h1Transport{addr: tg.Addr, dial: p.dial, fallback: p.transport, maxIdle: 256, idleTime: 90 * time.Second},
+		pool: &h1Transport{addr: tg.Addr, dial: p.dial, fallback: p.transport, maxIdle: 256, idleTime: 90 * time.Second,
+			responseTimeout: p.limits.ResponseTimeout},
 	}
 	var transport http.RoundTripper = rt.pool
 	if p.rec != nil {
@@ -266,7 +270,7 @@ func (p *Proxy) routeFor(t *Target) *route {
 			}
 			w.Header().Set("X-Grayzone-Zone", tg.Zone)
 			w.Header().Set("X-Grayzone-Instance", tg.ID)
-			w.WriteHeader(http.StatusBadGateway)
+			w.WriteHeader(gatewayStatus(err))
 		},
 	}
 	quiet := rp

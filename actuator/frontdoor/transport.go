@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +28,8 @@ type h1Transport struct {
 	fallback http.RoundTripper
 	maxIdle  int
 	idleTime time.Duration
+	// responseTimeout bounds the wait for the response head (Limits.ResponseTimeout).
+	responseTimeout time.Duration
 
 	mu     sync.Mutex
 	idle   []*h1Conn // LIFO: the warmest connection first
@@ -46,6 +49,34 @@ type h1Conn struct {
 }
 
 var errTransportClosed = errors.New("frontdoor: transport closed")
+
+// awaitHead bounds the wait for the response head, once the request is sent.
+func (c *h1Conn) awaitHead(d time.Duration) { c.SetReadDeadline(time.Now().Add(d)) }
+
+// headIn lifts the response-head bound: the body may take as long as it
+// takes. A caller gone meanwhile keeps the connection interrupted.
+func (c *h1Conn) headIn(ctx context.Context) {
+	c.SetReadDeadline(time.Time{})
+	if ctx.Err() != nil {
+		c.SetDeadline(aLongTimeAgo)
+	}
+}
+
+// isTimeout reports whether err is a deadline that passed (a backend too
+// slow to answer, or to accept a connection).
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// gatewayStatus is the answer for a request the backend did not answer:
+// 504 when it was too slow, 502 otherwise.
+func gatewayStatus(err error) int {
+	if isTimeout(err) {
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusBadGateway
+}
 
 func (t *h1Transport) get(ctx context.Context) (c *h1Conn, reused bool, err error) {
 	t.mu.Lock()
@@ -157,9 +188,10 @@ func (t *h1Transport) roundTrip(ctx context.Context, c *h1Conn, req *http.Reques
 		stop()
 		return nil, err, true
 	}
+	c.awaitHead(t.responseTimeout)
 	if _, err := c.br.Peek(1); err != nil {
 		stop()
-		return nil, err, true
+		return nil, err, !isTimeout(err)
 	}
 	var resp *http.Response
 	for {
@@ -175,6 +207,7 @@ func (t *h1Transport) roundTrip(ctx context.Context, c *h1Conn, req *http.Reques
 		}
 		break
 	}
+	c.headIn(ctx)
 	resp.Body = &h1Body{rc: resp.Body, t: t, c: c, stop: stop, eof: resp.Body == http.NoBody,
 		reuse: !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols}
 	return resp, nil, false
