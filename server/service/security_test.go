@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"github.com/grayzone/grayzone/internal/certreload"
 	"io"
 	"log/slog"
 	"math/big"
@@ -252,7 +253,7 @@ func TestTLSServesAndReloads(t *testing.T) {
 	}
 	// A renewal: new files, new modification time.
 	second := writeCert(t, certFile, keyFile, "second", time.Now())
-	fc.Advance(certCheckEvery)
+	fc.Advance(certreload.CheckEvery)
 	if cn, err := served(tlsClient(second)); err != nil || cn != "second" {
 		t.Fatalf("after the renewal: served %q, %v", cn, err)
 	}
@@ -264,7 +265,7 @@ func TestTLSServesAndReloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Chtimes(certFile, time.Now().Add(time.Minute), time.Now().Add(time.Minute))
-	fc.Advance(certCheckEvery)
+	fc.Advance(certreload.CheckEvery)
 	if cn, err := served(tlsClient(second)); err != nil || cn != "second" {
 		t.Fatalf("after a broken renewal: served %q, %v", cn, err)
 	}

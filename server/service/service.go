@@ -28,6 +28,7 @@ import (
 	"github.com/grayzone/grayzone/engine/detect"
 	"github.com/grayzone/grayzone/engine/runbook"
 	"github.com/grayzone/grayzone/engine/shift"
+	"github.com/grayzone/grayzone/internal/certreload"
 	"github.com/grayzone/grayzone/internal/clock"
 	"github.com/grayzone/grayzone/server/api"
 	"github.com/grayzone/grayzone/server/config"
@@ -69,7 +70,7 @@ type Service struct {
 	clock  clock.Clock
 	tokens []config.Token
 	extra  func(api.Backend) map[string]http.Handler
-	certs  *CertReloader // nil: plain HTTP
+	certs  *certreload.Cert // nil: plain HTTP
 	// netHTTPOnly makes the front doors skip their fast path (tests of both paths).
 	netHTTPOnly bool
 	rep         *replication // nil: a single replica on SQLite
@@ -117,9 +118,9 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 		shiftRes = append(shiftRes, shift.Resource{Name: rc.Name, Zones: rc.Zones, Capacity: capa, MinCapacity: minCap})
 	}
 	if o.Config.TLS.Enabled() {
-		if s.certs, err = NewCertReloader(o.Config.TLS.CertFile, o.Config.TLS.KeyFile, s.clock.Now); err != nil {
+		if s.certs, err = certreload.NewCert(o.Config.TLS.CertFile, o.Config.TLS.KeyFile, s.clock.Now); err != nil {
 			db.Close()
-			return nil, fmt.Errorf("serve: %w", err)
+			return nil, fmt.Errorf("serve: tls_cert_file, tls_key_file: %w", err)
 		}
 	}
 	s.shifts, err = shift.NewManager(shiftRes, db, shift.NewID)
