@@ -2,6 +2,7 @@ package xds
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 )
@@ -56,9 +58,15 @@ func decode(typeURL string, b []byte) (proto.Message, string, error) {
 // Watch is a minimal ADS client (state of the world) for grayzone's own
 // front door: it subscribes to the named resources of each type, calls
 // onUpdate with each response and ACKs it, or NACKs it with onUpdate's
-// error. It returns when the stream ends (ctx done, server gone).
-func Watch(ctx context.Context, addr, nodeID string, names map[string][]string, onUpdate func(Update) error) error {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+// error. It returns when the stream ends (ctx done, server gone). With
+// tlsConf (certreload.MutualClient) the server must prove itself against
+// its roots; nil is plaintext.
+func Watch(ctx context.Context, addr string, tlsConf *tls.Config, nodeID string, names map[string][]string, onUpdate func(Update) error) error {
+	creds := insecure.NewCredentials()
+	if tlsConf != nil {
+		creds = credentials.NewTLS(tlsConf)
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return fmt.Errorf("xds: dial %s: %w", addr, err)
 	}

@@ -11,19 +11,28 @@
 //
 // Every proxy gets the same state (one snapshot for all node ids), so a new
 // or reconnecting proxy gets the current state in its first response. Each
-// resource type carries a version that is a hash of its content: a shift
-// changes only the endpoints, so state-of-the-world streams are sent only
-// the endpoints and delta streams only the assignments that changed.
+// resource type carries a version, EPOCH.HASH: the leadership epoch of the
+// last order (so grayzone's front door refuses a deposed leader's state)
+// and a hash of its content: a shift changes only the endpoints, so
+// state-of-the-world streams are sent only the endpoints and delta streams
+// only the assignments that changed.
+//
+// With Options.TLS (mutual TLS) only proxies with a client certificate
+// signed by the configured CA are answered at all.
 package xds
 
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,9 +48,11 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/grayzone/grayzone/actuator"
+	"github.com/grayzone/grayzone/internal/loglimit"
 )
 
 // Resource is one guarded service as the xDS server publishes it.
@@ -56,6 +67,10 @@ type Options struct {
 	Listen    string // gRPC address, e.g. 127.0.0.1:18000
 	Resources []Resource
 	Log       *slog.Logger
+	// TLS, when set, is the server's TLS configuration: with mutual TLS
+	// (certreload.MutualServer) only proxies holding a certificate of the
+	// client CA get a response. nil: plaintext (loopback or insecure: true).
+	TLS *tls.Config
 }
 
 // Server is a running xDS management server. Its methods are safe for
@@ -70,8 +85,14 @@ type Server struct {
 	states map[string]*state // by resource name
 	serial int
 
+	// epoch is the highest leadership epoch (fencing token) an order came
+	// with; every response's version carries it (see EpochOf), so a front
+	// door can refuse the state of a deposed leader.
+	epoch uint64
+
 	nacks   atomic.Uint64
-	streams sync.Map // stream id -> node id
+	nackLog *loglimit.Limiter // a proxy's error text is its to choose: bounded
+	streams sync.Map          // stream id -> node id
 	pushes  atomic.Uint64
 }
 
@@ -89,7 +110,7 @@ func New(o Options) (*Server, error) {
 	if len(o.Resources) == 0 {
 		return nil, fmt.Errorf("xds: no resources")
 	}
-	s := &Server{log: o.Log, states: map[string]*state{}}
+	s := &Server{log: o.Log, states: map[string]*state{}, nackLog: loglimit.New(o.Log)}
 	for _, r := range o.Resources {
 		s.states[r.Name] = &state{resource: r.Name, zones: slices.Clone(r.Zones), targets: slices.Clone(r.Targets),
 			healthy: map[string]bool{}, shifted: map[string]time.Time{}}
@@ -104,7 +125,11 @@ func New(o Options) (*Server, error) {
 	}
 	s.ln = ln
 	srv := server.NewServer(context.Background(), s.cache, s.callbacks())
-	s.grpc = grpc.NewServer()
+	var opts []grpc.ServerOption
+	if o.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
+	}
+	s.grpc = grpc.NewServer(opts...)
 	discovery.RegisterAggregatedDiscoveryServiceServer(s.grpc, srv)
 	endpointservice.RegisterEndpointDiscoveryServiceServer(s.grpc, srv)
 	clusterservice.RegisterClusterDiscoveryServiceServer(s.grpc, srv)
@@ -167,8 +192,13 @@ func (s *Server) Shift(ctx context.Context, resourceName, zone string, away bool
 		s.mu.Unlock()
 		return err
 	}
+	newEpoch, err := s.fenceLocked(ctx)
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
 	old, was := st.shifted[zone]
-	if was == away && old.Equal(expires) {
+	if was == away && old.Equal(expires) && !newEpoch {
 		s.mu.Unlock()
 		return nil
 	}
@@ -189,7 +219,12 @@ func (s *Server) SetHealth(ctx context.Context, resourceName, targetID string, h
 		s.mu.Unlock()
 		return fmt.Errorf("xds: unknown resource %q", resourceName)
 	}
-	if h, known := st.healthy[targetID]; (known && h == healthy) || (!known && healthy) {
+	newEpoch, err := s.fenceLocked(ctx)
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	if h, known := st.healthy[targetID]; ((known && h == healthy) || (!known && healthy)) && !newEpoch {
 		s.mu.Unlock()
 		return nil
 	}
@@ -205,6 +240,46 @@ func (s *Server) Apply(ctx context.Context, a actuator.Action) error {
 		return s.Shift(ctx, a.Resource, a.Zone, a.Kind == actuator.ShiftAway, time.Time{})
 	}
 	return fmt.Errorf("xds: %s: %w", a, actuator.ErrUnsupported)
+}
+
+// ErrStaleFence refuses an order given under an older leadership epoch
+// than one the server has already published: it comes from a deposed leader.
+var ErrStaleFence = errors.New("xds: order from a deposed leader (stale fencing token)")
+
+// fenceLocked takes the epoch of the order in ctx (actuator.WithFence):
+// an older one than published is refused, a newer one is published even if
+// nothing else changed, so proxies learn the new leader's epoch at once.
+func (s *Server) fenceLocked(ctx context.Context) (newer bool, err error) {
+	token, ok := actuator.FenceFrom(ctx)
+	switch {
+	case !ok || token == s.epoch:
+		return false, nil
+	case token < s.epoch:
+		return false, fmt.Errorf("%w: token %d, already published %d", ErrStaleFence, token, s.epoch)
+	}
+	s.epoch = token
+	return true, nil
+}
+
+// Epoch is the leadership epoch the published state carries (0: none given).
+func (s *Server) Epoch() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.epoch
+}
+
+// versionOf is a response's version: the epoch, then the content hash.
+func versionOf(epoch uint64, hash string) string { return fmt.Sprintf("%d.%s", epoch, hash) }
+
+// EpochOf reads the leadership epoch from a version grayzone's server
+// published; ok is false for any other version.
+func EpochOf(version string) (epoch uint64, ok bool) {
+	e, _, found := strings.Cut(version, ".")
+	if !found {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(e, 10, 64)
+	return n, err == nil
 }
 
 func (s *Server) zoneState(resourceName, zone string) (*state, error) {
@@ -261,7 +336,7 @@ func (s *Server) publish(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		snap.Resources[cache.GetResponseType(typ)] = cache.NewResources(v, items)
+		snap.Resources[cache.GetResponseType(typ)] = cache.NewResources(versionOf(s.epoch, v), items)
 	}
 	if err := snap.ConstructVersionMap(); err != nil {
 		return err
@@ -286,6 +361,8 @@ func contentVersion(items []types.Resource) (string, error) {
 }
 
 // callbacks log and count NACKs with the proxy's node id, and count pushes.
+// A NACK's log line is truncated and rate-limited (internal/loglimit): its
+// text, and how often it comes, are the proxy's to choose.
 func (s *Server) callbacks() server.CallbackFuncs {
 	node := func(id int64, n *core.Node) string {
 		if n != nil && n.GetId() != "" {
@@ -302,7 +379,8 @@ func (s *Server) callbacks() server.CallbackFuncs {
 			n := node(id, req.GetNode())
 			if req.GetErrorDetail() != nil {
 				s.nacks.Add(1)
-				s.log.Warn("xds: NACK", "node", n, "type", req.GetTypeUrl(), "version", req.GetVersionInfo(), "nonce", req.GetResponseNonce(), "error", req.GetErrorDetail().GetMessage())
+				s.nackLog.Warn(context.Background(), "xds: NACK", slog.String("node", n), slog.String("type", req.GetTypeUrl()),
+					slog.String("version", req.GetVersionInfo()), slog.String("nonce", req.GetResponseNonce()), slog.String("error", req.GetErrorDetail().GetMessage()))
 			}
 			return nil
 		},
@@ -310,7 +388,8 @@ func (s *Server) callbacks() server.CallbackFuncs {
 			n := node(id, req.GetNode())
 			if req.GetErrorDetail() != nil {
 				s.nacks.Add(1)
-				s.log.Warn("xds: NACK (delta)", "node", n, "type", req.GetTypeUrl(), "nonce", req.GetResponseNonce(), "error", req.GetErrorDetail().GetMessage())
+				s.nackLog.Warn(context.Background(), "xds: NACK (delta)", slog.String("node", n), slog.String("type", req.GetTypeUrl()),
+					slog.String("nonce", req.GetResponseNonce()), slog.String("error", req.GetErrorDetail().GetMessage()))
 			}
 			return nil
 		},

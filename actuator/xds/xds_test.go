@@ -161,7 +161,7 @@ func TestADSClientGetsStateAndOnlyChanges(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	updates := make(chan Update, 16)
-	go Watch(ctx, l.xds.Addr(), "raw-client", map[string][]string{
+	go Watch(ctx, l.xds.Addr(), nil, "raw-client", map[string][]string{
 		resource.ClusterType:  {"web"},
 		resource.EndpointType: {"web", "web.za", "web.zb"},
 	}, func(u Update) error { updates <- u; return nil })
@@ -214,7 +214,7 @@ func TestNACKIsCounted(t *testing.T) {
 	l := startZones(t, "za", "zb")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go Watch(ctx, l.xds.Addr(), "picky-proxy", map[string][]string{resource.EndpointType: {"web"}},
+	go Watch(ctx, l.xds.Addr(), nil, "picky-proxy", map[string][]string{resource.EndpointType: {"web"}},
 		func(Update) error { return fmt.Errorf("I reject everything") })
 	for deadline := time.Now().Add(10 * time.Second); l.xds.NACKs() == 0; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {

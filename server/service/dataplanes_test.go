@@ -187,7 +187,7 @@ resources:
 	go func() { done <- s.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	api := s.APIAddr()
-	go xds.Watch(ctx, xdsAddr, "picky-envoy", map[string][]string{xdsresource.EndpointType: {"web"}},
+	go xds.Watch(ctx, xdsAddr, nil, "picky-envoy", map[string][]string{xdsresource.EndpointType: {"web"}},
 		func(xds.Update) error { return fmt.Errorf("unsupported field") })
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		resp, err := http.Get("http://" + api + "/metrics")

@@ -38,7 +38,7 @@ func TestStateFromXDSServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := make(chan State, 1)
-	go xds.Watch(ctx, srv.Addr(), "t", map[string][]string{resource.EndpointType: {"web", "web.za", "web.zb"}}, func(u xds.Update) error {
+	go xds.Watch(ctx, srv.Addr(), nil, "t", map[string][]string{resource.EndpointType: {"web", "web.za", "web.zb"}}, func(u xds.Update) error {
 		clas := map[string]*endpoint.ClusterLoadAssignment{}
 		for n, m := range u.Resources {
 			clas[n] = m.(*endpoint.ClusterLoadAssignment)
