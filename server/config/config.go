@@ -137,8 +137,10 @@ type FrontDoor struct {
 	// HAProxy is set for type haproxy (dataplanes.go); Targets are then
 	// its servers, without addresses.
 	HAProxy HAProxy
-	// XDSListen is the xDS server's address for type xds (dataplanes.go).
-	XDSListen string
+	// XDSListen is the xDS server's address for type xds (dataplanes.go),
+	// XDSSecurity its mutual TLS (xds.go).
+	XDSListen   string
+	XDSSecurity XDSSecurity
 	// ResourceIdentifier is the ARN of the load balancer ARC shifts (type arc).
 	ResourceIdentifier string
 	// KubernetesSlices is set for type kubernetes-endpointslices (kubernetes.go).

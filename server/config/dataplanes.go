@@ -43,11 +43,11 @@ type HAProxy struct {
 var (
 	embeddedOnlyKeys = append([]string{"regional", "zonal", "targets", "health_check", "record"}, frontdoorLimitKeys...)
 	haproxyKeys      = []string{"runtime_api", "backends", "reconcile_interval", "shift_state", "log_listen"}
-	xdsKeys          = []string{"listen", "targets", "health_check"}
+	xdsKeys          = []string{"listen", "tls", "insecure", "targets", "health_check"}
 	arcKeys          = []string{"resource_identifier"}
 	// externalFrontdoorKeys are appended to frontdoorKeys; each is checked
 	// against the type by externalFrontdoor.
-	externalFrontdoorKeys = append(slices.Clone(haproxyKeys), "listen", "resource_identifier", "namespace", "service", "mirror_service")
+	externalFrontdoorKeys = append(slices.Clone(haproxyKeys), "listen", "tls", "insecure", "resource_identifier", "namespace", "service", "mirror_service")
 	// haproxyNameRe is what HAProxy accepts as a proxy or server name.
 	haproxyNameRe = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,63}$`)
 )
@@ -74,6 +74,7 @@ func (p *parser) externalFrontdoor(m *yamlfield.Mapping, r *res, fd *FrontDoor) 
 	if fd.Type == FrontDoorXDS {
 		if lf, has := p.Require(m, "listen"); has {
 			fd.XDSListen, _ = p.listenAddr(lf)
+			p.xdsSecurity(m, lf, fd)
 		}
 		if hf, has := m.Get("health_check"); has {
 			p.healthCheck(hf, &fd.HealthCheck)

@@ -100,8 +100,22 @@ resources:
 		{"listen: 127.0.0.1:18000", "listen: 127.0.0.1:8080", "serve.yaml:7: resources[0].frontdoor.listen: address 127.0.0.1:8080 is already used by listen"},
 		{"listen: 127.0.0.1:18000", "regional: 127.0.0.1:1", `serve.yaml:7: resources[0].frontdoor.regional: not a key of front door type "xds"`},
 		{"type: xds", "type: haproxy", `serve.yaml:7: resources[0].frontdoor.listen: not a key of front door type "haproxy"`},
+		// Off loopback: mutual TLS, or insecure: true.
+		{"listen: 127.0.0.1:18000", "listen: 0.0.0.0:18000", "serve.yaml:7: resources[0].frontdoor.listen: 0.0.0.0:18000 is not a loopback address: set tls"},
+		{"listen: 127.0.0.1:18000", "listen: :18000", "resources[0].frontdoor.listen: :18000 is not a loopback address"},
+		{"listen: 127.0.0.1:18000", "listen: 0.0.0.0:18000\n      insecure: true", ""},
+		{"listen: 127.0.0.1:18000", "listen: 0.0.0.0:18000\n      tls: {cert_file: s.crt, key_file: s.key, client_ca_file: ca.crt}", ""},
+		{"listen: 127.0.0.1:18000", "listen: 0.0.0.0:18000\n      tls: {cert_file: s.crt, key_file: s.key}", "serve.yaml:8: resources[0].frontdoor.tls.client_ca_file: required"},
+		{"listen: 127.0.0.1:18000", "listen: 127.0.0.1:18000\n      insecure: true\n      tls: {cert_file: s.crt, key_file: s.key, client_ca_file: ca.crt}", "frontdoor.tls: both tls and insecure: true are set"},
+		{"listen: 127.0.0.1:18000", "listen: 127.0.0.1:18000\n      max_connections: 5", `resources[0].frontdoor.max_connections: not a key of front door type "xds"`},
 	} {
 		_, err := Parse("serve.yaml", []byte(strings.Replace(doc, tt.old, tt.new, 1)))
+		if tt.want == "" {
+			if err != nil {
+				t.Errorf("%s -> %s: %v", tt.old, tt.new, err)
+			}
+			continue
+		}
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s -> %s: got %v, want %q", tt.old, tt.new, err, tt.want)
 		}
@@ -115,6 +129,9 @@ func TestXDSExample(t *testing.T) {
 	}
 	if fd := c.Resources[0].FrontDoor; fd.Type != FrontDoorXDS || fd.XDSListen != "127.0.0.1:18000" || len(fd.Targets) != 6 {
 		t.Fatalf("front door: %+v", fd)
+	}
+	if x := c.Resources[0].FrontDoor.XDSSecurity; !x.MutualTLS() || !strings.HasSuffix(x.ClientCAFile, "examples/certs/xds-ca.crt") || x.Insecure {
+		t.Fatalf("the example's xDS is not mutual TLS: %+v", x)
 	}
 }
 

@@ -9,12 +9,15 @@ import (
 )
 
 // Limits of the front door's client side (see docs/security.md); zero
-// means the front door's default (64 KiB, 5 s, 60 s, 2 min).
+// means the front door's default (64 KiB, 5 s, 60 s, 2 min, 10 000
+// connections, 60 s for a backend's response head).
 type Limits struct {
-	MaxHeaderBytes int
-	HeaderTimeout  time.Duration
-	BodyTimeout    time.Duration
-	IdleTimeout    time.Duration
+	MaxHeaderBytes  int
+	HeaderTimeout   time.Duration
+	BodyTimeout     time.Duration
+	IdleTimeout     time.Duration
+	MaxConnections  int
+	ResponseTimeout time.Duration
 }
 
 // TLS is the API's and dashboard's certificate; both empty: plain HTTP.
@@ -26,7 +29,8 @@ type TLS struct {
 func (t TLS) Enabled() bool { return t.CertFile != "" }
 
 // frontdoorLimitKeys are the front door's client limits, keys of its section.
-var frontdoorLimitKeys = []string{"record_zonal", "max_header_bytes", "header_timeout", "body_timeout", "idle_timeout"}
+var frontdoorLimitKeys = []string{"record_zonal", "max_header_bytes", "header_timeout", "body_timeout", "idle_timeout",
+	"max_connections", "response_timeout"}
 
 // limits reads the front door's client limits, and record_zonal, from its mapping.
 func (p *parser) limits(m *yamlfield.Mapping, fd *FrontDoor) {
@@ -41,6 +45,11 @@ func (p *parser) limits(m *yamlfield.Mapping, fd *FrontDoor) {
 			l.MaxHeaderBytes = v
 		}
 	}
+	if f, ok := m.Get("max_connections"); ok {
+		if v, ok := p.IntIn(f, 1, 1<<20); ok {
+			l.MaxConnections = v
+		}
+	}
 	for _, d := range []struct {
 		key    string
 		to     *time.Duration
@@ -49,6 +58,7 @@ func (p *parser) limits(m *yamlfield.Mapping, fd *FrontDoor) {
 		{"header_timeout", &l.HeaderTimeout, 100 * time.Millisecond, 5 * time.Minute},
 		{"body_timeout", &l.BodyTimeout, 100 * time.Millisecond, time.Hour},
 		{"idle_timeout", &l.IdleTimeout, 100 * time.Millisecond, time.Hour},
+		{"response_timeout", &l.ResponseTimeout, 100 * time.Millisecond, time.Hour},
 	} {
 		if f, ok := m.Get(d.key); ok {
 			if v, ok := p.DurationIn(f, d.lo, d.hi); ok {

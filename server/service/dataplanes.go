@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/grayzone/grayzone/actuator/haproxy"
 	"github.com/grayzone/grayzone/actuator/xds"
+	"github.com/grayzone/grayzone/internal/certreload"
 	"github.com/grayzone/grayzone/internal/clock"
 	"github.com/grayzone/grayzone/server/config"
 	"github.com/grayzone/grayzone/telemetry/haproxylog"
@@ -57,7 +59,23 @@ func newExternalPlane(rc *config.Resource, log *slog.Logger, clk clock.Clock) (e
 		for _, t := range rc.FrontDoor.Targets {
 			targets = append(targets, xds.Target{ID: t.ID, Zone: t.Zone, Addr: t.Addr})
 		}
-		srv, err := xds.New(xds.Options{Listen: rc.FrontDoor.XDSListen, Log: log.With("resource", rc.Name),
+		sec := rc.FrontDoor.XDSSecurity
+		var tlsConf *tls.Config
+		if sec.MutualTLS() {
+			cert, err := certreload.NewCert(sec.CertFile, sec.KeyFile, clk.Now)
+			if err != nil {
+				return nil, fmt.Errorf("serve: resource %s: frontdoor.tls: %w", rc.Name, err)
+			}
+			cas, err := certreload.NewPool(sec.ClientCAFile, clk.Now)
+			if err != nil {
+				return nil, fmt.Errorf("serve: resource %s: frontdoor.tls.client_ca_file: %w", rc.Name, err)
+			}
+			tlsConf = certreload.MutualServer(cert, cas)
+		} else if sec.Insecure {
+			log.Warn("xds: plaintext (insecure: true): anyone who reaches the listener reads every target, and any proxy can connect",
+				"resource", rc.Name, "listen", rc.FrontDoor.XDSListen)
+		}
+		srv, err := xds.New(xds.Options{Listen: rc.FrontDoor.XDSListen, Log: log.With("resource", rc.Name), TLS: tlsConf,
 			Resources: []xds.Resource{{Name: rc.Name, Zones: rc.Zones, Targets: targets}}})
 		if err != nil {
 			return nil, fmt.Errorf("serve: resource %s: %w", rc.Name, err)

@@ -55,5 +55,6 @@ func (r *resource) proxyOptions() frontdoor.ProxyOptions {
 	fd := r.cfg.FrontDoor
 	l := fd.Limits
 	return frontdoor.ProxyOptions{Regional: fd.Regional, Zonal: fd.Zonal, Log: r.s.log, Recorder: r.rec, RecordZonal: fd.RecordZonal, NetHTTPOnly: r.s.netHTTPOnly,
-		Limits: frontdoor.Limits{MaxHeaderBytes: l.MaxHeaderBytes, HeaderTimeout: l.HeaderTimeout, BodyTimeout: l.BodyTimeout, IdleTimeout: l.IdleTimeout}}
+		Limits: frontdoor.Limits{MaxHeaderBytes: l.MaxHeaderBytes, HeaderTimeout: l.HeaderTimeout, BodyTimeout: l.BodyTimeout, IdleTimeout: l.IdleTimeout,
+			MaxConnections: l.MaxConnections, ResponseTimeout: l.ResponseTimeout}}
 }

@@ -92,7 +92,8 @@ func TestStateFromXDSServer(t *testing.T) {
 }
 
 func TestConfigErrors(t *testing.T) {
-	base := "resource: web\nxds: 127.0.0.1:18000\nstate_file: s.json\nregional: 127.0.0.1:8081\nzonal: {za: 127.0.0.1:8091, zb: 127.0.0.1:8092}\n"
+	base := "resource: web\nxds: 127.0.0.1:18000\nstate_file: s.json\nregional: 127.0.0.1:8081\nzonal: {za: 127.0.0.1:8091, zb: 127.0.0.1:8092}\n" +
+		"targets: [{id: a1, zone: za, addr: 10.0.0.1:80}, {id: b1, zone: zb, addr: 10.0.0.2:80}]\n"
 	c, err := ParseConfig("/etc/gz/fd.yaml", []byte(base))
 	if err != nil {
 		t.Fatal(err)
@@ -106,9 +107,20 @@ func TestConfigErrors(t *testing.T) {
 		{"regional: 127.0.0.1:8081", "regional: 127.0.0.1:8091", "fd.yaml:5: zonal.za: address 127.0.0.1:8091 is already used by regional"},
 		{"resource: web", "resource: web\ncolour: blue", "fd.yaml:2: colour: unknown key"},
 		{"zonal: {za: 127.0.0.1:8091, zb: 127.0.0.1:8092}", "zonal: {za: 127.0.0.1:8091}", "fd.yaml:5: zonal: 1 zone(s), need at least 2"},
+		{"xds: 127.0.0.1:18000", "xds: 10.0.0.9:18000", `fd.yaml:2: xds: 10.0.0.9:18000 is not a loopback address: set tls`},
+		{"xds: 127.0.0.1:18000", "xds: 10.0.0.9:18000\ninsecure: true", ""},
+		{"xds: 127.0.0.1:18000", "xds: 10.0.0.9:18000\ntls: {ca_file: ca.crt, cert_file: fd.crt}", `fd.yaml:3: tls.key_file: required`},
+		{"xds: 127.0.0.1:18000", "xds: 127.0.0.1:18000\nmetrics_listen: 0.0.0.0:9464", `fd.yaml:3: metrics_listen: 0.0.0.0:9464 is not a loopback address`},
+		{"targets: [", "targets: [{id: c1, zone: zc, addr: 10.0.0.3:80}, ", `fd.yaml:6: targets[0].zone: unknown zone "zc"`},
+		{"targets: [", "targets: [{id: a1, zone: za, addr: 10.0.0.3:80}, ", `fd.yaml:6: targets[1].id: duplicate target id "a1"`},
+		{"targets: [{id: a1, zone: za, addr: 10.0.0.1:80}, {id: b1, zone: zb, addr: 10.0.0.2:80}]\n", "", "targets: required"},
+		{"regional: 127.0.0.1:8081", "regional: 127.0.0.1:8081\nmax_connections: 0", "fd.yaml:5: max_connections:"},
 	} {
 		_, err := ParseConfig("fd.yaml", []byte(strings.Replace(base, tt.old, tt.new, 1)))
-		if err == nil || !strings.Contains(err.Error(), tt.want) {
+		if tt.want == "" && err != nil {
+			t.Errorf("%q -> %q: %v", tt.old, tt.new, err)
+		}
+		if tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
 			t.Errorf("%q -> %q: got %v, want %q", tt.old, tt.new, err, tt.want)
 		}
 	}
@@ -130,7 +142,8 @@ func TestSavedStateAndExpiryWithoutServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg, err := ParseConfig(filepath.Join(dir, "fd.yaml"), []byte(
-		"resource: web\nxds: 127.0.0.1:1\nstate_file: state.json\nregional: 127.0.0.1:0\nzonal: {za: 127.0.0.1:0, zb: 127.0.0.1:0}\n"))
+		"resource: web\nxds: 127.0.0.1:1\nstate_file: state.json\nregional: 127.0.0.1:0\nzonal: {za: 127.0.0.1:0, zb: 127.0.0.1:0}\n"+
+			"targets: [{id: a1, zone: za, addr: 127.0.0.1:1}, {id: b1, zone: zb, addr: 127.0.0.1:2}]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

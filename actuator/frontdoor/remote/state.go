@@ -26,7 +26,10 @@ import (
 // State is the routing the front door received from serve.
 type State struct {
 	Resource string
-	Targets  []Target
+	// Epoch is the leadership epoch of the serve that sent it (0: none
+	// given); the front door refuses a state of an older epoch.
+	Epoch   uint64
+	Targets []Target
 	// Shifted maps each shifted zone to the shift's expiry (zero: none).
 	Shifted    map[string]time.Time
 	ReceivedAt time.Time
@@ -192,5 +195,5 @@ func (s State) String() string {
 		}
 	}
 	slices.Sort(sh)
-	return fmt.Sprintf("%d targets, shifted: [%s]", len(s.Targets), strings.Join(sh, ", "))
+	return fmt.Sprintf("epoch %d, %d targets, shifted: [%s]", s.Epoch, len(s.Targets), strings.Join(sh, ", "))
 }
