@@ -15,6 +15,8 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+
 	"github.com/grayzone/grayzone/actuator/xds"
 	"github.com/grayzone/grayzone/server/config"
 )
@@ -58,6 +60,17 @@ func TestEnvoyExampleIsAValidBootstrap(t *testing.T) {
 		sa := c.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress()
 		if strconv.Itoa(int(sa.GetPortValue())) != port {
 			t.Errorf("ADS cluster %s points at port %d; serve-xds.yaml serves xDS on %s", c.GetName(), sa.GetPortValue(), res.FrontDoor.XDSListen)
+		}
+		// serve-xds.yaml requires client certificates: Envoy must present one
+		// and verify serve against the xDS CA.
+		var up tlsv3.UpstreamTlsContext
+		if err := c.GetTransportSocket().GetTypedConfig().UnmarshalTo(&up); err != nil {
+			t.Fatalf("ADS cluster %s: no TLS transport socket: %v", c.GetName(), err)
+		}
+		ctx := up.GetCommonTlsContext()
+		if len(ctx.GetTlsCertificates()) != 1 || !strings.HasSuffix(ctx.GetValidationContext().GetTrustedCa().GetFilename(), "xds-ca.crt") ||
+			!strings.HasSuffix(res.FrontDoor.XDSSecurity.ClientCAFile, "xds-ca.crt") {
+			t.Errorf("ADS cluster %s: mutual TLS not set up against serve-xds.yaml's CA: %v", c.GetName(), &up)
 		}
 	}
 	if !ads {

@@ -7,6 +7,8 @@ package remote_test
 
 import (
 	"bytes"
+	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -20,18 +22,73 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+
+	"github.com/grayzone/grayzone/actuator/xds"
+	"github.com/grayzone/grayzone/internal/certreload"
+	"github.com/grayzone/grayzone/internal/certtest"
 )
 
 const token = "test-token-0123456789abcdef"
 
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+// buildBinary builds grayzone once for every test of the package.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "grayzone")
-	out, err := exec.Command("go", "build", "-o", bin, "../../../cmd/grayzone").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "gz-remote-test-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(dir, "grayzone")
+		if out, err := exec.Command("go", "build", "-o", builtBin, "../../../cmd/grayzone").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	return bin
+	return builtBin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtBin != "" {
+		os.RemoveAll(filepath.Dir(builtBin))
+	}
+	os.Exit(code)
+}
+
+// makeCerts runs the shell block of docs/security.md's "Making the xDS
+// certificates" in dir, so the documented commands are the tested ones;
+// the files land in dir/certs.
+func makeCerts(t *testing.T, dir string) {
+	t.Helper()
+	if _, err := exec.LookPath("openssl"); err != nil {
+		t.Skip("no openssl: the documented certificate commands cannot run")
+	}
+	doc, err := os.ReadFile("../../../docs/security.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(doc), "## Making the xDS certificates")
+	_, block, ok2 := strings.Cut(after, "```sh\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal(`docs/security.md has no sh block under "## Making the xDS certificates"`)
+	}
+	cmd := exec.Command("bash", "-c", block)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the documented certificate commands failed: %v\n%s", err, out)
+	}
 }
 
 func freeAddr(t *testing.T) string {
@@ -96,29 +153,45 @@ func waitListening(t *testing.T, addr string, p *proc) {
 	}
 }
 
-func TestFrontDoorOutlivesServe(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary and runs real processes")
-	}
-	bin := buildBinary(t)
-	dir := t.TempDir()
-	zones := []string{"za", "zb", "zc"}
-	var targets strings.Builder
-	for _, z := range zones {
-		for i := 1; i <= 2; i++ {
-			z, id := z, fmt.Sprintf("%s-%d", z, i)
+// backend is one of the test's HTTP targets.
+type backend struct{ id, zone, addr string }
+
+// startBackends starts n HTTP backends per zone (ids ZONE-1...), each
+// answering with its zone and id in X-Grayzone-Zone / X-Grayzone-Instance.
+func startBackends(t *testing.T, perZone map[string]int) []backend {
+	t.Helper()
+	var out []backend
+	for _, z := range []string{"za", "zb", "zc"} {
+		for i := 1; i <= perZone[z]; i++ {
+			b := backend{id: fmt.Sprintf("%s-%d", z, i), zone: z}
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("X-Grayzone-Zone", z)
-				w.Header().Set("X-Grayzone-Instance", id)
+				w.Header().Set("X-Grayzone-Zone", b.zone)
+				w.Header().Set("X-Grayzone-Instance", b.id)
 				io.WriteString(w, "ok")
 			}))
 			t.Cleanup(srv.Close)
-			fmt.Fprintf(&targets, "        - {id: %s, zone: %s, addr: %s}\n", id, z, srv.Listener.Addr())
+			b.addr = srv.Listener.Addr().String()
+			out = append(out, b)
 		}
 	}
-	api, xdsAddr := freeAddr(t), freeAddr(t)
-	serveCfg := filepath.Join(dir, "serve.yaml")
-	os.WriteFile(serveCfg, []byte(fmt.Sprintf(`listen: %s
+	return out
+}
+
+// targetList is the targets as YAML list items, each line indented.
+func targetList(targets []backend, indent string) string {
+	var b strings.Builder
+	for _, t := range targets {
+		fmt.Fprintf(&b, "%s  - {id: %s, zone: %s, addr: %s}\n", indent, t.id, t.zone, t.addr)
+	}
+	return b.String()
+}
+
+// writeServeConfig writes serve's configuration, xDS with mutual TLS
+// (the certificates makeCerts made in dir/certs).
+func writeServeConfig(t *testing.T, dir, api, xdsAddr string, targets []backend) string {
+	t.Helper()
+	cfg := filepath.Join(dir, "serve.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`listen: %s
 data_dir: %s
 auth: {tokens: [%s]}
 resources:
@@ -127,18 +200,91 @@ resources:
     frontdoor:
       type: xds
       listen: %s
+      tls: {cert_file: certs/serve-xds.crt, key_file: certs/serve-xds.key, client_ca_file: certs/xds-ca.crt}
       health_check: {interval: 1s}
       targets:
 %s    autoshift: {enabled: false}
-`, api, filepath.Join(dir, "data"), token, xdsAddr, targets.String())), 0o600)
+`, api, filepath.Join(dir, "data"), token, xdsAddr, targetList(targets, "      "))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestXDSReaderWithoutClientCertificateGetsNothing: serve's xDS server (a
+// real process, mutual TLS as documented) answers a reader with a
+// certificate of the CA, and nothing to one without a certificate, with a
+// certificate of another CA, or without TLS.
+func TestXDSReaderWithoutClientCertificateGetsNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs real processes")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	makeCerts(t, dir)
+	api, xdsAddr := freeAddr(t), freeAddr(t)
+	serve := start(t, bin, "serve", "--config", writeServeConfig(t, dir, api, xdsAddr, startBackends(t, map[string]int{"za": 2, "zb": 2, "zc": 2})))
+	waitListening(t, xdsAddr, serve)
+
+	certs := filepath.Join(dir, "certs")
+	pool, err := certreload.NewPool(filepath.Join(certs, "xds-ca.crt"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := certreload.NewCert(filepath.Join(certs, "frontdoor.crt"), filepath.Join(certs, "frontdoor.key"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := certtest.NewCA(t, dir, "other-ca")
+	oc, ok := other.Issue(t, dir, "intruder")
+	forged, err := certreload.NewCert(oc, ok, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(conf *tls.Config) (int, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		n := 0
+		err := xds.Watch(ctx, xdsAddr, conf, "reader", map[string][]string{resource.EndpointType: {"web", "web.za"}}, func(u xds.Update) error {
+			n += len(u.Resources)
+			cancel()
+			return nil
+		})
+		return n, err
+	}
+	if n, err := read(certreload.MutualClient(cert, pool, "grayzone-xds")); n != 2 {
+		t.Fatalf("a reader with the front door's certificate got %d resources (%v)\nserve log:\n%s", n, err, serve.log())
+	}
+	for name, conf := range map[string]*tls.Config{
+		"no client certificate":       {RootCAs: pool.Current(), ServerName: "grayzone-xds", MinVersion: tls.VersionTLS12},
+		"a certificate of another CA": certreload.MutualClient(forged, pool, "grayzone-xds"),
+		"plaintext":                   nil,
+	} {
+		if n, err := read(conf); n != 0 || err == nil {
+			t.Errorf("%s: got %d resources (%v), want nothing", name, n, err)
+		}
+	}
+}
+
+func TestFrontDoorOutlivesServe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs real processes")
+	}
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	makeCerts(t, dir)
+	targets := startBackends(t, map[string]int{"za": 2, "zb": 2, "zc": 2})
+	api, xdsAddr := freeAddr(t), freeAddr(t)
+	serveCfg := writeServeConfig(t, dir, api, xdsAddr, targets)
 	regional := freeAddr(t)
 	fdCfg := filepath.Join(dir, "frontdoor.yaml")
 	os.WriteFile(fdCfg, []byte(fmt.Sprintf(`resource: web
 xds: %s
+tls: {ca_file: certs/xds-ca.crt, cert_file: certs/frontdoor.crt, key_file: certs/frontdoor.key, server_name: grayzone-xds}
 state_file: state.json
 regional: %s
 zonal: {za: %s, zb: %s, zc: %s}
-`, xdsAddr, regional, freeAddr(t), freeAddr(t), freeAddr(t))), 0o600)
+targets:
+%s`, xdsAddr, regional, freeAddr(t), freeAddr(t), freeAddr(t), targetList(targets, ""))), 0o600)
 
 	serve := start(t, bin, "serve", "--config", serveCfg)
 	waitListening(t, api, serve)
