@@ -136,8 +136,12 @@ type lockedBuf struct {
 	b  bytes.Buffer
 }
 
-func (l *lockedBuf) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
-func (l *lockedBuf) Len() int                    { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Len() }
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+func (l *lockedBuf) Len() int { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Len() }
 
 // TestNACKLogIsBounded: twenty NACKs of a megabyte each are counted, and
 // the log takes a few lines of a few hundred bytes.

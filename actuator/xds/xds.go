@@ -94,6 +94,9 @@ type Server struct {
 	nackLog *loglimit.Limiter // a proxy's error text is its to choose: bounded
 	streams sync.Map          // stream id -> node id
 	pushes  atomic.Uint64
+
+	sentMu sync.Mutex
+	sent   map[int64]map[string]string // stream id -> type -> version last sent
 }
 
 // allNodes is the cache key of every proxy: they all get one state.
@@ -110,7 +113,7 @@ func New(o Options) (*Server, error) {
 	if len(o.Resources) == 0 {
 		return nil, fmt.Errorf("xds: no resources")
 	}
-	s := &Server{log: o.Log, states: map[string]*state{}, nackLog: loglimit.New(o.Log)}
+	s := &Server{log: o.Log, states: map[string]*state{}, nackLog: loglimit.New(o.Log), sent: map[int64]map[string]string{}}
 	for _, r := range o.Resources {
 		s.states[r.Name] = &state{resource: r.Name, zones: slices.Clone(r.Zones), targets: slices.Clone(r.Targets),
 			healthy: map[string]bool{}, shifted: map[string]time.Time{}}
@@ -381,6 +384,16 @@ func (s *Server) callbacks() server.CallbackFuncs {
 				s.nacks.Add(1)
 				s.nackLog.Warn(context.Background(), "xds: NACK", slog.String("node", n), slog.String("type", req.GetTypeUrl()),
 					slog.String("version", req.GetVersionInfo()), slog.String("nonce", req.GetResponseNonce()), slog.String("error", req.GetErrorDetail().GetMessage()))
+				// A NACK names the last version the proxy accepted; the
+				// snapshot cache would answer it at once with the version
+				// just refused, and again on the next NACK, as fast as the
+				// round trip allows. Taken as having seen the refused
+				// version, the proxy gets the next change instead.
+				s.sentMu.Lock()
+				if v, ok := s.sent[id][req.GetTypeUrl()]; ok {
+					req.VersionInfo = v
+				}
+				s.sentMu.Unlock()
 			}
 			return nil
 		},
@@ -393,13 +406,24 @@ func (s *Server) callbacks() server.CallbackFuncs {
 			}
 			return nil
 		},
-		StreamResponseFunc: func(context.Context, int64, *discovery.DiscoveryRequest, *discovery.DiscoveryResponse) {
+		StreamResponseFunc: func(_ context.Context, id int64, _ *discovery.DiscoveryRequest, resp *discovery.DiscoveryResponse) {
 			s.pushes.Add(1)
+			s.sentMu.Lock()
+			if s.sent[id] == nil {
+				s.sent[id] = map[string]string{}
+			}
+			s.sent[id][resp.GetTypeUrl()] = resp.GetVersionInfo()
+			s.sentMu.Unlock()
 		},
 		StreamDeltaResponseFunc: func(int64, *discovery.DeltaDiscoveryRequest, *discovery.DeltaDiscoveryResponse) {
 			s.pushes.Add(1)
 		},
-		StreamClosedFunc:      func(id int64, _ *core.Node) { s.streams.Delete(id) },
+		StreamClosedFunc: func(id int64, _ *core.Node) {
+			s.streams.Delete(id)
+			s.sentMu.Lock()
+			delete(s.sent, id)
+			s.sentMu.Unlock()
+		},
 		DeltaStreamClosedFunc: func(id int64, _ *core.Node) { s.streams.Delete(id) },
 	}
 }

@@ -221,6 +221,20 @@ func TestNACKIsCounted(t *testing.T) {
 			t.Fatal("no NACK counted within 10 s")
 		}
 	}
+	// The refused version is not sent again (the snapshot cache alone would
+	// answer each NACK at once with it, in a loop): the next change is.
+	time.Sleep(300 * time.Millisecond)
+	if n, p := l.xds.NACKs(), l.xds.Pushes(); n != 1 || p != 1 {
+		t.Fatalf("without a change: %d NACKs, %d responses; want 1 and 1", n, p)
+	}
+	if err := l.xds.Shift(ctx, "web", "zb", true, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); l.xds.NACKs() < 2; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the change after a NACK was not sent")
+		}
+	}
 }
 
 // Incremental xDS for endpoints: the first response has every subscribed
