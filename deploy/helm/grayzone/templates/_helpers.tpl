@@ -67,3 +67,31 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- $t -}}
 {{- end -}}
+
+{{- /* Whether a resource's front door is of type xds. */ -}}
+{{- define "grayzone.hasXDS" -}}
+{{- range .Values.config.resources -}}
+{{- if eq (dig "frontdoor" "type" "" .) "xds" -}}true{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- /* config.resources, with each xds front door's tls set to the files of
+       xds.tls.secretName (mounted at /etc/grayzone/xds) unless it sets tls
+       or insecure itself; without either, rendering fails: off loopback,
+       serve refuses plaintext xDS. */ -}}
+{{- define "grayzone.resources" -}}
+{{- $out := list -}}
+{{- range (required "config.resources is required" .Values.config.resources) -}}
+{{- $r := deepCopy . -}}
+{{- if eq (dig "frontdoor" "type" "" $r) "xds" -}}
+{{- if not (or (hasKey $r.frontdoor "tls") (dig "frontdoor" "insecure" false $r)) -}}
+{{- if not $.Values.xds.tls.secretName -}}
+{{- fail (printf "resource %s: frontdoor type xds needs mutual TLS: set xds.tls.secretName (a Secret with tls.crt, tls.key, ca.crt; see values.yaml), or frontdoor.insecure: true on a trusted network" $r.name) -}}
+{{- end -}}
+{{- $_ := set $r.frontdoor "tls" (dict "cert_file" "/etc/grayzone/xds/tls.crt" "key_file" "/etc/grayzone/xds/tls.key" "client_ca_file" "/etc/grayzone/xds/ca.crt") -}}
+{{- end -}}
+{{- end -}}
+{{- $out = append $out $r -}}
+{{- end -}}
+{{- $out | toYaml -}}
+{{- end -}}
