@@ -23,7 +23,15 @@ received in --config's state_file, and goes on routing with it while serve is
 down, restarting or unreachable. A shift stays in force until its expiry.
 
 Restarted on its own, the front door routes with the saved state at once,
-before serve answers. See docs/frontdoor.md.`,
+before serve answers.
+
+It talks to serve with mutual TLS (tls: ca_file, cert_file, key_file; off
+loopback, plaintext needs insecure: true), and refuses, even from serve, a
+state of an older leadership epoch than the one it holds, one with more than
+one zone shifted, and one naming a target not in its own targets list: the
+last good state stays in force, the refusal is logged and counted in
+grayzone_frontdoor_xds_refused_total{reason} (metrics_listen). See
+docs/frontdoor.md and docs/security.md.`,
 		Example: `  grayzone frontdoor --config examples/frontdoor.yaml`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
