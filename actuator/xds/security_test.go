@@ -30,10 +30,7 @@ func startServer(t *testing.T, o Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { s.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runUntilCleanup(t, s)
 	return s
 }
 

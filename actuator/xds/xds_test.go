@@ -53,12 +53,17 @@ func startZones(t *testing.T, zones ...string) *zonesLab {
 	if err != nil {
 		t.Fatal(err)
 	}
+	runUntilCleanup(t, s)
+	l.xds = s
+	return l
+}
+
+// runUntilCleanup serves until the test ends.
+func runUntilCleanup(t *testing.T, s *Server) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	l.xds = s
-	return l
 }
 
 // dial is a proxyless gRPC client of xds:///target whose bootstrap points
