@@ -448,8 +448,11 @@ func processPlane(ctx context.Context, arr *arrivals, exe string, pin bool) (pla
 			return plane{}, err
 		}
 	}
-	cfg := fmt.Sprintf("resource: bench\nxds: %s\nstate_file: state.json\nregional: %s\nzonal: {az-a: %s, az-b: %s, az-c: %s}\n",
+	cfg := fmt.Sprintf("resource: bench\nxds: %s\nstate_file: state.json\nregional: %s\nzonal: {az-a: %s, az-b: %s, az-c: %s}\ntargets:\n",
 		srv.Addr(), addrs[0], addrs[1], addrs[2], addrs[3])
+	for _, t := range targets { // the front door routes only to targets it lists
+		cfg += fmt.Sprintf("  - {id: %s, zone: %s, addr: %s}\n", t.ID, t.Zone, t.Addr)
+	}
 	path := filepath.Join(dir, "frontdoor.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return plane{}, err
