@@ -168,3 +168,29 @@ func TestSavedStateAndExpiryWithoutServe(t *testing.T) {
 		}
 	}
 }
+
+// A saved state the front door would refuse from serve (here: a target no
+// longer in its list) stops it at start, naming the file, rather than
+// routing to that target.
+func TestSavedStateIsCheckedAtStart(t *testing.T) {
+	dir := t.TempDir()
+	st := State{Resource: "web", Epoch: 3, ReceivedAt: t0,
+		Targets: []Target{{ID: "a1", Zone: "za", Addr: "127.0.0.1:1", Healthy: true}, {ID: "x9", Zone: "zb", Addr: "10.9.9.9:80", Healthy: true}}}
+	if err := st.Save(filepath.Join(dir, "state.json")); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := ParseConfig(filepath.Join(dir, "fd.yaml"), []byte(
+		"resource: web\nxds: 127.0.0.1:1\nstate_file: state.json\nregional: 127.0.0.1:0\nzonal: {za: 127.0.0.1:0, zb: 127.0.0.1:0}\n"+
+			"targets: [{id: a1, zone: za, addr: 127.0.0.1:1}, {id: b1, zone: zb, addr: 127.0.0.1:2}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := Start(context.Background(), Options{Config: cfg, Clock: clock.NewFake(t0), Log: slog.New(slog.DiscardHandler)})
+	if err == nil {
+		fd.Close()
+		t.Fatal("a saved state naming an unknown target was routed with")
+	}
+	if !strings.Contains(err.Error(), "state.json") || !strings.Contains(err.Error(), "unknown_target") {
+		t.Fatalf("error %q should name the file and the reason", err)
+	}
+}
