@@ -34,13 +34,16 @@ const (
 	postgresOutboxDDL = `CREATE TABLE outbox (seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,` + outboxColumns
 )
 
-// AppendEvent adds an audit entry and, in the same transaction, queues ev
-// (stamped with the entry's Seq) for each endpoint: the event exists exactly
-// when its audit entry does. With ev nil or no endpoints it is Append.
-func (d *DB) AppendEvent(ctx context.Context, e AuditEntry, ev *event.Event, endpoints []string) (AuditEntry, error) {
-	if ev == nil || len(endpoints) == 0 {
-		return d.Append(ctx, e)
-	}
+// Queued is an event and the endpoints it goes to.
+type Queued struct {
+	Event     *event.Event
+	Endpoints []string
+}
+
+// AppendEvents adds an audit entry and, in the same transaction, queues each
+// event (stamped with the entry's Seq) for each of its endpoints: an event
+// is queued exactly when its audit entry is written.
+func (d *DB) AppendEvents(ctx context.Context, e AuditEntry, evs []Queued) (AuditEntry, error) {
 	e, detail, err := prepareAudit(e)
 	if err != nil {
 		return AuditEntry{}, err
@@ -49,22 +52,24 @@ func (d *DB) AppendEvent(ctx context.Context, e AuditEntry, ev *event.Event, end
 		if err := d.insertAudit(ctx, q, &e, detail); err != nil {
 			return err
 		}
-		ev.AuditSeq = e.Seq
-		data, err := json.Marshal(ev)
-		if err != nil {
-			return err
-		}
 		now := formatTime(time.Now())
-		for _, ep := range endpoints {
-			if _, err := q.ExecContext(ctx, d.q(`INSERT INTO outbox (event_id, endpoint, created_at, event, next_at)
-				VALUES (?, ?, ?, ?, ?)`), ev.ID, ep, now, string(data), now); err != nil {
+		for _, qe := range evs {
+			qe.Event.AuditSeq = e.Seq
+			data, err := json.Marshal(qe.Event)
+			if err != nil {
 				return err
+			}
+			for _, ep := range qe.Endpoints {
+				if _, err := q.ExecContext(ctx, d.q(`INSERT INTO outbox (event_id, endpoint, created_at, event, next_at)
+					VALUES (?, ?, ?, ?, ?)`), qe.Event.ID, ep, now, string(data), now); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return AuditEntry{}, fmt.Errorf("store: append audit %s with event %s: %w", e.Kind, ev.Kind, err)
+		return AuditEntry{}, fmt.Errorf("store: append audit %s with its events: %w", e.Kind, err)
 	}
 	return e, nil
 }

@@ -22,7 +22,7 @@ func testOutbox(t *testing.T, reopen func(t *testing.T) *DB) {
 	var ids []string
 	for i, k := range []event.Kind{event.ShiftStarted, event.ShiftEnded} {
 		ev := &event.Event{ID: event.NewID(), Version: event.Version, Kind: k, At: t0.Add(time.Duration(i) * time.Second), Resource: "api", Zone: "a"}
-		e, err := d.AppendEvent(ctx, AuditEntry{At: ev.At, Kind: string(k), Resource: "api", Zone: "a", Message: "m"}, ev, []string{"am", "hook"})
+		e, err := d.AppendEvents(ctx, AuditEntry{At: ev.At, Kind: string(k), Resource: "api", Zone: "a", Message: "m"}, []Queued{{ev, []string{"am", "hook"}}})
 		must(t, err)
 		if ev.AuditSeq != e.Seq || e.Seq == 0 {
 			t.Fatalf("event's audit seq %d, entry's %d", ev.AuditSeq, e.Seq)
@@ -31,7 +31,7 @@ func testOutbox(t *testing.T, reopen func(t *testing.T) *DB) {
 	}
 	// An invalid audit entry: the transaction writes nothing.
 	bad := &event.Event{ID: event.NewID(), Kind: event.Detection}
-	if _, err := d.AppendEvent(ctx, AuditEntry{Kind: "x", Detail: []byte("{")}, bad, []string{"am"}); err == nil {
+	if _, err := d.AppendEvents(ctx, AuditEntry{Kind: "x", Detail: []byte("{")}, []Queued{{bad, []string{"am"}}}); err == nil {
 		t.Fatal("bad detail accepted")
 	}
 	d = reopen(t) // durable
@@ -65,7 +65,7 @@ func testOutbox(t *testing.T, reopen func(t *testing.T) *DB) {
 	}
 	// A follower (fenced out) queues nothing and writes no audit entry.
 	d.SetFence(NoEpoch)
-	if _, err := d.AppendEvent(ctx, AuditEntry{Kind: "x", Message: "m"}, &event.Event{ID: event.NewID()}, []string{"am"}); !errors.Is(err, ErrFenced) {
+	if _, err := d.AppendEvents(ctx, AuditEntry{Kind: "x", Message: "m"}, []Queued{{&event.Event{ID: event.NewID()}, []string{"am"}}}); !errors.Is(err, ErrFenced) {
 		t.Fatalf("fenced append: %v", err)
 	}
 	d.SetFence(0)
