@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -134,5 +135,37 @@ func TestAlertRulesUseDeclaredMetrics(t *testing.T) {
 		if !strings.Contains(src.String(), `"`+m+`"`) {
 			t.Errorf("the rules use %s, which server/service does not declare", m)
 		}
+	}
+}
+
+// Asked for (prometheusRule.enabled), the chart renders the rules file as
+// a PrometheusRule, unchanged; by default it renders none.
+func TestHelmPrometheusRule(t *testing.T) {
+	find := func(out string) map[string]any {
+		for _, doc := range regexp.MustCompile(`(?m)^---[ \t]*$`).Split(out, -1) {
+			var o map[string]any
+			if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+				t.Fatalf("helm template output: %v\n%s", err, doc)
+			}
+			if o["kind"] == "PrometheusRule" {
+				return o
+			}
+		}
+		return nil
+	}
+	if find(helm(t, "template", "gz", chart)) != nil {
+		t.Fatal("a PrometheusRule without prometheusRule.enabled")
+	}
+	o := find(helm(t, "template", "gz", chart, "--set", "prometheusRule.enabled=true", "--set", "prometheusRule.labels.release=prometheus"))
+	if o == nil {
+		t.Fatal("no PrometheusRule with prometheusRule.enabled=true")
+	}
+	var want map[string]any
+	readYAML(t, rulesFile, &want)
+	spec, _ := o["spec"].(map[string]any)
+	meta, _ := o["metadata"].(map[string]any)
+	labels, _ := meta["labels"].(map[string]any)
+	if !reflect.DeepEqual(spec["groups"], want["groups"]) || labels["release"] != "prometheus" {
+		t.Fatalf("PrometheusRule %v\nwant groups %v", o, want["groups"])
 	}
 }
