@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -68,5 +69,26 @@ func TestNotificationsErrors(t *testing.T) {
 		if err == nil || !strings.HasPrefix(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%q: error %v, want one line starting %q", tt.add, err, tt.want)
 		}
+	}
+}
+
+// examples/serve-alertmanager.yaml is examples/serve.yaml and an
+// Alertmanager at 127.0.0.1:9093.
+func TestExampleServeAlertmanager(t *testing.T) {
+	base, err := Load(filepath.Join("..", "..", "examples", "serve.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(filepath.Join("..", "..", "examples", "serve-alertmanager.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := c.Notifications
+	if len(n.Alertmanagers) != 1 || n.Alertmanagers[0].URL != "http://127.0.0.1:9093" || len(n.Webhooks) != 0 {
+		t.Fatalf("notifications %+v", n)
+	}
+	c.Notifications, c.File = base.Notifications, base.File
+	if !reflect.DeepEqual(c, base) {
+		t.Fatal("examples/serve-alertmanager.yaml differs from examples/serve.yaml beyond its notifications")
 	}
 }

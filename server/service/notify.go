@@ -78,7 +78,7 @@ func (s *Service) openNotify() {
 			}
 		}
 		n.endpoints = append(n.endpoints, notify.Endpoint{Name: w.Name, Kind: "webhook", Accepts: accepts,
-			Notifier: &webhook.Notifier{URL: w.URL, Secret: w.Secret, Source: s.dashboardURL(), Now: s.clock.Now}})
+			Notifier: &webhook.Notifier{URL: w.URL, Secret: w.Secret, Now: s.clock.Now}})
 	}
 	n.disp = notify.New(notify.Options{Outbox: s.db.Outbox(), Endpoints: n.endpoints, Retry: nc.Retry, Clock: s.clock,
 		Log: s.log, Leading: s.leads})
@@ -90,6 +90,11 @@ func (s *Service) openNotify() {
 func (s *Service) startNotify(ctx context.Context, wg *sync.WaitGroup) {
 	if s.notify == nil {
 		return
+	}
+	for _, ep := range s.notify.endpoints {
+		if w, ok := ep.Notifier.(*webhook.Notifier); ok {
+			w.Source = s.dashboardURL() // now that the API is bound: its real address
+		}
 	}
 	wg.Go(func() { s.notify.disp.Run(ctx) })
 	wg.Go(func() {
