@@ -831,13 +831,16 @@
     $('approval-approve').disabled = true;
     try {
       const d = await call('POST', 'v1/decisions/' + encodeURIComponent(decisionID) + '/approve');
+      // Shown from the answer: the server forgets an approved decision once its shift starts.
+      $('approval-status').textContent = d.status;
+      $('approval-approve').hidden = true;
       $('approval-result').textContent = 'Approved: the shift away from ' + d.zone + ' starts at the next tick.';
       $('approval-result').className = 'result ok';
     } catch (err) {
       $('approval-result').textContent = err.message;
       $('approval-result').className = 'result bad';
+      loadDecision();
     }
-    loadDecision();
   }
 
   async function loadDelivery() {
