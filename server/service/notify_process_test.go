@@ -451,4 +451,3 @@ func TestExampleServeAlertmanager(t *testing.T) {
 		return false
 	})
 }
-
