@@ -137,6 +137,10 @@ type Notifier struct {
 	// State and StateKey keep the active alerts; nil State: in memory only.
 	State    StateStore
 	StateKey string
+	// Holds, when set, is asked at each resend whether an active alert's
+	// condition still holds; one that no longer does (its end was never
+	// told: a decision lost with a restart) is resolved instead of resent.
+	Holds func(labels map[string]string) bool
 
 	mu     sync.Mutex
 	memory map[string]Alert
@@ -210,12 +214,27 @@ func (n *Notifier) Resend(ctx context.Context) error {
 		return err
 	}
 	out := make([]Alert, 0, len(active))
-	ends := n.now().Add(4 * n.every())
-	for _, a := range active {
-		a.EndsAt = ends
+	now := n.now()
+	var gone []string
+	for k, a := range active {
+		if n.Holds != nil && !n.Holds(a.Labels) {
+			a.EndsAt = now
+			gone = append(gone, k)
+		} else {
+			a.EndsAt = now.Add(4 * n.every())
+		}
 		out = append(out, a)
 	}
-	return n.post(ctx, out)
+	if err := n.post(ctx, out); err != nil {
+		return err
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	for _, k := range gone {
+		delete(active, k)
+	}
+	return n.save(ctx, active)
 }
 
 func (n *Notifier) load(ctx context.Context) (map[string]Alert, error) {

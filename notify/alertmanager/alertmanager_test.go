@@ -2,6 +2,9 @@ package alertmanager
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -93,5 +96,50 @@ func TestForLabels(t *testing.T) {
 	}
 	if _, _, ok := For(event.Event{Kind: event.LeadershipGained}); ok {
 		t.Fatal("leadership is no alert")
+	}
+}
+
+// An alert whose condition no longer holds at a resend is resolved, not
+// resent, and forgotten.
+func TestResendResolvesWhatNoLongerHolds(t *testing.T) {
+	var posts [][]Alert
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var as []Alert
+		_ = json.NewDecoder(r.Body).Decode(&as)
+		posts = append(posts, as)
+	}))
+	defer srv.Close()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	lost := "gzd-z2-1"
+	n := &Notifier{URL: srv.URL, Now: func() time.Time { return now },
+		Holds: func(l map[string]string) bool { return l["decision"] != lost }}
+	ctx := context.Background()
+	for _, e := range []event.Event{
+		{ID: "a", Kind: event.ApprovalPending, At: now, Resource: "web", Zone: "z2", DecisionID: lost},
+		{ID: "b", Kind: event.ShiftStarted, At: now, Resource: "web", Zone: "z1"},
+	} {
+		if err := n.Notify(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now = now.Add(time.Minute)
+	if err := n.Resend(ctx); err != nil {
+		t.Fatal(err)
+	}
+	last := posts[len(posts)-1]
+	if len(last) != 2 {
+		t.Fatalf("resend posted %+v", last)
+	}
+	for _, a := range last {
+		resolved := !a.EndsAt.After(now)
+		if resolved != (a.Labels["alertname"] == ApprovalPending) {
+			t.Errorf("%s: endsAt %s at %s", a.Labels["alertname"], a.EndsAt, now)
+		}
+	}
+	if err := n.Resend(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if last := posts[len(posts)-1]; len(last) != 1 || last[0].Labels["alertname"] != ShiftActive {
+		t.Fatalf("the resolved alert was resent: %+v", last)
 	}
 }

@@ -62,7 +62,8 @@ func (s *Service) openNotify() {
 	n := &notifications{failing: map[[3]string]bool{}}
 	for _, a := range nc.Alertmanagers {
 		n.endpoints = append(n.endpoints, notify.Endpoint{Name: a.Name, Kind: "alertmanager", Accepts: alertmanager.IsAlert,
-			Notifier: &alertmanager.Notifier{URL: a.URL, ResendEvery: a.ResendEvery, Now: s.clock.Now, State: s.db, StateKey: "notify/alertmanager/" + a.Name}})
+			Notifier: &alertmanager.Notifier{URL: a.URL, ResendEvery: a.ResendEvery, Now: s.clock.Now, State: s.db, StateKey: "notify/alertmanager/" + a.Name,
+				Holds: s.alertHolds}})
 	}
 	for _, w := range nc.Webhooks {
 		var accepts func(event.Event) bool
@@ -292,6 +293,18 @@ func (s *Service) shiftOf(ev *event.Event, id string, active bool) {
 	if ev.Zone == "" {
 		ev.Zone = sh.AwayFrom
 	}
+}
+
+// alertHolds says whether an active alert's condition still holds, for the
+// one condition whose end can go untold: decisions live in memory, so a
+// restart (or a new leader) loses a pending one without an event. Every
+// other condition's end is an event, delivered in order.
+func (s *Service) alertHolds(l map[string]string) bool {
+	if l["alertname"] == alertmanager.ApprovalPending {
+		d, ok := s.pendingDecision(l["resource"], l["zone"])
+		return ok && d.ID == l["decision"]
+	}
+	return true
 }
 
 // pendingDecision is the resource's decision about zone awaiting approval.
