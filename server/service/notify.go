@@ -9,6 +9,7 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"net/url"
 	"strings"
 	"sync"
@@ -58,6 +59,10 @@ func (s *Service) openNotify() {
 	nc := s.cfg.Notifications
 	if !nc.Enabled() {
 		return
+	}
+	if host, _, err := net.SplitHostPort(s.cfg.Listen); nc.DashboardURL == "" && (err != nil || host == "" || net.ParseIP(host).IsUnspecified()) {
+		s.log.Warn("notifications: links in alerts and events point at the listen address, which people cannot open; set notifications.dashboard_url",
+			"listen", s.cfg.Listen)
 	}
 	n := &notifications{failing: map[[3]string]bool{}}
 	for _, a := range nc.Alertmanagers {
