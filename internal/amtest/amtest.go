@@ -214,3 +214,16 @@ func Find(ns []Notification, alertname string) map[string]Alert {
 	}
 	return out
 }
+
+// Any reports whether an alert named alertname, in its last state, satisfies ok.
+func Any(ns []Notification, alertname string, ok func(Alert) bool) bool {
+	for _, a := range Find(ns, alertname) {
+		if ok(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Resolved is an Any condition: the alert is resolved.
+func Resolved(a Alert) bool { return a.Status == "resolved" }

@@ -217,12 +217,7 @@ func TestServeNotifiesAutomaticShift(t *testing.T) {
 	}
 	// Alertmanager: the shift's alert fired (once) and resolved, carrying the same event IDs.
 	ns := am.WaitFor(t, 30*time.Second, "GrayzoneShiftActive resolved", func(ns []amtest.Notification) bool {
-		for _, a := range amtest.Find(ns, "GrayzoneShiftActive") {
-			if a.Status == "resolved" {
-				return true
-			}
-		}
-		return false
+		return amtest.Any(ns, "GrayzoneShiftActive", amtest.Resolved)
 	})
 	var firing, resolved int
 	for _, n := range ns {
@@ -281,12 +276,9 @@ func TestServeNotifiesAutomaticShift(t *testing.T) {
 	})
 	h.checkOnceInOrder(t)
 	am.WaitFor(t, 30*time.Second, "the manual shift firing at Alertmanager", func(ns []amtest.Notification) bool {
-		for _, a := range amtest.Find(ns, "GrayzoneShiftActive") {
-			if a.Labels["zone"] == "z3" && a.Status == "firing" && a.Annotations["origin"] == "manual" {
-				return true
-			}
-		}
-		return false
+		return amtest.Any(ns, "GrayzoneShiftActive", func(a amtest.Alert) bool {
+			return a.Labels["zone"] == "z3" && a.Status == "firing" && a.Annotations["origin"] == "manual"
+		})
 	})
 	_ = s
 }
@@ -349,10 +341,7 @@ func TestServeApprovalReachesAlertmanager(t *testing.T) {
 		t.Fatal(err)
 	}
 	am.WaitFor(t, 20*time.Second, "GrayzoneApprovalPending resolved", func(ns []amtest.Notification) bool {
-		for _, a := range amtest.Find(ns, "GrayzoneApprovalPending") {
-			return a.Status == "resolved"
-		}
-		return false
+		return amtest.Any(ns, "GrayzoneApprovalPending", amtest.Resolved)
 	})
 	if e, ok := h.has(event.ApprovalPending, "z2"); !ok || e.DecisionID != d.ID || e.Link != want {
 		t.Fatalf("webhook approval.pending: %+v", e)
@@ -436,18 +425,14 @@ func TestExampleServeAlertmanager(t *testing.T) {
 		t.Fatal(err)
 	}
 	am.WaitFor(t, 20*time.Second, "the shift's alert firing", func(ns []amtest.Notification) bool {
-		for _, a := range amtest.Find(ns, "GrayzoneShiftActive") {
+		return amtest.Any(ns, "GrayzoneShiftActive", func(a amtest.Alert) bool {
 			return a.Status == "firing" && a.Labels["resource"] == "web" && a.Labels["zone"] == "use2-az2" && a.Annotations["shift_id"] == sh.ID
-		}
-		return false
+		})
 	})
 	if _, err := c.CancelShift(ctx, sh.ID); err != nil {
 		t.Fatal(err)
 	}
 	am.WaitFor(t, 20*time.Second, "the shift's alert resolved", func(ns []amtest.Notification) bool {
-		for _, a := range amtest.Find(ns, "GrayzoneShiftActive") {
-			return a.Status == "resolved"
-		}
-		return false
+		return amtest.Any(ns, "GrayzoneShiftActive", amtest.Resolved)
 	})
 }
