@@ -42,10 +42,16 @@ line. With tls_cert_file and tls_key_file the API and dashboard serve HTTPS,
 and a renewed certificate is picked up without a restart. docs/security.md
 says what a caller without a token can and cannot make grayzone do.
 
+With a notifications section, every detection, decision awaiting approval,
+shift, exclusion, fail static and failing action goes to Alertmanager (as
+alerts) and webhooks (signed CloudEvents), delivered at least once from the
+store by the leader; see docs/notifications.md.
+
 On AWS (frontdoor type arc, control_plane type autoscaling), credentials, region
 and endpoints come only from the AWS SDK's default chain (AWS_PROFILE,
 AWS_REGION, instance roles, AWS_ENDPOINT_URL...); see docs/aws.md.`,
 		Example: `  grayzone serve --config examples/serve.yaml
+  grayzone serve --config examples/serve-alertmanager.yaml   # notifies an Alertmanager on :9093
   AWS_PROFILE=prod AWS_REGION=us-east-2 grayzone serve --config examples/aws.yaml
   grayzone serve --config serve.yaml --data-dir /var/lib/grayzone --listen :8080 --token-file /etc/grayzone/tokens`,
 		Args: cobra.NoArgs,

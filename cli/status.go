@@ -200,6 +200,26 @@ func printStatus(w io.Writer, st api.Status) {
 		}
 		tw.Flush()
 	}
+	printDelivery(w, st.Notifications)
+}
+
+// printDelivery shows each notification endpoint's outbox and counts.
+func printDelivery(w io.Writer, ds []api.DeliveryStatus) {
+	if len(ds) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NOTIFY	KIND	DELIVERED	WAITING	OLDEST	FAILED ATTEMPTS	GIVEN UP	LAST ERROR")
+	for _, d := range ds {
+		oldest := "-"
+		if d.Pending > 0 {
+			oldest = (time.Duration(d.LagSeconds) * time.Second).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%d\t%d\t%s\n", clean(d.Endpoint), clean(d.Kind), d.Delivered, d.Pending, oldest,
+			d.Failures, d.GaveUp, clean(d.LastError))
+	}
+	tw.Flush()
 }
 
 func percent(a float64, requests int64) string {

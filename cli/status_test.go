@@ -27,3 +27,15 @@ func TestStatusSaysFailStatic(t *testing.T) {
 		}
 	}
 }
+
+func TestPrintStatusShowsDelivery(t *testing.T) {
+	var b strings.Builder
+	printStatus(&b, api.Status{Resources: []api.ResourceStatus{{Name: "web", Phase: "idle"}},
+		Notifications: []api.DeliveryStatus{{Endpoint: "am", Kind: "alertmanager", Delivered: 7, Pending: 2, LagSeconds: 95, Failures: 3, LastError: "alertmanager: HTTP 503: down"}}})
+	out := b.String()
+	for _, want := range []string{"NOTIFY", "am", "alertmanager", "7", "1m35s", "HTTP 503: down"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("status lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -22,7 +22,9 @@ var rules = map[string][]string{
 	// never the detector, the runbook or the controller.
 	"actuator":  {"server/", "lab", "cli", "benchmark", "cmd/", "engine/detect", "engine/alarm", "engine/composite", "engine/outlier", "engine/runbook", "engine/autoshift"},
 	"internal/": {"server/", "lab", "cli", "benchmark", "cmd/", "engine/", "telemetry/", "actuator"},
-	"server/":   {"lab/workload", "lab/dblink", "lab/database", "lab/loadgen", "lab/fault", "lab/sim", "lab/instancegroup", "cli", "benchmark", "cmd/"},
+	// Notifiers know grayzone's events, not where they come from.
+	"notify":  {"server/", "lab", "cli", "benchmark", "cmd/", "engine/", "telemetry/", "actuator"},
+	"server/": {"lab/workload", "lab/dblink", "lab/database", "lab/loadgen", "lab/fault", "lab/sim", "lab/instancegroup", "cli", "benchmark", "cmd/"},
 }
 
 // testsMayUse are packages in-package tests may use beyond the rules: the

@@ -36,6 +36,21 @@ type Backend interface {
 type Status struct {
 	Now       time.Time        `json:"now"`
 	Resources []ResourceStatus `json:"resources"`
+	// Notifications is each notification endpoint's delivery (none configured: absent).
+	Notifications []DeliveryStatus `json:"notifications,omitempty"`
+}
+
+// DeliveryStatus is one notification endpoint's delivery: what waits in the
+// outbox and for how long, and this process's counts.
+type DeliveryStatus struct {
+	Endpoint   string  `json:"endpoint"`
+	Kind       string  `json:"kind"` // alertmanager, webhook
+	Pending    int64   `json:"pending"`
+	LagSeconds float64 `json:"lag_seconds"` // age of the oldest undelivered event (0: none)
+	Delivered  int64   `json:"delivered"`
+	Failures   int64   `json:"failures"` // failed attempts, retried or given up
+	GaveUp     int64   `json:"gave_up"`
+	LastError  string  `json:"last_error,omitempty"`
 }
 
 // ResourceStatus is one front-doored resource.

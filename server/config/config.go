@@ -76,7 +76,9 @@ type Config struct {
 	Resources []Resource
 	// LeaderElection: which replica acts, when several run (kubernetes.go).
 	LeaderElection LeaderElection
-	File           string // the file it was read from (labels errors)
+	// Notifications: Alertmanagers and webhooks told of events (notifications.go).
+	Notifications Notifications
+	File          string // the file it was read from (labels errors)
 }
 
 // Auth says who may use the API. Tokens are never given on the command line,

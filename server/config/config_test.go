@@ -172,7 +172,7 @@ func TestErrors(t *testing.T) {
 		{name: "top level list", doc: "- a\n", want: "serve.yaml:1: the top level must be a mapping (listen, data_dir, auth, resources), got a list"},
 		{name: "two documents", doc: base + "---\nlisten: x\n", want: "serve.yaml:23: only one YAML document is allowed in a configuration file"},
 		{name: "unknown top key", edits: []edit{{"listen:", "listne:"}},
-			want: "serve.yaml:1: listne: unknown key (expected one of listen, data_dir, store, store_file, replica, tls_cert_file, tls_key_file, auth, resources, leader_election)"},
+			want: "serve.yaml:1: listne: unknown key (expected one of listen, data_dir, store, store_file, replica, tls_cert_file, tls_key_file, auth, resources, leader_election, notifications)"},
 		{name: "duplicate key", edits: []edit{{"auth:", "listen: 127.0.0.1:1\nauth:"}},
 			want: "serve.yaml:2: listen: duplicate key (first given at line 1)"},
 		{name: "resources missing", doc: "listen: 127.0.0.1:8080\n", want: "serve.yaml:1: resources: required"},

@@ -37,7 +37,7 @@ var (
 )
 
 var (
-	topKeys       = []string{"listen", "data_dir", "store", "store_file", "replica", "tls_cert_file", "tls_key_file", "auth", "resources", "leader_election"}
+	topKeys       = []string{"listen", "data_dir", "store", "store_file", "replica", "tls_cert_file", "tls_key_file", "auth", "resources", "leader_election", "notifications"}
 	authKeys      = []string{"tokens_file", "tokens", "open_reads", "metrics_open"}
 	resourceKeys  = []string{"name", "zones", "min_capacity", "frontdoor", "operations", "detector", "canaries", "autoshift", "practice", "control_plane", "telemetry"}
 	controlKeys   = []string{"type", "exclude_zone", "include_zone", "remove_extra", "timeout", "groups", "zone_label", "workloads"}
@@ -175,6 +175,7 @@ func (p *parser) config(rf yamlfield.Field) *Config {
 	}
 	p.tls(m, &c.TLS)
 	p.replicas(m, c)
+	p.notifications(m, c)
 	if f, ok := m.Get("auth"); ok {
 		p.auth(f, &c.Auth)
 	}
@@ -685,19 +686,13 @@ func (p *parser) canaries(f yamlfield.Field, r *res) []Canary {
 			c.Zone, _ = p.zoneRef(zf, r)
 		}
 		if uf, ok := p.Require(m, "url"); ok {
-			if v, ok := p.Str(uf); ok {
-				u, err := url.Parse(v)
-				switch {
-				case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-					p.Errorf(uf, "%s is not an http(s) URL (e.g. http://127.0.0.1:8091)", yamlfield.Quote(v))
-				default:
-					k := [2]string{c.Zone, v}
-					if l, dup := seen[k]; dup && c.Zone != "" {
-						p.Errorf(uf, "duplicate canary for zone %s and this url (first at line %d)", yamlfield.Quote(c.Zone), l)
-					}
-					seen[k] = it.Line
-					c.URL = v
+			if v, ok := p.httpURL(uf, "http://127.0.0.1:8091"); ok {
+				k := [2]string{c.Zone, v}
+				if l, dup := seen[k]; dup && c.Zone != "" {
+					p.Errorf(uf, "duplicate canary for zone %s and this url (first at line %d)", yamlfield.Quote(c.Zone), l)
 				}
+				seen[k] = it.Line
+				c.URL = v
 			}
 		}
 		if inf, ok := m.Get("interval"); ok {

@@ -203,6 +203,12 @@ func freeAddr(t *testing.T) string {
 // autoshift off, so the operator shifts from the page.
 func startService(t *testing.T, failing *atomic.Bool) (addr string) {
 	t.Helper()
+	return startServiceWith(t, failing, "enabled: false")
+}
+
+// startServiceWith is startService with the resource's autoshift settings.
+func startServiceWith(t *testing.T, failing *atomic.Bool, autoshift string) (addr string) {
+	t.Helper()
 	zones := []string{"z1", "z2", "z3"}
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen: 127.0.0.1:0\ndata_dir: %s\nauth: {tokens: [%s], open_reads: true}\nresources:\n  - name: web\n    zones: [z1, z2, z3]\n", t.TempDir(), testToken)
@@ -225,7 +231,7 @@ func startService(t *testing.T, failing *atomic.Bool) (addr string) {
 	for _, z := range zones {
 		fmt.Fprintf(&b, "      - {zone: %s, url: http://%s, interval: 1s}\n", z, zonal[z])
 	}
-	b.WriteString("    autoshift: {enabled: false}\n")
+	fmt.Fprintf(&b, "    autoshift: {%s}\n", autoshift)
 	path := filepath.Join(t.TempDir(), "serve.yaml")
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)

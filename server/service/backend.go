@@ -30,6 +30,7 @@ func (s *Service) Status(ctx context.Context) (api.Status, error) {
 	for _, r := range s.resources {
 		st.Resources = append(st.Resources, r.status())
 	}
+	st.Notifications = s.deliveryStatus(ctx)
 	return st, nil
 }
 
@@ -254,7 +255,7 @@ func (s *Service) Approve(ctx context.Context, id, by string) (api.Decision, err
 			out := *d
 			r.mu.Unlock()
 			s.audit(ctx, store.AuditEntry{Kind: "approved", Resource: r.cfg.Name, Zone: d.Zone, Actor: by,
-				Message: fmt.Sprintf("decision %s to shift away from %s approved", id, d.Zone)})
+				Message: fmt.Sprintf("decision %s to shift away from %s approved", id, d.Zone), Detail: jsonDetail(map[string]string{"decision_id": id})})
 			return out, nil
 		}
 		r.mu.Unlock()

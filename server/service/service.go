@@ -80,6 +80,8 @@ type Service struct {
 	byName    map[string]*resource
 	ready     chan struct{}
 	apiAddr   string
+	notify    *notifications // nil: no notification endpoints (notify.go)
+	failures  actionFailures
 	awsState
 	kubeState
 }
@@ -103,6 +105,7 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 		// Nothing is written until this replica leads (see replica.go).
 		db.SetFence(store.NoEpoch)
 	}
+	s.openNotify()
 	s.awsCfg = o.AWS
 	var shiftRes []shift.Resource
 	for i := range o.Config.Resources {
@@ -181,6 +184,7 @@ func (s *Service) Run(ctx context.Context) error {
 	s.apiAddr = ln.Addr().String()
 	close(s.ready)
 	s.startReplication(ctx, &wg)
+	s.startNotify(ctx, &wg)
 	mux := http.NewServeMux()
 	mux.Handle("GET /v1/leader", http.HandlerFunc(s.leaderHandler))
 	mux.Handle("/", s.followerGate(api.NewHandler(s, api.Options{
@@ -272,7 +276,7 @@ func (s *Service) audit(ctx context.Context, e store.AuditEntry) {
 	if e.At.IsZero() {
 		e.At = s.clock.Now()
 	}
-	if _, err := s.db.Append(ctx, e); err != nil {
+	if _, err := s.appendAudit(ctx, e); err != nil { // with its events (notify.go)
 		s.log.Error("audit log write failed", "err", err, "message", e.Message)
 	}
 }

@@ -103,4 +103,6 @@ var postgresMigrations = []string{
 	);`,
 	// 3: the ARC zonal shift carrying a shift (front door type arc).
 	`ALTER TABLE shifts ADD COLUMN arc_zonal_shift_id TEXT NOT NULL DEFAULT '';`,
+	// 4: the notification outbox (outbox.go).
+	postgresOutboxDDL,
 }

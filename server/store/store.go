@@ -190,6 +190,8 @@ var migrations = []string{
 	);`,
 	// 3: the ARC zonal shift carrying a shift (front door type arc).
 	`ALTER TABLE shifts ADD COLUMN arc_zonal_shift_id TEXT NOT NULL DEFAULT '';`,
+	// 4: the notification outbox (outbox.go).
+	sqliteOutboxDDL,
 }
 
 // migrate applies the missing migrations in one transaction, so concurrent
@@ -369,13 +371,26 @@ type AuditQuery struct {
 // if it was zero, set to now). There is no way to change or remove an entry:
 // triggers reject UPDATE and DELETE on the table.
 func (d *DB) Append(ctx context.Context, e AuditEntry) (AuditEntry, error) {
+	e, detail, err := prepareAudit(e)
+	if err != nil {
+		return AuditEntry{}, err
+	}
+	if err := d.write(ctx, func(q querier) error { return d.insertAudit(ctx, q, &e, detail) }); err != nil {
+		return AuditEntry{}, fmt.Errorf("store: append audit %s: %w", e.Kind, err)
+	}
+	return e, nil
+}
+
+// prepareAudit checks an entry and fills its defaults; detail is the
+// column's value (nil for NULL).
+func prepareAudit(e AuditEntry) (AuditEntry, any, error) {
 	if e.Kind == "" {
-		return AuditEntry{}, errors.New("store: append audit: empty kind")
+		return AuditEntry{}, nil, errors.New("store: append audit: empty kind")
 	}
 	var detail any // NULL when absent
 	if len(e.Detail) > 0 {
 		if !json.Valid(e.Detail) {
-			return AuditEntry{}, fmt.Errorf("store: append audit %s: detail is not valid JSON", e.Kind)
+			return AuditEntry{}, nil, fmt.Errorf("store: append audit %s: detail is not valid JSON", e.Kind)
 		}
 		detail = string(e.Detail)
 	}
@@ -383,15 +398,14 @@ func (d *DB) Append(ctx context.Context, e AuditEntry) (AuditEntry, error) {
 		e.At = time.Now()
 	}
 	e.At = e.At.UTC()
-	err := d.write(ctx, func(q querier) error {
-		return q.QueryRowContext(ctx, d.q(`INSERT INTO audit (at, kind, resource, zone, actor, message, detail)
+	return e, detail, nil
+}
+
+// insertAudit writes a prepared entry and sets its Seq.
+func (d *DB) insertAudit(ctx context.Context, q querier, e *AuditEntry, detail any) error {
+	return q.QueryRowContext(ctx, d.q(`INSERT INTO audit (at, kind, resource, zone, actor, message, detail)
 		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING seq`),
-			formatTime(e.At), e.Kind, e.Resource, e.Zone, e.Actor, e.Message, detail).Scan(&e.Seq)
-	})
-	if err != nil {
-		return AuditEntry{}, fmt.Errorf("store: append audit %s: %w", e.Kind, err)
-	}
-	return e, nil
+		formatTime(e.At), e.Kind, e.Resource, e.Zone, e.Actor, e.Message, detail).Scan(&e.Seq)
 }
 
 // Audit returns the entries matching q, newest (highest Seq) first.

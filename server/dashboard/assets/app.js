@@ -637,6 +637,7 @@
     S.dirty.controls = S.dirty.shifts = true;
     if (S.needsToken && t) connect();
     scheduleRender();
+    loadDecision(); // its Approve button needs the token
   }
 
   function renderForm() {
@@ -797,7 +798,73 @@
     }
   }
 
+  // ---- approval (the link an approval alert carries: /?decision=ID) and delivery
+
+  const decisionID = new URLSearchParams(location.search).get('decision');
+
+  async function loadDecision() {
+    if (!decisionID) return;
+    const box = $('approval');
+    box.hidden = false;
+    let d = null;
+    try {
+      const h = token ? { Authorization: 'Bearer ' + token } : {};
+      const resp = await fetch('v1/decisions', { headers: h, cache: 'no-store' });
+      if (resp.ok) d = (await resp.json()).find(function (x) { return x.id === decisionID; }) || null;
+    } catch (e) { /* shown below */ }
+    if (!d) {
+      $('approval-what').textContent = 'Decision ' + decisionID + ' is not known to this server (it may have restarted, or the token is missing).';
+      $('approval-approve').hidden = true;
+      return;
+    }
+    $('approval-status').textContent = d.status;
+    $('approval-what').textContent = 'Shift ' + d.resource + ' away from ' + d.zone + ' (decided ' + fmtTime(d.at) + ', ' + d.id + ').';
+    $('approval-why').textContent = d.why || '';
+    const btn = $('approval-approve');
+    btn.hidden = d.status !== 'pending';
+    btn.disabled = !canMutate();
+    btn.title = canMutate() ? '' : (readOnly || 'Give an API token first');
+  }
+
+  async function approve() {
+    if (!canMutate()) return;
+    $('approval-approve').disabled = true;
+    try {
+      const d = await call('POST', 'v1/decisions/' + encodeURIComponent(decisionID) + '/approve');
+      // Shown from the answer: the server forgets an approved decision once its shift starts.
+      $('approval-status').textContent = d.status;
+      $('approval-approve').hidden = true;
+      $('approval-result').textContent = 'Approved: the shift away from ' + d.zone + ' starts at the next tick.';
+      $('approval-result').className = 'result ok';
+    } catch (err) {
+      $('approval-result').textContent = err.message;
+      $('approval-result').className = 'result bad';
+      loadDecision();
+    }
+  }
+
+  async function loadDelivery() {
+    try {
+      const h = token ? { Authorization: 'Bearer ' + token } : {};
+      const resp = await fetch('v1/status', { headers: h, cache: 'no-store' });
+      if (!resp.ok) return;
+      const ns = (await resp.json()).notifications || [];
+      const p = $('delivery');
+      p.hidden = !ns.length;
+      p.textContent = 'Notifications: ' + ns.map(function (n) {
+        return n.endpoint + ' (' + n.kind + ') ' + n.delivered + ' delivered, ' + n.pending + ' waiting' +
+          (n.pending ? ' for ' + Math.round(n.lag_seconds) + 's' : '') + (n.failures ? ', ' + n.failures + ' failed attempts' : '') +
+          (n.gave_up ? ', ' + n.gave_up + ' given up' : '');
+      }).join(' · ');
+    } catch (e) { /* the next try */ }
+  }
+
   // ---- wiring
+
+  $('approval-approve').addEventListener('click', approve);
+  loadDecision();
+  loadDelivery();
+  setInterval(loadDelivery, 10000);
 
   $('start').addEventListener('submit', startShift);
   $('f-resource').addEventListener('change', function () { S.dirty.controls = true; select($('f-resource').value); });
