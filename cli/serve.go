@@ -88,6 +88,11 @@ AWS_REGION, instance roles, AWS_ENDPOINT_URL...); see docs/aws.md.`,
 			if len(tokens) == 0 {
 				log.Warn("no API tokens configured: every mutating call will be refused with 401")
 			}
+			if names := config.UnscopedTokens(tokens); len(names) > 0 {
+				// Backwards compatible: a line without scopes may do everything.
+				log.Info("tokens without scopes may ingest, operate and read; write name:token:scopes to narrow them (docs/security.md)",
+					"tokens", strings.Join(names, ","))
+			}
 			for _, t := range tokens {
 				if strings.HasPrefix(t.Secret, "replace-me") || strings.HasPrefix(t.Secret, "example-") {
 					log.Warn("an example token from examples/tokens.txt is in use: replace it before exposing the API")
