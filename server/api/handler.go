@@ -710,6 +710,8 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, shift.ErrNotFound):
 		code = http.StatusNotFound
+	case errors.Is(err, ingest.ErrCapped):
+		code = http.StatusTooManyRequests // the reason names the cap
 	case errors.Is(err, shift.ErrInvalid), errors.Is(err, ingest.ErrRejected):
 		code = http.StatusBadRequest
 	case errors.Is(err, ingest.ErrFull):
