@@ -77,6 +77,9 @@ AWS_REGION, instance roles, AWS_ENDPOINT_URL...); see docs/aws.md.`,
 			if err != nil {
 				return &exitError{code: ExitUsage, err: err}
 			}
+			if err := cfg.CheckTelemetryCredentials(tokens); err != nil {
+				return &exitError{code: ExitUsage, err: err}
+			}
 			if err := cfg.LoadStore(); err != nil {
 				return &exitError{code: ExitUsage, err: err}
 			}
