@@ -211,6 +211,9 @@ type ControlPlane struct {
 	Timeout time.Duration
 	// Kubernetes is type kubernetes's configuration.
 	Kubernetes KubernetesControl
+	// Env names the variables of serve's environment a command gets
+	// (type command; nil: command.DefaultEnv), see command_env.go.
+	Env []string
 }
 
 // Practice configures practice runs; the embedded practice.Config is what
