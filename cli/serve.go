@@ -98,7 +98,7 @@ AWS_REGION, instance roles, AWS_ENDPOINT_URL...); see docs/aws.md.`,
 			}
 			for _, t := range tokens {
 				if strings.HasPrefix(t.Secret, "replace-me") || strings.HasPrefix(t.Secret, "example-") {
-					log.Warn("an example token from examples/tokens.txt is in use: replace it before exposing the API")
+					log.Warn("an example token from examples/tokens.txt is in use: replace it before exposing the API", "token", t.Name)
 				}
 				if strings.HasPrefix(t.Name, "unnamed-") {
 					log.Warn("a token has no name: shifts and the audit log will show it as "+t.Name+"; write it as name:token", "token", t.Name)

@@ -2,6 +2,7 @@ package config
 
 import (
 	"github.com/grayzone/grayzone/internal/bearer"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -126,5 +127,34 @@ func TestIsLoopback(t *testing.T) {
 		if IsLoopback(addr) != want {
 			t.Errorf("%s: %v", addr, !want)
 		}
+	}
+}
+
+// TestTelemetryExample: examples/serve-telemetry.yaml parses, its OTLP and
+// EMF listeners need a token and serve TLS, and examples/tokens.txt gives
+// it an ingest-scoped token.
+func TestTelemetryExample(t *testing.T) {
+	c, err := Load(filepath.Join("..", "..", "examples", "serve-telemetry.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcs := c.Resources[0].Telemetry.Sources
+	if len(srcs) != 2 || srcs[0].HTTP == "" || srcs[0].GRPC == "" || srcs[1].Listen == "" {
+		t.Fatalf("sources %+v", srcs)
+	}
+	for _, s := range srcs {
+		if s.Receiver.Insecure || !s.Receiver.TLS.Enabled() || !strings.HasSuffix(s.Receiver.TLS.CertFile, filepath.Join("examples", "telemetry-tls", "cert.pem")) {
+			t.Errorf("%s: %+v", s.Name, s.Receiver)
+		}
+	}
+	tokens, err := c.LoadTokens()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CheckTelemetryCredentials(tokens); err != nil {
+		t.Fatal(err)
+	}
+	if app := TokensWith(tokens, bearer.Ingest); len(app) < 2 || app[1].Name != "app-telemetry" || app[1].Allows(bearer.Operate) {
+		t.Errorf("ingest tokens %v", app)
 	}
 }

@@ -165,7 +165,7 @@ func (g *Guard) Wrap(next http.Handler) http.Handler {
 		release, ok := g.acquire()
 		if !ok {
 			why := fmt.Sprintf("%s: %d request bodies already in flight (limits.max_in_flight); retry later", g.name, g.lim.MaxInFlight)
-			g.refused.Warn(r.Context(), "telemetry: over the in-flight cap", slog.String("source", g.name), slog.String("remote", r.RemoteAddr))
+			g.refused.Warn(r.Context(), "telemetry: over the in-flight cap", slog.String("listener", g.name), slog.String("remote", r.RemoteAddr))
 			w.Header().Set("Retry-After", "1")
 			http.Error(w, why, http.StatusTooManyRequests)
 			return
@@ -256,10 +256,10 @@ func (g *Guard) authorize(ctx context.Context, auth, remote string) (int, string
 	case bearer.OK:
 		return 0, ""
 	case bearer.Forbidden:
-		g.refused.Warn(ctx, "telemetry: token lacks the ingest scope", slog.String("source", g.name), slog.String("remote", remote), slog.String("token", t.Name))
+		g.refused.Warn(ctx, "telemetry: token lacks the ingest scope", slog.String("listener", g.name), slog.String("remote", remote), slog.String("token", t.Name))
 		return http.StatusForbidden, why
 	}
-	g.refused.Warn(ctx, "telemetry: unauthenticated request", slog.String("source", g.name), slog.String("remote", remote), slog.String("why", why))
+	g.refused.Warn(ctx, "telemetry: unauthenticated request", slog.String("listener", g.name), slog.String("remote", remote), slog.String("why", why))
 	return http.StatusUnauthorized, why
 }
 
@@ -312,7 +312,7 @@ func (g *Guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 	}
 	release, ok := g.acquire()
 	if !ok {
-		g.refused.Warn(ctx, "telemetry: over the in-flight cap", slog.String("source", g.name), slog.String("remote", remote))
+		g.refused.Warn(ctx, "telemetry: over the in-flight cap", slog.String("listener", g.name), slog.String("remote", remote))
 		return nil, status.Errorf(codes.ResourceExhausted, "%s: %d requests already in flight (limits.max_in_flight); retry later", g.name, g.lim.MaxInFlight)
 	}
 	defer release()
