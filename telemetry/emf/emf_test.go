@@ -1,6 +1,7 @@
 package emf
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -305,4 +306,37 @@ func TestSeriesCapIsRefusedNotDropped(t *testing.T) {
 	if st := g.Stats()[0]; st.Rejected[ingest.ReasonSeries] != 1 {
 		t.Fatalf("series_cap = %d", st.Rejected[ingest.ReasonSeries])
 	}
+}
+
+// FuzzSourceAdd: batches of lines through the source's whole path (parse,
+// time window, series cap) never leave a bucket dated past the tolerated
+// skew, never hold more open series than the cap, and a batch is taken
+// whole or not at all.
+func FuzzSourceAdd(f *testing.F) {
+	now := t0
+	f.Add([]byte(workshopLine(now, "z1", "i-1", "Ride", 1, 0, 0, 5) + "\n" + workshopLine(now, "z2", "i-2", "Ride", 0, 1, 0, 5)))
+	f.Add([]byte(workshopLine(now.AddDate(100, 0, 0), "z1", "i-1", "Ride", 1, 0, 0, 5)))
+	f.Add([]byte(workshopLine(now.Add(ingest.MaxFuture), "z1", "i-1", "Ride", 1, 0, 0, 5)))
+	f.Add([]byte(workshopLine(now, "z1", "i-1", "Ride", 1, 0, 0, 5) + "\n" + workshopLine(now, "z1", "i-2", "Ride", 1, 0, 0, 5) + "\n" + workshopLine(now, "z1", "i-3", "Ride", 1, 0, 0, 5)))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		g := ingest.New("web", []string{"z1", "z2"}, ingest.Limits{})
+		s, err := New(Config{File: "/nonexistent", Sink: g, Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.agg.MaxSeries = 2
+		before := len(s.agg.open)
+		err = s.add(bytes.Split(body, []byte("\n")))
+		if err != nil && len(s.agg.open) != before {
+			t.Fatalf("a refused batch opened %d series", len(s.agg.open)-before)
+		}
+		if len(s.agg.open) > s.agg.MaxSeries {
+			t.Fatalf("%d open series, cap %d", len(s.agg.open), s.agg.MaxSeries)
+		}
+		for k := range s.agg.open {
+			if time.Unix(0, k.end).Sub(now) > ingest.MaxFuture+s.agg.Interval {
+				t.Fatalf("a bucket ends %s ahead", time.Unix(0, k.end).Sub(now))
+			}
+		}
+	})
 }
