@@ -32,7 +32,7 @@ const (
 	MaxObservations      = 10_000
 	MaxObservationBytes  = 8 << 20
 	maxSmallBody         = 64 << 10
-	MaxFutureObservation = 5 * time.Minute // clock skew tolerated on an observation's at
+	MaxFutureObservation = ingest.MaxFuture // clock skew tolerated on an observation's at (one window for every source)
 )
 
 // Options configures NewHandler.
