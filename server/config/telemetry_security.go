@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/grayzone/grayzone/internal/bearer"
@@ -56,16 +54,7 @@ func (p *parser) receiver(m *yamlfield.Mapping, r *Receiver) {
 	}
 	if f, ok := m.Get("tls"); ok {
 		if tm, ok := p.Mapping(f, receiverTLSKeys); ok {
-			cert, cf, hasC := p.filePath(tm, "cert_file")
-			key, kf, hasK := p.filePath(tm, "key_file")
-			switch {
-			case hasC && !hasK:
-				p.Errorf(cf, "set without key_file (both are needed for TLS)")
-			case hasK && !hasC:
-				p.Errorf(kf, "set without cert_file (both are needed for TLS)")
-			default:
-				r.TLS = TLS{CertFile: cert, KeyFile: key}
-			}
+			r.TLS.CertFile, r.TLS.KeyFile = p.certPair(tm, "cert_file", "key_file", "TLS", "omit tls for plain text")
 		}
 	}
 	if f, ok := m.Get("limits"); ok {
@@ -102,47 +91,18 @@ func (p *parser) receiver(m *yamlfield.Mapping, r *Receiver) {
 
 // promAuth reads the Prometheus source's bearer_token_file and tls.
 func (p *parser) promAuth(m *yamlfield.Mapping, s *Source) {
-	if v, _, ok := p.filePath(m, "bearer_token_file"); ok {
+	if v, _, ok := p.filePath(m, "bearer_token_file", "omit it to send no token"); ok {
 		s.BearerTokenFile = v
 	}
 	if f, ok := m.Get("tls"); ok {
 		if tm, ok := p.Mapping(f, clientTLSKeys); ok {
-			s.ClientTLS.CAFile, _, _ = p.filePath(tm, "ca_file")
-			cert, cf, hasC := p.filePath(tm, "cert_file")
-			key, kf, hasK := p.filePath(tm, "key_file")
-			switch {
-			case hasC && !hasK:
-				p.Errorf(cf, "set without key_file (both are needed for a client certificate)")
-			case hasK && !hasC:
-				p.Errorf(kf, "set without cert_file (both are needed for a client certificate)")
-			}
-			s.ClientTLS.CertFile, s.ClientTLS.KeyFile = cert, key
+			s.ClientTLS.CAFile, _, _ = p.filePath(tm, "ca_file", "omit it for the system's roots")
+			s.ClientTLS.CertFile, s.ClientTLS.KeyFile = p.certPair(tm, "cert_file", "key_file", "a client certificate", "omit both for none")
 			if v, ok := tm.Get("server_name"); ok {
 				s.ClientTLS.ServerName, _ = p.Str(v)
 			}
 		}
 	}
-}
-
-// filePath reads a non-empty path, resolved against the configuration
-// file's directory.
-func (p *parser) filePath(m *yamlfield.Mapping, key string) (string, yamlfield.Field, bool) {
-	f, ok := m.Get(key)
-	if !ok {
-		return "", f, false
-	}
-	v, ok := p.Str(f)
-	if !ok {
-		return "", f, true
-	}
-	if strings.TrimSpace(v) == "" {
-		p.Errorf(f, "must not be empty (omit it instead)")
-		return "", f, true
-	}
-	if !filepath.IsAbs(v) {
-		v = filepath.Join(filepath.Dir(p.File), v)
-	}
-	return v, f, true
 }
 
 // Listens reports whether the source has a listener (and so a Receiver).
