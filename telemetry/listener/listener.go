@@ -28,9 +28,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 
 	"github.com/grayzone/grayzone/internal/bearer"
 	"github.com/grayzone/grayzone/internal/loglimit"
@@ -274,14 +274,17 @@ func (g *Guard) acquire() (release func(), ok bool) {
 
 // GRPCOptions are the gRPC server's options: TLS, the message size limit
 // (grpc-go applies it after decompression too), the handshake and idle
-// timeouts, and an interceptor that checks the token (Unauthenticated,
-// PermissionDenied) and the in-flight cap (ResourceExhausted).
+// timeouts, streams per connection, a tap that checks the token when a
+// stream opens — before its message is read (Unauthenticated,
+// PermissionDenied) — and an interceptor for the in-flight cap
+// (ResourceExhausted).
 func (g *Guard) GRPCOptions() []grpc.ServerOption {
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(int(g.lim.MaxBodyBytes)),
 		grpc.ConnectionTimeout(g.lim.HeaderTimeout),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: g.lim.IdleTimeout}),
 		grpc.MaxConcurrentStreams(uint32(g.lim.MaxInFlight)),
+		grpc.InTapHandle(g.tap),
 		grpc.UnaryInterceptor(g.unary),
 	}
 	if g.sec.TLS != nil {
@@ -294,21 +297,29 @@ func (g *Guard) GRPCOptions() []grpc.ServerOption {
 	return opts
 }
 
-func (g *Guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+// tap runs as a stream opens, with its headers only: a caller without a
+// valid token never gets a message read.
+func (g *Guard) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
 	var auth, remote string
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get("authorization"); len(v) > 0 {
-			auth = v[0]
-		}
+	if v := info.Header.Get("authorization"); len(v) > 0 {
+		auth = v[0]
 	}
 	if p, ok := peerAddr(ctx); ok {
 		remote = p
 	}
 	switch code, why := g.authorize(ctx, auth, remote); code {
 	case http.StatusUnauthorized:
-		return nil, status.Error(codes.Unauthenticated, why)
+		return ctx, status.Error(codes.Unauthenticated, why)
 	case http.StatusForbidden:
-		return nil, status.Error(codes.PermissionDenied, why)
+		return ctx, status.Error(codes.PermissionDenied, why)
+	}
+	return ctx, nil
+}
+
+func (g *Guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	var remote string
+	if p, ok := peerAddr(ctx); ok {
+		remote = p
 	}
 	release, ok := g.acquire()
 	if !ok {

@@ -16,7 +16,9 @@ import (
 
 const tok = "ingest-token-0123456789"
 
-func tokens() []bearer.Token { return []bearer.Token{{Name: "app", Secret: tok, Scopes: bearer.Ingest}} }
+func tokens() []bearer.Token {
+	return []bearer.Token{{Name: "app", Secret: tok, Scopes: bearer.Ingest}}
+}
 
 // serve runs h behind a guard on loopback and returns its base URL.
 func serve(t *testing.T, lim listener.Limits, h http.Handler) string {
