@@ -41,14 +41,21 @@ func (p *parser) limits(m *yamlfield.Mapping, fd *FrontDoor) {
 			l.MaxHeaderBytes = v
 		}
 	}
+	p.timeouts(m, &l.HeaderTimeout, &l.BodyTimeout, &l.IdleTimeout)
+}
+
+// timeouts reads header_timeout, body_timeout and idle_timeout, the same
+// keys and ranges for every listener that has them (the front door's
+// client side, the telemetry listeners).
+func (p *parser) timeouts(m *yamlfield.Mapping, header, body, idle *time.Duration) {
 	for _, d := range []struct {
 		key    string
 		to     *time.Duration
 		lo, hi time.Duration
 	}{
-		{"header_timeout", &l.HeaderTimeout, 100 * time.Millisecond, 5 * time.Minute},
-		{"body_timeout", &l.BodyTimeout, 100 * time.Millisecond, time.Hour},
-		{"idle_timeout", &l.IdleTimeout, 100 * time.Millisecond, time.Hour},
+		{"header_timeout", header, 100 * time.Millisecond, 5 * time.Minute},
+		{"body_timeout", body, 100 * time.Millisecond, time.Hour},
+		{"idle_timeout", idle, 100 * time.Millisecond, time.Hour},
 	} {
 		if f, ok := m.Get(d.key); ok {
 			if v, ok := p.DurationIn(f, d.lo, d.hi); ok {

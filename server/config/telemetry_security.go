@@ -73,19 +73,7 @@ func (p *parser) receiver(m *yamlfield.Mapping, r *Receiver) {
 		if v, ok := lm.Get("max_in_flight"); ok {
 			l.MaxInFlight, _ = p.IntIn(v, 1, 10_000)
 		}
-		for _, d := range []struct {
-			key    string
-			to     *time.Duration
-			lo, hi time.Duration
-		}{
-			{"header_timeout", &l.HeaderTimeout, 100 * time.Millisecond, 5 * time.Minute},
-			{"body_timeout", &l.BodyTimeout, 100 * time.Millisecond, time.Hour},
-			{"idle_timeout", &l.IdleTimeout, 100 * time.Millisecond, time.Hour},
-		} {
-			if v, ok := lm.Get(d.key); ok {
-				*d.to, _ = p.DurationIn(v, d.lo, d.hi)
-			}
-		}
+		p.timeouts(lm, &l.HeaderTimeout, &l.BodyTimeout, &l.IdleTimeout)
 	}
 }
 
