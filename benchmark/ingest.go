@@ -29,6 +29,7 @@ import (
 	"github.com/grayzone/grayzone/server/api"
 	"github.com/grayzone/grayzone/server/config"
 	"github.com/grayzone/grayzone/telemetry/ingest"
+	"github.com/grayzone/grayzone/telemetry/listener"
 	"github.com/grayzone/grayzone/telemetry/observation"
 	"github.com/grayzone/grayzone/telemetry/otlp"
 	"github.com/grayzone/grayzone/telemetry/record"
@@ -235,7 +236,8 @@ func runIngest(ctx context.Context, o IngestOptions, name, url string, gate *ing
 // ingestOTLP measures the OTLP/HTTP receiver.
 func ingestOTLP(ctx context.Context, o IngestOptions) (IngestResult, error) {
 	gate := ingest.New("bench", ingestZones, ingest.Limits{MaxInstances: o.Instances, MaxOperations: o.Operations, MaxPending: o.MaxPending})
-	r, err := otlp.New(otlp.Config{HTTP: "127.0.0.1:0", Sink: gate, Log: slog.New(slog.DiscardHandler)})
+	r, err := otlp.New(otlp.Config{HTTP: "127.0.0.1:0", Sink: gate, Log: slog.New(slog.DiscardHandler),
+		Security: listener.Security{Insecure: true}}) // loopback, measuring conversion and the gate
 	if err != nil {
 		return IngestResult{}, err
 	}

@@ -83,6 +83,9 @@ AWS_REGION, instance roles, AWS_ENDPOINT_URL...); see docs/aws.md.`,
 			if err != nil {
 				return &exitError{code: ExitUsage, err: err}
 			}
+			if err := cfg.CheckTelemetryCredentials(tokens); err != nil {
+				return &exitError{code: ExitUsage, err: err}
+			}
 			if err := cfg.LoadStore(); err != nil {
 				return &exitError{code: ExitUsage, err: err}
 			}
@@ -94,9 +97,14 @@ AWS_REGION, instance roles, AWS_ENDPOINT_URL...); see docs/aws.md.`,
 			if len(tokens) == 0 {
 				log.Warn("no API tokens configured: every mutating call will be refused with 401")
 			}
+			if names := config.UnscopedTokens(tokens); len(names) > 0 {
+				// Backwards compatible: a line without scopes may do everything.
+				log.Info("tokens without scopes may ingest, operate and read; write name:token:scopes to narrow them (docs/security.md)",
+					"tokens", strings.Join(names, ","))
+			}
 			for _, t := range tokens {
 				if strings.HasPrefix(t.Secret, "replace-me") || strings.HasPrefix(t.Secret, "example-") {
-					log.Warn("an example token from examples/tokens.txt is in use: replace it before exposing the API")
+					log.Warn("an example token from examples/tokens.txt is in use: replace it before exposing the API", "token", t.Name)
 				}
 				if strings.HasPrefix(t.Name, "unnamed-") {
 					log.Warn("a token has no name: shifts and the audit log will show it as "+t.Name+"; write it as name:token", "token", t.Name)

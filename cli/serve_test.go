@@ -57,3 +57,41 @@ func writeAt(t *testing.T, path, body string) {
 		t.Fatal(err)
 	}
 }
+
+// TestServeTelemetryWithoutCredentials: a telemetry listener that could
+// authenticate nobody (no token with the ingest scope, no insecure: true)
+// is a usage error naming the source's address: exit 2, one line, nothing
+// started — on 0.0.0.0 (open to the network) and on loopback alike.
+func TestServeTelemetryWithoutCredentials(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct{ auth, source, want string }{
+		{`{tokens: ["ops:test-token-0123456789abcdef:operate,read"]}`, "{type: otlp, http: 0.0.0.0:0}",
+			"resources[0].telemetry.sources[0].http: 0.0.0.0:0 is not a loopback address: it would take telemetry from the network without credentials; no token has the ingest scope"},
+		{`{open_reads: true}`, "{type: emf, listen: 127.0.0.1:0}",
+			"resources[0].telemetry.sources[0].listen: 127.0.0.1:0 is a loopback address, where it would refuse every request"},
+	} {
+		cfg := writeFile(t, "serve.yaml", `listen: 127.0.0.1:0
+data_dir: `+dir+`
+auth: `+tc.auth+`
+resources:
+  - name: web
+    zones: [z1, z2]
+    frontdoor:
+      type: embedded
+      regional: 127.0.0.1:0
+      zonal: {z1: 127.0.0.1:0, z2: 127.0.0.1:0}
+      targets:
+        - {id: a1, zone: z1, addr: 127.0.0.1:9}
+        - {id: a2, zone: z1, addr: 127.0.0.1:19}
+        - {id: b1, zone: z2, addr: 127.0.0.1:29}
+        - {id: b2, zone: z2, addr: 127.0.0.1:39}
+    telemetry:
+      sources: [`+tc.source+`]
+`)
+		code, _, stderr := run(t, "serve", "--config", cfg)
+		line := strings.TrimSpace(stderr)
+		if code != 2 || !strings.Contains(line, tc.want) || strings.Contains(line, "\n") {
+			t.Errorf("%s: exit %d, stderr %q; want 2 and one line with %q", tc.source, code, stderr, tc.want)
+		}
+	}
+}

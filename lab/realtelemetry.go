@@ -15,6 +15,7 @@ import (
 
 	"github.com/grayzone/grayzone/lab/scenario"
 	"github.com/grayzone/grayzone/lab/telemetrypath"
+	"github.com/grayzone/grayzone/telemetry/listener"
 	"github.com/grayzone/grayzone/telemetry/observation"
 	"github.com/grayzone/grayzone/telemetry/otlp"
 )
@@ -40,7 +41,8 @@ type otelApp struct {
 
 func startRealOTLP(ctx context.Context, sc *scenario.Scenario) (*realOTLP, error) {
 	g := newGated(sc)
-	recv, err := otlp.New(otlp.Config{HTTP: "127.0.0.1:0", Sink: g.gate, Log: slog.New(slog.DiscardHandler)})
+	recv, err := otlp.New(otlp.Config{HTTP: "127.0.0.1:0", Sink: g.gate, Log: slog.New(slog.DiscardHandler),
+		Security: listener.Security{Insecure: true}}) // the lab's own loopback receiver
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package arc_test
 import (
 	"context"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -174,6 +175,28 @@ func TestSignatureVerified(t *testing.T) {
 	_, err = arc.New(s.Config(), albARN).Start(ctx, "use2-az1", time.Hour, "x")
 	if !errors.As(err, &ae) || ae.Code != "AccessDeniedException" || !strings.HasPrefix(err.Error(), "ARC StartZonalShift refused: AccessDeniedException:") {
 		t.Fatalf("denied: %v", err)
+	}
+	// What reaches the audit log names no principal, account or resource.
+	if msg := err.Error(); strings.Contains(msg, "arn:") || regexp.MustCompile(`\d{12}`).MatchString(msg) {
+		t.Errorf("the error shows ARNs or an account: %s", msg)
+	}
+}
+
+// TestErrorTextShort: an AWS message reaches grayzone's errors (and so the
+// audit log) on one line, ARNs and account IDs elided, cut short.
+func TestErrorTextShort(t *testing.T) {
+	e := &arc.Error{Op: "StartZonalShift", Code: "ValidationException",
+		Message: "Resource arn:aws:elasticloadbalancing:us-east-2:123456789012:loadbalancer/app/x/1 of account 123456789012\nis bad " + strings.Repeat("x", 400)}
+	msg := e.Error()
+	if strings.Contains(msg, "arn:") || strings.Contains(msg, "123456789012") || strings.Contains(msg, "\n") || len(msg) > 250 {
+		t.Errorf("%q", msg)
+	}
+	if !strings.Contains(msg, "ValidationException: Resource <arn> of account <account> is bad") {
+		t.Errorf("%q", msg)
+	}
+	denied := &arc.Error{Op: "StartZonalShift", Code: "AccessDeniedException", Message: "User: arn:aws:sts::123456789012:assumed-role/ops/i is not authorized"}
+	if msg := denied.Error(); msg != "ARC StartZonalShift refused: AccessDeniedException: not authorized (the principal and resource are in AWS CloudTrail)" {
+		t.Errorf("%q", msg)
 	}
 }
 

@@ -218,7 +218,36 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	return fmt.Sprintf("ARC %s refused: %s: %s", e.Op, e.Code, oneLine(e.Message))
+	return fmt.Sprintf("ARC %s refused: %s: %s", e.Op, e.Code, shortMessage(e.Code, e.Message))
+}
+
+// The audit log is readable with a read token: an AWS error reaches it as
+// its code and a short message, without the ARNs (role, account, resource)
+// that AccessDenied and other messages spell out.
+var (
+	arnRe     = regexp.MustCompile(`arn:aws[a-zA-Z-]*:[^\s,;"']*`)
+	accountRe = regexp.MustCompile(`\b\d{12}\b`)
+)
+
+const maxMessage = 160
+
+// shortMessage is what of an AWS error message grayzone shows: for a
+// refused authorization a fixed sentence (the message names the principal
+// and the account), else the message on one line with ARNs and account
+// IDs elided, at most maxMessage bytes.
+func shortMessage(code, msg string) string {
+	if strings.HasPrefix(code, "AccessDenied") || code == "UnrecognizedClientException" || code == "InvalidSignatureException" || code == "MissingAuthenticationToken" {
+		return "not authorized (the principal and resource are in AWS CloudTrail)"
+	}
+	msg = accountRe.ReplaceAllString(arnRe.ReplaceAllString(oneLine(msg), "<arn>"), "<account>")
+	if len(msg) > maxMessage {
+		cut := maxMessage
+		for cut > 0 && msg[cut]&0xC0 == 0x80 {
+			cut--
+		}
+		msg = msg[:cut] + "…"
+	}
+	return msg
 }
 
 func (e *Error) Unwrap() error { return e.Err }
@@ -253,9 +282,9 @@ func wrap(op string, err error) error {
 func OneLine(op string, err error) error {
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
-		return &lineError{msg: fmt.Sprintf("%s: %s: %s", op, ae.ErrorCode(), oneLine(ae.ErrorMessage())), err: err}
+		return &lineError{msg: fmt.Sprintf("%s: %s: %s", op, ae.ErrorCode(), shortMessage(ae.ErrorCode(), ae.ErrorMessage())), err: err}
 	}
-	return &lineError{msg: fmt.Sprintf("%s failed after retries: %s", op, oneLine(lastCause(err))), err: err}
+	return &lineError{msg: fmt.Sprintf("%s failed after retries: %s", op, shortMessage("", lastCause(err))), err: err}
 }
 
 type lineError struct {

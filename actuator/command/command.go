@@ -26,9 +26,41 @@ import (
 // refuse an order whose token is lower than one already seen). Exit status 0 means
 // done; anything else is a failure the runbook retries with backoff, so a
 // command must be idempotent.
+//
+// Of serve's own environment the command gets only the variables named in
+// Env: serve may hold secrets (AWS credentials, tokens) that an operator's
+// script has no business seeing, or logging.
 type Actuator struct {
 	Commands map[actuator.Kind][]string // argv per kind
 	Timeout  time.Duration              // per run (default 30s)
+	// Env names the variables of serve's environment passed on (those set);
+	// nil means DefaultEnv.
+	Env []string
+}
+
+// DefaultEnv is what a command gets of serve's environment unless the
+// configuration names others: enough to find programs and a home, no secrets.
+var DefaultEnv = []string{"PATH", "HOME", "LANG", "TZ"}
+
+// environ is the command's environment: the named variables of serve's,
+// then the action's GRAYZONE_ variables.
+func (a Actuator) environ(ctx context.Context, act actuator.Action) []string {
+	names := a.Env
+	if names == nil {
+		names = DefaultEnv
+	}
+	var env []string
+	for _, n := range names {
+		if v, ok := os.LookupEnv(n); ok && !strings.HasPrefix(n, "GRAYZONE_") {
+			env = append(env, n+"="+v)
+		}
+	}
+	env = append(env, "GRAYZONE_ACTION="+string(act.Kind), "GRAYZONE_RESOURCE="+act.Resource, "GRAYZONE_ZONE="+act.Zone,
+		"GRAYZONE_ACTION_ID="+act.ID)
+	if f, ok := actuator.FenceFrom(ctx); ok {
+		env = append(env, "GRAYZONE_FENCE="+strconv.FormatUint(f, 10))
+	}
+	return env
 }
 
 // Apply implements actuator.Actuator.
@@ -44,12 +76,7 @@ func (a Actuator) Apply(ctx context.Context, act actuator.Action) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(),
-		"GRAYZONE_ACTION="+string(act.Kind), "GRAYZONE_RESOURCE="+act.Resource, "GRAYZONE_ZONE="+act.Zone,
-		"GRAYZONE_ACTION_ID="+act.ID)
-	if f, ok := actuator.FenceFrom(ctx); ok {
-		cmd.Env = append(cmd.Env, "GRAYZONE_FENCE="+strconv.FormatUint(f, 10))
-	}
+	cmd.Env = a.environ(ctx, act)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	// A hung control plane must not hold the runbook: the timeout kills the

@@ -65,3 +65,30 @@ func TestFailuresAndTimeouts(t *testing.T) {
 		t.Errorf("unconfigured kind: %v", err)
 	}
 }
+
+// TestOnlyNamedVariablesReachTheCommand: serve's AWS credentials do not
+// reach an operator's command; the variables the configuration names do,
+// and the action's GRAYZONE_ variables always.
+func TestOnlyNamedVariablesReachTheCommand(t *testing.T) {
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI-secret")
+	t.Setenv("AWS_PROFILE", "ops")
+	t.Setenv("GRAYZONE_ACTION", "forged")
+	for _, tc := range []struct {
+		env  []string
+		want string
+	}{
+		{nil, "unset unset exclude_zone yes"},
+		{[]string{"PATH", "AWS_PROFILE", "GRAYZONE_ACTION"}, "unset ops exclude_zone yes"},
+	} {
+		log := filepath.Join(t.TempDir(), "log")
+		a := Actuator{Env: tc.env, Commands: map[actuator.Kind][]string{
+			actuator.ExcludeZone: {"sh", "-c", `echo "${AWS_SECRET_ACCESS_KEY-unset} ${AWS_PROFILE-unset} $GRAYZONE_ACTION ${PATH:+yes}" >> "$0"`, log},
+		}}
+		if err := a.Apply(context.Background(), actuator.Action{Kind: actuator.ExcludeZone, Resource: "web", Zone: "az1"}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(log); strings.TrimSpace(string(got)) != tc.want {
+			t.Errorf("env %v: command saw %q, want %q", tc.env, got, tc.want)
+		}
+	}
+}

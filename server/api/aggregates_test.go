@@ -104,7 +104,7 @@ func TestAggregateValidation(t *testing.T) {
 func TestAggregateCapsAndOverload(t *testing.T) {
 	f, srv := aggServer(t, ingest.Limits{MaxInstances: 1, MaxPending: 2})
 	r := do(t, srv, "POST", "/v1/observations", token, fmt.Sprintf(`{"resource":"web","aggregates":[%s,%s]}`, agg(""), agg(`"instance":"i-2"`)))
-	if r.code != 400 || r.errMsg(t) != `[1].instance: "i-2" would be instance 2 of web, over its cap of 1 (telemetry.max_instances): rejected` {
+	if r.code != 429 || r.errMsg(t) != `[1].instance: "i-2" would be instance 2 from source batch of web, over its cap of 1 (telemetry.max_instances): over a cap` {
 		t.Fatalf("%d %s", r.code, r.body)
 	}
 	body := fmt.Sprintf(`{"resource":"web","aggregates":[%s,%s]}`, agg(""), agg(""))

@@ -3,11 +3,11 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/grayzone/grayzone/internal/bearer"
+	"github.com/grayzone/grayzone/internal/loglimit"
 	"io"
 	"log/slog"
 	"net/http"
@@ -32,7 +32,7 @@ const (
 	MaxObservations      = 10_000
 	MaxObservationBytes  = 8 << 20
 	maxSmallBody         = 64 << 10
-	MaxFutureObservation = 5 * time.Minute // clock skew tolerated on an observation's at
+	MaxFutureObservation = ingest.MaxFuture // clock skew tolerated on an observation's at (one window for every source)
 )
 
 // Options configures NewHandler.
@@ -64,6 +64,8 @@ type handler struct {
 	// routes are the registered patterns: the only values of the metrics'
 	// route label, so a client cannot mint label values.
 	routes map[string]bool
+	// refused logs refused requests, which anyone can cause: rate-limited.
+	refused *loglimit.Limiter
 }
 
 // NewHandler returns the HTTP JSON API over b.
@@ -75,6 +77,7 @@ func NewHandler(b Backend, opts Options) http.Handler {
 	if h.now == nil {
 		h.now = time.Now
 	}
+	h.refused = loglimit.New(h.log)
 	if opts.Metrics != nil {
 		h.reqs = registerCounter(opts.Metrics, h.log)
 	}
@@ -84,16 +87,19 @@ func NewHandler(b Backend, opts Options) http.Handler {
 	h.handle("GET /v1/status", read(h.status))
 	h.handle("GET /v1/alarms", read(h.alarms))
 	h.handle("GET /v1/shifts", read(h.listShifts))
-	h.handle("POST /v1/shifts", write(h.startShift))
+	operate := func(f func(http.ResponseWriter, *http.Request, string)) http.HandlerFunc {
+		return write(bearer.Operate, f)
+	}
+	h.handle("POST /v1/shifts", operate(h.startShift))
 	h.handle("GET /v1/shifts/{id}", read(h.getShift))
-	h.handle("PATCH /v1/shifts/{id}", write(h.updateShift))
-	h.handle("POST /v1/shifts/{id}/cancel", write(h.cancelShift))
-	h.handle("DELETE /v1/shifts/{id}", write(h.cancelShift))
+	h.handle("PATCH /v1/shifts/{id}", operate(h.updateShift))
+	h.handle("POST /v1/shifts/{id}/cancel", operate(h.cancelShift))
+	h.handle("DELETE /v1/shifts/{id}", operate(h.cancelShift))
 	h.handle("GET /v1/audit", read(h.audit))
 	h.handle("GET /v1/practice", read(h.practices))
 	h.handle("GET /v1/decisions", read(h.decisions))
-	h.handle("POST /v1/decisions/{id}/approve", write(h.approve))
-	h.handle("POST /v1/observations", write(h.ingest))
+	h.handle("POST /v1/decisions/{id}/approve", operate(h.approve))
+	h.handle("POST /v1/observations", write(bearer.Ingest, h.ingest))
 	h.handle("GET /v1/history", read(h.history))
 	return h
 }
@@ -236,11 +242,12 @@ func (w *fallbackWriter) WriteHeader(code int) {
 }
 func (w *fallbackWriter) Write(b []byte) (int, error) { return len(b), nil }
 
-// reader wraps a GET handler: open when OpenReads, else it needs a token.
+// reader wraps a GET handler: open when OpenReads, else it needs a token
+// with the read scope.
 func (h *handler) reader(next func(http.ResponseWriter, *http.Request)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if !h.opts.OpenReads {
-			if _, ok := h.authorize(w, r); !ok {
+			if _, ok := h.authorize(w, r, bearer.Read); !ok {
 				return
 			}
 		}
@@ -248,12 +255,12 @@ func (h *handler) reader(next func(http.ResponseWriter, *http.Request)) http.Han
 	}
 }
 
-// writer wraps a mutation: it needs a token, checked before the body is
-// read, so an unauthenticated request changes nothing. The handler gets the
-// actor to record as StartedBy/By.
-func (h *handler) writer(next func(http.ResponseWriter, *http.Request, string)) http.HandlerFunc {
+// writer wraps a mutation: it needs a token with the scope, checked before
+// the body is read, so an unauthenticated request changes nothing. The
+// handler gets the actor to record as StartedBy/By.
+func (h *handler) writer(scope bearer.Scope, next func(http.ResponseWriter, *http.Request, string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		actor, ok := h.authorize(w, r)
+		actor, ok := h.authorize(w, r, scope)
 		if !ok {
 			return
 		}
@@ -261,76 +268,50 @@ func (h *handler) writer(next func(http.ResponseWriter, *http.Request, string)) 
 	}
 }
 
-// authorize checks the bearer token; on failure it has written the 401.
-func (h *handler) authorize(w http.ResponseWriter, r *http.Request) (actor string, ok bool) {
-	token, found := bearer(r)
-	switch {
-	case !found:
-		h.refuse(w, r, "missing bearer token (send Authorization: Bearer <token>)")
+// authorize checks the bearer token and its scope; on failure it has
+// written the 401 or 403.
+func (h *handler) authorize(w http.ResponseWriter, r *http.Request, need bearer.Scope) (actor string, ok bool) {
+	var tokens []config.Token
+	if h.opts.Tokens != nil {
+		tokens = h.opts.Tokens()
+	}
+	t, outcome, why := bearer.Check(r.Header.Get("Authorization"), tokens, need)
+	switch outcome {
+	case bearer.OK:
+	case bearer.Forbidden:
+		h.refused.Warn(r.Context(), "api: token lacks the scope", slog.String("method", r.Method), slog.String("path", r.URL.Path),
+			slog.String("remote", r.RemoteAddr), slog.String("token", t.Name), slog.String("need", need.String()))
+		writeError(w, http.StatusForbidden, why)
+		return "", false
+	default:
+		h.refuse(w, r, why)
 		return "", false
 	}
-	name, ok := match(token, h.opts.Tokens)
-	if !ok {
-		h.refuse(w, r, "bearer token not accepted")
-		return "", false
+	if t.Name == "" {
+		return "api", true // a token configured without a name
 	}
-	return name, true
+	return t.Name, true
 }
 
 // Authenticate checks r's "Authorization: Bearer" header against tokens, as
-// the API does, and returns the matching token's name.
-func Authenticate(r *http.Request, tokens func() []config.Token) (name string, ok bool) {
-	token, found := bearer(r)
-	if !found {
-		return "", false
+// the API does, for scope need, and returns the matching token's name.
+func Authenticate(r *http.Request, tokens func() []config.Token, need bearer.Scope) (name string, ok bool) {
+	var ts []config.Token
+	if tokens != nil {
+		ts = tokens()
 	}
-	return match(token, tokens)
+	t, outcome, _ := bearer.Check(r.Header.Get("Authorization"), ts, need)
+	return t.Name, outcome == bearer.OK
 }
 
 func (h *handler) refuse(w http.ResponseWriter, r *http.Request, why string) {
 	// Never the token itself, not even a prefix: this is a failed attempt.
-	h.log.LogAttrs(r.Context(), slog.LevelWarn, "api: unauthorized request",
+	// Anyone can cause these lines: they are rate-limited and truncated.
+	h.refused.Warn(r.Context(), "api: unauthorized request",
 		slog.String("method", r.Method), slog.String("path", r.URL.Path),
 		slog.String("remote", r.RemoteAddr), slog.String("why", why))
 	w.Header().Set("WWW-Authenticate", `Bearer realm="grayzone"`)
 	writeError(w, http.StatusUnauthorized, why)
-}
-
-// bearer extracts the token of an "Authorization: Bearer <token>" header.
-func bearer(r *http.Request) (string, bool) {
-	auth := r.Header.Get("Authorization")
-	scheme, token, ok := strings.Cut(auth, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	token = strings.TrimSpace(token)
-	return token, token != ""
-}
-
-// match compares against every configured token in constant time and
-// returns the matching token's name. Hashing first makes the comparison
-// length-independent too, and the loop does not stop at a match so timing
-// does not tell which token matched.
-func match(token string, tokens func() []config.Token) (name string, ok bool) {
-	if tokens == nil {
-		return "", false
-	}
-	got := sha256.Sum256([]byte(token))
-	matched := 0
-	for _, t := range tokens() {
-		if t.Secret == "" {
-			continue // an empty configured token must never match
-		}
-		want := sha256.Sum256([]byte(t.Secret))
-		if subtle.ConstantTimeCompare(got[:], want[:]) == 1 {
-			name = t.Name
-			matched = 1
-		}
-	}
-	if name == "" {
-		name = "api" // a token configured without a name
-	}
-	return name, matched == 1
 }
 
 // ---- handlers
@@ -729,6 +710,8 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, shift.ErrNotFound):
 		code = http.StatusNotFound
+	case errors.Is(err, ingest.ErrCapped):
+		code = http.StatusTooManyRequests // the reason names the cap
 	case errors.Is(err, shift.ErrInvalid), errors.Is(err, ingest.ErrRejected):
 		code = http.StatusBadRequest
 	case errors.Is(err, ingest.ErrFull):

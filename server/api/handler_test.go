@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/grayzone/grayzone/engine/shift"
+	"github.com/grayzone/grayzone/internal/bearer"
 	"github.com/grayzone/grayzone/server/api"
 	"github.com/grayzone/grayzone/server/config"
 	"github.com/grayzone/grayzone/server/store"
@@ -529,5 +530,61 @@ func TestMetricsAndLogs(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "unauthorized") {
 		t.Errorf("no warning for the refused token:\n%s", logs.String())
+	}
+}
+
+// TestScopes: an ingest token posts observations but gets 403 on every
+// mutation; a read token reads but can neither post telemetry nor mutate;
+// an operate token mutates; an unscoped token (a line written before
+// scopes) may do everything. Nothing refused reaches the backend.
+func TestScopes(t *testing.T) {
+	f := newFake(t)
+	const ingest, read, operate = "ingest-token-0123456789", "read-token-0123456789ab", "operate-token-0123456789"
+	srv := httptest.NewServer(api.NewHandler(f, api.Options{Tokens: func() []config.Token {
+		return []config.Token{{Name: "app", Secret: ingest, Scopes: bearer.Ingest}, {Name: "board", Secret: read, Scopes: bearer.Read},
+			{Name: "oncall", Secret: operate, Scopes: bearer.Operate}, {Name: "legacy", Secret: token}}
+	}}))
+	defer srv.Close()
+	obs := `{"resource":"web","observations":[{"source":"server","zone":"use2-az1","operation":"op","outcome":"success","latency_ms":1}]}`
+	mutations := []struct{ method, path, body string }{
+		{"POST", "/v1/shifts", startBody},
+		{"PATCH", "/v1/shifts/gzs-1", `{"comment":"x"}`},
+		{"POST", "/v1/shifts/gzs-1/cancel", ""},
+		{"DELETE", "/v1/shifts/gzs-1", ""},
+		{"POST", "/v1/decisions/d1/approve", ""},
+	}
+	n := len(f.Mutations())
+	for _, tok := range []string{ingest, read} {
+		for _, m := range mutations {
+			if r := do(t, srv, m.method, m.path, tok, m.body); r.code != http.StatusForbidden || !strings.Contains(r.errMsg(t), "needs operate") {
+				t.Errorf("%s %s with a %s-only token: %d %s, want 403", m.method, m.path, tok[:4], r.code, r.body)
+			}
+		}
+	}
+	for _, tok := range []string{read, operate} {
+		if r := do(t, srv, "POST", "/v1/observations", tok, obs); r.code != http.StatusForbidden {
+			t.Errorf("observations with token %s: %d %s, want 403", tok[:4], r.code, r.body)
+		}
+	}
+	if got := f.Mutations(); len(got) != n {
+		t.Fatalf("refused requests reached the backend: %v", got[n:])
+	}
+	if r := do(t, srv, "GET", "/v1/shifts", ingest, ""); r.code != http.StatusForbidden {
+		t.Errorf("GET with an ingest-only token: %d", r.code)
+	}
+	if r := do(t, srv, "GET", "/v1/shifts", read, ""); r.code != 200 {
+		t.Errorf("GET with a read token: %d", r.code)
+	}
+	for _, tok := range []string{ingest, token} {
+		if r := do(t, srv, "POST", "/v1/observations", tok, obs); r.code/100 != 2 {
+			t.Errorf("observations with token %s: %d %s", tok[:4], r.code, r.body)
+		}
+	}
+	for _, tok := range []string{operate, token} {
+		r := do(t, srv, "POST", "/v1/shifts", tok, startBody)
+		if r.code != 201 {
+			t.Errorf("start with token %s: %d %s", tok[:4], r.code, r.body)
+		}
+		do(t, srv, "DELETE", "/v1/shifts/"+decode[shift.Shift](t, r).ID, tok, "")
 	}
 }

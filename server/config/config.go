@@ -13,10 +13,10 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"github.com/grayzone/grayzone/internal/bearer"
 	"os"
 	"regexp"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/grayzone/grayzone/engine/detect"
@@ -215,6 +215,9 @@ type ControlPlane struct {
 	Timeout time.Duration
 	// Kubernetes is type kubernetes's configuration.
 	Kubernetes KubernetesControl
+	// Env names the variables of serve's environment a command gets
+	// (type command; nil: command.DefaultEnv), see command_env.go.
+	Env []string
 }
 
 // Practice configures practice runs; the embedded practice.Config is what
@@ -340,36 +343,16 @@ func (c *Config) LoadTokens() ([]Token, error) {
 	return tokens, nil
 }
 
-// Token is one API bearer token and the name it acts under. Formatting a
-// Token shows only its name, so that a logged or printed Token never leaks
-// its secret.
-type Token struct {
-	Name   string
-	Secret string
-}
-
-func (t Token) String() string   { return t.Name }
-func (t Token) GoString() string { return fmt.Sprintf("config.Token{Name: %q}", t.Name) }
+// Token is one bearer token, its name and its scopes (internal/bearer).
+type Token = bearer.Token
 
 // tokenNameRe is what a token's name may be: it is shown in shifts, the
 // audit log and logs.
 var tokenNameRe = regexp.MustCompile(`^[A-Za-z0-9._-]{1,63}$`)
 
-// parseToken reads "name:secret" or a bare secret (named unnamed); the
-// problem, if any, never shows the secret.
-func parseToken(s, unnamed string) (Token, string) {
-	t := Token{Name: unnamed, Secret: s}
-	if name, secret, ok := strings.Cut(s, ":"); ok {
-		if !tokenNameRe.MatchString(name) {
-			return t, "invalid token name before the colon (names use only A-Z a-z 0-9 . _ - and are at most 63 characters)"
-		}
-		t = Token{Name: name, Secret: secret}
-	}
-	if msg := tokenProblem(t.Secret); msg != "" {
-		return t, msg
-	}
-	return t, ""
-}
+// parseToken reads "name:secret", "name:secret:scopes" or a bare secret
+// (named unnamed) — see tokens.go; the problem, if any, never shows the secret.
+func parseToken(s, unnamed string) (Token, string) { return parseScopedToken(s, unnamed) }
 
 // tokenProblem says what is wrong with a bearer token, without showing it.
 func tokenProblem(t string) string {

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"github.com/grayzone/grayzone/internal/bearer"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -80,7 +81,10 @@ func TestExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check("tokens", tokens, []Token{{"example", "example-token-replace-me-0123456789abcdef"}})
+	check("tokens", tokens, []Token{{Name: "example", Secret: "example-token-replace-me-0123456789abcdef"},
+		{Name: "app-telemetry", Secret: "example-ingest-token-replace-me-0123456789", Scopes: bearer.Ingest},
+		{Name: "dashboard", Secret: "example-read-token-replace-me-0123456789abc", Scopes: bearer.Read},
+		{Name: "oncall", Secret: "example-oncall-token-replace-me-0123456789abc", Scopes: bearer.Operate | bearer.Read}})
 
 	// Enabling practice, as the example's comments say, is all it takes.
 	data, _ := os.ReadFile(path)
@@ -350,9 +354,9 @@ func TestLoadTokens(t *testing.T) {
 		err     string
 	}{
 		{name: "tokens, comments, blanks", content: "# comment\n\n  alice:" + good + "  \r\n# x\nci-bot.2:ZZZZZZZZZZZZZZZZ==\n",
-			want: []Token{{"alice", good}, {"ci-bot.2", "ZZZZZZZZZZZZZZZZ=="}}},
-		{name: "bare tokens are named by line", content: "# c\n" + good + "\n", want: []Token{{"unnamed-line-2", good}}},
-		{name: "inline first", content: "bob:" + good + "\n", inline: []Token{{"ops", "inline-token-0123456789"}}, want: []Token{{"ops", "inline-token-0123456789"}, {"bob", good}}},
+			want: []Token{{Name: "alice", Secret: good}, {Name: "ci-bot.2", Secret: "ZZZZZZZZZZZZZZZZ=="}}},
+		{name: "bare tokens are named by line", content: "# c\n" + good + "\n", want: []Token{{Name: "unnamed-line-2", Secret: good}}},
+		{name: "inline first", content: "bob:" + good + "\n", inline: []Token{{Name: "ops", Secret: "inline-token-0123456789"}}, want: []Token{{Name: "ops", Secret: "inline-token-0123456789"}, {Name: "bob", Secret: good}}},
 		{name: "missing file", missing: true, err: "auth.tokens_file: open DIR/missing-file.txt: no such file or directory"},
 		{name: "no tokens", content: "# only a comment\n\n", err: "DIR/no-tokens.txt: no tokens (one name:token a line; blank lines and # comments are ignored)"},
 		{name: "short", content: "# c\nshort\n", err: "DIR/short.txt:2: token too short (5 characters, need at least 16; e.g. openssl rand -hex 32)"},
@@ -361,7 +365,10 @@ func TestLoadTokens(t *testing.T) {
 		{name: "spaces", content: good + " trailing words\n", err: "DIR/spaces.txt:1: invalid token (bearer tokens use only A-Z a-z 0-9 - . _ ~ + / and trailing =)"},
 		{name: "duplicate", content: "a:" + good + "\nb:" + good + "\n", err: "DIR/duplicate.txt:2: duplicate token (first on line 1)"},
 		{name: "duplicate name", content: "a:" + good + "\na:" + good + "x\n", err: `DIR/duplicate-name.txt:2: duplicate token name "a" (first on line 1)`},
-		{name: "name of an inline token", content: "ops:" + good + "\n", inline: []Token{{"ops", "inline-token-0123456789"}}, err: `DIR/name-of-an-inline-token.txt:1: token name "ops" is also an inline token's (auth.tokens)`},
+		{name: "scoped tokens", content: "app:" + good + ":ingest\nboard:" + good + "x:read,operate\n",
+			want: []Token{{Name: "app", Secret: good, Scopes: bearer.Ingest}, {Name: "board", Secret: good + "x", Scopes: bearer.Read | bearer.Operate}}},
+		{name: "unknown scope", content: "app:" + good + ":admin\n", err: `DIR/unknown-scope.txt:1: after the second colon: unknown scope "admin" (scopes: ingest, operate, read)`},
+		{name: "name of an inline token", content: "ops:" + good + "\n", inline: []Token{{Name: "ops", Secret: "inline-token-0123456789"}}, err: `DIR/name-of-an-inline-token.txt:1: token name "ops" is also an inline token's (auth.tokens)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -386,7 +393,7 @@ func TestLoadTokens(t *testing.T) {
 		})
 	}
 	// A Token prints as its name only.
-	tok := Token{"alice", good}
+	tok := Token{Name: "alice", Secret: good}
 	for _, f := range []string{"%v", "%+v", "%#v", "%s"} {
 		if out := fmt.Sprintf(f, tok); strings.Contains(out, good) {
 			t.Errorf("%s of a Token shows its secret: %s", f, out)

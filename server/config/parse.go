@@ -40,7 +40,7 @@ var (
 	topKeys       = []string{"listen", "data_dir", "store", "store_file", "replica", "tls_cert_file", "tls_key_file", "auth", "resources", "leader_election", "notifications"}
 	authKeys      = []string{"tokens_file", "tokens", "open_reads", "metrics_open"}
 	resourceKeys  = []string{"name", "zones", "min_capacity", "frontdoor", "operations", "detector", "canaries", "autoshift", "practice", "control_plane", "telemetry"}
-	controlKeys   = []string{"type", "exclude_zone", "include_zone", "remove_extra", "timeout", "groups", "zone_label", "workloads"}
+	controlKeys   = []string{"type", "exclude_zone", "include_zone", "remove_extra", "timeout", "groups", "zone_label", "workloads", "env"}
 	frontdoorKeys = append([]string{"type", "regional", "zonal", "targets", "health_check", "record"}, frontdoorLimitKeys...)
 	targetKeys    = []string{"id", "zone", "addr"}
 	healthKeys    = []string{"path", "interval", "timeout", "healthy_threshold", "unhealthy_threshold"}
@@ -880,6 +880,7 @@ func (p *parser) controlPlane(f yamlfield.Field, cp *ControlPlane) {
 	}
 	p.autoScalingGroups(m, cp)
 	p.kubernetesControl(m, cp)
+	p.commandEnv(m, cp)
 	for _, key := range []string{"exclude_zone", "include_zone", "remove_extra"} {
 		kf, has := m.Get(key)
 		if cp.Type != ControlPlaneCommand {

@@ -50,15 +50,26 @@ func (p *parser) limits(m *yamlfield.Mapping, fd *FrontDoor) {
 			l.MaxConnections = v
 		}
 	}
+	if f, ok := m.Get("response_timeout"); ok {
+		if v, ok := p.DurationIn(f, 100*time.Millisecond, time.Hour); ok {
+			l.ResponseTimeout = v
+		}
+	}
+	p.timeouts(m, &l.HeaderTimeout, &l.BodyTimeout, &l.IdleTimeout)
+}
+
+// timeouts reads header_timeout, body_timeout and idle_timeout, the same
+// keys and ranges for every listener that has them (the front door's
+// client side, the telemetry listeners).
+func (p *parser) timeouts(m *yamlfield.Mapping, header, body, idle *time.Duration) {
 	for _, d := range []struct {
 		key    string
 		to     *time.Duration
 		lo, hi time.Duration
 	}{
-		{"header_timeout", &l.HeaderTimeout, 100 * time.Millisecond, 5 * time.Minute},
-		{"body_timeout", &l.BodyTimeout, 100 * time.Millisecond, time.Hour},
-		{"idle_timeout", &l.IdleTimeout, 100 * time.Millisecond, time.Hour},
-		{"response_timeout", &l.ResponseTimeout, 100 * time.Millisecond, time.Hour},
+		{"header_timeout", header, 100 * time.Millisecond, 5 * time.Minute},
+		{"body_timeout", body, 100 * time.Millisecond, time.Hour},
+		{"idle_timeout", idle, 100 * time.Millisecond, time.Hour},
 	} {
 		if f, ok := m.Get(d.key); ok {
 			if v, ok := p.DurationIn(f, d.lo, d.hi); ok {
@@ -71,32 +82,44 @@ func (p *parser) limits(m *yamlfield.Mapping, fd *FrontDoor) {
 // tls reads tls_cert_file and tls_key_file (top level): both or neither,
 // resolved against the configuration file's directory.
 func (p *parser) tls(m *yamlfield.Mapping, t *TLS) {
-	path := func(key string) (string, yamlfield.Field, bool) {
-		f, ok := m.Get(key)
-		if !ok {
-			return "", f, false
-		}
-		v, ok := p.Str(f)
-		if !ok {
-			return "", f, true
-		}
-		if strings.TrimSpace(v) == "" {
-			p.Errorf(f, "must not be empty (omit tls_cert_file and tls_key_file for plain HTTP)")
-			return "", f, true
-		}
-		if !filepath.IsAbs(v) {
-			v = filepath.Join(filepath.Dir(p.File), v)
-		}
-		return v, f, true
-	}
-	cert, cf, hasCert := path("tls_cert_file")
-	key, kf, hasKey := path("tls_key_file")
+	t.CertFile, t.KeyFile = p.certPair(m, "tls_cert_file", "tls_key_file", "HTTPS", "omit tls_cert_file and tls_key_file for plain HTTP")
+}
+
+// certPair reads a certificate and its key, named by certKey and keyKey:
+// both or neither (purpose says what they are for), each a non-empty path
+// resolved against the configuration file's directory; omit says how to
+// do without, for an empty one.
+func (p *parser) certPair(m *yamlfield.Mapping, certKey, keyKey, purpose, omit string) (cert, key string) {
+	cert, cf, hasC := p.filePath(m, certKey, omit)
+	key, kf, hasK := p.filePath(m, keyKey, omit)
 	switch {
-	case hasCert && !hasKey:
-		p.Errorf(cf, "set without tls_key_file (both are needed for HTTPS)")
-	case hasKey && !hasCert:
-		p.Errorf(kf, "set without tls_cert_file (both are needed for HTTPS)")
-	default:
-		t.CertFile, t.KeyFile = cert, key
+	case hasC && !hasK:
+		p.Errorf(cf, "set without %s (both are needed for %s)", keyKey, purpose)
+		return "", ""
+	case hasK && !hasC:
+		p.Errorf(kf, "set without %s (both are needed for %s)", certKey, purpose)
+		return "", ""
 	}
+	return cert, key
+}
+
+// filePath reads a non-empty path, resolved against the configuration
+// file's directory; omit says how to do without, for an empty one.
+func (p *parser) filePath(m *yamlfield.Mapping, key, omit string) (string, yamlfield.Field, bool) {
+	f, ok := m.Get(key)
+	if !ok {
+		return "", f, false
+	}
+	v, ok := p.Str(f)
+	if !ok {
+		return "", f, true
+	}
+	if strings.TrimSpace(v) == "" {
+		p.Errorf(f, "must not be empty (%s)", omit)
+		return "", f, true
+	}
+	if !filepath.IsAbs(v) {
+		v = filepath.Join(filepath.Dir(p.File), v)
+	}
+	return v, f, true
 }

@@ -21,7 +21,7 @@ func TestSecuritySettings(t *testing.T) {
 	if c.Auth.OpenReads || c.Auth.MetricsNeedToken() {
 		t.Errorf("auth: %+v: metrics_open must open /metrics alone", c.Auth)
 	}
-	if len(c.Auth.Tokens) != 1 || c.Auth.Tokens[0] != (Token{"ops", "inline-token-0123456789"}) {
+	if len(c.Auth.Tokens) != 1 || c.Auth.Tokens[0] != (Token{Name: "ops", Secret: "inline-token-0123456789"}) {
 		t.Errorf("inline tokens: %#v", c.Auth.Tokens)
 	}
 	if !c.Resources[0].FrontDoor.RecordZonal {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -67,6 +68,14 @@ type Source struct {
 	// emf: dimension and metric names.
 	Dimensions Attributes
 	Metrics    EMFMetrics
+	// otlp, emf (listen): token, TLS and limits of the listener.
+	Receiver Receiver
+	// prometheus: a file holding the bearer token sent to the server, and
+	// how to verify it (https URLs).
+	BearerTokenFile string
+	ClientTLS       ClientTLS
+	// At is where the source is configured ("serve.yaml:27: resources[0].telemetry.sources[1]"), for errors found after parsing.
+	At string
 }
 
 // Attributes name where zone, instance, operation and status code are found.
@@ -85,9 +94,9 @@ type EMFMetrics struct{ Success, Fault, Error, Latency string }
 var (
 	telemetryKeys = []string{"max_instances", "max_operations", "max_pending", "record_observations", "sources"}
 	sourceKeys    = map[string][]string{
-		SourceOTLP:       {"type", "name", "http", "grpc", "attributes", "duration_metric", "requests_metric"},
-		SourcePrometheus: {"type", "name", "url", "interval", "queries", "labels"},
-		SourceEMF:        {"type", "name", "file", "listen", "interval", "dimensions", "metrics"},
+		SourceOTLP:       {"type", "name", "http", "grpc", "attributes", "duration_metric", "requests_metric", "tls", "insecure", "limits"},
+		SourcePrometheus: {"type", "name", "url", "interval", "queries", "labels", "selector", "bearer_token_file", "tls"},
+		SourceEMF:        {"type", "name", "file", "listen", "interval", "dimensions", "metrics", "tls", "insecure", "limits"},
 	}
 	attrKeys   = []string{"zone", "instance", "operation", "status"}
 	queryKeys  = []string{"requests", "latency"}
@@ -206,6 +215,7 @@ func (p *parser) source(f yamlfield.Field, names map[string]int) (Source, bool) 
 		return s, false
 	}
 	names[s.Name] = f.Line
+	s.At = fmt.Sprintf("%s:%d: %s", p.File, f.Line, f.Path)
 	switch typ {
 	case SourceOTLP:
 		s.Attributes = DefaultOTLPAttributes()
@@ -230,6 +240,7 @@ func (p *parser) source(f yamlfield.Field, names map[string]int) (Source, bool) 
 		if v, ok := m.Get("requests_metric"); ok {
 			s.RequestsMetric, _ = p.Str(v)
 		}
+		p.receiver(m, &s.Receiver)
 	case SourcePrometheus:
 		s.Interval, s.Queries, s.Labels = DefaultPrometheusInterval, DefaultPrometheusQueries(), DefaultPrometheusLabels()
 		if uf, ok := p.Require(m, "url"); ok {
@@ -244,6 +255,14 @@ func (p *parser) source(f yamlfield.Field, names map[string]int) (Source, bool) 
 		if v, ok := m.Get("interval"); ok {
 			s.Interval, _ = p.DurationIn(v, 100*time.Millisecond, 10*time.Minute)
 		}
+		if sf, ok := m.Get("selector"); ok {
+			if v, ok := p.Str(sf); ok {
+				if strings.TrimSpace(v) == "" || strings.ContainsAny(v, "{}") {
+					p.Errorf(sf, "%s is not a label selector without braces (e.g. job=\"checkout\")", yamlfield.Quote(v))
+				}
+				s.Queries.Requests, s.Queries.Latency = prometheus.DefaultQueries(v)
+			}
+		}
 		if qf, ok := m.Get("queries"); ok {
 			if qm, ok := p.Mapping(qf, queryKeys); ok {
 				if v, ok := qm.Get("requests"); ok {
@@ -257,6 +276,7 @@ func (p *parser) source(f yamlfield.Field, names map[string]int) (Source, bool) 
 		if lf, ok := m.Get("labels"); ok {
 			p.attributes(lf, &s.Labels, true)
 		}
+		p.promAuth(m, &s)
 	case SourceEMF:
 		s.Interval, s.Dimensions, s.Metrics = DefaultEMFInterval, DefaultEMFDimensions(), DefaultEMFMetrics()
 		ff, hasF := m.Get("file")
@@ -274,6 +294,14 @@ func (p *parser) source(f yamlfield.Field, names map[string]int) (Source, bool) 
 		}
 		if hasL {
 			s.Listen, _ = p.listenAddr(lf)
+		}
+		p.receiver(m, &s.Receiver)
+		if !hasL {
+			for _, k := range receiverKeys {
+				if kf, ok := m.Get(k); ok {
+					p.Errorf(kf, "applies to listen only (a tailed file needs no credentials)")
+				}
+			}
 		}
 		if v, ok := m.Get("interval"); ok {
 			s.Interval, _ = p.DurationIn(v, 100*time.Millisecond, time.Minute)

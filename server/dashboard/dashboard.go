@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"github.com/grayzone/grayzone/internal/bearer"
 	"html/template"
 	"io/fs"
 	"log/slog"
@@ -143,8 +144,9 @@ func (s *static) index(w http.ResponseWriter, r *http.Request, opts Options) {
 	_, _ = w.Write(buf.Bytes())
 }
 
-// authorized checks an "Authorization: Bearer" header as the API does.
+// authorized checks an "Authorization: Bearer" header as the API does
+// (the read scope: the dashboard's event stream is a read).
 func authorized(r *http.Request, tokens func() []config.Token) bool {
-	_, ok := api.Authenticate(r, tokens)
+	_, ok := api.Authenticate(r, tokens, bearer.Read)
 	return ok
 }

@@ -59,7 +59,8 @@ func exampleToken(t *testing.T) string {
 	}
 	for _, l := range strings.Split(string(data), "\n") {
 		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
-			_, secret, _ := strings.Cut(l, ":") // name:token
+			_, secret, _ := strings.Cut(l, ":") // name:token[:scopes]
+			secret, _, _ = strings.Cut(secret, ":")
 			return secret
 		}
 	}

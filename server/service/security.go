@@ -6,6 +6,9 @@ import (
 	"net"
 	"net/http"
 
+	"github.com/grayzone/grayzone/internal/bearer"
+	"github.com/grayzone/grayzone/internal/loglimit"
+
 	"github.com/grayzone/grayzone/actuator/frontdoor"
 	"github.com/grayzone/grayzone/server/api"
 	"github.com/grayzone/grayzone/server/config"
@@ -17,9 +20,10 @@ func (s *Service) guardMetrics(h http.Handler) http.Handler {
 	if !s.cfg.Auth.MetricsNeedToken() {
 		return h
 	}
+	refused := loglimit.New(s.log) // anyone can cause these lines
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := api.Authenticate(r, func() []config.Token { return s.tokens }); !ok {
-			s.log.Warn("metrics: unauthorized request", "remote", r.RemoteAddr)
+		if _, ok := api.Authenticate(r, func() []config.Token { return s.tokens }, bearer.Read); !ok {
+			refused.Warn(r.Context(), "metrics: unauthorized request", slog.String("remote", r.RemoteAddr))
 			w.Header().Set("WWW-Authenticate", `Bearer realm="grayzone"`)
 			http.Error(w, "missing or unaccepted bearer token (auth.metrics_open is false)", http.StatusUnauthorized)
 			return

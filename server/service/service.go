@@ -347,7 +347,7 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, now time
 		for k, argv := range rc.ControlPlane.Commands {
 			cmds[actuator.Kind(k)] = argv
 		}
-		control = command.Actuator{Commands: cmds, Timeout: rc.ControlPlane.Timeout}
+		control = command.Actuator{Commands: cmds, Timeout: rc.ControlPlane.Timeout, Env: rc.ControlPlane.Env}
 	}
 	if c, err := s.awsPlanes(ctx, r); err != nil {
 		return nil, err

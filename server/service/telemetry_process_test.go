@@ -68,7 +68,8 @@ resources:
 	}
 
 	// The OpenTelemetry SDK.
-	exp, err := otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpoint(otlpAddr), otlpmetrichttp.WithInsecure())
+	exp, err := otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpoint(otlpAddr), otlpmetrichttp.WithInsecure(),
+		otlpmetrichttp.WithHeaders(map[string]string{"Authorization": "Bearer " + exampleToken(t)}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +85,9 @@ resources:
 	// EMF lines over HTTP.
 	line := fmt.Sprintf(`{"_aws":{"Timestamp":%d,"CloudWatchMetrics":[{"Dimensions":[["AZ-ID"]],"Metrics":[{"Name":"Success"},{"Name":"SuccessLatency","Unit":"Milliseconds"}]}]},"AZ-ID":"z2","InstanceId":"b2","Operation":"ride","Success":1,"SuccessLatency":4}`,
 		time.Now().Add(-2*time.Second).UnixMilli())
-	resp, err := http.Post("http://"+emfAddr+"/", "application/x-ndjson", strings.NewReader(line+"\n"+line+"\n"))
+	req, _ := http.NewRequest("POST", "http://"+emfAddr+"/", strings.NewReader(line+"\n"+line+"\n"))
+	req.Header.Set("Authorization", "Bearer "+exampleToken(t))
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

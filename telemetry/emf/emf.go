@@ -204,8 +204,26 @@ type bucketKey struct {
 	end int64
 }
 
-// Add counts one line.
-func (a *Aggregator) Add(l Line) bool {
+// need says how many new buckets lines would open, and how many the cap
+// leaves room for.
+func (a *Aggregator) need(lines []Line) (need, room int) {
+	a.init()
+	seen := map[bucketKey]bool{}
+	for _, l := range lines {
+		k := a.bucket(l)
+		if _, open := a.open[k]; !open && !seen[k] {
+			seen[k] = true
+		}
+	}
+	return len(seen), a.MaxSeries - len(a.open)
+}
+
+func (a *Aggregator) bucket(l Line) bucketKey {
+	end := l.At.Truncate(a.Interval).Add(a.Interval)
+	return bucketKey{record.SeriesKey{Source: observation.Server, Zone: l.Zone, Instance: l.Instance, Operation: l.Op}, end.UnixNano()}
+}
+
+func (a *Aggregator) init() {
 	if a.open == nil {
 		a.open = map[bucketKey]*record.Aggregate{}
 		if a.Interval <= 0 {
@@ -215,15 +233,19 @@ func (a *Aggregator) Add(l Line) bool {
 			a.MaxSeries = 100_000
 		}
 	}
-	end := l.At.Truncate(a.Interval).Add(a.Interval)
-	k := bucketKey{record.SeriesKey{Source: observation.Server, Zone: l.Zone, Instance: l.Instance, Operation: l.Op}, end.UnixNano()}
+}
+
+// Add counts one line.
+func (a *Aggregator) Add(l Line) bool {
+	a.init()
+	k := a.bucket(l)
 	g := a.open[k]
 	if g == nil {
 		if len(a.open) >= a.MaxSeries {
 			a.Dropped++
 			return false
 		}
-		g = &record.Aggregate{At: end, Key: k.key, Slow: record.SlowFromLatency}
+		g = &record.Aggregate{At: time.Unix(0, k.end).UTC(), Key: k.key, Slow: record.SlowFromLatency}
 		a.open[k] = g
 	}
 	g.Requests += l.Success + l.Fault + l.Errors

@@ -1,9 +1,13 @@
 package emf
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"github.com/grayzone/grayzone/internal/bearer"
+	"github.com/grayzone/grayzone/telemetry/listener"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -145,7 +149,7 @@ func TestTailFollowsAppendsRotationAndTruncation(t *testing.T) {
 }
 
 func TestHTTPBatchAllOrNothing(t *testing.T) {
-	s, g := newSource(t, Config{Listen: "127.0.0.1:0"})
+	s, g := newSource(t, Config{Listen: "127.0.0.1:0", Security: listener.Security{Insecure: true}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- s.Run(ctx) }()
@@ -224,4 +228,115 @@ func TestAppendRequestRoundTrips(t *testing.T) {
 			t.Errorf("latency %v, want 12.345ms", l.Latencies[0])
 		}
 	}
+}
+
+// TestHTTPNeedsAnIngestToken: without a token a POST gets 401, with a
+// read-only token 403, and neither counts; an ingest token's lines are taken.
+func TestHTTPNeedsAnIngestToken(t *testing.T) {
+	const ingestTok, readTok = "ingest-token-0123456789", "read-token-0123456789ab"
+	tokens := []bearer.Token{{Name: "app", Secret: ingestTok, Scopes: bearer.Ingest}, {Name: "board", Secret: readTok, Scopes: bearer.Read}}
+	s, g := newSource(t, Config{Listen: "127.0.0.1:0", Now: func() time.Time { return t0 },
+		Security: listener.Security{Tokens: func() []bearer.Token { return tokens }}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	good := workshopLine(t0, "z1", "i-1", "Ride", 1, 0, 0, 5)
+	for tok, want := range map[string]int{"": 401, "wrong-token-0123456789": 401, readTok: 403, ingestTok: 202} {
+		req, _ := http.NewRequest("POST", "http://"+s.Addr()+"/", strings.NewReader(good+"\n"))
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("token %q: %d, want %d", tok, resp.StatusCode, want)
+		}
+	}
+	s.Flush(time.Time{})
+	if got := drain(g); len(got) != 1 || got[0].Requests != 1 {
+		t.Fatalf("got %+v: only the ingest token's line counts", got)
+	}
+}
+
+// TestFutureLinesDoNotBlind: lines dated far ahead are refused and counted
+// (out_of_window); they hold no aggregation bucket, so the lines after them
+// still arrive — where 100,000 lines a century ahead used to fill the
+// aggregator for good.
+func TestFutureLinesDoNotBlind(t *testing.T) {
+	s, g := newSource(t, Config{File: "/nonexistent", Now: func() time.Time { return t0 }})
+	s.agg.MaxSeries = 100
+	for i := range 1000 {
+		line := workshopLine(t0.AddDate(100, 0, 0).Add(time.Duration(i)*time.Second), "z1", "i-1", "Ride", 1, 0, 0, 5)
+		if err := s.add([][]byte{[]byte(line)}); !errors.Is(err, ingest.ErrOutOfWindow) {
+			t.Fatalf("line %d a century ahead: %v", i, err)
+		}
+	}
+	if err := s.add([][]byte{[]byte(workshopLine(t0.Add(-time.Second), "z1", "i-1", "Ride", 1, 0, 0, 5))}); err != nil {
+		t.Fatalf("a valid line after the flood: %v", err)
+	}
+	s.Flush(t0.Add(time.Second))
+	if got := drain(g); len(got) != 1 || got[0].Requests != 1 {
+		t.Fatalf("after the flood: %+v", got)
+	}
+	if st := g.Stats()[0]; st.Rejected[ingest.ReasonWindow] != 1000 {
+		t.Fatalf("out_of_window = %d, want 1000", st.Rejected[ingest.ReasonWindow])
+	}
+}
+
+// TestSeriesCapIsRefusedNotDropped: a batch that would take the aggregator
+// past its cap is refused whole with ErrCapped (HTTP 429), not taken and
+// silently dropped.
+func TestSeriesCapIsRefusedNotDropped(t *testing.T) {
+	s, g := newSource(t, Config{File: "/nonexistent", Now: func() time.Time { return t0 }})
+	s.agg.MaxSeries = 2
+	var lines [][]byte
+	for i := range 3 {
+		lines = append(lines, []byte(workshopLine(t0, "z1", fmt.Sprintf("i-%d", i), "Ride", 1, 0, 0, 5)))
+	}
+	if err := s.add(lines); !errors.Is(err, ingest.ErrCapped) {
+		t.Fatalf("three series over a cap of two: %v", err)
+	}
+	if err := s.add(lines[:2]); err != nil {
+		t.Fatal(err)
+	}
+	if st := g.Stats()[0]; st.Rejected[ingest.ReasonSeries] != 1 {
+		t.Fatalf("series_cap = %d", st.Rejected[ingest.ReasonSeries])
+	}
+}
+
+// FuzzSourceAdd: batches of lines through the source's whole path (parse,
+// time window, series cap) never leave a bucket dated past the tolerated
+// skew, never hold more open series than the cap, and a batch is taken
+// whole or not at all.
+func FuzzSourceAdd(f *testing.F) {
+	now := t0
+	f.Add([]byte(workshopLine(now, "z1", "i-1", "Ride", 1, 0, 0, 5) + "\n" + workshopLine(now, "z2", "i-2", "Ride", 0, 1, 0, 5)))
+	f.Add([]byte(workshopLine(now.AddDate(100, 0, 0), "z1", "i-1", "Ride", 1, 0, 0, 5)))
+	f.Add([]byte(workshopLine(now.Add(ingest.MaxFuture), "z1", "i-1", "Ride", 1, 0, 0, 5)))
+	f.Add([]byte(workshopLine(now, "z1", "i-1", "Ride", 1, 0, 0, 5) + "\n" + workshopLine(now, "z1", "i-2", "Ride", 1, 0, 0, 5) + "\n" + workshopLine(now, "z1", "i-3", "Ride", 1, 0, 0, 5)))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		g := ingest.New("web", []string{"z1", "z2"}, ingest.Limits{})
+		s, err := New(Config{File: "/nonexistent", Sink: g, Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.agg.MaxSeries = 2
+		before := len(s.agg.open)
+		err = s.add(bytes.Split(body, []byte("\n")))
+		if err != nil && len(s.agg.open) != before {
+			t.Fatalf("a refused batch opened %d series", len(s.agg.open)-before)
+		}
+		if len(s.agg.open) > s.agg.MaxSeries {
+			t.Fatalf("%d open series, cap %d", len(s.agg.open), s.agg.MaxSeries)
+		}
+		for k := range s.agg.open {
+			if time.Unix(0, k.end).Sub(now) > ingest.MaxFuture+s.agg.Interval {
+				t.Fatalf("a bucket ends %s ahead", time.Unix(0, k.end).Sub(now))
+			}
+		}
+	})
 }

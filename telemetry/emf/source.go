@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/grayzone/grayzone/internal/loglimit"
+	"github.com/grayzone/grayzone/telemetry/listener"
 	"io"
 	"log/slog"
 	"net"
@@ -34,18 +36,25 @@ type Config struct {
 	Sink     Sink
 	Now      func() time.Time
 	Log      *slog.Logger
+	// Security and Limits of the listener (Listen): a bearer token with
+	// the ingest scope on every POST (or Insecure), TLS, and bounds.
+	Security listener.Security
+	Limits   listener.Limits
 }
 
-// maxBody bounds one POST; maxLine one line of the file.
+// DefaultMaxBody bounds one POST (after decompression) unless the limits
+// say otherwise; maxLine bounds one line of the file.
 const (
-	maxBody = 8 << 20
-	maxLine = 1 << 20
+	DefaultMaxBody = 8 << 20
+	maxLine        = 1 << 20
 )
 
 // Source tails a file and/or takes POSTs, aggregates, and offers at each interval.
 type Source struct {
-	cfg Config
-	ln  net.Listener
+	cfg     Config
+	ln      net.Listener
+	guard   *listener.Guard   // nil without Listen
+	refused *loglimit.Limiter // lines the input causes: rate-limited
 
 	mu  sync.Mutex
 	agg Aggregator
@@ -77,13 +86,17 @@ func New(cfg Config) (*Source, error) {
 	if cfg.File == "" && cfg.Listen == "" {
 		return nil, errors.New("emf: no file and no listen address")
 	}
-	s := &Source{cfg: cfg, agg: Aggregator{Interval: cfg.Interval}}
+	s := &Source{cfg: cfg, agg: Aggregator{Interval: cfg.Interval}, refused: loglimit.New(cfg.Log)}
 	if cfg.Listen != "" {
-		ln, err := net.Listen("tcp", cfg.Listen)
+		g, err := listener.New("emf source "+cfg.Name, cfg.Security, cfg.Limits, DefaultMaxBody, cfg.Log)
+		if err != nil {
+			return nil, err
+		}
+		ln, err := g.Listen(cfg.Listen)
 		if err != nil {
 			return nil, fmt.Errorf("emf: %w", err)
 		}
-		s.ln = ln
+		s.ln, s.guard, s.refused = ln, g, g.Refused()
 	}
 	if cfg.File != "" {
 		s.open(true)
@@ -102,8 +115,8 @@ func (s *Source) Addr() string {
 // Run polls the file and flushes every interval until ctx ends.
 func (s *Source) Run(ctx context.Context) error {
 	if s.ln != nil {
-		srv := &http.Server{Handler: http.HandlerFunc(s.serveHTTP), ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = srv.Serve(s.ln) }()
+		srv, serve := s.guard.ServeHTTP(s.ln, http.HandlerFunc(s.serveHTTP))
+		go func() { _ = serve() }()
 		defer srv.Close()
 	}
 	poll := time.NewTicker(min(s.cfg.Interval, 250*time.Millisecond))
@@ -133,18 +146,25 @@ func (s *Source) Flush(now time.Time) {
 		now = s.cfg.Now()
 	}
 	if err := s.cfg.Sink.Offer(s.cfg.Name, aggs, now); err != nil && !errors.Is(err, ingest.ErrFull) {
-		s.cfg.Log.Warn("emf: batch rejected", "source", s.cfg.Name, "err", err)
+		s.refused.Warn(context.Background(), "emf: batch rejected", slog.String("source", s.cfg.Name), slog.Any("err", err))
 	}
 }
 
-// add parses lines, all or nothing: one bad line rejects the batch.
+// add parses lines, all or nothing: one bad line, or one dated further
+// ahead than ingest.MaxFuture (it would hold an aggregation bucket that
+// never flushes), rejects the batch, and so does a batch that would take
+// the aggregator past its open-series cap (ingest.ErrCapped).
 func (s *Source) add(lines [][]byte) error {
+	now := s.cfg.Now()
 	parsed := make([]Line, 0, len(lines))
 	for i, ln := range lines {
 		if len(bytes.TrimSpace(ln)) == 0 {
 			continue
 		}
 		l, ok, err := s.cfg.Names.Parse(ln)
+		if err == nil && ok && l.At.Sub(now) > ingest.MaxFuture {
+			err = fmt.Errorf("_aws.Timestamp: %s is %s in the future (limit %s): %w", l.At.Format(time.RFC3339), l.At.Sub(now).Round(time.Second), ingest.MaxFuture, ingest.ErrOutOfWindow)
+		}
 		if err != nil {
 			err = fmt.Errorf("emf: line %d: %w", i+1, err)
 			s.cfg.Sink.Reject(s.cfg.Name, err)
@@ -156,24 +176,39 @@ func (s *Source) add(lines [][]byte) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if need, room := s.agg.need(parsed); need > room {
+		s.agg.Dropped += uint64(len(parsed))
+		err := fmt.Errorf("emf: %d lines need %d new series, the aggregator has room for %d (open series are capped at %d): %w",
+			len(parsed), need, room, s.agg.MaxSeries, ingest.ErrCapped)
+		s.cfg.Sink.Reject(s.cfg.Name, err)
+		return err
+	}
 	for _, l := range parsed {
 		s.agg.Add(l)
 	}
 	return nil
 }
 
+// serveHTTP takes POSTed lines; the guard has checked the token and the
+// in-flight cap, and the body is decompressed and bounded.
 func (s *Source) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		http.Error(w, "POST EMF lines (one JSON object a line)", http.StatusMethodNotAllowed)
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		http.Error(w, fmt.Sprintf("emf: body over %d bytes or unreadable", maxBody), http.StatusRequestEntityTooLarge)
+		code, msg := s.guard.BodyStatus(err)
+		http.Error(w, msg, code)
 		return
 	}
-	if err := s.add(bytes.Split(body, []byte("\n"))); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+	switch err := s.add(bytes.Split(body, []byte("\n"))); {
+	case errors.Is(err, ingest.ErrCapped):
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, err.Error(), http.StatusTooManyRequests)
+		return
+	case err != nil:
+		http.Error(w, loglimit.Truncate(err.Error(), 1024), http.StatusBadRequest)
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)

@@ -24,11 +24,21 @@ import (
 )
 
 // Errors a batch can fail with. Rejections wrap ErrRejected (the sender's
-// input is wrong: HTTP 400); a full buffer is ErrFull (retry later: 503).
+// input is wrong: HTTP 400); a source over its cardinality caps is ErrCapped
+// (HTTP 429, gRPC ResourceExhausted, with the cap named); a full buffer is
+// ErrFull (retry later: 503). Data outside the accepted time window wraps
+// ErrOutOfWindow as well as ErrRejected, and is counted apart.
 var (
-	ErrRejected = errors.New("rejected")
-	ErrFull     = errors.New("ingest buffer full: batch dropped")
+	ErrRejected    = errors.New("rejected")
+	ErrCapped      = errors.New("over a cap")
+	ErrFull        = errors.New("ingest buffer full: batch dropped")
+	ErrOutOfWindow = errors.New("outside the accepted time window")
 )
+
+// MaxFuture is the clock skew tolerated on a record's time, for every
+// source alike (OTLP data points, EMF lines, the batch API): data further
+// ahead is refused, as it would hold a place that never flushes.
+const MaxFuture = 5 * time.Minute
 
 // Reasons a batch is rejected, the label of the rejected counter.
 const (
@@ -36,7 +46,12 @@ const (
 	ReasonZone      = "unknown_zone"  // a zone the resource does not have
 	ReasonInstances = "instance_cap"  // more instances than Limits.MaxInstances
 	ReasonOps       = "operation_cap" // more operations than Limits.MaxOperations
+	ReasonWindow    = "out_of_window" // a time too far in the future (MaxFuture)
+	ReasonSeries    = "series_cap"    // a source's own aggregation cap (EMF's open series)
 )
+
+// Reasons lists every reason, for metrics.
+var Reasons = []string{ReasonInvalid, ReasonZone, ReasonInstances, ReasonOps, ReasonWindow, ReasonSeries}
 
 // Defaults of Limits.
 const (
@@ -54,8 +69,11 @@ const (
 // Limits bound what one resource takes in.
 type Limits struct {
 	// MaxInstances and MaxOperations cap the distinct instances and
-	// operations seen within Forget; a batch that would exceed either is
-	// rejected whole.
+	// operations each source has sent within Forget; a batch that would
+	// exceed either is refused whole (ErrCapped). The caps are per source,
+	// so one source's made-up names never crowd out another's, and the
+	// operations named in Thresholds (the operator's configured ones) never
+	// count against them.
 	MaxInstances  int
 	MaxOperations int
 	// Forget is how long an instance or operation not heard from keeps its
@@ -104,16 +122,16 @@ type Gate struct {
 	zones    []string
 	lim      Limits
 
-	drainMu   sync.Mutex // serialises Drain: its chunks are read outside mu
-	mu        sync.Mutex
-	instances map[string]time.Time // last heard of
-	ops       map[string]time.Time
-	queue     []*chunk // oldest first; the last one takes what is offered
-	head      int      // records of queue[0] already drained
-	pending   int
-	free      []*chunk // drained chunks, for reuse
-	stats     map[string]*SourceStats
-	lastSweep time.Time
+	drainMu    sync.Mutex // serialises Drain: its chunks are read outside mu
+	mu         sync.Mutex
+	books      map[string]*book // per source: names under the caps
+	configured map[string]bool  // operations of Limits.Thresholds: always admitted
+	queue      []*chunk         // oldest first; the last one takes what is offered
+	head       int              // records of queue[0] already drained
+	pending    int
+	free       []*chunk // drained chunks, for reuse
+	stats      map[string]*SourceStats
+	lastSweep  time.Time
 }
 
 // The queue is a list of fixed-size chunks, each with an arena that holds
@@ -129,6 +147,12 @@ const (
 	chunkBuckets = chunkRecords * 12 // room for 12 buckets a record on average
 	maxFree      = 32                // drained chunks kept for reuse (about 40 MiB)
 )
+
+// book is one source's names under the caps, each with when it was last heard of.
+type book struct {
+	instances map[string]time.Time
+	ops       map[string]time.Time
+}
 
 type chunk struct {
 	aggs    []record.Aggregate
@@ -154,8 +178,20 @@ func (c *chunk) add(a record.Aggregate) {
 // New returns the gate of a resource with the given zones.
 func New(resource string, zones []string, lim Limits) *Gate {
 	lim.setDefaults()
-	return &Gate{resource: resource, zones: zones, lim: lim,
-		instances: map[string]time.Time{}, ops: map[string]time.Time{}, stats: map[string]*SourceStats{}}
+	g := &Gate{resource: resource, zones: zones, lim: lim, books: map[string]*book{}, configured: map[string]bool{}, stats: map[string]*SourceStats{}}
+	for op := range lim.Thresholds {
+		g.configured[op] = true
+	}
+	return g
+}
+
+func (g *Gate) book(source string) *book {
+	b := g.books[source]
+	if b == nil {
+		b = &book{instances: map[string]time.Time{}, ops: map[string]time.Time{}}
+		g.books[source] = b
+	}
+	return b
 }
 
 func (g *Gate) source(name string) *SourceStats {
@@ -167,23 +203,39 @@ func (g *Gate) source(name string) *SourceStats {
 	return s
 }
 
-// Reject counts a batch the source itself found bad (it could not decode it).
+// Reject counts a batch the source itself found bad: it could not decode
+// it (invalid), its time was out of the window (err wraps ErrOutOfWindow)
+// or the source's own cap was full (err wraps ErrCapped).
 func (g *Gate) Reject(source string, err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.reject(source, ReasonInvalid, err.Error())
+	reason := ReasonInvalid
+	switch {
+	case errors.Is(err, ErrOutOfWindow):
+		reason = ReasonWindow
+	case errors.Is(err, ErrCapped):
+		reason = ReasonSeries
+	}
+	s := g.source(source)
+	s.Rejected[reason]++
+	s.LastReject = err.Error()
 }
 
 func (g *Gate) reject(source, reason, msg string) error {
 	s := g.source(source)
 	s.Rejected[reason]++
 	s.LastReject = msg
+	if reason == ReasonInstances || reason == ReasonOps {
+		return fmt.Errorf("%s: %w", msg, ErrCapped)
+	}
 	return fmt.Errorf("%s: %w", msg, ErrRejected)
 }
 
-// admit checks zones and caps for a batch's keys, then records the new
-// instances and operations; on a problem nothing is recorded.
+// admit checks zones and the source's caps for a batch's keys, then
+// records the new instances and operations; on a problem nothing is
+// recorded.
 func (g *Gate) admit(source string, n int, key func(i int) (zone, instance, op string), now time.Time) error {
+	bk := g.book(source)
 	var newInst, newOps map[string]bool // allocated only for a batch with new names
 	// Sources send an instance's records together: the zone and instance of
 	// the previous record, when known, need no second look.
@@ -191,24 +243,25 @@ func (g *Gate) admit(source string, n int, key func(i int) (zone, instance, op s
 	prevKnown := false
 	for i := range n {
 		z, inst, op := key(i)
-		to, knownOp := g.ops[op]
+		to, knownOp := bk.ops[op]
+		configured := !knownOp && g.configured[op]
 		if knownOp && prevKnown && inst == prevInst && z == prevZone {
 			if now.Sub(to) > time.Second {
-				g.ops[op] = now
+				bk.ops[op] = now
 			}
 			continue
 		}
-		ti, knownInst := g.instances[inst]
-		if (knownInst || inst == "") && knownOp && slices.Contains(g.zones, z) {
+		ti, knownInst := bk.instances[inst]
+		if (knownInst || inst == "") && (knownOp || configured) && slices.Contains(g.zones, z) {
 			// Refresh last-heard times at most once a second: the caps
 			// forget after minutes.
 			if knownInst && now.Sub(ti) > time.Second {
-				g.instances[inst] = now
+				bk.instances[inst] = now
 			}
-			if now.Sub(to) > time.Second {
-				g.ops[op] = now
+			if knownOp && now.Sub(to) > time.Second {
+				bk.ops[op] = now
 			}
-			prevZone, prevInst, prevKnown = z, inst, true
+			prevZone, prevInst, prevKnown = z, inst, knownOp
 			continue
 		}
 		prevKnown = false
@@ -218,17 +271,17 @@ func (g *Gate) admit(source string, n int, key func(i int) (zone, instance, op s
 		if !slices.Contains(g.zones, z) {
 			return g.reject(source, ReasonZone, fmt.Sprintf("[%d].zone: %q is not a zone of %s (zones: %v)", i, z, g.resource, g.zones))
 		}
-		if _, ok := g.instances[inst]; !ok && inst != "" && !newInst[inst] {
-			if len(g.instances)+len(newInst) >= g.lim.MaxInstances {
-				return g.reject(source, ReasonInstances, fmt.Sprintf("[%d].instance: %q would be instance %d of %s, over its cap of %d (telemetry.max_instances)",
-					i, inst, len(g.instances)+len(newInst)+1, g.resource, g.lim.MaxInstances))
+		if _, ok := bk.instances[inst]; !ok && inst != "" && !newInst[inst] {
+			if len(bk.instances)+len(newInst) >= g.lim.MaxInstances {
+				return g.reject(source, ReasonInstances, fmt.Sprintf("[%d].instance: %q would be instance %d from source %s of %s, over its cap of %d (telemetry.max_instances)",
+					i, inst, len(bk.instances)+len(newInst)+1, source, g.resource, g.lim.MaxInstances))
 			}
 			newInst[inst] = true
 		}
-		if _, ok := g.ops[op]; !ok && !newOps[op] {
-			if len(g.ops)+len(newOps) >= g.lim.MaxOperations {
-				return g.reject(source, ReasonOps, fmt.Sprintf("[%d].operation: %q would be operation %d of %s, over its cap of %d (telemetry.max_operations)",
-					i, op, len(g.ops)+len(newOps)+1, g.resource, g.lim.MaxOperations))
+		if _, ok := bk.ops[op]; !ok && !configured && !newOps[op] {
+			if len(bk.ops)+len(newOps) >= g.lim.MaxOperations {
+				return g.reject(source, ReasonOps, fmt.Sprintf("[%d].operation: %q would be operation %d from source %s of %s, over its cap of %d (telemetry.max_operations; configured operations do not count)",
+					i, op, len(bk.ops)+len(newOps)+1, source, g.resource, g.lim.MaxOperations))
 			}
 			newOps[op] = true
 		}
@@ -236,12 +289,11 @@ func (g *Gate) admit(source string, n int, key func(i int) (zone, instance, op s
 	if newInst == nil {
 		return nil
 	}
-	for i := range n {
-		_, inst, op := key(i)
-		if inst != "" {
-			g.instances[inst] = now
-		}
-		g.ops[op] = now
+	for inst := range newInst {
+		bk.instances[inst] = now
+	}
+	for op := range newOps {
+		bk.ops[op] = now
 	}
 	return nil
 }
@@ -359,14 +411,16 @@ func (g *Gate) Drain(now time.Time, max int, f func([]record.Aggregate)) {
 	g.pending -= max
 	if now.Sub(g.lastSweep) >= time.Minute {
 		g.lastSweep = now
-		for k, t := range g.instances {
-			if now.Sub(t) > g.lim.Forget {
-				delete(g.instances, k)
+		for _, bk := range g.books {
+			for k, t := range bk.instances {
+				if now.Sub(t) > g.lim.Forget {
+					delete(bk.instances, k)
+				}
 			}
-		}
-		for k, t := range g.ops {
-			if now.Sub(t) > g.lim.Forget {
-				delete(g.ops, k)
+			for k, t := range bk.ops {
+				if now.Sub(t) > g.lim.Forget {
+					delete(bk.ops, k)
+				}
 			}
 		}
 	}
@@ -397,11 +451,16 @@ func (g *Gate) Pending() int {
 	return g.pending
 }
 
-// Cardinality is the number of instances and operations under the caps now.
+// Cardinality is the number of instances and operations under the caps
+// now, summed over the sources (each has its own caps).
 func (g *Gate) Cardinality() (instances, operations int) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return len(g.instances), len(g.ops)
+	for _, bk := range g.books {
+		instances += len(bk.instances)
+		operations += len(bk.ops)
+	}
+	return instances, operations
 }
 
 // Stats returns each source's counts, sorted by source name.

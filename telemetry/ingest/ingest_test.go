@@ -60,11 +60,11 @@ func TestBatchRejectedWholeAndStateUntouched(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = g.Offer("emf", []record.Aggregate{agg("az1", "i-3", "get", 3)}, t0)
-	if !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), `"i-3" would be instance 3 of web, over its cap of 2 (telemetry.max_instances)`) {
+	if !errors.Is(err, ErrCapped) || !strings.Contains(err.Error(), `"i-3" would be instance 3 from source emf of web, over its cap of 2 (telemetry.max_instances)`) {
 		t.Fatalf("err = %v", err)
 	}
 	err = g.Offer("emf", []record.Aggregate{agg("az1", "i-1", "del", 3)}, t0)
-	if !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), "telemetry.max_operations") {
+	if !errors.Is(err, ErrCapped) || !strings.Contains(err.Error(), "telemetry.max_operations") {
 		t.Fatalf("err = %v", err)
 	}
 	st := g.Stats()[0]
@@ -107,7 +107,7 @@ func TestFullBufferDropsAndCounts(t *testing.T) {
 func TestAdmitObservations(t *testing.T) {
 	g := New("web", []string{"az1", "az2"}, Limits{MaxInstances: 1})
 	obs := []observation.Observation{{At: t0, Zone: "az1", Instance: "i-1", Operation: "get"}, {At: t0, Zone: "az1", Instance: "i-2", Operation: "get"}}
-	if err := g.Admit("batch", obs, t0); !errors.Is(err, ErrRejected) {
+	if err := g.Admit("batch", obs, t0); !errors.Is(err, ErrCapped) {
 		t.Fatalf("err = %v", err)
 	}
 	if err := g.Admit("batch", obs[:1], t0); err != nil {
@@ -221,5 +221,36 @@ func TestChunkedQueueKeepsOrderAndBuckets(t *testing.T) {
 	})
 	if got != sent || g.Pending() != 0 {
 		t.Fatalf("drained %d of %d, %d pending", got, sent, g.Pending())
+	}
+}
+
+// TestMadeUpRoutesDoNotCrowdOutConfigured: one source flooding the gate
+// with made-up operations fills only its own cap; the operator's configured
+// operations are always admitted, and another source keeps its own room.
+func TestMadeUpRoutesDoNotCrowdOutConfigured(t *testing.T) {
+	g := New("web", []string{"az1"}, Limits{MaxOperations: 5, Thresholds: map[string]time.Duration{"ride": time.Second}})
+	var flood []record.Aggregate
+	for i := range 100 {
+		flood = append(flood, agg("az1", "i-1", fmt.Sprintf("/made-up/%d", i), 1))
+	}
+	if err := g.Offer("otlp", flood, t0); !errors.Is(err, ErrCapped) {
+		t.Fatalf("100 made-up routes: %v, want ErrCapped", err)
+	}
+	if err := g.Offer("otlp", flood[:5], t0); err != nil {
+		t.Fatalf("five made-up routes: %v", err)
+	}
+	if err := g.Offer("otlp", flood[5:6], t0); !errors.Is(err, ErrCapped) {
+		t.Fatalf("a sixth: %v", err)
+	}
+	// The configured operation, from the flooding source and from another.
+	if err := g.Offer("otlp", []record.Aggregate{agg("az1", "i-1", "ride", 1)}, t0); err != nil {
+		t.Fatalf("configured operation from the flooded source: %v", err)
+	}
+	if err := g.Offer("batch", []record.Aggregate{agg("az1", "i-1", "ride", 1), agg("az1", "i-1", "/own", 1)}, t0); err != nil {
+		t.Fatalf("the operator's batch: %v", err)
+	}
+	st := g.Stats()
+	if st[1].Source != "otlp" || st[1].Rejected[ReasonOps] != 2 {
+		t.Fatalf("stats: %+v", st)
 	}
 }

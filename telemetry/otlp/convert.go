@@ -12,6 +12,7 @@ package otlp
 import (
 	"bytes"
 	"fmt"
+	"github.com/grayzone/grayzone/telemetry/ingest"
 	"math"
 	"slices"
 	"strings"
@@ -49,7 +50,7 @@ const (
 	// Unmatched is the operation of points without a route attribute.
 	Unmatched = "unmatched"
 	// maxFuture is the clock skew tolerated on a data point's time.
-	maxFuture = 5 * time.Minute
+	maxFuture = ingest.MaxFuture
 	// maxCount bounds a point's count, far above any real counter, so sums
 	// of counts cannot overflow.
 	maxCount = 1e15
@@ -636,7 +637,7 @@ func (c *Converter) common(start, ts uint64, w loc, now time.Time) (point, error
 	if ts != 0 {
 		p.at = time.Unix(0, int64(ts)).UTC()
 		if ahead := p.at.Sub(now); ahead > maxFuture {
-			return p, fmt.Errorf("%s: time %s is %s in the future (limit 5m)", w, p.at.Format(time.RFC3339Nano), ahead.Round(time.Second))
+			return p, fmt.Errorf("%s: time %s is %s in the future (limit 5m): %w", w, p.at.Format(time.RFC3339Nano), ahead.Round(time.Second), ingest.ErrOutOfWindow)
 		}
 	}
 	if start != 0 {

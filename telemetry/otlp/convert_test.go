@@ -2,6 +2,7 @@ package otlp
 
 import (
 	"fmt"
+	"github.com/grayzone/grayzone/telemetry/ingest"
 	"reflect"
 	"strings"
 	"testing"
@@ -162,6 +163,11 @@ func FuzzDecodeConvert(f *testing.F) {
 			for _, a := range aggs {
 				if a.Faults+a.Errors > a.Requests {
 					t.Fatalf("inconsistent aggregate %+v", a)
+				}
+				// The time window: nothing dated past the tolerated skew
+				// is ever taken (it would hold a place that never flushes).
+				if a.At.Sub(t0) > ingest.MaxFuture {
+					t.Fatalf("aggregate %s ahead of now: %+v", a.At.Sub(t0), a)
 				}
 			}
 		}

@@ -2,11 +2,10 @@ package otlp
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"github.com/grayzone/grayzone/telemetry/listener"
 	"log/slog"
 	"net"
 	"net/http"
@@ -25,8 +24,9 @@ import (
 	"github.com/grayzone/grayzone/telemetry/record"
 )
 
-// maxBody bounds one OTLP/HTTP request (after decompression).
-const maxBody = 16 << 20
+// DefaultMaxBody bounds one OTLP request (after decompression) unless the
+// limits say otherwise.
+const DefaultMaxBody = 16 << 20
 
 // Sink is where the receiver hands what it converted: the ingest gate.
 type Sink interface {
@@ -44,6 +44,10 @@ type Config struct {
 	Sink           Sink
 	Now            func() time.Time
 	Log            *slog.Logger
+	// Security: a bearer token with the ingest scope on every request
+	// (or Insecure), and TLS; Limits bound what clients can hold.
+	Security listener.Security
+	Limits   listener.Limits
 }
 
 // Receiver takes OTLP metrics over HTTP and gRPC.
@@ -52,6 +56,7 @@ type Receiver struct {
 	mu   sync.Mutex // serialises conversions: the cumulative state is shared
 	conv Converter
 
+	guard          *listener.Guard
 	httpLn, grpcLn net.Listener
 }
 
@@ -79,16 +84,19 @@ func New(cfg Config) (*Receiver, error) {
 	if cfg.HTTP == "" && cfg.GRPC == "" {
 		return nil, errors.New("otlp: no listen address (http or grpc)")
 	}
-	r := &Receiver{cfg: cfg, conv: Converter{Attributes: cfg.Attributes, DurationMetric: cfg.DurationMetric, RequestsMetric: cfg.RequestsMetric}}
+	guard, err := listener.New("otlp source "+cfg.Name, cfg.Security, cfg.Limits, DefaultMaxBody, cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	r := &Receiver{cfg: cfg, guard: guard, conv: Converter{Attributes: cfg.Attributes, DurationMetric: cfg.DurationMetric, RequestsMetric: cfg.RequestsMetric}}
 	r.conv.Tracker.Since = cfg.Now()
-	var err error
 	if cfg.HTTP != "" {
-		if r.httpLn, err = net.Listen("tcp", cfg.HTTP); err != nil {
+		if r.httpLn, err = guard.Listen(cfg.HTTP); err != nil {
 			return nil, fmt.Errorf("otlp: http: %w", err)
 		}
 	}
 	if cfg.GRPC != "" {
-		if r.grpcLn, err = net.Listen("tcp", cfg.GRPC); err != nil {
+		if r.grpcLn, err = guard.Listen(cfg.GRPC); err != nil {
 			if r.httpLn != nil {
 				r.httpLn.Close()
 			}
@@ -118,18 +126,18 @@ func (r *Receiver) Run(ctx context.Context) error {
 	if r.httpLn != nil {
 		mux := http.NewServeMux()
 		mux.HandleFunc("POST /v1/metrics", r.serveHTTP)
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		srv, serve := r.guard.ServeHTTP(r.httpLn, mux)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := srv.Serve(r.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				errc <- fmt.Errorf("otlp: http: %w", err)
 			}
 		}()
 		defer srv.Close()
 	}
 	if r.grpcLn != nil {
-		gs := grpc.NewServer(grpc.MaxRecvMsgSize(maxBody))
+		gs := grpc.NewServer(r.guard.GRPCOptions()...)
 		pmetricotlp.RegisterGRPCServer(gs, &grpcServer{r: r})
 		wg.Add(1)
 		go func() {
@@ -175,26 +183,21 @@ func (r *Receiver) export(body []byte, md pmetric.Metrics) error {
 	return r.cfg.Sink.Offer(r.cfg.Name, aggs, now)
 }
 
+// serveHTTP takes one export; the guard has checked the token and the
+// in-flight cap, and its body is decompressed and bounded.
 func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
-	var body io.Reader = http.MaxBytesReader(w, req.Body, maxBody)
-	if req.Header.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(body)
-		if err != nil {
-			r.httpError(w, req, http.StatusBadRequest, fmt.Errorf("otlp: gzip: %w", err))
-			return
-		}
-		body = io.LimitReader(zr, maxBody+1)
-	}
+	maxBody := r.guard.Limits().MaxBodyBytes
 	buf := bodies.Get().(*bytes.Buffer)
 	defer putBody(buf)
 	buf.Reset()
 	if n := req.ContentLength; n > 0 && n <= maxBody && req.Header.Get("Content-Encoding") == "" {
 		buf.Grow(int(n) + bytes.MinRead) // one read to the end, no regrowing
 	}
-	_, err := buf.ReadFrom(body)
+	_, err := buf.ReadFrom(req.Body)
 	data := buf.Bytes()
-	if err != nil || len(data) > maxBody {
-		r.httpError(w, req, http.StatusRequestEntityTooLarge, fmt.Errorf("otlp: body over %d bytes or unreadable", maxBody))
+	if err != nil {
+		code, msg := r.guard.BodyStatus(err)
+		r.httpError(w, req, code, errors.New(msg))
 		return
 	}
 	json := req.Header.Get("Content-Type") == "application/json"
@@ -212,6 +215,10 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		data = []byte{} // an empty export: protobuf's empty message
 	}
 	switch err := r.export(data, md); {
+	case errors.Is(err, ingest.ErrCapped):
+		w.Header().Set("Retry-After", "60")
+		r.httpError(w, req, http.StatusTooManyRequests, err)
+		return
 	case errors.Is(err, ingest.ErrRejected):
 		r.httpError(w, req, http.StatusBadRequest, err)
 		return
@@ -242,7 +249,7 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request) {
 var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 func putBody(b *bytes.Buffer) {
-	if b.Cap() <= maxBody+bytes.MinRead {
+	if b.Cap() <= DefaultMaxBody+bytes.MinRead {
 		bodies.Put(b)
 	}
 }
@@ -268,7 +275,7 @@ func grpcCode(httpCode int) codes.Code {
 		return codes.InvalidArgument
 	case http.StatusServiceUnavailable:
 		return codes.Unavailable
-	case http.StatusRequestEntityTooLarge:
+	case http.StatusRequestEntityTooLarge, http.StatusTooManyRequests:
 		return codes.ResourceExhausted
 	}
 	return codes.Internal
@@ -281,6 +288,8 @@ type grpcServer struct {
 
 func (g *grpcServer) Export(ctx context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
 	switch err := g.r.export(nil, req.Metrics()); {
+	case errors.Is(err, ingest.ErrCapped):
+		return pmetricotlp.NewExportResponse(), status.Error(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, ingest.ErrRejected):
 		return pmetricotlp.NewExportResponse(), status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, ingest.ErrFull):

@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 
 	"github.com/grayzone/grayzone/telemetry/ingest"
+	"github.com/grayzone/grayzone/telemetry/listener"
 	"github.com/grayzone/grayzone/telemetry/otlp"
 	"github.com/grayzone/grayzone/telemetry/record"
 )
@@ -26,7 +27,8 @@ import (
 func startReceiver(t *testing.T) (*otlp.Receiver, *ingest.Gate) {
 	t.Helper()
 	gate := ingest.New("web", []string{"az1", "az2"}, ingest.Limits{})
-	r, err := otlp.New(otlp.Config{HTTP: "127.0.0.1:0", GRPC: "127.0.0.1:0", Sink: gate, Log: slog.New(slog.DiscardHandler)})
+	r, err := otlp.New(otlp.Config{HTTP: "127.0.0.1:0", GRPC: "127.0.0.1:0", Sink: gate, Log: slog.New(slog.DiscardHandler),
+		Security: listener.Security{Insecure: true}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,7 @@ func StartLocal(ctx context.Context, dir string, targets []string, interval time
 	for _, t := range targets {
 		hosts = append(hosts, fmt.Sprintf("%q", strings.TrimPrefix(t, "http://")))
 	}
-	cfg := fmt.Sprintf("global: {scrape_interval: %s, evaluation_interval: %s}\nscrape_configs:\n  - job_name: app\n    honor_labels: true\n    static_configs: [{targets: [%s]}]\n",
+	cfg := fmt.Sprintf("global: {scrape_interval: %s, evaluation_interval: %s}\nscrape_configs:\n  - job_name: grayzone\n    honor_labels: true\n    static_configs: [{targets: [%s]}]\n",
 		interval, interval, strings.Join(hosts, ", "))
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
 		return nil, err

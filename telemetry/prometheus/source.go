@@ -11,10 +11,13 @@ package prometheus
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,12 +33,25 @@ import (
 	"github.com/grayzone/grayzone/telemetry/record"
 )
 
-// Defaults: the middleware's shape.
+// Defaults: the middleware's shape, read only from the scrape job named
+// DefaultSelector. Prometheus sets job from its scrape configuration, and a
+// target of another job (honor_labels false, the default) cannot override
+// it, so an arbitrary scraped workload cannot publish zone-labelled 5xx
+// counts into the engine; only the application's own job (honor_labels:
+// true, for its instance label) is read.
 const (
-	DefaultRequests = `sum by (zone, instance, route, code) (http_requests_total)`
-	DefaultLatency  = `sum by (zone, instance, route, le) (http_request_duration_seconds_bucket)`
+	DefaultSelector = `job="grayzone"`
+	DefaultRequests = `sum by (zone, instance, route, code) (http_requests_total{` + DefaultSelector + `})`
+	DefaultLatency  = `sum by (zone, instance, route, le) (http_request_duration_seconds_bucket{` + DefaultSelector + `})`
 	DefaultInterval = 5 * time.Second
 )
+
+// DefaultQueries are the default queries with another label selector
+// (e.g. job="checkout", or a label a metric_relabel_configs rule adds).
+func DefaultQueries(selector string) (requests, latency string) {
+	return `sum by (zone, instance, route, code) (http_requests_total{` + selector + `})`,
+		`sum by (zone, instance, route, le) (http_request_duration_seconds_bucket{` + selector + `})`
+}
 
 // Labels name the labels the queries' results carry.
 type Labels struct{ Zone, Instance, Operation, Status string }
@@ -62,6 +78,12 @@ type Config struct {
 	Sink     Sink
 	Now      func() time.Time
 	Log      *slog.Logger
+	// BearerTokenFile holds a token sent as "Authorization: Bearer" on
+	// every query (re-read when the file changes); empty: none.
+	BearerTokenFile string
+	// TLS verifies an https URL's server (RootCAs, ServerName) and may
+	// present a client certificate; nil: the system's roots.
+	TLS *tls.Config
 }
 
 // Source queries Prometheus at an interval.
@@ -95,7 +117,19 @@ func New(cfg Config) (*Source, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	c, err := promapi.NewClient(promapi.Config{Address: cfg.URL})
+	var rt http.RoundTripper = promapi.DefaultRoundTripper
+	if cfg.TLS != nil {
+		t := promapi.DefaultRoundTripper.(*http.Transport).Clone()
+		t.TLSClientConfig = cfg.TLS
+		rt = t
+	}
+	if cfg.BearerTokenFile != "" {
+		if _, err := readToken(cfg.BearerTokenFile); err != nil {
+			return nil, fmt.Errorf("prometheus: bearer_token_file: %w", err)
+		}
+		rt = &bearerRT{file: cfg.BearerTokenFile, next: rt}
+	}
+	c, err := promapi.NewClient(promapi.Config{Address: cfg.URL, RoundTripper: rt})
 	if err != nil {
 		return nil, fmt.Errorf("prometheus: %w", err)
 	}
@@ -374,4 +408,33 @@ func (s *Source) Range(ctx context.Context, start, end time.Time, step time.Dura
 		out = append(out, aggs...)
 	}
 	return out, nil
+}
+
+// bearerRT adds the token of a file to each query, reading the file again
+// for each (a query a few seconds is nothing; a rotated token just works).
+type bearerRT struct {
+	file string
+	next http.RoundTripper
+}
+
+func (b *bearerRT) RoundTrip(r *http.Request) (*http.Response, error) {
+	tok, err := readToken(b.file)
+	if err != nil {
+		return nil, fmt.Errorf("bearer_token_file: %w", err)
+	}
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+tok)
+	return b.next.RoundTrip(r)
+}
+
+func readToken(file string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" || strings.ContainsAny(tok, " \t\r\n") {
+		return "", fmt.Errorf("%s: want one token on one line", file)
+	}
+	return tok, nil
 }

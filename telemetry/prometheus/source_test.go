@@ -2,6 +2,8 @@ package prometheus_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -177,5 +180,47 @@ func TestBadResultRejected(t *testing.T) {
 	}
 	if st := gate.Stats()[0]; st.Rejected[ingest.ReasonInvalid] != 1 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// TestBearerTLSAndSelector: over https with a configured CA, each query
+// carries the file's bearer token (re-read after rotation), and the default
+// queries select the scrape job, so another job's series are not read.
+func TestBearerTLSAndSelector(t *testing.T) {
+	var auths, queries []string
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		auths, queries = append(auths, r.Header.Get("Authorization")), append(queries, r.Form.Get("query"))
+		io.WriteString(w, `{"status":"success","data":{"resultType":"vector","result":[]}}`)
+	}))
+	defer srv.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	file := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(file, []byte("prom-token-1\n"), 0o600)
+	gate := ingest.New("web", []string{"z1"}, ingest.Limits{})
+	src, err := prometheus.New(prometheus.Config{URL: srv.URL, Sink: gate, BearerTokenFile: file, TLS: &tls.Config{RootCAs: pool}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Poll(context.Background(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(file, []byte("prom-token-2\n"), 0o600)
+	if err := src.Poll(context.Background(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if auths[0] != "Bearer prom-token-1" || auths[len(auths)-1] != "Bearer prom-token-2" {
+		t.Errorf("Authorization headers %q", auths)
+	}
+	for _, q := range queries {
+		if !strings.Contains(q, `{job="grayzone"}`) {
+			t.Errorf("query %q has no job selector", q)
+		}
+	}
+	// Without the CA, the server is not trusted.
+	src, _ = prometheus.New(prometheus.Config{URL: srv.URL, Sink: gate})
+	if err := src.Poll(context.Background(), time.Now()); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Errorf("unverified server: %v", err)
 	}
 }

@@ -1,0 +1,126 @@
+package service_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+)
+
+// TestTelemetryExampleRuns: examples/serve-telemetry.yaml, with an
+// example-only certificate made here and its addresses moved to free
+// ports, starts serve; OTLP over HTTPS and gRPC with TLS and EMF over HTTPS
+// take the app-telemetry token's exports and refuse them without a token.
+func TestTelemetryExampleRuns(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	pool := writeExampleCert(t, filepath.Join(dir, "telemetry-tls"))
+	data, err := os.ReadFile("../../examples/serve-telemetry.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens, _ := os.ReadFile("../../examples/tokens.txt")
+	os.WriteFile(filepath.Join(dir, "tokens.txt"), tokens, 0o600)
+	otlpHTTP, otlpGRPC, emfAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	cfg := strings.NewReplacer("127.0.0.1:4318", otlpHTTP, "127.0.0.1:4317", otlpGRPC, "127.0.0.1:8125", emfAddr,
+		"127.0.0.1:8081", "127.0.0.1:0", "127.0.0.1:8091", "127.0.0.1:0", "127.0.0.1:8092", "127.0.0.1:0", "127.0.0.1:8093", "127.0.0.1:0", "use2-az", "z").Replace(string(data))
+	path := filepath.Join(dir, "serve-telemetry.yaml")
+	os.WriteFile(path, []byte(cfg), 0o644)
+	s := startServe(t, "--config", path, "--data-dir", filepath.Join(dir, "data"))
+
+	var app string
+	for _, l := range strings.Split(string(tokens), "\n") {
+		if rest, ok := strings.CutPrefix(l, "app-telemetry:"); ok {
+			app, _, _ = strings.Cut(rest, ":")
+		}
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	body, _ := forged(time.Now(), "ride").MarshalProto()
+	for tok, want := range map[string]int{"": 401, app: 200} {
+		req, _ := http.NewRequest("POST", "https://"+otlpHTTP+"/v1/metrics", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-protobuf")
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("OTLP/HTTPS token given %v: %d, want %d", tok != "", resp.StatusCode, want)
+		}
+		req, _ = http.NewRequest("POST", "https://"+emfAddr+"/", strings.NewReader(emfLine(time.Now().Add(-2*time.Second), `"Success":1,"Fault":0`)+"\n"))
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		if resp, err = client.Do(req); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if want == 200 {
+			want = 202
+		}
+		if resp.StatusCode != want {
+			t.Errorf("EMF/HTTPS token given %v: %d, want %d", tok != "", resp.StatusCode, want)
+		}
+	}
+	conn, err := grpc.NewClient(otlpGRPC, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := pmetricotlp.NewGRPCClient(conn).Export(ctx, forged(time.Now(), "ride")); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("gRPC/TLS without a token: %v", err)
+	}
+	if _, err := pmetricotlp.NewGRPCClient(conn).Export(metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+app), forged(time.Now(), "ride")); err != nil {
+		t.Errorf("gRPC/TLS with the app token: %v", err)
+	}
+	waitMetric(t, s, `grayzone_telemetry_requests_total{resource="web",source="otlp"}`, 100)
+}
+
+// writeExampleCert writes an example-only self-signed certificate for
+// 127.0.0.1 (cert.pem, key.pem) into dir and returns a pool trusting it.
+func writeExampleCert(t *testing.T, dir string) *x509.CertPool {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	os.MkdirAll(dir, 0o700)
+	os.WriteFile(filepath.Join(dir, "cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return pool
+}
