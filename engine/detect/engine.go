@@ -62,6 +62,14 @@ type Config struct {
 	// nothing from a zone for the zone to count as silent (default
 	// HealthWindow). Silent in every zone at once: fail static.
 	SilenceWindow time.Duration
+	// IsolationErrorRate β is the onset test's error rate: the chance of
+	// calling a zone's impact isolated while the other zones share its rate
+	// (default 1e-3; see onset.go).
+	IsolationErrorRate float64
+	// RecoveryErrorRate is the recovery test's error rate: the chance, per
+	// excursion of its statistic, of ending a shift while the zone still fails
+	// at the rate tested against (default 1e-3; see recovery.go).
+	RecoveryErrorRate float64
 	// CanaryDoubtRate is the share of zonal canary calls that must fail in
 	// every zone at once, over HealthWindow, to fail static (default 0.8).
 	CanaryDoubtRate float64
@@ -106,6 +114,15 @@ func (c *Config) setDefaults() error {
 	}
 	if c.FalseAlarmRate >= 1 {
 		return fmt.Errorf("detect: false_alarm_rate %g must be below 1", c.FalseAlarmRate)
+	}
+	if c.IsolationErrorRate <= 0 {
+		c.IsolationErrorRate = defaultIsolationErrorRate
+	}
+	if c.RecoveryErrorRate <= 0 {
+		c.RecoveryErrorRate = defaultRecoveryErrorRate
+	}
+	if c.IsolationErrorRate >= 1 || c.RecoveryErrorRate >= 1 {
+		return fmt.Errorf("detect: isolation_error_rate %g and recovery_error_rate %g must be below 1", c.IsolationErrorRate, c.RecoveryErrorRate)
 	}
 	if c.FaultFloor <= 0 {
 		c.FaultFloor = 0.001

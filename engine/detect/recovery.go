@@ -1,0 +1,2 @@
+package detect
+const defaultRecoveryErrorRate = 1e-3
