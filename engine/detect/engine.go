@@ -467,6 +467,12 @@ type ZoneStatus struct {
 	Contributors int
 	Instances    int
 	Isolated     bool
+	// UnderTest: the zone was called isolated and its recovery test runs;
+	// Recovered: that test passed (recovery.go), or, for a zone not under
+	// test, Healthy. RecoveredSince is when the evidence that passed it began.
+	UnderTest      bool
+	Recovered      bool
+	RecoveredSince time.Time
 	// Silent: no server-side observations from the zone for the silence
 	// window, while the source was reporting before.
 	Silent bool
@@ -515,6 +521,27 @@ func (a Assessment) Healthy() map[string]bool {
 	return m
 }
 
+// Recovered returns, per zone, whether it is shown recovered (ZoneStatus.Recovered).
+func (a Assessment) Recovered() map[string]bool {
+	m := make(map[string]bool, len(a.Zones))
+	for _, s := range a.Zones {
+		m[s.Zone] = s.Recovered
+	}
+	return m
+}
+
+// RecoveredSince returns, per zone shown recovered by its test, when the
+// evidence began.
+func (a Assessment) RecoveredSince() map[string]time.Time {
+	m := make(map[string]time.Time, len(a.Zones))
+	for _, s := range a.Zones {
+		if s.Recovered && !s.RecoveredSince.IsZero() {
+			m[s.Zone] = s.RecoveredSince
+		}
+	}
+	return m
+}
+
 func (e *Engine) assess(now time.Time) Assessment {
 	a := Assessment{At: now, Profile: e.cfg.Profile}
 	for _, z := range e.cfg.Zones {
@@ -527,6 +554,7 @@ func (e *Engine) assess(now time.Time) Assessment {
 			P99:                p99,
 			Requests:           d.N,
 			Healthy:            h.N > 0 && h.Faults == 0 && h.Slow == 0,
+			Recovered:          h.N > 0 && h.Faults == 0 && h.Slow == 0, // the default profile's test may override
 			CanaryAvailability: canaryAvail(h),
 			CanaryP99:          e.cp99[z],
 			Silent:             e.silent(z, observation.Server),
@@ -534,6 +562,9 @@ func (e *Engine) assess(now time.Time) Assessment {
 	}
 	e.det.assess(&a)
 	a.failStatic(e.doubt(now))
+	if r, ok := e.det.(interface{ doubted(*Assessment) }); ok && a.FailStatic.Active {
+		r.doubted(&a)
+	}
 	sort.SliceStable(a.Alarms, func(i, j int) bool { return a.Alarms[i].Name < a.Alarms[j].Name })
 	return a
 }

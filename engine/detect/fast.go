@@ -48,6 +48,8 @@ type fast struct {
 	decay float64
 	// lastLite is the last step each zone had a test at h/2 or above.
 	lastLite map[string]int64
+	// rec is the recovery test of each zone called isolated (recovery.go).
+	rec map[string]*recovery
 }
 
 const (
@@ -104,7 +106,7 @@ func (b *baseline) add(n, bad int64, decay float64) {
 
 func newFast(cfg *Config) *fast {
 	f := &fast{cfg: cfg, zones: map[zsKey]*zoneSeq{}, inst: map[instKey]*instSeq{},
-		decay: math.Pow(0.5, float64(cfg.Resolution)/float64(baselineHalfLife)), lastLite: map[string]int64{}}
+		decay: math.Pow(0.5, float64(cfg.Resolution)/float64(baselineHalfLife)), lastLite: map[string]int64{}, rec: map[string]*recovery{}}
 	for _, z := range cfg.Zones {
 		for _, s := range []observation.Source{observation.Server, observation.Canary} {
 			zs := &zoneSeq{}
@@ -199,6 +201,7 @@ func (f *fast) step(b *bucket) {
 			is.cusum[d].update(b.idx, n, bad, f.p0[d], f.alts[d], ceilFactor*f.h[d])
 		}
 	}
+	f.stepRecovery(b)
 	// Forget instances gone for good, so memory stays bounded.
 	for k, is := range f.inst {
 		if b.idx-is.lastSeen > 10*buckets(instanceActive, f.cfg.Resolution) {
@@ -376,6 +379,10 @@ func (f *fast) assess(a *Assessment) {
 		a.Alarms = append(a.Alarms, AlarmStatus{Name: IsolatedAlarmName(zs.Zone), State: stateOf(iso),
 			Reason: "impact AND outlier AND multiple instances AND others shown healthy AND NOT regional-impact"})
 	}
+	if best != nil {
+		f.startRecovery(*best)
+	}
+	f.assessRecovery(a)
 	if best != nil {
 		a.Isolated = best.zone
 		a.Why = fmt.Sprintf("%s: isolated %s impact: %s; %.1f%% bad (%d requests, %s, last %s) vs %.1f%% in the other zones; %d of %d instances contributing (%s); %s; not regional",

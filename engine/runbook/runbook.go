@@ -36,8 +36,13 @@ type Policy struct {
 type Input struct {
 	// Isolated is the zone with isolated impact, or "".
 	Isolated string
-	// Healthy reports, per zone, whether its zonal canaries see it healthy now.
+	// Healthy reports, per zone, whether it is shown recovered now (the
+	// detector's recovery test, detect.Assessment.Recovered).
 	Healthy map[string]bool
+	// Since, when it names the zone, is when the evidence that shows it
+	// healthy began: the recovery hold counts from then, so a test that
+	// needed a minute of evidence does not wait a further hold on top.
+	Since map[string]time.Time
 	// Why is the detector's explanation, kept with the decision.
 	Why string
 }
@@ -204,6 +209,9 @@ func (r *Runbook) trackHealth(now time.Time, in Input) {
 	if in.Healthy[r.zone] {
 		if r.healthySince.IsZero() {
 			r.healthySince = now
+			if s, ok := in.Since[r.zone]; ok && s.Before(now) && s.After(r.shiftedAt) {
+				r.healthySince = s
+			}
 		}
 		return
 	}

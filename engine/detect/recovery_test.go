@@ -1,0 +1,114 @@
+package detect
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/grayzone/grayzone/telemetry/observation"
+)
+
+// recoveryRun: 3 zones at 30 req/s of customer traffic; from 60 s zone az1
+// fails a share loss of its requests until faultEnd. Once az1 is called
+// isolated, customers stop going there (the shift) and az1 is seen only
+// through its canaries: 4 calls every canaryEvery, each also observed
+// server-side (as in the lab). It returns, per second, the assessment.
+func recoveryRun(t *testing.T, seed uint64, loss float64, faultEnd, canaryEvery time.Duration, secs int) []Assessment {
+	t.Helper()
+	e, err := New(Config{Zones: zones3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(seed, 7))
+	shifted := false
+	failing := func(z string, at time.Duration) bool {
+		return z == "az1" && at >= 60*time.Second && at < faultEnd && rng.Float64() < loss
+	}
+	obs := func(at time.Duration, src observation.Source, z string, inst int, fault bool) {
+		o := observation.Observation{At: t0.Add(at), Source: src, Zone: z, Instance: fmt.Sprintf("%s-%d", z, inst),
+			Operation: "ride", Latency: 5 * time.Millisecond}
+		if fault {
+			o.Outcome = observation.Fault
+		}
+		e.Observe(o)
+	}
+	var out []Assessment
+	for sec := 0; sec < secs; sec++ {
+		for i := range 30 {
+			at := time.Duration(sec)*time.Second + time.Duration(i)*time.Second/30
+			z := zones3[i%3]
+			if z == "az1" && shifted {
+				continue
+			}
+			obs(at, observation.Server, z, i%2+1, failing(z, at))
+		}
+		if at := time.Duration(sec) * time.Second; at%canaryEvery == 0 {
+			for _, z := range zones3 {
+				for j := range 4 {
+					f := failing(z, at)
+					obs(at+time.Duration(j)*time.Millisecond, observation.Canary, z, j%2+1, f)
+					obs(at+time.Duration(j)*time.Millisecond, observation.Server, z, j%2+1, f)
+				}
+			}
+		}
+		a := e.Tick(t0.Add(time.Duration(sec+1) * time.Second))
+		if a.Isolated == "az1" {
+			shifted = true
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// The second failure class: 15 % loss for 20 minutes, canaries every
+// 10 s. Over many seeds the zone is never shown recovered while the fault
+// runs, and is shown recovered within 10 minutes of its end.
+func TestRecoveryHoldsThroughALongFault(t *testing.T) {
+	const faultEnd = 60*time.Second + 20*time.Minute
+	for seed := uint64(1); seed <= 30; seed++ {
+		as := recoveryRun(t, seed, 0.15, faultEnd, 10*time.Second, int((faultEnd+12*time.Minute)/time.Second))
+		isolated := -1
+		for i, a := range as {
+			at := time.Duration(i+1) * time.Second
+			z := a.Zone("az1")
+			if isolated < 0 {
+				if a.Isolated == "az1" {
+					isolated = i
+				}
+				continue
+			}
+			if at < faultEnd && z.Recovered {
+				t.Fatalf("seed %d: az1 shown recovered at %s, during the fault (isolated at %d s)", seed, at, isolated+1)
+			}
+			if at >= faultEnd && z.Recovered {
+				if d := at - faultEnd; d > 10*time.Minute {
+					t.Errorf("seed %d: recovered only %s after the fault", seed, d)
+				}
+				break
+			}
+			if at >= faultEnd+11*time.Minute {
+				t.Fatalf("seed %d: not recovered 11 minutes after the fault: %+v", seed, a.Alarms)
+			}
+		}
+		if isolated < 0 {
+			t.Fatalf("seed %d: never isolated", seed)
+		}
+	}
+}
+
+// The statistics of the test: p_× puts the test's decision point at the
+// CUSUM's smallest alternative.
+func TestRecoveryCrossRate(t *testing.T) {
+	f := newFast(&Config{Zones: zones3, FaultFloor: 0.001, SlowFloor: 0.01, FalseAlarmRate: 1e-6, RecoveryErrorRate: 1e-3, Resolution: 250 * time.Millisecond})
+	for _, d := range dims {
+		pb := f.crossRate(d)
+		p0, pt := f.p0[d], f.alts[d][0]
+		drift := pt*ln(p0/pb) + (1-pt)*ln((1-p0)/(1-pb))
+		if drift > 1e-9 || drift < -1e-9 || pb <= pt {
+			t.Errorf("%s: p_× %.4f, drift at %.3f = %g", d, pb, pt, drift)
+		}
+	}
+}
+func ln(x float64) float64 { return math.Log(x) }
