@@ -473,6 +473,10 @@ type ZoneStatus struct {
 	UnderTest      bool
 	Recovered      bool
 	RecoveredSince time.Time
+	// Relapsing: the zone passed its recovery test less than RelapseWindow
+	// ago; an isolated call now is the same episode continuing (a premature
+	// end), not a new one, and the next recovery needs more evidence.
+	Relapsing bool
 	// Silent: no server-side observations from the zone for the silence
 	// window, while the source was reporting before.
 	Silent bool

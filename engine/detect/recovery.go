@@ -142,6 +142,7 @@ func (f *fast) assessRecovery(a *Assessment) {
 		}
 		r.passed = pass
 		zs.UnderTest, zs.Recovered = true, pass
+		zs.Relapsing = r.passedAt > 0 && f.step_-r.passedAt < buckets(RelapseWindow, f.cfg.Resolution)
 		if pass {
 			zs.RecoveredSince = time.Unix(0, r.start*int64(f.cfg.Resolution)).UTC()
 		}

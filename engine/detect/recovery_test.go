@@ -112,3 +112,51 @@ func TestRecoveryCrossRate(t *testing.T) {
 	}
 }
 func ln(x float64) float64 { return math.Log(x) }
+
+// Back-off: a zone called isolated again after its test passed relapsed; the
+// next test needs twice the evidence, against half the rate (not below p_×),
+// and the zone is marked relapsing so serve's spacing lets the shift through.
+func TestRecoveryBacksOffAfterARelapse(t *testing.T) {
+	cfg := Config{Zones: zones3}
+	if err := cfg.setDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	f := newFast(&cfg)
+	f.step_ = 1000
+	ev := zoneEval{zone: "az1", dim: DimFault, iso: isolation{zRate: 0.3}}
+	f.startRecovery(ev)
+	r0 := *f.rec["az1"]
+	if r0.pb != 0.15 || r0.relapses != 0 {
+		t.Fatalf("first test: p_b %.3f relapses %d, want 0.15 and 0", r0.pb, r0.relapses)
+	}
+	f.startRecovery(ev) // still isolated, test not passed: the same test goes on
+	if *f.rec["az1"] != r0 {
+		t.Fatal("an isolated call during the test restarted it")
+	}
+	f.rec["az1"].passed, f.rec["az1"].passedAt = true, f.step_
+	f.step_ += 4 * 60 // a minute later it fails again
+	a := &Assessment{Zones: []ZoneStatus{{Zone: "az1"}}}
+	f.assessRecovery(a)
+	if !a.Zones[0].Relapsing {
+		t.Error("zone not marked relapsing a minute after its test passed")
+	}
+	f.startRecovery(ev)
+	r1 := f.rec["az1"]
+	if r1.relapses != 1 || r1.pb != 0.075 || f.recoveryThreshold(r1) != 2*f.recoveryThreshold(&r0) {
+		t.Errorf("after a relapse: p_b %.3f relapses %d threshold %.1f", r1.pb, r1.relapses, f.recoveryThreshold(r1))
+	}
+	for range 5 {
+		f.rec["az1"].passed, f.rec["az1"].passedAt = true, f.step_
+		f.startRecovery(ev)
+	}
+	if r := f.rec["az1"]; r.relapses != maxRelapses || r.pb < f.crossRate(DimFault) {
+		t.Errorf("back-off unbounded: relapses %d, p_b %.4f (p_× %.4f)", r.relapses, r.pb, f.crossRate(DimFault))
+	}
+	// Long after a passed test, a new failure is a new episode.
+	f.rec["az1"].passed, f.rec["az1"].passedAt = true, f.step_
+	f.step_ += buckets(RelapseWindow, cfg.Resolution) + 1
+	f.startRecovery(ev)
+	if r := f.rec["az1"]; r.relapses != 0 {
+		t.Errorf("a failure %s after recovery counted as a relapse", RelapseWindow)
+	}
+}

@@ -577,10 +577,10 @@ func (r *resource) guard(now time.Time, zone, why string) error {
 		return fmt.Errorf("shift %s (%s) is already active away from %s", act.ID, act.Origin, act.AwayFrom)
 	}
 	r.mu.Lock()
-	last := r.lastAuto
+	last, relapsing := r.lastAuto, r.last.Zone(zone).Relapsing
 	r.mu.Unlock()
-	if !last.IsZero() && now.Sub(last) < as.MinInterval {
-		return fmt.Errorf("the last automatic shift started %s ago; min_interval is %s", now.Sub(last).Round(time.Second), as.MinInterval)
+	if err := runbook.Spacing(now, last, as.MinInterval, relapsing); err != nil {
+		return err
 	}
 	if err := r.capacityCheck(zone); err != nil {
 		return err
