@@ -168,7 +168,7 @@ func (c *Controller) Tick(ctx context.Context, now time.Time) detect.Assessment 
 			iso = ""
 		}
 	}
-	acts := c.o.Runbook.Step(now, runbook.Input{Isolated: iso, Healthy: holdHealth(a), Since: a.RecoveredSince(), Why: a.Why})
+	acts := c.o.Runbook.Step(now, runbook.Input{Isolated: iso, Healthy: holdHealth(a), Since: a.RecoveredSince(), Why: a.Why, Relapse: a.Zone(iso).Relapsing})
 	defer c.scanEvents()
 	if len(acts) > 0 && c.o.Persist != nil {
 		if err := c.o.Persist(ctx, c.o.Runbook.State()); err != nil {

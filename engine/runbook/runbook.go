@@ -45,6 +45,11 @@ type Input struct {
 	Since map[string]time.Time
 	// Why is the detector's explanation, kept with the decision.
 	Why string
+	// Relapse: the isolated zone's last shift ended on a recovery that
+	// proved premature (detect.ZoneStatus.Relapsing). Its new shift is the
+	// same episode continuing: its Decided and ShiftStarted events say so
+	// (Event.Relapse), so a history counts one episode, not several.
+	Relapse bool
 }
 
 // Phase is where the runbook stands.
@@ -79,6 +84,9 @@ type Event struct {
 	Zone   string
 	Action actuator.Kind // for Failed
 	Detail string
+	// Relapse marks the Decided and ShiftStarted events of a shift that
+	// continues the zone's previous episode (Input.Relapse).
+	Relapse bool
 }
 
 type task struct {
@@ -98,6 +106,7 @@ type Runbook struct {
 	healthySince time.Time
 	excluded     bool // the zone's exclusion succeeded and is still in force
 	excludeTried bool // exclusion requested during this shift
+	relapse      bool // this shift continues the zone's previous episode
 	extra        map[string]bool
 	// episode counts the shifts this runbook decided; it names actions
 	// (Action.ID) so that a retry after a restart is recognisably the same one.
@@ -137,7 +146,8 @@ func (r *Runbook) Pending() []actuator.Action {
 }
 
 func (r *Runbook) record(now time.Time, k EventKind, zone, detail string) {
-	r.events = append(r.events, Event{At: now, Kind: k, Zone: zone, Detail: detail})
+	r.events = append(r.events, Event{At: now, Kind: k, Zone: zone, Detail: detail,
+		Relapse: r.relapse && zone == r.zone && (k == Decided || k == ShiftStarted)})
 }
 
 func (r *Runbook) want(kind actuator.Kind, zone string) {
@@ -169,7 +179,12 @@ func (r *Runbook) Step(now time.Time, in Input) []actuator.Action {
 			r.episode++
 			r.excluded, r.excludeTried = false, false
 			r.healthySince = time.Time{}
-			r.record(now, Decided, in.Isolated, in.Why)
+			r.relapse = in.Relapse
+			why := in.Why
+			if in.Relapse {
+				why = "relapse, the same episode continues: " + why
+			}
+			r.record(now, Decided, in.Isolated, why)
 			r.want(actuator.ShiftAway, in.Isolated)
 		}
 	case Shifted, Restoring:

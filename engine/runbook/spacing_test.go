@@ -43,3 +43,36 @@ func TestHoldCountsFromTheEvidence(t *testing.T) {
 		t.Fatalf("phase %s: evidence from before the shift shortened the hold", ph)
 	}
 }
+
+// A relapse's shift is marked as the same episode in the history.
+func TestRelapseIsTheSameEpisode(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	r := New(Policy{Resource: "r", RecoveryHold: time.Second, NoControlPlane: true})
+	step := func(at time.Time, in Input) {
+		for _, a := range r.Step(at, in) {
+			r.Done(at, a, nil)
+		}
+	}
+	step(t0, Input{Isolated: "z1"})
+	step(t0.Add(time.Minute), Input{Healthy: map[string]bool{"z1": true}})
+	step(t0.Add(time.Minute+2*time.Second), Input{Healthy: map[string]bool{"z1": true}})
+	if ph, _ := r.Phase(); ph != Idle {
+		t.Fatalf("phase %s, want idle after the shift ended", ph)
+	}
+	step(t0.Add(2*time.Minute), Input{Isolated: "z1", Relapse: true, Why: "x"})
+	var starts, relapses int
+	for _, e := range r.Events() {
+		if e.Kind == ShiftStarted {
+			starts++
+			if e.Relapse {
+				relapses++
+			}
+		}
+		if e.Kind == Decided && e.Relapse && e.Detail != "relapse, the same episode continues: x" {
+			t.Errorf("relapse decision detail %q", e.Detail)
+		}
+	}
+	if starts != 2 || relapses != 1 {
+		t.Errorf("%d shifts started, %d marked relapse; want 2 and 1 (one episode)", starts, relapses)
+	}
+}
