@@ -454,7 +454,9 @@ func (r *resource) startCanaries(ctx context.Context, wg *sync.WaitGroup) {
 		go func() {
 			defer wg.Done()
 			err := canary.Run(ctx, canary.Config{Interval: c.Interval, Endpoints: []canary.Endpoint{{Zone: c.Zone, URL: c.URL}},
-				Record: func(o observation.Observation) { r.observe(o) }})
+				Record: func(o observation.Observation) { r.observe(o) },
+				// A shifted zone is probed harder: its recovery test needs the samples.
+				Shifted: func(z string) bool { act, ok := r.s.shifts.Active(r.cfg.Name); return ok && act.AwayFrom == z }})
 			if err != nil && ctx.Err() == nil {
 				r.s.log.Error("canary stopped", "resource", r.cfg.Name, "zone", c.Zone, "err", err)
 			}
