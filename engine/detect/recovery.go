@@ -163,3 +163,15 @@ func (f *fast) doubted(a *Assessment) {
 		a.Zones[i].Recovered, a.Zones[i].RecoveredSince = false, time.Time{}
 	}
 }
+
+// Watch starts a recovery test for a zone that is shifted without this
+// engine having called it isolated (a restarted service resuming a shift):
+// the rate that shifted it is unknown, so the test is against p_× on faults,
+// the strictest. No-op when a test runs, or for the cloudwatch profile.
+func (e *Engine) Watch(zone string) {
+	f, ok := e.det.(*fast)
+	if !ok || f.rec[zone] != nil {
+		return
+	}
+	f.rec[zone] = &recovery{dim: DimFault, pb: f.crossRate(DimFault), start: f.step_ + 1}
+}

@@ -169,3 +169,28 @@ func TestRecoveryBacksOffAfterARelapse(t *testing.T) {
 		t.Errorf("a failure %s after recovery counted as a relapse", RelapseWindow)
 	}
 }
+
+// A resumed shift (the engine never called the zone isolated) is watched by
+// a test against p_×: healthy canaries alone do not end it at once.
+func TestWatchResumedShift(t *testing.T) {
+	e, err := New(Config{Zones: zones3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Watch("az1")
+	var a Assessment
+	for sec := range 20 {
+		for _, z := range zones3 {
+			e.Observe(observation.Observation{At: t0.Add(time.Duration(sec) * time.Second), Source: observation.Canary,
+				Zone: z, Instance: z + "-1", Operation: "home", Latency: time.Millisecond})
+		}
+		a = e.Tick(t0.Add(time.Duration(sec+1) * time.Second))
+	}
+	z := a.Zone("az1")
+	if !z.UnderTest || z.Recovered {
+		t.Fatalf("after 20 clean calls: under test %v, recovered %v (want a test still short of its evidence)", z.UnderTest, z.Recovered)
+	}
+	if !a.Zone("az2").Recovered {
+		t.Error("a zone not under test falls back to its canaries' health")
+	}
+}
