@@ -194,3 +194,44 @@ func TestWatchResumedShift(t *testing.T) {
 		t.Error("a zone not under test falls back to its canaries' health")
 	}
 }
+
+// serve's case from the issue: once shifted, the zone's canaries pass while
+// its server-side observations keep failing on both instances. Evidence from
+// any source counts: the zone is not shown recovered.
+func TestServerSideFailuresBlockRecovery(t *testing.T) {
+	e, err := New(Config{Zones: zones3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 3))
+	isolated := false
+	for sec := range 600 {
+		for i := range 30 {
+			z := zones3[i%3]
+			at := t0.Add(time.Duration(sec)*time.Second + time.Duration(i)*time.Second/30)
+			o := observation.Observation{At: at, Source: observation.Server, Zone: z, Instance: fmt.Sprintf("%s-%d", z, i%2+1),
+				Operation: "ride", Latency: 5 * time.Millisecond}
+			if z == "az1" && sec >= 60 && rng.Float64() < 0.15 {
+				o.Outcome = observation.Fault
+			}
+			if z == "az1" && isolated && i%6 != 0 {
+				continue // shifted: only a trickle reaches it server-side
+			}
+			e.Observe(o)
+		}
+		for _, z := range zones3 {
+			e.Observe(observation.Observation{At: t0.Add(time.Duration(sec) * time.Second), Source: observation.Canary,
+				Zone: z, Instance: z + "-1", Operation: "home", Latency: time.Millisecond})
+		}
+		a := e.Tick(t0.Add(time.Duration(sec+1) * time.Second))
+		if a.Isolated == "az1" {
+			isolated = true
+		}
+		if isolated && a.Zone("az1").Recovered {
+			t.Fatalf("az1 shown recovered at %d s on passing canaries while its servers still fail", sec+1)
+		}
+	}
+	if !isolated {
+		t.Fatal("never isolated")
+	}
+}
