@@ -379,7 +379,7 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 	})
 	goRun(func() { w.injectFaults(runCtx) })
 	goRun(func() {
-		err := canary.Run(runCtx, canary.Config{Interval: sc.Canary.Interval, Endpoints: endpoints, Operations: operation.Names(), Record: w.record})
+		err := canary.Run(runCtx, canary.Config{Interval: sc.Canary.Interval, Endpoints: endpoints, Operations: operation.Names(), Record: w.record, Shifted: w.table.Shifted})
 		if err != nil && runCtx.Err() == nil {
 			o.Log.Error("canaries stopped", "err", err)
 		}

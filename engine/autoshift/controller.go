@@ -168,7 +168,10 @@ func (c *Controller) Tick(ctx context.Context, now time.Time) detect.Assessment 
 			iso = ""
 		}
 	}
-	acts := c.o.Runbook.Step(now, runbook.Input{Isolated: iso, Healthy: holdHealth(a), Why: a.Why})
+	if phase, z := c.o.Runbook.Phase(); z != "" && phase != runbook.Shifting && !a.Zone(z).UnderTest {
+		c.o.Engine.Watch(z) // a resumed shift: its recovery is a test too
+	}
+	acts := c.o.Runbook.Step(now, runbook.Input{Isolated: iso, Healthy: holdHealth(a), Since: a.RecoveredSince(), Why: a.Why, Relapse: a.Zone(iso).Relapsing})
 	defer c.scanEvents()
 	if len(acts) > 0 && c.o.Persist != nil {
 		if err := c.o.Persist(ctx, c.o.Runbook.State()); err != nil {

@@ -50,7 +50,7 @@ func (c *Controller) FailStaticPeriods() []FailStaticPeriod {
 // doubt: nothing is healthy, so no recovery hold runs and no shift ends on
 // its own; the hold starts over once the doubt clears.
 func holdHealth(a detect.Assessment) map[string]bool {
-	h := a.Healthy()
+	h := a.Recovered()
 	if a.FailStatic.Active {
 		for z := range h {
 			h[z] = false

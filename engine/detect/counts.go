@@ -135,3 +135,13 @@ func quantile(s *ddsketch.DDSketch, q float64) float64 {
 	}
 	return v
 }
+
+// last sums the newest k buckets (at most the whole ring).
+func (r *ring) last(k int) Counts {
+	var c Counts
+	n := len(r.slots)
+	for i := 1; i <= min(k, n); i++ {
+		c.add(r.slots[(r.pos-i+n)%n])
+	}
+	return c
+}

@@ -8,6 +8,9 @@ import "math"
 // the change's size in advance. The statistic is the largest of the bank.
 type cusum struct {
 	s []float64 // one per alternative
+	// zero is, per alternative, the last step its statistic was 0: the
+	// change-point estimate (Page's), where the evidence now held began.
+	zero []int64
 }
 
 // grid is the alternatives for baseline p0: from the smallest change worth
@@ -27,9 +30,13 @@ func grid(p0, minEffect float64, out []float64) []float64 {
 // alts, and returns the new statistic. Each statistic is capped at ceil so
 // that, once the evidence stops, it falls back below the threshold in
 // bounded time.
-func (c *cusum) update(n, bad int64, p0 float64, alts []float64, ceil float64) float64 {
+func (c *cusum) update(idx, n, bad int64, p0 float64, alts []float64, ceil float64) float64 {
 	if len(c.s) != len(alts) {
 		c.s = make([]float64, len(alts))
+		c.zero = make([]int64, len(alts))
+		for i := range c.zero {
+			c.zero[i] = idx - 1
+		}
 	}
 	if n == 0 {
 		return c.value()
@@ -40,9 +47,24 @@ func (c *cusum) update(n, bad int64, p0 float64, alts []float64, ceil float64) f
 	for i, p1 := range alts {
 		llr := b*math.Log(p1/p0) + good*math.Log((1-p1)/(1-p0))
 		c.s[i] = min(ceil, math.Max(0, c.s[i]+llr))
+		if c.s[i] == 0 {
+			c.zero[i] = idx
+		}
 		best = math.Max(best, c.s[i])
 	}
 	return best
+}
+
+// since is the change-point estimate of the largest statistic: the last
+// step it was 0 (the evidence it holds came after).
+func (c *cusum) since() int64 {
+	best, at := 0.0, int64(0)
+	for i, v := range c.s {
+		if v > best || i == 0 {
+			best, at = v, c.zero[i]
+		}
+	}
+	return at
 }
 
 func (c *cusum) value() float64 {

@@ -62,6 +62,14 @@ type Config struct {
 	// nothing from a zone for the zone to count as silent (default
 	// HealthWindow). Silent in every zone at once: fail static.
 	SilenceWindow time.Duration
+	// IsolationErrorRate β is the onset test's error rate: the chance of
+	// calling a zone's impact isolated while the other zones share its rate
+	// (default 1e-3; see onset.go).
+	IsolationErrorRate float64
+	// RecoveryErrorRate is the recovery test's error rate: the chance, per
+	// excursion of its statistic, of ending a shift while the zone still fails
+	// at the rate tested against (default 1e-3; see recovery.go).
+	RecoveryErrorRate float64
 	// CanaryDoubtRate is the share of zonal canary calls that must fail in
 	// every zone at once, over HealthWindow, to fail static (default 0.8).
 	CanaryDoubtRate float64
@@ -106,6 +114,15 @@ func (c *Config) setDefaults() error {
 	}
 	if c.FalseAlarmRate >= 1 {
 		return fmt.Errorf("detect: false_alarm_rate %g must be below 1", c.FalseAlarmRate)
+	}
+	if c.IsolationErrorRate <= 0 {
+		c.IsolationErrorRate = defaultIsolationErrorRate
+	}
+	if c.RecoveryErrorRate <= 0 {
+		c.RecoveryErrorRate = defaultRecoveryErrorRate
+	}
+	if c.IsolationErrorRate >= 1 || c.RecoveryErrorRate >= 1 {
+		return fmt.Errorf("detect: isolation_error_rate %g and recovery_error_rate %g must be below 1", c.IsolationErrorRate, c.RecoveryErrorRate)
 	}
 	if c.FaultFloor <= 0 {
 		c.FaultFloor = 0.001
@@ -450,6 +467,16 @@ type ZoneStatus struct {
 	Contributors int
 	Instances    int
 	Isolated     bool
+	// UnderTest: the zone was called isolated and its recovery test runs;
+	// Recovered: that test passed (recovery.go), or, for a zone not under
+	// test, Healthy. RecoveredSince is when the evidence that passed it began.
+	UnderTest      bool
+	Recovered      bool
+	RecoveredSince time.Time
+	// Relapsing: the zone passed its recovery test less than RelapseWindow
+	// ago; an isolated call now is the same episode continuing (a premature
+	// end), not a new one, and the next recovery needs more evidence.
+	Relapsing bool
 	// Silent: no server-side observations from the zone for the silence
 	// window, while the source was reporting before.
 	Silent bool
@@ -498,6 +525,27 @@ func (a Assessment) Healthy() map[string]bool {
 	return m
 }
 
+// Recovered returns, per zone, whether it is shown recovered (ZoneStatus.Recovered).
+func (a Assessment) Recovered() map[string]bool {
+	m := make(map[string]bool, len(a.Zones))
+	for _, s := range a.Zones {
+		m[s.Zone] = s.Recovered
+	}
+	return m
+}
+
+// RecoveredSince returns, per zone shown recovered by its test, when the
+// evidence began.
+func (a Assessment) RecoveredSince() map[string]time.Time {
+	m := make(map[string]time.Time, len(a.Zones))
+	for _, s := range a.Zones {
+		if s.Recovered && !s.RecoveredSince.IsZero() {
+			m[s.Zone] = s.RecoveredSince
+		}
+	}
+	return m
+}
+
 func (e *Engine) assess(now time.Time) Assessment {
 	a := Assessment{At: now, Profile: e.cfg.Profile}
 	for _, z := range e.cfg.Zones {
@@ -510,6 +558,7 @@ func (e *Engine) assess(now time.Time) Assessment {
 			P99:                p99,
 			Requests:           d.N,
 			Healthy:            h.N > 0 && h.Faults == 0 && h.Slow == 0,
+			Recovered:          h.N > 0 && h.Faults == 0 && h.Slow == 0, // the default profile's test may override
 			CanaryAvailability: canaryAvail(h),
 			CanaryP99:          e.cp99[z],
 			Silent:             e.silent(z, observation.Server),
@@ -517,6 +566,9 @@ func (e *Engine) assess(now time.Time) Assessment {
 	}
 	e.det.assess(&a)
 	a.failStatic(e.doubt(now))
+	if r, ok := e.det.(interface{ doubted(*Assessment) }); ok && a.FailStatic.Active {
+		r.doubted(&a)
+	}
 	sort.SliceStable(a.Alarms, func(i, j int) bool { return a.Alarms[i].Name < a.Alarms[j].Name })
 	return a
 }

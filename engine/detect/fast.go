@@ -28,6 +28,9 @@ import (
 //     same window);
 //   - contributors: at least MinInstances of its instances have their own
 //     CUSUM at h/2 (one bad instance is an instance problem);
+//   - others shown healthy: every other zone is shown, by a likelihood
+//     ratio test over the span since this zone's change point, not to share
+//     its rate (onset.go): not yet impaired is not the same as healthy;
 //   - not regional: fewer than two zones have had any CUSUM at h/2 in the
 //     last minute.
 type fast struct {
@@ -45,6 +48,8 @@ type fast struct {
 	decay float64
 	// lastLite is the last step each zone had a test at h/2 or above.
 	lastLite map[string]int64
+	// rec is the recovery test of each zone called isolated (recovery.go).
+	rec map[string]*recovery
 }
 
 const (
@@ -101,7 +106,7 @@ func (b *baseline) add(n, bad int64, decay float64) {
 
 func newFast(cfg *Config) *fast {
 	f := &fast{cfg: cfg, zones: map[zsKey]*zoneSeq{}, inst: map[instKey]*instSeq{},
-		decay: math.Pow(0.5, float64(cfg.Resolution)/float64(baselineHalfLife)), lastLite: map[string]int64{}}
+		decay: math.Pow(0.5, float64(cfg.Resolution)/float64(baselineHalfLife)), lastLite: map[string]int64{}, rec: map[string]*recovery{}}
 	for _, z := range cfg.Zones {
 		for _, s := range []observation.Source{observation.Server, observation.Canary} {
 			zs := &zoneSeq{}
@@ -176,7 +181,7 @@ func (f *fast) step(b *bucket) {
 			if bad > 0 {
 				zs.lastBad[d] = b.idx
 			}
-			if zs.cusum[d].update(n, bad, f.p0[d], f.alts[d], ceilFactor*f.h[d]) >= f.h[d]/2 {
+			if zs.cusum[d].update(b.idx, n, bad, f.p0[d], f.alts[d], ceilFactor*f.h[d]) >= f.h[d]/2 {
 				f.alarm = true
 			}
 		}
@@ -193,9 +198,10 @@ func (f *fast) step(b *bucket) {
 			if bad > 0 {
 				is.lastBad[d] = b.idx
 			}
-			is.cusum[d].update(n, bad, f.p0[d], f.alts[d], ceilFactor*f.h[d])
+			is.cusum[d].update(b.idx, n, bad, f.p0[d], f.alts[d], ceilFactor*f.h[d])
 		}
 	}
+	f.stepRecovery(b)
 	// Forget instances gone for good, so memory stays bounded.
 	for k, is := range f.inst {
 		if b.idx-is.lastSeen > 10*buckets(instanceActive, f.cfg.Resolution) {
@@ -217,6 +223,7 @@ type zoneEval struct {
 	contributors    []string
 	instances       int
 	impacted, lite  bool
+	iso             isolation // the onset test, when impacted
 }
 
 func (f *fast) evalZone(z string, d Dim, silent bool) zoneEval {
@@ -233,6 +240,9 @@ func (f *fast) evalZone(z string, d Dim, silent bool) zoneEval {
 	}
 	ev.impacted = ev.score >= f.h[d]
 	ev.lite = ev.score >= f.h[d]/2
+	if ev.impacted {
+		ev.iso = f.isolated(z, d, ev.src)
+	}
 	// Outlier test on the source that carries the impact, over each window;
 	// the zone is an outlier if it stands out over any of them.
 	ev.thin = true
@@ -350,11 +360,11 @@ func (f *fast) assess(a *Assessment) {
 				zs.Outlier = zs.Outlier || ev.outlier
 				zs.Contributors = max(zs.Contributors, len(ev.contributors))
 				zs.Instances = ev.instances
-				if !(ev.outlier && multi && !a.Regional) {
+				if !(ev.outlier && multi && !a.Regional && ev.iso.ok) {
 					whys = append(whys, f.partial(ev, a.Regional))
 				}
 			}
-			if ev.impacted && ev.outlier && multi && !a.Regional {
+			if ev.impacted && ev.outlier && multi && !a.Regional && ev.iso.ok {
 				if best == nil || ev.score/f.h[d] > best.score/f.h[best.dim] {
 					c := ev
 					best = &c
@@ -367,13 +377,17 @@ func (f *fast) assess(a *Assessment) {
 		iso := best != nil && best.zone == zs.Zone
 		zs.Isolated = iso
 		a.Alarms = append(a.Alarms, AlarmStatus{Name: IsolatedAlarmName(zs.Zone), State: stateOf(iso),
-			Reason: "impact AND outlier AND multiple instances AND NOT regional-impact"})
+			Reason: "impact AND outlier AND multiple instances AND others shown healthy AND NOT regional-impact"})
 	}
 	if best != nil {
+		f.startRecovery(*best)
+	}
+	f.assessRecovery(a)
+	if best != nil {
 		a.Isolated = best.zone
-		a.Why = fmt.Sprintf("%s: isolated %s impact: %s; %.1f%% bad (%d requests, %s, last %s) vs %.1f%% in the other zones; %d of %d instances contributing (%s); not regional",
+		a.Why = fmt.Sprintf("%s: isolated %s impact: %s; %.1f%% bad (%d requests, %s, last %s) vs %.1f%% in the other zones; %d of %d instances contributing (%s); %s; not regional",
 			best.zone, best.dim, f.cusumText(*best), 100*best.rate, best.n, best.src, best.window, 100*best.otherRate,
-			len(best.contributors), best.instances, strings.Join(best.contributors, ", "))
+			len(best.contributors), best.instances, strings.Join(best.contributors, ", "), best.iso.text())
 		return
 	}
 	if len(whys) > 0 {
@@ -399,6 +413,9 @@ func (f *fast) partial(ev zoneEval, regional bool) string {
 	}
 	if len(ev.contributors) < f.cfg.MinInstances {
 		not = append(not, fmt.Sprintf("only %d of %d instances contributing %v", len(ev.contributors), ev.instances, ev.contributors))
+	}
+	if !ev.iso.ok {
+		not = append(not, ev.iso.text())
 	}
 	if regional {
 		not = append(not, "impact is regional")

@@ -36,10 +36,20 @@ type Policy struct {
 type Input struct {
 	// Isolated is the zone with isolated impact, or "".
 	Isolated string
-	// Healthy reports, per zone, whether its zonal canaries see it healthy now.
+	// Healthy reports, per zone, whether it is shown recovered now (the
+	// detector's recovery test, detect.Assessment.Recovered).
 	Healthy map[string]bool
+	// Since, when it names the zone, is when the evidence that shows it
+	// healthy began: the recovery hold counts from then, so a test that
+	// needed a minute of evidence does not wait a further hold on top.
+	Since map[string]time.Time
 	// Why is the detector's explanation, kept with the decision.
 	Why string
+	// Relapse: the isolated zone's last shift ended on a recovery that
+	// proved premature (detect.ZoneStatus.Relapsing). Its new shift is the
+	// same episode continuing: its Decided and ShiftStarted events say so
+	// (Event.Relapse), so a history counts one episode, not several.
+	Relapse bool
 }
 
 // Phase is where the runbook stands.
@@ -74,6 +84,9 @@ type Event struct {
 	Zone   string
 	Action actuator.Kind // for Failed
 	Detail string
+	// Relapse marks the Decided and ShiftStarted events of a shift that
+	// continues the zone's previous episode (Input.Relapse).
+	Relapse bool
 }
 
 type task struct {
@@ -93,6 +106,7 @@ type Runbook struct {
 	healthySince time.Time
 	excluded     bool // the zone's exclusion succeeded and is still in force
 	excludeTried bool // exclusion requested during this shift
+	relapse      bool // this shift continues the zone's previous episode
 	extra        map[string]bool
 	// episode counts the shifts this runbook decided; it names actions
 	// (Action.ID) so that a retry after a restart is recognisably the same one.
@@ -132,7 +146,8 @@ func (r *Runbook) Pending() []actuator.Action {
 }
 
 func (r *Runbook) record(now time.Time, k EventKind, zone, detail string) {
-	r.events = append(r.events, Event{At: now, Kind: k, Zone: zone, Detail: detail})
+	r.events = append(r.events, Event{At: now, Kind: k, Zone: zone, Detail: detail,
+		Relapse: r.relapse && zone == r.zone && (k == Decided || k == ShiftStarted)})
 }
 
 func (r *Runbook) want(kind actuator.Kind, zone string) {
@@ -164,7 +179,12 @@ func (r *Runbook) Step(now time.Time, in Input) []actuator.Action {
 			r.episode++
 			r.excluded, r.excludeTried = false, false
 			r.healthySince = time.Time{}
-			r.record(now, Decided, in.Isolated, in.Why)
+			r.relapse = in.Relapse
+			why := in.Why
+			if in.Relapse {
+				why = "relapse, the same episode continues: " + why
+			}
+			r.record(now, Decided, in.Isolated, why)
 			r.want(actuator.ShiftAway, in.Isolated)
 		}
 	case Shifted, Restoring:
@@ -204,6 +224,9 @@ func (r *Runbook) trackHealth(now time.Time, in Input) {
 	if in.Healthy[r.zone] {
 		if r.healthySince.IsZero() {
 			r.healthySince = now
+			if s, ok := in.Since[r.zone]; ok && s.Before(now) && s.After(r.shiftedAt) {
+				r.healthySince = s
+			}
 		}
 		return
 	}

@@ -21,6 +21,7 @@ type State struct {
 	ExcludeTried bool        `json:"exclude_tried"`
 	Extra        []string    `json:"extra,omitempty"` // zones whose replacement capacity is still up
 	Episode      uint64      `json:"episode,omitempty"`
+	Relapse      bool        `json:"relapse,omitempty"` // the shift continues the zone's previous episode
 	Tasks        []TaskState `json:"tasks,omitempty"`
 }
 
@@ -34,7 +35,7 @@ type TaskState struct {
 // State returns the durable state.
 func (r *Runbook) State() State {
 	s := State{Phase: r.phase, Zone: r.zone, ShiftedAt: r.shiftedAt, HealthySince: r.healthySince,
-		Excluded: r.excluded, ExcludeTried: r.excludeTried, Episode: r.episode}
+		Excluded: r.excluded, ExcludeTried: r.excludeTried, Episode: r.episode, Relapse: r.relapse}
 	for z := range r.extra {
 		s.Extra = append(s.Extra, z)
 	}
@@ -59,7 +60,7 @@ func Restore(p Policy, s State) (*Runbook, error) {
 	}
 	r := New(p)
 	r.phase, r.zone, r.shiftedAt, r.healthySince = s.Phase, s.Zone, s.ShiftedAt, s.HealthySince
-	r.excluded, r.excludeTried, r.episode = s.Excluded, s.ExcludeTried, s.Episode
+	r.excluded, r.excludeTried, r.episode, r.relapse = s.Excluded, s.ExcludeTried, s.Episode, s.Relapse
 	for _, z := range s.Extra {
 		r.extra[z] = true
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/grayzone/grayzone/lab/fault"
 	"github.com/grayzone/grayzone/lab/instancegroup"
 	"github.com/grayzone/grayzone/lab/scenario"
+	"github.com/grayzone/grayzone/telemetry/canary"
 	"github.com/grayzone/grayzone/telemetry/observation"
 	"github.com/grayzone/grayzone/telemetry/operation"
 )
@@ -54,6 +55,8 @@ type World struct {
 	seq  uint64
 	now  time.Time
 	mix  []scenario.OperationShare
+	// probeRound counts canary rounds: every canary.ProbeSteps-th is full.
+	probeRound int
 }
 
 // New returns a world for the scenario.
@@ -153,8 +156,9 @@ func (w *World) Run(ctx context.Context) time.Duration {
 			w.customer()
 			w.schedule(w.now.Add(w.interArrival(w.Offset())), evArrival)
 		case evCanary:
-			w.canaries()
-			w.schedule(w.now.Add(sc.Canary.Interval), evCanary)
+			w.canaries(w.probeRound%canary.ProbeSteps(sc.Canary.Interval) == 0)
+			w.probeRound++
+			w.schedule(w.now.Add(canary.ProbeInterval(sc.Canary.Interval)), evCanary)
 		case evHealth:
 			w.healthChecks()
 			w.schedule(w.now.Add(HealthInterval), evHealth)
@@ -251,13 +255,21 @@ func (w *World) dbCall(off time.Duration, t *frontdoor.Target) (time.Duration, b
 	return lat, true
 }
 
-func (w *World) canaries() {
+// canaries runs one round: every endpoint when full, else only the zonal
+// endpoints of shifted zones (probed harder, as telemetry/canary does).
+func (w *World) canaries(full bool) {
 	sc := w.cfg.Scenario
 	snap := w.cfg.Table.Snapshot()
 	for _, z := range sc.Topology.Zones {
+		if !full && !w.cfg.Table.Shifted(z) {
+			continue
+		}
 		for _, op := range operation.Names() {
 			w.canaryCall(snap.PickZonal(z), z, op, false)
 		}
+	}
+	if !full {
+		return
 	}
 	for _, op := range operation.Names() {
 		w.canaryCall(snap.PickRegional(), "", op, true)

@@ -226,9 +226,11 @@ func TestShiftedZoneKeepsItsCanaries(t *testing.T) {
 			canary++
 		}
 	}
-	// Its instances serve only the canaries' calls.
-	if server != canary || canary != 13*4 {
-		t.Errorf("zone b served %d requests for %d canary calls; want only the canaries' 52", server, canary)
+	// Its instances serve only the canaries' calls, which probe it harder
+	// while it is shifted (canary.ProbeSteps rounds per interval): 12
+	// intervals of 5 probe rounds and the first round, 4 operations each.
+	if server != canary || canary != (12*5+1)*4 {
+		t.Errorf("zone b served %d requests for %d canary calls; want only the canaries' %d", server, canary, (12*5+1)*4)
 	}
 }
 

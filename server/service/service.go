@@ -459,7 +459,9 @@ func (r *resource) startCanaries(ctx context.Context, wg *sync.WaitGroup) {
 		go func() {
 			defer wg.Done()
 			err := canary.Run(ctx, canary.Config{Interval: c.Interval, Endpoints: []canary.Endpoint{{Zone: c.Zone, URL: c.URL}},
-				Record: func(o observation.Observation) { r.observe(o) }})
+				Record: func(o observation.Observation) { r.observe(o) },
+				// A shifted zone is probed harder: its recovery test needs the samples.
+				Shifted: func(z string) bool { act, ok := r.s.shifts.Active(r.cfg.Name); return ok && act.AwayFrom == z }})
 			if err != nil && ctx.Err() == nil {
 				r.s.log.Error("canary stopped", "resource", r.cfg.Name, "zone", c.Zone, "err", err)
 			}
@@ -582,10 +584,10 @@ func (r *resource) guard(now time.Time, zone, why string) error {
 		return fmt.Errorf("shift %s (%s) is already active away from %s", act.ID, act.Origin, act.AwayFrom)
 	}
 	r.mu.Lock()
-	last := r.lastAuto
+	last, relapsing := r.lastAuto, r.last.Zone(zone).Relapsing
 	r.mu.Unlock()
-	if !last.IsZero() && now.Sub(last) < as.MinInterval {
-		return fmt.Errorf("the last automatic shift started %s ago; min_interval is %s", now.Sub(last).Round(time.Second), as.MinInterval)
+	if err := runbook.Spacing(now, last, as.MinInterval, relapsing); err != nil {
+		return err
 	}
 	if err := r.capacityCheck(zone); err != nil {
 		return err

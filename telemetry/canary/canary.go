@@ -47,9 +47,36 @@ type Config struct {
 	// Record receives every observation, from many goroutines at once, and
 	// never after Run has returned. Required.
 	Record func(observation.Observation)
+	// Shifted, when set, reports whether traffic is shifted away from a zone.
+	// A shifted zone's canaries are grayzone's only view of it, and its
+	// recovery test needs samples, so its zonal endpoint is then called every
+	// ProbeInterval(Interval) instead of every Interval. Called once per
+	// probe round, from Run's goroutine.
+	Shifted func(zone string) bool
 	// Clock paces the rounds and stamps observations; nil is the wall clock.
 	// Latency is always wall time: the calls are real.
 	Clock clock.Clock
+}
+
+// probeSpeedup and minProbeInterval bound how much harder a shifted zone is
+// probed: at most 5× the configured rate, never more than once a second per
+// operation. At the recovery test's slowest (p_× ≈ 4 %, about 190 calls to
+// show recovery at β = 1e-3, docs/detection.md) 5× turns the 8 minutes that 4
+// operations every 10 s would need into under 2, for 4 calls a second.
+const (
+	probeSpeedup     = 5
+	minProbeInterval = time.Second
+)
+
+// ProbeSteps is how many probe rounds make one full round of interval: the
+// probe interval is interval/ProbeSteps(interval).
+func ProbeSteps(interval time.Duration) int {
+	return int(max(1, min(probeSpeedup, interval/minProbeInterval)))
+}
+
+// ProbeInterval is how often a shifted zone's canaries run (see Config.Shifted).
+func ProbeInterval(interval time.Duration) time.Duration {
+	return interval / time.Duration(ProbeSteps(interval))
 }
 
 // Run calls every operation on every endpoint at once, right away and then
@@ -85,20 +112,39 @@ func Run(ctx context.Context, cfg Config) error {
 	defer calls.Wait()
 	// The ticker exists before the first round, so a fake clock advanced once
 	// the first round is seen cannot miss a tick.
-	tick, stop := clk.NewTicker(cfg.Interval)
+	every, steps := cfg.Interval, 1
+	if cfg.Shifted != nil {
+		every, steps = ProbeInterval(cfg.Interval), ProbeSteps(cfg.Interval)
+	}
+	tick, stop := clk.NewTicker(every)
 	defer stop()
-	round := func() {
+	round := func(n int) {
+		full := n%steps == 0
+		shifted := map[string]bool{}
 		for _, t := range targets {
+			if !full {
+				if t.zone == "" {
+					continue
+				}
+				on, ok := shifted[t.zone]
+				if !ok {
+					on = cfg.Shifted(t.zone)
+					shifted[t.zone] = on
+				}
+				if !on {
+					continue
+				}
+			}
 			calls.Go(func() { c.call(ctx, t) })
 		}
 	}
-	round()
-	for {
+	round(0)
+	for n := 1; ; n++ {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-tick:
-			round()
+			round(n)
 		}
 	}
 }

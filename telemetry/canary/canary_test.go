@@ -270,3 +270,47 @@ func TestConfigValidation(t *testing.T) {
 		}
 	}
 }
+
+// A shifted zone's zonal endpoint is probed ProbeSteps times per interval;
+// the other endpoints keep the configured interval.
+func TestShiftedZoneIsProbedHarder(t *testing.T) {
+	az1 := server(t, "az1", "az1-1", 200)
+	az2 := server(t, "az2", "az2-1", 200)
+	regional := server(t, "az2", "az2-1", 200)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	fake := clock.NewFake(t0)
+	rec := newRecorder()
+	const interval = 10 * time.Second
+	steps := ProbeSteps(interval)
+	if steps != 5 || ProbeInterval(interval) != 2*time.Second || ProbeSteps(3*time.Second) != 3 || ProbeSteps(500*time.Millisecond) != 1 {
+		t.Fatalf("ProbeSteps(10s) = %d, ProbeInterval(10s) = %s, ProbeSteps(3s) = %d, ProbeSteps(500ms) = %d",
+			steps, ProbeInterval(interval), ProbeSteps(3*time.Second), ProbeSteps(500*time.Millisecond))
+	}
+	stop := start(t, Config{
+		Interval:   interval,
+		Endpoints:  []Endpoint{{Zone: "az1", URL: az1.URL}, {Zone: "az2", URL: az2.URL}, {URL: regional.URL}},
+		Operations: []string{"ride"},
+		Clock:      fake,
+		Shifted:    func(z string) bool { return z == "az1" },
+	}, rec)
+	rec.wait(t, 3) // the first (full) round
+	want := 3
+	for k := 1; k <= 2*steps; k++ {
+		fake.Advance(ProbeInterval(interval))
+		want++ // az1, every probe round
+		if k%steps == 0 {
+			want += 2 // az2 and the regional endpoint, every full round
+		}
+		rec.wait(t, want)
+	}
+	stop()
+	perZone := map[string]int{}
+	for _, o := range rec.snapshot() {
+		if !o.Regional {
+			perZone[o.Zone]++
+		}
+	}
+	if perZone["az1"] != 2*steps+1 || perZone["az2"] != 3 {
+		t.Errorf("calls per zone %v, want az1 %d, az2 3", perZone, 2*steps+1)
+	}
+}

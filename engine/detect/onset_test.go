@@ -1,0 +1,104 @@
+package detect
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/grayzone/grayzone/telemetry/observation"
+)
+
+// onsetRun feeds 3 zones × 2 instances at rps in total (Poisson-free: evenly
+// spaced, outcomes drawn from rng), with bad(zone, t) the fault rate, ticking
+// every 250 ms, and returns the assessments.
+func onsetRun(t *testing.T, seed uint64, rps int, secs int, rate func(zone string, at time.Duration) float64) []Assessment {
+	t.Helper()
+	e, err := New(Config{Zones: zones3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(seed, 99))
+	var out []Assessment
+	step := time.Second / time.Duration(rps)
+	next := 250 * time.Millisecond
+	for i := 0; ; i++ {
+		at := time.Duration(i) * step
+		for at >= next {
+			out = append(out, e.Tick(t0.Add(next)))
+			next += 250 * time.Millisecond
+		}
+		if at >= time.Duration(secs)*time.Second {
+			break
+		}
+		z := zones3[rng.IntN(3)]
+		o := observation.Observation{At: t0.Add(at), Source: observation.Server, Zone: z,
+			Instance: fmt.Sprintf("%s-%d", z, rng.IntN(2)+1), Operation: "ride", Latency: 5 * time.Millisecond}
+		if rng.Float64() < rate(z, at) {
+			o.Outcome = observation.Fault
+		}
+		e.Observe(o)
+	}
+	return out
+}
+
+// A region-wide onset (8 % faults in every zone from the same instant, 150
+// req/s over 3 zones) is never called isolated: the first zone to cross h
+// finds the others not shown healthy, and soon they are impacted too. Over
+// many seeds, none tuned on.
+func TestOnsetRegionalIsNeverIsolated(t *testing.T) {
+	for seed := uint64(1); seed <= 40; seed++ {
+		as := onsetRun(t, seed, 150, 300, func(_ string, at time.Duration) float64 {
+			if at >= 120*time.Second {
+				return 0.08
+			}
+			return 0.001
+		})
+		if i, a := firstIsolated(as); i >= 0 {
+			t.Fatalf("seed %d: isolated %s at %s under a regional onset: %s", seed, a.Isolated, a.At.Sub(t0), a.Why)
+		}
+	}
+}
+
+// A zonal fault of the same size is still called isolated, and the why says
+// the other zones were shown healthy.
+func TestOnsetZonalIsIsolated(t *testing.T) {
+	for seed := uint64(1); seed <= 20; seed++ {
+		as := onsetRun(t, seed, 150, 180, func(z string, at time.Duration) float64 {
+			if z == "az2" && at >= 120*time.Second {
+				return 0.08
+			}
+			return 0.001
+		})
+		i, a := firstIsolated(as)
+		if i < 0 || a.Isolated != "az2" {
+			t.Fatalf("seed %d: zonal fault not isolated (got %q)", seed, a.Isolated)
+		}
+		if d := a.At.Sub(t0) - 120*time.Second; d > 20*time.Second {
+			for _, b := range as {
+				if b.At.Sub(t0) > 120*time.Second && b.At.Sub(t0) < 120*time.Second+d && b.At.Sub(t0)%time.Second == 0 {
+					t.Logf("%s: %s", b.At.Sub(t0), b.Why)
+				}
+			}
+			t.Errorf("seed %d: isolated only after %s", seed, d)
+		}
+		if !strings.Contains(a.Why, "other zones shown healthy") {
+			t.Errorf("seed %d: why does not state the onset test: %s", seed, a.Why)
+		}
+	}
+}
+
+// The likelihood ratio itself: others with as many clean requests as z has
+// bad ones are not healthy until they have enough; others at z's rate never.
+func TestIsolationLLR(t *testing.T) {
+	if l := isolationLLR(25, 5, 25, 2, 0.011); l > 0 {
+		t.Errorf("others at a similar rate: Λ = %.2f, want ≤ 0", l)
+	}
+	if l := isolationLLR(40, 10, 40, 0, 0.011); l < 6.9 {
+		t.Errorf("40 clean vs 10 of 40 bad: Λ = %.2f, want ≥ ln(1000)", l)
+	}
+	if l := isolationLLR(25, 5, 25, 0, 0.011); l > 6.9 {
+		t.Errorf("25 clean vs 5 of 25 bad: Λ = %.2f, too little to be shown healthy", l)
+	}
+}
