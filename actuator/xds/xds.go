@@ -48,7 +48,9 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/grayzone/grayzone/actuator"
@@ -97,7 +99,56 @@ type Server struct {
 
 	sentMu sync.Mutex
 	sent   map[int64]map[string]string // stream id -> type -> version last sent
+
+	// while, when set, gates every stream (ServeWhile).
+	while   atomic.Pointer[func() (context.Context, bool)]
+	refused atomic.Uint64
 }
+
+// ServeWhile makes the server answer only while f reports true, each stream
+// under the context f returns: a stream opened while f reports false is
+// refused with Unavailable, and an open stream ends when that context does.
+// serve's replicas gate it on leadership, so a follower's proxies get
+// nothing (they keep their last good state and reconnect, to the leader
+// when they know several servers) rather than a follower's view. Call it
+// before Run.
+func (s *Server) ServeWhile(f func() (context.Context, bool)) { s.while.Store(&f) }
+
+// Refused counts the streams refused by ServeWhile's gate.
+func (s *Server) Refused() uint64 { return s.refused.Load() }
+
+// ErrNotServing is the status of a stream the ServeWhile gate refused.
+var ErrNotServing = status.Error(codes.Unavailable, "xds: this grayzone serve replica is not leading; its state is not served")
+
+// gate is the stream interceptor of ServeWhile.
+func (s *Server) gate(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	f := s.while.Load()
+	if f == nil {
+		return h(srv, ss)
+	}
+	lctx, ok := (*f)()
+	if !ok {
+		s.refused.Add(1)
+		return ErrNotServing
+	}
+	ctx, cancel := context.WithCancel(ss.Context())
+	defer cancel()
+	stop := context.AfterFunc(lctx, cancel)
+	defer stop()
+	err := h(srv, gatedStream{ss, ctx})
+	if lctx.Err() != nil {
+		return ErrNotServing
+	}
+	return err
+}
+
+// gatedStream is a stream whose context also ends with the leadership.
+type gatedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (g gatedStream) Context() context.Context { return g.ctx }
 
 // allNodes is the cache key of every proxy: they all get one state.
 type allNodes struct{}
@@ -128,7 +179,7 @@ func New(o Options) (*Server, error) {
 	}
 	s.ln = ln
 	srv := server.NewServer(context.Background(), s.cache, s.callbacks())
-	var opts []grpc.ServerOption
+	opts := []grpc.ServerOption{grpc.StreamInterceptor(s.gate)}
 	if o.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
 	}
