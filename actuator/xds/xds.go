@@ -101,18 +101,19 @@ type Server struct {
 	sent   map[int64]map[string]string // stream id -> type -> version last sent
 
 	// while, when set, gates every stream (ServeWhile).
-	while   atomic.Pointer[func() (context.Context, bool)]
+	while   atomic.Pointer[func() bool]
 	refused atomic.Uint64
 }
 
-// ServeWhile makes the server answer only while f reports true, each stream
-// under the context f returns: a stream opened while f reports false is
-// refused with Unavailable, and an open stream ends when that context does.
-// serve's replicas gate it on leadership, so a follower's proxies get
-// nothing (they keep their last good state and reconnect, to the leader
-// when they know several servers) rather than a follower's view. Call it
+// ServeWhile makes the server answer only while f reports true: a stream
+// opened while f reports false is refused with Unavailable, and so is an
+// open stream's next request (an ACK, a NACK, a new subscription), which
+// ends it. serve's replicas gate it on leadership, so a follower's proxies
+// get nothing (they keep their last good state and reconnect) rather than a
+// follower's view. A deposed leader publishes nothing new (its reconcile is
+// gated too), so a stream still open to it is silent until it ends. Call it
 // before Run.
-func (s *Server) ServeWhile(f func() (context.Context, bool)) { s.while.Store(&f) }
+func (s *Server) ServeWhile(f func() bool) { s.while.Store(&f) }
 
 // Refused counts the streams refused by ServeWhile's gate.
 func (s *Server) Refused() uint64 { return s.refused.Load() }
@@ -126,29 +127,22 @@ func (s *Server) gate(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h
 	if f == nil {
 		return h(srv, ss)
 	}
-	lctx, ok := (*f)()
-	if !ok {
-		s.refused.Add(1)
-		return ErrNotServing
+	if err := s.serving(); err != nil {
+		return err
 	}
-	ctx, cancel := context.WithCancel(ss.Context())
-	defer cancel()
-	stop := context.AfterFunc(lctx, cancel)
-	defer stop()
-	err := h(srv, gatedStream{ss, ctx})
-	if lctx.Err() != nil {
-		return ErrNotServing
-	}
-	return err
+	return h(srv, ss)
 }
 
-// gatedStream is a stream whose context also ends with the leadership.
-type gatedStream struct {
-	grpc.ServerStream
-	ctx context.Context
+// serving is nil while the ServeWhile gate (if any) passes.
+func (s *Server) serving() error {
+	if f := s.while.Load(); f != nil {
+		if !(*f)() {
+			s.refused.Add(1)
+			return ErrNotServing
+		}
+	}
+	return nil
 }
-
-func (g gatedStream) Context() context.Context { return g.ctx }
 
 // allNodes is the cache key of every proxy: they all get one state.
 type allNodes struct{}
@@ -430,6 +424,9 @@ func (s *Server) callbacks() server.CallbackFuncs {
 	}
 	return server.CallbackFuncs{
 		StreamRequestFunc: func(id int64, req *discovery.DiscoveryRequest) error {
+			if err := s.serving(); err != nil {
+				return err
+			}
 			n := node(id, req.GetNode())
 			if req.GetErrorDetail() != nil {
 				s.nacks.Add(1)
@@ -449,6 +446,9 @@ func (s *Server) callbacks() server.CallbackFuncs {
 			return nil
 		},
 		StreamDeltaRequestFunc: func(id int64, req *discovery.DeltaDiscoveryRequest) error {
+			if err := s.serving(); err != nil {
+				return err
+			}
 			n := node(id, req.GetNode())
 			if req.GetErrorDetail() != nil {
 				s.nacks.Add(1)

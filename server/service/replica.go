@@ -391,10 +391,7 @@ func (r *resource) runPlane(ctx context.Context) {
 	case *haproxy.Actuator:
 		term.Each(ctx, p.Run)
 	case *xds.Server:
-		p.ServeWhile(func() (context.Context, bool) {
-			lctx, _, ok := term.Context()
-			return lctx, ok
-		})
+		p.ServeWhile(func() bool { _, _, ok := term.Context(); return ok })
 		p.Run(ctx)
 	default:
 		r.plane.Run(ctx)
