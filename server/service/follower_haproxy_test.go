@@ -6,8 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -72,23 +70,7 @@ func TestFollowerNeverTouchesHAProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pg.Stop()
-	dir, err := os.MkdirTemp("", "gzfol")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	l := haproxy.Layout{Socket: filepath.Join(dir, "admin.sock"), Regional: loopbackAddr(t), Zonal: map[string]string{}}
-	for i, z := range []string{"z1", "z2"} {
-		l.Zonal[z] = loopbackAddr(t)
-		for j := 1; j <= 2; j++ {
-			l.Targets = append(l.Targets, haproxy.Target{ID: fmt.Sprintf("%s-%d", z, j), Zone: z, Addr: fmt.Sprintf("127.0.0.1:%d", 1+i*2+j)})
-		}
-	}
-	proc, err := haproxy.Start(ctx, dir, l.Config(), l.Socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proc.Stop()
+	l, proc := startHAProxy(t, "")
 	relay, calls := countingRelay(t, l.Socket)
 
 	// Another replica leads (and has drained z1, as its shift says).

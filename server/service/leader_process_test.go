@@ -24,16 +24,7 @@ func TestReplicasWithOneNameOneLeadsFollowerNeverCallsARC(t *testing.T) {
 	storeURL := throwawayPostgres(t)
 	const alb = "arn:aws:elasticloadbalancing:us-east-2:123456789012:loadbalancer/app/web/0123456789abcdef"
 	const secret = "leader-test-secret-key-00000000000000000"
-	aws := awsstandin.New(awsstandin.Options{AccessKeyID: "AKIDLEADERTEST000000", SecretAccessKey: secret})
-	if err := aws.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	defer aws.Close()
-	aws.AddManagedResource(alb, "use2-az1", "use2-az2", "use2-az3")
-	for i, z := range []string{"use2-az1", "use2-az2", "use2-az3"} {
-		aws.AddSubnet(awsstandin.Subnet{ID: "subnet-" + z, VPC: "vpc-1", AZ: fmt.Sprintf("us-east-2%c", 'a'+i), AZID: z})
-	}
-	aws.AddGroup(awsstandin.GroupSpec{Name: "web-asg", MinSize: 1, MaxSize: 9, Desired: 3, Subnets: []string{"subnet-use2-az1", "subnet-use2-az2", "subnet-use2-az3"}})
+	aws := exampleAWS(t, alb, "AKIDLEADERTEST000000", secret)
 
 	example, err := os.ReadFile("../../examples/aws.yaml")
 	if err != nil {
@@ -46,10 +37,8 @@ func TestReplicasWithOneNameOneLeadsFollowerNeverCallsARC(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := func(app string) []string {
-		return []string{"AWS_REGION=us-east-2", "AWS_ACCESS_KEY_ID=AKIDLEADERTEST000000", "AWS_SECRET_ACCESS_KEY=" + secret,
-			"AWS_ENDPOINT_URL=" + aws.URL(), "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_EC2_METADATA_DISABLED=true",
-			"AWS_PROFILE=", "AWS_SESSION_TOKEN=", "AWS_SDK_UA_APP_ID=" + app}
+	env := func(app string) []string { // the stand-in tells the replicas apart by User-Agent
+		return append(awsEnv(aws.URL(), "AKIDLEADERTEST000000", secret), "AWS_SDK_UA_APP_ID="+app)
 	}
 	a := startServeEnv(t, env("replica-a"), "--config", cfgPath, "--data-dir", t.TempDir())
 	epochA, _ := waitLeading(t, a, 10*time.Second)
