@@ -83,45 +83,9 @@ func TestFollowerNeverTouchesHAProxy(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("lease: %v %v", ok, err)
 	}
-	if err := proc.Runtime.SetState(ctx, haproxy.StateDrain, haproxy.Server{Backend: "regional", Name: "z1-1"}, haproxy.Server{Backend: "regional", Name: "z1-2"}); err != nil {
-		t.Fatal(err)
-	}
+	drainZ1(t, proc)
 
-	y := fmt.Sprintf(`listen: 127.0.0.1:0
-store: %s
-replica: {name: r1, lease: 3s}
-auth: {tokens: [test-token-0123456789abcdef]}
-resources:
-  - name: web
-    zones: [z1, z2]
-    frontdoor:
-      type: haproxy
-      runtime_api: %s
-      reconcile_interval: 1s
-      backends:
-        regional: {z1: [z1-1, z1-2], z2: [z2-1, z2-2]}
-`, pg.URL(), relay)
-	cfg, err := config.Parse("haproxy.yaml", []byte(y))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.DataDir = t.TempDir()
-	fc := clock.NewFake(time.Now())
-	s, err := Open(ctx, Options{Config: cfg, Log: slog.New(slog.DiscardHandler), Clock: fc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- s.Run(rctx) }()
-	defer func() { cancel(); <-done; s.Close() }()
-	s.APIAddr()
-	advance := func(d time.Duration) {
-		for step := time.Duration(0); step < d; step += 100 * time.Millisecond {
-			fc.Advance(100 * time.Millisecond)
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
+	s, advance := runHAProxyService(t, fmt.Sprintf("store: %s\nreplica: {name: r1, lease: 3s}\n", pg.URL()), relay, nil)
 	advance(10 * time.Second) // ten reconcile intervals, forty ticks, many lease attempts
 	if s.leads() {
 		t.Fatal("the replica leads while another holds the lease")
@@ -129,15 +93,7 @@ resources:
 	if n := calls.Load(); n != 0 {
 		t.Fatalf("the follower opened %d runtime API connection(s)", n)
 	}
-	if rows, err := proc.Runtime.ServersState(ctx, "regional"); err != nil {
-		t.Fatal(err)
-	} else {
-		for _, r := range rows {
-			if r.Server[:2] == "z1" && !r.Drained() {
-				t.Fatalf("the leader's drain of %s was undone", r.Server)
-			}
-		}
-	}
+	stillDrained(t, proc)
 
 	// The leader goes: this replica takes over and drives HAProxy (no
 	// shift in the store: it readies z1).
@@ -149,5 +105,93 @@ resources:
 			t.Fatalf("the replica did not lead and drive HAProxy: leads %v, %d connection(s)", s.leads(), calls.Load())
 		}
 		advance(100 * time.Millisecond)
+	}
+}
+
+// runHAProxyService runs serve in-process, on a fake clock, with front
+// door type haproxy at runtime API address relay (reconcile interval 1 s);
+// head adds top-level keys; leading is Options.Leading. advance moves the
+// clock in 100 ms steps, letting the service run between them.
+func runHAProxyService(t *testing.T, head, relay string, leading func() bool) (*Service, func(time.Duration)) {
+	t.Helper()
+	y := fmt.Sprintf(`listen: 127.0.0.1:0
+%sauth: {tokens: [test-token-0123456789abcdef]}
+resources:
+  - name: web
+    zones: [z1, z2]
+    frontdoor:
+      type: haproxy
+      runtime_api: %s
+      reconcile_interval: 1s
+      backends:
+        regional: {z1: [z1-1, z1-2], z2: [z2-1, z2-2]}
+`, head, relay)
+	cfg, err := config.Parse("haproxy.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = t.TempDir()
+	fc := clock.NewFake(time.Now())
+	s, err := Open(context.Background(), Options{Config: cfg, Log: slog.New(slog.DiscardHandler), Clock: fc, Leading: leading})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(rctx) }()
+	t.Cleanup(func() { cancel(); <-done; s.Close() })
+	s.APIAddr()
+	return s, func(d time.Duration) {
+		for step := time.Duration(0); step < d; step += 100 * time.Millisecond {
+			fc.Advance(100 * time.Millisecond)
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// drainZ1 drains z1's servers, as a leader's shift away from z1 does.
+func drainZ1(t *testing.T, proc *haproxy.Process) {
+	t.Helper()
+	if err := proc.Runtime.SetState(context.Background(), haproxy.StateDrain, haproxy.Server{Backend: "regional", Name: "z1-1"}, haproxy.Server{Backend: "regional", Name: "z1-2"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// stillDrained fails unless z1's servers are still drained.
+func stillDrained(t *testing.T, proc *haproxy.Process) {
+	t.Helper()
+	rows, err := proc.Runtime.ServersState(context.Background(), "regional")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if r.Server[:2] == "z1" && !r.Drained() {
+			t.Fatalf("the leader's drain of %s was undone", r.Server)
+		}
+	}
+}
+
+// TestKubernetesLeaseFollowerNeverTouchesHAProxy: with leader_election
+// kubernetes-lease (no shared store), a replica that does not hold the Lease
+// opens no connection to the shared HAProxy; once it holds it, it drives it.
+func TestKubernetesLeaseFollowerNeverTouchesHAProxy(t *testing.T) {
+	if _, err := haproxy.Binary(); err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+	l, proc := startHAProxy(t, "")
+	relay, calls := countingRelay(t, l.Socket)
+	drainZ1(t, proc)
+	var leading atomic.Bool
+	s, advance := runHAProxyService(t, "", relay, leading.Load)
+	advance(10 * time.Second)
+	if n := calls.Load(); n != 0 || s.leads() {
+		t.Fatalf("a follower: %d runtime API connection(s), leads %v", n, s.leads())
+	}
+	stillDrained(t, proc)
+	leading.Store(true)
+	for deadline := time.Now().Add(20 * time.Second); calls.Load() == 0; advance(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("holding the Lease, the replica did not drive HAProxy")
+		}
 	}
 }

@@ -398,6 +398,27 @@ func (r *resource) runPlane(ctx context.Context) {
 	}
 }
 
+// kubeTerm keeps the term of leader_election kubernetes-lease (without a
+// shared store): begun at the first tick this replica holds the Lease, once
+// the shared data planes have the state, and ended when it no longer does
+// (serve then stops: see cli/serve_lease.go). With a shared store the
+// store's election keeps the term (takeOver, stepDown).
+func (s *Service) kubeTerm(ctx context.Context, now time.Time, leading bool) {
+	if s.replicated() {
+		return
+	}
+	_, _, has := s.term.Context()
+	switch {
+	case leading && !has:
+		for _, r := range s.resources {
+			r.reconcile(ctx, now)
+		}
+		s.term.Begin(ctx, 0)
+	case !leading && has:
+		s.term.End()
+	}
+}
+
 // runWhileLeading runs f (a loop acting on something shared) under every
 // leadership term of a replica, else under ctx.
 func (s *Service) runWhileLeading(ctx context.Context, f func(context.Context)) {

@@ -105,6 +105,8 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 		// Nothing is written until this replica leads (see replica.go).
 		db.SetFence(store.NoEpoch)
 		s.term = leader.NewTerm()
+	} else if s.kubeLeading != nil {
+		s.term = leader.NewTerm() // see kubeTerm
 	}
 	s.awsCfg = o.AWS
 	var shiftRes []shift.Resource
@@ -247,8 +249,12 @@ loop:
 const tickEvery = 250 * time.Millisecond
 
 func (s *Service) tick(ctx context.Context, now time.Time) {
-	if s.kubeLeading != nil && !s.kubeLeading() {
-		return // a follower: the leader decides and acts
+	if s.kubeLeading != nil {
+		leading := s.kubeLeading()
+		s.kubeTerm(ctx, now, leading)
+		if !leading {
+			return // a follower: the leader decides and acts
+		}
 	}
 	if s.rep != nil {
 		var leading bool
