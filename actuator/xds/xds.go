@@ -48,7 +48,9 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/grayzone/grayzone/actuator"
@@ -97,6 +99,49 @@ type Server struct {
 
 	sentMu sync.Mutex
 	sent   map[int64]map[string]string // stream id -> type -> version last sent
+
+	// while, when set, gates every stream (ServeWhile).
+	while   atomic.Pointer[func() bool]
+	refused atomic.Uint64
+}
+
+// ServeWhile makes the server answer only while f reports true: a stream
+// opened while f reports false is refused with Unavailable, and so is an
+// open stream's next request (an ACK, a NACK, a new subscription), which
+// ends it. serve's replicas gate it on leadership, so a follower's proxies
+// get nothing (they keep their last good state and reconnect) rather than a
+// follower's view. A deposed leader publishes nothing new (its reconcile is
+// gated too), so a stream still open to it is silent until it ends. Call it
+// before Run.
+func (s *Server) ServeWhile(f func() bool) { s.while.Store(&f) }
+
+// Refused counts the streams refused by ServeWhile's gate.
+func (s *Server) Refused() uint64 { return s.refused.Load() }
+
+// ErrNotServing is the status of a stream the ServeWhile gate refused.
+var ErrNotServing = status.Error(codes.Unavailable, "xds: this grayzone serve replica is not leading; its state is not served")
+
+// gate is the stream interceptor of ServeWhile.
+func (s *Server) gate(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	f := s.while.Load()
+	if f == nil {
+		return h(srv, ss)
+	}
+	if err := s.serving(); err != nil {
+		return err
+	}
+	return h(srv, ss)
+}
+
+// serving is nil while the ServeWhile gate (if any) passes.
+func (s *Server) serving() error {
+	if f := s.while.Load(); f != nil {
+		if !(*f)() {
+			s.refused.Add(1)
+			return ErrNotServing
+		}
+	}
+	return nil
 }
 
 // allNodes is the cache key of every proxy: they all get one state.
@@ -128,7 +173,7 @@ func New(o Options) (*Server, error) {
 	}
 	s.ln = ln
 	srv := server.NewServer(context.Background(), s.cache, s.callbacks())
-	var opts []grpc.ServerOption
+	opts := []grpc.ServerOption{grpc.StreamInterceptor(s.gate)}
 	if o.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(o.TLS)))
 	}
@@ -379,6 +424,9 @@ func (s *Server) callbacks() server.CallbackFuncs {
 	}
 	return server.CallbackFuncs{
 		StreamRequestFunc: func(id int64, req *discovery.DiscoveryRequest) error {
+			if err := s.serving(); err != nil {
+				return err
+			}
 			n := node(id, req.GetNode())
 			if req.GetErrorDetail() != nil {
 				s.nacks.Add(1)
@@ -398,6 +446,9 @@ func (s *Server) callbacks() server.CallbackFuncs {
 			return nil
 		},
 		StreamDeltaRequestFunc: func(id int64, req *discovery.DeltaDiscoveryRequest) error {
+			if err := s.serving(); err != nil {
+				return err
+			}
 			n := node(id, req.GetNode())
 			if req.GetErrorDetail() != nil {
 				s.nacks.Add(1)

@@ -74,6 +74,9 @@ type Call struct {
 	Service, Action string
 	Status          int
 	Error           string // the error code, if any
+	// UserAgent tells callers apart (the SDK puts AWS_SDK_UA_APP_ID in it
+	// as app/ID).
+	UserAgent string
 }
 
 // New returns a server that is not listening yet (see Start).
@@ -153,19 +156,19 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	action := actionOf(svc, r, body)
 	if authErr != nil {
-		s.record(svc, action, authErr.status, authErr.code)
+		s.record(r, svc, action, authErr.status, authErr.code)
 		writeError(w, svc, authErr)
 		return
 	}
 	if f, ok := s.takeFault(svc); ok {
 		switch f.Kind {
 		case Drop:
-			s.record(svc, action, 0, "dropped")
+			s.record(r, svc, action, 0, "dropped")
 			hijackClose(w)
 			return
 		case Throttle:
 			e := throttled(svc)
-			s.record(svc, action, e.status, e.code)
+			s.record(r, svc, action, e.status, e.code)
 			writeError(w, svc, e)
 			return
 		case ServerError:
@@ -173,13 +176,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if svc == ARC {
 				e.code = "InternalServerException"
 			}
-			s.record(svc, action, e.status, e.code)
+			s.record(r, svc, action, e.status, e.code)
 			writeError(w, svc, e)
 			return
 		}
 	}
 	if s.isDown(svc) {
-		s.record(svc, action, 0, "down")
+		s.record(r, svc, action, 0, "down")
 		hijackClose(w)
 		return
 	}
@@ -187,7 +190,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-time.After(d): // a slow service: real time, at the I/O edge
 		case <-r.Context().Done():
-			s.record(svc, action, 0, "client gave up")
+			s.record(r, svc, action, 0, "client gave up")
 			return
 		}
 	}
@@ -202,7 +205,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if svc == EC2 {
 			e.code = "UnauthorizedOperation"
 		}
-		s.record(svc, action, e.status, e.code)
+		s.record(r, svc, action, e.status, e.code)
 		writeError(w, svc, e)
 		return
 	}
@@ -218,7 +221,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec.status = 400
 		writeError(rec, AutoScaling, &apiError{status: 400, code: "UnknownService", msg: "unknown service " + svc})
 	}
-	s.record(svc, action, rec.status, rec.code)
+	s.record(r, svc, action, rec.status, rec.code)
 }
 
 func iamPrefix(svc string) string {
@@ -228,9 +231,9 @@ func iamPrefix(svc string) string {
 	return svc
 }
 
-func (s *Server) record(svc, action string, status int, code string) {
+func (s *Server) record(r *http.Request, svc, action string, status int, code string) {
 	s.mu.Lock()
-	s.calls = append(s.calls, Call{Service: svc, Action: action, Status: status, Error: code})
+	s.calls = append(s.calls, Call{Service: svc, Action: action, Status: status, Error: code, UserAgent: r.UserAgent()})
 	s.mu.Unlock()
 	s.o.Log.Debug("awsstandin call", "service", svc, "action", action, "status", status, "error", code)
 }

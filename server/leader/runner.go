@@ -2,7 +2,10 @@ package leader
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,30 +23,55 @@ type Store interface {
 // Runner runs an Elector against a Store. Safe for concurrent use.
 type Runner struct {
 	store   Store
-	holder  string
+	name    string // the configured replica name
+	holder  string // name#nonce: this process's identity in the lease
 	address string
 	clock   clock.Clock
 	log     *slog.Logger
 
-	mu sync.Mutex
-	e  *Elector
+	mu     sync.Mutex
+	e      *Elector
+	warned string // the same-named holder last warned about
 }
 
-// NewRunner returns a runner for the replica named holder, whose API is at
-// address. A replica restarted under the same name takes its lease back at
-// once (with a new epoch); two live replicas must have different names.
-func NewRunner(s Store, holder, address string, t Timing, c clock.Clock, log *slog.Logger) *Runner {
+// NewRunner returns a runner for the replica named name, whose API is at
+// address. The lease names the holder name#nonce, with a nonce drawn per
+// process: two live replicas configured with the same name are two holders,
+// so the second follows (and says why in its log) instead of taking the
+// lease from the first. A replica restarted under the same name is a new
+// holder too: it takes the lease over when the old one's expires (at once
+// after a clean shutdown, which releases it).
+func NewRunner(s Store, name, address string, t Timing, c clock.Clock, log *slog.Logger) *Runner {
 	if c == nil {
 		c = clock.Real{}
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Runner{store: s, holder: holder, address: address, clock: c, log: log, e: NewElector(t)}
+	return &Runner{store: s, name: name, holder: name + HolderSep + nonce(), address: address, clock: c, log: log, e: NewElector(t)}
 }
 
-// Holder is this replica's name in the lease.
+// HolderSep separates a replica's name from its process nonce in the lease.
+const HolderSep = "#"
+
+// NameOf is the replica name part of a lease holder.
+func NameOf(holder string) string {
+	name, _, _ := strings.Cut(holder, HolderSep)
+	return name
+}
+
+// nonce is 64 random bits, hex.
+func nonce() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read does not fail (Go 1.24+)
+	return hex.EncodeToString(b[:])
+}
+
+// Holder is this process's identity in the lease: name#nonce.
 func (r *Runner) Holder() string { return r.holder }
+
+// Name is this replica's configured name.
+func (r *Runner) Name() string { return r.name }
 
 // Leading returns our epoch and whether we lead now. It reads the clock, not
 // the database: a renewal hanging on a lost database cannot keep a leader
@@ -95,6 +123,11 @@ func (r *Runner) Step(ctx context.Context) {
 		r.log.Info("leading", "holder", r.holder, "epoch", ep)
 	case before && !after:
 		r.log.Warn("no longer leading: the lease was lost", "holder", r.holder)
+	case a == Acquire && !ok && l.Holder != r.holder && NameOf(l.Holder) == r.name && l.Holder != r.warned:
+		r.warned = l.Holder
+		r.log.Warn("replica: another live process holds the lease under this replica's name; following it. "+
+			"Give each replica its own replica.name (or, after a restart, this one takes over when the old lease expires)",
+			"name", r.name, "holder", l.Holder, "us", r.holder)
 	}
 }
 

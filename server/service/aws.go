@@ -162,17 +162,30 @@ func (r *resource) runMirror(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		tick, stop := r.s.clock.NewTicker(ARCReconcileEvery)
-		defer stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick:
-				if err := r.syncARC(ctx); err != nil && ctx.Err() == nil {
-					r.s.log.Warn("ARC reconciliation", "resource", r.cfg.Name, "err", err)
-				}
+		// A replica mirrors only while it leads, under the leadership's
+		// context: a follower never calls ARC, and a deposed leader's
+		// in-flight call is cancelled.
+		r.s.runWhileLeading(ctx, r.mirrorLoop)
+	}()
+}
+
+// mirrorLoop reconciles with ARC every ARCReconcileEvery until ctx ends;
+// a replica's term starts with one at once (Open synced a lone service).
+func (r *resource) mirrorLoop(ctx context.Context) {
+	tick, stop := r.s.clock.NewTicker(ARCReconcileEvery)
+	defer stop()
+	due := r.s.term != nil
+	for {
+		if due && r.s.leads() { // leads: false under leader_election kubernetes-lease while following
+			if err := r.syncARC(ctx); err != nil && ctx.Err() == nil {
+				r.s.log.Warn("ARC reconciliation", "resource", r.cfg.Name, "err", err)
 			}
 		}
-	}()
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+			due = true
+		}
+	}
 }

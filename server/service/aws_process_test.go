@@ -28,16 +28,7 @@ func TestServeWithARCThroughSDKEnvironment(t *testing.T) {
 	t.Parallel()
 	const alb = "arn:aws:elasticloadbalancing:us-east-2:123456789012:loadbalancer/app/web/0123456789abcdef"
 	const secret = "process-test-secret-key-0000000000000000"
-	aws := awsstandin.New(awsstandin.Options{AccessKeyID: "AKIDPROCESSTEST00000", SecretAccessKey: secret})
-	if err := aws.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	defer aws.Close()
-	aws.AddManagedResource(alb, "use2-az1", "use2-az2", "use2-az3")
-	for i, z := range []string{"use2-az1", "use2-az2", "use2-az3"} {
-		aws.AddSubnet(awsstandin.Subnet{ID: "subnet-" + z, VPC: "vpc-1", AZ: fmt.Sprintf("us-east-2%c", 'a'+i), AZID: z})
-	}
-	aws.AddGroup(awsstandin.GroupSpec{Name: "web-asg", MinSize: 1, MaxSize: 9, Desired: 3, Subnets: []string{"subnet-use2-az1", "subnet-use2-az2", "subnet-use2-az3"}})
+	aws := exampleAWS(t, alb, "AKIDPROCESSTEST00000", secret)
 	foreign := aws.StartOutside(alb, "use2-az3", awsstandin.ZonalAutoshiftType, "ARC zonal autoshift", time.Hour)
 
 	example, err := os.ReadFile("../../examples/aws.yaml")
@@ -48,9 +39,7 @@ func TestServeWithARCThroughSDKEnvironment(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(strings.Replace(string(example), "tokens_file: tokens.txt", "tokens_file: "+filepath.Join(mustAbs(t, "../../examples"), "tokens.txt"), 1)), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := []string{"AWS_REGION=us-east-2", "AWS_ACCESS_KEY_ID=AKIDPROCESSTEST00000", "AWS_SECRET_ACCESS_KEY=" + secret,
-		"AWS_ENDPOINT_URL=" + aws.URL(), "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_EC2_METADATA_DISABLED=true",
-		"AWS_PROFILE=", "AWS_SESSION_TOKEN="}
+	env := awsEnv(aws.URL(), "AKIDPROCESSTEST00000", secret)
 	data := t.TempDir()
 	token := exampleToken(t)
 	s := startServeEnv(t, env, "--config", cfgPath, "--data-dir", data)
@@ -96,6 +85,32 @@ func TestServeWithARCThroughSDKEnvironment(t *testing.T) {
 	if strings.Contains(s.logs.String(), secret) {
 		t.Error("the secret key is in serve's logs")
 	}
+}
+
+// exampleAWS starts the AWS stand-in with what examples/aws.yaml names:
+// the load balancer alb managed by ARC in three zones, their subnets, and
+// the group web-asg. It stops when the test ends.
+func exampleAWS(t *testing.T, alb, keyID, secret string) *awsstandin.Server {
+	t.Helper()
+	aws := awsstandin.New(awsstandin.Options{AccessKeyID: keyID, SecretAccessKey: secret})
+	if err := aws.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { aws.Close() })
+	aws.AddManagedResource(alb, "use2-az1", "use2-az2", "use2-az3")
+	for i, z := range []string{"use2-az1", "use2-az2", "use2-az3"} {
+		aws.AddSubnet(awsstandin.Subnet{ID: "subnet-" + z, VPC: "vpc-1", AZ: fmt.Sprintf("us-east-2%c", 'a'+i), AZID: z})
+	}
+	aws.AddGroup(awsstandin.GroupSpec{Name: "web-asg", MinSize: 1, MaxSize: 9, Desired: 3, Subnets: []string{"subnet-use2-az1", "subnet-use2-az2", "subnet-use2-az3"}})
+	return aws
+}
+
+// awsEnv is serve's environment: the SDK's default chain finds only these
+// credentials and the stand-in at url (no profile, no instance role).
+func awsEnv(url, keyID, secret string) []string {
+	return []string{"AWS_REGION=us-east-2", "AWS_ACCESS_KEY_ID=" + keyID, "AWS_SECRET_ACCESS_KEY=" + secret,
+		"AWS_ENDPOINT_URL=" + url, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_EC2_METADATA_DISABLED=true",
+		"AWS_PROFILE=", "AWS_SESSION_TOKEN="}
 }
 
 func mustAbs(t *testing.T, p string) string {
@@ -146,9 +161,7 @@ resources:
 	if err := os.WriteFile(cfg, []byte(y), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := []string{"AWS_REGION=us-east-2", "AWS_ACCESS_KEY_ID=AKIDPROCESSTEST00001", "AWS_SECRET_ACCESS_KEY=process-test-secret-key-1",
-		"AWS_ENDPOINT_URL=" + aws.URL(), "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_EC2_METADATA_DISABLED=true",
-		"AWS_PROFILE=", "AWS_SESSION_TOKEN="}
+	env := awsEnv(aws.URL(), "AKIDPROCESSTEST00001", "process-test-secret-key-1")
 	data := t.TempDir()
 	// The exclusion's call hangs, as an impaired control plane's would.
 	aws.SetActionDelay(awsstandin.AutoScaling, "UpdateAutoScalingGroup", time.Hour)

@@ -22,22 +22,16 @@ import (
 	"github.com/grayzone/grayzone/server/config"
 )
 
-// serve with frontdoor type haproxy, against a real HAProxy: a shift drains
-// the zone's servers; after serve restarts and HAProxy reloads (forgetting
-// runtime state) the shift in force is back in HAProxy.
-func TestServeDrivesRealHAProxy(t *testing.T) {
-	if _, err := haproxy.Binary(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true but %v", err)
-		}
-		t.Skipf("skipping: %v", err)
-	}
-	dir, err := os.MkdirTemp("", "gzsrv")
+// startHAProxy runs a real HAProxy for zones z1 and z2, two servers each
+// (z1-1, z1-2, z2-1, z2-2 in backend regional, on dead ports), logging to
+// logAddr when set; it stops when the test ends.
+func startHAProxy(t *testing.T, logAddr string) (haproxy.Layout, *haproxy.Process) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "gzsrv") // short: the socket path has a length limit
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer os.RemoveAll(dir)
-	logAddr := udpAddr(t)
+	t.Cleanup(func() { os.RemoveAll(dir) })
 	l := haproxy.Layout{Socket: filepath.Join(dir, "admin.sock"), Regional: loopbackAddr(t), Zonal: map[string]string{}, Log: logAddr}
 	for i, z := range []string{"z1", "z2"} {
 		l.Zonal[z] = loopbackAddr(t)
@@ -49,7 +43,22 @@ func TestServeDrivesRealHAProxy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer proc.Stop()
+	t.Cleanup(proc.Stop)
+	return l, proc
+}
+
+// serve with frontdoor type haproxy, against a real HAProxy: a shift drains
+// the zone's servers; after serve restarts and HAProxy reloads (forgetting
+// runtime state) the shift in force is back in HAProxy.
+func TestServeDrivesRealHAProxy(t *testing.T) {
+	if _, err := haproxy.Binary(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true but %v", err)
+		}
+		t.Skipf("skipping: %v", err)
+	}
+	logAddr := udpAddr(t)
+	l, proc := startHAProxy(t, logAddr)
 	y := fmt.Sprintf(`listen: 127.0.0.1:0
 auth: {tokens: [test-token-0123456789abcdef]}
 resources:

@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/grayzone/grayzone/actuator"
+	"github.com/grayzone/grayzone/actuator/haproxy"
+	"github.com/grayzone/grayzone/actuator/xds"
 	"github.com/grayzone/grayzone/engine/runbook"
 	"github.com/grayzone/grayzone/server/config"
 	"github.com/grayzone/grayzone/server/leader"
@@ -130,6 +132,13 @@ func (s *Service) takeOver(ctx context.Context, now time.Time, epoch uint64) err
 	lctx, lcancel := context.WithCancel(ctx)
 	rep.lctx, rep.cancel = actuator.WithFence(lctx, epoch), lcancel
 	go s.watchLeadership(lctx, lcancel, epoch)
+	// The shared data planes get the shared state under the new epoch
+	// before anything of this term runs on its own (HAProxy's drift
+	// correction would otherwise restore what this replica last wanted).
+	for _, r := range s.resources {
+		r.reconcile(rep.lctx, now)
+	}
+	s.term.Begin(rep.lctx, epoch)
 	s.audit(rep.lctx, store.AuditEntry{At: now, Kind: "leader", Actor: "grayzone",
 		Message: fmt.Sprintf("replica %s leads with epoch %d (API at %s)", rep.run.Holder(), epoch, rep.run.Known().Address)})
 	s.log.Info("replica: leading", "epoch", epoch)
@@ -165,6 +174,7 @@ const watchEvery = 50 * time.Millisecond
 func (s *Service) stepDown(why string) {
 	rep := s.rep
 	rep.acting.Store(0)
+	s.term.End()
 	s.db.SetFence(store.NoEpoch)
 	if rep.cancel != nil {
 		rep.cancel()
@@ -294,7 +304,13 @@ func (s *Service) followerGate(next http.Handler) http.Handler {
 			_ = json.NewEncoder(w).Encode(map[string]string{"error": fmt.Sprintf("replica %s is not leading and knows no other leader yet: retry shortly", s.rep.run.Holder())})
 			return
 		}
-		w.Header().Set("Location", "http://"+known.Address+req.URL.RequestURI())
+		// The listener's scheme: with TLS the client re-sends its token
+		// to the leader over TLS too (every replica serves the same way).
+		scheme := "http://"
+		if s.certs != nil {
+			scheme = "https://"
+		}
+		w.Header().Set("Location", scheme+known.Address+req.URL.RequestURI())
 		w.WriteHeader(http.StatusTemporaryRedirect)
 		_ = json.NewEncoder(w).Encode(map[string]string{"error": "this replica follows: send mutations to the leader at " + known.Address, "leader": known.Address})
 	})
@@ -316,7 +332,7 @@ func (s *Service) leaderHandler(w http.ResponseWriter, _ *http.Request) {
 		// the shared state): from then on mutations are served here.
 		epoch, leading := s.rep.run.Leading()
 		leading = leading && s.rep.acting.Load() == epoch
-		out.Replica, out.Leading, out.Epoch, out.Leader, out.Address = s.rep.run.Holder(), leading, k.Epoch, k.Holder, k.Address
+		out.Replica, out.Leading, out.Epoch, out.Leader, out.Address = s.rep.run.Name(), leading, k.Epoch, k.Holder, k.Address
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(out)
@@ -337,7 +353,7 @@ func (c *replicaCollector) Collect(ch chan<- prometheus.Metric) {
 	if s.rep == nil {
 		return
 	}
-	name := s.rep.run.Holder()
+	name := s.rep.run.Name()
 	leading := 0.0
 	if s.mayWrite() {
 		leading = 1
@@ -356,5 +372,59 @@ func (s *Service) leads() bool {
 		epoch, leading := s.rep.run.Leading()
 		return leading && s.rep.acting.Load() == epoch
 	}
-	return true
+	return !s.replicated() // a replica before its election follows
+}
+
+// runPlane runs the external data plane's own loop. A replica's HAProxy
+// drift correction writes to an HAProxy the replicas may share, so it runs
+// only under a leadership term (and stops with it); an xDS server keeps its
+// listener but answers only while this replica leads (a follower's proxies
+// are refused with Unavailable and keep their last good state; see
+// xds.Server.ServeWhile); the EndpointSlices loop writes only while acts().
+func (r *resource) runPlane(ctx context.Context) {
+	term := r.s.term
+	if term == nil {
+		r.plane.Run(ctx)
+		return
+	}
+	switch p := r.plane.(type) {
+	case *haproxy.Actuator:
+		term.Each(ctx, p.Run)
+	case *xds.Server:
+		p.ServeWhile(func() bool { _, _, ok := term.Context(); return ok })
+		p.Run(ctx)
+	default:
+		r.plane.Run(ctx)
+	}
+}
+
+// kubeTerm keeps the term of leader_election kubernetes-lease (without a
+// shared store): begun at the first tick this replica holds the Lease, once
+// the shared data planes have the state, and ended when it no longer does
+// (serve then stops: see cli/serve_lease.go). With a shared store the
+// store's election keeps the term (takeOver, stepDown).
+func (s *Service) kubeTerm(ctx context.Context, now time.Time, leading bool) {
+	if s.replicated() {
+		return
+	}
+	_, _, has := s.term.Context()
+	switch {
+	case leading && !has:
+		for _, r := range s.resources {
+			r.reconcile(ctx, now)
+		}
+		s.term.Begin(ctx, 0)
+	case !leading && has:
+		s.term.End()
+	}
+}
+
+// runWhileLeading runs f (a loop acting on something shared) under every
+// leadership term of a replica, else under ctx.
+func (s *Service) runWhileLeading(ctx context.Context, f func(context.Context)) {
+	if s.term == nil {
+		f(ctx)
+		return
+	}
+	s.term.Each(ctx, f)
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/grayzone/grayzone/internal/clock"
 	"github.com/grayzone/grayzone/server/api"
 	"github.com/grayzone/grayzone/server/config"
+	"github.com/grayzone/grayzone/server/leader"
 	"github.com/grayzone/grayzone/server/practice"
 	"github.com/grayzone/grayzone/server/store"
 	"github.com/grayzone/grayzone/telemetry/canary"
@@ -74,6 +75,7 @@ type Service struct {
 	// netHTTPOnly makes the front doors skip their fast path (tests of both paths).
 	netHTTPOnly bool
 	rep         *replication // nil: a single replica on SQLite
+	term        *leader.Term // a replica's leadership, for goroutines; nil: alone
 	kubeLeading func() bool  // leader_election kubernetes-lease; nil: always
 
 	resources []*resource
@@ -104,6 +106,9 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 	if s.replicated() {
 		// Nothing is written until this replica leads (see replica.go).
 		db.SetFence(store.NoEpoch)
+		s.term = leader.NewTerm()
+	} else if s.kubeLeading != nil {
+		s.term = leader.NewTerm() // see kubeTerm
 	}
 	s.openNotify()
 	s.awsCfg = o.AWS
@@ -147,6 +152,9 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 	}
 	for _, r := range s.resources {
 		r.reconcile(ctx, now)
+		if !s.leads() { // a replica syncs when it comes to lead (runMirror)
+			continue
+		}
 		if err := r.syncARC(ctx); err != nil { // on start: shifts made or ended while grayzone was down
 			s.log.Warn("ARC reconciliation at start", "resource", r.cfg.Name, "err", err)
 		}
@@ -245,8 +253,12 @@ loop:
 const tickEvery = 250 * time.Millisecond
 
 func (s *Service) tick(ctx context.Context, now time.Time) {
-	if s.kubeLeading != nil && !s.kubeLeading() {
-		return // a follower: the leader decides and acts
+	if s.kubeLeading != nil {
+		leading := s.kubeLeading()
+		s.kubeTerm(ctx, now, leading)
+		if !leading {
+			return // a follower: the leader decides and acts
+		}
 	}
 	if s.rep != nil {
 		var leading bool
@@ -425,7 +437,7 @@ func (r *resource) start(ctx context.Context, wg *sync.WaitGroup) error {
 			return err
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); r.plane.Run(ctx) }()
+		go func() { defer wg.Done(); r.runPlane(ctx) }()
 	} else {
 		if fd.Record {
 			r.rec = record.New(record.Options{Thresholds: r.cfg.Operations})
@@ -531,7 +543,7 @@ func (r *resource) reconcile(ctx context.Context, now time.Time) {
 			r.s.log.Info("front door updated", "resource", r.cfg.Name, "zone", z, "shifted", z == want)
 		}
 	}
-	if r.plane != nil {
+	if r.plane != nil && r.s.leads() { // a follower gives no orders to a data plane
 		r.reconcilePlane(ctx, want, expires)
 	}
 }

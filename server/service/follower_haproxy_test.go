@@ -1,0 +1,197 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/grayzone/grayzone/actuator/haproxy"
+	"github.com/grayzone/grayzone/internal/clock"
+	"github.com/grayzone/grayzone/lab/database"
+	"github.com/grayzone/grayzone/server/config"
+	"github.com/grayzone/grayzone/server/store"
+)
+
+// countingRelay relays TCP connections to a unix socket (HAProxy's runtime
+// API) and counts them: each is one batch of runtime API commands.
+func countingRelay(t *testing.T, socket string) (string, *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var n atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n.Add(1)
+			go func() {
+				defer c.Close()
+				u, err := net.Dial("unix", socket)
+				if err != nil {
+					return
+				}
+				defer u.Close()
+				go func() { _, _ = io.Copy(u, c); u.(*net.UnixConn).CloseWrite() }()
+				_, _ = io.Copy(c, u)
+			}()
+		}
+	}()
+	return ln.Addr().String(), &n
+}
+
+// TestFollowerNeverTouchesHAProxy: a replica whose lease another holds
+// reconciles its view every tick but opens no connection to the HAProxy
+// runtime API it shares with the leader, for many reconcile intervals
+// (before, its drift correction undid the leader's drain every interval);
+// once the lease is free it leads and drives HAProxy.
+func TestFollowerNeverTouchesHAProxy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs HAProxy and PostgreSQL")
+	}
+	if _, err := haproxy.Binary(); err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+	if err := database.CheckPostgres(); err != nil {
+		t.Skipf("postgresql not available: %v", err)
+	}
+	ctx := context.Background()
+	pg, err := database.StartPostgres(ctx, database.PostgresOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Stop()
+	l, proc := startHAProxy(t, "")
+	relay, calls := countingRelay(t, l.Socket)
+
+	// Another replica leads (and has drained z1, as its shift says).
+	db, err := store.OpenPostgres(ctx, pg.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	other, ok, err := db.AcquireLease(ctx, "other#1", "127.0.0.1:1", time.Hour)
+	if err != nil || !ok {
+		t.Fatalf("lease: %v %v", ok, err)
+	}
+	drainZ1(t, proc)
+
+	s, advance := runHAProxyService(t, fmt.Sprintf("store: %s\nreplica: {name: r1, lease: 3s}\n", pg.URL()), relay, nil)
+	advance(10 * time.Second) // ten reconcile intervals, forty ticks, many lease attempts
+	if s.leads() {
+		t.Fatal("the replica leads while another holds the lease")
+	}
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("the follower opened %d runtime API connection(s)", n)
+	}
+	stillDrained(t, proc)
+
+	// The leader goes: this replica takes over and drives HAProxy (no
+	// shift in the store: it readies z1).
+	if err := db.ReleaseLease(ctx, other.Holder, other.Epoch); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); calls.Load() == 0 || !s.leads(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the replica did not lead and drive HAProxy: leads %v, %d connection(s)", s.leads(), calls.Load())
+		}
+		advance(100 * time.Millisecond)
+	}
+}
+
+// runHAProxyService runs serve in-process, on a fake clock, with front
+// door type haproxy at runtime API address relay (reconcile interval 1 s);
+// head adds top-level keys; leading is Options.Leading. advance moves the
+// clock in 100 ms steps, letting the service run between them.
+func runHAProxyService(t *testing.T, head, relay string, leading func() bool) (*Service, func(time.Duration)) {
+	t.Helper()
+	y := fmt.Sprintf(`listen: 127.0.0.1:0
+%sauth: {tokens: [test-token-0123456789abcdef]}
+resources:
+  - name: web
+    zones: [z1, z2]
+    frontdoor:
+      type: haproxy
+      runtime_api: %s
+      reconcile_interval: 1s
+      backends:
+        regional: {z1: [z1-1, z1-2], z2: [z2-1, z2-2]}
+`, head, relay)
+	cfg, err := config.Parse("haproxy.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = t.TempDir()
+	fc := clock.NewFake(time.Now())
+	s, err := Open(context.Background(), Options{Config: cfg, Log: slog.New(slog.DiscardHandler), Clock: fc, Leading: leading})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(rctx) }()
+	t.Cleanup(func() { cancel(); <-done; s.Close() })
+	s.APIAddr()
+	return s, func(d time.Duration) {
+		for step := time.Duration(0); step < d; step += 100 * time.Millisecond {
+			fc.Advance(100 * time.Millisecond)
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// drainZ1 drains z1's servers, as a leader's shift away from z1 does.
+func drainZ1(t *testing.T, proc *haproxy.Process) {
+	t.Helper()
+	if err := proc.Runtime.SetState(context.Background(), haproxy.StateDrain, haproxy.Server{Backend: "regional", Name: "z1-1"}, haproxy.Server{Backend: "regional", Name: "z1-2"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// stillDrained fails unless z1's servers are still drained.
+func stillDrained(t *testing.T, proc *haproxy.Process) {
+	t.Helper()
+	rows, err := proc.Runtime.ServersState(context.Background(), "regional")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if r.Server[:2] == "z1" && !r.Drained() {
+			t.Fatalf("the leader's drain of %s was undone", r.Server)
+		}
+	}
+}
+
+// TestKubernetesLeaseFollowerNeverTouchesHAProxy: with leader_election
+// kubernetes-lease (no shared store), a replica that does not hold the Lease
+// opens no connection to the shared HAProxy; once it holds it, it drives it.
+func TestKubernetesLeaseFollowerNeverTouchesHAProxy(t *testing.T) {
+	if _, err := haproxy.Binary(); err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+	l, proc := startHAProxy(t, "")
+	relay, calls := countingRelay(t, l.Socket)
+	drainZ1(t, proc)
+	var leading atomic.Bool
+	s, advance := runHAProxyService(t, "", relay, leading.Load)
+	advance(10 * time.Second)
+	if n := calls.Load(); n != 0 || s.leads() {
+		t.Fatalf("a follower: %d runtime API connection(s), leads %v", n, s.leads())
+	}
+	stillDrained(t, proc)
+	leading.Store(true)
+	for deadline := time.Now().Add(20 * time.Second); calls.Load() == 0; advance(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("holding the Lease, the replica did not drive HAProxy")
+		}
+	}
+}
