@@ -164,9 +164,7 @@ and a missed fault: BENCHMARKS.md, "Day corpus".`,
 				return &exitError{code: exitUnknown, err: err}
 			}
 			if output == "json" {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
+				return writeJSON(stdout, res)
 			}
 			res.Print(stdout)
 			return nil
@@ -210,10 +208,15 @@ func benchCorpus(cmd *cobra.Command, stdout, stderr io.Writer, corpus string, fi
 		return &exitError{code: exitUnknown, err: err}
 	}
 	if output == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		return writeJSON(stdout, res)
 	}
 	res.Print(stdout)
 	return nil
+}
+
+// writeJSON writes v as indented JSON, the --output json of the bench commands.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

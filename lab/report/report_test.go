@@ -67,19 +67,7 @@ func TestCheck(t *testing.T) {
 		{"too many failed", "expect: {max_failed_ratio: 0.01}", nil, Requests{100, 2, 0}, "2 of 100 customer requests failed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sc := scen(t, tc.expect)
-			r := Build(Run{Scenario: sc, Mode: "sim", Start: t0, Elapsed: sc.Duration, Requests: tc.req, Events: tc.events})
-			r.Check(sc)
-			got := strings.Join(r.Expect.Failures, "; ")
-			if tc.fail == "" {
-				if !r.Expect.Met {
-					t.Fatalf("not met: %s", got)
-				}
-				return
-			}
-			if r.Expect.Met || !strings.Contains(got, tc.fail) {
-				t.Fatalf("failures %q, want one containing %q", got, tc.fail)
-			}
+			checkCase(t, scen(t, tc.expect), tc.req, tc.events, tc.fail)
 		})
 	}
 }
@@ -165,18 +153,25 @@ expect:
 			if err != nil {
 				t.Fatal(err)
 			}
-			r := Build(Run{Scenario: sc, Mode: "sim", Start: t0, Elapsed: sc.Duration, Events: tc.events})
-			r.Check(sc)
-			got := strings.Join(r.Expect.Failures, "; ")
-			if tc.fail == "" {
-				if !r.Expect.Met {
-					t.Fatalf("not met: %s", got)
-				}
-				return
-			}
-			if r.Expect.Met || !strings.Contains(got, tc.fail) {
-				t.Fatalf("failures %q, want one containing %q", got, tc.fail)
-			}
+			checkCase(t, sc, Requests{}, tc.events, tc.fail)
 		})
+	}
+}
+
+// checkCase checks sc against a run with req and events: met when fail is
+// "", else not met with a failure containing fail.
+func checkCase(t *testing.T, sc *scenario.Scenario, req Requests, events []runbook.Event, fail string) {
+	t.Helper()
+	r := Build(Run{Scenario: sc, Mode: "sim", Start: t0, Elapsed: sc.Duration, Requests: req, Events: events})
+	r.Check(sc)
+	got := strings.Join(r.Expect.Failures, "; ")
+	if fail == "" {
+		if !r.Expect.Met {
+			t.Fatalf("not met: %s", got)
+		}
+		return
+	}
+	if r.Expect.Met || !strings.Contains(got, fail) {
+		t.Fatalf("failures %q, want one containing %q", got, fail)
 	}
 }
