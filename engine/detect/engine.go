@@ -183,6 +183,7 @@ type Engine struct {
 	// a tenth of a simulated day); scratch is refreshP99's merge target.
 	spare   []*ddsketch.DDSketch
 	scratch *ddsketch.DDSketch
+	alarms  int // how many alarms the last assessment had
 
 	// Fail static: the last bucket with data per zone and source, whether
 	// each source ever reported, and since when the view is in doubt.
@@ -522,7 +523,9 @@ func (a Assessment) Healthy() map[string]bool {
 }
 
 func (e *Engine) assess(now time.Time) Assessment {
-	a := Assessment{At: now, Profile: e.cfg.Profile}
+	// Sized from the last tick: the detectors append the same alarms every
+	// tick, and growing the slice each time was a tenth of an idle tick.
+	a := Assessment{At: now, Profile: e.cfg.Profile, Zones: make([]ZoneStatus, 0, len(e.cfg.Zones)), Alarms: make([]AlarmStatus, 0, e.alarms)}
 	for _, z := range e.cfg.Zones {
 		h := e.health[z].total
 		d := e.display[z].total
@@ -543,6 +546,7 @@ func (e *Engine) assess(now time.Time) Assessment {
 	// slices, not sort.SliceStable: its reflection-based swaps were a sixth
 	// of an idle tick, which sim mode pays four times a simulated second.
 	slices.SortStableFunc(a.Alarms, func(x, y AlarmStatus) int { return strings.Compare(x.Name, y.Name) })
+	e.alarms = len(a.Alarms)
 	return a
 }
 
