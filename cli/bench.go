@@ -160,14 +160,7 @@ and a missed fault: BENCHMARKS.md, "Day corpus".`,
 				return benchTelemetryPaths(cmd, stdout, stderr, paths, seeds, output)
 			}
 			res, err := benchmark.Detect(cmd.Context(), benchmark.DetectOptions{Scenarios: scs, Seeds: seeds, NegativeSeeds: negSeeds, Progress: stderr})
-			if err != nil {
-				return &exitError{code: exitUnknown, err: err}
-			}
-			if output == "json" {
-				return writeJSON(stdout, res)
-			}
-			res.Print(stdout)
-			return nil
+			return writeResult(stdout, output, res, err)
 		},
 	}
 	f := cmd.Flags()
@@ -204,6 +197,15 @@ func benchCorpus(cmd *cobra.Command, stdout, stderr io.Writer, corpus string, fi
 		return &exitError{code: ExitUsage, err: fmt.Errorf("--corpus %s: %w", corpus, err)}
 	}
 	res, err := benchmark.Corpus(cmd.Context(), benchmark.CorpusOptions{Days: scs, Parallel: parallel, Progress: stderr})
+	return writeResult(stdout, output, res, err)
+}
+
+// printer is a benchmark result that prints itself as markdown tables.
+type printer interface{ Print(io.Writer) }
+
+// writeResult writes a benchmark's result as --output asks, or its error
+// as an unexpected failure.
+func writeResult(stdout io.Writer, output string, res printer, err error) error {
 	if err != nil {
 		return &exitError{code: exitUnknown, err: err}
 	}
