@@ -28,7 +28,7 @@ import (
 	"github.com/grayzone/grayzone/telemetry/operation"
 )
 
-// What the corpus benchmark counts (docs/detection-benchmark.md says the same):
+// What the corpus benchmark counts (BENCHMARKS.md, "A simulated production day", says the same):
 //
 //   - A real fault is a fault whose target is a whole zone and whose kind
 //     customers feel (latency, packet_loss, blackhole, reset, http_error,

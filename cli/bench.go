@@ -136,7 +136,7 @@ a time, and prints per profile: false shifts per day, real zonal faults
 missed, shift episodes per real fault, delay p50/p90 and its ratio to the
 CUSUM bound, when traffic was given back, and customer requests failed
 against no mitigation. Progress goes to stderr. What counts as a false shift
-and a missed fault: BENCHMARKS.md, "Day corpus".`,
+and a missed fault: BENCHMARKS.md, "A simulated production day".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "text" && output != "json" {
