@@ -288,10 +288,9 @@ func Detect(ctx context.Context, o DetectOptions) (*DetectResult, error) {
 			if fc.latency {
 				dim = detect.DimLatency
 			}
-			p0 := detect.Floor(cfg, dim)
 			sc := sweepScenario(rps, fc.f, 1)
 			rate := rps/float64(len(sc.Topology.Zones)) + float64(len(operation.Catalog))/sc.Canary.Interval.Seconds()
-			bound := detect.Threshold(cfg, dim)/(detect.KL(math.Min(fc.bad, 0.999), p0)*rate) + fc.obsDelay.Seconds()
+			bound := cusumBound(cfg, dim, fc.bad, rate, fc.obsDelay)
 			cell.BoundS = bound
 			cell.RatioP50 = cell.Default.P50 / bound
 			res.MissedOverSweep += cell.Default.Missed

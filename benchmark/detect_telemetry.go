@@ -10,6 +10,7 @@ import (
 	"github.com/grayzone/grayzone/engine/detect"
 	"github.com/grayzone/grayzone/lab"
 	"github.com/grayzone/grayzone/lab/scenario"
+	"github.com/grayzone/grayzone/lab/sim"
 	"github.com/grayzone/grayzone/lab/telemetrypath"
 	"github.com/grayzone/grayzone/telemetry/operation"
 )
@@ -42,7 +43,7 @@ func DetectTelemetry(ctx context.Context, sc *scenario.Scenario, paths []string,
 		if f.Kind == scenario.PacketLoss {
 			bad := f.Percent / 100 * dbShare()
 			rate := sc.Load.RPS/float64(len(sc.Topology.Zones)) + float64(len(operation.Catalog))/sc.Canary.Interval.Seconds()
-			bound = detect.Threshold(cfg, detect.DimFault)/(detect.KL(math.Min(bad, 0.999), detect.Floor(cfg, detect.DimFault))*rate) + 2
+			bound = cusumBound(cfg, detect.DimFault, bad, rate, sim.DBTimeout)
 			break
 		}
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"time"
@@ -113,6 +114,10 @@ func newBenchDetectCmd(stdout, stderr io.Writer) *cobra.Command {
 		seeds, negSeeds int
 		output          string
 		files, paths    []string
+		corpus          string
+		days, parallel  int
+		firstSeed       int64
+		dayLen          time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "detect",
@@ -121,7 +126,17 @@ func newBenchDetectCmd(stdout, stderr io.Writer) *cobra.Command {
 profiles for many seeds, and a sweep of fault size × traffic level × seeds, and
 prints detection delays (median, p90), the ratio of the default profile's delay
 to the CUSUM bound, missed detections, false shifts on the negative scenarios,
-customer failures relative to --baseline, and simulated minutes per second.`,
+customer failures relative to --baseline, and simulated minutes per second.
+
+With --corpus day it runs the day corpus instead: --days 24-hour sim
+scenarios generated from seeds --first-seed.. (benchmark.DayYAML; the first
+ones are kept in benchmark/corpus/day/), or with --corpus DIR every *.yaml
+of DIR, each under both profiles and once without mitigation, --parallel at
+a time, and prints per profile: false shifts per day, real zonal faults
+missed, shift episodes per real fault, delay p50/p90 and its ratio to the
+CUSUM bound, when traffic was given back, and customer requests failed
+against no mitigation. Progress goes to stderr. What counts as a false shift
+and a missed fault: BENCHMARKS.md, "A simulated production day".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "text" && output != "json" {
@@ -138,20 +153,14 @@ customer failures relative to --baseline, and simulated minutes per second.`,
 				}
 				scs = append(scs, sc)
 			}
+			if corpus != "" {
+				return benchCorpus(cmd, stdout, stderr, corpus, firstSeed, days, dayLen, parallel, output)
+			}
 			if len(paths) > 0 {
 				return benchTelemetryPaths(cmd, stdout, stderr, paths, seeds, output)
 			}
 			res, err := benchmark.Detect(cmd.Context(), benchmark.DetectOptions{Scenarios: scs, Seeds: seeds, NegativeSeeds: negSeeds, Progress: stderr})
-			if err != nil {
-				return &exitError{code: exitUnknown, err: err}
-			}
-			if output == "json" {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
-			}
-			res.Print(stdout)
-			return nil
+			return writeResult(stdout, output, res, err)
 		},
 	}
 	f := cmd.Flags()
@@ -159,6 +168,57 @@ customer failures relative to --baseline, and simulated minutes per second.`,
 	f.IntVar(&negSeeds, "negative-seeds", 50, "seeds per negative scenario (expect shift: none)")
 	f.StringVarP(&output, "output", "o", "text", "text (markdown tables) or json")
 	f.StringSliceVar(&files, "scenario", nil, "scenario files or built-in names (default: every built-in scenario)")
+	f.StringVar(&corpus, "corpus", "", "instead: run a corpus of day-long scenarios: day (generated from seeds) or a directory of *.yaml")
+	f.IntVar(&days, "days", 50, "with --corpus day: how many days")
+	f.Int64Var(&firstSeed, "first-seed", 1, "with --corpus day: the first day's seed")
+	f.DurationVar(&dayLen, "day-length", 24*time.Hour, "with --corpus day: each day's simulated length (shorter days scale every fault's time and duration)")
+	f.IntVar(&parallel, "parallel", 0, "with --corpus: runs at a time (default: one per CPU)")
 	f.StringSliceVar(&paths, "telemetry", nil, "instead: detection delay on the workshop scenario through each telemetry path given ("+strings.Join(telemetrypath.Names, ", ")+"), against the CUSUM bound plus the path's own delay")
 	return cmd
+}
+
+// benchCorpus runs `bench detect --corpus`.
+func benchCorpus(cmd *cobra.Command, stdout, stderr io.Writer, corpus string, first int64, days int, dayLen time.Duration, parallel int, output string) error {
+	var (
+		scs []*scenario.Scenario
+		err error
+	)
+	switch {
+	case days < 1:
+		return usageErr("--days %d: want at least 1", days)
+	case dayLen < scenario.MinDuration || dayLen > scenario.MaxDuration:
+		return usageErr("--day-length %s: want %s to %s", dayLen, scenario.MinDuration, scenario.MaxDuration)
+	case corpus == "day":
+		scs, err = benchmark.DayCorpus(first, days, dayLen)
+	default:
+		scs, err = benchmark.CorpusDir(corpus)
+	}
+	if err != nil {
+		return &exitError{code: ExitUsage, err: fmt.Errorf("--corpus %s: %w", corpus, err)}
+	}
+	res, err := benchmark.Corpus(cmd.Context(), benchmark.CorpusOptions{Days: scs, Parallel: parallel, Progress: stderr})
+	return writeResult(stdout, output, res, err)
+}
+
+// printer is a benchmark result that prints itself as markdown tables.
+type printer interface{ Print(io.Writer) }
+
+// writeResult writes a benchmark's result as --output asks, or its error
+// as an unexpected failure.
+func writeResult(stdout io.Writer, output string, res printer, err error) error {
+	if err != nil {
+		return &exitError{code: exitUnknown, err: err}
+	}
+	if output == "json" {
+		return writeJSON(stdout, res)
+	}
+	res.Print(stdout)
+	return nil
+}
+
+// writeJSON writes v as indented JSON, the --output json of the bench commands.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/grayzone/grayzone/lab/sim"
 	"github.com/grayzone/grayzone/lab/telemetrypath"
 	"github.com/grayzone/grayzone/telemetry/observation"
+	"github.com/grayzone/grayzone/telemetry/record"
 )
 
 // simEpoch is sim mode's virtual start: fixed, so reports are byte-for-byte repeatable.
@@ -29,11 +30,17 @@ func runSim(ctx context.Context, o Options, mitigate bool) (report.Run, error) {
 	plan := fault.NewPlan(sc)
 	table := newTable(sc)
 	prog := newProgress(o.Progress, sc, mitigate, simEpoch)
+	var aggregates func([]record.Aggregate)
+	if o.Telemetry == telemetrypath.Direct {
+		// The engine sums observations per bucket and series anyway; the sim sums them first.
+		aggregates = func(a []record.Aggregate) { c.ctrl.ObserveAggregates(a) }
+	}
 	world = sim.New(sim.Config{
-		Scenario: sc,
-		Table:    table,
-		Start:    simEpoch,
-		Observe:  func(obs observation.Observation) { path.Observe(obs) },
+		Scenario:          sc,
+		Table:             table,
+		Start:             simEpoch,
+		Observe:           func(obs observation.Observation) { path.Observe(obs) },
+		ObserveAggregates: aggregates,
 		Tick: func(now time.Time) {
 			if err := path.Tick(now); err != nil {
 				o.Log.Error("telemetry path", "err", err)

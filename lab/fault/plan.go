@@ -104,3 +104,73 @@ func (p Plan) CanaryFails(t time.Duration, zone string) bool {
 	}
 	return false
 }
+
+// Effects is what the faults in force do to one target over one span of
+// the plan (between two Changes).
+type Effects struct {
+	ErrPct        float64 // http_error: probability in percent that a request fails at once
+	Slow, Jitter  time.Duration
+	Link          []scenario.Fault // database-link faults, in scenario order
+	TelemetryLost bool
+}
+
+// Cursor walks a plan forward in time and caches each target's Effects for
+// the span in force, so a simulator asking per request pays a map lookup,
+// not a scan of the fault list. Time must not go backwards.
+type Cursor struct {
+	plan    Plan
+	changes []time.Duration
+	next    int // index in changes of the next change after the span in force
+	span    time.Duration
+	effects map[string]*Effects
+	canary  map[string]bool
+}
+
+// Cursor returns a cursor at offset 0.
+func (p Plan) Cursor() *Cursor {
+	c := &Cursor{plan: p, changes: p.Changes(), effects: map[string]*Effects{}, canary: map[string]bool{}}
+	c.advance(0)
+	return c
+}
+
+// advance moves the cursor to the span holding t, dropping the cache when
+// the span changes.
+func (c *Cursor) advance(t time.Duration) {
+	moved := false
+	for c.next < len(c.changes) && c.changes[c.next] <= t {
+		c.span = c.changes[c.next]
+		c.next++
+		moved = true
+	}
+	if moved {
+		clear(c.effects)
+		clear(c.canary)
+	}
+}
+
+// Target returns the effects at offset t on the instance id in zone. The
+// result is shared: do not modify it.
+func (c *Cursor) Target(t time.Duration, zone, id string) *Effects {
+	c.advance(t)
+	if e := c.effects[id]; e != nil {
+		return e
+	}
+	e := &Effects{Link: c.plan.Link(c.span, zone, id), TelemetryLost: c.plan.TelemetryLost(c.span, zone, id)}
+	e.ErrPct, e.Slow, e.Jitter = c.plan.Instance(c.span, zone, id)
+	c.effects[id] = e
+	return e
+}
+
+// CanaryFails is Plan.CanaryFails, cached for the span.
+func (c *Cursor) CanaryFails(t time.Duration, zone string) bool {
+	c.advance(t)
+	v, ok := c.canary[zone]
+	if !ok {
+		v = c.plan.CanaryFails(c.span, zone)
+		c.canary[zone] = v
+	}
+	return v
+}
+
+// ControlPlaneDown is Plan.ControlPlaneDown (not cached: it is asked rarely).
+func (c *Cursor) ControlPlaneDown(t time.Duration) bool { return c.plan.ControlPlaneDown(t) }

@@ -78,6 +78,7 @@ func Thousands(n int64) string {
 
 // Fault is one injected fault as it ran.
 type Fault struct {
+	Name   string   `json:"name,omitempty"`
 	Kind   string   `json:"kind"`
 	Target string   `json:"target"`
 	Start  float64  `json:"start_s"`
@@ -240,7 +241,7 @@ func Build(run Run) *Report {
 		if f.At > run.Elapsed {
 			continue
 		}
-		rf := Fault{Kind: string(f.Kind), Target: f.Target.String(), Start: secs(f.At)}
+		rf := Fault{Name: f.Name, Kind: string(f.Kind), Target: f.Target.String(), Start: secs(f.At)}
 		if end := f.End(sc.Duration); end <= run.Elapsed {
 			e := secs(end)
 			rf.End = &e
@@ -326,12 +327,27 @@ func (r *Report) Check(sc *scenario.Scenario) {
 					fail("shift: %s was shifted at %.1fs, but only %s may be", sh.AwayFrom, sh.Start, s.AwayFrom)
 				}
 			}
+			from, what, at := firstFault, "the first fault", math.Inf(1)
+			if len(target) > 0 {
+				at = target[0].Start
+			}
+			if s.From != "" {
+				for _, f := range sc.Faults {
+					if f.Name == s.From {
+						from, what = secs(f.At), "fault "+f.Name
+					}
+				}
+				at = firstAfter(target, from)
+			}
 			switch {
 			case len(target) == 0:
 				fail("shift: %s was never shifted away", s.AwayFrom)
-			case s.Within > 0 && firstFault >= 0 && target[0].Start > firstFault+secs(s.Within):
-				fail("shift: %s was shifted at %.1fs, %.1fs after the first fault (%.1fs); expected within %s",
-					s.AwayFrom, target[0].Start, target[0].Start-firstFault, firstFault, s.Within)
+			case s.Within > 0 && from >= 0 && at > from+secs(s.Within):
+				fail("shift: %s was shifted at %.1fs, %.1fs after %s (%.1fs); expected within %s",
+					s.AwayFrom, at, at-from, what, from, s.Within)
+			}
+			if s.OneEpisode {
+				checkEpisodes(sc, s, target, fail)
 			}
 		}
 	} else {
@@ -365,6 +381,45 @@ func (r *Report) Check(sc *scenario.Scenario) {
 	if m := ex.MaxFailedRatio; m != nil && r.Requests.Ratio() > *m {
 		fail("max_failed_ratio: %d of %d customer requests failed (%.4f), more than %g",
 			r.Requests.Failed, r.Requests.Total, r.Requests.Ratio(), *m)
+	}
+}
+
+// firstAfter is the start of the first shift that is in force at or after
+// t (a shift that ended before t is about something else), +Inf if none.
+func firstAfter(shifts []Shift, t float64) float64 {
+	for _, sh := range shifts {
+		if sh.End == nil || *sh.End >= t {
+			return sh.Start
+		}
+	}
+	return math.Inf(1)
+}
+
+// checkEpisodes fails on flapping: each fault the expectation is about
+// (the fault named by from, else every fault whose target is the zone)
+// must be handled by exactly one shift episode of the zone (one shift in
+// force at some point between the fault's start and its end), and that
+// shift must not end while the fault is in force.
+func checkEpisodes(sc *scenario.Scenario, s *scenario.ExpectShift, shifts []Shift, fail func(string, ...any)) {
+	for _, f := range sc.Faults {
+		if (s.From != "" && f.Name != s.From) || (s.From == "" && f.Target.Zone != s.AwayFrom) {
+			continue
+		}
+		start, end := secs(f.At), secs(f.End(sc.Duration))
+		n := 0
+		for _, sh := range shifts {
+			if sh.Start > end || (sh.End != nil && *sh.End < start) {
+				continue
+			}
+			n++
+			if sh.End != nil && *sh.End < end {
+				fail("one_episode: the shift away from %s ended at %.1fs while its fault (%s from %.1fs) was in force until %.1fs",
+					s.AwayFrom, *sh.End, f.Kind, start, end)
+			}
+		}
+		if n > 1 {
+			fail("one_episode: %d shift episodes away from %s during its fault (%s, %.1fs to %.1fs); expected one", n, s.AwayFrom, f.Kind, start, end)
+		}
 	}
 }
 

@@ -67,19 +67,7 @@ func TestCheck(t *testing.T) {
 		{"too many failed", "expect: {max_failed_ratio: 0.01}", nil, Requests{100, 2, 0}, "2 of 100 customer requests failed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sc := scen(t, tc.expect)
-			r := Build(Run{Scenario: sc, Mode: "sim", Start: t0, Elapsed: sc.Duration, Requests: tc.req, Events: tc.events})
-			r.Check(sc)
-			got := strings.Join(r.Expect.Failures, "; ")
-			if tc.fail == "" {
-				if !r.Expect.Met {
-					t.Fatalf("not met: %s", got)
-				}
-				return
-			}
-			if r.Expect.Met || !strings.Contains(got, tc.fail) {
-				t.Fatalf("failures %q, want one containing %q", got, tc.fail)
-			}
+			checkCase(t, scen(t, tc.expect), tc.req, tc.events, tc.fail)
 		})
 	}
 }
@@ -131,5 +119,59 @@ func TestThousands(t *testing.T) {
 		if got := Thousands(n); got != want {
 			t.Errorf("Thousands(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// A day's expectation: the shift is timed from the named fault, not from
+// the nuisance before it, and flapping fails one_episode.
+func TestCheckNamedFaultAndEpisodes(t *testing.T) {
+	const src = `version: 1
+name: t
+duration: 10m
+topology: {zones: [a, b, c], instances_per_zone: 2}
+load: {rps: 10}
+faults:
+  - {at: 10s, duration: 30s, kind: latency, region: true, latency: 50ms}
+  - {at: 100s, duration: 2m, kind: packet_loss, zone: a, percent: 10, name: gray}
+expect:
+`
+	for _, tc := range []struct {
+		name, expect string
+		events       []runbook.Event
+		fail         string
+	}{
+		{"timed from the named fault", "  shift: {away_from: a, within: 30s, from: gray, one_episode: true}\n", events("a", 125, 250, 0, 0), ""},
+		{"timed from the first fault", "  shift: {away_from: a, within: 30s}\n", events("a", 125, 250, 0, 0), "115.0s after the first fault (10.0s)"},
+		{"late after the named fault", "  shift: {away_from: a, within: 10s, from: gray}\n", events("a", 125, 250, 0, 0), "25.0s after fault gray (100.0s)"},
+		{"flapping", "  shift: {away_from: a, from: gray, one_episode: true}\n", append(events("a", 105, 150, 0, 0), events("a", 160, 250, 0, 0)...),
+			"one_episode: the shift away from a ended at 150.0s while its fault (packet_loss from 100.0s) was in force until 220.0s; one_episode: 2 shift episodes away from a during its fault"},
+		{"flapping allowed without one_episode", "  shift: {away_from: a, from: gray}\n", append(events("a", 105, 150, 0, 0), events("a", 160, 250, 0, 0)...), ""},
+		{"ended early", "  shift: {away_from: a, one_episode: true}\n", events("a", 105, 200, 0, 0), "ended at 200.0s while its fault"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sc, err := scenario.Parse("t.yaml", []byte(src+tc.expect))
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkCase(t, sc, Requests{}, tc.events, tc.fail)
+		})
+	}
+}
+
+// checkCase checks sc against a run with req and events: met when fail is
+// "", else not met with a failure containing fail.
+func checkCase(t *testing.T, sc *scenario.Scenario, req Requests, events []runbook.Event, fail string) {
+	t.Helper()
+	r := Build(Run{Scenario: sc, Mode: "sim", Start: t0, Elapsed: sc.Duration, Requests: req, Events: events})
+	r.Check(sc)
+	got := strings.Join(r.Expect.Failures, "; ")
+	if fail == "" {
+		if !r.Expect.Met {
+			t.Fatalf("not met: %s", got)
+		}
+		return
+	}
+	if r.Expect.Met || !strings.Contains(got, fail) {
+		t.Fatalf("failures %q, want one containing %q", got, fail)
 	}
 }

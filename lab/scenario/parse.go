@@ -48,13 +48,14 @@ var (
 var (
 	topKeys      = []string{"version", "name", "description", "seed", "duration", "topology", "load", "canary", "policy", "faults", "expect"}
 	topologyKeys = []string{"zones", "instances_per_zone", "database_zone"}
-	loadKeys     = []string{"rps", "operations", "steps"}
+	loadKeys     = []string{"rps", "operations", "steps", "diurnal"}
+	diurnalKeys  = []string{"min", "peak_at"}
 	stepKeys     = []string{"at", "rps"}
 	canaryKeys   = []string{"interval"}
 	policyKeys   = []string{"control_plane_after", "recovery_hold"}
-	faultKeys    = []string{"at", "duration", "kind", "zone", "instance", "region", "percent", "latency", "jitter"}
+	faultKeys    = []string{"at", "duration", "kind", "zone", "instance", "region", "percent", "latency", "jitter", "name"}
 	expectKeys   = []string{"shift", "control_plane", "recovered_within", "max_failed_ratio", "fail_static"}
-	shiftKeys    = []string{"away_from", "within"}
+	shiftKeys    = []string{"away_from", "within", "from", "one_episode"}
 )
 
 // Parse reads and validates one scenario. file only labels errors (and is
@@ -200,7 +201,7 @@ func (p *parser) scenario(rf yamlfield.Field) *Scenario {
 		s.Faults = p.faults(f)
 	}
 	if f, ok := m.Get("expect"); ok {
-		s.Expect = p.expect(f)
+		s.Expect = p.expect(f, s.Faults)
 	}
 	return s
 }
@@ -340,7 +341,49 @@ func (p *parser) load(f yamlfield.Field) Load {
 	if sf, ok := m.Get("steps"); ok {
 		l.Steps = p.steps(sf)
 	}
+	if df, ok := m.Get("diurnal"); ok {
+		if _, steps := m.Get("steps"); steps {
+			p.Errorf(df, "conflicts with steps (a load is either stepped or diurnal)")
+		} else {
+			l.Diurnal = p.diurnal(df, l.RPS)
+		}
+	}
 	return l
+}
+
+// diurnal reads load.diurnal: the lowest rate of the day and the time of
+// day of the peak (load.rps).
+func (p *parser) diurnal(f yamlfield.Field, peak float64) *Diurnal {
+	m, ok := p.Mapping(f, diurnalKeys)
+	if !ok {
+		return nil
+	}
+	d := &Diurnal{}
+	good := true
+	if mf, ok := p.Require(m, "min"); ok {
+		v, ok := p.rps(mf)
+		if ok && peak > 0 && v > peak {
+			p.Errorf(mf, "%s is more than load.rps (%g), the day's peak", yamlfield.Show(mf.Val.Value), peak)
+			ok = false
+		}
+		d.Min, good = v, good && ok
+	} else {
+		good = false
+	}
+	if pf, ok := p.Require(m, "peak_at"); ok {
+		v, ok := p.Duration(pf)
+		if ok && (v < 0 || v >= 24*time.Hour) {
+			p.Errorf(pf, "%s is out of range (0s <= peak_at < 24h, a time of day)", yamlfield.Show(pf.Val.Value))
+			ok = false
+		}
+		d.PeakAt, good = v, good && ok
+	} else {
+		good = false
+	}
+	if !good {
+		return nil
+	}
+	return d
 }
 
 func (p *parser) rps(f yamlfield.Field) (float64, bool) {
@@ -463,8 +506,9 @@ func (p *parser) faults(f yamlfield.Field) []Fault {
 		return nil
 	}
 	var out []Fault
+	named := map[string]bool{}
 	for _, ff := range items {
-		if fl, ok := p.fault(ff); ok {
+		if fl, ok := p.fault(ff, named); ok {
 			out = append(out, fl)
 		}
 	}
@@ -479,7 +523,7 @@ func kindNames() string {
 	return strings.Join(names, ", ")
 }
 
-func (p *parser) fault(f yamlfield.Field) (Fault, bool) {
+func (p *parser) fault(f yamlfield.Field, named map[string]bool) (Fault, bool) {
 	fl := Fault{Line: f.Line}
 	m, ok := p.Mapping(f, faultKeys)
 	if !ok {
@@ -490,6 +534,18 @@ func (p *parser) fault(f yamlfield.Field) (Fault, bool) {
 	}
 	if df, ok := m.Get("duration"); ok {
 		fl.Duration, _ = p.positiveDuration(df)
+	}
+	if nf, ok := m.Get("name"); ok {
+		if v, ok := p.Str(nf); ok {
+			switch {
+			case !nameRe.MatchString(v):
+				p.Errorf(nf, "%s is not a valid fault name ([a-z0-9-]{1,63})", yamlfield.Show(v))
+			case named[v]:
+				p.Errorf(nf, "%s is the name of an earlier fault (names must be unique)", yamlfield.Show(v))
+			default:
+				fl.Name, named[v] = v, true
+			}
+		}
 	}
 	kindOK := false
 	if kf, ok := p.Require(m, "kind"); ok {
@@ -609,14 +665,14 @@ func (p *parser) instance(f yamlfield.Field) (string, bool) {
 	return id, true
 }
 
-func (p *parser) expect(f yamlfield.Field) Expect {
+func (p *parser) expect(f yamlfield.Field, faults []Fault) Expect {
 	var e Expect
 	m, ok := p.Mapping(f, expectKeys)
 	if !ok {
 		return e
 	}
 	if sf, ok := m.Get("shift"); ok {
-		e.Shift = p.shift(sf)
+		e.Shift = p.shift(sf, faults)
 	}
 	if cf, ok := m.Get("control_plane"); ok {
 		if v, ok := p.Boolean(cf); ok {
@@ -642,7 +698,7 @@ func (p *parser) expect(f yamlfield.Field) Expect {
 	return e
 }
 
-func (p *parser) shift(f yamlfield.Field) *ExpectShift {
+func (p *parser) shift(f yamlfield.Field, faults []Fault) *ExpectShift {
 	n := f.Val
 	if n != nil && n.Kind == yaml.ScalarNode {
 		if n.ShortTag() == "!!str" && n.Value == "none" {
@@ -665,6 +721,27 @@ func (p *parser) shift(f yamlfield.Field) *ExpectShift {
 	}
 	if wf, ok := m.Get("within"); ok {
 		es.Within, _ = p.positiveDuration(wf)
+	}
+	if ff, ok := m.Get("from"); ok {
+		if v, ok := p.Str(ff); ok {
+			var names []string
+			for _, fl := range faults {
+				if fl.Name != "" {
+					names = append(names, fl.Name)
+				}
+			}
+			switch {
+			case len(names) == 0:
+				p.Errorf(ff, "no fault is named %s (no fault has a name)", yamlfield.Show(v))
+			case !slices.Contains(names, v):
+				p.Errorf(ff, "no fault is named %s (names: %s)", yamlfield.Show(v), strings.Join(names, ", "))
+			default:
+				es.From = v
+			}
+		}
+	}
+	if of, ok := m.Get("one_episode"); ok {
+		es.OneEpisode, _ = p.Boolean(of)
 	}
 	return es
 }

@@ -277,7 +277,7 @@ func TestParseErrors(t *testing.T) {
 		// Keys.
 		{"unknown key at top", base + "colour: red\n", "t.yaml:20: colour: unknown key (expected one of version, name, description, seed, duration, topology, load, canary, policy, faults, expect)"},
 		{"unknown key nested", edit("instances_per_zone: 2", "instance_per_zone: 2"), "t.yaml:6: topology.instance_per_zone: unknown key (expected one of zones, instances_per_zone, database_zone)"},
-		{"unknown key in fault", edit("    percent: 30", "    percent: 30\n    precent: 30"), "t.yaml:15: faults[0].precent: unknown key (expected one of at, duration, kind, zone, instance, region, percent, latency, jitter)"},
+		{"unknown key in fault", edit("    percent: 30", "    percent: 30\n    precent: 30"), "t.yaml:15: faults[0].precent: unknown key (expected one of at, duration, kind, zone, instance, region, percent, latency, jitter, name)"},
 		{"odd unknown key", base + "\"a b\\n\": 1\n", `t.yaml:20: ["a b\n"]: unknown key (expected one of version, name, description, seed, duration, topology, load, canary, policy, faults, expect)`},
 		{"non-scalar key", edit("  rps: 10", "  rps: 10\n  ? [x]\n  : 1"), "t.yaml:9: load: keys must be plain words, got a list as a key"},
 		{"duplicate key", edit("name: t", "name: t\nname: u"), "t.yaml:3: name: duplicate key (first given at line 2)"},
@@ -370,11 +370,25 @@ func TestParseErrors(t *testing.T) {
 		{"expect recovered_within negative", edit("recovered_within: 2m", "recovered_within: -2m"), "t.yaml:18: expect.recovered_within: -2m is out of range (must be > 0)"},
 		{"max_failed_ratio above 1", edit("max_failed_ratio: 0.1", "max_failed_ratio: 1.5"), "t.yaml:19: expect.max_failed_ratio: 1.5 is out of range (0 <= ratio <= 1)"},
 
+		// Additions: fault names, shift.from, shift.one_episode, load.diurnal.
+		{"fault name invalid", edit("    percent: 30\n", "    percent: 30\n    name: Gray\n"), "t.yaml:15: faults[0].name: Gray is not a valid fault name ([a-z0-9-]{1,63})"},
+		{"fault name not a string", edit("    percent: 30\n", "    percent: 30\n    name: [x]\n"), "t.yaml:15: faults[0].name: must be a string, got a list"},
+		{"fault name repeated", edit("    percent: 30\n", "    percent: 30\n    name: gray\n  - {at: 1m, kind: reset, zone: b, percent: 5, name: gray}\n"), "t.yaml:16: faults[1].name: gray is the name of an earlier fault (names must be unique)"},
+		{"shift from unknown fault", strings.Replace(edit("    percent: 30\n", "    percent: 30\n    name: gray\n"), "within: 60s}", "within: 60s, from: grey}", 1), "t.yaml:17: expect.shift.from: no fault is named grey (names: gray)"},
+		{"shift from with no names", edit("within: 60s}", "within: 60s, from: gray}"), "t.yaml:16: expect.shift.from: no fault is named gray (no fault has a name)"},
+		{"shift one_episode not bool", edit("within: 60s}", "within: 60s, one_episode: yes}"), `t.yaml:16: expect.shift.one_episode: must be true or false, got string "yes"`},
+		{"diurnal with steps", edit("  rps: 10\n", "  rps: 10\n  steps: [{at: 1m, rps: 20}]\n  diurnal: {min: 1, peak_at: 14h}\n"), "t.yaml:10: load.diurnal: conflicts with steps (a load is either stepped or diurnal)"},
+		{"diurnal min above rps", edit("  rps: 10\n", "  rps: 10\n  diurnal: {min: 20, peak_at: 14h}\n"), "t.yaml:9: load.diurnal.min: 20 is more than load.rps (10), the day's peak"},
+		{"diurnal min zero", edit("  rps: 10\n", "  rps: 10\n  diurnal: {min: 0, peak_at: 14h}\n"), "t.yaml:9: load.diurnal.min: 0 is out of range (must be > 0)"},
+		{"diurnal peak_at past a day", edit("  rps: 10\n", "  rps: 10\n  diurnal: {min: 1, peak_at: 25h}\n"), "t.yaml:9: load.diurnal.peak_at: 25h is out of range (0s <= peak_at < 24h, a time of day)"},
+		{"diurnal without peak_at", edit("  rps: 10\n", "  rps: 10\n  diurnal: {min: 1}\n"), "t.yaml:9: load.diurnal.peak_at: required"},
+		{"diurnal unknown key", edit("  rps: 10\n", "  rps: 10\n  diurnal: {min: 1, peak_at: 2h, trough_at: 3h}\n"), "t.yaml:9: load.diurnal.trough_at: unknown key (expected one of min, peak_at)"},
+
 		// Ordering: the first problem in the file wins, and a misspelt key is
 		// reported rather than the required key it failed to provide.
 		{"first error wins", strings.Replace(edit("name: t", "name: T"), "max_failed_ratio: 0.1", "max_failed_ratio: 2", 1), "t.yaml:2: name: T is not a valid name ([a-z0-9-]{1,63})"},
 		{"faults before topology", "version: 1\nname: t\nduration: 1m\nfaults: [{at: 1s, kind: blackhole, zone: q}]\ntopology: {zones: [a, b], instances_per_zone: 1}\nload: {rps: 1}\n", "t.yaml:4: faults[0].zone: q is not one of the zones (a, b)"},
-		{"misspelt required key", edit("    kind: packet_loss", "    knd: packet_loss"), "t.yaml:12: faults[0].knd: unknown key (expected one of at, duration, kind, zone, instance, region, percent, latency, jitter)"},
+		{"misspelt required key", edit("    kind: packet_loss", "    knd: packet_loss"), "t.yaml:12: faults[0].knd: unknown key (expected one of at, duration, kind, zone, instance, region, percent, latency, jitter, name)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -548,4 +562,26 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestAdditionsParse(t *testing.T) {
+	src := strings.Replace(strings.Replace(base, "  rps: 10\n", "  rps: 10\n  diurnal: {min: 2, peak_at: 14h}\n", 1),
+		"    percent: 30\n", "    percent: 30\n    name: gray\n", 1)
+	src = strings.Replace(src, "within: 60s}", "within: 60s, from: gray, one_episode: true}", 1)
+	s, err := Parse("t.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Faults[0].Name != "gray" || s.Expect.Shift.From != "gray" || !s.Expect.Shift.OneEpisode {
+		t.Errorf("fault %+v, expect %+v", s.Faults[0], s.Expect.Shift)
+	}
+	// A cosine from 2 req/s at 02:00 to 10 at 14:00.
+	for _, c := range []struct {
+		at   time.Duration
+		want float64
+	}{{14 * time.Hour, 10}, {2 * time.Hour, 2}, {8 * time.Hour, 6}, {20 * time.Hour, 6}, {38 * time.Hour, 10}} {
+		if got := s.Load.RPSAt(c.at); math.Abs(got-c.want) > 1e-9 {
+			t.Errorf("RPSAt(%s) = %g, want %g", c.at, got, c.want)
+		}
+	}
 }

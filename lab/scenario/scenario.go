@@ -5,6 +5,7 @@ package scenario
 
 import (
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -56,7 +57,20 @@ type Load struct {
 	// only operations with a share > 0.
 	Mix   []OperationShare
 	Steps []Step
+	// Diurnal, when set, makes the rate follow the day instead of Steps: a
+	// cosine from Diurnal.Min at the quietest hour to RPS at PeakAt (a time
+	// of day; the run starts at 00:00).
+	Diurnal *Diurnal
 }
+
+// Diurnal is a day-shaped load curve.
+type Diurnal struct {
+	Min    float64
+	PeakAt time.Duration
+}
+
+// day is the period of a diurnal load.
+const day = 24 * time.Hour
 
 // OperationShare is one operation's share of customer traffic.
 type OperationShare struct {
@@ -72,6 +86,10 @@ type Step struct {
 
 // RPSAt is the customer request rate in force at offset t.
 func (l Load) RPSAt(t time.Duration) float64 {
+	if d := l.Diurnal; d != nil {
+		phase := 2 * math.Pi * float64((t-d.PeakAt)%day) / float64(day)
+		return d.Min + (l.RPS-d.Min)*(1+math.Cos(phase))/2
+	}
 	rps := l.RPS
 	for _, s := range l.Steps {
 		if t >= s.At {
@@ -150,7 +168,10 @@ type Fault struct {
 	Percent  float64 // packet_loss, reset, http_error
 	Latency  time.Duration
 	Jitter   time.Duration
-	Line     int // line in the scenario file, for messages
+	// Name, optional and unique in the scenario, lets expect.shift.from
+	// time a shift from this fault.
+	Name string
+	Line int // line in the scenario file, for messages
 }
 
 // End is when the fault stops, given the run's duration.
@@ -193,4 +214,10 @@ type ExpectShift struct {
 	None     bool
 	AwayFrom string
 	Within   time.Duration // 0: no bound
+	// From names the fault Within counts from ("": the first fault).
+	From string
+	// OneEpisode: every fault on AwayFrom (or the fault From) is handled by
+	// exactly one shift episode, and no shift of the zone ends while the
+	// fault is in force (no flapping).
+	OneEpisode bool
 }

@@ -3,10 +3,16 @@
 // seeded random source. Routing goes through the real front door Table,
 // capacity through the real instance group, and decisions through the real
 // controller, so sim mode differs from real mode only in what answers a request.
+//
+// It is built to be cheap, because day-long corpora run it for millions of
+// requests: four event streams merged by comparing their next times (no
+// heap), each target's fault effects looked up once per span of the fault
+// plan (fault.Cursor), operations resolved once, and, when the caller takes
+// aggregates, server-side observations summed per engine bucket and series
+// instead of handed over one by one.
 package sim
 
 import (
-	"container/heap"
 	"context"
 	"math"
 	"math/rand/v2"
@@ -19,6 +25,7 @@ import (
 	"github.com/grayzone/grayzone/telemetry/canary"
 	"github.com/grayzone/grayzone/telemetry/observation"
 	"github.com/grayzone/grayzone/telemetry/operation"
+	"github.com/grayzone/grayzone/telemetry/record"
 )
 
 // Model constants: what a healthy request costs, and the timeouts that shape
@@ -38,6 +45,15 @@ type Config struct {
 	// Observe receives server-side and canary observations (possibly
 	// stamped a little in the future: the engine buckets by completion time).
 	Observe func(observation.Observation)
+	// ObserveAggregates, when set, receives the server-side observations
+	// instead of Observe, summed per series (instance and operation) and
+	// per TickEvery bucket of their completion time, each aggregate stamped
+	// at its bucket's last nanosecond; it is called before each Tick with
+	// every aggregate collected since the last one, in a deterministic
+	// order. The engine counts them exactly as it would count the single
+	// observations (slow counted with the operation's threshold). The slice
+	// and its histograms are reused after the call returns: do not keep them.
+	ObserveAggregates func([]record.Aggregate)
 	// Tick is called every TickEvery of virtual time (the controller's loop).
 	Tick      func(now time.Time)
 	TickEvery time.Duration
@@ -49,14 +65,20 @@ type Config struct {
 // launching an instance registers it with the front door.
 type World struct {
 	cfg  Config
-	plan fault.Plan
+	plan *fault.Cursor
 	rng  *rand.Rand
-	q    eventQueue
-	seq  uint64
-	now  time.Time
-	mix  []scenario.OperationShare
+	off  time.Duration // virtual time since Start
+	mix  []mixOp
+	ops  []operation.Operation // every operation, for the canaries
+	agg  aggregator
 	// probeRound counts canary rounds: every canary.ProbeSteps-th is full.
 	probeRound int
+}
+
+// mixOp is one operation of the customer mix, resolved once.
+type mixOp struct {
+	op    operation.Operation
+	share float64
 }
 
 // New returns a world for the scenario.
@@ -65,13 +87,18 @@ func New(cfg Config) *World {
 		cfg.TickEvery = time.Second
 	}
 	seed := uint64(cfg.Scenario.Seed)
-	return &World{
+	w := &World{
 		cfg:  cfg,
-		plan: fault.NewPlan(cfg.Scenario),
+		plan: fault.NewPlan(cfg.Scenario).Cursor(),
 		rng:  rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
-		now:  cfg.Start,
-		mix:  cfg.Scenario.Load.Mix,
+		ops:  operation.Catalog,
+		agg:  aggregator{index: map[aggKey]int{}},
 	}
+	for _, m := range cfg.Scenario.Load.Mix {
+		op, _ := operation.Lookup(m.Operation)
+		w.mix = append(w.mix, mixOp{op: op, share: m.Share})
+	}
+	return w
 }
 
 // Launch implements instancegroup.Launcher.
@@ -89,151 +116,149 @@ func (w *World) Terminate(_ context.Context, in instancegroup.Instance) error {
 func (w *World) SetTickEvery(d time.Duration) { w.cfg.TickEvery = d }
 
 // Now is the virtual time.
-func (w *World) Now() time.Time { return w.now }
+func (w *World) Now() time.Time { return w.cfg.Start.Add(w.off) }
 
 // Offset is the virtual time since the start.
-func (w *World) Offset() time.Duration { return w.now.Sub(w.cfg.Start) }
+func (w *World) Offset() time.Duration { return w.off }
 
-type eventKind int
-
+// The event streams, in the order they run when due at the same instant.
 const (
-	evArrival eventKind = iota
+	evArrival = iota
 	evCanary
 	evHealth
 	evTick
+	numEvents
 )
 
-type event struct {
-	at   time.Time
-	seq  uint64
-	kind eventKind
-}
-
-type eventQueue []event
-
-func (q eventQueue) Len() int { return len(q) }
-func (q eventQueue) Less(i, j int) bool {
-	if !q[i].at.Equal(q[j].at) {
-		return q[i].at.Before(q[j].at)
-	}
-	return q[i].seq < q[j].seq
-}
-func (q eventQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *eventQueue) Push(x any)   { *q = append(*q, x.(event)) }
-func (q *eventQueue) Pop() any {
-	old := *q
-	e := old[len(old)-1]
-	*q = old[:len(old)-1]
-	return e
-}
-
-func (w *World) schedule(at time.Time, k eventKind) {
-	w.seq++
-	heap.Push(&w.q, event{at: at, seq: w.seq, kind: k})
-}
-
 // Run simulates the scenario until its end or until ctx is cancelled, and
-// returns the virtual time reached.
+// returns the virtual time reached. Events due exactly at the end still run.
 func (w *World) Run(ctx context.Context) time.Duration {
 	sc := w.cfg.Scenario
-	end := w.cfg.Start.Add(sc.Duration)
-	w.schedule(w.cfg.Start.Add(w.interArrival(0)), evArrival)
-	w.schedule(w.cfg.Start, evCanary)
-	w.schedule(w.cfg.Start.Add(HealthInterval), evHealth)
-	w.schedule(w.cfg.Start.Add(w.cfg.TickEvery), evTick)
-	n := 0
-	for w.q.Len() > 0 {
-		ev := heap.Pop(&w.q).(event)
-		if ev.at.After(end) {
+	end := sc.Duration
+	var next [numEvents]time.Duration
+	next[evArrival] = w.interArrival(0)
+	next[evCanary] = 0
+	next[evHealth] = HealthInterval
+	next[evTick] = w.cfg.TickEvery
+	for n := 1; ; n++ {
+		k := evArrival
+		for i := evArrival + 1; i < numEvents; i++ {
+			if next[i] < next[k] {
+				k = i
+			}
+		}
+		if next[k] > end {
 			break
 		}
-		if n++; n%4096 == 0 && ctx.Err() != nil {
+		if n%4096 == 0 && ctx.Err() != nil {
 			break
 		}
-		w.now = ev.at
-		switch ev.kind {
+		w.off = next[k]
+		switch k {
 		case evArrival:
 			w.customer()
-			w.schedule(w.now.Add(w.interArrival(w.Offset())), evArrival)
+			next[k] = w.off + w.interArrival(w.off)
 		case evCanary:
 			w.canaries(w.probeRound%canary.ProbeSteps(sc.Canary.Interval) == 0)
 			w.probeRound++
-			w.schedule(w.now.Add(canary.ProbeInterval(sc.Canary.Interval)), evCanary)
+			next[k] = w.off + canary.ProbeInterval(sc.Canary.Interval)
 		case evHealth:
 			w.healthChecks()
-			w.schedule(w.now.Add(HealthInterval), evHealth)
+			next[k] = w.off + HealthInterval
 		case evTick:
-			w.cfg.Tick(w.now)
-			w.schedule(w.now.Add(w.cfg.TickEvery), evTick)
+			w.flush()
+			w.cfg.Tick(w.Now())
+			next[k] = w.off + w.cfg.TickEvery
 		}
 	}
-	if w.now.Before(end) && ctx.Err() == nil {
-		w.now = end
+	w.flush()
+	if w.off < end && ctx.Err() == nil {
+		w.off = end
 	}
-	return w.Offset()
+	return w.off
 }
 
 // interArrival draws a Poisson gap at the rate in force.
 func (w *World) interArrival(t time.Duration) time.Duration {
 	rps := w.cfg.Scenario.Load.RPSAt(t)
+	if rps <= 0 {
+		return time.Second // no traffic now: look again in a second
+	}
 	return time.Duration(w.rng.ExpFloat64() / rps * float64(time.Second))
 }
 
-func (w *World) pickOp() string {
+func (w *World) pickOp() *operation.Operation {
 	u := w.rng.Float64()
-	for _, m := range w.mix {
-		if u < m.Share {
-			return m.Operation
+	for i := range w.mix {
+		if u < w.mix[i].share {
+			return &w.mix[i].op
 		}
-		u -= m.Share
+		u -= w.mix[i].share
 	}
-	return w.mix[len(w.mix)-1].Operation
+	return &w.mix[len(w.mix)-1].op
 }
 
 func (w *World) customer() {
 	op := w.pickOp()
+	now := w.Now()
 	t := w.cfg.Table.Snapshot().PickRegional()
 	if t == nil {
-		w.cfg.Customer(w.now, op, 0, true)
+		w.cfg.Customer(now, op.Name, 0, true)
 		return
 	}
 	status, lat := w.serve(t, op)
-	w.cfg.Customer(w.now, op, min(lat, CustomerTimeout), status >= 500 || lat >= CustomerTimeout)
+	w.cfg.Customer(now, op.Name, min(lat, CustomerTimeout), status >= 500 || lat >= CustomerTimeout)
 }
 
 // serve models one request on target t: it records the server-side
 // observation and returns what the caller sees.
-func (w *World) serve(t *frontdoor.Target, opName string) (status int, latency time.Duration) {
-	off := w.Offset()
-	op, _ := operation.Lookup(opName)
+func (w *World) serve(t *frontdoor.Target, op *operation.Operation) (status int, latency time.Duration) {
 	status = 200
+	fx := w.plan.Target(w.off, t.Zone, t.ID)
 	// A healthy request: app work, plus one database round trip for ride and pay.
 	lat := w.lognormal(2*time.Millisecond, 0.3)
-	errPct, slow, jitter := w.plan.Instance(off, t.Zone, t.ID)
-	lat += w.jittered(slow, jitter)
-	if errPct > 0 && w.rng.Float64()*100 < errPct {
+	lat += w.jittered(fx.Slow, fx.Jitter)
+	if fx.ErrPct > 0 && w.rng.Float64()*100 < fx.ErrPct {
 		status = 500
 	} else if op.UsesDB {
-		dbLat, ok := w.dbCall(off, t)
+		dbLat, ok := w.dbCall(fx.Link)
 		lat += dbLat
 		if !ok {
 			status = 500
 		}
 	}
-	if !w.plan.TelemetryLost(off, t.Zone, t.ID) {
-		w.cfg.Observe(observation.Observation{
-			At: w.now.Add(lat), Source: observation.Server, Zone: t.Zone, Instance: t.ID,
-			Operation: opName, Outcome: observation.FromStatus(status), Latency: lat,
-		})
+	if !fx.TelemetryLost {
+		w.observeServer(t, op, status, lat)
 	}
 	// The front door adds a little on the way back.
 	return status, lat + w.lognormal(300*time.Microsecond, 0.2)
 }
 
+func (w *World) observeServer(t *frontdoor.Target, op *operation.Operation, status int, lat time.Duration) {
+	if w.cfg.ObserveAggregates != nil {
+		w.agg.add(w.cfg.Start.Add(w.off+lat), w.cfg.TickEvery, t, op, observation.FromStatus(status), lat)
+		return
+	}
+	w.cfg.Observe(observation.Observation{
+		At: w.Now().Add(lat), Source: observation.Server, Zone: t.Zone, Instance: t.ID,
+		Operation: op.Name, Outcome: observation.FromStatus(status), Latency: lat,
+	})
+}
+
+// flush hands the aggregates collected so far to ObserveAggregates.
+func (w *World) flush() {
+	if w.cfg.ObserveAggregates == nil || len(w.agg.out) == 0 {
+		return
+	}
+	w.cfg.ObserveAggregates(w.agg.out)
+	w.agg.reset()
+}
+
 // dbCall models one database statement through the instance's zone link.
-func (w *World) dbCall(off time.Duration, t *frontdoor.Target) (time.Duration, bool) {
+func (w *World) dbCall(link []scenario.Fault) (time.Duration, bool) {
 	lat := w.lognormal(3*time.Millisecond, 0.4)
-	for _, f := range w.plan.Link(off, t.Zone, t.ID) {
+	for i := range link {
+		f := &link[i]
 		switch f.Kind {
 		case scenario.Latency:
 			lat += w.jittered(f.Latency, f.Jitter)
@@ -264,24 +289,25 @@ func (w *World) canaries(full bool) {
 		if !full && !w.cfg.Table.Shifted(z) {
 			continue
 		}
-		for _, op := range operation.Names() {
-			w.canaryCall(snap.PickZonal(z), z, op, false)
+		for i := range w.ops {
+			w.canaryCall(snap.PickZonal(z), z, &w.ops[i], false)
 		}
 	}
 	if !full {
 		return
 	}
-	for _, op := range operation.Names() {
-		w.canaryCall(snap.PickRegional(), "", op, true)
+	for i := range w.ops {
+		w.canaryCall(snap.PickRegional(), "", &w.ops[i], true)
 	}
 }
 
-func (w *World) canaryCall(t *frontdoor.Target, zone, op string, regional bool) {
-	o := observation.Observation{Source: observation.Canary, Zone: zone, Operation: op, Regional: regional}
+func (w *World) canaryCall(t *frontdoor.Target, zone string, op *operation.Operation, regional bool) {
+	o := observation.Observation{Source: observation.Canary, Zone: zone, Operation: op.Name, Regional: regional}
+	now := w.Now()
 	// A canary_failure cuts grayzone's own path to the zone: the call fails
 	// at once (connection refused) without reaching any instance.
-	if t == nil || (!regional && w.plan.CanaryFails(w.Offset(), zone)) {
-		o.At, o.Outcome, o.Latency = w.now, observation.Fault, 0
+	if t == nil || (!regional && w.plan.CanaryFails(w.off, zone)) {
+		o.At, o.Outcome, o.Latency = now, observation.Fault, 0
 		if !regional {
 			w.cfg.Observe(o)
 		}
@@ -292,21 +318,20 @@ func (w *World) canaryCall(t *frontdoor.Target, zone, op string, regional bool) 
 		lat, status = CustomerTimeout, 0
 	}
 	o.Zone, o.Instance = t.Zone, t.ID
-	o.At, o.Outcome, o.Latency = w.now.Add(lat), observation.FromStatus(status), lat
+	o.At, o.Outcome, o.Latency = now.Add(lat), observation.FromStatus(status), lat
 	w.cfg.Observe(o)
 }
 
 // healthChecks models the front door's shallow /health probe of each target:
 // it never touches the database, so only instance faults can fail it.
 func (w *World) healthChecks() {
-	off := w.Offset()
 	for _, ts := range w.cfg.Table.Targets() {
-		errPct, slow, jitter := w.plan.Instance(off, ts.Zone, ts.ID)
+		fx := w.plan.Target(w.off, ts.Zone, ts.ID)
 		ok := true
-		if errPct > 0 && w.rng.Float64()*100 < errPct {
+		if fx.ErrPct > 0 && w.rng.Float64()*100 < fx.ErrPct {
 			ok = false
 		}
-		if slow > 0 && w.jittered(slow, jitter) > HealthTimeout {
+		if fx.Slow > 0 && w.jittered(fx.Slow, fx.Jitter) > HealthTimeout {
 			ok = false
 		}
 		w.cfg.Table.ReportHealth(ts.ID, ok)
@@ -325,4 +350,52 @@ func (w *World) jittered(d, jitter time.Duration) time.Duration {
 		d += time.Duration((2*w.rng.Float64() - 1) * float64(jitter))
 	}
 	return max(d, 0)
+}
+
+// aggregator sums server-side observations per engine bucket and series.
+type aggregator struct {
+	index map[aggKey]int // into out
+	out   []record.Aggregate
+	spare [][]record.Bucket // histograms of earlier flushes, for reuse
+}
+
+type aggKey struct {
+	bucket   int64
+	instance string
+	op       string
+}
+
+// add counts one request completed at done into its bucket's aggregate.
+func (a *aggregator) add(done time.Time, every time.Duration, t *frontdoor.Target, op *operation.Operation, o observation.Outcome, lat time.Duration) {
+	b := done.UnixNano() / int64(every)
+	k := aggKey{b, t.ID, op.Name}
+	i, ok := a.index[k]
+	if !ok {
+		i = len(a.out)
+		a.index[k] = i
+		var hist []record.Bucket
+		if n := len(a.spare); n > 0 {
+			hist, a.spare = a.spare[n-1][:0], a.spare[:n-1]
+		}
+		a.out = append(a.out, record.Aggregate{
+			At:      time.Unix(0, (b+1)*int64(every)-1).UTC(),
+			Key:     record.SeriesKey{Source: observation.Server, Zone: t.Zone, Instance: t.ID, Operation: op.Name},
+			Latency: hist,
+		})
+	}
+	g := &a.out[i]
+	g.Count(o, 1)
+	if lat > op.Threshold {
+		g.Slow++
+	}
+	g.AddLatency(lat, 1)
+}
+
+func (a *aggregator) reset() {
+	for i := range a.out {
+		a.spare = append(a.spare, a.out[i].Latency)
+		a.out[i] = record.Aggregate{}
+	}
+	a.out = a.out[:0]
+	clear(a.index)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"reflect"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/grayzone/grayzone/lab/instancegroup"
 	"github.com/grayzone/grayzone/lab/scenario"
 	"github.com/grayzone/grayzone/telemetry/observation"
+	"github.com/grayzone/grayzone/telemetry/record"
 )
 
 var start = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -245,4 +247,85 @@ func TestTerminateRemovesTheTarget(t *testing.T) {
 			}
 		}
 	})
+}
+
+// BenchmarkModelHourAt200 is the workload model's own cost: one simulated
+// hour at 200 req/s over 3 zones of 2 instances, server-side observations
+// summed into aggregates, with nothing consuming them (no engine). Compare
+// with a full `grayzone lab --mode sim` run to see the engine's share.
+func BenchmarkModelHourAt200(b *testing.B) {
+	sc, err := scenario.Parse("b.yaml", []byte(`version: 1
+name: b
+duration: 1h
+topology: {zones: [a, b, c], instances_per_zone: 2}
+load: {rps: 200}
+faults: [{at: 10m, duration: 10m, kind: packet_loss, zone: a, percent: 10}]
+`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		table := frontdoor.NewTable(sc.Topology.Zones, frontdoor.DefaultHealthPolicy)
+		n := 0
+		w := New(Config{
+			Scenario: sc, Table: table, Start: start, TickEvery: 250 * time.Millisecond,
+			Observe:           func(observation.Observation) {},
+			ObserveAggregates: func(a []record.Aggregate) { n += len(a) },
+			Tick:              func(time.Time) {},
+			Customer:          func(time.Time, string, time.Duration, bool) {},
+		})
+		for _, z := range sc.Topology.Zones {
+			for _, id := range sc.Topology.InstanceIDs(z) {
+				_ = w.Launch(context.Background(), instancegroup.Instance{ID: id, Zone: z})
+			}
+		}
+		w.Run(context.Background())
+		if n == 0 {
+			b.Fatal("no aggregates")
+		}
+	}
+}
+
+// With ObserveAggregates set, the engine gets the same counts per bucket
+// and series as it would from the single observations.
+func TestAggregatesCountLikeObservations(t *testing.T) {
+	type key struct {
+		bucket       int64
+		instance, op string
+	}
+	type counts struct{ n, faults, slow uint64 }
+	const every = 250 * time.Millisecond
+	faults := "faults: [{at: 10s, duration: 30s, kind: packet_loss, zone: a, percent: 30}, {at: 20s, kind: slow, instance: b-1, latency: 150ms}]\n"
+	single := map[key]counts{}
+	r := simulate(t, 5, faults, func(w *World, _ *frontdoor.Table) { w.SetTickEvery(every) })
+	for _, o := range r.obs {
+		if o.Source != observation.Server {
+			continue
+		}
+		k := key{o.At.UnixNano() / int64(every), o.Instance, o.Operation}
+		c := single[k]
+		c.n++
+		if o.Outcome == observation.Fault {
+			c.faults++
+		}
+		if o.Latency > 100*time.Millisecond {
+			c.slow++
+		}
+		single[k] = c
+	}
+	summed := map[key]counts{}
+	simulate(t, 5, faults, func(w *World, _ *frontdoor.Table) {
+		w.SetTickEvery(every)
+		w.cfg.ObserveAggregates = func(aggs []record.Aggregate) {
+			for _, a := range aggs {
+				k := key{a.At.UnixNano() / int64(every), a.Key.Instance, a.Key.Operation}
+				c := summed[k]
+				c.n, c.faults, c.slow = c.n+a.Requests, c.faults+a.Faults, c.slow+a.Slow
+				summed[k] = c
+			}
+		}
+	})
+	if len(single) == 0 || !reflect.DeepEqual(single, summed) {
+		t.Fatalf("aggregates differ from single observations: %d vs %d series-buckets", len(summed), len(single))
+	}
 }
