@@ -17,8 +17,8 @@ import (
 // and Leases (coordination.k8s.io/v1). client-go's *kubernetes.Clientset
 // satisfies it, but grayzone builds its own from these four typed clients:
 // the kubernetes package imports the client of every API group (and, with
-// its informers and listers, their generated code), which made the binary
-// tens of megabytes larger and its cold build minutes longer.
+// its informers and listers, their generated code): 220 more packages to
+// compile, and 17 MiB more binary (README, "Two commands").
 type Client interface {
 	CoreV1() corev1client.CoreV1Interface
 	AppsV1() appsv1client.AppsV1Interface
