@@ -1,21 +1,23 @@
-# grayzone's container image: a static binary on distroless, as a non-root user.
+# grayzone's container image: the static binary FROM scratch, run as the
+# non-root uid 65532. Nothing is pulled from a registry.
 #
-#   docker build -t grayzone .
-#   docker run --rm grayzone --help
+# The binary is built outside (CGO off, trimmed, CA roots embedded), so build
+# the image with the script, which also writes it out as an OCI archive:
 #
-# Stage 1 builds with CGO off (the SQLite store is pure Go: modernc.org/sqlite),
-# so the binary needs no libc and runs on distroless/static.
-FROM golang:1.26 AS build
-WORKDIR /src
-COPY go.mod go.sum ./
-RUN go mod download
-COPY . .
-RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags="-s -w" -o /out/grayzone ./cmd/grayzone
-
-# Stage 2: no shell, no package manager; uid 65532 ("nonroot").
-FROM gcr.io/distroless/static-debian12:nonroot
-COPY --from=build /out/grayzone /usr/local/bin/grayzone
+#   deploy/image/build.sh grayzone.tar     # buildah where installed, else docker
+#
+# Its build context is a directory the script lays out, not the repository:
+# this file, the binary (grayzone), rootfs/ (/etc/passwd and /etc/group
+# naming uid 65532, and /tmp) and an empty directory, empty/.
+FROM scratch
+COPY rootfs/ /
+# The user's home and the data directory, owned by the user.
+COPY --chown=65532:65532 empty/ /home/nonroot/
+COPY --chown=65532:65532 empty/ /var/lib/grayzone/
+COPY grayzone /usr/local/bin/grayzone
+ENV HOME=/home/nonroot
 USER 65532:65532
+WORKDIR /home/nonroot
 # The API, dashboard, /metrics and /healthz.
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/grayzone"]

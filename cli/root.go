@@ -81,5 +81,6 @@ this machine:
 	root.AddCommand(newFrontDoorCmd(stdout, stderr))
 	root.AddCommand(apiCommands(stdout, stderr)...)
 	root.AddCommand(newReplayCmd(stdout, stderr))
+	root.AddCommand(newVersionCmd(stdout))
 	return root
 }

@@ -78,6 +78,7 @@ type object struct {
 		Template struct {
 			Spec struct {
 				Containers []struct {
+					Image        string   `json:"image"`
 					Args         []string `json:"args"`
 					VolumeMounts []struct {
 						Name      string `json:"name"`
@@ -282,5 +283,43 @@ func TestHelmPostgresStore(t *testing.T) {
 		if err == nil || !strings.Contains(string(out), tc.want) {
 			t.Errorf("--set %s: %v\n%s", tc.set, err, out)
 		}
+	}
+}
+
+// The chart's default image is the one deploy/image/build.sh builds and
+// tags (CI builds it and runs it), and it runs as the image's user.
+func TestHelmDefaultImageIsTheBuiltImage(t *testing.T) {
+	out, err := exec.Command("image/build.sh", "--tag").Output()
+	if err != nil {
+		t.Fatalf("image/build.sh --tag: %v", err)
+	}
+	want := strings.TrimSpace(string(out))
+	if !strings.HasPrefix(want, "ghcr.io/grayzone/grayzone:") {
+		t.Fatalf("build.sh tags %q", want)
+	}
+	n := 0
+	for _, o := range render(t) {
+		if o.Kind != "Deployment" {
+			continue
+		}
+		n++
+		if got := o.Spec.Template.Spec.Containers[0].Image; got != want {
+			t.Errorf("the chart's default image is %q, build.sh tags %q", got, want)
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d Deployments rendered", n)
+	}
+	// The image's user (Dockerfile USER) is the pod's runAsUser.
+	df, err := os.ReadFile("../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := os.ReadFile(chart + "/templates/deployment.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^USER 65532:65532$`).Match(df) || !strings.Contains(string(tmpl), "runAsUser: 65532") {
+		t.Error("the Dockerfile's USER and the chart's runAsUser are not both 65532")
 	}
 }

@@ -27,8 +27,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/informers"
-	k8s "k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
@@ -63,7 +61,7 @@ func (w Workload) String() string { return w.Namespace + "/" + w.Name }
 
 // ControlOptions configure a Control.
 type ControlOptions struct {
-	Client k8s.Interface
+	Client Client
 	// ZoneLabel is the node label holding the zone (default DefaultZoneLabel).
 	ZoneLabel string
 	// Workloads are scaled up while a zone is excluded (none: only cordons).
@@ -79,14 +77,13 @@ type ControlOptions struct {
 // Nodes are read from an informer's cache; a node that joins an excluded
 // zone is excluded as it appears.
 type Control struct {
-	o       ControlOptions
-	factory informers.SharedInformerFactory
-	nodes   corelisters.NodeLister
-	pods    map[string]corelisters.PodLister // by namespace
-	synced  []cache.InformerSynced
-	// extraFactories watch the workloads' namespaces' pods.
-	extraFactories []informers.SharedInformerFactory
-	adopt          sync.Once
+	o     ControlOptions
+	nodes corelisters.NodeLister
+	pods  map[string]corelisters.PodLister // by namespace
+	// informers watch the nodes and the workloads' namespaces' pods.
+	informers []cache.SharedIndexInformer
+	synced    []cache.InformerSynced
+	adopt     sync.Once
 
 	// writes serializes the actuator's node writes, so that an exclusion
 	// prompted by an informer event never lands after the inclusion that
@@ -105,11 +102,11 @@ func NewControl(o ControlOptions) *Control {
 		o.Log = slog.Default()
 	}
 	c := &Control{o: o, pods: map[string]corelisters.PodLister{}, excluded: map[string]bool{}}
-	c.factory = informers.NewSharedInformerFactory(o.Client, o.Resync)
-	ni := c.factory.Core().V1().Nodes()
-	c.nodes = ni.Lister()
-	c.synced = append(c.synced, ni.Informer().HasSynced)
-	_, _ = ni.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	ni := newInformer[*corev1.NodeList](o.Client.CoreV1().Nodes(), &corev1.Node{}, o.Resync, o.Client, nil)
+	c.nodes = corelisters.NewNodeLister(ni.GetIndexer())
+	c.informers = append(c.informers, ni)
+	c.synced = append(c.synced, ni.HasSynced)
+	_, _ = ni.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { c.nodeChanged(obj) },
 		UpdateFunc: func(_, obj any) { c.nodeChanged(obj) },
 	})
@@ -117,11 +114,10 @@ func NewControl(o ControlOptions) *Control {
 		if _, ok := c.pods[w.Namespace]; ok {
 			continue
 		}
-		f := informers.NewSharedInformerFactoryWithOptions(o.Client, o.Resync, informers.WithNamespace(w.Namespace))
-		pi := f.Core().V1().Pods()
-		c.pods[w.Namespace] = pi.Lister()
-		c.synced = append(c.synced, pi.Informer().HasSynced)
-		c.extraFactories = append(c.extraFactories, f)
+		pi := newInformer[*corev1.PodList](o.Client.CoreV1().Pods(w.Namespace), &corev1.Pod{}, o.Resync, o.Client, nil)
+		c.pods[w.Namespace] = corelisters.NewPodLister(pi.GetIndexer())
+		c.informers = append(c.informers, pi)
+		c.synced = append(c.synced, pi.HasSynced)
 	}
 	return c
 }
@@ -130,9 +126,8 @@ func NewControl(o ControlOptions) *Control {
 // sync: an API server that is down at start delays the first exclusion,
 // nothing else.
 func (c *Control) Start(ctx context.Context) {
-	c.factory.Start(ctx.Done())
-	for _, f := range c.extraFactories {
-		f.Start(ctx.Done())
+	for _, inf := range c.informers {
+		go inf.RunWithContext(ctx)
 	}
 	go func() { _ = c.waitSynced(ctx) }()
 }

@@ -15,8 +15,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/informers"
-	k8s "k8s.io/client-go/kubernetes"
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/retry"
@@ -30,7 +28,7 @@ const ManagedBy = "grayzone.io"
 
 // SlicesOptions configure a Slices front door.
 type SlicesOptions struct {
-	Client    k8s.Interface
+	Client    Client
 	Namespace string
 	// Source is the Service with a selector whose EndpointSlices (kept by
 	// Kubernetes' EndpointSlice controller) list every ready endpoint.
@@ -55,7 +53,7 @@ type Slices struct {
 	o      SlicesOptions
 	lister discoverylisters.EndpointSliceNamespaceLister
 	synced cache.InformerSynced
-	f      informers.SharedInformerFactory
+	inf    cache.SharedIndexInformer
 	kick   chan struct{}
 
 	syncing sync.Mutex
@@ -70,14 +68,13 @@ func NewSlices(o SlicesOptions) *Slices {
 		o.Log = slog.Default()
 	}
 	s := &Slices{o: o, kick: make(chan struct{}, 1)}
-	s.f = informers.NewSharedInformerFactoryWithOptions(o.Client, 0, informers.WithNamespace(o.Namespace),
-		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+	s.inf = newInformer[*discoveryv1.EndpointSliceList](o.Client.DiscoveryV1().EndpointSlices(o.Namespace), &discoveryv1.EndpointSlice{}, 0, o.Client,
+		func(lo *metav1.ListOptions) {
 			lo.LabelSelector = discoveryv1.LabelServiceName + " in (" + o.Source + "," + o.Service + ")"
-		}))
-	inf := s.f.Discovery().V1().EndpointSlices()
-	s.lister = inf.Lister().EndpointSlices(o.Namespace)
-	s.synced = inf.Informer().HasSynced
-	_, _ = inf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		})
+	s.lister = discoverylisters.NewEndpointSliceLister(s.inf.GetIndexer()).EndpointSlices(o.Namespace)
+	s.synced = s.inf.HasSynced
+	_, _ = s.inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { s.trigger() },
 		UpdateFunc: func(any, any) { s.trigger() },
 		DeleteFunc: func(any) { s.trigger() },
@@ -95,7 +92,7 @@ func (s *Slices) trigger() {
 // Start runs the informer and the loop that keeps the slices in line with
 // the source and the shift; failed writes are retried with backoff.
 func (s *Slices) Start(ctx context.Context) {
-	s.f.Start(ctx.Done())
+	go s.inf.RunWithContext(ctx)
 	go func() {
 		backoff := time.Second
 		for {

@@ -5,6 +5,11 @@ package main
 import (
 	"os"
 
+	// CA roots inside the binary, used only where the system has none (the
+	// container image is FROM scratch): the AWS SDK, Kubernetes and webhook
+	// clients verify TLS against them. See `grayzone version`.
+	_ "golang.org/x/crypto/x509roots/fallback"
+
 	"github.com/grayzone/grayzone/cli"
 )
 

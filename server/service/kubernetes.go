@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"sync"
 
-	k8s "k8s.io/client-go/kubernetes"
-
 	"github.com/grayzone/grayzone/actuator"
 	"github.com/grayzone/grayzone/actuator/kubernetes"
 	"github.com/grayzone/grayzone/server/store"
@@ -16,11 +14,11 @@ import (
 // shared by every resource's front door and control plane.
 type kubeState struct {
 	kubeOnce   sync.Once
-	kubeClient k8s.Interface
+	kubeClient kubernetes.Client
 	kubeErr    error
 }
 
-func (s *Service) kube() (k8s.Interface, error) {
+func (s *Service) kube() (kubernetes.Client, error) {
 	s.kubeOnce.Do(func() { s.kubeClient, s.kubeErr = kubernetes.NewClient() })
 	return s.kubeClient, s.kubeErr
 }
