@@ -14,8 +14,8 @@ import (
 
 	"github.com/grayzone/grayzone/engine/detect"
 	"github.com/grayzone/grayzone/lab"
-	"github.com/grayzone/grayzone/lab/report"
 	"github.com/grayzone/grayzone/lab/scenario"
+	"github.com/grayzone/grayzone/report"
 	"github.com/grayzone/grayzone/telemetry/operation"
 )
 

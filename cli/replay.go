@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/grayzone/grayzone/lab/replay"
+	"github.com/grayzone/grayzone/replay"
 	"github.com/grayzone/grayzone/server/config"
 	"github.com/grayzone/grayzone/telemetry/emf"
 	"github.com/grayzone/grayzone/telemetry/prometheus"
@@ -31,7 +31,7 @@ func newReplayCmd(stdout, stderr io.Writer) *cobra.Command {
 		Long: `Replays recorded observations through a fresh detection engine, runbook and
 controller on a virtual clock, with a resource's configuration from --config,
 and prints what grayzone would have decided and when, with the detector's
-explanation — the lab's report. Nothing is acted on. The same input gives the
+explanation — a run report, as the lab writes. Nothing is acted on. The same input gives the
 same report, byte for byte.
 
 --from is one of:
@@ -116,7 +116,7 @@ same report, byte for byte.
 	f.StringVar(&detector, "detector", "", "override the detection profile (default or cloudwatch)")
 	f.Float64Var(&falseAlarm, "false-alarm-rate", 0, "override detector.false_alarm_rate")
 	f.IntVar(&minInstances, "min-instances", 0, "override detector.min_instances")
-	f.StringVarP(&output, "output", "o", "text", "text or json (the lab's report)")
+	f.StringVarP(&output, "output", "o", "text", "text or json (the run report, as the lab writes)")
 	f.StringVar(&htmlPath, "html", "", "also write the report as one self-contained HTML page")
 	return cmd
 }

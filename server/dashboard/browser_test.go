@@ -29,6 +29,7 @@ import (
 	"github.com/grayzone/grayzone/cli"
 	"github.com/grayzone/grayzone/engine/shift"
 	"github.com/grayzone/grayzone/lab"
+	labreport "github.com/grayzone/grayzone/lab/report"
 	"github.com/grayzone/grayzone/lab/scenario"
 	"github.com/grayzone/grayzone/server/api"
 	"github.com/grayzone/grayzone/server/config"
@@ -482,7 +483,7 @@ func TestLabReportInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	if err := dashboard.WriteReport(&buf, r, sc); err != nil {
+	if err := dashboard.WriteReport(&buf, r, labreport.Scene(r, sc)); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(artifacts(t), "lab-report.html")
