@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/grayzone/grayzone/engine/detect"
-	"github.com/grayzone/grayzone/lab/report"
+	"github.com/grayzone/grayzone/report"
 	"github.com/grayzone/grayzone/lab/scenario"
 )
 
