@@ -25,7 +25,7 @@ import (
 	"github.com/grayzone/grayzone/engine/runbook"
 	"github.com/grayzone/grayzone/internal/clock"
 	"github.com/grayzone/grayzone/report"
-	"github.com/grayzone/grayzone/server/api"
+	"github.com/grayzone/grayzone/telemetry/batch"
 	"github.com/grayzone/grayzone/telemetry/emf"
 	"github.com/grayzone/grayzone/telemetry/observation"
 	"github.com/grayzone/grayzone/telemetry/record"
@@ -154,7 +154,7 @@ func ReadBatches(r io.Reader, name, resource string) (Input, error) {
 		if len(strings.TrimSpace(string(b))) == 0 {
 			continue
 		}
-		res, obs, aggs, err := api.DecodeBatch(b, far)
+		res, obs, aggs, err := batch.Decode(b, far)
 		if err != nil {
 			return in, fmt.Errorf("%s:%d: %w", name, line, err)
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/grayzone/grayzone/server/api"
 	"github.com/grayzone/grayzone/server/config"
 	"github.com/grayzone/grayzone/server/store"
+	"github.com/grayzone/grayzone/telemetry/batch"
 	"github.com/grayzone/grayzone/telemetry/observation"
 )
 
@@ -463,10 +464,10 @@ func TestObservationLimits(t *testing.T) {
 	many := func(n int) string {
 		return `{"resource":"web","observations":[` + strings.TrimSuffix(strings.Repeat(one+",", n), ",") + "]}"
 	}
-	if r := do(t, srv, "POST", "/v1/observations", token, many(api.MaxObservations)); r.code != 202 {
-		t.Errorf("%d observations: %d %.200s", api.MaxObservations, r.code, r.body)
+	if r := do(t, srv, "POST", "/v1/observations", token, many(batch.MaxObservations)); r.code != 202 {
+		t.Errorf("%d observations: %d %.200s", batch.MaxObservations, r.code, r.body)
 	}
-	r := do(t, srv, "POST", "/v1/observations", token, many(api.MaxObservations+1))
+	r := do(t, srv, "POST", "/v1/observations", token, many(batch.MaxObservations+1))
 	if r.code != 400 || r.errMsg(t) != "observations: 10001 is over the limit of 10000 per batch" {
 		t.Errorf("too many: %d %s", r.code, r.body)
 	}

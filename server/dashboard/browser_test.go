@@ -35,6 +35,7 @@ import (
 	"github.com/grayzone/grayzone/server/config"
 	"github.com/grayzone/grayzone/server/dashboard"
 	"github.com/grayzone/grayzone/server/service"
+	"github.com/grayzone/grayzone/telemetry/batch"
 )
 
 const (
@@ -294,13 +295,13 @@ func feed(ctx context.Context, c *api.Client, failing, shifted *atomic.Bool) {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {
-		var obs []api.ObservationIn
+		var obs []batch.ObservationIn
 		for _, z := range []string{"z1", "z2", "z3"} {
 			if z == "z1" && shifted.Load() {
 				continue
 			}
 			for i := range 30 {
-				o := api.ObservationIn{Source: "server", Zone: z, Instance: fmt.Sprintf("%s-%d", z, i%2+1), Operation: "ride",
+				o := batch.ObservationIn{Source: "server", Zone: z, Instance: fmt.Sprintf("%s-%d", z, i%2+1), Operation: "ride",
 					Outcome: "success", LatencyMs: 4 + 8*rng.Float64()}
 				if z == "z1" && failing.Load() {
 					o.LatencyMs = 40 + 90*rng.Float64()
@@ -311,7 +312,7 @@ func feed(ctx context.Context, c *api.Client, failing, shifted *atomic.Bool) {
 				obs = append(obs, o)
 			}
 		}
-		_, _ = c.Ingest(ctx, api.ObservationBatch{Resource: "web", Observations: obs})
+		_, _ = c.Ingest(ctx, batch.ObservationBatch{Resource: "web", Observations: obs})
 		select {
 		case <-ctx.Done():
 			return

@@ -24,6 +24,7 @@ import (
 	"github.com/grayzone/grayzone/internal/kubetest"
 	"github.com/grayzone/grayzone/server/api"
 	"github.com/grayzone/grayzone/server/store"
+	"github.com/grayzone/grayzone/telemetry/batch"
 )
 
 var binary string
@@ -296,17 +297,17 @@ func writeConfig(t *testing.T, name, head string, be []string, extra string) str
 // their requests, the other zones none.
 func failZone(t *testing.T, c *api.Client, zone string) {
 	t.Helper()
-	var obs []api.ObservationIn
+	var obs []batch.ObservationIn
 	for _, z := range []string{"z1", "z2", "z3"} {
 		for i := 0; i < 80; i++ {
-			o := api.ObservationIn{Source: "server", Zone: z, Instance: fmt.Sprintf("%s-%d", z, i%2+1), Operation: "ride", Outcome: "success", LatencyMs: 4}
+			o := batch.ObservationIn{Source: "server", Zone: z, Instance: fmt.Sprintf("%s-%d", z, i%2+1), Operation: "ride", Outcome: "success", LatencyMs: 4}
 			if z == zone && i%2 == 0 || z == zone && i%4 == 1 {
 				o.Outcome = "fault"
 			}
 			obs = append(obs, o)
 		}
 	}
-	if _, err := c.Ingest(context.Background(), api.ObservationBatch{Resource: "web", Observations: obs}); err != nil {
+	if _, err := c.Ingest(context.Background(), batch.ObservationBatch{Resource: "web", Observations: obs}); err != nil {
 		t.Fatal(err)
 	}
 }
