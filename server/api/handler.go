@@ -24,6 +24,7 @@ import (
 	"github.com/grayzone/grayzone/server/store"
 	"github.com/grayzone/grayzone/telemetry/batch"
 	"github.com/grayzone/grayzone/telemetry/ingest"
+	"github.com/grayzone/grayzone/telemetry/observation"
 )
 
 // Body limits. Shift and decision bodies are a few hundred bytes; the cap
@@ -152,7 +153,7 @@ func registerCounter(reg *prometheus.Registry, log *slog.Logger) *prometheus.Cou
 // JSON errors instead of the mux's plain text.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &observation.StatusWriter{ResponseWriter: w}
 	// These are live operational data: no cache may serve them stale.
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -181,10 +182,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	code := sw.code
-	if code == 0 {
-		code = http.StatusOK
-	}
+	code := sw.Status()
 	if h.reqs != nil {
 		h.reqs.WithLabelValues(route, strconv.Itoa(code)).Inc()
 	}
@@ -192,28 +190,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", route),
 		slog.Int("code", code), slog.Duration("took", time.Since(start)), slog.String("remote", r.RemoteAddr))
 }
-
-// statusWriter remembers the status code for metrics and the request log.
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // fallbackWriter captures what the mux's not-found/not-allowed handler says.
 type fallbackWriter struct {

@@ -232,11 +232,11 @@ func (m *Middleware) serve(s *record.Series, w http.ResponseWriter, r *http.Requ
 	} else {
 		start = m.o.Now()
 	}
-	sw := writers.Get().(*statusWriter)
-	sw.ResponseWriter, sw.code = w, 0
+	sw := writers.Get().(*observation.StatusWriter)
+	sw.ResponseWriter, sw.Code = w, 0
 	ok := false
 	defer func() {
-		code := sw.code
+		code := sw.Code
 		switch {
 		case !ok:
 			code = 0 // panicked: no proper answer
@@ -264,36 +264,7 @@ func (m *Middleware) serve(s *record.Series, w http.ResponseWriter, r *http.Requ
 // monotonic clock alone, where time.Now also reads the wall clock.
 var epoch = time.Now()
 
-var writers = sync.Pool{New: func() any { return new(statusWriter) }}
-
-// statusWriter remembers the status code. It passes Flush on and unwraps
-// for http.ResponseController.
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+var writers = sync.Pool{New: func() any { return new(observation.StatusWriter) }}
 
 // Run ships the counts every Interval until ctx ends, then once more.
 func (m *Middleware) Run(ctx context.Context) error {
