@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"strings"
@@ -27,7 +26,7 @@ func newBenchCmd(stdout, stderr io.Writer) *cobra.Command {
 func newBenchProxyCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
 		o      benchmark.ProxyOptions
-		output string
+		output output
 	)
 	cmd := &cobra.Command{
 		Use:   "proxy",
@@ -43,8 +42,8 @@ drain propagation time of a zonal shift under a paced load.
 Needs haproxy and wrk (apt-get install -y haproxy wrk) and taskset (util-linux).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return usageErr("--output %q: want text or json", output)
+			if err := output.check(); err != nil {
+				return err
 			}
 			o.Progress = stderr
 			res, err := benchmark.RunProxy(cmd.Context(), o)
@@ -54,13 +53,7 @@ Needs haproxy and wrk (apt-get install -y haproxy wrk) and taskset (util-linux).
 			if err != nil {
 				return &exitError{code: exitUnknown, err: err}
 			}
-			if output == "json" {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
-			}
-			res.Print(stdout)
-			return nil
+			return output.write(stdout, res, func() { res.Print(stdout) })
 		},
 	}
 	f := cmd.Flags()
@@ -69,7 +62,7 @@ Needs haproxy and wrk (apt-get install -y haproxy wrk) and taskset (util-linux).
 	f.IntVar(&o.Connections, "connections", 64, "wrk connections")
 	f.Float64Var(&o.DrainRate, "drain-rate", 2000, "paced load during the drain measurement, req/s")
 	f.IntVar(&o.DrainTrials, "drain-trials", 10, "zonal shifts measured per proxy (negative: skip)")
-	f.StringVarP(&output, "output", "o", "text", "text (markdown tables) or json")
+	output.flag(cmd, "text (markdown tables)")
 	return cmd
 }
 
@@ -111,7 +104,7 @@ func newBenchFrontDoorCmd(stdout io.Writer) *cobra.Command {
 func newBenchDetectCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
 		seeds, negSeeds int
-		output          string
+		output          output
 		files, paths    []string
 	)
 	cmd := &cobra.Command{
@@ -124,8 +117,8 @@ to the CUSUM bound, missed detections, false shifts on the negative scenarios,
 customer failures relative to --baseline, and simulated minutes per second.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return usageErr("--output %q: want text or json", output)
+			if err := output.check(); err != nil {
+				return err
 			}
 			if len(files) == 0 {
 				files = scenario.BuiltinNames()
@@ -145,19 +138,13 @@ customer failures relative to --baseline, and simulated minutes per second.`,
 			if err != nil {
 				return &exitError{code: exitUnknown, err: err}
 			}
-			if output == "json" {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
-			}
-			res.Print(stdout)
-			return nil
+			return output.write(stdout, res, func() { res.Print(stdout) })
 		},
 	}
 	f := cmd.Flags()
 	f.IntVar(&seeds, "seeds", 20, "seeds per sweep cell and per positive scenario")
 	f.IntVar(&negSeeds, "negative-seeds", 50, "seeds per negative scenario (expect shift: none)")
-	f.StringVarP(&output, "output", "o", "text", "text (markdown tables) or json")
+	output.flag(cmd, "text (markdown tables)")
 	f.StringSliceVar(&files, "scenario", nil, "scenario files or built-in names (default: every built-in scenario)")
 	f.StringSliceVar(&paths, "telemetry", nil, "instead: detection delay on the workshop scenario through each telemetry path given ("+strings.Join(telemetrypath.Names, ", ")+"), against the CUSUM bound plus the path's own delay")
 	return cmd

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -19,11 +18,12 @@ import (
 
 func newReplayCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
-		file, from, resource, output, htmlPath, detector string
-		start, end                                       string
-		step                                             time.Duration
-		falseAlarm                                       float64
-		minInstances                                     int
+		file, from, resource, htmlPath, detector string
+		output                                   output
+		start, end                               string
+		step                                     time.Duration
+		falseAlarm                               float64
+		minInstances                             int
 	)
 	cmd := &cobra.Command{
 		Use:   "replay",
@@ -53,8 +53,8 @@ same report, byte for byte.
 			if file == "" {
 				return usageErr("--config is required")
 			}
-			if output != "text" && output != "json" {
-				return usageErr("--output %q: want text or json", output)
+			if err := output.check(); err != nil {
+				return err
 			}
 			cfg, err := config.Load(file)
 			if err != nil {
@@ -94,16 +94,12 @@ same report, byte for byte.
 					return &exitError{code: exitUnknown, err: err}
 				}
 			}
-			if output == "json" {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(r)
-			}
-			r.Summary(stdout)
-			for _, d := range r.Detections {
-				fmt.Fprintf(stdout, "  why        %s at %.1fs: %s\n", d.Alarm, d.At, d.Why)
-			}
-			return nil
+			return output.write(stdout, r, func() {
+				r.Summary(stdout)
+				for _, d := range r.Detections {
+					fmt.Fprintf(stdout, "  why        %s at %.1fs: %s\n", d.Alarm, d.At, d.Why)
+				}
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -116,7 +112,7 @@ same report, byte for byte.
 	f.StringVar(&detector, "detector", "", "override the detection profile (default or cloudwatch)")
 	f.Float64Var(&falseAlarm, "false-alarm-rate", 0, "override detector.false_alarm_rate")
 	f.IntVar(&minInstances, "min-instances", 0, "override detector.min_instances")
-	f.StringVarP(&output, "output", "o", "text", "text or json (the run report, as the lab writes)")
+	output.flag(cmd, "text (the run report's summary)")
 	f.StringVar(&htmlPath, "html", "", "also write the report as one self-contained HTML page")
 	return cmd
 }
