@@ -297,19 +297,10 @@ func runPlane(ctx context.Context, o DataplaneOptions, name string) (DataplaneRe
 	slices.Sort(shifts)
 	slices.Sort(unshifts)
 	return DataplaneResult{
-		ShiftP50ms: round3(quantile(shifts, 0.5)), ShiftP99ms: round3(quantile(shifts, 0.99)),
-		UnshiftP50ms: round3(quantile(unshifts, 0.5)), UnshiftP99ms: round3(quantile(unshifts, 0.99)),
+		ShiftP50ms: round3(percentile(shifts, 0.5)), ShiftP99ms: round3(percentile(shifts, 0.99)),
+		UnshiftP50ms: round3(percentile(unshifts, 0.5)), UnshiftP99ms: round3(percentile(unshifts, 0.99)),
 		Shifts: len(shifts), Requests: sent.Load(), Failed: failed.Load(),
 	}, ctx.Err()
-}
-
-// quantile of sorted values, nearest rank.
-func quantile(sorted []float64, q float64) float64 {
-	if len(sorted) == 0 {
-		return math.NaN()
-	}
-	i := int(math.Ceil(q*float64(len(sorted)))) - 1
-	return sorted[max(0, min(i, len(sorted)-1))]
 }
 
 func round3(v float64) float64 { return math.Round(v*1000) / 1000 }

@@ -664,25 +664,13 @@ func RunProxy(ctx context.Context, o ProxyOptions) (*ProxyResult, error) {
 	return res, nil
 }
 
-func proxyMedian(v []float64) float64 {
-	if len(v) == 0 {
-		return math.NaN()
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 func (r *ProxyRow) summarise(cpu bool) {
 	col := func(f func(proxyRound) float64) float64 {
 		var v []float64
 		for _, x := range r.rounds {
 			v = append(v, f(x))
 		}
-		return proxyMedian(v)
+		return median(v)
 	}
 	r.RPS = col(func(x proxyRound) float64 { return x.rps })
 	r.P50ms = col(func(x proxyRound) float64 { return x.p50 })
@@ -691,7 +679,7 @@ func (r *ProxyRow) summarise(cpu bool) {
 		r.CPUusPerReq = &c
 	}
 	if len(r.drains) > 0 {
-		m, mx := proxyMedian(r.drains), slices.Max(r.drains)
+		m, mx := median(r.drains), slices.Max(r.drains)
 		r.DrainUs, r.DrainMaxUs = &m, &mx
 	}
 }
