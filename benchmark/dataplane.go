@@ -30,6 +30,7 @@ import (
 	"github.com/grayzone/grayzone/actuator/frontdoor"
 	"github.com/grayzone/grayzone/actuator/haproxy"
 	"github.com/grayzone/grayzone/actuator/xds"
+	"github.com/grayzone/grayzone/internal/freeport"
 )
 
 // Data planes `bench dataplane` measures.
@@ -435,7 +436,7 @@ func processPlane(ctx context.Context, arr *arrivals, exe string, pin bool) (pla
 	}
 	addrs := make([]string, 4)
 	for i := range addrs {
-		if addrs[i], err = freeAddr(); err != nil {
+		if addrs[i], err = freeport.Loopback(); err != nil {
 			return plane{}, err
 		}
 	}
@@ -480,15 +481,6 @@ func processPlane(ctx context.Context, arr *arrivals, exe string, pin bool) (pla
 	}, nil
 }
 
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
 func haproxyPlane(ctx context.Context, arr *arrivals, pin bool) (plane, error) {
 	if _, err := haproxy.Binary(); err != nil {
 		return plane{}, fmt.Errorf("%w: %v", ErrPlaneUnavailable, err)
@@ -507,11 +499,11 @@ func haproxyPlane(ctx context.Context, arr *arrivals, pin bool) (plane, error) {
 		cpu := pinCPU
 		l.PinCPU = &cpu
 	}
-	if l.Regional, err = freeAddr(); err != nil {
+	if l.Regional, err = freeport.Loopback(); err != nil {
 		return plane{}, err
 	}
 	for _, z := range benchZones {
-		if l.Zonal[z], err = freeAddr(); err != nil {
+		if l.Zonal[z], err = freeport.Loopback(); err != nil {
 			return plane{}, err
 		}
 	}

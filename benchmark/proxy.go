@@ -27,6 +27,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/grayzone/grayzone/actuator/frontdoor"
+	"github.com/grayzone/grayzone/internal/freeport"
 	"github.com/grayzone/grayzone/telemetry/record"
 )
 
@@ -410,17 +411,8 @@ func firstLine(c *child) (string, error) {
 	}
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 func (b *proxyBench) startHAProxy(ctx context.Context) error {
-	port, err := freePort()
+	port, err := freeport.Port()
 	if err != nil {
 		return err
 	}

@@ -28,6 +28,7 @@ import (
 
 	"github.com/grayzone/grayzone/cli"
 	"github.com/grayzone/grayzone/engine/shift"
+	"github.com/grayzone/grayzone/internal/freeport"
 	"github.com/grayzone/grayzone/lab"
 	labreport "github.com/grayzone/grayzone/lab/report"
 	"github.com/grayzone/grayzone/lab/scenario"
@@ -190,16 +191,6 @@ func backend(t *testing.T, failing *atomic.Bool) string {
 	return ln.Addr().String()
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // startService runs grayzone serve in process over zones z1..z3 (z1's
 // instances failing when failing is set) with canaries every second and
 // autoshift off, so the operator shifts from the page.
@@ -210,9 +201,9 @@ func startService(t *testing.T, failing *atomic.Bool) (addr string) {
 	fmt.Fprintf(&b, "listen: 127.0.0.1:0\ndata_dir: %s\nauth: {tokens: [%s], open_reads: true}\nresources:\n  - name: web\n    zones: [z1, z2, z3]\n", t.TempDir(), testToken)
 	zonal := map[string]string{}
 	for _, z := range zones {
-		zonal[z] = freeAddr(t)
+		zonal[z] = freeport.Addr(t)
 	}
-	fmt.Fprintf(&b, "    frontdoor:\n      type: embedded\n      regional: %s\n      zonal: {z1: %s, z2: %s, z3: %s}\n", freeAddr(t), zonal["z1"], zonal["z2"], zonal["z3"])
+	fmt.Fprintf(&b, "    frontdoor:\n      type: embedded\n      regional: %s\n      zonal: {z1: %s, z2: %s, z3: %s}\n", freeport.Addr(t), zonal["z1"], zonal["z2"], zonal["z3"])
 	b.WriteString("      health_check: {interval: 1s, timeout: 500ms}\n      targets:\n")
 	for _, z := range zones {
 		var f *atomic.Bool

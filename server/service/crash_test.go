@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/grayzone/grayzone/engine/shift"
+	"github.com/grayzone/grayzone/internal/freeport"
 	"github.com/grayzone/grayzone/server/api"
 	"github.com/grayzone/grayzone/server/store"
 	"github.com/grayzone/grayzone/telemetry/batch"
@@ -161,7 +162,7 @@ func TestCrashRunbook(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, seed))
 
 	cp := newControlPlane(t)
-	listen := freeAddr(t)
+	listen := freeport.Addr(t)
 	// GRAYZONE_CRASH_STORE=postgres runs it on a throwaway PostgreSQL, as a
 	// replica that takes its lease back (with a new epoch) at every restart.
 	head := ""

@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/grayzone/grayzone/internal/freeport"
 )
 
 const token = "test-token-0123456789abcdef"
@@ -32,15 +34,6 @@ func buildBinary(t *testing.T) string {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
-}
-
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 type proc struct {
@@ -116,7 +109,7 @@ func TestFrontDoorOutlivesServe(t *testing.T) {
 			fmt.Fprintf(&targets, "        - {id: %s, zone: %s, addr: %s}\n", id, z, srv.Listener.Addr())
 		}
 	}
-	api, xdsAddr := freeAddr(t), freeAddr(t)
+	api, xdsAddr := freeport.Addr(t), freeport.Addr(t)
 	serveCfg := filepath.Join(dir, "serve.yaml")
 	os.WriteFile(serveCfg, []byte(fmt.Sprintf(`listen: %s
 data_dir: %s
@@ -131,14 +124,14 @@ resources:
       targets:
 %s    autoshift: {enabled: false}
 `, api, filepath.Join(dir, "data"), token, xdsAddr, targets.String())), 0o600)
-	regional := freeAddr(t)
+	regional := freeport.Addr(t)
 	fdCfg := filepath.Join(dir, "frontdoor.yaml")
 	os.WriteFile(fdCfg, []byte(fmt.Sprintf(`resource: web
 xds: %s
 state_file: state.json
 regional: %s
 zonal: {za: %s, zb: %s, zc: %s}
-`, xdsAddr, regional, freeAddr(t), freeAddr(t), freeAddr(t))), 0o600)
+`, xdsAddr, regional, freeport.Addr(t), freeport.Addr(t), freeport.Addr(t))), 0o600)
 
 	serve := start(t, bin, "serve", "--config", serveCfg)
 	waitListening(t, api, serve)
