@@ -125,9 +125,8 @@ func replayInput(ctx context.Context, kind, src string, rc *config.Resource, sta
 		names, interval := emf.WorkshopNames(), time.Second
 		for _, s := range rc.Telemetry.Sources {
 			if s.Type == config.SourceEMF {
-				d, m := s.Dimensions, s.Metrics
-				names = emf.Names{Zone: d.Zone[0], Instance: d.Instance[0], Operation: d.Operation[0], Success: m.Success, Fault: m.Fault, Error: m.Error, Latency: m.Latency}
-				interval = s.Interval
+				c := s.EMFConfig()
+				names, interval = c.Names, c.Interval
 				break
 			}
 		}
@@ -141,15 +140,14 @@ func replayInput(ctx context.Context, kind, src string, rc *config.Resource, sta
 		if err != nil || !t1.After(t0) {
 			return replay.Input{}, fmt.Errorf("--end %q: want an RFC 3339 time after --start", end)
 		}
-		pc := prometheus.Config{URL: src, Interval: step}
+		var pc prometheus.Config
 		for _, s := range rc.Telemetry.Sources {
 			if s.Type == config.SourcePrometheus {
-				l := s.Labels
-				pc.Requests, pc.Latency = s.Queries.Requests, s.Queries.Latency
-				pc.Labels = prometheus.Labels{Zone: l.Zone[0], Instance: l.Instance[0], Operation: l.Operation[0], Status: l.Status[0]}
+				pc = s.PrometheusConfig()
 				break
 			}
 		}
+		pc.URL, pc.Interval = src, step
 		pc.Sink = discardSink{}
 		p, err := prometheus.New(pc)
 		if err != nil {
