@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/grayzone/grayzone/telemetry/middleware"
 	"github.com/grayzone/grayzone/telemetry/observation"
 )
 
@@ -213,7 +214,7 @@ func (in *Instance) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr.Set(HeaderInstance, in.id)
 
 	op, handle := in.route(r.URL.Path)
-	sw := &observation.StatusWriter{ResponseWriter: w}
+	sw := &middleware.StatusWriter{ResponseWriter: w}
 	in.serveWithFaults(sw, r, handle)
 	if op == "" {
 		return // /health and unknown paths are not workload operations

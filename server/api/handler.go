@@ -24,7 +24,7 @@ import (
 	"github.com/grayzone/grayzone/server/store"
 	"github.com/grayzone/grayzone/telemetry/batch"
 	"github.com/grayzone/grayzone/telemetry/ingest"
-	"github.com/grayzone/grayzone/telemetry/observation"
+	"github.com/grayzone/grayzone/telemetry/middleware"
 )
 
 // Body limits. Shift and decision bodies are a few hundred bytes; the cap
@@ -153,7 +153,7 @@ func registerCounter(reg *prometheus.Registry, log *slog.Logger) *prometheus.Cou
 // JSON errors instead of the mux's plain text.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	sw := &observation.StatusWriter{ResponseWriter: w}
+	sw := &middleware.StatusWriter{ResponseWriter: w}
 	// These are live operational data: no cache may serve them stale.
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")

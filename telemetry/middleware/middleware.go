@@ -232,7 +232,7 @@ func (m *Middleware) serve(s *record.Series, w http.ResponseWriter, r *http.Requ
 	} else {
 		start = m.o.Now()
 	}
-	sw := writers.Get().(*observation.StatusWriter)
+	sw := writers.Get().(*StatusWriter)
 	sw.ResponseWriter, sw.Code = w, 0
 	ok := false
 	defer func() {
@@ -264,7 +264,7 @@ func (m *Middleware) serve(s *record.Series, w http.ResponseWriter, r *http.Requ
 // monotonic clock alone, where time.Now also reads the wall clock.
 var epoch = time.Now()
 
-var writers = sync.Pool{New: func() any { return new(observation.StatusWriter) }}
+var writers = sync.Pool{New: func() any { return new(StatusWriter) }}
 
 // Run ships the counts every Interval until ctx ends, then once more.
 func (m *Middleware) Run(ctx context.Context) error {

@@ -1,12 +1,14 @@
-package observation
+package middleware
 
 import "net/http"
 
 // StatusWriter is an http.ResponseWriter that remembers the status code the
-// handler sent, for the request's outcome (FromStatus), its metrics and its
-// log line. Code is 0 until the handler writes. It passes Flush on and
-// unwraps for http.ResponseController. The Go middleware, the API and the
-// lab's workload all count their answers with it.
+// handler sent, for the request's outcome (observation.FromStatus), its
+// metrics and its log line. Code is 0 until the handler writes. It passes Flush on and
+// unwraps for http.ResponseController. The middleware, the API and the
+// lab's workload all count their answers with it (it lives here, not in
+// telemetry/observation, so that the engine's vocabulary stays free of
+// net/http).
 type StatusWriter struct {
 	http.ResponseWriter
 	Code int
