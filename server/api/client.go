@@ -219,7 +219,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 // errorMessage is the server's {"error": ...}, or for a non-API answer (a
 // proxy's HTML page) its first line or the status text.
 func errorMessage(resp *http.Response, data []byte) string {
-	var e Error
+	var e ErrorBody
 	if json.Unmarshal(data, &e) == nil && e.Error != "" {
 		return e.Error
 	}

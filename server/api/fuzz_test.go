@@ -58,7 +58,7 @@ func FuzzObservationBatch(f *testing.F) {
 				}
 			}
 		case rec.Code >= 400 && rec.Code < 500:
-			var e api.Error
+			var e api.ErrorBody
 			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error == "" || strings.ContainsAny(e.Error, "\n\r") {
 				t.Fatalf("%d with a bad error body %q", rec.Code, rec.Body.String())
 			}

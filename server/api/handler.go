@@ -656,7 +656,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // errors carry newlines).
 func writeError(w http.ResponseWriter, code int, msg string) {
 	msg = strings.NewReplacer("\r\n", "; ", "\n", "; ", "\r", "; ").Replace(msg)
-	b, _ := json.Marshal(Error{Error: msg})
+	b, _ := json.Marshal(ErrorBody{Error: msg})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_, _ = w.Write(append(b, '\n'))

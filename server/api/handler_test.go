@@ -32,7 +32,7 @@ type response struct {
 
 func (r response) errMsg(t *testing.T) string {
 	t.Helper()
-	var e api.Error
+	var e api.ErrorBody
 	if err := json.Unmarshal([]byte(r.body), &e); err != nil || e.Error == "" {
 		t.Fatalf("HTTP %d body %q is not {\"error\": ...}", r.code, r.body)
 	}

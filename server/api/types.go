@@ -102,8 +102,8 @@ type Decision struct {
 	ApprovedBy string    `json:"approved_by,omitempty"`
 }
 
-// Error is every error response's body.
-type Error struct {
+// ErrorBody is every error response's body: {"error": "one line"}.
+type ErrorBody struct {
 	Error string `json:"error"`
 }
 
