@@ -30,6 +30,7 @@ import (
 	"github.com/grayzone/grayzone/actuator/frontdoor"
 	"github.com/grayzone/grayzone/actuator/haproxy"
 	"github.com/grayzone/grayzone/actuator/xds"
+	"github.com/grayzone/grayzone/internal/freeport"
 )
 
 // Data planes `bench dataplane` measures.
@@ -297,19 +298,10 @@ func runPlane(ctx context.Context, o DataplaneOptions, name string) (DataplaneRe
 	slices.Sort(shifts)
 	slices.Sort(unshifts)
 	return DataplaneResult{
-		ShiftP50ms: round3(quantile(shifts, 0.5)), ShiftP99ms: round3(quantile(shifts, 0.99)),
-		UnshiftP50ms: round3(quantile(unshifts, 0.5)), UnshiftP99ms: round3(quantile(unshifts, 0.99)),
+		ShiftP50ms: round3(percentile(shifts, 0.5)), ShiftP99ms: round3(percentile(shifts, 0.99)),
+		UnshiftP50ms: round3(percentile(unshifts, 0.5)), UnshiftP99ms: round3(percentile(unshifts, 0.99)),
 		Shifts: len(shifts), Requests: sent.Load(), Failed: failed.Load(),
 	}, ctx.Err()
-}
-
-// quantile of sorted values, nearest rank.
-func quantile(sorted []float64, q float64) float64 {
-	if len(sorted) == 0 {
-		return math.NaN()
-	}
-	i := int(math.Ceil(q*float64(len(sorted)))) - 1
-	return sorted[max(0, min(i, len(sorted)-1))]
 }
 
 func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
@@ -444,7 +436,7 @@ func processPlane(ctx context.Context, arr *arrivals, exe string, pin bool) (pla
 	}
 	addrs := make([]string, 4)
 	for i := range addrs {
-		if addrs[i], err = freeAddr(); err != nil {
+		if addrs[i], err = freeport.Loopback(); err != nil {
 			return plane{}, err
 		}
 	}
@@ -492,15 +484,6 @@ func processPlane(ctx context.Context, arr *arrivals, exe string, pin bool) (pla
 	}, nil
 }
 
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
 func haproxyPlane(ctx context.Context, arr *arrivals, pin bool) (plane, error) {
 	if _, err := haproxy.Binary(); err != nil {
 		return plane{}, fmt.Errorf("%w: %v", ErrPlaneUnavailable, err)
@@ -519,11 +502,11 @@ func haproxyPlane(ctx context.Context, arr *arrivals, pin bool) (plane, error) {
 		cpu := pinCPU
 		l.PinCPU = &cpu
 	}
-	if l.Regional, err = freeAddr(); err != nil {
+	if l.Regional, err = freeport.Loopback(); err != nil {
 		return plane{}, err
 	}
 	for _, z := range benchZones {
-		if l.Zonal[z], err = freeAddr(); err != nil {
+		if l.Zonal[z], err = freeport.Loopback(); err != nil {
 			return plane{}, err
 		}
 	}

@@ -423,9 +423,9 @@ func (s *ProfileSummary) finish() {
 	slices.Sort(delays)
 	slices.Sort(ratios)
 	slices.Sort(back)
-	s.DelayP50, s.DelayP90 = Num(pct(delays, 0.5)), Num(pct(delays, 0.9))
-	s.RatioP50, s.RatioP90 = Num(pct(ratios, 0.5)), Num(pct(ratios, 0.9))
-	s.GiveBackP50, s.GiveBackP90 = Num(pct(back, 0.5)), Num(pct(back, 0.9))
+	s.DelayP50, s.DelayP90 = Num(percentile(delays, 0.5)), Num(percentile(delays, 0.9))
+	s.RatioP50, s.RatioP90 = Num(percentile(ratios, 0.5)), Num(percentile(ratios, 0.9))
+	s.GiveBackP50, s.GiveBackP90 = Num(percentile(back, 0.5)), Num(percentile(back, 0.9))
 	s.GiveBackMax = Num(math.NaN())
 	if len(back) > 0 {
 		s.GiveBackMax = Num(back[len(back)-1])

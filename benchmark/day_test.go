@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/grayzone/grayzone/lab"
-	"github.com/grayzone/grayzone/lab/report"
+	"github.com/grayzone/grayzone/report"
 	"github.com/grayzone/grayzone/lab/scenario"
 )
 

@@ -8,14 +8,13 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"slices"
 	"sort"
 	"time"
 
 	"github.com/grayzone/grayzone/engine/detect"
 	"github.com/grayzone/grayzone/lab"
-	"github.com/grayzone/grayzone/lab/report"
 	"github.com/grayzone/grayzone/lab/scenario"
+	"github.com/grayzone/grayzone/report"
 	"github.com/grayzone/grayzone/telemetry/operation"
 )
 
@@ -118,17 +117,8 @@ func summarise(ds []float64) Delays {
 		}
 	}
 	sort.Float64s(ok)
-	d.P50, d.P90 = pct(ok, 0.5), pct(ok, 0.9)
+	d.P50, d.P90 = percentile(ok, 0.5), percentile(ok, 0.9)
 	return d
-}
-
-// pct is the nearest-rank percentile, NaN when empty.
-func pct(sorted []float64, q float64) float64 {
-	if len(sorted) == 0 {
-		return math.NaN()
-	}
-	i := int(math.Ceil(q*float64(len(sorted)))) - 1
-	return sorted[max(i, 0)]
 }
 
 // sweepScenario builds one sweep cell's scenario: three zones of two
@@ -302,17 +292,6 @@ func Detect(ctx context.Context, o DetectOptions) (*DetectResult, error) {
 	res.WallSeconds = time.Since(wall).Seconds()
 	res.SimMinutesPerS = st.simulated.Minutes() / res.WallSeconds
 	return res, nil
-}
-
-func median(xs []float64) float64 {
-	var ok []float64
-	for _, v := range xs {
-		if !math.IsNaN(v) {
-			ok = append(ok, v)
-		}
-	}
-	slices.Sort(ok)
-	return pct(ok, 0.5)
 }
 
 func progressf(w io.Writer, format string, args ...any) {

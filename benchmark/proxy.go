@@ -2,32 +2,23 @@ package benchmark
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/grayzone/grayzone/actuator/frontdoor"
-	"github.com/grayzone/grayzone/telemetry/record"
+	"github.com/grayzone/grayzone/internal/freeport"
 )
 
 // ErrProxyToolsMissing is returned when haproxy or wrk is not installed.
@@ -73,274 +64,6 @@ type ProxyResult struct {
 	opts    ProxyOptions
 	pinned  bool
 	haproxy string
-}
-
-// monoNow is CLOCK_MONOTONIC in nanoseconds, comparable across processes on
-// this machine. Go's monotonic clock is CLOCK_MONOTONIC too, so it is read
-// through time.Since from an anchor calibrated once against clock_gettime
-// (accurate to well under a microsecond), which costs no system call.
-var monoNow = func() func() int64 {
-	var best time.Duration = math.MaxInt64
-	var anchor time.Time
-	var base int64
-	for range 20 {
-		t1 := time.Now()
-		var ts unix.Timespec
-		if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-			panic(err)
-		}
-		t2 := time.Now()
-		if d := t2.Sub(t1); d < best {
-			best, anchor, base = d, t1.Add(d/2), ts.Nano()
-		}
-	}
-	return func() int64 { return base + int64(time.Since(anchor)) }
-}()
-
-// backendBody is what a benchmark backend answers: 100 bytes.
-var backendBody = bytes.Repeat([]byte("x"), 99)
-
-func init() { backendBody = append(backendBody, '\n') }
-
-// Arrivals is a backend's count of customer requests and the
-// CLOCK_MONOTONIC time of the latest.
-type Arrivals struct {
-	Count  int64 `json:"count"`
-	LastNs int64 `json:"last_ns"`
-}
-
-// RunBackend is `grayzone bench backend`: an HTTP server answering 100
-// bytes to every request, /health with 200, and /_arrivals with its
-// Arrivals. It prints its address on stdout and serves until ctx ends.
-func RunBackend(ctx context.Context, listen string, stdout io.Writer) error {
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		return err
-	}
-	var count, last atomic.Int64
-	mux := http.NewServeMux()
-	mux.HandleFunc("/health", func(w http.ResponseWriter, r *http.Request) {})
-	mux.HandleFunc("/_arrivals", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(Arrivals{Count: count.Load(), LastNs: last.Load()})
-	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		now := monoNow()
-		count.Add(1)
-		for {
-			l := last.Load()
-			if now <= l || last.CompareAndSwap(l, now) {
-				break
-			}
-		}
-		h := w.Header()
-		h["Content-Type"] = []string{"text/plain"}
-		w.Write(backendBody)
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { <-ctx.Done(); srv.Close() }()
-	fmt.Fprintln(stdout, ln.Addr().String())
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
-}
-
-// FrontDoorInfo is the line `grayzone bench frontdoor` prints on start.
-type FrontDoorInfo struct {
-	Regional string `json:"regional"` // base URL
-	Control  string `json:"control"`  // base URL: /shift, /recorded, /debug/pprof/
-	Zones    []string
-}
-
-// ShiftReply is the front door's answer to POST /shift: the CLOCK_MONOTONIC
-// time just before Table.SetShifted.
-type ShiftReply struct {
-	AtNs int64 `json:"at_ns"`
-}
-
-// RunFrontDoor is `grayzone bench frontdoor`: grayzone's front door
-// (frontdoor.StartProxy) over the backends, one zone per backend (az-a,
-// az-b, ...), with outcome recording on (drained every 250 ms, the engine's
-// resolution) and health checks every second, as in `grayzone serve`. A
-// control listener takes POST /shift?zone=Z&away=true|false, answers GET
-// /recorded with what the recorder counted, and serves /debug/pprof/.
-func RunFrontDoor(ctx context.Context, backends []string, stdout io.Writer) error {
-	if len(backends) == 0 {
-		return errors.New("no backends")
-	}
-	var zones []string
-	for i := range backends {
-		zones = append(zones, "az-"+string(rune('a'+i)))
-	}
-	table := frontdoor.NewTable(zones, frontdoor.DefaultHealthPolicy)
-	for i, b := range backends {
-		if err := table.AddTarget(frontdoor.Target{ID: fmt.Sprintf("i-%d", i+1), Zone: zones[i], Addr: b}); err != nil {
-			return err
-		}
-	}
-	rec := record.New(record.Options{})
-	var recorded, faults atomic.Int64
-	go func() {
-		t := time.NewTicker(250 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				rec.Drain(func(_ record.SeriesKey, d record.Snapshot) {
-					recorded.Add(int64(d.Requests))
-					faults.Add(int64(d.Faults))
-				})
-			}
-		}
-	}()
-	p, err := frontdoor.StartProxy(ctx, table, frontdoor.ProxyOptions{Recorder: rec})
-	if err != nil {
-		return err
-	}
-	defer p.Close()
-	go (&frontdoor.HealthChecker{Table: table, Interval: time.Second}).Run(ctx)
-
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /shift", func(w http.ResponseWriter, r *http.Request) {
-		zone, away := r.FormValue("zone"), r.FormValue("away") != "false"
-		at := monoNow()
-		if err := table.SetShifted(zone, away); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		json.NewEncoder(w).Encode(ShiftReply{AtNs: at})
-	})
-	mux.HandleFunc("GET /recorded", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(map[string]int64{"requests": recorded.Load(), "faults": faults.Load()})
-	})
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	ctl := &http.Server{Handler: mux}
-	go func() { <-ctx.Done(); ctl.Close() }()
-	go ctl.Serve(ln)
-	info := FrontDoorInfo{Regional: p.RegionalURL(), Control: "http://" + ln.Addr().String(), Zones: zones}
-	if err := json.NewEncoder(stdout).Encode(info); err != nil {
-		return err
-	}
-	<-ctx.Done()
-	return nil
-}
-
-// child is a process the benchmark started.
-type child struct {
-	cmd  *exec.Cmd
-	name string
-	out  *bufio.Reader
-}
-
-func (c *child) pid() int { return c.cmd.Process.Pid }
-
-// stop ends the child with SIGTERM, then SIGKILL after 3 s.
-func (c *child) stop() {
-	if c == nil || c.cmd.Process == nil {
-		return
-	}
-	c.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { c.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(3 * time.Second):
-		c.cmd.Process.Kill()
-		<-done
-	}
-}
-
-// cpuTicks is utime+stime of a process from /proc/PID/stat, in clock ticks.
-func cpuTicks(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
-	}
-	f := strings.Fields(s[i+1:])
-	// After the command: state is field 3, utime 14, stime 15 (1-based).
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
-	}
-	u, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
-	}
-	return u + st, nil
-}
-
-// clockTicksPerSecond is USER_HZ, 100 on every Linux architecture Go supports.
-const clockTicksPerSecond = 100
-
-// WrkResult is what one wrk run printed.
-type WrkResult struct {
-	Requests int64
-	RPS      float64
-	P50, P99 time.Duration
-	Errors   int64 // non-2xx/3xx responses plus socket errors
-}
-
-var (
-	wrkPct      = regexp.MustCompile(`(?m)^\s*(\d+(?:\.\d+)?)%\s+([\d.]+)\s*(us|ms|s|m|h)\s*$`)
-	wrkRPS      = regexp.MustCompile(`(?m)^Requests/sec:\s+([\d.]+)`)
-	wrkRequests = regexp.MustCompile(`(?m)^\s*(\d+) requests in `)
-	wrkNon2xx   = regexp.MustCompile(`(?m)^\s*Non-2xx or 3xx responses:\s+(\d+)`)
-	wrkSocket   = regexp.MustCompile(`(?m)^\s*Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)`)
-)
-
-// ParseWrk reads the output of `wrk --latency`.
-func ParseWrk(out string) (WrkResult, error) {
-	var r WrkResult
-	m := wrkRPS.FindStringSubmatch(out)
-	if m == nil {
-		return r, fmt.Errorf("wrk output has no Requests/sec line:\n%s", out)
-	}
-	r.RPS, _ = strconv.ParseFloat(m[1], 64)
-	if m = wrkRequests.FindStringSubmatch(out); m != nil {
-		r.Requests, _ = strconv.ParseInt(m[1], 10, 64)
-	}
-	unit := map[string]float64{"us": 1e3, "ms": 1e6, "s": 1e9, "m": 60e9, "h": 3600e9}
-	var got50, got99 bool
-	for _, m := range wrkPct.FindAllStringSubmatch(out, -1) {
-		p, _ := strconv.ParseFloat(m[1], 64)
-		v, err := strconv.ParseFloat(m[2], 64)
-		if err != nil {
-			continue
-		}
-		d := time.Duration(v * unit[m[3]])
-		switch p {
-		case 50:
-			r.P50, got50 = d, true
-		case 99:
-			r.P99, got99 = d, true
-		}
-	}
-	if !got50 || !got99 {
-		return r, fmt.Errorf("wrk output has no 50%%/99%% latency lines (was --latency given?):\n%s", out)
-	}
-	if m = wrkNon2xx.FindStringSubmatch(out); m != nil {
-		n, _ := strconv.ParseInt(m[1], 10, 64)
-		r.Errors += n
-	}
-	if m = wrkSocket.FindStringSubmatch(out); m != nil {
-		for _, s := range m[1:] {
-			n, _ := strconv.ParseInt(s, 10, 64)
-			r.Errors += n
-		}
-	}
-	return r, nil
 }
 
 type proxyBench struct {
@@ -410,17 +133,8 @@ func firstLine(c *child) (string, error) {
 	}
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 func (b *proxyBench) startHAProxy(ctx context.Context) error {
-	port, err := freePort()
+	port, err := freeport.Port()
 	if err != nil {
 		return err
 	}
@@ -664,25 +378,13 @@ func RunProxy(ctx context.Context, o ProxyOptions) (*ProxyResult, error) {
 	return res, nil
 }
 
-func proxyMedian(v []float64) float64 {
-	if len(v) == 0 {
-		return math.NaN()
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
 func (r *ProxyRow) summarise(cpu bool) {
 	col := func(f func(proxyRound) float64) float64 {
 		var v []float64
 		for _, x := range r.rounds {
 			v = append(v, f(x))
 		}
-		return proxyMedian(v)
+		return median(v)
 	}
 	r.RPS = col(func(x proxyRound) float64 { return x.rps })
 	r.P50ms = col(func(x proxyRound) float64 { return x.p50 })
@@ -691,185 +393,9 @@ func (r *ProxyRow) summarise(cpu bool) {
 		r.CPUusPerReq = &c
 	}
 	if len(r.drains) > 0 {
-		m, mx := proxyMedian(r.drains), slices.Max(r.drains)
+		m, mx := median(r.drains), slices.Max(r.drains)
 		r.DrainUs, r.DrainMaxUs = &m, &mx
 	}
-}
-
-// pacedLoad sends GETs to url at rate req/s (open loop: on schedule,
-// whatever the answers' latency) until stop closes.
-func pacedLoad(url string, rate float64, stop <-chan struct{}) (done func() (sent, failed int64)) {
-	tr := &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}
-	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
-	jobs := make(chan struct{}, 4096)
-	var sent, failed atomic.Int64
-	var wg sync.WaitGroup
-	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range jobs {
-				resp, err := client.Get(url)
-				sent.Add(1)
-				if err != nil {
-					failed.Add(1)
-					continue
-				}
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					failed.Add(1)
-				}
-			}
-		}()
-	}
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		defer close(jobs)
-		interval := time.Duration(float64(time.Second) / rate)
-		start := time.Now()
-		var n int64
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			due := int64(time.Since(start) / interval)
-			for ; n < due; n++ {
-				select {
-				case jobs <- struct{}{}:
-				default: // overloaded: drop rather than queue without bound
-				}
-			}
-			time.Sleep(interval / 2)
-		}
-	}()
-	return func() (int64, int64) {
-		<-finished
-		wg.Wait()
-		tr.CloseIdleConnections()
-		return sent.Load(), failed.Load()
-	}
-}
-
-func getJSON(url string, v any) error {
-	resp, err := http.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, b)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
-}
-
-// drainTrials runs the paced load against url and, trials times, shifts
-// the first backend's zone away (shift returns the CLOCK_MONOTONIC time of
-// the decision), waits, and measures how long after the decision the last
-// request reached that backend; then shifts it back. Negative gaps (the
-// zone's last request arrived before the decision) count as 0.
-func (b *proxyBench) drainTrials(ctx context.Context, url string, shift func(away bool) (int64, error)) ([]float64, error) {
-	stop := make(chan struct{})
-	done := pacedLoad(url, b.opts.DrainRate, stop)
-	defer func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-			done()
-		}
-	}()
-	time.Sleep(time.Second)
-	var out []float64
-	arrivalsURL := "http://" + b.addrs[0] + "/_arrivals"
-	for t := 0; t < b.opts.DrainTrials && ctx.Err() == nil; t++ {
-		var before Arrivals
-		if err := getJSON(arrivalsURL, &before); err != nil {
-			return nil, err
-		}
-		time.Sleep(300 * time.Millisecond)
-		at, err := shift(true)
-		if err != nil {
-			return nil, err
-		}
-		time.Sleep(300 * time.Millisecond)
-		var a Arrivals
-		if err := getJSON(arrivalsURL, &a); err != nil {
-			return nil, err
-		}
-		if a.Count == before.Count {
-			return nil, fmt.Errorf("the zone got no requests before the shift: is the load reaching it?")
-		}
-		out = append(out, max(0, float64(a.LastNs-at)/1e3))
-		time.Sleep(200 * time.Millisecond)
-		var after Arrivals
-		if err := getJSON(arrivalsURL, &after); err != nil {
-			return nil, err
-		}
-		if after.Count != a.Count {
-			return nil, fmt.Errorf("the shifted zone still gets requests %v after the shift", 500*time.Millisecond)
-		}
-		if _, err := shift(false); err != nil {
-			return nil, err
-		}
-	}
-	close(stop)
-	sent, failed := done()
-	b.logf("drain %s: %d trials at %.0f req/s: %d requests, %d failed; µs after the decision: %v", url, len(out), b.opts.DrainRate, sent, failed, roundAll(out))
-	return out, ctx.Err()
-}
-
-func roundAll(v []float64) []float64 {
-	out := make([]float64, len(v))
-	for i, x := range v {
-		out[i] = math.Round(x*10) / 10
-	}
-	return out
-}
-
-func (b *proxyBench) drainGrayzone(ctx context.Context) ([]float64, error) {
-	zone := b.fdInfo.Zones[0]
-	return b.drainTrials(ctx, b.fdInfo.Regional+"/bench", func(away bool) (int64, error) {
-		resp, err := http.PostForm(b.fdInfo.Control+"/shift", map[string][]string{"zone": {zone}, "away": {strconv.FormatBool(away)}})
-		if err != nil {
-			return 0, err
-		}
-		defer resp.Body.Close()
-		var r ShiftReply
-		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-			return 0, err
-		}
-		return r.AtNs, nil
-	})
-}
-
-// drainHAProxy does the same through HAProxy's runtime API: the decision
-// time is taken just before `set server be/s1 state maint` is written.
-func (b *proxyBench) drainHAProxy(ctx context.Context) ([]float64, error) {
-	return b.drainTrials(ctx, b.haURL+"/bench", func(away bool) (int64, error) {
-		state := "ready"
-		if away {
-			state = "maint"
-		}
-		c, err := net.Dial("unix", b.haSock)
-		if err != nil {
-			return 0, err
-		}
-		defer c.Close()
-		at := monoNow()
-		if _, err := io.WriteString(c, "set server be/s1 state "+state+"\n"); err != nil {
-			return 0, err
-		}
-		reply, _ := io.ReadAll(c)
-		if s := strings.TrimSpace(string(reply)); s != "" {
-			return 0, fmt.Errorf("haproxy: %s", s)
-		}
-		return at, nil
-	})
 }
 
 func ratio(a, b float64) string {
@@ -931,11 +457,4 @@ func (r *ProxyResult) Print(w io.Writer) {
 		}
 		fmt.Fprintf(w, "- %s: %s\n", x.name, strings.Join(parts, ", "))
 	}
-}
-
-// RecordedRequests asks a running bench front door what its recorder counted.
-func RecordedRequests(control string) (int64, error) {
-	var m map[string]int64
-	err := getJSON(control+"/recorded", &m)
-	return m["requests"], err
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -28,7 +27,7 @@ func newBenchCmd(stdout, stderr io.Writer) *cobra.Command {
 func newBenchProxyCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
 		o      benchmark.ProxyOptions
-		output string
+		output output
 	)
 	cmd := &cobra.Command{
 		Use:   "proxy",
@@ -44,8 +43,8 @@ drain propagation time of a zonal shift under a paced load.
 Needs haproxy and wrk (apt-get install -y haproxy wrk) and taskset (util-linux).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return usageErr("--output %q: want text or json", output)
+			if err := output.check(); err != nil {
+				return err
 			}
 			o.Progress = stderr
 			res, err := benchmark.RunProxy(cmd.Context(), o)
@@ -55,13 +54,7 @@ Needs haproxy and wrk (apt-get install -y haproxy wrk) and taskset (util-linux).
 			if err != nil {
 				return &exitError{code: exitUnknown, err: err}
 			}
-			if output == "json" {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
-			}
-			res.Print(stdout)
-			return nil
+			return output.write(stdout, res, func() { res.Print(stdout) })
 		},
 	}
 	f := cmd.Flags()
@@ -70,7 +63,7 @@ Needs haproxy and wrk (apt-get install -y haproxy wrk) and taskset (util-linux).
 	f.IntVar(&o.Connections, "connections", 64, "wrk connections")
 	f.Float64Var(&o.DrainRate, "drain-rate", 2000, "paced load during the drain measurement, req/s")
 	f.IntVar(&o.DrainTrials, "drain-trials", 10, "zonal shifts measured per proxy (negative: skip)")
-	f.StringVarP(&output, "output", "o", "text", "text (markdown tables) or json")
+	output.flag(cmd, "text (markdown tables)")
 	return cmd
 }
 
@@ -112,7 +105,7 @@ func newBenchFrontDoorCmd(stdout io.Writer) *cobra.Command {
 func newBenchDetectCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
 		seeds, negSeeds int
-		output          string
+		output          output
 		files, paths    []string
 		corpus          string
 		days, parallel  int
@@ -139,8 +132,8 @@ against no mitigation. Progress goes to stderr. What counts as a false shift
 and a missed fault: BENCHMARKS.md, "A simulated production day".`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return usageErr("--output %q: want text or json", output)
+			if err := output.check(); err != nil {
+				return err
 			}
 			if len(files) == 0 {
 				files = scenario.BuiltinNames()
@@ -160,13 +153,16 @@ and a missed fault: BENCHMARKS.md, "A simulated production day".`,
 				return benchTelemetryPaths(cmd, stdout, stderr, paths, seeds, output)
 			}
 			res, err := benchmark.Detect(cmd.Context(), benchmark.DetectOptions{Scenarios: scs, Seeds: seeds, NegativeSeeds: negSeeds, Progress: stderr})
-			return writeResult(stdout, output, res, err)
+			if err != nil {
+				return &exitError{code: exitUnknown, err: err}
+			}
+			return output.write(stdout, res, func() { res.Print(stdout) })
 		},
 	}
 	f := cmd.Flags()
 	f.IntVar(&seeds, "seeds", 20, "seeds per sweep cell and per positive scenario")
 	f.IntVar(&negSeeds, "negative-seeds", 50, "seeds per negative scenario (expect shift: none)")
-	f.StringVarP(&output, "output", "o", "text", "text (markdown tables) or json")
+	output.flag(cmd, "text (markdown tables)")
 	f.StringSliceVar(&files, "scenario", nil, "scenario files or built-in names (default: every built-in scenario)")
 	f.StringVar(&corpus, "corpus", "", "instead: run a corpus of day-long scenarios: day (generated from seeds) or a directory of *.yaml")
 	f.IntVar(&days, "days", 50, "with --corpus day: how many days")
@@ -178,7 +174,7 @@ and a missed fault: BENCHMARKS.md, "A simulated production day".`,
 }
 
 // benchCorpus runs `bench detect --corpus`.
-func benchCorpus(cmd *cobra.Command, stdout, stderr io.Writer, corpus string, first int64, days int, dayLen time.Duration, parallel int, output string) error {
+func benchCorpus(cmd *cobra.Command, stdout, stderr io.Writer, corpus string, first int64, days int, dayLen time.Duration, parallel int, output output) error {
 	var (
 		scs []*scenario.Scenario
 		err error
@@ -197,28 +193,8 @@ func benchCorpus(cmd *cobra.Command, stdout, stderr io.Writer, corpus string, fi
 		return &exitError{code: ExitUsage, err: fmt.Errorf("--corpus %s: %w", corpus, err)}
 	}
 	res, err := benchmark.Corpus(cmd.Context(), benchmark.CorpusOptions{Days: scs, Parallel: parallel, Progress: stderr})
-	return writeResult(stdout, output, res, err)
-}
-
-// printer is a benchmark result that prints itself as markdown tables.
-type printer interface{ Print(io.Writer) }
-
-// writeResult writes a benchmark's result as --output asks, or its error
-// as an unexpected failure.
-func writeResult(stdout io.Writer, output string, res printer, err error) error {
 	if err != nil {
 		return &exitError{code: exitUnknown, err: err}
 	}
-	if output == "json" {
-		return writeJSON(stdout, res)
-	}
-	res.Print(stdout)
-	return nil
-}
-
-// writeJSON writes v as indented JSON, the --output json of the bench commands.
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	return output.write(stdout, res, func() { res.Print(stdout) })
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"runtime"
@@ -15,7 +14,7 @@ import (
 func newBenchDataplaneCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
 		o      benchmark.DataplaneOptions
-		output string
+		output output
 	)
 	cmd := &cobra.Command{
 		Use:   "dataplane",
@@ -47,8 +46,8 @@ the customers' loops, and that wait shows in its figures.`,
   grayzone bench dataplane --plane haproxy --pin=false`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return usageErr("--output %q: want text or json", output)
+			if err := output.check(); err != nil {
+				return err
 			}
 			if o.Shifts < 1 {
 				return usageErr("--shifts %d: want at least 1", o.Shifts)
@@ -58,19 +57,15 @@ the customers' loops, and that wait shows in its figures.`,
 			if err != nil {
 				return &exitError{code: exitUnknown, err: err}
 			}
-			if output == "json" {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
-			}
-			fmt.Fprintln(stdout, "| data plane | shifts | shift p50 ms | shift p99 ms | unshift p50 ms | unshift p99 ms | requests | failed |")
-			fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|")
-			for _, name := range benchmark.DataPlanes {
-				if r, ok := res[name]; ok {
-					fmt.Fprintf(stdout, "| %s | %d | %.3f | %.3f | %.3f | %.3f | %d | %d |\n", name, r.Shifts, r.ShiftP50ms, r.ShiftP99ms, r.UnshiftP50ms, r.UnshiftP99ms, r.Requests, r.Failed)
+			return output.write(stdout, res, func() {
+				fmt.Fprintln(stdout, "| data plane | shifts | shift p50 ms | shift p99 ms | unshift p50 ms | unshift p99 ms | requests | failed |")
+				fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|")
+				for _, name := range benchmark.DataPlanes {
+					if r, ok := res[name]; ok {
+						fmt.Fprintf(stdout, "| %s | %d | %.3f | %.3f | %.3f | %.3f | %d | %d |\n", name, r.Shifts, r.ShiftP50ms, r.ShiftP99ms, r.UnshiftP50ms, r.UnshiftP99ms, r.Requests, r.Failed)
+					}
 				}
-			}
-			return nil
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -79,6 +74,6 @@ the customers' loops, and that wait shows in its figures.`,
 	f.IntVar(&o.Concurrency, "concurrency", 4, "customer request loops")
 	f.DurationVar(&o.Quiet, "quiet", 250*time.Millisecond, "a shift is complete once the zone got no new request for this long")
 	f.BoolVar(&o.Pin, "pin", runtime.NumCPU() >= 2, "bench on CPU 0, each data plane process on CPU 1 (needs two CPUs)")
-	f.StringVarP(&output, "output", "o", "text", "text (markdown table) or json")
+	output.flag(cmd, "text (a markdown table)")
 	return cmd
 }

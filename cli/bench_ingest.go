@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -44,7 +43,7 @@ func newBenchIngestSenderCmd(stdout io.Writer) *cobra.Command {
 func newBenchIngestCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
 		o          benchmark.IngestOptions
-		output     string
+		output     output
 		cpuProfile string
 		senders    string
 	)
@@ -69,8 +68,8 @@ of the measured process, their CPU included.`,
   grayzone bench ingest --source otlp --cpuprofile ingest.prof   # then: go tool pprof ingest.prof`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return usageErr("--output %q: want text or json", output)
+			if err := output.check(); err != nil {
+				return err
 			}
 			o.Progress = stderr
 			switch senders {
@@ -104,18 +103,14 @@ of the measured process, their CPU included.`,
 			if err != nil {
 				return &exitError{code: exitUnknown, err: err}
 			}
-			if output == "json" {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
-			}
-			fmt.Fprintln(stdout, "| source | records/s | per CPU-second | peak RSS MiB | dropped | engine records/s | overload | slowest tick ms |")
-			fmt.Fprintln(stdout, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-			for _, r := range res {
-				fmt.Fprintf(stdout, "| %s | %.0f | %.0f | %.0f | %d | %.0f | %.1f× | %.0f |\n",
-					r.Source, r.ObsPerS, r.ObsPerCPUS, r.RSSMiB, r.Dropped, r.EnginePerS, r.Overload, r.MaxTickMs)
-			}
-			return nil
+			return output.write(stdout, res, func() {
+				fmt.Fprintln(stdout, "| source | records/s | per CPU-second | peak RSS MiB | dropped | engine records/s | overload | slowest tick ms |")
+				fmt.Fprintln(stdout, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+				for _, r := range res {
+					fmt.Fprintf(stdout, "| %s | %.0f | %.0f | %.0f | %d | %.0f | %.1f× | %.0f |\n",
+						r.Source, r.ObsPerS, r.ObsPerCPUS, r.RSSMiB, r.Dropped, r.EnginePerS, r.Overload, r.MaxTickMs)
+				}
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -126,7 +121,7 @@ of the measured process, their CPU included.`,
 	f.IntVar(&o.DrainPerTick, "drain-per-tick", ingest.DefaultDrainPerTick, "aggregates the engine takes per 250 ms tick (serve's budget); lower it to overload the engine")
 	f.StringVar(&senders, "senders", "apart", "apart (a sender process of its own) or inprocess (goroutines of the measured process)")
 	f.IntVar(&o.MaxPending, "max-pending", 1_000_000, "the ingest buffer (telemetry.max_pending)")
-	f.StringVarP(&output, "output", "o", "text", "text (a markdown table) or json")
+	output.flag(cmd, "text (a markdown table)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
 	return cmd
 }

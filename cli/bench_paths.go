@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"io"
 
 	"github.com/spf13/cobra"
@@ -12,7 +11,7 @@ import (
 
 // benchTelemetryPaths is bench detect --telemetry: the workshop scenario
 // through each path.
-func benchTelemetryPaths(cmd *cobra.Command, stdout, stderr io.Writer, paths []string, seeds int, output string) error {
+func benchTelemetryPaths(cmd *cobra.Command, stdout, stderr io.Writer, paths []string, seeds int, output output) error {
 	sc, err := scenario.Builtin("workshop-db-packet-loss")
 	if err != nil {
 		return &exitError{code: exitUnknown, err: err}
@@ -21,11 +20,5 @@ func benchTelemetryPaths(cmd *cobra.Command, stdout, stderr io.Writer, paths []s
 	if err != nil {
 		return &exitError{code: ExitUsage, err: err}
 	}
-	if output == "json" {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
-	}
-	benchmark.PrintPaths(stdout, sc.Name, rows)
-	return nil
+	return output.write(stdout, rows, func() { benchmark.PrintPaths(stdout, sc.Name, rows) })
 }

@@ -7,8 +7,7 @@ import (
 	"net/http"
 	"os"
 
-	"github.com/grayzone/grayzone/lab/report"
-	"github.com/grayzone/grayzone/lab/scenario"
+	"github.com/grayzone/grayzone/report"
 	"github.com/grayzone/grayzone/server/api"
 	"github.com/grayzone/grayzone/server/config"
 	"github.com/grayzone/grayzone/server/dashboard"
@@ -38,9 +37,10 @@ func labDashboard(log *slog.Logger) func(api.Backend) map[string]http.Handler {
 	}
 }
 
-// writeHTMLReport writes the lab report page through a temporary file, so an
-// interrupted write never leaves half a page under the name asked for.
-func writeHTMLReport(path string, r *report.Report, sc *scenario.Scenario) error {
+// writeHTMLReport writes a run report's page through a temporary file, so an
+// interrupted write never leaves half a page under the name asked for. sc is
+// nil for a replay.
+func writeHTMLReport(path string, r *report.Report, sc *report.Scene) error {
 	var buf bytes.Buffer
 	if err := dashboard.WriteReport(&buf, r, sc); err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"github.com/grayzone/grayzone/engine/detect"
 	"github.com/grayzone/grayzone/lab"
 	"github.com/grayzone/grayzone/lab/console"
+	labreport "github.com/grayzone/grayzone/lab/report"
 	"github.com/grayzone/grayzone/lab/scenario"
 	"github.com/grayzone/grayzone/lab/telemetrypath"
 )
@@ -99,7 +100,7 @@ Built-in scenarios: ` + strings.Join(scenario.BuiltinNames(), ", "),
 					fmt.Fprintf(stdout, "  report     %s\n", reportPath)
 				}
 				if htmlPath != "" {
-					if werr := writeHTMLReport(htmlPath, r, sc); werr != nil {
+					if werr := writeHTMLReport(htmlPath, r, labreport.Scene(r, sc)); werr != nil {
 						return &exitError{code: exitUnknown, err: werr}
 					}
 					fmt.Fprintf(stdout, "  html       %s\n", htmlPath)

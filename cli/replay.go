@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -10,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/grayzone/grayzone/lab/replay"
+	"github.com/grayzone/grayzone/replay"
 	"github.com/grayzone/grayzone/server/config"
 	"github.com/grayzone/grayzone/telemetry/emf"
 	"github.com/grayzone/grayzone/telemetry/prometheus"
@@ -19,11 +18,12 @@ import (
 
 func newReplayCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
-		file, from, resource, output, htmlPath, detector string
-		start, end                                       string
-		step                                             time.Duration
-		falseAlarm                                       float64
-		minInstances                                     int
+		file, from, resource, htmlPath, detector string
+		output                                   output
+		start, end                               string
+		step                                     time.Duration
+		falseAlarm                               float64
+		minInstances                             int
 	)
 	cmd := &cobra.Command{
 		Use:   "replay",
@@ -31,7 +31,7 @@ func newReplayCmd(stdout, stderr io.Writer) *cobra.Command {
 		Long: `Replays recorded observations through a fresh detection engine, runbook and
 controller on a virtual clock, with a resource's configuration from --config,
 and prints what grayzone would have decided and when, with the detector's
-explanation — the lab's report. Nothing is acted on. The same input gives the
+explanation — a run report, as the lab writes. Nothing is acted on. The same input gives the
 same report, byte for byte.
 
 --from is one of:
@@ -53,8 +53,8 @@ same report, byte for byte.
 			if file == "" {
 				return usageErr("--config is required")
 			}
-			if output != "text" && output != "json" {
-				return usageErr("--output %q: want text or json", output)
+			if err := output.check(); err != nil {
+				return err
 			}
 			cfg, err := config.Load(file)
 			if err != nil {
@@ -94,16 +94,12 @@ same report, byte for byte.
 					return &exitError{code: exitUnknown, err: err}
 				}
 			}
-			if output == "json" {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(r)
-			}
-			r.Summary(stdout)
-			for _, d := range r.Detections {
-				fmt.Fprintf(stdout, "  why        %s at %.1fs: %s\n", d.Alarm, d.At, d.Why)
-			}
-			return nil
+			return output.write(stdout, r, func() {
+				r.Summary(stdout)
+				for _, d := range r.Detections {
+					fmt.Fprintf(stdout, "  why        %s at %.1fs: %s\n", d.Alarm, d.At, d.Why)
+				}
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -116,7 +112,7 @@ same report, byte for byte.
 	f.StringVar(&detector, "detector", "", "override the detection profile (default or cloudwatch)")
 	f.Float64Var(&falseAlarm, "false-alarm-rate", 0, "override detector.false_alarm_rate")
 	f.IntVar(&minInstances, "min-instances", 0, "override detector.min_instances")
-	f.StringVarP(&output, "output", "o", "text", "text or json (the lab's report)")
+	output.flag(cmd, "text (the run report's summary)")
 	f.StringVar(&htmlPath, "html", "", "also write the report as one self-contained HTML page")
 	return cmd
 }
@@ -129,9 +125,8 @@ func replayInput(ctx context.Context, kind, src string, rc *config.Resource, sta
 		names, interval := emf.WorkshopNames(), time.Second
 		for _, s := range rc.Telemetry.Sources {
 			if s.Type == config.SourceEMF {
-				d, m := s.Dimensions, s.Metrics
-				names = emf.Names{Zone: d.Zone[0], Instance: d.Instance[0], Operation: d.Operation[0], Success: m.Success, Fault: m.Fault, Error: m.Error, Latency: m.Latency}
-				interval = s.Interval
+				c := s.EMFConfig()
+				names, interval = c.Names, c.Interval
 				break
 			}
 		}
@@ -145,15 +140,14 @@ func replayInput(ctx context.Context, kind, src string, rc *config.Resource, sta
 		if err != nil || !t1.After(t0) {
 			return replay.Input{}, fmt.Errorf("--end %q: want an RFC 3339 time after --start", end)
 		}
-		pc := prometheus.Config{URL: src, Interval: step}
+		var pc prometheus.Config
 		for _, s := range rc.Telemetry.Sources {
 			if s.Type == config.SourcePrometheus {
-				l := s.Labels
-				pc.Requests, pc.Latency = s.Queries.Requests, s.Queries.Latency
-				pc.Labels = prometheus.Labels{Zone: l.Zone[0], Instance: l.Instance[0], Operation: l.Operation[0], Status: l.Status[0]}
+				pc = s.PrometheusConfig()
 				break
 			}
 		}
+		pc.URL, pc.Interval = src, step
 		pc.Sink = discardSink{}
 		p, err := prometheus.New(pc)
 		if err != nil {

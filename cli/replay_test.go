@@ -27,7 +27,7 @@ func emfIncident() string {
 }
 
 func TestReplayEMFIsDeterministicWithHTML(t *testing.T) {
-	cfg := filepath.Join("..", "lab", "replay", "testdata", "serve.yaml")
+	cfg := filepath.Join("..", "replay", "testdata", "serve.yaml")
 	log := writeFile(t, "app.log", emfIncident())
 	html := filepath.Join(t.TempDir(), "replay.html")
 	code, first, stderr := run(t, "replay", "--config", cfg, "--from", "emf:"+log, "--output", "json", "--html", html)

@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/grayzone/grayzone/engine/detect"
-	"github.com/grayzone/grayzone/lab/report"
 	"github.com/grayzone/grayzone/lab/scenario"
+	"github.com/grayzone/grayzone/report"
 )
 
 // failStaticScenario loads one of the fail-static example scenarios.

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grayzone/grayzone/internal/freeport"
 	"github.com/grayzone/grayzone/telemetry/observation"
 	"github.com/grayzone/grayzone/telemetry/record"
 )
@@ -281,7 +282,7 @@ func TestFastPathRecords(t *testing.T) {
 	}
 	// An unreachable target: a fault, and a 502 naming it.
 	rec := record.New(record.Options{})
-	p := oneTargetProxy(t, deadAddr(t), ProxyOptions{Recorder: rec})
+	p := oneTargetProxy(t, freeport.Addr(t), ProxyOptions{Recorder: rec})
 	if r := get(t, newClient(t), p.RegionalURL()+"/op"); r.status != http.StatusBadGateway {
 		t.Fatalf("status %d", r.status)
 	}
@@ -329,7 +330,7 @@ func TestHeadEnd(t *testing.T) {
 // TestFastPathBadGatewayWithBody: a request body the unreachable target
 // never read must not be taken for the next request: the connection ends.
 func TestFastPathBadGatewayWithBody(t *testing.T) {
-	p := oneTargetProxy(t, deadAddr(t), ProxyOptions{})
+	p := oneTargetProxy(t, freeport.Addr(t), ProxyOptions{})
 	rs := rawExchange(t, p.RegionalURL(), "POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nGET GET /y HTTP/1.1\r\nHost: h\r\n\r\n", 1)
 	if rs[0].StatusCode != http.StatusBadGateway || !rs[0].Close || rs[0].Header.Get("X-Grayzone-Instance") != "az1-1" {
 		t.Errorf("status %d, close %v, headers %v", rs[0].StatusCode, rs[0].Close, rs[0].Header)

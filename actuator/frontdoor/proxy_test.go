@@ -18,6 +18,7 @@ import (
 
 	"github.com/grayzone/grayzone/actuator"
 	"github.com/grayzone/grayzone/internal/clock"
+	"github.com/grayzone/grayzone/internal/freeport"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -331,7 +332,7 @@ func TestHealthCheckerEjectsAndRestoresBackend(t *testing.T) {
 
 func TestHealthCheckerCountsUnreachableAsFailed(t *testing.T) {
 	tb := NewTable([]string{"az1"}, HealthPolicy{UnhealthyThreshold: 1})
-	if err := tb.AddTarget(Target{ID: "az1-1", Zone: "az1", Addr: deadAddr(t)}); err != nil {
+	if err := tb.AddTarget(Target{ID: "az1-1", Zone: "az1", Addr: freeport.Addr(t)}); err != nil {
 		t.Fatal(err)
 	}
 	// A sim-mode target (no address) is never probed.
@@ -352,18 +353,6 @@ func TestHealthCheckerCountsUnreachableAsFailed(t *testing.T) {
 	if !healthOf(t, tb, "az1-2") {
 		t.Error("target without an address was marked unhealthy")
 	}
-}
-
-// deadAddr is a local address nothing listens on.
-func deadAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 func TestProxyNoTargetIs503(t *testing.T) {
@@ -390,7 +379,7 @@ func TestProxyNoTargetIs503(t *testing.T) {
 
 func TestProxyBackendDownIs502(t *testing.T) {
 	tb := NewTable([]string{"az1"}, DefaultHealthPolicy)
-	if err := tb.AddTarget(Target{ID: "az1-1", Zone: "az1", Addr: deadAddr(t)}); err != nil {
+	if err := tb.AddTarget(Target{ID: "az1-1", Zone: "az1", Addr: freeport.Addr(t)}); err != nil {
 		t.Fatal(err)
 	}
 	p := startProxy(t, tb)

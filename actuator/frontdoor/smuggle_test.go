@@ -21,8 +21,9 @@ import (
 // on each connection and answers each request it can parse with 200 and
 // "METHOD TARGET BODY".
 type wireBackend struct {
-	ln net.Listener
-	wg sync.WaitGroup
+	ln       net.Listener
+	wg       sync.WaitGroup
+	accepted chan struct{} // closed when the accept loop has ended
 
 	mu    sync.Mutex
 	conns []*bytes.Buffer
@@ -34,8 +35,9 @@ func newWireBackend(t *testing.T) *wireBackend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &wireBackend{ln: ln}
+	b := &wireBackend{ln: ln, accepted: make(chan struct{})}
 	go func() {
+		defer close(b.accepted)
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -88,6 +90,10 @@ func (b *wireBackend) serve(c net.Conn, buf *bytes.Buffer) {
 // one received.
 func (b *wireBackend) received(t *testing.T) [][]byte {
 	t.Helper()
+	// No connection may be added while waiting (a WaitGroup's Add racing its
+	// Wait, which the race detector caught): stop accepting first.
+	b.ln.Close()
+	<-b.accepted
 	done := make(chan struct{})
 	go func() { b.wg.Wait(); close(done) }()
 	select {

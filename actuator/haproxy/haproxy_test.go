@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"golang.org/x/sys/unix"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/grayzone/grayzone/actuator"
 	"github.com/grayzone/grayzone/internal/clock"
+	"github.com/grayzone/grayzone/internal/freeport"
 )
 
 // lab is a real HAProxy in front of real HTTP backends on loopback.
@@ -27,16 +27,6 @@ type lab struct {
 	layout   Layout
 	regional string // http://addr of the regional frontend
 	zoneOf   map[string]string
-}
-
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // startLab starts two targets per zone and HAProxy in front of them.
@@ -56,10 +46,10 @@ func startLab(t testing.TB, zones ...string) *lab {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	l := &lab{zoneOf: map[string]string{}}
-	l.layout = Layout{Socket: filepath.Join(dir, "admin.sock"), Regional: freeAddr(t), Zonal: map[string]string{},
+	l.layout = Layout{Socket: filepath.Join(dir, "admin.sock"), Regional: freeport.Addr(t), Zonal: map[string]string{},
 		HealthPath: "/health", HealthInterval: time.Second, Rise: 1, Fall: 3}
 	for _, z := range zones {
-		l.layout.Zonal[z] = freeAddr(t)
+		l.layout.Zonal[z] = freeport.Addr(t)
 		for i := 1; i <= 2; i++ {
 			id := fmt.Sprintf("%s-%d", z, i)
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -350,7 +340,7 @@ func TestPinnedLayoutRunsOneThreadOnItsCPU(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	l := Layout{Socket: filepath.Join(dir, "admin.sock"), Regional: freeAddr(t), Zonal: map[string]string{}, PinCPU: &cpu}
+	l := Layout{Socket: filepath.Join(dir, "admin.sock"), Regional: freeport.Addr(t), Zonal: map[string]string{}, PinCPU: &cpu}
 	p, err := Start(context.Background(), dir, l.Config(), l.Socket)
 	if err != nil {
 		t.Fatal(err)

@@ -48,7 +48,7 @@ type Config struct {
 	// impact to count as zonal rather than one bad instance (default 2).
 	MinInstances int
 	// FalseAlarmRate α sets the sequential tests' threshold h = ln(1/α)
-	// (default 1e-6); see Fast.
+	// (default 1e-6); see defaultProfile.
 	FalseAlarmRate float64
 	// FaultFloor and SlowFloor are the lowest baseline rates the tests assume
 	// (defaults 0.001 and 0.01): a zone must look worse than this to be impacted.
@@ -251,7 +251,7 @@ func New(cfg Config) (*Engine, error) {
 	case ProfileCloudWatch:
 		e.det, err = newCloudWatch(&e.cfg)
 	default:
-		e.det = newFast(&e.cfg)
+		e.det = newDefaultProfile(&e.cfg)
 	}
 	if err != nil {
 		return nil, err

@@ -82,12 +82,12 @@ type isolation struct {
 }
 
 // isolationThreshold is ln((k−1)/β): each of the k−1 other zones is tested.
-func (f *fast) isolationThreshold() float64 {
+func (f *defaultProfile) isolationThreshold() float64 {
 	return math.Log(float64(len(f.cfg.Zones)-1) / f.cfg.IsolationErrorRate)
 }
 
 // isolated runs the onset test for zone z impacted in dimension d on src.
-func (f *fast) isolated(z string, d Dim, src observation.Source) isolation {
+func (f *defaultProfile) isolated(z string, d Dim, src observation.Source) isolation {
 	zs := f.zones[zsKey{z, src}]
 	last := len(zs.wins) - 1
 	k := int(f.step_ - zs.cusum[d].since())

@@ -63,7 +63,7 @@ type recovery struct {
 
 // crossRate is p_×: the p_b for which the test's decision point is the
 // CUSUM's smallest alternative for dimension d.
-func (f *fast) crossRate(d Dim) float64 {
+func (f *defaultProfile) crossRate(d Dim) float64 {
 	p0, pt := f.p0[d], f.alts[d][0]
 	drift := func(pb float64) float64 {
 		return pt*math.Log(p0/pb) + (1-pt)*math.Log((1-p0)/(1-pb))
@@ -80,12 +80,12 @@ func (f *fast) crossRate(d Dim) float64 {
 	return hi
 }
 
-func (f *fast) recoveryThreshold(r *recovery) float64 {
+func (f *defaultProfile) recoveryThreshold(r *recovery) float64 {
 	return math.Log(1/f.cfg.RecoveryErrorRate) * float64(int(1)<<r.relapses)
 }
 
 // startRecovery is called at every isolated call of zone z.
-func (f *fast) startRecovery(ev zoneEval) {
+func (f *defaultProfile) startRecovery(ev zoneEval) {
 	r := f.rec[ev.zone]
 	if r != nil && !r.passed && r.passedAt == 0 {
 		return // the episode goes on; its test keeps running
@@ -100,7 +100,7 @@ func (f *fast) startRecovery(ev zoneEval) {
 }
 
 // stepRecovery adds one closed bucket to every running test.
-func (f *fast) stepRecovery(b *bucket) {
+func (f *defaultProfile) stepRecovery(b *bucket) {
 	for z, r := range f.rec {
 		var n, bad int64
 		for _, s := range []observation.Source{observation.Server, observation.Canary} {
@@ -127,7 +127,7 @@ func (f *fast) stepRecovery(b *bucket) {
 
 // assessRecovery fills the zones' recovery status; impacted zones never
 // count as recovered.
-func (f *fast) assessRecovery(a *Assessment) {
+func (f *defaultProfile) assessRecovery(a *Assessment) {
 	for i := range a.Zones {
 		zs := &a.Zones[i]
 		r := f.rec[zs.Zone]
@@ -155,7 +155,7 @@ func (f *fast) assessRecovery(a *Assessment) {
 
 // doubted: while the engine's view is in doubt nothing counts toward
 // recovery; every running test starts over once the doubt clears.
-func (f *fast) doubted(a *Assessment) {
+func (f *defaultProfile) doubted(a *Assessment) {
 	for _, r := range f.rec {
 		r.s = 0
 	}
@@ -169,7 +169,7 @@ func (f *fast) doubted(a *Assessment) {
 // the rate that shifted it is unknown, so the test is against p_× on faults,
 // the strictest. No-op when a test runs, or for the cloudwatch profile.
 func (e *Engine) Watch(zone string) {
-	f, ok := e.det.(*fast)
+	f, ok := e.det.(*defaultProfile)
 	if !ok || f.rec[zone] != nil {
 		return
 	}

@@ -110,7 +110,7 @@ func TestRecoveryHoldsThroughALongFault(t *testing.T) {
 // The statistics of the test: p_× puts the test's decision point at the
 // CUSUM's smallest alternative.
 func TestRecoveryCrossRate(t *testing.T) {
-	f := newFast(&Config{Zones: zones3, FaultFloor: 0.001, SlowFloor: 0.01, FalseAlarmRate: 1e-6, RecoveryErrorRate: 1e-3, Resolution: 250 * time.Millisecond})
+	f := newDefaultProfile(&Config{Zones: zones3, FaultFloor: 0.001, SlowFloor: 0.01, FalseAlarmRate: 1e-6, RecoveryErrorRate: 1e-3, Resolution: 250 * time.Millisecond})
 	for _, d := range dims {
 		pb := f.crossRate(d)
 		p0, pt := f.p0[d], f.alts[d][0]
@@ -130,7 +130,7 @@ func TestRecoveryBacksOffAfterARelapse(t *testing.T) {
 	if err := cfg.setDefaults(); err != nil {
 		t.Fatal(err)
 	}
-	f := newFast(&cfg)
+	f := newDefaultProfile(&cfg)
 	f.step_ = 1000
 	ev := zoneEval{zone: "az1", dim: DimFault, iso: isolation{zRate: 0.3}}
 	f.startRecovery(ev)

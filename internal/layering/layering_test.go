@@ -9,64 +9,71 @@ import (
 	"testing"
 )
 
-const module = "github.com/grayzone/grayzone/"
-
-// rules: packages under the key may not import packages under any of the
-// listed prefixes. In-package test files count too; external test packages
-// (package x_test) do not: they are end-to-end tests that may assemble the
-// whole program, as the dashboard's browser test does with the lab.
-var rules = map[string][]string{
-	"engine/":    {"server/", "lab", "cli", "benchmark", "cmd/"},
-	"telemetry/": {"server/", "lab", "cli", "benchmark", "cmd/", "engine/"},
-	// Adapters speak the shift model (engine/shift: what a zonal shift is),
-	// never the detector, the runbook or the controller.
-	"actuator":  {"server/", "lab", "cli", "benchmark", "cmd/", "engine/detect", "engine/alarm", "engine/composite", "engine/outlier", "engine/runbook", "engine/autoshift"},
-	"internal/": {"server/", "lab", "cli", "benchmark", "cmd/", "engine/", "telemetry/", "actuator"},
-	// Notifiers know grayzone's events, not where they come from.
-	"notify":  {"server/", "lab", "cli", "benchmark", "cmd/", "engine/", "telemetry/", "actuator"},
-	"server/": {"lab/workload", "lab/dblink", "lab/database", "lab/loadgen", "lab/fault", "lab/sim", "lab/instancegroup", "cli", "benchmark", "cmd/"},
-}
-
-// testsMayUse are packages in-package tests may use beyond the rules: the
+// testsMayUse are packages in-package tests may import beyond the rules: the
 // throwaway PostgreSQL cluster the store's and the replicas' tests run
-// against, and the runbook that drives an adapter through a real sequence.
-var testsMayUse = []string{"lab/database", "engine/runbook"}
+// against, the AWS stand-in the service's AWS tests call, and the runbook
+// that drives an adapter through a real sequence.
+// External test packages (package x_test) are not checked: they are
+// end-to-end tests that may assemble the whole program, as the dashboard's
+// browser test does with the lab.
+var testsMayUse = []string{"lab/database", "lab/awsstandin", "engine/runbook"}
 
 func TestLayering(t *testing.T) {
-	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}} | {{join .TestImports \" \"}}", module+"...").Output()
+	// .Deps is every package a package depends on, however indirectly (what
+	// go list -deps prints for it); .TestImports are its in-package tests'
+	// direct imports.
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Deps \" \"}} | {{join .TestImports \" \"}}", Module+"...").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
 	seen := 0
 	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	sc.Buffer(make([]byte, 1<<20), 4<<20)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		pkg := strings.TrimPrefix(f[0], module)
-		for from, banned := range rules {
-			if !strings.HasPrefix(pkg, from) {
-				continue
-			}
-			seen++
-			inTests := false
-			for _, imp := range f[1:] {
-				if imp == "|" {
-					inTests = true
-					continue
-				}
-				rel, ok := strings.CutPrefix(imp, module)
-				if !ok || inTests && slices.Contains(testsMayUse, rel) {
-					continue
-				}
-				for _, b := range banned {
-					if rel == b || strings.HasPrefix(rel, strings.TrimSuffix(b, "/")+"/") || rel == strings.TrimSuffix(b, "/") {
-						t.Errorf("%s imports %s: %s/ may not depend on %s (docs/architecture.md)", pkg, rel, strings.TrimSuffix(from, "/"), b)
-					}
-				}
-			}
+		pkg := strings.TrimPrefix(f[0], Module)
+		bar := slices.Index(f, "|")
+		deps, tests := f[1:bar], f[bar+1:]
+		seen++
+		for _, v := range Violations(pkg, deps) {
+			t.Error(v)
+		}
+		tests = slices.DeleteFunc(tests, func(imp string) bool {
+			return slices.Contains(testsMayUse, strings.TrimPrefix(imp, Module))
+		})
+		for _, v := range Violations(pkg, tests) {
+			t.Error("in-package tests: " + v)
 		}
 	}
-	if seen < 10 {
+	if seen < 50 {
 		t.Fatalf("checked only %d packages; is go list's output what this test expects?", seen)
+	}
+}
+
+// The rules catch what a direct-imports check would miss: a production
+// package that reaches the lab through another package.
+func TestViolationsCatchTransitiveDependencies(t *testing.T) {
+	deps := []string{"fmt", Module + "report", Module + "engine/detect", Module + "lab/scenario", Module + "telemetry/record"}
+	got := Violations("server/dashboard", deps)
+	if len(got) != 1 || !strings.Contains(got[0], "server/dashboard depends on lab/scenario") {
+		t.Errorf("server/dashboard with lab/scenario among its dependencies: %q, want one violation naming it", got)
+	}
+	for _, tc := range []struct {
+		pkg  string
+		deps []string
+		bad  int
+	}{
+		{"report", []string{Module + "benchmark"}, 1},
+		{"replay", []string{Module + "cli"}, 1},
+		{"telemetry/otlp", []string{Module + "engine/detect", Module + "server/config"}, 2},
+		{"actuator/haproxy", []string{Module + "engine/shift"}, 0},
+		{"actuator/haproxy", []string{Module + "engine/runbook"}, 1},
+		{"lab/scenario", []string{Module + "lab/fault", Module + "cli"}, 0}, // the lab may use anything
+		{"cli", []string{Module + "lab"}, 0},
+		{"labyrinth", []string{Module + "lab"}, 1}, // a prefix is a folder, not a string
+	} {
+		if got := Violations(tc.pkg, tc.deps); len(got) != tc.bad {
+			t.Errorf("Violations(%s, %v) = %q, want %d", tc.pkg, tc.deps, got, tc.bad)
+		}
 	}
 }

@@ -9,7 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/grayzone/grayzone/lab/report"
+	"github.com/grayzone/grayzone/report"
 )
 
 // incident is the smoke scenario at its worst moment: az-a isolated, shifted

@@ -16,7 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/grayzone/grayzone/internal/duration"
-	"github.com/grayzone/grayzone/lab/report"
+	"github.com/grayzone/grayzone/report"
 )
 
 // PlainWidth is the longest line of plain output: short enough for a CI log

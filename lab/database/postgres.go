@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/grayzone/grayzone/internal/freeport"
 )
 
 // PostgresOptions configure StartPostgres.
@@ -229,17 +231,8 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Cluster, error) 
 	return c, nil
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 func startServer(ctx context.Context, acct runAs, bins pgBinaries, dir, dataDir string) (*Cluster, error) {
-	port, err := freePort()
+	port, err := freeport.Port()
 	if err != nil {
 		return nil, fmt.Errorf("postgres: pick a port: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/grayzone/grayzone/internal/duration"
 	"github.com/grayzone/grayzone/internal/yamlfield"
+	"github.com/grayzone/grayzone/server/config"
 	"github.com/grayzone/grayzone/telemetry/operation"
 )
 
@@ -26,8 +27,8 @@ type Error = yamlfield.Error
 const (
 	MinDuration         = 10 * time.Second
 	MaxDuration         = 24 * time.Hour
-	MinZones            = 2
-	MaxZones            = 6
+	MinZones            = config.MinZones
+	MaxZones            = config.MaxZones
 	MaxInstancesPerZone = 1000
 	DefaultSeed         = 1
 	DefaultInterval     = 10 * time.Second
@@ -228,37 +229,8 @@ func (p *parser) topology(f yamlfield.Field) Topology {
 	return t
 }
 
-func (p *parser) zoneList(f yamlfield.Field) ([]string, bool) {
-	items, ok := p.List(f, "a list of zone ids")
-	if !ok {
-		return nil, false
-	}
-	if c := len(items); c < MinZones || c > MaxZones {
-		plural := "s"
-		if c == 1 {
-			plural = ""
-		}
-		p.Errorf(f, "%d zone%s given, need %d to %d", c, plural, MinZones, MaxZones)
-		ok = false
-	}
-	var zones []string
-	for _, zf := range items {
-		z, good := p.Str(zf)
-		switch {
-		case !good:
-			ok = false
-		case !zoneRe.MatchString(z):
-			p.Errorf(zf, "%s is not a valid zone id ([a-z0-9-]{1,32})", yamlfield.Show(z))
-			ok = false
-		case slices.Contains(zones, z):
-			p.Errorf(zf, "%s is listed twice", yamlfield.Show(z))
-			ok = false
-		default:
-			zones = append(zones, z)
-		}
-	}
-	return zones, ok
-}
+// zoneList reads the topology's zones as serve reads its own.
+func (p *parser) zoneList(f yamlfield.Field) ([]string, bool) { return config.ZoneList(p.Decoder, f) }
 
 func (p *parser) instanceCount(f yamlfield.Field) (int, bool) {
 	v, ok := p.Integer(f)

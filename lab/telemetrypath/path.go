@@ -21,7 +21,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 
-	"github.com/grayzone/grayzone/server/api"
+	"github.com/grayzone/grayzone/telemetry/batch"
 	"github.com/grayzone/grayzone/telemetry/emf"
 	"github.com/grayzone/grayzone/telemetry/observation"
 	"github.com/grayzone/grayzone/telemetry/operation"
@@ -204,8 +204,8 @@ func (p *Path) Tick(now time.Time) error {
 // middleware drains the counters and sends them through the batch API's
 // wire format, as the middleware ships them.
 func (p *Path) middleware(now time.Time) ([]record.Aggregate, error) {
-	var w []api.AggregateIn
-	p.rec.Drain(func(k record.SeriesKey, d record.Snapshot) { w = append(w, api.EncodeAggregate(d.Aggregate(now, k))) })
+	var w []batch.AggregateIn
+	p.rec.Drain(func(k record.SeriesKey, d record.Snapshot) { w = append(w, batch.EncodeAggregate(d.Aggregate(now, k))) })
 	if len(w) == 0 {
 		return nil, nil
 	}
@@ -213,7 +213,7 @@ func (p *Path) middleware(now time.Time) ([]record.Aggregate, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, _, aggs, err := api.DecodeBatch(body, now)
+	_, _, aggs, err := batch.Decode(body, now)
 	return aggs, err
 }
 

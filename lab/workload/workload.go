@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/grayzone/grayzone/telemetry/middleware"
 	"github.com/grayzone/grayzone/telemetry/observation"
 )
 
@@ -213,7 +214,7 @@ func (in *Instance) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr.Set(HeaderInstance, in.id)
 
 	op, handle := in.route(r.URL.Path)
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &middleware.StatusWriter{ResponseWriter: w}
 	in.serveWithFaults(sw, r, handle)
 	if op == "" {
 		return // /health and unknown paths are not workload operations
@@ -225,7 +226,7 @@ func (in *Instance) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Zone:      in.zone,
 		Instance:  in.id,
 		Operation: op,
-		Outcome:   observation.FromStatus(sw.status()),
+		Outcome:   observation.FromStatus(sw.Status()),
 		Latency:   end.Sub(start),
 	})
 }
@@ -375,33 +376,3 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_, _ = w.Write(append(b, '\n'))
 }
-
-// statusWriter remembers the status code the handler sent.
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	if s.code == 0 {
-		s.code = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Write(b []byte) (int, error) {
-	if s.code == 0 {
-		s.code = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-func (s *statusWriter) status() int {
-	if s.code == 0 {
-		return http.StatusOK // nothing written: net/http sends 200
-	}
-	return s.code
-}
-
-// Unwrap lets http.ResponseController reach the underlying writer.
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }

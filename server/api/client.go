@@ -15,6 +15,7 @@ import (
 
 	"github.com/grayzone/grayzone/engine/shift"
 	"github.com/grayzone/grayzone/server/store"
+	"github.com/grayzone/grayzone/telemetry/batch"
 )
 
 // maxResponse bounds what the client reads of a response (an audit page of
@@ -145,7 +146,7 @@ func (c *Client) Approve(ctx context.Context, id string) (Decision, error) {
 }
 
 // Ingest is POST /v1/observations; it returns how many were accepted.
-func (c *Client) Ingest(ctx context.Context, b ObservationBatch) (int, error) {
+func (c *Client) Ingest(ctx context.Context, b batch.ObservationBatch) (int, error) {
 	var out Accepted
 	err := c.do(ctx, http.MethodPost, "/v1/observations", nil, b, &out)
 	return out.Accepted, err
@@ -218,7 +219,7 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 // errorMessage is the server's {"error": ...}, or for a non-API answer (a
 // proxy's HTML page) its first line or the status text.
 func errorMessage(resp *http.Response, data []byte) string {
-	var e Error
+	var e ErrorBody
 	if json.Unmarshal(data, &e) == nil && e.Error != "" {
 		return e.Error
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/grayzone/grayzone/engine/shift"
 	"github.com/grayzone/grayzone/server/api"
 	"github.com/grayzone/grayzone/server/store"
+	"github.com/grayzone/grayzone/telemetry/batch"
 )
 
 func TestClientRoundTrip(t *testing.T) {
@@ -67,7 +68,7 @@ func TestClientRoundTrip(t *testing.T) {
 	if dd, err := c.Approve(ctx, "d1"); err != nil || dd.Status != "approved" {
 		t.Errorf("Approve = %+v, %v", dd, err)
 	}
-	n, err := c.Ingest(ctx, api.ObservationBatch{Resource: "web", Observations: []api.ObservationIn{
+	n, err := c.Ingest(ctx, batch.ObservationBatch{Resource: "web", Observations: []batch.ObservationIn{
 		{Source: "server", Zone: "use2-az1", Operation: "GET /", Outcome: "success", LatencyMs: 2},
 		{Source: "canary", Zone: "use2-az2", Operation: "GET /", Status: new(int), LatencyMs: 2000},
 	}})

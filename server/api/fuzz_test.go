@@ -10,6 +10,7 @@ import (
 
 	"github.com/grayzone/grayzone/server/api"
 	"github.com/grayzone/grayzone/server/config"
+	"github.com/grayzone/grayzone/telemetry/batch"
 	"github.com/grayzone/grayzone/telemetry/observation"
 )
 
@@ -51,13 +52,13 @@ func FuzzObservationBatch(f *testing.F) {
 			}
 			for i, o := range fk.ingested {
 				if o.Zone == "" || o.Operation == "" || (o.Source != observation.Server && o.Source != observation.Canary) ||
-					o.Latency < 0 || o.Latency > 24*time.Hour || o.At.After(t0.Add(api.MaxFutureObservation)) ||
+					o.Latency < 0 || o.Latency > 24*time.Hour || o.At.After(t0.Add(batch.MaxFuture)) ||
 					(o.Regional && o.Source != observation.Canary) {
 					t.Fatalf("invalid observation %d ingested: %+v", i, o)
 				}
 			}
 		case rec.Code >= 400 && rec.Code < 500:
-			var e api.Error
+			var e api.ErrorBody
 			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error == "" || strings.ContainsAny(e.Error, "\n\r") {
 				t.Fatalf("%d with a bad error body %q", rec.Code, rec.Body.String())
 			}

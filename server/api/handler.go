@@ -6,33 +6,33 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/grayzone/grayzone/internal/bearer"
-	"github.com/grayzone/grayzone/internal/loglimit"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"reflect"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/grayzone/grayzone/internal/bearer"
+	"github.com/grayzone/grayzone/internal/loglimit"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/grayzone/grayzone/engine/shift"
+	"github.com/grayzone/grayzone/internal/strictjson"
 	"github.com/grayzone/grayzone/server/config"
 	"github.com/grayzone/grayzone/server/store"
+	"github.com/grayzone/grayzone/telemetry/batch"
 	"github.com/grayzone/grayzone/telemetry/ingest"
+	"github.com/grayzone/grayzone/telemetry/middleware"
 )
 
 // Body limits. Shift and decision bodies are a few hundred bytes; the cap
 // only keeps a bad client from making the server buffer much.
 const (
-	MaxObservations      = 10_000
-	MaxObservationBytes  = 8 << 20
-	maxSmallBody         = 64 << 10
-	MaxFutureObservation = ingest.MaxFuture // clock skew tolerated on an observation's at (one window for every source)
+	MaxObservationBytes = 8 << 20
+	maxSmallBody        = 64 << 10
 )
 
 // Options configures NewHandler.
@@ -160,7 +160,7 @@ func registerCounter(reg *prometheus.Registry, log *slog.Logger) *prometheus.Cou
 // JSON errors instead of the mux's plain text.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	sw := &statusWriter{ResponseWriter: w}
+	sw := &middleware.StatusWriter{ResponseWriter: w}
 	// These are live operational data: no cache may serve them stale.
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -189,10 +189,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	code := sw.code
-	if code == 0 {
-		code = http.StatusOK
-	}
+	code := sw.Status()
 	if h.reqs != nil {
 		h.reqs.WithLabelValues(route, strconv.Itoa(code)).Inc()
 	}
@@ -200,28 +197,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", route),
 		slog.Int("code", code), slog.Duration("took", time.Since(start)), slog.String("remote", r.RemoteAddr))
 }
-
-// statusWriter remembers the status code for metrics and the request log.
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // fallbackWriter captures what the mux's not-found/not-allowed handler says.
 type fallbackWriter struct {
@@ -537,7 +512,7 @@ func (h *handler) ingest(w http.ResponseWriter, r *http.Request, _ string) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("body: %v", err))
 		return
 	}
-	resource, obs, aggs, err := decodeBatch(buf.Bytes(), h.now())
+	resource, obs, aggs, err := batch.Decode(buf.Bytes(), h.now())
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -608,7 +583,7 @@ func parseDuration(field, s string) (time.Duration, error) {
 // body decodes the request body strictly into dst; on failure it has written
 // the error (400, or 413 over limit) and returns false.
 func (h *handler) body(w http.ResponseWriter, r *http.Request, dst any, limit int64) bool {
-	err := decodeStrict(http.MaxBytesReader(w, r.Body, limit), dst)
+	err := strictjson.Decode(http.MaxBytesReader(w, r.Body, limit), dst)
 	if err == nil {
 		return true
 	}
@@ -617,90 +592,8 @@ func (h *handler) body(w http.ResponseWriter, r *http.Request, dst any, limit in
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body: larger than the limit of %d bytes", tooBig.Limit))
 		return false
 	}
-	writeError(w, http.StatusBadRequest, jsonError("", err).Error())
+	writeError(w, http.StatusBadRequest, strictjson.Error("", err).Error())
 	return false
-}
-
-// decodeStrict reads one JSON object into dst: unknown fields and data
-// after the object are errors.
-func decodeStrict(r io.Reader, dst any) error {
-	dec := json.NewDecoder(r)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		return err
-	}
-	var extra json.RawMessage
-	if dec.Decode(&extra) != io.EOF {
-		return errors.New("body: unexpected data after the JSON object")
-	}
-	return nil
-}
-
-// jsonError turns a decoding error into one line naming the field, with
-// prefix ("observations[3]") before the field path.
-func jsonError(prefix string, err error) error {
-	field := func(f string) string {
-		switch {
-		case prefix == "" && f == "":
-			return "body"
-		case prefix == "":
-			return f
-		case f == "":
-			return prefix
-		}
-		return prefix + "." + f
-	}
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	var tpe *time.ParseError
-	switch {
-	case errors.Is(err, io.EOF):
-		return fmt.Errorf("%s: empty, want a JSON object", field(""))
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return fmt.Errorf("%s: truncated JSON", field(""))
-	case errors.As(err, &syn):
-		return fmt.Errorf("%s: invalid JSON at byte %d: %s", field(""), syn.Offset, strings.TrimPrefix(syn.Error(), "json: "))
-	case errors.As(err, &typ):
-		want := describeType(typ)
-		if num, ok := strings.CutPrefix(typ.Value, "number "); ok && want == "a number" {
-			return fmt.Errorf("%s: %s is out of range", field(typ.Field), num) // e.g. 1e999
-		}
-		return fmt.Errorf("%s: want %s, got %s", field(typ.Field), want, typ.Value)
-	case errors.As(err, &tpe):
-		// Only ObservationIn.At is a time in any request body.
-		return fmt.Errorf("%s: %q is not an RFC 3339 time", field("at"), tpe.Value)
-	}
-	msg := err.Error()
-	if name, ok := strings.CutPrefix(msg, `json: unknown field "`); ok {
-		return fmt.Errorf("%s: unknown field", field(strings.TrimSuffix(name, `"`)))
-	}
-	return fmt.Errorf("%s: %s", field(""), strings.TrimPrefix(msg, "json: "))
-}
-
-func describeType(e *json.UnmarshalTypeError) string {
-	if e.Type == nil {
-		return "another type"
-	}
-	t := e.Type
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "true or false"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "an integer"
-	case reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.Slice, reflect.Array:
-		return "an array"
-	case reflect.Struct, reflect.Map:
-		return "an object"
-	}
-	return t.String()
 }
 
 // fail maps a Backend error to a status: the shift sentinels are the
@@ -747,7 +640,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 // errors carry newlines).
 func writeError(w http.ResponseWriter, code int, msg string) {
 	msg = strings.NewReplacer("\r\n", "; ", "\n", "; ", "\r", "; ").Replace(msg)
-	b, _ := json.Marshal(Error{Error: msg})
+	b, _ := json.Marshal(ErrorBody{Error: msg})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_, _ = w.Write(append(b, '\n'))

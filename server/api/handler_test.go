@@ -21,6 +21,7 @@ import (
 	"github.com/grayzone/grayzone/server/api"
 	"github.com/grayzone/grayzone/server/config"
 	"github.com/grayzone/grayzone/server/store"
+	"github.com/grayzone/grayzone/telemetry/batch"
 	"github.com/grayzone/grayzone/telemetry/observation"
 )
 
@@ -32,7 +33,7 @@ type response struct {
 
 func (r response) errMsg(t *testing.T) string {
 	t.Helper()
-	var e api.Error
+	var e api.ErrorBody
 	if err := json.Unmarshal([]byte(r.body), &e); err != nil || e.Error == "" {
 		t.Fatalf("HTTP %d body %q is not {\"error\": ...}", r.code, r.body)
 	}
@@ -464,10 +465,10 @@ func TestObservationLimits(t *testing.T) {
 	many := func(n int) string {
 		return `{"resource":"web","observations":[` + strings.TrimSuffix(strings.Repeat(one+",", n), ",") + "]}"
 	}
-	if r := do(t, srv, "POST", "/v1/observations", token, many(api.MaxObservations)); r.code != 202 {
-		t.Errorf("%d observations: %d %.200s", api.MaxObservations, r.code, r.body)
+	if r := do(t, srv, "POST", "/v1/observations", token, many(batch.MaxObservations)); r.code != 202 {
+		t.Errorf("%d observations: %d %.200s", batch.MaxObservations, r.code, r.body)
 	}
-	r := do(t, srv, "POST", "/v1/observations", token, many(api.MaxObservations+1))
+	r := do(t, srv, "POST", "/v1/observations", token, many(batch.MaxObservations+1))
 	if r.code != 400 || r.errMsg(t) != "observations: 10001 is over the limit of 10000 per batch" {
 		t.Errorf("too many: %d %s", r.code, r.body)
 	}

@@ -117,31 +117,8 @@ type Decision struct {
 	ApprovedBy string    `json:"approved_by,omitempty"`
 }
 
-// ObservationIn is one observation on the wire (POST /v1/observations).
-type ObservationIn struct {
-	// At is RFC 3339; omitted means when the server received the batch.
-	At        *time.Time `json:"at,omitempty"`
-	Source    string     `json:"source"` // server | canary
-	Zone      string     `json:"zone"`
-	Instance  string     `json:"instance,omitempty"`
-	Operation string     `json:"operation"`
-	// Outcome is success | error | fault; or give Status, the HTTP status code (0: no response).
-	Outcome   string  `json:"outcome,omitempty"`
-	Status    *int    `json:"status,omitempty"`
-	LatencyMs float64 `json:"latency_ms"`
-	// Regional marks a canary call made through the regional endpoint rather
-	// than a zonal one (observation.Observation.Regional).
-	Regional bool `json:"regional,omitempty"`
-}
-
-// ObservationBatch is the body of POST /v1/observations.
-type ObservationBatch struct {
-	Resource     string          `json:"resource"`
-	Observations []ObservationIn `json:"observations"`
-}
-
-// Error is every error response's body.
-type Error struct {
+// ErrorBody is every error response's body: {"error": "one line"}.
+type ErrorBody struct {
 	Error string `json:"error"`
 }
 

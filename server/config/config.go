@@ -6,7 +6,7 @@
 // durations, out-of-range values and references to zones or alarms that do
 // not exist are errors, each one line naming the file, the line and the key:
 //
-//	serve.yaml:14: resources[0].zones[1]: duplicate zone "use2-az1"
+//	serve.yaml:14: resources[0].zones[1]: zone "use2-az1" is listed twice
 package config
 
 import (

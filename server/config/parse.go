@@ -383,26 +383,35 @@ func (p *parser) resource(f yamlfield.Field, names map[string]int) Resource {
 	return r
 }
 
-func (p *parser) zoneList(f yamlfield.Field) ([]string, bool) {
-	items, ok := p.List(f, "a list of zone ids")
+func (p *parser) zoneList(f yamlfield.Field) ([]string, bool) { return ZoneList(p.Decoder, f) }
+
+// ZoneList reads a list of MinZones to MaxZones distinct zone ids
+// ([a-z0-9-]{1,32}), every mistake reported at its item: serve's zones and
+// the lab's topology are read with it.
+func ZoneList(d *yamlfield.Decoder, f yamlfield.Field) ([]string, bool) {
+	items, ok := d.List(f, "a list of zone ids")
 	if !ok {
 		return nil, false
 	}
 	if c := len(items); c < MinZones || c > MaxZones {
-		p.Errorf(f, "%d zone(s) given, need %d to %d", c, MinZones, MaxZones)
+		plural := "s"
+		if c == 1 {
+			plural = ""
+		}
+		d.Errorf(f, "%d zone%s given, need %d to %d", c, plural, MinZones, MaxZones)
 		ok = false
 	}
 	var zones []string
 	for _, zf := range items {
-		z, good := p.Str(zf)
+		z, good := d.Str(zf)
 		switch {
 		case !good:
 			ok = false
 		case !zoneRe.MatchString(z):
-			p.Errorf(zf, "%s is not a valid zone id ([a-z0-9-]{1,32})", yamlfield.Quote(z))
+			d.Errorf(zf, "%s is not a valid zone id ([a-z0-9-]{1,32})", yamlfield.Quote(z))
 			ok = false
 		case slices.Contains(zones, z):
-			p.Errorf(zf, "duplicate zone %s", yamlfield.Quote(z))
+			d.Errorf(zf, "zone %s is listed twice", yamlfield.Quote(z))
 			ok = false
 		default:
 			zones = append(zones, z)

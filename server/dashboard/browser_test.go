@@ -28,12 +28,15 @@ import (
 
 	"github.com/grayzone/grayzone/cli"
 	"github.com/grayzone/grayzone/engine/shift"
+	"github.com/grayzone/grayzone/internal/freeport"
 	"github.com/grayzone/grayzone/lab"
+	labreport "github.com/grayzone/grayzone/lab/report"
 	"github.com/grayzone/grayzone/lab/scenario"
 	"github.com/grayzone/grayzone/server/api"
 	"github.com/grayzone/grayzone/server/config"
 	"github.com/grayzone/grayzone/server/dashboard"
 	"github.com/grayzone/grayzone/server/service"
+	"github.com/grayzone/grayzone/telemetry/batch"
 )
 
 const (
@@ -188,16 +191,6 @@ func backend(t *testing.T, failing *atomic.Bool) string {
 	return ln.Addr().String()
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // startService runs grayzone serve in process over zones z1..z3 (z1's
 // instances failing when failing is set) with canaries every second and
 // autoshift off, so the operator shifts from the page.
@@ -214,9 +207,9 @@ func startServiceWith(t *testing.T, failing *atomic.Bool, autoshift string) (add
 	fmt.Fprintf(&b, "listen: 127.0.0.1:0\ndata_dir: %s\nauth: {tokens: [%s], open_reads: true}\nresources:\n  - name: web\n    zones: [z1, z2, z3]\n", t.TempDir(), testToken)
 	zonal := map[string]string{}
 	for _, z := range zones {
-		zonal[z] = freeAddr(t)
+		zonal[z] = freeport.Addr(t)
 	}
-	fmt.Fprintf(&b, "    frontdoor:\n      type: embedded\n      regional: %s\n      zonal: {z1: %s, z2: %s, z3: %s}\n", freeAddr(t), zonal["z1"], zonal["z2"], zonal["z3"])
+	fmt.Fprintf(&b, "    frontdoor:\n      type: embedded\n      regional: %s\n      zonal: {z1: %s, z2: %s, z3: %s}\n", freeport.Addr(t), zonal["z1"], zonal["z2"], zonal["z3"])
 	b.WriteString("      health_check: {interval: 1s, timeout: 500ms}\n      targets:\n")
 	for _, z := range zones {
 		var f *atomic.Bool
@@ -299,13 +292,13 @@ func feed(ctx context.Context, c *api.Client, failing, shifted *atomic.Bool) {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {
-		var obs []api.ObservationIn
+		var obs []batch.ObservationIn
 		for _, z := range []string{"z1", "z2", "z3"} {
 			if z == "z1" && shifted.Load() {
 				continue
 			}
 			for i := range 30 {
-				o := api.ObservationIn{Source: "server", Zone: z, Instance: fmt.Sprintf("%s-%d", z, i%2+1), Operation: "ride",
+				o := batch.ObservationIn{Source: "server", Zone: z, Instance: fmt.Sprintf("%s-%d", z, i%2+1), Operation: "ride",
 					Outcome: "success", LatencyMs: 4 + 8*rng.Float64()}
 				if z == "z1" && failing.Load() {
 					o.LatencyMs = 40 + 90*rng.Float64()
@@ -316,7 +309,7 @@ func feed(ctx context.Context, c *api.Client, failing, shifted *atomic.Bool) {
 				obs = append(obs, o)
 			}
 		}
-		_, _ = c.Ingest(ctx, api.ObservationBatch{Resource: "web", Observations: obs})
+		_, _ = c.Ingest(ctx, batch.ObservationBatch{Resource: "web", Observations: obs})
 		select {
 		case <-ctx.Done():
 			return
@@ -488,7 +481,7 @@ func TestLabReportInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	if err := dashboard.WriteReport(&buf, r, sc); err != nil {
+	if err := dashboard.WriteReport(&buf, r, labreport.Scene(r, sc)); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(artifacts(t), "lab-report.html")

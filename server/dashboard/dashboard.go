@@ -1,6 +1,6 @@
 // Package dashboard is grayzone's web page: a live view of every resource
 // served beside the API by grayzone serve and grayzone lab (Handlers), and
-// the self-contained HTML report of a lab run (WriteReport).
+// the self-contained HTML page of a run report, a lab run's or a replay's (WriteReport).
 //
 // Everything the browser needs is embedded: the page, its script and styles
 // and a pinned uPlot (assets/vendor, refreshed by vendor.sh). Nothing is

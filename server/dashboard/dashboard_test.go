@@ -16,8 +16,7 @@ import (
 	"time"
 
 	"github.com/grayzone/grayzone/engine/shift"
-	"github.com/grayzone/grayzone/lab/report"
-	"github.com/grayzone/grayzone/lab/scenario"
+	"github.com/grayzone/grayzone/report"
 	"github.com/grayzone/grayzone/server/api"
 	"github.com/grayzone/grayzone/server/config"
 	"github.com/grayzone/grayzone/server/dashboard"
@@ -341,12 +340,12 @@ func TestPageAndAssets(t *testing.T) {
 }
 
 func TestWriteReport(t *testing.T) {
-	sc, err := scenario.Builtin("workshop-db-packet-loss")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The scene as the lab tells the workshop's scenario (lab/report.Scene).
+	sc := &report.Scene{Source: "topology: {zones: [use2-az1, use2-az2, use2-az3], instances_per_zone: 2}",
+		Meta:   []string{"3 zones × 2 instances", "20 req/s"},
+		Faults: []report.FaultScene{{Zone: "use2-az1", What: "30% packet loss between use2-az1 and the database"}}}
 	end, shiftEnd, restored := 240.0, 300.0, 299.0
-	r := &report.Report{Scenario: sc.Name, Mode: "sim", Detector: "default", Seed: 7, Duration: 360,
+	r := &report.Report{Scenario: "workshop-db-packet-loss", Mode: "sim", Detector: "default", Seed: 7, Duration: 360,
 		Requests: report.Requests{Total: 7000, Failed: 10},
 		Faults:   []report.Fault{{Kind: "packet_loss", Target: "zone use2-az1", Start: 60, End: &end}},
 		Detections: []report.Detection{{Alarm: "use2-az1-isolated-impact", Zone: "use2-az1", At: 68,

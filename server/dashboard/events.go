@@ -498,7 +498,7 @@ func recentShifts(ss []shift.Shift) []shift.Shift {
 }
 
 func writeJSONError(w http.ResponseWriter, code int, msg string) {
-	b, _ := json.Marshal(api.Error{Error: msg})
+	b, _ := json.Marshal(api.ErrorBody{Error: msg})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_, _ = w.Write(append(b, '\n'))

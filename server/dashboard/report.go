@@ -11,8 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/grayzone/grayzone/lab/report"
-	"github.com/grayzone/grayzone/lab/scenario"
+	"github.com/grayzone/grayzone/report"
 	"github.com/grayzone/grayzone/telemetry/operation"
 )
 
@@ -30,8 +29,8 @@ const availabilityTarget = 0.99
 // detection, the shift and the control-plane exclusion marked, the
 // detector's explanation, the expectations and the scenario itself. Styles,
 // scripts (uPlot included) and data are inline, so the file opens from disk
-// with no network. sc may be nil (then the scenario text is left out).
-func WriteReport(w io.Writer, r *report.Report, sc *scenario.Scenario) error {
+// with no network. sc may be nil (a replay: no scenario to tell).
+func WriteReport(w io.Writer, r *report.Report, sc *report.Scene) error {
 	if r == nil {
 		return fmt.Errorf("dashboard: no report to write")
 	}
@@ -150,83 +149,30 @@ func pct(r report.Requests) string {
 	return fmt.Sprintf("%.2f%%", 100*r.Ratio())
 }
 
-// faultZone is the zone a fault hits ("" for the region or the control plane).
-func faultZone(f report.Fault, sc *scenario.Scenario) string {
-	if z, ok := strings.CutPrefix(f.Target, "zone "); ok {
-		return z
+// faultScene is the i-th fault in words: from the scene when it has them,
+// else what the report alone says.
+func faultScene(r *report.Report, sc *report.Scene, i int) report.FaultScene {
+	if sc != nil && i < len(sc.Faults) {
+		return sc.Faults[i]
 	}
-	if id, ok := strings.CutPrefix(f.Target, "instance "); ok && sc != nil {
-		for _, z := range sc.Topology.Zones {
-			if slices.Contains(sc.Topology.InstanceIDs(z), id) {
-				return z
-			}
-		}
+	f := r.Faults[i]
+	z, _ := strings.CutPrefix(f.Target, "zone ")
+	if z == f.Target {
+		z = ""
 	}
-	return ""
+	return report.FaultScene{Zone: z, What: f.Kind + " on " + f.Target}
 }
 
-// describe says what a fault does in words, with its parameters when the
-// scenario is at hand.
-func describe(f report.Fault, sc *scenario.Scenario) string {
-	var sf *scenario.Fault
-	if sc != nil {
-		for i := range sc.Faults {
-			g := &sc.Faults[i]
-			if string(g.Kind) == f.Kind && g.Target.String() == f.Target && math.Abs(g.At.Seconds()-f.Start) < 0.001 {
-				sf = g
-				break
-			}
-		}
-	}
-	who := strings.TrimPrefix(f.Target, "zone ")
-	if f.Target == "region" {
-		who = "every zone"
-	}
-	pctOf := func() string {
-		if sf == nil || sf.Percent == 0 {
-			return ""
-		}
-		return fmt.Sprintf("%g%% ", sf.Percent)
-	}
-	switch scenario.Kind(f.Kind) {
-	case scenario.PacketLoss:
-		return pctOf() + "packet loss between " + who + " and the database"
-	case scenario.Latency:
-		if sf != nil && sf.Latency > 0 {
-			return fmt.Sprintf("%s of added latency between %s and the database", sf.Latency, who)
-		}
-		return "added latency between " + who + " and the database"
-	case scenario.Blackhole:
-		return "database unreachable from " + who + " (blackhole)"
-	case scenario.Reset:
-		return pctOf() + "of database connections reset in " + who
-	case scenario.HTTPError:
-		return pctOf() + "of requests failing with server errors in " + who
-	case scenario.Slow:
-		if sf != nil && sf.Latency > 0 {
-			return fmt.Sprintf("requests slowed by %s in %s", sf.Latency, who)
-		}
-		return "slow requests in " + who
-	case scenario.ControlPlaneOutage:
-		return "the control plane (instance group) is unavailable"
-	}
-	return f.Kind + " on " + f.Target
-}
-
-func buildStory(r *report.Report, sc *scenario.Scenario) *story {
+func buildStory(r *report.Report, sc *report.Scene) *story {
 	st := &story{Title: r.Scenario, ExpectMet: r.Expect.Met, Failures: r.Expect.Failures, Interrupted: r.Interrupted}
 	if sc != nil {
 		st.Description = strings.TrimSpace(sc.Description)
-		st.Source = string(sc.Source)
+		st.Source = sc.Source
 		st.File = sc.File
 	}
 	st.Meta = []string{r.Mode + " mode", "detector " + r.Detector, fmt.Sprintf("seed %d", r.Seed), "ran " + clock(r.Duration)}
 	if sc != nil {
-		n := 0
-		for _, z := range sc.Topology.Zones {
-			n = max(n, sc.Topology.Instances[z])
-		}
-		st.Meta = append(st.Meta, fmt.Sprintf("%d zones × %d instances", len(sc.Topology.Zones), n), fmt.Sprintf("%g req/s", sc.Load.RPS))
+		st.Meta = append(st.Meta, sc.Meta...)
 	}
 	if r.Database != "" {
 		st.Meta = append(st.Meta, "database: "+r.Database)
@@ -234,15 +180,13 @@ func buildStory(r *report.Report, sc *scenario.Scenario) *story {
 
 	// The fault the story is about: the first one that hits a zone, else the first.
 	var fault *report.Fault
+	var about report.FaultScene
 	for i := range r.Faults {
-		if fault == nil || (faultZone(*fault, sc) == "" && faultZone(r.Faults[i], sc) != "") {
-			fault = &r.Faults[i]
+		if fs := faultScene(r, sc, i); fault == nil || (about.Zone == "" && fs.Zone != "") {
+			fault, about = &r.Faults[i], fs
 		}
 	}
-	zone := ""
-	if fault != nil {
-		zone = faultZone(*fault, sc)
-	}
+	zone := about.Zone
 	var det *report.Detection
 	for i := range r.Detections {
 		if d := &r.Detections[i]; det == nil && (zone == "" || d.Zone == zone) {
@@ -310,7 +254,7 @@ func buildStory(r *report.Report, sc *scenario.Scenario) *story {
 	}
 	lead := ""
 	if fault != nil {
-		lead = describe(*fault, sc)
+		lead = about.What
 		lead = strings.ToUpper(lead[:1]) + lead[1:] + " from " + clock(fault.Start)
 		if fault.End != nil {
 			lead += " to " + clock(*fault.End)
@@ -392,7 +336,7 @@ func splitWhy(why string) []string {
 	return out
 }
 
-func steps(r *report.Report, sc *scenario.Scenario) []step {
+func steps(r *report.Report, sc *report.Scene) []step {
 	type ev struct {
 		at float64
 		n  int // tie-break: the order things happen in
@@ -403,14 +347,15 @@ func steps(r *report.Report, sc *scenario.Scenario) []step {
 		evs = append(evs, ev{at, n, step{At: clock(at), Kind: kind, Class: class, Text: text}})
 	}
 	start := "the run starts"
-	if sc != nil {
-		start = fmt.Sprintf("the run starts: customers send %g requests a second to the regional endpoint; canaries call every zone", sc.Load.RPS)
+	if sc != nil && sc.Start != "" {
+		start = sc.Start
 	}
 	push(0, 0, "start", "", start)
-	for _, f := range r.Faults {
-		push(f.Start, 1, "fault", "fault", describe(f, sc))
+	for i, f := range r.Faults {
+		what := faultScene(r, sc, i).What
+		push(f.Start, 1, "fault", "fault", what)
 		if f.End != nil {
-			push(*f.End, 1, "fault ends", "ok", "the fault ends: "+describe(f, sc))
+			push(*f.End, 1, "fault ends", "ok", "the fault ends: "+what)
 		}
 	}
 	for _, d := range r.Detections {

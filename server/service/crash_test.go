@@ -27,8 +27,10 @@ import (
 	"time"
 
 	"github.com/grayzone/grayzone/engine/shift"
+	"github.com/grayzone/grayzone/internal/freeport"
 	"github.com/grayzone/grayzone/server/api"
 	"github.com/grayzone/grayzone/server/store"
+	"github.com/grayzone/grayzone/telemetry/batch"
 )
 
 // controlPlaneScript is the control plane under test: it logs every
@@ -115,16 +117,16 @@ func (cp controlPlane) read(t *testing.T, name string) []cpLine {
 // observe posts a tenth of a second of traffic: failing's instances fault
 // three requests in four and its canary fails; every other zone is healthy.
 func observe(c *api.Client, zones []string, failing string) error {
-	var obs []api.ObservationIn
+	var obs []batch.ObservationIn
 	for _, z := range zones {
 		for i := 0; i < 40; i++ {
-			o := api.ObservationIn{Source: "server", Zone: z, Instance: fmt.Sprintf("%s-%d", z, i%2+1), Operation: "ride", Outcome: "success", LatencyMs: 4}
+			o := batch.ObservationIn{Source: "server", Zone: z, Instance: fmt.Sprintf("%s-%d", z, i%2+1), Operation: "ride", Outcome: "success", LatencyMs: 4}
 			if z == failing && i%4 != 3 {
 				o.Outcome = "fault"
 			}
 			obs = append(obs, o)
 		}
-		o := api.ObservationIn{Source: "canary", Zone: z, Operation: "home", Outcome: "success", LatencyMs: 4}
+		o := batch.ObservationIn{Source: "canary", Zone: z, Operation: "home", Outcome: "success", LatencyMs: 4}
 		if z == failing {
 			o.Outcome = "fault"
 		}
@@ -132,7 +134,7 @@ func observe(c *api.Client, zones []string, failing string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_, err := c.Ingest(ctx, api.ObservationBatch{Resource: "web", Observations: obs})
+	_, err := c.Ingest(ctx, batch.ObservationBatch{Resource: "web", Observations: obs})
 	return err
 }
 
@@ -160,7 +162,7 @@ func TestCrashRunbook(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, seed))
 
 	cp := newControlPlane(t)
-	listen := freeAddr(t)
+	listen := freeport.Addr(t)
 	// GRAYZONE_CRASH_STORE=postgres runs it on a throwaway PostgreSQL, as a
 	// replica that takes its lease back (with a new epoch) at every restart.
 	head := ""

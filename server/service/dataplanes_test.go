@@ -19,6 +19,7 @@ import (
 	"github.com/grayzone/grayzone/actuator/xds"
 	"github.com/grayzone/grayzone/engine/shift"
 	"github.com/grayzone/grayzone/internal/clock"
+	"github.com/grayzone/grayzone/internal/freeport"
 	"github.com/grayzone/grayzone/server/config"
 )
 
@@ -32,9 +33,9 @@ func startHAProxy(t *testing.T, logAddr string) (haproxy.Layout, *haproxy.Proces
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	l := haproxy.Layout{Socket: filepath.Join(dir, "admin.sock"), Regional: loopbackAddr(t), Zonal: map[string]string{}, Log: logAddr}
+	l := haproxy.Layout{Socket: filepath.Join(dir, "admin.sock"), Regional: freeport.Addr(t), Zonal: map[string]string{}, Log: logAddr}
 	for i, z := range []string{"z1", "z2"} {
-		l.Zonal[z] = loopbackAddr(t)
+		l.Zonal[z] = freeport.Addr(t)
 		for j := 1; j <= 2; j++ {
 			l.Targets = append(l.Targets, haproxy.Target{ID: fmt.Sprintf("%s-%d", z, j), Zone: z, Addr: fmt.Sprintf("127.0.0.1:%d", 1+i*2+j)})
 		}
@@ -154,18 +155,9 @@ resources:
 	}
 }
 
-func loopbackAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // serve with frontdoor type xds: a proxy's NACK is counted in /metrics.
 func TestServeXDSCountsNACKsInMetrics(t *testing.T) {
-	xdsAddr := loopbackAddr(t)
+	xdsAddr := freeport.Addr(t)
 	y := fmt.Sprintf(`listen: 127.0.0.1:0
 auth: {tokens: [test-token-0123456789abcdef], open_reads: true}
 resources:

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grayzone/grayzone/internal/freeport"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
@@ -48,7 +49,7 @@ func startIngestServe(t *testing.T, otlpExtra, telemetryExtra string) *ingestSer
 	if err := os.WriteFile(tokens, []byte("app:"+appToken+":ingest\nops:"+opsToken+":operate,read\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := &ingestServe{otlpHTTP: freeAddr(t), otlpGRPC: freeAddr(t), emf: freeAddr(t)}
+	s := &ingestServe{otlpHTTP: freeport.Addr(t), otlpGRPC: freeport.Addr(t), emf: freeport.Addr(t)}
 	cfg := fmt.Sprintf(`auth: {tokens_file: %s, open_reads: true}
 resources:
   - name: web

@@ -28,6 +28,7 @@ import (
 	"github.com/grayzone/grayzone/actuator/kubernetes"
 	"github.com/grayzone/grayzone/internal/kubetest"
 	"github.com/grayzone/grayzone/server/api"
+	"github.com/grayzone/grayzone/telemetry/batch"
 )
 
 // kubeSeq keeps names apart across go test -count=N, which shares the cluster.
@@ -193,22 +194,22 @@ func grayzoneMarks(n *corev1.Node) []string {
 // failing zone's failing half their requests and its canary failing ("" none).
 func observeZones(t *testing.T, c *api.Client, zones []string, failing string) {
 	t.Helper()
-	var obs []api.ObservationIn
+	var obs []batch.ObservationIn
 	for _, z := range zones {
 		for i := range 80 {
-			o := api.ObservationIn{Source: "server", Zone: z, Instance: fmt.Sprintf("%s-%d", z, i%2+1), Operation: "ride", Outcome: "success", LatencyMs: 4}
+			o := batch.ObservationIn{Source: "server", Zone: z, Instance: fmt.Sprintf("%s-%d", z, i%2+1), Operation: "ride", Outcome: "success", LatencyMs: 4}
 			if z == failing && (i%2 == 0 || i%4 == 1) {
 				o.Outcome = "fault"
 			}
 			obs = append(obs, o)
 		}
-		o := api.ObservationIn{Source: "canary", Zone: z, Operation: "home", Outcome: "success", LatencyMs: 4}
+		o := batch.ObservationIn{Source: "canary", Zone: z, Operation: "home", Outcome: "success", LatencyMs: 4}
 		if z == failing {
 			o.Outcome = "fault"
 		}
 		obs = append(obs, o)
 	}
-	if _, err := c.Ingest(context.Background(), api.ObservationBatch{Resource: "web", Observations: obs}); err != nil {
+	if _, err := c.Ingest(context.Background(), batch.ObservationBatch{Resource: "web", Observations: obs}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/grayzone/grayzone/engine/shift"
 	"github.com/grayzone/grayzone/internal/amtest"
+	"github.com/grayzone/grayzone/internal/freeport"
 	"github.com/grayzone/grayzone/notify/event"
 	"github.com/grayzone/grayzone/notify/webhook"
 	"github.com/grayzone/grayzone/server/api"
@@ -40,7 +41,7 @@ type hook struct {
 }
 
 func newHook(t *testing.T) *hook {
-	h := &hook{t: t, addr: freeAddr(t)}
+	h := &hook{t: t, addr: freeport.Addr(t)}
 	h.start()
 	t.Cleanup(h.stop)
 	return h
@@ -165,7 +166,7 @@ func TestServeNotifiesAutomaticShift(t *testing.T) {
 	cp := newControlPlane(t)
 	cfg := writeConfig(t, "serve", notifyHead(am.URL, h.url()), backends(t, 6),
 		"    autoshift: {enabled: true, min_interval: 0s, expires_in: 1h, control_plane_after: 1s, recovery_hold: 2s}\n"+cp.yaml())
-	listen := freeAddr(t)
+	listen := freeport.Addr(t)
 	args := []string{"--config", cfg, "--data-dir", t.TempDir(), "--listen", listen}
 	s := startServe(t, args...)
 	c := api.NewClient("http://"+listen, "test-token-0123456789abcdef")

@@ -21,9 +21,11 @@ import (
 	"time"
 
 	"github.com/grayzone/grayzone/engine/shift"
+	"github.com/grayzone/grayzone/internal/freeport"
 	"github.com/grayzone/grayzone/internal/kubetest"
 	"github.com/grayzone/grayzone/server/api"
 	"github.com/grayzone/grayzone/server/store"
+	"github.com/grayzone/grayzone/telemetry/batch"
 )
 
 var binary string
@@ -231,17 +233,6 @@ func TestServeShiftSurvivesKill9AndExpiresWhileDown(t *testing.T) {
 	}
 }
 
-// freeAddr reserves a loopback port (closed again: a small race, fine here).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // backends starts n healthy HTTP backends and returns their addresses.
 func backends(t *testing.T, n int) []string {
 	t.Helper()
@@ -272,11 +263,11 @@ func testConfig(t *testing.T, extra string) string {
 // listeners and canaries, and extra YAML appended to the resource.
 func writeConfig(t *testing.T, name, head string, be []string, extra string) string {
 	t.Helper()
-	zonal := map[string]string{"z1": freeAddr(t), "z2": freeAddr(t), "z3": freeAddr(t)}
+	zonal := map[string]string{"z1": freeport.Addr(t), "z2": freeport.Addr(t), "z3": freeport.Addr(t)}
 	var b strings.Builder
 	b.WriteString(head)
 	fmt.Fprintf(&b, "auth: {tokens: [test-token-0123456789abcdef], open_reads: true}\nresources:\n  - name: web\n    zones: [z1, z2, z3]\n")
-	fmt.Fprintf(&b, "    frontdoor:\n      type: embedded\n      regional: %s\n      zonal: {z1: %s, z2: %s, z3: %s}\n", freeAddr(t), zonal["z1"], zonal["z2"], zonal["z3"])
+	fmt.Fprintf(&b, "    frontdoor:\n      type: embedded\n      regional: %s\n      zonal: {z1: %s, z2: %s, z3: %s}\n", freeport.Addr(t), zonal["z1"], zonal["z2"], zonal["z3"])
 	b.WriteString("      health_check: {interval: 1s, timeout: 500ms}\n      targets:\n")
 	for i, a := range be {
 		fmt.Fprintf(&b, "        - {id: z%d-%d, zone: z%d, addr: %s}\n", i/2+1, i%2+1, i/2+1, a)
@@ -297,17 +288,17 @@ func writeConfig(t *testing.T, name, head string, be []string, extra string) str
 // their requests, the other zones none.
 func failZone(t *testing.T, c *api.Client, zone string) {
 	t.Helper()
-	var obs []api.ObservationIn
+	var obs []batch.ObservationIn
 	for _, z := range []string{"z1", "z2", "z3"} {
 		for i := 0; i < 80; i++ {
-			o := api.ObservationIn{Source: "server", Zone: z, Instance: fmt.Sprintf("%s-%d", z, i%2+1), Operation: "ride", Outcome: "success", LatencyMs: 4}
+			o := batch.ObservationIn{Source: "server", Zone: z, Instance: fmt.Sprintf("%s-%d", z, i%2+1), Operation: "ride", Outcome: "success", LatencyMs: 4}
 			if z == zone && i%2 == 0 || z == zone && i%4 == 1 {
 				o.Outcome = "fault"
 			}
 			obs = append(obs, o)
 		}
 	}
-	if _, err := c.Ingest(context.Background(), api.ObservationBatch{Resource: "web", Observations: obs}); err != nil {
+	if _, err := c.Ingest(context.Background(), batch.ObservationBatch{Resource: "web", Observations: obs}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/grayzone/grayzone/server/api"
+	"github.com/grayzone/grayzone/telemetry/batch"
 	"github.com/grayzone/grayzone/telemetry/observation"
 	"github.com/grayzone/grayzone/telemetry/record"
 )
@@ -49,15 +49,15 @@ func (l *batchLog) write(aggs []record.Aggregate) error {
 		return nil
 	}
 	b := struct {
-		Resource     string              `json:"resource"`
-		Observations []api.ObservationIn `json:"observations,omitempty"`
-		Aggregates   []api.AggregateIn   `json:"aggregates,omitempty"`
+		Resource     string                `json:"resource"`
+		Observations []batch.ObservationIn `json:"observations,omitempty"`
+		Aggregates   []batch.AggregateIn   `json:"aggregates,omitempty"`
 	}{Resource: l.resource}
 	for _, o := range l.obs {
-		b.Observations = append(b.Observations, api.EncodeObservation(o))
+		b.Observations = append(b.Observations, batch.EncodeObservation(o))
 	}
 	for _, a := range aggs {
-		b.Aggregates = append(b.Aggregates, api.EncodeAggregate(a))
+		b.Aggregates = append(b.Aggregates, batch.EncodeAggregate(a))
 	}
 	l.obs = l.obs[:0]
 	line, err := json.Marshal(b)

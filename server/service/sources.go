@@ -30,41 +30,35 @@ func newSource(sc config.Source, gate *ingest.Gate, s *Service) (func(context.Co
 		if err != nil {
 			return nil, err
 		}
-		a := sc.Attributes
-		r, err := otlp.New(otlp.Config{Name: sc.Name, HTTP: sc.HTTP, GRPC: sc.GRPC, Sink: gate, Now: s.clock.Now, Log: log,
-			Attributes:     otlp.Attributes{Zone: a.Zone, Instance: a.Instance, Operation: a.Operation, Status: a.Status},
-			DurationMetric: sc.DurationMetric, RequestsMetric: sc.RequestsMetric, Security: sec, Limits: lim})
+		c := sc.OTLPConfig()
+		c.Sink, c.Now, c.Log, c.Security, c.Limits = gate, s.clock.Now, log, sec, lim
+		r, err := otlp.New(c)
 		if err != nil {
 			return nil, err
 		}
 		return r.Run, nil
 	case config.SourcePrometheus:
-		l := sc.Labels
 		tc, err := clientTLS(sc.ClientTLS)
 		if err != nil {
 			return nil, err
 		}
-		p, err := prometheus.New(prometheus.Config{Name: sc.Name, URL: sc.URL, Interval: sc.Interval, Requests: sc.Queries.Requests, Latency: sc.Queries.Latency,
-			Labels: prometheus.Labels{Zone: first(l.Zone), Instance: first(l.Instance), Operation: first(l.Operation), Status: first(l.Status)},
-			Sink:   gate, Now: s.clock.Now, Log: log, BearerTokenFile: sc.BearerTokenFile, TLS: tc})
+		c := sc.PrometheusConfig()
+		c.Sink, c.Now, c.Log, c.TLS = gate, s.clock.Now, log, tc
+		p, err := prometheus.New(c)
 		if err != nil {
 			return nil, err
 		}
 		return p.Run, nil
 	case config.SourceEMF:
-		var sec listener.Security
-		var lim listener.Limits
+		c := sc.EMFConfig()
+		c.Sink, c.Now, c.Log = gate, s.clock.Now, log
 		if sc.Listen != "" {
 			var err error
-			if sec, lim, err = s.receiver(sc, log); err != nil {
+			if c.Security, c.Limits, err = s.receiver(sc, log); err != nil {
 				return nil, err
 			}
 		}
-		d, m := sc.Dimensions, sc.Metrics
-		e, err := emf.New(emf.Config{Name: sc.Name, File: sc.File, Listen: sc.Listen, Interval: sc.Interval, Sink: gate, Now: s.clock.Now, Log: log,
-			Names: emf.Names{Zone: first(d.Zone), Instance: first(d.Instance), Operation: first(d.Operation),
-				Success: m.Success, Fault: m.Fault, Error: m.Error, Latency: m.Latency},
-			Security: sec, Limits: lim})
+		e, err := emf.New(c)
 		if err != nil {
 			return nil, err
 		}
@@ -133,11 +127,4 @@ func clientTLS(c config.ClientTLS) (*tls.Config, error) {
 		tc.Certificates = []tls.Certificate{cert}
 	}
 	return tc, nil
-}
-
-func first(names []string) string {
-	if len(names) == 0 {
-		return ""
-	}
-	return names[0]
 }

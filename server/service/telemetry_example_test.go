@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grayzone/grayzone/internal/freeport"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -42,7 +43,7 @@ func TestTelemetryExampleRuns(t *testing.T) {
 	}
 	tokens, _ := os.ReadFile("../../examples/tokens.txt")
 	os.WriteFile(filepath.Join(dir, "tokens.txt"), tokens, 0o600)
-	otlpHTTP, otlpGRPC, emfAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	otlpHTTP, otlpGRPC, emfAddr := freeport.Addr(t), freeport.Addr(t), freeport.Addr(t)
 	cfg := strings.NewReplacer("127.0.0.1:4318", otlpHTTP, "127.0.0.1:4317", otlpGRPC, "127.0.0.1:8125", emfAddr,
 		"127.0.0.1:8081", "127.0.0.1:0", "127.0.0.1:8091", "127.0.0.1:0", "127.0.0.1:8092", "127.0.0.1:0", "127.0.0.1:8093", "127.0.0.1:0", "use2-az", "z").Replace(string(data))
 	path := filepath.Join(dir, "serve-telemetry.yaml")

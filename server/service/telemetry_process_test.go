@@ -16,6 +16,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 
+	"github.com/grayzone/grayzone/internal/freeport"
 	"github.com/grayzone/grayzone/telemetry/middleware"
 )
 
@@ -27,7 +28,7 @@ func TestServeTakesEveryTelemetrySource(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	tokens, _ := filepath.Abs("../../examples/tokens.txt")
-	otlpAddr, emfAddr := freeAddr(t), freeAddr(t)
+	otlpAddr, emfAddr := freeport.Addr(t), freeport.Addr(t)
 	cfg := fmt.Sprintf(`auth: {tokens_file: %s}
 resources:
   - name: web

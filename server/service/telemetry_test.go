@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/grayzone/grayzone/lab/replay"
+	"github.com/grayzone/grayzone/replay"
 	"github.com/grayzone/grayzone/telemetry/ingest"
 	"github.com/grayzone/grayzone/telemetry/observation"
 	"github.com/grayzone/grayzone/telemetry/record"

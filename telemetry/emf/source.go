@@ -17,14 +17,7 @@ import (
 	"time"
 
 	"github.com/grayzone/grayzone/telemetry/ingest"
-	"github.com/grayzone/grayzone/telemetry/record"
 )
-
-// Sink is where the source hands its aggregates: the ingest gate.
-type Sink interface {
-	Offer(source string, aggs []record.Aggregate, now time.Time) error
-	Reject(source string, err error)
-}
 
 // Config configures a Source.
 type Config struct {
@@ -33,7 +26,7 @@ type Config struct {
 	Listen   string // an address taking POSTed lines
 	Interval time.Duration
 	Names    Names
-	Sink     Sink
+	Sink     ingest.Sink
 	Now      func() time.Time
 	Log      *slog.Logger
 	// Security and Limits of the listener (Listen): a bearer token with

@@ -51,6 +51,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/grayzone/grayzone/telemetry/batch"
 	"github.com/grayzone/grayzone/telemetry/observation"
 	"github.com/grayzone/grayzone/telemetry/record"
 )
@@ -231,11 +232,11 @@ func (m *Middleware) serve(s *record.Series, w http.ResponseWriter, r *http.Requ
 	} else {
 		start = m.o.Now()
 	}
-	sw := writers.Get().(*statusWriter)
-	sw.ResponseWriter, sw.code = w, 0
+	sw := writers.Get().(*StatusWriter)
+	sw.ResponseWriter, sw.Code = w, 0
 	ok := false
 	defer func() {
-		code := sw.code
+		code := sw.Code
 		switch {
 		case !ok:
 			code = 0 // panicked: no proper answer
@@ -263,36 +264,7 @@ func (m *Middleware) serve(s *record.Series, w http.ResponseWriter, r *http.Requ
 // monotonic clock alone, where time.Now also reads the wall clock.
 var epoch = time.Now()
 
-var writers = sync.Pool{New: func() any { return new(statusWriter) }}
-
-// statusWriter remembers the status code. It passes Flush on and unwraps
-// for http.ResponseController.
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.code == 0 {
-		w.code = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.code == 0 {
-		w.code = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+var writers = sync.Pool{New: func() any { return new(StatusWriter) }}
 
 // Run ships the counts every Interval until ctx ends, then once more.
 func (m *Middleware) Run(ctx context.Context) error {
@@ -386,33 +358,12 @@ type rejectedError struct{ msg string }
 
 func (e *rejectedError) Error() string { return e.msg }
 
-// wireAggregate is api.AggregateIn's shape, written without importing the
-// server's packages into services.
-type wireAggregate struct {
-	At        time.Time    `json:"at"`
-	Source    string       `json:"source"`
-	Zone      string       `json:"zone"`
-	Instance  string       `json:"instance"`
-	Operation string       `json:"operation"`
-	Requests  uint64       `json:"requests"`
-	Faults    uint64       `json:"faults"`
-	Errors    uint64       `json:"errors"`
-	Slow      uint64       `json:"slow"`
-	LatencyMs [][2]float64 `json:"latency_ms"`
-}
-
 func (m *Middleware) send(ctx context.Context, b []record.Aggregate) error {
-	w := struct {
-		Resource   string          `json:"resource"`
-		Aggregates []wireAggregate `json:"aggregates"`
-	}{Resource: m.o.Resource, Aggregates: make([]wireAggregate, len(b))}
+	// The batch format's own encoder: the wire form is defined once, in
+	// telemetry/batch, which imports nothing of the server.
+	w := batch.ObservationBatch{Resource: m.o.Resource, Aggregates: make([]batch.AggregateIn, len(b))}
 	for i, a := range b {
-		lat := make([][2]float64, len(a.Latency))
-		for j, bk := range a.Latency {
-			lat[j] = [2]float64{float64(record.BucketMid(bk.Index)) / float64(time.Millisecond), float64(bk.Count)}
-		}
-		w.Aggregates[i] = wireAggregate{At: a.At.UTC(), Source: a.Key.Source.String(), Zone: a.Key.Zone, Instance: a.Key.Instance,
-			Operation: a.Key.Operation, Requests: a.Requests, Faults: a.Faults, Errors: a.Errors, Slow: a.Slow, LatencyMs: lat}
+		w.Aggregates[i] = batch.EncodeAggregate(a)
 	}
 	body, err := json.Marshal(w)
 	if err != nil {
@@ -423,7 +374,7 @@ func (m *Middleware) send(ctx context.Context, b []record.Aggregate) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Grayzone-Source", "middleware")
+	req.Header.Set(batch.SourceHeader, "middleware")
 	if m.o.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+m.o.Token)
 	}

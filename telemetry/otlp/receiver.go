@@ -28,12 +28,6 @@ import (
 // limits say otherwise.
 const DefaultMaxBody = 16 << 20
 
-// Sink is where the receiver hands what it converted: the ingest gate.
-type Sink interface {
-	Offer(source string, aggs []record.Aggregate, now time.Time) error
-	Reject(source string, err error)
-}
-
 // Config configures a Receiver.
 type Config struct {
 	Name           string // source name in the counters (default otlp)
@@ -41,7 +35,7 @@ type Config struct {
 	Attributes     Attributes
 	DurationMetric string
 	RequestsMetric string
-	Sink           Sink
+	Sink           ingest.Sink
 	Now            func() time.Time
 	Log            *slog.Logger
 	// Security: a bearer token with the ingest scope on every request

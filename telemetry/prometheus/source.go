@@ -61,12 +61,6 @@ func DefaultLabels() Labels {
 	return Labels{Zone: "zone", Instance: "instance", Operation: "route", Status: "code"}
 }
 
-// Sink is where the source hands its aggregates: the ingest gate.
-type Sink interface {
-	Offer(source string, aggs []record.Aggregate, now time.Time) error
-	Reject(source string, err error)
-}
-
 // Config configures a Source.
 type Config struct {
 	Name     string // source name in the counters (default prometheus)
@@ -75,7 +69,7 @@ type Config struct {
 	Requests string // PromQL: request counters
 	Latency  string // PromQL: latency bucket counters (empty: none)
 	Labels   Labels
-	Sink     Sink
+	Sink     ingest.Sink
 	Now      func() time.Time
 	Log      *slog.Logger
 	// BearerTokenFile holds a token sent as "Authorization: Bearer" on

@@ -28,6 +28,7 @@ import (
 	"github.com/grayzone/grayzone/actuator/xds"
 	"github.com/grayzone/grayzone/internal/certreload"
 	"github.com/grayzone/grayzone/internal/certtest"
+	"github.com/grayzone/grayzone/internal/freeport"
 )
 
 const token = "test-token-0123456789abcdef"
@@ -89,15 +90,6 @@ func makeCerts(t *testing.T, dir string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("the documented certificate commands failed: %v\n%s", err, out)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 type proc struct {
@@ -221,7 +213,7 @@ func TestXDSReaderWithoutClientCertificateGetsNothing(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
 	makeCerts(t, dir)
-	api, xdsAddr := freeAddr(t), freeAddr(t)
+	api, xdsAddr := freeport.Addr(t), freeport.Addr(t)
 	serve := start(t, bin, "serve", "--config", writeServeConfig(t, dir, api, xdsAddr, startBackends(t, map[string]int{"za": 2, "zb": 2, "zc": 2})))
 	waitListening(t, xdsAddr, serve)
 
@@ -273,9 +265,9 @@ func TestFrontDoorOutlivesServe(t *testing.T) {
 	dir := t.TempDir()
 	makeCerts(t, dir)
 	targets := startBackends(t, map[string]int{"za": 2, "zb": 2, "zc": 2})
-	api, xdsAddr := freeAddr(t), freeAddr(t)
+	api, xdsAddr := freeport.Addr(t), freeport.Addr(t)
 	serveCfg := writeServeConfig(t, dir, api, xdsAddr, targets)
-	regional := freeAddr(t)
+	regional := freeport.Addr(t)
 	fdCfg := filepath.Join(dir, "frontdoor.yaml")
 	os.WriteFile(fdCfg, []byte(fmt.Sprintf(`resource: web
 xds: %s
@@ -284,7 +276,7 @@ state_file: state.json
 regional: %s
 zonal: {za: %s, zb: %s, zc: %s}
 targets:
-%s`, xdsAddr, regional, freeAddr(t), freeAddr(t), freeAddr(t), targetList(targets, ""))), 0o600)
+%s`, xdsAddr, regional, freeport.Addr(t), freeport.Addr(t), freeport.Addr(t), targetList(targets, ""))), 0o600)
 
 	serve := start(t, bin, "serve", "--config", serveCfg)
 	waitListening(t, api, serve)

@@ -26,6 +26,7 @@ import (
 	"github.com/grayzone/grayzone/actuator/xds"
 	"github.com/grayzone/grayzone/internal/certreload"
 	"github.com/grayzone/grayzone/internal/certtest"
+	"github.com/grayzone/grayzone/internal/freeport"
 )
 
 // standIn runs an xDS server on addr until stopped.
@@ -123,7 +124,7 @@ func TestFrontDoorRefusesForgedAndBadStates(t *testing.T) {
 	evil.id = "za-9"
 	withEvil := append([]backend{evil}, targets...)
 
-	xdsAddr, regional, metrics := freeAddr(t), freeAddr(t), freeAddr(t)
+	xdsAddr, regional, metrics := freeport.Addr(t), freeport.Addr(t), freeport.Addr(t)
 	fdCfg := filepath.Join(dir, "frontdoor.yaml")
 	os.WriteFile(fdCfg, []byte(fmt.Sprintf(`resource: web
 xds: %s
@@ -133,7 +134,7 @@ regional: %s
 zonal: {za: %s, zb: %s, zc: %s}
 metrics_listen: %s
 targets:
-%s`, xdsAddr, ca.File, fdCert, fdKey, regional, freeAddr(t), freeAddr(t), freeAddr(t), metrics, targetList(targets, ""))), 0o600)
+%s`, xdsAddr, ca.File, fdCert, fdKey, regional, freeport.Addr(t), freeport.Addr(t), freeport.Addr(t), metrics, targetList(targets, ""))), 0o600)
 
 	a := startStandIn(t, xdsAddr, legit, targets)
 	a.shift(t, 5, "zb")

@@ -45,6 +45,7 @@ func events(zone string, from, to, ex, in float64) []runbook.Event {
 	return evs
 }
 
+// TestCheck: the scenario judges the report (scenario.Unmet through Report.Check).
 func TestCheck(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -53,7 +54,7 @@ func TestCheck(t *testing.T) {
 		req    Requests
 		fail   string // "" = met
 	}{
-		{"met", "expect: {shift: {away_from: a, within: 30s}, control_plane: true, recovered_within: 2m}", events("a", 70, 250, 100, 249), Requests{100, 1, 0}, ""},
+		{"met", "expect: {shift: {away_from: a, within: 30s}, control_plane: true, recovered_within: 2m}", events("a", 70, 250, 100, 249), Requests{Total: 100, Failed: 1}, ""},
 		{"none but shifted", "expect: {shift: none}", events("a", 70, 250, 0, 0), Requests{}, "expected none, but a was shifted at 70.0s"},
 		{"none held", "expect: {shift: none}", nil, Requests{}, ""},
 		{"never shifted", "expect: {shift: {away_from: a}}", nil, Requests{}, "a was never shifted away"},
@@ -64,7 +65,7 @@ func TestCheck(t *testing.T) {
 		{"control plane false", "expect: {shift: {away_from: a}, control_plane: false}", events("a", 70, 250, 100, 249), Requests{}, "expected no exclusion"},
 		{"not recovered", "expect: {shift: {away_from: a}, recovered_within: 1m}", events("a", 70, 0, 0, 0), Requests{}, "never ended"},
 		{"recovered late", "expect: {shift: {away_from: a}, recovered_within: 10s}", events("a", 70, 250, 0, 0), Requests{}, "70.0s after the last fault ended"},
-		{"too many failed", "expect: {max_failed_ratio: 0.01}", nil, Requests{100, 2, 0}, "2 of 100 customer requests failed"},
+		{"too many failed", "expect: {max_failed_ratio: 0.01}", nil, Requests{Total: 100, Failed: 2}, "2 of 100 customer requests failed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkCase(t, scen(t, tc.expect), tc.req, tc.events, tc.fail)
@@ -94,31 +95,15 @@ func TestBuildShapesTheContract(t *testing.T) {
 	}
 }
 
-func TestSummaryStartsWithTheOutcome(t *testing.T) {
-	r := &Report{Scenario: "t", Mode: "sim", Duration: 360, Requests: Requests{Total: 7200, Failed: 8}}
-	first := func() string {
-		var b strings.Builder
-		r.Summary(&b)
-		lines := strings.Split(b.String(), "\n")
-		if !strings.HasPrefix(lines[1], "t (sim mode") {
-			t.Errorf("summary = %q, want the outcome, then the timeline", b.String())
-		}
-		return lines[0]
+func TestSceneTellsTheFault(t *testing.T) {
+	sc := scen(t, "")
+	r := Build(Run{Scenario: sc, Mode: "sim", Start: t0, Elapsed: sc.Duration})
+	s := Scene(r, sc)
+	if len(s.Faults) != 1 || s.Faults[0].Zone != "a" || s.Faults[0].What != "database unreachable from a (blackhole)" {
+		t.Errorf("scene faults = %+v", s.Faults)
 	}
-	if got, want := first(), "mitigated: 8 of 7,200 customer requests failed (0.11 %)"; got != want {
-		t.Errorf("outcome = %q, want %q", got, want)
-	}
-	r.Baseline = &Baseline{Requests: Requests{Total: 7200, Failed: 228}}
-	if got, want := first(), "mitigated: 8 of 7,200 customer requests failed (0.11 %); unmitigated: 228 of 7,200 failed (3.17 %)"; got != want {
-		t.Errorf("outcome with baseline = %q, want %q", got, want)
-	}
-}
-
-func TestThousands(t *testing.T) {
-	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 7200: "7,200", 123456: "123,456", 1234567: "1,234,567", -1234: "-1,234"} {
-		if got := Thousands(n); got != want {
-			t.Errorf("Thousands(%d) = %q, want %q", n, got, want)
-		}
+	if !strings.Contains(strings.Join(s.Meta, ", "), "3 zones × 2 instances") {
+		t.Errorf("scene meta = %v", s.Meta)
 	}
 }
 

@@ -1,4 +1,4 @@
-package api
+package batch
 
 import (
 	"reflect"
@@ -19,8 +19,8 @@ func FuzzAggregateBatch(f *testing.F) {
 	f.Add([]byte(` { "resource" : "web" , "aggregates" : [ { "source" : "server" , "zone" : "a" , "operation" : "o" , "requests" : 2 , "errors" : 3 , "latency_ms" : [ ] } ] } `))
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		res, obs, aggs, err := decodeBatch(body, now)
-		sres, sobs, saggs, serr := decodeBatchStrict(body, now)
+		res, obs, aggs, err := Decode(body, now)
+		sres, sobs, saggs, serr := decodeStrict(body, now)
 		if (err == nil) != (serr == nil) || (err != nil && err.Error() != serr.Error()) ||
 			res != sres || !reflect.DeepEqual(obs, sobs) || !reflect.DeepEqual(aggs, saggs) {
 			t.Fatalf("the fast and strict paths disagree:\nfast:   %q %v %+v %v\nstrict: %q %v %+v %v", res, obs, aggs, err, sres, sobs, saggs, serr)

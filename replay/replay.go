@@ -1,9 +1,10 @@
 // Package replay runs grayzone's engine, runbook and controller on a virtual
 // clock over recorded telemetry — the batch format grayzone serve writes
 // with record_observations, an EMF log, or a Prometheus range — and says what
-// grayzone would have decided and when, with the detector's explanation, in
-// the lab's report form. The same input always gives the same report: time
-// comes only from the records, and actions are recorded, never carried out.
+// grayzone would have decided and when, with the detector's explanation, as a
+// run report (package report). The same input always gives the same report:
+// time comes only from the records, and actions are recorded, never carried
+// out. It is an operator's tool over serve's recordings, not part of the lab.
 package replay
 
 import (
@@ -23,9 +24,8 @@ import (
 	"github.com/grayzone/grayzone/engine/detect"
 	"github.com/grayzone/grayzone/engine/runbook"
 	"github.com/grayzone/grayzone/internal/clock"
-	"github.com/grayzone/grayzone/lab/report"
-	"github.com/grayzone/grayzone/lab/scenario"
-	"github.com/grayzone/grayzone/server/api"
+	"github.com/grayzone/grayzone/report"
+	"github.com/grayzone/grayzone/telemetry/batch"
 	"github.com/grayzone/grayzone/telemetry/emf"
 	"github.com/grayzone/grayzone/telemetry/observation"
 	"github.com/grayzone/grayzone/telemetry/record"
@@ -116,10 +116,8 @@ func Run(ctx context.Context, in Input, o Options) (*report.Report, error) {
 			timeline = append(timeline, report.PointOf(now.Sub(start).Truncate(time.Second).Seconds(), string(phase), zone, a, ex))
 		}
 	}
-	sc := &scenario.Scenario{Name: "replay of " + in.Name, Duration: end.Sub(start)}
-	sc.Topology.Zones = o.Detect.Zones
-	r := report.Build(report.Run{Scenario: sc, Mode: "replay", Detector: eng.Config().Profile, Start: start, Elapsed: end.Sub(start),
-		Detections: ctrl.Detections(), Events: ctrl.Events(), Timeline: timeline})
+	r := report.Build(report.Run{Name: "replay of " + in.Name, Mode: "replay", Detector: eng.Config().Profile, Start: start,
+		Planned: end.Sub(start), Elapsed: end.Sub(start), Detections: ctrl.Detections(), Events: ctrl.Events(), Timeline: timeline})
 	r.Expect = report.Expect{Met: true}
 	return r, nil
 }
@@ -156,7 +154,7 @@ func ReadBatches(r io.Reader, name, resource string) (Input, error) {
 		if len(strings.TrimSpace(string(b))) == 0 {
 			continue
 		}
-		res, obs, aggs, err := api.DecodeBatch(b, far)
+		res, obs, aggs, err := batch.Decode(b, far)
 		if err != nil {
 			return in, fmt.Errorf("%s:%d: %w", name, line, err)
 		}

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/grayzone/grayzone/server/api"
 	"github.com/grayzone/grayzone/server/config"
+	"github.com/grayzone/grayzone/telemetry/batch"
 	"github.com/grayzone/grayzone/telemetry/emf"
 )
 
@@ -98,16 +98,16 @@ func TestReplayEMFIncident(t *testing.T) {
 	}
 
 	// The batch format serve records: the same records decide the same.
-	var batch strings.Builder
+	var lines strings.Builder
 	for i := 0; i < len(in.Aggregates); i += 100 {
-		var w []api.AggregateIn
+		var w []batch.AggregateIn
 		for _, a := range in.Aggregates[i:min(i+100, len(in.Aggregates))] {
-			w = append(w, api.EncodeAggregate(a))
+			w = append(w, batch.EncodeAggregate(a))
 		}
 		line, _ := json.Marshal(map[string]any{"resource": "web", "aggregates": w})
-		batch.Write(append(line, '\n'))
+		lines.Write(append(line, '\n'))
 	}
-	bin, err := ReadBatches(strings.NewReader(batch.String()), "incident.log", "web")
+	bin, err := ReadBatches(strings.NewReader(lines.String()), "incident.log", "web")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,9 @@
-// Package report is the lab's run report: the JSON contract of
-// docs/scenario-format.md ("What the run writes"), the checks of a scenario's
-// expect block against it, and the short summary printed at the end of a run.
+// Package report is the report of a run of grayzone's controller — a lab run
+// or a replay of serve's recordings: the JSON contract of
+// docs/scenario-format.md ("What the run writes"), whether the run met what was
+// expected of it, and the short summary printed at the end of a run. What a
+// scenario expects is the lab's (lab/scenario); the report only records the
+// outcome. The dashboard draws it as one HTML page (dashboard.WriteReport).
 package report
 
 import (
@@ -17,7 +20,6 @@ import (
 	"github.com/grayzone/grayzone/engine/autoshift"
 	"github.com/grayzone/grayzone/engine/detect"
 	"github.com/grayzone/grayzone/engine/runbook"
-	"github.com/grayzone/grayzone/lab/scenario"
 )
 
 // Requests counts customer requests (canary calls are not customers).
@@ -201,13 +203,17 @@ type Report struct {
 	Database string `json:"database,omitempty"`
 }
 
-// Run is what a lab run produced, in the form the report is built from.
+// Run is what a run produced, in the form the report is built from.
 type Run struct {
-	Scenario   *scenario.Scenario
-	Mode       string
-	Detector   string
-	Start      time.Time
-	Elapsed    time.Duration // how long the run went (shorter than the scenario when interrupted)
+	Name     string // the scenario's, or what a replay ran over
+	Seed     int64
+	Mode     string
+	Detector string
+	Start    time.Time
+	Planned  time.Duration // how long the run was to go
+	Elapsed  time.Duration // how long the run went (shorter than Planned when interrupted)
+	// Faults are the faults injected up to Elapsed, as they ran.
+	Faults     []Fault
 	Requests   Requests
 	Detections []autoshift.Detection
 	Events     []runbook.Event
@@ -216,50 +222,39 @@ type Run struct {
 	Database   string
 }
 
-func secs(d time.Duration) float64 { return math.Round(d.Seconds()*1000) / 1000 }
+// Secs is a duration in the report's unit: seconds, to the millisecond.
+func Secs(d time.Duration) float64 { return math.Round(d.Seconds()*1000) / 1000 }
 
 // Build turns a run into a report (without baseline; expect not yet checked).
 func Build(run Run) *Report {
-	sc := run.Scenario
 	r := &Report{
-		Scenario:     sc.Name,
+		Scenario:     run.Name,
 		Mode:         run.Mode,
-		Seed:         sc.Seed,
+		Seed:         run.Seed,
 		Detector:     run.Detector,
-		Duration:     secs(run.Elapsed),
+		Duration:     Secs(run.Elapsed),
 		Requests:     run.Requests,
-		Faults:       []Fault{},
+		Faults:       append([]Fault{}, run.Faults...),
 		Detections:   []Detection{},
 		Shifts:       []Shift{},
 		ControlPlane: []ControlPlane{},
 		FailStatic:   []FailStatic{},
 		Timeline:     run.Timeline,
 		Database:     run.Database,
-		Interrupted:  run.Elapsed < sc.Duration,
-	}
-	for _, f := range sc.Faults {
-		if f.At > run.Elapsed {
-			continue
-		}
-		rf := Fault{Name: f.Name, Kind: string(f.Kind), Target: f.Target.String(), Start: secs(f.At)}
-		if end := f.End(sc.Duration); end <= run.Elapsed {
-			e := secs(end)
-			rf.End = &e
-		}
-		r.Faults = append(r.Faults, rf)
+		Interrupted:  run.Elapsed < run.Planned,
 	}
 	r.Detections = Detections(run.Start, run.Detections)
 	for _, p := range run.FailStatic {
-		fs := FailStatic{Reason: p.Reason, Why: p.Why, Start: secs(p.Start.Sub(run.Start))}
+		fs := FailStatic{Reason: p.Reason, Why: p.Why, Start: Secs(p.Start.Sub(run.Start))}
 		if !p.End.IsZero() {
-			e := secs(p.End.Sub(run.Start))
+			e := Secs(p.End.Sub(run.Start))
 			fs.End = &e
 		}
 		r.FailStatic = append(r.FailStatic, fs)
 	}
 	failures := map[string]int{}
 	for _, ev := range run.Events {
-		at := secs(ev.At.Sub(run.Start))
+		at := Secs(ev.At.Sub(run.Start))
 		switch ev.Kind {
 		case runbook.ShiftStarted:
 			r.Shifts = append(r.Shifts, Shift{AwayFrom: ev.Zone, Start: at, Origin: "auto"})
@@ -292,168 +287,24 @@ func Build(run Run) *Report {
 func Detections(start time.Time, ds []autoshift.Detection) []Detection {
 	out := []Detection{}
 	for _, d := range ds {
-		out = append(out, Detection{Alarm: d.Alarm, Zone: d.Zone, At: secs(d.At.Sub(start)), Why: d.Why})
+		out = append(out, Detection{Alarm: d.Alarm, Zone: d.Zone, At: Secs(d.At.Sub(start)), Why: d.Why})
 	}
 	return out
 }
 
-// Check evaluates the scenario's expect block and records the outcome.
-func (r *Report) Check(sc *scenario.Scenario) {
-	r.Expect = Expect{Met: true, Failures: []string{}}
-	fail := func(format string, args ...any) {
-		r.Expect.Met = false
-		r.Expect.Failures = append(r.Expect.Failures, fmt.Sprintf(format, args...))
-	}
-	ex := sc.Expect
-	var firstFault, lastEnd float64 = -1, -1
-	for _, f := range sc.Faults {
-		if firstFault < 0 || secs(f.At) < firstFault {
-			firstFault = secs(f.At)
-		}
-		lastEnd = math.Max(lastEnd, secs(f.End(sc.Duration)))
-	}
-	// The shift that the expectations are about.
-	var target []Shift
-	if s := ex.Shift; s != nil {
-		if s.None {
-			if len(r.Shifts) > 0 {
-				fail("shift: expected none, but %s was shifted at %.1fs", r.Shifts[0].AwayFrom, r.Shifts[0].Start)
-			}
-		} else {
-			for _, sh := range r.Shifts {
-				if sh.AwayFrom == s.AwayFrom {
-					target = append(target, sh)
-				} else {
-					fail("shift: %s was shifted at %.1fs, but only %s may be", sh.AwayFrom, sh.Start, s.AwayFrom)
-				}
-			}
-			from, what, at := firstFault, "the first fault", math.Inf(1)
-			if len(target) > 0 {
-				at = target[0].Start
-			}
-			if s.From != "" {
-				for _, f := range sc.Faults {
-					if f.Name == s.From {
-						from, what = secs(f.At), "fault "+f.Name
-					}
-				}
-				at = firstAfter(target, from)
-			}
-			switch {
-			case len(target) == 0:
-				fail("shift: %s was never shifted away", s.AwayFrom)
-			case s.Within > 0 && from >= 0 && at > from+secs(s.Within):
-				fail("shift: %s was shifted at %.1fs, %.1fs after %s (%.1fs); expected within %s",
-					s.AwayFrom, at, at-from, what, from, s.Within)
-			}
-			if s.OneEpisode {
-				checkEpisodes(sc, s, target, fail)
-			}
-		}
-	} else {
-		target = r.Shifts
-	}
-	if cp := ex.ControlPlane; cp != nil {
-		r.checkControlPlane(*cp, target, fail)
-	}
-	if ex.RecoveredWithin > 0 {
-		if len(target) == 0 {
-			fail("recovered_within: no shift to recover from")
-		}
-		for _, sh := range target {
-			switch {
-			case sh.End == nil:
-				fail("recovered_within: the shift away from %s never ended", sh.AwayFrom)
-			case lastEnd >= 0 && *sh.End > lastEnd+secs(ex.RecoveredWithin):
-				fail("recovered_within: the shift away from %s ended at %.1fs, %.1fs after the last fault ended (%.1fs); expected within %s",
-					sh.AwayFrom, *sh.End, *sh.End-lastEnd, lastEnd, ex.RecoveredWithin)
-			}
-		}
-	}
-	if want := ex.FailStatic; want != nil {
-		switch {
-		case *want && len(r.FailStatic) == 0:
-			fail("fail_static: expected grayzone to fail static, but its view was never in doubt")
-		case !*want && len(r.FailStatic) > 0:
-			fail("fail_static: expected no doubt, but grayzone failed static (%s) at %.1fs", r.FailStatic[0].Reason, r.FailStatic[0].Start)
-		}
-	}
-	if m := ex.MaxFailedRatio; m != nil && r.Requests.Ratio() > *m {
-		fail("max_failed_ratio: %d of %d customer requests failed (%.4f), more than %g",
-			r.Requests.Failed, r.Requests.Total, r.Requests.Ratio(), *m)
-	}
+// Expectation is what was expected of a run (a scenario's expect block):
+// Unmet says, one line each, what the report falls short of.
+type Expectation interface {
+	Unmet(r *Report) []string
 }
 
-// firstAfter is the start of the first shift that is in force at or after
-// t (a shift that ended before t is about something else), +Inf if none.
-func firstAfter(shifts []Shift, t float64) float64 {
-	for _, sh := range shifts {
-		if sh.End == nil || *sh.End >= t {
-			return sh.Start
-		}
+// Check judges the report against e and records the outcome in r.Expect.
+func (r *Report) Check(e Expectation) {
+	failures := e.Unmet(r)
+	if failures == nil {
+		failures = []string{}
 	}
-	return math.Inf(1)
-}
-
-// checkEpisodes fails on flapping: each fault the expectation is about
-// (the fault named by from, else every fault whose target is the zone)
-// must be handled by exactly one shift episode of the zone (one shift in
-// force at some point between the fault's start and its end), and that
-// shift must not end while the fault is in force.
-func checkEpisodes(sc *scenario.Scenario, s *scenario.ExpectShift, shifts []Shift, fail func(string, ...any)) {
-	for _, f := range sc.Faults {
-		if (s.From != "" && f.Name != s.From) || (s.From == "" && f.Target.Zone != s.AwayFrom) {
-			continue
-		}
-		start, end := secs(f.At), secs(f.End(sc.Duration))
-		n := 0
-		for _, sh := range shifts {
-			if sh.Start > end || (sh.End != nil && *sh.End < start) {
-				continue
-			}
-			n++
-			if sh.End != nil && *sh.End < end {
-				fail("one_episode: the shift away from %s ended at %.1fs while its fault (%s from %.1fs) was in force until %.1fs",
-					s.AwayFrom, *sh.End, f.Kind, start, end)
-			}
-		}
-		if n > 1 {
-			fail("one_episode: %d shift episodes away from %s during its fault (%s, %.1fs to %.1fs); expected one", n, s.AwayFrom, f.Kind, start, end)
-		}
-	}
-}
-
-func (r *Report) checkControlPlane(want bool, shifts []Shift, fail func(string, ...any)) {
-	if !want {
-		if len(r.ControlPlane) > 0 {
-			fail("control_plane: expected no exclusion, but %s was excluded at %.1fs", r.ControlPlane[0].Zone, r.ControlPlane[0].At)
-		}
-		return
-	}
-	if len(shifts) == 0 {
-		fail("control_plane: no shift, so no exclusion")
-		return
-	}
-	for _, sh := range shifts {
-		var cp *ControlPlane
-		for i := range r.ControlPlane {
-			c := &r.ControlPlane[i]
-			if c.Zone == sh.AwayFrom && c.At >= sh.Start && (sh.End == nil || c.At <= *sh.End) {
-				cp = c
-				break
-			}
-		}
-		switch {
-		case cp == nil:
-			fail("control_plane: %s was not excluded from the instance group while shifted", sh.AwayFrom)
-		case sh.End == nil:
-			// Still shifted at the end: included-before-end cannot be judged; recovered_within covers it.
-		case cp.Restored == nil:
-			fail("control_plane: %s was never included again, yet its shift ended at %.1fs", sh.AwayFrom, *sh.End)
-		case *cp.Restored > *sh.End:
-			fail("control_plane: %s was included again at %.1fs, after its shift ended at %.1fs", sh.AwayFrom, *cp.Restored, *sh.End)
-		}
-	}
+	r.Expect = Expect{Met: len(failures) == 0, Failures: failures}
 }
 
 // WriteFile writes the report as indented JSON.

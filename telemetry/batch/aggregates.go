@@ -1,15 +1,13 @@
-package api
+package batch
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"math"
-	"net/http"
-	"regexp"
 	"time"
 
+	"github.com/grayzone/grayzone/internal/strictjson"
 	"github.com/grayzone/grayzone/telemetry/observation"
 	"github.com/grayzone/grayzone/telemetry/record"
 )
@@ -40,17 +38,6 @@ type AggregateIn struct {
 	LatencyMs [][2]float64 `json:"latency_ms,omitempty"`
 }
 
-// AggregateIngester is implemented by backends that take aggregated records
-// (the service does); without it a batch carrying aggregates gets 501.
-type AggregateIngester interface {
-	// IngestAggregates takes a validated batch of single observations and
-	// aggregates, all or nothing, from the named source (batch, middleware,
-	// ...). It fails with shift.ErrNotFound for an unknown resource,
-	// ingest.ErrRejected for a batch it refuses (unknown zone, cardinality
-	// caps) and ingest.ErrFull when its buffer is full.
-	IngestAggregates(ctx context.Context, resource, source string, obs []observation.Observation, aggs []record.Aggregate) error
-}
-
 // convertAggregates validates and converts the batch's n aggregated
 // records, decode(i) reading record i; the first problem fails the batch
 // with one line naming index and field.
@@ -63,7 +50,7 @@ func convertAggregates(n int, decode func(i int) (AggregateIn, error), now time.
 	for i := range n {
 		in, err := decode(i)
 		if err != nil {
-			return nil, jsonError(fmt.Sprintf("aggregates[%d]", i), err)
+			return nil, strictjson.Error(fmt.Sprintf("aggregates[%d]", i), err)
 		}
 		a, field, msg := ConvertAggregate(in, now)
 		if msg != "" {
@@ -86,9 +73,13 @@ func strictRecords(raws []json.RawMessage) func(i int) (AggregateIn, error) {
 	}
 }
 
-// decodeBatch reads a POST /v1/observations body, validated: the fast path
-// for a batch of plain aggregated records (batchscan.go), else encoding/json.
-func decodeBatch(data []byte, now time.Time) (resource string, obs []observation.Observation, aggs []record.Aggregate, err error) {
+// Decode reads one batch (a POST /v1/observations body: single
+// observations and aggregated records), validated; now stands in for records
+// without at. The first problem fails the whole batch with one line naming
+// index and field. The fast path takes a batch of plain aggregated records
+// (scan.go), anything else goes through encoding/json. The API's endpoint and
+// replay (over serve's recordings) read batches with it.
+func Decode(data []byte, now time.Time) (resource string, obs []observation.Observation, aggs []record.Aggregate, err error) {
 	s := getScanner()
 	defer s.put()
 	if resource, ok := s.scan(data); ok {
@@ -102,14 +93,14 @@ func decodeBatch(data []byte, now time.Time) (resource string, obs []observation
 		}
 		return resource, obs, aggs, nil
 	}
-	return decodeBatchStrict(data, now)
+	return decodeStrict(data, now)
 }
 
-// decodeBatchStrict is decodeBatch's encoding/json path.
-func decodeBatchStrict(data []byte, now time.Time) (resource string, obs []observation.Observation, aggs []record.Aggregate, err error) {
+// decodeStrict is Decode's encoding/json path.
+func decodeStrict(data []byte, now time.Time) (resource string, obs []observation.Observation, aggs []record.Aggregate, err error) {
 	var raw rawBatch
-	if err := decodeStrict(bytes.NewReader(data), &raw); err != nil {
-		return "", nil, nil, jsonError("", err)
+	if err := strictjson.Decode(bytes.NewReader(data), &raw); err != nil {
+		return "", nil, nil, strictjson.Error("", err)
 	}
 	resource, obs, err = raw.convert(now)
 	if err != nil {
@@ -148,9 +139,9 @@ func ConvertAggregate(in AggregateIn, now time.Time) (a record.Aggregate, field,
 	at := now
 	if in.At != nil {
 		at = in.At.UTC()
-		if ahead := at.Sub(now); ahead > MaxFutureObservation {
+		if ahead := at.Sub(now); ahead > MaxFuture {
 			return a, "at", fmt.Sprintf("%s is %s in the future (limit %s)",
-				at.Format(time.RFC3339Nano), ahead.Round(time.Second), shortDur(MaxFutureObservation))
+				at.Format(time.RFC3339Nano), ahead.Round(time.Second), shortDur(MaxFuture))
 		}
 	}
 	a = record.Aggregate{At: at, Key: record.SeriesKey{Source: src, Zone: in.Zone, Instance: in.Instance, Operation: in.Operation},
@@ -183,54 +174,7 @@ func ConvertAggregate(in AggregateIn, now time.Time) (a record.Aggregate, field,
 	return a, "", ""
 }
 
-// ingestAggregates serves a batch that carries aggregated records (and
-// perhaps single observations too), all validated already.
-func (h *handler) ingestAggregates(w http.ResponseWriter, r *http.Request, resource string, obs []observation.Observation, aggs []record.Aggregate) {
-	ai, ok := h.b.(AggregateIngester)
-	if !ok {
-		writeError(w, http.StatusNotImplemented, "aggregates: this server takes single observations only")
-		return
-	}
-	source := r.Header.Get(SourceHeader)
-	if source == "" {
-		source = "batch"
-	}
-	if !sourceRe.MatchString(source) {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("%s: %q is not a source name ([a-z0-9_-]{1,32})", SourceHeader, source))
-		return
-	}
-	if err := ai.IngestAggregates(r.Context(), resource, source, obs, aggs); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusAccepted, Accepted{Accepted: len(obs) + len(aggs)})
-}
-
-// SourceHeader names the sender of a batch in the telemetry counters
-// (e.g. "middleware"); default "batch".
-const SourceHeader = "X-Grayzone-Source"
-
-var sourceRe = regexp.MustCompile(`^[a-z0-9_-]{1,32}$`)
-
-// TelemetryStatus is one telemetry source of a resource (GET /v1/status).
-type TelemetryStatus struct {
-	Source     string            `json:"source"`
-	Accepted   uint64            `json:"accepted"` // records admitted
-	Requests   uint64            `json:"requests"` // requests they stand for
-	Rejected   map[string]uint64 `json:"rejected"` // batches, by reason
-	LastReject string            `json:"last_reject,omitempty"`
-	Dropped    uint64            `json:"dropped"`
-	NewestAgeS float64           `json:"newest_age_s"` // -1: no data yet
-}
-
-// DecodeBatch reads one batch in the POST /v1/observations format (single
-// observations and aggregated records), validated as the endpoint does; now
-// stands in for records without at. Replay reads recorded batches with it.
-func DecodeBatch(data []byte, now time.Time) (resource string, obs []observation.Observation, aggs []record.Aggregate, err error) {
-	return decodeBatch(data, now)
-}
-
-// EncodeAggregate is the wire form of an aggregate (DecodeBatch's inverse
+// EncodeAggregate is the wire form of an aggregate (Decode's inverse
 // up to the histogram's bucket midpoints).
 func EncodeAggregate(a record.Aggregate) AggregateIn {
 	at := a.At.UTC()
@@ -255,3 +199,7 @@ func EncodeObservation(o observation.Observation) ObservationIn {
 	return ObservationIn{At: &at, Source: o.Source.String(), Zone: o.Zone, Instance: o.Instance, Operation: o.Operation,
 		Outcome: o.Outcome.String(), LatencyMs: float64(o.Latency) / float64(time.Millisecond), Regional: o.Regional}
 }
+
+// SourceHeader names the sender of a batch in the telemetry counters
+// (e.g. "middleware"); default "batch".
+const SourceHeader = "X-Grayzone-Source"

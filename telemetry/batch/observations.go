@@ -1,4 +1,10 @@
-package api
+// Package batch is grayzone's batch wire format: the body of
+// POST /v1/observations (single observations and aggregated records), its
+// validating decoder and its encoders. The API's endpoint decodes with it,
+// serve records its input in it (record_observations), replay reads those
+// recordings, and the Go middleware ships with it. It imports nothing of the
+// server, so a service can take it with the middleware.
+package batch
 
 import (
 	"bytes"
@@ -9,8 +15,41 @@ import (
 	"strings"
 	"time"
 
+	"github.com/grayzone/grayzone/internal/strictjson"
+	"github.com/grayzone/grayzone/telemetry/ingest"
 	"github.com/grayzone/grayzone/telemetry/observation"
 )
+
+// Limits of one batch.
+const (
+	MaxObservations = 10_000
+	MaxFuture       = ingest.MaxFuture // clock skew tolerated on a record's at: one window for every source
+)
+
+// ObservationIn is one observation on the wire (POST /v1/observations).
+type ObservationIn struct {
+	// At is RFC 3339; omitted means when the server received the batch.
+	At        *time.Time `json:"at,omitempty"`
+	Source    string     `json:"source"` // server | canary
+	Zone      string     `json:"zone"`
+	Instance  string     `json:"instance,omitempty"`
+	Operation string     `json:"operation"`
+	// Outcome is success | error | fault; or give Status, the HTTP status code (0: no response).
+	Outcome   string  `json:"outcome,omitempty"`
+	Status    *int    `json:"status,omitempty"`
+	LatencyMs float64 `json:"latency_ms"`
+	// Regional marks a canary call made through the regional endpoint rather
+	// than a zonal one (observation.Observation.Regional).
+	Regional bool `json:"regional,omitempty"`
+}
+
+// ObservationBatch is the body of POST /v1/observations: single
+// observations, aggregated records, or both.
+type ObservationBatch struct {
+	Resource     string          `json:"resource"`
+	Observations []ObservationIn `json:"observations,omitempty"`
+	Aggregates   []AggregateIn   `json:"aggregates,omitempty"`
+}
 
 // maxLatency bounds latency_ms so the conversion to time.Duration cannot
 // overflow; no request grayzone measures takes a day.
@@ -43,7 +82,7 @@ func (b rawBatch) convert(now time.Time) (string, []observation.Observation, err
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&in); err != nil {
-			return "", nil, jsonError(prefix, err)
+			return "", nil, strictjson.Error(prefix, err)
 		}
 		o, field, msg := convertObservation(in, now)
 		if msg != "" {
@@ -106,9 +145,9 @@ func convertObservation(in ObservationIn, now time.Time) (o observation.Observat
 		at = in.At.UTC()
 		// A little skew is normal; more means a broken clock whose samples
 		// would sit in the detector's windows long after they should expire.
-		if ahead := at.Sub(now); ahead > MaxFutureObservation {
+		if ahead := at.Sub(now); ahead > MaxFuture {
 			return o, "at", fmt.Sprintf("%s is %s in the future (limit %s)",
-				at.Format(time.RFC3339Nano), ahead.Round(time.Second), shortDur(MaxFutureObservation))
+				at.Format(time.RFC3339Nano), ahead.Round(time.Second), shortDur(MaxFuture))
 		}
 	}
 

@@ -12,7 +12,8 @@ import (
 	"github.com/grayzone/grayzone/telemetry/observation"
 )
 
-// Fast is the default profile: sequential tests that decide in seconds.
+// defaultProfile is the default profile ("default" in the configuration):
+// sequential tests that decide in seconds.
 //
 // Per zone, per source (server, zonal canary) and per dimension (faults;
 // requests over the latency threshold) a bank of Bernoulli CUSUMs tests
@@ -33,7 +34,7 @@ import (
 //     its rate (onset.go): not yet impaired is not the same as healthy;
 //   - not regional: fewer than two zones have had any CUSUM at h/2 in the
 //     last minute.
-type fast struct {
+type defaultProfile struct {
 	cfg *Config
 
 	zones map[zsKey]*zoneSeq
@@ -92,7 +93,7 @@ type instSeq struct {
 }
 
 // recent reports whether a bad request was seen within the recent window.
-func (f *fast) recent(lastBad int64) bool {
+func (f *defaultProfile) recent(lastBad int64) bool {
 	return lastBad > 0 && f.step_-lastBad < buckets(recentWindow, f.cfg.Resolution)
 }
 
@@ -104,8 +105,8 @@ func (b *baseline) add(n, bad int64, decay float64) {
 	b.bad = b.bad*decay + float64(bad)
 }
 
-func newFast(cfg *Config) *fast {
-	f := &fast{cfg: cfg, zones: map[zsKey]*zoneSeq{}, inst: map[instKey]*instSeq{},
+func newDefaultProfile(cfg *Config) *defaultProfile {
+	f := &defaultProfile{cfg: cfg, zones: map[zsKey]*zoneSeq{}, inst: map[instKey]*instSeq{},
 		decay: math.Pow(0.5, float64(cfg.Resolution)/float64(baselineHalfLife)), lastLite: map[string]int64{}, rec: map[string]*recovery{}}
 	for _, z := range cfg.Zones {
 		for _, s := range []observation.Source{observation.Server, observation.Canary} {
@@ -120,7 +121,7 @@ func newFast(cfg *Config) *fast {
 	return f
 }
 
-func (f *fast) floor(d Dim) float64 {
+func (f *defaultProfile) floor(d Dim) float64 {
 	if d == DimLatency {
 		return f.cfg.SlowFloor
 	}
@@ -129,14 +130,14 @@ func (f *fast) floor(d Dim) float64 {
 
 // minEffect is the smallest rise over the baseline worth a shift: 1 point of
 // availability, 2 points of requests over the latency threshold.
-func (f *fast) minEffect(d Dim) float64 {
+func (f *defaultProfile) minEffect(d Dim) float64 {
 	if d == DimLatency {
 		return 0.02
 	}
 	return 0.01
 }
 
-func (f *fast) setP0() {
+func (f *defaultProfile) setP0() {
 	for _, d := range dims {
 		p0 := f.floor(d)
 		if b := f.base[d]; b.n >= baselineMinN {
@@ -151,7 +152,7 @@ func (f *fast) setP0() {
 	}
 }
 
-func (f *fast) step(b *bucket) {
+func (f *defaultProfile) step(b *bucket) {
 	f.step_ = b.idx
 	// Learn the baseline from server-side traffic while nothing is wrong.
 	if !f.alarm {
@@ -226,7 +227,7 @@ type zoneEval struct {
 	iso             isolation // the onset test, when impacted
 }
 
-func (f *fast) evalZone(z string, d Dim, silent bool) zoneEval {
+func (f *defaultProfile) evalZone(z string, d Dim, silent bool) zoneEval {
 	ev := zoneEval{zone: z, dim: d}
 	for _, s := range []observation.Source{observation.Server, observation.Canary} {
 		zs := f.zones[zsKey{z, s}]
@@ -296,7 +297,7 @@ func (f *fast) evalZone(z string, d Dim, silent bool) zoneEval {
 }
 
 // isOutlier applies the configured outlier test to zone z over window i.
-func (f *fast) isOutlier(z string, src observation.Source, d Dim, i int, rate, orate float64) bool {
+func (f *defaultProfile) isOutlier(z string, src observation.Source, d Dim, i int, rate, orate float64) bool {
 	if f.cfg.Outlier.Method == "" {
 		return rate >= outlierRatio*orate && rate-orate >= outlierDelta
 	}
@@ -314,7 +315,7 @@ func (f *fast) isOutlier(z string, src observation.Source, d Dim, i int, rate, o
 	return res.Err == nil && res.Outlier
 }
 
-func (f *fast) assess(a *Assessment) {
+func (f *defaultProfile) assess(a *Assessment) {
 	evals := map[string][2]zoneEval{}
 	liteZones := 0
 	for _, z := range f.cfg.Zones {
@@ -397,12 +398,12 @@ func (f *fast) assess(a *Assessment) {
 	}
 }
 
-func (f *fast) cusumText(ev zoneEval) string {
+func (f *defaultProfile) cusumText(ev zoneEval) string {
 	return fmt.Sprintf("CUSUM %.1f ≥ h %.1f (α %.0e, baseline %.3g)", ev.score, f.h[ev.dim], f.cfg.FalseAlarmRate, f.p0[ev.dim])
 }
 
 // partial explains why an impacted zone is not isolated.
-func (f *fast) partial(ev zoneEval, regional bool) string {
+func (f *defaultProfile) partial(ev zoneEval, regional bool) string {
 	var not []string
 	if !ev.outlier {
 		if ev.thin {
@@ -433,12 +434,12 @@ func stateOf(b bool) alarm.State {
 // Threshold is the default profile's alarm threshold h for a dimension at
 // its floor baseline: ln(1/α) plus the Bonferroni term of the CUSUM bank.
 func Threshold(cfg Config, d Dim) float64 {
-	f := newFast(&cfg)
+	f := newDefaultProfile(&cfg)
 	return f.h[d]
 }
 
 // Floor is the lowest baseline rate the default profile assumes for a dimension.
 func Floor(cfg Config, d Dim) float64 {
-	f := newFast(&cfg)
+	f := newDefaultProfile(&cfg)
 	return f.floor(d)
 }
