@@ -20,6 +20,7 @@ import (
 	"github.com/grayzone/grayzone/lab/instancegroup"
 	"github.com/grayzone/grayzone/lab/report"
 	"github.com/grayzone/grayzone/lab/scenario"
+	"github.com/grayzone/grayzone/server/resource"
 	"github.com/grayzone/grayzone/telemetry/operation"
 )
 
@@ -32,6 +33,7 @@ type core struct {
 	table *frontdoor.Table
 	group *instancegroup.Group
 	ctrl  *autoshift.Controller
+	drv   *resource.Driver // carries out what ctrl decides, as in grayzone serve
 	// planes carry out the runbook's actions: the embedded front door and
 	// the instance group, or (--frontdoor arc --control-plane autoscaling)
 	// the AWS stand-in through the AWS SDK. Set before the first tick.
@@ -66,7 +68,7 @@ func newTable(sc *scenario.Scenario) *frontdoor.Table {
 // newCore launches the scenario's initial instances through launcher and
 // assembles the shared components.
 func newCore(ctx context.Context, sc *scenario.Scenario, profile string, mitigate bool, table *frontdoor.Table,
-	launcher instancegroup.Launcher, cpAvailable func() bool, exec autoshift.Executor, start time.Time, log *slog.Logger) (*core, error) {
+	launcher instancegroup.Launcher, cpAvailable func() bool, inline bool, now func() time.Time, start time.Time, log *slog.Logger) (*core, error) {
 	c := &core{sc: sc, table: table, start: start}
 	var initial []instancegroup.Instance
 	for _, z := range sc.Topology.Zones {
@@ -92,17 +94,22 @@ func newCore(ctx context.Context, sc *scenario.Scenario, profile string, mitigat
 			ControlPlaneAfter: sc.Policy.ControlPlaneAfter,
 			RecoveryHold:      sc.Policy.RecoveryHold,
 		}),
-		Actuator: actuator.Func(func(ctx context.Context, a actuator.Action) error { return c.planes.Apply(ctx, a) }),
 		Mitigate: mitigate,
-		Executor: exec,
 		Log:      log,
 	})
+	c.drv = &resource.Driver{
+		Ctrl:     c.ctrl,
+		Actuator: actuator.Func(func(ctx context.Context, a actuator.Action) error { return c.planes.Apply(ctx, a) }),
+		Inline:   inline,
+		Now:      now,
+		Log:      log,
+	}
 	return c, nil
 }
 
 // tick runs the controller and records a timeline point each whole second.
 func (c *core) tick(ctx context.Context, now time.Time) detect.Assessment {
-	a := c.ctrl.Tick(ctx, now)
+	a := c.drv.Tick(ctx, now)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.last = a

@@ -313,7 +313,7 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 	}
 	defer w.closeAll()
 	c, err := newCore(lifeCtx, sc, o.Detector, mitigate, w.table, w,
-		func() bool { return !w.plan.ControlPlaneDown(time.Since(start)) }, autoshift.Async, start, o.Log)
+		func() bool { return !w.plan.ControlPlaneDown(time.Since(start)) }, false, time.Now, start, o.Log)
 	if err != nil {
 		return report.Run{}, err
 	}
@@ -418,7 +418,7 @@ loop:
 	}
 	elapsed := min(time.Since(start), sc.Duration)
 	wg.Wait() // load and canaries return once their in-flight requests are done
-	c.ctrl.Wait()
+	c.drv.Wait()
 	// The last word at the end (or the interruption): the ticker may not have
 	// fired at the deadline itself.
 	prog.update(elapsed, c.ctrl.Last(), c, requests())

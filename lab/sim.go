@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/grayzone/grayzone/engine/autoshift"
 	"github.com/grayzone/grayzone/lab/fault"
 	"github.com/grayzone/grayzone/lab/report"
 	"github.com/grayzone/grayzone/lab/sim"
@@ -48,7 +47,7 @@ func runSim(ctx context.Context, o Options, mitigate bool) (report.Run, error) {
 	quiet := slog.New(slog.DiscardHandler)
 	var err error
 	c, err = newCore(ctx, sc, o.Detector, mitigate, table, world,
-		func() bool { return !plan.ControlPlaneDown(world.Offset()) }, autoshift.Sync, simEpoch, quiet)
+		func() bool { return !plan.ControlPlaneDown(world.Offset()) }, true, func() time.Time { return simEpoch.Add(world.Offset()) }, simEpoch, quiet)
 	if err != nil {
 		return report.Run{}, err
 	}

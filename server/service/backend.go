@@ -45,7 +45,7 @@ func (r *resource) status() api.ResourceStatus {
 	if act, ok := r.s.shifts.Active(r.cfg.Name); ok {
 		rs.ActiveShift = &act
 	}
-	if st := r.ctrl.RunbookState(); st.Excluded && st.Zone != "" {
+	if st, _ := r.ctrl.RunbookState(); st.Excluded && st.Zone != "" {
 		rs.Excluded = append(rs.Excluded, st.Zone)
 	}
 	for _, p := range r.ctrl.Pending() {

@@ -32,6 +32,7 @@ import (
 	"github.com/grayzone/grayzone/server/api"
 	"github.com/grayzone/grayzone/server/config"
 	"github.com/grayzone/grayzone/server/practice"
+	res "github.com/grayzone/grayzone/server/resource"
 	"github.com/grayzone/grayzone/server/store"
 	"github.com/grayzone/grayzone/telemetry/canary"
 	"github.com/grayzone/grayzone/telemetry/ingest"
@@ -228,7 +229,7 @@ loop:
 	}
 	wg.Wait()
 	for _, r := range s.resources {
-		r.ctrl.Wait()
+		r.drv.Wait()
 		if s.mayWrite() {
 			r.persist(context.Background())
 		}
@@ -284,6 +285,7 @@ type resource struct {
 	proxy *frontdoor.Proxy
 	plane externalPlane // HAProxy or xDS instead of the embedded proxy; nil: embedded
 	ctrl  *autoshift.Controller
+	drv   *res.Driver // carries out what ctrl decides
 	rbPol runbook.Policy
 	prac  *practice.Scheduler
 	rec   *record.Recorder // the front door's view of customer requests; nil when off
@@ -374,12 +376,15 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, now time
 	r.ctrl = autoshift.New(autoshift.Options{
 		Engine:   eng,
 		Runbook:  rb,
-		Actuator: actuator.Planes{Data: dataPlane{r}, Control: control},
 		Mitigate: rc.Autoshift.Enabled,
-		Executor: autoshift.Async,
-		Clock:    s.clock,
 		Log:      s.log.With("resource", rc.Name),
 		Guard:    r.guard,
+	})
+	r.drv = &res.Driver{
+		Ctrl:     r.ctrl,
+		Actuator: actuator.Planes{Data: dataPlane{r}, Control: control},
+		Now:      s.clock.Now,
+		Log:      s.log.With("resource", rc.Name),
 		Audit: func(e autoshift.AuditEvent) {
 			var detail json.RawMessage
 			if e.ID != "" {
@@ -387,10 +392,10 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, now time
 			}
 			s.audit(context.Background(), store.AuditEntry{At: e.At, Kind: e.Kind, Resource: rc.Name, Zone: e.Zone, Actor: "autoshift", Message: e.Msg, Detail: detail})
 		},
-		Persist: func(ctx context.Context, st runbook.State) error {
+		Save: func(ctx context.Context, st runbook.State) error {
 			return r.put(ctx, stateKey("runbook", rc.Name), st)
 		},
-	})
+	}
 	if rc.Practice.Enabled {
 		r.prac = practice.New(rc.Practice.Config, rc.Zones, time.Time{})
 		if data, ok, err := s.db.GetState(ctx, stateKey("practice", rc.Name)); err == nil && ok {
@@ -489,7 +494,7 @@ func (r *resource) tick(ctx context.Context, now time.Time) {
 	// operator, or expired) ends the runbook's episode.
 	if ph, z := r.ctrl.Phase(); ph == runbook.Shifted || ph == runbook.Restoring {
 		if act, ok := r.s.shifts.Active(r.cfg.Name); !ok || act.AwayFrom != z || act.Origin != shift.Auto {
-			r.ctrl.Abandon(now, "the automatic shift ended outside the runbook (cancelled or expired)")
+			r.drv.Abandon(now, "the automatic shift ended outside the runbook (cancelled or expired)")
 		}
 	}
 	r.abandonRefused(now)
@@ -497,7 +502,7 @@ func (r *resource) tick(ctx context.Context, now time.Time) {
 		r.ctrl.ObserveSnapshots(now, r.rec)
 	}
 	r.feed(now)
-	a := r.ctrl.Tick(ctx, now)
+	a := r.drv.Tick(ctx, now)
 	r.mu.Lock()
 	r.last = a
 	r.mu.Unlock()
@@ -531,7 +536,7 @@ func (r *resource) reconcile(ctx context.Context, now time.Time) {
 
 // persist saves the runbook's, practice's and autoshift's state when it changed.
 func (r *resource) persist(ctx context.Context) {
-	_ = r.put(ctx, stateKey("runbook", r.cfg.Name), r.ctrl.RunbookState())
+	_ = r.drv.SaveState(ctx)
 	r.mu.Lock()
 	last := r.lastAuto
 	r.mu.Unlock()
