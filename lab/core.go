@@ -21,7 +21,9 @@ import (
 	"github.com/grayzone/grayzone/lab/report"
 	"github.com/grayzone/grayzone/lab/scenario"
 	"github.com/grayzone/grayzone/server/resource"
+	"github.com/grayzone/grayzone/telemetry/ingest"
 	"github.com/grayzone/grayzone/telemetry/operation"
+	"github.com/grayzone/grayzone/telemetry/record"
 )
 
 // Resource is the name of the lab's one front door.
@@ -34,6 +36,10 @@ type core struct {
 	group *instancegroup.Group
 	ctrl  *autoshift.Controller
 	drv   *resource.Driver // carries out what ctrl decides, as in grayzone serve
+	// in is serve's way in: the front door's recorder (rec), the canaries
+	// and the telemetry paths offer to the ingest gate; in feeds ctrl.
+	in  *resource.Intake
+	rec *record.Recorder
 	// planes carry out the runbook's actions: the embedded front door and
 	// the instance group, or (--frontdoor arc --control-plane autoscaling)
 	// the AWS stand-in through the AWS SDK. Set before the first tick.
@@ -48,16 +54,18 @@ type core struct {
 
 // EngineConfig is the detection engine configuration for a scenario.
 func EngineConfig(sc *scenario.Scenario, profile string) detect.Config {
-	th := map[string]time.Duration{}
-	for _, op := range operation.Catalog {
-		th[op.Name] = op.Threshold
-	}
 	return detect.Config{
 		Profile:      profile,
 		Zones:        sc.Topology.Zones,
-		Thresholds:   th,
+		Thresholds:   operation.Thresholds(),
 		HealthWindow: max(10*time.Second, 2*sc.Canary.Interval),
 	}
+}
+
+// newGate is the ingest gate of a scenario's resource, as serve builds one
+// with the default limits.
+func newGate(sc *scenario.Scenario) *ingest.Gate {
+	return ingest.New(Resource, sc.Topology.Zones, ingest.Limits{Thresholds: operation.Thresholds()})
 }
 
 // newTable is the front door table of a scenario.
@@ -67,9 +75,10 @@ func newTable(sc *scenario.Scenario) *frontdoor.Table {
 
 // newCore launches the scenario's initial instances through launcher and
 // assembles the shared components.
-func newCore(ctx context.Context, sc *scenario.Scenario, profile string, mitigate bool, table *frontdoor.Table,
+func newCore(ctx context.Context, sc *scenario.Scenario, profile string, mitigate bool, table *frontdoor.Table, gate *ingest.Gate,
 	launcher instancegroup.Launcher, cpAvailable func() bool, inline bool, now func() time.Time, start time.Time, log *slog.Logger) (*core, error) {
-	c := &core{sc: sc, table: table, start: start}
+	c := &core{sc: sc, table: table, start: start, rec: record.New(record.Options{Thresholds: operation.Thresholds()})}
+	c.in = &resource.Intake{Gate: gate, FrontDoor: c.rec, PerTick: ingest.DefaultDrainPerTick}
 	var initial []instancegroup.Instance
 	for _, z := range sc.Topology.Zones {
 		for _, id := range sc.Topology.InstanceIDs(z) {
@@ -109,6 +118,7 @@ func newCore(ctx context.Context, sc *scenario.Scenario, profile string, mitigat
 
 // tick runs the controller and records a timeline point each whole second.
 func (c *core) tick(ctx context.Context, now time.Time) detect.Assessment {
+	c.in.Feed(now, c.ctrl)
 	a := c.drv.Tick(ctx, now)
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -18,6 +18,12 @@ var simEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // runSim runs the scenario on the virtual clock.
 func runSim(ctx context.Context, o Options, mitigate bool) (report.Run, error) {
+	_, run, err := simulate(ctx, o, mitigate)
+	return run, err
+}
+
+// simulate is runSim, with the core it ran.
+func simulate(ctx context.Context, o Options, mitigate bool) (*core, report.Run, error) {
 	sc := o.Scenario
 	var (
 		c     *core
@@ -27,12 +33,17 @@ func runSim(ctx context.Context, o Options, mitigate bool) (report.Run, error) {
 	)
 	plan := fault.NewPlan(sc)
 	table := newTable(sc)
+	gate := newGate(sc)
 	prog := newProgress(o.Progress, sc, mitigate, simEpoch)
 	world = sim.New(sim.Config{
 		Scenario: sc,
 		Table:    table,
 		Start:    simEpoch,
-		Observe:  func(obs observation.Observation) { path.Observe(obs) },
+		Observe: func(obs observation.Observation) {
+			if err := path.Observe(obs); err != nil {
+				o.Log.Error("telemetry path", "err", err)
+			}
+		},
 		Tick: func(now time.Time) {
 			if err := path.Tick(now); err != nil {
 				o.Log.Error("telemetry path", "err", err)
@@ -46,22 +57,22 @@ func runSim(ctx context.Context, o Options, mitigate bool) (report.Run, error) {
 	})
 	quiet := slog.New(slog.DiscardHandler)
 	var err error
-	c, err = newCore(ctx, sc, o.Detector, mitigate, table, world,
+	c, err = newCore(ctx, sc, o.Detector, mitigate, table, gate, world,
 		func() bool { return !plan.ControlPlaneDown(world.Offset()) }, true, func() time.Time { return simEpoch.Add(world.Offset()) }, simEpoch, quiet)
 	if err != nil {
-		return report.Run{}, err
+		return nil, report.Run{}, err
 	}
-	if path, err = telemetrypath.New(o.Telemetry, c.ctrl, simEpoch); err != nil {
-		return report.Run{}, fmt.Errorf("%w: %w", ErrUsage, err)
+	if path, err = telemetrypath.New(o.Telemetry, gate, c.rec, simEpoch); err != nil {
+		return nil, report.Run{}, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	stopAWS, err := useAWS(ctx, o, c, func() time.Time { return simEpoch.Add(world.Offset()) })
 	if err != nil {
-		return report.Run{}, err
+		return nil, report.Run{}, err
 	}
 	defer stopAWS()
 	world.SetTickEvery(c.every)
 	prog.header(ModeSim, "", "")
 	elapsed := world.Run(ctx)
 	prog.update(elapsed, c.ctrl.Last(), c, req)
-	return c.run("sim", o.Detector, elapsed, req, ""), nil
+	return c, c.run("sim", o.Detector, elapsed, req, ""), nil
 }

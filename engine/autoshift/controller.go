@@ -20,7 +20,6 @@ import (
 	"github.com/grayzone/grayzone/actuator"
 	"github.com/grayzone/grayzone/engine/detect"
 	"github.com/grayzone/grayzone/engine/runbook"
-	"github.com/grayzone/grayzone/telemetry/observation"
 	"github.com/grayzone/grayzone/telemetry/record"
 )
 
@@ -111,22 +110,9 @@ func New(o Options) *Controller {
 	return &Controller{o: o, openEpisode: map[string]bool{}, quietSince: map[string]time.Time{}, disarmed: map[string]bool{}, vetoed: map[string]bool{}}
 }
 
-// Observe feeds one observation to the engine.
-func (c *Controller) Observe(obs observation.Observation) {
-	c.mu.Lock()
-	c.o.Engine.Observe(obs)
-	c.mu.Unlock()
-}
-
-// ObserveSnapshots feeds a recorder's drained deltas to the engine, as of now.
-func (c *Controller) ObserveSnapshots(now time.Time, rec *record.Recorder) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	rec.Drain(func(k record.SeriesKey, d record.Snapshot) { c.o.Engine.ObserveSnapshot(now, k, d) })
-}
-
 // ObserveAggregates feeds per-series interval aggregates to the engine: the
-// one form every source's telemetry takes once it has passed the ingest gate.
+// controller's one input, the form every observation takes once it has
+// passed the ingest gate (server/resource.Intake).
 func (c *Controller) ObserveAggregates(aggs []record.Aggregate) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -15,6 +15,7 @@ import (
 	"github.com/grayzone/grayzone/engine/detect"
 	"github.com/grayzone/grayzone/engine/runbook"
 	"github.com/grayzone/grayzone/telemetry/observation"
+	"github.com/grayzone/grayzone/telemetry/record"
 )
 
 var (
@@ -97,13 +98,13 @@ func (r *rig) run(secs int, failing string, server bool) detect.Assessment {
 				if z == failing && i%4 < 2 {
 					o.Outcome = observation.Fault
 				}
-				r.c.Observe(o)
+				r.c.ObserveAggregates([]record.Aggregate{record.Single(o)})
 			}
 			o := observation.Observation{At: r.now, Source: observation.Canary, Zone: z, Operation: "home", Latency: 5 * time.Millisecond}
 			if z == failing {
 				o.Outcome = observation.Fault
 			}
-			r.c.Observe(o)
+			r.c.ObserveAggregates([]record.Aggregate{record.Single(o)})
 		}
 		r.now = r.now.Add(250 * time.Millisecond)
 		a = r.tick()
@@ -311,12 +312,12 @@ func feed(r *rig, failing string) {
 			if z == failing && i%4 < 2 {
 				o.Outcome = observation.Fault
 			}
-			r.c.Observe(o)
+			r.c.ObserveAggregates([]record.Aggregate{record.Single(o)})
 		}
 		o := observation.Observation{At: r.now, Source: observation.Canary, Zone: z, Operation: "home", Latency: 5 * time.Millisecond}
 		if z == failing {
 			o.Outcome = observation.Fault
 		}
-		r.c.Observe(o)
+		r.c.ObserveAggregates([]record.Aggregate{record.Single(o)})
 	}
 }

@@ -87,7 +87,7 @@ func Run(ctx context.Context, in Input, o Options) (*report.Report, error) {
 		ctrl.ObserveAggregates(aggs[:n])
 		aggs = aggs[n:]
 		for len(obs) > 0 && obs[0].At.Before(now) {
-			ctrl.Observe(obs[0])
+			ctrl.ObserveAggregates([]record.Aggregate{record.Single(obs[0])})
 			obs = obs[1:]
 		}
 		// Replay decides; it acts on nothing. Every action succeeds at once.

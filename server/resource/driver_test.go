@@ -16,6 +16,7 @@ import (
 	"github.com/grayzone/grayzone/engine/runbook"
 	"github.com/grayzone/grayzone/internal/clock"
 	"github.com/grayzone/grayzone/telemetry/observation"
+	"github.com/grayzone/grayzone/telemetry/record"
 )
 
 var (
@@ -33,13 +34,13 @@ func drive(d *Driver, now *time.Time, secs int, failing string) {
 				if z == failing && i%4 < 2 {
 					o.Outcome = observation.Fault
 				}
-				d.Ctrl.Observe(o)
+				d.Ctrl.ObserveAggregates([]record.Aggregate{record.Single(o)})
 			}
 			o := observation.Observation{At: *now, Source: observation.Canary, Zone: z, Operation: "home", Latency: 5 * time.Millisecond}
 			if z == failing {
 				o.Outcome = observation.Fault
 			}
-			d.Ctrl.Observe(o)
+			d.Ctrl.ObserveAggregates([]record.Aggregate{record.Single(o)})
 		}
 		*now = now.Add(250 * time.Millisecond)
 		d.Tick(context.Background(), *now)

@@ -289,7 +289,8 @@ type resource struct {
 	rbPol runbook.Policy
 	prac  *practice.Scheduler
 	rec   *record.Recorder // the front door's view of customer requests; nil when off
-	gate  *ingest.Gate     // telemetry sources and aggregated batches (telemetry.go)
+	gate  *ingest.Gate     // every observation's way in (telemetry.go)
+	in    *res.Intake      // the front door, canaries and sources, through gate, to ctrl
 	// batches records what the engine takes (record_observations); nil when off.
 	batches *batchLog
 	// mirror keeps the shifts in step with ARC (front door type arc); nil otherwise.
@@ -356,6 +357,7 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, now time
 			return nil, err
 		}
 	}
+	r.in = &res.Intake{Gate: r.gate, PerTick: drainPerTick, Took: r.took}
 	r.rbPol = rc.RunbookPolicy()
 	r.rbPol.NoControlPlane = control == nil
 	rb := runbook.New(r.rbPol)
@@ -429,6 +431,7 @@ func (r *resource) start(ctx context.Context, wg *sync.WaitGroup) error {
 	} else {
 		if fd.Record {
 			r.rec = record.New(record.Options{Thresholds: r.cfg.Operations})
+			r.in.FrontDoor = r.rec
 		}
 		p, err := frontdoor.StartProxy(ctx, r.table, r.proxyOptions())
 		if err != nil {
@@ -479,14 +482,14 @@ func (r *resource) stop() {
 	}
 }
 
+// observe offers one observation (a canary's call, an HAProxy log line) to
+// the gate, as every observation reaches the engine.
 func (r *resource) observe(o observation.Observation) {
-	r.ctrl.Observe(o)
-	if r.batches != nil {
-		r.batches.observe(o)
+	src := res.SourceCanary
+	if o.Source == observation.Server {
+		src = "haproxy_log"
 	}
-	r.mu.Lock()
-	r.observed[o.Source]++
-	r.mu.Unlock()
+	_ = r.in.OfferObservation(src, o) // a rejection or drop is counted in the gate's stats
 }
 
 func (r *resource) tick(ctx context.Context, now time.Time) {
@@ -498,10 +501,7 @@ func (r *resource) tick(ctx context.Context, now time.Time) {
 		}
 	}
 	r.abandonRefused(now)
-	if r.rec != nil && r.batches == nil {
-		r.ctrl.ObserveSnapshots(now, r.rec)
-	}
-	r.feed(now)
+	r.in.Feed(now, r.ctrl)
 	a := r.drv.Tick(ctx, now)
 	r.mu.Lock()
 	r.last = a
