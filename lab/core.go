@@ -17,6 +17,7 @@ import (
 	"github.com/grayzone/grayzone/engine/autoshift"
 	"github.com/grayzone/grayzone/engine/detect"
 	"github.com/grayzone/grayzone/engine/runbook"
+	"github.com/grayzone/grayzone/engine/shift"
 	"github.com/grayzone/grayzone/lab/instancegroup"
 	"github.com/grayzone/grayzone/lab/report"
 	"github.com/grayzone/grayzone/lab/scenario"
@@ -40,7 +41,9 @@ type core struct {
 	// and the telemetry paths offer to the ingest gate; in feeds ctrl.
 	in  *resource.Intake
 	rec *record.Recorder
-	// planes carry out the runbook's actions: the embedded front door and
+	// shifts is serve's shift model, the embedded front door's data plane.
+	shifts *shift.Manager
+	// planes carry out the runbook's actions: the shift model and
 	// the instance group, or (--frontdoor arc --control-plane autoscaling)
 	// the AWS stand-in through the AWS SDK. Set before the first tick.
 	planes actuator.Actuator
@@ -95,7 +98,14 @@ func newCore(ctx context.Context, sc *scenario.Scenario, profile string, mitigat
 		return nil, err
 	}
 	c.every = eng.Config().Resolution
-	c.planes = actuator.Planes{Data: frontdoor.Actuator{Table: c.table}, Control: instancegroup.Actuator{Group: c.group}}
+	n := 0
+	c.shifts, err = shift.NewManager([]shift.Resource{{Name: Resource, Zones: sc.Topology.Zones}}, &memShifts{},
+		func() string { n++; return fmt.Sprintf("lab-%d", n) }) // IDs the same from run to run
+	if err != nil {
+		return nil, err
+	}
+	c.planes = actuator.Planes{Data: &resource.ShiftPlane{Resource: Resource, Shifts: c.shifts, ExpiresIn: shift.MaxExpiresIn, Now: now,
+		Why: func() string { return c.ctrl.Last().Why }, Reconcile: c.reconcile}, Control: instancegroup.Actuator{Group: c.group}}
 	c.ctrl = autoshift.New(autoshift.Options{
 		Engine: eng,
 		Runbook: runbook.New(runbook.Policy{
@@ -114,6 +124,45 @@ func newCore(ctx context.Context, sc *scenario.Scenario, profile string, mitigat
 		Log:      log,
 	}
 	return c, nil
+}
+
+// reconcile makes the front door match the active shift, as serve's does.
+func (c *core) reconcile(_ context.Context, _ time.Time) {
+	want := ""
+	if act, ok := c.shifts.Active(Resource); ok {
+		want = act.AwayFrom
+	}
+	for _, z := range c.sc.Topology.Zones {
+		if c.table.Shifted(z) != (z == want) {
+			_ = c.table.SetShifted(z, z == want) // a zone of the table's own: cannot fail
+		}
+	}
+}
+
+// memShifts is the lab's shift store: a run's shifts live as long as the run.
+type memShifts struct {
+	mu     sync.Mutex
+	shifts map[string]shift.Shift
+}
+
+func (m *memShifts) SaveShift(_ context.Context, s shift.Shift) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.shifts == nil {
+		m.shifts = map[string]shift.Shift{}
+	}
+	m.shifts[s.ID] = s
+	return nil
+}
+
+func (m *memShifts) LoadShifts(context.Context) ([]shift.Shift, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]shift.Shift, 0, len(m.shifts))
+	for _, s := range m.shifts {
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 // tick runs the controller and records a timeline point each whole second.

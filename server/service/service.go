@@ -384,7 +384,7 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, now time
 	})
 	r.drv = &res.Driver{
 		Ctrl:     r.ctrl,
-		Actuator: actuator.Planes{Data: dataPlane{r}, Control: control},
+		Actuator: actuator.Planes{Data: r.shiftPlane(), Control: control},
 		Now:      s.clock.Now,
 		Log:      s.log.With("resource", rc.Name),
 		Audit: func(e autoshift.AuditEvent) {
@@ -637,54 +637,41 @@ func (r *resource) approvalGate(now time.Time, zone, why string) error {
 	return fmt.Errorf("awaiting an operator's approval (grayzone approve %s)", d.ID)
 }
 
-// dataPlane is the runbook's data-plane actuator in serve: a zonal shift in
-// the shift model (origin auto), which reconcile applies to the front door.
-type dataPlane struct{ r *resource }
-
-func (d dataPlane) Apply(ctx context.Context, a actuator.Action) error {
-	r := d.r
-	now := r.s.clock.Now()
-	switch a.Kind {
-	case actuator.ShiftAway:
-		if act, ok := r.s.shifts.Active(r.cfg.Name); ok && act.AwayFrom == a.Zone && act.Origin == shift.Auto {
-			if err := r.planeSynced(ctx); err != nil {
+// shiftPlane is the runbook's data plane in serve: an automatic zonal shift
+// in the shift model, which reconcile applies to the front door (and, when
+// the front door is not grayzone's own, pushes to ARC or syncs to HAProxy,
+// xDS or Kubernetes before the step counts as done).
+func (r *resource) shiftPlane() *res.ShiftPlane {
+	return &res.ShiftPlane{
+		Resource:  r.cfg.Name,
+		Shifts:    r.s.shifts,
+		ExpiresIn: r.cfg.Autoshift.ExpiresIn,
+		Now:       r.s.clock.Now,
+		Why: func() string {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return r.last.Why
+		},
+		Reconcile: r.reconcile,
+		Started: func(ctx context.Context, now time.Time, sh shift.Shift, why string) {
+			r.mu.Lock()
+			r.lastAuto = now
+			r.mu.Unlock()
+			r.s.audit(ctx, store.AuditEntry{At: now, Kind: "shift_started", Resource: r.cfg.Name, Zone: sh.AwayFrom, Actor: "autoshift",
+				Message: fmt.Sprintf("automatic shift %s away from %s", sh.ID, sh.AwayFrom), Detail: jsonDetail(map[string]string{"shift_id": sh.ID, "why": why})})
+		},
+		Ended: func(ctx context.Context, now time.Time, sh shift.Shift) {
+			r.s.audit(ctx, store.AuditEntry{At: now, Kind: "shift_ended", Resource: r.cfg.Name, Zone: sh.AwayFrom, Actor: "autoshift",
+				Message: fmt.Sprintf("automatic shift %s away from %s ended: the zone has been healthy for %s", sh.ID, sh.AwayFrom, r.cfg.Autoshift.RecoveryHold)})
+			_ = r.pushed(ctx, sh.ID) // ended in grayzone; the mirror cancels it in ARC, now or on its next pass
+		},
+		Carried: func(ctx context.Context, id string) error {
+			if err := r.planeSynced(ctx); err != nil || id == "" {
 				return err
 			}
-			return r.pushedAuto(ctx, act.ID) // already in force (in ARC too, when ARC is the front door): Apply is idempotent
-		}
-		r.mu.Lock()
-		why := r.last.Why
-		r.mu.Unlock()
-		sh, err := r.s.shifts.Start(now, shift.StartRequest{Resource: r.cfg.Name, AwayFrom: a.Zone, ExpiresIn: r.cfg.Autoshift.ExpiresIn,
-			Comment: "autoshift: isolated zonal impact", StartedBy: "autoshift", Reason: why, Origin: shift.Auto})
-		if err != nil {
-			return err
-		}
-		r.mu.Lock()
-		r.lastAuto = now
-		r.mu.Unlock()
-		r.reconcile(ctx, now)
-		r.s.audit(ctx, store.AuditEntry{At: now, Kind: "shift_started", Resource: r.cfg.Name, Zone: a.Zone, Actor: "autoshift",
-			Message: fmt.Sprintf("automatic shift %s away from %s", sh.ID, a.Zone), Detail: jsonDetail(map[string]string{"shift_id": sh.ID, "why": why})})
-		if err := r.planeSynced(ctx); err != nil {
-			return err // the shift stands; the runbook retries this step until the data plane carries it
-		}
-		return r.pushedAuto(ctx, sh.ID)
-	case actuator.EndShift:
-		act, ok := r.s.shifts.Active(r.cfg.Name)
-		if !ok || act.AwayFrom != a.Zone || act.Origin != shift.Auto {
-			return r.planeSynced(ctx) // already ended (a retry: the data plane may not carry it yet)
-		}
-		if _, err := r.s.shifts.Cancel(now, act.ID, "autoshift: zone recovered"); err != nil {
-			return err
-		}
-		r.reconcile(ctx, now)
-		r.s.audit(ctx, store.AuditEntry{At: now, Kind: "shift_ended", Resource: r.cfg.Name, Zone: a.Zone, Actor: "autoshift",
-			Message: fmt.Sprintf("automatic shift %s away from %s ended: the zone has been healthy for %s", act.ID, a.Zone, r.cfg.Autoshift.RecoveryHold)})
-		_ = r.pushed(ctx, act.ID) // ended in grayzone; the mirror cancels it in ARC, now or on its next pass
-		return r.planeSynced(ctx)
+			return r.pushedAuto(ctx, id) // in ARC too, when ARC is the front door
+		},
 	}
-	return fmt.Errorf("serve: %s: %w", a, actuator.ErrUnsupported)
 }
 
 func jsonDetail(v any) json.RawMessage {
