@@ -21,6 +21,7 @@ import (
 	"github.com/grayzone/grayzone/lab/instancegroup"
 	"github.com/grayzone/grayzone/lab/report"
 	"github.com/grayzone/grayzone/lab/scenario"
+	"github.com/grayzone/grayzone/lab/telemetrypath"
 	"github.com/grayzone/grayzone/server/resource"
 	"github.com/grayzone/grayzone/telemetry/ingest"
 	"github.com/grayzone/grayzone/telemetry/operation"
@@ -49,6 +50,9 @@ type core struct {
 	planes actuator.Actuator
 	start  time.Time
 	every  time.Duration // the controller's tick: the engine's resolution
+
+	// path names the way the run's numbers went, for the report.
+	path string
 
 	mu       sync.Mutex // guards what the dashboard reads while the run goes on
 	timeline []report.Point
@@ -197,6 +201,7 @@ func (c *core) run(mode, profile string, elapsed time.Duration, req report.Reque
 		FailStatic: c.ctrl.FailStaticPeriods(),
 		Timeline:   c.timeline,
 		Database:   db,
+		Path:       c.path,
 	}
 }
 
@@ -205,4 +210,22 @@ func (c *core) run(mode, profile string, elapsed time.Duration, req report.Reque
 func slowFor(op string, lat time.Duration) bool {
 	o, ok := operation.Lookup(op)
 	return ok && lat > o.Threshold
+}
+
+// servePath says which of grayzone serve's code a run goes through: the
+// resource assembly (server/resource) always, from the signal the run's
+// options choose to the data plane they choose.
+func servePath(o Options) string {
+	in := "front door counters"
+	switch {
+	case o.Telemetry != telemetrypath.Direct:
+		in = o.Telemetry + " source"
+	case o.FrontDoor == FrontDoorHAProxy:
+		in = "instances' reports"
+	}
+	out := "shift model"
+	if o.FrontDoor == FrontDoorARC {
+		out = "ARC (stand-in)"
+	}
+	return fmt.Sprintf("serve's server/resource: %s → gate → controller → %s", in, out)
 }

@@ -332,6 +332,7 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 		return plan.TelemetryLost(now.Sub(c.start), k.Zone, k.Instance)
 	}
 	in.Store(c.in)
+	c.path = servePath(o)
 	stopAWS, err := useAWS(lifeCtx, o, c, time.Now)
 	if err != nil {
 		return report.Run{}, err
@@ -346,7 +347,11 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 			return report.Run{}, err
 		}
 	} else {
-		if proxy, err = frontdoor.StartProxy(lifeCtx, w.table, frontdoor.ProxyOptions{Log: o.Log, Recorder: c.rec}); err != nil {
+		po := frontdoor.ProxyOptions{Log: o.Log}
+		if rt == nil {
+			po.Recorder = c.rec // direct: the front door's counters are the server-side signal, as serve's default
+		}
+		if proxy, err = frontdoor.StartProxy(lifeCtx, w.table, po); err != nil {
 			return report.Run{}, err
 		}
 	}

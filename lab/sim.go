@@ -70,6 +70,7 @@ func simulate(ctx context.Context, o Options, mitigate bool) (*core, report.Run,
 		return nil, report.Run{}, err
 	}
 	defer stopAWS()
+	c.path = servePath(o)
 	world.SetTickEvery(c.every)
 	prog.header(ModeSim, "", "")
 	elapsed := world.Run(ctx)

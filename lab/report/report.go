@@ -198,6 +198,8 @@ type Report struct {
 	Timeline    []Point `json:"timeline,omitempty"`
 	// Database says what served the database in real mode.
 	Database string `json:"database,omitempty"`
+	// Path says which of grayzone serve's code the run went through.
+	Path string `json:"path,omitempty"`
 }
 
 // Run is what a lab run produced, in the form the report is built from.
@@ -213,6 +215,7 @@ type Run struct {
 	FailStatic []autoshift.FailStaticPeriod
 	Timeline   []Point
 	Database   string
+	Path       string
 }
 
 func secs(d time.Duration) float64 { return math.Round(d.Seconds()*1000) / 1000 }
@@ -234,6 +237,7 @@ func Build(run Run) *Report {
 		FailStatic:   []FailStatic{},
 		Timeline:     run.Timeline,
 		Database:     run.Database,
+		Path:         run.Path,
 		Interrupted:  run.Elapsed < sc.Duration,
 	}
 	for _, f := range sc.Faults {
@@ -470,6 +474,9 @@ func (r *Report) Summary(w io.Writer) {
 			end = fmt.Sprintf("ended %.1fs", *f.End)
 		}
 		fmt.Fprintf(w, "  failstatic %-20s at %.1fs, %s\n", f.Reason, f.Start, end)
+	}
+	if r.Path != "" {
+		fmt.Fprintf(w, "  path       %s\n", r.Path)
 	}
 	fmt.Fprintf(w, "  customers  %s, %s slow, with mitigation\n", r.Requests.Failures("requests"), Thousands(r.Requests.Slow))
 	if b := r.Baseline; b != nil {
