@@ -89,23 +89,7 @@ func (r *rig) record(evs []AuditEvent) {
 func (r *rig) run(secs int, failing string, server bool) detect.Assessment {
 	var a detect.Assessment
 	for range secs * 4 {
-		for _, z := range zones {
-			for i := range 10 {
-				if !server {
-					break
-				}
-				o := observation.Observation{At: r.now, Source: observation.Server, Zone: z, Instance: fmt.Sprintf("%s-%d", z, i%2+1), Operation: "ride", Latency: 5 * time.Millisecond}
-				if z == failing && i%4 < 2 {
-					o.Outcome = observation.Fault
-				}
-				r.c.ObserveAggregates([]record.Aggregate{record.Single(o)})
-			}
-			o := observation.Observation{At: r.now, Source: observation.Canary, Zone: z, Operation: "home", Latency: 5 * time.Millisecond}
-			if z == failing {
-				o.Outcome = observation.Fault
-			}
-			r.c.ObserveAggregates([]record.Aggregate{record.Single(o)})
-		}
+		r.feed(failing, server)
 		r.now = r.now.Add(250 * time.Millisecond)
 		a = r.tick()
 	}
@@ -288,7 +272,7 @@ func TestAckOfAnEarlierEpochIsDropped(t *testing.T) {
 	var rd Ready
 	for range 5 * 4 { // the shift is decided; its action is not answered
 		r.now = r.now.Add(250 * time.Millisecond)
-		feed(r, "z1")
+		r.feed("z1", true)
 		if rd = r.c.Tick(r.now); len(rd.Actions) > 0 {
 			break
 		}
@@ -305,9 +289,15 @@ func TestAckOfAnEarlierEpochIsDropped(t *testing.T) {
 	}
 }
 
-func feed(r *rig, failing string) {
+// feed is one tick's traffic: 10 server requests per zone over two
+// instances, one zonal canary call per zone; failing's instances and canary
+// fault half their calls. With server false only the canaries report.
+func (r *rig) feed(failing string, server bool) {
 	for _, z := range zones {
 		for i := range 10 {
+			if !server {
+				break
+			}
 			o := observation.Observation{At: r.now, Source: observation.Server, Zone: z, Instance: fmt.Sprintf("%s-%d", z, i%2+1), Operation: "ride", Latency: 5 * time.Millisecond}
 			if z == failing && i%4 < 2 {
 				o.Outcome = observation.Fault
