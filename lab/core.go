@@ -17,10 +17,15 @@ import (
 	"github.com/grayzone/grayzone/engine/autoshift"
 	"github.com/grayzone/grayzone/engine/detect"
 	"github.com/grayzone/grayzone/engine/runbook"
+	"github.com/grayzone/grayzone/engine/shift"
 	"github.com/grayzone/grayzone/lab/instancegroup"
 	"github.com/grayzone/grayzone/lab/report"
 	"github.com/grayzone/grayzone/lab/scenario"
+	"github.com/grayzone/grayzone/lab/telemetrypath"
+	"github.com/grayzone/grayzone/server/resource"
+	"github.com/grayzone/grayzone/telemetry/ingest"
 	"github.com/grayzone/grayzone/telemetry/operation"
+	"github.com/grayzone/grayzone/telemetry/record"
 )
 
 // Resource is the name of the lab's one front door.
@@ -32,12 +37,22 @@ type core struct {
 	table *frontdoor.Table
 	group *instancegroup.Group
 	ctrl  *autoshift.Controller
-	// planes carry out the runbook's actions: the embedded front door and
+	drv   *resource.Driver // carries out what ctrl decides, as in grayzone serve
+	// in is serve's way in: the front door's recorder (rec), the canaries
+	// and the telemetry paths offer to the ingest gate; in feeds ctrl.
+	in  *resource.Intake
+	rec *record.Recorder
+	// shifts is serve's shift model, the embedded front door's data plane.
+	shifts *shift.Manager
+	// planes carry out the runbook's actions: the shift model and
 	// the instance group, or (--frontdoor arc --control-plane autoscaling)
 	// the AWS stand-in through the AWS SDK. Set before the first tick.
 	planes actuator.Actuator
 	start  time.Time
 	every  time.Duration // the controller's tick: the engine's resolution
+
+	// path names the way the run's numbers went, for the report.
+	path string
 
 	mu       sync.Mutex // guards what the dashboard reads while the run goes on
 	timeline []report.Point
@@ -46,16 +61,18 @@ type core struct {
 
 // EngineConfig is the detection engine configuration for a scenario.
 func EngineConfig(sc *scenario.Scenario, profile string) detect.Config {
-	th := map[string]time.Duration{}
-	for _, op := range operation.Catalog {
-		th[op.Name] = op.Threshold
-	}
 	return detect.Config{
 		Profile:      profile,
 		Zones:        sc.Topology.Zones,
-		Thresholds:   th,
+		Thresholds:   operation.Thresholds(),
 		HealthWindow: max(10*time.Second, 2*sc.Canary.Interval),
 	}
+}
+
+// newGate is the ingest gate of a scenario's resource, as serve builds one
+// with the default limits.
+func newGate(sc *scenario.Scenario) *ingest.Gate {
+	return ingest.New(Resource, sc.Topology.Zones, ingest.Limits{Thresholds: operation.Thresholds()})
 }
 
 // newTable is the front door table of a scenario.
@@ -65,9 +82,10 @@ func newTable(sc *scenario.Scenario) *frontdoor.Table {
 
 // newCore launches the scenario's initial instances through launcher and
 // assembles the shared components.
-func newCore(ctx context.Context, sc *scenario.Scenario, profile string, mitigate bool, table *frontdoor.Table,
-	launcher instancegroup.Launcher, cpAvailable func() bool, exec autoshift.Executor, start time.Time, log *slog.Logger) (*core, error) {
-	c := &core{sc: sc, table: table, start: start}
+func newCore(ctx context.Context, sc *scenario.Scenario, profile string, mitigate bool, table *frontdoor.Table, gate *ingest.Gate,
+	launcher instancegroup.Launcher, cpAvailable func() bool, inline bool, now func() time.Time, start time.Time, log *slog.Logger) (*core, error) {
+	c := &core{sc: sc, table: table, start: start, rec: record.New(record.Options{Thresholds: operation.Thresholds()})}
+	c.in = &resource.Intake{Gate: gate, FrontDoor: c.rec, PerTick: ingest.DefaultDrainPerTick}
 	var initial []instancegroup.Instance
 	for _, z := range sc.Topology.Zones {
 		for _, id := range sc.Topology.InstanceIDs(z) {
@@ -84,7 +102,14 @@ func newCore(ctx context.Context, sc *scenario.Scenario, profile string, mitigat
 		return nil, err
 	}
 	c.every = eng.Config().Resolution
-	c.planes = actuator.Planes{Data: frontdoor.Actuator{Table: c.table}, Control: instancegroup.Actuator{Group: c.group}}
+	n := 0
+	c.shifts, err = shift.NewManager([]shift.Resource{{Name: Resource, Zones: sc.Topology.Zones}}, &memShifts{},
+		func() string { n++; return fmt.Sprintf("lab-%d", n) }) // IDs the same from run to run
+	if err != nil {
+		return nil, err
+	}
+	c.planes = actuator.Planes{Data: &resource.ShiftPlane{Resource: Resource, Shifts: c.shifts, ExpiresIn: shift.MaxExpiresIn, Now: now,
+		Why: func() string { return c.ctrl.Last().Why }, Reconcile: c.reconcile}, Control: instancegroup.Actuator{Group: c.group}}
 	c.ctrl = autoshift.New(autoshift.Options{
 		Engine: eng,
 		Runbook: runbook.New(runbook.Policy{
@@ -92,17 +117,62 @@ func newCore(ctx context.Context, sc *scenario.Scenario, profile string, mitigat
 			ControlPlaneAfter: sc.Policy.ControlPlaneAfter,
 			RecoveryHold:      sc.Policy.RecoveryHold,
 		}),
-		Actuator: actuator.Func(func(ctx context.Context, a actuator.Action) error { return c.planes.Apply(ctx, a) }),
 		Mitigate: mitigate,
-		Executor: exec,
 		Log:      log,
 	})
+	c.drv = &resource.Driver{
+		Ctrl:     c.ctrl,
+		Actuator: actuator.Func(func(ctx context.Context, a actuator.Action) error { return c.planes.Apply(ctx, a) }),
+		Inline:   inline,
+		Now:      now,
+		Log:      log,
+	}
 	return c, nil
+}
+
+// reconcile makes the front door match the active shift, as serve's does.
+func (c *core) reconcile(_ context.Context, _ time.Time) {
+	want := ""
+	if act, ok := c.shifts.Active(Resource); ok {
+		want = act.AwayFrom
+	}
+	for _, z := range c.sc.Topology.Zones {
+		if c.table.Shifted(z) != (z == want) {
+			_ = c.table.SetShifted(z, z == want) // a zone of the table's own: cannot fail
+		}
+	}
+}
+
+// memShifts is the lab's shift store: a run's shifts live as long as the run.
+type memShifts struct {
+	mu     sync.Mutex
+	shifts map[string]shift.Shift
+}
+
+func (m *memShifts) SaveShift(_ context.Context, s shift.Shift) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.shifts == nil {
+		m.shifts = map[string]shift.Shift{}
+	}
+	m.shifts[s.ID] = s
+	return nil
+}
+
+func (m *memShifts) LoadShifts(context.Context) ([]shift.Shift, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]shift.Shift, 0, len(m.shifts))
+	for _, s := range m.shifts {
+		out = append(out, s)
+	}
+	return out, nil
 }
 
 // tick runs the controller and records a timeline point each whole second.
 func (c *core) tick(ctx context.Context, now time.Time) detect.Assessment {
-	a := c.ctrl.Tick(ctx, now)
+	c.in.Feed(now, c.ctrl)
+	a := c.drv.Tick(ctx, now)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.last = a
@@ -131,6 +201,7 @@ func (c *core) run(mode, profile string, elapsed time.Duration, req report.Reque
 		FailStatic: c.ctrl.FailStaticPeriods(),
 		Timeline:   c.timeline,
 		Database:   db,
+		Path:       c.path,
 	}
 }
 
@@ -139,4 +210,22 @@ func (c *core) run(mode, profile string, elapsed time.Duration, req report.Reque
 func slowFor(op string, lat time.Duration) bool {
 	o, ok := operation.Lookup(op)
 	return ok && lat > o.Threshold
+}
+
+// servePath says which of grayzone serve's code a run goes through: the
+// resource assembly (server/resource) always, from the signal the run's
+// options choose to the data plane they choose.
+func servePath(o Options) string {
+	in := "front door counters"
+	switch {
+	case o.Telemetry != telemetrypath.Direct:
+		in = o.Telemetry + " source"
+	case o.FrontDoor == FrontDoorHAProxy:
+		in = "instances' reports"
+	}
+	out := "shift model"
+	if o.FrontDoor == FrontDoorARC {
+		out = "ARC (stand-in)"
+	}
+	return fmt.Sprintf("serve's server/resource: %s → gate → controller → %s", in, out)
 }

@@ -13,17 +13,19 @@ import (
 	"time"
 
 	"github.com/grayzone/grayzone/actuator/frontdoor"
-	"github.com/grayzone/grayzone/engine/autoshift"
 	"github.com/grayzone/grayzone/lab/database"
 	"github.com/grayzone/grayzone/lab/dblink"
 	"github.com/grayzone/grayzone/lab/fault"
 	"github.com/grayzone/grayzone/lab/instancegroup"
 	"github.com/grayzone/grayzone/lab/loadgen"
 	"github.com/grayzone/grayzone/lab/report"
+	"github.com/grayzone/grayzone/lab/telemetrypath"
 	"github.com/grayzone/grayzone/lab/workload"
+	"github.com/grayzone/grayzone/server/resource"
 	"github.com/grayzone/grayzone/telemetry/canary"
 	"github.com/grayzone/grayzone/telemetry/observation"
 	"github.com/grayzone/grayzone/telemetry/operation"
+	"github.com/grayzone/grayzone/telemetry/record"
 )
 
 // dbTarget is the database both the mitigated and the baseline run use.
@@ -280,9 +282,10 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 	lifeCtx, stopLife := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopLife()
 
-	var ctrl atomic.Pointer[autoshift.Controller]
+	var in atomic.Pointer[resource.Intake]
 	plan := fault.NewPlan(sc)
-	rt, err := startRealTelemetry(lifeCtx, o)
+	gate := newGate(sc)
+	rt, err := startRealTelemetry(lifeCtx, o, gate)
 	if err != nil {
 		return report.Run{}, err
 	}
@@ -299,12 +302,19 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 			}
 			if rt != nil && obs.Source == observation.Server {
 				if err := rt.observe(obs); err != nil {
-					o.Log.Error("otlp path", "err", err)
+					o.Log.Error("telemetry path", "err", err)
 				}
 				return
 			}
-			if c := ctrl.Load(); c != nil {
-				c.Observe(obs)
+			if obs.Source == observation.Server && o.FrontDoor != FrontDoorHAProxy {
+				return // direct: the front door's recorder counts the request, as in serve
+			}
+			src := telemetrypath.SourceCanary
+			if obs.Source == observation.Server {
+				src = "server" // HAProxy records nothing of grayzone's: the instances report
+			}
+			if in := in.Load(); in != nil {
+				_ = in.OfferObservation(src, obs)
 			}
 		},
 	}
@@ -312,12 +322,17 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 		defer rt.close()
 	}
 	defer w.closeAll()
-	c, err := newCore(lifeCtx, sc, o.Detector, mitigate, w.table, w,
-		func() bool { return !w.plan.ControlPlaneDown(time.Since(start)) }, autoshift.Async, start, o.Log)
+	c, err := newCore(lifeCtx, sc, o.Detector, mitigate, w.table, gate, w,
+		func() bool { return !w.plan.ControlPlaneDown(time.Since(start)) }, false, time.Now, start, o.Log)
 	if err != nil {
 		return report.Run{}, err
 	}
-	ctrl.Store(c.ctrl)
+	// telemetry_loss: the lost instances' customer requests never reach the engine.
+	c.in.Drop = func(now time.Time, k record.SeriesKey) bool {
+		return plan.TelemetryLost(now.Sub(c.start), k.Zone, k.Instance)
+	}
+	in.Store(c.in)
+	c.path = servePath(o)
 	stopAWS, err := useAWS(lifeCtx, o, c, time.Now)
 	if err != nil {
 		return report.Run{}, err
@@ -332,7 +347,11 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 			return report.Run{}, err
 		}
 	} else {
-		if proxy, err = frontdoor.StartProxy(lifeCtx, w.table, frontdoor.ProxyOptions{Log: o.Log}); err != nil {
+		po := frontdoor.ProxyOptions{Log: o.Log}
+		if rt == nil {
+			po.Recorder = c.rec // direct: the front door's counters are the server-side signal, as serve's default
+		}
+		if proxy, err = frontdoor.StartProxy(lifeCtx, w.table, po); err != nil {
 			return report.Run{}, err
 		}
 	}
@@ -355,6 +374,7 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 	w.start = start
 	w.mu.Unlock()
 	c.start = start
+	c.rec.Drain(func(record.SeriesKey, record.Snapshot) {}) // the warm-up's requests are not the scenario's
 	warming.Store(false)
 	runCtx, cancel := context.WithDeadline(ctx, start.Add(sc.Duration))
 	defer cancel()
@@ -409,16 +429,13 @@ loop:
 		case <-runCtx.Done():
 			break loop
 		case now := <-tick.C:
-			if rt != nil {
-				rt.feed(now, c.ctrl)
-			}
 			a := c.tick(lifeCtx, now)
 			prog.update(min(now.Sub(start), sc.Duration), a, c, requests())
 		}
 	}
 	elapsed := min(time.Since(start), sc.Duration)
 	wg.Wait() // load and canaries return once their in-flight requests are done
-	c.ctrl.Wait()
+	c.drv.Wait()
 	// The last word at the end (or the interruption): the ticker may not have
 	// fired at the deadline itself.
 	prog.update(elapsed, c.ctrl.Last(), c, requests())

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/grayzone/grayzone/lab/scenario"
 	"github.com/grayzone/grayzone/lab/telemetrypath"
 	"github.com/grayzone/grayzone/telemetry/emf"
 	"github.com/grayzone/grayzone/telemetry/observation"
@@ -31,7 +30,7 @@ type realEMF struct {
 	closed bool
 }
 
-func startRealEMF(ctx context.Context, sc *scenario.Scenario) (*realEMF, error) {
+func startRealEMF(ctx context.Context, g gated) (*realEMF, error) {
 	dir, err := os.MkdirTemp("", "grayzone-lab-emf-")
 	if err != nil {
 		return nil, err
@@ -42,7 +41,7 @@ func startRealEMF(ctx context.Context, sc *scenario.Scenario) (*realEMF, error) 
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	g := newGated(sc)
+
 	src, err := emf.New(emf.Config{File: path, Interval: telemetrypath.Interval, Sink: g.gate, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		f.Close()

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/grayzone/grayzone/lab/scenario"
 	"github.com/grayzone/grayzone/lab/telemetrypath"
 	"github.com/grayzone/grayzone/server/api"
 	"github.com/grayzone/grayzone/server/config"
@@ -68,8 +67,8 @@ var errNoResource = errors.New("no such resource")
 
 const labToken = "lab-middleware"
 
-func startRealMiddleware(ctx context.Context, sc *scenario.Scenario) (*realMiddleware, error) {
-	r := &realMiddleware{gated: newGated(sc), mws: map[string]*middleware.Middleware{}, token: labToken}
+func startRealMiddleware(ctx context.Context, g gated) (*realMiddleware, error) {
+	r := &realMiddleware{gated: g, mws: map[string]*middleware.Middleware{}, token: labToken}
 	tokens := []config.Token{{Name: "lab", Secret: labToken}}
 	h := api.NewHandler(batchReceiver{gate: r.gate}, api.Options{Tokens: func() []config.Token { return tokens }, Log: slog.New(slog.DiscardHandler)})
 	mux := http.NewServeMux()

@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 
-	"github.com/grayzone/grayzone/lab/scenario"
 	"github.com/grayzone/grayzone/lab/telemetrypath"
 	"github.com/grayzone/grayzone/telemetry/middleware"
 	"github.com/grayzone/grayzone/telemetry/observation"
@@ -38,8 +37,8 @@ type realProm struct {
 	regs []*prometheus.Registry
 }
 
-func startRealProm(ctx context.Context, sc *scenario.Scenario) (*realProm, error) {
-	r := &realProm{gated: newGated(sc),
+func startRealProm(ctx context.Context, g gated) (*realProm, error) {
+	r := &realProm{gated: g,
 		mws: map[string]*middleware.Middleware{}, done: make(chan struct{})}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -13,7 +13,6 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 
-	"github.com/grayzone/grayzone/lab/scenario"
 	"github.com/grayzone/grayzone/lab/telemetrypath"
 	"github.com/grayzone/grayzone/telemetry/listener"
 	"github.com/grayzone/grayzone/telemetry/observation"
@@ -39,8 +38,7 @@ type otelApp struct {
 	hist metric.Float64Histogram
 }
 
-func startRealOTLP(ctx context.Context, sc *scenario.Scenario) (*realOTLP, error) {
-	g := newGated(sc)
+func startRealOTLP(ctx context.Context, g gated) (*realOTLP, error) {
 	recv, err := otlp.New(otlp.Config{HTTP: "127.0.0.1:0", Sink: g.gate, Log: slog.New(slog.DiscardHandler),
 		Security: listener.Security{Insecure: true}}) // the lab's own loopback receiver
 	if err != nil {

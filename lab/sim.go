@@ -6,13 +6,11 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/grayzone/grayzone/engine/autoshift"
 	"github.com/grayzone/grayzone/lab/fault"
 	"github.com/grayzone/grayzone/lab/report"
 	"github.com/grayzone/grayzone/lab/sim"
 	"github.com/grayzone/grayzone/lab/telemetrypath"
 	"github.com/grayzone/grayzone/telemetry/observation"
-	"github.com/grayzone/grayzone/telemetry/record"
 )
 
 // simEpoch is sim mode's virtual start: fixed, so reports are byte-for-byte repeatable.
@@ -20,6 +18,12 @@ var simEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // runSim runs the scenario on the virtual clock.
 func runSim(ctx context.Context, o Options, mitigate bool) (report.Run, error) {
+	_, run, err := simulate(ctx, o, mitigate)
+	return run, err
+}
+
+// simulate is runSim, with the core it ran.
+func simulate(ctx context.Context, o Options, mitigate bool) (*core, report.Run, error) {
 	sc := o.Scenario
 	var (
 		c     *core
@@ -29,18 +33,17 @@ func runSim(ctx context.Context, o Options, mitigate bool) (report.Run, error) {
 	)
 	plan := fault.NewPlan(sc)
 	table := newTable(sc)
+	gate := newGate(sc)
 	prog := newProgress(o.Progress, sc, mitigate, simEpoch)
-	var aggregates func([]record.Aggregate)
-	if o.Telemetry == telemetrypath.Direct {
-		// The engine sums observations per bucket and series anyway; the sim sums them first.
-		aggregates = func(a []record.Aggregate) { c.ctrl.ObserveAggregates(a) }
-	}
 	world = sim.New(sim.Config{
-		Scenario:          sc,
-		Table:             table,
-		Start:             simEpoch,
-		Observe:           func(obs observation.Observation) { path.Observe(obs) },
-		ObserveAggregates: aggregates,
+		Scenario: sc,
+		Table:    table,
+		Start:    simEpoch,
+		Observe: func(obs observation.Observation) {
+			if err := path.Observe(obs); err != nil {
+				o.Log.Error("telemetry path", "err", err)
+			}
+		},
 		Tick: func(now time.Time) {
 			if err := path.Tick(now); err != nil {
 				o.Log.Error("telemetry path", "err", err)
@@ -54,22 +57,23 @@ func runSim(ctx context.Context, o Options, mitigate bool) (report.Run, error) {
 	})
 	quiet := slog.New(slog.DiscardHandler)
 	var err error
-	c, err = newCore(ctx, sc, o.Detector, mitigate, table, world,
-		func() bool { return !plan.ControlPlaneDown(world.Offset()) }, autoshift.Sync, simEpoch, quiet)
+	c, err = newCore(ctx, sc, o.Detector, mitigate, table, gate, world,
+		func() bool { return !plan.ControlPlaneDown(world.Offset()) }, true, func() time.Time { return simEpoch.Add(world.Offset()) }, simEpoch, quiet)
 	if err != nil {
-		return report.Run{}, err
+		return nil, report.Run{}, err
 	}
-	if path, err = telemetrypath.New(o.Telemetry, c.ctrl, simEpoch); err != nil {
-		return report.Run{}, fmt.Errorf("%w: %w", ErrUsage, err)
+	if path, err = telemetrypath.New(o.Telemetry, gate, c.rec, simEpoch); err != nil {
+		return nil, report.Run{}, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	stopAWS, err := useAWS(ctx, o, c, func() time.Time { return simEpoch.Add(world.Offset()) })
 	if err != nil {
-		return report.Run{}, err
+		return nil, report.Run{}, err
 	}
 	defer stopAWS()
+	c.path = servePath(o)
 	world.SetTickEvery(c.every)
 	prog.header(ModeSim, "", "")
 	elapsed := world.Run(ctx)
 	prog.update(elapsed, c.ctrl.Last(), c, req)
-	return c.run("sim", o.Detector, elapsed, req, ""), nil
+	return c, c.run("sim", o.Detector, elapsed, req, ""), nil
 }

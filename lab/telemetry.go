@@ -6,13 +6,9 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
-	"github.com/grayzone/grayzone/engine/autoshift"
-	"github.com/grayzone/grayzone/lab/scenario"
 	"github.com/grayzone/grayzone/telemetry/ingest"
 	"github.com/grayzone/grayzone/telemetry/observation"
-	"github.com/grayzone/grayzone/telemetry/record"
 
 	"github.com/grayzone/grayzone/lab/telemetrypath"
 )
@@ -30,37 +26,29 @@ func (o *Options) validateTelemetry() error {
 // realTelemetry is real mode's path from the instances to the controller.
 type realTelemetry interface {
 	observe(observation.Observation) error
-	feed(now time.Time, c *autoshift.Controller)
 	close() error
 }
 
 // startRealTelemetry starts real mode's telemetry path; nil for direct.
-func startRealTelemetry(ctx context.Context, o Options) (realTelemetry, error) {
+func startRealTelemetry(ctx context.Context, o Options, gate *ingest.Gate) (realTelemetry, error) {
+	g := gated{gate}
 	switch o.Telemetry {
 	case telemetrypath.OTLP:
-		return startRealOTLP(ctx, o.Scenario)
+		return startRealOTLP(ctx, g)
 	case telemetrypath.Prometheus:
-		return startRealProm(ctx, o.Scenario)
+		return startRealProm(ctx, g)
 	case telemetrypath.EMF:
-		return startRealEMF(ctx, o.Scenario)
+		return startRealEMF(ctx, g)
 	case telemetrypath.Middleware:
-		return startRealMiddleware(ctx, o.Scenario)
+		return startRealMiddleware(ctx, g)
 	}
 	return nil, nil
 }
 
-// gated is the part every real telemetry path shares: the ingest gate its
-// source feeds, which feed hands to the controller before each tick, as
-// grayzone serve's resource loop does.
+// gated is the part every real telemetry path shares: the resource's ingest
+// gate its source feeds, which the intake hands to the controller before
+// each tick, as grayzone serve's resource loop does.
 type gated struct{ gate *ingest.Gate }
-
-func newGated(sc *scenario.Scenario) gated {
-	return gated{ingest.New(Resource, sc.Topology.Zones, ingest.Limits{})}
-}
-
-func (g gated) feed(now time.Time, c *autoshift.Controller) {
-	g.gate.Drain(now, 0, func(aggs []record.Aggregate) { c.ObserveAggregates(aggs) })
-}
 
 // statusOf is the HTTP status an instance answers with for the outcome.
 func statusOf(o observation.Outcome) int {

@@ -23,7 +23,6 @@ import (
 	"github.com/grayzone/grayzone/engine/autoshift"
 	"github.com/grayzone/grayzone/engine/detect"
 	"github.com/grayzone/grayzone/engine/runbook"
-	"github.com/grayzone/grayzone/internal/clock"
 	"github.com/grayzone/grayzone/report"
 	"github.com/grayzone/grayzone/telemetry/batch"
 	"github.com/grayzone/grayzone/telemetry/emf"
@@ -68,16 +67,11 @@ func Run(ctx context.Context, in Input, o Options) (*report.Report, error) {
 	every := eng.Config().Resolution
 	start := first.Truncate(time.Second)
 	end := last.Add(o.Tail)
-	fc := clock.NewFake(start)
 	var acted []actuator.Action
 	ctrl := autoshift.New(autoshift.Options{
-		Engine:  eng,
-		Runbook: runbook.New(o.Runbook),
-		// Replay decides; it acts on nothing. Every action succeeds at once.
-		Actuator: actuator.Func(func(_ context.Context, a actuator.Action) error { acted = append(acted, a); return nil }),
+		Engine:   eng,
+		Runbook:  runbook.New(o.Runbook),
 		Mitigate: true,
-		Executor: autoshift.Sync,
-		Clock:    fc,
 		Log:      slog.New(slog.DiscardHandler),
 	})
 	var timeline []report.Point
@@ -86,7 +80,6 @@ func Run(ctx context.Context, in Input, o Options) (*report.Report, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		fc.Advance(every)
 		n := 0
 		for n < len(aggs) && aggs[n].At.Before(now) {
 			n++
@@ -94,10 +87,16 @@ func Run(ctx context.Context, in Input, o Options) (*report.Report, error) {
 		ctrl.ObserveAggregates(aggs[:n])
 		aggs = aggs[n:]
 		for len(obs) > 0 && obs[0].At.Before(now) {
-			ctrl.Observe(obs[0])
+			ctrl.ObserveAggregates([]record.Aggregate{record.Single(obs[0])})
 			obs = obs[1:]
 		}
-		a := ctrl.Tick(ctx, now)
+		// Replay decides; it acts on nothing. Every action succeeds at once.
+		rd := ctrl.Tick(now)
+		for _, act := range rd.Actions {
+			acted = append(acted, act)
+			ctrl.Ack(now, rd.Epoch, act, nil)
+		}
+		a := rd.Assessment
 		if now.Sub(start)%time.Second < every {
 			for _, act := range acted {
 				switch act.Kind {

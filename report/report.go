@@ -201,6 +201,8 @@ type Report struct {
 	Timeline    []Point `json:"timeline,omitempty"`
 	// Database says what served the database in real mode.
 	Database string `json:"database,omitempty"`
+	// Path says which of grayzone serve's code the run went through.
+	Path string `json:"path,omitempty"`
 }
 
 // Run is what a run produced, in the form the report is built from.
@@ -220,6 +222,7 @@ type Run struct {
 	FailStatic []autoshift.FailStaticPeriod
 	Timeline   []Point
 	Database   string
+	Path       string
 }
 
 // Secs is a duration in the report's unit: seconds, to the millisecond.
@@ -241,6 +244,7 @@ func Build(run Run) *Report {
 		FailStatic:   []FailStatic{},
 		Timeline:     run.Timeline,
 		Database:     run.Database,
+		Path:         run.Path,
 		Interrupted:  run.Elapsed < run.Planned,
 	}
 	r.Detections = Detections(run.Start, run.Detections)
@@ -376,6 +380,9 @@ func (r *Report) Summary(w io.Writer) {
 			end = fmt.Sprintf("ended %.1fs", *f.End)
 		}
 		fmt.Fprintf(w, "  failstatic %-20s at %.1fs, %s\n", f.Reason, f.Start, end)
+	}
+	if r.Path != "" {
+		fmt.Fprintf(w, "  path       %s\n", r.Path)
 	}
 	fmt.Fprintf(w, "  customers  %s, %s slow, with mitigation\n", r.Requests.Failures("requests"), Thousands(r.Requests.Slow))
 	if b := r.Baseline; b != nil {

@@ -14,8 +14,8 @@ import (
 	"github.com/grayzone/grayzone/actuator/frontdoor"
 	"github.com/grayzone/grayzone/engine/detect"
 	"github.com/grayzone/grayzone/engine/runbook"
-	"github.com/grayzone/grayzone/internal/clock"
 	"github.com/grayzone/grayzone/telemetry/observation"
+	"github.com/grayzone/grayzone/telemetry/record"
 )
 
 var (
@@ -28,6 +28,7 @@ var (
 type rig struct {
 	c     *Controller
 	table *frontdoor.Table
+	act   actuator.Actuator
 	now   time.Time
 
 	mu      sync.Mutex
@@ -48,26 +49,37 @@ func newRig(t *testing.T, o opts) *rig {
 		t.Fatal(err)
 	}
 	r := &rig{table: frontdoor.NewTable(zones, frontdoor.DefaultHealthPolicy), now: t0}
+	r.act = actuator.Planes{Data: frontdoor.Actuator{Table: r.table}, Control: actuator.Func(func(_ context.Context, a actuator.Action) error {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.control = append(r.control, a.String())
+		return r.cpErr
+	})}
 	r.c = New(Options{
-		Engine:  eng,
-		Runbook: runbook.New(runbook.Policy{Resource: "web", ControlPlaneAfter: 10 * time.Second, RecoveryHold: 10 * time.Second}),
-		Actuator: actuator.Planes{Data: frontdoor.Actuator{Table: r.table}, Control: actuator.Func(func(_ context.Context, a actuator.Action) error {
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			r.control = append(r.control, a.String())
-			return r.cpErr
-		})},
+		Engine:   eng,
+		Runbook:  runbook.New(runbook.Policy{Resource: "web", ControlPlaneAfter: 10 * time.Second, RecoveryHold: 10 * time.Second}),
 		Mitigate: o.mitigate,
-		Executor: Sync,
 		Guard:    o.guard,
-		Audit: func(e AuditEvent) {
-			r.mu.Lock()
-			r.audit = append(r.audit, e)
-			r.mu.Unlock()
-		},
-		Log: slog.New(slog.DiscardHandler),
+		Log:      slog.New(slog.DiscardHandler),
 	})
 	return r
+}
+
+// tick is the caller's half, inline: carry out the Ready's actions in order
+// and answer each at once.
+func (r *rig) tick() detect.Assessment {
+	rd := r.c.Tick(r.now)
+	r.record(rd.Audit)
+	for _, act := range rd.Actions {
+		r.record(r.c.Ack(r.now, rd.Epoch, act, r.act.Apply(context.Background(), act)))
+	}
+	return rd.Assessment
+}
+
+func (r *rig) record(evs []AuditEvent) {
+	r.mu.Lock()
+	r.audit = append(r.audit, evs...)
+	r.mu.Unlock()
 }
 
 // run feeds secs seconds of traffic, ticking every 250 ms: 10 server
@@ -77,25 +89,9 @@ func newRig(t *testing.T, o opts) *rig {
 func (r *rig) run(secs int, failing string, server bool) detect.Assessment {
 	var a detect.Assessment
 	for range secs * 4 {
-		for _, z := range zones {
-			for i := range 10 {
-				if !server {
-					break
-				}
-				o := observation.Observation{At: r.now, Source: observation.Server, Zone: z, Instance: fmt.Sprintf("%s-%d", z, i%2+1), Operation: "ride", Latency: 5 * time.Millisecond}
-				if z == failing && i%4 < 2 {
-					o.Outcome = observation.Fault
-				}
-				r.c.Observe(o)
-			}
-			o := observation.Observation{At: r.now, Source: observation.Canary, Zone: z, Operation: "home", Latency: 5 * time.Millisecond}
-			if z == failing {
-				o.Outcome = observation.Fault
-			}
-			r.c.Observe(o)
-		}
+		r.feed(failing, server)
 		r.now = r.now.Add(250 * time.Millisecond)
-		a = r.c.Tick(context.Background(), r.now)
+		a = r.tick()
 	}
 	return a
 }
@@ -207,7 +203,7 @@ func TestControlPlaneFailureRetriedDataPlaneStays(t *testing.T) {
 	}
 	r.cpErr = nil
 	r.run(12, "z2", true)
-	if st := r.c.RunbookState(); !st.Excluded {
+	if st, _ := r.c.RunbookState(); !st.Excluded {
 		t.Errorf("not excluded once the control plane is back: %+v", st)
 	}
 }
@@ -222,7 +218,7 @@ func TestAbandonDisarmsUntilTheAlarmRisesAgain(t *testing.T) {
 		t.Fatal("no shift")
 	}
 	_ = r.table.SetShifted("z1", false) // the operator ends it at the front door
-	r.c.Abandon(r.now, "cancelled by an operator")
+	r.record(r.c.Abandon(r.now, "cancelled by an operator"))
 	r.run(5, "z1", true)
 	if r.table.Shifted("z1") {
 		t.Fatal("shifted again while the same alarm was still up")
@@ -268,36 +264,50 @@ func TestFailStaticFreezesRecovery(t *testing.T) {
 	}
 }
 
-// With the Async executor an action that hangs does not hold up ticks, and
-// its completion is stamped with the controller's clock.
-func TestAsyncActionDoesNotBlockTicks(t *testing.T) {
-	eng, _ := detect.New(detect.Config{Zones: zones})
-	release := make(chan struct{})
-	fc := clock.NewFake(t0.Add(time.Hour))
-	table := frontdoor.NewTable(zones, frontdoor.DefaultHealthPolicy)
-	c := New(Options{
-		Engine:  eng,
-		Runbook: runbook.New(runbook.Policy{Resource: "web", NoControlPlane: true}),
-		Actuator: actuator.Func(func(ctx context.Context, a actuator.Action) error {
-			<-release
-			return frontdoor.Actuator{Table: table}.Apply(ctx, a)
-		}),
-		Mitigate: true, Executor: Async, Clock: fc, Log: slog.New(slog.DiscardHandler),
-	})
-	r := &rig{c: c, table: table, now: t0}
+// An action's answer for a runbook since replaced (a new leadership) is
+// dropped; the Ready's state is saved before its actions start.
+func TestAckOfAnEarlierEpochIsDropped(t *testing.T) {
+	r := newRig(t, opts{mitigate: true})
 	r.run(10, "", true)
-	r.run(5, "z1", true) // the shift is decided and hangs on the wire
-	if ph, _ := c.Phase(); ph != runbook.Shifting {
-		t.Fatalf("phase %s, want shifting while the action hangs", ph)
+	var rd Ready
+	for range 5 * 4 { // the shift is decided; its action is not answered
+		r.now = r.now.Add(250 * time.Millisecond)
+		r.feed("z1", true)
+		if rd = r.c.Tick(r.now); len(rd.Actions) > 0 {
+			break
+		}
 	}
-	r.run(2, "z1", true) // ticks go on
-	close(release)
-	c.Wait()
-	if !table.Shifted("z1") {
-		t.Fatal("action did not complete")
+	if len(rd.Actions) != 1 || rd.Actions[0].Kind != actuator.ShiftAway || rd.State.Phase != runbook.Shifting {
+		t.Fatalf("ready %+v", rd)
 	}
-	evs := c.Events()
-	if last := evs[len(evs)-1]; last.Kind != runbook.ShiftStarted || !last.At.Equal(fc.Now()) {
-		t.Errorf("last event %+v, want shift_started at the controller's clock %v", last, fc.Now())
+	r.c.SetRunbook(runbook.New(runbook.Policy{Resource: "web"}))
+	if evs := r.c.Ack(r.now, rd.Epoch, rd.Actions[0], nil); len(evs) != 0 {
+		t.Errorf("an answer to the old runbook was taken: %+v", evs)
+	}
+	if ph, _ := r.c.Phase(); ph != runbook.Idle {
+		t.Errorf("phase %s after the stale answer, want idle", ph)
+	}
+}
+
+// feed is one tick's traffic: 10 server requests per zone over two
+// instances, one zonal canary call per zone; failing's instances and canary
+// fault half their calls. With server false only the canaries report.
+func (r *rig) feed(failing string, server bool) {
+	for _, z := range zones {
+		for i := range 10 {
+			if !server {
+				break
+			}
+			o := observation.Observation{At: r.now, Source: observation.Server, Zone: z, Instance: fmt.Sprintf("%s-%d", z, i%2+1), Operation: "ride", Latency: 5 * time.Millisecond}
+			if z == failing && i%4 < 2 {
+				o.Outcome = observation.Fault
+			}
+			r.c.ObserveAggregates([]record.Aggregate{record.Single(o)})
+		}
+		o := observation.Observation{At: r.now, Source: observation.Canary, Zone: z, Operation: "home", Latency: 5 * time.Millisecond}
+		if z == failing {
+			o.Outcome = observation.Fault
+		}
+		r.c.ObserveAggregates([]record.Aggregate{record.Single(o)})
 	}
 }

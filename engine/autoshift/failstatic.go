@@ -26,14 +26,14 @@ func (c *Controller) trackFailStatic(now time.Time, fs detect.FailStatic) {
 	if cur != nil && (!fs.Active || fs.Reason != cur.Reason) {
 		cur.End = now
 		c.o.Log.Info("fail static ended", "reason", cur.Reason, "after", now.Sub(cur.Start))
-		c.audit(AuditEvent{At: now, Kind: "fail_static", Msg: fmt.Sprintf("fail static (%s) ended after %s: decisions resume",
+		c.emit(AuditEvent{At: now, Kind: "fail_static", Msg: fmt.Sprintf("fail static (%s) ended after %s: decisions resume",
 			cur.Reason, now.Sub(cur.Start).Round(time.Second))})
 		cur = nil
 	}
 	if cur == nil && fs.Active {
 		c.failStatic = append(c.failStatic, FailStaticPeriod{Reason: fs.Reason, Why: fs.Why, Start: now})
 		c.o.Log.Warn("fail static", "reason", fs.Reason, "why", fs.Why)
-		c.audit(AuditEvent{At: now, Kind: "fail_static", Msg: fmt.Sprintf("fail static (%s): %s; shifts in force stay, no new shift starts and none ends automatically until it clears",
+		c.emit(AuditEvent{At: now, Kind: "fail_static", Msg: fmt.Sprintf("fail static (%s): %s; shifts in force stay, no new shift starts and none ends automatically until it clears",
 			fs.Reason, fs.Why)})
 	}
 }

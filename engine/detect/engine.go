@@ -17,6 +17,7 @@ import (
 	"github.com/grayzone/grayzone/engine/alarm"
 	"github.com/grayzone/grayzone/engine/outlier"
 	"github.com/grayzone/grayzone/telemetry/observation"
+	"github.com/grayzone/grayzone/telemetry/operation"
 	"github.com/grayzone/grayzone/telemetry/record"
 )
 
@@ -86,7 +87,7 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("detect: need at least 2 zones, got %d", len(c.Zones))
 	}
 	if c.DefaultThreshold <= 0 {
-		c.DefaultThreshold = 100 * time.Millisecond
+		c.DefaultThreshold = operation.DefaultThreshold
 	}
 	if c.Resolution <= 0 {
 		c.Resolution = 250 * time.Millisecond
@@ -318,7 +319,7 @@ func (e *Engine) ObserveAggregate(a record.Aggregate) {
 	a.FillSlow(e.cfg.threshold(a.Key.Operation))
 	c := Counts{N: int64(a.Requests), Faults: int64(a.Faults), Errors: int64(a.Errors), Slow: int64(min(a.Slow, a.Requests))}
 	k := a.Key
-	e.add(a.At, k.Source, k.Zone, k.Instance, k.Operation, false, c, func(sk *ddsketch.DDSketch) {
+	e.add(a.At, k.Source, k.Zone, k.Instance, k.Operation, a.Regional, c, func(sk *ddsketch.DDSketch) {
 		for _, b := range a.Latency {
 			addBucket(sk, b.Index, b.Count)
 		}

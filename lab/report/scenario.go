@@ -44,6 +44,7 @@ type Run struct {
 	FailStatic []autoshift.FailStaticPeriod
 	Timeline   []Point
 	Database   string
+	Path       string // which of grayzone serve's code the run went through
 }
 
 // Build turns a lab run into a report (without baseline; expect not yet
@@ -64,7 +65,7 @@ func Build(run Run) *Report {
 	}
 	return report.Build(report.Run{Name: sc.Name, Seed: sc.Seed, Mode: run.Mode, Detector: run.Detector, Start: run.Start,
 		Planned: sc.Duration, Elapsed: run.Elapsed, Faults: faults, Requests: run.Requests, Detections: run.Detections,
-		Events: run.Events, FailStatic: run.FailStatic, Timeline: run.Timeline, Database: run.Database})
+		Events: run.Events, FailStatic: run.FailStatic, Timeline: run.Timeline, Database: run.Database, Path: run.Path})
 }
 
 // Scene is the scenario in words for r's page (dashboard.WriteReport).

@@ -1,12 +1,13 @@
 // Package telemetrypath carries the lab's server-side observations to the
-// controller through one of grayzone's telemetry paths, in sim mode: the Go
+// ingest gate through one of grayzone's telemetry paths, in sim mode: the
+// front door's own counters (direct: grayzone serve's default signal), the Go
 // middleware (record counters shipped as aggregated batches), OTLP
 // (cumulative histograms encoded to protobuf and read by the receiver's
 // converter), Prometheus (counters as a scrape would show them, read by the
 // source's converter) or CloudWatch EMF (one JSON line per request, parsed
 // and aggregated) — each with its interval, so the detection delay a path
-// adds is the real one. Canary observations go straight to the controller,
-// as they do in serve.
+// adds is the real one. Canary observations are offered to the gate as they
+// come, as they are in serve.
 package telemetrypath
 
 import (
@@ -45,11 +46,13 @@ var Names = []string{Direct, Middleware, OTLP, Prometheus, EMF}
 // Interval is every path's export, scrape or flush interval in the lab.
 const Interval = time.Second
 
-// Sink is the controller.
+// Sink is the resource's ingest gate.
 type Sink interface {
-	Observe(observation.Observation)
-	ObserveAggregates([]record.Aggregate)
+	Offer(source string, aggs []record.Aggregate, now time.Time) error
 }
+
+// SourceCanary is the source canary observations are offered under.
+const SourceCanary = "canary"
 
 // Path is one path. Not safe for concurrent use (sim mode is one loop).
 type Path struct {
@@ -61,7 +64,7 @@ type Path struct {
 	// ends): an instance can only count a request once it is done.
 	held []observation.Observation
 
-	rec    *record.Recorder // middleware
+	rec    *record.Recorder // direct (the front door's recorder), middleware
 	series map[record.SeriesKey]*record.Series
 
 	start time.Time // otlp, prometheus: the processes' start
@@ -87,18 +90,16 @@ type cumulative struct {
 // bounds are the OTLP and Prometheus histograms' bucket bounds, in seconds.
 var bounds = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
 
-// New returns the named path feeding sink, starting at start.
-func New(kind string, sink Sink, start time.Time) (*Path, error) {
-	p := &Path{kind: kind, sink: sink, next: start.Add(Interval), start: start}
-	th := map[string]time.Duration{}
-	for _, op := range operation.Catalog {
-		th[op.Name] = op.Threshold
-	}
+// New returns the named path feeding sink, starting at start. frontDoor is
+// the front door's recorder, which the direct path counts customer requests
+// in (the resource's intake drains it into the gate at each tick).
+func New(kind string, sink Sink, frontDoor *record.Recorder, start time.Time) (*Path, error) {
+	p := &Path{kind: kind, sink: sink, next: start.Add(Interval), start: start, series: map[record.SeriesKey]*record.Series{}}
 	switch kind {
 	case Direct:
+		p.rec = frontDoor
 	case Middleware:
-		p.rec = record.New(record.Options{Thresholds: th})
-		p.series = map[record.SeriesKey]*record.Series{}
+		p.rec = record.New(record.Options{Thresholds: operation.Thresholds()})
 	case OTLP:
 		p.cum = map[cumKey]*cumulative{}
 		p.conv = &otlp.Converter{Attributes: otlp.DefaultAttributes(), DurationMetric: otlp.DefaultDurationMetric, RequestsMetric: otlp.DefaultRequestsMetric}
@@ -120,18 +121,18 @@ func New(kind string, sink Sink, start time.Time) (*Path, error) {
 }
 
 // Observe takes one observation.
-func (p *Path) Observe(o observation.Observation) {
-	if p.kind == Direct || o.Source != observation.Server {
-		p.sink.Observe(o)
-		return
+func (p *Path) Observe(o observation.Observation) error {
+	if o.Source != observation.Server {
+		return p.sink.Offer(SourceCanary, []record.Aggregate{record.Single(o)}, o.At)
 	}
 	p.held = append(p.held, o)
+	return nil
 }
 
 // count records a completed request in the path's instrumentation.
 func (p *Path) count(o observation.Observation) {
 	switch p.kind {
-	case Middleware:
+	case Direct, Middleware:
 		k := record.SeriesKey{Source: o.Source, Zone: o.Zone, Instance: o.Instance, Operation: o.Operation}
 		s := p.series[k]
 		if s == nil {
@@ -163,9 +164,6 @@ func (p *Path) count(o observation.Observation) {
 // Tick counts the requests completed by now and exports at each interval
 // boundary.
 func (p *Path) Tick(now time.Time) error {
-	if p.kind == Direct {
-		return nil
-	}
 	kept := p.held[:0]
 	for _, o := range p.held {
 		if o.At.After(now) {
@@ -176,7 +174,7 @@ func (p *Path) Tick(now time.Time) error {
 	}
 	clear(p.held[len(kept):])
 	p.held = kept
-	if now.Before(p.next) {
+	if p.kind == Direct || now.Before(p.next) { // the front door's counters are drained by the intake
 		return nil
 	}
 	p.next = now.Truncate(Interval).Add(Interval)
@@ -196,7 +194,7 @@ func (p *Path) Tick(now time.Time) error {
 		return fmt.Errorf("telemetry path %s: %w", p.kind, err)
 	}
 	if len(aggs) > 0 {
-		p.sink.ObserveAggregates(aggs)
+		return p.sink.Offer(p.kind, aggs, now)
 	}
 	return nil
 }

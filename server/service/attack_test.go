@@ -146,7 +146,7 @@ func (f *attackFleet) second(t *testing.T, broken func()) {
 		}
 		f.fc.Advance(tickEvery)
 		f.s.tick(ctx, f.fc.Now())
-		f.r.ctrl.Wait()
+		f.r.drv.Wait()
 	}
 }
 

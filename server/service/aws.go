@@ -152,7 +152,7 @@ func (r *resource) abandonRefused(now time.Time) {
 	r.refused = ""
 	r.mu.Unlock()
 	if ph, _ := r.ctrl.Phase(); why != "" && ph == runbook.Shifting {
-		r.ctrl.Abandon(now, "ARC refused the shift: "+why)
+		r.drv.Abandon(now, "ARC refused the shift: "+why)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/grayzone/grayzone/server/api"
 	"github.com/grayzone/grayzone/server/store"
 	"github.com/grayzone/grayzone/telemetry/observation"
+	"github.com/grayzone/grayzone/telemetry/record"
 )
 
 // The Service is the API's Backend.
@@ -46,7 +47,7 @@ func (r *resource) status() api.ResourceStatus {
 	if act, ok := r.s.shifts.Active(r.cfg.Name); ok {
 		rs.ActiveShift = &act
 	}
-	if st := r.ctrl.RunbookState(); st.Excluded && st.Zone != "" {
+	if st, _ := r.ctrl.RunbookState(); st.Excluded && st.Zone != "" {
 		rs.Excluded = append(rs.Excluded, st.Zone)
 	}
 	for _, p := range r.ctrl.Pending() {
@@ -218,13 +219,11 @@ func (s *Service) Ingest(ctx context.Context, name string, obs []observation.Obs
 			return fmt.Errorf("observations[%d].zone: %q is not a zone of %s: %w", i, o.Zone, name, shift.ErrInvalid)
 		}
 	}
-	if err := r.gate.Admit("batch", obs, s.clock.Now()); err != nil {
-		return err
+	aggs := make([]record.Aggregate, len(obs))
+	for i, o := range obs {
+		aggs[i] = record.Single(o)
 	}
-	for _, o := range obs {
-		r.observe(o)
-	}
-	return nil
+	return r.gate.Offer("batch", aggs, s.clock.Now())
 }
 
 // Decisions implements api.Backend.

@@ -136,9 +136,12 @@ resources:
 	}
 	r := s.byName["web"]
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		r.mu.Lock()
-		n := r.observed[0]
-		r.mu.Unlock()
+		n := uint64(0) // admitted at the gate (the engine takes them at the next tick)
+		for _, st := range r.gate.Stats() {
+			if st.Source == "haproxy_log" {
+				n = st.Requests
+			}
+		}
 		if n >= 4 {
 			break
 		}

@@ -42,7 +42,7 @@ func feed(t *testing.T, s *Service, fc *clock.Fake, secs int, failing string, se
 		s.tick(ctx, fc.Now())
 		// Actions run asynchronously; let them land before the next tick.
 		for _, r := range s.resources {
-			r.ctrl.Wait()
+			r.drv.Wait()
 		}
 	}
 }

@@ -21,7 +21,7 @@ func (r *resource) record(now time.Time, a detect.Assessment) {
 		return
 	}
 	phase, _ := r.ctrl.Phase()
-	st := r.ctrl.RunbookState()
+	st, _ := r.ctrl.RunbookState()
 	p := api.HistoryPoint{T: t, Phase: string(phase)}
 	for _, z := range a.Zones {
 		p.Zones = append(p.Zones, api.ZonePoint{Zone: z.Zone, Availability: z.Availability, Requests: z.Requests, P99Ms: z.P99,

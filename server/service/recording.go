@@ -21,7 +21,6 @@ type batchLog struct {
 	mu       sync.Mutex
 	f        *os.File
 	w        *bufio.Writer
-	obs      []observation.Observation
 	failed   bool
 }
 
@@ -34,18 +33,13 @@ func openBatchLog(dataDir, resource string) (*batchLog, error) {
 	return &batchLog{resource: resource, f: f, w: bufio.NewWriterSize(f, 256<<10)}, nil
 }
 
-// observe keeps a single observation for the tick's line.
-func (l *batchLog) observe(o observation.Observation) {
-	l.mu.Lock()
-	l.obs = append(l.obs, o)
-	l.mu.Unlock()
-}
-
-// write appends the tick's batch: its single observations and aggregates.
+// write appends one batch of what the engine took. The batch format has no
+// regional aggregate: a regional canary call (one request) is written as
+// the single observation it was, its latency the middle of its bucket.
 func (l *batchLog) write(aggs []record.Aggregate) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.obs) == 0 && len(aggs) == 0 {
+	if len(aggs) == 0 {
 		return nil
 	}
 	b := struct {
@@ -53,13 +47,13 @@ func (l *batchLog) write(aggs []record.Aggregate) error {
 		Observations []batch.ObservationIn `json:"observations,omitempty"`
 		Aggregates   []batch.AggregateIn   `json:"aggregates,omitempty"`
 	}{Resource: l.resource}
-	for _, o := range l.obs {
-		b.Observations = append(b.Observations, batch.EncodeObservation(o))
-	}
 	for _, a := range aggs {
+		if a.Regional {
+			b.Observations = append(b.Observations, batch.EncodeObservation(regionalCall(a)))
+			continue
+		}
 		b.Aggregates = append(b.Aggregates, batch.EncodeAggregate(a))
 	}
-	l.obs = l.obs[:0]
 	line, err := json.Marshal(b)
 	if err != nil {
 		return err
@@ -75,4 +69,19 @@ func (l *batchLog) close() error {
 	defer l.mu.Unlock()
 	_ = l.w.Flush()
 	return l.f.Close()
+}
+
+// regionalCall is the regional canary call a one-request aggregate stands for.
+func regionalCall(a record.Aggregate) observation.Observation {
+	o := observation.Observation{At: a.At, Source: a.Key.Source, Zone: a.Key.Zone, Instance: a.Key.Instance, Operation: a.Key.Operation, Regional: true}
+	switch {
+	case a.Faults > 0:
+		o.Outcome = observation.Fault
+	case a.Errors > 0:
+		o.Outcome = observation.Error
+	}
+	if len(a.Latency) > 0 {
+		o.Latency = record.BucketMid(a.Latency[0].Index)
+	}
+	return o
 }

@@ -224,9 +224,7 @@ func (s *Service) follow(ctx context.Context, now time.Time) {
 		if err := r.loadShared(ctx, false); err != nil {
 			s.log.Warn("replica: read shared runbook state", "resource", r.cfg.Name, "err", err)
 		}
-		if r.rec != nil { // the follower's own front door's customer traffic
-			r.ctrl.ObserveSnapshots(now, r.rec)
-		}
+		r.in.Feed(now, r.ctrl) // the follower's own front door's customer traffic, its canaries and sources
 		a := r.ctrl.Assess(now)
 		r.mu.Lock()
 		r.last = a

@@ -10,7 +10,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"github.com/grayzone/grayzone/internal/certreload"
 	"io"
 	"log/slog"
 	"math/big"
@@ -21,6 +20,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/grayzone/grayzone/internal/certreload"
 
 	"github.com/grayzone/grayzone/internal/clock"
 	"github.com/grayzone/grayzone/server/config"

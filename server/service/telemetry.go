@@ -27,33 +27,16 @@ func newGate(rc *config.Resource) *ingest.Gate {
 		MaxPending: t.MaxPending, Thresholds: rc.Operations})
 }
 
-// feed hands the gate's queued aggregates to the engine, before its tick,
-// and records what the engine took when record_observations is on.
-func (r *resource) feed(now time.Time) {
-	if r.rec != nil && r.batches != nil {
-		// The front door's counts, as aggregates, so they are recorded too
-		// (the engine takes both forms alike).
-		var fd []record.Aggregate
-		r.rec.Drain(func(k record.SeriesKey, d record.Snapshot) { fd = append(fd, d.Aggregate(now, k)) })
-		if len(fd) > 0 {
-			_ = r.gate.Offer("frontdoor", fd, now)
-		}
+// took counts what the engine takes, by source, and records it when
+// record_observations is on.
+func (r *resource) took(aggs []record.Aggregate) {
+	r.mu.Lock()
+	for i := range aggs {
+		r.observed[aggs[i].Key.Source]++
 	}
-	took := false
-	r.gate.Drain(now, drainPerTick, func(aggs []record.Aggregate) { // a run of records at a time
-		r.ctrl.ObserveAggregates(aggs)
-		r.mu.Lock()
-		r.observed[observation.Server] += int64(len(aggs))
-		r.mu.Unlock()
-		if r.batches != nil {
-			took = true
-			if err := r.batches.write(aggs); err != nil {
-				r.s.log.Error("record_observations: write failed", "resource", r.cfg.Name, "err", err)
-			}
-		}
-	})
-	if r.batches != nil && !took {
-		if err := r.batches.write(nil); err != nil {
+	r.mu.Unlock()
+	if r.batches != nil {
+		if err := r.batches.write(aggs); err != nil {
 			r.s.log.Error("record_observations: write failed", "resource", r.cfg.Name, "err", err)
 		}
 	}
@@ -86,21 +69,10 @@ func (s *Service) IngestAggregates(ctx context.Context, name, source string, obs
 	}
 	all := make([]record.Aggregate, 0, len(aggs)+len(obs))
 	all = append(all, aggs...)
-	var regional []observation.Observation
 	for _, o := range obs {
-		if o.Regional {
-			regional = append(regional, o)
-			continue
-		}
 		all = append(all, record.Single(o))
 	}
-	if err := r.gate.Offer(source, all, s.clock.Now()); err != nil {
-		return err
-	}
-	for _, o := range regional {
-		r.observe(o)
-	}
-	return nil
+	return r.gate.Offer(source, all, s.clock.Now())
 }
 
 // telemetryStatus is the gate's view for the status API and the dashboard.

@@ -69,7 +69,7 @@ func TestAggregatesDecideLikeSingleObservations(t *testing.T) {
 			}
 			fc.Advance(tickEvery)
 			s.tick(ctx, fc.Now())
-			s.resources[0].ctrl.Wait()
+			s.resources[0].drv.Wait()
 			if sh, ok := active(s); ok {
 				return sh.StartedAt
 			}
@@ -158,7 +158,7 @@ func TestRecordObservationsReplaysToTheSameDecision(t *testing.T) {
 		}
 		fc.Advance(tickEvery)
 		s.tick(ctx, fc.Now())
-		r.ctrl.Wait()
+		r.drv.Wait()
 		if sh, ok := active(s); ok && shiftAt.IsZero() {
 			shiftAt = sh.StartedAt
 		}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/grayzone/grayzone/telemetry/observation"
+	"github.com/grayzone/grayzone/telemetry/operation"
 	"github.com/grayzone/grayzone/telemetry/record"
 )
 
@@ -101,7 +102,7 @@ func (l *Limits) setDefaults() {
 		l.Forget = DefaultForget
 	}
 	if l.DefaultThreshold <= 0 {
-		l.DefaultThreshold = 100 * time.Millisecond
+		l.DefaultThreshold = operation.DefaultThreshold
 	}
 }
 

@@ -5,6 +5,20 @@ package operation
 
 import "time"
 
+// DefaultThreshold is the slow threshold of an operation no configuration
+// names: the one default the front door's recorder, the ingest gate and the
+// engine share.
+const DefaultThreshold = 100 * time.Millisecond
+
+// Thresholds is the catalogue's slow threshold per operation name.
+func Thresholds() map[string]time.Duration {
+	th := make(map[string]time.Duration, len(Catalog))
+	for _, op := range Catalog {
+		th[op.Name] = op.Threshold
+	}
+	return th
+}
+
 // Operation is one endpoint of the workload.
 type Operation struct {
 	Name       string
@@ -16,10 +30,10 @@ type Operation struct {
 // Catalog lists the workshop's operations in a fixed order; the order is part
 // of every deterministic iteration (sim mode, reports).
 var Catalog = []Operation{
-	{Name: "ride", UsesDB: true, Threshold: 100 * time.Millisecond, DefaultMix: 0.4},
-	{Name: "pay", UsesDB: true, Threshold: 100 * time.Millisecond, DefaultMix: 0.2},
-	{Name: "signin", UsesDB: false, Threshold: 100 * time.Millisecond, DefaultMix: 0.2},
-	{Name: "home", UsesDB: false, Threshold: 100 * time.Millisecond, DefaultMix: 0.2},
+	{Name: "ride", UsesDB: true, Threshold: DefaultThreshold, DefaultMix: 0.4},
+	{Name: "pay", UsesDB: true, Threshold: DefaultThreshold, DefaultMix: 0.2},
+	{Name: "signin", UsesDB: false, Threshold: DefaultThreshold, DefaultMix: 0.2},
+	{Name: "home", UsesDB: false, Threshold: DefaultThreshold, DefaultMix: 0.2},
 }
 
 // Lookup returns the operation called name.

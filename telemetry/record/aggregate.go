@@ -33,6 +33,9 @@ type Aggregate struct {
 	Errors   uint64
 	Slow     uint64   // latency above the operation's threshold, or SlowFromLatency
 	Latency  []Bucket // ascending Index, non-zero counts; sums to at most Requests
+	// Regional marks canary calls made through the regional endpoint: they
+	// tell the engine of impact in every zone, not of the zone that answered.
+	Regional bool
 }
 
 // Count adds n requests with the outcome.
@@ -152,7 +155,7 @@ func (a *Aggregate) AddHistogram(bounds []time.Duration, counts []uint64) {
 // operation's threshold.
 func Single(o observation.Observation) Aggregate {
 	a := Aggregate{At: o.At, Key: SeriesKey{Source: o.Source, Zone: o.Zone, Instance: o.Instance, Operation: o.Operation},
-		Slow: SlowFromLatency}
+		Slow: SlowFromLatency, Regional: o.Regional}
 	a.Count(o.Outcome, 1)
 	a.AddLatency(o.Latency, 1)
 	return a

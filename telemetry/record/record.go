@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/grayzone/grayzone/telemetry/observation"
+	"github.com/grayzone/grayzone/telemetry/operation"
 )
 
 // Latency histogram: log-linear buckets, 8 per power of two of nanoseconds,
@@ -44,15 +45,14 @@ import (
 // the last bucket (reported as its lower bound, 16.1 s). The mapping is fixed, so
 // histograms from any series, process or tick merge by adding counts.
 const (
-	minExp        = 10
-	maxExp        = 34
-	subBits       = 3
-	subBuckets    = 1 << subBits
-	NumBuckets    = (maxExp - minExp) * subBuckets // 192
-	numOutcomes   = 3
-	slotsPerOut   = NumBuckets + 1 // the extra slot: the threshold bucket's slow part
-	cacheLinePad  = 128            // two lines: the adjacent-line prefetcher pairs them
-	defaultThresh = 100 * time.Millisecond
+	minExp       = 10
+	maxExp       = 34
+	subBits      = 3
+	subBuckets   = 1 << subBits
+	NumBuckets   = (maxExp - minExp) * subBuckets // 192
+	numOutcomes  = 3
+	slotsPerOut  = NumBuckets + 1 // the extra slot: the threshold bucket's slow part
+	cacheLinePad = 128            // two lines: the adjacent-line prefetcher pairs them
 )
 
 // BucketOf returns the histogram bucket of a latency.
@@ -231,7 +231,7 @@ type Recorder struct {
 // New returns an empty recorder.
 func New(opts Options) *Recorder {
 	if opts.DefaultThreshold <= 0 {
-		opts.DefaultThreshold = defaultThresh
+		opts.DefaultThreshold = operation.DefaultThreshold
 	}
 	r := &Recorder{opts: opts, byKey: make(map[SeriesKey]*Series)}
 	r.series.Store(new([]*Series))

@@ -1,0 +1,379 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/grayzone/grayzone/actuator"
+	"github.com/grayzone/grayzone/actuator/arc"
+	"github.com/grayzone/grayzone/actuator/command"
+	"github.com/grayzone/grayzone/actuator/frontdoor"
+	"github.com/grayzone/grayzone/engine/alarm"
+	"github.com/grayzone/grayzone/engine/autoshift"
+	"github.com/grayzone/grayzone/engine/detect"
+	"github.com/grayzone/grayzone/engine/runbook"
+	"github.com/grayzone/grayzone/engine/shift"
+	"github.com/grayzone/grayzone/server/api"
+	"github.com/grayzone/grayzone/server/config"
+	"github.com/grayzone/grayzone/server/practice"
+	res "github.com/grayzone/grayzone/server/resource"
+	"github.com/grayzone/grayzone/server/store"
+	"github.com/grayzone/grayzone/telemetry/canary"
+	"github.com/grayzone/grayzone/telemetry/ingest"
+	"github.com/grayzone/grayzone/telemetry/observation"
+	"github.com/grayzone/grayzone/telemetry/record"
+)
+
+// resource is one front-doored service and everything grayzone runs for it.
+type resource struct {
+	s     *Service
+	cfg   *config.Resource
+	table *frontdoor.Table
+	proxy *frontdoor.Proxy
+	plane externalPlane // HAProxy or xDS instead of the embedded proxy; nil: embedded
+	ctrl  *autoshift.Controller
+	drv   *res.Driver // carries out what ctrl decides
+	rbPol runbook.Policy
+	prac  *practice.Scheduler
+	rec   *record.Recorder // the front door's view of customer requests; nil when off
+	gate  *ingest.Gate     // every observation's way in (telemetry.go)
+	in    *res.Intake      // the front door, canaries and sources, through gate, to ctrl
+	// batches records what the engine takes (record_observations); nil when off.
+	batches *batchLog
+	// mirror keeps the shifts in step with ARC (front door type arc); nil otherwise.
+	mirror *arc.Mirror
+	// refused is ARC's refusal of the automatic shift in flight ("" none).
+	refused string
+
+	putMu     sync.Mutex
+	mu        sync.Mutex
+	last      detect.Assessment
+	lastAuto  time.Time
+	decisions map[string]*api.Decision // by id
+	saved     map[string][]byte        // last persisted blobs, by key
+	cancel    context.CancelFunc
+	observed  [2]int64 // server, canary observations ingested
+	history   []api.HistoryPoint
+	starters  []func(context.Context) // control-plane informers, started with the resource
+}
+
+func stateKey(kind, res string) string { return kind + "/" + res }
+
+func (s *Service) newResource(ctx context.Context, rc *config.Resource, now time.Time) (*resource, error) {
+	hc := rc.FrontDoor.HealthCheck
+	r := &resource{s: s, cfg: rc, decisions: map[string]*api.Decision{}, saved: map[string][]byte{}, gate: newGate(rc),
+		table: frontdoor.NewTable(rc.Zones, frontdoor.HealthPolicy{HealthyThreshold: hc.HealthyThreshold, UnhealthyThreshold: hc.UnhealthyThreshold})}
+	for _, t := range rc.FrontDoor.Targets {
+		if err := r.table.AddTarget(frontdoor.Target{ID: t.ID, Zone: t.Zone, Addr: t.Addr}); err != nil {
+			return nil, fmt.Errorf("serve: resource %s: %w", rc.Name, err)
+		}
+	}
+	if rc.Telemetry.RecordObservations {
+		var err error
+		if r.batches, err = openBatchLog(s.cfg.DataDir, rc.Name); err != nil {
+			return nil, err
+		}
+	}
+	eng, err := detect.New(rc.DetectConfig())
+	if err != nil {
+		return nil, fmt.Errorf("serve: resource %s: %w", rc.Name, err)
+	}
+	if r.plane, err = newExternalPlane(rc, s.log, s.clock); err != nil {
+		return nil, err
+	}
+	if rc.FrontDoor.Type == config.FrontDoorKubernetesSlices {
+		if r.plane, err = r.kubernetesSlices(); err != nil {
+			return nil, err
+		}
+	}
+	var control actuator.Actuator
+	if rc.ControlPlane.Type == config.ControlPlaneCommand {
+		cmds := map[actuator.Kind][]string{}
+		for k, argv := range rc.ControlPlane.Commands {
+			cmds[actuator.Kind(k)] = argv
+		}
+		control = command.Actuator{Commands: cmds, Timeout: rc.ControlPlane.Timeout, Env: rc.ControlPlane.Env}
+	}
+	if c, err := s.awsPlanes(ctx, r); err != nil {
+		return nil, err
+	} else if c != nil {
+		control = c
+	}
+	if rc.ControlPlane.Type == config.ControlPlaneKubernetes {
+		if control, err = r.kubernetesControl(); err != nil {
+			return nil, err
+		}
+	}
+	r.in = &res.Intake{Gate: r.gate, PerTick: drainPerTick, Took: r.took}
+	r.rbPol = rc.RunbookPolicy()
+	r.rbPol.NoControlPlane = control == nil
+	rb := runbook.New(r.rbPol)
+	if data, ok, err := s.db.GetState(ctx, stateKey("runbook", rc.Name)); err != nil {
+		return nil, fmt.Errorf("serve: resource %s: read runbook state: %w", rc.Name, err)
+	} else if ok {
+		if rb, err = runbook.Unmarshal(r.rbPol, data); err != nil {
+			return nil, fmt.Errorf("serve: resource %s: %w", rc.Name, err)
+		}
+		r.saved[stateKey("runbook", rc.Name)] = data
+		if ph, z := rb.Phase(); ph != runbook.Idle {
+			s.log.Info("resuming runbook", "resource", rc.Name, "phase", ph, "zone", z, "pending", len(rb.Pending()))
+		}
+	}
+	if data, ok, err := s.db.GetState(ctx, stateKey("autoshift", rc.Name)); err == nil && ok {
+		_ = json.Unmarshal(data, &r.lastAuto)
+	}
+	r.ctrl = autoshift.New(autoshift.Options{
+		Engine:   eng,
+		Runbook:  rb,
+		Mitigate: rc.Autoshift.Enabled,
+		Log:      s.log.With("resource", rc.Name),
+		Guard:    r.guard,
+	})
+	r.drv = &res.Driver{
+		Ctrl:     r.ctrl,
+		Actuator: actuator.Planes{Data: r.shiftPlane(), Control: control},
+		Now:      s.clock.Now,
+		Log:      s.log.With("resource", rc.Name),
+		Audit: func(e autoshift.AuditEvent) {
+			var detail json.RawMessage
+			if e.ID != "" {
+				detail = jsonDetail(map[string]string{"action_id": e.ID})
+			}
+			s.audit(context.Background(), store.AuditEntry{At: e.At, Kind: e.Kind, Resource: rc.Name, Zone: e.Zone, Actor: "autoshift", Message: e.Msg, Detail: detail})
+		},
+		Save: func(ctx context.Context, st runbook.State) error {
+			return r.put(ctx, stateKey("runbook", rc.Name), st)
+		},
+	}
+	if rc.Practice.Enabled {
+		r.prac = practice.New(rc.Practice.Config, rc.Zones, time.Time{})
+		if data, ok, err := s.db.GetState(ctx, stateKey("practice", rc.Name)); err == nil && ok {
+			var st practice.State
+			if err := json.Unmarshal(data, &st); err == nil {
+				if err := r.prac.Restore(st); err != nil {
+					return nil, fmt.Errorf("serve: resource %s: restore practice state: %w", rc.Name, err)
+				}
+			}
+		}
+	}
+	return r, nil
+}
+
+// start binds the front door and starts health checks and canaries.
+func (r *resource) start(ctx context.Context, wg *sync.WaitGroup) error {
+	ctx, r.cancel = context.WithCancel(ctx)
+	for _, st := range r.starters {
+		st(ctx)
+	}
+	fd := r.cfg.FrontDoor
+	if r.mirror != nil {
+		r.runMirror(ctx, wg) // ARC is the front door: nothing of grayzone's to listen on
+	} else if r.plane != nil {
+		// HAProxy or xDS carries the traffic; serve drives it (dataplanes.go).
+		if err := r.startLogs(ctx, wg); err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); r.runPlane(ctx) }()
+	} else {
+		if fd.Record {
+			r.rec = record.New(record.Options{Thresholds: r.cfg.Operations})
+			r.in.FrontDoor = r.rec
+		}
+		p, err := frontdoor.StartProxy(ctx, r.table, r.proxyOptions())
+		if err != nil {
+			return fmt.Errorf("serve: resource %s: front door: %w", r.cfg.Name, err)
+		}
+		r.proxy = p
+	}
+	if err := r.startSources(ctx, wg); err != nil {
+		return err
+	}
+	if checksTargets(r.cfg) {
+		hc := fd.HealthCheck
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			(&frontdoor.HealthChecker{Table: r.table, Path: hc.Path, Interval: hc.Interval, Timeout: hc.Timeout, Log: r.s.log}).Run(ctx)
+		}()
+	}
+	r.startCanaries(ctx, wg)
+	return nil
+}
+
+// startCanaries runs the resource's canaries.
+func (r *resource) startCanaries(ctx context.Context, wg *sync.WaitGroup) {
+	for _, c := range r.cfg.Canaries {
+		c := c
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := canary.Run(ctx, canary.Config{Interval: c.Interval, Endpoints: []canary.Endpoint{{Zone: c.Zone, URL: c.URL}},
+				Record: func(o observation.Observation) { r.observe(o) },
+				// A shifted zone is probed harder: its recovery test needs the samples.
+				Shifted: func(z string) bool { act, ok := r.s.shifts.Active(r.cfg.Name); return ok && act.AwayFrom == z }})
+			if err != nil && ctx.Err() == nil {
+				r.s.log.Error("canary stopped", "resource", r.cfg.Name, "zone", c.Zone, "err", err)
+			}
+		}()
+	}
+}
+
+func (r *resource) stop() {
+	if r.cancel != nil {
+		r.cancel()
+	}
+	if r.batches != nil {
+		_ = r.batches.close()
+	}
+	if r.proxy != nil {
+		r.proxy.Close()
+	}
+}
+
+// observe offers one observation (a canary's call, an HAProxy log line) to
+// the gate, as every observation reaches the engine.
+func (r *resource) observe(o observation.Observation) {
+	src := res.SourceCanary
+	if o.Source == observation.Server {
+		src = "haproxy_log"
+	}
+	_ = r.in.OfferObservation(src, o) // a rejection or drop is counted in the gate's stats
+}
+
+func (r *resource) tick(ctx context.Context, now time.Time) {
+	// An automatic shift that ended outside the runbook (cancelled by an
+	// operator, or expired) ends the runbook's episode.
+	if ph, z := r.ctrl.Phase(); ph == runbook.Shifted || ph == runbook.Restoring {
+		if act, ok := r.s.shifts.Active(r.cfg.Name); !ok || act.AwayFrom != z || act.Origin != shift.Auto {
+			r.drv.Abandon(now, "the automatic shift ended outside the runbook (cancelled or expired)")
+		}
+	}
+	r.abandonRefused(now)
+	r.in.Feed(now, r.ctrl)
+	a := r.drv.Tick(ctx, now)
+	r.mu.Lock()
+	r.last = a
+	r.mu.Unlock()
+	r.record(now, a)
+	r.practiceStep(ctx, now, a)
+	r.reconcile(ctx, now)
+	r.persist(ctx)
+}
+
+// reconcile makes the front door match the active shift (level-triggered:
+// after a restart, an API call or an expiry alike).
+func (r *resource) reconcile(ctx context.Context, now time.Time) {
+	want := ""
+	var expires time.Time
+	if act, ok := r.s.shifts.Active(r.cfg.Name); ok {
+		want, expires = act.AwayFrom, act.ExpiresAt
+	}
+	for _, z := range r.cfg.Zones {
+		if r.table.Shifted(z) != (z == want) {
+			if err := r.setShifted(ctx, z, z == want); err != nil {
+				r.s.log.Warn("front door not updated", "resource", r.cfg.Name, "zone", z, "err", err)
+				continue
+			}
+			r.s.log.Info("front door updated", "resource", r.cfg.Name, "zone", z, "shifted", z == want)
+		}
+	}
+	if r.plane != nil && r.s.leads() { // a follower gives no orders to a data plane
+		r.reconcilePlane(ctx, want, expires)
+	}
+}
+
+// persist saves the runbook's, practice's and autoshift's state when it changed.
+func (r *resource) persist(ctx context.Context) {
+	_ = r.drv.SaveState(ctx)
+	r.mu.Lock()
+	last := r.lastAuto
+	r.mu.Unlock()
+	_ = r.put(ctx, stateKey("autoshift", r.cfg.Name), last)
+	if r.prac != nil {
+		_ = r.put(ctx, stateKey("practice", r.cfg.Name), r.prac.State())
+	}
+}
+
+// put saves v under key unless the last saved value is the same. putMu
+// orders the writers (the tick loop and the controller's write-ahead), so an
+// older value never overwrites a newer one.
+func (r *resource) put(ctx context.Context, key string, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	r.putMu.Lock()
+	defer r.putMu.Unlock()
+	r.mu.Lock()
+	same := string(r.saved[key]) == string(data)
+	r.mu.Unlock()
+	if same {
+		return nil
+	}
+	if err := r.s.db.PutState(ctx, key, data); err != nil {
+		r.s.log.Error("persist state", "key", key, "err", err)
+		return err
+	}
+	r.mu.Lock()
+	r.saved[key] = data
+	r.mu.Unlock()
+	return nil
+}
+
+// shiftPlane is the runbook's data plane in serve: an automatic zonal shift
+// in the shift model, which reconcile applies to the front door (and, when
+// the front door is not grayzone's own, pushes to ARC or syncs to HAProxy,
+// xDS or Kubernetes before the step counts as done).
+func (r *resource) shiftPlane() *res.ShiftPlane {
+	return &res.ShiftPlane{
+		Resource:  r.cfg.Name,
+		Shifts:    r.s.shifts,
+		ExpiresIn: r.cfg.Autoshift.ExpiresIn,
+		Now:       r.s.clock.Now,
+		Why: func() string {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return r.last.Why
+		},
+		Reconcile: r.reconcile,
+		Started: func(ctx context.Context, now time.Time, sh shift.Shift, why string) {
+			r.mu.Lock()
+			r.lastAuto = now
+			r.mu.Unlock()
+			r.s.audit(ctx, store.AuditEntry{At: now, Kind: "shift_started", Resource: r.cfg.Name, Zone: sh.AwayFrom, Actor: "autoshift",
+				Message: fmt.Sprintf("automatic shift %s away from %s", sh.ID, sh.AwayFrom), Detail: jsonDetail(map[string]string{"shift_id": sh.ID, "why": why})})
+		},
+		Ended: func(ctx context.Context, now time.Time, sh shift.Shift) {
+			r.s.audit(ctx, store.AuditEntry{At: now, Kind: "shift_ended", Resource: r.cfg.Name, Zone: sh.AwayFrom, Actor: "autoshift",
+				Message: fmt.Sprintf("automatic shift %s away from %s ended: the zone has been healthy for %s", sh.ID, sh.AwayFrom, r.cfg.Autoshift.RecoveryHold)})
+			_ = r.pushed(ctx, sh.ID) // ended in grayzone; the mirror cancels it in ARC, now or on its next pass
+		},
+		Carried: func(ctx context.Context, id string) error {
+			if err := r.planeSynced(ctx); err != nil || id == "" {
+				return err
+			}
+			return r.pushedAuto(ctx, id) // in ARC too, when ARC is the front door
+		},
+	}
+}
+
+func jsonDetail(v any) json.RawMessage {
+	b, _ := json.Marshal(v)
+	return b
+}
+
+// alarmState looks an alarm up in the last assessment.
+func (r *resource) alarmState(name string) alarm.State {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, al := range r.last.Alarms {
+		if al.Name == name {
+			return al.State
+		}
+	}
+	return alarm.InsufficientData
+}
