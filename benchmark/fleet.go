@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -79,11 +80,16 @@ const fleetToken = "bench:fleet-bench-token-0123456789abcdef"
 // ports into dir and returns its path, the API address and each resource's
 // regional front door address.
 func fleetConfig(dir string, n int) (path, api string, regional []string, err error) {
+	// Every listener stays open until all are bound, so that the OS gives
+	// each a port of its own.
 	addrs := make([]string, 1+n*fleetPortsPerResource)
 	for i := range addrs {
-		if addrs[i], err = freeAddr(); err != nil {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
 			return "", "", nil, err
 		}
+		defer ln.Close()
+		addrs[i] = ln.Addr().String()
 	}
 	if err := os.WriteFile(filepath.Join(dir, "tokens.txt"), []byte(fleetToken+"\n"), 0o600); err != nil {
 		return "", "", nil, err
