@@ -1,12 +1,16 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/grayzone/grayzone/benchmark"
+	"github.com/grayzone/grayzone/internal/fdlimit"
 )
 
 // TestMain lets this test binary be grayzone itself for the processes
@@ -44,5 +48,27 @@ func TestBenchFleet(t *testing.T) {
 	}
 	if res.FailStatic != 0 {
 		t.Errorf("%d fail-static entries on a healthy fleet", res.FailStatic)
+	}
+}
+
+// serve's start warns with the number of resources the open-file limit
+// allows when it is too low for the configuration, and says when it raised it.
+func TestReportFileLimit(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	// 1024 descriptors allow (1024-128)/32 = 28 resources.
+	reportFileLimit(log, fdlimit.Limit{Was: 1024, Soft: 1024, Hard: 1024}, nil, 10)
+	if out := buf.String(); out != "" {
+		t.Errorf("10 resources: %s", out)
+	}
+	buf.Reset()
+	reportFileLimit(log, fdlimit.Limit{Was: 1024, Soft: 1024, Hard: 1024}, nil, 500)
+	if out := buf.String(); !strings.Contains(out, "WARN") || !strings.Contains(out, "allows_resources=28 resources=500") {
+		t.Errorf("500 resources: %q, want a warning that 28 are allowed", out)
+	}
+	buf.Reset()
+	reportFileLimit(log, fdlimit.Limit{Was: 1024, Soft: 524288, Hard: 524288, Raised: true}, nil, 500)
+	if out := buf.String(); strings.Contains(out, "WARN") || !strings.Contains(out, "raised the open-file limit") {
+		t.Errorf("raised: %q", out)
 	}
 }
