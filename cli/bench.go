@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"io"
 	"strings"
@@ -54,13 +53,7 @@ Needs haproxy and wrk (apt-get install -y haproxy wrk) and taskset (util-linux).
 			if err != nil {
 				return &exitError{code: exitUnknown, err: err}
 			}
-			if output == "json" {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
-			}
-			res.Print(stdout)
-			return nil
+			return writeBench(stdout, output, res, func() { res.Print(stdout) })
 		},
 	}
 	f := cmd.Flags()
@@ -145,13 +138,7 @@ customer failures relative to --baseline, and simulated minutes per second.`,
 			if err != nil {
 				return &exitError{code: exitUnknown, err: err}
 			}
-			if output == "json" {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
-			}
-			res.Print(stdout)
-			return nil
+			return writeBench(stdout, output, res, func() { res.Print(stdout) })
 		},
 	}
 	f := cmd.Flags()

@@ -52,13 +52,7 @@ and the load compete with serve for the CPU; say so with the numbers.`,
 			if err != nil {
 				return &exitError{code: exitUnknown, err: err}
 			}
-			if output == "json" {
-				enc := json.NewEncoder(stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
-			}
-			res.Print(stdout)
-			return nil
+			return writeBench(stdout, output, res, func() { res.Print(stdout) })
 		},
 	}
 	f := cmd.Flags()
@@ -67,4 +61,16 @@ and the load compete with serve for the CPU; say so with the numbers.`,
 	f.Float64Var(&o.Rate, "rate", 1, "customer requests per second per resource")
 	f.StringVarP(&output, "output", "o", "text", "text (a markdown table) or json")
 	return cmd
+}
+
+// writeBench writes a benchmark's result: indented JSON with --output json,
+// else what text writes.
+func writeBench(stdout io.Writer, output string, res any, text func()) error {
+	if output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	text()
+	return nil
 }
