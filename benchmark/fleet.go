@@ -39,14 +39,17 @@ type FleetOptions struct {
 
 // FleetResult is what one fleet run measured of the serve process.
 type FleetResult struct {
-	Resources   int     `json:"resources"`
-	DurationS   float64 `json:"duration_s"`
-	RatePerRes  float64 `json:"rate_per_resource"`
-	CPUPercent  float64 `json:"serve_cpu_percent_of_one_core"`
-	RSSMiB      float64 `json:"serve_rss_mib"`
-	FDs         int     `json:"serve_open_fds"`
-	FDsPerRes   float64 `json:"serve_fds_per_resource"`
-	Series      int     `json:"metrics_series"`
+	Resources  int     `json:"resources"`
+	DurationS  float64 `json:"duration_s"`
+	RatePerRes float64 `json:"rate_per_resource"`
+	CPUPercent float64 `json:"serve_cpu_percent_of_one_core"`
+	RSSMiB     float64 `json:"serve_rss_mib"`
+	FDs        int     `json:"serve_open_fds"`
+	FDsPerRes  float64 `json:"serve_fds_per_resource"`
+	Series     int     `json:"metrics_series"`
+	// TickP99ms is the upper bound of the grayzone_tick_seconds bucket
+	// holding the 99th percentile pass of serve's tick loop (-1: no passes).
+	TickP99ms   float64 `json:"tick_p99_ms_bucket"`
 	MetricsKB   float64 `json:"metrics_kb"`
 	MetricsMs   float64 `json:"metrics_fetch_ms"`
 	StatusP50ms float64 `json:"status_p50_ms"`
@@ -59,11 +62,11 @@ type FleetResult struct {
 
 // Print writes the result as a markdown table row with its header.
 func (r *FleetResult) Print(w io.Writer) {
-	fmt.Fprintln(w, "| N | serve CPU (one core) | RSS | open fds (per resource) | /metrics | `GET /v1/status` p50 / max | failed requests | fail-static entries |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
-	fmt.Fprintf(w, "| %d | %.1f %% | %.0f MiB | %d (%.1f) | %d series, %.0f KB, %.0f ms | %.1f / %.1f ms | %d of %d | %d |\n",
+	fmt.Fprintln(w, "| N | serve CPU (one core) | RSS | open fds (per resource) | /metrics | `GET /v1/status` p50 / max | tick p99 (bucket) | failed requests | fail-static entries |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintf(w, "| %d | %.1f %% | %.0f MiB | %d (%.1f) | %d series, %.0f KB, %.0f ms | %.1f / %.1f ms | ≤ %g ms | %d of %d | %d |\n",
 		r.Resources, r.CPUPercent, r.RSSMiB, r.FDs, r.FDsPerRes, r.Series, r.MetricsKB, r.MetricsMs,
-		r.StatusP50ms, r.StatusMaxms, r.Failed, r.Requests, r.FailStatic)
+		r.StatusP50ms, r.StatusMaxms, r.TickP99ms, r.Failed, r.Requests, r.FailStatic)
 }
 
 // fleetPortsPerResource: regional, three zonal, six targets.
@@ -294,6 +297,7 @@ func RunFleet(ctx context.Context, o FleetOptions) (*FleetResult, error) {
 	res.MetricsMs = round3(float64(time.Since(start)) / 1e6)
 	res.MetricsKB = round3(float64(len(body)) / 1000)
 	res.Series = countSeries(body)
+	res.TickP99ms = tickP99ms(body)
 	if res.FailStatic, err = countFailStatic(ctx, client, base); err != nil {
 		return nil, err
 	}
@@ -310,6 +314,38 @@ func countSeries(body []byte) int {
 		}
 	}
 	return n
+}
+
+// tickP99ms reads the tick loop's p99 off the grayzone_tick_seconds
+// histogram: the upper bound of the first bucket with 99 % of the passes.
+func tickP99ms(body []byte) float64 {
+	type bucket struct{ le, n float64 }
+	var bs []bucket
+	var count float64
+	for line := range strings.Lines(string(body)) {
+		if rest, ok := strings.CutPrefix(line, `grayzone_tick_seconds_bucket{le="`); ok {
+			le, n, ok := strings.Cut(rest, `"} `)
+			if !ok {
+				continue
+			}
+			l, err1 := strconv.ParseFloat(le, 64)
+			c, err2 := strconv.ParseFloat(strings.TrimSpace(n), 64)
+			if err1 == nil && err2 == nil {
+				bs = append(bs, bucket{l, c})
+			}
+		} else if rest, ok := strings.CutPrefix(line, "grayzone_tick_seconds_count "); ok {
+			count, _ = strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		}
+	}
+	if count == 0 {
+		return -1
+	}
+	for _, b := range bs {
+		if b.n >= 0.99*count {
+			return round3(b.le * 1000)
+		}
+	}
+	return -1
 }
 
 // countFailStatic counts the audit log's fail-static starts (not their
