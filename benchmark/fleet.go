@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -83,16 +84,9 @@ const fleetToken = "bench:fleet-bench-token-0123456789abcdef"
 // ports into dir and returns its path, the API address and each resource's
 // regional front door address.
 func fleetConfig(dir string, n int) (path, api string, regional []string, err error) {
-	// Every listener stays open until all are bound, so that the OS gives
-	// each a port of its own.
-	addrs := make([]string, 1+n*fleetPortsPerResource)
-	for i := range addrs {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", "", nil, err
-		}
-		defer ln.Close()
-		addrs[i] = ln.Addr().String()
+	addrs, err := fleetPorts(1 + n*fleetPortsPerResource)
+	if err != nil {
+		return "", "", nil, err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "tokens.txt"), []byte(fleetToken+"\n"), 0o600); err != nil {
 		return "", "", nil, err
@@ -126,6 +120,43 @@ func fleetConfig(dir string, n int) (path, api string, regional []string, err er
 		return "", "", nil, err
 	}
 	return path, addrs[0], regional, nil
+}
+
+// fleetPorts finds n free loopback addresses below the kernel's ephemeral
+// port range: a port of that range, chosen free, can be taken by any
+// outgoing connection (serve's own, hundreds of them) before the workload
+// or serve binds it. Every port found stays bound until all are found, so
+// each is distinct.
+func fleetPorts(n int) ([]string, error) {
+	lo := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil {
+				lo = v
+			}
+		}
+	}
+	const first = 10000
+	if lo-first < 2*n {
+		return nil, fmt.Errorf("fleet: %d ports wanted below the ephemeral range (from %d): too many", n, lo)
+	}
+	// Start at a random place so that two runs at once rarely probe the
+	// same ports.
+	start := first + rand.IntN(lo-first-n)
+	var addrs []string
+	for i := 0; len(addrs) < n; i++ {
+		if i == lo-first {
+			return nil, fmt.Errorf("fleet: fewer than %d free ports from %d to %d", n, first, lo)
+		}
+		p := first + (start-first+i)%(lo-first)
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			continue // taken
+		}
+		defer ln.Close()
+		addrs = append(addrs, ln.Addr().String())
+	}
+	return addrs, nil
 }
 
 // RunFleet starts `grayzone workload` and `grayzone serve` on a generated
