@@ -10,7 +10,7 @@ import (
 // BENCHMARKS.md, "fleet"): per resource shaped like examples/serve.yaml's
 // web at 1 req/s (four front-door listeners, target and canary connections
 // — a canary connection to serve's own zonal listener counts twice — and
-// customer connections): 19.9 measured at 50 resources, 32 leaves headroom
+// customer connections): 17 to 20 measured at 10 to 200 resources, 32 leaves headroom
 // for busier traffic; and for the
 // process itself (API, store, logs, the dashboard's clients).
 const (
