@@ -20,7 +20,7 @@ func newBenchCmd(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Measure grayzone: detection delay, false shifts, throughput",
 	}
 	cmd.AddCommand(newBenchDetectCmd(stdout, stderr), newBenchProxyCmd(stdout, stderr),
-		newBenchBackendCmd(stdout), newBenchFrontDoorCmd(stdout), newBenchDataplaneCmd(stdout, stderr), newBenchIngestCmd(stdout, stderr), newBenchIngestSenderCmd(stdout))
+		newBenchBackendCmd(stdout), newBenchFrontDoorCmd(stdout), newBenchDataplaneCmd(stdout, stderr), newBenchIngestCmd(stdout, stderr), newBenchIngestSenderCmd(stdout), newBenchFleetCmd(stdout, stderr))
 	return cmd
 }
 

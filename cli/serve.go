@@ -94,6 +94,7 @@ AWS_REGION, instance roles, AWS_ENDPOINT_URL...); see docs/aws.md.`,
 				return usageErr("--log-level %q: want debug, info, warn or error", logLevel)
 			}
 			log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+			checkFileLimit(log, len(cfg.Resources))
 			if len(tokens) == 0 {
 				log.Warn("no API tokens configured: every mutating call will be refused with 401")
 			}

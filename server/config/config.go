@@ -255,6 +255,7 @@ func (r *Resource) DetectConfig() detect.Config {
 		MinInstances:   r.Detector.MinInstances,
 		FalseAlarmRate: r.Detector.FalseAlarmRate,
 		Outlier:        r.Detector.Outlier,
+		SilenceWindow:  r.SilenceWindow(),
 	}
 }
 

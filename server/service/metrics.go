@@ -15,7 +15,7 @@ import (
 // format. Values are read at scrape time from the same state the API serves.
 func (s *Service) metricsHandler() http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), (*stateCollector)(s), (*planeCollector)(s), (*replicaCollector)(s), (*notifyCollector)(s))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), (*stateCollector)(s), (*planeCollector)(s), (*replicaCollector)(s), (*notifyCollector)(s), s.ticks)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
 

@@ -211,7 +211,7 @@ func (r *resource) startCanaries(ctx context.Context, wg *sync.WaitGroup) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := canary.Run(ctx, canary.Config{Interval: c.Interval, Endpoints: []canary.Endpoint{{Zone: c.Zone, URL: c.URL}},
+			err := canary.Run(ctx, canary.Config{Interval: c.Interval, Endpoints: []canary.Endpoint{{Zone: c.Zone, URL: c.URL}}, Spread: true,
 				Record: func(o observation.Observation) { r.observe(o) },
 				// A shifted zone is probed harder: its recovery test needs the samples.
 				Shifted: func(z string) bool { act, ok := r.s.shifts.Active(r.cfg.Name); return ok && act.AwayFrom == z }})

@@ -55,6 +55,7 @@ type Service struct {
 	shifts *shift.Manager
 	log    *slog.Logger
 	clock  clock.Clock
+	ticks  *tickMetrics // the tick loop's duration and lag (tickmetrics.go)
 	tokens []config.Token
 	extra  func(api.Backend) map[string]http.Handler
 	certs  *certreload.Cert // nil: plain HTTP
@@ -87,7 +88,7 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: o.Config, db: db, log: o.Log, clock: o.Clock, tokens: o.Tokens, extra: o.Extra, kubeLeading: o.Leading,
+	s := &Service{cfg: o.Config, db: db, log: o.Log, clock: o.Clock, ticks: newTickMetrics(), tokens: o.Tokens, extra: o.Extra, kubeLeading: o.Leading,
 		byName: map[string]*resource{}, ready: make(chan struct{})}
 	if s.replicated() {
 		// Nothing is written until this replica leads (see replica.go).
@@ -215,7 +216,9 @@ loop:
 		case err2 = <-errc:
 			break loop
 		case now := <-tick:
+			start, wall := s.clock.Now(), time.Now()
 			s.tick(ctx, now)
+			s.ticks.observe(now, start, time.Since(wall))
 		}
 	}
 	shutdown, done := context.WithTimeout(context.Background(), 5*time.Second)

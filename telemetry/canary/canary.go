@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net"
 	"net/http"
@@ -56,6 +57,16 @@ type Config struct {
 	// Clock paces the rounds and stamps observations; nil is the wall clock.
 	// Latency is always wall time: the calls are real.
 	Clock clock.Clock
+	// Spread delays each call of a round by its own offset within Interval,
+	// fixed per (endpoint, operation) by a hash, instead of firing the
+	// whole round at once: a process running thousands of canaries then
+	// calls at an even pace and needs one connection per endpoint, not one
+	// per operation. Off, every call of a round starts together (the lab's
+	// scenarios, whose rounds are compared at their ticks).
+	Spread bool
+	// Transport makes the calls; nil is the process's shared transport
+	// (SharedTransport), whose connections every canary reuses.
+	Transport http.RoundTripper
 }
 
 // probeSpeedup and minProbeInterval bound how much harder a shifted zone is
@@ -79,8 +90,33 @@ func ProbeInterval(interval time.Duration) time.Duration {
 	return interval / time.Duration(ProbeSteps(interval))
 }
 
-// Run calls every operation on every endpoint at once, right away and then
-// every Interval, until ctx is done. A round never waits for the previous one
+// Per-host bounds of the shared transport. Spread calls to one endpoint come
+// Interval/len(Operations) apart, so one idle connection is what a healthy
+// endpoint needs; maxConnsPerHost bounds what a hanging one can hold (its
+// calls then wait for a connection, and the wait counts in their latency,
+// as it would for a customer).
+const (
+	maxIdleConnsPerHost = 2
+	maxConnsPerHost     = 8
+)
+
+// SharedTransport is the one transport of every canary of the process
+// without a Transport of its own: connections are pooled per endpoint
+// across canaries and bounded per host, so the descriptors canaries hold
+// grow with the endpoints, not with endpoints × operations.
+var SharedTransport = sync.OnceValue(func() *http.Transport {
+	return &http.Transport{
+		Proxy:               nil, // loopback only; never an environment proxy
+		DialContext:         (&net.Dialer{Timeout: DefaultTimeout}).DialContext,
+		MaxIdleConnsPerHost: maxIdleConnsPerHost,
+		MaxConnsPerHost:     maxConnsPerHost,
+		IdleConnTimeout:     90 * time.Second,
+	}
+})
+
+// Run calls every operation on every endpoint, in a round right away and
+// then every Interval, until ctx is done; a round's calls start together, or
+// each at its own offset with Spread. A round never waits for the previous one
 // (a slow endpoint must not thin out its own observations); calls still in
 // flight when ctx ends are abandoned unrecorded, since their outcome says
 // more about the shutdown than about the endpoint. Run returns nil once ctx
@@ -95,11 +131,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if clk == nil {
 		clk = clock.Real{}
 	}
-	tr := &http.Transport{
-		Proxy:               nil, // loopback only; never an environment proxy
-		DialContext:         (&net.Dialer{Timeout: cfg.Timeout}).DialContext,
-		MaxIdleConnsPerHost: 2 * len(cfg.Operations),
-		IdleConnTimeout:     90 * time.Second,
+	tr := cfg.Transport
+	if tr == nil {
+		tr = SharedTransport()
 	}
 	client := &http.Client{
 		Transport:     tr,
@@ -108,7 +142,6 @@ func Run(ctx context.Context, cfg Config) error {
 	c := &caller{client: client, clock: clk, timeout: cfg.Timeout, record: cfg.Record}
 
 	var calls sync.WaitGroup
-	defer tr.CloseIdleConnections()
 	defer calls.Wait()
 	// The ticker exists before the first round, so a fake clock advanced once
 	// the first round is seen cannot miss a tick.
@@ -122,18 +155,35 @@ func Run(ctx context.Context, cfg Config) error {
 		full := n%steps == 0
 		shifted := map[string]bool{}
 		for _, t := range targets {
-			if !full {
-				if t.zone == "" {
-					continue
-				}
+			// A shifted zone is probed every `every`; the others once a full round.
+			probed := false
+			if steps > 1 && t.zone != "" {
 				on, ok := shifted[t.zone]
 				if !ok {
 					on = cfg.Shifted(t.zone)
 					shifted[t.zone] = on
 				}
-				if !on {
-					continue
-				}
+				probed = on
+			}
+			if !full && !probed {
+				continue
+			}
+			off := t.offset
+			if probed {
+				off %= every // spread within the probe interval, not past the next probe round
+			}
+			if off > 0 {
+				// Registered here, not in the goroutine, so that a fake
+				// clock advanced after the round cannot miss it.
+				due := clk.After(off)
+				calls.Go(func() {
+					select {
+					case <-ctx.Done():
+					case <-due:
+						c.call(ctx, t)
+					}
+				})
+				continue
 			}
 			calls.Go(func() { c.call(ctx, t) })
 		}
@@ -151,9 +201,19 @@ func Run(ctx context.Context, cfg Config) error {
 
 // target is one (endpoint, operation) pair.
 type target struct {
-	zone string // "" for the regional endpoint
-	op   string
-	url  string
+	zone   string // "" for the regional endpoint
+	op     string
+	url    string
+	offset time.Duration // after the round's start (Spread)
+}
+
+// spreadOffset is a call's fixed place in the interval: a hash of the
+// endpoint and operation, so the calls of many canaries fall evenly over it
+// and each keeps its own pace from round to round.
+func spreadOffset(interval time.Duration, zone, url, op string) time.Duration {
+	h := fnv.New64a()
+	h.Write([]byte(zone + "\x00" + url + "\x00" + op))
+	return time.Duration(h.Sum64() % uint64(interval))
 }
 
 func prepare(cfg *Config) ([]target, error) {
@@ -190,7 +250,11 @@ func prepare(cfg *Config) ([]target, error) {
 			return nil, fmt.Errorf("canary: Endpoints[%d] (zone %q): URL %q: want an absolute http(s) URL", i, ep.Zone, ep.URL)
 		}
 		for _, op := range cfg.Operations {
-			out = append(out, target{zone: ep.Zone, op: op, url: base.JoinPath(op).String()})
+			t := target{zone: ep.Zone, op: op, url: base.JoinPath(op).String()}
+			if cfg.Spread {
+				t.offset = spreadOffset(cfg.Interval, t.zone, t.url, op)
+			}
+			out = append(out, t)
 		}
 	}
 	return out, nil

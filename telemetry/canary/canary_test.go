@@ -2,10 +2,13 @@ package canary
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -313,4 +316,143 @@ func TestShiftedZoneIsProbedHarder(t *testing.T) {
 	if perZone["az1"] != 2*steps+1 || perZone["az2"] != 3 {
 		t.Errorf("calls per zone %v, want az1 %d, az2 3", perZone, 2*steps+1)
 	}
+}
+
+// afterCounter is a fake clock that signals every After registered.
+type afterCounter struct {
+	*clock.Fake
+	afters chan struct{}
+}
+
+func (a afterCounter) After(d time.Duration) <-chan time.Time {
+	c := a.Fake.After(d)
+	a.afters <- struct{}{}
+	return c
+}
+
+// With Spread, a round's calls start each at its own hashed offset within
+// the interval, never before it, and the same offsets hold in the next round.
+func TestSpreadCallsOverTheInterval(t *testing.T) {
+	srvs := []*httptest.Server{server(t, "az1", "i1", 200), server(t, "az2", "i2", 200), server(t, "az3", "i3", 200)}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clk := afterCounter{Fake: clock.NewFake(t0), afters: make(chan struct{}, 64)}
+	const interval = 10 * time.Second
+	ops := []string{"ride", "pay", "signin", "home"}
+	var eps []Endpoint
+	for i, s := range srvs {
+		eps = append(eps, Endpoint{Zone: fmt.Sprintf("az%d", i+1), URL: s.URL})
+	}
+	rec := newRecorder()
+	start(t, Config{Interval: interval, Endpoints: eps, Operations: ops, Clock: clk, Spread: true}, rec)
+
+	offset := map[string]time.Duration{} // zone/op
+	zero := 0
+	for _, ep := range eps {
+		for _, op := range ops {
+			d := spreadOffset(interval, ep.Zone, strings.TrimSuffix(ep.URL, "/")+"/"+op, op)
+			if d < 0 || d >= interval {
+				t.Fatalf("offset %v outside the interval", d)
+			}
+			if d == 0 {
+				zero++
+			}
+			offset[ep.Zone+"/"+op] = d
+		}
+	}
+	perRound := len(eps) * len(ops)
+	const step = 100 * time.Millisecond
+	for round := range 2 {
+		for range perRound - zero { // every delayed call is registered
+			<-clk.afters
+		}
+		for k := 0; k < int(interval/step); k++ {
+			clk.Advance(step)
+			elapsed := time.Duration(k+1) * step
+			due := 0
+			for _, d := range offset {
+				if d < elapsed {
+					due++
+				}
+			}
+			rec.wait(t, round*perRound+due)
+		}
+	}
+	got := rec.snapshot()
+	if len(got) != 2*perRound {
+		t.Fatalf("%d observations, want %d", len(got), 2*perRound)
+	}
+	distinct := map[time.Time]bool{}
+	for i, o := range got {
+		roundStart := t0.Add(time.Duration(i/perRound) * interval)
+		d := offset[o.Zone+"/"+o.Operation]
+		// Stamped when the call ended: at or after its offset, and within the
+		// step in which it fell due (the test waits for it there).
+		if at := o.At.Sub(roundStart); at < d || at > d+step {
+			t.Errorf("%s/%s at +%v, its offset is %v", o.Zone, o.Operation, at, d)
+		}
+		distinct[o.At] = true
+	}
+	if len(distinct) < perRound { // 12 hashed offsets over 100 steps
+		t.Logf("only %d distinct call times of %d calls", len(distinct), 2*perRound)
+	}
+	if len(distinct) < 2*perRound/3 {
+		t.Errorf("calls bunched: %d distinct times for %d calls", len(distinct), 2*perRound)
+	}
+}
+
+// Canaries without a Transport of their own share the process's one, with
+// its per-host bounds; one with a Transport keeps it.
+func TestSharedTransport(t *testing.T) {
+	if SharedTransport() != SharedTransport() {
+		t.Fatal("SharedTransport is not one transport")
+	}
+	tr := SharedTransport()
+	if tr.MaxConnsPerHost != maxConnsPerHost || tr.MaxIdleConnsPerHost != maxIdleConnsPerHost || tr.Proxy != nil {
+		t.Errorf("shared transport bounds: %d conns, %d idle per host", tr.MaxConnsPerHost, tr.MaxIdleConnsPerHost)
+	}
+	// Three canaries, one after the other, on one endpoint: the later ones
+	// reuse the first one's connection (a pool per canary makes three).
+	var mu sync.Mutex
+	conns := 0
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			conns++
+			mu.Unlock()
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	own := &countingTransport{RoundTripper: http.DefaultTransport}
+	for i, c := range []Config{{}, {}, {}, {Transport: own}} {
+		rec := newRecorder()
+		c.Interval, c.Endpoints, c.Operations, c.Clock = time.Hour, []Endpoint{{Zone: "az1", URL: srv.URL}}, []string{"ride"}, clock.NewFake(time.Unix(0, 0))
+		stop := start(t, c, rec)
+		rec.wait(t, 1)
+		stop()
+		if i == 2 {
+			mu.Lock()
+			n := conns
+			mu.Unlock()
+			// The connection returns to the pool just after the body ends;
+			// allow one call that raced it.
+			if n >= 3 {
+				t.Errorf("%d connections for three canaries' calls", n)
+			}
+		}
+	}
+	if own.n.Load() != 1 {
+		t.Errorf("own transport used %d times, want 1", own.n.Load())
+	}
+}
+
+type countingTransport struct {
+	http.RoundTripper
+	n atomic.Int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.RoundTripper.RoundTrip(r)
 }

@@ -1,0 +1,503 @@
+package benchmark
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// FleetOptions configures RunFleet.
+type FleetOptions struct {
+	// Resources is how many resources the generated serve configuration has,
+	// each shaped like examples/serve.yaml's web (default 10).
+	Resources int
+	// Duration is how long the load runs after serve is up (default 60s).
+	Duration time.Duration
+	// Rate is the customer requests per second per resource, sent to its
+	// regional front door (default 1).
+	Rate float64
+	// Exe is the grayzone binary whose workload and serve commands are run
+	// (default: this process's executable).
+	Exe string
+	// Progress receives one line per stage and sample (nil: none).
+	Progress io.Writer
+}
+
+// FleetResult is what one fleet run measured of the serve process.
+type FleetResult struct {
+	Resources  int     `json:"resources"`
+	DurationS  float64 `json:"duration_s"`
+	RatePerRes float64 `json:"rate_per_resource"`
+	CPUPercent float64 `json:"serve_cpu_percent_of_one_core"`
+	RSSMiB     float64 `json:"serve_rss_mib"`
+	FDs        int     `json:"serve_open_fds"`
+	FDsPerRes  float64 `json:"serve_fds_per_resource"`
+	Series     int     `json:"metrics_series"`
+	// TickP99ms is the upper bound of the grayzone_tick_seconds bucket
+	// holding the 99th percentile pass of serve's tick loop (-1: no passes).
+	TickP99ms   float64 `json:"tick_p99_ms_bucket"`
+	MetricsKB   float64 `json:"metrics_kb"`
+	MetricsMs   float64 `json:"metrics_fetch_ms"`
+	StatusP50ms float64 `json:"status_p50_ms"`
+	StatusMaxms float64 `json:"status_max_ms"`
+	StatusCalls int     `json:"status_calls"`
+	Requests    int64   `json:"requests"`
+	Failed      int64   `json:"failed_requests"`
+	FailStatic  int     `json:"fail_static_entries"`
+}
+
+// Print writes the result as a markdown table row with its header.
+func (r *FleetResult) Print(w io.Writer) {
+	fmt.Fprintln(w, "| N | serve CPU (one core) | RSS | open fds (per resource) | /metrics | `GET /v1/status` p50 / max | tick p99 (bucket) | failed requests | fail-static entries |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintf(w, "| %d | %.1f %% | %.0f MiB | %d (%.1f) | %d series, %.0f KB, %.0f ms | %.1f / %.1f ms | ≤ %g ms | %d of %d | %d |\n",
+		r.Resources, r.CPUPercent, r.RSSMiB, r.FDs, r.FDsPerRes, r.Series, r.MetricsKB, r.MetricsMs,
+		r.StatusP50ms, r.StatusMaxms, r.TickP99ms, r.Failed, r.Requests, r.FailStatic)
+}
+
+// fleetPortsPerResource: regional, three zonal, six targets.
+const fleetPortsPerResource = 10
+
+// fleetZones are the zones of every generated resource.
+var fleetZones = []string{"use2-az1", "use2-az2", "use2-az3"}
+
+// fleetToken is the generated tokens file's one token; reads need none
+// (open_reads), but serve wants a tokens file.
+const fleetToken = "bench:fleet-bench-token-0123456789abcdef"
+
+// fleetConfig writes a serve configuration of n resources on free loopback
+// ports into dir and returns its path, the API address and each resource's
+// regional front door address.
+func fleetConfig(dir string, n int) (path, api string, regional []string, err error) {
+	addrs, err := fleetPorts(1 + n*fleetPortsPerResource)
+	if err != nil {
+		return "", "", nil, err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tokens.txt"), []byte(fleetToken+"\n"), 0o600); err != nil {
+		return "", "", nil, err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "listen: %s\ndata_dir: %s\nauth: {tokens_file: tokens.txt, open_reads: true}\nresources:\n", addrs[0], filepath.Join(dir, "data"))
+	for i := range n {
+		p := addrs[1+i*fleetPortsPerResource:][:fleetPortsPerResource]
+		regional = append(regional, p[0])
+		fmt.Fprintf(&b, "  - name: web-%d\n    zones: [%s]\n    min_capacity: 2\n", i, strings.Join(fleetZones, ", "))
+		fmt.Fprintf(&b, "    frontdoor:\n      type: embedded\n      regional: %s\n      zonal: {", p[0])
+		for z, zone := range fleetZones {
+			if z > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%s: %s", zone, p[1+z])
+		}
+		b.WriteString("}\n      record: true\n      targets:\n")
+		for t := range 6 {
+			fmt.Fprintf(&b, "        - {id: web-%d-%d, zone: %s, addr: %s}\n", i, t+1, fleetZones[t/2], p[4+t])
+		}
+		b.WriteString("      health_check: {path: /health, interval: 5s, timeout: 2s, healthy_threshold: 2, unhealthy_threshold: 2}\n")
+		b.WriteString("    canaries:\n")
+		for z, zone := range fleetZones {
+			fmt.Fprintf(&b, "      - {zone: %s, url: http://%s, interval: 10s}\n", zone, p[1+z])
+		}
+		b.WriteString("    autoshift: {enabled: true, dry_run: true}\n")
+	}
+	path = filepath.Join(dir, "serve.yaml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		return "", "", nil, err
+	}
+	return path, addrs[0], regional, nil
+}
+
+// fleetPorts finds n free loopback addresses below the kernel's ephemeral
+// port range: a port of that range, chosen free, can be taken by any
+// outgoing connection (serve's own, hundreds of them) before the workload
+// or serve binds it. Every port found stays bound until all are found, so
+// each is distinct.
+func fleetPorts(n int) ([]string, error) {
+	lo := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil {
+				lo = v
+			}
+		}
+	}
+	const first = 10000
+	if lo-first < 2*n {
+		return nil, fmt.Errorf("fleet: %d ports wanted below the ephemeral range (from %d): too many", n, lo)
+	}
+	// Start at a random place so that two runs at once rarely probe the
+	// same ports.
+	start := first + rand.IntN(lo-first-n)
+	var addrs []string
+	for i := 0; len(addrs) < n; i++ {
+		if i == lo-first {
+			return nil, fmt.Errorf("fleet: fewer than %d free ports from %d to %d", n, first, lo)
+		}
+		p := first + (start-first+i)%(lo-first)
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			continue // taken
+		}
+		defer ln.Close()
+		addrs = append(addrs, ln.Addr().String())
+	}
+	return addrs, nil
+}
+
+// RunFleet starts `grayzone workload` and `grayzone serve` on a generated
+// configuration of opts.Resources resources, sends light load to every
+// regional front door for opts.Duration, and measures the serve process.
+func RunFleet(ctx context.Context, o FleetOptions) (*FleetResult, error) {
+	if o.Resources <= 0 {
+		o.Resources = 10
+	}
+	if o.Duration <= 0 {
+		o.Duration = time.Minute
+	}
+	if o.Rate <= 0 {
+		o.Rate = 1
+	}
+	if o.Exe == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, err
+		}
+		o.Exe = exe
+	}
+	progress := func(format string, a ...any) {
+		if o.Progress != nil {
+			fmt.Fprintf(o.Progress, "fleet: "+format+"\n", a...)
+		}
+	}
+	dir, err := os.MkdirTemp("", "gzbench-fleet")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	path, api, regional, err := fleetConfig(dir, o.Resources)
+	if err != nil {
+		return nil, err
+	}
+	base := "http://" + api
+
+	progress("starting the workload (%d targets)", 6*o.Resources)
+	work, err := startFleetProcess(o.Exe, dir, "instances up", "workload", "--config", path)
+	if err != nil {
+		return nil, err
+	}
+	defer work.stop()
+	// The workload prints once every instance listens.
+	if err := work.waitReady(ctx, 2*time.Minute); err != nil {
+		return nil, fmt.Errorf("workload: %w", err)
+	}
+
+	progress("starting serve (%d resources)", o.Resources)
+	serve, err := startFleetProcess(o.Exe, dir, "", "serve", "--config", path, "--log-level", "warn")
+	if err != nil {
+		return nil, err
+	}
+	defer serve.stop()
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64}}
+	defer client.CloseIdleConnections()
+	if err := waitFor(ctx, 2*time.Minute, func() bool {
+		resp, err := client.Get(base + "/v1/status")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}); err != nil {
+		return nil, fmt.Errorf("serve is not answering /v1/status: %w", err)
+	}
+	// Let the front doors' health checks put the targets in rotation.
+	time.Sleep(12 * time.Second)
+
+	res := &FleetResult{Resources: o.Resources, DurationS: o.Duration.Seconds(), RatePerRes: o.Rate}
+	cpu0, err := cpuTicks(serve.cmd.Process.Pid)
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	loadCtx, stopLoad := context.WithTimeout(ctx, o.Duration)
+	defer stopLoad()
+	var sent, failed atomic.Int64
+	var load sync.WaitGroup
+	ops := []string{"ride", "pay", "signin", "home"}
+	gap := time.Duration(float64(time.Second) / o.Rate)
+	for i, addr := range regional {
+		load.Go(func() {
+			// Each resource's sender starts at its own offset in the gap,
+			// so the fleet's load is even rather than in bursts.
+			offset := gap * time.Duration(i) / time.Duration(len(regional))
+			next := time.Now().Add(offset)
+			for n := 0; ; n++ {
+				select {
+				case <-loadCtx.Done():
+					return
+				case <-time.After(time.Until(next)):
+				}
+				next = next.Add(gap)
+				sent.Add(1)
+				resp, err := client.Get("http://" + addr + "/" + ops[n%len(ops)])
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode >= 500 {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	var status []time.Duration
+	tick := time.NewTicker(time.Second)
+	lastReport := time.Now()
+	for loadCtx.Err() == nil {
+		select {
+		case <-loadCtx.Done():
+		case <-tick.C:
+			start := time.Now()
+			resp, err := client.Get(base + "/v1/status")
+			if err != nil || resp.StatusCode != http.StatusOK {
+				res.StatusCalls++
+				status = append(status, client.Timeout) // a failed read counts as the timeout
+				if err == nil {
+					resp.Body.Close()
+				}
+				continue
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			status = append(status, time.Since(start))
+			res.StatusCalls++
+			if time.Since(lastReport) >= 10*time.Second {
+				lastReport = time.Now()
+				progress("%s: %d requests, %d failed, status %s", time.Since(t0).Round(time.Second), sent.Load(), failed.Load(), status[len(status)-1].Round(time.Millisecond))
+			}
+		}
+	}
+	tick.Stop()
+	load.Wait()
+	elapsed := time.Since(t0)
+	cpu1, err := cpuTicks(serve.cmd.Process.Pid)
+	if err != nil {
+		return nil, err
+	}
+	pid := serve.cmd.Process.Pid
+	res.CPUPercent = round3(float64(cpu1-cpu0) / clockTicksPerSecond / elapsed.Seconds() * 100)
+	if res.RSSMiB, err = rssMiB(pid); err != nil {
+		return nil, err
+	}
+	if res.FDs, err = openFDs(pid); err != nil {
+		return nil, err
+	}
+	res.FDsPerRes = round3(float64(res.FDs) / float64(o.Resources))
+	res.Requests, res.Failed = sent.Load(), failed.Load()
+	if len(status) > 0 {
+		slices.Sort(status)
+		res.StatusP50ms = round3(float64(status[len(status)/2]) / 1e6)
+		res.StatusMaxms = round3(float64(status[len(status)-1]) / 1e6)
+	}
+	start := time.Now()
+	resp, err := client.Get(base + "/metrics")
+	if err != nil {
+		return nil, fmt.Errorf("/metrics: %w", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("/metrics: %w", err)
+	}
+	res.MetricsMs = round3(float64(time.Since(start)) / 1e6)
+	res.MetricsKB = round3(float64(len(body)) / 1000)
+	res.Series = countSeries(body)
+	res.TickP99ms = tickP99ms(body)
+	if res.FailStatic, err = countFailStatic(ctx, client, base); err != nil {
+		return nil, err
+	}
+	progress("done: %d requests, %d failed", res.Requests, res.Failed)
+	return res, nil
+}
+
+// countSeries counts the sample lines of a Prometheus text exposition.
+func countSeries(body []byte) int {
+	n := 0
+	for line := range strings.Lines(string(body)) {
+		if line = strings.TrimSpace(line); line != "" && line[0] != '#' {
+			n++
+		}
+	}
+	return n
+}
+
+// tickP99ms reads the tick loop's p99 off the grayzone_tick_seconds
+// histogram: the upper bound of the first bucket with 99 % of the passes.
+func tickP99ms(body []byte) float64 {
+	type bucket struct{ le, n float64 }
+	var bs []bucket
+	var count float64
+	for line := range strings.Lines(string(body)) {
+		if rest, ok := strings.CutPrefix(line, `grayzone_tick_seconds_bucket{le="`); ok {
+			le, n, ok := strings.Cut(rest, `"} `)
+			if !ok {
+				continue
+			}
+			l, err1 := strconv.ParseFloat(le, 64)
+			c, err2 := strconv.ParseFloat(strings.TrimSpace(n), 64)
+			if err1 == nil && err2 == nil {
+				bs = append(bs, bucket{l, c})
+			}
+		} else if rest, ok := strings.CutPrefix(line, "grayzone_tick_seconds_count "); ok {
+			count, _ = strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		}
+	}
+	if count == 0 {
+		return -1
+	}
+	for _, b := range bs {
+		if b.n >= 0.99*count {
+			return round3(b.le * 1000)
+		}
+	}
+	return -1
+}
+
+// countFailStatic counts the audit log's fail-static starts (not their
+// ends) over every resource, paging through GET /v1/audit.
+func countFailStatic(ctx context.Context, client *http.Client, base string) (int, error) {
+	n := 0
+	var after int64
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/v1/audit?after=%d&limit=1000", base, after), nil)
+		if err != nil {
+			return 0, err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, fmt.Errorf("audit log: %w", err)
+		}
+		var es []struct {
+			Seq     int64  `json:"seq"`
+			Kind    string `json:"kind"`
+			Message string `json:"message"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&es)
+		resp.Body.Close()
+		if err != nil {
+			return 0, fmt.Errorf("audit log: %w", err)
+		}
+		if len(es) == 0 {
+			return n, nil
+		}
+		for _, e := range es {
+			if e.Kind == "fail_static" && !strings.Contains(e.Message, ") ended after") {
+				n++
+			}
+			after = max(after, e.Seq)
+		}
+	}
+}
+
+// rssMiB is the resident set of a process, from /proc/PID/status.
+func rssMiB(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			if err != nil {
+				return 0, fmt.Errorf("/proc/%d/status: VmRSS: %w", pid, err)
+			}
+			return round3(kb / 1024), nil
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
+}
+
+// openFDs counts a process's open file descriptors.
+func openFDs(pid int) (int, error) {
+	es, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		return 0, err
+	}
+	return len(es), nil
+}
+
+// fleetProcess is a grayzone process of the fleet benchmark; ready is
+// closed once its stdout has printed a line containing the ready text.
+type fleetProcess struct {
+	cmd   *exec.Cmd
+	ready chan struct{}
+	done  chan struct{}
+}
+
+func startFleetProcess(exe, dir, ready string, args ...string) (*fleetProcess, error) {
+	cmd := exec.Command(exe, args...)
+	cmd.Dir = dir
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s %s: %w", exe, args[0], err)
+	}
+	p := &fleetProcess{cmd: cmd, ready: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(out)
+		seen := false
+		for sc.Scan() {
+			if !seen && ready != "" && strings.Contains(sc.Text(), ready) {
+				seen = true
+				close(p.ready)
+			}
+		}
+	}()
+	return p, nil
+}
+
+// waitReady waits for the ready line.
+func (p *fleetProcess) waitReady(ctx context.Context, limit time.Duration) error {
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	select {
+	case <-p.ready:
+		return nil
+	case <-p.done:
+		return errors.New("exited before it was ready")
+	case <-timer.C:
+		return fmt.Errorf("not ready within %s", limit)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *fleetProcess) stop() {
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+	}
+	_ = p.cmd.Wait()
+}

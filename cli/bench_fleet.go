@@ -1,0 +1,63 @@
+package cli
+
+import (
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/grayzone/grayzone/benchmark"
+)
+
+func newBenchFleetCmd(stdout, stderr io.Writer) *cobra.Command {
+	var (
+		o      benchmark.FleetOptions
+		output output
+	)
+	cmd := &cobra.Command{
+		Use:   "fleet",
+		Short: "Cost of one serve watching N resources: CPU, memory, descriptors, /metrics, API latency",
+		Long: `Generates a serve configuration of --resources resources, each shaped like
+examples/serve.yaml's web (3 zones, 6 targets, embedded front door, canaries
+every 10s, autoshift in dry run) on free loopback ports, starts this binary's
+"grayzone workload" for the targets and "grayzone serve" as processes, sends
+--rate requests a second per resource to the regional front doors for
+--duration, and reports of the serve process: CPU (share of one core), RSS,
+open file descriptors (/proc/PID/fd, also per resource), /metrics series,
+size and fetch time, GET /v1/status latency (sampled every second, p50 and
+max), failed customer requests (connection errors and 5xx) and fail-static
+entries in the audit log. Progress goes to stderr.
+
+The whole fleet runs on this machine: on a small or busy one, the workload
+and the load compete with serve for the CPU; say so with the numbers.`,
+		Example: `  grayzone bench fleet --resources 50 --duration 2m
+  grayzone bench fleet --resources 200 --rate 5 --output json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := output.check(); err != nil {
+				return err
+			}
+			if o.Resources < 1 {
+				return usageErr("--resources %d: want at least 1", o.Resources)
+			}
+			if o.Rate <= 0 {
+				return usageErr("--rate %g: want more than 0", o.Rate)
+			}
+			if o.Duration < time.Second {
+				return usageErr("--duration %s: want at least 1s", o.Duration)
+			}
+			o.Progress = stderr
+			res, err := benchmark.RunFleet(cmd.Context(), o)
+			if err != nil {
+				return &exitError{code: exitUnknown, err: err}
+			}
+			return output.write(stdout, res, func() { res.Print(stdout) })
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.Resources, "resources", 10, "resources in the generated configuration")
+	f.DurationVar(&o.Duration, "duration", time.Minute, "how long the load runs once serve is up")
+	f.Float64Var(&o.Rate, "rate", 1, "customer requests per second per resource")
+	output.flag(cmd, "text (a markdown table)")
+	return cmd
+}
