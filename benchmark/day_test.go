@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/grayzone/grayzone/lab"
-	"github.com/grayzone/grayzone/report"
 	"github.com/grayzone/grayzone/lab/scenario"
+	"github.com/grayzone/grayzone/report"
 )
 
 // The kept corpus files are exactly what the generator writes for their
