@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/grayzone/grayzone/internal/freeport"
 )
 
 // FleetOptions configures RunFleet.
@@ -122,39 +123,17 @@ func fleetConfig(dir string, n int) (path, api string, regional []string, err er
 	return path, addrs[0], regional, nil
 }
 
-// fleetPorts finds n free loopback addresses below the kernel's ephemeral
-// port range: a port of that range, chosen free, can be taken by any
-// outgoing connection (serve's own, hundreds of them) before the workload
-// or serve binds it. Every port found stays bound until all are found, so
-// each is distinct.
+// fleetPorts finds n free loopback addresses (freeport: below the
+// ephemeral range, where serve's own outgoing connections cannot take them
+// before the workload or serve binds them).
 func fleetPorts(n int) ([]string, error) {
-	lo := 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if v, err := strconv.Atoi(f[0]); err == nil {
-				lo = v
-			}
-		}
+	ps, err := freeport.Ports(n)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: %w", err)
 	}
-	const first = 10000
-	if lo-first < 2*n {
-		return nil, fmt.Errorf("fleet: %d ports wanted below the ephemeral range (from %d): too many", n, lo)
-	}
-	// Start at a random place so that two runs at once rarely probe the
-	// same ports.
-	start := first + rand.IntN(lo-first-n)
-	var addrs []string
-	for i := 0; len(addrs) < n; i++ {
-		if i == lo-first {
-			return nil, fmt.Errorf("fleet: fewer than %d free ports from %d to %d", n, first, lo)
-		}
-		p := first + (start-first+i)%(lo-first)
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-		if err != nil {
-			continue // taken
-		}
-		defer ln.Close()
-		addrs = append(addrs, ln.Addr().String())
+	addrs := make([]string, len(ps))
+	for i, p := range ps {
+		addrs[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
 	}
 	return addrs, nil
 }
