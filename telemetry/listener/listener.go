@@ -219,6 +219,11 @@ type gzipBody struct {
 func (b *gzipBody) Read(p []byte) (int, error) {
 	if b.zr == nil {
 		zr, err := gzip.NewReader(b.raw)
+		if errors.Is(err, io.EOF) {
+			// No gzip header at all: a malformed body, not an empty one
+			// (a reader taking EOF as the end would accept it as nothing).
+			err = io.ErrUnexpectedEOF
+		}
 		if err != nil {
 			return 0, fmt.Errorf("gzip: %w", err)
 		}
