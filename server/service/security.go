@@ -5,9 +5,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/grayzone/grayzone/internal/bearer"
 	"github.com/grayzone/grayzone/internal/loglimit"
+	"github.com/grayzone/grayzone/telemetry/listener"
 
 	"github.com/grayzone/grayzone/actuator/frontdoor"
 	"github.com/grayzone/grayzone/server/api"
@@ -32,12 +34,23 @@ func (s *Service) guardMetrics(h http.Handler) http.Handler {
 	})
 }
 
+// Bounds of the API's listener (docs/security.md).
+const (
+	apiReadTimeout    = 30 * time.Second
+	apiMaxConnections = 1024
+)
+
 // serveAPI serves the API and dashboard on ln: HTTPS when the
 // configuration names a certificate, plain HTTP otherwise.
 func (s *Service) serveAPI(srv *http.Server, ln net.Listener) error {
 	// Anyone who reaches the listener may connect: bound what they can hold.
 	srv.MaxHeaderBytes = frontdoor.DefaultMaxHeaderBytes - 4096
 	srv.IdleTimeout = frontdoor.DefaultIdleTimeout
+	// A request's head and body within apiReadTimeout (the event stream's
+	// long response is writing, which this does not bound), and at most
+	// apiMaxConnections at once: more wait in the kernel's backlog.
+	srv.ReadTimeout = apiReadTimeout
+	ln = listener.Cap(ln, apiMaxConnections)
 	srv.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelDebug) // TLS handshake noise and the like
 	if s.certs == nil {
 		return srv.Serve(ln)

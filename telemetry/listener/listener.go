@@ -122,7 +122,7 @@ func (g *Guard) Listen(addr string) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	return capListener(ln, g.lim.MaxConnections), nil
+	return Cap(ln, g.lim.MaxConnections), nil
 }
 
 // ServeHTTP serves h on ln (bound by Listen) until it fails or is closed:
@@ -335,9 +335,10 @@ func (g *Guard) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, 
 	return handler(ctx, req)
 }
 
-// capListener holds Accept while max connections are open: a flood of
-// connections waits in the kernel's backlog instead of costing memory.
-func capListener(ln net.Listener, max int) net.Listener {
+// Cap holds Accept while max connections are open: a flood of connections
+// waits in the kernel's backlog instead of costing memory. The telemetry
+// listeners and serve's API use it.
+func Cap(ln net.Listener, max int) net.Listener {
 	return &capped{Listener: ln, sem: make(chan struct{}, max), done: make(chan struct{})}
 }
 

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -137,5 +138,46 @@ func TestInFlightCapIs429(t *testing.T) {
 			t.Fatalf("never 429: last %d %s", code, msg)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Cap holds the connection past max in the backlog until one closes.
+func TestCapHoldsConnectionsPastMax(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := listener.Cap(raw, 2)
+	defer ln.Close()
+	accepted := make(chan net.Conn, 3)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	for range 3 {
+		c, err := net.Dial("tcp", raw.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	first := <-accepted
+	<-accepted
+	select {
+	case <-accepted:
+		t.Fatal("a third connection was accepted while two were open (cap 2)")
+	case <-time.After(200 * time.Millisecond):
+	}
+	first.Close()
+	select {
+	case c := <-accepted:
+		c.Close()
+	case <-time.After(30 * time.Second):
+		t.Fatal("the waiting connection was not accepted after one closed")
 	}
 }
