@@ -1,7 +1,7 @@
 // Package event is the one model of what grayzone decides or does: a
 // detection, a decision awaiting approval, a shift starting, extended or
 // ending, a zone excluded or included, fail static entered or left, an
-// actuator refusing or failing, leadership gained. serve derives one Event
+// actuator refusing or failing, leadership gained or lost. serve derives one Event
 // from each audit entry it writes, in the same transaction, so the audit
 // log, the dashboard and every notifier say the same things.
 package event
@@ -35,12 +35,16 @@ const (
 	ActuatorRecovered Kind = "actuator.recovered" // the failing action succeeded
 	ActuatorRefused   Kind = "actuator.refused"   // the system refused the action (e.g. ARC)
 	LeadershipGained  Kind = "leadership.gained"  // this replica leads and acts
+	// LeadershipLost: an earlier leadership is over. Told by the replica
+	// that took over, in the same write as its own gain: a deposed leader's
+	// writes are fenced off, so it cannot tell it itself.
+	LeadershipLost Kind = "leadership.lost"
 )
 
 // Kinds lists every kind, for configuration checks and documentation.
 var Kinds = []Kind{Detection, ApprovalPending, ApprovalGiven, ShiftStarted, ShiftExtended, ShiftEnded,
 	ZoneExcluded, ZoneIncluded, FailStaticEntered, FailStaticLeft, ActuatorFailed, ActuatorRecovered,
-	ActuatorRefused, LeadershipGained}
+	ActuatorRefused, LeadershipGained, LeadershipLost}
 
 // TypePrefix makes a kind a CloudEvents type (reverse-DNS, versioned).
 const TypePrefix = "io.grayzone.v1."

@@ -233,6 +233,8 @@ func (s *Service) eventsFor(e store.AuditEntry) []*event.Event {
 		return s.actionEvents(ev, e.Kind == "action_failed")
 	case "leader":
 		return one(event.LeadershipGained)
+	case "leader_lost":
+		return one(event.LeadershipLost)
 	}
 	return nil
 }

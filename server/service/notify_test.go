@@ -5,9 +5,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/grayzone/grayzone/notify/event"
 	"github.com/grayzone/grayzone/server/config"
+	"github.com/grayzone/grayzone/server/store"
 )
 
 // The events serve queues with its audit entries, on a fake clock: a
@@ -78,5 +80,28 @@ func TestEventsFollowTheAuditLog(t *testing.T) {
 	}
 	if want := []event.Kind{event.ApprovalPending, event.ApprovalGiven, event.ShiftStarted, event.ShiftEnded}; !slices.Equal(amKinds, want) {
 		t.Fatalf("alertmanager queue %v, want %v", amKinds, want)
+	}
+}
+
+// The end of an earlier leadership is told as leadership.lost, from the
+// audit entry the replica that took over writes (replica.go takeOver).
+func TestLeadershipLostIsTold(t *testing.T) {
+	s, _ := guardService(t, "approval: true")
+	s.cfg.Notifications = config.Notifications{Webhooks: []config.WebhookEndpoint{{Name: "hook", URL: "http://127.0.0.1:9", Secret: []byte("x")}}}
+	s.openNotify()
+	ctx := context.Background()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s.audit(ctx, store.AuditEntry{At: now, Kind: "leader_lost", Actor: "grayzone", Message: "the leadership of epoch 3 is over: replica b took over"})
+	s.audit(ctx, store.AuditEntry{At: now, Kind: "leader", Actor: "grayzone", Message: "replica b leads with epoch 4"})
+	items, err := s.db.Outbox().Pending(ctx, "hook", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ks []event.Kind
+	for _, it := range items {
+		ks = append(ks, it.Event.Kind)
+	}
+	if want := []event.Kind{event.LeadershipLost, event.LeadershipGained}; !slices.Equal(ks, want) {
+		t.Fatalf("queued %v, want %v", ks, want)
 	}
 }

@@ -139,6 +139,13 @@ func (s *Service) takeOver(ctx context.Context, now time.Time, epoch uint64) err
 		r.reconcile(rep.lctx, now)
 	}
 	s.term.Begin(rep.lctx, epoch)
+	if epoch > 1 {
+		// The leadership before this one is over (its replica died, was
+		// cut off or restarted): said here, since that replica's own writes
+		// are fenced off now.
+		s.audit(rep.lctx, store.AuditEntry{At: now, Kind: "leader_lost", Actor: "grayzone",
+			Message: fmt.Sprintf("the leadership of epoch %d is over: replica %s took over", epoch-1, rep.run.Holder())})
+	}
 	s.audit(rep.lctx, store.AuditEntry{At: now, Kind: "leader", Actor: "grayzone",
 		Message: fmt.Sprintf("replica %s leads with epoch %d (API at %s)", rep.run.Holder(), epoch, rep.run.Known().Address)})
 	s.log.Info("replica: leading", "epoch", epoch)
