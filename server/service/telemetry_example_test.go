@@ -3,15 +3,8 @@ package service_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grayzone/grayzone/internal/certtest"
 	"github.com/grayzone/grayzone/internal/freeport"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -103,25 +97,28 @@ func TestTelemetryExampleRuns(t *testing.T) {
 	waitMetric(t, s, `grayzone_telemetry_requests_total{resource="web",source="otlp"}`, 100)
 }
 
-// writeExampleCert writes an example-only self-signed certificate for
-// 127.0.0.1 (cert.pem, key.pem) into dir and returns a pool trusting it.
+// writeExampleCert writes an example-only certificate for localhost and
+// 127.0.0.1 (cert.pem, key.pem, as the example names them) into dir and
+// returns a pool trusting it.
 func writeExampleCert(t *testing.T, dir string) *x509.CertPool {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "localhost"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ca := certtest.NewCA(t, dir, "example-ca")
+	cert, key := ca.Issue(t, dir, "localhost")
+	for from, to := range map[string]string{cert: "cert.pem", key: "key.pem"} {
+		if err := os.Rename(from, filepath.Join(dir, to)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pem, err := os.ReadFile(ca.File)
 	if err != nil {
 		t.Fatal(err)
 	}
-	kb, _ := x509.MarshalECPrivateKey(key)
-	os.MkdirAll(dir, 0o700)
-	os.WriteFile(filepath.Join(dir, "cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
-	os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
-	cert, _ := x509.ParseCertificate(der)
 	pool := x509.NewCertPool()
-	pool.AddCert(cert)
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatal("the example CA's certificate does not parse")
+	}
 	return pool
 }
