@@ -19,7 +19,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/grayzone/grayzone/telemetry/observation"
 	"github.com/grayzone/grayzone/telemetry/operation"
 	"github.com/grayzone/grayzone/telemetry/record"
 )
@@ -344,28 +343,6 @@ func (g *Gate) tail(nb int) *chunk {
 	}
 	g.queue = append(g.queue, c)
 	return c
-}
-
-// Admit checks a batch of single observations against the zones and caps
-// and counts them; the caller feeds them to the engine itself.
-func (g *Gate) Admit(source string, obs []observation.Observation, now time.Time) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	err := g.admit(source, len(obs), func(i int) (string, string, string) {
-		return obs[i].Zone, obs[i].Instance, obs[i].Operation
-	}, now)
-	if err != nil {
-		return err
-	}
-	s := g.source(source)
-	for _, o := range obs {
-		if o.At.After(s.Newest) {
-			s.Newest = o.At
-		}
-	}
-	s.Accepted += uint64(len(obs))
-	s.Requests += uint64(len(obs))
-	return nil
 }
 
 func (g *Gate) threshold(op string) time.Duration {

@@ -104,13 +104,16 @@ func TestFullBufferDropsAndCounts(t *testing.T) {
 	}
 }
 
-func TestAdmitObservations(t *testing.T) {
+// Single observations take the one way in: an aggregate of one each
+// (record.Single), offered and capped like any other.
+func TestSingleObservationsAreOffered(t *testing.T) {
 	g := New("web", []string{"az1", "az2"}, Limits{MaxInstances: 1})
 	obs := []observation.Observation{{At: t0, Zone: "az1", Instance: "i-1", Operation: "get"}, {At: t0, Zone: "az1", Instance: "i-2", Operation: "get"}}
-	if err := g.Admit("batch", obs, t0); !errors.Is(err, ErrCapped) {
+	aggs := []record.Aggregate{record.Single(obs[0]), record.Single(obs[1])}
+	if err := g.Offer("batch", aggs, t0); !errors.Is(err, ErrCapped) {
 		t.Fatalf("err = %v", err)
 	}
-	if err := g.Admit("batch", obs[:1], t0); err != nil {
+	if err := g.Offer("batch", aggs[:1], t0); err != nil {
 		t.Fatal(err)
 	}
 }
