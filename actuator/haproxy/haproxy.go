@@ -19,7 +19,9 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/grayzone/grayzone/actuator"
@@ -59,8 +61,12 @@ type Options struct {
 type Actuator struct {
 	o Options
 
-	mu      sync.Mutex // serializes reconciles, guards shifted
+	mu      sync.Mutex // serializes reconciles, guards shifted and fence
 	shifted map[string]bool
+	fence   epochFence
+
+	refused          atomic.Uint64 // orders the epoch record refused
+	loggedSuperseded uint64        // the record last logged by refuse
 }
 
 // New checks the options and returns an actuator; it does not talk to
@@ -104,12 +110,13 @@ func (a *Actuator) Apply(ctx context.Context, act actuator.Action) error {
 
 // SetShifted records the zone's desired state and, when it changed, makes
 // HAProxy match at once: the zone's servers are set to the shift state, or
-// to ready, in one runtime API round trip, without reading first. That
-// command is what moves traffic, and each round trip before it is time the
-// zone still gets new requests (or stays empty). grayzone owns the flag of
-// the servers it maps, so nothing needs reading first; the reconcile loop
-// corrects any drift. On error the desired state stays recorded and the
-// next reconcile retries.
+// to ready, over one runtime API connection, without reading their state
+// first. That command is what moves traffic, and each round trip before it
+// is time the zone still gets new requests (or stays empty). grayzone owns
+// the flag of the servers it maps, so nothing needs reading first; the
+// reconcile loop corrects any drift. The one read is the epoch record's,
+// when ctx carries an epoch (see exchange). On error the desired state
+// stays recorded and the next reconcile retries.
 func (a *Actuator) SetShifted(ctx context.Context, zone string, away bool) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -125,7 +132,8 @@ func (a *Actuator) SetShifted(ctx context.Context, zone string, away bool) error
 	if away {
 		state = a.o.ShiftState
 	}
-	if err := a.o.Runtime.SetState(ctx, state, servers...); err != nil {
+	cmds := setStateCommands(map[string][]Server{state: servers})
+	if err := a.exchange(ctx, nil, func([]string) ([]string, error) { return cmds, nil }); err != nil {
 		return err
 	}
 	a.o.Log.Info("haproxy zone set", "runtime_api", a.o.Runtime.Addr, "zone", zone, state, names(servers))
@@ -140,21 +148,42 @@ func (a *Actuator) Shifted(zone string) bool {
 }
 
 // Reconcile reads every mapped backend's servers and sets those whose state
-// differs from the desired one; it returns how many it changed.
+// differs from the desired one, over one runtime API connection (with the
+// epoch record, see exchange); it returns how many it changed.
 func (a *Actuator) Reconcile(ctx context.Context) (int, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	byBackend, err := a.o.Runtime.ServersStates(ctx, a.backends()...)
+	backends := a.backends()
+	var toShift, toReady []Server
+	err := a.exchange(ctx, serversStateCommands(backends), func(answers []string) ([]string, error) {
+		byBackend, err := serversStates(backends, strings.Join(answers, ""))
+		if err != nil {
+			return nil, err
+		}
+		toShift, toReady, err = a.differing(byBackend)
+		if err != nil {
+			return nil, err
+		}
+		return setStateCommands(map[string][]Server{a.o.ShiftState: toShift, "ready": toReady}), nil
+	})
 	if err != nil {
 		return 0, err
 	}
-	var toShift, toReady []Server
+	if n := len(toShift) + len(toReady); n > 0 {
+		a.o.Log.Info("haproxy reconciled", "runtime_api", a.o.Runtime.Addr, a.o.ShiftState, names(toShift), "ready", names(toReady))
+	}
+	return len(toShift) + len(toReady), nil
+}
+
+// differing lists the mapped servers whose state differs from their zone's
+// desired one.
+func (a *Actuator) differing(byBackend map[string][]ServerState) (toShift, toReady []Server, err error) {
 	for _, zone := range sortedKeys(a.o.Zones) {
 		away := a.shifted[zone]
 		for _, s := range a.o.Zones[zone] {
 			st, ok := find(byBackend[s.Backend], s.Name)
 			if !ok {
-				return 0, fmt.Errorf("haproxy: server %s (zone %s) is not in HAProxy's backend %s", s, zone, s.Backend)
+				return nil, nil, fmt.Errorf("haproxy: server %s (zone %s) is not in HAProxy's backend %s", s, zone, s.Backend)
 			}
 			is := a.held(st)
 			switch {
@@ -165,13 +194,7 @@ func (a *Actuator) Reconcile(ctx context.Context) (int, error) {
 			}
 		}
 	}
-	if err := a.o.Runtime.SetStates(ctx, map[string][]Server{a.o.ShiftState: toShift, "ready": toReady}); err != nil {
-		return 0, err
-	}
-	if n := len(toShift) + len(toReady); n > 0 {
-		a.o.Log.Info("haproxy reconciled", "runtime_api", a.o.Runtime.Addr, a.o.ShiftState, names(toShift), "ready", names(toReady))
-	}
-	return len(toShift) + len(toReady), nil
+	return toShift, toReady, nil
 }
 
 // held reports whether the server is in the shift state grayzone sets.

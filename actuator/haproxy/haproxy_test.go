@@ -29,9 +29,16 @@ type lab struct {
 	zoneOf   map[string]string
 }
 
-// startLab starts two targets per zone and HAProxy in front of them.
-// Without haproxy it skips, except in CI, where haproxy is installed.
+// startLab starts two targets per zone and HAProxy in front of them, its
+// configuration declaring the epoch record. Without haproxy it skips,
+// except in CI, where haproxy is installed.
 func startLab(t testing.TB, zones ...string) *lab {
+	t.Helper()
+	return startLabWith(t, true, zones...)
+}
+
+// startLabWith is startLab, with or without the epoch record's map.
+func startLabWith(t testing.TB, epochMap bool, zones ...string) *lab {
 	t.Helper()
 	if _, err := Binary(); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -48,6 +55,12 @@ func startLab(t testing.TB, zones ...string) *lab {
 	l := &lab{zoneOf: map[string]string{}}
 	l.layout = Layout{Socket: filepath.Join(dir, "admin.sock"), Regional: freeport.Addr(t), Zonal: map[string]string{},
 		HealthPath: "/health", HealthInterval: time.Second, Rise: 1, Fall: 3}
+	if epochMap {
+		l.layout.EpochMap = filepath.Join(dir, EpochMapFile)
+		if err := os.WriteFile(l.layout.EpochMap, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, z := range zones {
 		l.layout.Zonal[z] = freeport.Addr(t)
 		for i := 1; i <= 2; i++ {

@@ -34,6 +34,10 @@ type Layout struct {
 	// (nbthread 1, cpu-map), so it does not compete with what else runs on
 	// the machine: a benchmark gives it its own core, as a deployment does.
 	PinCPU *int
+	// EpochMap, when set, is the path of the map that holds grayzone's
+	// epoch record (its file name is EpochMapFile; the file must exist,
+	// empty will do). The regional frontend declares it.
+	EpochMap string
 }
 
 // Target is one backend instance.
@@ -78,7 +82,11 @@ func (l Layout) Config() string {
 		b.WriteString("    log global\n    log-format \"" + LogFormat + "\"\n")
 	}
 	b.WriteString("\n")
-	fmt.Fprintf(&b, "frontend regional\n    bind %s\n    default_backend %s\n\n", l.Regional, RegionalBackend)
+	fmt.Fprintf(&b, "frontend regional\n    bind %s\n", l.Regional)
+	if l.EpochMap != "" {
+		b.WriteString("    " + EpochMapDeclaration(l.EpochMap) + "\n")
+	}
+	fmt.Fprintf(&b, "    default_backend %s\n\n", RegionalBackend)
 	zones := l.sortedZonal()
 	for _, z := range zones {
 		fmt.Fprintf(&b, "frontend zone_%s\n    bind %s\n    default_backend %s\n\n", z, l.Zonal[z], ZonalBackend(z))
@@ -109,6 +117,15 @@ func (l Layout) Config() string {
 		backend(ZonalBackend(z), func(t Target) bool { return t.Zone == z })
 	}
 	return b.String()
+}
+
+// EpochMapDeclaration is a line for a frontend (or backend) of haproxy.cfg
+// that declares the epoch record's map at path, so that the runtime API can
+// read and write it. HAProxy 2.6 loads a map only where a rule uses it; this
+// rule never runs (the condition is HAProxy's predefined FALSE), so it costs
+// requests nothing.
+func EpochMapDeclaration(path string) string {
+	return "http-request set-var(txn.grayzone_epoch) str(),map(" + path + ") if FALSE"
 }
 
 // ErrNotInstalled is returned by Start when no haproxy binary is found.

@@ -104,14 +104,23 @@ func (r Runtime) ServersState(ctx context.Context, backend string) ([]ServerStat
 // connection (one round trip, however many backends) and returns the rows
 // by backend.
 func (r Runtime) ServersStates(ctx context.Context, backends ...string) (map[string][]ServerState, error) {
+	out, err := r.Do(ctx, serversStateCommands(backends)...)
+	if err != nil {
+		return nil, err
+	}
+	return serversStates(backends, out)
+}
+
+func serversStateCommands(backends []string) []string {
 	cmds := make([]string, len(backends))
 	for i, b := range backends {
 		cmds[i] = "show servers state " + b
 	}
-	out, err := r.Do(ctx, cmds...)
-	if err != nil {
-		return nil, err
-	}
+	return cmds
+}
+
+// serversStates reads the answers of serversStateCommands(backends).
+func serversStates(backends []string, out string) (map[string][]ServerState, error) {
 	rows, err := parseServersState(strings.Join(backends, ","), out)
 	if err != nil {
 		return nil, err
@@ -124,6 +133,18 @@ func (r Runtime) ServersStates(ctx context.Context, backends ...string) (map[str
 		by[row.Backend] = append(by[row.Backend], row)
 	}
 	return by, nil
+}
+
+// setStateCommands are the `set server` commands that put each listed
+// server in its state (the map's key).
+func setStateCommands(byState map[string][]Server) []string {
+	var cmds []string
+	for _, state := range sortedKeys(byState) {
+		for _, s := range byState[state] {
+			cmds = append(cmds, fmt.Sprintf("set server %s/%s state %s", s.Backend, s.Name, state))
+		}
+	}
+	return cmds
 }
 
 // parseServersState reads the answer: a format version line ("1"), a
@@ -179,12 +200,7 @@ func (r Runtime) SetState(ctx context.Context, state string, servers ...Server) 
 // SetStates sets every listed server to its state (the map's key) in one
 // connection: the shift state and "ready" of a reconcile cost one round trip.
 func (r Runtime) SetStates(ctx context.Context, byState map[string][]Server) error {
-	var cmds []string
-	for _, state := range sortedKeys(byState) {
-		for _, s := range byState[state] {
-			cmds = append(cmds, fmt.Sprintf("set server %s/%s state %s", s.Backend, s.Name, state))
-		}
-	}
+	cmds := setStateCommands(byState)
 	if len(cmds) == 0 {
 		return nil
 	}
@@ -197,3 +213,84 @@ func (r Runtime) SetStates(ctx context.Context, byState map[string][]Server) err
 	}
 	return nil
 }
+
+// Session is one connection to the runtime API in interactive mode
+// (`prompt`): HAProxy answers each command and keeps the connection open,
+// so an exchange can read, decide, then write over the same connection
+// (the epoch check, then the orders it allows). Not safe for concurrent use.
+type Session struct {
+	addr string
+	c    net.Conn
+	r    *bufio.Reader
+}
+
+// Open connects and turns interactive mode on. The session ends when ctx
+// is done or after the Runtime's timeout, whichever comes first.
+func (r Runtime) Open(ctx context.Context) (*Session, error) {
+	timeout := r.Timeout
+	if timeout <= 0 {
+		timeout = 2 * time.Second
+	}
+	dl := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
+		dl = d
+	}
+	network, addr := r.network()
+	d := net.Dialer{Deadline: dl}
+	c, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("haproxy runtime API %s: %w", r.Addr, err)
+	}
+	_ = c.SetDeadline(dl)
+	s := &Session{addr: r.Addr, c: c, r: bufio.NewReader(c)}
+	if _, err := s.Do("prompt"); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Do sends the commands in one write and returns their answers, one per
+// command, in order (HAProxy runs them in order, each on its own).
+func (s *Session) Do(cmds ...string) ([]string, error) {
+	for _, cmd := range cmds {
+		if strings.ContainsAny(cmd, ";\n") {
+			return nil, fmt.Errorf("haproxy runtime API: command %q must not contain ';' or a newline", cmd)
+		}
+	}
+	if len(cmds) == 0 {
+		return nil, nil
+	}
+	if _, err := io.WriteString(s.c, strings.Join(cmds, "\n")+"\n"); err != nil {
+		return nil, fmt.Errorf("haproxy runtime API %s: %w", s.addr, err)
+	}
+	out := make([]string, len(cmds))
+	for i := range cmds {
+		a, err := s.answer()
+		if err != nil {
+			return nil, fmt.Errorf("haproxy runtime API %s: %s: %w", s.addr, cmds[i], err)
+		}
+		out[i] = a
+	}
+	return out, nil
+}
+
+// answer reads one answer of interactive mode: its lines (none for a
+// success without output), an empty line, then the prompt "> ".
+func (s *Session) answer() (string, error) {
+	var b strings.Builder
+	b.WriteByte('\n') // an answer without lines ends at once
+	for {
+		c, err := s.r.ReadByte()
+		if err != nil {
+			return "", err
+		}
+		b.WriteByte(c)
+		if c == ' ' && strings.HasSuffix(b.String(), "\n\n> ") {
+			return strings.TrimSuffix(b.String()[1:], "\n> "), nil
+		}
+	}
+}
+
+// Close ends the session.
+func (s *Session) Close() error { return s.c.Close() }

@@ -101,6 +101,11 @@ type (
 		NACKs() uint64
 		Pushes() uint64
 	}
+	// epochPlane counts the orders HAProxy's epoch record refused (a newer
+	// leader's epoch was there).
+	epochPlane interface {
+		EpochRefusals() uint64
+	}
 )
 
 // checksTargets reports whether serve health-checks the targets itself for
@@ -132,8 +137,9 @@ func (r *resource) reconcilePlane(ctx context.Context, want string, expires time
 }
 
 var (
-	mNACKs  = prometheus.NewDesc("grayzone_xds_nacks_total", "xDS responses a proxy rejected (NACK); each is logged with the proxy's node id and error.", []string{"resource"}, nil)
-	mPushes = prometheus.NewDesc("grayzone_xds_responses_total", "xDS responses sent to proxies.", []string{"resource"}, nil)
+	mNACKs        = prometheus.NewDesc("grayzone_xds_nacks_total", "xDS responses a proxy rejected (NACK); each is logged with the proxy's node id and error.", []string{"resource"}, nil)
+	mPushes       = prometheus.NewDesc("grayzone_xds_responses_total", "xDS responses sent to proxies.", []string{"resource"}, nil)
+	mHAProxyEpoch = prometheus.NewDesc("grayzone_haproxy_epoch_refused_total", "Orders to HAProxy not given because its epoch record names a newer leader (this replica was deposed); each new record is logged.", []string{"resource"}, nil)
 )
 
 // planeCollector exposes the external data planes' counters.
@@ -146,6 +152,9 @@ func (c *planeCollector) Collect(ch chan<- prometheus.Metric) {
 		if cp, ok := r.plane.(countingPlane); ok {
 			ch <- prometheus.MustNewConstMetric(mNACKs, prometheus.CounterValue, float64(cp.NACKs()), r.cfg.Name)
 			ch <- prometheus.MustNewConstMetric(mPushes, prometheus.CounterValue, float64(cp.Pushes()), r.cfg.Name)
+		}
+		if ep, ok := r.plane.(epochPlane); ok {
+			ch <- prometheus.MustNewConstMetric(mHAProxyEpoch, prometheus.CounterValue, float64(ep.EpochRefusals()), r.cfg.Name)
 		}
 	}
 }

@@ -33,7 +33,11 @@ func startHAProxy(t *testing.T, logAddr string) (haproxy.Layout, *haproxy.Proces
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	l := haproxy.Layout{Socket: filepath.Join(dir, "admin.sock"), Regional: freeport.Addr(t), Zonal: map[string]string{}, Log: logAddr}
+	l := haproxy.Layout{Socket: filepath.Join(dir, "admin.sock"), Regional: freeport.Addr(t), Zonal: map[string]string{}, Log: logAddr,
+		EpochMap: filepath.Join(dir, haproxy.EpochMapFile)}
+	if err := os.WriteFile(l.EpochMap, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for i, z := range []string{"z1", "z2"} {
 		l.Zonal[z] = freeport.Addr(t)
 		for j := 1; j <= 2; j++ {

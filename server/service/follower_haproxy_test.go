@@ -6,9 +6,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/grayzone/grayzone/actuator/haproxy"
 	"github.com/grayzone/grayzone/internal/clock"
@@ -193,5 +196,79 @@ func TestKubernetesLeaseFollowerNeverTouchesHAProxy(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("holding the Lease, the replica did not drive HAProxy")
 		}
+	}
+}
+
+// TestDeposedLeaderRefusedByHAProxyEpochRecord: the leader writes its epoch
+// into HAProxy's epoch record with its orders. When a newer leader's epoch
+// is there (a replica that still believes it leads, cut off from the store
+// but not from HAProxy), its reconciles give HAProxy no orders: the newer
+// leader's drain stays, and the refusals are counted in
+// grayzone_haproxy_epoch_refused_total.
+func TestDeposedLeaderRefusedByHAProxyEpochRecord(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs HAProxy and PostgreSQL")
+	}
+	if _, err := haproxy.Binary(); err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+	if err := database.CheckPostgres(); err != nil {
+		t.Skipf("postgresql not available: %v", err)
+	}
+	ctx := context.Background()
+	pg, err := database.StartPostgres(ctx, database.PostgresOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Stop()
+	l, proc := startHAProxy(t, "")
+	s, advance := runHAProxyService(t, fmt.Sprintf("store: %s\nreplica: {name: r1, lease: 3s}\n", pg.URL()), l.Socket, nil)
+	record := func() []string {
+		out, err := proc.Runtime.Do(ctx, "show map "+l.EpochMap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Fields(line); len(f) == 3 {
+				keys = append(keys, f[1])
+			}
+		}
+		return keys
+	}
+	var epoch uint64
+	for deadline := time.Now().Add(20 * time.Second); ; advance(100 * time.Millisecond) {
+		if e, ok := s.rep.run.Leading(); ok && fmt.Sprint(record()) == fmt.Sprintf("[%d]", e) {
+			epoch = e
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the leader's epoch is not in HAProxy's record: %v", record())
+		}
+	}
+	// A newer leader wrote its epoch and drained z1.
+	if out, err := proc.Runtime.Do(ctx, fmt.Sprintf("add map %s %d newer", l.EpochMap, epoch+1), fmt.Sprintf("del map %s %d", l.EpochMap, epoch)); err != nil || strings.TrimSpace(out) != "" {
+		t.Fatalf("add map, del map: %q %v", out, err)
+	}
+	drainZ1(t, proc)
+	advance(5 * time.Second) // five reconcile intervals: each would ready z1
+	stillDrained(t, proc)
+	if got := fmt.Sprint(record()); got != fmt.Sprintf("[%d]", epoch+1) {
+		t.Fatalf("record %s, want only the newer epoch %d", got, epoch+1)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister((*planeCollector)(s))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := -1.0
+	for _, mf := range mfs {
+		if mf.GetName() == "grayzone_haproxy_epoch_refused_total" {
+			refused = mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	if refused < 1 {
+		t.Fatalf("grayzone_haproxy_epoch_refused_total = %v, want at least 1", refused)
 	}
 }
