@@ -129,7 +129,9 @@ func (a *Actuator) exchange(ctx context.Context, reads []string, decide func(ans
 			return a.refuse(epoch, high)
 		}
 		if high < epoch {
-			writes = append(writes, fmt.Sprintf("add map %s %d %s", f.mapPath, epoch, a.o.Clock.Now().UTC().Format("2006-01-02T15:04:05Z")))
+			// First: an older writer that reads the record from now on
+			// is refused before these orders are carried out.
+			writes = append([]string{fmt.Sprintf("add map %s %d %s", f.mapPath, epoch, a.o.Clock.Now().UTC().Format("2006-01-02T15:04:05Z"))}, writes...)
 		}
 		for _, k := range keys {
 			if k < epoch {

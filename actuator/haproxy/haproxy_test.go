@@ -259,8 +259,19 @@ func TestParseServersState(t *testing.T) {
 	}
 }
 
-// The example configuration is one HAProxy accepts.
+// The example configuration is one HAProxy accepts, and declares the
+// epoch record as the lab does.
 func TestExampleConfigIsValid(t *testing.T) {
+	cfg, err := os.ReadFile("../../examples/haproxy.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(cfg), "\n    "+EpochMapDeclaration(EpochMapFile)+"\n") {
+		t.Errorf("examples/haproxy.cfg does not declare the epoch record: want the line %q", EpochMapDeclaration(EpochMapFile))
+	}
+	if _, err := os.Stat("../../examples/" + EpochMapFile); err != nil {
+		t.Errorf("the example's epoch map file: %v", err)
+	}
 	bin, err := Binary()
 	if err != nil {
 		t.Skipf("skipping: %v", err)

@@ -219,12 +219,14 @@ func (r Runtime) SetStates(ctx context.Context, byState map[string][]Server) err
 // so an exchange can read, decide, then write over the same connection
 // (the epoch check, then the orders it allows). Not safe for concurrent use.
 type Session struct {
-	addr string
-	c    net.Conn
-	r    *bufio.Reader
+	addr   string
+	c      net.Conn
+	r      *bufio.Reader
+	prompt bool // "prompt" is still to send, with the first commands
 }
 
-// Open connects and turns interactive mode on. The session ends when ctx
+// Open connects; interactive mode is turned on with the first commands
+// (in the same write: no round trip of its own). The session ends when ctx
 // is done or after the Runtime's timeout, whichever comes first.
 func (r Runtime) Open(ctx context.Context) (*Session, error) {
 	timeout := r.Timeout
@@ -242,12 +244,7 @@ func (r Runtime) Open(ctx context.Context) (*Session, error) {
 		return nil, fmt.Errorf("haproxy runtime API %s: %w", r.Addr, err)
 	}
 	_ = c.SetDeadline(dl)
-	s := &Session{addr: r.Addr, c: c, r: bufio.NewReader(c)}
-	if _, err := s.Do("prompt"); err != nil {
-		c.Close()
-		return nil, err
-	}
-	return s, nil
+	return &Session{addr: r.Addr, c: c, r: bufio.NewReader(c), prompt: true}, nil
 }
 
 // Do sends the commands in one write and returns their answers, one per
@@ -261,8 +258,18 @@ func (s *Session) Do(cmds ...string) ([]string, error) {
 	if len(cmds) == 0 {
 		return nil, nil
 	}
-	if _, err := io.WriteString(s.c, strings.Join(cmds, "\n")+"\n"); err != nil {
+	send := cmds
+	if s.prompt {
+		send = append([]string{"prompt"}, cmds...)
+	}
+	if _, err := io.WriteString(s.c, strings.Join(send, "\n")+"\n"); err != nil {
 		return nil, fmt.Errorf("haproxy runtime API %s: %w", s.addr, err)
+	}
+	if s.prompt {
+		if _, err := s.answer(); err != nil {
+			return nil, fmt.Errorf("haproxy runtime API %s: prompt: %w", s.addr, err)
+		}
+		s.prompt = false
 	}
 	out := make([]string, len(cmds))
 	for i := range cmds {
