@@ -160,7 +160,8 @@ func (a *Actuator) refuse(epoch, record uint64) error {
 	n := a.refused.Add(1)
 	if n == 1 || a.fence.superseded != a.loggedSuperseded {
 		a.loggedSuperseded = a.fence.superseded
-		a.o.Log.Warn("haproxy: order refused: HAProxy's epoch record names a newer leader; this replica gives HAProxy no more orders under its epoch",
+		a.o.Log.Warn("haproxy: order refused: HAProxy's epoch record names a newer leader; this replica gives HAProxy no more orders under its epoch "+
+			"(if the store was recreated, its epochs start again at 1: clear the record with `clear map MAP` on the runtime API)",
 			"runtime_api", a.o.Runtime.Addr, "epoch", epoch, "record", record, "map", a.fence.mapPath)
 	}
 	return fmt.Errorf("%w (order of epoch %d, record %d)", ErrStaleEpoch, epoch, record)
