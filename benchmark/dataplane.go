@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	xdsgrpc "google.golang.org/grpc/xds" // the xDS resolver and balancers of proxyless gRPC
 
+	"github.com/grayzone/grayzone/actuator"
 	"github.com/grayzone/grayzone/actuator/frontdoor"
 	"github.com/grayzone/grayzone/actuator/haproxy"
 	"github.com/grayzone/grayzone/actuator/xds"
@@ -38,11 +39,12 @@ const (
 	PlaneEmbedded        = "embedded"         // the front door in the deciding process
 	PlaneEmbeddedProcess = "embedded_process" // `grayzone frontdoor`, fed over xDS
 	PlaneHAProxy         = "haproxy"          // a real HAProxy, through its runtime API
+	PlaneHAProxyEpoch    = "haproxy_epoch"    // the same, its orders carrying a leader's epoch (the epoch record read first)
 	PlaneXDS             = "xds_grpc"         // grpc-go's proxyless xDS client
 )
 
 // DataPlanes lists them in the order they run.
-var DataPlanes = []string{PlaneEmbedded, PlaneEmbeddedProcess, PlaneHAProxy, PlaneXDS}
+var DataPlanes = []string{PlaneEmbedded, PlaneEmbeddedProcess, PlaneHAProxy, PlaneHAProxyEpoch, PlaneXDS}
 
 // DataplaneOptions configure RunDataplane.
 type DataplaneOptions struct {
@@ -222,8 +224,8 @@ func runPlane(ctx context.Context, o DataplaneOptions, name string) (DataplaneRe
 		p, err = embeddedPlane(ctx, arr)
 	case PlaneEmbeddedProcess:
 		p, err = processPlane(ctx, arr, o.Exe, o.Pin)
-	case PlaneHAProxy:
-		p, err = haproxyPlane(ctx, arr, o.Pin)
+	case PlaneHAProxy, PlaneHAProxyEpoch:
+		p, err = haproxyPlane(ctx, arr, o.Pin, name == PlaneHAProxyEpoch)
 	case PlaneXDS:
 		p, err = xdsPlane(ctx, arr)
 	}
@@ -484,7 +486,11 @@ func processPlane(ctx context.Context, arr *arrivals, exe string, pin bool) (pla
 	}, nil
 }
 
-func haproxyPlane(ctx context.Context, arr *arrivals, pin bool) (plane, error) {
+// haproxyPlane drives a real HAProxy; with epoch, as a replica that leads
+// does: its configuration declares the epoch record and each order carries
+// an epoch, so a shift's order reads the record first (one more round trip
+// on its connection).
+func haproxyPlane(ctx context.Context, arr *arrivals, pin, epoch bool) (plane, error) {
 	if _, err := haproxy.Binary(); err != nil {
 		return plane{}, fmt.Errorf("%w: %v", ErrPlaneUnavailable, err)
 	}
@@ -513,6 +519,14 @@ func haproxyPlane(ctx context.Context, arr *arrivals, pin bool) (plane, error) {
 	for _, t := range targets {
 		l.Targets = append(l.Targets, haproxy.Target{ID: t.ID, Zone: t.Zone, Addr: t.Addr})
 	}
+	if epoch {
+		l.EpochMap = filepath.Join(dir, haproxy.EpochMapFile)
+		if err := os.WriteFile(l.EpochMap, nil, 0o600); err != nil {
+			closeTargets()
+			os.RemoveAll(dir)
+			return plane{}, err
+		}
+	}
 	proc, err := haproxy.Start(ctx, dir, l.Config(), l.Socket)
 	if err != nil {
 		closeTargets()
@@ -526,8 +540,13 @@ func haproxyPlane(ctx context.Context, arr *arrivals, pin bool) (plane, error) {
 		return plane{}, err
 	}
 	return plane{
-		send:  httpSender("http://" + l.Regional + "/bench"),
-		shift: func(ctx context.Context, away bool) error { return act.SetShifted(ctx, benchZone, away) },
+		send: httpSender("http://" + l.Regional + "/bench"),
+		shift: func(ctx context.Context, away bool) error {
+			if epoch {
+				ctx = actuator.WithFence(ctx, 1)
+			}
+			return act.SetShifted(ctx, benchZone, away)
+		},
 		close: func() { proc.Stop(); closeTargets(); os.RemoveAll(dir) },
 	}, nil
 }

@@ -11,7 +11,7 @@ func TestDataplaneHarness(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs real proxies")
 	}
-	res, err := RunDataplane(context.Background(), DataplaneOptions{Planes: []string{PlaneEmbedded, PlaneHAProxy, PlaneXDS}, Shifts: 3})
+	res, err := RunDataplane(context.Background(), DataplaneOptions{Planes: []string{PlaneEmbedded, PlaneHAProxy, PlaneHAProxyEpoch, PlaneXDS}, Shifts: 3})
 	if err != nil {
 		t.Fatal(err)
 	}

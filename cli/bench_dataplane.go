@@ -21,8 +21,10 @@ func newBenchDataplaneCmd(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Time from a shift decision to the shifted zone's last new request, per data plane",
 		Long: `For each data plane — the embedded front door in process ("embedded"), the same
 front door as its own process fed over xDS ("embedded_process", grayzone
-frontdoor), a real HAProxy driven through its runtime API ("haproxy") and
-grpc-go's proxyless xDS client ("xds_grpc") — runs customer requests
+frontdoor), a real HAProxy driven through its runtime API ("haproxy"; and
+"haproxy_epoch", its orders carrying a leader's epoch, as replicas' do, so
+each shift reads HAProxy's epoch record first) and grpc-go's proxyless xDS
+client ("xds_grpc") — runs customer requests
 back to back over three zones of two backends, shifts one zone away and back
 --shifts times, and reports, in milliseconds:
 
@@ -69,7 +71,7 @@ the customers' loops, and that wait shows in its figures.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&o.Planes, "plane", nil, "data planes to measure (default all: embedded, embedded_process, haproxy, xds_grpc)")
+	f.StringSliceVar(&o.Planes, "plane", nil, "data planes to measure (default all: embedded, embedded_process, haproxy, haproxy_epoch, xds_grpc)")
 	f.IntVar(&o.Shifts, "shifts", 50, "shifts (and ends of shifts) measured per data plane")
 	f.IntVar(&o.Concurrency, "concurrency", 4, "customer request loops")
 	f.DurationVar(&o.Quiet, "quiet", 250*time.Millisecond, "a shift is complete once the zone got no new request for this long")
