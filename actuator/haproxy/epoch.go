@@ -87,39 +87,18 @@ func (a *Actuator) exchange(ctx context.Context, reads []string, decide func(ans
 	if err != nil {
 		return err
 	}
-	var record []string
+	var keys []uint64
+	recorded := false
 	if fenced {
-		if list {
-			was := f.mapPath
-			f.mapPath, f.looked = findEpochMap(answers[0]), true
-			if f.mapPath != was || f.mapPath == "" {
-				record = nil
-				if f.mapPath != "" {
-					got, err := s.Do("show map " + f.mapPath)
-					if err != nil {
-						return err
-					}
-					record = got
-				}
-			} else {
-				record = answers[1:2]
-			}
-			a.noteEpochMap()
-		} else if f.mapPath != "" {
-			record = answers[:1]
+		if keys, recorded, err = a.epochRecord(s, list, answers[:len(pre)]); err != nil {
+			return err
 		}
 	}
 	writes, err := decide(answers[len(pre):])
 	if err != nil {
 		return err
 	}
-	if len(record) == 1 {
-		keys, err := epochKeys(record[0])
-		if err != nil {
-			err = fmt.Errorf("haproxy: epoch record %s: %w", f.mapPath, err)
-			f.mapPath = "" // gone (a reload with another configuration): listed again next time
-			return err
-		}
+	if recorded {
 		high := uint64(0)
 		for _, k := range keys {
 			high = max(high, k)
@@ -153,6 +132,48 @@ func (a *Actuator) exchange(ctx context.Context, reads []string, decide func(ans
 		return fmt.Errorf("haproxy: %s", strings.Join(msgs, "; "))
 	}
 	return nil
+}
+
+// epochRecord returns the epoch record's keys, and false when HAProxy has
+// none. pre are the answers to the exchange's first commands: the maps'
+// list when listed, then the record at the path known before, if one was.
+// A record that can no longer be read there (a reload with another
+// configuration) is looked for again, over s.
+func (a *Actuator) epochRecord(s *Session, listed bool, pre []string) ([]uint64, bool, error) {
+	f := &a.fence
+	known, read := f.mapPath, ""
+	if listed {
+		f.mapPath, f.looked = findEpochMap(pre[0]), true
+		pre = pre[1:]
+	}
+	if known != "" {
+		read = pre[0]
+	}
+	for again := false; ; again = true {
+		a.noteEpochMap()
+		if f.mapPath == "" {
+			return nil, false, nil
+		}
+		if f.mapPath != known { // found now, or moved: read it
+			got, err := s.Do("show map " + f.mapPath)
+			if err != nil {
+				return nil, false, err
+			}
+			known, read = f.mapPath, got[0]
+		}
+		keys, err := epochKeys(read)
+		if err == nil {
+			return keys, true, nil
+		}
+		if again {
+			return nil, false, fmt.Errorf("haproxy: epoch record %s: %w", f.mapPath, err)
+		}
+		got, err := s.Do("show map")
+		if err != nil {
+			return nil, false, err
+		}
+		f.mapPath, f.looked, known = findEpochMap(got[0]), true, ""
+	}
 }
 
 // refuse counts and logs an order refused by the epoch record.

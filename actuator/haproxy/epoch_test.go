@@ -207,6 +207,27 @@ func TestOrdersWithoutEpochLeaveTheRecordAlone(t *testing.T) {
 	}
 }
 
+// A record no longer at the path found before (a reload with another
+// configuration) is looked for again within the same order.
+func TestEpochRecordMovedIsFoundAgain(t *testing.T) {
+	l := startLab(t, "za", "zb")
+	ctx := actuator.WithFence(context.Background(), 2)
+	a, err := New(Options{Runtime: l.proc.Runtime, Zones: l.layout.Zones()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a.fence.mapPath = "/gone/" + EpochMapFile
+	if err := a.SetShifted(ctx, "za", true); err != nil {
+		t.Fatal(err)
+	}
+	if a.fence.mapPath != l.layout.EpochMap || epochRecord(t, l) != "2" || zoneStates(t, l)["za"] != 2 {
+		t.Fatalf("map %q, record %q, drained %v", a.fence.mapPath, epochRecord(t, l), zoneStates(t, l))
+	}
+}
+
 func TestFindEpochMapAndKeys(t *testing.T) {
 	list := "# id (file) description\n0 (/etc/haproxy/hosts.map) pattern loaded from file '/etc/haproxy/hosts.map' used by map at file 'h.cfg' line 9. curr_ver=0 next_ver=0 entry_cnt=1\n" +
 		"1 (/etc/haproxy/grayzone_epoch.map) pattern loaded from file '/etc/haproxy/grayzone_epoch.map' used by map at file 'h.cfg' line 10. curr_ver=0 next_ver=0 entry_cnt=0\n"
