@@ -221,6 +221,20 @@ func findEpochMap(list string) string {
 	return ""
 }
 
+// EpochRecord reads the epoch record of the map at mapPath (as HAProxy
+// names it): the epochs that wrote, in the map's order.
+func (r Runtime) EpochRecord(ctx context.Context, mapPath string) ([]uint64, error) {
+	out, err := r.Do(ctx, "show map "+mapPath)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := epochKeys(out)
+	if err != nil {
+		return nil, fmt.Errorf("haproxy: epoch record %s: %w", mapPath, err)
+	}
+	return keys, nil
+}
+
 // epochKeys reads `show map FILE`: one "0xADDR KEY VALUE" line per entry.
 // Keys that are not epochs (someone else's) are skipped.
 func epochKeys(out string) ([]uint64, error) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -27,20 +28,14 @@ func zoneStates(t *testing.T, l *lab) map[string]int {
 	return got
 }
 
-// epochRecord is what `show map` of the epoch record answers, as key=value.
+// epochRecord is HAProxy's epoch record, as "5" or "5,6".
 func epochRecord(t *testing.T, l *lab) string {
 	t.Helper()
-	out, err := l.proc.Runtime.Do(context.Background(), "show map "+l.layout.EpochMap)
+	keys, err := l.proc.Runtime.EpochRecord(context.Background(), l.layout.EpochMap)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var kv []string
-	for _, line := range strings.Split(out, "\n") {
-		if f := strings.Fields(line); len(f) == 3 {
-			kv = append(kv, f[1])
-		}
-	}
-	return strings.Join(kv, ",")
+	return strings.Trim(strings.Join(strings.Fields(fmt.Sprint(keys)), ","), "[]")
 }
 
 // TestEpochRecordRefusesOlderLeader: two writers share one real HAProxy,

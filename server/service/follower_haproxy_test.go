@@ -58,22 +58,8 @@ func countingRelay(t *testing.T, socket string) (string, *atomic.Int64) {
 // (before, its drift correction undid the leader's drain every interval);
 // once the lease is free it leads and drives HAProxy.
 func TestFollowerNeverTouchesHAProxy(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs HAProxy and PostgreSQL")
-	}
-	if _, err := haproxy.Binary(); err != nil {
-		t.Skipf("skipping: %v", err)
-	}
-	if err := database.CheckPostgres(); err != nil {
-		t.Skipf("postgresql not available: %v", err)
-	}
 	ctx := context.Background()
-	pg, err := database.StartPostgres(ctx, database.PostgresOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Stop()
-	l, proc := startHAProxy(t, "")
+	pg, l, proc := startPostgresAndHAProxy(t)
 	relay, calls := countingRelay(t, l.Socket)
 
 	// Another replica leads (and has drained z1, as its shift says).
@@ -109,6 +95,28 @@ func TestFollowerNeverTouchesHAProxy(t *testing.T) {
 		}
 		advance(100 * time.Millisecond)
 	}
+}
+
+// startPostgresAndHAProxy starts the shared store and the shared HAProxy
+// of two replicas' tests; it skips under -short or without them.
+func startPostgresAndHAProxy(t *testing.T) (*database.Cluster, haproxy.Layout, *haproxy.Process) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs HAProxy and PostgreSQL")
+	}
+	if _, err := haproxy.Binary(); err != nil {
+		t.Skipf("skipping: %v", err)
+	}
+	if err := database.CheckPostgres(); err != nil {
+		t.Skipf("postgresql not available: %v", err)
+	}
+	pg, err := database.StartPostgres(context.Background(), database.PostgresOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pg.Stop() })
+	l, proc := startHAProxy(t, "")
+	return pg, l, proc
 }
 
 // runHAProxyService runs serve in-process, on a fake clock, with front
@@ -206,39 +214,19 @@ func TestKubernetesLeaseFollowerNeverTouchesHAProxy(t *testing.T) {
 // leader's drain stays, and the refusals are counted in
 // grayzone_haproxy_epoch_refused_total.
 func TestDeposedLeaderRefusedByHAProxyEpochRecord(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs HAProxy and PostgreSQL")
-	}
-	if _, err := haproxy.Binary(); err != nil {
-		t.Skipf("skipping: %v", err)
-	}
-	if err := database.CheckPostgres(); err != nil {
-		t.Skipf("postgresql not available: %v", err)
-	}
 	ctx := context.Background()
-	pg, err := database.StartPostgres(ctx, database.PostgresOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Stop()
-	l, proc := startHAProxy(t, "")
+	pg, l, proc := startPostgresAndHAProxy(t)
 	s, advance := runHAProxyService(t, fmt.Sprintf("store: %s\nreplica: {name: r1, lease: 3s}\n", pg.URL()), l.Socket, nil)
-	record := func() []string {
-		out, err := proc.Runtime.Do(ctx, "show map "+l.EpochMap)
+	record := func() string {
+		keys, err := proc.Runtime.EpochRecord(ctx, l.EpochMap)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var keys []string
-		for _, line := range strings.Split(out, "\n") {
-			if f := strings.Fields(line); len(f) == 3 {
-				keys = append(keys, f[1])
-			}
-		}
-		return keys
+		return fmt.Sprint(keys)
 	}
 	var epoch uint64
 	for deadline := time.Now().Add(20 * time.Second); ; advance(100 * time.Millisecond) {
-		if e, ok := s.rep.run.Leading(); ok && fmt.Sprint(record()) == fmt.Sprintf("[%d]", e) {
+		if e, ok := s.rep.run.Leading(); ok && record() == fmt.Sprintf("[%d]", e) {
 			epoch = e
 			break
 		}
@@ -253,7 +241,7 @@ func TestDeposedLeaderRefusedByHAProxyEpochRecord(t *testing.T) {
 	drainZ1(t, proc)
 	advance(5 * time.Second) // five reconcile intervals: each would ready z1
 	stillDrained(t, proc)
-	if got := fmt.Sprint(record()); got != fmt.Sprintf("[%d]", epoch+1) {
+	if got := record(); got != fmt.Sprintf("[%d]", epoch+1) {
 		t.Fatalf("record %s, want only the newer epoch %d", got, epoch+1)
 	}
 	reg := prometheus.NewPedanticRegistry()
