@@ -11,6 +11,10 @@
 //
 // grayzone owns the drain (or maint) flag of the servers it maps: a server
 // that is drained while its zone is not shifted is made ready again.
+//
+// A replica's orders carry its leadership's epoch into HAProxy, where an
+// epoch record (a map the configuration declares) is read before each
+// order and keeps a deposed leader's orders out; see epoch.go.
 package haproxy
 
 import (
