@@ -118,6 +118,9 @@ func (a *Actuator) exchange(ctx context.Context, reads []string, decide func(ans
 			}
 		}
 	}
+	if err := ctx.Err(); err != nil {
+		return err // the leadership ended while reading: nothing is written
+	}
 	got, err := s.Do(writes...)
 	if err != nil {
 		return err

@@ -223,6 +223,28 @@ func TestEpochRecordMovedIsFoundAgain(t *testing.T) {
 	}
 }
 
+// The leadership's context ending between the read and the write: nothing
+// is written.
+func TestExchangeWritesNothingOnceTheContextEnds(t *testing.T) {
+	l := startLab(t, "za", "zb")
+	a, err := New(Options{Runtime: l.proc.Runtime, Zones: l.layout.Zones()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(actuator.WithFence(context.Background(), 9))
+	defer cancel()
+	err = a.exchange(ctx, []string{"show servers state " + RegionalBackend}, func([]string) ([]string, error) {
+		cancel() // the term ends while grayzone decides
+		return setStateCommands(map[string][]Server{StateDrain: a.o.Zones["za"]}), nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("exchange: %v, want context.Canceled", err)
+	}
+	if got := zoneStates(t, l); got["za"] != 0 || epochRecord(t, l) != "" {
+		t.Fatalf("written after the context ended: drained %v, record %q", got, epochRecord(t, l))
+	}
+}
+
 func TestFindEpochMapAndKeys(t *testing.T) {
 	list := "# id (file) description\n0 (/etc/haproxy/hosts.map) pattern loaded from file '/etc/haproxy/hosts.map' used by map at file 'h.cfg' line 9. curr_ver=0 next_ver=0 entry_cnt=1\n" +
 		"1 (/etc/haproxy/grayzone_epoch.map) pattern loaded from file '/etc/haproxy/grayzone_epoch.map' used by map at file 'h.cfg' line 10. curr_ver=0 next_ver=0 entry_cnt=0\n"

@@ -223,6 +223,7 @@ type Session struct {
 	c      net.Conn
 	r      *bufio.Reader
 	prompt bool // "prompt" is still to send, with the first commands
+	stop   func() bool
 }
 
 // Open connects; interactive mode is turned on with the first commands
@@ -244,7 +245,9 @@ func (r Runtime) Open(ctx context.Context) (*Session, error) {
 		return nil, fmt.Errorf("haproxy runtime API %s: %w", r.Addr, err)
 	}
 	_ = c.SetDeadline(dl)
-	return &Session{addr: r.Addr, c: c, r: bufio.NewReader(c), prompt: true}, nil
+	// ctx ending (the leadership's context) cuts the session short.
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	return &Session{addr: r.Addr, c: c, r: bufio.NewReader(c), prompt: true, stop: stop}, nil
 }
 
 // Do sends the commands in one write and returns their answers, one per
@@ -300,4 +303,7 @@ func (s *Session) answer() (string, error) {
 }
 
 // Close ends the session.
-func (s *Session) Close() error { return s.c.Close() }
+func (s *Session) Close() error {
+	s.stop()
+	return s.c.Close()
+}
