@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"net/http"
 	"os"
@@ -21,8 +20,6 @@ import (
 	"time"
 
 	"github.com/grayzone/grayzone/actuator/xds"
-	"github.com/grayzone/grayzone/internal/certreload"
-	"github.com/grayzone/grayzone/internal/certtest"
 	"github.com/grayzone/grayzone/internal/freeport"
 )
 
@@ -140,9 +137,8 @@ type proxyBench struct {
 	haSock   string
 	fd       *child
 	fdInfo   FrontDoorInfo
-	proc     *child // grayzone frontdoor
+	proc     *frontDoorProcess
 	procURL  string
-	stopXDS  func()
 }
 
 func (b *proxyBench) logf(format string, args ...any) {
@@ -340,86 +336,28 @@ func (b *proxyBench) setup(ctx context.Context) error {
 	return b.startProcess(ctx)
 }
 
-// startProcess runs `grayzone frontdoor` as users deploy it: fed over xDS
-// with mutual TLS (certificates made for the run) by an xDS server in this
-// process (actuator/xds, what serve runs), with the same backends, one
-// zone each, and its own health checks.
+// startProcess runs `grayzone frontdoor` (startFrontDoorProcess) over the
+// backends, one zone each, on the proxies' CPU.
 func (b *proxyBench) startProcess(ctx context.Context) error {
-	certs := filepath.Join(b.dir, "certs")
-	if err := os.Mkdir(certs, 0o700); err != nil {
-		return err
-	}
-	ca, err := certtest.WriteCA(certs, "xds-ca")
-	if err != nil {
-		return err
-	}
-	srvCertFile, srvKeyFile, err := ca.WriteIssued(certs, "grayzone-xds")
-	if err != nil {
-		return err
-	}
-	if _, _, err := ca.WriteIssued(certs, "frontdoor"); err != nil {
-		return err
-	}
-	srvCert, err := certreload.NewCert(srvCertFile, srvKeyFile, time.Now)
-	if err != nil {
-		return err
-	}
-	clientCAs, err := certreload.NewPool(ca.File, time.Now)
-	if err != nil {
-		return err
-	}
 	var targets []xds.Target
-	var zones []string
 	for i, a := range b.addrs {
-		z := "az-" + string(rune('a'+i))
-		zones = append(zones, z)
-		targets = append(targets, xds.Target{ID: fmt.Sprintf("i-%d", i+1), Zone: z, Addr: a})
+		targets = append(targets, xds.Target{ID: fmt.Sprintf("i-%d", i+1), Zone: benchZones[i], Addr: a})
 	}
-	srv, err := xds.New(xds.Options{Listen: "127.0.0.1:0", Log: slog.New(slog.DiscardHandler),
-		Resources: []xds.Resource{{Name: "bench", Zones: zones, Targets: targets}},
-		TLS:       certreload.MutualServer(srvCert, clientCAs)})
-	if err != nil {
+	cpu := -1
+	if b.pin {
+		cpu = b.proxyCPU
+	}
+	var err error
+	if b.proc, err = startFrontDoorProcess(ctx, b.opts.Exe, b.dir, cpu, targets); err != nil {
 		return err
 	}
-	xctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { srv.Run(xctx); close(done) }()
-	b.stopXDS = func() { cancel(); <-done }
-
-	addrs := make([]string, 1+len(zones))
-	for i := range addrs {
-		if addrs[i], err = freeport.Loopback(); err != nil {
-			return err
-		}
-	}
-	var cfg strings.Builder
-	fmt.Fprintf(&cfg, "resource: bench\nxds: %s\ntls:\n  ca_file: certs/xds-ca.crt\n  cert_file: certs/frontdoor.crt\n  key_file: certs/frontdoor.key\n  server_name: grayzone-xds\n", srv.Addr())
-	fmt.Fprintf(&cfg, "state_file: frontdoor-state.json\nregional: %s\nzonal:\n", addrs[0])
-	for i, z := range zones {
-		fmt.Fprintf(&cfg, "  %s: %s\n", z, addrs[i+1])
-	}
-	cfg.WriteString("targets:\n")
-	for _, t := range targets {
-		fmt.Fprintf(&cfg, "  - {id: %s, zone: %s, addr: %s}\n", t.ID, t.Zone, t.Addr)
-	}
-	path := filepath.Join(b.dir, "frontdoor.yaml")
-	if err := os.WriteFile(path, []byte(cfg.String()), 0o600); err != nil {
-		return err
-	}
-	if b.proc, err = b.start(ctx, b.proxyCPU, "grayzone frontdoor", b.opts.Exe, "frontdoor", "--config", path, "--log-level", "warn"); err != nil {
-		return err
-	}
-	go io.Copy(io.Discard, b.proc.out)
-	b.procURL = "http://" + addrs[0]
+	b.procURL = "http://" + b.proc.Regional
 	// 200 only once the state arrived over xDS and the targets are up.
 	return waitHTTP(ctx, b.procURL+"/bench")
 }
 
 func (b *proxyBench) teardown() {
-	b.proc.stop()
-	if b.stopXDS != nil {
-		b.stopXDS()
-	}
+	b.proc.close()
 	b.fd.stop()
 	b.haproxy.stop()
 	for _, c := range b.backends {
