@@ -106,6 +106,7 @@ type ProxyResult struct {
 
 	opts      ProxyOptions
 	placement string
+	loadSide  string
 	haproxy   string
 }
 
@@ -440,6 +441,13 @@ func RunProxy(ctx context.Context, o ProxyOptions) (*ProxyResult, error) {
 	res := &ProxyResult{Direct: &ProxyRow{}, HAProxy: &ProxyRow{}, Grayzone: &ProxyRow{}, Process: &ProxyRow{}, opts: o}
 	res.Machine.CPUs = runtime.NumCPU()
 	res.placement = b.place(res.Machine.CPUs)
+	res.loadSide = "unpinned"
+	if b.pin {
+		res.loadSide = fmt.Sprintf("CPU %d", b.loadCPUs[0])
+		if len(b.loadCPUs) > 1 {
+			res.loadSide = fmt.Sprintf("CPUs %d and %d", b.loadCPUs[0], b.backendCPU(0))
+		}
+	}
 	if !b.pin {
 		b.logf("running unpinned: %s", res.placement)
 	}
@@ -630,6 +638,7 @@ func (r *ProxyResult) Print(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %.0f | %.3f | %.3f | %s | %s | %s | %s | %s |\n", x.name, x.row.RPS, x.row.P50ms, x.row.P99ms, cpu,
 			ratio(x.row.RPSRatio), ratio(x.row.P99Ratio), ratio(x.row.CPURatio), target)
 	}
+	fmt.Fprintf(w, "\nThe direct row is what the load side (wrk and a backend, %s) does without a proxy: a proxy row close to it was held back by the load side, not by the proxy.\n", r.loadSide)
 	if r.Grayzone.DrainUs != nil {
 		fmt.Fprintf(w, "\nDrain propagation at %.0f req/s (paced), %d shifts each: time from the shift decision to the last request reaching the shifted zone's backend (CLOCK_MONOTONIC; 0 when it arrived before the decision).\n\n",
 			r.opts.DrainRate, r.opts.DrainTrials)
