@@ -951,9 +951,8 @@ func copyChunked(w *bufio.Writer, r *bufio.Reader) error {
 		if i := bytes.IndexAny(size, ";\r\n"); i >= 0 {
 			size = size[:i]
 		}
-		size = bytes.Trim(size, " \t")
-		n, err := strconv.ParseInt(string(size), 16, 64)
-		if err != nil || n < 0 {
+		n, ok := chunkSize(bytes.Trim(size, " \t"))
+		if !ok {
 			return errMalformed
 		}
 		if _, err := w.Write(l); err != nil {
@@ -985,6 +984,31 @@ func copyChunked(w *bufio.Writer, r *bufio.Reader) error {
 			return err
 		}
 	}
+}
+
+// chunkSize parses a backend's chunk size: hex digits only, at most 15 of
+// them, as net/http's chunked reader; strconv.ParseInt also took a sign
+// ("+5"), which the front door then relayed to clients that refuse it.
+func chunkSize(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 15 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		var d byte
+		switch {
+		case c >= '0' && c <= '9':
+			d = c - '0'
+		case c >= 'a' && c <= 'f':
+			d = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			d = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		n = n<<4 | int64(d)
+	}
+	return n, true
 }
 
 // bufferedConn is a connection whose first bytes were already read into br.

@@ -224,3 +224,30 @@ func BenchmarkResponseDeadline(b *testing.B) {
 		}
 	})
 }
+
+// TestCopyChunked: a chunked response body is relayed verbatim (with
+// extensions and trailers) without an allocation; a chunk size is hex
+// digits only, no sign, as net/http's chunked reader wants it.
+func TestCopyChunked(t *testing.T) {
+	body := "5\r\nhello\r\nA;ext=1\r\n0123456789\r\n0\r\nTrailer: x\r\n\r\n"
+	src := strings.NewReader(body)
+	br, bw := bufio.NewReader(src), bufio.NewWriter(io.Discard)
+	allocs := testing.AllocsPerRun(100, func() {
+		src.Reset(body)
+		br.Reset(src)
+		if err := copyChunked(bw, br); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per body", allocs)
+	}
+	for _, bad := range []string{"+5", "-1", "", "0x5", "1234567890abcdef", "g"} {
+		if _, ok := chunkSize([]byte(bad)); ok {
+			t.Errorf("chunk size %q accepted", bad)
+		}
+	}
+	if n, ok := chunkSize([]byte("fFf")); !ok || n != 0xfff {
+		t.Errorf("fFf: %d %v", n, ok)
+	}
+}
