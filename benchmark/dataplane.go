@@ -2,16 +2,15 @@ package benchmark
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
-	"golang.org/x/sys/unix"
 	"io"
 	"log/slog"
 	"math"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -19,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -402,9 +403,11 @@ func embeddedPlane(ctx context.Context, arr *arrivals) (plane, error) {
 	}, nil
 }
 
-func startXDS(ctx context.Context, targets []xds.Target) (*xds.Server, func(), error) {
+// startXDS serves targets as the resource "bench" over benchZones, with
+// tlsConf (nil: plaintext, as proxyless gRPC's bootstrap here expects).
+func startXDS(ctx context.Context, targets []xds.Target, tlsConf *tls.Config) (*xds.Server, func(), error) {
 	srv, err := xds.New(xds.Options{Listen: "127.0.0.1:0", Log: slog.New(slog.DiscardHandler),
-		Resources: []xds.Resource{{Name: "bench", Zones: benchZones, Targets: targets}}})
+		Resources: []xds.Resource{{Name: "bench", Zones: benchZones, Targets: targets}}, TLS: tlsConf})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -414,6 +417,8 @@ func startXDS(ctx context.Context, targets []xds.Target) (*xds.Server, func(), e
 	return srv, func() { cancel(); <-done }, nil
 }
 
+// processPlane is `grayzone frontdoor` (startFrontDoorProcess), on pinCPU
+// under Pin.
 func processPlane(ctx context.Context, arr *arrivals, exe string, pin bool) (plane, error) {
 	if exe == "" {
 		var err error
@@ -425,64 +430,27 @@ func processPlane(ctx context.Context, arr *arrivals, exe string, pin bool) (pla
 	if err != nil {
 		return plane{}, err
 	}
-	srv, stopXDS, err := startXDS(ctx, targets)
-	if err != nil {
-		closeTargets()
-		return plane{}, err
-	}
 	dir, err := os.MkdirTemp("", "gzbench-fd")
 	if err != nil {
-		stopXDS()
 		closeTargets()
 		return plane{}, err
 	}
-	addrs := make([]string, 4)
-	for i := range addrs {
-		if addrs[i], err = freeport.Loopback(); err != nil {
-			return plane{}, err
-		}
-	}
-	cfg := fmt.Sprintf("resource: bench\nxds: %s\nstate_file: state.json\nregional: %s\nzonal: {az-a: %s, az-b: %s, az-c: %s}\ntargets:\n",
-		srv.Addr(), addrs[0], addrs[1], addrs[2], addrs[3])
-	for _, t := range targets { // the front door routes only to targets it lists
-		cfg += fmt.Sprintf("  - {id: %s, zone: %s, addr: %s}\n", t.ID, t.Zone, t.Addr)
-	}
-	path := filepath.Join(dir, "frontdoor.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		return plane{}, err
-	}
-	cmd := exec.Command(exe, "frontdoor", "--config", path, "--log-level", "warn")
+	cpu := -1
 	if pin {
-		// taskset (util-linux) binds the process before its first thread starts.
-		cmd = exec.Command("taskset", "-c", strconv.Itoa(pinCPU), exe, "frontdoor", "--config", path, "--log-level", "warn")
+		cpu = pinCPU
 	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return plane{}, fmt.Errorf("start %s frontdoor: %w", exe, err)
-	}
-	cleanup := func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		stopXDS()
+	fd, err := startFrontDoorProcess(ctx, exe, dir, cpu, targets)
+	if err != nil {
 		closeTargets()
 		os.RemoveAll(dir)
-	}
-	if err := waitFor(ctx, 20*time.Second, func() bool {
-		c, err := net.Dial("tcp", addrs[0])
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	}); err != nil {
-		cleanup()
-		return plane{}, fmt.Errorf("the front door process is not listening: %w", err)
+		return plane{}, err
 	}
 	return plane{
-		send: httpSender("http://" + addrs[0] + "/bench"),
+		send: httpSender("http://" + fd.Regional + "/bench"),
 		shift: func(ctx context.Context, away bool) error {
-			return srv.Shift(ctx, "bench", benchZone, away, time.Time{})
+			return fd.XDS.Shift(ctx, "bench", benchZone, away, time.Time{})
 		},
-		close: cleanup,
+		close: func() { fd.close(); closeTargets(); os.RemoveAll(dir) },
 	}, nil
 }
 
@@ -583,7 +551,7 @@ func xdsPlane(ctx context.Context, arr *arrivals) (plane, error) {
 			targets = append(targets, xds.Target{ID: fmt.Sprintf("%s-%d", z, i), Zone: z, Addr: ln.Addr().String()})
 		}
 	}
-	srv, stopXDS, err := startXDS(ctx, targets)
+	srv, stopXDS, err := startXDS(ctx, targets, nil)
 	if err != nil {
 		stopAll()
 		return plane{}, err

@@ -12,12 +12,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/grayzone/grayzone/actuator/xds"
 	"github.com/grayzone/grayzone/internal/freeport"
 )
 
@@ -27,7 +29,8 @@ var ErrProxyToolsMissing = errors.New("bench proxy needs haproxy and wrk: apt-ge
 // ProxyOptions configure the front-door benchmark.
 type ProxyOptions struct {
 	Exe         string        // the grayzone binary to re-exec (default: this one)
-	Rounds      int           // interleaved rounds (default 5)
+	Rounds      int           // measured interleaved rounds (default 7)
+	Warmup      int           // whole rounds run first and discarded (default 1; <0: none)
 	Duration    time.Duration // per round and configuration (default 10 s)
 	Connections int           // wrk connections (default 64)
 	DrainRate   float64       // paced load for the drain measurement, req/s (default 2000)
@@ -35,40 +38,98 @@ type ProxyOptions struct {
 	Progress    io.Writer
 }
 
-// ProxyRow is one configuration's medians over the rounds.
+// Spread is a quantity over the measured rounds.
+type Spread struct {
+	Min    float64 `json:"min"`
+	Median float64 `json:"median"`
+	Max    float64 `json:"max"`
+}
+
+func spreadOf(v []float64) *Spread {
+	v = slices.DeleteFunc(slices.Clone(v), func(x float64) bool { return math.IsNaN(x) || math.IsInf(x, 0) })
+	if len(v) == 0 {
+		return nil
+	}
+	return &Spread{Min: slices.Min(v), Median: median(v), Max: slices.Max(v)}
+}
+
+// ProxyRow is one configuration's medians over the rounds, and its ratios
+// to HAProxy: each round's value over HAProxy's in the same round, spread
+// over the rounds (their median is the headline ratio).
 type ProxyRow struct {
 	RPS         float64  `json:"rps"`
 	P50ms       float64  `json:"p50_ms"`
 	P99ms       float64  `json:"p99_ms"`
 	CPUusPerReq *float64 `json:"cpu_us_per_req"`
+	RPSRatio    *Spread  `json:"rps_vs_haproxy,omitempty"`
+	P99Ratio    *Spread  `json:"p99_vs_haproxy,omitempty"`
+	CPURatio    *Spread  `json:"cpu_vs_haproxy,omitempty"`
 	// Drain propagation: µs from the shift decision to the last request
 	// reaching the shifted zone's backend (median and max over trials).
-	DrainUs    *float64 `json:"drain_us,omitempty"`
-	DrainMaxUs *float64 `json:"drain_max_us,omitempty"`
+	DrainUs    *float64     `json:"drain_us,omitempty"`
+	DrainMaxUs *float64     `json:"drain_max_us,omitempty"`
+	Rounds     []ProxyRound `json:"rounds"`
 
-	rounds []proxyRound
 	drains []float64
 }
 
-type proxyRound struct {
-	rps, p50, p99, cpu float64
-	requests, errors   int64
+// ProxyRound is one wrk run of a configuration.
+type ProxyRound struct {
+	RPS      float64 `json:"rps"`
+	P50ms    float64 `json:"p50_ms"`
+	P99ms    float64 `json:"p99_ms"`
+	CPU      float64 `json:"cpu_us_per_req"` // NaN (null in JSON) when not measured
+	Requests int64   `json:"requests"`
+	Errors   int64   `json:"errors"`
 }
 
-// ProxyResult is the whole benchmark; JSON has exactly the three rows.
+// MarshalJSON writes an unmeasured CPU as null.
+func (r ProxyRound) MarshalJSON() ([]byte, error) {
+	type plain ProxyRound
+	var cpu *float64
+	if !math.IsNaN(r.CPU) {
+		cpu = &r.CPU
+	}
+	return json.Marshal(struct {
+		plain
+		CPU *float64 `json:"cpu_us_per_req"`
+	}{plain(r), cpu})
+}
+
+// ProxyResult is the whole benchmark.
 type ProxyResult struct {
 	Direct   *ProxyRow `json:"direct"`
 	HAProxy  *ProxyRow `json:"haproxy"`
-	Grayzone *ProxyRow `json:"grayzone"`
+	Grayzone *ProxyRow `json:"grayzone"`           // the embedded front door (frontdoor.StartProxy, as in serve)
+	Process  *ProxyRow `json:"grayzone_frontdoor"` // `grayzone frontdoor`, fed over xDS with mutual TLS
+	Machine  Machine   `json:"machine"`
 
-	opts    ProxyOptions
-	pinned  bool
-	haproxy string
+	opts      ProxyOptions
+	placement string
+	loadSide  string
+	haproxy   string
 }
+
+// Machine is what else the machine did during the run.
+type Machine struct {
+	CPUs      int     `json:"cpus"`
+	LoadStart string  `json:"load_start"` // /proc/loadavg's 1, 5 and 15-minute load averages
+	LoadEnd   string  `json:"load_end"`
+	StealPct  float64 `json:"steal_pct"` // CPU time stolen by the hypervisor, over all CPUs
+}
+
+// Targets of issue 23, against HAProxy in the same run.
+const (
+	targetRPS = 1.2 // at least
+	targetP99 = 1.0 // at most
+	targetCPU = 0.8 // at most
+)
 
 type proxyBench struct {
 	opts     ProxyOptions
 	pin      bool
+	proxyCPU int   // the proxies under test, each alone on it while measured
+	loadCPUs []int // wrk on the first, the backends round-robin over the rest (or the first)
 	dir      string
 	backends []*child
 	addrs    []string
@@ -77,6 +138,8 @@ type proxyBench struct {
 	haSock   string
 	fd       *child
 	fdInfo   FrontDoorInfo
+	proc     *frontDoorProcess
+	procURL  string
 }
 
 func (b *proxyBench) logf(format string, args ...any) {
@@ -85,7 +148,38 @@ func (b *proxyBench) logf(format string, args ...any) {
 	}
 }
 
-// command builds a command pinned to cpu with taskset, when available.
+// place decides the CPUs: the proxy under test alone on CPU 0 (the three
+// proxies take turns; the idle ones only answer health checks), wrk on CPU
+// 1, the backends on CPUs of their own from CPU 2 when the machine has
+// them, else beside wrk. Backends beside the proxy (the old placement)
+// made the proxy's req/s depend on how the scheduler shared one CPU
+// between four busy processes, which changed from run to run.
+func (b *proxyBench) place(ncpu int) string {
+	if _, err := exec.LookPath("taskset"); err != nil || ncpu < 2 {
+		b.pin = false
+		return "unpinned (taskset not found, or one CPU)"
+	}
+	b.pin = true
+	b.proxyCPU = 0
+	b.loadCPUs = []int{1}
+	for c := 2; c < ncpu && c < 5; c++ {
+		b.loadCPUs = append(b.loadCPUs, c)
+	}
+	if len(b.loadCPUs) == 1 {
+		return "the proxy under test alone on CPU 0; wrk and the backends on CPU 1 (taskset)"
+	}
+	return fmt.Sprintf("the proxy under test alone on CPU 0; wrk on CPU 1; backends on CPUs %v (taskset)", b.loadCPUs[1:])
+}
+
+func (b *proxyBench) backendCPU(i int) int {
+	if len(b.loadCPUs) == 1 {
+		return b.loadCPUs[0]
+	}
+	rest := b.loadCPUs[1:]
+	return rest[i%len(rest)]
+}
+
+// command builds a command pinned to cpu with taskset, when pinning.
 func (b *proxyBench) command(ctx context.Context, cpu int, name string, args ...string) *exec.Cmd {
 	if b.pin {
 		args = append([]string{"-c", strconv.Itoa(cpu), name}, args...)
@@ -99,9 +193,9 @@ func (b *proxyBench) command(ctx context.Context, cpu int, name string, args ...
 	return cmd
 }
 
-// start runs a child on CPU 0 and returns it with its stdout.
-func (b *proxyBench) start(ctx context.Context, what string, name string, args ...string) (*child, error) {
-	cmd := b.command(ctx, 0, name, args...)
+// start runs a child on cpu and returns it with its stdout.
+func (b *proxyBench) start(ctx context.Context, cpu int, what string, name string, args ...string) (*child, error) {
+	cmd := b.command(ctx, cpu, name, args...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -175,7 +269,7 @@ backend be
 		return err
 	}
 	defer logf.Close()
-	cmd := b.command(ctx, 0, "haproxy", "-db", "-f", path)
+	cmd := b.command(ctx, b.proxyCPU, "haproxy", "-db", "-f", path)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start haproxy: %w", err)
@@ -211,7 +305,7 @@ func waitHTTP(ctx context.Context, url string) error {
 
 func (b *proxyBench) setup(ctx context.Context) error {
 	for i := range 3 {
-		c, err := b.start(ctx, fmt.Sprintf("backend %d", i+1), b.opts.Exe, "bench", "backend", "--listen", "127.0.0.1:0")
+		c, err := b.start(ctx, b.backendCPU(i), fmt.Sprintf("backend %d", i+1), b.opts.Exe, "bench", "backend", "--listen", "127.0.0.1:0")
 		if err != nil {
 			return err
 		}
@@ -225,7 +319,7 @@ func (b *proxyBench) setup(ctx context.Context) error {
 	if err := b.startHAProxy(ctx); err != nil {
 		return err
 	}
-	fd, err := b.start(ctx, "front door", b.opts.Exe, "bench", "frontdoor", "--backends", strings.Join(b.addrs, ","))
+	fd, err := b.start(ctx, b.proxyCPU, "front door", b.opts.Exe, "bench", "frontdoor", "--backends", strings.Join(b.addrs, ","))
 	if err != nil {
 		return err
 	}
@@ -237,10 +331,34 @@ func (b *proxyBench) setup(ctx context.Context) error {
 	if err := json.Unmarshal([]byte(line), &b.fdInfo); err != nil {
 		return fmt.Errorf("front door printed %q: %w", line, err)
 	}
-	return waitHTTP(ctx, b.fdInfo.Regional+"/bench")
+	if err := waitHTTP(ctx, b.fdInfo.Regional+"/bench"); err != nil {
+		return err
+	}
+	return b.startProcess(ctx)
+}
+
+// startProcess runs `grayzone frontdoor` (startFrontDoorProcess) over the
+// backends, one zone each, on the proxies' CPU.
+func (b *proxyBench) startProcess(ctx context.Context) error {
+	var targets []xds.Target
+	for i, a := range b.addrs {
+		targets = append(targets, xds.Target{ID: fmt.Sprintf("i-%d", i+1), Zone: benchZones[i], Addr: a})
+	}
+	cpu := -1
+	if b.pin {
+		cpu = b.proxyCPU
+	}
+	var err error
+	if b.proc, err = startFrontDoorProcess(ctx, b.opts.Exe, b.dir, cpu, targets); err != nil {
+		return err
+	}
+	b.procURL = "http://" + b.proc.Regional
+	// 200 only once the state arrived over xDS and the targets are up.
+	return waitHTTP(ctx, b.procURL+"/bench")
 }
 
 func (b *proxyBench) teardown() {
+	b.proc.close()
 	b.fd.stop()
 	b.haproxy.stop()
 	for _, c := range b.backends {
@@ -248,33 +366,38 @@ func (b *proxyBench) teardown() {
 	}
 }
 
-// wrk runs one wrk load on CPU 1 and measures the proxy's CPU (pid 0: none).
-func (b *proxyBench) wrk(ctx context.Context, url string, d time.Duration, pid int) (proxyRound, error) {
+// wrk runs one wrk load on the load CPU and measures the proxy's CPU (pid
+// 0: none) from its own accounting: utime+stime of that process alone.
+func (b *proxyBench) wrk(ctx context.Context, url string, d time.Duration, pid int) (ProxyRound, error) {
 	var before int64
 	if pid != 0 {
 		var err error
 		if before, err = cpuTicks(pid); err != nil {
-			return proxyRound{}, err
+			return ProxyRound{}, err
 		}
 	}
 	secs := max(1, int(d.Round(time.Second)/time.Second))
-	cmd := b.command(ctx, 1, "wrk", "-t1", "-c"+strconv.Itoa(b.opts.Connections), "-d"+strconv.Itoa(secs)+"s", "--latency", url)
+	var cpu int
+	if b.pin {
+		cpu = b.loadCPUs[0]
+	}
+	cmd := b.command(ctx, cpu, "wrk", "-t1", "-c"+strconv.Itoa(b.opts.Connections), "-d"+strconv.Itoa(secs)+"s", "--latency", url)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return proxyRound{}, fmt.Errorf("wrk: %v\n%s", err, out)
+		return ProxyRound{}, fmt.Errorf("wrk: %v\n%s", err, out)
 	}
 	w, err := ParseWrk(string(out))
 	if err != nil {
-		return proxyRound{}, err
+		return ProxyRound{}, err
 	}
-	r := proxyRound{rps: w.RPS, p50: float64(w.P50) / 1e6, p99: float64(w.P99) / 1e6, requests: w.Requests, errors: w.Errors, cpu: math.NaN()}
+	r := ProxyRound{RPS: w.RPS, P50ms: float64(w.P50) / 1e6, P99ms: float64(w.P99) / 1e6, Requests: w.Requests, Errors: w.Errors, CPU: math.NaN()}
 	if pid != 0 {
 		after, err := cpuTicks(pid)
 		if err != nil {
-			return proxyRound{}, err
+			return ProxyRound{}, err
 		}
 		if w.Requests > 0 {
-			r.cpu = float64(after-before) / clockTicksPerSecond * 1e6 / float64(w.Requests)
+			r.CPU = float64(after-before) / clockTicksPerSecond * 1e6 / float64(w.Requests)
 		}
 	}
 	return r, nil
@@ -296,8 +419,12 @@ func RunProxy(ctx context.Context, o ProxyOptions) (*ProxyResult, error) {
 		o.Exe = exe
 	}
 	if o.Rounds <= 0 {
-		o.Rounds = 5
+		o.Rounds = 7
 	}
+	if o.Warmup == 0 {
+		o.Warmup = 1
+	}
+	o.Warmup = max(0, o.Warmup)
 	if o.Duration <= 0 {
 		o.Duration = 10 * time.Second
 	}
@@ -311,10 +438,18 @@ func RunProxy(ctx context.Context, o ProxyOptions) (*ProxyResult, error) {
 		o.DrainTrials = 10
 	}
 	b := &proxyBench{opts: o}
-	if _, err := exec.LookPath("taskset"); err == nil {
-		b.pin = true
-	} else {
-		b.logf("taskset not found (util-linux): running unpinned")
+	res := &ProxyResult{Direct: &ProxyRow{}, HAProxy: &ProxyRow{}, Grayzone: &ProxyRow{}, Process: &ProxyRow{}, opts: o}
+	res.Machine.CPUs = runtime.NumCPU()
+	res.placement = b.place(res.Machine.CPUs)
+	res.loadSide = "unpinned"
+	if b.pin {
+		res.loadSide = fmt.Sprintf("CPU %d", b.loadCPUs[0])
+		if len(b.loadCPUs) > 1 {
+			res.loadSide = fmt.Sprintf("CPUs %d and %d", b.loadCPUs[0], b.backendCPU(0))
+		}
+	}
+	if !b.pin {
+		b.logf("running unpinned: %s", res.placement)
 	}
 	dir, err := os.MkdirTemp("", "grayzone-bench-proxy-")
 	if err != nil {
@@ -326,7 +461,6 @@ func RunProxy(ctx context.Context, o ProxyOptions) (*ProxyResult, error) {
 	if err := b.setup(ctx); err != nil {
 		return nil, err
 	}
-	res := &ProxyResult{Direct: &ProxyRow{}, HAProxy: &ProxyRow{}, Grayzone: &ProxyRow{}, opts: o, pinned: b.pin}
 	if out, err := exec.Command("haproxy", "-v").Output(); err == nil {
 		res.haproxy = strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
 	}
@@ -339,27 +473,36 @@ func RunProxy(ctx context.Context, o ProxyOptions) (*ProxyResult, error) {
 	cfgs := []cfg{
 		{"direct", res.Direct, "http://" + b.addrs[0] + "/bench", 0},
 		{"haproxy", res.HAProxy, b.haURL + "/bench", b.haproxy.pid()},
-		{"grayzone", res.Grayzone, b.fdInfo.Regional + "/bench", b.fd.pid()},
+		{"embedded", res.Grayzone, b.fdInfo.Regional + "/bench", b.fd.pid()},
+		{"frontdoor", res.Process, b.procURL + "/bench", b.proc.pid()},
 	}
-	// Warm up every path (connections, pools, page cache) before measuring.
-	for _, c := range cfgs {
-		if _, err := b.wrk(ctx, c.url, time.Second, 0); err != nil {
-			return nil, fmt.Errorf("%s warm-up: %w", c.name, err)
-		}
-	}
-	for round := 1; round <= o.Rounds; round++ {
-		for _, c := range cfgs {
+	res.Machine.LoadStart = loadAverage()
+	stealStart := readSteal()
+	// Whole rounds first, discarded: connections to the backends, pools,
+	// the Go runtimes' heaps and the CPUs' caches and clocks settle.
+	// Each round rotates the order, so that no configuration always runs
+	// right after the same other one.
+	for round := 1 - o.Warmup; round <= o.Rounds; round++ {
+		for i := range cfgs {
+			c := cfgs[(i+round+o.Warmup)%len(cfgs)]
 			r, err := b.wrk(ctx, c.url, o.Duration, c.pid)
 			if err != nil {
 				return nil, fmt.Errorf("%s round %d: %w", c.name, round, err)
 			}
-			c.row.rounds = append(c.row.rounds, r)
-			b.logf("round %d/%d %-8s %9.0f req/s  p50 %6.3f ms  p99 %6.3f ms  cpu %6.2f µs/req  errors %d",
-				round, o.Rounds, c.name, r.rps, r.p50, r.p99, r.cpu, r.errors)
+			what := fmt.Sprintf("round %d/%d", round, o.Rounds)
+			if round <= 0 {
+				what = "warm-up (discarded)"
+			} else {
+				c.row.Rounds = append(c.row.Rounds, r)
+			}
+			b.logf("%s %-9s %9.0f req/s  p50 %6.3f ms  p99 %6.3f ms  cpu %6.2f µs/req  errors %d",
+				what, c.name, r.RPS, r.P50ms, r.P99ms, r.CPU, r.Errors)
 		}
 	}
+	res.Machine.LoadEnd = loadAverage()
+	res.Machine.StealPct = stealStart.pctTo(readSteal())
 	if n, err := RecordedRequests(b.fdInfo.Control); err == nil {
-		b.logf("the front door's recorder counted %d requests", n)
+		b.logf("the embedded front door's recorder counted %d requests", n)
 	}
 	if o.DrainTrials > 0 {
 		if res.Grayzone.drains, err = b.drainGrayzone(ctx); err != nil {
@@ -370,7 +513,7 @@ func RunProxy(ctx context.Context, o ProxyOptions) (*ProxyResult, error) {
 		}
 	}
 	for _, c := range cfgs {
-		c.row.summarise(c.pid != 0)
+		c.row.summarise(c.pid != 0, res.HAProxy)
 	}
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
@@ -378,19 +521,65 @@ func RunProxy(ctx context.Context, o ProxyOptions) (*ProxyResult, error) {
 	return res, nil
 }
 
-func (r *ProxyRow) summarise(cpu bool) {
-	col := func(f func(proxyRound) float64) float64 {
+// steal is the machine's total and stolen CPU ticks (/proc/stat).
+type steal struct{ total, stolen int64 }
+
+func readSteal() steal {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return steal{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	var s steal
+	for i, x := range f[1:] {
+		v, _ := strconv.ParseInt(x, 10, 64)
+		if i < 8 { // user nice system idle iowait irq softirq steal; guest is in user
+			s.total += v
+		}
+		if i == 7 {
+			s.stolen = v
+		}
+	}
+	return s
+}
+
+func (s steal) pctTo(e steal) float64 {
+	if e.total <= s.total {
+		return math.NaN()
+	}
+	return 100 * float64(e.stolen-s.stolen) / float64(e.total-s.total)
+}
+
+func (r *ProxyRow) summarise(cpu bool, ha *ProxyRow) {
+	col := func(rs []ProxyRound, f func(ProxyRound) float64) []float64 {
 		var v []float64
-		for _, x := range r.rounds {
+		for _, x := range rs {
 			v = append(v, f(x))
 		}
-		return median(v)
+		return v
 	}
-	r.RPS = col(func(x proxyRound) float64 { return x.rps })
-	r.P50ms = col(func(x proxyRound) float64 { return x.p50 })
-	r.P99ms = col(func(x proxyRound) float64 { return x.p99 })
-	if c := col(func(x proxyRound) float64 { return x.cpu }); cpu && !math.IsNaN(c) {
+	rps := func(x ProxyRound) float64 { return x.RPS }
+	p99 := func(x ProxyRound) float64 { return x.P99ms }
+	cpuOf := func(x ProxyRound) float64 { return x.CPU }
+	r.RPS = median(col(r.Rounds, rps))
+	r.P50ms = median(col(r.Rounds, func(x ProxyRound) float64 { return x.P50ms }))
+	r.P99ms = median(col(r.Rounds, p99))
+	if c := median(col(r.Rounds, cpuOf)); cpu && !math.IsNaN(c) {
 		r.CPUusPerReq = &c
+	}
+	// Each round against HAProxy's in the same round: what the machine did
+	// meanwhile weighs on both alike.
+	paired := func(f func(ProxyRound) float64) *Spread {
+		var v []float64
+		for i := range min(len(r.Rounds), len(ha.Rounds)) {
+			v = append(v, f(r.Rounds[i])/f(ha.Rounds[i]))
+		}
+		return spreadOf(v)
+	}
+	r.RPSRatio, r.P99Ratio = paired(rps), paired(p99)
+	if cpu {
+		r.CPURatio = paired(cpuOf)
 	}
 	if len(r.drains) > 0 {
 		m, mx := median(r.drains), slices.Max(r.drains)
@@ -398,38 +587,58 @@ func (r *ProxyRow) summarise(cpu bool) {
 	}
 }
 
-func ratio(a, b float64) string {
-	if b == 0 || math.IsNaN(a) || math.IsNaN(b) {
+// ratio formats a spread of ratios: the median, then min–max.
+func ratio(s *Spread) string {
+	if s == nil {
 		return "–"
 	}
-	return fmt.Sprintf("%.2f×", a/b)
+	return fmt.Sprintf("%.2f× (%.2f–%.2f)", s.Median, s.Min, s.Max)
+}
+
+// meets says which of issue 23's targets a row misses.
+func (r *ProxyRow) meets() string {
+	var miss []string
+	if r.RPSRatio == nil || r.RPSRatio.Median < targetRPS {
+		miss = append(miss, "req/s")
+	}
+	if r.P99Ratio == nil || r.P99Ratio.Median > targetP99 {
+		miss = append(miss, "p99")
+	}
+	if r.CPURatio == nil || r.CPURatio.Median > targetCPU {
+		miss = append(miss, "CPU")
+	}
+	if len(miss) == 0 {
+		return "met"
+	}
+	return "missed: " + strings.Join(miss, ", ")
 }
 
 // Print writes the tables.
 func (r *ProxyResult) Print(w io.Writer) {
-	pin := "proxies and backends pinned to CPU 0, wrk to CPU 1 (taskset)"
-	if !r.pinned {
-		pin = "unpinned (taskset not found)"
-	}
-	fmt.Fprintf(w, "Front door vs %s: 3 backends (100-byte answers), wrk -t1 -c%d --latency, %d interleaved rounds of %v, medians; %s.\n\n",
-		r.haproxy, r.opts.Connections, r.opts.Rounds, r.opts.Duration, pin)
-	fmt.Fprintf(w, "| | req/s | p50 ms | p99 ms | proxy CPU µs/req | req/s ÷ HAProxy | p99 ÷ HAProxy | CPU ÷ HAProxy |\n")
-	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|\n")
-	h := r.HAProxy
+	fmt.Fprintf(w, "Front door vs %s: 3 backends (100-byte answers), wrk -t1 -c%d --latency, %d interleaved rounds of %v after %d discarded (order rotated each round); %s. CPU per request: utime+stime of the proxy process alone (/proc/PID/stat) over the round, divided by wrk's requests. Ratios: each round against HAProxy's in the same round, median (min–max over the rounds).\n\n",
+		r.haproxy, r.opts.Connections, r.opts.Rounds, r.opts.Duration, r.opts.Warmup, r.placement)
+	fmt.Fprintf(w, "Machine: load average %s at the start of the rounds, %s at their end; %.1f %% of CPU time stolen by the hypervisor meanwhile.\n\n",
+		r.Machine.LoadStart, r.Machine.LoadEnd, r.Machine.StealPct)
+	fmt.Fprintf(w, "| | req/s | p50 ms | p99 ms | proxy CPU µs/req | req/s ÷ HAProxy | p99 ÷ HAProxy | CPU ÷ HAProxy | targets (≥ %.1f×, ≤ %.1f×, ≤ %.1f×) |\n", targetRPS, targetP99, targetCPU)
+	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|\n")
 	for _, x := range []struct {
-		name string
-		row  *ProxyRow
-	}{{"direct (one backend)", r.Direct}, {"HAProxy", r.HAProxy}, {"grayzone front door", r.Grayzone}} {
-		cpu, cpuRatio := "–", "–"
+		name   string
+		row    *ProxyRow
+		target bool
+	}{{"direct (one backend)", r.Direct, false}, {"HAProxy", r.HAProxy, false},
+		{"grayzone front door (embedded)", r.Grayzone, true}, {"`grayzone frontdoor` (xDS, mTLS)", r.Process, true}} {
+		cpu := "–"
 		if x.row.CPUusPerReq != nil {
 			cpu = fmt.Sprintf("%.2f", *x.row.CPUusPerReq)
-			if h.CPUusPerReq != nil {
-				cpuRatio = ratio(*x.row.CPUusPerReq, *h.CPUusPerReq)
-			}
 		}
-		fmt.Fprintf(w, "| %s | %.0f | %.3f | %.3f | %s | %s | %s | %s |\n", x.name, x.row.RPS, x.row.P50ms, x.row.P99ms, cpu,
-			ratio(x.row.RPS, h.RPS), ratio(x.row.P99ms, h.P99ms), cpuRatio)
+		target := "–"
+		if x.target {
+			target = x.row.meets()
+		}
+		fmt.Fprintf(w, "| %s | %.0f | %.3f | %.3f | %s | %s | %s | %s | %s |\n", x.name, x.row.RPS, x.row.P50ms, x.row.P99ms, cpu,
+			ratio(x.row.RPSRatio), ratio(x.row.P99Ratio), ratio(x.row.CPURatio), target)
 	}
+	fmt.Fprintf(w, "\nThe direct row is what the load side (wrk and a backend, %s) does without a proxy: a proxy row close to it was held back by the load side, not by the proxy.\n", r.loadSide)
 	if r.Grayzone.DrainUs != nil {
 		fmt.Fprintf(w, "\nDrain propagation at %.0f req/s (paced), %d shifts each: time from the shift decision to the last request reaching the shifted zone's backend (CLOCK_MONOTONIC; 0 when it arrived before the decision).\n\n",
 			r.opts.DrainRate, r.opts.DrainTrials)
@@ -443,15 +652,15 @@ func (r *ProxyResult) Print(w io.Writer) {
 	for _, x := range []struct {
 		name string
 		row  *ProxyRow
-	}{{"direct", r.Direct}, {"haproxy", r.HAProxy}, {"grayzone", r.Grayzone}} {
+	}{{"direct", r.Direct}, {"haproxy", r.HAProxy}, {"embedded", r.Grayzone}, {"frontdoor", r.Process}} {
 		var parts []string
-		for _, rd := range x.row.rounds {
-			s := fmt.Sprintf("%.0f/%.3f", rd.rps, rd.p99)
-			if !math.IsNaN(rd.cpu) {
-				s += fmt.Sprintf("/%.2f", rd.cpu)
+		for _, rd := range x.row.Rounds {
+			s := fmt.Sprintf("%.0f/%.3f", rd.RPS, rd.P99ms)
+			if !math.IsNaN(rd.CPU) {
+				s += fmt.Sprintf("/%.2f", rd.CPU)
 			}
-			if rd.errors > 0 {
-				s += fmt.Sprintf(" (%d errors)", rd.errors)
+			if rd.Errors > 0 {
+				s += fmt.Sprintf(" (%d errors)", rd.Errors)
 			}
 			parts = append(parts, s)
 		}

@@ -1,7 +1,10 @@
 package benchmark
 
 import (
+	"encoding/json"
+	"math"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -49,3 +52,38 @@ func TestCPUTicksOfSelf(t *testing.T) {
 }
 
 func selfPid() int { return os.Getpid() }
+
+// TestProxyRowRatiosPairRounds: a row's ratios to HAProxy are taken round by
+// round (each against HAProxy's in the same round) and reported as median,
+// min and max; an unmeasured CPU is null in JSON.
+func TestProxyRowRatiosPairRounds(t *testing.T) {
+	ha := &ProxyRow{Rounds: []ProxyRound{{RPS: 100, P99ms: 2, CPU: 10}, {RPS: 50, P99ms: 4, CPU: 20}, {RPS: 100, P99ms: 2, CPU: 10}}}
+	fd := &ProxyRow{Rounds: []ProxyRound{{RPS: 120, P99ms: 2, CPU: 8}, {RPS: 65, P99ms: 2, CPU: 14}, {RPS: 110, P99ms: 3, CPU: 9}}}
+	ha.summarise(true, ha)
+	fd.summarise(true, ha)
+	if got, want := *fd.RPSRatio, (Spread{Min: 1.1, Median: 1.2, Max: 1.3}); math.Abs(got.Min-want.Min) > 1e-9 || math.Abs(got.Median-want.Median) > 1e-9 || math.Abs(got.Max-want.Max) > 1e-9 {
+		t.Errorf("req/s ratio %+v, want %+v (paired by round, not medians over rounds: %v/%v)", got, want, fd.RPS, ha.RPS)
+	}
+	if got := *fd.CPURatio; got.Median != 0.8 || got.Min != 0.7 || got.Max != 0.9 {
+		t.Errorf("CPU ratio %+v", got)
+	}
+	if got := *fd.P99Ratio; got.Median != 1 || got.Min != 0.5 || got.Max != 1.5 {
+		t.Errorf("p99 ratio %+v", got)
+	}
+	if got := fd.meets(); got != "met" { // the bounds are inclusive
+		t.Errorf("meets: %q", got)
+	}
+	fd.P99Ratio.Median, fd.CPURatio.Median = 1.01, 0.81
+	if got := fd.meets(); got != "missed: p99, CPU" {
+		t.Errorf("meets: %q", got)
+	}
+	direct := &ProxyRow{Rounds: []ProxyRound{{RPS: 300, P99ms: 1, CPU: math.NaN()}}}
+	direct.summarise(false, ha)
+	b, err := json.Marshal(direct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"cpu_us_per_req":null`) || direct.CPURatio != nil {
+		t.Errorf("unmeasured CPU: %s", b)
+	}
+}

@@ -33,12 +33,22 @@ func newBenchProxyCmd(stdout, stderr io.Writer) *cobra.Command {
 		Use:   "proxy",
 		Short: "Front door throughput, latency, CPU and drain time against HAProxy",
 		Long: `Starts three backend processes (100-byte answers), HAProxy (nbthread 1,
-round-robin, keep-alive to the backends) and grayzone's front door (a process
-of its own, recording every request's outcome), pins them to CPU 0 and wrk to
-CPU 1, and drives each with wrk in interleaved rounds: direct to one backend,
-through HAProxy, through the front door. Prints medians of req/s, p50 and p99
-latency and the proxy's CPU per request, with ratios to HAProxy; then the
-drain propagation time of a zonal shift under a paced load.
+round-robin, keep-alive to the backends), grayzone's embedded front door (a
+process of its own, recording every request's outcome, as in serve) and
+` + "`grayzone frontdoor`" + ` (fed over xDS with mutual TLS by an xDS server in this
+process, as users deploy it), and drives each with wrk in interleaved rounds:
+direct to one backend, through HAProxy, through each front door.
+
+Placement (taskset): the proxy under test alone on CPU 0 (the proxies take
+turns), wrk on CPU 1, the backends on CPUs 2-4 when there are any, else beside
+wrk. The first --warmup rounds are discarded; each round rotates the order.
+CPU per request is the proxy process's own utime+stime over the round divided
+by wrk's requests. Prints medians of req/s, p50 and p99 latency and CPU per
+request, and each one's ratio to HAProxy in the same round as the median
+(min-max) over the rounds, against issue 23's targets (>= 1.2x req/s, <= 1.0x
+p99, <= 0.8x CPU per request); the load average and CPU steal during the
+rounds; then the drain propagation time of a zonal shift under a paced load.
+With the defaults one run takes about 6 minutes.
 
 Needs haproxy and wrk (apt-get install -y haproxy wrk) and taskset (util-linux).`,
 		Args: cobra.NoArgs,
@@ -47,6 +57,9 @@ Needs haproxy and wrk (apt-get install -y haproxy wrk) and taskset (util-linux).
 				return err
 			}
 			o.Progress = stderr
+			if o.Warmup == 0 {
+				o.Warmup = -1 // ProxyOptions: 0 is the default, negative none
+			}
 			res, err := benchmark.RunProxy(cmd.Context(), o)
 			if errors.Is(err, benchmark.ErrProxyToolsMissing) {
 				return &exitError{code: ExitUsage, err: err}
@@ -58,7 +71,8 @@ Needs haproxy and wrk (apt-get install -y haproxy wrk) and taskset (util-linux).
 		},
 	}
 	f := cmd.Flags()
-	f.IntVar(&o.Rounds, "rounds", 5, "interleaved rounds (direct, haproxy, grayzone in each)")
+	f.IntVar(&o.Rounds, "rounds", 7, "measured interleaved rounds (direct, haproxy, embedded front door, grayzone frontdoor in each)")
+	f.IntVar(&o.Warmup, "warmup", 1, "whole rounds run first and discarded (0: none)")
 	f.DurationVar(&o.Duration, "duration", 10*time.Second, "wrk duration of each run")
 	f.IntVar(&o.Connections, "connections", 64, "wrk connections")
 	f.Float64Var(&o.DrainRate, "drain-rate", 2000, "paced load during the drain measurement, req/s")

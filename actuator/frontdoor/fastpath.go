@@ -138,15 +138,18 @@ func (e *fastEndpoint) serveConn(c net.Conn) {
 	}()
 	lim := &e.p.limits
 	refresh := lim.deadlineRefresh()
-	var deadlineAt time.Time
+	// idleSet is the monoNow at which the idle deadline was last set; -1:
+	// another deadline replaced it. The monotonic clock alone is read per
+	// request, the wall clock only when the deadline is pushed back.
+	idleSet := time.Duration(-1)
 	for {
-		if now := time.Now(); now.Sub(deadlineAt) > refresh {
-			c.SetReadDeadline(now.Add(lim.IdleTimeout))
-			deadlineAt = now
+		if now := monoNow(); idleSet < 0 || now-idleSet > refresh {
+			c.SetReadDeadline(time.Now().Add(lim.IdleTimeout))
+			idleSet = now
 		}
 		head, err := peekHead(br, func() {
 			c.SetReadDeadline(time.Now().Add(lim.HeaderTimeout))
-			deadlineAt = time.Time{}
+			idleSet = -1
 		})
 		if err != nil {
 			if errors.Is(err, errHeadTooLarge) || errors.Is(err, errMalformed) {
@@ -163,7 +166,7 @@ func (e *fastEndpoint) serveConn(c net.Conn) {
 		if req.contentLength > int64(br.Buffered()) {
 			// The body is still on its way: bound how long it may take.
 			c.SetReadDeadline(time.Now().Add(lim.BodyTimeout))
-			deadlineAt = time.Time{}
+			idleSet = -1
 		}
 		if !e.forward(br, bw, &req) {
 			return
@@ -533,7 +536,7 @@ func (e *fastEndpoint) forward(br *bufio.Reader, bw *bufio.Writer, req *fastReq)
 	if rt.ops != nil && e.record {
 		series = rt.ops.seriesBytes(req.operation())
 	}
-	bc, resp, wait, err := rt.exchange(br, req)
+	bc, resp, wait, err := rt.exchange(br, req, start)
 	if err != nil {
 		if errors.Is(err, errClientBody) {
 			// The client's body was short, too slow, or the client left:
@@ -573,7 +576,7 @@ func (e *fastEndpoint) forward(br *bufio.Reader, bw *bufio.Writer, req *fastReq)
 	}
 	keepClient, keepBackend := relay(bw, bc.br, req, &resp)
 	if keepBackend {
-		rt.pool.put(bc)
+		rt.pool.put(bc, start)
 	} else {
 		bc.Close()
 	}
@@ -620,9 +623,12 @@ type respHead struct {
 //
 // wait is the time spent waiting for the client's body, which is not the
 // target's; an error wrapping errClientBody is the client's.
-func (rt *route) exchange(cbr *bufio.Reader, req *fastReq) (_ *h1Conn, _ respHead, wait time.Duration, _ error) {
+//
+// now is monoNow when the request started: one clock reading serves the
+// pool, the response deadline and the latency measurement.
+func (rt *route) exchange(cbr *bufio.Reader, req *fastReq, now time.Duration) (_ *h1Conn, _ respHead, wait time.Duration, _ error) {
 	for attempt := 0; ; attempt++ {
-		bc, reused, err := rt.pool.get(context.Background())
+		bc, reused, err := rt.pool.get(context.Background(), now)
 		if err != nil {
 			return nil, respHead{}, wait, err
 		}
@@ -630,7 +636,7 @@ func (rt *route) exchange(cbr *bufio.Reader, req *fastReq) (_ *h1Conn, _ respHea
 		w, err = writeFastRequest(bc.bw, cbr, req)
 		wait += w
 		if err == nil {
-			bc.awaitHead(rt.pool.responseTimeout)
+			bc.awaitHead(now, rt.pool.responseTimeout)
 			_, err = bc.br.Peek(1)
 		}
 		if err != nil {
@@ -657,7 +663,9 @@ func (rt *route) exchange(cbr *bufio.Reader, req *fastReq) (_ *h1Conn, _ respHea
 				bc.br.Discard(len(resp.head))
 				continue
 			}
-			bc.SetReadDeadline(time.Time{}) // the body may take as long as it takes
+			if resp.bodyAhead(bc.br.Buffered()) {
+				bc.liftHeadDeadline() // the body may take as long as it takes
+			}
 			return bc, resp, wait, nil
 		}
 	}
@@ -870,6 +878,16 @@ func readResponseHead(br *bufio.Reader, req *fastReq) (respHead, error) {
 	return r, nil
 }
 
+// bodyAhead reports whether reading the body will need more than the
+// buffered bytes (the head's included): then the response-head deadline
+// must not be left on the connection.
+func (r *respHead) bodyAhead(buffered int) bool {
+	if r.noBody {
+		return false
+	}
+	return r.chunked || r.closeDelim || r.contentLength > int64(buffered-len(r.head))
+}
+
 // relay writes the response head (without hop-by-hop headers) and body to
 // the client and reports whether each connection can be reused.
 func relay(bw *bufio.Writer, br *bufio.Reader, req *fastReq, r *respHead) (keepClient, keepBackend bool) {
@@ -933,9 +951,8 @@ func copyChunked(w *bufio.Writer, r *bufio.Reader) error {
 		if i := bytes.IndexAny(size, ";\r\n"); i >= 0 {
 			size = size[:i]
 		}
-		size = bytes.Trim(size, " \t")
-		n, err := strconv.ParseInt(string(size), 16, 64)
-		if err != nil || n < 0 {
+		n, ok := chunkSize(bytes.Trim(size, " \t"))
+		if !ok {
 			return errMalformed
 		}
 		if _, err := w.Write(l); err != nil {
@@ -967,6 +984,31 @@ func copyChunked(w *bufio.Writer, r *bufio.Reader) error {
 			return err
 		}
 	}
+}
+
+// chunkSize parses a backend's chunk size: hex digits only, at most 15 of
+// them, as net/http's chunked reader; strconv.ParseInt also took a sign
+// ("+5"), which the front door then relayed to clients that refuse it.
+func chunkSize(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 15 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		var d byte
+		switch {
+		case c >= '0' && c <= '9':
+			d = c - '0'
+		case c >= 'a' && c <= 'f':
+			d = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			d = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		n = n<<4 | int64(d)
+	}
+	return n, true
 }
 
 // bufferedConn is a connection whose first bytes were already read into br.

@@ -34,7 +34,8 @@ type Limits struct {
 	// answered 503 and closed at once: held open, it would only wait.
 	MaxConnections int
 	// ResponseTimeout bounds the wait for a backend's response head once
-	// the request was sent (default 60 s); a backend that is slower is
+	// the request was sent (default 60 s; the bound is between it and an
+	// eighth more, see h1Conn.awaitHead); a backend that is slower is
 	// answered 504 and counted as the target's fault. The body that follows
 	// is not bounded: a stream may take as long as it takes.
 	ResponseTimeout time.Duration

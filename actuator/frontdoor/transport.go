@@ -45,18 +45,43 @@ type h1Conn struct {
 	net.Conn
 	br       *bufio.Reader
 	bw       *bufio.Writer
-	lastUsed time.Time
+	lastUsed time.Duration // monoNow when it was last put back (or taken, on the fast path)
+	// headBy is the monoNow at which the read deadline for a response head
+	// was set; 0 when none is set (the body lifted it).
+	headBy time.Duration
 }
 
 var errTransportClosed = errors.New("frontdoor: transport closed")
 
-// awaitHead bounds the wait for the response head, once the request is sent.
-func (c *h1Conn) awaitHead(d time.Duration) { c.SetReadDeadline(time.Now().Add(d)) }
+// awaitHead bounds the wait for the response head, once the request is sent
+// at now (monoNow): to at least d and at most d plus d/8. Setting a read
+// deadline is a runtime timer update and a wall-clock read; rather than
+// set and lift one per request, a kept-alive connection keeps its deadline
+// across requests while their bodies arrive with their heads, and it is
+// pushed back only once it is d/8 old. Only a body still on its way when
+// its head is in lifts it (bodyAhead), as the body is not bounded.
+func (c *h1Conn) awaitHead(now, d time.Duration) {
+	if c.headBy != 0 && now-c.headBy <= d/8 {
+		return // the deadline in force is at least d away
+	}
+	c.SetReadDeadline(time.Now().Add(d + d/8))
+	c.headBy = max(now, 1)
+}
 
-// headIn lifts the response-head bound: the body may take as long as it
-// takes. A caller gone meanwhile keeps the connection interrupted.
+// liftHeadDeadline lifts the response-head bound: the body may take as long
+// as it takes.
+func (c *h1Conn) liftHeadDeadline() {
+	if c.headBy != 0 {
+		c.SetReadDeadline(time.Time{})
+		c.headBy = 0
+	}
+}
+
+// headIn lifts the response-head bound on the net/http path, whose body is
+// read later by the ReverseProxy. A caller gone meanwhile keeps the
+// connection interrupted.
 func (c *h1Conn) headIn(ctx context.Context) {
-	c.SetReadDeadline(time.Time{})
+	c.liftHeadDeadline()
 	if ctx.Err() != nil {
 		c.SetDeadline(aLongTimeAgo)
 	}
@@ -78,7 +103,8 @@ func gatewayStatus(err error) int {
 	return http.StatusBadGateway
 }
 
-func (t *h1Transport) get(ctx context.Context) (c *h1Conn, reused bool, err error) {
+// get takes the warmest idle connection, or dials one; now is monoNow.
+func (t *h1Transport) get(ctx context.Context, now time.Duration) (c *h1Conn, reused bool, err error) {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
@@ -88,7 +114,7 @@ func (t *h1Transport) get(ctx context.Context) (c *h1Conn, reused bool, err erro
 		c = t.idle[n-1]
 		t.idle[n-1] = nil
 		t.idle = t.idle[:n-1]
-		if time.Since(c.lastUsed) < t.idleTime {
+		if now-c.lastUsed < t.idleTime {
 			t.mu.Unlock()
 			return c, true, nil
 		}
@@ -103,8 +129,10 @@ func (t *h1Transport) get(ctx context.Context) (c *h1Conn, reused bool, err erro
 	return &h1Conn{Conn: nc, br: bufio.NewReaderSize(nc, 16<<10), bw: bufio.NewWriterSize(nc, 4<<10)}, false, nil
 }
 
-func (t *h1Transport) put(c *h1Conn) {
-	c.lastUsed = time.Now()
+// put gives a connection back to the pool; now is monoNow, or a reading
+// from earlier in the request (an older lastUsed only retires it sooner).
+func (t *h1Transport) put(c *h1Conn, now time.Duration) {
+	c.lastUsed = now
 	t.mu.Lock()
 	if !t.closed && len(t.idle) < t.maxIdle {
 		t.idle = append(t.idle, c)
@@ -156,7 +184,7 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	ctx := req.Context()
 	for attempt := 0; ; attempt++ {
-		c, reused, err := t.get(ctx)
+		c, reused, err := t.get(ctx, monoNow())
 		if err != nil {
 			return nil, err
 		}
@@ -188,7 +216,7 @@ func (t *h1Transport) roundTrip(ctx context.Context, c *h1Conn, req *http.Reques
 		stop()
 		return nil, err, true
 	}
-	c.awaitHead(t.responseTimeout)
+	c.awaitHead(monoNow(), t.responseTimeout)
 	if _, err := c.br.Peek(1); err != nil {
 		stop()
 		return nil, err, !isTimeout(err)
@@ -247,7 +275,7 @@ func (b *h1Body) Close() error {
 	// stop reports false when the caller's context already fired and
 	// poisoned the connection's deadline.
 	if b.stop() && b.eof && b.reuse {
-		b.t.put(b.c)
+		b.t.put(b.c, monoNow())
 	} else {
 		b.c.Close()
 	}

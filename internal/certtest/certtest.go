@@ -1,5 +1,7 @@
 // Package certtest makes throwaway certificate authorities and the
-// certificates they sign, as PEM files, for tests of TLS and mutual TLS.
+// certificates they sign, as PEM files: for tests of TLS and mutual TLS
+// (NewCA, Issue), and for benchmarks that run processes speaking mutual TLS
+// (WriteCA, WriteIssued).
 package certtest
 
 import (
@@ -27,38 +29,39 @@ type CA struct {
 
 var serial atomic.Int64
 
-func newKey(t testing.TB) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func writePEM(t testing.TB, file, typ string, der []byte, mode os.FileMode) {
-	t.Helper()
-	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode); err != nil {
-		t.Fatal(err)
-	}
+func writePEM(file, typ string, der []byte, mode os.FileMode) error {
+	return os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode)
 }
 
 // NewCA makes a CA named name and writes its certificate to dir/name.crt.
 func NewCA(t testing.TB, dir, name string) *CA {
 	t.Helper()
-	key := newKey(t)
+	ca, err := WriteCA(dir, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
 
+// WriteCA is NewCA returning its error.
+func WriteCA(dir, name string) (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial.Add(1)), Subject: pkix.Name{CommonName: name},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	cert, _ := x509.ParseCertificate(der)
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
 	ca := &CA{File: filepath.Join(dir, name+".crt"), cert: cert, key: key}
-	writePEM(t, ca.File, "CERTIFICATE", der, 0o644)
-	return ca
+	return ca, writePEM(ca.File, "CERTIFICATE", der, 0o644)
 }
 
 // Issue signs a certificate for name (its common name and DNS name, with
@@ -66,22 +69,34 @@ func NewCA(t testing.TB, dir, name string) *CA {
 // writes it and its key to dir/name.crt and dir/name.key.
 func (ca *CA) Issue(t testing.TB, dir, name string) (certFile, keyFile string) {
 	t.Helper()
-	key := newKey(t)
+	certFile, keyFile, err := ca.WriteIssued(dir, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
 
+// WriteIssued is Issue returning its error.
+func (ca *CA) WriteIssued(dir, name string) (certFile, keyFile string, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", err
+	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial.Add(1)), Subject: pkix.Name{CommonName: name},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
 		DNSNames: []string{name}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
-		t.Fatal(err)
+		return "", "", err
 	}
 	kder, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		t.Fatal(err)
+		return "", "", err
 	}
 	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-	writePEM(t, certFile, "CERTIFICATE", der, 0o644)
-	writePEM(t, keyFile, "PRIVATE KEY", kder, 0o600)
-	return certFile, keyFile
+	if err := writePEM(certFile, "CERTIFICATE", der, 0o644); err != nil {
+		return "", "", err
+	}
+	return certFile, keyFile, writePEM(keyFile, "PRIVATE KEY", kder, 0o600)
 }
