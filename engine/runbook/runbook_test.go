@@ -32,6 +32,7 @@ type script struct {
 
 	isolated string
 	healthy  map[string]bool
+	impacted map[string]bool
 
 	failN    map[actuator.Kind]int // the next n attempts of the kind fail
 	failFrom map[actuator.Kind][2]int
@@ -77,7 +78,7 @@ func (s *script) until(end int) *script {
 	s.t.Helper()
 	for ; s.next <= end; s.next++ {
 		sec := s.next
-		in := Input{Isolated: s.isolated, Healthy: map[string]bool{}, Why: s.isolated + " isolated"}
+		in := Input{Isolated: s.isolated, Healthy: map[string]bool{}, Impacted: s.impacted, Why: s.isolated + " isolated"}
 		for z, ok := range s.healthy {
 			in.Healthy[z] = ok
 		}
@@ -86,6 +87,9 @@ func (s *script) until(end int) *script {
 				s.t.Errorf("%ds: action %v: resource %q, want %q", sec, a, a.Resource, resource)
 			}
 			line := fmt.Sprintf("%ds %s %s", sec, a.Kind, a.Zone)
+			if a.Kind == actuator.SetWeight {
+				line += fmt.Sprintf(" %d%%", a.Weight)
+			}
 			if s.hold[a.Kind] {
 				s.inflight = append(s.inflight, a)
 				s.actions = append(s.actions, line+" (in flight)")
@@ -119,6 +123,9 @@ func (s *script) answer(kind actuator.Kind, err error) *script {
 	a := s.inflight[i]
 	s.inflight = slices.Delete(s.inflight, i, i+1)
 	line := fmt.Sprintf("%ds %s %s answered", s.next-1, a.Kind, a.Zone)
+	if a.Kind == actuator.SetWeight {
+		line = fmt.Sprintf("%ds %s %s %d%% answered", s.next-1, a.Kind, a.Zone, a.Weight)
+	}
 	if err != nil {
 		line += " FAIL"
 	}
@@ -171,8 +178,11 @@ func (s *script) wantEvents(want string) *script {
 	var got []string
 	for _, e := range s.rb.Events() {
 		l := fmt.Sprintf("%ds %s %s", int(e.At.Sub(t0)/time.Second), e.Kind, e.Zone)
-		if e.Kind == Failed {
+		switch e.Kind {
+		case Failed:
 			l += fmt.Sprintf(" %s: %s", e.Action, e.Detail)
+		case RampStep:
+			l += " " + e.Detail
 		}
 		got = append(got, l)
 	}
