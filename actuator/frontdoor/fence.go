@@ -19,11 +19,32 @@ func (t *Table) SetShiftedFenced(zone string, away bool, token uint64) error {
 	if !t.knownZone(zone) {
 		return fmt.Errorf("frontdoor: unknown zone %q", zone)
 	}
+	if err := t.fenceLocked(token); err != nil {
+		return err
+	}
+	return t.setShiftedLocked(zone, away)
+}
+
+// SetWeightFenced is SetWeight for an order given under a leadership epoch,
+// fenced like SetShiftedFenced.
+func (t *Table) SetWeightFenced(zone string, percent int, token uint64) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.knownZone(zone) {
+		return fmt.Errorf("frontdoor: unknown zone %q", zone)
+	}
+	if err := t.fenceLocked(token); err != nil {
+		return err
+	}
+	return t.setWeightLocked(zone, percent)
+}
+
+func (t *Table) fenceLocked(token uint64) error {
 	if token < t.fence {
 		return fmt.Errorf("%w: token %d, already obeyed %d", ErrStaleFence, token, t.fence)
 	}
 	t.fence = token
-	return t.setShiftedLocked(zone, away)
+	return nil
 }
 
 // Fence is the highest fencing token the table has obeyed (0: none).
