@@ -201,3 +201,39 @@ func TestSimPlainProgress(t *testing.T) {
 		t.Errorf("events %v\nwant %v first\n%s", events, want, out.String())
 	}
 }
+
+// With a ramp, the workshop's zone gets its traffic back through the front
+// door's weights, 5 % then 25 % of its share, each step held, and the shift
+// ends at 100 %: one shift, after the steps, and the scenario still meets
+// its expect.
+func TestSimRampGivesTrafficBackInSteps(t *testing.T) {
+	sc, _ := scenario.Builtin(scenario.DefaultName)
+	s := *sc
+	s.Policy.Ramp = []int{5, 25, 100}
+	r, err := Run(context.Background(), Options{Scenario: &s, Mode: ModeSim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Expect.Met {
+		t.Errorf("expect: %v", r.Expect.Failures)
+	}
+	if len(r.Shifts) != 1 || r.Shifts[0].End == nil {
+		t.Fatalf("shifts %+v, want one that ended", r.Shifts)
+	}
+	var steps []int
+	var stepAt []float64
+	for _, st := range r.Shifts[0].Returning {
+		steps = append(steps, st.Percent)
+		stepAt = append(stepAt, st.At)
+	}
+	if fmt.Sprint(steps) != "[5 25]" {
+		t.Fatalf("ramp steps %v, want 5 %% then 25 %%", steps)
+	}
+	hold := s.Policy.RecoveryHold / 3
+	if d := stepAt[1] - stepAt[0]; d < hold.Seconds() {
+		t.Errorf("25 %% came %.1fs after 5 %%, before the step hold %s", d, hold)
+	}
+	if end := *r.Shifts[0].End; end < stepAt[1]+hold.Seconds() {
+		t.Errorf("shift ended at %.1fs, before 25 %% (%.1fs) was held %s", end, stepAt[1], hold)
+	}
+}

@@ -101,6 +101,16 @@ type Shift struct {
 	Start    float64  `json:"start_s"`
 	End      *float64 `json:"end_s"`
 	Origin   string   `json:"origin"`
+	// Returning (an addition) lists the gradual return's steps while the
+	// shift stood: the zone's weight (percent of its fair share) from at_s;
+	// a 0 after a step is an abort (impact during the step).
+	Returning []ReturnStep `json:"returning,omitempty"`
+}
+
+// ReturnStep is one step of a gradual return (runbook.Policy.Ramp).
+type ReturnStep struct {
+	At      float64 `json:"at_s"`
+	Percent int     `json:"percent"`
 }
 
 // ControlPlane is one control-plane exclusion.
@@ -266,6 +276,13 @@ func Build(run Run) *Report {
 			for i := len(r.Shifts) - 1; i >= 0; i-- {
 				if r.Shifts[i].AwayFrom == ev.Zone && r.Shifts[i].End == nil {
 					r.Shifts[i].End = &at
+					break
+				}
+			}
+		case runbook.RampStep:
+			for i := len(r.Shifts) - 1; i >= 0; i-- {
+				if r.Shifts[i].AwayFrom == ev.Zone && r.Shifts[i].End == nil {
+					r.Shifts[i].Returning = append(r.Shifts[i].Returning, ReturnStep{At: at, Percent: ev.Weight})
 					break
 				}
 			}

@@ -132,6 +132,8 @@ type Event struct {
 	// Relapse marks the Decided and ShiftStarted events of a shift that
 	// continues the zone's previous episode (Input.Relapse).
 	Relapse bool
+	// Weight is a RampStep's weight, percent of the zone's fair share.
+	Weight int `json:",omitempty"`
 }
 
 type task struct {
@@ -466,6 +468,7 @@ func (r *Runbook) Done(now time.Time, a actuator.Action, err error) {
 			detail = "returning: 0 % (the shift fully in force again)"
 		}
 		r.record(now, RampStep, a.Zone, detail)
+		r.events[len(r.events)-1].Weight = a.Weight
 	case actuator.EndShift:
 		r.record(now, ShiftEnded, a.Zone, "")
 		r.weight, r.step, r.stepAt = 0, 0, time.Time{}

@@ -14,8 +14,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/grayzone/grayzone/engine/detect"
-	"github.com/grayzone/grayzone/engine/runbook"
 	"github.com/grayzone/grayzone/engine/outlier"
+	"github.com/grayzone/grayzone/engine/runbook"
 	"github.com/grayzone/grayzone/internal/duration"
 	"github.com/grayzone/grayzone/internal/yamlfield"
 	"github.com/grayzone/grayzone/server/practice"

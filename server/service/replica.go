@@ -215,6 +215,19 @@ func (r *resource) setShifted(ctx context.Context, zone string, away bool) error
 	return r.table.SetShiftedFenced(zone, away, token)
 }
 
+// setWeight gives the shifted zone its weight in the resource's front door,
+// fenced like setShifted.
+func (r *resource) setWeight(ctx context.Context, zone string, percent int) error {
+	if r.s.rep == nil {
+		return r.table.SetWeight(zone, percent)
+	}
+	token, ok := actuator.FenceFrom(ctx)
+	if !ok {
+		token = r.s.rep.acting.Load()
+	}
+	return r.table.SetWeightFenced(zone, percent, token)
+}
+
 // follow keeps a follower's view and front doors current with the shared
 // state, and its detection running; it acts on nothing.
 func (s *Service) follow(ctx context.Context, now time.Time) {
