@@ -169,11 +169,10 @@ func (t *Table) setShiftedLocked(zone string, away bool) error {
 	return nil
 }
 
-// SetWeight gives a shifted zone percent (0-100) of its fair share of
-// regional traffic while its shift stays in force: a gradual return
-// (actuator.Weigher). With k zones in the regional set, the zone gets
-// percent/k of the regional requests and the others share the rest evenly.
-// Ending (or starting) the zone's shift resets it to 0.
+// SetWeight gives a shifted zone a weight of percent (0-100) of a full
+// zone's in the regional endpoint while its shift stays in force: a gradual
+// return (actuator.Weigher). Weights are relative, as in HAProxy and Envoy:
+// see weightedTurns. Ending (or starting) the zone's shift resets it to 0.
 func (t *Table) SetWeight(zone string, percent int) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -282,28 +281,20 @@ func (t *Table) publishLocked() {
 }
 
 // weightedTurns is the regional endpoint's order of zones when some return
-// from a shift at a weight: a zone at w percent gets w/k of the turns (k
-// zones in the set), the zones at their full share split the rest evenly.
-// The order is smooth weighted round robin (nginx's): the zones' turns are
-// interleaved, so a zone at 5 % gets one request in every 60, evenly spaced,
-// not a burst of them; and it is exact over each cycle, so the lab's sim
-// mode stays deterministic.
+// from a shift at a weight: a zone's weight is relative, as in HAProxy's
+// server weights and Envoy's locality weights (a zone at w % weighs w, one at
+// its full share 100), so with k zones one at w % gets w/(w+100(k−1)) of the
+// turns: 2.4 % at 5 % with three zones, 11 % at 25 %. The order is smooth
+// weighted round robin (nginx's): the zones' turns are interleaved, so a zone
+// at 5 % gets one turn in 41, evenly spaced, not a burst of them; and it is
+// exact over each cycle, so the lab's sim mode stays deterministic.
 func weightedTurns(set []*zoneRoute, share map[*zoneRoute]int) []*zoneRoute {
-	k, sum := len(set), 0
-	for _, w := range share {
-		sum += min(w, 100)
-	}
-	full := k - len(share)
+	k := len(set)
 	weights := make([]int, k)
 	for i, zr := range set {
-		w, returning := share[zr]
-		switch {
-		case full == 0:
-			weights[i] = w // every zone returning: in proportion
-		case returning:
-			weights[i] = w * full // w/(100k) of the turns, in units of 1/(100k·full)
-		default:
-			weights[i] = 100*k - sum
+		weights[i] = 100
+		if w, ok := share[zr]; ok {
+			weights[i] = w
 		}
 	}
 	g := 0

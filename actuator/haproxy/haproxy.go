@@ -59,8 +59,9 @@ type Options struct {
 type Actuator struct {
 	o Options
 
-	mu      sync.Mutex // serializes reconciles, guards shifted
+	mu      sync.Mutex // serializes reconciles, guards shifted and weight
 	shifted map[string]bool
+	weight  map[string]int // a shifted zone's gradual return, percent (weight.go)
 }
 
 // New checks the options and returns an actuator; it does not talk to
@@ -88,7 +89,7 @@ func New(o Options) (*Actuator, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	return &Actuator{o: o, shifted: map[string]bool{}}, nil
+	return &Actuator{o: o, shifted: map[string]bool{}, weight: map[string]int{}}, nil
 }
 
 // Apply implements actuator.Actuator for shift_away and end_shift.
@@ -98,6 +99,8 @@ func (a *Actuator) Apply(ctx context.Context, act actuator.Action) error {
 		return a.SetShifted(ctx, act.Zone, true)
 	case actuator.EndShift:
 		return a.SetShifted(ctx, act.Zone, false)
+	case actuator.SetWeight:
+		return a.SetWeight(ctx, act.Zone, act.Weight)
 	}
 	return fmt.Errorf("haproxy: %s: %w", act, actuator.ErrUnsupported)
 }
@@ -125,7 +128,12 @@ func (a *Actuator) SetShifted(ctx context.Context, zone string, away bool) error
 	if away {
 		state = a.o.ShiftState
 	}
-	if err := a.o.Runtime.SetState(ctx, state, servers...); err != nil {
+	cmd := func() error { return a.o.Runtime.SetState(ctx, state, servers...) }
+	if a.weight[zone] > 0 { // a weighted return ends: the servers' full weight back too
+		delete(a.weight, zone)
+		cmd = func() error { return a.o.Runtime.Exec(ctx, weightCmds(servers, 0, state)...) }
+	}
+	if err := cmd(); err != nil {
 		return err
 	}
 	a.o.Log.Info("haproxy zone set", "runtime_api", a.o.Runtime.Addr, "zone", zone, state, names(servers))
@@ -148,9 +156,10 @@ func (a *Actuator) Reconcile(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	var toShift, toReady []Server
+	var toShift, toReady, toWeigh []Server
 	for _, zone := range sortedKeys(a.o.Zones) {
-		away := a.shifted[zone]
+		w := a.weight[zone]
+		away := a.shifted[zone] && w == 0 // a zone returning at a weight is ready, at that weight
 		for _, s := range a.o.Zones[zone] {
 			st, ok := find(byBackend[s.Backend], s.Name)
 			if !ok {
@@ -163,15 +172,21 @@ func (a *Actuator) Reconcile(ctx context.Context) (int, error) {
 			case !away && is:
 				toReady = append(toReady, s)
 			}
+			if w > 0 && st.UWeight != st.IWeight*w/100 { // HAProxy's own rounding of N%
+				toWeigh = append(toWeigh, s)
+			}
 		}
+	}
+	if err := a.weigh(ctx, toWeigh); err != nil {
+		return 0, err
 	}
 	if err := a.o.Runtime.SetStates(ctx, map[string][]Server{a.o.ShiftState: toShift, "ready": toReady}); err != nil {
 		return 0, err
 	}
-	if n := len(toShift) + len(toReady); n > 0 {
-		a.o.Log.Info("haproxy reconciled", "runtime_api", a.o.Runtime.Addr, a.o.ShiftState, names(toShift), "ready", names(toReady))
+	if n := len(toShift) + len(toReady) + len(toWeigh); n > 0 {
+		a.o.Log.Info("haproxy reconciled", "runtime_api", a.o.Runtime.Addr, a.o.ShiftState, names(toShift), "ready", names(toReady), "weight", names(toWeigh))
 	}
-	return len(toShift) + len(toReady), nil
+	return len(toShift) + len(toReady) + len(toWeigh), nil
 }
 
 // held reports whether the server is in the shift state grayzone sets.
