@@ -131,7 +131,7 @@ func (a *Actuator) SetShifted(ctx context.Context, zone string, away bool) error
 	cmd := func() error { return a.o.Runtime.SetState(ctx, state, servers...) }
 	if a.weight[zone] > 0 { // a weighted return ends: the servers' full weight back too
 		delete(a.weight, zone)
-		cmd = func() error { return a.o.Runtime.Exec(ctx, weightCmds(servers, 0, state)...) }
+		cmd = func() error { return a.o.Runtime.Command(ctx, weightCmds(servers, 0, state)...) }
 	}
 	if err := cmd(); err != nil {
 		return err

@@ -411,7 +411,7 @@ func TestSetWeightInRealHAProxy(t *testing.T) {
 	}
 	// The reconcile keeps the weight: a server set back by hand (as after a
 	// reload) is weighed again.
-	if err := l.proc.Runtime.Exec(ctx, "set weight regional/za-1 100%"); err != nil {
+	if err := l.proc.Runtime.Command(ctx, "set weight regional/za-1 100%"); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := a.Reconcile(ctx); err != nil || n != 1 {

@@ -193,5 +193,5 @@ func (r Runtime) SetStates(ctx context.Context, byState map[string][]Server) err
 	if len(cmds) == 0 {
 		return nil
 	}
-	return r.Exec(ctx, cmds...)
+	return r.Command(ctx, cmds...)
 }

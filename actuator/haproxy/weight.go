@@ -3,7 +3,6 @@ package haproxy
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/grayzone/grayzone/actuator"
 )
@@ -30,7 +29,7 @@ func (a *Actuator) SetWeight(ctx context.Context, zone string, percent int) erro
 		return nil
 	}
 	a.weight[zone] = percent
-	if err := a.o.Runtime.Exec(ctx, weightCmds(servers, percent, a.o.ShiftState)...); err != nil {
+	if err := a.o.Runtime.Command(ctx, weightCmds(servers, percent, a.o.ShiftState)...); err != nil {
 		return err
 	}
 	a.o.Log.Info("haproxy zone weight set", "runtime_api", a.o.Runtime.Addr, "zone", zone, "percent", percent, "servers", names(servers))
@@ -54,19 +53,6 @@ func weightCmds(servers []Server, percent int, shiftState string) []string {
 	return cmds
 }
 
-// Exec runs commands that answer nothing on success (set server, set
-// weight) in one connection; any answer is an error message ("No such server.").
-func (r Runtime) Exec(ctx context.Context, cmds ...string) error {
-	out, err := r.Do(ctx, cmds...)
-	if err != nil {
-		return err
-	}
-	if msg := strings.Join(strings.Fields(out), " "); msg != "" {
-		return fmt.Errorf("haproxy: %s: %s", cmds[0], msg)
-	}
-	return nil
-}
-
 // weigh sets each server back to its zone's weight (a reload forgot it); mu held.
 func (a *Actuator) weigh(ctx context.Context, servers []Server) error {
 	if len(servers) == 0 {
@@ -82,5 +68,5 @@ func (a *Actuator) weigh(ctx context.Context, servers []Server) error {
 	for i, s := range servers {
 		cmds[i] = fmt.Sprintf("set weight %s/%s %d%%", s.Backend, s.Name, a.weight[zoneOf[s]])
 	}
-	return a.o.Runtime.Exec(ctx, cmds...)
+	return a.o.Runtime.Command(ctx, cmds...)
 }
