@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/grayzone/grayzone/engine/detect"
@@ -235,5 +236,79 @@ func TestSimRampGivesTrafficBackInSteps(t *testing.T) {
 	}
 	if end := *r.Shifts[0].End; end < stepAt[1]+hold.Seconds() {
 		t.Errorf("shift ended at %.1fs, before 25 %% (%.1fs) was held %s", end, stepAt[1], hold)
+	}
+}
+
+// The fault comes back while the zone is at 25 %: the ramp aborts to 0 (the
+// shift fully in force again) within the same episode, one shift in the
+// report, and the zone gets its traffic back only after the second fault,
+// through the ramp again.
+func TestSimRampRegressionIsOneEpisode(t *testing.T) {
+	sc, _ := scenario.Builtin(scenario.DefaultName)
+	s := *sc
+	s.Policy.Ramp = []int{5, 25, 100}
+	first, err := Run(context.Background(), Options{Scenario: &s, Mode: ModeSim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first.Shifts) != 1 || len(first.Shifts[0].Returning) != 2 {
+		t.Fatalf("first run: shifts %+v", first.Shifts)
+	}
+	at25 := time.Duration(first.Shifts[0].Returning[1].At * float64(time.Second))
+	again := s.Faults[0]
+	again.At, again.Duration, again.Name = at25+2*time.Second, 3*time.Minute, ""
+	s.Faults = append(append([]scenario.Fault(nil), s.Faults...), again)
+	s.Duration = again.At + again.Duration + 10*time.Minute
+	s.Expect = scenario.Expect{}
+	r, err := Run(context.Background(), Options{Scenario: &s, Mode: ModeSim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Shifts) != 1 {
+		t.Fatalf("shifts %+v, want one episode", r.Shifts)
+	}
+	sh := r.Shifts[0]
+	var pcts []int
+	abortAt := -1.0
+	for _, st := range sh.Returning {
+		pcts = append(pcts, st.Percent)
+		if st.Percent == 0 && abortAt < 0 {
+			abortAt = st.At
+		}
+	}
+	if fmt.Sprint(pcts) != "[5 25 0 5 25]" {
+		t.Fatalf("return steps %v, want 5 25, an abort to 0, then 5 25", pcts)
+	}
+	if end2 := (again.At + again.Duration).Seconds(); abortAt > end2 || sh.End == nil || *sh.End < end2 {
+		t.Errorf("aborted at %.1fs, ended %v; the second fault ran %.1fs to %.1fs", abortAt, sh.End, again.At.Seconds(), end2)
+	}
+	if d := abortAt - again.At.Seconds(); d > 30 {
+		t.Errorf("aborted %.1fs after the fault came back, want within 30 s", d)
+	}
+}
+
+// The example scenario of a ramp that meets the fault again meets its expect
+// (one episode), with the abort in its report.
+func TestSimRampExampleScenario(t *testing.T) {
+	f := filepath.Join("..", "examples", "scenarios", "ramp-fault-returns.yaml")
+	data, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := scenario.Parse(f, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(context.Background(), Options{Scenario: sc, Mode: ModeSim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Expect.Met {
+		t.Errorf("expect: %v", r.Expect.Failures)
+	}
+	var out bytes.Buffer
+	r.Summary(&out)
+	if !strings.Contains(out.String(), "aborted to 0 %") {
+		t.Errorf("summary without the abort:\n%s", out.String())
 	}
 }

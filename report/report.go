@@ -379,6 +379,16 @@ func (r *Report) Summary(w io.Writer) {
 			end = fmt.Sprintf("ended %.1fs", *s.End)
 		}
 		fmt.Fprintf(w, "  shifted    away from %-10s at %.1fs, %s\n", s.AwayFrom, s.Start, end)
+		if len(s.Returning) > 0 {
+			steps := make([]string, len(s.Returning))
+			for i, st := range s.Returning {
+				steps[i] = fmt.Sprintf("%d %% at %.1fs", st.Percent, st.At)
+				if st.Percent == 0 {
+					steps[i] = fmt.Sprintf("aborted to 0 %% at %.1fs", st.At)
+				}
+			}
+			fmt.Fprintf(w, "  returning  %s\n", strings.Join(steps, ", "))
+		}
 	}
 	for _, c := range r.ControlPlane {
 		rest := "not restored"
