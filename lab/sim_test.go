@@ -204,10 +204,13 @@ func TestSimPlainProgress(t *testing.T) {
 }
 
 // With a ramp, the workshop's zone gets its traffic back through the front
-// door's weights, 5 % then 25 % of its share, each step held, and the shift
-// ends at 100 %: one shift, after the steps, and the scenario still meets
-// its expect.
-func TestSimRampGivesTrafficBackInSteps(t *testing.T) {
+// door's weights, 5 % then 25 % of a full zone's, each step held, and the
+// shift ends at 100 %: one shift, after the steps, and the scenario still
+// meets its expect. Then the fault comes back while the zone is at 25 %: the
+// ramp aborts to 0 (the shift fully in force again) within the same episode,
+// one shift in the report, and the zone gets its traffic back only after the
+// second fault, through the ramp again.
+func TestSimRampStepsAndRegression(t *testing.T) {
 	sc, _ := scenario.Builtin(scenario.DefaultName)
 	s := *sc
 	s.Policy.Ramp = []int{5, 25, 100}
@@ -221,46 +224,24 @@ func TestSimRampGivesTrafficBackInSteps(t *testing.T) {
 	if len(r.Shifts) != 1 || r.Shifts[0].End == nil {
 		t.Fatalf("shifts %+v, want one that ended", r.Shifts)
 	}
-	var steps []int
-	var stepAt []float64
-	for _, st := range r.Shifts[0].Returning {
-		steps = append(steps, st.Percent)
-		stepAt = append(stepAt, st.At)
+	steps := r.Shifts[0].Returning
+	if len(steps) != 2 || steps[0].Percent != 5 || steps[1].Percent != 25 {
+		t.Fatalf("ramp steps %+v, want 5 %% then 25 %%", steps)
 	}
-	if fmt.Sprint(steps) != "[5 25]" {
-		t.Fatalf("ramp steps %v, want 5 %% then 25 %%", steps)
+	hold := (s.Policy.RecoveryHold / 3).Seconds()
+	if d := steps[1].At - steps[0].At; d < hold {
+		t.Errorf("25 %% came %.1fs after 5 %%, before the step hold %.0fs", d, hold)
 	}
-	hold := s.Policy.RecoveryHold / 3
-	if d := stepAt[1] - stepAt[0]; d < hold.Seconds() {
-		t.Errorf("25 %% came %.1fs after 5 %%, before the step hold %s", d, hold)
+	if end := *r.Shifts[0].End; end < steps[1].At+hold {
+		t.Errorf("shift ended at %.1fs, before 25 %% (%.1fs) was held %.0fs", end, steps[1].At, hold)
 	}
-	if end := *r.Shifts[0].End; end < stepAt[1]+hold.Seconds() {
-		t.Errorf("shift ended at %.1fs, before 25 %% (%.1fs) was held %s", end, stepAt[1], hold)
-	}
-}
 
-// The fault comes back while the zone is at 25 %: the ramp aborts to 0 (the
-// shift fully in force again) within the same episode, one shift in the
-// report, and the zone gets its traffic back only after the second fault,
-// through the ramp again.
-func TestSimRampRegressionIsOneEpisode(t *testing.T) {
-	sc, _ := scenario.Builtin(scenario.DefaultName)
-	s := *sc
-	s.Policy.Ramp = []int{5, 25, 100}
-	first, err := Run(context.Background(), Options{Scenario: &s, Mode: ModeSim})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(first.Shifts) != 1 || len(first.Shifts[0].Returning) != 2 {
-		t.Fatalf("first run: shifts %+v", first.Shifts)
-	}
-	at25 := time.Duration(first.Shifts[0].Returning[1].At * float64(time.Second))
 	again := s.Faults[0]
-	again.At, again.Duration, again.Name = at25+2*time.Second, 3*time.Minute, ""
+	again.At, again.Duration, again.Name = time.Duration(steps[1].At*float64(time.Second))+2*time.Second, 3*time.Minute, ""
 	s.Faults = append(append([]scenario.Fault(nil), s.Faults...), again)
 	s.Duration = again.At + again.Duration + 10*time.Minute
 	s.Expect = scenario.Expect{}
-	r, err := Run(context.Background(), Options{Scenario: &s, Mode: ModeSim})
+	r, err = Run(context.Background(), Options{Scenario: &s, Mode: ModeSim})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,16 +271,7 @@ func TestSimRampRegressionIsOneEpisode(t *testing.T) {
 // The example scenario of a ramp that meets the fault again meets its expect
 // (one episode), with the abort in its report.
 func TestSimRampExampleScenario(t *testing.T) {
-	f := filepath.Join("..", "examples", "scenarios", "ramp-fault-returns.yaml")
-	data, err := os.ReadFile(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, err := scenario.Parse(f, data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := Run(context.Background(), Options{Scenario: sc, Mode: ModeSim})
+	r, err := Run(context.Background(), Options{Scenario: exampleScenario(t, "ramp-fault-returns"), Mode: ModeSim})
 	if err != nil {
 		t.Fatal(err)
 	}

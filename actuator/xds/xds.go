@@ -219,17 +219,25 @@ func (s *Server) SetShifted(ctx context.Context, zone string, away bool) error {
 // SetShiftedUntil is SetShifted with the shift's expiry, which grayzone's
 // own front door honours while serve is unreachable.
 func (s *Server) SetShiftedUntil(ctx context.Context, zone string, away bool, expires time.Time) error {
-	s.mu.Lock()
-	if len(s.states) != 1 {
-		s.mu.Unlock()
-		return fmt.Errorf("xds: SetShifted needs exactly one resource, have %d", len(s.states))
+	name, err := s.only("SetShifted")
+	if err != nil {
+		return err
 	}
-	var name string
-	for n := range s.states {
-		name = n
-	}
-	s.mu.Unlock()
 	return s.Shift(ctx, name, zone, away, expires)
+}
+
+// only names the server's only resource, for the shapes serve's reconcile
+// uses (SetShifted, SetWeight).
+func (s *Server) only(what string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.states) != 1 {
+		return "", fmt.Errorf("xds: %s needs exactly one resource, have %d", what, len(s.states))
+	}
+	for n := range s.states {
+		return n, nil
+	}
+	return "", nil
 }
 
 // Shift sets whether a zone of a resource is shifted away, with the shift's
@@ -265,16 +273,10 @@ func (s *Server) Shift(ctx context.Context, resourceName, zone string, away bool
 
 // SetWeight implements actuator.Weigher for the only resource, as SetShifted.
 func (s *Server) SetWeight(ctx context.Context, zone string, percent int) error {
-	s.mu.Lock()
-	if len(s.states) != 1 {
-		s.mu.Unlock()
-		return fmt.Errorf("xds: SetWeight needs exactly one resource, have %d", len(s.states))
+	name, err := s.only("SetWeight")
+	if err != nil {
+		return err
 	}
-	var name string
-	for n := range s.states {
-		name = n
-	}
-	s.mu.Unlock()
 	return s.Weigh(ctx, name, zone, percent)
 }
 

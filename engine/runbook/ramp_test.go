@@ -16,10 +16,7 @@ func (s *script) impact(spec string) *script {
 	if s.impacted == nil {
 		s.impacted = map[string]bool{}
 	}
-	for _, f := range strings.Fields(spec) {
-		z, v, _ := strings.Cut(f, "=")
-		s.impacted[z] = v == "1"
-	}
+	setZones(s.impacted, spec)
 	return s
 }
 

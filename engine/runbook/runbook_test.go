@@ -53,12 +53,14 @@ func at(sec int) time.Time { return t0.Add(time.Duration(sec) * time.Second) }
 func (s *script) isolate(zone string) *script { s.isolated = zone; return s }
 
 // health sets whether each zone looks healthy: "az1=0 az2=1".
-func (s *script) health(spec string) *script {
+func (s *script) health(spec string) *script { setZones(s.healthy, spec); return s }
+
+// setZones sets m from "az1=0 az2=1".
+func setZones(m map[string]bool, spec string) {
 	for _, f := range strings.Fields(spec) {
 		z, v, _ := strings.Cut(f, "=")
-		s.healthy[z] = v == "1"
+		m[z] = v == "1"
 	}
-	return s
 }
 
 // fail makes the next n attempts of kind fail with errDown.
