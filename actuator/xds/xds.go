@@ -243,32 +243,21 @@ func (s *Server) only(what string) (string, error) {
 // Shift sets whether a zone of a resource is shifted away, with the shift's
 // expiry (zero: not given), and pushes the change, if any.
 func (s *Server) Shift(ctx context.Context, resourceName, zone string, away bool, expires time.Time) error {
-	s.mu.Lock()
-	st, err := s.zoneState(resourceName, zone)
-	if err != nil {
-		s.mu.Unlock()
-		return err
-	}
-	newEpoch, err := s.fenceLocked(ctx)
-	if err != nil {
-		s.mu.Unlock()
-		return err
-	}
-	old, was := st.shifted[zone]
-	if was == away && old.Equal(expires) && !newEpoch {
-		s.mu.Unlock()
-		return nil
-	}
-	if away {
-		st.shifted[zone] = expires
-	} else {
-		delete(st.shifted, zone)
-	}
-	if was != away {
-		delete(st.weight, zone) // a shift starts, and ends, at weight 0
-	}
-	s.mu.Unlock()
-	return s.publish(ctx)
+	return s.changeZone(ctx, resourceName, zone, func(st *state) bool {
+		old, was := st.shifted[zone]
+		if was == away && old.Equal(expires) {
+			return false
+		}
+		if away {
+			st.shifted[zone] = expires
+		} else {
+			delete(st.shifted, zone)
+		}
+		if was != away {
+			delete(st.weight, zone) // a shift starts, and ends, at weight 0
+		}
+		return true
+	})
 }
 
 // SetWeight implements actuator.Weigher for the only resource, as SetShifted.
@@ -288,6 +277,22 @@ func (s *Server) Weigh(ctx context.Context, resourceName, zone string, percent i
 	if err := actuator.CheckWeight(percent); err != nil {
 		return fmt.Errorf("xds: zone %s: %w", zone, err)
 	}
+	return s.changeZone(ctx, resourceName, zone, func(st *state) bool {
+		if _, shifted := st.shifted[zone]; !shifted || st.weight[zone] == percent {
+			return false
+		}
+		if percent == 0 {
+			delete(st.weight, zone)
+		} else {
+			st.weight[zone] = percent
+		}
+		return true
+	})
+}
+
+// changeZone applies change to the resource's state, fenced by the order's
+// epoch (ctx), and publishes when it changed something or the epoch is new.
+func (s *Server) changeZone(ctx context.Context, resourceName, zone string, change func(*state) bool) error {
 	s.mu.Lock()
 	st, err := s.zoneState(resourceName, zone)
 	if err != nil {
@@ -299,16 +304,11 @@ func (s *Server) Weigh(ctx context.Context, resourceName, zone string, percent i
 		s.mu.Unlock()
 		return err
 	}
-	if _, shifted := st.shifted[zone]; !shifted || (st.weight[zone] == percent && !newEpoch) {
-		s.mu.Unlock()
+	changed := change(st)
+	s.mu.Unlock()
+	if !changed && !newEpoch {
 		return nil
 	}
-	if percent == 0 {
-		delete(st.weight, zone)
-	} else {
-		st.weight[zone] = percent
-	}
-	s.mu.Unlock()
 	return s.publish(ctx)
 }
 
