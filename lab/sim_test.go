@@ -144,10 +144,13 @@ func TestSimWorkshopTimeline(t *testing.T) {
 
 func TestOptionsErrors(t *testing.T) {
 	sc, _ := scenario.Builtin("smoke")
+	ramped := *sc
+	ramped.Policy.Ramp = []int{5, 100}
 	for _, o := range []Options{
 		{},
 		{Scenario: sc, Mode: "fast"},
 		{Scenario: sc, Mode: ModeSim, Detector: "magic"},
+		{Scenario: &ramped, Mode: ModeSim, FrontDoor: FrontDoorARC},
 	} {
 		if _, err := Run(context.Background(), o); err == nil {
 			t.Errorf("Run(%+v) succeeded, want an error", o)
