@@ -265,7 +265,6 @@ func (r *Runbook) ramp(now time.Time, in Input) {
 			Detail: fmt.Sprintf("%s while returning at %d %%: the shift is fully in force again, the same episode goes on; detector: %s", why, r.weight, in.Why)})
 		r.phase, r.shiftedAt, r.healthySince = Shifted, now, time.Time{}
 		r.excludeTried = false // the control plane follows again, as after a new shift
-		r.relapse = true
 		r.setWeight(0)
 		return
 	}
