@@ -17,10 +17,10 @@ const (
 	// Data plane.
 	ShiftAway Kind = "shift_away" // stop sending the zone customer traffic
 	EndShift  Kind = "end_shift"  // send it customer traffic again
-	// SetWeight gives a shifted zone back Action.Weight percent of its fair
-	// share of customer traffic, the shift staying in force (a gradual
-	// return); weight 0 is the shift fully in force again. Only a data plane
-	// that is a Weigher can carry it.
+	// SetWeight gives a shifted zone back part of its customer traffic,
+	// the shift staying in force (a gradual return): a weight of
+	// Action.Weight percent of a full zone's; 0 is the shift fully in force
+	// again. Only a data plane that is a Weigher can carry it.
 	SetWeight Kind = "set_weight"
 	// Control plane.
 	ExcludeZone Kind = "exclude_zone" // no new capacity in the zone; replacement capacity elsewhere
@@ -40,7 +40,7 @@ type Action struct {
 	// runbook's episode, kind and zone): a control plane may use it as an
 	// idempotency token, so an action re-run after a crash takes effect once.
 	ID string
-	// Weight is SetWeight's percent (0-100) of the zone's fair share.
+	// Weight is SetWeight's percent (0-100) of a full zone's weight.
 	Weight int
 }
 
@@ -66,9 +66,11 @@ type Actuator interface {
 // Kubernetes EndpointSlices cannot: for them a shift is all or nothing, and
 // the runbook ends it in one step.
 type Weigher interface {
-	// SetWeight gives the shifted zone percent (0-100) of its fair share of
-	// regional traffic while its shift stays in force; 0 is the shift fully
-	// in force. Ending the shift resets it. Idempotent.
+	// SetWeight gives the shifted zone a weight of percent (0-100) of a
+	// full zone's in the regional traffic while its shift stays in force
+	// (relative, as HAProxy's server weights and Envoy's locality weights:
+	// with k zones it gets percent/(percent+100(k−1)) of the requests); 0
+	// is the shift fully in force. Ending the shift resets it. Idempotent.
 	SetWeight(ctx context.Context, zone string, percent int) error
 }
 

@@ -102,7 +102,7 @@ type Shift struct {
 	End      *float64 `json:"end_s"`
 	Origin   string   `json:"origin"`
 	// Returning (an addition) lists the gradual return's steps while the
-	// shift stood: the zone's weight (percent of its fair share) from at_s;
+	// shift stood: the zone's weight (percent of a full zone's) from at_s;
 	// a 0 after a step is an abort (impact during the step).
 	Returning []ReturnStep `json:"returning,omitempty"`
 }

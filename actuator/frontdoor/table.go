@@ -46,8 +46,8 @@ type Table struct {
 	zones   []string
 	targets map[string][]*targetState // zone -> targets, in insertion order
 	shifted map[string]bool
-	// weight: a shifted zone's gradual return, percent of its fair share
-	// of regional traffic (absent: 0, the shift fully in force).
+	// weight: a shifted zone's gradual return, percent of a full zone's
+	// weight in the regional turn (absent: 0, the shift fully in force).
 	weight map[string]int
 	snap   atomic.Pointer[Snapshot]
 	// Round-robin counters survive snapshot swaps, so a change does not
@@ -236,7 +236,7 @@ func (t *Table) Snapshot() *Snapshot { return t.snap.Load() }
 
 func (t *Table) publishLocked() {
 	s := &Snapshot{zonal: make(map[string]*zoneRoute, len(t.zones)), regionalRR: &t.regionalRR}
-	share := map[*zoneRoute]int{} // percent of a fair share, for zones returning from a shift
+	share := map[*zoneRoute]int{} // percent of a full zone's weight, for zones returning from a shift
 	for _, z := range t.zones {
 		zr := &zoneRoute{zone: z, rr: t.zoneRR[z]}
 		var all []*Target

@@ -32,8 +32,8 @@ type Policy struct {
 	// shifts traffic and brings it back.
 	NoControlPlane bool
 	// Ramp gives a recovered zone its traffic back in steps instead of at
-	// once: each step below 100 is a weight (percent of the zone's fair
-	// share of customer traffic, the shift staying in force) held for
+	// once: each step below 100 is a weight (percent of a full zone's
+	// weight in the regional traffic, the shift staying in force) held for
 	// StepHold while the zone stays shown recovered, now on customer traffic
 	// as well as canaries; the last step, 100, ends the shift. Impact or an
 	// isolated call during a step sets the weight back to 0: the shift is
@@ -132,7 +132,7 @@ type Event struct {
 	// Relapse marks the Decided and ShiftStarted events of a shift that
 	// continues the zone's previous episode (Input.Relapse).
 	Relapse bool
-	// Weight is a RampStep's weight, percent of the zone's fair share.
+	// Weight is a RampStep's weight, percent of a full zone's weight.
 	Weight int `json:",omitempty"`
 }
 
@@ -162,7 +162,7 @@ type Runbook struct {
 	// (Action.ID) so that a retry after a restart is recognisably the same one.
 	episode uint64
 	// The ramp: weight is the zone's weight the runbook wants in force
-	// (percent of its fair share; 0: the shift fully in force), step its
+	// (percent of a full zone's weight; 0: the shift fully in force), step its
 	// index in Policy.Ramp, stepAt when the data plane carried it (zero
 	// while it is on its way).
 	weight int
@@ -191,7 +191,8 @@ func New(p Policy) *Runbook {
 func (r *Runbook) Phase() (Phase, string) { return r.phase, r.zone }
 
 // Weight is the current zone's weight the runbook wants in force: percent of
-// its fair share of customer traffic while its shift stands (0: none). The
+// a full zone's weight in the regional traffic while its shift stands (0:
+// none; weights are relative, as in HAProxy and Envoy). The
 // data plane reconciles to it (level-triggered, like the shift itself).
 func (r *Runbook) Weight() int { return r.weight }
 

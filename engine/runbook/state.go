@@ -23,7 +23,7 @@ type State struct {
 	Episode      uint64    `json:"episode,omitempty"`
 	Relapse      bool      `json:"relapse,omitempty"` // the shift continues the zone's previous episode
 	// The ramp (Policy.Ramp): the weight wanted in force (percent of the
-	// zone's fair share; 0: the shift fully in force), its step, and when
+	// full zone's weight; 0: the shift fully in force), its step, and when
 	// the data plane carried it.
 	Weight int         `json:"weight,omitempty"`
 	Step   int         `json:"step,omitempty"`

@@ -62,8 +62,8 @@ type ResourceStatus struct {
 	Phase     string `json:"phase"`
 	PhaseZone string `json:"phase_zone,omitempty"`
 	// Returning is, while the runbook gives the shifted zone its traffic
-	// back in steps (phase ramping), the percent of its fair share it gets
-	// now ("returning: 25 %"); 0: the shift fully in force.
+	// back in steps (phase ramping), its weight now, percent of a full
+	// zone's ("returning: 25 %"); 0: the shift fully in force.
 	Returning   int          `json:"returning_percent,omitempty"`
 	ActiveShift *shift.Shift `json:"active_shift,omitempty"`
 	Excluded    []string     `json:"excluded"`

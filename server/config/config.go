@@ -192,8 +192,8 @@ type Autoshift struct {
 	ExpiresIn         time.Duration
 	ControlPlaneAfter time.Duration
 	RecoveryHold      time.Duration
-	// Ramp gives a recovered zone its traffic back in steps (percent of its
-	// fair share; the last, 100, ends the shift), each held StepHold and
+	// Ramp gives a recovered zone its traffic back in steps (percent of a
+	// full zone's weight; the last, 100, ends the shift), each held StepHold and
 	// aborted back to 0 on impact (runbook.Policy.Ramp). Default
 	// runbook.DefaultRamp where the front door can weigh (FrontDoor.Weighs),
 	// none elsewhere: there the recovery test alone decides.

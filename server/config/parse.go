@@ -760,7 +760,7 @@ func (p *parser) autoshift(f yamlfield.Field, a *Autoshift, fd FrontDoor) {
 }
 
 // ramp parses autoshift.ramp: enabled (default: where the front door can
-// weigh), steps (percent of the zone's fair share, increasing, the last 100),
+// weigh), steps (percent of a full zone's weight, increasing, the last 100),
 // step_hold.
 func (p *parser) ramp(f yamlfield.Field, a *Autoshift, fd FrontDoor) {
 	m, ok := p.Mapping(f, rampKeys)

@@ -88,7 +88,7 @@ func (p *ShiftPlane) Apply(ctx context.Context, a actuator.Action) error {
 }
 
 // Weight is the weight the front door gives the zone of the active shift
-// (percent of its fair share): the runbook's while it gives that zone its
+// (percent of a full zone's weight): the runbook's while it gives that zone its
 // traffic back (Policy.Ramp), for an automatic shift only; otherwise 0, the
 // shift fully in force.
 func Weight(active shift.Shift, ok bool, st runbook.State) int {

@@ -111,7 +111,7 @@ func checksTargets(rc *config.Resource) bool {
 }
 
 // reconcilePlane makes the external data plane match the desired state.
-// weight is the shifted zone's gradual return (percent of its fair share).
+// weight is the shifted zone's gradual return (percent of a full zone's weight).
 func (r *resource) reconcilePlane(ctx context.Context, want string, expires time.Time, weight int) {
 	for _, z := range r.cfg.Zones {
 		var err error
