@@ -229,7 +229,7 @@ func (r *Runbook) want(kind actuator.Kind, zone string) {
 // setWeight makes w the zone's wanted weight and asks the data plane for it.
 func (r *Runbook) setWeight(w int) {
 	r.weight, r.stepAt = w, time.Time{}
-	id := fmt.Sprintf("%s/%d/%s/%s/%d", r.p.Resource, r.episode, actuator.SetWeight, r.zone, w)
+	id := r.weightID(w)
 	for _, t := range r.tasks {
 		if t.action.Kind == actuator.SetWeight && t.action.Zone == r.zone {
 			if t.inFlight {
@@ -241,6 +241,11 @@ func (r *Runbook) setWeight(w int) {
 		}
 	}
 	r.tasks = append(r.tasks, &task{action: actuator.Action{Kind: actuator.SetWeight, Resource: r.p.Resource, Zone: r.zone, Weight: w, ID: id}})
+}
+
+// weightID names a SetWeight action (Action.ID): the episode and the weight.
+func (r *Runbook) weightID(w int) string {
+	return fmt.Sprintf("%s/%d/%s/%s/%d", r.p.Resource, r.episode, actuator.SetWeight, r.zone, w)
 }
 
 // giveBack starts giving the zone its traffic back: the ramp's first step,
@@ -414,7 +419,7 @@ func (r *Runbook) Done(now time.Time, a actuator.Action, err error) {
 	t.inFlight = false
 	if err != nil {
 		if t.stale {
-			t.action.Weight, t.stale = r.weight, false // retry with the weight wanted now
+			t.action.Weight, t.action.ID, t.stale = r.weight, r.weightID(r.weight), false // retry with the weight wanted now
 		}
 		back := r.p.RetryMin << min(t.attempts-1, 20)
 		if back > r.p.RetryMax || back <= 0 {
