@@ -17,6 +17,11 @@ const (
 	// Data plane.
 	ShiftAway Kind = "shift_away" // stop sending the zone customer traffic
 	EndShift  Kind = "end_shift"  // send it customer traffic again
+	// SetWeight gives a shifted zone back part of its customer traffic,
+	// the shift staying in force (a gradual return): a weight of
+	// Action.Weight percent of a full zone's; 0 is the shift fully in force
+	// again. Only a data plane that is a Weigher can carry it.
+	SetWeight Kind = "set_weight"
 	// Control plane.
 	ExcludeZone Kind = "exclude_zone" // no new capacity in the zone; replacement capacity elsewhere
 	IncludeZone Kind = "include_zone" // the zone may take capacity again
@@ -24,7 +29,7 @@ const (
 )
 
 // DataPlane reports whether the kind acts on the data plane.
-func (k Kind) DataPlane() bool { return k == ShiftAway || k == EndShift }
+func (k Kind) DataPlane() bool { return k == ShiftAway || k == EndShift || k == SetWeight }
 
 // Action is one change to make to a resource in a zone.
 type Action struct {
@@ -35,9 +40,16 @@ type Action struct {
 	// runbook's episode, kind and zone): a control plane may use it as an
 	// idempotency token, so an action re-run after a crash takes effect once.
 	ID string
+	// Weight is SetWeight's percent (0-100) of a full zone's weight.
+	Weight int
 }
 
-func (a Action) String() string { return fmt.Sprintf("%s %s/%s", a.Kind, a.Resource, a.Zone) }
+func (a Action) String() string {
+	if a.Kind == SetWeight {
+		return fmt.Sprintf("%s %s/%s %d%%", a.Kind, a.Resource, a.Zone, a.Weight)
+	}
+	return fmt.Sprintf("%s %s/%s", a.Kind, a.Resource, a.Zone)
+}
 
 // ErrUnsupported is returned by an actuator asked for a kind it does not own.
 var ErrUnsupported = errors.New("action not supported by this actuator")
@@ -46,6 +58,28 @@ var ErrUnsupported = errors.New("action not supported by this actuator")
 // after failures and after restarts, so applying an action twice is normal.
 type Actuator interface {
 	Apply(ctx context.Context, a Action) error
+}
+
+// Weigher is the optional capability of a data plane that can send a
+// shifted zone part of its traffic: the embedded front door (a weighted turn
+// over zones), HAProxy (server weights) and xDS (locality weights). ARC and
+// Kubernetes EndpointSlices cannot: for them a shift is all or nothing, and
+// the runbook ends it in one step.
+type Weigher interface {
+	// SetWeight gives the shifted zone a weight of percent (0-100) of a
+	// full zone's in the regional traffic while its shift stays in force
+	// (relative, as HAProxy's server weights and Envoy's locality weights:
+	// with k zones it gets percent/(percent+100(k−1)) of the requests); 0
+	// is the shift fully in force. Ending the shift resets it. Idempotent.
+	SetWeight(ctx context.Context, zone string, percent int) error
+}
+
+// CheckWeight is the one validation of a weight in percent.
+func CheckWeight(percent int) error {
+	if percent < 0 || percent > 100 {
+		return fmt.Errorf("weight %d%%: want 0 to 100", percent)
+	}
+	return nil
 }
 
 // Func adapts a function to an Actuator.

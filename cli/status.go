@@ -161,7 +161,10 @@ func printStatus(w io.Writer, st api.Status) {
 			fmt.Fprintln(w)
 		}
 		phase := clean(rs.Phase)
-		if rs.PhaseZone != "" {
+		switch {
+		case rs.PhaseZone != "" && (rs.Returning > 0 || rs.Phase == "ramping"):
+			phase += fmt.Sprintf(" (%s, returning: %d %%)", clean(rs.PhaseZone), rs.Returning)
+		case rs.PhaseZone != "":
 			phase += " (" + clean(rs.PhaseZone) + ")"
 		}
 		fmt.Fprintf(w, "%s  phase %s  autoshift %s  detector %s\n", clean(rs.Name), phase, clean(rs.Autoshift), clean(rs.Detector))

@@ -39,3 +39,14 @@ func TestPrintStatusShowsDelivery(t *testing.T) {
 		}
 	}
 }
+
+func TestStatusSaysReturning(t *testing.T) {
+	var b bytes.Buffer
+	printStatus(&b, api.Status{Now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), Resources: []api.ResourceStatus{{
+		Name: "web", Phase: "ramping", PhaseZone: "z2", Returning: 25, Autoshift: "enabled", Detector: "default",
+		Zones: []api.ZoneStatus{{Zone: "z2", Shifted: true}},
+	}}})
+	if want := "web  phase ramping (z2, returning: 25 %)  autoshift enabled"; !strings.Contains(b.String(), want) {
+		t.Errorf("status lacks %q:\n%s", want, b.String())
+	}
+}

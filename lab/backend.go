@@ -43,6 +43,8 @@ func (b backend) Status(ctx context.Context) (api.Status, error) {
 	for _, p := range c.ctrl.Pending() {
 		rs.Pending = append(rs.Pending, p.String())
 	}
+	st, _ := c.ctrl.RunbookState()
+	rs.Returning = st.Weight
 	if shs := b.shifts(); len(shs) > 0 && shs[0].Status == shift.Active {
 		rs.ActiveShift = &shs[0]
 	}

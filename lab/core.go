@@ -116,6 +116,8 @@ func newCore(ctx context.Context, sc *scenario.Scenario, profile string, mitigat
 			Resource:          Resource,
 			ControlPlaneAfter: sc.Policy.ControlPlaneAfter,
 			RecoveryHold:      sc.Policy.RecoveryHold,
+			Ramp:              sc.Policy.Ramp,
+			StepHold:          sc.Policy.StepHold,
 		}),
 		Mitigate: mitigate,
 		Log:      log,
@@ -133,12 +135,17 @@ func newCore(ctx context.Context, sc *scenario.Scenario, profile string, mitigat
 // reconcile makes the front door match the active shift, as serve's does.
 func (c *core) reconcile(_ context.Context, _ time.Time) {
 	want := ""
-	if act, ok := c.shifts.Active(Resource); ok {
+	act, ok := c.shifts.Active(Resource)
+	if ok {
 		want = act.AwayFrom
 	}
+	st, _ := c.ctrl.RunbookState()
 	for _, z := range c.sc.Topology.Zones {
 		if c.table.Shifted(z) != (z == want) {
 			_ = c.table.SetShifted(z, z == want) // a zone of the table's own: cannot fail
+		}
+		if z == want {
+			_ = c.table.SetWeight(z, resource.Weight(act, ok, st)) // the gradual return's step
 		}
 	}
 }

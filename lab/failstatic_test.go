@@ -11,8 +11,8 @@ import (
 	"github.com/grayzone/grayzone/report"
 )
 
-// failStaticScenario loads one of the fail-static example scenarios.
-func failStaticScenario(t *testing.T, name string) *scenario.Scenario {
+// exampleScenario loads one of the example scenarios (examples/scenarios).
+func exampleScenario(t *testing.T, name string) *scenario.Scenario {
 	t.Helper()
 	f := filepath.Join("..", "examples", "scenarios", name+".yaml")
 	data, err := os.ReadFile(f)
@@ -30,7 +30,7 @@ func failStaticScenario(t *testing.T, name string) *scenario.Scenario {
 // report with check, after its own expect block.
 func runSeeds(t *testing.T, name string, n int64, check func(t *testing.T, sc *scenario.Scenario, r *report.Report)) {
 	t.Helper()
-	sc := failStaticScenario(t, name)
+	sc := exampleScenario(t, name)
 	for seed := int64(1); seed <= n; seed++ {
 		s := *sc
 		s.Seed = seed

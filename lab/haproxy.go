@@ -108,6 +108,8 @@ func (h *haproxyFront) follow(ctx context.Context) {
 		for _, z := range h.table.Zones() {
 			if err := h.act.SetShifted(ctx, z, h.table.Shifted(z)); err != nil {
 				h.log.Warn("haproxy: shift not applied yet; the reconcile loop retries", "zone", z, "err", err)
+			} else if err := h.act.SetWeight(ctx, z, h.table.Weight(z)); err != nil { // a gradual return (policy.ramp)
+				h.log.Warn("haproxy: weight not applied yet; retrying", "zone", z, "err", err)
 			}
 		}
 	}

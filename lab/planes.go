@@ -25,6 +25,9 @@ func (o *Options) validatePlanes() error {
 	case "", FrontDoorEmbedded:
 		o.FrontDoor = FrontDoorEmbedded
 	case FrontDoorARC:
+		if o.Scenario != nil && len(o.Scenario.Policy.Ramp) > 0 {
+			return fmt.Errorf("%w: --frontdoor arc: scenario %s asks for policy.ramp, but ARC shifts all or nothing (a gradual return needs --frontdoor embedded or haproxy)", ErrUsage, o.Scenario.Name)
+		}
 	case FrontDoorHAProxy:
 		if o.Mode != ModeReal {
 			return fmt.Errorf("%w: --frontdoor haproxy needs --mode real", ErrUsage)

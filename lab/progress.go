@@ -83,6 +83,9 @@ func status(t, total time.Duration, a detect.Assessment, c *core, req report.Req
 	}
 	if phase, zone := c.ctrl.Phase(); phase != runbook.Idle {
 		s.ShiftZone, s.Phase = zone, string(phase)
+		if st, _ := c.ctrl.RunbookState(); st.Weight > 0 {
+			s.Phase += fmt.Sprintf(", returning: %d %%", st.Weight)
+		}
 	}
 	for _, z := range a.Zones {
 		state := "ok"

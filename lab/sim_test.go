@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/grayzone/grayzone/engine/detect"
@@ -143,10 +144,13 @@ func TestSimWorkshopTimeline(t *testing.T) {
 
 func TestOptionsErrors(t *testing.T) {
 	sc, _ := scenario.Builtin("smoke")
+	ramped := *sc
+	ramped.Policy.Ramp = []int{5, 100}
 	for _, o := range []Options{
 		{},
 		{Scenario: sc, Mode: "fast"},
 		{Scenario: sc, Mode: ModeSim, Detector: "magic"},
+		{Scenario: &ramped, Mode: ModeSim, FrontDoor: FrontDoorARC},
 	} {
 		if _, err := Run(context.Background(), o); err == nil {
 			t.Errorf("Run(%+v) succeeded, want an error", o)
@@ -199,5 +203,87 @@ func TestSimPlainProgress(t *testing.T) {
 	}
 	if len(events) < len(want) || strings.Join(events[:len(want)], ", ") != strings.Join(want, ", ") {
 		t.Errorf("events %v\nwant %v first\n%s", events, want, out.String())
+	}
+}
+
+// With a ramp, the workshop's zone gets its traffic back through the front
+// door's weights, 5 % then 25 % of a full zone's, each step held, and the
+// shift ends at 100 %: one shift, after the steps, and the scenario still
+// meets its expect. Then the fault comes back while the zone is at 25 %: the
+// ramp aborts to 0 (the shift fully in force again) within the same episode,
+// one shift in the report, and the zone gets its traffic back only after the
+// second fault, through the ramp again.
+func TestSimRampStepsAndRegression(t *testing.T) {
+	sc, _ := scenario.Builtin(scenario.DefaultName)
+	s := *sc
+	s.Policy.Ramp = []int{5, 25, 100}
+	r, err := Run(context.Background(), Options{Scenario: &s, Mode: ModeSim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Expect.Met {
+		t.Errorf("expect: %v", r.Expect.Failures)
+	}
+	if len(r.Shifts) != 1 || r.Shifts[0].End == nil {
+		t.Fatalf("shifts %+v, want one that ended", r.Shifts)
+	}
+	steps := r.Shifts[0].Returning
+	if len(steps) != 2 || steps[0].Percent != 5 || steps[1].Percent != 25 {
+		t.Fatalf("ramp steps %+v, want 5 %% then 25 %%", steps)
+	}
+	hold := (s.Policy.RecoveryHold / 3).Seconds()
+	if d := steps[1].At - steps[0].At; d < hold {
+		t.Errorf("25 %% came %.1fs after 5 %%, before the step hold %.0fs", d, hold)
+	}
+	if end := *r.Shifts[0].End; end < steps[1].At+hold {
+		t.Errorf("shift ended at %.1fs, before 25 %% (%.1fs) was held %.0fs", end, steps[1].At, hold)
+	}
+
+	again := s.Faults[0]
+	again.At, again.Duration, again.Name = time.Duration(steps[1].At*float64(time.Second))+2*time.Second, 3*time.Minute, ""
+	s.Faults = append(append([]scenario.Fault(nil), s.Faults...), again)
+	s.Duration = again.At + again.Duration + 10*time.Minute
+	s.Expect = scenario.Expect{}
+	r, err = Run(context.Background(), Options{Scenario: &s, Mode: ModeSim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Shifts) != 1 {
+		t.Fatalf("shifts %+v, want one episode", r.Shifts)
+	}
+	sh := r.Shifts[0]
+	var pcts []int
+	abortAt := -1.0
+	for _, st := range sh.Returning {
+		pcts = append(pcts, st.Percent)
+		if st.Percent == 0 && abortAt < 0 {
+			abortAt = st.At
+		}
+	}
+	if fmt.Sprint(pcts) != "[5 25 0 5 25]" {
+		t.Fatalf("return steps %v, want 5 25, an abort to 0, then 5 25", pcts)
+	}
+	if end2 := (again.At + again.Duration).Seconds(); abortAt > end2 || sh.End == nil || *sh.End < end2 {
+		t.Errorf("aborted at %.1fs, ended %v; the second fault ran %.1fs to %.1fs", abortAt, sh.End, again.At.Seconds(), end2)
+	}
+	if d := abortAt - again.At.Seconds(); d > 30 {
+		t.Errorf("aborted %.1fs after the fault came back, want within 30 s", d)
+	}
+}
+
+// The example scenario of a ramp that meets the fault again meets its expect
+// (one episode), with the abort in its report.
+func TestSimRampExampleScenario(t *testing.T) {
+	r, err := Run(context.Background(), Options{Scenario: exampleScenario(t, "ramp-fault-returns"), Mode: ModeSim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Expect.Met {
+		t.Errorf("expect: %v", r.Expect.Failures)
+	}
+	var out bytes.Buffer
+	r.Summary(&out)
+	if !strings.Contains(out.String(), "aborted to 0 %") {
+		t.Errorf("summary without the abort:\n%s", out.String())
 	}
 }

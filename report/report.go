@@ -101,6 +101,16 @@ type Shift struct {
 	Start    float64  `json:"start_s"`
 	End      *float64 `json:"end_s"`
 	Origin   string   `json:"origin"`
+	// Returning (an addition) lists the gradual return's steps while the
+	// shift stood: the zone's weight (percent of a full zone's) from at_s;
+	// a 0 after a step is an abort (impact during the step).
+	Returning []ReturnStep `json:"returning,omitempty"`
+}
+
+// ReturnStep is one step of a gradual return (runbook.Policy.Ramp).
+type ReturnStep struct {
+	At      float64 `json:"at_s"`
+	Percent int     `json:"percent"`
 }
 
 // ControlPlane is one control-plane exclusion.
@@ -269,6 +279,13 @@ func Build(run Run) *Report {
 					break
 				}
 			}
+		case runbook.RampStep:
+			for i := len(r.Shifts) - 1; i >= 0; i-- {
+				if r.Shifts[i].AwayFrom == ev.Zone && r.Shifts[i].End == nil {
+					r.Shifts[i].Returning = append(r.Shifts[i].Returning, ReturnStep{At: at, Percent: ev.Weight})
+					break
+				}
+			}
 		case runbook.Failed:
 			failures[string(ev.Action)+"/"+ev.Zone]++
 		case runbook.Excluded:
@@ -362,6 +379,16 @@ func (r *Report) Summary(w io.Writer) {
 			end = fmt.Sprintf("ended %.1fs", *s.End)
 		}
 		fmt.Fprintf(w, "  shifted    away from %-10s at %.1fs, %s\n", s.AwayFrom, s.Start, end)
+		if len(s.Returning) > 0 {
+			steps := make([]string, len(s.Returning))
+			for i, st := range s.Returning {
+				steps[i] = fmt.Sprintf("%d %% at %.1fs", st.Percent, st.At)
+				if st.Percent == 0 {
+					steps[i] = fmt.Sprintf("aborted to 0 %% at %.1fs", st.At)
+				}
+			}
+			fmt.Fprintf(w, "  returning  %s\n", strings.Join(steps, ", "))
+		}
 	}
 	for _, c := range r.ControlPlane {
 		rest := "not restored"

@@ -14,6 +14,17 @@ var ErrStaleFence = errors.New("frontdoor: order from a deposed leader (stale fe
 // already obeyed an order with a higher token, so the orders of two leaders
 // never interleave here.
 func (t *Table) SetShiftedFenced(zone string, away bool, token uint64) error {
+	return t.fenced(zone, token, func() error { return t.setShiftedLocked(zone, away) })
+}
+
+// SetWeightFenced is SetWeight for an order given under a leadership epoch,
+// fenced like SetShiftedFenced.
+func (t *Table) SetWeightFenced(zone string, percent int, token uint64) error {
+	return t.fenced(zone, token, func() error { return t.setWeightLocked(zone, percent) })
+}
+
+// fenced runs set, with mu held, unless token is older than one obeyed.
+func (t *Table) fenced(zone string, token uint64, set func() error) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !t.knownZone(zone) {
@@ -23,7 +34,7 @@ func (t *Table) SetShiftedFenced(zone string, away bool, token uint64) error {
 		return fmt.Errorf("%w: token %d, already obeyed %d", ErrStaleFence, token, t.fence)
 	}
 	t.fence = token
-	return t.setShiftedLocked(zone, away)
+	return set()
 }
 
 // Fence is the highest fencing token the table has obeyed (0: none).

@@ -474,6 +474,13 @@ func (a Actuator) Apply(_ context.Context, act actuator.Action) error {
 		return a.Table.SetShifted(act.Zone, true)
 	case actuator.EndShift:
 		return a.Table.SetShifted(act.Zone, false)
+	case actuator.SetWeight:
+		return a.Table.SetWeight(act.Zone, act.Weight)
 	}
 	return fmt.Errorf("frontdoor: %s: %w", act, actuator.ErrUnsupported)
+}
+
+// SetWeight implements actuator.Weigher.
+func (a Actuator) SetWeight(_ context.Context, zone string, percent int) error {
+	return a.Table.SetWeight(zone, percent)
 }

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/grayzone/grayzone/actuator"
 )
 
 // Target is one backend instance.
@@ -44,7 +46,10 @@ type Table struct {
 	zones   []string
 	targets map[string][]*targetState // zone -> targets, in insertion order
 	shifted map[string]bool
-	snap    atomic.Pointer[Snapshot]
+	// weight: a shifted zone's gradual return, percent of a full zone's
+	// weight in the regional turn (absent: 0, the shift fully in force).
+	weight map[string]int
+	snap   atomic.Pointer[Snapshot]
 	// Round-robin counters survive snapshot swaps, so a change does not
 	// restart every zone at its first target.
 	regionalRR atomic.Uint64
@@ -65,6 +70,7 @@ func NewTable(zones []string, policy HealthPolicy) *Table {
 		zones:   slices.Clone(zones),
 		targets: make(map[string][]*targetState),
 		shifted: make(map[string]bool),
+		weight:  make(map[string]int),
 		zoneRR:  make(map[string]*atomic.Uint64),
 	}
 	for _, z := range zones {
@@ -158,8 +164,45 @@ func (t *Table) setShiftedLocked(zone string, away bool) error {
 		return nil
 	}
 	t.shifted[zone] = away
+	delete(t.weight, zone) // a shift starts, and ends, at weight 0
 	t.publishLocked()
 	return nil
+}
+
+// SetWeight gives a shifted zone a weight of percent (0-100) of a full
+// zone's in the regional endpoint while its shift stays in force: a gradual
+// return (actuator.Weigher). Weights are relative, as in HAProxy and Envoy:
+// see weightedTurns. Ending (or starting) the zone's shift resets it to 0.
+func (t *Table) SetWeight(zone string, percent int) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.setWeightLocked(zone, percent)
+}
+
+func (t *Table) setWeightLocked(zone string, percent int) error {
+	if !t.knownZone(zone) {
+		return fmt.Errorf("frontdoor: unknown zone %q", zone)
+	}
+	if err := actuator.CheckWeight(percent); err != nil {
+		return fmt.Errorf("frontdoor: zone %s: %w", zone, err)
+	}
+	if t.weight[zone] == percent {
+		return nil
+	}
+	if percent == 0 {
+		delete(t.weight, zone)
+	} else {
+		t.weight[zone] = percent
+	}
+	t.publishLocked()
+	return nil
+}
+
+// Weight is the shifted zone's weight (0: none, or not shifted).
+func (t *Table) Weight(zone string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.weight[zone]
 }
 
 // Shifted reports whether the zone is shifted away.
@@ -193,6 +236,7 @@ func (t *Table) Snapshot() *Snapshot { return t.snap.Load() }
 
 func (t *Table) publishLocked() {
 	s := &Snapshot{zonal: make(map[string]*zoneRoute, len(t.zones)), regionalRR: &t.regionalRR}
+	share := map[*zoneRoute]int{} // percent of a full zone's weight, for zones returning from a shift
 	for _, z := range t.zones {
 		zr := &zoneRoute{zone: z, rr: t.zoneRR[z]}
 		var all []*Target
@@ -212,8 +256,13 @@ func (t *Table) publishLocked() {
 		s.zonal[z] = zr
 		// The regional endpoint, like DNS in front of an ALB, leaves out a
 		// zone with no healthy target at all.
-		if healthy && !t.shifted[z] {
+		switch w := t.weight[z]; {
+		case !healthy:
+		case !t.shifted[z]:
 			s.regional = append(s.regional, zr)
+		case w > 0:
+			s.regional = append(s.regional, zr)
+			share[zr] = w
 		}
 	}
 	// With every zone shifted or empty, the regional endpoint still serves from
@@ -225,12 +274,68 @@ func (t *Table) publishLocked() {
 			}
 		}
 	}
+	if len(share) > 0 {
+		s.turns = weightedTurns(s.regional, share)
+	}
 	t.snap.Store(s)
+}
+
+// weightedTurns is the regional endpoint's order of zones when some return
+// from a shift at a weight: a zone's weight is relative, as in HAProxy's
+// server weights and Envoy's locality weights (a zone at w % weighs w, one at
+// its full share 100), so with k zones one at w % gets w/(w+100(k−1)) of the
+// turns: 2.4 % at 5 % with three zones, 11 % at 25 %. The order is smooth
+// weighted round robin (nginx's): the zones' turns are interleaved, so a zone
+// at 5 % gets one turn in 41, evenly spaced, not a burst of them; and it is
+// exact over each cycle, so the lab's sim mode stays deterministic.
+func weightedTurns(set []*zoneRoute, share map[*zoneRoute]int) []*zoneRoute {
+	k := len(set)
+	weights := make([]int, k)
+	for i, zr := range set {
+		weights[i] = 100
+		if w, ok := share[zr]; ok {
+			weights[i] = w
+		}
+	}
+	g := 0
+	for _, w := range weights {
+		g = gcd(g, w)
+	}
+	total := 0
+	for i := range weights {
+		weights[i] /= g
+		total += weights[i]
+	}
+	turns := make([]*zoneRoute, 0, total)
+	cur := make([]int, k)
+	for range total {
+		best := 0
+		for i := range cur {
+			cur[i] += weights[i]
+			if cur[i] > cur[best] {
+				best = i
+			}
+		}
+		cur[best] -= total
+		turns = append(turns, set[best])
+	}
+	return turns
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
 }
 
 // Snapshot is an immutable routing state; picks on it are safe for concurrent use.
 type Snapshot struct {
-	regional   []*zoneRoute
+	regional []*zoneRoute
+	// turns, when a zone returns from a shift at a weight, is the order of
+	// zones the regional endpoint takes in turn (weightedTurns); nil: each
+	// zone of regional in turn.
+	turns      []*zoneRoute
 	zonal      map[string]*zoneRoute
 	regionalRR *atomic.Uint64
 }
@@ -249,13 +354,18 @@ func (zr *zoneRoute) pick() *Target {
 }
 
 // PickRegional chooses a target for a customer request: a zone in turn among
-// those not shifted away (DNS spreading across zonal endpoints), then a target
-// in turn within it. nil when there is no target at all.
+// those not shifted away (DNS spreading across zonal endpoints; a zone
+// returning from a shift at a weight gets its share of the turns), then a
+// target in turn within it. nil when there is no target at all.
 func (s *Snapshot) PickRegional() *Target {
-	if len(s.regional) == 0 {
+	set := s.regional
+	if s.turns != nil {
+		set = s.turns
+	}
+	if len(set) == 0 {
 		return nil
 	}
-	zr := s.regional[(s.regionalRR.Add(1)-1)%uint64(len(s.regional))]
+	zr := set[(s.regionalRR.Add(1)-1)%uint64(len(set))]
 	return zr.pick()
 }
 

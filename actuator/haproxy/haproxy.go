@@ -65,8 +65,9 @@ type Options struct {
 type Actuator struct {
 	o Options
 
-	mu      sync.Mutex // serializes reconciles, guards shifted and fence
+	mu      sync.Mutex // serializes reconciles, guards shifted, weight and fence
 	shifted map[string]bool
+	weight  map[string]int // a shifted zone's gradual return, percent (weight.go)
 	fence   epochFence
 
 	refused          atomic.Uint64 // orders the epoch record refused
@@ -98,7 +99,7 @@ func New(o Options) (*Actuator, error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	return &Actuator{o: o, shifted: map[string]bool{}}, nil
+	return &Actuator{o: o, shifted: map[string]bool{}, weight: map[string]int{}}, nil
 }
 
 // Apply implements actuator.Actuator for shift_away and end_shift.
@@ -108,6 +109,8 @@ func (a *Actuator) Apply(ctx context.Context, act actuator.Action) error {
 		return a.SetShifted(ctx, act.Zone, true)
 	case actuator.EndShift:
 		return a.SetShifted(ctx, act.Zone, false)
+	case actuator.SetWeight:
+		return a.SetWeight(ctx, act.Zone, act.Weight)
 	}
 	return fmt.Errorf("haproxy: %s: %w", act, actuator.ErrUnsupported)
 }
@@ -137,6 +140,10 @@ func (a *Actuator) SetShifted(ctx context.Context, zone string, away bool) error
 		state = a.o.ShiftState
 	}
 	cmds := setStateCommands(map[string][]Server{state: servers})
+	if a.weight[zone] > 0 { // a weighted return ends: the servers' full weight back too
+		delete(a.weight, zone)
+		cmds = weightCmds(servers, 0, state)
+	}
 	if err := a.exchange(ctx, nil, func([]string) ([]string, error) { return cmds, nil }); err != nil {
 		return err
 	}
@@ -158,36 +165,38 @@ func (a *Actuator) Reconcile(ctx context.Context) (int, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	backends := a.backends()
-	var toShift, toReady []Server
+	var toShift, toReady, toWeigh []Server
 	err := a.exchange(ctx, serversStateCommands(backends), func(answers []string) ([]string, error) {
 		byBackend, err := serversStates(backends, strings.Join(answers, ""))
 		if err != nil {
 			return nil, err
 		}
-		toShift, toReady, err = a.differing(byBackend)
+		toShift, toReady, toWeigh, err = a.differing(byBackend)
 		if err != nil {
 			return nil, err
 		}
-		return setStateCommands(map[string][]Server{a.o.ShiftState: toShift, "ready": toReady}), nil
+		return append(a.weighCmds(toWeigh), setStateCommands(map[string][]Server{a.o.ShiftState: toShift, "ready": toReady})...), nil
 	})
 	if err != nil {
 		return 0, err
 	}
-	if n := len(toShift) + len(toReady); n > 0 {
-		a.o.Log.Info("haproxy reconciled", "runtime_api", a.o.Runtime.Addr, a.o.ShiftState, names(toShift), "ready", names(toReady))
+	if n := len(toShift) + len(toReady) + len(toWeigh); n > 0 {
+		a.o.Log.Info("haproxy reconciled", "runtime_api", a.o.Runtime.Addr, a.o.ShiftState, names(toShift), "ready", names(toReady), "weight", names(toWeigh))
 	}
-	return len(toShift) + len(toReady), nil
+	return len(toShift) + len(toReady) + len(toWeigh), nil
 }
 
 // differing lists the mapped servers whose state differs from their zone's
-// desired one.
-func (a *Actuator) differing(byBackend map[string][]ServerState) (toShift, toReady []Server, err error) {
+// desired one, and those whose weight differs from their zone's gradual
+// return.
+func (a *Actuator) differing(byBackend map[string][]ServerState) (toShift, toReady, toWeigh []Server, err error) {
 	for _, zone := range sortedKeys(a.o.Zones) {
-		away := a.shifted[zone]
+		w := a.weight[zone]
+		away := a.shifted[zone] && w == 0 // a zone returning at a weight is ready, at that weight
 		for _, s := range a.o.Zones[zone] {
 			st, ok := find(byBackend[s.Backend], s.Name)
 			if !ok {
-				return nil, nil, fmt.Errorf("haproxy: server %s (zone %s) is not in HAProxy's backend %s", s, zone, s.Backend)
+				return nil, nil, nil, fmt.Errorf("haproxy: server %s (zone %s) is not in HAProxy's backend %s", s, zone, s.Backend)
 			}
 			is := a.held(st)
 			switch {
@@ -196,9 +205,12 @@ func (a *Actuator) differing(byBackend map[string][]ServerState) (toShift, toRea
 			case !away && is:
 				toReady = append(toReady, s)
 			}
+			if w > 0 && st.UWeight != st.IWeight*w/100 { // HAProxy's own rounding of N%
+				toWeigh = append(toWeigh, s)
+			}
 		}
 	}
-	return toShift, toReady, nil
+	return toShift, toReady, toWeigh, nil
 }
 
 // held reports whether the server is in the shift state grayzone sets.

@@ -386,3 +386,88 @@ func TestPinnedLayoutRunsOneThreadOnItsCPU(t *testing.T) {
 		t.Errorf("worker %d affinity: %d CPUs, CPU 0 set %v; want CPU 0 alone", n, set.Count(), set.IsSet(0))
 	}
 }
+
+// A gradual return in a real HAProxy: the shifted zone's servers at 5 % and
+// 25 % of their weight take that share of new requests (weights are
+// relative: za at w against 100 for zb and zc gets w/(w+200)), a reload that
+// forgets the weight is corrected by the reconcile, 0 drains them again and
+// the end of the shift gives them their full weight back.
+func TestSetWeightInRealHAProxy(t *testing.T) {
+	l := startLab(t, "za", "zb", "zc")
+	ctx := context.Background()
+	a, err := New(Options{Runtime: l.proc.Runtime, Zones: l.layout.Zones()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w actuator.Weigher = a
+	if err := a.SetShifted(ctx, "za", true); err != nil {
+		t.Fatal(err)
+	}
+	weights := func() map[string]int {
+		rows, err := l.proc.Runtime.ServersState(ctx, RegionalBackend)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]int{}
+		for _, r := range rows {
+			out[r.Server] = r.UWeight
+			if l.zoneOf[r.Server] != "za" && r.UWeight != 100 {
+				t.Errorf("server %s of a full zone: weight %d, want 100", r.Server, r.UWeight)
+			}
+		}
+		return out
+	}
+	for _, pct := range []int{5, 25} {
+		if err := w.SetWeight(ctx, "za", pct); err != nil {
+			t.Fatal(err)
+		}
+		if got := weights(); got["za-1"] != pct || got["za-2"] != pct {
+			t.Fatalf("at %d %%: za weights %v", pct, got)
+		}
+		// HAProxy's round robin over weights is exact per cycle: allow a
+		// cycle's slack. 25 %: 2·25 of 450 per cycle of 450 requests.
+		n := 900
+		got := l.spread(t, n)
+		want := float64(n) * float64(pct) / float64(pct+200)
+		if d := float64(got["za"]) - want; d > 5 || d < -5 {
+			t.Errorf("at %d %%: za got %d of %d requests, want %.1f ± 5 (%v)", pct, got["za"], n, want, got)
+		}
+	}
+	// The reconcile keeps the weight: a server set back by hand (as after a
+	// reload) is weighed again.
+	if err := l.proc.Runtime.Command(ctx, "set weight regional/za-1 100%"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := a.Reconcile(ctx); err != nil || n != 1 {
+		t.Fatalf("reconcile after drift: changed %d, err %v; want 1", n, err)
+	}
+	if got := weights(); got["za-1"] != 25 {
+		t.Fatalf("after reconcile za-1 weight %d, want 25", got["za-1"])
+	}
+	if n, err := a.Reconcile(ctx); err != nil || n != 0 {
+		t.Fatalf("reconcile in step: changed %d, err %v", n, err)
+	}
+	// Back to 0: drained again, at full weight for later.
+	if err := w.SetWeight(ctx, "za", 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.spread(t, 60); got["za"] != 0 {
+		t.Fatalf("at 0 %% za got requests: %v", got)
+	}
+	if err := w.SetWeight(ctx, "za", 25); err != nil {
+		t.Fatal(err)
+	}
+	// The shift ends: ready at full weight.
+	if err := a.SetShifted(ctx, "za", false); err != nil {
+		t.Fatal(err)
+	}
+	if got := weights(); got["za-1"] != 100 || got["za-2"] != 100 {
+		t.Fatalf("after the shift za weights %v, want 100", got)
+	}
+	if got := l.spread(t, 300); got["za"] < 90 {
+		t.Fatalf("after the shift za got %d of 300 requests, want its third", got["za"])
+	}
+	if err := w.SetWeight(ctx, "za", 101); err == nil {
+		t.Error("weight 101: no error")
+	}
+}

@@ -54,7 +54,9 @@ func (a *Actuator) SetTargets(ctx context.Context, l Layout, targets []Target) e
 			if b == RegionalBackend && a.shifted[t.Zone] {
 				state = a.o.ShiftState
 			}
-			out, err := a.o.Runtime.Do(ctx, fmt.Sprintf("add server %s/%s %s%s", b, t.ID, t.Addr, check))
+			// weight 100 as in the generated haproxy.cfg: a server added at
+			// run time does not inherit default-server.
+			out, err := a.o.Runtime.Do(ctx, fmt.Sprintf("add server %s/%s %s weight 100%s", b, t.ID, t.Addr, check))
 			if err == nil && !strings.Contains(out, "New server registered") {
 				err = fmt.Errorf("haproxy: add server %s/%s: %s", b, t.ID, strings.Join(strings.Fields(out), " "))
 			}
@@ -98,14 +100,15 @@ func (a *Actuator) SetTargets(ctx context.Context, l Layout, targets []Target) e
 	return firstErr
 }
 
-// Command runs one command whose success is an empty answer.
-func (r Runtime) Command(ctx context.Context, cmd string) error {
-	out, err := r.Do(ctx, cmd)
+// Command runs commands whose success is an empty answer (set server, set
+// weight, enable health) in one connection; any answer is an error message.
+func (r Runtime) Command(ctx context.Context, cmds ...string) error {
+	out, err := r.Do(ctx, cmds...)
 	if err != nil {
 		return err
 	}
 	if msg := strings.Join(strings.Fields(out), " "); msg != "" {
-		return fmt.Errorf("haproxy: %s: %s", cmd, msg)
+		return fmt.Errorf("haproxy: %s: %s", cmds[0], msg)
 	}
 	return nil
 }

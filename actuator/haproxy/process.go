@@ -93,7 +93,9 @@ func (l Layout) Config() string {
 	}
 	check := ""
 	backend := func(name string, pick func(Target) bool) {
-		fmt.Fprintf(&b, "backend %s\n    balance roundrobin\n", name)
+		// Weight 100, not HAProxy's default 1: a gradual return sets a
+		// shifted zone's servers to N % of it (SetWeight), which rounds down.
+		fmt.Fprintf(&b, "backend %s\n    balance roundrobin\n    default-server weight 100\n", name)
 		if l.HealthPath != "" {
 			fmt.Fprintf(&b, "    option httpchk GET %s\n", l.HealthPath)
 		}

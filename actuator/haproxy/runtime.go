@@ -83,6 +83,8 @@ type ServerState struct {
 	Addr            string
 	OpState         int // 0 stopped, 1 starting, 2 running, 3 stopping
 	AdminState      int // bit field (adminForcedMaint, adminForcedDrain, ...)
+	// UWeight is the weight in force, IWeight the one in haproxy.cfg.
+	UWeight, IWeight int
 }
 
 // Drained reports whether the server was put in drain by the runtime API.
@@ -182,7 +184,10 @@ func parseServersState(backend, out string) ([]ServerState, error) {
 		if err1 != nil || err2 != nil {
 			return nil, fmt.Errorf("haproxy: show servers state %s: unreadable row %q", backend, line)
 		}
-		rows = append(rows, ServerState{Backend: get("be_name"), Server: get("srv_name"), Addr: get("srv_addr"), OpState: op, AdminState: adm})
+		uw, _ := strconv.Atoi(get("srv_uweight"))
+		iw, _ := strconv.Atoi(get("srv_iweight"))
+		rows = append(rows, ServerState{Backend: get("be_name"), Server: get("srv_name"), Addr: get("srv_addr"), OpState: op, AdminState: adm,
+			UWeight: uw, IWeight: iw})
 	}
 	if cols == nil {
 		return nil, fmt.Errorf("haproxy: show servers state %s: no header in the answer", backend)
@@ -204,14 +209,7 @@ func (r Runtime) SetStates(ctx context.Context, byState map[string][]Server) err
 	if len(cmds) == 0 {
 		return nil
 	}
-	out, err := r.Do(ctx, cmds...)
-	if err != nil {
-		return err
-	}
-	if msg := strings.Join(strings.Fields(out), " "); msg != "" {
-		return fmt.Errorf("haproxy: set server state: %s", msg)
-	}
-	return nil
+	return r.Command(ctx, cmds...)
 }
 
 // Session is one connection to the runtime API in interactive mode

@@ -43,6 +43,9 @@ type state struct {
 	targets  []Target
 	healthy  map[string]bool      // target id -> health (absent: healthy)
 	shifted  map[string]time.Time // zone -> shift expiry (zero: none given)
+	// weight: a shifted zone's gradual return, percent of a full zone's
+	// locality weight (absent: 0, the shift fully in force).
+	weight map[string]int
 }
 
 // listenerFor is an API listener (what proxyless gRPC clients resolve, and
@@ -95,9 +98,18 @@ func clusterFor(name string) *cluster.Cluster {
 
 // assignment groups the targets of zones by locality. A locality's weight is
 // its number of endpoints, never 0 (Envoy rejects 0); a zone without
-// endpoints is left out.
+// endpoints is left out. In the regional assignment (not mark) a zone
+// returning from a shift at w % weighs w % of that: every locality's weight
+// is then scaled by 100 so that w fits in an integer. The zonal assignments
+// (mark) say the zone's shift and weight in the endpoints' metadata.
 func (s *state) assignment(name string, zones []string, mark bool) (*endpoint.ClusterLoadAssignment, error) {
 	cla := &endpoint.ClusterLoadAssignment{ClusterName: name}
+	scale := uint32(1)
+	for _, z := range zones {
+		if s.weight[z] > 0 && !mark {
+			scale = 100
+		}
+	}
 	for _, z := range zones {
 		var eps []*endpoint.LbEndpoint
 		for _, t := range s.targets {
@@ -113,6 +125,9 @@ func (s *state) assignment(name string, zones []string, mark bool) (*endpoint.Cl
 				if !exp.IsZero() {
 					md["expires_at"] = exp.UTC().Format(time.RFC3339Nano)
 				}
+				if w := s.weight[z]; w > 0 {
+					md["weight"] = w
+				}
 				st, err := structpb.NewStruct(md)
 				if err != nil {
 					return nil, err
@@ -124,10 +139,14 @@ func (s *state) assignment(name string, zones []string, mark bool) (*endpoint.Cl
 		if len(eps) == 0 {
 			continue
 		}
+		weight := uint32(len(eps)) * scale
+		if w := s.weight[z]; w > 0 && scale > 1 {
+			weight = uint32(len(eps) * w)
+		}
 		cla.Endpoints = append(cla.Endpoints, &endpoint.LocalityLbEndpoints{
 			Locality:            &core.Locality{Zone: z},
 			LbEndpoints:         eps,
-			LoadBalancingWeight: wrapperspb.UInt32(uint32(len(eps))),
+			LoadBalancingWeight: wrapperspb.UInt32(weight),
 		})
 	}
 	return cla, nil
@@ -159,11 +178,11 @@ func lbEndpoint(t Target, healthy map[string]bool) (*endpoint.LbEndpoint, error)
 }
 
 // regionalZones are the zones the regional cluster sends to: all but the
-// shifted ones.
+// shifted ones, and those at their weight.
 func (s *state) regionalZones() []string {
 	var out []string
 	for _, z := range s.zones {
-		if _, shifted := s.shifted[z]; !shifted {
+		if _, shifted := s.shifted[z]; !shifted || s.weight[z] > 0 {
 			out = append(out, z)
 		}
 	}

@@ -6,8 +6,9 @@
 // proxyless gRPC clients), an EDS Cluster and a ClusterLoadAssignment whose
 // endpoints are grouped by locality, one locality per zone. A zonal shift
 // removes the shifted zone's locality from the regional assignment (it never
-// sets a locality weight of 0, which Envoy rejects); each zone also has its
-// own cluster, never shifted, for canaries.
+// sets a locality weight of 0, which Envoy rejects); a gradual return puts it
+// back at a fraction of a full zone's locality weight (Weigh). Each zone also
+// has its own cluster, never shifted, for canaries.
 //
 // Every proxy gets the same state (one snapshot for all node ids), so a new
 // or reconnecting proxy gets the current state in its first response. Each
@@ -161,7 +162,7 @@ func New(o Options) (*Server, error) {
 	s := &Server{log: o.Log, states: map[string]*state{}, nackLog: loglimit.New(o.Log), sent: map[int64]map[string]string{}}
 	for _, r := range o.Resources {
 		s.states[r.Name] = &state{resource: r.Name, zones: slices.Clone(r.Zones), targets: slices.Clone(r.Targets),
-			healthy: map[string]bool{}, shifted: map[string]time.Time{}}
+			healthy: map[string]bool{}, shifted: map[string]time.Time{}, weight: map[string]int{}}
 	}
 	s.cache = cache.NewSnapshotCache(false, allNodes{}, nil)
 	if err := s.publish(context.Background()); err != nil {
@@ -218,22 +219,80 @@ func (s *Server) SetShifted(ctx context.Context, zone string, away bool) error {
 // SetShiftedUntil is SetShifted with the shift's expiry, which grayzone's
 // own front door honours while serve is unreachable.
 func (s *Server) SetShiftedUntil(ctx context.Context, zone string, away bool, expires time.Time) error {
-	s.mu.Lock()
-	if len(s.states) != 1 {
-		s.mu.Unlock()
-		return fmt.Errorf("xds: SetShifted needs exactly one resource, have %d", len(s.states))
+	name, err := s.only("SetShifted")
+	if err != nil {
+		return err
 	}
-	var name string
-	for n := range s.states {
-		name = n
-	}
-	s.mu.Unlock()
 	return s.Shift(ctx, name, zone, away, expires)
+}
+
+// only names the server's only resource, for the shapes serve's reconcile
+// uses (SetShifted, SetWeight).
+func (s *Server) only(what string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.states) != 1 {
+		return "", fmt.Errorf("xds: %s needs exactly one resource, have %d", what, len(s.states))
+	}
+	for n := range s.states {
+		return n, nil
+	}
+	return "", nil
 }
 
 // Shift sets whether a zone of a resource is shifted away, with the shift's
 // expiry (zero: not given), and pushes the change, if any.
 func (s *Server) Shift(ctx context.Context, resourceName, zone string, away bool, expires time.Time) error {
+	return s.changeZone(ctx, resourceName, zone, func(st *state) bool {
+		old, was := st.shifted[zone]
+		if was == away && old.Equal(expires) {
+			return false
+		}
+		if away {
+			st.shifted[zone] = expires
+		} else {
+			delete(st.shifted, zone)
+		}
+		if was != away {
+			delete(st.weight, zone) // a shift starts, and ends, at weight 0
+		}
+		return true
+	})
+}
+
+// SetWeight implements actuator.Weigher for the only resource, as SetShifted.
+func (s *Server) SetWeight(ctx context.Context, zone string, percent int) error {
+	name, err := s.only("SetWeight")
+	if err != nil {
+		return err
+	}
+	return s.Weigh(ctx, name, zone, percent)
+}
+
+// Weigh gives a shifted zone of a resource percent (0-100) of a full zone's
+// locality weight in the regional assignment while its shift stays in force
+// (a gradual return), and pushes the change, if any. A zone not shifted
+// ignores it; the end of the shift resets it.
+func (s *Server) Weigh(ctx context.Context, resourceName, zone string, percent int) error {
+	if err := actuator.CheckWeight(percent); err != nil {
+		return fmt.Errorf("xds: zone %s: %w", zone, err)
+	}
+	return s.changeZone(ctx, resourceName, zone, func(st *state) bool {
+		if _, shifted := st.shifted[zone]; !shifted || st.weight[zone] == percent {
+			return false
+		}
+		if percent == 0 {
+			delete(st.weight, zone)
+		} else {
+			st.weight[zone] = percent
+		}
+		return true
+	})
+}
+
+// changeZone applies change to the resource's state, fenced by the order's
+// epoch (ctx), and publishes when it changed something or the epoch is new.
+func (s *Server) changeZone(ctx context.Context, resourceName, zone string, change func(*state) bool) error {
 	s.mu.Lock()
 	st, err := s.zoneState(resourceName, zone)
 	if err != nil {
@@ -245,17 +304,11 @@ func (s *Server) Shift(ctx context.Context, resourceName, zone string, away bool
 		s.mu.Unlock()
 		return err
 	}
-	old, was := st.shifted[zone]
-	if was == away && old.Equal(expires) && !newEpoch {
-		s.mu.Unlock()
+	changed := change(st)
+	s.mu.Unlock()
+	if !changed && !newEpoch {
 		return nil
 	}
-	if away {
-		st.shifted[zone] = expires
-	} else {
-		delete(st.shifted, zone)
-	}
-	s.mu.Unlock()
 	return s.publish(ctx)
 }
 
@@ -286,6 +339,8 @@ func (s *Server) Apply(ctx context.Context, a actuator.Action) error {
 	switch a.Kind {
 	case actuator.ShiftAway, actuator.EndShift:
 		return s.Shift(ctx, a.Resource, a.Zone, a.Kind == actuator.ShiftAway, time.Time{})
+	case actuator.SetWeight:
+		return s.Weigh(ctx, a.Resource, a.Zone, a.Weight)
 	}
 	return fmt.Errorf("xds: %s: %w", a, actuator.ErrUnsupported)
 }

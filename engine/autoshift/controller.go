@@ -157,7 +157,8 @@ func (c *Controller) Tick(now time.Time) Ready {
 	if phase, z := c.o.Runbook.Phase(); z != "" && phase != runbook.Shifting && !a.Zone(z).UnderTest {
 		c.o.Engine.Watch(z) // a resumed shift: its recovery is a test too
 	}
-	rd.Actions = c.o.Runbook.Step(now, runbook.Input{Isolated: iso, Healthy: holdHealth(a), Since: a.RecoveredSince(), Why: a.Why, Relapse: a.Zone(iso).Relapsing})
+	rd.Actions = c.o.Runbook.Step(now, runbook.Input{Isolated: iso, Healthy: holdHealth(a), Since: a.RecoveredSince(), Impacted: impacted(a),
+		Why: a.Why, Relapse: a.Zone(iso).Relapsing})
 	c.scanEvents()
 	c.version++ // Step may change the state even when it starts nothing
 	rd.State, rd.Version = c.o.Runbook.State(), c.version
@@ -227,12 +228,34 @@ func (c *Controller) takeAudit() []AuditEvent {
 	return out
 }
 
-// scanEvents disarms a zone whose shift just ended.
+// impacted lists the zones the detector shows impacted; none while its view
+// is in doubt (a ramp holds then, it does not abort).
+func impacted(a detect.Assessment) map[string]bool {
+	m := map[string]bool{}
+	if a.FailStatic.Active {
+		return m
+	}
+	for _, z := range a.Zones {
+		if z.Impacted {
+			m[z.Zone] = true
+		}
+	}
+	return m
+}
+
+// scanEvents disarms a zone whose shift just ended, and hands an aborted
+// ramp to the engine as a relapse (its recovery test starts over, backed off).
 func (c *Controller) scanEvents() {
 	evs := c.o.Runbook.Events()
 	for _, ev := range evs[c.seen:] {
-		if ev.Kind == runbook.ShiftEnded {
+		switch ev.Kind {
+		case runbook.ShiftEnded:
 			c.disarmed[ev.Zone] = true
+		case runbook.RampAborted:
+			c.o.Engine.Regressed(ev.Zone)
+			c.emit(AuditEvent{At: ev.At, Kind: "decision", Zone: ev.Zone, Msg: "ramp aborted: " + ev.Detail})
+		case runbook.RampStep:
+			c.emit(AuditEvent{At: ev.At, Kind: "decision", Zone: ev.Zone, Msg: ev.Detail})
 		}
 	}
 	c.seen = len(evs)

@@ -40,6 +40,7 @@ type rig struct {
 type opts struct {
 	guard    func(time.Time, string, string) error
 	mitigate bool
+	ramp     []int
 }
 
 func newRig(t *testing.T, o opts) *rig {
@@ -57,7 +58,7 @@ func newRig(t *testing.T, o opts) *rig {
 	})}
 	r.c = New(Options{
 		Engine:   eng,
-		Runbook:  runbook.New(runbook.Policy{Resource: "web", ControlPlaneAfter: 10 * time.Second, RecoveryHold: 10 * time.Second}),
+		Runbook:  runbook.New(runbook.Policy{Resource: "web", ControlPlaneAfter: 10 * time.Second, RecoveryHold: 10 * time.Second, Ramp: o.ramp}),
 		Mitigate: o.mitigate,
 		Guard:    o.guard,
 		Log:      slog.New(slog.DiscardHandler),

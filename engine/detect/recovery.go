@@ -175,3 +175,27 @@ func (e *Engine) Watch(zone string) {
 	}
 	f.rec[zone] = &recovery{dim: DimFault, pb: f.crossRate(DimFault), start: f.step_ + 1}
 }
+
+// Regressed tells the engine that the zone's gradual return was aborted
+// (impact during a ramp step: runbook.RampAborted): the recovery it passed
+// proved premature, like a relapse, so its test starts over with the
+// relapse back-off (A doubled, p_b halved, not below p_×). A test already
+// started over by a new isolated call (which counted the relapse itself) is
+// left alone. No-op for the cloudwatch profile.
+func (e *Engine) Regressed(zone string) {
+	f, ok := e.det.(*defaultProfile)
+	if !ok {
+		return
+	}
+	r := f.rec[zone]
+	if r == nil {
+		f.rec[zone] = &recovery{dim: DimFault, pb: f.crossRate(DimFault), start: f.step_ + 1, relapses: 1}
+		return
+	}
+	if !r.passed && r.passedAt == 0 {
+		return
+	}
+	r.relapses = min(r.relapses+1, maxRelapses)
+	r.pb = math.Max(r.pb/2, f.crossRate(r.dim))
+	r.s, r.passed, r.passedAt, r.start = 0, false, 0, f.step_+1
+}

@@ -32,6 +32,7 @@ type script struct {
 
 	isolated string
 	healthy  map[string]bool
+	impacted map[string]bool
 
 	failN    map[actuator.Kind]int // the next n attempts of the kind fail
 	failFrom map[actuator.Kind][2]int
@@ -52,12 +53,14 @@ func at(sec int) time.Time { return t0.Add(time.Duration(sec) * time.Second) }
 func (s *script) isolate(zone string) *script { s.isolated = zone; return s }
 
 // health sets whether each zone looks healthy: "az1=0 az2=1".
-func (s *script) health(spec string) *script {
+func (s *script) health(spec string) *script { setZones(s.healthy, spec); return s }
+
+// setZones sets m from "az1=0 az2=1".
+func setZones(m map[string]bool, spec string) {
 	for _, f := range strings.Fields(spec) {
 		z, v, _ := strings.Cut(f, "=")
-		s.healthy[z] = v == "1"
+		m[z] = v == "1"
 	}
-	return s
 }
 
 // fail makes the next n attempts of kind fail with errDown.
@@ -77,7 +80,7 @@ func (s *script) until(end int) *script {
 	s.t.Helper()
 	for ; s.next <= end; s.next++ {
 		sec := s.next
-		in := Input{Isolated: s.isolated, Healthy: map[string]bool{}, Why: s.isolated + " isolated"}
+		in := Input{Isolated: s.isolated, Healthy: map[string]bool{}, Impacted: s.impacted, Why: s.isolated + " isolated"}
 		for z, ok := range s.healthy {
 			in.Healthy[z] = ok
 		}
@@ -86,6 +89,9 @@ func (s *script) until(end int) *script {
 				s.t.Errorf("%ds: action %v: resource %q, want %q", sec, a, a.Resource, resource)
 			}
 			line := fmt.Sprintf("%ds %s %s", sec, a.Kind, a.Zone)
+			if a.Kind == actuator.SetWeight {
+				line += fmt.Sprintf(" %d%%", a.Weight)
+			}
 			if s.hold[a.Kind] {
 				s.inflight = append(s.inflight, a)
 				s.actions = append(s.actions, line+" (in flight)")
@@ -119,6 +125,9 @@ func (s *script) answer(kind actuator.Kind, err error) *script {
 	a := s.inflight[i]
 	s.inflight = slices.Delete(s.inflight, i, i+1)
 	line := fmt.Sprintf("%ds %s %s answered", s.next-1, a.Kind, a.Zone)
+	if a.Kind == actuator.SetWeight {
+		line = fmt.Sprintf("%ds %s %s %d%% answered", s.next-1, a.Kind, a.Zone, a.Weight)
+	}
 	if err != nil {
 		line += " FAIL"
 	}
@@ -171,8 +180,11 @@ func (s *script) wantEvents(want string) *script {
 	var got []string
 	for _, e := range s.rb.Events() {
 		l := fmt.Sprintf("%ds %s %s", int(e.At.Sub(t0)/time.Second), e.Kind, e.Zone)
-		if e.Kind == Failed {
+		switch e.Kind {
+		case Failed:
 			l += fmt.Sprintf(" %s: %s", e.Action, e.Detail)
+		case RampStep:
+			l += " " + e.Detail
 		}
 		got = append(got, l)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/grayzone/grayzone/engine/runbook"
 	"github.com/grayzone/grayzone/internal/duration"
 	"github.com/grayzone/grayzone/internal/yamlfield"
 	"github.com/grayzone/grayzone/server/config"
@@ -53,7 +54,7 @@ var (
 	diurnalKeys  = []string{"min", "peak_at"}
 	stepKeys     = []string{"at", "rps"}
 	canaryKeys   = []string{"interval"}
-	policyKeys   = []string{"control_plane_after", "recovery_hold"}
+	policyKeys   = []string{"control_plane_after", "recovery_hold", "ramp", "step_hold"}
 	faultKeys    = []string{"at", "duration", "kind", "zone", "instance", "region", "percent", "latency", "jitter", "name"}
 	expectKeys   = []string{"shift", "control_plane", "recovered_within", "max_failed_ratio", "fail_static"}
 	shiftKeys    = []string{"away_from", "within", "from", "one_episode"}
@@ -469,6 +470,27 @@ func (p *parser) policy(f yamlfield.Field, pol *Policy) {
 	}
 	if rf, ok := m.Get("recovery_hold"); ok {
 		pol.RecoveryHold, _ = p.nonNegativeDuration(rf)
+	}
+	if rf, ok := m.Get("ramp"); ok {
+		items, ok := p.List(rf, "a list of percentages, e.g. [5, 25, 100]")
+		var steps []int
+		for _, it := range items {
+			if v, ok := p.IntIn(it, 1, 100); ok {
+				steps = append(steps, v)
+			}
+		}
+		if ok && len(steps) == len(items) {
+			if err := runbook.CheckRamp(steps); err != nil {
+				p.Errorf(rf, "%v", err)
+			} else {
+				pol.Ramp = steps
+			}
+		}
+	}
+	if sf, ok := m.Get("step_hold"); ok {
+		if d, ok := p.DurationIn(sf, time.Second, time.Hour); ok {
+			pol.StepHold = d
+		}
 	}
 }
 

@@ -174,7 +174,7 @@ expect:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Seed != 1 || s.Canary.Interval != 10*time.Second || s.Policy != (Policy{30 * time.Second, 60 * time.Second}) {
+	if s.Seed != 1 || s.Canary.Interval != 10*time.Second || s.Policy.ControlPlaneAfter != 30*time.Second || s.Policy.RecoveryHold != 60*time.Second || s.Policy.Ramp != nil {
 		t.Errorf("defaults: seed %d canary %v policy %+v", s.Seed, s.Canary.Interval, s.Policy)
 	}
 	if s.Topology.DatabaseZone != "b" {

@@ -108,6 +108,11 @@ type Canary struct {
 type Policy struct {
 	ControlPlaneAfter time.Duration
 	RecoveryHold      time.Duration
+	// Ramp (an addition): the recovered zone's traffic comes back in these
+	// steps through the front door's weights (runbook.Policy.Ramp); none:
+	// in one step. StepHold: each step's hold (0: RecoveryHold/3).
+	Ramp     []int
+	StepHold time.Duration
 }
 
 // Kind is a fault kind.

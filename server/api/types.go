@@ -57,9 +57,14 @@ type DeliveryStatus struct {
 type ResourceStatus struct {
 	Name     string `json:"name"`
 	Detector string `json:"detector"`
-	// Phase is the runbook's phase (idle, shifting, shifted, restoring, ending) and the zone it concerns.
-	Phase       string       `json:"phase"`
-	PhaseZone   string       `json:"phase_zone,omitempty"`
+	// Phase is the runbook's phase (idle, shifting, shifted, restoring,
+	// ramping, ending) and the zone it concerns.
+	Phase     string `json:"phase"`
+	PhaseZone string `json:"phase_zone,omitempty"`
+	// Returning is, while the runbook gives the shifted zone its traffic
+	// back in steps (phase ramping), its weight now, percent of a full
+	// zone's ("returning: 25 %"); 0: the shift fully in force.
+	Returning   int          `json:"returning_percent,omitempty"`
 	ActiveShift *shift.Shift `json:"active_shift,omitempty"`
 	Excluded    []string     `json:"excluded"`
 	Pending     []string     `json:"pending_actions"`

@@ -192,6 +192,21 @@ type Autoshift struct {
 	ExpiresIn         time.Duration
 	ControlPlaneAfter time.Duration
 	RecoveryHold      time.Duration
+	// Ramp gives a recovered zone its traffic back in steps (percent of a
+	// full zone's weight; the last, 100, ends the shift), each held StepHold and
+	// aborted back to 0 on impact (runbook.Policy.Ramp). Default
+	// runbook.DefaultRamp where the front door can weigh (FrontDoor.Weighs),
+	// none elsewhere: there the recovery test alone decides.
+	Ramp     []int
+	StepHold time.Duration // 0: recovery_hold/3
+}
+
+// Weighs reports whether the front door can send a shifted zone part of its
+// traffic (actuator.Weigher): grayzone's own, HAProxy (server weights) and
+// xDS (locality weights); not ARC or EndpointSlices, whose shifts are all
+// or nothing.
+func (f FrontDoor) Weighs() bool {
+	return f.Type == FrontDoorEmbedded || f.Type == FrontDoorHAProxy || f.Type == FrontDoorXDS
 }
 
 // Control plane types.

@@ -61,7 +61,7 @@ func TestExample(t *testing.T) {
 		{"use2-az3", "http://127.0.0.1:8093", 10 * time.Second},
 	})
 	check("Autoshift", r.Autoshift, Autoshift{Enabled: true, MinInterval: 10 * time.Minute, ExpiresIn: 72 * time.Hour,
-		ControlPlaneAfter: 30 * time.Second, RecoveryHold: 60 * time.Second})
+		ControlPlaneAfter: 30 * time.Second, RecoveryHold: 60 * time.Second, Ramp: []int{5, 25, 100}, StepHold: 20 * time.Second})
 	check("Practice.Enabled", r.Practice.Enabled, false)
 	check("Practice.Interval", r.Practice.Interval, 168*time.Hour)
 	check("Practice.Duration", r.Practice.Duration, 30*time.Minute)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/grayzone/grayzone/engine/detect"
 	"github.com/grayzone/grayzone/engine/outlier"
+	"github.com/grayzone/grayzone/engine/runbook"
 	"github.com/grayzone/grayzone/internal/duration"
 	"github.com/grayzone/grayzone/internal/yamlfield"
 	"github.com/grayzone/grayzone/server/practice"
@@ -47,7 +48,8 @@ var (
 	operationKeys = []string{"latency_threshold"}
 	detectorKeys  = []string{"profile", "false_alarm_rate", "min_instances", "outlier", "outlier_threshold"}
 	canaryKeys    = []string{"zone", "url", "interval"}
-	autoshiftKeys = []string{"enabled", "dry_run", "approval", "min_interval", "expires_in", "control_plane_after", "recovery_hold"}
+	autoshiftKeys = []string{"enabled", "dry_run", "approval", "min_interval", "expires_in", "control_plane_after", "recovery_hold", "ramp"}
+	rampKeys      = []string{"enabled", "steps", "step_hold"}
 	practiceKeys  = []string{"enabled", "interval", "duration", "outcome_alarms", "blocking_alarms", "blocked_windows", "blocked_dates"}
 )
 
@@ -325,8 +327,11 @@ func (p *parser) resource(f yamlfield.Field, names map[string]int) Resource {
 	}
 	r.Autoshift = Autoshift{Enabled: true, MinInterval: DefaultMinInterval, ExpiresIn: DefaultExpiresIn,
 		ControlPlaneAfter: DefaultControlPlaneAfter, RecoveryHold: DefaultRecoveryHold}
+	if r.FrontDoor.Weighs() {
+		r.Autoshift.Ramp = runbook.DefaultRamp
+	}
 	if af, ok := m.Get("autoshift"); ok {
-		p.autoshift(af, &r.Autoshift)
+		p.autoshift(af, &r.Autoshift, r.FrontDoor)
 	}
 	r.Practice = Practice{Config: practice.Config{Interval: DefaultPracticeInterval, Duration: DefaultPracticeDuration}}
 	if pf, ok := m.Get("practice"); ok {
@@ -714,10 +719,13 @@ func (p *parser) canaries(f yamlfield.Field, r *res) []Canary {
 	return out
 }
 
-func (p *parser) autoshift(f yamlfield.Field, a *Autoshift) {
+func (p *parser) autoshift(f yamlfield.Field, a *Autoshift, fd FrontDoor) {
 	m, ok := p.Mapping(f, autoshiftKeys)
 	if !ok {
 		return
+	}
+	if rf, ok := m.Get("ramp"); ok {
+		p.ramp(rf, a, fd)
 	}
 	for _, b := range []struct {
 		key string
@@ -748,6 +756,61 @@ func (p *parser) autoshift(f yamlfield.Field, a *Autoshift) {
 				*d.to = v
 			}
 		}
+	}
+}
+
+// ramp parses autoshift.ramp: enabled (default: where the front door can
+// weigh), steps (percent of a full zone's weight, increasing, the last 100),
+// step_hold.
+func (p *parser) ramp(f yamlfield.Field, a *Autoshift, fd FrontDoor) {
+	m, ok := p.Mapping(f, rampKeys)
+	if !ok {
+		return
+	}
+	enabled, given := fd.Weighs(), false
+	if ef, ok := m.Get("enabled"); ok {
+		if v, ok := p.Boolean(ef); ok {
+			enabled, given = v, true
+		}
+	}
+	steps := runbook.DefaultRamp
+	sf, hasSteps := m.Get("steps")
+	if hasSteps {
+		items, ok := p.List(sf, "a list of percentages, e.g. [5, 25, 100]")
+		if !ok {
+			return
+		}
+		steps = nil
+		for _, it := range items {
+			v, ok := p.IntIn(it, 1, 100)
+			if !ok {
+				return
+			}
+			steps = append(steps, v)
+		}
+		if err := runbook.CheckRamp(steps); err != nil {
+			p.Errorf(sf, "%v", err)
+			return
+		}
+		if !given {
+			enabled = true
+		}
+	}
+	if hf, ok := m.Get("step_hold"); ok {
+		if d, ok := p.DurationIn(hf, time.Second, time.Hour); ok {
+			a.StepHold = d
+		}
+		if !given && !hasSteps {
+			enabled = true
+		}
+	}
+	if enabled && !fd.Weighs() {
+		p.Errorf(f, "a gradual return needs a front door that can weigh traffic (embedded, haproxy or xds); frontdoor type %s shifts all or nothing, so the recovery test alone decides: remove ramp or set enabled: false", fd.Type)
+		return
+	}
+	a.Ramp = nil
+	if enabled {
+		a.Ramp = steps
 	}
 }
 

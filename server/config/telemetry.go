@@ -357,5 +357,6 @@ func (p *parser) attributes(f yamlfield.Field, a *Attributes, single bool) {
 // (replay uses it too).
 func (r *Resource) RunbookPolicy() runbook.Policy {
 	return runbook.Policy{Resource: r.Name, ControlPlaneAfter: r.Autoshift.ControlPlaneAfter,
-		RecoveryHold: r.Autoshift.RecoveryHold, NoControlPlane: r.ControlPlane.Type == ControlPlaneNone}
+		RecoveryHold: r.Autoshift.RecoveryHold, NoControlPlane: r.ControlPlane.Type == ControlPlaneNone,
+		Ramp: r.Autoshift.Ramp, StepHold: r.Autoshift.StepHold}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/grayzone/grayzone/actuator"
+	"github.com/grayzone/grayzone/engine/runbook"
 	"github.com/grayzone/grayzone/engine/shift"
 )
 
@@ -36,7 +37,7 @@ type ShiftPlane struct {
 	Carried func(ctx context.Context, id string) error
 }
 
-// Apply implements actuator.Actuator for ShiftAway and EndShift.
+// Apply implements actuator.Actuator for ShiftAway, EndShift and SetWeight.
 func (p *ShiftPlane) Apply(ctx context.Context, a actuator.Action) error {
 	now := p.Now()
 	switch a.Kind {
@@ -72,8 +73,29 @@ func (p *ShiftPlane) Apply(ctx context.Context, a actuator.Action) error {
 			p.Ended(ctx, now, sh)
 		}
 		return p.carried(ctx, "")
+	case actuator.SetWeight:
+		// The weight itself is the runbook's (State.Weight, saved before this
+		// action started): Reconcile gives it to the front door, as it does
+		// the shift, so a restart or a replica finds it the same way.
+		act, ok := p.Shifts.Active(p.Resource)
+		if !ok || act.AwayFrom != a.Zone || act.Origin != shift.Auto {
+			return fmt.Errorf("%s: no automatic shift away from %s is in force", a, a.Zone)
+		}
+		p.Reconcile(ctx, now)
+		return p.carried(ctx, act.ID)
 	}
 	return fmt.Errorf("%s: %w", a, actuator.ErrUnsupported)
+}
+
+// Weight is the weight the front door gives the zone of the active shift
+// (percent of a full zone's weight): the runbook's while it gives that zone its
+// traffic back (Policy.Ramp), for an automatic shift only; otherwise 0, the
+// shift fully in force.
+func Weight(active shift.Shift, ok bool, st runbook.State) int {
+	if !ok || active.Origin != shift.Auto || st.Zone != active.AwayFrom {
+		return 0
+	}
+	return st.Weight
 }
 
 func (p *ShiftPlane) carried(ctx context.Context, id string) error {

@@ -47,9 +47,11 @@ func (r *resource) status() api.ResourceStatus {
 	if act, ok := r.s.shifts.Active(r.cfg.Name); ok {
 		rs.ActiveShift = &act
 	}
-	if st, _ := r.ctrl.RunbookState(); st.Excluded && st.Zone != "" {
+	st, _ := r.ctrl.RunbookState()
+	if st.Excluded && st.Zone != "" {
 		rs.Excluded = append(rs.Excluded, st.Zone)
 	}
+	rs.Returning = st.Weight
 	for _, p := range r.ctrl.Pending() {
 		rs.Pending = append(rs.Pending, p.String())
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/grayzone/grayzone/actuator"
 	"github.com/grayzone/grayzone/actuator/haproxy"
 	"github.com/grayzone/grayzone/actuator/xds"
 	"github.com/grayzone/grayzone/internal/certreload"
@@ -115,13 +116,17 @@ func checksTargets(rc *config.Resource) bool {
 }
 
 // reconcilePlane makes the external data plane match the desired state.
-func (r *resource) reconcilePlane(ctx context.Context, want string, expires time.Time) {
+// weight is the shifted zone's gradual return (percent of a full zone's weight).
+func (r *resource) reconcilePlane(ctx context.Context, want string, expires time.Time, weight int) {
 	for _, z := range r.cfg.Zones {
 		var err error
 		if ep, ok := r.plane.(expiringPlane); ok && z == want {
 			err = ep.SetShiftedUntil(ctx, z, true, expires)
 		} else {
 			err = r.plane.SetShifted(ctx, z, z == want)
+		}
+		if wp, ok := r.plane.(actuator.Weigher); ok && err == nil && z == want {
+			err = wp.SetWeight(ctx, z, weight)
 		}
 		if err != nil {
 			r.s.log.Warn("data plane not updated yet; retrying each reconcile interval", "resource", r.cfg.Name, "zone", z, "err", err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/grayzone/grayzone/engine/alarm"
 	"github.com/grayzone/grayzone/engine/detect"
+	"github.com/grayzone/grayzone/engine/runbook"
 )
 
 // metricsHandler exposes grayzone's own health and state in Prometheus'
@@ -22,19 +23,20 @@ func (s *Service) metricsHandler() http.Handler {
 type stateCollector Service
 
 var (
-	mAvail    = prometheus.NewDesc("grayzone_zone_availability_ratio", "Server-side availability over the last 10 s.", []string{"resource", "zone"}, nil)
-	mP99      = prometheus.NewDesc("grayzone_zone_latency_p99_seconds", "Server-side p99 latency over the last 10 s (absent with no data).", []string{"resource", "zone"}, nil)
-	mHealthy  = prometheus.NewDesc("grayzone_zone_canary_healthy", "1 when the zonal canaries see the zone healthy.", []string{"resource", "zone"}, nil)
-	mIsolated = prometheus.NewDesc("grayzone_zone_isolated_impact", "1 when the detector decides isolated impact in the zone.", []string{"resource", "zone"}, nil)
-	mShifted  = prometheus.NewDesc("grayzone_zone_shifted", "1 when the front door sends the zone no customer traffic.", []string{"resource", "zone"}, nil)
-	mTarget   = prometheus.NewDesc("grayzone_target_healthy", "1 when the front door's health checks pass for the target.", []string{"resource", "zone", "target"}, nil)
-	mAlarm    = prometheus.NewDesc("grayzone_alarm_in_alarm", "1 when the alarm is in ALARM.", []string{"resource", "alarm"}, nil)
-	mPhase    = prometheus.NewDesc("grayzone_runbook_phase", "1 for the runbook's current phase.", []string{"resource", "phase"}, nil)
-	mPending  = prometheus.NewDesc("grayzone_runbook_pending_actions", "Actions not yet done (in flight or waiting to retry).", []string{"resource"}, nil)
-	mObserved = prometheus.NewDesc("grayzone_observations_total", "Observations ingested.", []string{"resource", "source"}, nil)
-	mActive   = prometheus.NewDesc("grayzone_shift_active", "1 while a zonal shift is active.", []string{"resource", "zone", "origin"}, nil)
-	mFailStat = prometheus.NewDesc("grayzone_fail_static", "1 while the detector doubts its own view for the reason (telemetry_lost, canaries_failing): no new shift starts and none ends automatically.", []string{"resource", "reason"}, nil)
-	mLeader   = prometheus.NewDesc("grayzone_leader", "1 when this replica leads and acts (a Kubernetes Lease or the PostgreSQL store's lease; always 1 for a single replica).", nil, nil)
+	mAvail     = prometheus.NewDesc("grayzone_zone_availability_ratio", "Server-side availability over the last 10 s.", []string{"resource", "zone"}, nil)
+	mP99       = prometheus.NewDesc("grayzone_zone_latency_p99_seconds", "Server-side p99 latency over the last 10 s (absent with no data).", []string{"resource", "zone"}, nil)
+	mHealthy   = prometheus.NewDesc("grayzone_zone_canary_healthy", "1 when the zonal canaries see the zone healthy.", []string{"resource", "zone"}, nil)
+	mIsolated  = prometheus.NewDesc("grayzone_zone_isolated_impact", "1 when the detector decides isolated impact in the zone.", []string{"resource", "zone"}, nil)
+	mShifted   = prometheus.NewDesc("grayzone_zone_shifted", "1 when the front door sends the zone no customer traffic.", []string{"resource", "zone"}, nil)
+	mTarget    = prometheus.NewDesc("grayzone_target_healthy", "1 when the front door's health checks pass for the target.", []string{"resource", "zone", "target"}, nil)
+	mAlarm     = prometheus.NewDesc("grayzone_alarm_in_alarm", "1 when the alarm is in ALARM.", []string{"resource", "alarm"}, nil)
+	mPhase     = prometheus.NewDesc("grayzone_runbook_phase", "1 for the runbook's current phase.", []string{"resource", "phase"}, nil)
+	mReturning = prometheus.NewDesc("grayzone_shift_returning_percent", "While a shifted zone is given its traffic back in steps (runbook phase ramping): its weight, percent of a full zone's.", []string{"resource", "zone"}, nil)
+	mPending   = prometheus.NewDesc("grayzone_runbook_pending_actions", "Actions not yet done (in flight or waiting to retry).", []string{"resource"}, nil)
+	mObserved  = prometheus.NewDesc("grayzone_observations_total", "Observations ingested.", []string{"resource", "source"}, nil)
+	mActive    = prometheus.NewDesc("grayzone_shift_active", "1 while a zonal shift is active.", []string{"resource", "zone", "origin"}, nil)
+	mFailStat  = prometheus.NewDesc("grayzone_fail_static", "1 while the detector doubts its own view for the reason (telemetry_lost, canaries_failing): no new shift starts and none ends automatically.", []string{"resource", "reason"}, nil)
+	mLeader    = prometheus.NewDesc("grayzone_leader", "1 when this replica leads and acts (a Kubernetes Lease or the PostgreSQL store's lease; always 1 for a single replica).", nil, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
@@ -62,8 +64,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(mTarget, prometheus.GaugeValue, b(t.Healthy), st.Name, z.Zone, t.ID)
 			}
 		}
-		for _, ph := range []string{"idle", "shifting", "shifted", "restoring", "ending"} {
-			ch <- prometheus.MustNewConstMetric(mPhase, prometheus.GaugeValue, b(st.Phase == ph), st.Name, ph)
+		for _, ph := range []runbook.Phase{runbook.Idle, runbook.Shifting, runbook.Shifted, runbook.Restoring, runbook.Ramping, runbook.Ending} {
+			ch <- prometheus.MustNewConstMetric(mPhase, prometheus.GaugeValue, b(st.Phase == string(ph)), st.Name, string(ph))
+		}
+		if st.Phase == string(runbook.Ramping) {
+			ch <- prometheus.MustNewConstMetric(mReturning, prometheus.GaugeValue, float64(st.Returning), st.Name, st.PhaseZone)
 		}
 		ch <- prometheus.MustNewConstMetric(mPending, prometheus.GaugeValue, float64(len(st.Pending)), st.Name)
 		if st.ActiveShift != nil {

@@ -205,14 +205,31 @@ func (s *Service) mayWrite() bool {
 // context's, else this replica's own), and the front door refuses one older
 // than it has obeyed.
 func (r *resource) setShifted(ctx context.Context, zone string, away bool) error {
+	if token, ok := r.fence(ctx); ok {
+		return r.table.SetShiftedFenced(zone, away, token)
+	}
+	return r.table.SetShifted(zone, away)
+}
+
+// setWeight gives the shifted zone its weight in the resource's front door,
+// fenced like setShifted.
+func (r *resource) setWeight(ctx context.Context, zone string, percent int) error {
+	if token, ok := r.fence(ctx); ok {
+		return r.table.SetWeightFenced(zone, percent, token)
+	}
+	return r.table.SetWeight(zone, percent)
+}
+
+// fence is the fencing token of a replica's order: the context's, else this
+// replica's own; ok is false for a service that is not replicated.
+func (r *resource) fence(ctx context.Context) (token uint64, ok bool) {
 	if r.s.rep == nil {
-		return r.table.SetShifted(zone, away)
+		return 0, false
 	}
-	token, ok := actuator.FenceFrom(ctx)
-	if !ok {
-		token = r.s.rep.acting.Load()
+	if token, ok := actuator.FenceFrom(ctx); ok {
+		return token, true
 	}
-	return r.table.SetShiftedFenced(zone, away, token)
+	return r.s.rep.acting.Load(), true
 }
 
 // follow keeps a follower's view and front doors current with the shared

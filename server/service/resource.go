@@ -247,7 +247,7 @@ func (r *resource) observe(o observation.Observation) {
 func (r *resource) tick(ctx context.Context, now time.Time) {
 	// An automatic shift that ended outside the runbook (cancelled by an
 	// operator, or expired) ends the runbook's episode.
-	if ph, z := r.ctrl.Phase(); ph == runbook.Shifted || ph == runbook.Restoring {
+	if ph, z := r.ctrl.Phase(); ph == runbook.Shifted || ph == runbook.Restoring || ph == runbook.Ramping {
 		if act, ok := r.s.shifts.Active(r.cfg.Name); !ok || act.AwayFrom != z || act.Origin != shift.Auto {
 			r.drv.Abandon(now, "the automatic shift ended outside the runbook (cancelled or expired)")
 		}
@@ -269,9 +269,12 @@ func (r *resource) tick(ctx context.Context, now time.Time) {
 func (r *resource) reconcile(ctx context.Context, now time.Time) {
 	want := ""
 	var expires time.Time
-	if act, ok := r.s.shifts.Active(r.cfg.Name); ok {
+	act, ok := r.s.shifts.Active(r.cfg.Name)
+	if ok {
 		want, expires = act.AwayFrom, act.ExpiresAt
 	}
+	st, _ := r.ctrl.RunbookState()
+	weight := res.Weight(act, ok, st) // the gradual return's step, while the runbook ramps the zone back
 	for _, z := range r.cfg.Zones {
 		if r.table.Shifted(z) != (z == want) {
 			if err := r.setShifted(ctx, z, z == want); err != nil {
@@ -280,9 +283,16 @@ func (r *resource) reconcile(ctx context.Context, now time.Time) {
 			}
 			r.s.log.Info("front door updated", "resource", r.cfg.Name, "zone", z, "shifted", z == want)
 		}
+		if z == want && r.table.Weight(z) != weight {
+			if err := r.setWeight(ctx, z, weight); err != nil {
+				r.s.log.Warn("front door weight not updated", "resource", r.cfg.Name, "zone", z, "err", err)
+				continue
+			}
+			r.s.log.Info("front door updated", "resource", r.cfg.Name, "zone", z, "returning_percent", weight)
+		}
 	}
 	if r.plane != nil && r.s.leads() { // a follower gives no orders to a data plane
-		r.reconcilePlane(ctx, want, expires)
+		r.reconcilePlane(ctx, want, expires, weight)
 	}
 }
 

@@ -18,43 +18,59 @@ import (
 
 var t0 = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 
-// The state read from what actuator/xds publishes, through a real ADS stream.
-func TestStateFromXDSServer(t *testing.T) {
-	srv, err := xds.New(xds.Options{Listen: "127.0.0.1:0", Log: slog.New(slog.DiscardHandler), Resources: []xds.Resource{{
-		Name: "web", Zones: []string{"za", "zb"},
-		Targets: []xds.Target{{ID: "a1", Zone: "za", Addr: "127.0.0.1:1"}, {ID: "b1", Zone: "zb", Addr: "127.0.0.1:2"}, {ID: "b2", Zone: "zb", Addr: "127.0.0.1:3"}},
-	}}})
+// stateFrom serves the resource over xDS, makes change on the server, and
+// returns the first state read from a real ADS stream.
+func stateFrom(t *testing.T, res xds.Resource, change func(context.Context, *xds.Server) error) State {
+	t.Helper()
+	srv, err := xds.New(xds.Options{Listen: "127.0.0.1:0", Log: slog.New(slog.DiscardHandler), Resources: []xds.Resource{res}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go srv.Run(ctx)
-	exp := t0.Add(time.Hour)
-	if err := srv.Shift(ctx, "web", "zb", true, exp); err != nil {
+	if err := change(ctx, srv); err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.SetHealth(ctx, "web", "a1", false); err != nil {
-		t.Fatal(err)
+	names := []string{res.Name}
+	for _, z := range res.Zones {
+		names = append(names, xds.ZonalName(res.Name, z))
 	}
 	got := make(chan State, 1)
-	go xds.Watch(ctx, srv.Addr(), nil, "t", map[string][]string{resource.EndpointType: {"web", "web.za", "web.zb"}}, func(u xds.Update) error {
+	go xds.Watch(ctx, srv.Addr(), nil, "t", map[string][]string{resource.EndpointType: names}, func(u xds.Update) error {
 		clas := map[string]*endpoint.ClusterLoadAssignment{}
 		for n, m := range u.Resources {
 			clas[n] = m.(*endpoint.ClusterLoadAssignment)
 		}
-		st, err := FromAssignments("web", []string{"za", "zb"}, clas, t0)
-		if err == nil {
-			got <- st
+		if st, err := FromAssignments(res.Name, res.Zones, clas, t0); err == nil {
+			select {
+			case got <- st:
+			default:
+			}
 		}
 		return nil
 	})
-	var st State
 	select {
-	case st = <-got:
+	case st := <-got:
+		return st
 	case <-time.After(10 * time.Second):
 		t.Fatal("no state within 10 s")
 	}
+	return State{}
+}
+
+// The state read from what actuator/xds publishes, through a real ADS stream.
+func TestStateFromXDSServer(t *testing.T) {
+	exp := t0.Add(time.Hour)
+	st := stateFrom(t, xds.Resource{
+		Name: "web", Zones: []string{"za", "zb"},
+		Targets: []xds.Target{{ID: "a1", Zone: "za", Addr: "127.0.0.1:1"}, {ID: "b1", Zone: "zb", Addr: "127.0.0.1:2"}, {ID: "b2", Zone: "zb", Addr: "127.0.0.1:3"}},
+	}, func(ctx context.Context, srv *xds.Server) error {
+		if err := srv.Shift(ctx, "web", "zb", true, exp); err != nil {
+			return err
+		}
+		return srv.SetHealth(ctx, "web", "a1", false)
+	})
 	if !st.Shifted["zb"].Equal(exp) || len(st.Shifted) != 1 || len(st.Targets) != 3 {
 		t.Fatalf("state: %+v", st)
 	}

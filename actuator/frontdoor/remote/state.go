@@ -31,7 +31,10 @@ type State struct {
 	Epoch   uint64
 	Targets []Target
 	// Shifted maps each shifted zone to the shift's expiry (zero: none).
-	Shifted    map[string]time.Time
+	Shifted map[string]time.Time
+	// Weights maps a shifted zone returning at a weight to it (percent of
+	// a full zone's share; absent: 0, the shift fully in force).
+	Weights    map[string]int `json:",omitempty"`
 	ReceivedAt time.Time
 }
 
@@ -42,8 +45,9 @@ type Target struct {
 }
 
 // FromAssignments reads the state from the resource's regional assignment
-// (zones not shifted) and each zone's own assignment (targets, health and
-// the shift's expiry), as actuator/xds publishes them.
+// (zones not shifted) and each zone's own assignment (targets, health, and
+// the shift's mark: its expiry and a gradual return's weight), as
+// actuator/xds publishes them.
 func FromAssignments(resource string, zones []string, clas map[string]*endpoint.ClusterLoadAssignment, now time.Time) (State, error) {
 	st := State{Resource: resource, Shifted: map[string]time.Time{}, ReceivedAt: now}
 	regional, ok := clas[resource]
@@ -60,6 +64,7 @@ func FromAssignments(resource string, zones []string, clas map[string]*endpoint.
 			return st, fmt.Errorf("no assignment %q", xds.ZonalName(resource, z))
 		}
 		var expires time.Time
+		marked, weight := false, 0
 		for _, l := range cla.GetEndpoints() {
 			for _, ep := range l.GetLbEndpoints() {
 				sa := ep.GetEndpoint().GetAddress().GetSocketAddress()
@@ -70,6 +75,10 @@ func FromAssignments(resource string, zones []string, clas map[string]*endpoint.
 				}
 				st.Targets = append(st.Targets, t)
 				if md := ep.GetMetadata().GetFilterMetadata()[xds.MetadataKey]; md != nil {
+					marked = marked || md.GetFields()["shifted"].GetBoolValue()
+					if w := int(md.GetFields()["weight"].GetNumberValue()); w > 0 && w <= 100 {
+						weight = w
+					}
 					if v := md.GetFields()["expires_at"].GetStringValue(); v != "" {
 						if at, err := time.Parse(time.RFC3339Nano, v); err == nil {
 							expires = at
@@ -78,8 +87,16 @@ func FromAssignments(resource string, zones []string, clas map[string]*endpoint.
 				}
 			}
 		}
-		if len(cla.GetEndpoints()) > 0 && !inRegional[z] {
+		// A zone returning at a weight is in the regional assignment again,
+		// and still shifted: its mark says so.
+		if len(cla.GetEndpoints()) > 0 && (!inRegional[z] || (marked && weight > 0)) {
 			st.Shifted[z] = expires
+			if weight > 0 {
+				if st.Weights == nil {
+					st.Weights = map[string]int{}
+				}
+				st.Weights[z] = weight
+			}
 		}
 	}
 	return st, nil
@@ -126,8 +143,14 @@ func (s State) Apply(t *frontdoor.Table, now time.Time) error {
 		}
 	}
 	for _, z := range t.Zones() {
-		if err := t.SetShifted(z, s.ShiftedAt(z, now)); err != nil {
+		shifted := s.ShiftedAt(z, now)
+		if err := t.SetShifted(z, shifted); err != nil {
 			return err
+		}
+		if shifted {
+			if err := t.SetWeight(z, s.Weights[z]); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -188,11 +211,14 @@ func Load(path, resource string) (State, bool, error) {
 func (s State) String() string {
 	var sh []string
 	for z, exp := range s.Shifted {
-		if exp.IsZero() {
-			sh = append(sh, z)
-		} else {
-			sh = append(sh, z+" until "+exp.Format(time.RFC3339))
+		one := z
+		if !exp.IsZero() {
+			one += " until " + exp.Format(time.RFC3339)
 		}
+		if w := s.Weights[z]; w > 0 {
+			one += fmt.Sprintf(" (returning: %d %%)", w)
+		}
+		sh = append(sh, one)
 	}
 	slices.Sort(sh)
 	return fmt.Sprintf("epoch %d, %d targets, shifted: [%s]", s.Epoch, len(s.Targets), strings.Join(sh, ", "))

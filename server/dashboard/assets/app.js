@@ -13,6 +13,7 @@
     ['shifting', 'shifting traffic'],
     ['shifted', 'shifted · waiting for recovery'],
     ['restoring', 'restoring capacity'],
+    ['ramping', 'giving traffic back in steps'],
     ['ending', 'ending the shift'],
   ];
 
@@ -373,7 +374,8 @@
       head = shifted.zone + ' is still impaired. Its traffic stays shifted to the other zones.';
     } else if (shifted) {
       head = shifted.zone + ' looks healthy again; its traffic is still shifted away' +
-        (rs.phase === 'shifted' || rs.phase === 'restoring' || rs.phase === 'ending' ? ' and grayzone is bringing it back.' : ' until the shift ends.');
+        (rs.phase === 'ramping' ? ' in steps: returning ' + (rs.returning_percent || 0) + ' %.' :
+          rs.phase === 'shifted' || rs.phase === 'restoring' || rs.phase === 'ending' ? ' and grayzone is bringing it back.' : ' until the shift ends.');
     } else if (zones.some(function (z) { return z.impacted; })) {
       const z = zones.find(function (q) { return q.impacted; });
       head = z.zone + ' shows impact, not (yet) confirmed as isolated to it.';
@@ -406,7 +408,8 @@
     const ol = clear($('phases'));
     PHASES.forEach(function (p) {
       const on = rs.phase === p[0];
-      ol.append(el('li', { class: on ? 'on' : '' }, p[1], on && rs.phase_zone ? el('b', { text: ' ' + rs.phase_zone }) : null));
+      const at = on && rs.phase_zone ? ' ' + rs.phase_zone + (rs.returning_percent ? ', returning: ' + rs.returning_percent + ' %' : '') : '';
+      ol.append(el('li', { class: on ? 'on' : '' }, p[1], at ? el('b', { text: at }) : null));
     });
   }
 
