@@ -21,7 +21,6 @@ import (
 	"github.com/grayzone/grayzone/lab/report"
 	"github.com/grayzone/grayzone/lab/telemetrypath"
 	"github.com/grayzone/grayzone/lab/workload"
-	"github.com/grayzone/grayzone/server/resource"
 	"github.com/grayzone/grayzone/telemetry/canary"
 	"github.com/grayzone/grayzone/telemetry/observation"
 	"github.com/grayzone/grayzone/telemetry/operation"
@@ -282,15 +281,17 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 	lifeCtx, stopLife := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopLife()
 
-	var in atomic.Pointer[resource.Intake]
 	plan := fault.NewPlan(sc)
-	gate := newGate(sc)
-	rt, err := startRealTelemetry(lifeCtx, o, gate)
+	c, err := newCore(sc, o.Detector, mitigate, false, time.Now, start, o.Log)
+	if err != nil {
+		return report.Run{}, err
+	}
+	rt, err := startRealTelemetry(lifeCtx, o, c.gate)
 	if err != nil {
 		return report.Run{}, err
 	}
 	w := &realWorld{
-		ctx: lifeCtx, o: o, db: db, table: newTable(sc), plan: plan, start: start,
+		ctx: lifeCtx, o: o, db: db, table: c.table, plan: plan, start: start,
 		instances: map[string]*realInstance{},
 		record: func(obs observation.Observation) {
 			if warming.Load() {
@@ -313,25 +314,20 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 			if obs.Source == observation.Server {
 				src = "server" // HAProxy records nothing of grayzone's: the instances report
 			}
-			if in := in.Load(); in != nil {
-				_ = in.OfferObservation(src, obs)
-			}
+			_ = c.in.OfferObservation(src, obs)
 		},
 	}
 	if rt != nil {
 		defer rt.close()
 	}
 	defer w.closeAll()
-	c, err := newCore(lifeCtx, sc, o.Detector, mitigate, w.table, gate, w,
-		func() bool { return !w.plan.ControlPlaneDown(time.Since(start)) }, false, time.Now, start, o.Log)
-	if err != nil {
+	if err := c.launch(lifeCtx, w, func() bool { return !w.plan.ControlPlaneDown(time.Since(start)) }); err != nil {
 		return report.Run{}, err
 	}
 	// telemetry_loss: the lost instances' customer requests never reach the engine.
 	c.in.Drop = func(now time.Time, k record.SeriesKey) bool {
 		return plan.TelemetryLost(now.Sub(c.start), k.Zone, k.Instance)
 	}
-	in.Store(c.in)
 	c.path = servePath(o)
 	stopAWS, err := useAWS(lifeCtx, o, c, time.Now)
 	if err != nil {

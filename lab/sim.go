@@ -27,17 +27,20 @@ func simulate(ctx context.Context, o Options, mitigate bool) (*core, report.Run,
 	sc := o.Scenario
 	var (
 		c     *core
+		err   error
 		world *sim.World
 		req   report.Requests
 		path  *telemetrypath.Path
 	)
 	plan := fault.NewPlan(sc)
-	table := newTable(sc)
-	gate := newGate(sc)
+	c, err = newCore(sc, o.Detector, mitigate, true, func() time.Time { return simEpoch.Add(world.Offset()) }, simEpoch, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, report.Run{}, err
+	}
 	prog := newProgress(o.Progress, sc, mitigate, simEpoch)
 	world = sim.New(sim.Config{
 		Scenario: sc,
-		Table:    table,
+		Table:    c.table,
 		Start:    simEpoch,
 		Observe: func(obs observation.Observation) {
 			if err := path.Observe(obs); err != nil {
@@ -55,14 +58,10 @@ func simulate(ctx context.Context, o Options, mitigate bool) (*core, report.Run,
 			req.Count(failed, slowFor(op, lat))
 		},
 	})
-	quiet := slog.New(slog.DiscardHandler)
-	var err error
-	c, err = newCore(ctx, sc, o.Detector, mitigate, table, gate, world,
-		func() bool { return !plan.ControlPlaneDown(world.Offset()) }, true, func() time.Time { return simEpoch.Add(world.Offset()) }, simEpoch, quiet)
-	if err != nil {
+	if err := c.launch(ctx, world, func() bool { return !plan.ControlPlaneDown(world.Offset()) }); err != nil {
 		return nil, report.Run{}, err
 	}
-	if path, err = telemetrypath.New(o.Telemetry, gate, c.rec, simEpoch); err != nil {
+	if path, err = telemetrypath.New(o.Telemetry, c.gate, c.rec, simEpoch); err != nil {
 		return nil, report.Run{}, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	stopAWS, err := useAWS(ctx, o, c, func() time.Time { return simEpoch.Add(world.Offset()) })
