@@ -13,12 +13,11 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"github.com/grayzone/grayzone/internal/bearer"
 	"os"
 	"regexp"
 	"slices"
 	"time"
-
-	"github.com/grayzone/grayzone/internal/bearer"
 
 	"github.com/grayzone/grayzone/engine/detect"
 	"github.com/grayzone/grayzone/engine/outlier"

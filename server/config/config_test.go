@@ -3,14 +3,13 @@ package config
 import (
 	"errors"
 	"fmt"
+	"github.com/grayzone/grayzone/internal/bearer"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/grayzone/grayzone/internal/bearer"
 
 	"github.com/grayzone/grayzone/server/practice"
 )
