@@ -82,7 +82,6 @@ func newCore(sc *scenario.Scenario, profile string, mitigate, inline bool, now f
 		Name:   Resource,
 		Zones:  sc.Topology.Zones,
 		Health: frontdoor.DefaultHealthPolicy,
-		Limits: ingest.Limits{Thresholds: operation.Thresholds()},
 		Record: true,
 		Detect: EngineConfig(sc, profile),
 		Policy: runbook.Policy{ControlPlaneAfter: sc.Policy.ControlPlaneAfter, RecoveryHold: sc.Policy.RecoveryHold},
@@ -100,7 +99,7 @@ func newCore(sc *scenario.Scenario, profile string, mitigate, inline bool, now f
 	if err != nil {
 		return nil, err
 	}
-	c.asm, c.table, c.ctrl, c.drv, c.in, c.rec, c.gate, c.every = asm, asm.Table, asm.Ctrl, asm.Driver, asm.Intake, asm.Recorder, asm.Gate, asm.Every
+	c.asm, c.table, c.ctrl, c.drv, c.in, c.rec, c.gate, c.every = asm, asm.Table, asm.Ctrl, asm.Driver, asm.Intake, asm.Recorder, asm.Gate, asm.Detect.Resolution
 	return c, nil
 }
 

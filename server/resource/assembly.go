@@ -31,8 +31,8 @@ type Config struct {
 	// MinCapacity is the shift model's floor: instances that must remain
 	// outside a shifted zone (0: no check).
 	MinCapacity int
-	// Limits are the ingest gate's caps and the operations' latency
-	// thresholds (the one place slow is resolved).
+	// Limits are the ingest gate's caps; its latency thresholds (the one
+	// place slow is resolved) are Detect's.
 	Limits ingest.Limits
 	// Record: the front door is grayzone's own and counts its requests
 	// (serve's default signal). Off: another front door carries the
@@ -106,8 +106,9 @@ type Assembly struct {
 	// ShiftPlane. The lab may wrap them (the AWS stand-in) by setting
 	// Driver.Actuator before the first tick.
 	Planes actuator.Planes
-	// Every is the controller's tick: the engine's resolution.
-	Every time.Duration
+	// Detect is the engine's configuration, defaults filled in; its
+	// Resolution is the controller's tick.
+	Detect detect.Config
 
 	cfg    Config
 	policy runbook.Policy
@@ -134,17 +135,20 @@ func New(c Config) (*Assembly, error) {
 			return nil, fmt.Errorf("resource %s: %w", c.Name, err)
 		}
 	}
+	// One set of latency thresholds per resource: the engine's, which the
+	// gate (where slow is resolved) and the recorder apply.
+	c.Limits.Thresholds, c.Limits.DefaultThreshold = c.Detect.Thresholds, c.Detect.DefaultThreshold
 	a.Gate = ingest.New(c.Name, c.Zones, c.Limits)
 	a.Intake = &Intake{Gate: a.Gate, PerTick: c.PerTick, Took: c.Took}
 	if c.Record {
-		a.Recorder = record.New(record.Options{Thresholds: c.Limits.Thresholds})
+		a.Recorder = record.New(record.Options{Thresholds: c.Detect.Thresholds, DefaultThreshold: c.Detect.DefaultThreshold})
 		a.Intake.FrontDoor = a.Recorder
 	}
 	eng, err := detect.New(c.Detect)
 	if err != nil {
 		return nil, fmt.Errorf("resource %s: %w", c.Name, err)
 	}
-	a.Every = eng.Config().Resolution
+	a.Detect = eng.Config()
 	a.policy = c.Policy
 	a.policy.Resource = c.Name
 	a.policy.NoControlPlane = a.policy.NoControlPlane || c.Control == nil

@@ -20,10 +20,11 @@ import (
 // the excess at the door.
 const drainPerTick = ingest.DefaultDrainPerTick
 
-// gateLimits are the resource's ingest gate's limits, from its telemetry section.
+// gateLimits are the resource's ingest gate's caps, from its telemetry
+// section (its thresholds are the detector's: resource.New).
 func gateLimits(rc *config.Resource) ingest.Limits {
 	t := rc.Telemetry
-	return ingest.Limits{MaxInstances: t.MaxInstances, MaxOperations: t.MaxOperations, MaxPending: t.MaxPending, Thresholds: rc.Operations}
+	return ingest.Limits{MaxInstances: t.MaxInstances, MaxOperations: t.MaxOperations, MaxPending: t.MaxPending}
 }
 
 // took counts what the engine takes, by source, and records it when
