@@ -20,9 +20,10 @@ import (
 	"github.com/grayzone/grayzone/engine/detect"
 	"github.com/grayzone/grayzone/engine/runbook"
 	"github.com/grayzone/grayzone/lab/instancegroup"
-	"github.com/grayzone/grayzone/lab/report"
+	labreport "github.com/grayzone/grayzone/lab/report"
 	"github.com/grayzone/grayzone/lab/scenario"
 	"github.com/grayzone/grayzone/lab/telemetrypath"
+	"github.com/grayzone/grayzone/report"
 	"github.com/grayzone/grayzone/server/resource"
 	"github.com/grayzone/grayzone/telemetry/ingest"
 	"github.com/grayzone/grayzone/telemetry/operation"
@@ -136,11 +137,11 @@ func (c *core) tick(ctx context.Context, now time.Time) detect.Assessment {
 	return a
 }
 
-// run assembles the report.Run at the end.
-func (c *core) run(mode, profile string, elapsed time.Duration, req report.Requests, db string) report.Run {
+// run assembles the labreport.Run at the end.
+func (c *core) run(mode, profile string, elapsed time.Duration, req report.Requests, db string) labreport.Run {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return report.Run{
+	return labreport.Run{
 		Scenario:   c.sc,
 		Mode:       mode,
 		Detector:   profile,
