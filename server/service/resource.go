@@ -66,7 +66,7 @@ func stateKey(kind, res string) string { return kind + "/" + res }
 
 // resourceConfig is the part of a resource's assembly its configuration
 // says (Open builds the shift model of every resource from it; newResource
-// adds what serve brings to it).
+// adds what serve brings).
 func resourceConfig(rc *config.Resource) res.Config {
 	hc := rc.FrontDoor.HealthCheck
 	c := res.Config{Name: rc.Name, Zones: rc.Zones, Health: frontdoor.HealthPolicy{HealthyThreshold: hc.HealthyThreshold, UnhealthyThreshold: hc.UnhealthyThreshold},
@@ -81,9 +81,10 @@ func resourceConfig(rc *config.Resource) res.Config {
 	return c
 }
 
-// newResource assembles the resource (server/resource, as the lab does)
-// with serve's database, guard, audit log and planes.
-func (s *Service) newResource(ctx context.Context, rc *config.Resource) (*resource, error) {
+// newResource assembles the resource (server/resource, as the lab does):
+// c, its configuration's part, with serve's database, guard, audit log and
+// planes.
+func (s *Service) newResource(ctx context.Context, rc *config.Resource, c res.Config) (*resource, error) {
 	r := &resource{s: s, cfg: rc, decisions: map[string]*api.Decision{}, saved: map[string][]byte{}}
 	if rc.Telemetry.RecordObservations {
 		var err error
@@ -108,17 +109,16 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource) (*resour
 		}
 		control = command.Actuator{Commands: cmds, Timeout: rc.ControlPlane.Timeout, Env: rc.ControlPlane.Env}
 	}
-	if c, err := s.awsPlanes(ctx, r); err != nil {
+	if ac, err := s.awsPlanes(ctx, r); err != nil {
 		return nil, err
-	} else if c != nil {
-		control = c
+	} else if ac != nil {
+		control = ac
 	}
 	if rc.ControlPlane.Type == config.ControlPlaneKubernetes {
 		if control, err = r.kubernetesControl(); err != nil {
 			return nil, err
 		}
 	}
-	c := resourceConfig(rc)
 	// The embedded proxy is the only front door of grayzone's own that counts requests.
 	c.Record = rc.FrontDoor.Record && r.plane == nil && r.mirror == nil
 	c.Took, c.Guard, c.Control, c.Shifts, c.Now = r.took, r.guard, control, s.shifts, s.clock.Now

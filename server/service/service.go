@@ -118,7 +118,7 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 	}
 	now := s.clock.Now()
 	for i := range o.Config.Resources {
-		r, err := s.newResource(ctx, &o.Config.Resources[i])
+		r, err := s.newResource(ctx, &o.Config.Resources[i], resCfgs[i])
 		if err != nil {
 			db.Close()
 			return nil, err
