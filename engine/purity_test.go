@@ -38,14 +38,7 @@ func TestEngineStartsNoGoroutineAndReadsNoClock(t *testing.T) {
 		"NewTimer": true, "NewTicker": true, "Tick": true, "Sleep": true}
 	fset := token.NewFileSet()
 	files := 0
-	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-			return err
-		}
-		f, err := parser.ParseFile(fset, path, nil, 0)
-		if err != nil {
-			return err
-		}
+	engineFiles(t, fset, func(_ string, f *ast.File) {
 		files++
 		timePkg := "" // the name the file imports "time" under
 		for _, imp := range f.Imports {
@@ -67,11 +60,7 @@ func TestEngineStartsNoGoroutineAndReadsNoClock(t *testing.T) {
 			}
 			return true
 		})
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if files < 10 {
 		t.Fatalf("parsed only %d files under engine/", files)
 	}
@@ -86,14 +75,7 @@ func TestEngineStartsNoGoroutineAndReadsNoClock(t *testing.T) {
 func TestEngineHoldsNoLockAcrossIO(t *testing.T) {
 	fset := token.NewFileSet()
 	pkgs := map[string]map[string]*ast.FuncDecl{} // directory → function or method name → declaration
-	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-			return err
-		}
-		f, err := parser.ParseFile(fset, path, nil, 0)
-		if err != nil {
-			return err
-		}
+	engineFiles(t, fset, func(path string, f *ast.File) {
 		dir := filepath.Dir(path)
 		if pkgs[dir] == nil {
 			pkgs[dir] = map[string]*ast.FuncDecl{}
@@ -103,11 +85,7 @@ func TestEngineHoldsNoLockAcrossIO(t *testing.T) {
 				pkgs[dir][fn.Name.Name] = fn
 			}
 		}
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, funcs := range pkgs {
 		// exposes: called with the lock held, the function makes a call
 		// given a context before it releases the lock.
@@ -177,4 +155,23 @@ func takesContext(c *ast.CallExpr) bool {
 		}
 	}
 	return false
+}
+
+// engineFiles parses every non-test Go file under engine/ and hands it to f.
+func engineFiles(t *testing.T, fset *token.FileSet, f func(path string, file *ast.File)) {
+	t.Helper()
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		file, err := parser.ParseFile(fset, path, nil, 0)
+		if err != nil {
+			return err
+		}
+		f(path, file)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
