@@ -21,9 +21,9 @@ import (
 	"github.com/grayzone/grayzone/engine/detect"
 	"github.com/grayzone/grayzone/lab"
 	"github.com/grayzone/grayzone/lab/instancegroup"
-	"github.com/grayzone/grayzone/lab/report"
 	"github.com/grayzone/grayzone/lab/scenario"
 	"github.com/grayzone/grayzone/lab/sim"
+	"github.com/grayzone/grayzone/report"
 	"github.com/grayzone/grayzone/telemetry/observation"
 	"github.com/grayzone/grayzone/telemetry/operation"
 )

@@ -38,14 +38,7 @@ func TestEngineStartsNoGoroutineAndReadsNoClock(t *testing.T) {
 		"NewTimer": true, "NewTicker": true, "Tick": true, "Sleep": true}
 	fset := token.NewFileSet()
 	files := 0
-	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-			return err
-		}
-		f, err := parser.ParseFile(fset, path, nil, 0)
-		if err != nil {
-			return err
-		}
+	engineFiles(t, fset, func(_ string, f *ast.File) {
 		files++
 		timePkg := "" // the name the file imports "time" under
 		for _, imp := range f.Imports {
@@ -67,12 +60,118 @@ func TestEngineStartsNoGoroutineAndReadsNoClock(t *testing.T) {
 			}
 			return true
 		})
+	})
+	if files < 10 {
+		t.Fatalf("parsed only %d files under engine/", files)
+	}
+}
+
+// No non-test file under engine/ holds a lock across a call that may do
+// I/O: a call given a context (the Store's, say) made between a Lock() and
+// the next Unlock(), in source order, in the function itself or in a
+// function of its package it calls meanwhile (which is assumed to run with
+// the lock still held until it releases it). engine/shift's manager releases
+// its lock around its Store's writes; this keeps it so.
+func TestEngineHoldsNoLockAcrossIO(t *testing.T) {
+	fset := token.NewFileSet()
+	pkgs := map[string]map[string]*ast.FuncDecl{} // directory → function or method name → declaration
+	engineFiles(t, fset, func(path string, f *ast.File) {
+		dir := filepath.Dir(path)
+		if pkgs[dir] == nil {
+			pkgs[dir] = map[string]*ast.FuncDecl{}
+		}
+		for _, decl := range f.Decls {
+			if fn, ok := decl.(*ast.FuncDecl); ok && fn.Body != nil {
+				pkgs[dir][fn.Name.Name] = fn
+			}
+		}
+	})
+	for _, funcs := range pkgs {
+		// exposes: called with the lock held, the function makes a call
+		// given a context before it releases the lock.
+		memo := map[string]bool{}
+		var exposes func(name string) bool
+		walk := func(fn *ast.FuncDecl, held bool, report func(*ast.CallExpr)) {
+			ast.Inspect(fn.Body, func(n ast.Node) bool {
+				switch n := n.(type) {
+				case *ast.DeferStmt, *ast.FuncLit:
+					return false // a deferred Unlock releases at the end; a literal runs elsewhere
+				case *ast.CallExpr:
+					name := ""
+					switch f := n.Fun.(type) {
+					case *ast.SelectorExpr:
+						name = f.Sel.Name
+					case *ast.Ident:
+						name = f.Name
+					}
+					if len(n.Args) == 0 {
+						switch name {
+						case "Lock", "RLock":
+							held = true
+						case "Unlock", "RUnlock":
+							held = false
+						}
+					}
+					if held && (takesContext(n) || (funcs[name] != nil && exposes(name))) {
+						report(n)
+					}
+				}
+				return true
+			})
+		}
+		exposes = func(name string) bool {
+			if v, ok := memo[name]; ok {
+				return v
+			}
+			memo[name] = false // recursion: assume not, until shown
+			found := false
+			walk(funcs[name], true, func(*ast.CallExpr) { found = true })
+			memo[name] = found
+			return found
+		}
+		for _, fn := range funcs {
+			walk(fn, false, func(c *ast.CallExpr) {
+				t.Errorf("%s: a call that may do I/O while %s holds a lock", fset.Position(c.Pos()), fn.Name.Name)
+			})
+		}
+	}
+}
+
+// takesContext reports whether a call is given a context: context.X(...)
+// or an identifier named ctx among its arguments.
+func takesContext(c *ast.CallExpr) bool {
+	for _, a := range c.Args {
+		switch a := a.(type) {
+		case *ast.Ident:
+			if a.Name == "ctx" {
+				return true
+			}
+		case *ast.CallExpr:
+			if sel, ok := a.Fun.(*ast.SelectorExpr); ok {
+				if id, ok := sel.X.(*ast.Ident); ok && id.Name == "context" {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// engineFiles parses every non-test Go file under engine/ and hands it to f.
+func engineFiles(t *testing.T, fset *token.FileSet, f func(path string, file *ast.File)) {
+	t.Helper()
+	err := filepath.WalkDir(".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		file, err := parser.ParseFile(fset, path, nil, 0)
+		if err != nil {
+			return err
+		}
+		f(path, file)
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
-	}
-	if files < 10 {
-		t.Fatalf("parsed only %d files under engine/", files)
 	}
 }

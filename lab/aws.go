@@ -70,7 +70,7 @@ func useAWS(ctx context.Context, o Options, c *core, now func() time.Time) (stop
 	// quota, so a control-plane outage costs the run milliseconds, not the
 	// seconds of backoff a real endpoint deserves (serve keeps arc.Retryer).
 	cfg.Retryer = awsstandin.LoopbackRetryer(arc.MaxAttempts)
-	planes := c.planes.(actuator.Planes)
+	planes := c.asm.Planes
 	if o.FrontDoor == FrontDoorARC {
 		planes.Data = arc.Actuator{Client: arc.New(cfg, labALB), Owner: "lab"}
 	}
@@ -85,7 +85,7 @@ func useAWS(ctx context.Context, o Options, c *core, now func() time.Time) (stop
 	// Every action is followed at once by the lab's front door and instance
 	// group reading the stand-in's state back (in sim mode within the same
 	// virtual instant, so runs stay deterministic).
-	c.planes = actuator.Func(func(ctx context.Context, a actuator.Action) error {
+	c.drv.Actuator = actuator.Func(func(ctx context.Context, a actuator.Action) error {
 		l.at.Store(now().UnixNano())
 		err := planes.Apply(ctx, a)
 		l.follow(ctx, o)

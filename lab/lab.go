@@ -16,8 +16,9 @@ import (
 	"github.com/grayzone/grayzone/engine/detect"
 	"github.com/grayzone/grayzone/lab/console"
 	"github.com/grayzone/grayzone/lab/database"
-	"github.com/grayzone/grayzone/lab/report"
+	labreport "github.com/grayzone/grayzone/lab/report"
 	"github.com/grayzone/grayzone/lab/scenario"
+	"github.com/grayzone/grayzone/report"
 )
 
 // Modes of a lab run.
@@ -100,12 +101,12 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 		if err := database.Migrate(ctx, db.url); err != nil {
 			return nil, fmt.Errorf("lab: prepare the database (%s): %w", db.what, err)
 		}
-		runOnce = func(ctx context.Context, o Options, mitigate bool) (report.Run, error) {
+		runOnce = func(ctx context.Context, o Options, mitigate bool) (labreport.Run, error) {
 			return runReal(ctx, o, mitigate, db)
 		}
 	}
 	var (
-		main, base report.Run
+		main, base labreport.Run
 		mainErr    error
 		baseErr    error
 	)
@@ -133,7 +134,7 @@ func Run(ctx context.Context, o Options) (*report.Report, error) {
 		}
 		return nil, mainErr
 	}
-	r := report.Build(main)
+	r := labreport.Build(main)
 	if o.Baseline && base.Scenario != nil {
 		r.Baseline = &report.Baseline{Requests: base.Requests, Detections: report.Detections(base.Start, base.Detections)}
 	}

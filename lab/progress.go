@@ -10,8 +10,8 @@ import (
 	"github.com/grayzone/grayzone/engine/runbook"
 	"github.com/grayzone/grayzone/internal/duration"
 	"github.com/grayzone/grayzone/lab/console"
-	"github.com/grayzone/grayzone/lab/report"
 	"github.com/grayzone/grayzone/lab/scenario"
+	"github.com/grayzone/grayzone/report"
 )
 
 // progress feeds the console from the mitigated run, on the scenario's

@@ -18,10 +18,10 @@ import (
 	"github.com/grayzone/grayzone/lab/fault"
 	"github.com/grayzone/grayzone/lab/instancegroup"
 	"github.com/grayzone/grayzone/lab/loadgen"
-	"github.com/grayzone/grayzone/lab/report"
+	labreport "github.com/grayzone/grayzone/lab/report"
 	"github.com/grayzone/grayzone/lab/telemetrypath"
 	"github.com/grayzone/grayzone/lab/workload"
-	"github.com/grayzone/grayzone/server/resource"
+	"github.com/grayzone/grayzone/report"
 	"github.com/grayzone/grayzone/telemetry/canary"
 	"github.com/grayzone/grayzone/telemetry/observation"
 	"github.com/grayzone/grayzone/telemetry/operation"
@@ -270,7 +270,7 @@ func (w *realWorld) injectFaults(ctx context.Context) {
 
 // runReal is real mode: real servers, links, database, front door, load and
 // canaries on loopback, in wall-clock time.
-func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report.Run, error) {
+func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (labreport.Run, error) {
 	sc := o.Scenario
 	// start is the scenario's time zero, set again once the fleet is warm;
 	// nothing reads it before then but the instances' launch.
@@ -282,15 +282,17 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 	lifeCtx, stopLife := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopLife()
 
-	var in atomic.Pointer[resource.Intake]
 	plan := fault.NewPlan(sc)
-	gate := newGate(sc)
-	rt, err := startRealTelemetry(lifeCtx, o, gate)
+	c, err := newCore(sc, o.Detector, mitigate, false, time.Now, start, o.Log)
 	if err != nil {
-		return report.Run{}, err
+		return labreport.Run{}, err
+	}
+	rt, err := startRealTelemetry(lifeCtx, o, c.gate)
+	if err != nil {
+		return labreport.Run{}, err
 	}
 	w := &realWorld{
-		ctx: lifeCtx, o: o, db: db, table: newTable(sc), plan: plan, start: start,
+		ctx: lifeCtx, o: o, db: db, table: c.table, plan: plan, start: start,
 		instances: map[string]*realInstance{},
 		record: func(obs observation.Observation) {
 			if warming.Load() {
@@ -313,29 +315,24 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 			if obs.Source == observation.Server {
 				src = "server" // HAProxy records nothing of grayzone's: the instances report
 			}
-			if in := in.Load(); in != nil {
-				_ = in.OfferObservation(src, obs)
-			}
+			_ = c.in.OfferObservation(src, obs)
 		},
 	}
 	if rt != nil {
 		defer rt.close()
 	}
 	defer w.closeAll()
-	c, err := newCore(lifeCtx, sc, o.Detector, mitigate, w.table, gate, w,
-		func() bool { return !w.plan.ControlPlaneDown(time.Since(start)) }, false, time.Now, start, o.Log)
-	if err != nil {
-		return report.Run{}, err
+	if err := c.launch(lifeCtx, w, func() bool { return !w.plan.ControlPlaneDown(time.Since(start)) }); err != nil {
+		return labreport.Run{}, err
 	}
 	// telemetry_loss: the lost instances' customer requests never reach the engine.
 	c.in.Drop = func(now time.Time, k record.SeriesKey) bool {
 		return plan.TelemetryLost(now.Sub(c.start), k.Zone, k.Instance)
 	}
-	in.Store(c.in)
 	c.path = servePath(o)
 	stopAWS, err := useAWS(lifeCtx, o, c, time.Now)
 	if err != nil {
-		return report.Run{}, err
+		return labreport.Run{}, err
 	}
 	defer stopAWS()
 
@@ -344,7 +341,7 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 	var proxy front
 	if o.FrontDoor == FrontDoorHAProxy {
 		if proxy, err = startHAProxyFront(lifeCtx, w.table, o.Log); err != nil {
-			return report.Run{}, err
+			return labreport.Run{}, err
 		}
 	} else {
 		po := frontdoor.ProxyOptions{Log: o.Log}
@@ -352,7 +349,7 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 			po.Recorder = c.rec // direct: the front door's counters are the server-side signal, as serve's default
 		}
 		if proxy, err = frontdoor.StartProxy(lifeCtx, w.table, po); err != nil {
-			return report.Run{}, err
+			return labreport.Run{}, err
 		}
 	}
 	defer proxy.Close()
@@ -360,7 +357,7 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 	for _, z := range sc.Topology.Zones {
 		path, err := newCanaryPath(lifeCtx, proxy.ZonalURL(z))
 		if err != nil {
-			return report.Run{}, err
+			return labreport.Run{}, err
 		}
 		defer path.Close()
 		w.canaryPaths = append(w.canaryPaths, zonePath{zone: z, path: path})
@@ -410,7 +407,7 @@ func runReal(ctx context.Context, o Options, mitigate bool, db dbTarget) (report
 	if o.Listen != "" && mitigate {
 		u, stopDash, err := serveDashboard(lifeCtx, o, c)
 		if err != nil {
-			return report.Run{}, err
+			return labreport.Run{}, err
 		}
 		defer stopDash()
 		dash = u

@@ -7,9 +7,10 @@ import (
 	"time"
 
 	"github.com/grayzone/grayzone/lab/fault"
-	"github.com/grayzone/grayzone/lab/report"
+	labreport "github.com/grayzone/grayzone/lab/report"
 	"github.com/grayzone/grayzone/lab/sim"
 	"github.com/grayzone/grayzone/lab/telemetrypath"
+	"github.com/grayzone/grayzone/report"
 	"github.com/grayzone/grayzone/telemetry/observation"
 )
 
@@ -17,27 +18,30 @@ import (
 var simEpoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // runSim runs the scenario on the virtual clock.
-func runSim(ctx context.Context, o Options, mitigate bool) (report.Run, error) {
+func runSim(ctx context.Context, o Options, mitigate bool) (labreport.Run, error) {
 	_, run, err := simulate(ctx, o, mitigate)
 	return run, err
 }
 
 // simulate is runSim, with the core it ran.
-func simulate(ctx context.Context, o Options, mitigate bool) (*core, report.Run, error) {
+func simulate(ctx context.Context, o Options, mitigate bool) (*core, labreport.Run, error) {
 	sc := o.Scenario
 	var (
 		c     *core
+		err   error
 		world *sim.World
 		req   report.Requests
 		path  *telemetrypath.Path
 	)
 	plan := fault.NewPlan(sc)
-	table := newTable(sc)
-	gate := newGate(sc)
+	c, err = newCore(sc, o.Detector, mitigate, true, func() time.Time { return simEpoch.Add(world.Offset()) }, simEpoch, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, labreport.Run{}, err
+	}
 	prog := newProgress(o.Progress, sc, mitigate, simEpoch)
 	world = sim.New(sim.Config{
 		Scenario: sc,
-		Table:    table,
+		Table:    c.table,
 		Start:    simEpoch,
 		Observe: func(obs observation.Observation) {
 			if err := path.Observe(obs); err != nil {
@@ -55,19 +59,15 @@ func simulate(ctx context.Context, o Options, mitigate bool) (*core, report.Run,
 			req.Count(failed, slowFor(op, lat))
 		},
 	})
-	quiet := slog.New(slog.DiscardHandler)
-	var err error
-	c, err = newCore(ctx, sc, o.Detector, mitigate, table, gate, world,
-		func() bool { return !plan.ControlPlaneDown(world.Offset()) }, true, func() time.Time { return simEpoch.Add(world.Offset()) }, simEpoch, quiet)
-	if err != nil {
-		return nil, report.Run{}, err
+	if err := c.launch(ctx, world, func() bool { return !plan.ControlPlaneDown(world.Offset()) }); err != nil {
+		return nil, labreport.Run{}, err
 	}
-	if path, err = telemetrypath.New(o.Telemetry, gate, c.rec, simEpoch); err != nil {
-		return nil, report.Run{}, fmt.Errorf("%w: %w", ErrUsage, err)
+	if path, err = telemetrypath.New(o.Telemetry, c.gate, c.rec, simEpoch); err != nil {
+		return nil, labreport.Run{}, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 	stopAWS, err := useAWS(ctx, o, c, func() time.Time { return simEpoch.Add(world.Offset()) })
 	if err != nil {
-		return nil, report.Run{}, err
+		return nil, labreport.Run{}, err
 	}
 	defer stopAWS()
 	c.path = servePath(o)

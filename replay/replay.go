@@ -1,14 +1,17 @@
-// Package replay runs grayzone's engine, runbook and controller on a virtual
-// clock over recorded telemetry — the batch format grayzone serve writes
-// with record_observations, an EMF log, or a Prometheus range — and says what
-// grayzone would have decided and when, with the detector's explanation, as a
-// run report (package report). The same input always gives the same report:
-// time comes only from the records, and actions are recorded, never carried
-// out. It is an operator's tool over serve's recordings, not part of the lab.
+// Package replay runs grayzone serve's resource assembly (server/resource:
+// the ingest gate, engine, runbook and controller) on a virtual clock over
+// recorded telemetry — the batch format grayzone serve writes with
+// record_observations, an EMF log, or a Prometheus range — and says what
+// grayzone would have decided and when, with the detector's explanation, as
+// a run report (package report). The same input always gives the same
+// report: time comes only from the records, and actions are recorded, never
+// carried out. It is an operator's tool over serve's recordings, not part of
+// the lab.
 package replay
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,12 +23,13 @@ import (
 	"time"
 
 	"github.com/grayzone/grayzone/actuator"
-	"github.com/grayzone/grayzone/engine/autoshift"
 	"github.com/grayzone/grayzone/engine/detect"
 	"github.com/grayzone/grayzone/engine/runbook"
 	"github.com/grayzone/grayzone/report"
+	res "github.com/grayzone/grayzone/server/resource"
 	"github.com/grayzone/grayzone/telemetry/batch"
 	"github.com/grayzone/grayzone/telemetry/emf"
+	"github.com/grayzone/grayzone/telemetry/ingest"
 	"github.com/grayzone/grayzone/telemetry/observation"
 	"github.com/grayzone/grayzone/telemetry/record"
 )
@@ -47,7 +51,10 @@ type Options struct {
 	Tail time.Duration
 }
 
-// Run replays in through a fresh engine and returns the report.
+// Run replays in through a fresh resource, assembled as grayzone serve
+// assembles one (server/resource: the ingest gate, where a slow count left
+// to the receiver is resolved, the controller, the shift model in memory),
+// and returns the report.
 func Run(ctx context.Context, in Input, o Options) (*report.Report, error) {
 	if len(in.Aggregates) == 0 && len(in.Observations) == 0 {
 		return nil, errors.New("replay: no records in the input")
@@ -55,48 +62,56 @@ func Run(ctx context.Context, in Input, o Options) (*report.Report, error) {
 	if o.Tail <= 0 {
 		o.Tail = 2 * time.Minute
 	}
-	eng, err := detect.New(o.Detect)
-	if err != nil {
-		return nil, err
-	}
 	aggs := slices.Clone(in.Aggregates)
 	slices.SortStableFunc(aggs, func(a, b record.Aggregate) int { return a.At.Compare(b.At) })
 	obs := slices.Clone(in.Observations)
 	slices.SortStableFunc(obs, func(a, b observation.Observation) int { return a.At.Compare(b.At) })
 	first, last := bounds(aggs, obs)
-	every := eng.Config().Resolution
 	start := first.Truncate(time.Second)
 	end := last.Add(o.Tail)
+	name := cmp.Or(o.Runbook.Resource, in.Resource, "replay")
+	var now time.Time
 	var acted []actuator.Action
-	ctrl := autoshift.New(autoshift.Options{
-		Engine:   eng,
-		Runbook:  runbook.New(o.Runbook),
+	asm, err := res.New(res.Config{
+		Name:  name,
+		Zones: o.Detect.Zones,
+		// The whole input is offered; nothing is capped or dropped for want of room.
+		Limits:  ingest.Limits{MaxInstances: 1 << 30, MaxOperations: 1 << 30, MaxPending: 1 << 30},
+		PerTick: -1,
+		Detect:  o.Detect,
+		Policy:  o.Runbook,
+		// Replay decides; it acts on nothing. Every control-plane action
+		// succeeds at once and is recorded; shifts are in the in-memory model.
+		Control: actuator.Func(func(_ context.Context, a actuator.Action) error {
+			acted = append(acted, a)
+			return nil
+		}),
 		Mitigate: true,
+		Inline:   true,
+		Now:      func() time.Time { return now },
 		Log:      slog.New(slog.DiscardHandler),
 	})
+	if err != nil {
+		return nil, fmt.Errorf("replay: %w", err)
+	}
+	every := asm.Detect.Resolution
 	var timeline []report.Point
 	excluded := map[string]bool{}
-	for now := start.Add(every); !now.After(end); now = now.Add(every) {
+	for now = start.Add(every); !now.After(end); now = now.Add(every) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		n := 0
-		for n < len(aggs) && aggs[n].At.Before(now) {
-			n++
+		// One record at a time: a record the gate refuses (a zone no
+		// longer configured) is skipped alone, not with its tick's others.
+		for len(aggs) > 0 && aggs[0].At.Before(now) {
+			_ = asm.Gate.Offer(source, aggs[:1], now)
+			aggs = aggs[1:]
 		}
-		ctrl.ObserveAggregates(aggs[:n])
-		aggs = aggs[n:]
 		for len(obs) > 0 && obs[0].At.Before(now) {
-			ctrl.ObserveAggregates([]record.Aggregate{record.Single(obs[0])})
+			_ = asm.Intake.OfferObservation(source, obs[0])
 			obs = obs[1:]
 		}
-		// Replay decides; it acts on nothing. Every action succeeds at once.
-		rd := ctrl.Tick(now)
-		for _, act := range rd.Actions {
-			acted = append(acted, act)
-			ctrl.Ack(now, rd.Epoch, act, nil)
-		}
-		a := rd.Assessment
+		a := asm.Tick(ctx, now)
 		if now.Sub(start)%time.Second < every {
 			for _, act := range acted {
 				switch act.Kind {
@@ -111,15 +126,18 @@ func Run(ctx context.Context, in Input, o Options) (*report.Report, error) {
 			for z := range excluded {
 				ex = append(ex, z)
 			}
-			phase, zone := ctrl.Phase()
+			phase, zone := asm.Ctrl.Phase()
 			timeline = append(timeline, report.PointOf(now.Sub(start).Truncate(time.Second).Seconds(), string(phase), zone, a, ex))
 		}
 	}
-	r := report.Build(report.Run{Name: "replay of " + in.Name, Mode: "replay", Detector: eng.Config().Profile, Start: start,
-		Planned: end.Sub(start), Elapsed: end.Sub(start), Detections: ctrl.Detections(), Events: ctrl.Events(), Timeline: timeline})
+	r := report.Build(report.Run{Name: "replay of " + in.Name, Mode: "replay", Detector: asm.Detect.Profile, Start: start,
+		Planned: end.Sub(start), Elapsed: end.Sub(start), Detections: asm.Ctrl.Detections(), Events: asm.Ctrl.Events(), Timeline: timeline})
 	r.Expect = report.Expect{Met: true}
 	return r, nil
 }
+
+// source is the name replay offers its records to the gate under.
+const source = "replay"
 
 func bounds(aggs []record.Aggregate, obs []observation.Observation) (first, last time.Time) {
 	set := func(t time.Time) {

@@ -309,15 +309,20 @@ func (e *Engine) ObserveSnapshot(at time.Time, k record.SeriesKey, d record.Snap
 }
 
 // ObserveAggregate records what one series counted over an interval ending
-// at a.At, the form every telemetry source produces (record.Aggregate). A
-// slow count left to the receiver (record.SlowFromLatency) is counted from
-// the histogram with the engine's threshold for the operation.
+// at a.At, the form every telemetry source produces (record.Aggregate). Its
+// slow count is resolved: a count left to the receiver
+// (record.SlowFromLatency) is resolved in one place, the ingest gate every
+// aggregate passes; one that reaches the engine unresolved (a caller that
+// bypassed the gate) counts no request as slow.
 func (e *Engine) ObserveAggregate(a record.Aggregate) {
 	if a.Requests == 0 {
 		return
 	}
-	a.FillSlow(e.cfg.threshold(a.Key.Operation))
-	c := Counts{N: int64(a.Requests), Faults: int64(a.Faults), Errors: int64(a.Errors), Slow: int64(min(a.Slow, a.Requests))}
+	slow := a.Slow
+	if slow == record.SlowFromLatency {
+		slow = 0
+	}
+	c := Counts{N: int64(a.Requests), Faults: int64(a.Faults), Errors: int64(a.Errors), Slow: int64(min(slow, a.Requests))}
 	k := a.Key
 	e.add(a.At, k.Source, k.Zone, k.Instance, k.Operation, a.Regional, c, func(sk *ddsketch.DDSketch) {
 		for _, b := range a.Latency {

@@ -19,6 +19,9 @@ func (m *Manager) Reload(ctx context.Context) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	for len(m.busy) > 0 { // a write in flight commits first, not into the new view
+		m.idle.Wait()
+	}
 	m.shifts = shifts
 	m.unsaved = make(map[string]bool)
 	m.unreported = nil

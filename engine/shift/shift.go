@@ -4,7 +4,10 @@
 // It is pure logic: it reads no clock (every operation is told the time) and
 // does no I/O of its own; durability is the Store's job. A change is written
 // through the Store before the operation returns, so an acknowledged shift
-// survives a restart.
+// survives a restart, and kept in memory only once the Store took it, so a
+// write the Store refuses (a deposed leader's, fenced) changes nothing. The
+// Manager's lock is never held while the Store writes: readers (Active, Get,
+// List) never wait on the database.
 package shift
 
 import (
@@ -149,8 +152,14 @@ type ListFilter struct {
 }
 
 // Manager owns the shifts of a set of resources. Safe for concurrent use.
+//
+// Writes of one resource are ordered (begin/end: one in flight at a time,
+// so the Store sees them in the order memory does); writes of different
+// resources, and every read, go on while one waits on the Store.
 type Manager struct {
 	mu        sync.Mutex
+	idle      *sync.Cond      // signalled when a resource's write ends
+	busy      map[string]bool // resources with a write in flight
 	resources map[string]Resource
 	store     Store
 	ids       func() string
@@ -180,7 +189,9 @@ func NewManager(resources []Resource, store Store, ids func() string) (*Manager,
 		ids:       ids,
 		shifts:    make(map[string]Shift),
 		unsaved:   make(map[string]bool),
+		busy:      make(map[string]bool),
 	}
+	m.idle = sync.NewCond(&m.mu)
 	for _, r := range resources {
 		if err := checkResource(r, m.resources); err != nil {
 			return nil, err
@@ -262,12 +273,14 @@ func (m *Manager) Start(now time.Time, req StartRequest) (Shift, error) {
 	if !ok {
 		return Shift{}, fmt.Errorf("resource: %q is not configured: %w", req.Resource, ErrNotFound)
 	}
+	m.begin(r.Name)
+	defer m.end(r.Name)
 	if !slices.Contains(r.Zones, req.AwayFrom) {
 		return Shift{}, fmt.Errorf("away_from: zone %q is not a zone of %s (%s): %w",
 			req.AwayFrom, r.Name, strings.Join(r.Zones, ", "), ErrInvalid)
 	}
 	// A shift past its expiry no longer blocks a new one.
-	if err := m.expireLocked(now); err != nil {
+	if err := m.expireLocked(now, r.Name); err != nil {
 		return Shift{}, err
 	}
 	if cur, ok := m.activeLocked(r.Name); ok {
@@ -332,6 +345,7 @@ func (m *Manager) Update(now time.Time, id string, req UpdateRequest) (Shift, er
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer m.end(m.beginShift(id))
 	s, err := m.activeByID(now, id)
 	if err != nil {
 		return Shift{}, err
@@ -357,6 +371,7 @@ func (m *Manager) Cancel(now time.Time, id, by string) (Shift, error) {
 	now = now.UTC()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer m.end(m.beginShift(id))
 	s, err := m.activeByID(now, id)
 	if err != nil {
 		return Shift{}, err
@@ -385,6 +400,7 @@ func ownShift(s Shift) error {
 func (m *Manager) Link(id, arcID string) (Shift, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer m.end(m.beginShift(id))
 	s, ok := m.shifts[id]
 	if !ok {
 		return Shift{}, fmt.Errorf("shift %q: %w", id, ErrNotFound)
@@ -411,6 +427,7 @@ func (m *Manager) Observe(now time.Time, s Shift) (out Shift, changed bool, err 
 	s = s.normalized()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer m.end(m.beginShift(s.ID, s.Resource))
 	if old, ok := m.shifts[s.ID]; ok {
 		if old.Origin != External {
 			return Shift{}, false, fmt.Errorf("shift %s is grayzone's own: %w", s.ID, ErrConflict)
@@ -446,6 +463,7 @@ func (m *Manager) EndOutside(id string, status Status, at time.Time, by string) 
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	defer m.end(m.beginShift(id))
 	s, ok := m.shifts[id]
 	if !ok {
 		return Shift{}, fmt.Errorf("shift %q: %w", id, ErrNotFound)
@@ -470,7 +488,19 @@ func (m *Manager) EndOutside(id string, status Status, at time.Time, by string) 
 func (m *Manager) Expire(now time.Time) []Shift {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	_ = m.expireLocked(now.UTC())
+	m.expireInMemory(now.UTC())
+	// Written one resource at a time, each in its turn among its writers.
+	var pending []string
+	for id := range m.unsaved {
+		if r := m.shifts[id].Resource; !slices.Contains(pending, r) {
+			pending = append(pending, r)
+		}
+	}
+	for _, r := range pending {
+		m.begin(r)
+		_ = m.flush(r)
+		m.end(r)
+	}
 	out := m.unreported
 	m.unreported = nil
 	slices.SortFunc(out, func(a, b Shift) int { return a.ExpiresAt.Compare(b.ExpiresAt) })
@@ -481,9 +511,17 @@ func (m *Manager) Expire(now time.Time) []Shift {
 }
 
 // expireLocked expires overdue shifts in memory, queues them for Expire, and
-// writes them (and any earlier unsaved ones) to the store. The in-memory
-// change stands even when the write fails, since expiry is a fact of time.
-func (m *Manager) expireLocked(now time.Time) error {
+// writes resource's (and any earlier unsaved ones of it) to the store; the
+// caller has claimed resource. The in-memory change stands even when the
+// write fails, since expiry is a fact of time.
+func (m *Manager) expireLocked(now time.Time, resource string) error {
+	m.expireInMemory(now)
+	return m.flush(resource)
+}
+
+// expireInMemory marks overdue shifts expired and queues them to be written
+// and reported.
+func (m *Manager) expireInMemory(now time.Time) {
 	for id, s := range m.shifts {
 		if s.Status == Active && !s.ExpiresAt.After(now) {
 			end := s.ExpiresAt
@@ -493,20 +531,73 @@ func (m *Manager) expireLocked(now time.Time) error {
 			m.unreported = append(m.unreported, s)
 		}
 	}
-	var errs []error
+}
+
+// flush writes resource's unsaved shifts to the store, with the lock
+// released; the caller has claimed resource, so nothing changes them
+// meanwhile.
+func (m *Manager) flush(resource string) error {
+	var todo []Shift
 	for id := range m.unsaved {
-		if err := m.store.SaveShift(context.Background(), m.shifts[id]); err != nil {
-			errs = append(errs, fmt.Errorf("shift %s: save: %w", id, err))
+		if s := m.shifts[id]; s.Resource == resource {
+			todo = append(todo, s)
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	m.mu.Unlock()
+	var errs []error
+	var saved []string
+	for _, s := range todo {
+		if err := m.store.SaveShift(context.Background(), s); err != nil {
+			errs = append(errs, fmt.Errorf("shift %s: save: %w", s.ID, err))
 			continue
 		}
+		saved = append(saved, s.ID)
+	}
+	m.mu.Lock()
+	for _, id := range saved {
 		delete(m.unsaved, id)
 	}
 	return errors.Join(errs...)
 }
 
-// activeByID returns the shift if it is active at now.
+// begin waits until no write of resource is in flight, then claims it for
+// the caller's; end releases it. Both are called with m.mu held (Wait
+// releases it while waiting).
+func (m *Manager) begin(resource string) {
+	for m.busy[resource] {
+		m.idle.Wait()
+	}
+	m.busy[resource] = true
+}
+
+func (m *Manager) end(resource string) {
+	delete(m.busy, resource)
+	m.idle.Broadcast()
+}
+
+// beginShift claims the resource of shift id (or, for a shift not known
+// yet, of orElse) and returns it, for end.
+func (m *Manager) beginShift(id string, orElse ...string) string {
+	for {
+		r := m.shifts[id].Resource
+		if r == "" && len(orElse) > 0 {
+			r = orElse[0]
+		}
+		m.begin(r)
+		if m.shifts[id].Resource == r || m.shifts[id].Resource == "" {
+			return r
+		}
+		m.end(r) // the shift changed hands while this waited (a reload): claim again
+	}
+}
+
+// activeByID returns the shift if it is active at now; the caller has
+// claimed its resource.
 func (m *Manager) activeByID(now time.Time, id string) (Shift, error) {
-	if err := m.expireLocked(now); err != nil {
+	if err := m.expireLocked(now, m.shifts[id].Resource); err != nil {
 		return Shift{}, err
 	}
 	s, ok := m.shifts[id]
@@ -519,12 +610,18 @@ func (m *Manager) activeByID(now time.Time, id string) (Shift, error) {
 	return s, nil
 }
 
-// save writes s through the store, then (only then) keeps it in memory.
+// save writes s through the store with the lock released, then (only then)
+// keeps it in memory: a write the store refuses changes nothing. The caller
+// has claimed s's resource (begin), so no other write of it interleaves.
 func (m *Manager) save(s Shift) error {
-	if err := m.store.SaveShift(context.Background(), s); err != nil {
+	m.mu.Unlock()
+	err := m.store.SaveShift(context.Background(), s)
+	m.mu.Lock()
+	if err != nil {
 		return fmt.Errorf("shift %s: save: %w", s.ID, err)
 	}
 	m.shifts[s.ID] = s
+	delete(m.unsaved, s.ID)
 	return nil
 }
 

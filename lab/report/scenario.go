@@ -17,20 +17,6 @@ import (
 	"github.com/grayzone/grayzone/report"
 )
 
-// The report's own types, under the names the lab's runner uses.
-type (
-	Report   = report.Report
-	Requests = report.Requests
-	Point    = report.Point
-	Baseline = report.Baseline
-)
-
-// PointOf and Detections are the report's (report.PointOf, report.Detections).
-var (
-	PointOf    = report.PointOf
-	Detections = report.Detections
-)
-
 // Run is what a lab run produced: the run of its scenario.
 type Run struct {
 	Scenario   *scenario.Scenario
@@ -38,18 +24,18 @@ type Run struct {
 	Detector   string
 	Start      time.Time
 	Elapsed    time.Duration // how long the run went (shorter than the scenario when interrupted)
-	Requests   Requests
+	Requests   report.Requests
 	Detections []autoshift.Detection
 	Events     []runbook.Event
 	FailStatic []autoshift.FailStaticPeriod
-	Timeline   []Point
+	Timeline   []report.Point
 	Database   string
 	Path       string // which of grayzone serve's code the run went through
 }
 
 // Build turns a lab run into a report (without baseline; expect not yet
 // checked): the scenario's faults as they ran up to the run's end.
-func Build(run Run) *Report {
+func Build(run Run) *report.Report {
 	sc := run.Scenario
 	var faults []report.Fault
 	for _, f := range sc.Faults {
@@ -69,7 +55,7 @@ func Build(run Run) *Report {
 }
 
 // Scene is the scenario in words for r's page (dashboard.WriteReport).
-func Scene(r *Report, sc *scenario.Scenario) *report.Scene {
+func Scene(r *report.Report, sc *scenario.Scenario) *report.Scene {
 	n := 0
 	for _, z := range sc.Topology.Zones {
 		n = max(n, sc.Topology.Instances[z])

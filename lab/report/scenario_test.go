@@ -8,6 +8,7 @@ import (
 	"github.com/grayzone/grayzone/engine/autoshift"
 	"github.com/grayzone/grayzone/engine/runbook"
 	"github.com/grayzone/grayzone/lab/scenario"
+	"github.com/grayzone/grayzone/report"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -51,21 +52,21 @@ func TestCheck(t *testing.T) {
 		name   string
 		expect string
 		events []runbook.Event
-		req    Requests
+		req    report.Requests
 		fail   string // "" = met
 	}{
-		{"met", "expect: {shift: {away_from: a, within: 30s}, control_plane: true, recovered_within: 2m}", events("a", 70, 250, 100, 249), Requests{Total: 100, Failed: 1}, ""},
-		{"none but shifted", "expect: {shift: none}", events("a", 70, 250, 0, 0), Requests{}, "expected none, but a was shifted at 70.0s"},
-		{"none held", "expect: {shift: none}", nil, Requests{}, ""},
-		{"never shifted", "expect: {shift: {away_from: a}}", nil, Requests{}, "a was never shifted away"},
-		{"wrong zone too", "expect: {shift: {away_from: a}}", append(events("a", 70, 250, 0, 0), events("b", 260, 0, 0, 0)...), Requests{}, "b was shifted at 260.0s, but only a may be"},
-		{"too late", "expect: {shift: {away_from: a, within: 5s}}", events("a", 70, 250, 0, 0), Requests{}, "10.0s after the first fault"},
-		{"never excluded", "expect: {shift: {away_from: a}, control_plane: true}", events("a", 70, 250, 0, 0), Requests{}, "not excluded"},
-		{"included after end", "expect: {shift: {away_from: a}, control_plane: true}", events("a", 70, 250, 100, 0), Requests{}, "never included again"},
-		{"control plane false", "expect: {shift: {away_from: a}, control_plane: false}", events("a", 70, 250, 100, 249), Requests{}, "expected no exclusion"},
-		{"not recovered", "expect: {shift: {away_from: a}, recovered_within: 1m}", events("a", 70, 0, 0, 0), Requests{}, "never ended"},
-		{"recovered late", "expect: {shift: {away_from: a}, recovered_within: 10s}", events("a", 70, 250, 0, 0), Requests{}, "70.0s after the last fault ended"},
-		{"too many failed", "expect: {max_failed_ratio: 0.01}", nil, Requests{Total: 100, Failed: 2}, "2 of 100 customer requests failed"},
+		{"met", "expect: {shift: {away_from: a, within: 30s}, control_plane: true, recovered_within: 2m}", events("a", 70, 250, 100, 249), report.Requests{Total: 100, Failed: 1}, ""},
+		{"none but shifted", "expect: {shift: none}", events("a", 70, 250, 0, 0), report.Requests{}, "expected none, but a was shifted at 70.0s"},
+		{"none held", "expect: {shift: none}", nil, report.Requests{}, ""},
+		{"never shifted", "expect: {shift: {away_from: a}}", nil, report.Requests{}, "a was never shifted away"},
+		{"wrong zone too", "expect: {shift: {away_from: a}}", append(events("a", 70, 250, 0, 0), events("b", 260, 0, 0, 0)...), report.Requests{}, "b was shifted at 260.0s, but only a may be"},
+		{"too late", "expect: {shift: {away_from: a, within: 5s}}", events("a", 70, 250, 0, 0), report.Requests{}, "10.0s after the first fault"},
+		{"never excluded", "expect: {shift: {away_from: a}, control_plane: true}", events("a", 70, 250, 0, 0), report.Requests{}, "not excluded"},
+		{"included after end", "expect: {shift: {away_from: a}, control_plane: true}", events("a", 70, 250, 100, 0), report.Requests{}, "never included again"},
+		{"control plane false", "expect: {shift: {away_from: a}, control_plane: false}", events("a", 70, 250, 100, 249), report.Requests{}, "expected no exclusion"},
+		{"not recovered", "expect: {shift: {away_from: a}, recovered_within: 1m}", events("a", 70, 0, 0, 0), report.Requests{}, "never ended"},
+		{"recovered late", "expect: {shift: {away_from: a}, recovered_within: 10s}", events("a", 70, 250, 0, 0), report.Requests{}, "70.0s after the last fault ended"},
+		{"too many failed", "expect: {max_failed_ratio: 0.01}", nil, report.Requests{Total: 100, Failed: 2}, "2 of 100 customer requests failed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkCase(t, scen(t, tc.expect), tc.req, tc.events, tc.fail)
@@ -138,14 +139,14 @@ expect:
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkCase(t, sc, Requests{}, tc.events, tc.fail)
+			checkCase(t, sc, report.Requests{}, tc.events, tc.fail)
 		})
 	}
 }
 
 // checkCase checks sc against a run with req and events: met when fail is
 // "", else not met with a failure containing fail.
-func checkCase(t *testing.T, sc *scenario.Scenario, req Requests, events []runbook.Event, fail string) {
+func checkCase(t *testing.T, sc *scenario.Scenario, req report.Requests, events []runbook.Event, fail string) {
 	t.Helper()
 	r := Build(Run{Scenario: sc, Mode: "sim", Start: t0, Elapsed: sc.Duration, Requests: req, Events: events})
 	r.Check(sc)

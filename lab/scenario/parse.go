@@ -41,7 +41,6 @@ const (
 
 var (
 	nameRe = regexp.MustCompile(`^[a-z0-9-]{1,63}$`)
-	zoneRe = regexp.MustCompile(`^[a-z0-9-]{1,32}$`)
 	// instanceRe splits "<zone>-<n>"; n has no leading zero because
 	// InstanceID never writes one, so "az-01" could never match an instance.
 	instanceRe = regexp.MustCompile(`^(.+)-([1-9][0-9]*)$`)
@@ -130,16 +129,10 @@ func (p *parser) offset(f yamlfield.Field) (time.Duration, bool) {
 	return d, true
 }
 
+// zoneRef reads a reference to one of the topology's zones, as serve reads
+// its own.
 func (p *parser) zoneRef(f yamlfield.Field) (string, bool) {
-	z, ok := p.Str(f)
-	if !ok {
-		return "", false
-	}
-	if p.zonesOK && !slices.Contains(p.zones, z) {
-		p.Errorf(f, "%s is not one of the zones (%s)", yamlfield.Show(z), strings.Join(p.zones, ", "))
-		return "", false
-	}
-	return z, true
+	return config.ZoneRef(p.Decoder, f, p.zones, p.zonesOK)
 }
 
 func (p *parser) scenario(rf yamlfield.Field) *Scenario {
@@ -269,8 +262,7 @@ func (p *parser) instances(f yamlfield.Field) map[string]int {
 	ok := true
 	for _, zf := range m.Fields {
 		zone := zf.Key
-		if p.zonesOK && !slices.Contains(p.zones, zone) {
-			p.Errorf(zf, "unknown zone (zones: %s)", strings.Join(p.zones, ", "))
+		if !config.ZoneKey(p.Decoder, zf, p.zones, p.zonesOK) {
 			ok = false
 			continue
 		}
@@ -636,7 +628,7 @@ func (p *parser) instance(f yamlfield.Field) (string, bool) {
 		return "", false
 	}
 	sub := instanceRe.FindStringSubmatch(id)
-	if sub == nil || !zoneRe.MatchString(sub[1]) {
+	if sub == nil || !config.ValidZoneID(sub[1]) {
 		p.Errorf(f, "%s is not an instance id (<zone>-<n>, n counted from 1)", yamlfield.Show(id))
 		return "", false
 	}

@@ -311,7 +311,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown zone in instances map", edit("instances_per_zone: 2", "instances_per_zone: {a: 1, b: 2, c: 3, d: 1}"), "t.yaml:6: topology.instances_per_zone.d: unknown zone (zones: a, b, c)"},
 		{"zone missing from instances map", edit("instances_per_zone: 2", "instances_per_zone:\n    a: 1\n    b: 2"), "t.yaml:6: topology.instances_per_zone.c: required (every zone needs an instance count)"},
 		{"zero in instances map", edit("instances_per_zone: 2", "instances_per_zone: {a: 1, b: 0, c: 3}"), "t.yaml:6: topology.instances_per_zone.b: 0 is out of range (1 <= instances <= 1000)"},
-		{"database_zone unknown", edit("instances_per_zone: 2", "instances_per_zone: 2\n  database_zone: z"), "t.yaml:7: topology.database_zone: z is not one of the zones (a, b, c)"},
+		{"database_zone unknown", edit("instances_per_zone: 2", "instances_per_zone: 2\n  database_zone: z"), "t.yaml:7: topology.database_zone: unknown zone \"z\" (zones: a, b, c)"},
 
 		// Load.
 		{"rps zero", edit("rps: 10", "rps: 0"), "t.yaml:8: load.rps: 0 is out of range (must be > 0)"},
@@ -340,7 +340,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown kind", edit("kind: packet_loss", "kind: drop"), "t.yaml:12: faults[0].kind: drop is not a fault kind (one of latency, packet_loss, blackhole, reset, http_error, slow, control_plane_outage, telemetry_loss, canary_failure)"},
 		{"two targets", edit("    zone: a", "    zone: a\n    instance: a-1"), "t.yaml:14: faults[0].instance: conflicts with zone (a fault has exactly one target: zone, instance or region)"},
 		{"no target", edit("    zone: a\n", ""), "t.yaml:10: faults[0]: no target (exactly one of zone, instance, region is required)"},
-		{"unknown target zone", edit("    zone: a", "    zone: d"), "t.yaml:13: faults[0].zone: d is not one of the zones (a, b, c)"},
+		{"unknown target zone", edit("    zone: a", "    zone: d"), "t.yaml:13: faults[0].zone: unknown zone \"d\" (zones: a, b, c)"},
 		{"instance not existing", edit("    zone: a", "    instance: a-3"), "t.yaml:13: faults[0].instance: instance a-3 does not exist (zone a has 2 instances)"},
 		{"instance in unknown zone", edit("    zone: a", "    instance: d-1"), "t.yaml:13: faults[0].instance: instance d-1 does not exist (no zone d; zones: a, b, c)"},
 		{"instance bad format", edit("    zone: a", "    instance: a1"), "t.yaml:13: faults[0].instance: a1 is not an instance id (<zone>-<n>, n counted from 1)"},
@@ -362,7 +362,7 @@ func TestParseErrors(t *testing.T) {
 		{"second fault", edit("    percent: 30\n", "    percent: 30\n  - {at: 1m, kind: reset, zone: b, percent: 101}\n"), "t.yaml:15: faults[1].percent: 101 is out of range (0 < percent <= 100)"},
 
 		// Expect.
-		{"expect shift unknown zone", edit("shift: {away_from: a, within: 60s}", "shift: {away_from: z}"), "t.yaml:16: expect.shift.away_from: z is not one of the zones (a, b, c)"},
+		{"expect shift unknown zone", edit("shift: {away_from: a, within: 60s}", "shift: {away_from: z}"), "t.yaml:16: expect.shift.away_from: unknown zone \"z\" (zones: a, b, c)"},
 		{"expect shift bad word", edit("shift: {away_from: a, within: 60s}", "shift: nope"), "t.yaml:16: expect.shift: nope is not valid (the word none, or {away_from: ZONE, within: DURATION})"},
 		{"expect shift without away_from", edit("shift: {away_from: a, within: 60s}", "shift: {within: 60s}"), "t.yaml:16: expect.shift.away_from: required"},
 		{"expect shift within zero", edit("within: 60s", "within: 0s"), "t.yaml:16: expect.shift.within: 0s is out of range (must be > 0)"},
@@ -387,7 +387,7 @@ func TestParseErrors(t *testing.T) {
 		// Ordering: the first problem in the file wins, and a misspelt key is
 		// reported rather than the required key it failed to provide.
 		{"first error wins", strings.Replace(edit("name: t", "name: T"), "max_failed_ratio: 0.1", "max_failed_ratio: 2", 1), "t.yaml:2: name: T is not a valid name ([a-z0-9-]{1,63})"},
-		{"faults before topology", "version: 1\nname: t\nduration: 1m\nfaults: [{at: 1s, kind: blackhole, zone: q}]\ntopology: {zones: [a, b], instances_per_zone: 1}\nload: {rps: 1}\n", "t.yaml:4: faults[0].zone: q is not one of the zones (a, b)"},
+		{"faults before topology", "version: 1\nname: t\nduration: 1m\nfaults: [{at: 1s, kind: blackhole, zone: q}]\ntopology: {zones: [a, b], instances_per_zone: 1}\nload: {rps: 1}\n", "t.yaml:4: faults[0].zone: unknown zone \"q\" (zones: a, b)"},
 		{"misspelt required key", edit("    kind: packet_loss", "    knd: packet_loss"), "t.yaml:12: faults[0].knd: unknown key (expected one of at, duration, kind, zone, instance, region, percent, latency, jitter, name)"},
 	}
 	for _, c := range cases {

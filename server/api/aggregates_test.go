@@ -3,12 +3,15 @@ package api_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/grayzone/grayzone/server/api"
 	"github.com/grayzone/grayzone/server/config"
+	"github.com/grayzone/grayzone/telemetry/batch"
 	"github.com/grayzone/grayzone/telemetry/ingest"
 	"github.com/grayzone/grayzone/telemetry/observation"
 	"github.com/grayzone/grayzone/telemetry/record"
@@ -118,5 +121,25 @@ func TestAggregateCapsAndOverload(t *testing.T) {
 	st := f.gate.Stats()[0]
 	if st.Dropped != 2 || st.Rejected[ingest.ReasonInstances] != 1 || st.Accepted != 2 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// A batch of single observations only is counted under its sender's
+// X-Grayzone-Source, as a batch with aggregates is.
+func TestSingleObservationsKeepTheirSource(t *testing.T) {
+	f, srv := aggServer(t, ingest.Limits{})
+	req, err := http.NewRequest("POST", srv.URL+"/v1/observations", strings.NewReader(fmt.Sprintf(`{"resource":"web","observations":[%s]}`, obs(""))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set(batch.SourceHeader, "middleware")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 202 || f.source != "middleware" || len(f.ingested) != 1 {
+		t.Fatalf("status %d, source %q, ingested %d: want 202 from middleware", resp.StatusCode, f.source, len(f.ingested))
 	}
 }

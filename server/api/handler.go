@@ -517,7 +517,9 @@ func (h *handler) ingest(w http.ResponseWriter, r *http.Request, _ string) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if len(aggs) > 0 {
+	if _, ok := h.b.(AggregateIngester); ok || len(aggs) > 0 {
+		// Through the one way in, under the batch's source (X-Grayzone-Source),
+		// whether it carries aggregates or single observations only.
 		h.ingestAggregates(w, r, resource, obs, aggs)
 		return
 	}

@@ -149,8 +149,7 @@ func (p *parser) haproxyBackends(f yamlfield.Field, r *res) (map[string]map[stri
 		}
 		out[b.Key] = map[string][]string{}
 		for _, zf := range zm.Fields {
-			if r.zonesOK && !slices.Contains(r.zones, zf.Key) {
-				p.Errorf(zf, "unknown zone (zones: %s)", strings.Join(r.zones, ", "))
+			if !ZoneKey(p.Decoder, zf, r.zones, r.zonesOK) {
 				ok = false
 				continue
 			}

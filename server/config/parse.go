@@ -144,15 +144,7 @@ func (p *parser) hostPort(f yamlfield.Field, needHost bool) (string, bool) {
 }
 
 func (p *parser) zoneRef(f yamlfield.Field, r *res) (string, bool) {
-	z, ok := p.Str(f)
-	if !ok {
-		return "", false
-	}
-	if r.zonesOK && !slices.Contains(r.zones, z) {
-		p.Errorf(f, "unknown zone %s (zones: %s)", yamlfield.Quote(z), strings.Join(r.zones, ", "))
-		return "", false
-	}
-	return z, true
+	return ZoneRef(p.Decoder, f, r.zones, r.zonesOK)
 }
 
 func (p *parser) config(rf yamlfield.Field) *Config {
@@ -412,7 +404,7 @@ func ZoneList(d *yamlfield.Decoder, f yamlfield.Field) ([]string, bool) {
 		switch {
 		case !good:
 			ok = false
-		case !zoneRe.MatchString(z):
+		case !ValidZoneID(z):
 			d.Errorf(zf, "%s is not a valid zone id ([a-z0-9-]{1,32})", yamlfield.Quote(z))
 			ok = false
 		case slices.Contains(zones, z):
@@ -423,6 +415,34 @@ func ZoneList(d *yamlfield.Decoder, f yamlfield.Field) ([]string, bool) {
 		}
 	}
 	return zones, ok
+}
+
+// ValidZoneID says whether z is a zone id ([a-z0-9-]{1,32}).
+func ValidZoneID(z string) bool { return zoneRe.MatchString(z) }
+
+// ZoneRef reads a value that names one of zones (a target's zone, a
+// scenario's fault zone). known false means the zone list itself was
+// invalid (already reported): the name is not checked against it.
+func ZoneRef(d *yamlfield.Decoder, f yamlfield.Field, zones []string, known bool) (string, bool) {
+	z, ok := d.Str(f)
+	if !ok {
+		return "", false
+	}
+	if known && !slices.Contains(zones, z) {
+		d.Errorf(f, "unknown zone %s (zones: %s)", yamlfield.Quote(z), strings.Join(zones, ", "))
+		return "", false
+	}
+	return z, true
+}
+
+// ZoneKey reports a mapping key that should name one of zones (zone ->
+// address, zone -> count) and is not; it says whether the key is good.
+func ZoneKey(d *yamlfield.Decoder, f yamlfield.Field, zones []string, known bool) bool {
+	if known && !slices.Contains(zones, f.Key) {
+		d.Errorf(f, "unknown zone (zones: %s)", strings.Join(zones, ", "))
+		return false
+	}
+	return true
 }
 
 // frontdoor reads the front door; ok means its targets are complete and
@@ -475,8 +495,7 @@ func (p *parser) zonal(f yamlfield.Field, r *res) map[string]string {
 	}
 	out := map[string]string{}
 	for _, zf := range m.Fields {
-		if r.zonesOK && !slices.Contains(r.zones, zf.Key) {
-			p.Errorf(zf, "unknown zone (zones: %s)", strings.Join(r.zones, ", "))
+		if !ZoneKey(p.Decoder, zf, r.zones, r.zonesOK) {
 			continue
 		}
 		if a, ok := p.listenAddr(zf); ok {

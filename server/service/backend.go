@@ -11,7 +11,6 @@ import (
 	"github.com/grayzone/grayzone/server/api"
 	"github.com/grayzone/grayzone/server/store"
 	"github.com/grayzone/grayzone/telemetry/observation"
-	"github.com/grayzone/grayzone/telemetry/record"
 )
 
 // The Service is the API's Backend.
@@ -210,22 +209,10 @@ func (s *Service) Practices(ctx context.Context, name string, limit int) ([]stor
 	return out, err
 }
 
-// Ingest implements api.Backend.
+// Ingest implements api.Backend: single observations from the batch
+// source, through the gate (its zone check, caps and buffer) like any other.
 func (s *Service) Ingest(ctx context.Context, name string, obs []observation.Observation) error {
-	r, err := s.resource(name)
-	if err != nil {
-		return err
-	}
-	for i, o := range obs {
-		if !slices.Contains(r.cfg.Zones, o.Zone) {
-			return fmt.Errorf("observations[%d].zone: %q is not a zone of %s: %w", i, o.Zone, name, shift.ErrInvalid)
-		}
-	}
-	aggs := make([]record.Aggregate, len(obs))
-	for i, o := range obs {
-		aggs[i] = record.Single(o)
-	}
-	return r.gate.Offer("batch", aggs, s.clock.Now())
+	return s.IngestAggregates(ctx, name, "batch", obs, nil)
 }
 
 // Decisions implements api.Backend.

@@ -22,7 +22,6 @@ import (
 	"github.com/grayzone/grayzone/actuator"
 	"github.com/grayzone/grayzone/actuator/haproxy"
 	"github.com/grayzone/grayzone/actuator/xds"
-	"github.com/grayzone/grayzone/engine/runbook"
 	"github.com/grayzone/grayzone/server/config"
 	"github.com/grayzone/grayzone/server/leader"
 	"github.com/grayzone/grayzone/server/store"
@@ -270,13 +269,12 @@ func (r *resource) loadShared(ctx context.Context, force bool) error {
 	same := ok && string(r.saved[key]) == string(data)
 	r.mu.Unlock()
 	if !same || force {
-		rb := runbook.New(r.rbPol)
-		if ok {
-			if rb, err = runbook.Unmarshal(r.rbPol, data); err != nil {
-				return err
-			}
+		if !ok {
+			data = nil
 		}
-		r.ctrl.SetRunbook(rb)
+		if err := r.asm.RestoreRunbook(data); err != nil {
+			return err
+		}
 		r.mu.Lock()
 		r.saved[key] = data
 		r.mu.Unlock()

@@ -34,13 +34,15 @@ type resource struct {
 	table *frontdoor.Table
 	proxy *frontdoor.Proxy
 	plane externalPlane // HAProxy or xDS instead of the embedded proxy; nil: embedded
-	ctrl  *autoshift.Controller
-	drv   *res.Driver // carries out what ctrl decides
-	rbPol runbook.Policy
-	prac  *practice.Scheduler
-	rec   *record.Recorder // the front door's view of customer requests; nil when off
-	gate  *ingest.Gate     // every observation's way in (telemetry.go)
-	in    *res.Intake      // the front door, canaries and sources, through gate, to ctrl
+	// asm is the resource's assembly (server/resource, as in the lab); the
+	// fields below it are its parts, under serve's short names.
+	asm  *res.Assembly
+	ctrl *autoshift.Controller
+	drv  *res.Driver // carries out what ctrl decides
+	prac *practice.Scheduler
+	rec  *record.Recorder // the front door's view of customer requests; nil when off
+	gate *ingest.Gate     // every observation's way in (telemetry.go)
+	in   *res.Intake      // the front door, canaries and sources, through gate, to ctrl
 	// batches records what the engine takes (record_observations); nil when off.
 	batches *batchLog
 	// mirror keeps the shifts in step with ARC (front door type arc); nil otherwise.
@@ -62,25 +64,35 @@ type resource struct {
 
 func stateKey(kind, res string) string { return kind + "/" + res }
 
-func (s *Service) newResource(ctx context.Context, rc *config.Resource, now time.Time) (*resource, error) {
+// resourceConfig is the part of a resource's assembly its configuration
+// says (Open builds the shift model of every resource from it; newResource
+// adds what serve brings).
+func resourceConfig(rc *config.Resource) res.Config {
 	hc := rc.FrontDoor.HealthCheck
-	r := &resource{s: s, cfg: rc, decisions: map[string]*api.Decision{}, saved: map[string][]byte{}, gate: newGate(rc),
-		table: frontdoor.NewTable(rc.Zones, frontdoor.HealthPolicy{HealthyThreshold: hc.HealthyThreshold, UnhealthyThreshold: hc.UnhealthyThreshold})}
+	c := res.Config{Name: rc.Name, Zones: rc.Zones, Health: frontdoor.HealthPolicy{HealthyThreshold: hc.HealthyThreshold, UnhealthyThreshold: hc.UnhealthyThreshold},
+		MinCapacity: rc.MinCapacity, Limits: gateLimits(rc), PerTick: drainPerTick, Detect: rc.DetectConfig(), Policy: rc.RunbookPolicy(),
+		Mitigate: rc.Autoshift.Enabled, ExpiresIn: rc.Autoshift.ExpiresIn}
 	for _, t := range rc.FrontDoor.Targets {
-		if err := r.table.AddTarget(frontdoor.Target{ID: t.ID, Zone: t.Zone, Addr: t.Addr}); err != nil {
-			return nil, fmt.Errorf("serve: resource %s: %w", rc.Name, err)
-		}
+		c.Targets = append(c.Targets, frontdoor.Target{ID: t.ID, Zone: t.Zone, Addr: t.Addr})
 	}
+	if rc.FrontDoor.Type == config.FrontDoorARC {
+		c.MinCapacity = 0 // no targets of grayzone's to count: the control plane checks it
+	}
+	return c
+}
+
+// newResource assembles the resource (server/resource, as the lab does):
+// c, its configuration's part, with serve's database, guard, audit log and
+// planes.
+func (s *Service) newResource(ctx context.Context, rc *config.Resource, c res.Config) (*resource, error) {
+	r := &resource{s: s, cfg: rc, decisions: map[string]*api.Decision{}, saved: map[string][]byte{}}
 	if rc.Telemetry.RecordObservations {
 		var err error
 		if r.batches, err = openBatchLog(s.cfg.DataDir, rc.Name); err != nil {
 			return nil, err
 		}
 	}
-	eng, err := detect.New(rc.DetectConfig())
-	if err != nil {
-		return nil, fmt.Errorf("serve: resource %s: %w", rc.Name, err)
-	}
+	var err error
 	if r.plane, err = newExternalPlane(rc, s.log, s.clock); err != nil {
 		return nil, err
 	}
@@ -97,56 +109,69 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, now time
 		}
 		control = command.Actuator{Commands: cmds, Timeout: rc.ControlPlane.Timeout, Env: rc.ControlPlane.Env}
 	}
-	if c, err := s.awsPlanes(ctx, r); err != nil {
+	if ac, err := s.awsPlanes(ctx, r); err != nil {
 		return nil, err
-	} else if c != nil {
-		control = c
+	} else if ac != nil {
+		control = ac
 	}
 	if rc.ControlPlane.Type == config.ControlPlaneKubernetes {
 		if control, err = r.kubernetesControl(); err != nil {
 			return nil, err
 		}
 	}
-	r.in = &res.Intake{Gate: r.gate, PerTick: drainPerTick, Took: r.took}
-	r.rbPol = rc.RunbookPolicy()
-	r.rbPol.NoControlPlane = control == nil
-	rb := runbook.New(r.rbPol)
+	// The embedded proxy is the only front door of grayzone's own that counts requests.
+	c.Record = rc.FrontDoor.Record && r.plane == nil && r.mirror == nil
+	c.Took, c.Guard, c.Control, c.Shifts, c.Now = r.took, r.guard, control, s.shifts, s.clock.Now
+	c.Log = s.log.With("resource", rc.Name)
+	c.SetShifted, c.SetWeight = r.setShifted, r.setWeight
+	c.Reconciled = func(ctx context.Context, away string, expires time.Time, weight int) {
+		if r.plane != nil && s.leads() { // a follower gives no orders to a data plane
+			r.reconcilePlane(ctx, away, expires, weight)
+		}
+	}
+	c.Started = func(ctx context.Context, now time.Time, sh shift.Shift, why string) {
+		r.mu.Lock()
+		r.lastAuto = now
+		r.mu.Unlock()
+		s.audit(ctx, store.AuditEntry{At: now, Kind: "shift_started", Resource: rc.Name, Zone: sh.AwayFrom, Actor: "autoshift",
+			Message: fmt.Sprintf("automatic shift %s away from %s", sh.ID, sh.AwayFrom), Detail: jsonDetail(map[string]string{"shift_id": sh.ID, "why": why})})
+	}
+	c.Ended = func(ctx context.Context, now time.Time, sh shift.Shift) {
+		s.audit(ctx, store.AuditEntry{At: now, Kind: "shift_ended", Resource: rc.Name, Zone: sh.AwayFrom, Actor: "autoshift",
+			Message: fmt.Sprintf("automatic shift %s away from %s ended: the zone has been healthy for %s", sh.ID, sh.AwayFrom, rc.Autoshift.RecoveryHold)})
+		_ = r.pushed(ctx, sh.ID) // ended in grayzone; the mirror cancels it in ARC, now or on its next pass
+	}
+	c.Carried = func(ctx context.Context, id string) error {
+		if err := r.planeSynced(ctx); err != nil || id == "" {
+			return err
+		}
+		return r.pushedAuto(ctx, id) // in ARC too, when ARC is the front door
+	}
+	c.Audit = func(e autoshift.AuditEvent) {
+		var detail json.RawMessage
+		if e.ID != "" {
+			detail = jsonDetail(map[string]string{"action_id": e.ID})
+		}
+		s.audit(context.Background(), store.AuditEntry{At: e.At, Kind: e.Kind, Resource: rc.Name, Zone: e.Zone, Actor: "autoshift", Message: e.Msg, Detail: detail})
+	}
+	c.Save = func(ctx context.Context, st runbook.State) error {
+		return r.put(ctx, stateKey("runbook", rc.Name), st)
+	}
 	if data, ok, err := s.db.GetState(ctx, stateKey("runbook", rc.Name)); err != nil {
 		return nil, fmt.Errorf("serve: resource %s: read runbook state: %w", rc.Name, err)
 	} else if ok {
-		if rb, err = runbook.Unmarshal(r.rbPol, data); err != nil {
-			return nil, fmt.Errorf("serve: resource %s: %w", rc.Name, err)
-		}
+		c.RunbookState = data
 		r.saved[stateKey("runbook", rc.Name)] = data
-		if ph, z := rb.Phase(); ph != runbook.Idle {
-			s.log.Info("resuming runbook", "resource", rc.Name, "phase", ph, "zone", z, "pending", len(rb.Pending()))
-		}
+	}
+	if r.asm, err = res.New(c); err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	r.table, r.gate, r.in, r.ctrl, r.drv, r.rec = r.asm.Table, r.asm.Gate, r.asm.Intake, r.asm.Ctrl, r.asm.Driver, r.asm.Recorder
+	if ph, z := r.ctrl.Phase(); ph != runbook.Idle {
+		s.log.Info("resuming runbook", "resource", rc.Name, "phase", ph, "zone", z, "pending", len(r.ctrl.Pending()))
 	}
 	if data, ok, err := s.db.GetState(ctx, stateKey("autoshift", rc.Name)); err == nil && ok {
 		_ = json.Unmarshal(data, &r.lastAuto)
-	}
-	r.ctrl = autoshift.New(autoshift.Options{
-		Engine:   eng,
-		Runbook:  rb,
-		Mitigate: rc.Autoshift.Enabled,
-		Log:      s.log.With("resource", rc.Name),
-		Guard:    r.guard,
-	})
-	r.drv = &res.Driver{
-		Ctrl:     r.ctrl,
-		Actuator: actuator.Planes{Data: r.shiftPlane(), Control: control},
-		Now:      s.clock.Now,
-		Log:      s.log.With("resource", rc.Name),
-		Audit: func(e autoshift.AuditEvent) {
-			var detail json.RawMessage
-			if e.ID != "" {
-				detail = jsonDetail(map[string]string{"action_id": e.ID})
-			}
-			s.audit(context.Background(), store.AuditEntry{At: e.At, Kind: e.Kind, Resource: rc.Name, Zone: e.Zone, Actor: "autoshift", Message: e.Msg, Detail: detail})
-		},
-		Save: func(ctx context.Context, st runbook.State) error {
-			return r.put(ctx, stateKey("runbook", rc.Name), st)
-		},
 	}
 	if rc.Practice.Enabled {
 		r.prac = practice.New(rc.Practice.Config, rc.Zones, time.Time{})
@@ -179,10 +204,6 @@ func (r *resource) start(ctx context.Context, wg *sync.WaitGroup) error {
 		wg.Add(1)
 		go func() { defer wg.Done(); r.runPlane(ctx) }()
 	} else {
-		if fd.Record {
-			r.rec = record.New(record.Options{Thresholds: r.cfg.Operations})
-			r.in.FrontDoor = r.rec
-		}
 		p, err := frontdoor.StartProxy(ctx, r.table, r.proxyOptions())
 		if err != nil {
 			return fmt.Errorf("serve: resource %s: front door: %w", r.cfg.Name, err)
@@ -264,37 +285,9 @@ func (r *resource) tick(ctx context.Context, now time.Time) {
 	r.persist(ctx)
 }
 
-// reconcile makes the front door match the active shift (level-triggered:
-// after a restart, an API call or an expiry alike).
-func (r *resource) reconcile(ctx context.Context, now time.Time) {
-	want := ""
-	var expires time.Time
-	act, ok := r.s.shifts.Active(r.cfg.Name)
-	if ok {
-		want, expires = act.AwayFrom, act.ExpiresAt
-	}
-	st, _ := r.ctrl.RunbookState()
-	weight := res.Weight(act, ok, st) // the gradual return's step, while the runbook ramps the zone back
-	for _, z := range r.cfg.Zones {
-		if r.table.Shifted(z) != (z == want) {
-			if err := r.setShifted(ctx, z, z == want); err != nil {
-				r.s.log.Warn("front door not updated", "resource", r.cfg.Name, "zone", z, "err", err)
-				continue
-			}
-			r.s.log.Info("front door updated", "resource", r.cfg.Name, "zone", z, "shifted", z == want)
-		}
-		if z == want && r.table.Weight(z) != weight {
-			if err := r.setWeight(ctx, z, weight); err != nil {
-				r.s.log.Warn("front door weight not updated", "resource", r.cfg.Name, "zone", z, "err", err)
-				continue
-			}
-			r.s.log.Info("front door updated", "resource", r.cfg.Name, "zone", z, "returning_percent", weight)
-		}
-	}
-	if r.plane != nil && r.s.leads() { // a follower gives no orders to a data plane
-		r.reconcilePlane(ctx, want, expires, weight)
-	}
-}
+// reconcile makes the front door match the active shift (the assembly's
+// Reconcile: the table, then an external data plane).
+func (r *resource) reconcile(ctx context.Context, now time.Time) { r.asm.Reconcile(ctx, now) }
 
 // persist saves the runbook's, practice's and autoshift's state when it changed.
 func (r *resource) persist(ctx context.Context) {
@@ -332,43 +325,6 @@ func (r *resource) put(ctx context.Context, key string, v any) error {
 	r.saved[key] = data
 	r.mu.Unlock()
 	return nil
-}
-
-// shiftPlane is the runbook's data plane in serve: an automatic zonal shift
-// in the shift model, which reconcile applies to the front door (and, when
-// the front door is not grayzone's own, pushes to ARC or syncs to HAProxy,
-// xDS or Kubernetes before the step counts as done).
-func (r *resource) shiftPlane() *res.ShiftPlane {
-	return &res.ShiftPlane{
-		Resource:  r.cfg.Name,
-		Shifts:    r.s.shifts,
-		ExpiresIn: r.cfg.Autoshift.ExpiresIn,
-		Now:       r.s.clock.Now,
-		Why: func() string {
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			return r.last.Why
-		},
-		Reconcile: r.reconcile,
-		Started: func(ctx context.Context, now time.Time, sh shift.Shift, why string) {
-			r.mu.Lock()
-			r.lastAuto = now
-			r.mu.Unlock()
-			r.s.audit(ctx, store.AuditEntry{At: now, Kind: "shift_started", Resource: r.cfg.Name, Zone: sh.AwayFrom, Actor: "autoshift",
-				Message: fmt.Sprintf("automatic shift %s away from %s", sh.ID, sh.AwayFrom), Detail: jsonDetail(map[string]string{"shift_id": sh.ID, "why": why})})
-		},
-		Ended: func(ctx context.Context, now time.Time, sh shift.Shift) {
-			r.s.audit(ctx, store.AuditEntry{At: now, Kind: "shift_ended", Resource: r.cfg.Name, Zone: sh.AwayFrom, Actor: "autoshift",
-				Message: fmt.Sprintf("automatic shift %s away from %s ended: the zone has been healthy for %s", sh.ID, sh.AwayFrom, r.cfg.Autoshift.RecoveryHold)})
-			_ = r.pushed(ctx, sh.ID) // ended in grayzone; the mirror cancels it in ARC, now or on its next pass
-		},
-		Carried: func(ctx context.Context, id string) error {
-			if err := r.planeSynced(ctx); err != nil || id == "" {
-				return err
-			}
-			return r.pushedAuto(ctx, id) // in ARC too, when ARC is the front door
-		},
-	}
 }
 
 func jsonDetail(v any) json.RawMessage {

@@ -24,6 +24,7 @@ import (
 	"github.com/grayzone/grayzone/server/api"
 	"github.com/grayzone/grayzone/server/config"
 	"github.com/grayzone/grayzone/server/leader"
+	res "github.com/grayzone/grayzone/server/resource"
 	"github.com/grayzone/grayzone/server/store"
 )
 
@@ -99,18 +100,9 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 	}
 	s.openNotify()
 	s.awsCfg = o.AWS
-	var shiftRes []shift.Resource
+	var resCfgs []res.Config
 	for i := range o.Config.Resources {
-		rc := &o.Config.Resources[i]
-		capa := map[string]int{}
-		for _, t := range rc.FrontDoor.Targets {
-			capa[t.Zone]++
-		}
-		minCap := rc.MinCapacity
-		if rc.FrontDoor.Type == config.FrontDoorARC {
-			minCap = 0 // no targets of grayzone's to count: the control plane checks it
-		}
-		shiftRes = append(shiftRes, shift.Resource{Name: rc.Name, Zones: rc.Zones, Capacity: capa, MinCapacity: minCap})
+		resCfgs = append(resCfgs, resourceConfig(&o.Config.Resources[i]))
 	}
 	if o.Config.TLS.Enabled() {
 		if s.certs, err = certreload.NewCert(o.Config.TLS.CertFile, o.Config.TLS.KeyFile, s.clock.Now); err != nil {
@@ -118,14 +110,15 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 			return nil, fmt.Errorf("serve: tls_cert_file, tls_key_file: %w", err)
 		}
 	}
-	s.shifts, err = shift.NewManager(shiftRes, db, shift.NewID)
+	// One shift model for every resource, shared with the API.
+	s.shifts, err = res.NewShifts(db, shift.NewID, resCfgs...)
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("serve: load shifts: %w", err)
+		return nil, fmt.Errorf("serve: %w", err)
 	}
 	now := s.clock.Now()
 	for i := range o.Config.Resources {
-		r, err := s.newResource(ctx, &o.Config.Resources[i], now)
+		r, err := s.newResource(ctx, &o.Config.Resources[i], resCfgs[i])
 		if err != nil {
 			db.Close()
 			return nil, err

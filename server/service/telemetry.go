@@ -20,11 +20,11 @@ import (
 // the excess at the door.
 const drainPerTick = ingest.DefaultDrainPerTick
 
-// newGate builds the resource's ingest gate from its telemetry section.
-func newGate(rc *config.Resource) *ingest.Gate {
+// gateLimits are the resource's ingest gate's caps, from its telemetry
+// section (its thresholds are the detector's: resource.New).
+func gateLimits(rc *config.Resource) ingest.Limits {
 	t := rc.Telemetry
-	return ingest.New(rc.Name, rc.Zones, ingest.Limits{MaxInstances: t.MaxInstances, MaxOperations: t.MaxOperations,
-		MaxPending: t.MaxPending, Thresholds: rc.Operations})
+	return ingest.Limits{MaxInstances: t.MaxInstances, MaxOperations: t.MaxOperations, MaxPending: t.MaxPending}
 }
 
 // took counts what the engine takes, by source, and records it when
