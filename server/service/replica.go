@@ -88,6 +88,9 @@ func (s *Service) startReplication(ctx context.Context, wg *sync.WaitGroup) {
 		defer wg.Done()
 		s.rep.run.Run(ctx)
 	}()
+	if s.shard != nil {
+		s.startShards(ctx, wg, addr, t)
+	}
 }
 
 // lead is called at every tick of a replica. It returns the context to act
@@ -208,6 +211,9 @@ func (r *resource) setShifted(ctx context.Context, zone string, away bool) error
 	if r.s.rep == nil {
 		return r.table.SetShifted(zone, away)
 	}
+	if r.s.shard != nil {
+		return r.table.SetShiftedFenced(zone, away, r.shardToken())
+	}
 	token, ok := actuator.FenceFrom(ctx)
 	if !ok {
 		token = r.s.rep.acting.Load()
@@ -228,17 +234,35 @@ func (s *Service) follow(ctx context.Context, now time.Time) {
 		s.log.Warn("replica: read shared shifts", "err", err)
 	}
 	for _, r := range s.resources {
-		if err := r.loadShared(ctx, false); err != nil {
-			s.log.Warn("replica: read shared runbook state", "resource", r.cfg.Name, "err", err)
-		}
-		r.in.Feed(now, r.ctrl) // the follower's own front door's customer traffic, its canaries and sources
-		a := r.ctrl.Assess(now)
-		r.mu.Lock()
-		r.last = a
-		r.mu.Unlock()
-		r.record(now, a)
-		r.reconcile(ctx, now)
+		r.followTick(ctx, now)
 	}
+}
+
+// followTick is a follower's tick of one resource: its shared runbook state
+// read, its detection fed, its own front door set to the shared shifts.
+func (r *resource) followTick(ctx context.Context, now time.Time) {
+	if err := r.loadShared(ctx, false); err != nil {
+		r.s.log.Warn("replica: read shared runbook state", "resource", r.cfg.Name, "err", err)
+	}
+	r.in.Feed(now, r.ctrl) // the follower's own front door's customer traffic, its canaries and sources
+	a := r.ctrl.Assess(now)
+	r.mu.Lock()
+	r.last = a
+	r.mu.Unlock()
+	r.record(now, a)
+	r.reconcile(ctx, now)
+}
+
+// actContext is the context to act on r in from the service loop: r's own
+// leadership's on a sharded replica, else ctx.
+func (r *resource) actContext(ctx context.Context) context.Context {
+	if r.s.shard == nil {
+		return ctx
+	}
+	if lctx, _ := r.s.shard.of[r.cfg.Name].context(); lctx != nil {
+		return lctx
+	}
+	return ctx
 }
 
 // loadShared loads the resource's runbook and autoshift state from the store
@@ -298,27 +322,49 @@ func (s *Service) followerGate(next http.Handler) http.Handler {
 			next.ServeHTTP(w, req)
 			return
 		}
+		if s.shard != nil {
+			s.shardGate(w, req, next) // per resource
+			return
+		}
 		if leading {
 			next.ServeHTTP(w, req)
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
-		if known.Address == "" || known.Holder == s.rep.run.Holder() {
-			w.Header().Set("Retry-After", "1")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_ = json.NewEncoder(w).Encode(map[string]string{"error": fmt.Sprintf("replica %s is not leading and knows no other leader yet: retry shortly", s.rep.run.Holder())})
-			return
+		address := known.Address
+		if known.Holder == s.rep.run.Holder() {
+			address = ""
 		}
-		// The listener's scheme: with TLS the client re-sends its token
-		// to the leader over TLS too (every replica serves the same way).
-		scheme := "http://"
-		if s.certs != nil {
-			scheme = "https://"
-		}
-		w.Header().Set("Location", scheme+known.Address+req.URL.RequestURI())
-		w.WriteHeader(http.StatusTemporaryRedirect)
-		_ = json.NewEncoder(w).Encode(map[string]string{"error": "this replica follows: send mutations to the leader at " + known.Address, "leader": known.Address})
+		s.redirect(w, req, address, "")
 	})
+}
+
+// redirect answers a mutation this replica does not serve with 307 to the
+// leader at address (of what, when the leadership is a resource's), or 503
+// while none is known.
+func (s *Service) redirect(w http.ResponseWriter, req *http.Request, address, of string) {
+	w.Header().Set("Content-Type", "application/json")
+	if address != "" {
+		w.Header().Set(LeaderHeader, address)
+	}
+	leaderOf := "the leader"
+	if of != "" {
+		leaderOf = "the leader of " + of
+	}
+	if address == "" {
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": fmt.Sprintf("replica %s is not %s and knows no other yet: retry shortly", s.rep.run.Holder(), leaderOf)})
+		return
+	}
+	// The listener's scheme: with TLS the client re-sends its token
+	// to the leader over TLS too (every replica serves the same way).
+	scheme := "http://"
+	if s.certs != nil {
+		scheme = "https://"
+	}
+	w.Header().Set("Location", scheme+address+req.URL.RequestURI())
+	w.WriteHeader(http.StatusTemporaryRedirect)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": "this replica follows: send mutations to " + leaderOf + " at " + address, "leader": address})
 }
 
 // leaderHandler answers GET /v1/leader: who leads, and whether it is us.
@@ -330,6 +376,11 @@ func (s *Service) leaderHandler(w http.ResponseWriter, _ *http.Request) {
 		Epoch      uint64 `json:"epoch,omitempty"`
 		Leader     string `json:"leader,omitempty"`
 		Address    string `json:"address,omitempty"`
+		// Sharded: each resource's leader (replica.sharded); the fields
+		// above are then the service lease's (notifications).
+		Sharded   bool                      `json:"sharded,omitempty"`
+		Replicas  int                       `json:"replicas,omitempty"`
+		Resources map[string]resourceLeader `json:"resources,omitempty"`
 	}{Replicated: s.replicated(), Leading: true}
 	if s.rep != nil {
 		k := s.rep.run.Known()
@@ -338,6 +389,12 @@ func (s *Service) leaderHandler(w http.ResponseWriter, _ *http.Request) {
 		epoch, leading := s.rep.run.Leading()
 		leading = leading && s.rep.acting.Load() == epoch
 		out.Replica, out.Leading, out.Epoch, out.Leader, out.Address = s.rep.run.Name(), leading, k.Epoch, k.Holder, k.Address
+	}
+	if s.shard != nil {
+		out.Sharded, out.Resources = true, s.resourceLeaders()
+		if s.shard.run != nil {
+			out.Replicas = s.shard.run.Members()
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(out)
@@ -387,7 +444,7 @@ func (s *Service) leads() bool {
 // are refused with Unavailable and keep their last good state; see
 // xds.Server.ServeWhile); the EndpointSlices loop writes only while acts().
 func (r *resource) runPlane(ctx context.Context) {
-	term := r.s.term
+	term := r.leaderTerm()
 	if term == nil {
 		r.plane.Run(ctx)
 		return

@@ -281,7 +281,7 @@ func (r *resource) reconcile(ctx context.Context, now time.Time) {
 			r.s.log.Info("front door updated", "resource", r.cfg.Name, "zone", z, "shifted", z == want)
 		}
 	}
-	if r.plane != nil && r.s.leads() { // a follower gives no orders to a data plane
+	if r.plane != nil && r.leads() { // a follower gives no orders to a data plane
 		r.reconcilePlane(ctx, want, expires)
 	}
 }
