@@ -1,0 +1,209 @@
+package service_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/grayzone/grayzone/engine/shift"
+	"github.com/grayzone/grayzone/internal/freeport"
+	"github.com/grayzone/grayzone/server/api"
+	"github.com/grayzone/grayzone/server/store"
+)
+
+// shardedConfig writes replica name's configuration: n resources svc-000..
+// sharing the backends be (two per zone), each with its own embedded front
+// door, autoshift on; sharded replicas on storeURL.
+func shardedConfig(t *testing.T, storeURL, name string, n int, be []string) string {
+	t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "store: %s\nreplica: {name: %s, lease: %s, sharded: true}\n", storeURL, name, failoverLease)
+	b.WriteString("auth: {tokens: [test-token-0123456789abcdef], open_reads: true}\nresources:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  - name: svc-%03d\n    zones: [z1, z2, z3]\n", i)
+		fmt.Fprintf(&b, "    frontdoor:\n      type: embedded\n      regional: %s\n      zonal: {z1: %s, z2: %s, z3: %s}\n",
+			freeport.Addr(t), freeport.Addr(t), freeport.Addr(t), freeport.Addr(t))
+		b.WriteString("      health_check: {interval: 5s, timeout: 1s}\n      targets:\n")
+		for j, a := range be {
+			fmt.Fprintf(&b, "        - {id: z%d-%d, zone: z%d, addr: %s}\n", j/2+1, j%2+1, j/2+1, a)
+		}
+		b.WriteString("    autoshift: {enabled: true, min_interval: 0s, expires_in: 1h}\n")
+	}
+	p := filepath.Join(t.TempDir(), name+".yaml")
+	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+type shardView struct {
+	Replica   string `json:"replica"`
+	Sharded   bool   `json:"sharded"`
+	Replicas  int    `json:"replicas"`
+	Resources map[string]struct {
+		Leader  string `json:"leader"`
+		Address string `json:"address"`
+		Epoch   uint64 `json:"epoch"`
+		Leading bool   `json:"leading"`
+	} `json:"resources"`
+}
+
+func (s *server) shards(t *testing.T) (shardView, bool) {
+	t.Helper()
+	resp, err := http.Get(s.url() + "/v1/leader")
+	if err != nil {
+		return shardView{}, false
+	}
+	defer resp.Body.Close()
+	var v shardView
+	return v, json.NewDecoder(resp.Body).Decode(&v) == nil
+}
+
+// split returns, per replica, the resources it says it leads, and whether
+// each of the n resources is led by exactly one of them.
+func split(t *testing.T, n int, replicas ...*server) (map[*server][]string, bool) {
+	t.Helper()
+	out := map[*server][]string{}
+	leaders := map[string]int{}
+	for _, s := range replicas {
+		v, ok := s.shards(t)
+		if !ok {
+			return nil, false
+		}
+		for res, l := range v.Resources {
+			if l.Leading {
+				out[s] = append(out[s], res)
+				leaders[res]++
+			}
+		}
+	}
+	for i := range n {
+		if leaders[fmt.Sprintf("svc-%03d", i)] != 1 {
+			return out, false
+		}
+	}
+	return out, true
+}
+
+// TestShardedReplicasSplitTheResourcesAndMoveThemOnKill: three grayzone
+// serve processes on one PostgreSQL with 30 resources lead 10 each; a
+// mutation on a replica that does not lead its resource is sent to the one
+// that does; a fault in one resource's zone is shifted once, by its leader;
+// kill -9 of that leader moves its resources to the other two within the
+// lease, and the shift stays the only one.
+func TestShardedReplicasSplitTheResourcesAndMoveThemOnKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs three grayzone serve processes on PostgreSQL")
+	}
+	t.Parallel()
+	const n = 30
+	url := throwawayPostgres(t)
+	be := backends(t, 6)
+	reps := map[string]*server{}
+	var all []*server
+	for _, name := range []string{"a", "b", "c"} {
+		reps[name] = startServe(t, "--config", shardedConfig(t, url, name, n, be))
+		all = append(all, reps[name])
+	}
+	var by map[*server][]string
+	eventually(t, 60*time.Second, "three replicas leading 10 resources each", func() bool {
+		var ok bool
+		by, ok = split(t, n, all...)
+		return ok && len(by[all[0]]) == 10 && len(by[all[1]]) == 10 && len(by[all[2]]) == 10
+	})
+
+	// The fault's resource, its leader, and another replica to talk to.
+	const target = "svc-007"
+	var lead, other *server
+	for _, s := range all {
+		if strings.Contains(strings.Join(by[s], ","), target) {
+			lead = s
+		} else if other == nil {
+			other = s
+		}
+	}
+	// A mutation on a replica that does not lead the resource: 307 to the one that does.
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest(http.MethodPost, other.url()+"/v1/shifts", strings.NewReader(`{"resource":"`+target+`","away_from":"z2","expires_in":"1h"}`))
+	req.Header.Set("Authorization", "Bearer test-token-0123456789abcdef")
+	resp, err := noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if want := lead.url() + "/v1/shifts"; resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("Location") != want {
+		t.Fatalf("POST /v1/shifts for %s on a non-leader: %d Location %q, want 307 to %s", target, resp.StatusCode, resp.Header.Get("Location"), want)
+	}
+
+	// z1 of svc-007 fails, reported to the non-leader (the client follows
+	// the redirect): its leader shifts it, once.
+	c := api.NewClient(other.url(), "test-token-0123456789abcdef")
+	zones := []string{"z1", "z2", "z3"}
+	ctx := context.Background()
+	eventually(t, 60*time.Second, "the shift of "+target, func() bool {
+		_ = observeResource(c, target, zones, "z1")
+		list, err := c.Shifts(ctx, shift.ListFilter{Resource: target})
+		return err == nil && len(list) > 0
+	})
+	started := func(s *server) []store.AuditEntry {
+		es, err := api.NewClient(s.url(), "").Audit(ctx, store.AuditQuery{Resource: target})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []store.AuditEntry
+		for _, e := range es {
+			if e.Kind == "shift_started" {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	if es := started(other); len(es) != 1 {
+		t.Fatalf("%d shift_started entries for %s, want 1: %+v", len(es), target, es)
+	}
+
+	// kill -9 of the leader of svc-007: the other two lead all 30 within the lease.
+	lead.kill()
+	killed := time.Now()
+	var rest []*server
+	for _, s := range all {
+		if s != lead {
+			rest = append(rest, s)
+		}
+	}
+	eventually(t, 4*failoverLease, "the other two replicas leading all resources", func() bool {
+		_ = observeResource(c, target, zones, "z1") // the fault goes on
+		by, ok := split(t, n, rest...)
+		return ok && len(by[rest[0]])+len(by[rest[1]]) == n
+	})
+	took := time.Since(killed)
+	t.Logf("the killed replica's resources moved %s after kill -9 (lease %s)", took.Round(time.Millisecond), failoverLease)
+	if took > failoverLease+2*time.Second {
+		t.Errorf("the resources moved %s after the kill, lease %s", took, failoverLease)
+	}
+	// The fault goes on; the new leader resumes the shifted runbook: still one shift.
+	for range 20 {
+		_ = observeResource(c, target, zones, "z1")
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, s := range rest {
+		list, err := api.NewClient(s.url(), "").Shifts(ctx, shift.ListFilter{Resource: target})
+		if err != nil || len(list) != 1 || list[0].AwayFrom != "z1" || list[0].Status != shift.Active {
+			t.Fatalf("shifts of %s on %s after the move: %+v %v, want the one active shift away from z1", target, s.addr, list, err)
+		}
+		if es := started(s); len(es) != 1 {
+			t.Fatalf("%d shift_started entries for %s after the move, want 1", len(es), target)
+		}
+	}
+	// No other resource was shifted.
+	list, err := api.NewClient(rest[0].url(), "").Shifts(ctx, shift.ListFilter{})
+	if err != nil || len(list) != 1 {
+		t.Fatalf("shifts: %+v %v, want only %s's", list, err, target)
+	}
+}
