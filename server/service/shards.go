@@ -203,7 +203,7 @@ func (s *Service) watchShards(ctx context.Context) {
 			if cur == 0 || held[name] == cur {
 				continue
 			}
-			if _, cancel := st.context(); cancel != nil {
+			if lctx, cancel := st.context(); cancel != nil && lctx.Err() == nil {
 				s.log.Warn("replica: leadership of a resource over; cancelling what it started", "resource", name, "epoch", cur)
 				cancel()
 			}

@@ -19,16 +19,22 @@ import (
 
 // shardedConfig writes replica name's configuration: n resources svc-000..
 // sharing the backends be (two per zone), each with its own embedded front
-// door, autoshift on; sharded replicas on storeURL.
-func shardedConfig(t *testing.T, storeURL, name string, n int, be []string) string {
+// door on the ports given (four per resource, distinct among all the
+// replicas'), autoshift on; sharded replicas on storeURL.
+func shardedConfig(t *testing.T, storeURL, name string, n int, be []string, ports []int) string {
 	t.Helper()
+	addr := func() string {
+		p := ports[0]
+		ports = ports[1:]
+		return fmt.Sprintf("127.0.0.1:%d", p)
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "store: %s\nreplica: {name: %s, lease: %s, sharded: true}\n", storeURL, name, failoverLease)
 	b.WriteString("auth: {tokens: [test-token-0123456789abcdef], open_reads: true}\nresources:\n")
 	for i := range n {
 		fmt.Fprintf(&b, "  - name: svc-%03d\n    zones: [z1, z2, z3]\n", i)
 		fmt.Fprintf(&b, "    frontdoor:\n      type: embedded\n      regional: %s\n      zonal: {z1: %s, z2: %s, z3: %s}\n",
-			freeport.Addr(t), freeport.Addr(t), freeport.Addr(t), freeport.Addr(t))
+			addr(), addr(), addr(), addr())
 		b.WriteString("      health_check: {interval: 5s, timeout: 1s}\n      targets:\n")
 		for j, a := range be {
 			fmt.Fprintf(&b, "        - {id: z%d-%d, zone: z%d, addr: %s}\n", j/2+1, j%2+1, j/2+1, a)
@@ -105,11 +111,13 @@ func TestShardedReplicasSplitTheResourcesAndMoveThemOnKill(t *testing.T) {
 	const n = 30
 	url := throwawayPostgres(t)
 	be := backends(t, 6)
-	reps := map[string]*server{}
+	ports, err := freeport.Ports(3 * 4 * n)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var all []*server
-	for _, name := range []string{"a", "b", "c"} {
-		reps[name] = startServe(t, "--config", shardedConfig(t, url, name, n, be))
-		all = append(all, reps[name])
+	for i, name := range []string{"a", "b", "c"} {
+		all = append(all, startServe(t, "--config", shardedConfig(t, url, name, n, be, ports[i*4*n:(i+1)*4*n])))
 	}
 	var by map[*server][]string
 	eventually(t, 60*time.Second, "three replicas leading 10 resources each", func() bool {
@@ -118,6 +126,7 @@ func TestShardedReplicasSplitTheResourcesAndMoveThemOnKill(t *testing.T) {
 		return ok && len(by[all[0]]) == 10 && len(by[all[1]]) == 10 && len(by[all[2]]) == 10
 	})
 
+	t.Logf("split: a %d, b %d, c %d", len(by[all[0]]), len(by[all[1]]), len(by[all[2]]))
 	// The fault's resource, its leader, and another replica to talk to.
 	const target = "svc-007"
 	var lead, other *server
@@ -199,6 +208,11 @@ func TestShardedReplicasSplitTheResourcesAndMoveThemOnKill(t *testing.T) {
 		}
 		if es := started(s); len(es) != 1 {
 			t.Fatalf("%d shift_started entries for %s after the move, want 1", len(es), target)
+		}
+	}
+	if os.Getenv("DUMP") != "" {
+		for _, s := range rest {
+			t.Logf("log of %s:\n%s", s.addr, s.logs.String())
 		}
 	}
 	// No other resource was shifted.
