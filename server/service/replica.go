@@ -403,6 +403,8 @@ func (s *Service) leaderHandler(w http.ResponseWriter, _ *http.Request) {
 var (
 	mLeading = prometheus.NewDesc("grayzone_replica_leading", "1 while this replica leads (holds the lease and acts); only with replicas.", []string{"replica"}, nil)
 	mEpoch   = prometheus.NewDesc("grayzone_replica_epoch", "The leader lease's epoch as this replica last saw it; only with replicas.", []string{"replica"}, nil)
+	mLed     = prometheus.NewDesc("grayzone_replica_resources_led", "Resources this replica leads (holds their lease and acts on); only with sharded replicas.", []string{"replica"}, nil)
+	mMembers = prometheus.NewDesc("grayzone_replica_members", "Live replicas sharing the resources, as this replica last saw them; only with sharded replicas.", []string{"replica"}, nil)
 )
 
 // replicaCollector exports this replica's part in the election.
@@ -422,6 +424,16 @@ func (c *replicaCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(mLeading, prometheus.GaugeValue, leading, name)
 	ch <- prometheus.MustNewConstMetric(mEpoch, prometheus.GaugeValue, float64(s.rep.run.Known().Epoch), name)
+	if s.shard != nil && s.shard.run != nil {
+		led := 0
+		for _, r := range s.resources {
+			if r.leads() {
+				led++
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(mLed, prometheus.GaugeValue, float64(led), name)
+		ch <- prometheus.MustNewConstMetric(mMembers, prometheus.GaugeValue, float64(s.shard.run.Members()), name)
+	}
 }
 
 // leads says whether this replica decides and acts now, whichever election
