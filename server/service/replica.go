@@ -118,9 +118,15 @@ func (s *Service) lead(ctx context.Context, now time.Time) (context.Context, boo
 // takeOver starts leading under epoch: writes are fenced with it, and the
 // state the last leader left is loaded, so its half-done runbook step resumes.
 func (s *Service) takeOver(ctx context.Context, now time.Time, epoch uint64) error {
-	s.db.SetFence(epoch)
 	rctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
+	if n, err := s.db.LiveResourceLeases(rctx); err != nil || n > 0 {
+		if err == nil {
+			err = fmt.Errorf("%d resource(s) are led by sharded replicas (replica.sharded): give every replica the same replica.sharded", n)
+		}
+		return err
+	}
+	s.db.SetFence(epoch)
 	if err := s.shifts.Reload(rctx); err != nil {
 		return err
 	}

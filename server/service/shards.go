@@ -30,6 +30,8 @@ import (
 type sharding struct {
 	run *leader.ShardRunner // nil until the API address is known
 	of  map[string]*shardTerm
+	// refused is why takeovers were last refused (said once); loop-owned.
+	refused string
 }
 
 // shardTerm is one resource's leadership on this replica.
@@ -94,6 +96,7 @@ func (s *Service) tickShards(ctx context.Context, now time.Time) {
 		held = s.shard.run.Held()
 	}
 	var led, followed []*resource
+	mixed, checked := error(nil), false
 	for _, r := range s.resources {
 		st := s.shard.of[r.cfg.Name]
 		e, ok := held[r.cfg.Name]
@@ -102,7 +105,10 @@ func (s *Service) tickShards(ctx context.Context, now time.Time) {
 				s.stepDownResource(r, st, "its lease was lost, released or superseded")
 			}
 		}
-		if ok && st.acting.Load() == 0 {
+		if ok && st.acting.Load() == 0 && !checked {
+			mixed, checked = s.mixedFleet(ctx), true
+		}
+		if ok && st.acting.Load() == 0 && mixed == nil {
 			if err := s.takeOverResource(ctx, now, r, st, e); err != nil {
 				s.log.Error("replica: cannot take the resource over yet", "resource", r.cfg.Name, "epoch", e, "err", err)
 			}
@@ -141,14 +147,33 @@ func (s *Service) leadService(ctx context.Context, now time.Time) {
 	}
 }
 
+// mixedFleet refuses to take resources over while a replica without
+// replica.sharded leads them all (said once per such leader).
+func (s *Service) mixedFleet(ctx context.Context) error {
+	rctx, cancel := context.WithTimeout(ctx, readTimeout)
+	defer cancel()
+	h, err := s.db.UnshardedLeader(rctx)
+	if err == nil && h == "" {
+		return nil
+	}
+	if err == nil {
+		err = fmt.Errorf("replica %s leads every resource without replica.sharded: give every replica the same replica.sharded", h)
+	}
+	if msg := err.Error(); msg != s.shard.refused {
+		s.shard.refused = msg
+		s.log.Error("replica: taking no resource over", "err", err)
+	}
+	return err
+}
+
 // takeOverResource starts leading r under epoch: its writes are fenced with
 // it, the state its last leader left is loaded (a half-done runbook step
 // resumes), its data plane gets the shared state, then its term begins.
 func (s *Service) takeOverResource(ctx context.Context, now time.Time, r *resource, st *shardTerm, epoch uint64) error {
 	name := r.cfg.Name
-	s.db.SetResourceFence(name, epoch)
 	rctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
+	s.db.SetResourceFence(name, epoch)
 	err := s.shifts.ReloadWhere(rctx, func(res string) bool { return res == name })
 	if err == nil {
 		err = r.loadShared(rctx, true)

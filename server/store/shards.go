@@ -120,8 +120,11 @@ func (d *DB) clock(ttl time.Duration) (now string, nowArgs []any, exp string, ex
 	return "?", []any{formatTime(t)}, "?", []any{formatTime(t.Add(ttl))}
 }
 
+// memberKeep is how long a lapsed member's row is kept.
+const memberKeep = time.Minute
+
 // Heartbeat announces holder (at address) as a live replica for ttl, forgets
-// replicas whose heartbeat lapsed, and returns the live ones, holder first
+// replicas whose heartbeat lapsed a while ago (memberKeep), and returns the live ones, holder first
 // followed by the others in name order.
 func (d *DB) Heartbeat(ctx context.Context, holder, address string, ttl time.Duration) ([]Member, error) {
 	now, nowArgs, exp, expArgs := d.clock(ttl)
@@ -130,7 +133,10 @@ func (d *DB) Heartbeat(ctx context.Context, holder, address string, ttl time.Dur
 		ON CONFLICT (holder) DO UPDATE SET address = excluded.address, expires_at = excluded.expires_at`), args...); err != nil {
 		return nil, fmt.Errorf("store: heartbeat: %w", err)
 	}
-	if _, err := d.db.ExecContext(ctx, d.q(`DELETE FROM replica_member WHERE expires_at <= `+now), nowArgs...); err != nil {
+	// Lapsed rows are kept a while: UnshardedLeader must still recognise a
+	// sharded replica that died holding the leader lease.
+	_, _, stale, staleArgs := d.clock(-memberKeep)
+	if _, err := d.db.ExecContext(ctx, d.q(`DELETE FROM replica_member WHERE expires_at <= `+stale), staleArgs...); err != nil {
 		return nil, fmt.Errorf("store: heartbeat: %w", err)
 	}
 	rows, err := d.db.QueryContext(ctx, d.q(`SELECT holder, address FROM replica_member WHERE holder = ? OR expires_at > `+now+`
@@ -254,4 +260,38 @@ func (d *DB) ReleaseResourceLease(ctx context.Context, resource, holder string, 
 		return fmt.Errorf("store: release lease of %s: %w", resource, err)
 	}
 	return nil
+}
+
+// UnshardedLeader returns the holder of a live leader lease that is not a
+// sharded replica ("" when there is none): a replica without
+// replica.sharded, which acts on every resource. Sharded replicas take no
+// resource while it leads, so that no resource has two leaders in a fleet
+// configured half one way, half the other.
+func (d *DB) UnshardedLeader(ctx context.Context) (string, error) {
+	now, nowArgs, _, _ := d.clock(0)
+	var holder string
+	// Any member row counts, lapsed or not: one that died holding the
+	// leader lease was sharded all the same.
+	err := d.db.QueryRowContext(ctx, d.q(`SELECT holder FROM leader_lease WHERE name = 'leader' AND expires_at > `+now+`
+		AND holder NOT IN (SELECT holder FROM replica_member)`), nowArgs...).Scan(&holder)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: read the leader lease: %w", err)
+	}
+	return holder, nil
+}
+
+// LiveResourceLeases counts the resource leases that have not expired: a
+// replica without replica.sharded does not lead while sharded ones do.
+func (d *DB) LiveResourceLeases(ctx context.Context) (int, error) {
+	ls, err := d.ResourceLeases(ctx)
+	n := 0
+	for _, l := range ls {
+		if l.Live {
+			n++
+		}
+	}
+	return n, err
 }

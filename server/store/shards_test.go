@@ -103,3 +103,48 @@ func testMembership(t *testing.T, reopen func(t *testing.T) *DB) {
 		t.Fatalf("members: %+v %v, want b alone", ms, err)
 	}
 }
+
+func TestMixedFleet(t *testing.T) { eachBackend(t, testMixedFleet) }
+
+// A leader lease held by a replica that is no sharded member is reported
+// (sharded replicas then take nothing over); one held by a member, live or
+// lately lapsed, is not; live resource leases are counted (a replica
+// without sharding then does not lead).
+func testMixedFleet(t *testing.T, reopen func(t *testing.T) *DB) {
+	ctx := context.Background()
+	d := reopen(t)
+	if h, err := d.UnshardedLeader(ctx); h != "" || err != nil {
+		t.Fatalf("no lease: %q %v", h, err)
+	}
+	if _, ok, err := d.AcquireLease(ctx, "plain", "p:1", time.Minute); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if h, err := d.UnshardedLeader(ctx); h != "plain" || err != nil {
+		t.Fatalf("a plain replica leads: %q %v, want plain", h, err)
+	}
+	if err := d.ReleaseLease(ctx, "plain", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Heartbeat(ctx, "sh", "s:1", 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := d.AcquireLease(ctx, "sh", "s:1", time.Minute); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	time.Sleep(100 * time.Millisecond) // its heartbeat lapses; the row is kept
+	if _, err := d.Heartbeat(ctx, "other", "o:1", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := d.UnshardedLeader(ctx); h != "" || err != nil {
+		t.Fatalf("a sharded replica leads: %q %v, want none reported", h, err)
+	}
+	if n, err := d.LiveResourceLeases(ctx); n != 0 || err != nil {
+		t.Fatalf("live resource leases: %d %v", n, err)
+	}
+	if _, _, err := d.AcquireResourceLease(ctx, "web", "sh", "s:1", time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := d.LiveResourceLeases(ctx); n != 1 || err != nil {
+		t.Fatalf("live resource leases: %d %v, want 1", n, err)
+	}
+}
