@@ -2,7 +2,6 @@ package service_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -48,29 +47,6 @@ func shardedConfig(t *testing.T, storeURL, name string, n int, be []string, port
 	return p
 }
 
-type shardView struct {
-	Replica   string `json:"replica"`
-	Sharded   bool   `json:"sharded"`
-	Replicas  int    `json:"replicas"`
-	Resources map[string]struct {
-		Leader  string `json:"leader"`
-		Address string `json:"address"`
-		Epoch   uint64 `json:"epoch"`
-		Leading bool   `json:"leading"`
-	} `json:"resources"`
-}
-
-func (s *server) shards(t *testing.T) (shardView, bool) {
-	t.Helper()
-	resp, err := http.Get(s.url() + "/v1/leader")
-	if err != nil {
-		return shardView{}, false
-	}
-	defer resp.Body.Close()
-	var v shardView
-	return v, json.NewDecoder(resp.Body).Decode(&v) == nil
-}
-
 // split returns, per replica, the resources it says it leads, and whether
 // each of the n resources is led by exactly one of them.
 func split(t *testing.T, n int, replicas ...*server) (map[*server][]string, bool) {
@@ -78,7 +54,7 @@ func split(t *testing.T, n int, replicas ...*server) (map[*server][]string, bool
 	out := map[*server][]string{}
 	leaders := map[string]int{}
 	for _, s := range replicas {
-		v, ok := s.shards(t)
+		v, ok := s.leader(t)
 		if !ok {
 			return nil, false
 		}
@@ -133,6 +109,12 @@ func TestShardedReplicasSplitTheResourcesAndMoveThemOnKill(t *testing.T) {
 	})
 
 	t.Logf("split: a %d, b %d, c %d", len(by[all[0]]), len(by[all[1]]), len(by[all[2]]))
+	if v, _ := all[0].leader(t); !v.Sharded || v.Replicas != 3 {
+		t.Errorf("GET /v1/leader: sharded %v, %d replicas, want 3", v.Sharded, v.Replicas)
+	}
+	if m, want := get(t, all[0].url()+"/metrics"), fmt.Sprintf(`grayzone_replica_resources_led{replica="a"} %d`, len(by[all[0]])); !strings.Contains(m, want) {
+		t.Errorf("/metrics lacks %s:\n%s", want, grep(m, "grayzone_replica"))
+	}
 	// The fault's resource, its leader, and another replica to talk to.
 	const target = "svc-007"
 	var lead, other *server
