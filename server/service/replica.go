@@ -239,15 +239,17 @@ func (s *Service) follow(ctx context.Context, now time.Time) {
 	if err := s.shifts.Reload(ctx); err != nil {
 		s.log.Warn("replica: read shared shifts", "err", err)
 	}
+	get := s.sharedStates(ctx, s.resources)
 	for _, r := range s.resources {
-		r.followTick(ctx, now)
+		r.followTick(ctx, now, get)
 	}
 }
 
 // followTick is a follower's tick of one resource: its shared runbook state
-// read, its detection fed, its own front door set to the shared shifts.
-func (r *resource) followTick(ctx context.Context, now time.Time) {
-	if err := r.loadShared(ctx, false); err != nil {
+// read (through get), its detection fed, its own front door set to the
+// shared shifts.
+func (r *resource) followTick(ctx context.Context, now time.Time, get stateGetter) {
+	if err := r.loadSharedFrom(get, false); err != nil {
 		r.s.log.Warn("replica: read shared runbook state", "resource", r.cfg.Name, "err", err)
 	}
 	r.in.Feed(now, r.ctrl) // the follower's own front door's customer traffic, its canaries and sources
@@ -274,8 +276,30 @@ func (r *resource) actContext(ctx context.Context) context.Context {
 // loadShared loads the resource's runbook and autoshift state from the store
 // when it changed (always, when force).
 func (r *resource) loadShared(ctx context.Context, force bool) error {
+	return r.loadSharedFrom(func(key string) ([]byte, bool, error) { return r.s.db.GetState(ctx, key) }, force)
+}
+
+// stateGetter reads one state blob (store.DB.GetState, or a batch read).
+type stateGetter func(key string) ([]byte, bool, error)
+
+// sharedStates reads the runbook and autoshift state of every resource of
+// rs in one query: a follower reads them every tick.
+func (s *Service) sharedStates(ctx context.Context, rs []*resource) stateGetter {
+	keys := make([]string, 0, 2*len(rs))
+	for _, r := range rs {
+		keys = append(keys, stateKey("runbook", r.cfg.Name), stateKey("autoshift", r.cfg.Name))
+	}
+	got, err := s.db.GetStates(ctx, keys)
+	return func(key string) ([]byte, bool, error) {
+		v, ok := got[key]
+		return v, ok, err
+	}
+}
+
+// loadSharedFrom is loadShared reading through get.
+func (r *resource) loadSharedFrom(get stateGetter, force bool) error {
 	key := stateKey("runbook", r.cfg.Name)
-	data, ok, err := r.s.db.GetState(ctx, key)
+	data, ok, err := get(key)
 	if err != nil {
 		return err
 	}
@@ -295,7 +319,7 @@ func (r *resource) loadShared(ctx context.Context, force bool) error {
 		r.mu.Unlock()
 	}
 	akey := stateKey("autoshift", r.cfg.Name)
-	if data, ok, err := r.s.db.GetState(ctx, akey); err != nil {
+	if data, ok, err := get(akey); err != nil {
 		return err
 	} else if ok {
 		var last time.Time

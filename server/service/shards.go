@@ -249,8 +249,9 @@ func (s *Service) followResources(ctx context.Context, now time.Time, rs []*reso
 	if err := s.shifts.ReloadWhere(ctx, func(res string) bool { return follows[res] }); err != nil {
 		s.log.Warn("replica: read shared shifts", "err", err)
 	}
+	get := s.sharedStates(ctx, rs)
 	for _, r := range rs {
-		r.followTick(actuator.WithFence(ctx, s.shard.run.Known(r.cfg.Name).Epoch), now)
+		r.followTick(actuator.WithFence(ctx, s.shard.run.Known(r.cfg.Name).Epoch), now, get)
 	}
 }
 

@@ -552,6 +552,39 @@ func (d *DB) PutState(ctx context.Context, key string, value []byte) error {
 	return nil
 }
 
+// GetStates returns the values stored under keys (those that have one), in
+// one query per thousand keys.
+func (d *DB) GetStates(ctx context.Context, keys []string) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(keys))
+	for len(keys) > 0 {
+		batch := keys[:min(len(keys), 1000)]
+		keys = keys[len(batch):]
+		args := make([]any, len(batch))
+		for i, k := range batch {
+			args[i] = k
+		}
+		rows, err := d.db.QueryContext(ctx, d.q("SELECT key, value FROM state WHERE key IN (?"+strings.Repeat(", ?", len(batch)-1)+")"), args...)
+		if err != nil {
+			return nil, fmt.Errorf("store: get states: %w", err)
+		}
+		for rows.Next() {
+			var k string
+			var v []byte
+			if err := rows.Scan(&k, &v); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("store: get states: %w", err)
+			}
+			out[k] = v
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("store: get states: %w", err)
+		}
+	}
+	return out, nil
+}
+
 // GetState returns the value stored under key, and whether there is one.
 func (d *DB) GetState(ctx context.Context, key string) ([]byte, bool, error) {
 	var v []byte
