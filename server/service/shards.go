@@ -95,8 +95,7 @@ func (s *Service) tickShards(ctx context.Context, now time.Time) {
 	if s.shard.run != nil {
 		held = s.shard.run.Held()
 	}
-	var led, followed []*resource
-	mixed, checked := error(nil), false
+	var taking []*resource
 	for _, r := range s.resources {
 		st := s.shard.of[r.cfg.Name]
 		e, ok := held[r.cfg.Name]
@@ -105,15 +104,16 @@ func (s *Service) tickShards(ctx context.Context, now time.Time) {
 				s.stepDownResource(r, st, "its lease was lost, released or superseded")
 			}
 		}
-		if ok && st.acting.Load() == 0 && !checked {
-			mixed, checked = s.mixedFleet(ctx), true
+		if ok && st.acting.Load() == 0 {
+			taking = append(taking, r)
 		}
-		if ok && st.acting.Load() == 0 && mixed == nil {
-			if err := s.takeOverResource(ctx, now, r, st, e); err != nil {
-				s.log.Error("replica: cannot take the resource over yet", "resource", r.cfg.Name, "epoch", e, "err", err)
-			}
-		}
-		if st.acting.Load() != 0 {
+	}
+	if len(taking) > 0 && s.mixedFleet(ctx) == nil {
+		s.takeOverResources(ctx, now, taking, held)
+	}
+	var led, followed []*resource
+	for _, r := range s.resources {
+		if s.shard.of[r.cfg.Name].acting.Load() != 0 {
 			led = append(led, r)
 		} else {
 			followed = append(followed, r)
@@ -166,33 +166,44 @@ func (s *Service) mixedFleet(ctx context.Context) error {
 	return err
 }
 
-// takeOverResource starts leading r under epoch: its writes are fenced with
-// it, the state its last leader left is loaded (a half-done runbook step
-// resumes), its data plane gets the shared state, then its term begins.
-func (s *Service) takeOverResource(ctx context.Context, now time.Time, r *resource, st *shardTerm, epoch uint64) error {
-	name := r.cfg.Name
+// takeOverResources starts leading each of rs under its epoch in held: its
+// writes are fenced with it, the state its last leader left is loaded (a
+// half-done runbook step resumes), its data plane gets the shared state,
+// then its term begins.
+func (s *Service) takeOverResources(ctx context.Context, now time.Time, rs []*resource, held map[string]uint64) {
 	rctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
-	s.db.SetResourceFence(name, epoch)
-	err := s.shifts.ReloadWhere(rctx, func(res string) bool { return res == name })
-	if err == nil {
-		err = r.loadShared(rctx, true)
+	taking := make(map[string]bool, len(rs))
+	for _, r := range rs {
+		taking[r.cfg.Name] = true
+		s.db.SetResourceFence(r.cfg.Name, held[r.cfg.Name])
 	}
-	if err != nil {
-		s.db.SetResourceFence(name, 0)
-		return err
+	// What their last leaders left, read in two queries for all of them.
+	reloaded := s.shifts.ReloadWhere(rctx, func(res string) bool { return taking[res] })
+	get := s.sharedStates(rctx, rs)
+	for _, r := range rs {
+		name, epoch := r.cfg.Name, held[r.cfg.Name]
+		err := reloaded
+		if err == nil {
+			err = r.loadSharedFrom(get, true)
+		}
+		if err != nil {
+			s.db.SetResourceFence(name, 0)
+			s.log.Error("replica: cannot take the resource over yet", "resource", name, "epoch", epoch, "err", err)
+			continue
+		}
+		st := s.shard.of[name]
+		lctx, lcancel := context.WithCancel(ctx)
+		fenced := actuator.WithFence(lctx, epoch)
+		st.mu.Lock()
+		st.lctx, st.cancel = fenced, lcancel
+		st.mu.Unlock()
+		st.acting.Store(epoch)
+		r.reconcile(fenced, now)
+		st.term.Begin(fenced, epoch)
+		s.audit(fenced, store.AuditEntry{At: now, Kind: "leader", Resource: name, Actor: "grayzone",
+			Message: fmt.Sprintf("replica %s leads %s with epoch %d", s.rep.run.Holder(), name, epoch)})
 	}
-	lctx, lcancel := context.WithCancel(ctx)
-	fenced := actuator.WithFence(lctx, epoch)
-	st.mu.Lock()
-	st.lctx, st.cancel = fenced, lcancel
-	st.mu.Unlock()
-	st.acting.Store(epoch)
-	r.reconcile(fenced, now)
-	st.term.Begin(fenced, epoch)
-	s.audit(fenced, store.AuditEntry{At: now, Kind: "leader", Resource: name, Actor: "grayzone",
-		Message: fmt.Sprintf("replica %s leads %s with epoch %d", s.rep.run.Holder(), name, epoch)})
-	return nil
 }
 
 // stepDownResource stops acting on r at once: nothing more is written about
