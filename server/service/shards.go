@@ -201,7 +201,9 @@ func (s *Service) takeOverResources(ctx context.Context, now time.Time, rs []*re
 		st.acting.Store(epoch)
 		r.reconcile(fenced, now)
 		st.term.Begin(fenced, epoch)
-		s.audit(fenced, store.AuditEntry{At: now, Kind: "leader", Resource: name, Actor: "grayzone",
+		// Its own kind: one per resource is no "leadership gained"
+		// notification (the service lease's "leader" entry is).
+		s.audit(fenced, store.AuditEntry{At: now, Kind: "resource_leader", Resource: name, Actor: "grayzone",
 			Message: fmt.Sprintf("replica %s leads %s with epoch %d", s.rep.run.Holder(), name, epoch)})
 	}
 }
