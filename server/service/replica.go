@@ -422,8 +422,8 @@ func (s *Service) leaderHandler(w http.ResponseWriter, _ *http.Request) {
 	}
 	if s.shard != nil {
 		out.Sharded, out.Resources = true, s.resourceLeaders()
-		if s.shard.run != nil {
-			out.Replicas = s.shard.run.Members()
+		if s.shard.run() != nil {
+			out.Replicas = s.shard.run().Members()
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -454,7 +454,7 @@ func (c *replicaCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(mLeading, prometheus.GaugeValue, leading, name)
 	ch <- prometheus.MustNewConstMetric(mEpoch, prometheus.GaugeValue, float64(s.rep.run.Known().Epoch), name)
-	if s.shard != nil && s.shard.run != nil {
+	if s.shard != nil && s.shard.run() != nil {
 		led := 0
 		for _, r := range s.resources {
 			if r.leads() {
@@ -462,7 +462,7 @@ func (c *replicaCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 		ch <- prometheus.MustNewConstMetric(mLed, prometheus.GaugeValue, float64(led), name)
-		ch <- prometheus.MustNewConstMetric(mMembers, prometheus.GaugeValue, float64(s.shard.run.Members()), name)
+		ch <- prometheus.MustNewConstMetric(mMembers, prometheus.GaugeValue, float64(s.shard.run().Members()), name)
 	}
 }
 

@@ -28,11 +28,16 @@ import (
 
 // sharding is a sharded replica's part per resource.
 type sharding struct {
-	run *leader.ShardRunner // nil until the API address is known
-	of  map[string]*shardTerm
+	runner atomic.Pointer[leader.ShardRunner] // nil until the API address is known
+	of     map[string]*shardTerm
 	// refused is why takeovers were last refused (said once); loop-owned.
 	refused string
 }
+
+// run is the runner of the resource leases, nil until it starts (Run
+// starts it once the API address is known; the resources' goroutines ask
+// before that).
+func (sh *sharding) run() *leader.ShardRunner { return sh.runner.Load() }
 
 // shardTerm is one resource's leadership on this replica.
 type shardTerm struct {
@@ -79,10 +84,11 @@ func (s *Service) startShards(ctx context.Context, wg *sync.WaitGroup, address s
 	for _, r := range s.resources {
 		names = append(names, r.cfg.Name)
 	}
-	s.shard.run = leader.NewShardRunner(s.db, s.rep.run.Holder(), address, names, t, s.clock, s.log)
+	run := leader.NewShardRunner(s.db, s.rep.run.Holder(), address, names, t, s.clock, s.log)
+	s.shard.runner.Store(run)
 	s.log.Info("replica: sharing the resources", "resources", len(names))
 	wg.Add(2)
-	go func() { defer wg.Done(); s.shard.run.Run(ctx) }()
+	go func() { defer wg.Done(); run.Run(ctx) }()
 	go func() { defer wg.Done(); s.watchShards(ctx) }()
 }
 
@@ -92,8 +98,8 @@ func (s *Service) startShards(ctx context.Context, wg *sync.WaitGroup, address s
 func (s *Service) tickShards(ctx context.Context, now time.Time) {
 	s.leadService(ctx, now)
 	var held map[string]uint64
-	if s.shard.run != nil {
-		held = s.shard.run.Held()
+	if s.shard.run() != nil {
+		held = s.shard.run().Held()
 	}
 	var taking []*resource
 	for _, r := range s.resources {
@@ -235,7 +241,7 @@ func (s *Service) watchShards(ctx context.Context) {
 			return
 		case <-tick:
 		}
-		held := s.shard.run.Held()
+		held := s.shard.run().Held()
 		for name, st := range s.shard.of {
 			cur := st.acting.Load()
 			if cur == 0 || held[name] == cur {
@@ -264,7 +270,7 @@ func (s *Service) followResources(ctx context.Context, now time.Time, rs []*reso
 	}
 	get := s.sharedStates(ctx, rs)
 	for _, r := range rs {
-		r.followTick(actuator.WithFence(ctx, s.shard.run.Known(r.cfg.Name).Epoch), now, get)
+		r.followTick(actuator.WithFence(ctx, s.shard.run().Known(r.cfg.Name).Epoch), now, get)
 	}
 }
 
@@ -275,10 +281,10 @@ func (r *resource) shardToken() uint64 {
 	if e := r.s.shard.of[r.cfg.Name].acting.Load(); e != 0 {
 		return e
 	}
-	if r.s.shard.run == nil {
+	if r.s.shard.run() == nil {
 		return 0
 	}
-	return r.s.shard.run.Known(r.cfg.Name).Epoch
+	return r.s.shard.run().Known(r.cfg.Name).Epoch
 }
 
 // leads says whether this replica decides and acts for r now: on a sharded
@@ -289,10 +295,10 @@ func (r *resource) leads() bool {
 		return r.s.leads()
 	}
 	st := r.s.shard.of[r.cfg.Name]
-	if r.s.shard.run == nil {
+	if r.s.shard.run() == nil {
 		return false
 	}
-	e, ok := r.s.shard.run.Leads(r.cfg.Name)
+	e, ok := r.s.shard.run().Leads(r.cfg.Name)
 	return ok && st.acting.Load() == e
 }
 
@@ -376,8 +382,8 @@ func (s *Service) shardGate(w http.ResponseWriter, req *http.Request, next http.
 		return
 	}
 	var l store.ResourceLease
-	if s.shard.run != nil {
-		l = s.shard.run.Known(name)
+	if s.shard.run() != nil {
+		l = s.shard.run().Known(name)
 	}
 	if !l.Live || l.Holder == s.rep.run.Holder() {
 		l.Address = ""
@@ -398,8 +404,8 @@ func (s *Service) resourceLeaders() map[string]resourceLeader {
 	out := make(map[string]resourceLeader, len(s.resources))
 	for _, r := range s.resources {
 		var l store.ResourceLease
-		if s.shard.run != nil {
-			l = s.shard.run.Known(r.cfg.Name)
+		if s.shard.run() != nil {
+			l = s.shard.run().Known(r.cfg.Name)
 		}
 		rl := resourceLeader{Leading: r.leads()}
 		if l.Live || rl.Leading {
