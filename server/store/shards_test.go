@@ -85,7 +85,9 @@ func TestMembership(t *testing.T) { eachBackend(t, testMembership) }
 func testMembership(t *testing.T, reopen func(t *testing.T) *DB) {
 	ctx := context.Background()
 	d := reopen(t)
-	if _, err := d.Heartbeat(ctx, "c", "c:1", 50*time.Millisecond); err != nil {
+	// c's heartbeat lapses after a second (long enough for the next calls
+	// on a loaded machine).
+	if _, err := d.Heartbeat(ctx, "c", "c:1", time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := d.Heartbeat(ctx, "a", "a:1", time.Minute); err != nil {
@@ -95,7 +97,7 @@ func testMembership(t *testing.T, reopen func(t *testing.T) *DB) {
 	if err != nil || len(ms) != 3 || ms[0].Holder != "b" || ms[1].Holder != "a" || ms[2].Holder != "c" {
 		t.Fatalf("members: %+v %v, want b (itself) first, then a, c", ms, err)
 	}
-	time.Sleep(100 * time.Millisecond) // c's heartbeat lapses
+	time.Sleep(1200 * time.Millisecond) // c's heartbeat lapses
 	if err := d.LeaveMembership(ctx, "a"); err != nil {
 		t.Fatal(err)
 	}
