@@ -102,6 +102,11 @@ func TestShardedReplicasSplitTheResourcesAndMoveThemOnKill(t *testing.T) {
 	}
 	var all []*server
 	t.Cleanup(func() {
+		for _, s := range all { // GRAYZONE_TEST_RACE=1 builds them with the race detector
+			if strings.Contains(s.logs.String(), "WARNING: DATA RACE") {
+				t.Errorf("a data race in %s", s.addr)
+			}
+		}
 		if t.Failed() {
 			for _, s := range all {
 				t.Logf("log of %s (%s):\n%s", s.addr, strings.Join(s.args, " "), s.logs.String())
