@@ -236,6 +236,14 @@ func sorted(m map[string][]string) map[string][]string {
 // pod's address to each other.
 func TestHelmPostgresStore(t *testing.T) {
 	helm(t, "lint", "--strict", chart, "--set", "store.type=postgres", "--set", "store.postgres.existingSecret=gz-store")
+	// store.postgres.sharded: the replicas share the resources.
+	for _, o := range render(t, "--set", "store.type=postgres", "--set", "store.postgres.existingSecret=gz-store", "--set", "store.postgres.sharded=true") {
+		if o.Kind == "ConfigMap" {
+			if cfg, err := config.Parse("/etc/grayzone/serve.yaml", []byte(o.Data["serve.yaml"])); err != nil || !cfg.Replica.Sharded {
+				t.Errorf("store.postgres.sharded=true: %v, sharded %v", err, err == nil && cfg.Replica.Sharded)
+			}
+		}
+	}
 	objs := render(t, "--set", "store.type=postgres", "--set", "store.postgres.existingSecret=gz-store")
 	var sawConfig, sawDeployment bool
 	for _, o := range objs {
@@ -248,6 +256,9 @@ func TestHelmPostgresStore(t *testing.T) {
 			}
 			if cfg.StoreFile != "/etc/grayzone/store/dsn" || cfg.Store != "" || cfg.LeaderElection.Type != config.LeaderElectionNone {
 				t.Errorf("store_file %q store %q leader election %q; want the Secret's file and the store's election", cfg.StoreFile, cfg.Store, cfg.LeaderElection.Type)
+			}
+			if cfg.Replica.Sharded {
+				t.Error("replica.sharded by default")
 			}
 		case o.Kind == "Deployment":
 			sawDeployment = true

@@ -171,6 +171,10 @@ type Manager struct {
 	// unreported holds shifts expired as a side effect of Start/Update/Cancel,
 	// so that Expire still reports each expiry exactly once.
 	unreported []Shift
+	// owns, when set, says which resources' shifts this manager may change
+	// on its own (expire): a replica that shares the resources with others
+	// expires only the shifts of those it leads. nil: all.
+	owns func(resource string) bool
 }
 
 // NewManager validates the resources and loads the store's shifts, so a
@@ -523,6 +527,9 @@ func (m *Manager) expireLocked(now time.Time, resource string) error {
 // and reported.
 func (m *Manager) expireInMemory(now time.Time) {
 	for id, s := range m.shifts {
+		if m.owns != nil && !m.owns(s.Resource) {
+			continue // another replica leads it, and expires it
+		}
 		if s.Status == Active && !s.ExpiresAt.After(now) {
 			end := s.ExpiresAt
 			s.Status, s.EndedAt, s.UpdatedAt = Expired, &end, end

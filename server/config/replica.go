@@ -21,9 +21,12 @@ type Replica struct {
 	// Lease bounds failover: a follower leads at most this long after the
 	// leader was last heard from (default 10s).
 	Lease time.Duration
+	// Sharded: every resource has its own lease and the replicas share the
+	// resources (each leads a fair share), instead of one leading them all.
+	Sharded bool
 }
 
-var replicaKeys = []string{"name", "advertise", "lease"}
+var replicaKeys = []string{"name", "advertise", "lease", "sharded"}
 
 // Lease limits: below a second, database round trips eat the margins; above
 // a minute, failover is slower than an operator.
@@ -80,6 +83,14 @@ func (p *parser) replicas(m *yamlfield.Mapping, c *Config) {
 	if lf, ok := rm.Get("lease"); ok {
 		if v, ok := p.DurationIn(lf, MinLease, MaxLease); ok {
 			c.Replica.Lease = v
+		}
+	}
+	if sf, ok := rm.Get("sharded"); ok {
+		if v, ok := p.Boolean(sf); ok {
+			if v && c.Store == "" && c.StoreFile == "" {
+				p.Errorf(sf, "needs a shared store (store or store_file): replicas share the resources through its leases")
+			}
+			c.Replica.Sharded = v
 		}
 	}
 }

@@ -23,7 +23,10 @@ func TestReplicaSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Store != "" || c.Replica.Lease != DefaultLease {
+	if c, err := Parse("serve.yaml", []byte(strings.Replace(base, "listen: 127.0.0.1:8080\n", "listen: 127.0.0.1:8080\nstore: postgres://db/gz\nreplica: {sharded: true}\n", 1))); err != nil || !c.Replica.Sharded {
+		t.Fatalf("sharded: %v %+v", err, c.Replica)
+	}
+	if c.Store != "" || c.Replica.Lease != DefaultLease || c.Replica.Sharded {
 		t.Fatalf("defaults: store %q lease %s", c.Store, c.Replica.Lease)
 	}
 }
@@ -35,7 +38,9 @@ func TestReplicaErrors(t *testing.T) {
 		{"replica: {lease: 5m}\n", "serve.yaml:2: replica.lease: "},
 		{"replica: {name: \"\"}\n", "serve.yaml:2: replica.name: must not be empty"},
 		{"replica: {advertise: nope}\n", "serve.yaml:2: replica.advertise: "},
-		{"replica: {leese: 5s}\n", "serve.yaml:2: replica.leese: unknown key (expected one of name, advertise, lease)"},
+		{"replica: {leese: 5s}\n", "serve.yaml:2: replica.leese: unknown key (expected one of name, advertise, lease, sharded)"},
+		{"replica: {sharded: true}\n", "serve.yaml:2: replica.sharded: needs a shared store"},
+		{"store: postgres://db/gz\nreplica: {sharded: maybe}\n", "serve.yaml:3: replica.sharded: "},
 		{"store: postgres://db/gz\nstore_file: dsn\n", "serve.yaml:3: store_file: give store or store_file, not both"},
 		{"store_file: \" \"\n", "serve.yaml:2: store_file: must not be empty"},
 	} {

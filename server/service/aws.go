@@ -165,7 +165,7 @@ func (r *resource) runMirror(ctx context.Context, wg *sync.WaitGroup) {
 		// A replica mirrors only while it leads, under the leadership's
 		// context: a follower never calls ARC, and a deposed leader's
 		// in-flight call is cancelled.
-		r.s.runWhileLeading(ctx, r.mirrorLoop)
+		r.runWhileLeading(ctx, r.mirrorLoop)
 	}()
 }
 
@@ -174,9 +174,9 @@ func (r *resource) runMirror(ctx context.Context, wg *sync.WaitGroup) {
 func (r *resource) mirrorLoop(ctx context.Context) {
 	tick, stop := r.s.clock.NewTicker(ARCReconcileEvery)
 	defer stop()
-	due := r.s.term != nil
+	due := r.leaderTerm() != nil
 	for {
-		if due && r.s.leads() { // leads: false under leader_election kubernetes-lease while following
+		if due && r.leads() { // leads: false under leader_election kubernetes-lease while following
 			if err := r.syncARC(ctx); err != nil && ctx.Err() == nil {
 				r.s.log.Warn("ARC reconciliation", "resource", r.cfg.Name, "err", err)
 			}

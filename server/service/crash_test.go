@@ -117,6 +117,11 @@ func (cp controlPlane) read(t *testing.T, name string) []cpLine {
 // observe posts a tenth of a second of traffic: failing's instances fault
 // three requests in four and its canary fails; every other zone is healthy.
 func observe(c *api.Client, zones []string, failing string) error {
+	return observeResource(c, "web", zones, failing)
+}
+
+// observeResource is observe for the resource named resource.
+func observeResource(c *api.Client, resource string, zones []string, failing string) error {
 	var obs []batch.ObservationIn
 	for _, z := range zones {
 		for i := 0; i < 40; i++ {
@@ -134,7 +139,7 @@ func observe(c *api.Client, zones []string, failing string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_, err := c.Ingest(ctx, batch.ObservationBatch{Resource: "web", Observations: obs})
+	_, err := c.Ingest(ctx, batch.ObservationBatch{Resource: resource, Observations: obs})
 	return err
 }
 

@@ -102,6 +102,15 @@ type leaderView struct {
 	Leading bool   `json:"leading"`
 	Epoch   uint64 `json:"epoch"`
 	Address string `json:"address"`
+	// Sharded replicas (replica.sharded): each resource's leader.
+	Sharded   bool `json:"sharded"`
+	Replicas  int  `json:"replicas"`
+	Resources map[string]struct {
+		Leader  string `json:"leader"`
+		Address string `json:"address"`
+		Epoch   uint64 `json:"epoch"`
+		Leading bool   `json:"leading"`
+	} `json:"resources"`
 }
 
 func (s *server) leader(t *testing.T) (leaderView, bool) {

@@ -60,7 +60,7 @@ func (r *resource) kubernetesSlices() (externalPlane, error) {
 	}
 	ks := r.cfg.FrontDoor.KubernetesSlices
 	return kubernetes.NewSlices(kubernetes.SlicesOptions{Client: client, Namespace: ks.Namespace, Source: ks.Service, Service: ks.MirrorService,
-		Leading: r.s.acts, Log: r.s.log.With("resource", r.cfg.Name)}), nil
+		Leading: r.acts, Log: r.s.log.With("resource", r.cfg.Name)}), nil
 }
 
 // syncingPlane is an external data plane that can say when a shift has

@@ -87,6 +87,9 @@ func (s *Service) startReplication(ctx context.Context, wg *sync.WaitGroup) {
 		defer wg.Done()
 		s.rep.run.Run(ctx)
 	}()
+	if s.shard != nil {
+		s.startShards(ctx, wg, addr, t)
+	}
 }
 
 // lead is called at every tick of a replica. It returns the context to act
@@ -114,9 +117,15 @@ func (s *Service) lead(ctx context.Context, now time.Time) (context.Context, boo
 // takeOver starts leading under epoch: writes are fenced with it, and the
 // state the last leader left is loaded, so its half-done runbook step resumes.
 func (s *Service) takeOver(ctx context.Context, now time.Time, epoch uint64) error {
-	s.db.SetFence(epoch)
 	rctx, cancel := context.WithTimeout(ctx, readTimeout)
 	defer cancel()
+	if n, err := s.db.LiveResourceLeases(rctx); err != nil || n > 0 {
+		if err == nil {
+			err = fmt.Errorf("%d resource(s) are led by sharded replicas (replica.sharded): give every replica the same replica.sharded", n)
+		}
+		return err
+	}
+	s.db.SetFence(epoch)
 	if err := s.shifts.Reload(rctx); err != nil {
 		return err
 	}
@@ -225,6 +234,9 @@ func (r *resource) fence(ctx context.Context) (token uint64, ok bool) {
 	if r.s.rep == nil {
 		return 0, false
 	}
+	if r.s.shard != nil {
+		return r.shardToken(), true
+	}
 	if token, ok := actuator.FenceFrom(ctx); ok {
 		return token, true
 	}
@@ -243,25 +255,67 @@ func (s *Service) follow(ctx context.Context, now time.Time) {
 	if err := s.shifts.Reload(ctx); err != nil {
 		s.log.Warn("replica: read shared shifts", "err", err)
 	}
+	get := s.sharedStates(ctx, s.resources)
 	for _, r := range s.resources {
-		if err := r.loadShared(ctx, false); err != nil {
-			s.log.Warn("replica: read shared runbook state", "resource", r.cfg.Name, "err", err)
-		}
-		r.in.Feed(now, r.ctrl) // the follower's own front door's customer traffic, its canaries and sources
-		a := r.ctrl.Assess(now)
-		r.mu.Lock()
-		r.last = a
-		r.mu.Unlock()
-		r.record(now, a)
-		r.reconcile(ctx, now)
+		r.followTick(ctx, now, get)
 	}
+}
+
+// followTick is a follower's tick of one resource: its shared runbook state
+// read (through get), its detection fed, its own front door set to the
+// shared shifts.
+func (r *resource) followTick(ctx context.Context, now time.Time, get stateGetter) {
+	if err := r.loadSharedFrom(get, false); err != nil {
+		r.s.log.Warn("replica: read shared runbook state", "resource", r.cfg.Name, "err", err)
+	}
+	r.in.Feed(now, r.ctrl) // the follower's own front door's customer traffic, its canaries and sources
+	a := r.ctrl.Assess(now)
+	r.mu.Lock()
+	r.last = a
+	r.mu.Unlock()
+	r.record(now, a)
+	r.reconcile(ctx, now)
+}
+
+// actContext is the context to act on r in from the service loop: r's own
+// leadership's on a sharded replica, else ctx.
+func (r *resource) actContext(ctx context.Context) context.Context {
+	if r.s.shard == nil {
+		return ctx
+	}
+	if lctx, _ := r.s.shard.of[r.cfg.Name].context(); lctx != nil {
+		return lctx
+	}
+	return ctx
 }
 
 // loadShared loads the resource's runbook and autoshift state from the store
 // when it changed (always, when force).
 func (r *resource) loadShared(ctx context.Context, force bool) error {
+	return r.loadSharedFrom(func(key string) ([]byte, bool, error) { return r.s.db.GetState(ctx, key) }, force)
+}
+
+// stateGetter reads one state blob (store.DB.GetState, or a batch read).
+type stateGetter func(key string) ([]byte, bool, error)
+
+// sharedStates reads the runbook and autoshift state of every resource of
+// rs in one query: a follower reads them every tick.
+func (s *Service) sharedStates(ctx context.Context, rs []*resource) stateGetter {
+	keys := make([]string, 0, 2*len(rs))
+	for _, r := range rs {
+		keys = append(keys, stateKey("runbook", r.cfg.Name), stateKey("autoshift", r.cfg.Name))
+	}
+	got, err := s.db.GetStates(ctx, keys)
+	return func(key string) ([]byte, bool, error) {
+		v, ok := got[key]
+		return v, ok, err
+	}
+}
+
+// loadSharedFrom is loadShared reading through get.
+func (r *resource) loadSharedFrom(get stateGetter, force bool) error {
 	key := stateKey("runbook", r.cfg.Name)
-	data, ok, err := r.s.db.GetState(ctx, key)
+	data, ok, err := get(key)
 	if err != nil {
 		return err
 	}
@@ -280,7 +334,7 @@ func (r *resource) loadShared(ctx context.Context, force bool) error {
 		r.mu.Unlock()
 	}
 	akey := stateKey("autoshift", r.cfg.Name)
-	if data, ok, err := r.s.db.GetState(ctx, akey); err != nil {
+	if data, ok, err := get(akey); err != nil {
 		return err
 	} else if ok {
 		var last time.Time
@@ -313,27 +367,49 @@ func (s *Service) followerGate(next http.Handler) http.Handler {
 			next.ServeHTTP(w, req)
 			return
 		}
+		if s.shard != nil {
+			s.shardGate(w, req, next) // per resource
+			return
+		}
 		if leading {
 			next.ServeHTTP(w, req)
 			return
 		}
-		w.Header().Set("Content-Type", "application/json")
-		if known.Address == "" || known.Holder == s.rep.run.Holder() {
-			w.Header().Set("Retry-After", "1")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_ = json.NewEncoder(w).Encode(map[string]string{"error": fmt.Sprintf("replica %s is not leading and knows no other leader yet: retry shortly", s.rep.run.Holder())})
-			return
+		address := known.Address
+		if known.Holder == s.rep.run.Holder() {
+			address = ""
 		}
-		// The listener's scheme: with TLS the client re-sends its token
-		// to the leader over TLS too (every replica serves the same way).
-		scheme := "http://"
-		if s.certs != nil {
-			scheme = "https://"
-		}
-		w.Header().Set("Location", scheme+known.Address+req.URL.RequestURI())
-		w.WriteHeader(http.StatusTemporaryRedirect)
-		_ = json.NewEncoder(w).Encode(map[string]string{"error": "this replica follows: send mutations to the leader at " + known.Address, "leader": known.Address})
+		s.redirect(w, req, address, "")
 	})
+}
+
+// redirect answers a mutation this replica does not serve with 307 to the
+// leader at address (of what, when the leadership is a resource's), or 503
+// while none is known.
+func (s *Service) redirect(w http.ResponseWriter, req *http.Request, address, of string) {
+	w.Header().Set("Content-Type", "application/json")
+	if address != "" {
+		w.Header().Set(LeaderHeader, address)
+	}
+	leaderOf := "the leader"
+	if of != "" {
+		leaderOf = "the leader of " + of
+	}
+	if address == "" {
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": fmt.Sprintf("replica %s is not %s and knows no other yet: retry shortly", s.rep.run.Holder(), leaderOf)})
+		return
+	}
+	// The listener's scheme: with TLS the client re-sends its token
+	// to the leader over TLS too (every replica serves the same way).
+	scheme := "http://"
+	if s.certs != nil {
+		scheme = "https://"
+	}
+	w.Header().Set("Location", scheme+address+req.URL.RequestURI())
+	w.WriteHeader(http.StatusTemporaryRedirect)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": "this replica follows: send mutations to " + leaderOf + " at " + address, "leader": address})
 }
 
 // leaderHandler answers GET /v1/leader: who leads, and whether it is us.
@@ -345,6 +421,11 @@ func (s *Service) leaderHandler(w http.ResponseWriter, _ *http.Request) {
 		Epoch      uint64 `json:"epoch,omitempty"`
 		Leader     string `json:"leader,omitempty"`
 		Address    string `json:"address,omitempty"`
+		// Sharded: each resource's leader (replica.sharded); the fields
+		// above are then the service lease's (notifications).
+		Sharded   bool                      `json:"sharded,omitempty"`
+		Replicas  int                       `json:"replicas,omitempty"`
+		Resources map[string]resourceLeader `json:"resources,omitempty"`
 	}{Replicated: s.replicated(), Leading: true}
 	if s.rep != nil {
 		k := s.rep.run.Known()
@@ -354,6 +435,12 @@ func (s *Service) leaderHandler(w http.ResponseWriter, _ *http.Request) {
 		leading = leading && s.rep.acting.Load() == epoch
 		out.Replica, out.Leading, out.Epoch, out.Leader, out.Address = s.rep.run.Name(), leading, k.Epoch, k.Holder, k.Address
 	}
+	if s.shard != nil {
+		out.Sharded, out.Resources = true, s.resourceLeaders()
+		if s.shard.run() != nil {
+			out.Replicas = s.shard.run().Members()
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(out)
 }
@@ -361,6 +448,8 @@ func (s *Service) leaderHandler(w http.ResponseWriter, _ *http.Request) {
 var (
 	mLeading = prometheus.NewDesc("grayzone_replica_leading", "1 while this replica leads (holds the lease and acts); only with replicas.", []string{"replica"}, nil)
 	mEpoch   = prometheus.NewDesc("grayzone_replica_epoch", "The leader lease's epoch as this replica last saw it; only with replicas.", []string{"replica"}, nil)
+	mLed     = prometheus.NewDesc("grayzone_replica_resources_led", "Resources this replica leads (holds their lease and acts on); only with sharded replicas.", []string{"replica"}, nil)
+	mMembers = prometheus.NewDesc("grayzone_replica_members", "Live replicas sharing the resources, as this replica last saw them; only with sharded replicas.", []string{"replica"}, nil)
 )
 
 // replicaCollector exports this replica's part in the election.
@@ -380,6 +469,16 @@ func (c *replicaCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(mLeading, prometheus.GaugeValue, leading, name)
 	ch <- prometheus.MustNewConstMetric(mEpoch, prometheus.GaugeValue, float64(s.rep.run.Known().Epoch), name)
+	if s.shard != nil && s.shard.run() != nil {
+		led := 0
+		for _, r := range s.resources {
+			if r.leads() {
+				led++
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(mLed, prometheus.GaugeValue, float64(led), name)
+		ch <- prometheus.MustNewConstMetric(mMembers, prometheus.GaugeValue, float64(s.shard.run().Members()), name)
+	}
 }
 
 // leads says whether this replica decides and acts now, whichever election
@@ -402,7 +501,7 @@ func (s *Service) leads() bool {
 // are refused with Unavailable and keep their last good state; see
 // xds.Server.ServeWhile); the EndpointSlices loop writes only while acts().
 func (r *resource) runPlane(ctx context.Context) {
-	term := r.s.term
+	term := r.leaderTerm()
 	if term == nil {
 		r.plane.Run(ctx)
 		return

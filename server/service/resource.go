@@ -125,7 +125,7 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, c res.Co
 	c.Log = s.log.With("resource", rc.Name)
 	c.SetShifted, c.SetWeight = r.setShifted, r.setWeight
 	c.Reconciled = func(ctx context.Context, away string, expires time.Time, weight int) {
-		if r.plane != nil && s.leads() { // a follower gives no orders to a data plane
+		if r.plane != nil && r.leads() { // a follower gives no orders to a data plane
 			r.reconcilePlane(ctx, away, expires, weight)
 		}
 	}

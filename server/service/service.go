@@ -64,6 +64,7 @@ type Service struct {
 	netHTTPOnly bool
 	rep         *replication // nil: a single replica on SQLite
 	term        *leader.Term // a replica's leadership, for goroutines; nil: alone
+	shard       *sharding    // replica.sharded: each resource's own lease (shards.go); nil: off
 	kubeLeading func() bool  // leader_election kubernetes-lease; nil: always
 
 	resources []*resource
@@ -126,6 +127,7 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 		s.resources = append(s.resources, r)
 		s.byName[r.cfg.Name] = r
 	}
+	s.openShards()
 	// Expiries that passed while the service was down happened at their time.
 	if !s.replicated() { // a replica does this when it comes to lead
 		s.expire(ctx, now)
@@ -242,6 +244,10 @@ func (s *Service) tick(ctx context.Context, now time.Time) {
 			return // a follower: the leader decides and acts
 		}
 	}
+	if s.shard != nil {
+		s.tickShards(ctx, now)
+		return
+	}
 	if s.rep != nil {
 		var leading bool
 		if ctx, leading = s.lead(ctx, now); !leading {
@@ -261,7 +267,7 @@ func (s *Service) expire(ctx context.Context, now time.Time) {
 		s.audit(ctx, store.AuditEntry{At: now, Kind: "shift_expired", Resource: sh.Resource, Zone: sh.AwayFrom, Actor: "grayzone",
 			Message: fmt.Sprintf("shift %s away from %s expired at %s", sh.ID, sh.AwayFrom, sh.ExpiresAt.Format(time.RFC3339))})
 		if r := s.byName[sh.Resource]; r != nil {
-			r.reconcile(ctx, now)
+			r.reconcile(r.actContext(ctx), now)
 		}
 	}
 }

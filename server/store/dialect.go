@@ -70,7 +70,24 @@ type querier interface {
 // acquisition waits for this transaction and every later fenced write of the
 // old leader sees the new epoch; in SQLite the transaction holds the write lock.
 func (d *DB) write(ctx context.Context, f func(q querier) error) error {
-	fence := d.fence.Load()
+	return d.writeFor(ctx, "", f)
+}
+
+// writeFor is write for a write about resource: when sharded (EnableShards),
+// fenced by that resource's own lease (resource_lease) instead of the leader
+// lease, in the same way.
+func (d *DB) writeFor(ctx context.Context, resource string, f func(q querier) error) error {
+	check, table := "SELECT epoch FROM leader_lease WHERE name = ?", "leader lease"
+	key := "leader"
+	fence, sharded := d.resourceFence(resource)
+	if sharded {
+		check, table, key = "SELECT epoch FROM resource_lease WHERE resource = ?", "lease of "+resource, resource
+		if fence == NoEpoch {
+			return fmt.Errorf("%w (this replica does not lead %s)", ErrFenced, resource)
+		}
+	} else {
+		fence = d.fence.Load()
+	}
 	if fence == 0 {
 		return f(d.db)
 	}
@@ -79,14 +96,13 @@ func (d *DB) write(ctx context.Context, f func(q querier) error) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
-	lock := ""
 	if d.dialect.name == "postgres" {
-		lock = " FOR SHARE"
+		check += " FOR SHARE"
 	}
 	var epoch uint64
-	err = tx.QueryRowContext(ctx, "SELECT epoch FROM leader_lease WHERE name = 'leader'"+lock).Scan(&epoch)
+	err = tx.QueryRowContext(ctx, d.q(check), key).Scan(&epoch)
 	if errors.Is(err, sql.ErrNoRows) || err == nil && epoch != fence {
-		return fmt.Errorf("%w (lease epoch %d, this replica's %d)", ErrFenced, epoch, fence)
+		return fmt.Errorf("%w (%s epoch %d, this replica's %d)", ErrFenced, table, epoch, fence)
 	}
 	if err != nil {
 		return fmt.Errorf("check fence: %w", err)
@@ -99,7 +115,12 @@ func (d *DB) write(ctx context.Context, f func(q querier) error) error {
 
 // exec runs one fenced statement.
 func (d *DB) exec(ctx context.Context, query string, args ...any) error {
-	return d.write(ctx, func(q querier) error {
+	return d.execFor(ctx, "", query, args...)
+}
+
+// execFor runs one statement about resource, fenced as writeFor fences it.
+func (d *DB) execFor(ctx context.Context, resource, query string, args ...any) error {
+	return d.writeFor(ctx, resource, func(q querier) error {
 		_, err := q.ExecContext(ctx, d.q(query), args...)
 		return err
 	})

@@ -48,7 +48,7 @@ func (d *DB) AppendEvents(ctx context.Context, e AuditEntry, evs []Queued) (Audi
 	if err != nil {
 		return AuditEntry{}, err
 	}
-	err = d.writeTx(ctx, func(q querier) error {
+	err = d.writeTx(ctx, e.Resource, func(q querier) error {
 		if err := d.insertAudit(ctx, q, &e, detail); err != nil {
 			return err
 		}
@@ -76,9 +76,9 @@ func (d *DB) AppendEvents(ctx context.Context, e AuditEntry, evs []Queued) (Audi
 
 // writeTx is write, always in a transaction (write runs an unfenced f
 // straight on the pool, where two statements are not atomic).
-func (d *DB) writeTx(ctx context.Context, f func(q querier) error) error {
-	if d.fence.Load() != 0 {
-		return d.write(ctx, f) // fenced: already one transaction
+func (d *DB) writeTx(ctx context.Context, resource string, f func(q querier) error) error {
+	if _, sharded := d.resourceFence(resource); sharded || d.fence.Load() != 0 {
+		return d.writeFor(ctx, resource, f) // fenced: already one transaction
 	}
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {

@@ -105,4 +105,6 @@ var postgresMigrations = []string{
 	`ALTER TABLE shifts ADD COLUMN arc_zonal_shift_id TEXT NOT NULL DEFAULT '';`,
 	// 4: the notification outbox (outbox.go).
 	postgresOutboxDDL,
+	// 5: per-resource leases and the replicas' membership (shards.go).
+	strings.ReplaceAll(shardsDDL, "TIMESTAMP", "TIMESTAMPTZ"),
 }

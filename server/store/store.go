@@ -53,6 +53,8 @@ type DB struct {
 	path    string // the SQLite file, or the PostgreSQL URL without its password
 	dialect dialect
 	fence   atomic.Uint64 // 0: writes unfenced; else the epoch they require
+	// shards fences each resource's writes by its own lease (shards.go).
+	shards shardFences
 }
 
 var _ shift.Store = (*DB)(nil)
@@ -192,6 +194,8 @@ var migrations = []string{
 	`ALTER TABLE shifts ADD COLUMN arc_zonal_shift_id TEXT NOT NULL DEFAULT '';`,
 	// 4: the notification outbox (outbox.go).
 	sqliteOutboxDDL,
+	// 5: per-resource leases and the replicas' membership (shards.go).
+	strings.ReplaceAll(shardsDDL, "TIMESTAMP", "TEXT"),
 }
 
 // migrate applies the missing migrations in one transaction, so concurrent
@@ -292,7 +296,7 @@ func (d *DB) SaveShift(ctx context.Context, s shift.Shift) error {
 	if s.ID == "" {
 		return errors.New("store: save shift: empty id")
 	}
-	err := d.exec(ctx, `INSERT INTO shifts
+	err := d.execFor(ctx, s.Resource, `INSERT INTO shifts
 		(id, resource, away_from, status, origin, comment, started_by, reason,
 		 started_at, expires_at, updated_at, updated_by, ended_at, ended_by, arc_zonal_shift_id)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -375,7 +379,7 @@ func (d *DB) Append(ctx context.Context, e AuditEntry) (AuditEntry, error) {
 	if err != nil {
 		return AuditEntry{}, err
 	}
-	if err := d.write(ctx, func(q querier) error { return d.insertAudit(ctx, q, &e, detail) }); err != nil {
+	if err := d.writeFor(ctx, e.Resource, func(q querier) error { return d.insertAudit(ctx, q, &e, detail) }); err != nil {
 		return AuditEntry{}, fmt.Errorf("store: append audit %s: %w", e.Kind, err)
 	}
 	return e, nil
@@ -483,7 +487,7 @@ func (d *DB) SavePractice(ctx context.Context, p PracticeRun) error {
 	if p.ID == "" {
 		return errors.New("store: save practice run: empty id")
 	}
-	err := d.exec(ctx, `INSERT INTO practice_runs
+	err := d.execFor(ctx, p.Resource, `INSERT INTO practice_runs
 		(id, resource, zone, shift_id, started_at, ended_at, outcome, reason)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET
@@ -539,13 +543,46 @@ func (d *DB) PutState(ctx context.Context, key string, value []byte) error {
 	if value == nil {
 		value = []byte{} // the column is NOT NULL; nil and empty mean the same here
 	}
-	err := d.exec(ctx, `INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?)
+	err := d.execFor(ctx, resourceOfKey(key), `INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?)
 		ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
 		key, value, formatTime(time.Now()))
 	if err != nil {
 		return fmt.Errorf("store: put state %q: %w", key, err)
 	}
 	return nil
+}
+
+// GetStates returns the values stored under keys (those that have one), in
+// one query per thousand keys.
+func (d *DB) GetStates(ctx context.Context, keys []string) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(keys))
+	for len(keys) > 0 {
+		batch := keys[:min(len(keys), 1000)]
+		keys = keys[len(batch):]
+		args := make([]any, len(batch))
+		for i, k := range batch {
+			args[i] = k
+		}
+		rows, err := d.db.QueryContext(ctx, d.q("SELECT key, value FROM state WHERE key IN (?"+strings.Repeat(", ?", len(batch)-1)+")"), args...)
+		if err != nil {
+			return nil, fmt.Errorf("store: get states: %w", err)
+		}
+		for rows.Next() {
+			var k string
+			var v []byte
+			if err := rows.Scan(&k, &v); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("store: get states: %w", err)
+			}
+			out[k] = v
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("store: get states: %w", err)
+		}
+	}
+	return out, nil
 }
 
 // GetState returns the value stored under key, and whether there is one.

@@ -349,6 +349,15 @@ func testState(t *testing.T, reopen func(t *testing.T) *DB) {
 			t.Errorf("GetState(%q) = %q %v %v, want %q", k, v, ok, err, want)
 		}
 	}
+	// Many at once, in batches of a thousand; missing keys are absent.
+	keys := []string{"runbook/web", "bin", "missing"}
+	for i := range 1500 {
+		keys = append(keys, fmt.Sprint("none/", i))
+	}
+	got, err := d.GetStates(ctx, keys)
+	if err != nil || len(got) != 2 || string(got["runbook/web"]) != `{"phase":"shifted"}` || string(got["bin"]) != "\x00\x01\x02\xff" {
+		t.Fatalf("GetStates = %q %v", got, err)
+	}
 }
 
 const crashEnv = "GRAYZONE_STORE_CRASH_DIR"
