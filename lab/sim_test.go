@@ -287,3 +287,45 @@ func TestSimRampExampleScenario(t *testing.T) {
 		t.Errorf("summary without the abort:\n%s", out.String())
 	}
 }
+
+// A zone that recovers and fails again is two shift episodes in the report,
+// the second marked as a relapse (the detector calls it isolated again less
+// than detect.RelapseWindow after its recovery test passed), and the summary
+// says so: nothing folds it into the first.
+func TestSimRelapseIsASecondShiftEpisode(t *testing.T) {
+	src := []byte(`version: 1
+name: relapse
+seed: 7
+duration: 10m
+topology: {zones: [use2-az1, use2-az2, use2-az3], instances_per_zone: 2, database_zone: use2-az2}
+load: {rps: 20}
+canary: {interval: 5s}
+policy: {control_plane_after: 30s, recovery_hold: 60s}
+faults:
+  - {at: 60s, duration: 2m, kind: packet_loss, zone: use2-az1, percent: 30}
+  - {at: 330s, duration: 2m, kind: packet_loss, zone: use2-az1, percent: 30}
+`)
+	sc, err := scenario.Parse("relapse.yaml", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(context.Background(), Options{Scenario: sc, Mode: ModeSim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Shifts) != 2 {
+		t.Fatalf("shifts = %+v, want 2 (one per fault)", r.Shifts)
+	}
+	first, second := r.Shifts[0], r.Shifts[1]
+	if first.End == nil || *first.End > 330 || first.Episode != 1 || first.Relapse {
+		t.Errorf("first shift = %+v, want episode 1, ended before the second fault", first)
+	}
+	if second.AwayFrom != "use2-az1" || second.Start < 330 || second.Episode != 2 || !second.Relapse {
+		t.Errorf("second shift = %+v, want use2-az1's episode 2 after 330 s, a relapse", second)
+	}
+	var b bytes.Buffer
+	r.Summary(&b)
+	if !strings.Contains(b.String(), "shift 2 of use2-az1") || !strings.Contains(b.String(), "a relapse") {
+		t.Errorf("summary does not tell the second episode:\n%s", b.String())
+	}
+}

@@ -101,6 +101,15 @@ type Shift struct {
 	Start    float64  `json:"start_s"`
 	End      *float64 `json:"end_s"`
 	Origin   string   `json:"origin"`
+	// Episode counts the shifts away from this zone in the run: 1 for the
+	// first, 2 when traffic went back and the zone was shifted away again.
+	// A zone that fails again after recovery ended its shift is a second
+	// episode here, never folded into the first: the report shows what
+	// customers went through, traffic back on a failing zone included.
+	Episode int `json:"episode"`
+	// Relapse marks a shift the detector started because the zone failed
+	// again soon after its recovery test passed (the end was premature).
+	Relapse bool `json:"relapse,omitempty"`
 	// Returning (an addition) lists the gradual return's steps while the
 	// shift stood: the zone's weight (percent of a full zone's) from at_s;
 	// a 0 after a step is an abort (impact during the step).
@@ -111,6 +120,36 @@ type Shift struct {
 type ReturnStep struct {
 	At      float64 `json:"at_s"`
 	Percent int     `json:"percent"`
+}
+
+// Previous is the shift away from the same zone before r.Shifts[i]: the one
+// that ended before it began; nil for a zone's first shift.
+func (r *Report) Previous(i int) *Shift {
+	for j := i - 1; j >= 0; j-- {
+		if r.Shifts[j].AwayFrom == r.Shifts[i].AwayFrom {
+			return &r.Shifts[j]
+		}
+	}
+	return nil
+}
+
+// Again says, for a zone's second or later shift, how it followed the one
+// before: "shift 2 of use2-az1, 98.3s after traffic went back (a relapse)".
+// Empty for a zone's first shift.
+func (r *Report) Again(i int) string {
+	s := r.Shifts[i]
+	prev := r.Previous(i)
+	if prev == nil {
+		return ""
+	}
+	out := fmt.Sprintf("shift %d of %s", s.Episode, s.AwayFrom)
+	if prev.End != nil {
+		out += fmt.Sprintf(", %.1fs after traffic went back", s.Start-*prev.End)
+	}
+	if s.Relapse {
+		out += " (a relapse: isolated again soon after its recovery test passed)"
+	}
+	return out
 }
 
 // ControlPlane is one control-plane exclusion.
@@ -267,11 +306,13 @@ func Build(run Run) *Report {
 		r.FailStatic = append(r.FailStatic, fs)
 	}
 	failures := map[string]int{}
+	episodes := map[string]int{}
 	for _, ev := range run.Events {
 		at := Secs(ev.At.Sub(run.Start))
 		switch ev.Kind {
 		case runbook.ShiftStarted:
-			r.Shifts = append(r.Shifts, Shift{AwayFrom: ev.Zone, Start: at, Origin: "auto"})
+			episodes[ev.Zone]++
+			r.Shifts = append(r.Shifts, Shift{AwayFrom: ev.Zone, Start: at, Origin: "auto", Episode: episodes[ev.Zone], Relapse: ev.Relapse})
 		case runbook.ShiftEnded:
 			for i := len(r.Shifts) - 1; i >= 0; i-- {
 				if r.Shifts[i].AwayFrom == ev.Zone && r.Shifts[i].End == nil {
@@ -373,10 +414,13 @@ func (r *Report) Summary(w io.Writer) {
 	for _, d := range r.Detections {
 		fmt.Fprintf(w, "  detected   %-20s at %.1fs\n", d.Alarm, d.At)
 	}
-	for _, s := range r.Shifts {
+	for i, s := range r.Shifts {
 		end := "still in force"
 		if s.End != nil {
 			end = fmt.Sprintf("ended %.1fs", *s.End)
+		}
+		if again := r.Again(i); again != "" {
+			end += "; " + again
 		}
 		fmt.Fprintf(w, "  shifted    away from %-10s at %.1fs, %s\n", s.AwayFrom, s.Start, end)
 		if len(s.Returning) > 0 {

@@ -71,3 +71,39 @@ func TestThousands(t *testing.T) {
 		}
 	}
 }
+
+// A zone that fails again after recovery ended its shift is a second shift
+// episode in the report, marked as such in the JSON and in the summary, not
+// folded into the first.
+func TestRelapseIsASecondShiftEpisode(t *testing.T) {
+	r := Build(Run{Name: "t", Mode: "sim", Start: t0, Planned: 600 * time.Second, Elapsed: 600 * time.Second,
+		Events: []runbook.Event{
+			{At: sec(70), Kind: runbook.ShiftStarted, Zone: "a"}, {At: sec(250), Kind: runbook.ShiftEnded, Zone: "a"},
+			{At: sec(300), Kind: runbook.ShiftStarted, Zone: "b"}, {At: sec(320), Kind: runbook.ShiftEnded, Zone: "b"},
+			{At: sec(345), Kind: runbook.ShiftStarted, Zone: "a", Relapse: true}, {At: sec(530), Kind: runbook.ShiftEnded, Zone: "a"}}})
+	if len(r.Shifts) != 3 {
+		t.Fatalf("shifts = %+v, want 3", r.Shifts)
+	}
+	first, other, second := r.Shifts[0], r.Shifts[1], r.Shifts[2]
+	if first.Episode != 1 || first.Relapse || *first.End != 250 || other.Episode != 1 {
+		t.Errorf("first shifts = %+v, %+v", first, other)
+	}
+	if second.AwayFrom != "a" || second.Episode != 2 || !second.Relapse || second.Start != 345 || *second.End != 530 {
+		t.Errorf("the relapse = %+v, want a's episode 2 from 345 s to 530 s, marked relapse", second)
+	}
+	if p := r.Previous(2); p == nil || p.Start != 70 {
+		t.Errorf("previous of the relapse = %+v, want a's first shift", p)
+	}
+	if r.Previous(1) != nil || r.Again(0) != "" {
+		t.Error("a zone's first shift has no previous one")
+	}
+	var b strings.Builder
+	r.Summary(&b)
+	want := "shifted    away from a          at 345.0s, ended 530.0s; shift 2 of a, 95.0s after traffic went back (a relapse"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("summary does not tell the second episode:\n%s\nwant a line with %q", b.String(), want)
+	}
+	if strings.Count(b.String(), "shifted    away from a ") != 2 {
+		t.Errorf("summary does not list both shifts of a:\n%s", b.String())
+	}
+}

@@ -27,8 +27,9 @@ import (
 //   - outlier: over the last 2 s, 10 s or 30 s its bad rate is at least 3×
 //     and 1 point above the pooled rate of the other zones (same source,
 //     same window);
-//   - contributors: at least MinInstances of its instances have their own
-//     CUSUM at h/2 (one bad instance is an instance problem);
+//   - contributors: at least MinInstances of its instances have had their
+//     own CUSUM at h/2 since the zone's change point, and a bad request
+//     recently (one bad instance is an instance problem);
 //   - others shown healthy: every other zone is shown, by a likelihood
 //     ratio test over the span since this zone's change point, not to share
 //     its rate (onset.go): not yet impaired is not the same as healthy;
@@ -90,6 +91,9 @@ type instSeq struct {
 	cusum    [2]cusum
 	lastBad  [2]int64
 	lastSeen int64
+	// lastLite is, per dimension, the last step the instance's CUSUM was at
+	// h/2 or above (contributing; see evalZone).
+	lastLite [2]int64
 }
 
 // recent reports whether a bad request was seen within the recent window.
@@ -199,7 +203,9 @@ func (f *defaultProfile) step(b *bucket) {
 			if bad > 0 {
 				is.lastBad[d] = b.idx
 			}
-			is.cusum[d].update(b.idx, n, bad, f.p0[d], f.alts[d], ceilFactor*f.h[d])
+			if is.cusum[d].update(b.idx, n, bad, f.p0[d], f.alts[d], ceilFactor*f.h[d]) >= f.h[d]/2 {
+				is.lastLite[d] = b.idx
+			}
 		}
 	}
 	f.stepRecovery(b)
@@ -270,6 +276,16 @@ func (f *defaultProfile) evalZone(z string, d Dim, silent bool) zoneEval {
 			break
 		}
 	}
+	// An instance contributes when its own CUSUM has reached h/2 since the
+	// zone's change point (within the onset test's span), not only when it
+	// is there at this step: a CUSUM that crossed has detected its change,
+	// and dipping back under the line after a few good requests (as half a
+	// zone's traffic at a 10-20 % fault rate does every few seconds) is the
+	// statistic re-arming, not evidence that the instance is well. Requiring
+	// both instances over the line at the same step made the decision wait
+	// for a coincidence. An instance that never crossed since the change
+	// (the healthy one beside a single bad instance) still never contributes.
+	from := f.changePoint(z, d, ev.src)
 	for k, is := range f.inst {
 		if k.zone != z {
 			continue
@@ -288,7 +304,7 @@ func (f *defaultProfile) evalZone(z string, d Dim, silent bool) zoneEval {
 			continue
 		}
 		ev.instances++
-		if f.recent(is.lastBad[d]) && is.cusum[d].value() >= f.h[d]/2 {
+		if f.recent(is.lastBad[d]) && is.lastLite[d] > 0 && is.lastLite[d] >= from {
 			ev.contributors = append(ev.contributors, k.instance)
 		}
 	}

@@ -64,8 +64,8 @@ type Config struct {
 	// HealthWindow). Silent in every zone at once: fail static.
 	SilenceWindow time.Duration
 	// IsolationErrorRate β is the onset test's error rate: the chance of
-	// calling a zone's impact isolated while the other zones share its rate
-	// (default 1e-3; see onset.go).
+	// calling a zone's impact isolated while another zone shares its rate
+	// (default 1e-2; see onset.go).
 	IsolationErrorRate float64
 	// RecoveryErrorRate is the recovery test's error rate: the chance, per
 	// excursion of its statistic, of ending a shift while the zone still fails

@@ -27,15 +27,29 @@ import (
 // Λ = max ℓ_z + max_{p≤p_h} ℓ_o − max ℓ_{z+o}. The uncertainty in z's own rate
 // is in the test (few requests from z pull the common rate toward o's at little
 // cost), so a lucky first crossing does not make the others look healthy.
-// o counts as shown healthy when Λ ≥ ln((k−1)/β), with k zones and β the
-// isolation error rate (Config.IsolationErrorRate, default 1e-2): for a fixed
-// sample under H_shared the chance of Λ reaching it is at most about β/(k−1)
-// per zone, β for the k−1 zones together. Each other zone is tested on its
-// own: pooling them halves the delay but lets one unlucky zone's clean
-// stretch vouch for another (it called 1 of 40 seeded regional onsets
-// isolated, where testing each zone called none; onset_test.go). The bound
-// is nominal: z is tested at the moment its CUSUM crosses, which selects an
-// unusually bad stretch of z; the regional-onset test measures the real rate.
+// o counts as shown healthy when Λ ≥ ln(1/β), β the isolation error rate
+// (Config.IsolationErrorRate, default 1e-2): for a fixed sample under
+// H_shared the chance of Λ reaching it is at most about β. The threshold
+// needs no Bonferroni term for the k−1 zones: z is called isolated only when
+// *every* other zone passes, so the test is an intersection-union test
+// (Berger 1982). "z is not isolated" means at least one other zone shares
+// z's rate, and then calling z isolated needs that zone to pass its own test,
+// which happens with chance ≤ β, whatever the other zones do. A union bound,
+// ln((k−1)/β), is for "any zone passes"; with it the test ran at β/(k−1) and
+// asked each zone for about one more of z's bad requests than β needs.
+// Each other zone is tested on its own: pooling them halves the delay but
+// lets one unlucky zone's clean stretch vouch for another (it called 1 of 40
+// seeded regional onsets isolated, where testing each zone called none;
+// onset_test.go). The bound is nominal: z is tested at the moment its CUSUM
+// crosses, which selects an unusually bad stretch of z; the regional-onset
+// test measures the real rate.
+//
+// What it costs cannot go much lower at a given β: o has no bad request and
+// the zones have about as many requests each, so given the B bad requests
+// of z and o together, the chance under H_shared that all B fell in z is
+// about 2^−B. Any test of H_shared at level β therefore needs about
+// log2(1/β) of z's bad requests since the change point (7 at β = 1e-2), where
+// the CUSUM needs h over ln(p/p0) of them (3 to 4 at a 10-20 % rate).
 //
 // The cost is delay at low traffic: the others need enough requests since the
 // onset to show, with that confidence, that they are not at z's rate. docs/
@@ -81,17 +95,31 @@ type isolation struct {
 	beta   float64
 }
 
-// isolationThreshold is ln((k−1)/β): each of the k−1 other zones is tested.
+// isolationThreshold is ln(1/β): every other zone must pass (an
+// intersection-union test, see above), so no zone-count term.
 func (f *defaultProfile) isolationThreshold() float64 {
-	return math.Log(float64(len(f.cfg.Zones)-1) / f.cfg.IsolationErrorRate)
+	return math.Log(1 / f.cfg.IsolationErrorRate)
+}
+
+// changePoint is the first step of the span the onset test judges zone z's
+// impact in dimension d on src over: its CUSUM's change point (Page's
+// estimate), at most isolationSpanMax back.
+func (f *defaultProfile) changePoint(z string, d Dim, src observation.Source) int64 {
+	return f.step_ - int64(f.spanBuckets(z, d, src)) + 1
+}
+
+// spanBuckets is the number of buckets since the change point (at least 1).
+func (f *defaultProfile) spanBuckets(z string, d Dim, src observation.Source) int {
+	zs := f.zones[zsKey{z, src}]
+	k := int(f.step_ - zs.cusum[d].since())
+	return max(1, min(k, len(zs.wins[len(zs.wins)-1].slots)))
 }
 
 // isolated runs the onset test for zone z impacted in dimension d on src.
 func (f *defaultProfile) isolated(z string, d Dim, src observation.Source) isolation {
 	zs := f.zones[zsKey{z, src}]
 	last := len(zs.wins) - 1
-	k := int(f.step_ - zs.cusum[d].since())
-	k = max(1, min(k, len(zs.wins[last].slots)))
+	k := f.spanBuckets(z, d, src)
 	own := zs.wins[last].last(k)
 	nz, bz := own.Trials(d)
 	iso := isolation{ok: true, need: f.isolationThreshold(), span: time.Duration(k) * f.cfg.Resolution,

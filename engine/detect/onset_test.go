@@ -2,6 +2,7 @@ package detect
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -100,5 +101,51 @@ func TestIsolationLLR(t *testing.T) {
 	}
 	if l := isolationLLR(25, 5, 25, 0, 0.011); l > 6.9 {
 		t.Errorf("25 clean vs 5 of 25 bad: Λ = %.2f, too little to be shown healthy", l)
+	}
+}
+
+// The onset test's threshold is ln(1/β) whatever the number of zones: every
+// other zone must pass, so no union bound over them (intersection-union).
+func TestIsolationThresholdIsIntersectionUnion(t *testing.T) {
+	for _, zones := range [][]string{{"a", "b"}, zones3, {"a", "b", "c", "d", "e"}} {
+		cfg := Config{Zones: zones}
+		if err := cfg.setDefaults(); err != nil {
+			t.Fatal(err)
+		}
+		f := newDefaultProfile(&cfg)
+		if got, want := f.isolationThreshold(), math.Log(1/cfg.IsolationErrorRate); got != want {
+			t.Errorf("%d zones: threshold %.2f, want ln(1/β) = %.2f", len(zones), got, want)
+		}
+	}
+}
+
+// An instance contributes when its CUSUM reached h/2 since the zone's change
+// point, even if a few good requests took it back under the line; one that
+// was over the line only before the change, or never, does not.
+func TestContributorSinceTheChangePoint(t *testing.T) {
+	cfg := Config{Zones: zones3}
+	if err := cfg.setDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	f := newDefaultProfile(&cfg)
+	f.step_ = 1000
+	zs := f.zones[zsKey{"az1", observation.Server}]
+	zs.cusum[DimFault] = cusum{s: []float64{20}, zero: []int64{980}} // changed at step 980
+	zs.lastBad[DimFault] = 1000
+	dipped := &instSeq{lastSeen: 1000, lastLite: [2]int64{DimFault: 990}} // over h/2 at 990, under it now
+	dipped.lastBad[DimFault] = 998
+	before := &instSeq{lastSeen: 1000, lastLite: [2]int64{DimFault: 970}} // over h/2 only before the change
+	before.lastBad[DimFault] = 999
+	never := &instSeq{lastSeen: 1000}
+	never.lastBad[DimFault] = 999
+	f.inst[instKey{"az1", "az1-1"}], f.inst[instKey{"az1", "az1-2"}], f.inst[instKey{"az1", "az1-3"}] = dipped, before, never
+	ev := f.evalZone("az1", DimFault, false)
+	if len(ev.contributors) != 1 || ev.contributors[0] != "az1-1" || ev.instances != 3 {
+		t.Errorf("contributors %v of %d, want [az1-1] of 3", ev.contributors, ev.instances)
+	}
+	// No recent bad request: not contributing, however high it went.
+	dipped.lastBad[DimFault] = 1000 - buckets(recentWindow, cfg.Resolution)
+	if ev := f.evalZone("az1", DimFault, false); len(ev.contributors) != 0 {
+		t.Errorf("contributors %v with no recent bad request, want none", ev.contributors)
 	}
 }

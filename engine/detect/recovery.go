@@ -142,7 +142,10 @@ func (f *defaultProfile) assessRecovery(a *Assessment) {
 		}
 		r.passed = pass
 		zs.UnderTest, zs.Recovered = true, pass
-		zs.Relapsing = r.passedAt > 0 && f.step_-r.passedAt < buckets(RelapseWindow, f.cfg.Resolution)
+		// A test started by a relapse (startRecovery ran first, this very
+		// tick) has not passed yet: the zone is relapsing all the same, and
+		// the runbook reads it at this tick's isolated call.
+		zs.Relapsing = (r.passedAt > 0 && f.step_-r.passedAt < buckets(RelapseWindow, f.cfg.Resolution)) || (r.relapses > 0 && r.passedAt == 0)
 		if pass {
 			zs.RecoveredSince = time.Unix(0, r.start*int64(f.cfg.Resolution)).UTC()
 		}

@@ -379,6 +379,21 @@ func TestWriteReport(t *testing.T) {
 			t.Errorf("the report loads something from elsewhere: %s", ref)
 		}
 	}
+	// A relapse: traffic went back at 5:00, the zone failed again and was
+	// shifted away a second time; the page tells the second episode too.
+	again, againEnd := 345.0, 530.0
+	r.Shifts = append(r.Shifts, report.Shift{AwayFrom: "use2-az1", Start: again, End: &againEnd, Origin: "auto", Episode: 2, Relapse: true})
+	buf.Reset()
+	if err := dashboard.WriteReport(&buf, r, sc); err != nil {
+		t.Fatal(err)
+	}
+	page = buf.String()
+	for _, want := range []string{"Traffic went back to use2-az1 at 5:00 and it failed again: shift episode 2 began at 5:45 (a relapse",
+		"Shifted away again", "episode 2 · at 5:45 · 45 s after traffic went back · relapse · ended 8:50", "shifted away from use2-az1 (episode 2)"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("report with a relapse lacks %q", want)
+		}
+	}
 	// Without a scenario, or with nothing detected, it still tells what it can.
 	r.Detections, r.Shifts, r.ControlPlane, r.Baseline = nil, nil, nil, nil
 	buf.Reset()

@@ -197,9 +197,14 @@ func buildStory(r *report.Report, sc *report.Scene) *story {
 		zone = det.Zone
 	}
 	var sh *report.Shift
+	// again are the later shifts away from the same zone: the zone failed
+	// again after traffic went back. The story tells each, not only the first.
+	var again []int
 	for i := range r.Shifts {
 		if s := &r.Shifts[i]; sh == nil && (zone == "" || s.AwayFrom == zone) {
 			sh = s
+		} else if sh != nil && s.AwayFrom == sh.AwayFrom {
+			again = append(again, i)
 		}
 	}
 	var cp *report.ControlPlane
@@ -261,6 +266,19 @@ func buildStory(r *report.Report, sc *report.Scene) *story {
 		}
 		lead += ". "
 	}
+	for _, i := range again {
+		s, prev := r.Shifts[i], r.Previous(i)
+		if prev.End != nil {
+			lead += fmt.Sprintf("Traffic went back to %s at %s and it failed again: ", s.AwayFrom, clock(*prev.End))
+		} else {
+			lead += s.AwayFrom + " failed again: "
+		}
+		lead += fmt.Sprintf("shift episode %d began at %s", s.Episode, clock(s.Start))
+		if s.Relapse {
+			lead += " (a relapse: isolated again soon after its recovery test passed, so the shift before ended too early)"
+		}
+		lead += ". "
+	}
 	lead += fmt.Sprintf("%s of %s customer requests failed with grayzone (%s)", count(r.Requests.Failed), count(r.Requests.Total), pct(r.Requests))
 	if b := r.Baseline; b != nil {
 		lead += fmt.Sprintf("; %s of %s (%s) failed in the baseline run, the same scenario with mitigation off.", count(b.Requests.Failed), count(b.Requests.Total), pct(b.Requests))
@@ -296,6 +314,20 @@ func buildStory(r *report.Report, sc *report.Scene) *story {
 			sub += " · ended " + clock(*sh.End)
 		}
 		st.Tiles = append(st.Tiles, tile{Label: "Shifted away", Value: v, Sub: sub, Class: "shift"})
+	}
+	for _, i := range again {
+		s, prev := r.Shifts[i], r.Previous(i)
+		sub := fmt.Sprintf("episode %d · at %s", s.Episode, clock(s.Start))
+		if prev.End != nil {
+			sub += " · " + seconds(s.Start-*prev.End) + " after traffic went back"
+		}
+		if s.Relapse {
+			sub += " · relapse"
+		}
+		if s.End != nil {
+			sub += " · ended " + clock(*s.End)
+		}
+		st.Tiles = append(st.Tiles, tile{Label: "Shifted away again", Value: clock(s.Start), Sub: sub, Class: "bad"})
 	}
 	if cp != nil {
 		sub := "capacity replaced in the other zones"
@@ -361,8 +393,12 @@ func steps(r *report.Report, sc *report.Scene) []step {
 	for _, d := range r.Detections {
 		push(d.At, 2, "detected", "detected", fmt.Sprintf("%s goes into ALARM: isolated impact in %s", d.Alarm, d.Zone))
 	}
-	for _, s := range r.Shifts {
-		push(s.Start, 3, "shifted", "shift", fmt.Sprintf("zonal shift (%s): the front door stops sending traffic to %s", s.Origin, s.AwayFrom))
+	for i, s := range r.Shifts {
+		if a := r.Again(i); a != "" {
+			push(s.Start, 3, "shifted again", "shift", fmt.Sprintf("zonal shift (%s): the front door stops sending traffic to %s again; %s", s.Origin, s.AwayFrom, a))
+		} else {
+			push(s.Start, 3, "shifted", "shift", fmt.Sprintf("zonal shift (%s): the front door stops sending traffic to %s", s.Origin, s.AwayFrom))
+		}
 		if s.End != nil {
 			push(*s.End, 6, "shift ends", "ok", fmt.Sprintf("traffic returns to %s", s.AwayFrom))
 		}
@@ -476,8 +512,12 @@ func chartData(r *report.Report) reportData {
 		}
 		d.Spans = append(d.Spans, reportSpan{Kind: "fault", From: f.Start, To: to, Label: "fault: " + f.Kind + " · " + strings.TrimPrefix(f.Target, "zone ")})
 	}
-	for _, s := range r.Shifts {
-		d.Spans = append(d.Spans, reportSpan{Kind: "shift", From: s.Start, To: s.End, Label: "shifted away from " + s.AwayFrom})
+	for i, s := range r.Shifts {
+		label := "shifted away from " + s.AwayFrom
+		if r.Previous(i) != nil {
+			label += fmt.Sprintf(" (episode %d)", s.Episode)
+		}
+		d.Spans = append(d.Spans, reportSpan{Kind: "shift", From: s.Start, To: s.End, Label: label})
 	}
 	for _, c := range r.ControlPlane {
 		d.Spans = append(d.Spans, reportSpan{Kind: "exclusion", From: c.At, To: c.Restored, Label: c.Zone + " excluded from the instance group"})
