@@ -42,8 +42,9 @@ func newTickMetrics() *tickMetrics {
 		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "grayzone_tick_seconds",
 			Help: "Duration of one pass of serve's tick loop over every resource (it runs every 250ms; longer passes fall behind).",
-			// 1ms to about 4s: the loop's budget is 250ms.
-			Buckets: prometheus.ExponentialBuckets(0.001, 2, 13),
+			// 1ms to 5s, with bounds at the loop's period (250ms) and at
+			// the 100ms a fleet's p99 is held to (benchmark/fleet.go).
+			Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5},
 		}),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "grayzone_tick_lag_seconds",
