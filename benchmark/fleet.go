@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -50,16 +51,62 @@ type FleetResult struct {
 	FDsPerRes  float64 `json:"serve_fds_per_resource"`
 	Series     int     `json:"metrics_series"`
 	// TickP99ms is the upper bound of the grayzone_tick_seconds bucket
-	// holding the 99th percentile pass of serve's tick loop (-1: no passes).
+	// holding the 99th percentile of the tick loop's passes during the load
+	// (-1: no passes).
 	TickP99ms   float64 `json:"tick_p99_ms_bucket"`
+	TickPasses  int64   `json:"tick_passes"`
 	MetricsKB   float64 `json:"metrics_kb"`
 	MetricsMs   float64 `json:"metrics_fetch_ms"`
 	StatusP50ms float64 `json:"status_p50_ms"`
+	StatusP99ms float64 `json:"status_p99_ms"`
 	StatusMaxms float64 `json:"status_max_ms"`
 	StatusCalls int     `json:"status_calls"`
 	Requests    int64   `json:"requests"`
 	Failed      int64   `json:"failed_requests"`
 	FailStatic  int     `json:"fail_static_entries"`
+	// Verdicts are issue 24's four conditions for a fleet run, in order.
+	Verdicts []FleetVerdict `json:"verdicts"`
+}
+
+// FleetVerdict is one condition a fleet run must meet.
+type FleetVerdict struct {
+	Check  string `json:"check"`
+	Pass   bool   `json:"pass"`
+	Detail string `json:"detail"`
+}
+
+// The conditions a fleet run must meet (issue 24's "done when").
+const (
+	FleetStatusLimit = 200 * time.Millisecond // every GET /v1/status sample
+	FleetTickP99     = 100 * time.Millisecond // the tick loop's p99, by its own histogram
+)
+
+// Passed reports whether every verdict passed.
+func (r *FleetResult) Passed() bool {
+	for _, v := range r.Verdicts {
+		if !v.Pass {
+			return false
+		}
+	}
+	return len(r.Verdicts) > 0
+}
+
+// judge sets the verdicts from the measurements.
+func (r *FleetResult) judge() {
+	tick := fmt.Sprintf("p99 in the ≤ %g ms bucket of grayzone_tick_seconds over %d passes", r.TickP99ms, r.TickPasses)
+	switch {
+	case r.TickPasses == 0:
+		tick = "no passes of the tick loop during the load"
+	case r.TickP99ms < 0:
+		tick = fmt.Sprintf("p99 past the largest bucket of grayzone_tick_seconds over %d passes", r.TickPasses)
+	}
+	r.Verdicts = []FleetVerdict{
+		{"0 failed requests", r.Failed == 0, fmt.Sprintf("%d of %d failed (connection errors and 5xx)", r.Failed, r.Requests)},
+		{fmt.Sprintf("GET /v1/status under %d ms", FleetStatusLimit.Milliseconds()), r.StatusCalls > 0 && r.StatusMaxms < float64(FleetStatusLimit.Milliseconds()),
+			fmt.Sprintf("max %.1f ms, p99 %.1f ms, p50 %.1f ms over %d calls", r.StatusMaxms, r.StatusP99ms, r.StatusP50ms, r.StatusCalls)},
+		{fmt.Sprintf("tick p99 under %d ms", FleetTickP99.Milliseconds()), r.TickP99ms >= 0 && r.TickP99ms <= float64(FleetTickP99.Milliseconds()), tick},
+		{"0 fail-static entries", r.FailStatic == 0, fmt.Sprintf("%d in the audit log", r.FailStatic)},
+	}
 }
 
 // Print writes the result as a markdown table row with its header.
@@ -69,6 +116,14 @@ func (r *FleetResult) Print(w io.Writer) {
 	fmt.Fprintf(w, "| %d | %.1f %% | %.0f MiB | %d (%.1f) | %d series, %.0f KB, %.0f ms | %.1f / %.1f ms | ≤ %g ms | %d of %d | %d |\n",
 		r.Resources, r.CPUPercent, r.RSSMiB, r.FDs, r.FDsPerRes, r.Series, r.MetricsKB, r.MetricsMs,
 		r.StatusP50ms, r.StatusMaxms, r.TickP99ms, r.Failed, r.Requests, r.FailStatic)
+	fmt.Fprintln(w)
+	for _, v := range r.Verdicts {
+		verdict := "PASS"
+		if !v.Pass {
+			verdict = "FAIL"
+		}
+		fmt.Fprintf(w, "%s  %s: %s\n", verdict, v.Check, v.Detail)
+	}
 }
 
 // fleetPortsPerResource: regional, three zonal, six targets.
@@ -207,6 +262,12 @@ func RunFleet(ctx context.Context, o FleetOptions) (*FleetResult, error) {
 	time.Sleep(12 * time.Second)
 
 	res := &FleetResult{Resources: o.Resources, DurationS: o.Duration.Seconds(), RatePerRes: o.Rate}
+	// The tick loop's histogram now, so that its passes during the load
+	// are judged, not those of serve's start.
+	tick0, err := fetchMetrics(ctx, client, base)
+	if err != nil {
+		return nil, err
+	}
 	cpu0, err := cpuTicks(serve.cmd.Process.Pid)
 	if err != nil {
 		return nil, err
@@ -292,27 +353,45 @@ func RunFleet(ctx context.Context, o FleetOptions) (*FleetResult, error) {
 	if len(status) > 0 {
 		slices.Sort(status)
 		res.StatusP50ms = round3(float64(status[len(status)/2]) / 1e6)
+		res.StatusP99ms = round3(float64(status[len(status)*99/100]) / 1e6)
 		res.StatusMaxms = round3(float64(status[len(status)-1]) / 1e6)
 	}
 	start := time.Now()
-	resp, err := client.Get(base + "/metrics")
+	body, err := fetchMetrics(ctx, client, base)
 	if err != nil {
-		return nil, fmt.Errorf("/metrics: %w", err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return nil, fmt.Errorf("/metrics: %w", err)
+		return nil, err
 	}
 	res.MetricsMs = round3(float64(time.Since(start)) / 1e6)
 	res.MetricsKB = round3(float64(len(body)) / 1000)
 	res.Series = countSeries(body)
-	res.TickP99ms = tickP99ms(body)
+	res.TickP99ms, res.TickPasses = tickP99ms(tick0, body)
 	if res.FailStatic, err = countFailStatic(ctx, client, base); err != nil {
 		return nil, err
 	}
+	res.judge()
 	progress("done: %d requests, %d failed", res.Requests, res.Failed)
 	return res, nil
+}
+
+// fetchMetrics reads serve's /metrics.
+func fetchMetrics(ctx context.Context, client *http.Client, base string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("/metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("/metrics: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("/metrics: HTTP %d", resp.StatusCode)
+	}
+	return body, nil
 }
 
 // countSeries counts the sample lines of a Prometheus text exposition.
@@ -326,11 +405,35 @@ func countSeries(body []byte) int {
 	return n
 }
 
-// tickP99ms reads the tick loop's p99 off the grayzone_tick_seconds
-// histogram: the upper bound of the first bucket with 99 % of the passes.
-func tickP99ms(body []byte) float64 {
-	type bucket struct{ le, n float64 }
-	var bs []bucket
+// tickP99ms reads the tick loop's p99 off two scrapes of the
+// grayzone_tick_seconds histogram: the upper bound of the first bucket
+// holding 99 % of the passes made between them (-1: no passes, or the p99
+// past the largest bucket), and how many passes that was.
+func tickP99ms(before, after []byte) (float64, int64) {
+	b0, n0 := tickBuckets(before)
+	b1, n1 := tickBuckets(after)
+	count := n1 - n0
+	if count <= 0 {
+		return -1, 0
+	}
+	for i, b := range b1 {
+		n := b.n
+		if i < len(b0) && b0[i].le == b.le {
+			n -= b0[i].n
+		}
+		if n >= 0.99*count {
+			return round3(b.le * 1000), int64(count)
+		}
+	}
+	return -1, int64(count)
+}
+
+type tickBucket struct{ le, n float64 }
+
+// tickBuckets parses grayzone_tick_seconds' cumulative buckets (+Inf left
+// out) and count from a Prometheus text exposition.
+func tickBuckets(body []byte) ([]tickBucket, float64) {
+	var bs []tickBucket
 	var count float64
 	for line := range strings.Lines(string(body)) {
 		if rest, ok := strings.CutPrefix(line, `grayzone_tick_seconds_bucket{le="`); ok {
@@ -340,22 +443,14 @@ func tickP99ms(body []byte) float64 {
 			}
 			l, err1 := strconv.ParseFloat(le, 64)
 			c, err2 := strconv.ParseFloat(strings.TrimSpace(n), 64)
-			if err1 == nil && err2 == nil {
-				bs = append(bs, bucket{l, c})
+			if err1 == nil && err2 == nil && !math.IsInf(l, 1) {
+				bs = append(bs, tickBucket{l, c})
 			}
 		} else if rest, ok := strings.CutPrefix(line, "grayzone_tick_seconds_count "); ok {
 			count, _ = strconv.ParseFloat(strings.TrimSpace(rest), 64)
 		}
 	}
-	if count == 0 {
-		return -1
-	}
-	for _, b := range bs {
-		if b.n >= 0.99*count {
-			return round3(b.le * 1000)
-		}
-	}
-	return -1
+	return bs, count
 }
 
 // countFailStatic counts the audit log's fail-static starts (not their

@@ -1,6 +1,9 @@
 package benchmark
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestFleetMetricsParsing(t *testing.T) {
 	body := []byte(`# HELP grayzone_tick_seconds x
@@ -14,13 +17,66 @@ grayzone_tick_seconds_count 100
 
 grayzone_leader 1
 `)
-	if got := tickP99ms(body); got != 4 {
-		t.Errorf("tick p99 %g ms, want the 4 ms bucket", got)
+	if got, n := tickP99ms(nil, body); got != 4 || n != 100 {
+		t.Errorf("tick p99 %g ms over %d passes, want the 4 ms bucket over 100", got, n)
 	}
 	if got := countSeries(body); got != 7 {
 		t.Errorf("%d series, want 7", got)
 	}
-	if got := tickP99ms([]byte("grayzone_leader 1\n")); got != -1 {
-		t.Errorf("no histogram: %g", got)
+	if got, n := tickP99ms(nil, []byte("grayzone_leader 1\n")); got != -1 || n != 0 {
+		t.Errorf("no histogram: %g, %d", got, n)
+	}
+	// Only the passes between the two scrapes count: 50 before (all slow),
+	// then 100 more of which 99 within 2 ms.
+	before := []byte(`grayzone_tick_seconds_bucket{le="0.001"} 0
+grayzone_tick_seconds_bucket{le="0.002"} 0
+grayzone_tick_seconds_bucket{le="0.004"} 0
+grayzone_tick_seconds_bucket{le="+Inf"} 50
+grayzone_tick_seconds_count 50
+`)
+	after := []byte(`grayzone_tick_seconds_bucket{le="0.001"} 60
+grayzone_tick_seconds_bucket{le="0.002"} 99
+grayzone_tick_seconds_bucket{le="0.004"} 100
+grayzone_tick_seconds_bucket{le="+Inf"} 150
+grayzone_tick_seconds_count 150
+`)
+	if got, n := tickP99ms(before, after); got != 2 || n != 100 {
+		t.Errorf("tick p99 between scrapes %g ms over %d, want 2 over 100", got, n)
+	}
+	// Past the largest bucket: no p99, and the verdict fails.
+	if got, n := tickP99ms(nil, before); got != -1 || n != 50 {
+		t.Errorf("all passes past the buckets: %g over %d, want -1 over 50", got, n)
+	}
+}
+
+// The four verdicts follow the measurements, and the run passes only with all four.
+func TestFleetVerdicts(t *testing.T) {
+	ok := FleetResult{Requests: 600, StatusCalls: 60, StatusP50ms: 3, StatusP99ms: 20, StatusMaxms: 150, TickP99ms: 64, TickPasses: 240}
+	ok.judge()
+	if !ok.Passed() || len(ok.Verdicts) != 4 {
+		t.Fatalf("a good run: %+v", ok.Verdicts)
+	}
+	for name, bad := range map[string]FleetResult{
+		"0 failed requests":           {Requests: 600, Failed: 1, StatusCalls: 60, StatusMaxms: 150, TickP99ms: 64, TickPasses: 240},
+		"GET /v1/status under 200 ms": {Requests: 600, StatusCalls: 60, StatusMaxms: 200, TickP99ms: 64, TickPasses: 240},
+		"tick p99 under 100 ms":       {Requests: 600, StatusCalls: 60, StatusMaxms: 150, TickP99ms: 250, TickPasses: 240},
+		"0 fail-static entries":       {Requests: 600, StatusCalls: 60, StatusMaxms: 150, TickP99ms: 64, TickPasses: 240, FailStatic: 1},
+	} {
+		bad.judge()
+		if bad.Passed() {
+			t.Errorf("%s: passed", name)
+		}
+		for _, v := range bad.Verdicts {
+			if v.Pass == (v.Check == name) {
+				t.Errorf("%s: verdict %+v", name, v)
+			}
+		}
+	}
+	var b strings.Builder
+	ok.Print(&b)
+	for _, want := range []string{"PASS  0 failed requests: 0 of 600 failed", "PASS  GET /v1/status under 200 ms: max 150.0 ms", "PASS  tick p99 under 100 ms: p99 in the ≤ 64 ms bucket", "PASS  0 fail-static entries: 0"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, b.String())
+		}
 	}
 }

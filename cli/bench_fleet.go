@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"io"
 	"time"
 
@@ -24,13 +25,20 @@ every 10s, autoshift in dry run) on free loopback ports, starts this binary's
 --rate requests a second per resource to the regional front doors for
 --duration, and reports of the serve process: CPU (share of one core), RSS,
 open file descriptors (/proc/PID/fd, also per resource), /metrics series,
-size and fetch time, GET /v1/status latency (sampled every second, p50 and
-max), failed customer requests (connection errors and 5xx) and fail-static
-entries in the audit log. Progress goes to stderr.
+size and fetch time, GET /v1/status latency (sampled every second, p50, p99
+and max), the tick loop's p99 (grayzone_tick_seconds over the passes made
+during the load), failed customer requests (connection errors and 5xx) and
+fail-static entries in the audit log. Progress goes to stderr.
+
+It ends with four verdicts, PASS or FAIL, and exits 1 if any fails:
+0 failed requests, every GET /v1/status under 200 ms, tick p99 under 100 ms,
+0 fail-static entries (issue 24's bar for 1,000 resources over 10 minutes:
+grayzone bench fleet --resources 1000 --duration 10m).
 
 The whole fleet runs on this machine: on a small or busy one, the workload
 and the load compete with serve for the CPU; say so with the numbers.`,
-		Example: `  grayzone bench fleet --resources 50 --duration 2m
+		Example: `  grayzone bench fleet --resources 1000 --duration 10m
+  grayzone bench fleet --resources 50 --duration 2m
   grayzone bench fleet --resources 200 --rate 5 --output json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -51,7 +59,19 @@ and the load compete with serve for the CPU; say so with the numbers.`,
 			if err != nil {
 				return &exitError{code: exitUnknown, err: err}
 			}
-			return output.write(stdout, res, func() { res.Print(stdout) })
+			if err := output.write(stdout, res, func() { res.Print(stdout) }); err != nil {
+				return err
+			}
+			if !res.Passed() {
+				failed := 0
+				for _, v := range res.Verdicts {
+					if !v.Pass {
+						failed++
+					}
+				}
+				return &exitError{code: ExitFailed, err: fmt.Errorf("bench fleet: %d of %d checks failed (the FAIL lines above)", failed, len(res.Verdicts))}
+			}
+			return nil
 		},
 	}
 	f := cmd.Flags()

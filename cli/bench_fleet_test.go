@@ -56,15 +56,15 @@ func TestBenchFleet(t *testing.T) {
 func TestReportFileLimit(t *testing.T) {
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, nil))
-	// 1024 descriptors allow (1024-128)/32 = 28 resources.
+	// 1024 descriptors allow (1024-128)/24 = 37 resources.
 	reportFileLimit(log, fdlimit.Limit{Was: 1024, Soft: 1024, Hard: 1024}, nil, 10)
 	if out := buf.String(); out != "" {
 		t.Errorf("10 resources: %s", out)
 	}
 	buf.Reset()
 	reportFileLimit(log, fdlimit.Limit{Was: 1024, Soft: 1024, Hard: 1024}, nil, 500)
-	if out := buf.String(); !strings.Contains(out, "WARN") || !strings.Contains(out, "allows_resources=28 resources=500") {
-		t.Errorf("500 resources: %q, want a warning that 28 are allowed", out)
+	if out := buf.String(); !strings.Contains(out, "WARN") || !strings.Contains(out, "allows_resources=37 resources=500") {
+		t.Errorf("500 resources: %q, want a warning that 37 are allowed", out)
 	}
 	buf.Reset()
 	reportFileLimit(log, fdlimit.Limit{Was: 1024, Soft: 524288, Hard: 524288, Raised: true}, nil, 500)

@@ -8,13 +8,14 @@ import (
 
 // Descriptors serve holds, measured with `grayzone bench fleet` (see
 // BENCHMARKS.md, "fleet"): per resource shaped like examples/serve.yaml's
-// web at 1 req/s (four front-door listeners, target and canary connections
-// — a canary connection to serve's own zonal listener counts twice — and
-// customer connections): 17 to 20 measured at 10 to 200 resources, 32 leaves headroom
-// for busier traffic; and for the
-// process itself (API, store, logs, the dashboard's clients).
+// web at 1 req/s, four front-door listeners, kept-alive target connections
+// and customer connections; canaries of serve's own front doors hold none
+// (they are connected in memory). 11 to 12 were measured at 100 and 200
+// resources; 24 leaves headroom for busier traffic (more target and
+// customer connections at once); and for the process itself (API, store,
+// logs, the dashboard's clients).
 const (
-	fdsPerResource = 32
+	fdsPerResource = 24
 	fdsBase        = 128
 )
 

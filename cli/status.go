@@ -152,12 +152,13 @@ canaries' health, and what the detector thinks of it.`,
 }
 
 func printStatus(w io.Writer, st api.Status) {
+	printEngine(w, st.Engine)
 	if len(st.Resources) == 0 {
 		fmt.Fprintln(w, "no resources")
 		return
 	}
 	for i, rs := range st.Resources {
-		if i > 0 {
+		if i > 0 || st.Engine != nil {
 			fmt.Fprintln(w)
 		}
 		phase := clean(rs.Phase)
@@ -204,6 +205,27 @@ func printStatus(w io.Writer, st api.Status) {
 		tw.Flush()
 	}
 	printDelivery(w, st.Notifications)
+	if e := st.Engine; e != nil && e.Behind {
+		// Again at the end, where a long fleet's listing leaves the eye.
+		fmt.Fprintf(w, "\nWARNING: the engine falls behind: %s\n", clean(e.Why))
+	}
+}
+
+// printEngine shows whether serve's tick loop keeps up: its passes' p99 and
+// the last pass's lag, with a warning when it falls behind.
+func printEngine(w io.Writer, e *api.EngineStatus) {
+	if e == nil {
+		return
+	}
+	if e.Passes == 0 {
+		fmt.Fprintln(w, "engine: no tick yet")
+		return
+	}
+	fmt.Fprintf(w, "engine: tick p99 %s, max %s (last %d passes, every %s), lag %s\n", millis(e.TickP99Ms), millis(e.TickMaxMs),
+		e.Passes, millis(e.TickEveryMs), (time.Duration(e.LagS * float64(time.Second))).Round(time.Millisecond))
+	if e.Behind {
+		fmt.Fprintf(w, "WARNING: the engine falls behind: %s\n", clean(e.Why))
+	}
 }
 
 // printDelivery shows each notification endpoint's outbox and counts.

@@ -50,3 +50,34 @@ func TestStatusSaysReturning(t *testing.T) {
 		t.Errorf("status lacks %q:\n%s", want, b.String())
 	}
 }
+
+// The engine's line leads the status, and a loop that falls behind is
+// warned about at the top and again at the end.
+func TestPrintStatusShowsEngine(t *testing.T) {
+	var b strings.Builder
+	printStatus(&b, api.Status{Resources: []api.ResourceStatus{{Name: "web", Phase: "idle"}},
+		Engine: &api.EngineStatus{TickEveryMs: 250, Passes: 240, TickP99Ms: 12.4, TickMaxMs: 31, LagS: 0}})
+	out := b.String()
+	if want := "engine: tick p99 12ms, max 31ms (last 240 passes, every 250ms), lag 0s\n\nweb  phase idle"; !strings.HasPrefix(out, want) {
+		t.Errorf("status does not start with %q:\n%s", want, out)
+	}
+	if strings.Contains(out, "WARNING") {
+		t.Errorf("a warning for a loop that keeps up:\n%s", out)
+	}
+	b.Reset()
+	why := "the last tick started 1.5s late (more than 1s): detection and actions run late"
+	printStatus(&b, api.Status{Resources: []api.ResourceStatus{{Name: "web", Phase: "idle"}},
+		Engine: &api.EngineStatus{TickEveryMs: 250, Passes: 240, TickP99Ms: 400, TickMaxMs: 1800, LagS: 1.5, Behind: true, Why: why}})
+	out = b.String()
+	if n := strings.Count(out, "WARNING: the engine falls behind: "+why+"\n"); n != 2 {
+		t.Errorf("%d warnings, want 2 (top and end):\n%s", n, out)
+	}
+	if !strings.Contains(out, "lag 1.5s") {
+		t.Errorf("no lag 1.5s:\n%s", out)
+	}
+	b.Reset()
+	printStatus(&b, api.Status{Engine: &api.EngineStatus{TickEveryMs: 250}})
+	if out := b.String(); out != "engine: no tick yet\nno resources\n" {
+		t.Errorf("before the first tick: %q", out)
+	}
+}

@@ -52,6 +52,26 @@ type defaultProfile struct {
 	lastLite map[string]int64
 	// rec is the recovery test of each zone called isolated (recovery.go).
 	rec map[string]*recovery
+	// names are each zone's alarm names, made once (alarmNames).
+	names map[string]*[len(dims)][3]string
+}
+
+// alarmNames are a zone's impact, outlier and multiple-instances alarm
+// names per dimension, formatted once: formatted at every assessment they
+// were a tenth of the tick loop of a serve watching a fleet.
+func (f *defaultProfile) alarmNames(zone string) *[len(dims)][3]string {
+	n := f.names[zone]
+	if n == nil {
+		n = new([len(dims)][3]string)
+		for _, d := range dims {
+			n[d] = [3]string{fmt.Sprintf("%s-%s-impact", zone, d), fmt.Sprintf("%s-%s-outlier", zone, d), fmt.Sprintf("%s-%s-multiple-instances", zone, d)}
+		}
+		if f.names == nil {
+			f.names = map[string]*[len(dims)][3]string{}
+		}
+		f.names[zone] = n
+	}
+	return n
 }
 
 const (
@@ -358,19 +378,19 @@ func (f *defaultProfile) assess(a *Assessment) {
 	for i := range a.Zones {
 		zs := &a.Zones[i]
 		e := evals[zs.Zone]
+		names := f.alarmNames(zs.Zone)
 		for _, d := range dims {
 			ev := e[d]
-			name := fmt.Sprintf("%s-%s-impact", zs.Zone, d)
-			a.Alarms = append(a.Alarms, AlarmStatus{Name: name, State: stateOf(ev.impacted),
+			a.Alarms = append(a.Alarms, AlarmStatus{Name: names[d][0], State: stateOf(ev.impacted),
 				Reason: fmt.Sprintf("CUSUM %.1f vs h %.1f (%s, baseline %.3g)", ev.score, f.h[d], ev.src, f.p0[d])})
 			oState := stateOf(ev.outlier)
 			if ev.thin {
 				oState = alarm.InsufficientData
 			}
-			a.Alarms = append(a.Alarms, AlarmStatus{Name: fmt.Sprintf("%s-%s-outlier", zs.Zone, d), State: oState,
+			a.Alarms = append(a.Alarms, AlarmStatus{Name: names[d][1], State: oState,
 				Reason: fmt.Sprintf("%.1f%% of %d vs %.1f%% of %d in the other zones over %s", 100*ev.rate, ev.n, 100*ev.otherRate, ev.otherN, ev.window)})
 			multi := len(ev.contributors) >= f.cfg.MinInstances
-			a.Alarms = append(a.Alarms, AlarmStatus{Name: fmt.Sprintf("%s-%s-multiple-instances", zs.Zone, d), State: stateOf(multi),
+			a.Alarms = append(a.Alarms, AlarmStatus{Name: names[d][2], State: stateOf(multi),
 				Reason: fmt.Sprintf("%d of %d instances contributing %v (need %d)", len(ev.contributors), ev.instances, ev.contributors, f.cfg.MinInstances)})
 			if ev.impacted {
 				zs.Impacted = true

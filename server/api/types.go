@@ -38,6 +38,24 @@ type Status struct {
 	Resources []ResourceStatus `json:"resources"`
 	// Notifications is each notification endpoint's delivery (none configured: absent).
 	Notifications []DeliveryStatus `json:"notifications,omitempty"`
+	// Engine says whether serve's tick loop keeps up (absent from a
+	// backend without one).
+	Engine *EngineStatus `json:"engine,omitempty"`
+}
+
+// EngineStatus is serve's tick loop over its last passes (up to a minute's):
+// every resource's detection and runbook run in it, so a loop that falls
+// behind detects and acts late.
+type EngineStatus struct {
+	TickEveryMs float64 `json:"tick_every_ms"` // the loop's period
+	Passes      int     `json:"passes"`        // passes the figures are over
+	TickP99Ms   float64 `json:"tick_p99_ms"`
+	TickMaxMs   float64 `json:"tick_max_ms"`
+	LagS        float64 `json:"lag_s"` // how late the last pass started after its tick
+	// Behind is set when the loop does not keep up (a pass's p99 longer
+	// than its period, or the last pass more than a second late); Why says which.
+	Behind bool   `json:"behind"`
+	Why    string `json:"why,omitempty"`
 }
 
 // DeliveryStatus is one notification endpoint's delivery: what waits in the

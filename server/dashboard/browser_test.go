@@ -344,6 +344,8 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, tctx, 20*time.Second, "three zone cards", `document.querySelectorAll('#zones article.zone').length === 3`)
+	// The tick loop's line (whether it warns depends on the machine's load).
+	waitJS(t, tctx, 20*time.Second, "the engine's line", `document.getElementById('engine').textContent.startsWith('engine: tick p99 ')`)
 
 	// Without a token the page is read-only, and the API refuses a forced request.
 	disabled, err := chromedp.Run(tctx, chromedp.Evaluate[bool](`document.getElementById('f-submit').disabled && document.getElementById('f-zone').disabled`))

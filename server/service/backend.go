@@ -31,6 +31,8 @@ func (s *Service) Status(ctx context.Context) (api.Status, error) {
 		st.Resources = append(st.Resources, r.status())
 	}
 	st.Notifications = s.deliveryStatus(ctx)
+	eng := s.ticks.status()
+	st.Engine = &eng
 	return st, nil
 }
 

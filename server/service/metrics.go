@@ -29,8 +29,8 @@ var (
 	mIsolated  = prometheus.NewDesc("grayzone_zone_isolated_impact", "1 when the detector decides isolated impact in the zone.", []string{"resource", "zone"}, nil)
 	mShifted   = prometheus.NewDesc("grayzone_zone_shifted", "1 when the front door sends the zone no customer traffic.", []string{"resource", "zone"}, nil)
 	mTarget    = prometheus.NewDesc("grayzone_target_healthy", "1 when the front door's health checks pass for the target.", []string{"resource", "zone", "target"}, nil)
-	mAlarm     = prometheus.NewDesc("grayzone_alarm_in_alarm", "1 when the alarm is in ALARM.", []string{"resource", "alarm"}, nil)
-	mPhase     = prometheus.NewDesc("grayzone_runbook_phase", "1 for the runbook's current phase.", []string{"resource", "phase"}, nil)
+	mAlarm     = prometheus.NewDesc("grayzone_alarm_in_alarm", "1 for each alarm in ALARM; an alarm OK or without data has no series.", []string{"resource", "alarm"}, nil)
+	mPhase     = prometheus.NewDesc("grayzone_runbook_phase", "1 for the runbook's current phase (one series per resource).", []string{"resource", "phase"}, nil)
 	mReturning = prometheus.NewDesc("grayzone_shift_returning_percent", "While a shifted zone is given its traffic back in steps (runbook phase ramping): its weight, percent of a full zone's.", []string{"resource", "zone"}, nil)
 	mPending   = prometheus.NewDesc("grayzone_runbook_pending_actions", "Actions not yet done (in flight or waiting to retry).", []string{"resource"}, nil)
 	mObserved  = prometheus.NewDesc("grayzone_observations_total", "Observations ingested.", []string{"resource", "source"}, nil)
@@ -64,9 +64,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 				ch <- prometheus.MustNewConstMetric(mTarget, prometheus.GaugeValue, b(t.Healthy), st.Name, z.Zone, t.ID)
 			}
 		}
-		for _, ph := range []runbook.Phase{runbook.Idle, runbook.Shifting, runbook.Shifted, runbook.Restoring, runbook.Ramping, runbook.Ending} {
-			ch <- prometheus.MustNewConstMetric(mPhase, prometheus.GaugeValue, b(st.Phase == string(ph)), st.Name, string(ph))
-		}
+		// One series for the phase the runbook is in, not one per phase
+		// valued 0 or 1: at a fleet's size the zeros were most of the
+		// exposition (queries read it with == 1 either way).
+		ch <- prometheus.MustNewConstMetric(mPhase, prometheus.GaugeValue, 1, st.Name, st.Phase)
 		if st.Phase == string(runbook.Ramping) {
 			ch <- prometheus.MustNewConstMetric(mReturning, prometheus.GaugeValue, float64(st.Returning), st.Name, st.PhaseZone)
 		}
@@ -79,7 +80,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		r.mu.Lock()
 		for _, al := range r.last.Alarms {
-			ch <- prometheus.MustNewConstMetric(mAlarm, prometheus.GaugeValue, b(al.State == alarm.Alarm), st.Name, al.Name)
+			// Only alarms in ALARM: a resource has some 20 alarms, nearly
+			// always OK, and their zeros were a quarter of a fleet's series.
+			if al.State == alarm.Alarm {
+				ch <- prometheus.MustNewConstMetric(mAlarm, prometheus.GaugeValue, 1, st.Name, al.Name)
+			}
 		}
 		obs := r.observed
 		r.mu.Unlock()

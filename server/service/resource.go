@@ -209,6 +209,7 @@ func (r *resource) start(ctx context.Context, wg *sync.WaitGroup) error {
 			return fmt.Errorf("serve: resource %s: front door: %w", r.cfg.Name, err)
 		}
 		r.proxy = p
+		r.s.ownFDs.add(p, r.cfg.Zones)
 	}
 	if err := r.startSources(ctx, wg); err != nil {
 		return err
@@ -232,7 +233,7 @@ func (r *resource) startCanaries(ctx context.Context, wg *sync.WaitGroup) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := canary.Run(ctx, canary.Config{Interval: c.Interval, Endpoints: []canary.Endpoint{{Zone: c.Zone, URL: c.URL}}, Spread: true,
+			err := canary.Run(ctx, canary.Config{Interval: c.Interval, Endpoints: []canary.Endpoint{{Zone: c.Zone, URL: c.URL}}, Spread: true, Transport: r.s.ownFDs.tr,
 				Record: func(o observation.Observation) { r.observe(o) },
 				// A shifted zone is probed harder: its recovery test needs the samples.
 				Shifted: func(z string) bool { act, ok := r.s.shifts.Active(r.cfg.Name); return ok && act.AwayFrom == z }})

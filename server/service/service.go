@@ -57,6 +57,8 @@ type Service struct {
 	log    *slog.Logger
 	clock  clock.Clock
 	ticks  *tickMetrics // the tick loop's duration and lag (tickmetrics.go)
+	// ownFDs is the canaries' transport, in memory to serve's own front doors (canarydial.go).
+	ownFDs *ownFrontDoors
 	tokens []config.Token
 	extra  func(api.Backend) map[string]http.Handler
 	certs  *certreload.Cert // nil: plain HTTP
@@ -90,7 +92,7 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: o.Config, db: db, log: o.Log, clock: o.Clock, ticks: newTickMetrics(), tokens: o.Tokens, extra: o.Extra, kubeLeading: o.Leading,
+	s := &Service{cfg: o.Config, db: db, log: o.Log, clock: o.Clock, ticks: newTickMetrics(), ownFDs: newOwnFrontDoors(), tokens: o.Tokens, extra: o.Extra, kubeLeading: o.Leading,
 		byName: map[string]*resource{}, ready: make(chan struct{})}
 	if s.replicated() {
 		// Nothing is written until this replica leads (see replica.go).

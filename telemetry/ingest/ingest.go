@@ -142,10 +142,17 @@ type Gate struct {
 // part of it, and every batch's buckets were fresh memory for the garbage
 // collector; those copies, page faults and collections were a third of all
 // ingest CPU at fleet scale.
+//
+// A chunk is sized for the backlog it joins: minChunkRecords for the trickle
+// of a quiet resource, up to chunkRecords under a flood. Every gate holds at
+// least one chunk, and at chunkRecords (about 1.4 MiB) a serve of a
+// thousand resources held more than a GiB of empty queues.
 const (
-	chunkRecords = 4096
-	chunkBuckets = chunkRecords * 12 // room for 12 buckets a record on average
-	maxFree      = 32                // drained chunks kept for reuse (about 40 MiB)
+	chunkRecords     = 4096
+	minChunkRecords  = 64
+	bucketsPerRecord = 12                              // an arena's room per record, on average
+	chunkBuckets     = chunkRecords * bucketsPerRecord // the largest arena
+	maxFree          = 32                              // drained chunks kept for reuse (at most about 40 MiB)
 )
 
 // book is one source's names under the caps, each with when it was last heard of.
@@ -159,9 +166,30 @@ type chunk struct {
 	buckets []record.Bucket
 }
 
+func newChunk(records int) *chunk {
+	return &chunk{aggs: make([]record.Aggregate, 0, records), buckets: make([]record.Bucket, 0, records*bucketsPerRecord)}
+}
+
 // room says whether the chunk takes a record with nb buckets.
 func (c *chunk) room(nb int) bool {
 	return len(c.aggs) < cap(c.aggs) && (nb > chunkBuckets || len(c.buckets)+nb <= cap(c.buckets))
+}
+
+// chunkSize is the records of a new chunk for a backlog of queued records
+// (with the one to add) and a record of nb buckets: the backlog rounded up
+// to a power of two, within [minChunkRecords, chunkRecords], and enough
+// records' room for the record's buckets.
+func chunkSize(backlog, nb int) int {
+	size := minChunkRecords
+	for size < backlog && size < chunkRecords {
+		size *= 2
+	}
+	if nb <= chunkBuckets {
+		for size*bucketsPerRecord < nb {
+			size *= 2
+		}
+	}
+	return min(size, chunkRecords)
 }
 
 // add copies a into the chunk, its buckets into the arena (unless they
@@ -317,9 +345,9 @@ func (g *Gate) Offer(source string, aggs []record.Aggregate, now time.Time) erro
 		return err
 	}
 	s := g.source(source)
-	for _, a := range aggs {
+	for i, a := range aggs {
 		a.FillSlow(g.threshold(a.Key.Operation))
-		g.tail(len(a.Latency)).add(a)
+		g.tail(len(a.Latency), g.pending+i+1).add(a)
 		s.Requests += a.Requests
 		if a.At.After(s.Newest) {
 			s.Newest = a.At
@@ -330,16 +358,23 @@ func (g *Gate) Offer(source string, aggs []record.Aggregate, now time.Time) erro
 	return nil
 }
 
-// tail returns the chunk that takes the next record, with nb buckets.
-func (g *Gate) tail(nb int) *chunk {
+// tail returns the chunk that takes the next record, with nb buckets, in a
+// queue of backlog records (with this one).
+func (g *Gate) tail(nb, backlog int) *chunk {
 	if n := len(g.queue); n > 0 && g.queue[n-1].room(nb) {
 		return g.queue[n-1]
 	}
+	size := chunkSize(backlog, nb)
 	var c *chunk
-	if n := len(g.free); n > 0 {
-		c, g.free = g.free[n-1], g.free[:n-1]
-	} else {
-		c = &chunk{aggs: make([]record.Aggregate, 0, chunkRecords), buckets: make([]record.Bucket, 0, chunkBuckets)}
+	for i := len(g.free) - 1; i >= 0; i-- {
+		if f := g.free[i]; cap(f.aggs) >= size && f.room(nb) {
+			c = f
+			g.free = slices.Delete(g.free, i, i+1)
+			break
+		}
+	}
+	if c == nil {
+		c = newChunk(size)
 	}
 	g.queue = append(g.queue, c)
 	return c

@@ -257,3 +257,41 @@ func TestMadeUpRoutesDoNotCrowdOutConfigured(t *testing.T) {
 		t.Fatalf("stats: %+v", st)
 	}
 }
+
+// A quiet gate holds a small chunk (a fleet has a gate per resource), a
+// backlog gets chunks that grow with it up to chunkRecords, and a record
+// with many buckets gets an arena that takes them.
+func TestChunksSizedForBacklog(t *testing.T) {
+	for _, tc := range []struct{ backlog, nb, want int }{
+		{1, 0, minChunkRecords}, {1, 12, minChunkRecords}, {65, 0, 128}, {3000, 5, chunkRecords / 1}, {1 << 20, 0, chunkRecords},
+		{1, 2000, 256}, {1, chunkBuckets + 1, minChunkRecords},
+	} {
+		if got := chunkSize(tc.backlog, tc.nb); got != tc.want {
+			t.Errorf("chunkSize(%d, %d) = %d, want %d", tc.backlog, tc.nb, got, tc.want)
+		}
+	}
+	g := New("web", []string{"az1"}, Limits{MaxPending: 1 << 20, MaxInstances: 10, MaxOperations: 10})
+	one := record.Aggregate{At: t0, Key: record.SeriesKey{Zone: "az1", Instance: "i-1", Operation: "get"}, Requests: 1}
+	if err := g.Offer("canary", []record.Aggregate{one}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if len(g.queue) != 1 || cap(g.queue[0].aggs) != minChunkRecords {
+		t.Fatalf("a quiet gate's queue: %d chunks, the first of %d records", len(g.queue), cap(g.queue[0].aggs))
+	}
+	flood := make([]record.Aggregate, 20_000)
+	for i := range flood {
+		flood[i] = one
+	}
+	if err := g.Offer("otlp", flood, t0); err != nil {
+		t.Fatal(err)
+	}
+	last := g.queue[len(g.queue)-1]
+	if cap(last.aggs) != chunkRecords || len(g.queue) > 12 {
+		t.Errorf("a flood's queue: %d chunks, the last of %d records; want them grown to %d", len(g.queue), cap(last.aggs), chunkRecords)
+	}
+	n := 0
+	g.Drain(t0, 0, func(b []record.Aggregate) { n += len(b) })
+	if n != 20_001 {
+		t.Errorf("drained %d of 20001", n)
+	}
+}

@@ -140,23 +140,6 @@ func BenchmarkPrometheusObserverParallel(b *testing.B) {
 	})
 }
 
-// BenchmarkRecordDrain is the engine side: one drain of 100 series that
-// each counted since the last one.
-func BenchmarkRecordDrain(b *testing.B) {
-	r := New(Options{})
-	var ss []*Series
-	for i := range 100 {
-		ss = append(ss, r.Series(observation.Server, "az-a", "i-"+strconv.Itoa(i), "orders"))
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		for j, s := range ss {
-			s.Observe(observation.Success, latencies[j&63])
-		}
-		r.Drain(func(SeriesKey, Snapshot) {})
-	}
-}
-
 var floorCounter atomic.Uint64
 
 // BenchmarkAtomicAddFloor is one bare atomic add: the floor of any lock-free
@@ -164,5 +147,29 @@ var floorCounter atomic.Uint64
 func BenchmarkAtomicAddFloor(b *testing.B) {
 	for b.Loop() {
 		floorCounter.Add(1)
+	}
+}
+
+// BenchmarkRecordDrain is the engine side: one drain of 100 series that
+// each counted since the last one.
+func BenchmarkRecordDrain(b *testing.B) { benchDrain(b, 100, 100) }
+
+// BenchmarkRecordDrainQuiet is a fleet's usual drain: of 1,000 series one
+// counted since the last drain (a quiet series is skipped unread).
+func BenchmarkRecordDrainQuiet(b *testing.B) { benchDrain(b, 1000, 1) }
+
+// benchDrain drains n series of which busy counted since the last drain.
+func benchDrain(b *testing.B, n, busy int) {
+	r := New(Options{})
+	var ss []*Series
+	for i := range n {
+		ss = append(ss, r.Series(observation.Server, "az-a", "i-"+strconv.Itoa(i), "orders"))
+	}
+	b.ReportAllocs()
+	for k := 0; b.Loop(); k++ {
+		for j := range busy {
+			ss[(k*busy+j)%n].Observe(observation.Success, latencies[j&63])
+		}
+		r.Drain(func(SeriesKey, Snapshot) {})
 	}
 }

@@ -265,6 +265,7 @@
     const r = S.res.get(S.selected);
     renderTabs();
     renderBanner();
+    renderEngine();
     $('clock').textContent = S.now ? fmtTime(S.now) : '';
     if (!r || !r.rs) {
       $('headline').textContent = S.status && !(S.status.resources || []).length ? 'No resources are configured.' : 'Waiting for the first status…';
@@ -303,9 +304,21 @@
 
   function renderBanner() {
     const b = $('banner');
-    const msg = S.error ? 'The server reported a problem: ' + S.error : '';
-    b.hidden = !msg;
-    b.textContent = msg;
+    const e = S.status && S.status.engine;
+    const msgs = [];
+    if (S.error) msgs.push('The server reported a problem: ' + S.error);
+    // The tick loop runs every resource's detection and runbook: behind, all of them detect and act late.
+    if (e && e.behind) msgs.push('The engine falls behind: ' + e.why + '.');
+    b.hidden = !msgs.length;
+    b.textContent = msgs.join(' ');
+  }
+
+  function renderEngine() {
+    const e = S.status && S.status.engine;
+    const d = $('engine');
+    if (!e || !e.passes) { d.textContent = ''; return; }
+    d.textContent = 'engine: tick p99 ' + GZ.fmtMs(e.tick_p99_ms) + ', lag ' + (e.lag_s < 1 ? Math.round(e.lag_s * 1000) + ' ms' : e.lag_s.toFixed(1) + ' s');
+    d.className = e.behind ? 'mono engine-behind' : 'muted mono';
   }
 
   function zoneIndex(r, z) { return Math.max(0, r.zones.indexOf(z)); }
