@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -418,7 +419,20 @@ func (h *HealthChecker) Run(ctx context.Context) {
 		h.Clock = clock.Real{}
 	}
 	if h.Client == nil {
-		h.Client = &http.Client{}
+		// A transport of the checker's own that keeps one connection per
+		// target between checks: the default transport keeps 100 idle
+		// connections for the whole process, so with more targets than
+		// that (a fleet of resources in one serve) nearly every check
+		// dialed anew, thousands of connections a second, each leaving a
+		// TIME_WAIT behind, until the ephemeral ports ran out.
+		tr := &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: h.Timeout}).DialContext,
+			MaxIdleConnsPerHost: 1,
+			IdleConnTimeout:     max(90*time.Second, 3*h.Interval),
+			DisableCompression:  true,
+		}
+		defer tr.CloseIdleConnections()
+		h.Client = &http.Client{Transport: tr}
 	}
 	if h.Log == nil {
 		h.Log = slog.Default()
@@ -460,6 +474,9 @@ func (h *HealthChecker) check(ctx context.Context, addr string) bool {
 	if err != nil {
 		return false
 	}
+	// Read what little a health answer has, so the connection is kept for
+	// the next check (an unread body closes it).
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
 }

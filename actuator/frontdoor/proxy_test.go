@@ -439,3 +439,46 @@ func TestProxyStopsWhenContextEnds(t *testing.T) {
 		})
 	}
 }
+
+// Each target's health checks reuse one connection: a serve with a fleet of
+// resources has thousands of targets, and a connection per check would run
+// the machine out of ephemeral ports (each closed one waits in TIME_WAIT).
+func TestHealthCheckerKeepsOneConnectionPerTarget(t *testing.T) {
+	var conns, checks atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		checks.Add(1)
+		w.Write([]byte("ok\n")) // a body, read or not, must not cost the connection
+	}))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	tb := NewTable([]string{"az1"}, DefaultHealthPolicy)
+	if err := tb.AddTarget(Target{ID: "az1-1", Zone: "az1", Addr: srv.Listener.Addr().String()}); err != nil {
+		t.Fatal(err)
+	}
+	const interval = time.Second
+	clk := signalClock{clock.NewFake(time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC)), make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		(&HealthChecker{Table: tb, Interval: interval, Timeout: time.Minute, Clock: clk, Log: quiet}).Run(ctx)
+	}()
+	defer func() { cancel(); <-done }()
+	select {
+	case <-clk.ticker:
+	case <-time.After(10 * time.Second):
+		t.Fatal("health checker made no ticker")
+	}
+	for k := int64(1); k <= 5; k++ {
+		clk.Advance(interval)
+		waitFor(t, "a health check", func() bool { return checks.Load() >= k })
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections for 5 checks of one target, want 1", n)
+	}
+}
