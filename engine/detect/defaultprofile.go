@@ -51,6 +51,10 @@ type defaultProfile struct {
 	lastLite map[string]int64
 	// rec is the recovery test of each zone called isolated (recovery.go).
 	rec map[string]*recovery
+	// names are each zone's alarm names and evals assess's scratch, both
+	// in the order of cfg.Zones.
+	names []zoneNames
+	evals [][2]zoneEval
 }
 
 const (
@@ -109,6 +113,7 @@ func newDefaultProfile(cfg *Config) *defaultProfile {
 	f := &defaultProfile{cfg: cfg, zones: map[zsKey]*zoneSeq{}, inst: map[instKey]*instSeq{},
 		decay: math.Pow(0.5, float64(cfg.Resolution)/float64(baselineHalfLife)), lastLite: map[string]int64{}, rec: map[string]*recovery{}}
 	for _, z := range cfg.Zones {
+		f.names = append(f.names, newZoneNames(z))
 		for _, s := range []observation.Source{observation.Server, observation.Canary} {
 			zs := &zoneSeq{}
 			for _, w := range outlierWindows {
@@ -315,17 +320,54 @@ func (f *defaultProfile) isOutlier(z string, src observation.Source, d Dim, i in
 	return res.Err == nil && res.Outlier
 }
 
+// zoneNames are the names of one zone's alarms, made once (naming them
+// every tick was an allocation per alarm per tick).
+type zoneNames struct {
+	impact, outlier, multi [2]string
+	isolated, recovered    string
+}
+
+func newZoneNames(z string) zoneNames {
+	n := zoneNames{isolated: IsolatedAlarmName(z), recovered: z + "-recovered"}
+	for _, d := range dims {
+		n.impact[d] = fmt.Sprintf("%s-%s-impact", z, d)
+		n.outlier[d] = fmt.Sprintf("%s-%s-outlier", z, d)
+		n.multi[d] = fmt.Sprintf("%s-%s-multiple-instances", z, d)
+	}
+	return n
+}
+
+// The texts of the default profile's alarm reasons, formatted when read (Reason).
+func regionalReason(r *Reason) string {
+	return fmt.Sprintf("%d zone(s) with a sequential test at h/2 or above in the last %s (2 make it regional)", int(r.num[0]), regionalMemory)
+}
+
+func impactReason(r *Reason) string {
+	return fmt.Sprintf("CUSUM %.1f vs h %.1f (%s, baseline %.3g)", r.num[0], r.num[1], observation.Source(r.num[2]), r.num[3])
+}
+
+func outlierReason(r *Reason) string {
+	return fmt.Sprintf("%.1f%% of %d vs %.1f%% of %d in the other zones over %s", 100*r.num[0], int64(r.num[1]), 100*r.num[2], int64(r.num[3]), time.Duration(r.num[4]))
+}
+
+func instancesReason(r *Reason) string {
+	return fmt.Sprintf("%d of %d instances contributing %v (need %d)", len(r.strs), int(r.num[0]), r.strs, int(r.num[1]))
+}
+
 func (f *defaultProfile) assess(a *Assessment) {
-	evals := map[string][2]zoneEval{}
+	if len(f.evals) != len(f.cfg.Zones) {
+		f.evals = make([][2]zoneEval, len(f.cfg.Zones))
+	}
+	evals := f.evals // by zone, in the order of cfg.Zones and a.Zones
 	liteZones := 0
-	for _, z := range f.cfg.Zones {
+	for i, z := range f.cfg.Zones {
 		var e [2]zoneEval
 		lite := false
 		for _, d := range dims {
-			e[d] = f.evalZone(z, d, a.Zone(z).Silent)
+			e[d] = f.evalZone(z, d, a.Zones[i].Silent)
 			lite = lite || e[d].lite
 		}
-		evals[z] = e
+		evals[i] = e
 		if lite {
 			f.lastLite[z] = f.step_
 		}
@@ -335,27 +377,27 @@ func (f *defaultProfile) assess(a *Assessment) {
 	}
 	a.Regional = liteZones >= 2
 	a.Alarms = append(a.Alarms, AlarmStatus{Name: "regional-impact", State: stateOf(a.Regional),
-		Reason: fmt.Sprintf("%d zone(s) with a sequential test at h/2 or above in the last %s (2 make it regional)", liteZones, regionalMemory)})
+		Reason: Reason{format: regionalReason, num: [6]float64{float64(liteZones)}}})
 
 	var best *zoneEval
 	var whys []string
 	for i := range a.Zones {
 		zs := &a.Zones[i]
-		e := evals[zs.Zone]
+		e := evals[i]
+		names := &f.names[i]
 		for _, d := range dims {
 			ev := e[d]
-			name := fmt.Sprintf("%s-%s-impact", zs.Zone, d)
-			a.Alarms = append(a.Alarms, AlarmStatus{Name: name, State: stateOf(ev.impacted),
-				Reason: fmt.Sprintf("CUSUM %.1f vs h %.1f (%s, baseline %.3g)", ev.score, f.h[d], ev.src, f.p0[d])})
+			a.Alarms = append(a.Alarms, AlarmStatus{Name: names.impact[d], State: stateOf(ev.impacted),
+				Reason: Reason{format: impactReason, num: [6]float64{ev.score, f.h[d], float64(ev.src), f.p0[d]}}})
 			oState := stateOf(ev.outlier)
 			if ev.thin {
 				oState = alarm.InsufficientData
 			}
-			a.Alarms = append(a.Alarms, AlarmStatus{Name: fmt.Sprintf("%s-%s-outlier", zs.Zone, d), State: oState,
-				Reason: fmt.Sprintf("%.1f%% of %d vs %.1f%% of %d in the other zones over %s", 100*ev.rate, ev.n, 100*ev.otherRate, ev.otherN, ev.window)})
+			a.Alarms = append(a.Alarms, AlarmStatus{Name: names.outlier[d], State: oState,
+				Reason: Reason{format: outlierReason, num: [6]float64{ev.rate, float64(ev.n), ev.otherRate, float64(ev.otherN), float64(ev.window)}}})
 			multi := len(ev.contributors) >= f.cfg.MinInstances
-			a.Alarms = append(a.Alarms, AlarmStatus{Name: fmt.Sprintf("%s-%s-multiple-instances", zs.Zone, d), State: stateOf(multi),
-				Reason: fmt.Sprintf("%d of %d instances contributing %v (need %d)", len(ev.contributors), ev.instances, ev.contributors, f.cfg.MinInstances)})
+			a.Alarms = append(a.Alarms, AlarmStatus{Name: names.multi[d], State: stateOf(multi),
+				Reason: Reason{format: instancesReason, num: [6]float64{float64(ev.instances), float64(f.cfg.MinInstances)}, strs: ev.contributors}})
 			if ev.impacted {
 				zs.Impacted = true
 				zs.Outlier = zs.Outlier || ev.outlier
@@ -377,8 +419,8 @@ func (f *defaultProfile) assess(a *Assessment) {
 		zs := &a.Zones[i]
 		iso := best != nil && best.zone == zs.Zone
 		zs.Isolated = iso
-		a.Alarms = append(a.Alarms, AlarmStatus{Name: IsolatedAlarmName(zs.Zone), State: stateOf(iso),
-			Reason: "impact AND outlier AND multiple instances AND others shown healthy AND NOT regional-impact"})
+		a.Alarms = append(a.Alarms, AlarmStatus{Name: f.names[i].isolated, State: stateOf(iso),
+			Reason: Because("impact AND outlier AND multiple instances AND others shown healthy AND NOT regional-impact")})
 	}
 	if best != nil {
 		f.startRecovery(*best)

@@ -511,7 +511,7 @@ type ZoneStatus struct {
 type AlarmStatus struct {
 	Name   string
 	State  alarm.State
-	Reason string
+	Reason Reason
 }
 
 // Assessment is the engine's conclusion at a tick.
