@@ -113,6 +113,7 @@ func newBenchDetectCmd(stdout, stderr io.Writer) *cobra.Command {
 		days, parallel  int
 		firstSeed       int64
 		profiles        []string
+		noBaseline      bool
 		dayLen          time.Duration
 	)
 	cmd := &cobra.Command{
@@ -150,7 +151,7 @@ and a missed fault: BENCHMARKS.md, "A simulated production day".`,
 				scs = append(scs, sc)
 			}
 			if corpus != "" {
-				return benchCorpus(cmd, stdout, stderr, corpus, firstSeed, days, dayLen, parallel, profiles, output)
+				return benchCorpus(cmd, stdout, stderr, corpus, firstSeed, days, dayLen, parallel, profiles, noBaseline, output)
 			}
 			if len(paths) > 0 {
 				return benchTelemetryPaths(cmd, stdout, stderr, paths, seeds, output)
@@ -173,12 +174,13 @@ and a missed fault: BENCHMARKS.md, "A simulated production day".`,
 	f.DurationVar(&dayLen, "day-length", 24*time.Hour, "with --corpus day: each day's simulated length (shorter days scale every fault's time and duration)")
 	f.IntVar(&parallel, "parallel", 0, "with --corpus: runs at a time (default: one per CPU)")
 	f.StringSliceVar(&profiles, "profile", detect.Profiles, "with --corpus: the detection profiles to run each day under")
+	f.BoolVar(&noBaseline, "no-baseline", false, "with --corpus: skip each day's run without mitigation (no failed-requests comparison)")
 	f.StringSliceVar(&paths, "telemetry", nil, "instead: detection delay on the workshop scenario through each telemetry path given ("+strings.Join(telemetrypath.Names, ", ")+"), against the CUSUM bound plus the path's own delay")
 	return cmd
 }
 
 // benchCorpus runs `bench detect --corpus`.
-func benchCorpus(cmd *cobra.Command, stdout, stderr io.Writer, corpus string, first int64, days int, dayLen time.Duration, parallel int, profiles []string, output output) error {
+func benchCorpus(cmd *cobra.Command, stdout, stderr io.Writer, corpus string, first int64, days int, dayLen time.Duration, parallel int, profiles []string, noBaseline bool, output output) error {
 	var (
 		scs []*scenario.Scenario
 		err error
@@ -205,7 +207,7 @@ func benchCorpus(cmd *cobra.Command, stdout, stderr io.Writer, corpus string, fi
 	if err != nil {
 		return &exitError{code: ExitUsage, err: fmt.Errorf("--corpus %s: %w", corpus, err)}
 	}
-	res, err := benchmark.Corpus(cmd.Context(), benchmark.CorpusOptions{Days: scs, Parallel: parallel, Profiles: profiles, Progress: stderr})
+	res, err := benchmark.Corpus(cmd.Context(), benchmark.CorpusOptions{Days: scs, Parallel: parallel, Profiles: profiles, NoBaseline: noBaseline, Progress: stderr})
 	if err != nil {
 		return &exitError{code: exitUnknown, err: err}
 	}
