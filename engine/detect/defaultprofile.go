@@ -55,6 +55,9 @@ type defaultProfile struct {
 	// in the order of cfg.Zones.
 	names []zoneNames
 	evals [][2]zoneEval
+	// seqs holds zones' pointers by zone index and source, for the
+	// assessment's loops (a map lookup hashes the zone's name).
+	seqs [][2]*zoneSeq
 }
 
 const (
@@ -114,12 +117,14 @@ func newDefaultProfile(cfg *Config) *defaultProfile {
 		decay: math.Pow(0.5, float64(cfg.Resolution)/float64(baselineHalfLife)), lastLite: map[string]int64{}, rec: map[string]*recovery{}}
 	for _, z := range cfg.Zones {
 		f.names = append(f.names, newZoneNames(z))
+		f.seqs = append(f.seqs, [2]*zoneSeq{})
 		for _, s := range []observation.Source{observation.Server, observation.Canary} {
 			zs := &zoneSeq{}
 			for _, w := range outlierWindows {
 				zs.wins = append(zs.wins, newRing(int(buckets(w, cfg.Resolution))))
 			}
 			f.zones[zsKey{z, s}] = zs
+			f.seqs[len(f.seqs)-1][s] = zs
 		}
 	}
 	f.setP0()
@@ -232,10 +237,11 @@ type zoneEval struct {
 	iso             isolation // the onset test, when impacted
 }
 
-func (f *defaultProfile) evalZone(z string, d Dim, silent bool) zoneEval {
+func (f *defaultProfile) evalZone(zi int, d Dim, silent bool) zoneEval {
+	z := f.cfg.Zones[zi]
 	ev := zoneEval{zone: z, dim: d}
 	for _, s := range []observation.Source{observation.Server, observation.Canary} {
-		zs := f.zones[zsKey{z, s}]
+		zs := f.seqs[zi][s]
 		v := zs.cusum[d].value()
 		if !f.recent(zs.lastBad[d]) {
 			v = 0 // no fresh evidence: whatever the statistic says is history
@@ -253,11 +259,11 @@ func (f *defaultProfile) evalZone(z string, d Dim, silent bool) zoneEval {
 	// the zone is an outlier if it stands out over any of them.
 	ev.thin = true
 	for i := range outlierWindows {
-		own := f.zones[zsKey{z, ev.src}].wins[i].total
+		own := f.seqs[zi][ev.src].wins[i].total
 		var others Counts
-		for _, oz := range f.cfg.Zones {
-			if oz != z {
-				others.add(f.zones[zsKey{oz, ev.src}].wins[i].total)
+		for oi := range f.cfg.Zones {
+			if oi != zi {
+				others.add(f.seqs[oi][ev.src].wins[i].total)
 			}
 		}
 		n, bad := own.Trials(d)
@@ -364,7 +370,7 @@ func (f *defaultProfile) assess(a *Assessment) {
 		var e [2]zoneEval
 		lite := false
 		for _, d := range dims {
-			e[d] = f.evalZone(z, d, a.Zones[i].Silent)
+			e[d] = f.evalZone(i, d, a.Zones[i].Silent)
 			lite = lite || e[d].lite
 		}
 		evals[i] = e
@@ -377,7 +383,7 @@ func (f *defaultProfile) assess(a *Assessment) {
 	}
 	a.Regional = liteZones >= 2
 	a.Alarms = append(a.Alarms, AlarmStatus{Name: "regional-impact", State: stateOf(a.Regional),
-		Reason: Reason{format: regionalReason, num: [6]float64{float64(liteZones)}}})
+		Reason: Reason{form: reasonRegional, num: [6]float64{float64(liteZones)}}})
 
 	var best *zoneEval
 	var whys []string
@@ -388,16 +394,16 @@ func (f *defaultProfile) assess(a *Assessment) {
 		for _, d := range dims {
 			ev := e[d]
 			a.Alarms = append(a.Alarms, AlarmStatus{Name: names.impact[d], State: stateOf(ev.impacted),
-				Reason: Reason{format: impactReason, num: [6]float64{ev.score, f.h[d], float64(ev.src), f.p0[d]}}})
+				Reason: Reason{form: reasonImpact, num: [6]float64{ev.score, f.h[d], float64(ev.src), f.p0[d]}}})
 			oState := stateOf(ev.outlier)
 			if ev.thin {
 				oState = alarm.InsufficientData
 			}
 			a.Alarms = append(a.Alarms, AlarmStatus{Name: names.outlier[d], State: oState,
-				Reason: Reason{format: outlierReason, num: [6]float64{ev.rate, float64(ev.n), ev.otherRate, float64(ev.otherN), float64(ev.window)}}})
+				Reason: Reason{form: reasonOutlier, num: [6]float64{ev.rate, float64(ev.n), ev.otherRate, float64(ev.otherN), float64(ev.window)}}})
 			multi := len(ev.contributors) >= f.cfg.MinInstances
 			a.Alarms = append(a.Alarms, AlarmStatus{Name: names.multi[d], State: stateOf(multi),
-				Reason: Reason{format: instancesReason, num: [6]float64{float64(ev.instances), float64(f.cfg.MinInstances)}, strs: ev.contributors}})
+				Reason: Reason{form: reasonInstances, num: [6]float64{float64(ev.instances), float64(f.cfg.MinInstances)}, strs: ev.contributors}})
 			if ev.impacted {
 				zs.Impacted = true
 				zs.Outlier = zs.Outlier || ev.outlier

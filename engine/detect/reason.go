@@ -7,11 +7,32 @@ package detect
 // tick was two fifths of an idle tick in a CPU profile of a simulated day; the
 // text read is the same as before.
 type Reason struct {
-	text   string
-	format func(r *Reason) string // nil: text is the reason
-	num    [6]float64
-	strs   []string
-	flag   bool
+	text string
+	form reasonForm // reasonText: text is the reason
+	num  [6]float64
+	strs []string
+	flag bool
+}
+
+// reasonForm names the function that writes a reason's text from its
+// numbers (a name, not a func value, so that equal reasons compare equal).
+type reasonForm uint8
+
+const (
+	reasonText reasonForm = iota
+	reasonRegional
+	reasonImpact
+	reasonOutlier
+	reasonInstances
+	reasonRecovery
+)
+
+var reasonFormats = [...]func(r *Reason) string{
+	reasonRegional:  regionalReason,
+	reasonImpact:    impactReason,
+	reasonOutlier:   outlierReason,
+	reasonInstances: instancesReason,
+	reasonRecovery:  recoveryReason,
 }
 
 // Because is a reason that is a fixed text.
@@ -19,10 +40,10 @@ func Because(text string) Reason { return Reason{text: text} }
 
 // String is the reason's text.
 func (r Reason) String() string {
-	if r.format == nil {
+	if r.form == reasonText {
 		return r.text
 	}
-	return r.format(&r)
+	return reasonFormats[r.form](&r)
 }
 
 // MarshalText writes the reason as its text (JSON, logs).

@@ -148,7 +148,7 @@ func (f *defaultProfile) assessRecovery(a *Assessment) {
 		}
 		state := stateOf(pass)
 		a.Alarms = append(a.Alarms, AlarmStatus{Name: f.names[i].recovered, State: state,
-			Reason: Reason{format: recoveryReason, text: r.dim.String(), flag: zs.Impacted,
+			Reason: Reason{form: reasonRecovery, text: r.dim.String(), flag: zs.Impacted,
 				num: [6]float64{r.s, need, f.cfg.RecoveryErrorRate, float64(r.relapses), math.Min(f.p0[r.dim], r.pb/2), r.pb}}})
 	}
 }
