@@ -91,6 +91,7 @@ type zoneSeq struct {
 	cusum   [2]cusum
 	lastBad [2]int64 // bucket of the last bad request, per dimension
 	wins    []*ring  // one per outlier window
+	span    *ring    // the onset test's history, isolationSpanMax long
 }
 
 type instSeq struct {
@@ -119,7 +120,7 @@ func newDefaultProfile(cfg *Config) *defaultProfile {
 		f.names = append(f.names, newZoneNames(z))
 		f.seqs = append(f.seqs, [2]*zoneSeq{})
 		for _, s := range []observation.Source{observation.Server, observation.Canary} {
-			zs := &zoneSeq{}
+			zs := &zoneSeq{span: newRing(int(buckets(isolationSpanMax, cfg.Resolution)))}
 			for _, w := range outlierWindows {
 				zs.wins = append(zs.wins, newRing(int(buckets(w, cfg.Resolution))))
 			}
@@ -187,6 +188,7 @@ func (f *defaultProfile) step(b *bucket) {
 		for _, w := range zs.wins {
 			w.push(c)
 		}
+		zs.span.push(c)
 		for _, d := range dims {
 			n, bad := c.Trials(d)
 			if bad > 0 {
