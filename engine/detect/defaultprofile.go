@@ -44,6 +44,7 @@ type defaultProfile struct {
 	base  [2]baseline
 	p0    [2]float64
 	alts  [2][]float64
+	llr   [2]llrs // the banks' ratios for p0 and alts
 	h     [2]float64
 	alarm bool // some zone above h/2: freeze baseline learning
 	decay float64
@@ -158,6 +159,7 @@ func (f *defaultProfile) setP0() {
 		if p0 != f.p0[d] || f.alts[d] == nil {
 			f.p0[d] = p0
 			f.alts[d] = grid(p0, f.minEffect(d), f.alts[d])
+			f.llr[d].set(p0, f.alts[d])
 			f.h[d] = math.Log(1/f.cfg.FalseAlarmRate) + math.Log(float64(len(f.alts[d])))
 		}
 	}
@@ -194,7 +196,7 @@ func (f *defaultProfile) step(b *bucket) {
 			if bad > 0 {
 				zs.lastBad[d] = b.idx
 			}
-			if zs.cusum[d].update(b.idx, n, bad, f.p0[d], f.alts[d], ceilFactor*f.h[d]) >= f.h[d]/2 {
+			if zs.cusum[d].update(b.idx, n, bad, &f.llr[d], ceilFactor*f.h[d]) >= f.h[d]/2 {
 				f.alarm = true
 			}
 		}
@@ -211,7 +213,7 @@ func (f *defaultProfile) step(b *bucket) {
 			if bad > 0 {
 				is.lastBad[d] = b.idx
 			}
-			is.cusum[d].update(b.idx, n, bad, f.p0[d], f.alts[d], ceilFactor*f.h[d])
+			is.cusum[d].update(b.idx, n, bad, &f.llr[d], ceilFactor*f.h[d])
 		}
 	}
 	f.stepRecovery(b)
