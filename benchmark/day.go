@@ -60,7 +60,10 @@ type CorpusOptions struct {
 	Days     []*scenario.Scenario
 	Profiles []string // default: detect.Profiles
 	Parallel int      // workers; default GOMAXPROCS
-	Progress io.Writer
+	// NoBaseline skips the runs without mitigation (a third of the cost):
+	// then nothing is compared with an unmitigated day.
+	NoBaseline bool
+	Progress   io.Writer
 }
 
 // DayCorpus returns days generated for seeds first..first+n-1, each duration long (0: 24h).
@@ -196,7 +199,9 @@ func Corpus(ctx context.Context, o CorpusOptions) (*CorpusResult, error) {
 		for _, p := range o.Profiles {
 			jobs = append(jobs, corpusJob{d, p})
 		}
-		jobs = append(jobs, corpusJob{d, ""})
+		if !o.NoBaseline {
+			jobs = append(jobs, corpusJob{d, ""})
+		}
 	}
 	outcomes := make([]DayOutcome, len(jobs))
 	baseline := make([]report.Requests, len(jobs))
@@ -230,6 +235,13 @@ func Corpus(ctx context.Context, o CorpusOptions) (*CorpusResult, error) {
 				if j.profile != "" {
 					oc := outcomes[i]
 					what = fmt.Sprintf("%-10s %d false shift(s), %d real fault(s), %d missed", j.profile, len(oc.FalseShifts), len(oc.Faults), missed(oc))
+					for _, f := range oc.Faults {
+						what += fmt.Sprintf("; %s %s in %s: %d episode(s), %d ended early, delay %.1fs (%.1f× bound), given back %.0fs after its end",
+							f.Kind, fmtDuration(time.Duration((f.EndS-f.StartS)*float64(time.Second))), f.Zone, f.Episodes, f.Premature, float64(f.DelayS), float64(f.DelayS)/float64(f.BoundS), float64(f.GiveBackS))
+					}
+					for _, fs := range oc.FalseShifts {
+						what += fmt.Sprintf("; false shift away from %s at %.0fs during %s", fs.Zone, fs.StartS, strings.Join(fs.During, ", "))
+					}
 				}
 				progressf(o.Progress, "[%3d/%d %6.0fs] %s %s\n", done, len(jobs), time.Since(wall).Seconds(), sc.Name, what)
 				mu.Unlock()
@@ -256,7 +268,11 @@ feed:
 	}
 	for _, sc := range o.Days {
 		res.Seeds = append(res.Seeds, sc.Seed)
-		res.SimulatedHours += sc.Duration.Hours() * float64(len(o.Profiles)+1)
+		runs := len(o.Profiles)
+		if !o.NoBaseline {
+			runs++
+		}
+		res.SimulatedHours += sc.Duration.Hours() * float64(runs)
 	}
 	for _, p := range o.Profiles {
 		s := ProfileSummary{Profile: p, Days: len(o.Days)}
@@ -482,7 +498,11 @@ func (r *CorpusResult) Print(w io.Writer) {
 		}
 		return fmt.Sprintf("%.1f", v)
 	}
-	fmt.Fprintf(w, "Day corpus: %d simulated days (seeds %s), %d profiles + one unmitigated run each\n\n", r.Days, seedRange(r.Seeds), len(r.Profiles))
+	unmitigated := " + one unmitigated run"
+	if r.BaselineTotal == 0 {
+		unmitigated = ""
+	}
+	fmt.Fprintf(w, "Day corpus: %d simulated days (seeds %s), %d profile(s)%s each\n\n", r.Days, seedRange(r.Seeds), len(r.Profiles), unmitigated)
 	fmt.Fprintf(w, "| | %s |\n|---|%s\n", strings.Join(profileNames(r.Profiles), " | "), strings.Repeat("---|", len(r.Profiles)))
 	row := func(name string, v func(ProfileSummary) string) {
 		var cells []string
@@ -505,7 +525,11 @@ func (r *CorpusResult) Print(w io.Writer) {
 		return fmt.Sprintf("%d (%s)", p.Failed, failedRatio(p.Failed, r.BaselineFailed))
 	})
 	row("days meeting their expect", func(p ProfileSummary) string { return fmt.Sprintf("%d of %d", p.ExpectMet, p.Days) })
-	fmt.Fprintf(w, "\nWithout mitigation: %d of %d customer requests failed.\n", r.BaselineFailed, r.BaselineTotal)
+	if r.BaselineTotal > 0 {
+		fmt.Fprintf(w, "\nWithout mitigation: %d of %d customer requests failed.\n", r.BaselineFailed, r.BaselineTotal)
+	} else {
+		fmt.Fprintf(w, "\nNo run without mitigation (--no-baseline).\n")
+	}
 	fmt.Fprintf(w, "%.0f simulated hours in %.0f s of wall time (%d workers, %.0f CPU-seconds; load at start %s): %.0f× real time per CPU.\n",
 		r.SimulatedHours, r.WallSeconds, r.Parallel, r.CPUSeconds, r.Load, r.SimulatedHours*3600/math.Max(r.CPUSeconds, 1e-9))
 	for _, p := range r.Profiles {

@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/grayzone/grayzone/benchmark"
+	"github.com/grayzone/grayzone/engine/detect"
 	"github.com/grayzone/grayzone/lab/scenario"
 	"github.com/grayzone/grayzone/lab/telemetrypath"
 )
@@ -124,6 +126,8 @@ func newBenchDetectCmd(stdout, stderr io.Writer) *cobra.Command {
 		corpus          string
 		days, parallel  int
 		firstSeed       int64
+		profiles        []string
+		noBaseline      bool
 		dayLen          time.Duration
 	)
 	cmd := &cobra.Command{
@@ -161,7 +165,7 @@ and a missed fault: BENCHMARKS.md, "A simulated production day".`,
 				scs = append(scs, sc)
 			}
 			if corpus != "" {
-				return benchCorpus(cmd, stdout, stderr, corpus, firstSeed, days, dayLen, parallel, output)
+				return benchCorpus(cmd, stdout, stderr, corpus, firstSeed, days, dayLen, parallel, profiles, noBaseline, output)
 			}
 			if len(paths) > 0 {
 				return benchTelemetryPaths(cmd, stdout, stderr, paths, seeds, output)
@@ -183,12 +187,14 @@ and a missed fault: BENCHMARKS.md, "A simulated production day".`,
 	f.Int64Var(&firstSeed, "first-seed", 1, "with --corpus day: the first day's seed")
 	f.DurationVar(&dayLen, "day-length", 24*time.Hour, "with --corpus day: each day's simulated length (shorter days scale every fault's time and duration)")
 	f.IntVar(&parallel, "parallel", 0, "with --corpus: runs at a time (default: one per CPU)")
+	f.StringSliceVar(&profiles, "profile", detect.Profiles, "with --corpus: the detection profiles to run each day under")
+	f.BoolVar(&noBaseline, "no-baseline", false, "with --corpus: skip each day's run without mitigation (no failed-requests comparison)")
 	f.StringSliceVar(&paths, "telemetry", nil, "instead: detection delay on the workshop scenario through each telemetry path given ("+strings.Join(telemetrypath.Names, ", ")+"), against the CUSUM bound plus the path's own delay")
 	return cmd
 }
 
 // benchCorpus runs `bench detect --corpus`.
-func benchCorpus(cmd *cobra.Command, stdout, stderr io.Writer, corpus string, first int64, days int, dayLen time.Duration, parallel int, output output) error {
+func benchCorpus(cmd *cobra.Command, stdout, stderr io.Writer, corpus string, first int64, days int, dayLen time.Duration, parallel int, profiles []string, noBaseline bool, output output) error {
 	var (
 		scs []*scenario.Scenario
 		err error
@@ -198,6 +204,15 @@ func benchCorpus(cmd *cobra.Command, stdout, stderr io.Writer, corpus string, fi
 		return usageErr("--days %d: want at least 1", days)
 	case dayLen < scenario.MinDuration || dayLen > scenario.MaxDuration:
 		return usageErr("--day-length %s: want %s to %s", dayLen, scenario.MinDuration, scenario.MaxDuration)
+	case len(profiles) == 0:
+		return usageErr("--profile: name at least one of %v", detect.Profiles)
+	}
+	for _, p := range profiles {
+		if !slices.Contains(detect.Profiles, p) {
+			return usageErr("--profile %s: want one of %v", p, detect.Profiles)
+		}
+	}
+	switch {
 	case corpus == "day":
 		scs, err = benchmark.DayCorpus(first, days, dayLen)
 	default:
@@ -206,7 +221,7 @@ func benchCorpus(cmd *cobra.Command, stdout, stderr io.Writer, corpus string, fi
 	if err != nil {
 		return &exitError{code: ExitUsage, err: fmt.Errorf("--corpus %s: %w", corpus, err)}
 	}
-	res, err := benchmark.Corpus(cmd.Context(), benchmark.CorpusOptions{Days: scs, Parallel: parallel, Progress: stderr})
+	res, err := benchmark.Corpus(cmd.Context(), benchmark.CorpusOptions{Days: scs, Parallel: parallel, Profiles: profiles, NoBaseline: noBaseline, Progress: stderr})
 	if err != nil {
 		return &exitError{code: exitUnknown, err: err}
 	}

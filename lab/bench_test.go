@@ -23,3 +23,23 @@ func BenchmarkSimWorkshop(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSimHourAt200 is issue 21's speed target: one simulated hour at
+// 200 req/s over 3 zones of 2 instances, canaries every 10 s, no faults
+// (the target is 10,000× real time: 0.36 s of CPU per simulated hour).
+func BenchmarkSimHourAt200(b *testing.B) {
+	for _, profile := range []string{"default", "cloudwatch"} {
+		b.Run(profile, func(b *testing.B) {
+			sc, err := scenario.Parse("h200.yaml", []byte(`{version: 1, name: h200, seed: 3, duration: 1h,
+topology: {zones: [az-a, az-b, az-c], instances_per_zone: 2}, load: {rps: 200}, canary: {interval: 10s}}`))
+			if err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if _, err := Run(context.Background(), Options{Scenario: sc, Mode: ModeSim, Detector: profile}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

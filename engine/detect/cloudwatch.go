@@ -285,7 +285,7 @@ func (cw *cloudWatch) build(a *Assessment) {
 	}
 	for _, name := range cw.order {
 		ev := cw.last[name]
-		a.Alarms = append(a.Alarms, AlarmStatus{Name: name, State: ev.State, Reason: ev.Reason})
+		a.Alarms = append(a.Alarms, AlarmStatus{Name: name, State: ev.State, Reason: Because(ev.Reason)})
 	}
 	metric := make(map[string]alarm.State, len(cw.metrics))
 	for n := range cw.metrics {
@@ -293,7 +293,7 @@ func (cw *cloudWatch) build(a *Assessment) {
 	}
 	explain := cw.set.Explain(metric)
 	for _, name := range cw.names {
-		a.Alarms = append(a.Alarms, AlarmStatus{Name: name, State: cw.states[name], Reason: cw.set.Rule(name).String()})
+		a.Alarms = append(a.Alarms, AlarmStatus{Name: name, State: cw.states[name], Reason: Because(cw.set.Rule(name).String())})
 	}
 	a.Regional = cw.states["regional-impact"] == alarm.Alarm
 	var whys []string

@@ -26,14 +26,31 @@ func grid(p0, minEffect float64, out []float64) []float64 {
 	return append(out, pmax)
 }
 
-// update adds n trials with bad failures against baseline p0 and alternatives
-// alts, and returns the new statistic. Each statistic is capped at ceil so
-// that, once the evidence stops, it falls back below the threshold in
-// bounded time.
-func (c *cusum) update(idx, n, bad int64, p0 float64, alts []float64, ceil float64) float64 {
-	if len(c.s) != len(alts) {
-		c.s = make([]float64, len(alts))
-		c.zero = make([]int64, len(alts))
+// llrs are a bank's per-trial log-likelihood ratios, alternative against
+// baseline, for a bad and for a good trial: they change only with the
+// baseline, so they are computed then, not on every update of every
+// statistic (two logarithms per alternative, per zone and instance, per
+// bucket, were a tenth of a simulated day).
+type llrs struct {
+	bad, good []float64
+}
+
+// set computes the ratios of alternatives alts against baseline p0.
+func (l *llrs) set(p0 float64, alts []float64) {
+	l.bad, l.good = l.bad[:0], l.good[:0]
+	for _, p1 := range alts {
+		l.bad = append(l.bad, math.Log(p1/p0))
+		l.good = append(l.good, math.Log((1-p1)/(1-p0)))
+	}
+}
+
+// update adds n trials with bad failures against the bank's ratios l, and
+// returns the new statistic. Each statistic is capped at ceil so that, once
+// the evidence stops, it falls back below the threshold in bounded time.
+func (c *cusum) update(idx, n, bad int64, l *llrs, ceil float64) float64 {
+	if len(c.s) != len(l.bad) {
+		c.s = make([]float64, len(l.bad))
+		c.zero = make([]int64, len(l.bad))
 		for i := range c.zero {
 			c.zero[i] = idx - 1
 		}
@@ -44,8 +61,8 @@ func (c *cusum) update(idx, n, bad int64, p0 float64, alts []float64, ceil float
 	good := float64(n - bad)
 	b := float64(bad)
 	best := 0.0
-	for i, p1 := range alts {
-		llr := b*math.Log(p1/p0) + good*math.Log((1-p1)/(1-p0))
+	for i := range l.bad {
+		llr := b*l.bad[i] + good*l.good[i]
 		c.s[i] = min(ceil, math.Max(0, c.s[i]+llr))
 		if c.s[i] == 0 {
 			c.zero[i] = idx

@@ -45,6 +45,7 @@ type defaultProfile struct {
 	base  [2]baseline
 	p0    [2]float64
 	alts  [2][]float64
+	llr   [2]llrs // the banks' ratios for p0 and alts
 	h     [2]float64
 	alarm bool // some zone above h/2: freeze baseline learning
 	decay float64
@@ -52,26 +53,13 @@ type defaultProfile struct {
 	lastLite map[string]int64
 	// rec is the recovery test of each zone called isolated (recovery.go).
 	rec map[string]*recovery
-	// names are each zone's alarm names, made once (alarmNames).
-	names map[string]*[len(dims)][3]string
-}
-
-// alarmNames are a zone's impact, outlier and multiple-instances alarm
-// names per dimension, formatted once: formatted at every assessment they
-// were a tenth of the tick loop of a serve watching a fleet.
-func (f *defaultProfile) alarmNames(zone string) *[len(dims)][3]string {
-	n := f.names[zone]
-	if n == nil {
-		n = new([len(dims)][3]string)
-		for _, d := range dims {
-			n[d] = [3]string{fmt.Sprintf("%s-%s-impact", zone, d), fmt.Sprintf("%s-%s-outlier", zone, d), fmt.Sprintf("%s-%s-multiple-instances", zone, d)}
-		}
-		if f.names == nil {
-			f.names = map[string]*[len(dims)][3]string{}
-		}
-		f.names[zone] = n
-	}
-	return n
+	// names are each zone's alarm names and evals assess's scratch, both
+	// in the order of cfg.Zones.
+	names []zoneNames
+	evals [][2]zoneEval
+	// seqs holds zones' pointers by zone index and source, for the
+	// assessment's loops (a map lookup hashes the zone's name).
+	seqs [][2]*zoneSeq
 }
 
 const (
@@ -105,6 +93,7 @@ type zoneSeq struct {
 	cusum   [2]cusum
 	lastBad [2]int64 // bucket of the last bad request, per dimension
 	wins    []*ring  // one per outlier window
+	span    *ring    // the onset test's history, isolationSpanMax long
 }
 
 type instSeq struct {
@@ -133,12 +122,15 @@ func newDefaultProfile(cfg *Config) *defaultProfile {
 	f := &defaultProfile{cfg: cfg, zones: map[zsKey]*zoneSeq{}, inst: map[instKey]*instSeq{},
 		decay: math.Pow(0.5, float64(cfg.Resolution)/float64(baselineHalfLife)), lastLite: map[string]int64{}, rec: map[string]*recovery{}}
 	for _, z := range cfg.Zones {
+		f.names = append(f.names, newZoneNames(z))
+		f.seqs = append(f.seqs, [2]*zoneSeq{})
 		for _, s := range []observation.Source{observation.Server, observation.Canary} {
-			zs := &zoneSeq{}
+			zs := &zoneSeq{span: newRing(int(buckets(isolationSpanMax, cfg.Resolution)))}
 			for _, w := range outlierWindows {
 				zs.wins = append(zs.wins, newRing(int(buckets(w, cfg.Resolution))))
 			}
 			f.zones[zsKey{z, s}] = zs
+			f.seqs[len(f.seqs)-1][s] = zs
 		}
 	}
 	f.setP0()
@@ -171,6 +163,7 @@ func (f *defaultProfile) setP0() {
 		if p0 != f.p0[d] || f.alts[d] == nil {
 			f.p0[d] = p0
 			f.alts[d] = grid(p0, f.minEffect(d), f.alts[d])
+			f.llr[d].set(p0, f.alts[d])
 			f.h[d] = math.Log(1/f.cfg.FalseAlarmRate) + math.Log(float64(len(f.alts[d])))
 		}
 	}
@@ -201,12 +194,13 @@ func (f *defaultProfile) step(b *bucket) {
 		for _, w := range zs.wins {
 			w.push(c)
 		}
+		zs.span.push(c)
 		for _, d := range dims {
 			n, bad := c.Trials(d)
 			if bad > 0 {
 				zs.lastBad[d] = b.idx
 			}
-			if zs.cusum[d].update(b.idx, n, bad, f.p0[d], f.alts[d], ceilFactor*f.h[d]) >= f.h[d]/2 {
+			if zs.cusum[d].update(b.idx, n, bad, &f.llr[d], ceilFactor*f.h[d]) >= f.h[d]/2 {
 				f.alarm = true
 			}
 		}
@@ -223,7 +217,7 @@ func (f *defaultProfile) step(b *bucket) {
 			if bad > 0 {
 				is.lastBad[d] = b.idx
 			}
-			if is.cusum[d].update(b.idx, n, bad, f.p0[d], f.alts[d], ceilFactor*f.h[d]) >= f.h[d]/2 {
+			if is.cusum[d].update(b.idx, n, bad, &f.llr[d], ceilFactor*f.h[d]) >= f.h[d]/2 {
 				is.lastLite[d] = b.idx
 			}
 		}
@@ -253,10 +247,11 @@ type zoneEval struct {
 	iso             isolation // the onset test, when impacted
 }
 
-func (f *defaultProfile) evalZone(z string, d Dim, silent bool) zoneEval {
+func (f *defaultProfile) evalZone(zi int, d Dim, silent bool) zoneEval {
+	z := f.cfg.Zones[zi]
 	ev := zoneEval{zone: z, dim: d}
 	for _, s := range []observation.Source{observation.Server, observation.Canary} {
-		zs := f.zones[zsKey{z, s}]
+		zs := f.seqs[zi][s]
 		v := zs.cusum[d].value()
 		if !f.recent(zs.lastBad[d]) {
 			v = 0 // no fresh evidence: whatever the statistic says is history
@@ -274,11 +269,11 @@ func (f *defaultProfile) evalZone(z string, d Dim, silent bool) zoneEval {
 	// the zone is an outlier if it stands out over any of them.
 	ev.thin = true
 	for i := range outlierWindows {
-		own := f.zones[zsKey{z, ev.src}].wins[i].total
+		own := f.seqs[zi][ev.src].wins[i].total
 		var others Counts
-		for _, oz := range f.cfg.Zones {
-			if oz != z {
-				others.add(f.zones[zsKey{oz, ev.src}].wins[i].total)
+		for oi := range f.cfg.Zones {
+			if oi != zi {
+				others.add(f.seqs[oi][ev.src].wins[i].total)
 			}
 		}
 		n, bad := own.Trials(d)
@@ -351,17 +346,54 @@ func (f *defaultProfile) isOutlier(z string, src observation.Source, d Dim, i in
 	return res.Err == nil && res.Outlier
 }
 
+// zoneNames are the names of one zone's alarms, made once (naming them
+// every tick was an allocation per alarm per tick).
+type zoneNames struct {
+	impact, outlier, multi [2]string
+	isolated, recovered    string
+}
+
+func newZoneNames(z string) zoneNames {
+	n := zoneNames{isolated: IsolatedAlarmName(z), recovered: z + "-recovered"}
+	for _, d := range dims {
+		n.impact[d] = fmt.Sprintf("%s-%s-impact", z, d)
+		n.outlier[d] = fmt.Sprintf("%s-%s-outlier", z, d)
+		n.multi[d] = fmt.Sprintf("%s-%s-multiple-instances", z, d)
+	}
+	return n
+}
+
+// The texts of the default profile's alarm reasons, formatted when read (Reason).
+func regionalReason(r *Reason) string {
+	return fmt.Sprintf("%d zone(s) with a sequential test at h/2 or above in the last %s (2 make it regional)", int(r.num[0]), regionalMemory)
+}
+
+func impactReason(r *Reason) string {
+	return fmt.Sprintf("CUSUM %.1f vs h %.1f (%s, baseline %.3g)", r.num[0], r.num[1], observation.Source(r.num[2]), r.num[3])
+}
+
+func outlierReason(r *Reason) string {
+	return fmt.Sprintf("%.1f%% of %d vs %.1f%% of %d in the other zones over %s", 100*r.num[0], int64(r.num[1]), 100*r.num[2], int64(r.num[3]), time.Duration(r.num[4]))
+}
+
+func instancesReason(r *Reason) string {
+	return fmt.Sprintf("%d of %d instances contributing %v (need %d)", len(r.strs), int(r.num[0]), r.strs, int(r.num[1]))
+}
+
 func (f *defaultProfile) assess(a *Assessment) {
-	evals := map[string][2]zoneEval{}
+	if len(f.evals) != len(f.cfg.Zones) {
+		f.evals = make([][2]zoneEval, len(f.cfg.Zones))
+	}
+	evals := f.evals // by zone, in the order of cfg.Zones and a.Zones
 	liteZones := 0
-	for _, z := range f.cfg.Zones {
+	for i, z := range f.cfg.Zones {
 		var e [2]zoneEval
 		lite := false
 		for _, d := range dims {
-			e[d] = f.evalZone(z, d, a.Zone(z).Silent)
+			e[d] = f.evalZone(i, d, a.Zones[i].Silent)
 			lite = lite || e[d].lite
 		}
-		evals[z] = e
+		evals[i] = e
 		if lite {
 			f.lastLite[z] = f.step_
 		}
@@ -371,27 +403,27 @@ func (f *defaultProfile) assess(a *Assessment) {
 	}
 	a.Regional = liteZones >= 2
 	a.Alarms = append(a.Alarms, AlarmStatus{Name: "regional-impact", State: stateOf(a.Regional),
-		Reason: fmt.Sprintf("%d zone(s) with a sequential test at h/2 or above in the last %s (2 make it regional)", liteZones, regionalMemory)})
+		Reason: Reason{form: reasonRegional, num: [6]float64{float64(liteZones)}}})
 
 	var best *zoneEval
 	var whys []string
 	for i := range a.Zones {
 		zs := &a.Zones[i]
-		e := evals[zs.Zone]
-		names := f.alarmNames(zs.Zone)
+		e := evals[i]
+		names := &f.names[i]
 		for _, d := range dims {
 			ev := e[d]
-			a.Alarms = append(a.Alarms, AlarmStatus{Name: names[d][0], State: stateOf(ev.impacted),
-				Reason: fmt.Sprintf("CUSUM %.1f vs h %.1f (%s, baseline %.3g)", ev.score, f.h[d], ev.src, f.p0[d])})
+			a.Alarms = append(a.Alarms, AlarmStatus{Name: names.impact[d], State: stateOf(ev.impacted),
+				Reason: Reason{form: reasonImpact, num: [6]float64{ev.score, f.h[d], float64(ev.src), f.p0[d]}}})
 			oState := stateOf(ev.outlier)
 			if ev.thin {
 				oState = alarm.InsufficientData
 			}
-			a.Alarms = append(a.Alarms, AlarmStatus{Name: names[d][1], State: oState,
-				Reason: fmt.Sprintf("%.1f%% of %d vs %.1f%% of %d in the other zones over %s", 100*ev.rate, ev.n, 100*ev.otherRate, ev.otherN, ev.window)})
+			a.Alarms = append(a.Alarms, AlarmStatus{Name: names.outlier[d], State: oState,
+				Reason: Reason{form: reasonOutlier, num: [6]float64{ev.rate, float64(ev.n), ev.otherRate, float64(ev.otherN), float64(ev.window)}}})
 			multi := len(ev.contributors) >= f.cfg.MinInstances
-			a.Alarms = append(a.Alarms, AlarmStatus{Name: names[d][2], State: stateOf(multi),
-				Reason: fmt.Sprintf("%d of %d instances contributing %v (need %d)", len(ev.contributors), ev.instances, ev.contributors, f.cfg.MinInstances)})
+			a.Alarms = append(a.Alarms, AlarmStatus{Name: names.multi[d], State: stateOf(multi),
+				Reason: Reason{form: reasonInstances, num: [6]float64{float64(ev.instances), float64(f.cfg.MinInstances)}, strs: ev.contributors}})
 			if ev.impacted {
 				zs.Impacted = true
 				zs.Outlier = zs.Outlier || ev.outlier
@@ -413,8 +445,8 @@ func (f *defaultProfile) assess(a *Assessment) {
 		zs := &a.Zones[i]
 		iso := best != nil && best.zone == zs.Zone
 		zs.Isolated = iso
-		a.Alarms = append(a.Alarms, AlarmStatus{Name: IsolatedAlarmName(zs.Zone), State: stateOf(iso),
-			Reason: "impact AND outlier AND multiple instances AND others shown healthy AND NOT regional-impact"})
+		a.Alarms = append(a.Alarms, AlarmStatus{Name: f.names[i].isolated, State: stateOf(iso),
+			Reason: Because("impact AND outlier AND multiple instances AND others shown healthy AND NOT regional-impact")})
 	}
 	if best != nil {
 		f.startRecovery(*best)

@@ -124,7 +124,7 @@ func (a *Assessment) failStatic(fs FailStatic) {
 		for _, z := range a.Zones {
 			if a.Alarms[i].Name == IsolatedAlarmName(z.Zone) {
 				a.Alarms[i].State = alarm.OK
-				a.Alarms[i].Reason = "fail static (" + fs.Reason + "): no decision while grayzone's own view is in doubt"
+				a.Alarms[i].Reason = Because("fail static (" + fs.Reason + "): no decision while grayzone's own view is in doubt")
 			}
 		}
 	}

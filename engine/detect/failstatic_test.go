@@ -144,7 +144,7 @@ func TestSilentZoneIsImpactUnlessEveryZoneIsSilent(t *testing.T) {
 					t.Errorf("no fail static: %+v, why %q", last.FailStatic, last.Why)
 				}
 				for _, al := range last.Alarms {
-					if al.Name == IsolatedAlarmName("az1") && !strings.Contains(al.Reason, "fail static") {
+					if al.Name == IsolatedAlarmName("az1") && !strings.Contains(al.Reason.String(), "fail static") {
 						t.Errorf("isolated alarm reason %q", al.Reason)
 					}
 				}

@@ -150,10 +150,19 @@ func (f *defaultProfile) assessRecovery(a *Assessment) {
 			zs.RecoveredSince = time.Unix(0, r.start*int64(f.cfg.Resolution)).UTC()
 		}
 		state := stateOf(pass)
-		a.Alarms = append(a.Alarms, AlarmStatus{Name: zs.Zone + "-recovered", State: state,
-			Reason: fmt.Sprintf("sequential test %.1f of %.1f (β %.0e×%d relapses) that the %s rate is back to %.3g rather than %.3g%s",
-				r.s, need, f.cfg.RecoveryErrorRate, r.relapses, r.dim, math.Min(f.p0[r.dim], r.pb/2), r.pb, map[bool]string{true: "; zone impacted", false: ""}[zs.Impacted])})
+		a.Alarms = append(a.Alarms, AlarmStatus{Name: f.names[i].recovered, State: state,
+			Reason: Reason{form: reasonRecovery, text: r.dim.String(), flag: zs.Impacted,
+				num: [6]float64{r.s, need, f.cfg.RecoveryErrorRate, float64(r.relapses), math.Min(f.p0[r.dim], r.pb/2), r.pb}}})
 	}
+}
+
+func recoveryReason(r *Reason) string {
+	impacted := ""
+	if r.flag {
+		impacted = "; zone impacted"
+	}
+	return fmt.Sprintf("sequential test %.1f of %.1f (β %.0e×%d relapses) that the %s rate is back to %.3g rather than %.3g%s",
+		r.num[0], r.num[1], r.num[2], int(r.num[3]), r.text, r.num[4], r.num[5], impacted)
 }
 
 // doubted: while the engine's view is in doubt nothing counts toward

@@ -100,7 +100,7 @@ func (s *Service) Alarms(ctx context.Context, name string) ([]api.Alarm, error) 
 		}
 		r.mu.Lock()
 		for _, al := range r.last.Alarms {
-			out = append(out, api.Alarm{Resource: r.cfg.Name, Name: al.Name, State: string(al.State), Reason: al.Reason})
+			out = append(out, api.Alarm{Resource: r.cfg.Name, Name: al.Name, State: string(al.State), Reason: al.Reason.String()})
 		}
 		r.mu.Unlock()
 	}
