@@ -35,7 +35,7 @@ func TestRampAbortIsARelapseInOneEpisode(t *testing.T) {
 	}
 	relapsed := false
 	for _, al := range a.Alarms {
-		if al.Name == "z2-recovered" && strings.Contains(al.Reason, "×1 relapses") {
+		if al.Name == "z2-recovered" && strings.Contains(al.Reason.String(), "×1 relapses") {
 			relapsed = true
 		}
 	}
