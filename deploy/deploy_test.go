@@ -117,6 +117,12 @@ func TestDashboardQueriesExportedMetrics(t *testing.T) {
 			obs = append(obs, observation.Observation{At: now, Source: observation.Server, Zone: z, Instance: z + "-i", Operation: "home",
 				Outcome: observation.Success, Latency: 5 * time.Millisecond})
 		}
+		// az1 failing: an alarm in ALARM, the only state
+		// grayzone_alarm_in_alarm has a series for.
+		for range 5 {
+			obs = append(obs, observation.Observation{At: now, Source: observation.Server, Zone: "az1", Instance: "az1-i", Operation: "home",
+				Outcome: observation.Fault, Latency: 5 * time.Millisecond})
+		}
 		if err := svc.Ingest(ctx, "web", obs); err != nil {
 			t.Fatal(err)
 		}

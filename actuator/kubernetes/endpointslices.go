@@ -201,12 +201,19 @@ func (s *Slices) sync(ctx context.Context) error {
 	for _, name := range slices.Sorted(maps.Keys(want)) {
 		m := want[name]
 		cur, ok := have[name]
-		switch {
-		case !ok:
-			if _, err := client.Create(ctx, m, metav1.CreateOptions{FieldManager: "grayzone"}); err != nil && !apierrors.IsAlreadyExists(err) {
+		stale := ok && !sameSlice(cur, m)
+		if !ok {
+			_, err := client.Create(ctx, m, metav1.CreateOptions{FieldManager: "grayzone"})
+			switch {
+			case apierrors.IsAlreadyExists(err):
+				// The cache lags a create of our own (the loop's, a moment
+				// ago): the slice is there, maybe as the shift stood then.
+				stale = true
+			case err != nil:
 				errs = append(errs, err)
 			}
-		case !sameSlice(cur, m):
+		}
+		if stale {
 			// The cache may lag our own last write: update from a fresh read.
 			err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 				fresh, err := client.Get(ctx, name, metav1.GetOptions{})
