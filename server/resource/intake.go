@@ -29,16 +29,15 @@ type Intake struct {
 	// Drop, when set, discards a front-door series' counts before the gate
 	// (the lab's telemetry_loss fault); nil in production.
 	Drop func(now time.Time, k record.SeriesKey) bool
-	// Took, when set, sees what the controller took at a tick, once per
-	// tick (serve's counters, and record_observations, whose file has a
-	// line per tick for replay). It must not keep the slice.
+	// Took, when set, sees each run of aggregates the controller takes
+	// (serve's counters and record_observations, which writes what a
+	// tick took as one line after Feed). It must not keep the slice.
 	Took func([]record.Aggregate)
 	// PerTick bounds the aggregates fed at one tick (≤ 0: all), so a flood
 	// never stretches a tick; the gate's buffer bound drops the excess.
 	PerTick int
 
-	fd   []record.Aggregate // reused by Feed
-	took []record.Aggregate // reused by Feed: the gate's runs of one tick, for Took
+	fd []record.Aggregate // reused by Feed
 }
 
 // OfferObservation offers one observation (a canary's call, a log line) to
@@ -67,16 +66,10 @@ func (in *Intake) Feed(now time.Time, ctrl *autoshift.Controller) {
 		clear(fd)
 		in.fd = fd[:0]
 	}
-	took := in.took[:0]
 	in.Gate.Drain(now, in.PerTick, func(aggs []record.Aggregate) { // a run of records at a time (a block of the gate's queue)
 		ctrl.ObserveAggregates(aggs)
 		if in.Took != nil {
-			took = append(took, aggs...)
+			in.Took(aggs)
 		}
 	})
-	if len(took) > 0 {
-		in.Took(took)
-	}
-	clear(took)
-	in.took = took[:0]
 }

@@ -22,6 +22,16 @@ type batchLog struct {
 	f        *os.File
 	w        *bufio.Writer
 	failed   bool
+	// tick is what the engine took since the last flush: the gate hands it
+	// over in runs (its queue's blocks), the file has one line per tick.
+	tick batchLine
+}
+
+// batchLine is one line of the file: a POST /v1/observations body.
+type batchLine struct {
+	Resource     string                `json:"resource"`
+	Observations []batch.ObservationIn `json:"observations,omitempty"`
+	Aggregates   []batch.AggregateIn   `json:"aggregates,omitempty"`
 }
 
 func openBatchLog(dataDir, resource string) (*batchLog, error) {
@@ -33,28 +43,34 @@ func openBatchLog(dataDir, resource string) (*batchLog, error) {
 	return &batchLog{resource: resource, f: f, w: bufio.NewWriterSize(f, 256<<10)}, nil
 }
 
-// write appends one batch of what the engine took. The batch format has no
-// regional aggregate: a regional canary call (one request) is written as
-// the single observation it was, its latency the middle of its bucket.
-func (l *batchLog) write(aggs []record.Aggregate) error {
+// add takes one run of what the engine took; flush writes the tick's line.
+// The batch format has no regional aggregate: a regional canary call (one
+// request) is written as the single observation it was, its latency the
+// middle of its bucket.
+func (l *batchLog) add(aggs []record.Aggregate) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(aggs) == 0 {
-		return nil
-	}
-	b := struct {
-		Resource     string                `json:"resource"`
-		Observations []batch.ObservationIn `json:"observations,omitempty"`
-		Aggregates   []batch.AggregateIn   `json:"aggregates,omitempty"`
-	}{Resource: l.resource}
 	for _, a := range aggs {
 		if a.Regional {
-			b.Observations = append(b.Observations, batch.EncodeObservation(regionalCall(a)))
+			l.tick.Observations = append(l.tick.Observations, batch.EncodeObservation(regionalCall(a)))
 			continue
 		}
-		b.Aggregates = append(b.Aggregates, batch.EncodeAggregate(a))
+		l.tick.Aggregates = append(l.tick.Aggregates, batch.EncodeAggregate(a))
 	}
-	line, err := json.Marshal(b)
+}
+
+// flush appends the tick's batch as one line, if the engine took anything.
+func (l *batchLog) flush() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.tick.Observations)+len(l.tick.Aggregates) == 0 {
+		return nil
+	}
+	l.tick.Resource = l.resource
+	line, err := json.Marshal(l.tick)
+	clear(l.tick.Observations)
+	clear(l.tick.Aggregates)
+	l.tick.Observations, l.tick.Aggregates = l.tick.Observations[:0], l.tick.Aggregates[:0]
 	if err != nil {
 		return err
 	}

@@ -276,6 +276,11 @@ func (r *resource) tick(ctx context.Context, now time.Time) {
 	}
 	r.abandonRefused(now)
 	r.in.Feed(now, r.ctrl)
+	if r.batches != nil {
+		if err := r.batches.flush(); err != nil {
+			r.s.log.Error("record_observations: write failed", "resource", r.cfg.Name, "err", err)
+		}
+	}
 	a := r.drv.Tick(ctx, now)
 	r.mu.Lock()
 	r.last = a

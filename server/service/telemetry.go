@@ -36,9 +36,7 @@ func (r *resource) took(aggs []record.Aggregate) {
 	}
 	r.mu.Unlock()
 	if r.batches != nil {
-		if err := r.batches.write(aggs); err != nil {
-			r.s.log.Error("record_observations: write failed", "resource", r.cfg.Name, "err", err)
-		}
+		r.batches.add(aggs)
 	}
 }
 
