@@ -57,9 +57,15 @@ func TestApprovalLinkInBrowser(t *testing.T) {
 	if err := chromedp.Do(tctx,
 		chromedp.SendKeys(chromedp.CSS(`#token`), testToken),
 		chromedp.Click(chromedp.CSS(`#token-save`)),
-		chromedp.WaitEnabled(chromedp.CSS(`#approval-approve`)),
-		chromedp.Click(chromedp.CSS(`#approval-approve`)),
 	); err != nil {
+		t.Fatal(err)
+	}
+	// Saving the token reloads the decision, which renders the Approve
+	// button anew: a node found before that is gone by the click (chromedp's
+	// "Could not find node with given id"), so wait for an enabled button
+	// and click whichever one the page has at that moment.
+	waitJS(t, tctx, 20*time.Second, "Approve enabled", `!!document.getElementById('approval-approve') && !document.getElementById('approval-approve').disabled`)
+	if _, err := chromedp.Run(tctx, chromedp.Evaluate[bool](`(document.getElementById('approval-approve').click(), true)`)); err != nil {
 		t.Fatal(err)
 	}
 	waitJS(t, tctx, 20*time.Second, "approved", `document.getElementById('approval-status').textContent === 'approved'`)
