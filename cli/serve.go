@@ -113,7 +113,7 @@ AWS_REGION, instance roles, AWS_ENDPOINT_URL...); see docs/aws.md.`,
 			}
 			ctx, stop := context.WithCancelCause(cmd.Context())
 			defer stop(nil)
-			leading, lost, err := startLeaderElection(ctx, cfg, log)
+			leading, leaseEpoch, lost, err := startLeaderElection(ctx, cfg, log)
 			if err != nil {
 				return &exitError{code: exitUnknown, err: err}
 			}
@@ -122,7 +122,7 @@ AWS_REGION, instance roles, AWS_ENDPOINT_URL...); see docs/aws.md.`,
 					stop(err)
 				}
 			}()
-			svc, err := service.Open(ctx, service.Options{Config: cfg, Tokens: tokens, Log: log, Extra: serveDashboard(cfg, tokens, log), Leading: leading})
+			svc, err := service.Open(ctx, service.Options{Config: cfg, Tokens: tokens, Log: log, Extra: serveDashboard(cfg, tokens, log), Leading: leading, LeaseEpoch: leaseEpoch})
 			if err != nil {
 				return &exitError{code: exitUnknown, err: err}
 			}

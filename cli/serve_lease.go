@@ -11,17 +11,17 @@ import (
 )
 
 // startLeaderElection runs the configured election. It returns the
-// service's Leading function (nil: no election, this replica always acts)
-// and a channel that receives an error when this replica loses a lease it
+// service's Leading function (nil: no election, this replica always acts),
+// its LeaseEpoch function, and a channel that receives an error when this replica loses a lease it
 // held; serve then stops, so that it never acts without the lease.
-func startLeaderElection(ctx context.Context, cfg *config.Config, log *slog.Logger) (func() bool, <-chan error, error) {
+func startLeaderElection(ctx context.Context, cfg *config.Config, log *slog.Logger) (leading func() bool, epoch func() uint64, lost <-chan error, err error) {
 	le := cfg.LeaderElection
 	if le.Type != config.LeaderElectionKubernetes {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
 	client, err := kubernetes.NewClient()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	ns := le.Namespace
 	if ns == "" {
@@ -37,13 +37,13 @@ func startLeaderElection(ctx context.Context, cfg *config.Config, log *slog.Logg
 	e, err := kubelease.New(kubelease.Options{Client: client, Namespace: ns, Name: le.Name, Identity: id,
 		LeaseDuration: le.LeaseDuration, RenewDeadline: le.RenewDeadline, RetryPeriod: le.RetryPeriod, Log: log})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	lost := make(chan error, 1)
+	lostc := make(chan error, 1)
 	go func() {
 		if err := e.Run(ctx); err != nil {
-			lost <- err
+			lostc <- err
 		}
 	}()
-	return e.Leading, lost, nil
+	return e.Leading, e.Epoch, lostc, nil
 }

@@ -74,7 +74,7 @@ func TestFollowerNeverTouchesHAProxy(t *testing.T) {
 	}
 	drainZ1(t, proc)
 
-	s, advance := runHAProxyService(t, fmt.Sprintf("store: %s\nreplica: {name: r1, lease: 3s}\n", pg.URL()), relay, nil)
+	s, advance := runHAProxyService(t, fmt.Sprintf("store: %s\nreplica: {name: r1, lease: 3s}\n", pg.URL()), relay, Options{})
 	advance(10 * time.Second) // ten reconcile intervals, forty ticks, many lease attempts
 	if s.leads() {
 		t.Fatal("the replica leads while another holds the lease")
@@ -121,9 +121,9 @@ func startPostgresAndHAProxy(t *testing.T) (*database.Cluster, haproxy.Layout, *
 
 // runHAProxyService runs serve in-process, on a fake clock, with front
 // door type haproxy at runtime API address relay (reconcile interval 1 s);
-// head adds top-level keys; leading is Options.Leading. advance moves the
+// head adds top-level keys; election gives Options.Leading and LeaseEpoch. advance moves the
 // clock in 100 ms steps, letting the service run between them.
-func runHAProxyService(t *testing.T, head, relay string, leading func() bool) (*Service, func(time.Duration)) {
+func runHAProxyService(t *testing.T, head, relay string, election Options) (*Service, func(time.Duration)) {
 	t.Helper()
 	y := fmt.Sprintf(`listen: 127.0.0.1:0
 %sauth: {tokens: [test-token-0123456789abcdef]}
@@ -143,7 +143,7 @@ resources:
 	}
 	cfg.DataDir = t.TempDir()
 	fc := clock.NewFake(time.Now())
-	s, err := Open(context.Background(), Options{Config: cfg, Log: slog.New(slog.DiscardHandler), Clock: fc, Leading: leading})
+	s, err := Open(context.Background(), Options{Config: cfg, Log: slog.New(slog.DiscardHandler), Clock: fc, Leading: election.Leading, LeaseEpoch: election.LeaseEpoch})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,8 @@ func stillDrained(t *testing.T, proc *haproxy.Process) {
 
 // TestKubernetesLeaseFollowerNeverTouchesHAProxy: with leader_election
 // kubernetes-lease (no shared store), a replica that does not hold the Lease
-// opens no connection to the shared HAProxy; once it holds it, it drives it.
+// opens no connection to the shared HAProxy; once it holds it, it drives it,
+// its orders carrying the Lease's epoch into HAProxy's epoch record.
 func TestKubernetesLeaseFollowerNeverTouchesHAProxy(t *testing.T) {
 	if _, err := haproxy.Binary(); err != nil {
 		t.Skipf("skipping: %v", err)
@@ -193,16 +194,29 @@ func TestKubernetesLeaseFollowerNeverTouchesHAProxy(t *testing.T) {
 	relay, calls := countingRelay(t, l.Socket)
 	drainZ1(t, proc)
 	var leading atomic.Bool
-	s, advance := runHAProxyService(t, "", relay, leading.Load)
+	const leaseEpoch = 7 // the Lease changed holders 6 times before
+	s, advance := runHAProxyService(t, "", relay, Options{Leading: leading.Load, LeaseEpoch: func() uint64 {
+		if leading.Load() {
+			return leaseEpoch
+		}
+		return 0
+	}})
 	advance(10 * time.Second)
 	if n := calls.Load(); n != 0 || s.leads() {
 		t.Fatalf("a follower: %d runtime API connection(s), leads %v", n, s.leads())
 	}
 	stillDrained(t, proc)
 	leading.Store(true)
-	for deadline := time.Now().Add(20 * time.Second); calls.Load() == 0; advance(100 * time.Millisecond) {
+	record := func() string {
+		keys, err := proc.Runtime.EpochRecord(context.Background(), l.EpochMap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(keys)
+	}
+	for deadline := time.Now().Add(20 * time.Second); calls.Load() == 0 || record() != fmt.Sprintf("[%d]", leaseEpoch); advance(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal("holding the Lease, the replica did not drive HAProxy")
+			t.Fatalf("holding the Lease, the replica did not drive HAProxy under the Lease's epoch: %d connection(s), record %s", calls.Load(), record())
 		}
 	}
 }
@@ -216,7 +230,7 @@ func TestKubernetesLeaseFollowerNeverTouchesHAProxy(t *testing.T) {
 func TestDeposedLeaderRefusedByHAProxyEpochRecord(t *testing.T) {
 	ctx := context.Background()
 	pg, l, proc := startPostgresAndHAProxy(t)
-	s, advance := runHAProxyService(t, fmt.Sprintf("store: %s\nreplica: {name: r1, lease: 3s}\n", pg.URL()), l.Socket, nil)
+	s, advance := runHAProxyService(t, fmt.Sprintf("store: %s\nreplica: {name: r1, lease: 3s}\n", pg.URL()), l.Socket, Options{})
 	record := func() string {
 		keys, err := proc.Runtime.EpochRecord(ctx, l.EpochMap)
 		if err != nil {

@@ -521,21 +521,39 @@ func (r *resource) runPlane(ctx context.Context) {
 // shared store): begun at the first tick this replica holds the Lease, once
 // the shared data planes have the state, and ended when it no longer does
 // (serve then stops: see cli/serve_lease.go). With a shared store the
-// store's election keeps the term (takeOver, stepDown).
-func (s *Service) kubeTerm(ctx context.Context, now time.Time, leading bool) {
+// store's election keeps the term (takeOver, stepDown). It returns ctx
+// carrying the term's epoch (the Lease's), so that this tick's orders to a
+// shared HAProxy are checked against its epoch record like a store
+// leader's.
+func (s *Service) kubeTerm(ctx context.Context, now time.Time, leading bool) context.Context {
 	if s.replicated() {
-		return
+		return ctx
 	}
-	_, _, has := s.term.Context()
+	_, epoch, has := s.term.Context()
 	switch {
 	case leading && !has:
+		if s.kubeEpoch != nil {
+			epoch = s.kubeEpoch()
+		}
+		ctx = withEpoch(ctx, epoch)
 		for _, r := range s.resources {
 			r.reconcile(ctx, now)
 		}
-		s.term.Begin(ctx, 0)
+		s.term.Begin(ctx, epoch)
+		return ctx
 	case !leading && has:
 		s.term.End()
 	}
+	return withEpoch(ctx, epoch)
+}
+
+// withEpoch gives ctx the fencing token epoch; 0 is no epoch (orders are
+// not checked).
+func withEpoch(ctx context.Context, epoch uint64) context.Context {
+	if epoch == 0 {
+		return ctx
+	}
+	return actuator.WithFence(ctx, epoch)
 }
 
 // runWhileLeading runs f (a loop acting on something shared) under every

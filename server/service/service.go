@@ -47,6 +47,10 @@ type Options struct {
 	// a follower keeps its API, front door and caches warm but neither
 	// decides nor acts.
 	Leading func() bool
+	// LeaseEpoch, with Leading, is the epoch of the lease this replica
+	// holds (kubelease.Elector.Epoch: the Lease's leaseTransitions + 1),
+	// which fences its orders to shared data planes; nil or 0: no epoch.
+	LeaseEpoch func() uint64
 }
 
 // Service is a running grayzone serve.
@@ -68,6 +72,7 @@ type Service struct {
 	term        *leader.Term // a replica's leadership, for goroutines; nil: alone
 	shard       *sharding    // replica.sharded: each resource's own lease (shards.go); nil: off
 	kubeLeading func() bool  // leader_election kubernetes-lease; nil: always
+	kubeEpoch   func() uint64 // the Lease's epoch while kubeLeading; nil: none
 
 	resources []*resource
 	byName    map[string]*resource
@@ -92,7 +97,7 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: o.Config, db: db, log: o.Log, clock: o.Clock, ticks: newTickMetrics(), ownFDs: newOwnFrontDoors(), tokens: o.Tokens, extra: o.Extra, kubeLeading: o.Leading,
+	s := &Service{cfg: o.Config, db: db, log: o.Log, clock: o.Clock, ticks: newTickMetrics(), ownFDs: newOwnFrontDoors(), tokens: o.Tokens, extra: o.Extra, kubeLeading: o.Leading, kubeEpoch: o.LeaseEpoch,
 		byName: map[string]*resource{}, ready: make(chan struct{})}
 	if s.replicated() {
 		// Nothing is written until this replica leads (see replica.go).
@@ -241,7 +246,7 @@ const tickEvery = 250 * time.Millisecond
 func (s *Service) tick(ctx context.Context, now time.Time) {
 	if s.kubeLeading != nil {
 		leading := s.kubeLeading()
-		s.kubeTerm(ctx, now, leading)
+		ctx = s.kubeTerm(ctx, now, leading)
 		if !leading {
 			return // a follower: the leader decides and acts
 		}

@@ -78,6 +78,7 @@ type Elector struct {
 	reported   string                // the holder last logged
 
 	leading atomic.Bool
+	epoch   atomic.Uint64 // while leading: the Lease's leaseTransitions + 1
 }
 
 // New checks the options and builds the elector.
@@ -115,6 +116,14 @@ func New(o Options) (*Elector, error) {
 // Leading reports whether this replica holds the lease now.
 func (e *Elector) Leading() bool { return e.leading.Load() }
 
+// Epoch is the epoch of the lease this replica holds, 0 while it does not:
+// the Lease's leaseTransitions + 1 when it was acquired. Every change of
+// holder adds one to leaseTransitions (here and in client-go's electors) and
+// renewals keep it, so a later holder's epoch is greater than every earlier
+// holder's: it fences the leader's orders to a shared data plane (HAProxy's
+// epoch record) against a replica that still acts on a lease it lost.
+func (e *Elector) Epoch() uint64 { return e.epoch.Load() }
+
 // Run campaigns, then renews, until ctx ends (nil; a lease held is
 // released, so that another replica takes over at once rather than after
 // LeaseDuration) or the lease is lost (ErrLost).
@@ -122,10 +131,12 @@ func (e *Elector) Run(ctx context.Context) error {
 	if !e.acquire(ctx) {
 		return nil
 	}
+	e.epoch.Store(uint64(transitions(e.lease)) + 1)
 	e.leading.Store(true)
-	e.o.Log.Info("leader election: leading", "lease", e.o.Namespace+"/"+e.o.Name, "identity", e.o.Identity)
+	e.o.Log.Info("leader election: leading", "lease", e.o.Namespace+"/"+e.o.Name, "identity", e.o.Identity, "epoch", e.Epoch())
 	held := e.renew(ctx)
 	e.leading.Store(false)
+	e.epoch.Store(0)
 	if !held {
 		e.o.Log.Error("leader election: lost the lease; stopping", "lease", e.o.Namespace+"/"+e.o.Name)
 		return ErrLost

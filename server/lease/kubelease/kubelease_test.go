@@ -296,3 +296,50 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+// TestEpochGrowsWithEveryHolder: the epoch a leader fences its orders with
+// is the Lease's leaseTransitions + 1 when it took the lease, so the next
+// holder's is greater; a replica that does not lead has none.
+func TestEpochGrowsWithEveryHolder(t *testing.T) {
+	store := &leaseStore{}
+	clk := clock.NewFake(time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC))
+	lead := func(e *Elector) (stop func()) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- e.Run(ctx) }()
+		for deadline := time.Now().Add(10 * time.Second); !e.Leading(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not take a free lease", e.o.Identity)
+			}
+		}
+		return func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	a, b := elector(t, store, clk, "a"), elector(t, store, clk, "b")
+	if a.Epoch() != 0 {
+		t.Fatalf("epoch %d before leading", a.Epoch())
+	}
+	stop := lead(a)
+	if a.Epoch() != 1 {
+		t.Errorf("the Lease's first holder: epoch %d, want 1", a.Epoch())
+	}
+	stop() // released: b takes it at its first attempt
+	if a.Epoch() != 0 {
+		t.Errorf("after releasing: epoch %d, want 0", a.Epoch())
+	}
+	stop = lead(b)
+	if b.Epoch() != 2 {
+		t.Errorf("the next holder: epoch %d, want 2", b.Epoch())
+	}
+	stop()
+	stop = lead(a) // a again: a change of holder, a greater epoch
+	defer stop()
+	if a.Epoch() != 3 {
+		t.Errorf("a taking the lease back: epoch %d, want 3", a.Epoch())
+	}
+}
