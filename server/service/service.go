@@ -68,10 +68,10 @@ type Service struct {
 	certs  *certreload.Cert // nil: plain HTTP
 	// netHTTPOnly makes the front doors skip their fast path (tests of both paths).
 	netHTTPOnly bool
-	rep         *replication // nil: a single replica on SQLite
-	term        *leader.Term // a replica's leadership, for goroutines; nil: alone
-	shard       *sharding    // replica.sharded: each resource's own lease (shards.go); nil: off
-	kubeLeading func() bool  // leader_election kubernetes-lease; nil: always
+	rep         *replication  // nil: a single replica on SQLite
+	term        *leader.Term  // a replica's leadership, for goroutines; nil: alone
+	shard       *sharding     // replica.sharded: each resource's own lease (shards.go); nil: off
+	kubeLeading func() bool   // leader_election kubernetes-lease; nil: always
 	kubeEpoch   func() uint64 // the Lease's epoch while kubeLeading; nil: none
 
 	resources []*resource
