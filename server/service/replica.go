@@ -9,6 +9,8 @@ package service
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -455,7 +457,7 @@ func (s *Service) forward(w http.ResponseWriter, req *http.Request, base string)
 			pr.SetURL(target)
 			pr.Out.Header.Set(ForwardedHeader, s.rep.run.Holder())
 		},
-		Transport: forwardTransport,
+		Transport: s.forwardTransport(),
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			s.log.Warn("replica: forward a mutation to its leader", "leader", target.Host, "path", r.URL.Path, "err", err)
 			w.Header().Set("Content-Type", "application/json")
@@ -466,13 +468,29 @@ func (s *Service) forward(w http.ResponseWriter, req *http.Request, base string)
 	}).ServeHTTP(w, req)
 }
 
-// forwardTransport carries forwarded mutations between replicas.
-var forwardTransport = &http.Transport{
-	Proxy:                 nil, // replicas talk directly
-	MaxIdleConnsPerHost:   4,
-	IdleConnTimeout:       time.Minute,
-	ResponseHeaderTimeout: 30 * time.Second,
-	TLSHandshakeTimeout:   10 * time.Second,
+// forwardTransport carries one forwarded mutation to the leader (they are
+// rare: an operator's click). Over TLS it verifies the leader's certificate
+// against the system's roots and the certificates of this replica's own
+// tls cert_file, read now (so a rotated one counts): replicas that share a
+// certificate, or its chain, trust each other without more configuration.
+func (s *Service) forwardTransport() *http.Transport {
+	t := &http.Transport{
+		DisableKeepAlives:     true,
+		ResponseHeaderTimeout: 30 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+	}
+	if s.certs == nil {
+		return t
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	if pem, err := os.ReadFile(s.cfg.TLS.CertFile); err == nil {
+		roots.AppendCertsFromPEM(pem)
+	}
+	t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
+	return t
 }
 
 // leaderHandler answers GET /v1/leader: who leads, and whether it is us.
