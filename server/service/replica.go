@@ -196,6 +196,7 @@ func (s *Service) stepDown(why string) {
 	rep.acting.Store(0)
 	s.term.End()
 	s.db.SetFence(store.NoEpoch)
+	s.shifts.Refollow() // what it holds in memory but never saved goes at the next read
 	if rep.cancel != nil {
 		rep.cancel()
 	}
