@@ -21,9 +21,65 @@ func (m *Manager) ReloadWhere(ctx context.Context, which func(resource string) b
 	if err != nil {
 		return fmt.Errorf("shift: reload shifts: %w", err)
 	}
-	in := func(resource string) bool { return which == nil || which(resource) }
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.replaceLocked(loaded, which)
+	return nil
+}
+
+// Follow keeps the shifts of the resources which says (all, when nil)
+// current with the store's, for a replica that follows them, every tick.
+// With a SinceStore it reads only the shifts saved since its last read
+// (after Refollow, or the first time, all of them); else it is ReloadWhere.
+func (m *Manager) Follow(ctx context.Context, which func(resource string) bool) error {
+	ss, ok := m.store.(SinceStore)
+	if !ok {
+		return m.ReloadWhere(ctx, which)
+	}
+	m.mu.Lock()
+	after := m.seen
+	m.mu.Unlock()
+	loaded, top, err := ss.LoadShiftsSince(ctx, after)
+	if err != nil {
+		return fmt.Errorf("shift: read changed shifts: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.seen != after { // a Refollow meanwhile: this read may be short of it
+		return nil
+	}
+	m.seen = top
+	if after == 0 {
+		m.replaceLocked(loaded, which)
+		return nil
+	}
+	for len(m.busy) > 0 {
+		m.idle.Wait()
+	}
+	for _, s := range loaded {
+		if which != nil && !which(s.Resource) {
+			continue
+		}
+		m.shifts[s.ID] = s.normalized()
+		delete(m.unsaved, s.ID)
+		m.dropUnreportedLocked(func(u Shift) bool { return u.ID == s.ID })
+	}
+	return nil
+}
+
+// Refollow makes the next Follow read every shift again: a replica calls
+// it when it stops leading a resource, whose shifts others may have saved
+// under versions its reads have passed while it led it.
+func (m *Manager) Refollow() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.seen = 0
+}
+
+// replaceLocked replaces the shifts of the resources which says (all, when
+// nil) with loaded, keeping the others.
+func (m *Manager) replaceLocked(loaded []Shift, which func(resource string) bool) {
+	in := func(resource string) bool { return which == nil || which(resource) }
 	for len(m.busy) > 0 { // a write in flight commits first, not into the new view
 		m.idle.Wait()
 	}
@@ -44,14 +100,18 @@ func (m *Manager) ReloadWhere(ctx context.Context, which func(resource string) b
 			delete(m.unsaved, id)
 		}
 	}
+	m.dropUnreportedLocked(func(s Shift) bool { return in(s.Resource) })
+}
+
+// dropUnreportedLocked forgets the unreported expiries drop says.
+func (m *Manager) dropUnreportedLocked(drop func(Shift) bool) {
 	kept := m.unreported[:0]
 	for _, s := range m.unreported {
-		if !in(s.Resource) {
+		if !drop(s) {
 			kept = append(kept, s)
 		}
 	}
 	m.unreported = kept
-	return nil
 }
 
 // SetOwner limits expiry to the resources owns says this manager changes

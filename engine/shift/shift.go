@@ -127,6 +127,16 @@ type Store interface {
 	LoadShifts(ctx context.Context) ([]Shift, error)
 }
 
+// SinceStore is a Store that numbers every save (a version that only grows,
+// in commit order) and reads what was saved after a version: a follower
+// then reads only the shifts that changed (Manager.Follow).
+type SinceStore interface {
+	Store
+	// LoadShiftsSince returns the shifts saved under a version above after,
+	// and the highest version among them (after when none).
+	LoadShiftsSince(ctx context.Context, after uint64) ([]Shift, uint64, error)
+}
+
 // StartRequest asks for a new shift.
 type StartRequest struct {
 	Resource  string
@@ -175,6 +185,9 @@ type Manager struct {
 	// on its own (expire): a replica that shares the resources with others
 	// expires only the shifts of those it leads. nil: all.
 	owns func(resource string) bool
+	// seen is the store version Follow has read up to (SinceStore); 0:
+	// its next read is of everything.
+	seen uint64
 }
 
 // NewManager validates the resources and loads the store's shifts, so a

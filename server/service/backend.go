@@ -221,11 +221,7 @@ func (s *Service) Ingest(ctx context.Context, name string, obs []observation.Obs
 func (s *Service) Decisions(ctx context.Context) ([]api.Decision, error) {
 	out := []api.Decision{}
 	for _, r := range s.resources {
-		r.mu.Lock()
-		for _, d := range r.decisions {
-			out = append(out, *d)
-		}
-		r.mu.Unlock()
+		out = append(out, r.shownDecisions()...)
 	}
 	slices.SortFunc(out, func(a, b api.Decision) int { return b.At.Compare(a.At) })
 	return out, nil

@@ -3,6 +3,7 @@ package service
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/grayzone/grayzone/engine/runbook"
@@ -73,7 +74,23 @@ func (r *resource) approvalGate(now time.Time, zone, why string) error {
 			return fmt.Errorf("awaiting an operator's approval (grayzone approve %s)", id)
 		}
 	}
-	d := &api.Decision{ID: fmt.Sprintf("gzd-%s-%d", zone, now.Unix()), Resource: r.cfg.Name, Zone: zone, Why: why, At: now, Status: "pending"}
+	d := &api.Decision{ID: decisionID(r.cfg.Name, zone, now), Resource: r.cfg.Name, Zone: zone, Why: why, At: now, Status: "pending"}
 	r.decisions[d.ID] = d
 	return fmt.Errorf("awaiting an operator's approval (grayzone approve %s)", d.ID)
+}
+
+// decisionID names a decision and its resource, gzd-RESOURCE.ZONE-UNIXTIME
+// (names have no dots), so that any replica can tell which resource's
+// leader an approval goes to (decisionResource), even one that never saw it.
+func decisionID(resource, zone string, at time.Time) string {
+	return fmt.Sprintf("gzd-%s.%s-%d", resource, zone, at.Unix())
+}
+
+// decisionResource is the resource id names ("" for none).
+func decisionResource(id string) string {
+	res, _, ok := strings.Cut(strings.TrimPrefix(id, "gzd-"), ".")
+	if !ok || !strings.HasPrefix(id, "gzd-") {
+		return ""
+	}
+	return res
 }

@@ -9,9 +9,13 @@ package service
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -22,6 +26,7 @@ import (
 	"github.com/grayzone/grayzone/actuator"
 	"github.com/grayzone/grayzone/actuator/haproxy"
 	"github.com/grayzone/grayzone/actuator/xds"
+	"github.com/grayzone/grayzone/server/api"
 	"github.com/grayzone/grayzone/server/config"
 	"github.com/grayzone/grayzone/server/leader"
 	"github.com/grayzone/grayzone/server/store"
@@ -191,6 +196,7 @@ func (s *Service) stepDown(why string) {
 	rep.acting.Store(0)
 	s.term.End()
 	s.db.SetFence(store.NoEpoch)
+	s.shifts.Refollow() // what it holds in memory but never saved goes at the next read
 	if rep.cancel != nil {
 		rep.cancel()
 	}
@@ -252,7 +258,7 @@ func (s *Service) follow(ctx context.Context, now time.Time) {
 	defer cancel()
 	// The shared state read now is the doing of the leader last seen.
 	ctx = actuator.WithFence(ctx, s.rep.run.Known().Epoch)
-	if err := s.shifts.Reload(ctx); err != nil {
+	if err := s.shifts.Follow(ctx, nil); err != nil { // what changed since the last tick
 		s.log.Warn("replica: read shared shifts", "err", err)
 	}
 	get := s.sharedStates(ctx, s.resources)
@@ -303,7 +309,7 @@ type stateGetter func(key string) ([]byte, bool, error)
 func (s *Service) sharedStates(ctx context.Context, rs []*resource) stateGetter {
 	keys := make([]string, 0, 2*len(rs))
 	for _, r := range rs {
-		keys = append(keys, stateKey("runbook", r.cfg.Name), stateKey("autoshift", r.cfg.Name))
+		keys = append(keys, stateKey("runbook", r.cfg.Name), stateKey("autoshift", r.cfg.Name), stateKey("decisions", r.cfg.Name))
 	}
 	got, err := s.db.GetStates(ctx, keys)
 	return func(key string) ([]byte, bool, error) {
@@ -341,6 +347,17 @@ func (r *resource) loadSharedFrom(get stateGetter, force bool) error {
 		if json.Unmarshal(data, &last) == nil {
 			r.mu.Lock()
 			r.lastAuto, r.saved[akey] = last, data
+			r.mu.Unlock()
+		}
+	}
+	dkey := stateKey("decisions", r.cfg.Name)
+	if data, ok, err := get(dkey); err != nil {
+		return err
+	} else if ok {
+		var ds []api.Decision
+		if json.Unmarshal(data, &ds) == nil {
+			r.mu.Lock()
+			r.leaders = ds
 			r.mu.Unlock()
 		}
 	}
@@ -395,6 +412,9 @@ func (s *Service) redirect(w http.ResponseWriter, req *http.Request, address, of
 	if of != "" {
 		leaderOf = "the leader of " + of
 	}
+	if req.Header.Get(ForwardedHeader) != "" {
+		address = "" // forwarded once already: never a second hop (nor a loop)
+	}
 	if address == "" {
 		w.Header().Set("Retry-After", "1")
 		w.WriteHeader(http.StatusServiceUnavailable)
@@ -407,9 +427,71 @@ func (s *Service) redirect(w http.ResponseWriter, req *http.Request, address, of
 	if s.certs != nil {
 		scheme = "https://"
 	}
+	if req.Header.Get("Origin") != "" {
+		s.forward(w, req, scheme+address)
+		return
+	}
 	w.Header().Set("Location", scheme+address+req.URL.RequestURI())
 	w.WriteHeader(http.StatusTemporaryRedirect)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": "this replica follows: send mutations to " + leaderOf + " at " + address, "leader": address})
+}
+
+// ForwardedHeader marks a mutation a replica forwarded to the leader (it
+// names the forwarding replica): the leader's own answer comes back through
+// it, and a replica that no longer leads answers 503 rather than forward it
+// again.
+const ForwardedHeader = "X-Grayzone-Forwarded-By"
+
+// forward sends a browser's mutation (it carries Origin: the dashboard's
+// fetch) to the leader at base and relays the answer, instead of a 307: a
+// browser does not follow a redirect to another origin with the
+// dashboard's Authorization header. The caller's token goes as it came;
+// the leader checks it as any request's.
+func (s *Service) forward(w http.ResponseWriter, req *http.Request, base string) {
+	target, err := url.Parse(base)
+	if err != nil {
+		s.redirect(w, req, "", "")
+		return
+	}
+	(&httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Header.Set(ForwardedHeader, s.rep.run.Holder())
+		},
+		Transport: s.forwardTransport(),
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			s.log.Warn("replica: forward a mutation to its leader", "leader", target.Host, "path", r.URL.Path, "err", err)
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusBadGateway)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": fmt.Sprintf("forwarding to the leader at %s: %v", target.Host, err)})
+		},
+	}).ServeHTTP(w, req)
+}
+
+// forwardTransport carries one forwarded mutation to the leader (they are
+// rare: an operator's click). Over TLS it verifies the leader's certificate
+// against the system's roots and the certificates of this replica's own
+// tls cert_file, read now (so a rotated one counts): replicas that share a
+// certificate, or its chain, trust each other without more configuration.
+func (s *Service) forwardTransport() *http.Transport {
+	t := &http.Transport{
+		DisableKeepAlives:     true,
+		ResponseHeaderTimeout: 30 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+	}
+	if s.certs == nil {
+		return t
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	if pem, err := os.ReadFile(s.cfg.TLS.CertFile); err == nil {
+		roots.AppendCertsFromPEM(pem)
+	}
+	t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
+	return t
 }
 
 // leaderHandler answers GET /v1/leader: who leads, and whether it is us.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -55,11 +56,15 @@ type resource struct {
 	last      detect.Assessment
 	lastAuto  time.Time
 	decisions map[string]*api.Decision // by id
-	saved     map[string][]byte        // last persisted blobs, by key
-	cancel    context.CancelFunc
-	observed  [2]int64 // server, canary observations ingested
-	history   []api.HistoryPoint
-	starters  []func(context.Context) // control-plane informers, started with the resource
+	// leaders are the decisions of the replica that leads the resource, as
+	// it last saved them (replicas): what this replica shows of them while
+	// it does not lead it.
+	leaders  []api.Decision
+	saved    map[string][]byte // last persisted blobs, by key
+	cancel   context.CancelFunc
+	observed [2]int64 // server, canary observations ingested
+	history  []api.HistoryPoint
+	starters []func(context.Context) // control-plane informers, started with the resource
 }
 
 func stateKey(kind, res string) string { return kind + "/" + res }
@@ -302,6 +307,9 @@ func (r *resource) persist(ctx context.Context) {
 	last := r.lastAuto
 	r.mu.Unlock()
 	_ = r.put(ctx, stateKey("autoshift", r.cfg.Name), last)
+	if r.s.replicated() { // for the other replicas' API and dashboard
+		_ = r.put(ctx, stateKey("decisions", r.cfg.Name), r.ownDecisions())
+	}
 	if r.prac != nil {
 		_ = r.put(ctx, stateKey("practice", r.cfg.Name), r.prac.State())
 	}
@@ -348,4 +356,27 @@ func (r *resource) alarmState(name string) alarm.State {
 		}
 	}
 	return alarm.InsufficientData
+}
+
+// ownDecisions are the decisions this replica made about r, newest first.
+func (r *resource) ownDecisions() []api.Decision {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]api.Decision, 0, len(r.decisions))
+	for _, d := range r.decisions {
+		out = append(out, *d)
+	}
+	slices.SortFunc(out, func(a, b api.Decision) int { return b.At.Compare(a.At) })
+	return out
+}
+
+// shownDecisions are r's decisions as the API shows them: this replica's
+// own while it leads r (or runs alone), else those of r's leader.
+func (r *resource) shownDecisions() []api.Decision {
+	if r.leads() {
+		return r.ownDecisions()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.leaders)
 }

@@ -220,6 +220,10 @@ func (s *Service) stepDownResource(r *resource, st *shardTerm, why string) {
 	epoch := st.acting.Swap(0)
 	st.term.End()
 	s.db.SetResourceFence(r.cfg.Name, 0)
+	// Its shifts are followed from now on: read them all again, since the
+	// reads while leading it skipped their changes (another replica may
+	// have taken it over already).
+	s.shifts.Refollow()
 	st.mu.Lock()
 	if st.cancel != nil {
 		st.cancel()
@@ -265,7 +269,7 @@ func (s *Service) followResources(ctx context.Context, now time.Time, rs []*reso
 	for _, r := range rs {
 		follows[r.cfg.Name] = true
 	}
-	if err := s.shifts.ReloadWhere(ctx, func(res string) bool { return follows[res] }); err != nil {
+	if err := s.shifts.Follow(ctx, func(res string) bool { return follows[res] }); err != nil {
 		s.log.Warn("replica: read shared shifts", "err", err)
 	}
 	get := s.sharedStates(ctx, rs)
@@ -359,14 +363,7 @@ func (s *Service) mutationResource(req *http.Request) string {
 		}
 	case strings.HasPrefix(path, "/v1/decisions/"):
 		id, _, _ := strings.Cut(strings.TrimPrefix(path, "/v1/decisions/"), "/")
-		for _, r := range s.resources {
-			r.mu.Lock()
-			_, ok := r.decisions[id]
-			r.mu.Unlock()
-			if ok {
-				return r.cfg.Name
-			}
-		}
+		return decisionResource(id)
 	}
 	return ""
 }

@@ -30,7 +30,7 @@ func TestMutationResource(t *testing.T) {
 	if rest, _ := io.ReadAll(req.Body); string(rest) != body {
 		t.Fatalf("the handler would read %q, want the whole body", rest)
 	}
-	for path, want := range map[string]string{"/v1/shifts/sh-1": "web", "/v1/shifts/sh-1/cancel": "web", "/v1/shifts/nope": "", "/v1/decisions/gzd-z1-1/approve": ""} {
+	for path, want := range map[string]string{"/v1/shifts/sh-1": "web", "/v1/shifts/sh-1/cancel": "web", "/v1/shifts/nope": "", "/v1/decisions/gzd-z1-1/approve": "", "/v1/decisions/gzd-api.z2-1/approve": "api"} {
 		if got := s.mutationResource(httptest.NewRequest(http.MethodPost, path, nil)); got != want {
 			t.Errorf("%s: %q, want %q", path, got, want)
 		}

@@ -77,6 +77,12 @@ func (d *DB) write(ctx context.Context, f func(q querier) error) error {
 // fenced by that resource's own lease (resource_lease) instead of the leader
 // lease, in the same way.
 func (d *DB) writeFor(ctx context.Context, resource string, f func(q querier) error) error {
+	return d.fencedWrite(ctx, resource, false, f)
+}
+
+// fencedWrite is writeFor, in a transaction even when unfenced when atomic
+// (f's statements must commit together).
+func (d *DB) fencedWrite(ctx context.Context, resource string, atomic bool, f func(q querier) error) error {
 	check, table := "SELECT epoch FROM leader_lease WHERE name = ?", "leader lease"
 	key := "leader"
 	fence, sharded := d.resourceFence(resource)
@@ -88,7 +94,7 @@ func (d *DB) writeFor(ctx context.Context, resource string, f func(q querier) er
 	} else {
 		fence = d.fence.Load()
 	}
-	if fence == 0 {
+	if fence == 0 && !atomic {
 		return f(d.db)
 	}
 	tx, err := d.db.BeginTx(ctx, nil)
@@ -96,6 +102,12 @@ func (d *DB) writeFor(ctx context.Context, resource string, f func(q querier) er
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // a no-op after Commit
+	if fence == 0 {
+		if err := f(tx); err != nil {
+			return err
+		}
+		return tx.Commit()
+	}
 	if d.dialect.name == "postgres" {
 		check += " FOR SHARE"
 	}

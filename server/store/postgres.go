@@ -107,4 +107,6 @@ var postgresMigrations = []string{
 	postgresOutboxDDL,
 	// 5: per-resource leases and the replicas' membership (shards.go).
 	strings.ReplaceAll(shardsDDL, "TIMESTAMP", "TIMESTAMPTZ"),
+	// 6: shift versions (see shiftVersionDDL).
+	shiftVersionDDL,
 }

@@ -139,6 +139,18 @@ const (
 		ended_by   TEXT NOT NULL
 	);
 	CREATE INDEX shifts_by_resource ON shifts (resource, started_at);`
+	// shiftVersionDDL numbers every save of a shift (shifts.version) from
+	// one counter row, taken in the saving transaction: the row lock makes
+	// savers take numbers in the order they commit, so a reader that has seen
+	// version v has seen every save numbered below it (see LoadShiftsSince).
+	// Shifts saved before it have version 0.
+	shiftVersionDDL = `CREATE TABLE shift_version (
+		id      INTEGER PRIMARY KEY,
+		version BIGINT NOT NULL
+	);
+	INSERT INTO shift_version (id, version) VALUES (1, 0);
+	ALTER TABLE shifts ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
+	CREATE INDEX shifts_by_version ON shifts (version);`
 	practiceDDL = `CREATE TABLE practice_runs (
 		id         TEXT PRIMARY KEY,
 		resource   TEXT NOT NULL,
@@ -196,6 +208,8 @@ var migrations = []string{
 	sqliteOutboxDDL,
 	// 5: per-resource leases and the replicas' membership (shards.go).
 	strings.ReplaceAll(shardsDDL, "TIMESTAMP", "TEXT"),
+	// 6: shift versions, so followers read only the shifts that changed.
+	shiftVersionDDL,
 }
 
 // migrate applies the missing migrations in one transaction, so concurrent
@@ -291,25 +305,33 @@ func (d *DB) tx(ctx context.Context, what string, f func(*sql.Tx) error) error {
 
 // ---- shifts ----
 
-// SaveShift implements shift.Store: it inserts or replaces the shift.
+// SaveShift implements shift.Store: it inserts or replaces the shift, under
+// the next shift version.
 func (d *DB) SaveShift(ctx context.Context, s shift.Shift) error {
 	if s.ID == "" {
 		return errors.New("store: save shift: empty id")
 	}
-	err := d.execFor(ctx, s.Resource, `INSERT INTO shifts
+	err := d.fencedWrite(ctx, s.Resource, true, func(q querier) error {
+		var version int64
+		if err := q.QueryRowContext(ctx, d.q(`UPDATE shift_version SET version = version + 1 WHERE id = 1 RETURNING version`)).Scan(&version); err != nil {
+			return fmt.Errorf("next version: %w", err)
+		}
+		_, err := q.ExecContext(ctx, d.q(`INSERT INTO shifts
 		(id, resource, away_from, status, origin, comment, started_by, reason,
-		 started_at, expires_at, updated_at, updated_by, ended_at, ended_by, arc_zonal_shift_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		 started_at, expires_at, updated_at, updated_by, ended_at, ended_by, arc_zonal_shift_id, version)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET
 		 resource = excluded.resource, away_from = excluded.away_from, status = excluded.status,
 		 origin = excluded.origin, comment = excluded.comment, started_by = excluded.started_by,
 		 reason = excluded.reason, started_at = excluded.started_at, expires_at = excluded.expires_at,
 		 updated_at = excluded.updated_at, updated_by = excluded.updated_by,
 		 ended_at = excluded.ended_at, ended_by = excluded.ended_by,
-		 arc_zonal_shift_id = excluded.arc_zonal_shift_id`,
-		s.ID, s.Resource, s.AwayFrom, string(s.Status), string(s.Origin), s.Comment, s.StartedBy, s.Reason,
-		formatTime(s.StartedAt), formatTime(s.ExpiresAt), formatTime(s.UpdatedAt), s.UpdatedBy,
-		formatTimePtr(s.EndedAt), s.EndedBy, s.ARCZonalShiftID)
+		 arc_zonal_shift_id = excluded.arc_zonal_shift_id, version = excluded.version`),
+			s.ID, s.Resource, s.AwayFrom, string(s.Status), string(s.Origin), s.Comment, s.StartedBy, s.Reason,
+			formatTime(s.StartedAt), formatTime(s.ExpiresAt), formatTime(s.UpdatedAt), s.UpdatedBy,
+			formatTimePtr(s.EndedAt), s.EndedBy, s.ARCZonalShiftID, version)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("store: save shift %s: %w", s.ID, err)
 	}
@@ -318,35 +340,55 @@ func (d *DB) SaveShift(ctx context.Context, s shift.Shift) error {
 
 // LoadShifts implements shift.Store, oldest first.
 func (d *DB) LoadShifts(ctx context.Context) ([]shift.Shift, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT id, resource, away_from, status, origin, comment,
-		started_by, reason, started_at, expires_at, updated_at, updated_by, ended_at, ended_by, arc_zonal_shift_id
+	out, _, err := d.loadShifts(ctx, `SELECT id, resource, away_from, status, origin, comment,
+		started_by, reason, started_at, expires_at, updated_at, updated_by, ended_at, ended_by, arc_zonal_shift_id, version
 		FROM shifts ORDER BY started_at, id`)
+	return out, err
+}
+
+// LoadShiftsSince implements shift.SinceStore: the shifts saved under a
+// version above after, and the highest version among them (after when
+// none). A follower passes the version it last got, and so reads only what
+// changed since; 0 reads them all.
+func (d *DB) LoadShiftsSince(ctx context.Context, after uint64) ([]shift.Shift, uint64, error) {
+	out, top, err := d.loadShifts(ctx, `SELECT id, resource, away_from, status, origin, comment,
+		started_by, reason, started_at, expires_at, updated_at, updated_by, ended_at, ended_by, arc_zonal_shift_id, version
+		FROM shifts WHERE version > ? ORDER BY version`, int64(after))
+	return out, max(top, after), err
+}
+
+// loadShifts reads the shifts query selects, and their highest version.
+func (d *DB) loadShifts(ctx context.Context, query string, args ...any) ([]shift.Shift, uint64, error) {
+	rows, err := d.db.QueryContext(ctx, d.q(query), args...)
 	if err != nil {
-		return nil, fmt.Errorf("store: load shifts: %w", err)
+		return nil, 0, fmt.Errorf("store: load shifts: %w", err)
 	}
 	defer rows.Close()
 	var out []shift.Shift
+	var top uint64
 	for rows.Next() {
 		var s shift.Shift
 		var status, origin, started, expires, updated string
 		var ended sql.NullString
+		var version int64
 		if err := rows.Scan(&s.ID, &s.Resource, &s.AwayFrom, &status, &origin, &s.Comment,
-			&s.StartedBy, &s.Reason, &started, &expires, &updated, &s.UpdatedBy, &ended, &s.EndedBy, &s.ARCZonalShiftID); err != nil {
-			return nil, fmt.Errorf("store: load shifts: %w", err)
+			&s.StartedBy, &s.Reason, &started, &expires, &updated, &s.UpdatedBy, &ended, &s.EndedBy, &s.ARCZonalShiftID, &version); err != nil {
+			return nil, 0, fmt.Errorf("store: load shifts: %w", err)
 		}
 		s.Status, s.Origin = shift.Status(status), shift.Origin(origin)
 		var tp timeParser
 		s.StartedAt, s.ExpiresAt, s.UpdatedAt = tp.parse(started), tp.parse(expires), tp.parse(updated)
 		s.EndedAt = tp.parseNull(ended)
 		if tp.err != nil {
-			return nil, fmt.Errorf("store: load shift %s: %w", s.ID, tp.err)
+			return nil, 0, fmt.Errorf("store: load shift %s: %w", s.ID, tp.err)
 		}
+		top = max(top, uint64(version))
 		out = append(out, s)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("store: load shifts: %w", err)
+		return nil, 0, fmt.Errorf("store: load shifts: %w", err)
 	}
-	return out, nil
+	return out, top, nil
 }
 
 // ---- audit ----
