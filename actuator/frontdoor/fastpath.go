@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -147,12 +146,6 @@ func (e *fastEndpoint) serveConn(c net.Conn) {
 		if now := monoNow(); idleSet < 0 || now-idleSet > refresh {
 			c.SetReadDeadline(time.Now().Add(lim.IdleTimeout))
 			idleSet = now
-		}
-		if br.Buffered() == 0 {
-			// The response was just written: the client's next request is
-			// rarely in yet. Let the other connections' goroutines run
-			// first (yieldBeforeRead).
-			yieldBeforeRead()
 		}
 		head, err := peekHead(br, func() {
 			c.SetReadDeadline(time.Now().Add(lim.HeaderTimeout))
@@ -519,18 +512,6 @@ func (r *fastReq) operation() []byte {
 	return p
 }
 
-// yieldBeforeRead lets the other ready goroutines run before a read that
-// would most likely find its socket empty: the backend's answer right after
-// the request was written, the client's next request right after the
-// response was. A read that finds nothing costs a system call (EAGAIN), a
-// park and a netpoll wake-up before the read that gets the bytes; by the
-// time the goroutine runs again, the bytes are often there and one read
-// does. It only reorders: the read follows whether or not the yield helped
-// (skipping it on a guess of readiness could wait forever, as the poller
-// resets readiness before a read), and with nothing else ready it returns
-// at once.
-func yieldBeforeRead() { runtime.Gosched() }
-
 // epoch anchors monoNow.
 var epoch = time.Now()
 
@@ -656,10 +637,6 @@ func (rt *route) exchange(cbr *bufio.Reader, req *fastReq, now time.Duration) (_
 		wait += w
 		if err == nil {
 			bc.awaitHead(now, rt.pool.responseTimeout)
-			if bc.br.Buffered() == 0 {
-				// The request was just sent: its answer is not in yet.
-				yieldBeforeRead()
-			}
 			_, err = bc.br.Peek(1)
 		}
 		if err != nil {
