@@ -64,6 +64,10 @@ type ProxyRow struct {
 	RPSRatio    *Spread  `json:"rps_vs_haproxy,omitempty"`
 	P99Ratio    *Spread  `json:"p99_vs_haproxy,omitempty"`
 	CPURatio    *Spread  `json:"cpu_vs_haproxy,omitempty"`
+	// Medians over the rounds of ProxyRound's Reads, Writes and Switches.
+	ReadsPerReq    *float64 `json:"reads_per_req,omitempty"`
+	WritesPerReq   *float64 `json:"writes_per_req,omitempty"`
+	SwitchesPerReq *float64 `json:"switches_per_req,omitempty"`
 	// Drain propagation: µs from the shift decision to the last request
 	// reaching the shifted zone's backend (median and max over trials).
 	DrainUs    *float64     `json:"drain_us,omitempty"`
@@ -81,6 +85,12 @@ type ProxyRound struct {
 	CPU      float64 `json:"cpu_us_per_req"` // NaN (null in JSON) when not measured
 	Requests int64   `json:"requests"`
 	Errors   int64   `json:"errors"`
+	// The proxy process's read(2) and write(2) calls per request (nil for
+	// HAProxy, whose recv/send calls the kernel does not count in
+	// /proc/PID/io) and its context switches per request, all threads.
+	Reads    *float64 `json:"reads_per_req,omitempty"`
+	Writes   *float64 `json:"writes_per_req,omitempty"`
+	Switches *float64 `json:"switches_per_req,omitempty"`
 }
 
 // MarshalJSON writes an unmeasured CPU as null.
@@ -370,11 +380,13 @@ func (b *proxyBench) teardown() {
 // 0: none) from its own accounting: utime+stime of that process alone.
 func (b *proxyBench) wrk(ctx context.Context, url string, d time.Duration, pid int) (ProxyRound, error) {
 	var before int64
+	var countsBefore procCounts
 	if pid != 0 {
 		var err error
 		if before, err = cpuTicks(pid); err != nil {
 			return ProxyRound{}, err
 		}
+		countsBefore = readProcCounts(pid)
 	}
 	secs := max(1, int(d.Round(time.Second)/time.Second))
 	var cpu int
@@ -398,6 +410,12 @@ func (b *proxyBench) wrk(ctx context.Context, url string, d time.Duration, pid i
 		}
 		if w.Requests > 0 {
 			r.CPU = float64(after-before) / clockTicksPerSecond * 1e6 / float64(w.Requests)
+			c := readProcCounts(pid)
+			per := func(n int64) *float64 { v := float64(n) / float64(w.Requests); return &v }
+			r.Switches = per(c.switches - countsBefore.switches)
+			if c.io && countsBefore.io && c.reads+c.writes > countsBefore.reads+countsBefore.writes {
+				r.Reads, r.Writes = per(c.reads-countsBefore.reads), per(c.writes-countsBefore.writes)
+			}
 		}
 	}
 	return r, nil
@@ -568,6 +586,9 @@ func (r *ProxyRow) summarise(cpu bool, ha *ProxyRow) {
 	if c := median(col(r.Rounds, cpuOf)); cpu && !math.IsNaN(c) {
 		r.CPUusPerReq = &c
 	}
+	r.ReadsPerReq = medianOf(r.Rounds, func(x ProxyRound) *float64 { return x.Reads })
+	r.WritesPerReq = medianOf(r.Rounds, func(x ProxyRound) *float64 { return x.Writes })
+	r.SwitchesPerReq = medianOf(r.Rounds, func(x ProxyRound) *float64 { return x.Switches })
 	// Each round against HAProxy's in the same round: what the machine did
 	// meanwhile weighs on both alike.
 	paired := func(f func(ProxyRound) float64) *Spread {
@@ -587,12 +608,34 @@ func (r *ProxyRow) summarise(cpu bool, ha *ProxyRow) {
 	}
 }
 
+// medianOf is the median of a per-round count over the rounds that have it.
+func medianOf(rs []ProxyRound, f func(ProxyRound) *float64) *float64 {
+	var v []float64
+	for _, x := range rs {
+		if p := f(x); p != nil {
+			v = append(v, *p)
+		}
+	}
+	if len(v) == 0 {
+		return nil
+	}
+	m := median(v)
+	return &m
+}
+
 // ratio formats a spread of ratios: the median, then min–max.
 func ratio(s *Spread) string {
 	if s == nil {
 		return "–"
 	}
 	return fmt.Sprintf("%.2f× (%.2f–%.2f)", s.Median, s.Min, s.Max)
+}
+
+func perReq(v *float64) string {
+	if v == nil {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", *v)
 }
 
 // meets says which of issue 23's targets a row misses.
@@ -637,6 +680,14 @@ func (r *ProxyResult) Print(w io.Writer) {
 		}
 		fmt.Fprintf(w, "| %s | %.0f | %.3f | %.3f | %s | %s | %s | %s | %s |\n", x.name, x.row.RPS, x.row.P50ms, x.row.P99ms, cpu,
 			ratio(x.row.RPSRatio), ratio(x.row.P99Ratio), ratio(x.row.CPURatio), target)
+	}
+	fmt.Fprintf(w, "\nSystem calls and context switches per request (medians over the rounds), counted by the kernel for the proxy process, so they hold under any load, unlike its CPU: read(2) and write(2) calls from /proc/PID/io (HAProxy's recv and send calls are not counted there: `strace -c -f -p PID` shows them); context switches, voluntary and involuntary, summed over its threads. One read and one write per message in each direction is 2 and 2 per request; a read beyond that found its socket empty (EAGAIN).\n\n")
+	fmt.Fprintf(w, "| | read/req | write/req | context switches/req |\n|---|---|---|---|\n")
+	for _, x := range []struct {
+		name string
+		row  *ProxyRow
+	}{{"HAProxy", r.HAProxy}, {"grayzone front door (embedded)", r.Grayzone}, {"`grayzone frontdoor` (xDS, mTLS)", r.Process}} {
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", x.name, perReq(x.row.ReadsPerReq), perReq(x.row.WritesPerReq), perReq(x.row.SwitchesPerReq))
 	}
 	fmt.Fprintf(w, "\nThe direct row is what the load side (wrk and a backend, %s) does without a proxy: a proxy row close to it was held back by the load side, not by the proxy.\n", r.loadSide)
 	if r.Grayzone.DrainUs != nil {
