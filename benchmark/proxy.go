@@ -68,6 +68,7 @@ type ProxyRow struct {
 	ReadsPerReq    *float64 `json:"reads_per_req,omitempty"`
 	WritesPerReq   *float64 `json:"writes_per_req,omitempty"`
 	SwitchesPerReq *float64 `json:"switches_per_req,omitempty"`
+	OthersPct      *Spread  `json:"others_on_proxy_cpu_pct,omitempty"`
 	// Drain propagation: µs from the shift decision to the last request
 	// reaching the shifted zone's backend (median and max over trials).
 	DrainUs    *float64     `json:"drain_us,omitempty"`
@@ -91,6 +92,12 @@ type ProxyRound struct {
 	Reads    *float64 `json:"reads_per_req,omitempty"`
 	Writes   *float64 `json:"writes_per_req,omitempty"`
 	Switches *float64 `json:"switches_per_req,omitempty"`
+	// Others is the share of the proxy's CPU that other processes used
+	// during the round, in % (pinned runs only): a busy neighbour there
+	// costs HAProxy, one thread with its fair share, more than a Go
+	// process whose runtime hands its P to another thread when one is
+	// descheduled, which made whole runs disagree.
+	Others *float64 `json:"others_on_proxy_cpu_pct,omitempty"`
 }
 
 // MarshalJSON writes an unmeasured CPU as null.
@@ -388,6 +395,7 @@ func (b *proxyBench) wrk(ctx context.Context, url string, d time.Duration, pid i
 		}
 		countsBefore = readProcCounts(pid)
 	}
+	cpuBefore := readCPUBusy(b.proxyCPU)
 	secs := max(1, int(d.Round(time.Second)/time.Second))
 	var cpu int
 	if b.pin {
@@ -410,6 +418,11 @@ func (b *proxyBench) wrk(ctx context.Context, url string, d time.Duration, pid i
 		}
 		if w.Requests > 0 {
 			r.CPU = float64(after-before) / clockTicksPerSecond * 1e6 / float64(w.Requests)
+			if b.pin {
+				if others, ok := cpuBefore.othersPct(readCPUBusy(b.proxyCPU), after-before); ok {
+					r.Others = &others
+				}
+			}
 			c := readProcCounts(pid)
 			per := func(n int64) *float64 { v := float64(n) / float64(w.Requests); return &v }
 			r.Switches = per(c.switches - countsBefore.switches)
@@ -562,6 +575,43 @@ func readSteal() steal {
 	return s
 }
 
+// cpuBusy is one CPU's busy and total ticks (/proc/stat's cpuN line).
+type cpuBusy struct{ busy, total int64 }
+
+func readCPUBusy(cpu int) cpuBusy {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuBusy{}
+	}
+	prefix := fmt.Sprintf("cpu%d ", cpu)
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		var c cpuBusy
+		for i, x := range strings.Fields(line)[1:] {
+			v, _ := strconv.ParseInt(x, 10, 64)
+			if i < 8 { // user nice system idle iowait irq softirq steal
+				c.total += v
+				if i != 3 && i != 4 && i != 7 {
+					c.busy += v
+				}
+			}
+		}
+		return c
+	}
+	return cpuBusy{}
+}
+
+// othersPct is the share of the CPU's time, since s, that went to other
+// processes than the one that used proxyTicks of it.
+func (s cpuBusy) othersPct(e cpuBusy, proxyTicks int64) (float64, bool) {
+	if e.total <= s.total {
+		return 0, false
+	}
+	return max(0, 100*float64(e.busy-s.busy-proxyTicks)/float64(e.total-s.total)), true
+}
+
 func (s steal) pctTo(e steal) float64 {
 	if e.total <= s.total {
 		return math.NaN()
@@ -589,6 +639,13 @@ func (r *ProxyRow) summarise(cpu bool, ha *ProxyRow) {
 	r.ReadsPerReq = medianOf(r.Rounds, func(x ProxyRound) *float64 { return x.Reads })
 	r.WritesPerReq = medianOf(r.Rounds, func(x ProxyRound) *float64 { return x.Writes })
 	r.SwitchesPerReq = medianOf(r.Rounds, func(x ProxyRound) *float64 { return x.Switches })
+	var others []float64
+	for _, x := range r.Rounds {
+		if x.Others != nil {
+			others = append(others, *x.Others)
+		}
+	}
+	r.OthersPct = spreadOf(others)
 	// Each round against HAProxy's in the same round: what the machine did
 	// meanwhile weighs on both alike.
 	paired := func(f func(ProxyRound) float64) *Spread {
@@ -681,13 +738,17 @@ func (r *ProxyResult) Print(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %.0f | %.3f | %.3f | %s | %s | %s | %s | %s |\n", x.name, x.row.RPS, x.row.P50ms, x.row.P99ms, cpu,
 			ratio(x.row.RPSRatio), ratio(x.row.P99Ratio), ratio(x.row.CPURatio), target)
 	}
-	fmt.Fprintf(w, "\nSystem calls and context switches per request (medians over the rounds), counted by the kernel for the proxy process, so they hold under any load, unlike its CPU: read(2) and write(2) calls from /proc/PID/io (HAProxy's recv and send calls are not counted there: `strace -c -f -p PID` shows them); context switches, voluntary and involuntary, summed over its threads. One read and one write per message in each direction is 2 and 2 per request; a read beyond that found its socket empty (EAGAIN).\n\n")
-	fmt.Fprintf(w, "| | read/req | write/req | context switches/req |\n|---|---|---|---|\n")
+	fmt.Fprintf(w, "\nSystem calls and context switches per request (medians over the rounds), counted by the kernel for the proxy process, so they hold under any load, unlike its CPU: read(2) and write(2) calls from /proc/PID/io (HAProxy's recv and send calls are not counted there: `strace -c -f -p PID` shows them); context switches, voluntary and involuntary, summed over its threads. One read and one write per message in each direction is 2 and 2 per request; a read beyond that found its socket empty (EAGAIN). Others on the proxy's CPU: its busy time (/proc/stat) less the proxy's own; the idle proxies' health checks are in it; more than a few %% means a neighbour took CPU from the proxy under test, which costs HAProxy (one thread) more req/s than a Go process.\n\n")
+	fmt.Fprintf(w, "| | read/req | write/req | context switches/req | others on the proxy's CPU, %% of the round (median, min–max) |\n|---|---|---|---|---|\n")
 	for _, x := range []struct {
 		name string
 		row  *ProxyRow
 	}{{"HAProxy", r.HAProxy}, {"grayzone front door (embedded)", r.Grayzone}, {"`grayzone frontdoor` (xDS, mTLS)", r.Process}} {
-		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", x.name, perReq(x.row.ReadsPerReq), perReq(x.row.WritesPerReq), perReq(x.row.SwitchesPerReq))
+		others := "–"
+		if o := x.row.OthersPct; o != nil {
+			others = fmt.Sprintf("%.1f (%.1f–%.1f)", o.Median, o.Min, o.Max)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", x.name, perReq(x.row.ReadsPerReq), perReq(x.row.WritesPerReq), perReq(x.row.SwitchesPerReq), others)
 	}
 	fmt.Fprintf(w, "\nThe direct row is what the load side (wrk and a backend, %s) does without a proxy: a proxy row close to it was held back by the load side, not by the proxy.\n", r.loadSide)
 	if r.Grayzone.DrainUs != nil {
