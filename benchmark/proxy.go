@@ -33,8 +33,13 @@ type ProxyOptions struct {
 	Warmup      int           // whole rounds run first and discarded (default 1; <0: none)
 	Duration    time.Duration // per round and configuration (default 10 s)
 	Connections int           // wrk connections (default 64)
-	DrainRate   float64       // paced load for the drain measurement, req/s (default 2000)
-	DrainTrials int           // shifts measured per proxy (default 10; <0 skips)
+	// GoMaxProcs is GOMAXPROCS for the two Go front doors (0: Go's own
+	// choice, the CPUs the process may run on: 1 when pinned). With one
+	// P, the runtime hands the P to another thread when a system call
+	// outlasts a sysmon tick; a second P on the same CPU avoids that.
+	GoMaxProcs  int
+	DrainRate   float64 // paced load for the drain measurement, req/s (default 2000)
+	DrainTrials int     // shifts measured per proxy (default 10; <0 skips)
 	Progress    io.Writer
 }
 
@@ -210,9 +215,13 @@ func (b *proxyBench) command(ctx context.Context, cpu int, name string, args ...
 	return cmd
 }
 
-// start runs a child on cpu and returns it with its stdout.
-func (b *proxyBench) start(ctx context.Context, cpu int, what string, name string, args ...string) (*child, error) {
+// start runs a child on cpu, with env added to the bench's environment,
+// and returns it with its stdout.
+func (b *proxyBench) start(ctx context.Context, cpu int, env []string, what string, name string, args ...string) (*child, error) {
 	cmd := b.command(ctx, cpu, name, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -322,7 +331,7 @@ func waitHTTP(ctx context.Context, url string) error {
 
 func (b *proxyBench) setup(ctx context.Context) error {
 	for i := range 3 {
-		c, err := b.start(ctx, b.backendCPU(i), fmt.Sprintf("backend %d", i+1), b.opts.Exe, "bench", "backend", "--listen", "127.0.0.1:0")
+		c, err := b.start(ctx, b.backendCPU(i), nil, fmt.Sprintf("backend %d", i+1), b.opts.Exe, "bench", "backend", "--listen", "127.0.0.1:0")
 		if err != nil {
 			return err
 		}
@@ -336,7 +345,7 @@ func (b *proxyBench) setup(ctx context.Context) error {
 	if err := b.startHAProxy(ctx); err != nil {
 		return err
 	}
-	fd, err := b.start(ctx, b.proxyCPU, "front door", b.opts.Exe, "bench", "frontdoor", "--backends", strings.Join(b.addrs, ","))
+	fd, err := b.start(ctx, b.proxyCPU, b.goEnv(), "front door", b.opts.Exe, "bench", "frontdoor", "--backends", strings.Join(b.addrs, ","))
 	if err != nil {
 		return err
 	}
@@ -366,12 +375,20 @@ func (b *proxyBench) startProcess(ctx context.Context) error {
 		cpu = b.proxyCPU
 	}
 	var err error
-	if b.proc, err = startFrontDoorProcess(ctx, b.opts.Exe, b.dir, cpu, targets); err != nil {
+	if b.proc, err = startFrontDoorProcess(ctx, b.opts.Exe, b.dir, cpu, b.goEnv(), targets); err != nil {
 		return err
 	}
 	b.procURL = "http://" + b.proc.Regional
 	// 200 only once the state arrived over xDS and the targets are up.
 	return waitHTTP(ctx, b.procURL+"/bench")
+}
+
+// goEnv is the environment added for the Go front doors: GOMAXPROCS when set.
+func (b *proxyBench) goEnv() []string {
+	if b.opts.GoMaxProcs <= 0 {
+		return nil
+	}
+	return []string{"GOMAXPROCS=" + strconv.Itoa(b.opts.GoMaxProcs)}
 }
 
 func (b *proxyBench) teardown() {
@@ -717,6 +734,9 @@ func (r *ProxyRow) meets() string {
 func (r *ProxyResult) Print(w io.Writer) {
 	fmt.Fprintf(w, "Front door vs %s: 3 backends (100-byte answers), wrk -t1 -c%d --latency, %d interleaved rounds of %v after %d discarded (order rotated each round); %s. CPU per request: utime+stime of the proxy process alone (/proc/PID/stat) over the round, divided by wrk's requests. Ratios: each round against HAProxy's in the same round, median (min–max over the rounds).\n\n",
 		r.haproxy, r.opts.Connections, r.opts.Rounds, r.opts.Duration, r.opts.Warmup, r.placement)
+	if r.opts.GoMaxProcs > 0 {
+		fmt.Fprintf(w, "The Go front doors ran with GOMAXPROCS=%d.\n\n", r.opts.GoMaxProcs)
+	}
 	fmt.Fprintf(w, "Machine: load average %s at the start of the rounds, %s at their end; %.1f %% of CPU time stolen by the hypervisor meanwhile.\n\n",
 		r.Machine.LoadStart, r.Machine.LoadEnd, r.Machine.StealPct)
 	fmt.Fprintf(w, "| | req/s | p50 ms | p99 ms | proxy CPU µs/req | req/s ÷ HAProxy | p99 ÷ HAProxy | CPU ÷ HAProxy | targets (≥ %.1f×, ≤ %.1f×, ≤ %.1f×) |\n", targetRPS, targetP99, targetCPU)
