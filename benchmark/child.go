@@ -62,3 +62,42 @@ func cpuTicks(pid int) (int64, error) {
 
 // clockTicksPerSecond is USER_HZ, 100 on every Linux architecture Go supports.
 const clockTicksPerSecond = 100
+
+// procCounts is what the kernel counted for a process: its read(2) and
+// write(2)-family system calls (/proc/PID/io syscr, syscw; recv/send and
+// the like are not counted there) and its context switches, voluntary and
+// involuntary, summed over its threads (/proc/PID/task/*/status).
+type procCounts struct {
+	reads, writes, switches int64
+	io                      bool // /proc/PID/io was readable
+}
+
+func readProcCounts(pid int) procCounts {
+	var c procCounts
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid)); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			k, v, _ := strings.Cut(l, ": ")
+			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			switch k {
+			case "syscr":
+				c.reads, c.io = n, true
+			case "syscw":
+				c.writes = n
+			}
+		}
+	}
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, t.Name()))
+		if err != nil {
+			continue // the thread ended meanwhile
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && (k == "voluntary_ctxt_switches" || k == "nonvoluntary_ctxt_switches") {
+				n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				c.switches += n
+			}
+		}
+	}
+	return c
+}

@@ -439,7 +439,7 @@ func processPlane(ctx context.Context, arr *arrivals, exe string, pin bool) (pla
 	if pin {
 		cpu = pinCPU
 	}
-	fd, err := startFrontDoorProcess(ctx, exe, dir, cpu, targets)
+	fd, err := startFrontDoorProcess(ctx, exe, dir, cpu, nil, targets)
 	if err != nil {
 		closeTargets()
 		os.RemoveAll(dir)

@@ -61,8 +61,9 @@ func mutualTLS(dir string) (*tls.Config, error) {
 }
 
 // startFrontDoorProcess starts exe's `frontdoor` in dir, pinned to cpu with
-// taskset when cpu >= 0, and returns once its regional endpoint listens.
-func startFrontDoorProcess(ctx context.Context, exe, dir string, cpu int, targets []xds.Target) (_ *frontDoorProcess, err error) {
+// taskset when cpu >= 0, with env added to the environment, and returns
+// once its regional endpoint listens.
+func startFrontDoorProcess(ctx context.Context, exe, dir string, cpu int, env []string, targets []xds.Target) (_ *frontDoorProcess, err error) {
 	tlsConf, err := mutualTLS(dir)
 	if err != nil {
 		return nil, err
@@ -105,6 +106,9 @@ func startFrontDoorProcess(ctx context.Context, exe, dir string, cpu int, target
 	}
 	p.cmd = exec.Command(args[0], args[1:]...)
 	p.cmd.Stderr = os.Stderr
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // it dies with the bench
 	if err := p.cmd.Start(); err != nil {
 		p.cmd = nil

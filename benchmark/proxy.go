@@ -33,8 +33,13 @@ type ProxyOptions struct {
 	Warmup      int           // whole rounds run first and discarded (default 1; <0: none)
 	Duration    time.Duration // per round and configuration (default 10 s)
 	Connections int           // wrk connections (default 64)
-	DrainRate   float64       // paced load for the drain measurement, req/s (default 2000)
-	DrainTrials int           // shifts measured per proxy (default 10; <0 skips)
+	// GoMaxProcs is GOMAXPROCS for the two Go front doors (0: Go's own
+	// choice, the CPUs the process may run on: 1 when pinned). With one
+	// P, the runtime hands the P to another thread when a system call
+	// outlasts a sysmon tick; a second P on the same CPU avoids that.
+	GoMaxProcs  int
+	DrainRate   float64 // paced load for the drain measurement, req/s (default 2000)
+	DrainTrials int     // shifts measured per proxy (default 10; <0 skips)
 	Progress    io.Writer
 }
 
@@ -64,6 +69,11 @@ type ProxyRow struct {
 	RPSRatio    *Spread  `json:"rps_vs_haproxy,omitempty"`
 	P99Ratio    *Spread  `json:"p99_vs_haproxy,omitempty"`
 	CPURatio    *Spread  `json:"cpu_vs_haproxy,omitempty"`
+	// Medians over the rounds of ProxyRound's Reads, Writes and Switches.
+	ReadsPerReq    *float64 `json:"reads_per_req,omitempty"`
+	WritesPerReq   *float64 `json:"writes_per_req,omitempty"`
+	SwitchesPerReq *float64 `json:"switches_per_req,omitempty"`
+	OthersPct      *Spread  `json:"others_on_proxy_cpu_pct,omitempty"`
 	// Drain propagation: µs from the shift decision to the last request
 	// reaching the shifted zone's backend (median and max over trials).
 	DrainUs    *float64     `json:"drain_us,omitempty"`
@@ -81,6 +91,18 @@ type ProxyRound struct {
 	CPU      float64 `json:"cpu_us_per_req"` // NaN (null in JSON) when not measured
 	Requests int64   `json:"requests"`
 	Errors   int64   `json:"errors"`
+	// The proxy process's read(2) and write(2) calls per request (nil for
+	// HAProxy, whose recv/send calls the kernel does not count in
+	// /proc/PID/io) and its context switches per request, all threads.
+	Reads    *float64 `json:"reads_per_req,omitempty"`
+	Writes   *float64 `json:"writes_per_req,omitempty"`
+	Switches *float64 `json:"switches_per_req,omitempty"`
+	// Others is the share of the proxy's CPU that other processes used
+	// during the round, in % (pinned runs only): a busy neighbour there
+	// costs HAProxy, one thread with its fair share, more than a Go
+	// process whose runtime hands its P to another thread when one is
+	// descheduled, which made whole runs disagree.
+	Others *float64 `json:"others_on_proxy_cpu_pct,omitempty"`
 }
 
 // MarshalJSON writes an unmeasured CPU as null.
@@ -193,9 +215,13 @@ func (b *proxyBench) command(ctx context.Context, cpu int, name string, args ...
 	return cmd
 }
 
-// start runs a child on cpu and returns it with its stdout.
-func (b *proxyBench) start(ctx context.Context, cpu int, what string, name string, args ...string) (*child, error) {
+// start runs a child on cpu, with env added to the bench's environment,
+// and returns it with its stdout.
+func (b *proxyBench) start(ctx context.Context, cpu int, env []string, what string, name string, args ...string) (*child, error) {
 	cmd := b.command(ctx, cpu, name, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -305,7 +331,7 @@ func waitHTTP(ctx context.Context, url string) error {
 
 func (b *proxyBench) setup(ctx context.Context) error {
 	for i := range 3 {
-		c, err := b.start(ctx, b.backendCPU(i), fmt.Sprintf("backend %d", i+1), b.opts.Exe, "bench", "backend", "--listen", "127.0.0.1:0")
+		c, err := b.start(ctx, b.backendCPU(i), nil, fmt.Sprintf("backend %d", i+1), b.opts.Exe, "bench", "backend", "--listen", "127.0.0.1:0")
 		if err != nil {
 			return err
 		}
@@ -319,7 +345,7 @@ func (b *proxyBench) setup(ctx context.Context) error {
 	if err := b.startHAProxy(ctx); err != nil {
 		return err
 	}
-	fd, err := b.start(ctx, b.proxyCPU, "front door", b.opts.Exe, "bench", "frontdoor", "--backends", strings.Join(b.addrs, ","))
+	fd, err := b.start(ctx, b.proxyCPU, b.goEnv(), "front door", b.opts.Exe, "bench", "frontdoor", "--backends", strings.Join(b.addrs, ","))
 	if err != nil {
 		return err
 	}
@@ -349,12 +375,20 @@ func (b *proxyBench) startProcess(ctx context.Context) error {
 		cpu = b.proxyCPU
 	}
 	var err error
-	if b.proc, err = startFrontDoorProcess(ctx, b.opts.Exe, b.dir, cpu, targets); err != nil {
+	if b.proc, err = startFrontDoorProcess(ctx, b.opts.Exe, b.dir, cpu, b.goEnv(), targets); err != nil {
 		return err
 	}
 	b.procURL = "http://" + b.proc.Regional
 	// 200 only once the state arrived over xDS and the targets are up.
 	return waitHTTP(ctx, b.procURL+"/bench")
+}
+
+// goEnv is the environment added for the Go front doors: GOMAXPROCS when set.
+func (b *proxyBench) goEnv() []string {
+	if b.opts.GoMaxProcs <= 0 {
+		return nil
+	}
+	return []string{"GOMAXPROCS=" + strconv.Itoa(b.opts.GoMaxProcs)}
 }
 
 func (b *proxyBench) teardown() {
@@ -370,12 +404,15 @@ func (b *proxyBench) teardown() {
 // 0: none) from its own accounting: utime+stime of that process alone.
 func (b *proxyBench) wrk(ctx context.Context, url string, d time.Duration, pid int) (ProxyRound, error) {
 	var before int64
+	var countsBefore procCounts
 	if pid != 0 {
 		var err error
 		if before, err = cpuTicks(pid); err != nil {
 			return ProxyRound{}, err
 		}
+		countsBefore = readProcCounts(pid)
 	}
+	cpuBefore := readCPUBusy(b.proxyCPU)
 	secs := max(1, int(d.Round(time.Second)/time.Second))
 	var cpu int
 	if b.pin {
@@ -398,6 +435,17 @@ func (b *proxyBench) wrk(ctx context.Context, url string, d time.Duration, pid i
 		}
 		if w.Requests > 0 {
 			r.CPU = float64(after-before) / clockTicksPerSecond * 1e6 / float64(w.Requests)
+			if b.pin {
+				if others, ok := cpuBefore.othersPct(readCPUBusy(b.proxyCPU), after-before); ok {
+					r.Others = &others
+				}
+			}
+			c := readProcCounts(pid)
+			per := func(n int64) *float64 { v := float64(n) / float64(w.Requests); return &v }
+			r.Switches = per(c.switches - countsBefore.switches)
+			if c.io && countsBefore.io && c.reads+c.writes > countsBefore.reads+countsBefore.writes {
+				r.Reads, r.Writes = per(c.reads-countsBefore.reads), per(c.writes-countsBefore.writes)
+			}
 		}
 	}
 	return r, nil
@@ -544,6 +592,43 @@ func readSteal() steal {
 	return s
 }
 
+// cpuBusy is one CPU's busy and total ticks (/proc/stat's cpuN line).
+type cpuBusy struct{ busy, total int64 }
+
+func readCPUBusy(cpu int) cpuBusy {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuBusy{}
+	}
+	prefix := fmt.Sprintf("cpu%d ", cpu)
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		var c cpuBusy
+		for i, x := range strings.Fields(line)[1:] {
+			v, _ := strconv.ParseInt(x, 10, 64)
+			if i < 8 { // user nice system idle iowait irq softirq steal
+				c.total += v
+				if i != 3 && i != 4 && i != 7 {
+					c.busy += v
+				}
+			}
+		}
+		return c
+	}
+	return cpuBusy{}
+}
+
+// othersPct is the share of the CPU's time, since s, that went to other
+// processes than the one that used proxyTicks of it.
+func (s cpuBusy) othersPct(e cpuBusy, proxyTicks int64) (float64, bool) {
+	if e.total <= s.total {
+		return 0, false
+	}
+	return max(0, 100*float64(e.busy-s.busy-proxyTicks)/float64(e.total-s.total)), true
+}
+
 func (s steal) pctTo(e steal) float64 {
 	if e.total <= s.total {
 		return math.NaN()
@@ -568,6 +653,16 @@ func (r *ProxyRow) summarise(cpu bool, ha *ProxyRow) {
 	if c := median(col(r.Rounds, cpuOf)); cpu && !math.IsNaN(c) {
 		r.CPUusPerReq = &c
 	}
+	r.ReadsPerReq = medianOf(r.Rounds, func(x ProxyRound) *float64 { return x.Reads })
+	r.WritesPerReq = medianOf(r.Rounds, func(x ProxyRound) *float64 { return x.Writes })
+	r.SwitchesPerReq = medianOf(r.Rounds, func(x ProxyRound) *float64 { return x.Switches })
+	var others []float64
+	for _, x := range r.Rounds {
+		if x.Others != nil {
+			others = append(others, *x.Others)
+		}
+	}
+	r.OthersPct = spreadOf(others)
 	// Each round against HAProxy's in the same round: what the machine did
 	// meanwhile weighs on both alike.
 	paired := func(f func(ProxyRound) float64) *Spread {
@@ -587,12 +682,34 @@ func (r *ProxyRow) summarise(cpu bool, ha *ProxyRow) {
 	}
 }
 
+// medianOf is the median of a per-round count over the rounds that have it.
+func medianOf(rs []ProxyRound, f func(ProxyRound) *float64) *float64 {
+	var v []float64
+	for _, x := range rs {
+		if p := f(x); p != nil {
+			v = append(v, *p)
+		}
+	}
+	if len(v) == 0 {
+		return nil
+	}
+	m := median(v)
+	return &m
+}
+
 // ratio formats a spread of ratios: the median, then min–max.
 func ratio(s *Spread) string {
 	if s == nil {
 		return "–"
 	}
 	return fmt.Sprintf("%.2f× (%.2f–%.2f)", s.Median, s.Min, s.Max)
+}
+
+func perReq(v *float64) string {
+	if v == nil {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", *v)
 }
 
 // meets says which of issue 23's targets a row misses.
@@ -617,6 +734,9 @@ func (r *ProxyRow) meets() string {
 func (r *ProxyResult) Print(w io.Writer) {
 	fmt.Fprintf(w, "Front door vs %s: 3 backends (100-byte answers), wrk -t1 -c%d --latency, %d interleaved rounds of %v after %d discarded (order rotated each round); %s. CPU per request: utime+stime of the proxy process alone (/proc/PID/stat) over the round, divided by wrk's requests. Ratios: each round against HAProxy's in the same round, median (min–max over the rounds).\n\n",
 		r.haproxy, r.opts.Connections, r.opts.Rounds, r.opts.Duration, r.opts.Warmup, r.placement)
+	if r.opts.GoMaxProcs > 0 {
+		fmt.Fprintf(w, "The Go front doors ran with GOMAXPROCS=%d.\n\n", r.opts.GoMaxProcs)
+	}
 	fmt.Fprintf(w, "Machine: load average %s at the start of the rounds, %s at their end; %.1f %% of CPU time stolen by the hypervisor meanwhile.\n\n",
 		r.Machine.LoadStart, r.Machine.LoadEnd, r.Machine.StealPct)
 	fmt.Fprintf(w, "| | req/s | p50 ms | p99 ms | proxy CPU µs/req | req/s ÷ HAProxy | p99 ÷ HAProxy | CPU ÷ HAProxy | targets (≥ %.1f×, ≤ %.1f×, ≤ %.1f×) |\n", targetRPS, targetP99, targetCPU)
@@ -637,6 +757,18 @@ func (r *ProxyResult) Print(w io.Writer) {
 		}
 		fmt.Fprintf(w, "| %s | %.0f | %.3f | %.3f | %s | %s | %s | %s | %s |\n", x.name, x.row.RPS, x.row.P50ms, x.row.P99ms, cpu,
 			ratio(x.row.RPSRatio), ratio(x.row.P99Ratio), ratio(x.row.CPURatio), target)
+	}
+	fmt.Fprintf(w, "\nSystem calls and context switches per request (medians over the rounds), counted by the kernel for the proxy process, so they hold under any load, unlike its CPU: read(2) and write(2) calls from /proc/PID/io (HAProxy's recv and send calls are not counted there: `strace -c -f -p PID` shows them); context switches, voluntary and involuntary, summed over its threads. One read and one write per message in each direction is 2 and 2 per request; a read beyond that found its socket empty (EAGAIN). Others on the proxy's CPU: its busy time (/proc/stat) less the proxy's own; the idle proxies' health checks are in it; more than a few %% means a neighbour took CPU from the proxy under test, which costs HAProxy (one thread) more req/s than a Go process.\n\n")
+	fmt.Fprintf(w, "| | read/req | write/req | context switches/req | others on the proxy's CPU, %% of the round (median, min–max) |\n|---|---|---|---|---|\n")
+	for _, x := range []struct {
+		name string
+		row  *ProxyRow
+	}{{"HAProxy", r.HAProxy}, {"grayzone front door (embedded)", r.Grayzone}, {"`grayzone frontdoor` (xDS, mTLS)", r.Process}} {
+		others := "–"
+		if o := x.row.OthersPct; o != nil {
+			others = fmt.Sprintf("%.1f (%.1f–%.1f)", o.Median, o.Min, o.Max)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", x.name, perReq(x.row.ReadsPerReq), perReq(x.row.WritesPerReq), perReq(x.row.SwitchesPerReq), others)
 	}
 	fmt.Fprintf(w, "\nThe direct row is what the load side (wrk and a backend, %s) does without a proxy: a proxy row close to it was held back by the load side, not by the proxy.\n", r.loadSide)
 	if r.Grayzone.DrainUs != nil {

@@ -87,3 +87,45 @@ func TestProxyRowRatiosPairRounds(t *testing.T) {
 		t.Errorf("unmeasured CPU: %s", b)
 	}
 }
+
+// TestProcCountsPerRequest: the kernel's counts for a process are read
+// (this one: it has read and written, and switched), and a row's counts
+// per request are the medians over the rounds that have them.
+func TestProcCountsPerRequest(t *testing.T) {
+	before := readProcCounts(selfPid())
+	f, err := os.CreateTemp(t.TempDir(), "counts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("x")
+	f.Close()
+	os.ReadFile(f.Name())
+	after := readProcCounts(selfPid())
+	if !after.io || after.reads <= before.reads || after.writes <= before.writes || after.switches == 0 {
+		t.Errorf("counts before %+v, after %+v", before, after)
+	}
+	v := func(x float64) *float64 { return &x }
+	row := &ProxyRow{Rounds: []ProxyRound{{Reads: v(4), Switches: v(0.5)}, {Reads: v(2), Switches: v(0.3)}, {Reads: v(3)}}}
+	row.summarise(true, row)
+	if *row.ReadsPerReq != 3 || *row.SwitchesPerReq != 0.4 || row.WritesPerReq != nil {
+		t.Errorf("per request: reads %v, switches %v, writes %v", *row.ReadsPerReq, *row.SwitchesPerReq, row.WritesPerReq)
+	}
+}
+
+// TestOthersOnProxyCPU: the share of a CPU that other processes used is its
+// busy time less the proxy's own, of the elapsed time.
+func TestOthersOnProxyCPU(t *testing.T) {
+	s, e := cpuBusy{busy: 100, total: 1000}, cpuBusy{busy: 180, total: 1100}
+	if got, ok := s.othersPct(e, 50); !ok || got != 30 {
+		t.Errorf("othersPct = %v, %v; want 30", got, ok)
+	}
+	if got, ok := s.othersPct(e, 90); !ok || got != 0 { // ticks are coarse: never below 0
+		t.Errorf("othersPct = %v, %v; want 0", got, ok)
+	}
+	if _, ok := s.othersPct(s, 0); ok {
+		t.Error("no time elapsed: no share")
+	}
+	if c := readCPUBusy(0); c.total == 0 || c.busy > c.total {
+		t.Errorf("readCPUBusy(0) = %+v", c)
+	}
+}

@@ -77,6 +77,7 @@ Needs haproxy and wrk (apt-get install -y haproxy wrk) and taskset (util-linux).
 	f.IntVar(&o.Warmup, "warmup", 1, "whole rounds run first and discarded (0: none)")
 	f.DurationVar(&o.Duration, "duration", 10*time.Second, "wrk duration of each run")
 	f.IntVar(&o.Connections, "connections", 64, "wrk connections")
+	f.IntVar(&o.GoMaxProcs, "gomaxprocs", 0, "GOMAXPROCS of the two Go front doors (0: Go's choice, 1 on the one CPU they are pinned to)")
 	f.Float64Var(&o.DrainRate, "drain-rate", 2000, "paced load during the drain measurement, req/s")
 	f.IntVar(&o.DrainTrials, "drain-trials", 10, "zonal shifts measured per proxy (negative: skip)")
 	output.flag(cmd, "text (markdown tables)")
