@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -182,4 +183,35 @@ func TestOnsetAtNightIsCalled(t *testing.T) {
 	if late > 0 {
 		t.Errorf("%d of 6 seeds not called within 10 minutes of the onset", late)
 	}
+}
+
+// TestOnsetRegionalWide is the wider run docs/detection.md quotes:
+// region-wide onsets at 3, 8 and 20 % × 30, 150 and 300 req/s, seeds
+// 1000-1099 (not the other tests' seeds), 900 onsets; it reports how many
+// were called isolated. Long: run with GRAYZONE_ONSET_WIDE=1.
+func TestOnsetRegionalWide(t *testing.T) {
+	if os.Getenv("GRAYZONE_ONSET_WIDE") == "" {
+		t.Skip("set GRAYZONE_ONSET_WIDE=1")
+	}
+	total := 0
+	for _, rate := range []float64{0.03, 0.08, 0.2} {
+		for _, rps := range []int{30, 150, 300} {
+			n := 0
+			for seed := uint64(1000); seed < 1100; seed++ {
+				as := onsetRun(t, seed, rps, 180, func(_ string, at time.Duration) float64 {
+					if at >= 120*time.Second {
+						return rate
+					}
+					return 0.001
+				})
+				if i, a := firstIsolated(as); i >= 0 {
+					n++
+					t.Logf("%.0f %% at %d req/s, seed %d: %s", 100*rate, rps, seed, a.Why)
+				}
+			}
+			t.Logf("%.0f %% at %d req/s: %d of 100 isolated", 100*rate, rps, n)
+			total += n
+		}
+	}
+	t.Logf("total: %d of 900 regional onsets isolated", total)
 }
