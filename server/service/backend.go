@@ -36,7 +36,9 @@ func (s *Service) Status(ctx context.Context) (api.Status, error) {
 	active := s.activeShifts()
 	st := api.Status{Now: now.UTC(), Resources: make([]api.ResourceStatus, 0, len(s.resources))}
 	for _, r := range s.resources {
-		st.Resources = append(st.Resources, r.status(now, active))
+		rs := r.status(now, active)
+		rs.Telemetry = r.telemetryStatus(now)
+		st.Resources = append(st.Resources, rs)
 	}
 	st.Notifications = s.deliveryStatus(ctx)
 	eng := s.ticks.status()
@@ -58,14 +60,14 @@ func (s *Service) activeShifts() map[string]shift.Shift {
 }
 
 // status is the resource's part of GET /v1/status (and of /metrics) at now,
-// with active from activeShifts.
+// with active from activeShifts, but for its telemetry (telemetryStatus:
+// /metrics has its own series of it).
 func (r *resource) status(now time.Time, active map[string]shift.Shift) api.ResourceStatus {
 	v := r.ctrl.View()
 	a := v.Assessment
 	rs := api.ResourceStatus{Name: r.cfg.Name, Detector: r.cfg.Detector.Profile, Phase: string(v.Phase), PhaseZone: v.Zone,
 		Excluded: []string{}, Pending: make([]string, 0, len(v.Pending)), Regional: a.Regional, Isolated: a.Isolated, Why: a.Why, Autoshift: r.autoshiftMode(),
-		FailStatic: api.FailStaticOf(a.FailStatic),
-		Telemetry:  r.telemetryStatus(now)}
+		FailStatic: api.FailStaticOf(a.FailStatic)}
 	if act, ok := active[r.cfg.Name]; ok {
 		rs.ActiveShift = &act
 	}
