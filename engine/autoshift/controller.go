@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/grayzone/grayzone/actuator"
@@ -100,6 +101,25 @@ type Controller struct {
 	failStatic []FailStaticPeriod
 	// audit collects events between the calls that hand them out.
 	audit []AuditEvent
+	// view is what the last change left, for readers that must not wait
+	// for a Tick (see View).
+	view atomic.Pointer[View]
+}
+
+// View is the controller as its last change left it: the latest
+// assessment and the runbook's phase, state and unfinished actions. It is
+// published under the lock at the end of every change (Tick, Assess, Ack,
+// Abandon, SetRunbook) and read without it, so a reader such as the status
+// API or /metrics never waits for a Tick in progress (the engine's
+// assessment runs under the lock) and sees each change whole. A View is
+// never modified once published.
+type View struct {
+	Assessment detect.Assessment
+	Phase      runbook.Phase
+	Zone       string // the zone the phase concerns
+	State      runbook.State
+	Version    uint64 // as RunbookState's
+	Pending    []actuator.Action
 }
 
 // New returns a controller.
@@ -107,7 +127,19 @@ func New(o Options) *Controller {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	return &Controller{o: o, openEpisode: map[string]bool{}, quietSince: map[string]time.Time{}, disarmed: map[string]bool{}, vetoed: map[string]bool{}}
+	c := &Controller{o: o, openEpisode: map[string]bool{}, quietSince: map[string]time.Time{}, disarmed: map[string]bool{}, vetoed: map[string]bool{}}
+	c.publish()
+	return c
+}
+
+// View returns the controller as its last change left it, without waiting
+// for the lock: never nil, never modified (the caller must not modify it).
+func (c *Controller) View() *View { return c.view.Load() }
+
+// publish makes the current state the View; mu held (or c not yet shared).
+func (c *Controller) publish() {
+	phase, zone := c.o.Runbook.Phase()
+	c.view.Store(&View{Assessment: c.last, Phase: phase, Zone: zone, State: c.o.Runbook.State(), Version: c.version, Pending: c.o.Runbook.Pending()})
 }
 
 // ObserveAggregates feeds per-series interval aggregates to the engine: the
@@ -131,6 +163,7 @@ func (c *Controller) Tick(now time.Time) Ready {
 	c.trackFailStatic(now, a.FailStatic)
 	c.trackEpisodes(now, a)
 	rd := Ready{Assessment: a, Epoch: c.epoch}
+	defer c.publish()
 	if !c.o.Mitigate {
 		rd.Audit = c.takeAudit()
 		return rd
@@ -187,6 +220,7 @@ func (c *Controller) Ack(now time.Time, epoch uint64, act actuator.Action, err e
 	c.o.Runbook.Done(now, act, err)
 	c.version++
 	c.scanEvents()
+	c.publish()
 	return c.takeAudit()
 }
 
@@ -273,6 +307,7 @@ func (c *Controller) Abandon(now time.Time, why string) []AuditEvent {
 		c.version++
 		c.scanEvents()
 		c.emit(AuditEvent{At: now, Kind: "decision", Zone: z, Msg: "runbook episode abandoned: " + why})
+		c.publish()
 	}
 	return c.takeAudit()
 }
@@ -328,6 +363,7 @@ func (c *Controller) Assess(now time.Time) detect.Assessment {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.last = c.o.Engine.Tick(now)
+	c.publish()
 	return c.last
 }
 
@@ -342,4 +378,5 @@ func (c *Controller) SetRunbook(rb *runbook.Runbook) {
 	c.seen = len(rb.Events())
 	c.epoch++
 	c.version++
+	c.publish()
 }

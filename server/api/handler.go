@@ -627,15 +627,33 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
+	buf := responseBodies.Get().(*bytes.Buffer)
+	defer putResponseBody(buf)
+	buf.Reset()
+	// json.Marshal's bytes and a newline; into a buffer reused across
+	// responses, since a fleet's status is megabytes, and a buffer grown
+	// afresh for each call was that much garbage again.
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
 		// Only a type bug gets here (e.g. a NaN in a float).
 		writeError(w, http.StatusInternalServerError, "encoding response: "+err.Error())
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(buf.Bytes())
+}
+
+// responseBodies are writeJSON's buffers.
+var responseBodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledResponse keeps an unusually large response's buffer from being
+// held: a status of some 10,000 resources.
+const maxPooledResponse = 16 << 20
+
+func putResponseBody(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledResponse {
+		responseBodies.Put(b)
+	}
 }
 
 // writeError writes {"error": msg} with msg folded onto one line (joined

@@ -24,11 +24,21 @@ func (s *Service) resource(name string) (*resource, error) {
 	return r, nil
 }
 
-// Status implements api.Backend.
+// Status implements api.Backend. It reads what each resource's controller
+// last published (autoshift.Controller.View) and state kept under short
+// locks only (the shift book, once; the front door's table; the gate's
+// counters), so a call never waits for a tick in progress. It used to take
+// each controller's lock, which a tick holds while the engine assesses: at
+// 1,000 resources a call that met the tick loop followed it resource by
+// resource, waiting at each, and took as long as the rest of the pass.
 func (s *Service) Status(ctx context.Context) (api.Status, error) {
-	st := api.Status{Now: s.clock.Now().UTC()}
+	now := s.clock.Now()
+	active := s.activeShifts()
+	st := api.Status{Now: now.UTC(), Resources: make([]api.ResourceStatus, 0, len(s.resources))}
 	for _, r := range s.resources {
-		st.Resources = append(st.Resources, r.status())
+		rs := r.status(now, active)
+		rs.Telemetry = r.telemetryStatus(now)
+		st.Resources = append(st.Resources, rs)
 	}
 	st.Notifications = s.deliveryStatus(ctx)
 	eng := s.ticks.status()
@@ -36,27 +46,40 @@ func (s *Service) Status(ctx context.Context) (api.Status, error) {
 	return st, nil
 }
 
-func (r *resource) status() api.ResourceStatus {
-	r.mu.Lock()
-	a := r.last
-	r.mu.Unlock()
-	phase, zone := r.ctrl.Phase()
-	rs := api.ResourceStatus{Name: r.cfg.Name, Detector: r.cfg.Detector.Profile, Phase: string(phase), PhaseZone: zone,
-		Excluded: []string{}, Pending: []string{}, Regional: a.Regional, Isolated: a.Isolated, Why: a.Why, Autoshift: r.autoshiftMode(),
-		FailStatic: api.FailStaticOf(a.FailStatic),
-		Telemetry:  r.telemetryStatus(r.s.clock.Now())}
-	if act, ok := r.s.shifts.Active(r.cfg.Name); ok {
+// activeShifts is each resource's active shift (the newest, as
+// shift.Manager.Active says), from one pass over the shift book rather
+// than one per resource.
+func (s *Service) activeShifts() map[string]shift.Shift {
+	out := map[string]shift.Shift{}
+	for _, sh := range s.shifts.List(shift.ListFilter{Status: shift.Active}) { // newest first
+		if _, ok := out[sh.Resource]; !ok {
+			out[sh.Resource] = sh
+		}
+	}
+	return out
+}
+
+// status is the resource's part of GET /v1/status (and of /metrics) at now,
+// with active from activeShifts, but for its telemetry (telemetryStatus:
+// /metrics has its own series of it).
+func (r *resource) status(now time.Time, active map[string]shift.Shift) api.ResourceStatus {
+	v := r.ctrl.View()
+	a := v.Assessment
+	rs := api.ResourceStatus{Name: r.cfg.Name, Detector: r.cfg.Detector.Profile, Phase: string(v.Phase), PhaseZone: v.Zone,
+		Excluded: []string{}, Pending: make([]string, 0, len(v.Pending)), Regional: a.Regional, Isolated: a.Isolated, Why: a.Why, Autoshift: r.autoshiftMode(),
+		FailStatic: api.FailStaticOf(a.FailStatic)}
+	if act, ok := active[r.cfg.Name]; ok {
 		rs.ActiveShift = &act
 	}
-	st, _ := r.ctrl.RunbookState()
-	if st.Excluded && st.Zone != "" {
-		rs.Excluded = append(rs.Excluded, st.Zone)
+	if v.State.Excluded && v.State.Zone != "" {
+		rs.Excluded = append(rs.Excluded, v.State.Zone)
 	}
-	rs.Returning = st.Weight
-	for _, p := range r.ctrl.Pending() {
+	rs.Returning = v.State.Weight
+	for _, p := range v.Pending {
 		rs.Pending = append(rs.Pending, p.String())
 	}
 	targets := r.table.Targets()
+	rs.Zones = make([]api.ZoneStatus, 0, len(r.cfg.Zones))
 	for _, z := range r.cfg.Zones {
 		zs := a.Zone(z)
 		if zs.P99 == 0 && zs.Requests == 0 {

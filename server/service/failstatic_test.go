@@ -19,6 +19,13 @@ import (
 // canary every call; with server false only the canaries report.
 func feed(t *testing.T, s *Service, fc *clock.Fake, secs int, failing string, server bool) {
 	t.Helper()
+	if err := feedTicks(s, fc, secs, failing, server); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// feedTicks is feed for any goroutine: it returns the first error.
+func feedTicks(s *Service, fc *clock.Fake, secs int, failing string, server bool) error {
 	ctx := context.Background()
 	for range secs * 4 {
 		now := fc.Now()
@@ -36,7 +43,7 @@ func feed(t *testing.T, s *Service, fc *clock.Fake, secs int, failing string, se
 				Outcome: map[bool]observation.Outcome{true: observation.Fault, false: observation.Success}[z == failing]})
 		}
 		if err := s.Ingest(ctx, "web", obs); err != nil {
-			t.Fatal(err)
+			return err
 		}
 		fc.Advance(tickEvery)
 		s.tick(ctx, fc.Now())
@@ -45,6 +52,7 @@ func feed(t *testing.T, s *Service, fc *clock.Fake, secs int, failing string, se
 			r.drv.Wait()
 		}
 	}
+	return nil
 }
 
 func scrape(t *testing.T, s *Service) string {

@@ -19,6 +19,9 @@ var errDryRun = errors.New("dry run: decided and recorded, nothing acted on")
 // memory: the shift model's active shift, the last automatic shift, the
 // pending decisions.
 func (r *resource) guard(now time.Time, zone, why string) error {
+	if r.onGuard != nil {
+		r.onGuard()
+	}
 	as := r.cfg.Autoshift
 	if act, ok := r.s.shifts.Active(r.cfg.Name); ok {
 		return fmt.Errorf("shift %s (%s) is already active away from %s", act.ID, act.Origin, act.AwayFrom)

@@ -50,8 +50,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		return 0
 	}
 	ch <- prometheus.MustNewConstMetric(mLeader, prometheus.GaugeValue, b(s.leads()))
+	// The status's reads: nothing here waits for a tick in progress, nor holds one up.
+	now, active := s.clock.Now(), s.activeShifts()
 	for _, r := range s.resources {
-		st := r.status()
+		st := r.status(now, active)
 		for _, z := range st.Zones {
 			ch <- prometheus.MustNewConstMetric(mAvail, prometheus.GaugeValue, z.Availability, st.Name, z.Zone)
 			if z.P99Ms >= 0 {

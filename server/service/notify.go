@@ -381,8 +381,9 @@ func (c *notifyCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(mNotifyPending, prometheus.GaugeValue, float64(d.Pending), d.Endpoint, d.Kind)
 		ch <- prometheus.MustNewConstMetric(mNotifyLag, prometheus.GaugeValue, d.LagSeconds, d.Endpoint, d.Kind)
 	}
+	active := s.activeShifts()
 	for _, r := range s.resources {
-		if act, ok := s.shifts.Active(r.cfg.Name); ok {
+		if act, ok := active[r.cfg.Name]; ok {
 			ch <- prometheus.MustNewConstMetric(mShiftStarted, prometheus.GaugeValue, float64(act.StartedAt.UnixMilli())/1000, r.cfg.Name, act.AwayFrom, string(act.Origin))
 		}
 		var pending int

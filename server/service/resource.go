@@ -65,6 +65,9 @@ type resource struct {
 	observed [2]int64 // server, canary observations ingested
 	history  []api.HistoryPoint
 	starters []func(context.Context) // control-plane informers, started with the resource
+	// onGuard, in tests, is called as the controller asks the guard, under
+	// the controller's lock in the middle of a tick; nil otherwise.
+	onGuard func()
 }
 
 func stateKey(kind, res string) string { return kind + "/" + res }

@@ -130,6 +130,10 @@ func TestTelemetryCountsInMetricsAndStatus(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+	// A reason that never counted has no series (a fleet's scrape was a fifth zeros).
+	if strings.Contains(string(body), `grayzone_telemetry_rejected_total{reason="invalid"`) {
+		t.Error("/metrics has a rejected series for a reason that never counted")
+	}
 	st, _ := s.Status(ctx)
 	tel := st.Resources[0].Telemetry
 	if len(tel) != 1 || tel[0].Accepted != 6 || !strings.Contains(tel[0].LastReject, `"z9" is not a zone of web`) || tel[0].NewestAgeS != 3 {
