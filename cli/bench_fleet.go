@@ -39,7 +39,8 @@ The whole fleet runs on this machine: on a small or busy one, the workload
 and the load compete with serve for the CPU; say so with the numbers.`,
 		Example: `  grayzone bench fleet --resources 1000 --duration 10m
   grayzone bench fleet --resources 50 --duration 2m
-  grayzone bench fleet --resources 200 --rate 5 --output json`,
+  grayzone bench fleet --resources 200 --rate 5 --output json
+  grayzone bench fleet --resources 200 --cpuprofile serve.prof   # then: go tool pprof serve.prof`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := output.check(); err != nil {
@@ -78,6 +79,7 @@ and the load compete with serve for the CPU; say so with the numbers.`,
 	f.IntVar(&o.Resources, "resources", 10, "resources in the generated configuration")
 	f.DurationVar(&o.Duration, "duration", time.Minute, "how long the load runs once serve is up")
 	f.Float64Var(&o.Rate, "rate", 1, "customer requests per second per resource")
+	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the serve process to this file (serve --cpuprofile; go tool pprof)")
 	output.flag(cmd, "text (a markdown table)")
 	return cmd
 }

@@ -18,7 +18,7 @@ import (
 
 func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
-		file, dataDir, listen, tokenFile, logLevel, advertise string
+		file, dataDir, listen, tokenFile, logLevel, advertise, cpuProfile string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -111,6 +111,11 @@ AWS_REGION, instance roles, AWS_ENDPOINT_URL...); see docs/aws.md.`,
 					log.Warn("a token has no name: shifts and the audit log will show it as "+t.Name+"; write it as name:token", "token", t.Name)
 				}
 			}
+			stopProfile, err := startCPUProfile(cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer stopProfile()
 			ctx, stop := context.WithCancelCause(cmd.Context())
 			defer stop(nil)
 			leading, lost, err := startLeaderElection(ctx, cfg, log)
@@ -146,5 +151,6 @@ AWS_REGION, instance roles, AWS_ENDPOINT_URL...); see docs/aws.md.`,
 	f.StringVar(&tokenFile, "token-file", "", "file of bearer tokens, one name:token a line (overrides auth.tokens_file)")
 	f.StringVar(&advertise, "advertise", "", "API address followers send clients to, with a shared store (overrides replica.advertise)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file, complete when serve stops (go tool pprof)")
 	return cmd
 }

@@ -320,7 +320,7 @@ func (r *resource) loadSharedFrom(get stateGetter, force bool) error {
 		return err
 	}
 	r.mu.Lock()
-	same := ok && string(r.saved[key]) == string(data)
+	same := ok && string(r.saved[key].data) == string(data)
 	r.mu.Unlock()
 	if !same || force {
 		if !ok {
@@ -330,7 +330,7 @@ func (r *resource) loadSharedFrom(get stateGetter, force bool) error {
 			return err
 		}
 		r.mu.Lock()
-		r.saved[key] = data
+		r.saved[key] = savedState{data: data}
 		r.mu.Unlock()
 	}
 	akey := stateKey("autoshift", r.cfg.Name)
@@ -340,7 +340,7 @@ func (r *resource) loadSharedFrom(get stateGetter, force bool) error {
 		var last time.Time
 		if json.Unmarshal(data, &last) == nil {
 			r.mu.Lock()
-			r.lastAuto, r.saved[akey] = last, data
+			r.lastAuto, r.saved[akey] = last, savedState{data: data}
 			r.mu.Unlock()
 		}
 	}

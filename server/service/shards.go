@@ -129,10 +129,10 @@ func (s *Service) tickShards(ctx context.Context, now time.Time) {
 		s.followResources(ctx, now, followed)
 	}
 	s.expire(ctx, now) // only the shifts of the resources led (the manager's owner)
-	for _, r := range led {
+	s.tickEach(led, func(r *resource) {
 		lctx, _ := s.shard.of[r.cfg.Name].context()
-		r.tick(lctx, now)
-	}
+		s.tickOne(r, lctx, now)
+	})
 }
 
 // leadService keeps the leader lease's part in a sharded replica: the
