@@ -41,6 +41,8 @@ type FleetOptions struct {
 	// CPUProfile, when set, is where serve writes a CPU profile of its run
 	// (serve --cpuprofile; complete once serve has stopped).
 	CPUProfile string
+	// TickWorkers, when more than 0, is serve's --tick-workers.
+	TickWorkers int
 }
 
 // FleetResult is what one fleet run measured of the serve process.
@@ -251,6 +253,9 @@ func RunFleet(ctx context.Context, o FleetOptions) (*FleetResult, error) {
 			return nil, err
 		}
 		serveArgs = append(serveArgs, "--cpuprofile", prof)
+	}
+	if o.TickWorkers > 0 {
+		serveArgs = append(serveArgs, "--tick-workers", strconv.Itoa(o.TickWorkers))
 	}
 	serve, err := startFleetProcess(o.Exe, dir, "", serveArgs...)
 	if err != nil {
