@@ -315,7 +315,7 @@ func (r *resource) persist(ctx context.Context) {
 // The tick loop puts every state every tick, and it has rarely changed: a
 // value deeply equal to the one last saved is known unchanged without
 // marshalling it (reflect.DeepEqual of these small structs costs a fraction
-// of json.Marshal and allocates nothing); otherwise its bytes are compared
+// of json.Marshal and allocates nothing of its own); otherwise its bytes are compared
 // with the saved ones, as a value equal in JSON may differ in memory (a
 // time's monotonic reading, a state read back from the store).
 func (r *resource) put(ctx context.Context, key string, v any) error {
