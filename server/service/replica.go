@@ -256,9 +256,7 @@ func (s *Service) follow(ctx context.Context, now time.Time) {
 		s.log.Warn("replica: read shared shifts", "err", err)
 	}
 	get := s.sharedStates(ctx, s.resources)
-	for _, r := range s.resources {
-		r.followTick(ctx, now, get)
-	}
+	s.tickEach(s.resources, func(r *resource) { r.followTick(ctx, now, get) })
 }
 
 // followTick is a follower's tick of one resource: its shared runbook state

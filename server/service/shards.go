@@ -269,9 +269,9 @@ func (s *Service) followResources(ctx context.Context, now time.Time, rs []*reso
 		s.log.Warn("replica: read shared shifts", "err", err)
 	}
 	get := s.sharedStates(ctx, rs)
-	for _, r := range rs {
+	s.tickEach(rs, func(r *resource) {
 		r.followTick(actuator.WithFence(ctx, s.shard.run().Known(r.cfg.Name).Epoch), now, get)
-	}
+	})
 }
 
 // shardToken is the fencing token of r's front-door orders on a sharded
