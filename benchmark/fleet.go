@@ -38,6 +38,11 @@ type FleetOptions struct {
 	Exe string
 	// Progress receives one line per stage and sample (nil: none).
 	Progress io.Writer
+	// CPUProfile, when set, is where serve writes a CPU profile of its run
+	// (serve --cpuprofile; complete once serve has stopped).
+	CPUProfile string
+	// TickWorkers, when more than 0, is serve's --tick-workers.
+	TickWorkers int
 }
 
 // FleetResult is what one fleet run measured of the serve process.
@@ -241,7 +246,18 @@ func RunFleet(ctx context.Context, o FleetOptions) (*FleetResult, error) {
 	}
 
 	progress("starting serve (%d resources)", o.Resources)
-	serve, err := startFleetProcess(o.Exe, dir, "", "serve", "--config", path, "--log-level", "warn")
+	serveArgs := []string{"serve", "--config", path, "--log-level", "warn"}
+	if o.CPUProfile != "" {
+		prof, err := filepath.Abs(o.CPUProfile) // serve runs in dir
+		if err != nil {
+			return nil, err
+		}
+		serveArgs = append(serveArgs, "--cpuprofile", prof)
+	}
+	if o.TickWorkers > 0 {
+		serveArgs = append(serveArgs, "--tick-workers", strconv.Itoa(o.TickWorkers))
+	}
+	serve, err := startFleetProcess(o.Exe, dir, "", serveArgs...)
 	if err != nil {
 		return nil, err
 	}

@@ -39,7 +39,8 @@ The whole fleet runs on this machine: on a small or busy one, the workload
 and the load compete with serve for the CPU; say so with the numbers.`,
 		Example: `  grayzone bench fleet --resources 1000 --duration 10m
   grayzone bench fleet --resources 50 --duration 2m
-  grayzone bench fleet --resources 200 --rate 5 --output json`,
+  grayzone bench fleet --resources 200 --rate 5 --output json
+  grayzone bench fleet --resources 200 --cpuprofile serve.prof   # then: go tool pprof serve.prof`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := output.check(); err != nil {
@@ -50,6 +51,9 @@ and the load compete with serve for the CPU; say so with the numbers.`,
 			}
 			if o.Rate <= 0 {
 				return usageErr("--rate %g: want more than 0", o.Rate)
+			}
+			if o.TickWorkers < 0 {
+				return usageErr("--tick-workers %d: want 0 (serve's default) or more", o.TickWorkers)
 			}
 			if o.Duration < time.Second {
 				return usageErr("--duration %s: want at least 1s", o.Duration)
@@ -78,6 +82,8 @@ and the load compete with serve for the CPU; say so with the numbers.`,
 	f.IntVar(&o.Resources, "resources", 10, "resources in the generated configuration")
 	f.DurationVar(&o.Duration, "duration", time.Minute, "how long the load runs once serve is up")
 	f.Float64Var(&o.Rate, "rate", 1, "customer requests per second per resource")
+	f.IntVar(&o.TickWorkers, "tick-workers", 0, "serve --tick-workers: resources its tick loop ticks at once (0: serve's default, GOMAXPROCS)")
+	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the serve process to this file (serve --cpuprofile; go tool pprof)")
 	output.flag(cmd, "text (a markdown table)")
 	return cmd
 }

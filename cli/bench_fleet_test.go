@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,9 +32,13 @@ func TestBenchFleet(t *testing.T) {
 		t.Skip("starts serve and the workload as processes")
 	}
 	t.Setenv("GRAYZONE_TEST_MAIN", "1")
-	res, err := benchmark.RunFleet(context.Background(), benchmark.FleetOptions{Resources: 3, Duration: 4 * time.Second, Rate: 2})
+	prof := filepath.Join(t.TempDir(), "serve.prof")
+	res, err := benchmark.RunFleet(context.Background(), benchmark.FleetOptions{Resources: 3, Duration: 4 * time.Second, Rate: 2, TickWorkers: 2, CPUProfile: prof})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if fi, err := os.Stat(prof); err != nil || fi.Size() == 0 {
+		t.Errorf("serve's CPU profile %s: %v (want it written when serve stops)", prof, err)
 	}
 	t.Logf("%+v", res)
 	// 3 resources × 2 req/s × 4 s, give or take a request per sender at the edges.

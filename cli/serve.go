@@ -18,7 +18,8 @@ import (
 
 func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
-		file, dataDir, listen, tokenFile, logLevel, advertise string
+		file, dataDir, listen, tokenFile, logLevel, advertise, cpuProfile string
+		tickWorkers                                                       int
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -58,6 +59,9 @@ AWS_REGION, instance roles, AWS_ENDPOINT_URL...); see docs/aws.md.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if file == "" {
 				return usageErr("--config is required (try examples/serve.yaml)")
+			}
+			if tickWorkers < 0 {
+				return usageErr("--tick-workers %d: want 0 (GOMAXPROCS) or more", tickWorkers)
 			}
 			cfg, err := config.Load(file)
 			if err != nil {
@@ -111,6 +115,11 @@ AWS_REGION, instance roles, AWS_ENDPOINT_URL...); see docs/aws.md.`,
 					log.Warn("a token has no name: shifts and the audit log will show it as "+t.Name+"; write it as name:token", "token", t.Name)
 				}
 			}
+			stopProfile, err := startCPUProfile(cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer stopProfile()
 			ctx, stop := context.WithCancelCause(cmd.Context())
 			defer stop(nil)
 			leading, leaseEpoch, lost, err := startLeaderElection(ctx, cfg, log)
@@ -122,7 +131,7 @@ AWS_REGION, instance roles, AWS_ENDPOINT_URL...); see docs/aws.md.`,
 					stop(err)
 				}
 			}()
-			svc, err := service.Open(ctx, service.Options{Config: cfg, Tokens: tokens, Log: log, Extra: serveDashboard(cfg, tokens, log), Leading: leading, LeaseEpoch: leaseEpoch})
+			svc, err := service.Open(ctx, service.Options{Config: cfg, Tokens: tokens, Log: log, Extra: serveDashboard(cfg, tokens, log), Leading: leading, LeaseEpoch: leaseEpoch, TickWorkers: tickWorkers})
 			if err != nil {
 				return &exitError{code: exitUnknown, err: err}
 			}
@@ -146,5 +155,7 @@ AWS_REGION, instance roles, AWS_ENDPOINT_URL...); see docs/aws.md.`,
 	f.StringVar(&tokenFile, "token-file", "", "file of bearer tokens, one name:token a line (overrides auth.tokens_file)")
 	f.StringVar(&advertise, "advertise", "", "API address followers send clients to, with a shared store (overrides replica.advertise)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.IntVar(&tickWorkers, "tick-workers", 0, "resources the tick loop ticks at once in each 250ms pass (0: GOMAXPROCS, the cores Go uses)")
+	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file, complete when serve stops (go tool pprof)")
 	return cmd
 }

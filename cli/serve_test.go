@@ -37,6 +37,7 @@ resources:
 	}{
 		{[]string{"--advertise", "10.0.0.1"}, "", `--advertise "10.0.0.1": want host:port`},
 		{[]string{"--advertise", ":8080"}, "", `--advertise ":8080": want host:port`},
+		{[]string{"--tick-workers", "-1"}, "", `--tick-workers -1: want 0 (GOMAXPROCS) or more`},
 		{nil, "", "store_file: open " + dsn + ": no such file or directory"},
 		{nil, "mysql://gz:hunter2-secret@db/gz", "store_file: " + dsn + " does not hold one postgres:// URL"},
 	} {

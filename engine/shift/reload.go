@@ -94,7 +94,12 @@ func (m *Manager) replaceLocked(loaded []Shift, which func(resource string) bool
 			shifts[s.ID] = s.normalized()
 		}
 	}
-	m.shifts = shifts
+	m.shifts, m.active = shifts, make(map[string]struct{})
+	for id, s := range shifts {
+		if s.Status == Active {
+			m.active[id] = struct{}{}
+		}
+	}
 	for id := range m.unsaved {
 		if s, ok := shifts[id]; !ok || in(s.Resource) {
 			delete(m.unsaved, id)

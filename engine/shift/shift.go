@@ -174,6 +174,10 @@ type Manager struct {
 	store     Store
 	ids       func() string
 	shifts    map[string]Shift
+	// active holds the ids of the shifts in shifts whose status is Active:
+	// the few that Active and Expire look at, every tick and every
+	// resource, among a history that only grows (keep maintains it).
+	active map[string]struct{}
 	// unsaved holds ids whose latest change the store refused during Expire;
 	// they are retried on the next operation. Losing one is harmless: an
 	// expiry is recomputed from ExpiresAt when the shift is reloaded.
@@ -205,6 +209,7 @@ func NewManager(resources []Resource, store Store, ids func() string) (*Manager,
 		store:     store,
 		ids:       ids,
 		shifts:    make(map[string]Shift),
+		active:    make(map[string]struct{}),
 		unsaved:   make(map[string]bool),
 		busy:      make(map[string]bool),
 	}
@@ -228,7 +233,7 @@ func NewManager(resources []Resource, store Store, ids func() string) (*Manager,
 	// Shifts of resources no longer configured are kept: they are history, and
 	// an active one can still be canceled.
 	for _, s := range loaded {
-		m.shifts[s.ID] = s.normalized()
+		m.keep(s.normalized())
 	}
 	return m, nil
 }
@@ -539,14 +544,15 @@ func (m *Manager) expireLocked(now time.Time, resource string) error {
 // expireInMemory marks overdue shifts expired and queues them to be written
 // and reported.
 func (m *Manager) expireInMemory(now time.Time) {
-	for id, s := range m.shifts {
+	for id := range m.active {
+		s := m.shifts[id]
 		if m.owns != nil && !m.owns(s.Resource) {
 			continue // another replica leads it, and expires it
 		}
 		if s.Status == Active && !s.ExpiresAt.After(now) {
 			end := s.ExpiresAt
 			s.Status, s.EndedAt, s.UpdatedAt = Expired, &end, end
-			m.shifts[id] = s
+			m.keep(s)
 			m.unsaved[id] = true
 			m.unreported = append(m.unreported, s)
 		}
@@ -640,9 +646,19 @@ func (m *Manager) save(s Shift) error {
 	if err != nil {
 		return fmt.Errorf("shift %s: save: %w", s.ID, err)
 	}
-	m.shifts[s.ID] = s
+	m.keep(s)
 	delete(m.unsaved, s.ID)
 	return nil
+}
+
+// keep puts s in memory, in active while its status is Active.
+func (m *Manager) keep(s Shift) {
+	m.shifts[s.ID] = s
+	if s.Status == Active {
+		m.active[s.ID] = struct{}{}
+	} else {
+		delete(m.active, s.ID)
+	}
 }
 
 // Get returns one shift.
@@ -685,7 +701,8 @@ func (m *Manager) Active(resource string) (Shift, bool) {
 func (m *Manager) activeLocked(resource string) (Shift, bool) {
 	var best Shift
 	found := false
-	for _, s := range m.shifts {
+	for id := range m.active {
+		s := m.shifts[id]
 		if s.Resource == resource && s.Status == Active && (!found || newestFirst(s, best) < 0) {
 			best, found = s, true
 		}

@@ -481,3 +481,60 @@ func TestConcurrentStarts(t *testing.T) {
 		t.Fatalf("default id %q", s.ID)
 	}
 }
+
+// Active and Expire look only at the active shifts, among a history that
+// only grows: after many ended shifts, a restart (the store's shifts loaded)
+// and a Reload, the active one is still found, and expires once.
+func TestActiveAmongHistory(t *testing.T) {
+	st := NewMemoryStore()
+	m := newManager(t, st)
+	now := t0
+	for i := range 50 {
+		s, err := m.Start(now, req("web", "az1", time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(time.Minute)
+		if i%2 == 0 {
+			_, err = m.Cancel(now, s.ID, "carol")
+		} else {
+			m.Expire(s.ExpiresAt)
+			now = s.ExpiresAt
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := m.Start(now, req("web", "az2", time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(m *Manager, when string) {
+		t.Helper()
+		if act, ok := m.Active("web"); !ok || act.ID != want.ID {
+			t.Errorf("%s: Active(web) = %s %v, want %s", when, act.ID, ok, want.ID)
+		}
+		if act, ok := m.Active("api"); ok {
+			t.Errorf("%s: Active(api) = %s, want none", when, act.ID)
+		}
+	}
+	check(m, "running")
+	restarted, err := NewManager(resources(), st, seqIDs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(restarted, "restarted")
+	if err := restarted.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	check(restarted, "reloaded")
+	if got := restarted.Expire(want.ExpiresAt); len(got) != 1 || got[0].ID != want.ID {
+		t.Errorf("Expire at its expiry = %+v, want %s alone", got, want.ID)
+	}
+	if act, ok := restarted.Active("web"); ok {
+		t.Errorf("Active(web) after its expiry = %s", act.ID)
+	}
+	if got := restarted.Expire(want.ExpiresAt.Add(time.Hour)); len(got) != 0 {
+		t.Errorf("expired again: %+v", got)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -62,28 +63,12 @@ func fleetService(tb testing.TB, n int) *Service {
 	ctx := context.Background()
 	// The front door's counters, as start makes them (nothing listens here):
 	// every target's series of the four operations, drained at each tick.
-	var series [][]*record.Series
-	for i, r := range s.resources {
+	for _, r := range s.resources {
 		r.rec = record.New(record.Options{Thresholds: r.cfg.Operations})
 		r.in.FrontDoor = r.rec
-		var ss []*record.Series
-		for tg := range 6 {
-			for _, op := range []string{"ride", "pay", "signin", "home"} {
-				ss = append(ss, r.rec.Series(observation.Server, zones[tg/2], fmt.Sprintf("web-%d-%d", i, tg+1), op))
-			}
-		}
-		series = append(series, ss)
 	}
 	for range 5 * 4 {
-		now := fc.Now()
-		for i, r := range s.resources {
-			for _, zone := range zones {
-				_ = r.in.OfferObservation(res.SourceCanary, observation.Observation{At: now, Source: observation.Canary, Zone: zone, Operation: "ride", Latency: 5 * time.Millisecond})
-			}
-			for _, sr := range series[i] {
-				sr.Observe(observation.Success, 5*time.Millisecond)
-			}
-		}
+		fleetTraffic(s, fc.Now())
 		fc.Advance(tickEvery)
 		s.tick(ctx, fc.Now())
 	}
@@ -91,6 +76,22 @@ func fleetService(tb testing.TB, n int) *Service {
 		r.drv.Wait()
 	}
 	return s
+}
+
+// fleetTraffic gives every resource of a fleetService a tick's worth of
+// observations: a canary call per zone, and a request to each of its
+// targets' series of the four operations.
+func fleetTraffic(s *Service, now time.Time) {
+	for i, r := range s.resources {
+		for _, zone := range []string{"z1", "z2", "z3"} {
+			_ = r.in.OfferObservation(res.SourceCanary, observation.Observation{At: now, Source: observation.Canary, Zone: zone, Operation: "ride", Latency: 5 * time.Millisecond})
+		}
+		for tg := range 6 {
+			for _, op := range []string{"ride", "pay", "signin", "home"} {
+				r.rec.Series(observation.Server, fmt.Sprintf("z%d", tg/2+1), fmt.Sprintf("web-%d-%d", i, tg+1), op).Observe(observation.Success, 5*time.Millisecond)
+			}
+		}
+	}
 }
 
 // BenchmarkMetrics1000 is the cost of one /metrics scrape of a serve
@@ -137,21 +138,38 @@ func BenchmarkStatus1000(b *testing.B) {
 }
 
 // BenchmarkTick1000 is the cost of one pass of the tick loop over 1,000
-// resources in steady state (nothing to act on): the budget is 250 ms.
+// resources in steady state (light traffic, nothing to act on): the budget
+// is 250 ms. The pass ticks the resources on 1 worker (the loop before
+// tickEach) and on GOMAXPROCS (serve's default; set it with -cpu).
 func BenchmarkTick1000(b *testing.B) {
 	s := fleetService(b, 1000)
 	fc := s.clock.(*clock.Fake)
 	ctx := context.Background()
-	// Past the set-up's traffic: the engine closes its seconds and windows
-	// for a while after the last observation.
-	for range 40 {
-		fc.Advance(tickEvery)
-		s.tick(ctx, fc.Now())
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		fc.Advance(tickEvery)
-		s.tick(ctx, fc.Now())
+	for _, workers := range []int{1, runtime.GOMAXPROCS(0)} {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+			s.tickWorkers = workers
+			b.ReportAllocs()
+			pass := 0
+			for b.Loop() {
+				b.StopTimer()
+				// About the fleet benchmark's load: a customer request a
+				// second and a canary call every few seconds per resource.
+				now := fc.Now()
+				for i, r := range s.resources {
+					zone, target := pass/12%3+1, pass/4%6+1
+					if pass%4 == 0 {
+						r.rec.Series(observation.Server, fmt.Sprintf("z%d", (target+1)/2), fmt.Sprintf("web-%d-%d", i, target), "ride").Observe(observation.Success, 5*time.Millisecond)
+					}
+					if pass%12 == 0 {
+						_ = r.in.OfferObservation(res.SourceCanary, observation.Observation{At: now, Source: observation.Canary, Zone: fmt.Sprintf("z%d", zone), Operation: "ride", Latency: 5 * time.Millisecond})
+					}
+				}
+				pass++
+				fc.Advance(tickEvery)
+				b.StartTimer()
+				s.tick(ctx, fc.Now())
+			}
+		})
 	}
 }
 

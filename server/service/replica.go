@@ -262,9 +262,7 @@ func (s *Service) follow(ctx context.Context, now time.Time) {
 		s.log.Warn("replica: read shared shifts", "err", err)
 	}
 	get := s.sharedStates(ctx, s.resources)
-	for _, r := range s.resources {
-		r.followTick(ctx, now, get)
-	}
+	s.tickEach(s.resources, func(r *resource) { r.followTick(ctx, now, get) })
 }
 
 // followTick is a follower's tick of one resource: its shared runbook state
@@ -326,7 +324,7 @@ func (r *resource) loadSharedFrom(get stateGetter, force bool) error {
 		return err
 	}
 	r.mu.Lock()
-	same := ok && string(r.saved[key]) == string(data)
+	same := ok && string(r.saved[key].data) == string(data)
 	r.mu.Unlock()
 	if !same || force {
 		if !ok {
@@ -336,7 +334,7 @@ func (r *resource) loadSharedFrom(get stateGetter, force bool) error {
 			return err
 		}
 		r.mu.Lock()
-		r.saved[key] = data
+		r.saved[key] = savedState{data: data}
 		r.mu.Unlock()
 	}
 	akey := stateKey("autoshift", r.cfg.Name)
@@ -346,7 +344,7 @@ func (r *resource) loadSharedFrom(get stateGetter, force bool) error {
 		var last time.Time
 		if json.Unmarshal(data, &last) == nil {
 			r.mu.Lock()
-			r.lastAuto, r.saved[akey] = last, data
+			r.lastAuto, r.saved[akey] = last, savedState{data: data}
 			r.mu.Unlock()
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -60,7 +61,7 @@ type resource struct {
 	// it last saved them (replicas): what this replica shows of them while
 	// it does not lead it.
 	leaders  []api.Decision
-	saved    map[string][]byte // last persisted blobs, by key
+	saved    map[string]savedState // last persisted states, by key
 	cancel   context.CancelFunc
 	observed [2]int64 // server, canary observations ingested
 	history  []api.HistoryPoint
@@ -93,7 +94,7 @@ func resourceConfig(rc *config.Resource) res.Config {
 // c, its configuration's part, with serve's database, guard, audit log and
 // planes.
 func (s *Service) newResource(ctx context.Context, rc *config.Resource, c res.Config) (*resource, error) {
-	r := &resource{s: s, cfg: rc, decisions: map[string]*api.Decision{}, saved: map[string][]byte{}}
+	r := &resource{s: s, cfg: rc, decisions: map[string]*api.Decision{}, saved: map[string]savedState{}}
 	if rc.Telemetry.RecordObservations {
 		var err error
 		if r.batches, err = openBatchLog(s.cfg.DataDir, rc.Name); err != nil {
@@ -169,7 +170,7 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, c res.Co
 		return nil, fmt.Errorf("serve: resource %s: read runbook state: %w", rc.Name, err)
 	} else if ok {
 		c.RunbookState = data
-		r.saved[stateKey("runbook", rc.Name)] = data
+		r.saved[stateKey("runbook", rc.Name)] = savedState{data: data}
 	}
 	if r.asm, err = res.New(c); err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
@@ -321,27 +322,46 @@ func (r *resource) persist(ctx context.Context) {
 // put saves v under key unless the last saved value is the same. putMu
 // orders the writers (the tick loop and the controller's write-ahead), so an
 // older value never overwrites a newer one.
+//
+// The tick loop puts every state every tick, and it has rarely changed: a
+// value deeply equal to the one last saved is known unchanged without
+// marshalling it (reflect.DeepEqual of these small structs costs a fraction
+// of json.Marshal and allocates nothing of its own); otherwise its bytes are compared
+// with the saved ones, as a value equal in JSON may differ in memory (a
+// time's monotonic reading, a state read back from the store).
 func (r *resource) put(ctx context.Context, key string, v any) error {
+	r.putMu.Lock()
+	defer r.putMu.Unlock()
+	r.mu.Lock()
+	prev, ok := r.saved[key]
+	r.mu.Unlock()
+	if ok && prev.v != nil && reflect.DeepEqual(prev.v, v) {
+		return nil
+	}
 	data, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	r.putMu.Lock()
-	defer r.putMu.Unlock()
-	r.mu.Lock()
-	same := string(r.saved[key]) == string(data)
-	r.mu.Unlock()
-	if same {
-		return nil
-	}
-	if err := r.s.db.PutState(ctx, key, data); err != nil {
-		r.s.log.Error("persist state", "key", key, "err", err)
-		return err
+	if !ok || string(prev.data) != string(data) {
+		if err := r.s.db.PutState(ctx, key, data); err != nil {
+			r.s.log.Error("persist state", "key", key, "err", err)
+			return err
+		}
 	}
 	r.mu.Lock()
-	r.saved[key] = data
+	r.saved[key] = savedState{data: data, v: v}
 	r.mu.Unlock()
 	return nil
+}
+
+// savedState is a state last known durable: its bytes, and the value they
+// were marshalled from (nil: unknown, e.g. read from the store), which put
+// compares a new value with before marshalling it. The callers pass values
+// of their own (runbook.State and practice.State are copies), never memory
+// that changes afterwards.
+type savedState struct {
+	data []byte
+	v    any
 }
 
 func jsonDetail(v any) json.RawMessage {

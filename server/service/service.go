@@ -13,7 +13,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -51,6 +53,9 @@ type Options struct {
 	// holds (kubelease.Elector.Epoch: the Lease's leaseTransitions + 1),
 	// which fences its orders to shared data planes; nil or 0: no epoch.
 	LeaseEpoch func() uint64
+	// TickWorkers is how many resources a pass of the tick loop ticks at
+	// once (0: GOMAXPROCS, the cores Go runs on; 1: one after the other).
+	TickWorkers int
 }
 
 // Service is a running grayzone serve.
@@ -61,6 +66,10 @@ type Service struct {
 	log    *slog.Logger
 	clock  clock.Clock
 	ticks  *tickMetrics // the tick loop's duration and lag (tickmetrics.go)
+	// tickWorkers is how many resources a pass ticks at once (tickEach).
+	tickWorkers int
+	// tickOne ticks one resource in a pass: (*resource).tick; tests wrap it.
+	tickOne func(r *resource, ctx context.Context, now time.Time)
 	// ownFDs is the canaries' transport, in memory to serve's own front doors (canarydial.go).
 	ownFDs *ownFrontDoors
 	tokens []config.Token
@@ -98,7 +107,11 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{cfg: o.Config, db: db, log: o.Log, clock: o.Clock, ticks: newTickMetrics(), ownFDs: newOwnFrontDoors(), tokens: o.Tokens, extra: o.Extra, kubeLeading: o.Leading, kubeEpoch: o.LeaseEpoch,
-		byName: map[string]*resource{}, ready: make(chan struct{})}
+		byName: map[string]*resource{}, ready: make(chan struct{}),
+		tickWorkers: o.TickWorkers, tickOne: (*resource).tick}
+	if s.tickWorkers <= 0 {
+		s.tickWorkers = runtime.GOMAXPROCS(0)
+	}
 	if s.replicated() {
 		// Nothing is written until this replica leads (see replica.go).
 		db.SetFence(store.NoEpoch)
@@ -263,9 +276,35 @@ func (s *Service) tick(ctx context.Context, now time.Time) {
 		}
 	}
 	s.expire(ctx, now)
-	for _, r := range s.resources {
-		r.tick(ctx, now)
+	s.tickEach(s.resources, func(r *resource) { s.tickOne(r, ctx, now) })
+}
+
+// tickEach runs tick for every resource of rs once, on up to s.tickWorkers
+// goroutines, and returns when all are done: a pass of the tick loop. Each
+// resource's assembly is its own (its engine runs on one goroutine at a
+// time, deterministic as ever); what the resources share (the shift model,
+// the store, the audit log, the logger) is safe for concurrent use, as the
+// API already uses it beside the loop. A slow resource holds one worker, not
+// the others' ticks; the pass still waits for it, so the pass's duration
+// (grayzone_tick_seconds) is the slowest chain of resources on one worker.
+func (s *Service) tickEach(rs []*resource, tick func(*resource)) {
+	workers := min(s.tickWorkers, len(rs))
+	if workers <= 1 {
+		for _, r := range rs {
+			tick(r)
+		}
+		return
 	}
+	var next atomic.Int64 // the index of the next resource to take
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < len(rs); i = int(next.Add(1)) - 1 {
+				tick(rs[i])
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // expire marks shifts whose expiry passed EXPIRED and records it.

@@ -129,10 +129,10 @@ func (s *Service) tickShards(ctx context.Context, now time.Time) {
 		s.followResources(ctx, now, followed)
 	}
 	s.expire(ctx, now) // only the shifts of the resources led (the manager's owner)
-	for _, r := range led {
+	s.tickEach(led, func(r *resource) {
 		lctx, _ := s.shard.of[r.cfg.Name].context()
-		r.tick(lctx, now)
-	}
+		s.tickOne(r, lctx, now)
+	})
 }
 
 // leadService keeps the leader lease's part in a sharded replica: the
@@ -273,9 +273,9 @@ func (s *Service) followResources(ctx context.Context, now time.Time, rs []*reso
 		s.log.Warn("replica: read shared shifts", "err", err)
 	}
 	get := s.sharedStates(ctx, rs)
-	for _, r := range rs {
+	s.tickEach(rs, func(r *resource) {
 		r.followTick(actuator.WithFence(ctx, s.shard.run().Known(r.cfg.Name).Epoch), now, get)
-	}
+	})
 }
 
 // shardToken is the fencing token of r's front-door orders on a sharded

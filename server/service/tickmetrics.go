@@ -11,7 +11,8 @@ import (
 )
 
 // tickMetrics tell whether the engine keeps up: how long each pass of the
-// tick loop (every resource's engine and controller) takes, and how late the
+// tick loop (every resource's engine and controller, on tickEach's workers:
+// from the pass's start until its last resource is done) takes, and how late the
 // last pass started after its tick fell due. A loop that takes longer than
 // tickEvery falls behind: its ticker drops ticks and the lag grows.
 type tickMetrics struct {
@@ -41,7 +42,7 @@ func newTickMetrics() *tickMetrics {
 	return &tickMetrics{
 		seconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "grayzone_tick_seconds",
-			Help: "Duration of one pass of serve's tick loop over every resource (it runs every 250ms; longer passes fall behind).",
+			Help: "Duration of one whole pass of serve's tick loop over every resource it leads, ticked on --tick-workers workers (it runs every 250ms; longer passes fall behind).",
 			// 1ms to 5s, with bounds at the loop's period (250ms) and at
 			// the 100ms a fleet's p99 is held to (benchmark/fleet.go).
 			Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5},
