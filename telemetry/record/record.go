@@ -299,6 +299,7 @@ type Recorder struct {
 	flags  []atomic.Bool              // the block the next series' moved flag is taken from
 
 	drainMu sync.Mutex
+	buckets []Bucket // Drain's, reused under drainMu
 }
 
 // New returns an empty recorder.
@@ -352,8 +353,9 @@ func (r *Recorder) Len() int { return len(r.series.Load().all) }
 // are never lost: each lands in this drain or the next. Drains are
 // serialised; f must not call Drain.
 func (r *Recorder) Drain(f func(key SeriesKey, delta Snapshot)) {
-	var buf [NumBuckets]Bucket
-	r.DrainAggregates(time.Time{}, buf[:0], func(a Aggregate) {
+	r.drainMu.Lock()
+	defer r.drainMu.Unlock()
+	r.buckets = r.drain(time.Time{}, r.buckets[:0], func(a Aggregate) {
 		d := Snapshot{Requests: a.Requests, Faults: a.Faults, Errors: a.Errors, Slow: a.Slow}
 		for _, b := range a.Latency {
 			d.Latency[b.Index] = b.Count
@@ -370,6 +372,10 @@ func (r *Recorder) Drain(f func(key SeriesKey, delta Snapshot)) {
 func (r *Recorder) DrainAggregates(at time.Time, buf []Bucket, f func(Aggregate)) []Bucket {
 	r.drainMu.Lock()
 	defer r.drainMu.Unlock()
+	return r.drain(at, buf, f)
+}
+
+func (r *Recorder) drain(at time.Time, buf []Bucket, f func(Aggregate)) []Bucket {
 	l := r.series.Load()
 	for i, s := range l.all {
 		// The flag first, from the list: a quiet series' own memory is
