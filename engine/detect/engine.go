@@ -171,6 +171,36 @@ type bucket struct {
 	op       map[opKey]*opAgg
 	instOp   map[instOpKey]*Counts // server-side, per instance and operation
 	regional Counts                // canary calls through the regional endpoint
+	// The maps' values, reused when the bucket is (Engine.recycle): a
+	// fresh allocation per key and bucket, four buckets a simulated
+	// second, was most of the engine's garbage.
+	counts slab[Counts]
+	ops    slab[opAgg]
+}
+
+// slab hands out pointers to zeroed values that stay valid until reset.
+type slab[T any] struct {
+	blocks [][]T
+	n      int // values handed out
+}
+
+const slabBlock = 32
+
+func (s *slab[T]) get() *T {
+	b, i := s.n/slabBlock, s.n%slabBlock
+	if b == len(s.blocks) {
+		s.blocks = append(s.blocks, make([]T, slabBlock))
+	}
+	s.n++
+	return &s.blocks[b][i]
+}
+
+// reset zeroes the values handed out and takes them back.
+func (s *slab[T]) reset() {
+	for b := 0; b*slabBlock < s.n; b++ {
+		clear(s.blocks[b][:min(slabBlock, s.n-b*slabBlock)])
+	}
+	s.n = 0
 }
 
 func newBucket(idx int64) *bucket {
@@ -359,19 +389,20 @@ func (e *Engine) add(at time.Time, src observation.Source, zone, instance, op st
 		b.regional.add(c)
 		return
 	}
-	counts(b.zone, zsKey{zone, src}).add(c)
+	counts(b.zone, zsKey{zone, src}, &b.counts).add(c)
 	if src == observation.Server && instance != "" {
-		counts(b.inst, instKey{zone, instance}).add(c)
+		counts(b.inst, instKey{zone, instance}, &b.counts).add(c)
 		// Only the cloudwatch profile counts contributors per operation; the
 		// map is the engine's largest per-bucket cost, so skip it otherwise.
 		if e.cfg.Profile == ProfileCloudWatch {
-			counts(b.instOp, instOpKey{opKey{zone, op, src}, instance}).add(c)
+			counts(b.instOp, instOpKey{opKey{zone, op, src}, instance}, &b.counts).add(c)
 		}
 	}
 	ok := opKey{zone, op, src}
 	a := b.op[ok]
 	if a == nil {
-		a = &opAgg{lat: e.sketch()}
+		a = b.ops.get()
+		a.lat = e.sketch()
 		b.op[ok] = a
 	}
 	a.add(c)
@@ -444,11 +475,12 @@ func (e *Engine) close(b *bucket) {
 	}
 }
 
-// counts returns m's counts for k, added when missing (one lookup when present).
-func counts[K comparable](m map[K]*Counts, k K) *Counts {
+// counts returns m's counts for k, added from the slab when missing (one
+// lookup when present).
+func counts[K comparable](m map[K]*Counts, k K, from *slab[Counts]) *Counts {
 	c := m[k]
 	if c == nil {
-		c = &Counts{}
+		c = from.get()
 		m[k] = c
 	}
 	return c
@@ -473,6 +505,8 @@ func (e *Engine) recycle(b *bucket) {
 	clear(b.inst)
 	clear(b.op)
 	clear(b.instOp)
+	b.counts.reset()
+	b.ops.reset() // their sketches went to e.spare in close
 	b.regional = Counts{}
 	e.spareBucket = b
 }
