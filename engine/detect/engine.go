@@ -234,11 +234,12 @@ type Engine struct {
 	scratch     *ddsketch.DDSketch
 	alarms      int // how many alarms the last assessment had
 	// alarmOrder is sortAlarms' memory: the names in the order the detector
-	// appended them last, the sorting permutation, and a scratch copy.
+	// appended them last, the sorting permutation, and where each of its
+	// cycles of more than one place starts.
 	alarmOrder struct {
-		names []string
-		perm  []int
-		buf   []AlarmStatus
+		names  []string
+		perm   []int
+		cycles []int
 	}
 
 	// Fail static: the last bucket with data per zone and source, whether
@@ -688,12 +689,30 @@ func (e *Engine) sortAlarms(as []AlarmStatus) {
 			o.perm = append(o.perm, i)
 		}
 		slices.SortStableFunc(o.perm, func(x, y int) int { return strings.Compare(as[x].Name, as[y].Name) })
+		o.cycles = o.cycles[:0]
+		seen := make([]bool, len(o.perm))
+		for i := range o.perm {
+			if seen[i] || o.perm[i] == i {
+				continue
+			}
+			o.cycles = append(o.cycles, i)
+			for j := i; !seen[j]; j = o.perm[j] {
+				seen[j] = true
+			}
+		}
 	}
-	e.alarmOrder.buf = append(e.alarmOrder.buf[:0], as...)
-	for i, j := range e.alarmOrder.perm {
-		as[i] = e.alarmOrder.buf[j]
+	// as[i] becomes the old as[perm[i]], in place along each cycle: one
+	// move per misplaced alarm (a scratch copy of them all and back was a
+	// fiftieth of a simulated day).
+	perm := e.alarmOrder.perm
+	for _, start := range e.alarmOrder.cycles {
+		first := as[start]
+		i := start
+		for j := perm[i]; j != start; i, j = j, perm[j] {
+			as[i] = as[j]
+		}
+		as[i] = first
 	}
-	clear(e.alarmOrder.buf) // hold no reasons' lists past the tick
 }
 
 func canaryAvail(c Counts) float64 {
