@@ -8,6 +8,7 @@ package detect
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -228,10 +229,12 @@ type Engine struct {
 	skipped int64 // observations for zones the engine does not know
 	// spare holds the latency sketches of closed buckets, cleared, for the
 	// next buckets (perf only: allocating one per operation and bucket was
-	// a tenth of a simulated day); scratch is refreshP99's merge target.
+	// a tenth of a simulated day); latSum and clatSum are the running sums
+	// of lat's and clat's rings that refreshP99 reads.
 	spare       []*ddsketch.DDSketch
 	spareBucket *bucket
-	scratch     *ddsketch.DDSketch
+	latSum      map[string]*windowSum
+	clatSum     map[string]*windowSum
 	alarms      int // how many alarms the last assessment had
 	// alarmOrder is sortAlarms' memory: the names in the order the detector
 	// appended them last, the sorting permutation, and where each of its
@@ -267,6 +270,8 @@ func New(cfg Config) (*Engine, error) {
 		display: map[string]*ring{},
 		lat:     map[string][]*ddsketch.DDSketch{},
 		clat:    map[string][]*ddsketch.DDSketch{},
+		latSum:  map[string]*windowSum{},
+		clatSum: map[string]*windowSum{},
 		cp99:    map[string]float64{},
 
 		lastSeen: map[zsKey]int64{},
@@ -284,6 +289,7 @@ func New(cfg Config) (*Engine, error) {
 			sk[i], csk[i] = newSketch(), newSketch()
 		}
 		e.lat[z], e.clat[z] = sk, csk
+		e.latSum[z], e.clatSum[z] = &windowSum{sk: newSketch(), exact: true}, &windowSum{sk: newSketch(), exact: true}
 		e.p99[z], e.cp99[z] = -1, -1
 	}
 	var err error
@@ -443,6 +449,8 @@ func (e *Engine) close(b *bucket) {
 		n := int64(len(e.lat[e.cfg.Zones[0]]))
 		for s := max(e.latSec+1, sec-n+1); s <= sec; s++ {
 			for _, z := range e.cfg.Zones {
+				e.latSum[z].remove(e.lat[z][s%n])
+				e.clatSum[z].remove(e.clat[z][s%n])
 				e.lat[z][s%n].Clear()
 				e.clat[z][s%n].Clear()
 			}
@@ -522,24 +530,94 @@ func (e *Engine) sketch() *ddsketch.DDSketch {
 	return newSketch()
 }
 
-// refreshP99 recomputes each zone's display p99 over the last 10 s.
+// refreshP99 recomputes each zone's display p99 over the last 10 s, as
+// the second latSec ends.
 func (e *Engine) refreshP99() {
+	ended := int(e.latSec % int64(len(e.lat[e.cfg.Zones[0]])))
 	for _, z := range e.cfg.Zones {
-		e.p99[z] = e.mergedQuantile(e.lat[z], 0.99)
-		e.cp99[z] = e.mergedQuantile(e.clat[z], 0.99)
+		e.p99[z] = e.latSum[z].quantile(e.lat[z], ended, 0.99)
+		e.cp99[z] = e.clatSum[z].quantile(e.clat[z], ended, 0.99)
 	}
 }
 
-func (e *Engine) mergedQuantile(sks []*ddsketch.DDSketch, q float64) float64 {
-	if e.scratch == nil {
-		e.scratch = newSketch()
+// windowSum is the running sum of a ring of per-second latency sketches,
+// whose quantile is a display p99: each second's sketch is added once,
+// when the second ends, and taken out when its slot is cleared for reuse,
+// instead of merging the whole ring again every second (7 % of a simulated
+// day). The bins hold integer counts in float64, so the sums are exact and
+// the sum's bins and count are the merge's (with zero bins around them,
+// which no quantile reads), hence its quantiles. Where that is not shown
+// (a sketch with zero or negative values, which have no bins; a range the
+// store could collapse) the sum is merged afresh from the ring, as it was.
+type windowSum struct {
+	sk    *ddsketch.DDSketch
+	exact bool // sk is the sum of the ring's slots but the one being filled
+}
+
+// maxExactRange is the widest index range a running sum may cover: below
+// newSketch's 1,024 bins, so its store never collapses (record buckets span
+// about 825).
+const maxExactRange = 1000
+
+// quantile adds the slot whose second ended and returns the ring's
+// q-quantile (-1 when empty).
+func (w *windowSum) quantile(ring []*ddsketch.DDSketch, ended int, q float64) float64 {
+	if w.exact && valuesInBins(ring[ended]) && indexSpan(w.sk, ring[ended]) <= maxExactRange {
+		_ = w.sk.MergeWith(ring[ended])
+	} else {
+		w.sk.Clear()
+		for _, sk := range ring {
+			_ = w.sk.MergeWith(sk)
+		}
+		w.exact = valuesInBins(w.sk) && indexSpan(w.sk, nil) <= maxExactRange
 	}
-	merged := e.scratch
-	merged.Clear()
-	for _, sk := range sks {
-		_ = merged.MergeWith(sk)
+	return quantile(w.sk, q)
+}
+
+// remove takes a slot about to be cleared out of the sum.
+func (w *windowSum) remove(slot *ddsketch.DDSketch) {
+	if !w.exact || slot.IsEmpty() {
+		return
 	}
-	return quantile(merged, q)
+	if !valuesInBins(slot) {
+		w.exact = false
+		return
+	}
+	st := w.sk.GetPositiveValueStore()
+	slot.GetPositiveValueStore().ForEach(func(i int, c float64) bool {
+		st.AddWithCount(i, -c)
+		return false
+	})
+	if st.IsEmpty() {
+		w.sk.Clear() // as a fresh merge target: an empty store is re-ranged from scratch
+	}
+}
+
+// valuesInBins reports whether every value of s is in its positive store's bins.
+func valuesInBins(s *ddsketch.DDSketch) bool {
+	return s.GetZeroCount() == 0 && s.GetNegativeValueStore().IsEmpty()
+}
+
+// indexSpan is the number of indices the positive stores of a and b (nil:
+// none) cover together, 0 when both are empty.
+func indexSpan(a, b *ddsketch.DDSketch) int {
+	lo, hi := math.MaxInt, math.MinInt
+	for _, s := range [2]*ddsketch.DDSketch{a, b} {
+		if s == nil {
+			continue
+		}
+		st := s.GetPositiveValueStore()
+		if v, err := st.MinIndex(); err == nil {
+			lo = min(lo, v)
+		}
+		if v, err := st.MaxIndex(); err == nil {
+			hi = max(hi, v)
+		}
+	}
+	if lo > hi {
+		return 0
+	}
+	return hi - lo + 1
 }
 
 // ZoneStatus is one zone's state at a tick.
