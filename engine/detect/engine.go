@@ -551,7 +551,8 @@ func (e *Engine) refreshP99() {
 // store could collapse) the sum is merged afresh from the ring, as it was.
 type windowSum struct {
 	sk    *ddsketch.DDSketch
-	exact bool // sk is the sum of the ring's slots but the one being filled
+	exact bool                           // sk is the sum of the ring's slots but the one being filled
+	sub   func(int, float64) (stop bool) // takes a bin out of sk; made once, not per call
 }
 
 // maxExactRange is the widest index range a running sum may cover: below
@@ -583,12 +584,14 @@ func (w *windowSum) remove(slot *ddsketch.DDSketch) {
 		w.exact = false
 		return
 	}
-	st := w.sk.GetPositiveValueStore()
-	slot.GetPositiveValueStore().ForEach(func(i int, c float64) bool {
-		st.AddWithCount(i, -c)
-		return false
-	})
-	if st.IsEmpty() {
+	if w.sub == nil {
+		w.sub = func(i int, c float64) bool {
+			w.sk.GetPositiveValueStore().AddWithCount(i, -c)
+			return false
+		}
+	}
+	slot.GetPositiveValueStore().ForEach(w.sub)
+	if w.sk.GetPositiveValueStore().IsEmpty() {
 		w.sk.Clear() // as a fresh merge target: an empty store is re-ranged from scratch
 	}
 }
