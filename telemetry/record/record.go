@@ -10,15 +10,18 @@
 //	...
 //	s.Observe(observation.FromStatus(code), time.Since(start))
 //
-// Observe is one atomic add: each (outcome, latency bucket) pair has its own
-// counter, so the request, fault, error and latency counts of a delta are all
-// sums of those counters, read by Drain. The latency bucket that holds the
-// series' slow threshold is split in two counters (at or below / above the
-// threshold), so the slow count is exact, not rounded to a bucket edge.
+// Observe is one atomic add (and reads of two flags it sets only when they
+// are clear, about once per drain): each (outcome, latency bucket) pair has
+// its own counter, so the request, fault, error and latency counts of a
+// delta are all sums of those counters, read by Drain. The latency bucket
+// that holds the series' slow threshold is split in two counters (at or
+// below / above the threshold), so the slow count is exact, not rounded to
+// a bucket edge.
 //
-// Drain swaps every counter to zero with atomic swaps: an increment lands in
-// exactly one drain, never in none or two. Series are padded so that Observe
-// on different series from different cores never writes the same cache line.
+// Drain swaps the counters that moved (the flags say which) to zero with
+// atomic swaps: an increment lands in exactly one drain, never in none or
+// two. Series are padded so that Observe on different series from
+// different cores never writes the same cache line.
 package record
 
 import (
