@@ -187,8 +187,8 @@ type Series struct {
 func (s *Series) Key() SeriesKey { return s.key }
 
 // Observe counts one request. It is safe for concurrent use, lock-free (one
-// atomic add, and a read of the series' moved flag, written once per drain)
-// and does not allocate. (The flag put it past the inliner's budget: a call
+// atomic add, and reads of the slot's touched bit and the series' moved
+// flag, each set here at most once per drain) and does not allocate. (The flag put it past the inliner's budget: a call
 // of a few nanoseconds per proxied request, against a scan of every quiet
 // series at every drain.) Outcomes beyond Fault count as faults; negative
 // latencies as zero.
