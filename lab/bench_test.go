@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"os"
 	"testing"
 
 	"github.com/grayzone/grayzone/lab/scenario"
@@ -41,5 +42,26 @@ topology: {zones: [az-a, az-b, az-c], instances_per_zone: 2}, load: {rps: 200}, 
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkSimCorpusDay is one day of the day corpus (benchmark/corpus/day,
+// day-002: 24 h, diurnal load of a few to a few hundred req/s, a real zonal
+// fault among the nuisance ones) under the default profile: what
+// "grayzone bench detect --corpus day" pays per day and profile. Quiet at
+// night, so the engine's per-tick work weighs more than at 200 req/s.
+func BenchmarkSimCorpusDay(b *testing.B) {
+	raw, err := os.ReadFile("../benchmark/corpus/day/day-002.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	sc, err := scenario.Parse("day-002.yaml", raw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := Run(context.Background(), Options{Scenario: sc, Mode: ModeSim, Detector: "default"}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -73,15 +73,24 @@ type ring struct {
 	slots []Counts
 	total Counts
 	pos   int
+	// all is every bucket's sum since the ring began, sums[i] what all was
+	// right after slots[i] was pushed: last(k) is a difference of two
+	// sums, not a loop over k buckets (the onset test asks for spans of up
+	// to minutes of buckets for every pair of zones at every tick, a tenth
+	// of a simulated day). The counts are integers: the difference is exact.
+	all  Counts
+	sums []Counts
 }
 
-func newRing(n int) *ring { return &ring{slots: make([]Counts, n)} }
+func newRing(n int) *ring { return &ring{slots: make([]Counts, n), sums: make([]Counts, n)} }
 
 // push adds the newest bucket, dropping the oldest.
 func (r *ring) push(c Counts) {
 	r.total.sub(r.slots[r.pos])
 	r.slots[r.pos] = c
 	r.total.add(c)
+	r.all.add(c)
+	r.sums[r.pos] = r.all
 	r.pos = (r.pos + 1) % len(r.slots)
 }
 
@@ -138,10 +147,16 @@ func quantile(s *ddsketch.DDSketch, q float64) float64 {
 
 // last sums the newest k buckets (at most the whole ring).
 func (r *ring) last(k int) Counts {
-	var c Counts
 	n := len(r.slots)
-	for i := 1; i <= min(k, n); i++ {
-		c.add(r.slots[(r.pos-i+n)%n])
+	switch {
+	case k <= 0:
+		return Counts{}
+	case k >= n:
+		return r.total
 	}
+	// The sum before the newest k buckets is the one right after the
+	// bucket pushed k+1 ago (zero, never written, when fewer were pushed).
+	c := r.all
+	c.sub(r.sums[(r.pos-k-1+n)%n])
 	return c
 }

@@ -45,7 +45,8 @@ func (l *llrs) set(p0 float64, alts []float64) {
 }
 
 // update adds n trials with bad failures against the bank's ratios l, and
-// returns the new statistic. Each statistic is capped at ceil so that, once
+// returns the new statistic (builtin max: math.Max's result, NaN and ±0
+// alike, without its call). Each statistic is capped at ceil so that, once
 // the evidence stops, it falls back below the threshold in bounded time.
 func (c *cusum) update(idx, n, bad int64, l *llrs, ceil float64) float64 {
 	if len(c.s) != len(l.bad) {
@@ -63,11 +64,11 @@ func (c *cusum) update(idx, n, bad int64, l *llrs, ceil float64) float64 {
 	best := 0.0
 	for i := range l.bad {
 		llr := b*l.bad[i] + good*l.good[i]
-		c.s[i] = min(ceil, math.Max(0, c.s[i]+llr))
+		c.s[i] = min(ceil, max(0, c.s[i]+llr))
 		if c.s[i] == 0 {
 			c.zero[i] = idx
 		}
-		best = math.Max(best, c.s[i])
+		best = max(best, c.s[i])
 	}
 	return best
 }
@@ -87,7 +88,7 @@ func (c *cusum) since() int64 {
 func (c *cusum) value() float64 {
 	best := 0.0
 	for _, v := range c.s {
-		best = math.Max(best, v)
+		best = max(best, v)
 	}
 	return best
 }

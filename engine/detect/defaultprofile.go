@@ -3,6 +3,7 @@ package detect
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -40,7 +41,11 @@ type defaultProfile struct {
 
 	zones map[zsKey]*zoneSeq
 	inst  map[instKey]*instSeq
-	step_ int64
+	// byZone lists inst's instances by zone index, in no order: evalZone
+	// walks its zone's, not every instance of every zone per zone and
+	// dimension at every tick.
+	byZone [][]*instSeq
+	step_  int64
 
 	base  [2]baseline
 	p0    [2]float64
@@ -103,6 +108,8 @@ type instSeq struct {
 	// lastLite is, per dimension, the last step the instance's CUSUM was at
 	// h/2 or above (contributing; see evalZone).
 	lastLite [2]int64
+	name     string // the instance
+	zi       int    // its zone's index in cfg.Zones
 }
 
 // recent reports whether a bad request was seen within the recent window.
@@ -124,6 +131,7 @@ func newDefaultProfile(cfg *Config) *defaultProfile {
 	for _, z := range cfg.Zones {
 		f.names = append(f.names, newZoneNames(z))
 		f.seqs = append(f.seqs, [2]*zoneSeq{})
+		f.byZone = append(f.byZone, nil)
 		for _, s := range []observation.Source{observation.Server, observation.Canary} {
 			zs := &zoneSeq{span: newRing(int(buckets(isolationSpanMax, cfg.Resolution)))}
 			for _, w := range outlierWindows {
@@ -208,8 +216,7 @@ func (f *defaultProfile) step(b *bucket) {
 	for k, c := range b.inst {
 		is := f.inst[k]
 		if is == nil {
-			is = &instSeq{}
-			f.inst[k] = is
+			is = f.addInst(k, &instSeq{})
 		}
 		is.lastSeen = b.idx
 		for _, d := range dims {
@@ -224,11 +231,25 @@ func (f *defaultProfile) step(b *bucket) {
 	}
 	f.stepRecovery(b)
 	// Forget instances gone for good, so memory stays bounded.
-	for k, is := range f.inst {
-		if b.idx-is.lastSeen > 10*buckets(instanceActive, f.cfg.Resolution) {
-			delete(f.inst, k)
-		}
+	for zi, l := range f.byZone {
+		f.byZone[zi] = slices.DeleteFunc(l, func(is *instSeq) bool {
+			gone := b.idx-is.lastSeen > 10*buckets(instanceActive, f.cfg.Resolution)
+			if gone {
+				delete(f.inst, instKey{f.cfg.Zones[zi], is.name})
+			}
+			return gone
+		})
 	}
+}
+
+// addInst starts following instance k with is.
+func (f *defaultProfile) addInst(k instKey, is *instSeq) *instSeq {
+	is.name, is.zi = k.instance, slices.Index(f.cfg.Zones, k.zone)
+	f.inst[k] = is
+	if is.zi >= 0 { // always: the engine takes only its zones
+		f.byZone[is.zi] = append(f.byZone[is.zi], is)
+	}
+	return is
 }
 
 // zoneEval is the detector's view of one zone in one dimension.
@@ -301,10 +322,7 @@ func (f *defaultProfile) evalZone(zi int, d Dim, silent bool) zoneEval {
 	// for a coincidence. An instance that never crossed since the change
 	// (the healthy one beside a single bad instance) still never contributes.
 	from := f.changePoint(z, d, ev.src)
-	for k, is := range f.inst {
-		if k.zone != z {
-			continue
-		}
+	for _, is := range f.byZone[zi] {
 		if silent {
 			// The zone's server-side telemetry stopped while other zones
 			// report (when every zone stops, the engine fails static): every
@@ -312,7 +330,7 @@ func (f *defaultProfile) evalZone(zi int, d Dim, silent bool) zoneEval {
 			// instance explains. Each counts as contributing; the impact
 			// itself must still come from the canaries.
 			ev.instances++
-			ev.contributors = append(ev.contributors, k.instance+" (silent)")
+			ev.contributors = append(ev.contributors, is.name+" (silent)")
 			continue
 		}
 		if f.step_-is.lastSeen > buckets(instanceActive, f.cfg.Resolution) {
@@ -320,7 +338,7 @@ func (f *defaultProfile) evalZone(zi int, d Dim, silent bool) zoneEval {
 		}
 		ev.instances++
 		if f.recent(is.lastBad[d]) && is.lastLite[d] > 0 && is.lastLite[d] >= from {
-			ev.contributors = append(ev.contributors, k.instance)
+			ev.contributors = append(ev.contributors, is.name)
 		}
 	}
 	sort.Strings(ev.contributors)

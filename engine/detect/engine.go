@@ -8,6 +8,7 @@ package detect
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -171,6 +172,36 @@ type bucket struct {
 	op       map[opKey]*opAgg
 	instOp   map[instOpKey]*Counts // server-side, per instance and operation
 	regional Counts                // canary calls through the regional endpoint
+	// The maps' values, reused when the bucket is (Engine.recycle): a
+	// fresh allocation per key and bucket, four buckets a simulated
+	// second, was most of the engine's garbage.
+	counts slab[Counts]
+	ops    slab[opAgg]
+}
+
+// slab hands out pointers to zeroed values that stay valid until reset.
+type slab[T any] struct {
+	blocks [][]T
+	n      int // values handed out
+}
+
+const slabBlock = 32
+
+func (s *slab[T]) get() *T {
+	b, i := s.n/slabBlock, s.n%slabBlock
+	if b == len(s.blocks) {
+		s.blocks = append(s.blocks, make([]T, slabBlock))
+	}
+	s.n++
+	return &s.blocks[b][i]
+}
+
+// reset zeroes the values handed out and takes them back.
+func (s *slab[T]) reset() {
+	for b := 0; b*slabBlock < s.n; b++ {
+		clear(s.blocks[b][:min(slabBlock, s.n-b*slabBlock)])
+	}
+	s.n = 0
 }
 
 func newBucket(idx int64) *bucket {
@@ -198,17 +229,20 @@ type Engine struct {
 	skipped int64 // observations for zones the engine does not know
 	// spare holds the latency sketches of closed buckets, cleared, for the
 	// next buckets (perf only: allocating one per operation and bucket was
-	// a tenth of a simulated day); scratch is refreshP99's merge target.
+	// a tenth of a simulated day); latSum and clatSum are the running sums
+	// of lat's and clat's rings that refreshP99 reads.
 	spare       []*ddsketch.DDSketch
 	spareBucket *bucket
-	scratch     *ddsketch.DDSketch
+	latSum      map[string]*windowSum
+	clatSum     map[string]*windowSum
 	alarms      int // how many alarms the last assessment had
 	// alarmOrder is sortAlarms' memory: the names in the order the detector
-	// appended them last, the sorting permutation, and a scratch copy.
+	// appended them last, the sorting permutation, and where each of its
+	// cycles of more than one place starts.
 	alarmOrder struct {
-		names []string
-		perm  []int
-		buf   []AlarmStatus
+		names  []string
+		perm   []int
+		cycles []int
 	}
 
 	// Fail static: the last bucket with data per zone and source, whether
@@ -236,6 +270,8 @@ func New(cfg Config) (*Engine, error) {
 		display: map[string]*ring{},
 		lat:     map[string][]*ddsketch.DDSketch{},
 		clat:    map[string][]*ddsketch.DDSketch{},
+		latSum:  map[string]*windowSum{},
+		clatSum: map[string]*windowSum{},
 		cp99:    map[string]float64{},
 
 		lastSeen: map[zsKey]int64{},
@@ -253,6 +289,7 @@ func New(cfg Config) (*Engine, error) {
 			sk[i], csk[i] = newSketch(), newSketch()
 		}
 		e.lat[z], e.clat[z] = sk, csk
+		e.latSum[z], e.clatSum[z] = &windowSum{sk: newSketch(), exact: true}, &windowSum{sk: newSketch(), exact: true}
 		e.p99[z], e.cp99[z] = -1, -1
 	}
 	var err error
@@ -359,19 +396,20 @@ func (e *Engine) add(at time.Time, src observation.Source, zone, instance, op st
 		b.regional.add(c)
 		return
 	}
-	counts(b.zone, zsKey{zone, src}).add(c)
+	counts(b.zone, zsKey{zone, src}, &b.counts).add(c)
 	if src == observation.Server && instance != "" {
-		counts(b.inst, instKey{zone, instance}).add(c)
+		counts(b.inst, instKey{zone, instance}, &b.counts).add(c)
 		// Only the cloudwatch profile counts contributors per operation; the
 		// map is the engine's largest per-bucket cost, so skip it otherwise.
 		if e.cfg.Profile == ProfileCloudWatch {
-			counts(b.instOp, instOpKey{opKey{zone, op, src}, instance}).add(c)
+			counts(b.instOp, instOpKey{opKey{zone, op, src}, instance}, &b.counts).add(c)
 		}
 	}
 	ok := opKey{zone, op, src}
 	a := b.op[ok]
 	if a == nil {
-		a = &opAgg{lat: e.sketch()}
+		a = b.ops.get()
+		a.lat = e.sketch()
 		b.op[ok] = a
 	}
 	a.add(c)
@@ -411,6 +449,8 @@ func (e *Engine) close(b *bucket) {
 		n := int64(len(e.lat[e.cfg.Zones[0]]))
 		for s := max(e.latSec+1, sec-n+1); s <= sec; s++ {
 			for _, z := range e.cfg.Zones {
+				e.latSum[z].remove(e.lat[z][s%n])
+				e.clatSum[z].remove(e.clat[z][s%n])
 				e.lat[z][s%n].Clear()
 				e.clat[z][s%n].Clear()
 			}
@@ -444,11 +484,12 @@ func (e *Engine) close(b *bucket) {
 	}
 }
 
-// counts returns m's counts for k, added when missing (one lookup when present).
-func counts[K comparable](m map[K]*Counts, k K) *Counts {
+// counts returns m's counts for k, added from the slab when missing (one
+// lookup when present).
+func counts[K comparable](m map[K]*Counts, k K, from *slab[Counts]) *Counts {
 	c := m[k]
 	if c == nil {
-		c = &Counts{}
+		c = from.get()
 		m[k] = c
 	}
 	return c
@@ -473,6 +514,8 @@ func (e *Engine) recycle(b *bucket) {
 	clear(b.inst)
 	clear(b.op)
 	clear(b.instOp)
+	b.counts.reset()
+	b.ops.reset() // their sketches went to e.spare in close
 	b.regional = Counts{}
 	e.spareBucket = b
 }
@@ -487,24 +530,97 @@ func (e *Engine) sketch() *ddsketch.DDSketch {
 	return newSketch()
 }
 
-// refreshP99 recomputes each zone's display p99 over the last 10 s.
+// refreshP99 recomputes each zone's display p99 over the last 10 s, as
+// the second latSec ends.
 func (e *Engine) refreshP99() {
+	ended := int(e.latSec % int64(len(e.lat[e.cfg.Zones[0]])))
 	for _, z := range e.cfg.Zones {
-		e.p99[z] = e.mergedQuantile(e.lat[z], 0.99)
-		e.cp99[z] = e.mergedQuantile(e.clat[z], 0.99)
+		e.p99[z] = e.latSum[z].quantile(e.lat[z], ended, 0.99)
+		e.cp99[z] = e.clatSum[z].quantile(e.clat[z], ended, 0.99)
 	}
 }
 
-func (e *Engine) mergedQuantile(sks []*ddsketch.DDSketch, q float64) float64 {
-	if e.scratch == nil {
-		e.scratch = newSketch()
+// windowSum is the running sum of a ring of per-second latency sketches,
+// whose quantile is a display p99: each second's sketch is added once,
+// when the second ends, and taken out when its slot is cleared for reuse,
+// instead of merging the whole ring again every second (7 % of a simulated
+// day). The bins hold integer counts in float64, so the sums are exact and
+// the sum's bins and count are the merge's (with zero bins around them,
+// which no quantile reads), hence its quantiles. Where that is not shown
+// (a sketch with zero or negative values, which have no bins; a range the
+// store could collapse) the sum is merged afresh from the ring, as it was.
+type windowSum struct {
+	sk    *ddsketch.DDSketch
+	exact bool                           // sk is the sum of the ring's slots but the one being filled
+	sub   func(int, float64) (stop bool) // takes a bin out of sk; made once, not per call
+}
+
+// maxExactRange is the widest index range a running sum may cover: below
+// newSketch's 1,024 bins, so its store never collapses (record buckets span
+// about 825).
+const maxExactRange = 1000
+
+// quantile adds the slot whose second ended and returns the ring's
+// q-quantile (-1 when empty).
+func (w *windowSum) quantile(ring []*ddsketch.DDSketch, ended int, q float64) float64 {
+	if w.exact && valuesInBins(ring[ended]) && indexSpan(w.sk, ring[ended]) <= maxExactRange {
+		_ = w.sk.MergeWith(ring[ended])
+	} else {
+		w.sk.Clear()
+		for _, sk := range ring {
+			_ = w.sk.MergeWith(sk)
+		}
+		w.exact = valuesInBins(w.sk) && indexSpan(w.sk, nil) <= maxExactRange
 	}
-	merged := e.scratch
-	merged.Clear()
-	for _, sk := range sks {
-		_ = merged.MergeWith(sk)
+	return quantile(w.sk, q)
+}
+
+// remove takes a slot about to be cleared out of the sum.
+func (w *windowSum) remove(slot *ddsketch.DDSketch) {
+	if !w.exact || slot.IsEmpty() {
+		return
 	}
-	return quantile(merged, q)
+	if !valuesInBins(slot) {
+		w.exact = false
+		return
+	}
+	if w.sub == nil {
+		w.sub = func(i int, c float64) bool {
+			w.sk.GetPositiveValueStore().AddWithCount(i, -c)
+			return false
+		}
+	}
+	slot.GetPositiveValueStore().ForEach(w.sub)
+	if w.sk.GetPositiveValueStore().IsEmpty() {
+		w.sk.Clear() // as a fresh merge target: an empty store is re-ranged from scratch
+	}
+}
+
+// valuesInBins reports whether every value of s is in its positive store's bins.
+func valuesInBins(s *ddsketch.DDSketch) bool {
+	return s.GetZeroCount() == 0 && s.GetNegativeValueStore().IsEmpty()
+}
+
+// indexSpan is the number of indices the positive stores of a and b (nil:
+// none) cover together, 0 when both are empty.
+func indexSpan(a, b *ddsketch.DDSketch) int {
+	lo, hi := math.MaxInt, math.MinInt
+	for _, s := range [2]*ddsketch.DDSketch{a, b} {
+		if s == nil {
+			continue
+		}
+		st := s.GetPositiveValueStore()
+		if v, err := st.MinIndex(); err == nil {
+			lo = min(lo, v)
+		}
+		if v, err := st.MaxIndex(); err == nil {
+			hi = max(hi, v)
+		}
+	}
+	if lo > hi {
+		return 0
+	}
+	return hi - lo + 1
 }
 
 // ZoneStatus is one zone's state at a tick.
@@ -654,12 +770,30 @@ func (e *Engine) sortAlarms(as []AlarmStatus) {
 			o.perm = append(o.perm, i)
 		}
 		slices.SortStableFunc(o.perm, func(x, y int) int { return strings.Compare(as[x].Name, as[y].Name) })
+		o.cycles = o.cycles[:0]
+		seen := make([]bool, len(o.perm))
+		for i := range o.perm {
+			if seen[i] || o.perm[i] == i {
+				continue
+			}
+			o.cycles = append(o.cycles, i)
+			for j := i; !seen[j]; j = o.perm[j] {
+				seen[j] = true
+			}
+		}
 	}
-	e.alarmOrder.buf = append(e.alarmOrder.buf[:0], as...)
-	for i, j := range e.alarmOrder.perm {
-		as[i] = e.alarmOrder.buf[j]
+	// as[i] becomes the old as[perm[i]], in place along each cycle: one
+	// move per misplaced alarm (a scratch copy of them all and back was a
+	// fiftieth of a simulated day).
+	perm := e.alarmOrder.perm
+	for _, start := range e.alarmOrder.cycles {
+		first := as[start]
+		i := start
+		for j := perm[i]; j != start; i, j = j, perm[j] {
+			as[i] = as[j]
+		}
+		as[i] = first
 	}
-	clear(e.alarmOrder.buf) // hold no reasons' lists past the tick
 }
 
 func canaryAvail(c Counts) float64 {

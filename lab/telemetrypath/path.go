@@ -64,8 +64,11 @@ type Path struct {
 	// ends): an instance can only count a request once it is done.
 	held []observation.Observation
 
-	rec    *record.Recorder // direct (the front door's recorder), middleware
-	series map[record.SeriesKey]*record.Series
+	rec *record.Recorder // direct (the front door's recorder), middleware
+	// series are the resolved series by instance: a lookup by one
+	// string, then a short scan of the instance's few series (a map keyed
+	// by the whole SeriesKey hashed four fields per request).
+	series map[string][]*record.Series
 
 	start time.Time // otlp, prometheus: the processes' start
 	cum   map[cumKey]*cumulative
@@ -94,7 +97,7 @@ var bounds = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1,
 // the front door's recorder, which the direct path counts customer requests
 // in (the resource's intake drains it into the gate at each tick).
 func New(kind string, sink Sink, frontDoor *record.Recorder, start time.Time) (*Path, error) {
-	p := &Path{kind: kind, sink: sink, next: start.Add(Interval), start: start, series: map[record.SeriesKey]*record.Series{}}
+	p := &Path{kind: kind, sink: sink, next: start.Add(Interval), start: start, series: map[string][]*record.Series{}}
 	switch kind {
 	case Direct:
 		p.rec = frontDoor
@@ -133,13 +136,7 @@ func (p *Path) Observe(o observation.Observation) error {
 func (p *Path) count(o observation.Observation) {
 	switch p.kind {
 	case Direct, Middleware:
-		k := record.SeriesKey{Source: o.Source, Zone: o.Zone, Instance: o.Instance, Operation: o.Operation}
-		s := p.series[k]
-		if s == nil {
-			s = p.rec.Series(o.Source, o.Zone, o.Instance, o.Operation)
-			p.series[k] = s
-		}
-		s.Observe(o.Outcome, o.Latency)
+		p.seriesOf(o).Observe(o.Outcome, o.Latency)
 	case OTLP, Prometheus:
 		code := map[observation.Outcome]int{observation.Success: 200, observation.Error: 400, observation.Fault: 500}[o.Outcome]
 		k := cumKey{o.Zone, o.Instance, o.Operation, code}
@@ -159,6 +156,20 @@ func (p *Path) count(o observation.Observation) {
 			p.agg.Add(l)
 		}
 	}
+}
+
+// seriesOf returns the recorder's series of o.
+func (p *Path) seriesOf(o observation.Observation) *record.Series {
+	k := record.SeriesKey{Source: o.Source, Zone: o.Zone, Instance: o.Instance, Operation: o.Operation}
+	ss := p.series[o.Instance]
+	for _, s := range ss {
+		if s.Key() == k {
+			return s
+		}
+	}
+	s := p.rec.Series(o.Source, o.Zone, o.Instance, o.Operation)
+	p.series[o.Instance] = append(ss, s)
+	return s
 }
 
 // Tick counts the requests completed by now and exports at each interval

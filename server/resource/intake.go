@@ -37,7 +37,8 @@ type Intake struct {
 	// never stretches a tick; the gate's buffer bound drops the excess.
 	PerTick int
 
-	fd []record.Aggregate // reused by Feed
+	fd      []record.Aggregate // reused by Feed
+	buckets []record.Bucket    // fd's latency buckets, reused by Feed (the gate copies them)
 }
 
 // OfferObservation offers one observation (a canary's call, a log line) to
@@ -55,9 +56,9 @@ func (in *Intake) Feed(now time.Time, ctrl *autoshift.Controller) {
 		// this tick closes, not in the next one a tick later.
 		at := now.Add(-time.Nanosecond)
 		fd := in.fd[:0]
-		in.FrontDoor.Drain(func(k record.SeriesKey, d record.Snapshot) {
-			if in.Drop == nil || !in.Drop(now, k) {
-				fd = append(fd, d.Aggregate(at, k))
+		in.buckets = in.FrontDoor.DrainAggregates(at, in.buckets[:0], func(a record.Aggregate) {
+			if in.Drop == nil || !in.Drop(now, a.Key) {
+				fd = append(fd, a)
 			}
 		})
 		if len(fd) > 0 {

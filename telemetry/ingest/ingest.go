@@ -346,7 +346,9 @@ func (g *Gate) Offer(source string, aggs []record.Aggregate, now time.Time) erro
 	}
 	s := g.source(source)
 	for i, a := range aggs {
-		a.FillSlow(g.threshold(a.Key.Operation))
+		if a.Slow == record.SlowFromLatency { // the threshold's lookup only when it is needed
+			a.FillSlow(g.threshold(a.Key.Operation))
+		}
 		g.tail(len(a.Latency), g.pending+i+1).add(a)
 		s.Requests += a.Requests
 		if a.At.After(s.Newest) {

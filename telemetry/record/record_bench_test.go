@@ -158,6 +158,25 @@ func BenchmarkRecordDrain(b *testing.B) { benchDrain(b, 100, 100) }
 // counted since the last drain (a quiet series is skipped unread).
 func BenchmarkRecordDrainQuiet(b *testing.B) { benchDrain(b, 1000, 1) }
 
+// BenchmarkRecordDrainAggregates is BenchmarkRecordDrain in the form the
+// resource's intake drains the front door's recorder.
+func BenchmarkRecordDrainAggregates(b *testing.B) {
+	r := New(Options{})
+	var ss []*Series
+	for i := range 100 {
+		ss = append(ss, r.Series(observation.Server, "az-a", "i-"+strconv.Itoa(i), "orders"))
+	}
+	var buf []Bucket
+	at := time.Unix(0, 0)
+	b.ReportAllocs()
+	for b.Loop() {
+		for j, s := range ss {
+			s.Observe(observation.Success, latencies[j&63])
+		}
+		buf = r.DrainAggregates(at, buf[:0], func(Aggregate) {})
+	}
+}
+
 // benchDrain drains n series of which busy counted since the last drain.
 func benchDrain(b *testing.B, n, busy int) {
 	r := New(Options{})

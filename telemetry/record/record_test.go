@@ -3,6 +3,7 @@ package record
 import (
 	"math"
 	"math/rand/v2"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -214,5 +215,58 @@ func TestObserveDoesNotAllocate(t *testing.T) {
 	s := New(Options{}).Series(observation.Server, "z", "i", "op")
 	if n := testing.AllocsPerRun(1000, func() { s.Observe(observation.Success, time.Millisecond) }); n != 0 {
 		t.Errorf("Observe allocates %v times", n)
+	}
+}
+
+// TestDrainAggregatesIsTheSparseSnapshot: the aggregate form holds exactly
+// the snapshot's counts, its buckets ascending (the threshold bucket's slow
+// part folded into it, also when only the slow part moved), over drains
+// that each see a different set of touched buckets, and the buckets of all
+// series share the one buffer.
+func TestDrainAggregatesIsTheSparseSnapshot(t *testing.T) {
+	r := New(Options{DefaultThreshold: 100 * time.Millisecond})
+	s := r.Series(observation.Server, "az-a", "i-1", "orders")
+	q := r.Series(observation.Canary, "az-b", "i-2", "orders")
+	rounds := [][]time.Duration{
+		{3 * time.Millisecond, 100*time.Millisecond + 1, 20 * time.Second, 0, 3 * time.Millisecond},
+		{100*time.Millisecond + 2}, // the slow part alone
+		{100 * time.Millisecond, 99 * time.Millisecond, time.Microsecond},
+	}
+	at := time.Unix(100, 0)
+	var buf []Bucket
+	for ri, lats := range rounds {
+		var want Snapshot
+		for i, l := range lats {
+			o := observation.Outcome(i % 3)
+			s.Observe(o, l)
+			want.Requests++
+			switch o {
+			case observation.Fault:
+				want.Faults++
+			case observation.Error:
+				want.Errors++
+			}
+			if l > 100*time.Millisecond {
+				want.Slow++
+			}
+			want.Latency[BucketOf(l)]++
+		}
+		q.Observe(observation.Success, time.Second)
+		var got []Aggregate
+		buf = r.DrainAggregates(at, buf[:0], func(a Aggregate) { got = append(got, a) })
+		if len(got) != 2 {
+			t.Fatalf("round %d: %d aggregates, want 2", ri, len(got))
+		}
+		if w := want.Aggregate(at, s.Key()); !reflect.DeepEqual(got[0], w) {
+			t.Errorf("round %d: got %+v, want %+v", ri, got[0], w)
+		}
+		if got[1].Key != q.Key() || got[1].Requests != 1 || got[1].Slow != 1 || len(got[1].Latency) != 1 || got[1].Latency[0].Index != BucketOf(time.Second) {
+			t.Errorf("round %d: second series %+v", ri, got[1])
+		}
+	}
+	n := 0
+	r.DrainAggregates(at, nil, func(Aggregate) { n++ })
+	if n != 0 {
+		t.Errorf("a drain after the last reported %d series", n)
 	}
 }
