@@ -41,6 +41,11 @@ type FleetOptions struct {
 	// CPUProfile, when set, is where serve writes a CPU profile of its run
 	// (serve --cpuprofile; complete once serve has stopped).
 	CPUProfile string
+	// BlockProfile, MutexProfile and TraceSlow, when set, are serve's
+	// --blockprofile, --mutexprofile and --trace-slow (a file, a file, a
+	// prefix): where serve's goroutines wait, and traces of slow passes and
+	// status calls.
+	BlockProfile, MutexProfile, TraceSlow string
 	// TickWorkers, when more than 0, is serve's --tick-workers.
 	TickWorkers int
 }
@@ -247,12 +252,15 @@ func RunFleet(ctx context.Context, o FleetOptions) (*FleetResult, error) {
 
 	progress("starting serve (%d resources)", o.Resources)
 	serveArgs := []string{"serve", "--config", path, "--log-level", "warn"}
-	if o.CPUProfile != "" {
-		prof, err := filepath.Abs(o.CPUProfile) // serve runs in dir
+	for _, p := range []struct{ flag, path string }{{"--cpuprofile", o.CPUProfile}, {"--blockprofile", o.BlockProfile}, {"--mutexprofile", o.MutexProfile}, {"--trace-slow", o.TraceSlow}} {
+		if p.path == "" {
+			continue
+		}
+		abs, err := filepath.Abs(p.path) // serve runs in dir
 		if err != nil {
 			return nil, err
 		}
-		serveArgs = append(serveArgs, "--cpuprofile", prof)
+		serveArgs = append(serveArgs, p.flag, abs)
 	}
 	if o.TickWorkers > 0 {
 		serveArgs = append(serveArgs, "--tick-workers", strconv.Itoa(o.TickWorkers))

@@ -40,7 +40,8 @@ and the load compete with serve for the CPU; say so with the numbers.`,
 		Example: `  grayzone bench fleet --resources 1000 --duration 10m
   grayzone bench fleet --resources 50 --duration 2m
   grayzone bench fleet --resources 200 --rate 5 --output json
-  grayzone bench fleet --resources 200 --cpuprofile serve.prof   # then: go tool pprof serve.prof`,
+  grayzone bench fleet --resources 200 --cpuprofile serve.prof   # then: go tool pprof serve.prof
+  grayzone bench fleet --resources 1000 --duration 2m --trace-slow slow --blockprofile block.prof`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := output.check(); err != nil {
@@ -84,6 +85,9 @@ and the load compete with serve for the CPU; say so with the numbers.`,
 	f.Float64Var(&o.Rate, "rate", 1, "customer requests per second per resource")
 	f.IntVar(&o.TickWorkers, "tick-workers", 0, "serve --tick-workers: resources its tick loop ticks at once (0: serve's default, GOMAXPROCS)")
 	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the serve process to this file (serve --cpuprofile; go tool pprof)")
+	f.StringVar(&o.BlockProfile, "blockprofile", "", "write where serve's goroutines waited to this file (serve --blockprofile; go tool pprof)")
+	f.StringVar(&o.MutexProfile, "mutexprofile", "", "write serve's contended locks to this file (serve --mutexprofile; go tool pprof)")
+	f.StringVar(&o.TraceSlow, "trace-slow", "", "traces of serve's slow tick passes and status calls, to PREFIX.tick.N.trace and PREFIX.status.N.trace (serve --trace-slow; go tool trace)")
 	output.flag(cmd, "text (a markdown table)")
 	return cmd
 }

@@ -19,6 +19,7 @@ import (
 func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
 		file, dataDir, listen, tokenFile, logLevel, advertise, cpuProfile string
+		blockProfile, mutexProfile, traceSlow                             string
 		tickWorkers                                                       int
 	)
 	cmd := &cobra.Command{
@@ -120,6 +121,16 @@ AWS_REGION, instance roles, AWS_ENDPOINT_URL...); see docs/aws.md.`,
 				return err
 			}
 			defer stopProfile()
+			stopContention, err := startContentionProfiles(blockProfile, mutexProfile)
+			if err != nil {
+				return err
+			}
+			defer stopContention()
+			tracer, err := startSlowTracer(traceSlow, log)
+			if err != nil {
+				return err
+			}
+			defer tracer.stop()
 			ctx, stop := context.WithCancelCause(cmd.Context())
 			defer stop(nil)
 			leading, leaseEpoch, lost, err := startLeaderElection(ctx, cfg, log)
@@ -131,7 +142,7 @@ AWS_REGION, instance roles, AWS_ENDPOINT_URL...); see docs/aws.md.`,
 					stop(err)
 				}
 			}()
-			svc, err := service.Open(ctx, service.Options{Config: cfg, Tokens: tokens, Log: log, Extra: serveDashboard(cfg, tokens, log), Leading: leading, LeaseEpoch: leaseEpoch, TickWorkers: tickWorkers})
+			svc, err := service.Open(ctx, service.Options{Config: cfg, Tokens: tokens, Log: log, Extra: serveDashboard(cfg, tokens, log), Leading: leading, LeaseEpoch: leaseEpoch, TickWorkers: tickWorkers, Slow: tracer.hook()})
 			if err != nil {
 				return &exitError{code: exitUnknown, err: err}
 			}
@@ -157,5 +168,8 @@ AWS_REGION, instance roles, AWS_ENDPOINT_URL...); see docs/aws.md.`,
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.IntVar(&tickWorkers, "tick-workers", 0, "resources the tick loop ticks at once in each 250ms pass (0: GOMAXPROCS, the cores Go uses)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file, complete when serve stops (go tool pprof)")
+	f.StringVar(&blockProfile, "blockprofile", "", "write where goroutines waited (channels, selects, locks) to this file when serve stops (go tool pprof)")
+	f.StringVar(&mutexProfile, "mutexprofile", "", "write where contended locks were held to this file when serve stops (go tool pprof)")
+	f.StringVar(&traceSlow, "trace-slow", "", "keep an execution trace of the last seconds and write it to PREFIX.tick.N.trace / PREFIX.status.N.trace when a tick pass takes over 100ms or a GET /v1/status over 200ms (a few a run; go tool trace)")
 	return cmd
 }

@@ -402,6 +402,14 @@ type HealthChecker struct {
 	Clock    clock.Clock   // default real
 	Client   *http.Client
 	Log      *slog.Logger
+	// Phase, when more than 0 (and less than Interval), makes the first
+	// checks Phase after Run starts, and the next every Interval after
+	// them, instead of every Interval from Run's start: a process running
+	// many checkers (a fleet in one serve) gives each its own phase, so
+	// their checks fall evenly over the interval rather than all at once —
+	// thousands of goroutines made runnable in the same instant queued the
+	// engine's tick behind them for up to a second.
+	Phase time.Duration
 }
 
 // Run checks until ctx ends.
@@ -437,14 +445,26 @@ func (h *HealthChecker) Run(ctx context.Context) {
 	if h.Log == nil {
 		h.Log = slog.Default()
 	}
-	tick, stop := h.Clock.NewTicker(h.Interval)
-	defer stop()
-	for {
+	first := false
+	if h.Phase > 0 && h.Phase < h.Interval {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick:
+		case <-h.Clock.After(h.Phase):
 		}
+		first = true
+	}
+	tick, stop := h.Clock.NewTicker(h.Interval)
+	defer stop()
+	for {
+		if !first {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick:
+			}
+		}
+		first = false
 		var wg sync.WaitGroup
 		for _, ts := range h.Table.Targets() {
 			if ts.Addr == "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"reflect"
 	"slices"
 	"sync"
@@ -228,7 +229,8 @@ func (r *resource) start(ctx context.Context, wg *sync.WaitGroup) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			(&frontdoor.HealthChecker{Table: r.table, Path: hc.Path, Interval: hc.Interval, Timeout: hc.Timeout, Log: r.s.log}).Run(ctx)
+			(&frontdoor.HealthChecker{Table: r.table, Path: hc.Path, Interval: hc.Interval, Timeout: hc.Timeout, Log: r.s.log,
+				Phase: phase(hc.Interval, r.cfg.Name, "health")}).Run(ctx)
 		}()
 	}
 	r.startCanaries(ctx, wg)
@@ -243,6 +245,7 @@ func (r *resource) startCanaries(ctx context.Context, wg *sync.WaitGroup) {
 		go func() {
 			defer wg.Done()
 			err := canary.Run(ctx, canary.Config{Interval: c.Interval, Endpoints: []canary.Endpoint{{Zone: c.Zone, URL: c.URL}}, Spread: true, Transport: r.s.ownFDs.tr,
+				Phase:  phase(canary.ProbeInterval(c.Interval), r.cfg.Name, c.Zone, c.URL),
 				Record: func(o observation.Observation) { r.observe(o) },
 				// A shifted zone is probed harder: its recovery test needs the samples.
 				Shifted: func(z string) bool { act, ok := r.s.shifts.Active(r.cfg.Name); return ok && act.AwayFrom == z }})
@@ -251,6 +254,23 @@ func (r *resource) startCanaries(ctx context.Context, wg *sync.WaitGroup) {
 			}
 		}()
 	}
+}
+
+// phase is a periodic job's fixed offset within its period, a hash of what
+// names it: the health checks and canary rounds of a fleet's resources, all
+// started together, would otherwise fire together, period after period —
+// thousands of goroutines runnable at once, ahead of the tick loop and the
+// API (a pass of 1,000 resources then waited a second for the CPU).
+func phase(period time.Duration, names ...string) time.Duration {
+	if period <= 0 {
+		return 0
+	}
+	h := fnv.New64a()
+	for _, n := range names {
+		h.Write([]byte(n))
+		h.Write([]byte{0})
+	}
+	return time.Duration(h.Sum64() % uint64(period))
 }
 
 func (r *resource) stop() {

@@ -56,6 +56,10 @@ type Options struct {
 	// TickWorkers is how many resources a pass of the tick loop ticks at
 	// once (0: GOMAXPROCS, the cores Go runs on; 1: one after the other).
 	TickWorkers int
+	// Slow, when set, is told of each pass of the tick loop and each GET
+	// /v1/status as it ends, with its wall time (serve --trace-slow keeps a
+	// flight recorder and writes its window when one is slow).
+	Slow func(what string, took time.Duration)
 }
 
 // Service is a running grayzone serve.
@@ -70,6 +74,8 @@ type Service struct {
 	tickWorkers int
 	// tickOne ticks one resource in a pass: (*resource).tick; tests wrap it.
 	tickOne func(r *resource, ctx context.Context, now time.Time)
+	// slow is Options.Slow; nil: nobody asks.
+	slow func(what string, took time.Duration)
 	// ownFDs is the canaries' transport, in memory to serve's own front doors (canarydial.go).
 	ownFDs *ownFrontDoors
 	tokens []config.Token
@@ -108,7 +114,7 @@ func Open(ctx context.Context, o Options) (*Service, error) {
 	}
 	s := &Service{cfg: o.Config, db: db, log: o.Log, clock: o.Clock, ticks: newTickMetrics(), ownFDs: newOwnFrontDoors(), tokens: o.Tokens, extra: o.Extra, kubeLeading: o.Leading, kubeEpoch: o.LeaseEpoch,
 		byName: map[string]*resource{}, ready: make(chan struct{}),
-		tickWorkers: o.TickWorkers, tickOne: (*resource).tick}
+		tickWorkers: o.TickWorkers, tickOne: (*resource).tick, slow: o.Slow}
 	if s.tickWorkers <= 0 {
 		s.tickWorkers = runtime.GOMAXPROCS(0)
 	}
@@ -197,13 +203,21 @@ func (s *Service) Run(ctx context.Context) error {
 	s.startNotify(ctx, &wg)
 	mux := http.NewServeMux()
 	mux.Handle("GET /v1/leader", http.HandlerFunc(s.leaderHandler))
-	mux.Handle("/", s.followerGate(api.NewHandler(s, api.Options{
+	apiH := s.followerGate(api.NewHandler(s, api.Options{
 		Tokens:    func() []config.Token { return s.tokens },
 		OpenReads: s.cfg.Auth.OpenReads,
 		Log:       s.log,
 		Now:       s.clock.Now,
 		Metrics:   nil,
-	})))
+	}))
+	mux.Handle("/", apiH)
+	if s.slow != nil {
+		mux.Handle("GET /v1/status", http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			start := time.Now()
+			apiH.ServeHTTP(w, req)
+			s.slow("status", time.Since(start))
+		}))
+	}
 	mux.Handle("GET /metrics", s.guardMetrics(s.metricsHandler()))
 	if s.extra != nil {
 		for pattern, h := range s.extra(s) {
@@ -233,7 +247,11 @@ loop:
 		case now := <-tick:
 			start, wall := s.clock.Now(), time.Now()
 			s.tick(ctx, now)
-			s.ticks.observe(now, start, time.Since(wall))
+			took := time.Since(wall)
+			s.ticks.observe(now, start, took)
+			if s.slow != nil {
+				s.slow("tick", took)
+			}
 		}
 	}
 	shutdown, done := context.WithTimeout(context.Background(), 5*time.Second)

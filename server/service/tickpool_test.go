@@ -147,3 +147,34 @@ func TestPersistWritesOnlyChanges(t *testing.T) {
 		t.Errorf("a changed state: saved %s, want %s", got, want)
 	}
 }
+
+// A periodic job's phase is fixed by its names, within its period, and
+// differs between resources: a fleet's health checks and canary rounds fall
+// over the period, not together.
+func TestPhaseSpreadsJobsOverThePeriod(t *testing.T) {
+	const period = 5 * time.Second
+	if phase(period, "web-1", "health") != phase(period, "web-1", "health") {
+		t.Fatal("a job's phase changed between calls")
+	}
+	if got := phase(0, "web-1"); got != 0 {
+		t.Errorf("phase of a zero period: %v", got)
+	}
+	seen := map[time.Duration]bool{}
+	var buckets [5]int // one per second of the period
+	for i := range 1000 {
+		p := phase(period, fmt.Sprintf("web-%d", i), "health")
+		if p < 0 || p >= period {
+			t.Fatalf("phase %v outside [0, %v)", p, period)
+		}
+		seen[p] = true
+		buckets[p/time.Second]++
+	}
+	if len(seen) < 990 {
+		t.Errorf("only %d distinct phases of 1000 resources", len(seen))
+	}
+	for s, n := range buckets {
+		if n < 150 || n > 250 { // 200 expected in each second
+			t.Errorf("%d of 1000 phases in second %d of the period", n, s)
+		}
+	}
+}

@@ -64,6 +64,11 @@ type Config struct {
 	// per operation. Off, every call of a round starts together (the lab's
 	// scenarios, whose rounds are compared at their ticks).
 	Spread bool
+	// Phase, when more than 0, delays the first round (and so every round)
+	// by Phase: a process running many canaries gives each its own phase
+	// within the round interval, so their rounds — each starting a goroutine
+	// per call — do not all begin in the same instant.
+	Phase time.Duration
 	// Transport makes the calls; nil is the process's shared transport
 	// (SharedTransport), whose connections every canary reuses.
 	Transport http.RoundTripper
@@ -166,6 +171,13 @@ func Run(ctx context.Context, cfg Config) error {
 	every, steps := cfg.Interval, 1
 	if cfg.Shifted != nil {
 		every, steps = ProbeInterval(cfg.Interval), ProbeSteps(cfg.Interval)
+	}
+	if cfg.Phase > 0 {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-clk.After(cfg.Phase):
+		}
 	}
 	tick, stop := clk.NewTicker(every)
 	defer stop()

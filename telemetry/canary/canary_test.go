@@ -527,3 +527,29 @@ func (l *pipeListener) Accept() (net.Conn, error) {
 
 func (l *pipeListener) Close() error   { l.once.Do(func() { close(l.done) }); return nil }
 func (l *pipeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 80} }
+
+// With Phase, the first round (and so every round) starts Phase after Run:
+// nothing is called before it, the round's calls come at Phase, the next
+// round's an interval later.
+func TestPhaseDelaysTheRounds(t *testing.T) {
+	srv := server(t, "az1", "i1", 200)
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clk := afterCounter{Fake: clock.NewFake(t0), afters: make(chan struct{}, 64)}
+	const interval, phase = 10 * time.Second, 3 * time.Second
+	rec := newRecorder()
+	start(t, Config{Interval: interval, Endpoints: []Endpoint{{Zone: "az1", URL: srv.URL}}, Operations: []string{"ride"}, Clock: clk, Phase: phase}, rec)
+	<-clk.afters // the phase's timer
+	clk.Advance(phase - time.Millisecond)
+	if got := rec.snapshot(); len(got) != 0 {
+		t.Fatalf("%d calls before the phase", len(got))
+	}
+	clk.Advance(time.Millisecond)
+	rec.wait(t, 1)
+	clk.Advance(interval)
+	rec.wait(t, 2)
+	for i, o := range rec.snapshot() {
+		if want := t0.Add(phase + time.Duration(i)*interval); !o.At.Equal(want) {
+			t.Errorf("call %d at %v, want %v", i, o.At, want)
+		}
+	}
+}
