@@ -60,7 +60,7 @@ func (m *Manager) Follow(ctx context.Context, which func(resource string) bool) 
 		if which != nil && !which(s.Resource) {
 			continue
 		}
-		m.shifts[s.ID] = s.normalized()
+		m.keep(s.normalized()) // the active index follows the change
 		delete(m.unsaved, s.ID)
 		m.dropUnreportedLocked(func(u Shift) bool { return u.ID == s.ID })
 	}
