@@ -5,13 +5,11 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/grayzone/grayzone/engine/shift"
-	"github.com/grayzone/grayzone/internal/freeport"
 	"github.com/grayzone/grayzone/server/api"
 )
 
@@ -29,31 +27,7 @@ func TestShardedReplicasApproveAndCancelThroughAnyReplica(t *testing.T) {
 	}
 	t.Parallel()
 	const n, token = 4, "test-token-0123456789abcdef"
-	url := throwawayPostgres(t)
-	be := backends(t, 6)
-	ports, err := freeport.Ports(2 * 4 * n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var all []*server
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, s := range all {
-				t.Logf("log of %s:\n%s", s.addr, s.logs.String())
-			}
-		}
-	})
-	for i, name := range []string{"a", "b"} {
-		p := shardedConfig(t, url, name, n, failoverLease, be, ports[i*4*n:(i+1)*4*n])
-		data, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(strings.ReplaceAll(string(data), "autoshift: {enabled: true,", "autoshift: {enabled: true, approval: true,")), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, startServe(t, "--config", p))
-	}
+	all := startShardedReplicas(t, n, failoverLease, true, "a", "b")
 	var by map[*server][]string
 	eventually(t, 60*time.Second, "two replicas leading half the resources each", func() bool {
 		var ok bool

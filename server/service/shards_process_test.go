@@ -19,8 +19,9 @@ import (
 // shardedConfig writes replica name's configuration: n resources svc-000..
 // sharing the backends be (two per zone), each with its own embedded front
 // door on the ports given (four per resource, distinct among all the
-// replicas'), autoshift on; sharded replicas on storeURL.
-func shardedConfig(t *testing.T, storeURL, name string, n int, lease time.Duration, be []string, ports []int) string {
+// replicas'), autoshift on (waiting for approval if approval is set);
+// sharded replicas on storeURL.
+func shardedConfig(t *testing.T, storeURL, name string, n int, lease time.Duration, approval bool, be []string, ports []int) string {
 	t.Helper()
 	addr := func() string {
 		p := ports[0]
@@ -38,13 +39,50 @@ func shardedConfig(t *testing.T, storeURL, name string, n int, lease time.Durati
 		for j, a := range be {
 			fmt.Fprintf(&b, "        - {id: z%d-%d, zone: z%d, addr: %s}\n", j/2+1, j%2+1, j/2+1, a)
 		}
-		b.WriteString("    autoshift: {enabled: true, min_interval: 0s, expires_in: 1h}\n")
+		if approval {
+			b.WriteString("    autoshift: {enabled: true, approval: true, min_interval: 0s, expires_in: 1h}\n")
+		} else {
+			b.WriteString("    autoshift: {enabled: true, min_interval: 0s, expires_in: 1h}\n")
+		}
 	}
 	p := filepath.Join(t.TempDir(), name+".yaml")
 	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// startShardedReplicas starts one sharded grayzone serve per name on a
+// throwaway PostgreSQL, with n resources (shardedConfig; approval, when
+// set, makes autoshift wait for an approval), and on failure logs each
+// replica's log; a data race in any of them (GRAYZONE_TEST_RACE=1 builds
+// them with the race detector) fails the test.
+func startShardedReplicas(t *testing.T, n int, lease time.Duration, approval bool, names ...string) []*server {
+	t.Helper()
+	url := throwawayPostgres(t)
+	be := backends(t, 6)
+	ports, err := freeport.Ports(len(names) * 4 * n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []*server
+	t.Cleanup(func() {
+		for _, s := range all {
+			if strings.Contains(s.logs.String(), "WARNING: DATA RACE") {
+				t.Errorf("a data race in %s", s.addr)
+			}
+		}
+		if t.Failed() {
+			for _, s := range all {
+				t.Logf("log of %s (%s):\n%s", s.addr, strings.Join(s.args, " "), s.logs.String())
+			}
+		}
+	})
+	for i, name := range names {
+		p := shardedConfig(t, url, name, n, lease, approval, be, ports[i*4*n:(i+1)*4*n])
+		all = append(all, startServe(t, "--config", p))
+	}
+	return all
 }
 
 // split returns, per replica, the resources it says it leads, and whether
@@ -94,28 +132,7 @@ func TestShardedReplicasSplitTheResourcesAndMoveThemOnKill(t *testing.T) {
 	if n > 30 {
 		lease = 10 * time.Second
 	}
-	url := throwawayPostgres(t)
-	be := backends(t, 6)
-	ports, err := freeport.Ports(3 * 4 * n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var all []*server
-	t.Cleanup(func() {
-		for _, s := range all { // GRAYZONE_TEST_RACE=1 builds them with the race detector
-			if strings.Contains(s.logs.String(), "WARNING: DATA RACE") {
-				t.Errorf("a data race in %s", s.addr)
-			}
-		}
-		if t.Failed() {
-			for _, s := range all {
-				t.Logf("log of %s (%s):\n%s", s.addr, strings.Join(s.args, " "), s.logs.String())
-			}
-		}
-	})
-	for i, name := range []string{"a", "b", "c"} {
-		all = append(all, startServe(t, "--config", shardedConfig(t, url, name, n, lease, be, ports[i*4*n:(i+1)*4*n])))
-	}
+	all := startShardedReplicas(t, n, lease, false, "a", "b", "c")
 	var by map[*server][]string
 	eventually(t, 60*time.Second, "three replicas leading a third of the resources each", func() bool {
 		var ok bool
