@@ -229,17 +229,17 @@ func (i isolation) text() string {
 		return fmt.Sprintf("%s (%s: %d of %d bad, more than the baseline %.2g explains: p %.2g < β %.0e)",
 			head, i.worst, i.bad, i.n, i.p0, i.above, i.beta)
 	}
-	evidence := fmt.Sprintf("likelihood ratio %.1f ≥ %.1f", i.llr, i.need)
+	evidence := fmt.Sprintf("likelihood ratio %.1f ≥ %.1f, β %.0e", i.llr, i.need, i.beta)
 	switch {
 	case i.exact > 0 && i.exact <= i.beta:
-		evidence = fmt.Sprintf("likelihood ratio %.1f, exact p %.2g ≤ β", i.llr, i.exact)
+		evidence = fmt.Sprintf("likelihood ratio %.1f, exact p %.2g ≤ β %.0e", i.llr, i.exact, i.beta)
 	case i.exact > 0:
-		evidence = fmt.Sprintf("likelihood ratio %.1f, exact p %.2g > β", i.llr, i.exact)
+		evidence = fmt.Sprintf("likelihood ratio %.1f, exact p %.2g > β %.0e", i.llr, i.exact, i.beta)
 	case !i.ok:
-		evidence = fmt.Sprintf("likelihood ratio %.1f < %.1f", i.llr, i.need)
+		evidence = fmt.Sprintf("likelihood ratio %.1f < %.1f, β %.0e", i.llr, i.need, i.beta)
 	}
-	return fmt.Sprintf("%s (weakest evidence %s: %d of %d bad vs %.1f%% of %d here, %s, β %.0e)",
-		head, i.worst, i.bad, i.n, 100*i.zRate, i.zN, evidence, i.beta)
+	return fmt.Sprintf("%s (weakest evidence %s: %d of %d bad vs %.1f%% of %d here, %s)",
+		head, i.worst, i.bad, i.n, 100*i.zRate, i.zN, evidence)
 }
 
 // aboveBaseline is P(Bin(n, p0) ≥ bad).
