@@ -35,12 +35,20 @@ It ends with four verdicts, PASS or FAIL, and exits 1 if any fails:
 0 fail-static entries (issue 24's bar for 1,000 resources over 10 minutes:
 grayzone bench fleet --resources 1000 --duration 10m).
 
+It also reports serve's garbage collection over the load (cycles, total
+stop-the-world pause, GC CPU, allocation rate, live heap, goroutines), read
+from serve's /metrics, so a run says whether GC is what makes it slow.
+
 The whole fleet runs on this machine: on a small or busy one, the workload
-and the load compete with serve for the CPU; say so with the numbers.`,
+and the load compete with serve for the CPU; say so with the numbers.
+--harness-nice N runs them at a lower priority (nice N, Linux) so that
+serve's latencies are its own; the output says which was used.`,
 		Example: `  grayzone bench fleet --resources 1000 --duration 10m
   grayzone bench fleet --resources 50 --duration 2m
   grayzone bench fleet --resources 200 --rate 5 --output json
   grayzone bench fleet --resources 200 --cpuprofile serve.prof   # then: go tool pprof serve.prof
+  grayzone bench fleet --resources 1000 --duration 10m --harness-nice 10   # serve first on the CPU
+  grayzone bench fleet --resources 200 --memprofile heap.prof    # then: go tool pprof -sample_index=alloc_space heap.prof
   grayzone bench fleet --resources 1000 --duration 2m --trace-slow slow --blockprofile block.prof`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -52,6 +60,9 @@ and the load compete with serve for the CPU; say so with the numbers.`,
 			}
 			if o.Rate <= 0 {
 				return usageErr("--rate %g: want more than 0", o.Rate)
+			}
+			if o.HarnessNice < 0 || o.HarnessNice > 19 {
+				return usageErr("--harness-nice %d: want 0 (everything at one priority) to 19", o.HarnessNice)
 			}
 			if o.TickWorkers < 0 {
 				return usageErr("--tick-workers %d: want 0 (serve's default) or more", o.TickWorkers)
@@ -84,7 +95,9 @@ and the load compete with serve for the CPU; say so with the numbers.`,
 	f.DurationVar(&o.Duration, "duration", time.Minute, "how long the load runs once serve is up")
 	f.Float64Var(&o.Rate, "rate", 1, "customer requests per second per resource")
 	f.IntVar(&o.TickWorkers, "tick-workers", 0, "serve --tick-workers: resources its tick loop ticks at once (0: serve's default, GOMAXPROCS)")
+	f.IntVar(&o.HarnessNice, "harness-nice", 0, "run the workload and the load generator (stand-ins for other machines) at this nice value, 1-19 (Linux), so serve gets the CPU first; 0: everything at one priority, as on one machine. The output says which")
 	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the serve process to this file (serve --cpuprofile; go tool pprof)")
+	f.StringVar(&o.MemProfile, "memprofile", "", "write a heap profile of the serve process to this file: what it allocated over the run and what is live at the end (serve --memprofile; go tool pprof -sample_index=alloc_space)")
 	f.StringVar(&o.BlockProfile, "blockprofile", "", "write where serve's goroutines waited to this file (serve --blockprofile; go tool pprof)")
 	f.StringVar(&o.MutexProfile, "mutexprofile", "", "write serve's contended locks to this file (serve --mutexprofile; go tool pprof)")
 	f.StringVar(&o.TraceSlow, "trace-slow", "", "traces of serve's slow tick passes and status calls, to PREFIX.tick.N.trace and PREFIX.status.N.trace (serve --trace-slow; go tool trace)")

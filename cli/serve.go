@@ -19,7 +19,7 @@ import (
 func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
 		file, dataDir, listen, tokenFile, logLevel, advertise, cpuProfile string
-		blockProfile, mutexProfile, traceSlow                             string
+		blockProfile, mutexProfile, traceSlow, memProfile                 string
 		tickWorkers                                                       int
 	)
 	cmd := &cobra.Command{
@@ -121,6 +121,11 @@ AWS_REGION, instance roles, AWS_ENDPOINT_URL...); see docs/aws.md.`,
 				return err
 			}
 			defer stopProfile()
+			stopMem, err := startMemProfile(memProfile)
+			if err != nil {
+				return err
+			}
+			defer stopMem()
 			stopContention, err := startContentionProfiles(blockProfile, mutexProfile)
 			if err != nil {
 				return err
@@ -168,6 +173,7 @@ AWS_REGION, instance roles, AWS_ENDPOINT_URL...); see docs/aws.md.`,
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.IntVar(&tickWorkers, "tick-workers", 0, "resources the tick loop ticks at once in each 250ms pass (0: GOMAXPROCS, the cores Go uses)")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file, complete when serve stops (go tool pprof)")
+	f.StringVar(&memProfile, "memprofile", "", "write a heap profile to this file when serve stops: what was allocated over the run and what is live (go tool pprof -sample_index=alloc_space)")
 	f.StringVar(&blockProfile, "blockprofile", "", "write where goroutines waited (channels, selects, locks) to this file when serve stops (go tool pprof)")
 	f.StringVar(&mutexProfile, "mutexprofile", "", "write where contended locks were held to this file when serve stops (go tool pprof)")
 	f.StringVar(&traceSlow, "trace-slow", "", "keep an execution trace of the last seconds and write it to PREFIX.tick.N.trace / PREFIX.status.N.trace when a tick pass takes over 100ms or a GET /v1/status over 200ms (a few a run; go tool trace)")

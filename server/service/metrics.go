@@ -2,6 +2,7 @@ package service
 
 import (
 	"net/http"
+	"regexp"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -16,9 +17,17 @@ import (
 // format. Values are read at scrape time from the same state the API serves.
 func (s *Service) metricsHandler() http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), (*stateCollector)(s), (*planeCollector)(s), (*replicaCollector)(s), (*notifyCollector)(s), s.ticks)
+	reg.MustRegister(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(goRuntimeMetrics)), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), (*stateCollector)(s), (*planeCollector)(s), (*replicaCollector)(s), (*notifyCollector)(s), s.ticks)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
+
+// goRuntimeMetrics are the Go runtime's metrics exposed besides the
+// collector's defaults (the memstats, GOGC, GOMEMLIMIT, GOMAXPROCS): what
+// says whether garbage collection is what slows serve down at fleet size —
+// the live heap after the last collection (go_gc_heap_live_bytes) and the
+// CPU the collector took (go_cpu_classes_gc_total_cpu_seconds_total, with
+// go_memstats_alloc_bytes_total the allocation rate that paces it).
+var goRuntimeMetrics = collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/live:bytes$|^/cpu/classes/gc/total:cpu-seconds$`)}
 
 type stateCollector Service
 

@@ -65,8 +65,10 @@ type resource struct {
 	saved    map[string]savedState // last persisted states, by key
 	cancel   context.CancelFunc
 	observed [2]int64 // server, canary observations ingested
-	history  []api.HistoryPoint
-	starters []func(context.Context) // control-plane informers, started with the resource
+	history  history
+	// zonePoints is record's scratch for a point's zones.
+	zonePoints []api.ZonePoint
+	starters   []func(context.Context) // control-plane informers, started with the resource
 	// onGuard, in tests, is called as the controller asks the guard, under
 	// the controller's lock in the middle of a tick; nil otherwise.
 	onGuard func()
