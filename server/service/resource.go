@@ -63,6 +63,7 @@ type resource struct {
 	// it does not lead it.
 	leaders  []api.Decision
 	saved    map[string]savedState // last persisted states, by key
+	keys     stateKeys
 	cancel   context.CancelFunc
 	observed [2]int64 // server, canary observations ingested
 	history  history
@@ -75,6 +76,14 @@ type resource struct {
 }
 
 func stateKey(kind, res string) string { return kind + "/" + res }
+
+// stateKeys are a resource's keys of its saved states, made once: the tick
+// loop saves (or finds unchanged) each of them every tick.
+type stateKeys struct{ runbook, autoshift, decisions, practice string }
+
+func newStateKeys(res string) stateKeys {
+	return stateKeys{stateKey("runbook", res), stateKey("autoshift", res), stateKey("decisions", res), stateKey("practice", res)}
+}
 
 // resourceConfig is the part of a resource's assembly its configuration
 // says (Open builds the shift model of every resource from it; newResource
@@ -97,7 +106,7 @@ func resourceConfig(rc *config.Resource) res.Config {
 // c, its configuration's part, with serve's database, guard, audit log and
 // planes.
 func (s *Service) newResource(ctx context.Context, rc *config.Resource, c res.Config) (*resource, error) {
-	r := &resource{s: s, cfg: rc, decisions: map[string]*api.Decision{}, saved: map[string]savedState{}}
+	r := &resource{s: s, cfg: rc, decisions: map[string]*api.Decision{}, saved: map[string]savedState{}, keys: newStateKeys(rc.Name)}
 	if rc.Telemetry.RecordObservations {
 		var err error
 		if r.batches, err = openBatchLog(s.cfg.DataDir, rc.Name); err != nil {
@@ -167,7 +176,7 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, c res.Co
 		s.audit(context.Background(), store.AuditEntry{At: e.At, Kind: e.Kind, Resource: rc.Name, Zone: e.Zone, Actor: "autoshift", Message: e.Msg, Detail: detail})
 	}
 	c.Save = func(ctx context.Context, st runbook.State) error {
-		return r.put(ctx, stateKey("runbook", rc.Name), st)
+		return r.put(ctx, r.keys.runbook, st)
 	}
 	if data, ok, err := s.db.GetState(ctx, stateKey("runbook", rc.Name)); err != nil {
 		return nil, fmt.Errorf("serve: resource %s: read runbook state: %w", rc.Name, err)
@@ -246,7 +255,7 @@ func (r *resource) startCanaries(ctx context.Context, wg *sync.WaitGroup) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := canary.Run(ctx, canary.Config{Interval: c.Interval, Endpoints: []canary.Endpoint{{Zone: c.Zone, URL: c.URL}}, Spread: true, Transport: r.s.ownFDs.tr,
+			err := canary.Run(ctx, canary.Config{Interval: c.Interval, Endpoints: []canary.Endpoint{{Zone: c.Zone, URL: c.URL}}, Spread: true, Transport: r.s.ownFDs,
 				Phase:  phase(canary.ProbeInterval(c.Interval), r.cfg.Name, c.Zone, c.URL),
 				Record: func(o observation.Observation) { r.observe(o) },
 				// A shifted zone is probed harder: its recovery test needs the samples.
@@ -331,13 +340,16 @@ func (r *resource) persist(ctx context.Context) {
 	_ = r.drv.SaveState(ctx)
 	r.mu.Lock()
 	last := r.lastAuto
+	saved, known := r.saved[r.keys.autoshift].v.(time.Time)
 	r.mu.Unlock()
-	_ = r.put(ctx, stateKey("autoshift", r.cfg.Name), last)
+	if !known || last != saved { // unchanged (nearly always): not even boxed for put
+		_ = r.put(ctx, r.keys.autoshift, last)
+	}
 	if r.s.replicated() { // for the other replicas' API and dashboard
-		_ = r.put(ctx, stateKey("decisions", r.cfg.Name), r.ownDecisions())
+		_ = r.put(ctx, r.keys.decisions, r.ownDecisions())
 	}
 	if r.prac != nil {
-		_ = r.put(ctx, stateKey("practice", r.cfg.Name), r.prac.State())
+		_ = r.put(ctx, r.keys.practice, r.prac.State())
 	}
 }
 

@@ -108,34 +108,18 @@ const (
 // SharedTransport is the one transport of every canary of the process
 // without a Transport of its own: connections are pooled per endpoint
 // across canaries and bounded per host, so the descriptors canaries hold
-// grow with the endpoints, not with endpoints × operations.
-var SharedTransport = sync.OnceValue(func() *http.Transport { return NewTransport(nil, nil) })
-
-// NewTransport is a transport with the shared transport's bounds whose
-// connections are made by dial first: a dial that fails with an error
-// matching notMine (errors.Is) is made over the network instead. serve
-// passes its embedded front doors' in-process dialer, so a canary of its own
-// front door holds no descriptor. A nil dial is the network's.
-func NewTransport(dial func(ctx context.Context, network, addr string) (net.Conn, error), notMine error) *http.Transport {
-	netDial := (&net.Dialer{Timeout: DefaultTimeout}).DialContext
-	dialContext := netDial
-	if dial != nil {
-		dialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := dial(ctx, network, addr)
-			if err != nil && errors.Is(err, notMine) {
-				return netDial(ctx, network, addr)
-			}
-			return c, err
-		}
-	}
+// grow with the endpoints, not with endpoints × operations. (serve's
+// canaries of its own embedded front doors call them in memory instead,
+// and the others through this one.)
+var SharedTransport = sync.OnceValue(func() *http.Transport {
 	return &http.Transport{
 		Proxy:               nil, // loopback only; never an environment proxy
-		DialContext:         dialContext,
+		DialContext:         (&net.Dialer{Timeout: DefaultTimeout}).DialContext,
 		MaxIdleConnsPerHost: maxIdleConnsPerHost,
 		MaxConnsPerHost:     maxConnsPerHost,
 		IdleConnTimeout:     90 * time.Second,
 	}
-}
+})
 
 // Run calls every operation on every endpoint, in a round right away and
 // then every Interval, until ctx is done; a round's calls start together, or
