@@ -58,6 +58,9 @@ type FleetOptions struct {
 	// its own rather than waits for a CPU the harness holds. 0 (the
 	// default) runs everything at one priority, as one machine would.
 	HarnessNice int
+	// GCPercent and MemoryLimitMiB, when more than 0, are serve's
+	// --gc-percent and --memory-limit-mib.
+	GCPercent, MemoryLimitMiB int
 }
 
 // FleetResult is what one fleet run measured of the serve process.
@@ -114,6 +117,11 @@ type FleetGC struct {
 	LiveMiB float64 `json:"live_heap_mib"`
 	// Goroutines at the end (go_goroutines): stacks every cycle scans.
 	Goroutines int64 `json:"goroutines"`
+	// GOGC is serve's GC target, percent (go_gc_gogc_percent; -1: off or
+	// not exposed), MemLimitMiB its soft memory limit (go_gc_gomemlimit_bytes;
+	// -1: none or not exposed).
+	GOGC        float64 `json:"gogc_percent"`
+	MemLimitMiB float64 `json:"memory_limit_mib"`
 }
 
 // fleetGC reads serve's GC over the load from a scrape before it and one
@@ -122,13 +130,21 @@ func fleetGC(before, after []byte, elapsed time.Duration) FleetGC {
 	b, a := metricSamples(before), metricSamples(after)
 	d := func(name string) float64 { return a[name] - b[name] }
 	g := FleetGC{
-		Cycles:     int64(d("go_gc_duration_seconds_count")),
-		PauseMs:    round3(d("go_gc_duration_seconds_sum") * 1000),
-		CPUPercent: -1,
-		AllocMBps:  round3(d("go_memstats_alloc_bytes_total") / 1e6 / elapsed.Seconds()),
-		AllocsPerS: round3(d("go_memstats_mallocs_total") / elapsed.Seconds()),
-		LiveMiB:    -1,
-		Goroutines: int64(a["go_goroutines"]),
+		Cycles:      int64(d("go_gc_duration_seconds_count")),
+		PauseMs:     round3(d("go_gc_duration_seconds_sum") * 1000),
+		CPUPercent:  -1,
+		AllocMBps:   round3(d("go_memstats_alloc_bytes_total") / 1e6 / elapsed.Seconds()),
+		AllocsPerS:  round3(d("go_memstats_mallocs_total") / elapsed.Seconds()),
+		LiveMiB:     -1,
+		Goroutines:  int64(a["go_goroutines"]),
+		GOGC:        -1,
+		MemLimitMiB: -1,
+	}
+	if v, ok := a["go_gc_gogc_percent"]; ok && v >= 0 {
+		g.GOGC = v
+	}
+	if v, ok := a["go_gc_gomemlimit_bytes"]; ok && v < math.MaxInt64/2 { // math.MaxInt64: no limit
+		g.MemLimitMiB = round3(v / (1 << 20))
 	}
 	if _, ok := a["go_cpu_classes_gc_total_cpu_seconds_total"]; ok {
 		g.CPUPercent = round3(d("go_cpu_classes_gc_total_cpu_seconds_total") / elapsed.Seconds() * 100)
@@ -204,8 +220,8 @@ func (r *FleetResult) Print(w io.Writer) {
 		r.StatusP50ms, r.StatusMaxms, r.TickP99ms, r.Failed, r.Requests, r.FailStatic)
 	fmt.Fprintln(w)
 	g := r.GC
-	fmt.Fprintf(w, "serve's GC over the load: %d cycles, %.1f ms stop-the-world in total, GC CPU %s of one core, allocation %.1f MB/s (%.0f objects/s), live heap %s after the last cycle, %d goroutines\n",
-		g.Cycles, g.PauseMs, orNA(g.CPUPercent, "%.1f %%"), g.AllocMBps, g.AllocsPerS, orNA(g.LiveMiB, "%.0f MiB"), g.Goroutines)
+	fmt.Fprintf(w, "serve's GC over the load: %d cycles, %.1f ms stop-the-world in total, GC CPU %s of one core, allocation %.1f MB/s (%.0f objects/s), live heap %s after the last cycle, %d goroutines; GOGC %s, memory limit %s\n",
+		g.Cycles, g.PauseMs, orNA(g.CPUPercent, "%.1f %%"), g.AllocMBps, g.AllocsPerS, orNA(g.LiveMiB, "%.0f MiB"), g.Goroutines, orNA(g.GOGC, "%.0f"), orNA(g.MemLimitMiB, "%.0f MiB"))
 	if r.HarnessNice > 0 {
 		fmt.Fprintf(w, "harness: the workload and the load generator at nice %d, serve at its own priority (--harness-nice): serve's latencies leave out most waits for a CPU they hold\n", r.HarnessNice)
 	} else {
@@ -363,6 +379,12 @@ func RunFleet(ctx context.Context, o FleetOptions) (*FleetResult, error) {
 	}
 	if o.TickWorkers > 0 {
 		serveArgs = append(serveArgs, "--tick-workers", strconv.Itoa(o.TickWorkers))
+	}
+	if o.GCPercent > 0 {
+		serveArgs = append(serveArgs, "--gc-percent", strconv.Itoa(o.GCPercent))
+	}
+	if o.MemoryLimitMiB > 0 {
+		serveArgs = append(serveArgs, "--memory-limit-mib", strconv.Itoa(o.MemoryLimitMiB))
 	}
 	serve, err := startFleetProcess(o.Exe, dir, "", serveArgs...)
 	if err != nil {

@@ -100,9 +100,11 @@ go_memstats_mallocs_total 5e+06
 go_cpu_classes_gc_total_cpu_seconds_total 8
 go_gc_heap_live_bytes 1.048576e+09
 go_goroutines 5000
+go_gc_gogc_percent 400
+go_gc_gomemlimit_bytes 9.223372036854776e+18
 `)
 	g := fleetGC(before, after, 100*time.Second)
-	want := FleetGC{Cycles: 4, PauseMs: 250, CPUPercent: 6, AllocMBps: 20, AllocsPerS: 40000, LiveMiB: 1000, Goroutines: 5000}
+	want := FleetGC{Cycles: 4, PauseMs: 250, CPUPercent: 6, AllocMBps: 20, AllocsPerS: 40000, LiveMiB: 1000, Goroutines: 5000, GOGC: 400, MemLimitMiB: -1}
 	if g != want {
 		t.Errorf("GC %+v, want %+v", g, want)
 	}

@@ -64,6 +64,12 @@ serve's latencies are its own; the output says which was used.`,
 			if o.HarnessNice < 0 || o.HarnessNice > 19 {
 				return usageErr("--harness-nice %d: want 0 (everything at one priority) to 19", o.HarnessNice)
 			}
+			if o.GCPercent < 0 || o.GCPercent > 0 && o.GCPercent < 10 {
+				return usageErr("--gc-percent %d: want 10 or more (0: serve's default)", o.GCPercent)
+			}
+			if o.MemoryLimitMiB < 0 {
+				return usageErr("--memory-limit-mib %d: want 0 (none) or more", o.MemoryLimitMiB)
+			}
 			if o.TickWorkers < 0 {
 				return usageErr("--tick-workers %d: want 0 (serve's default) or more", o.TickWorkers)
 			}
@@ -96,6 +102,8 @@ serve's latencies are its own; the output says which was used.`,
 	f.Float64Var(&o.Rate, "rate", 1, "customer requests per second per resource")
 	f.IntVar(&o.TickWorkers, "tick-workers", 0, "serve --tick-workers: resources its tick loop ticks at once (0: serve's default, GOMAXPROCS)")
 	f.IntVar(&o.HarnessNice, "harness-nice", 0, "run the workload and the load generator (stand-ins for other machines) at this nice value, 1-19 (Linux), so serve gets the CPU first; 0: everything at one priority, as on one machine. The output says which")
+	f.IntVar(&o.GCPercent, "gc-percent", 0, "serve --gc-percent: its garbage collector's target (0: serve's default, 100 or $GOGC)")
+	f.IntVar(&o.MemoryLimitMiB, "memory-limit-mib", 0, "serve --memory-limit-mib: its soft memory limit (0: none, or $GOMEMLIMIT)")
 	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the serve process to this file (serve --cpuprofile; go tool pprof)")
 	f.StringVar(&o.MemProfile, "memprofile", "", "write a heap profile of the serve process to this file: what it allocated over the run and what is live at the end (serve --memprofile; go tool pprof -sample_index=alloc_space)")
 	f.StringVar(&o.BlockProfile, "blockprofile", "", "write where serve's goroutines waited to this file (serve --blockprofile; go tool pprof)")
