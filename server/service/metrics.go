@@ -89,14 +89,14 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, reason := range detect.FailStaticReasons {
 			ch <- prometheus.MustNewConstMetric(mFailStat, prometheus.GaugeValue, b(st.FailStatic != nil && st.FailStatic.Reason == reason), st.Name, reason)
 		}
-		r.mu.Lock()
-		for _, al := range r.last.Alarms {
+		for _, al := range r.ctrl.View().Assessment.Alarms {
 			// Only alarms in ALARM: a resource has some 20 alarms, nearly
 			// always OK, and their zeros were a quarter of a fleet's series.
 			if al.State == alarm.Alarm {
 				ch <- prometheus.MustNewConstMetric(mAlarm, prometheus.GaugeValue, 1, st.Name, al.Name)
 			}
 		}
+		r.mu.Lock()
 		obs := r.observed
 		r.mu.Unlock()
 		ch <- prometheus.MustNewConstMetric(mObserved, prometheus.CounterValue, float64(obs[0]), st.Name, "server")

@@ -16,7 +16,6 @@ import (
 	"github.com/grayzone/grayzone/actuator/frontdoor"
 	"github.com/grayzone/grayzone/engine/alarm"
 	"github.com/grayzone/grayzone/engine/autoshift"
-	"github.com/grayzone/grayzone/engine/detect"
 	"github.com/grayzone/grayzone/engine/runbook"
 	"github.com/grayzone/grayzone/engine/shift"
 	"github.com/grayzone/grayzone/server/api"
@@ -55,7 +54,6 @@ type resource struct {
 
 	putMu     sync.Mutex
 	mu        sync.Mutex
-	last      detect.Assessment
 	lastAuto  time.Time
 	decisions map[string]*api.Decision // by id
 	// leaders are the decisions of the replica that leads the resource, as
@@ -322,9 +320,6 @@ func (r *resource) tick(ctx context.Context, now time.Time) {
 		}
 	}
 	a := r.drv.Tick(ctx, now)
-	r.mu.Lock()
-	r.last = a
-	r.mu.Unlock()
 	r.record(now, a)
 	r.practiceStep(ctx, now, a)
 	r.reconcile(ctx, now)
@@ -405,9 +400,7 @@ func jsonDetail(v any) json.RawMessage {
 
 // alarmState looks an alarm up in the last assessment.
 func (r *resource) alarmState(name string) alarm.State {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, al := range r.last.Alarms {
+	for _, al := range r.ctrl.View().Assessment.Alarms {
 		if al.Name == name {
 			return al.State
 		}
