@@ -51,12 +51,15 @@ type FleetOptions struct {
 	MemProfile string
 	// TickWorkers, when more than 0, is serve's --tick-workers.
 	TickWorkers int
-	// HarnessNice, when more than 0, runs the fleet's stand-ins for other
-	// machines — the `grayzone workload` process and this process's load
-	// generator and status sampler — at that nice value (Linux), so that
-	// serve, at its own priority, gets the CPU first and its latencies are
-	// its own rather than waits for a CPU the harness holds. 0 (the
-	// default) runs everything at one priority, as one machine would.
+	// HarnessNice, when more than 0, runs the `grayzone workload` process
+	// (the targets: a stand-in for other machines, and the harness's largest
+	// CPU user, answering the customer requests, health checks and canary
+	// calls) at that nice value (nice(1)), so that serve, at its own
+	// priority, gets the CPU first and its latencies are less waits for a
+	// CPU the workload holds. This process (the load generator and the
+	// status sampler) keeps its priority: a niced sampler would time its
+	// own waits for a CPU into serve's answers. 0 (the default) runs
+	// everything at one priority, as one machine would.
 	HarnessNice int
 	// GCPercent and MemoryLimitMiB, when more than 0, are serve's
 	// --gc-percent and --memory-limit-mib.
@@ -89,8 +92,8 @@ type FleetResult struct {
 	FailStatic  int     `json:"fail_static_entries"`
 	// GC is serve's garbage collection over the load, from its /metrics.
 	GC FleetGC `json:"serve_gc"`
-	// HarnessNice is the nice value the workload and the load generator
-	// ran at (0: serve's own priority).
+	// HarnessNice is the nice value the workload ran at (0: serve's own
+	// priority).
 	HarnessNice int `json:"harness_nice"`
 	// Verdicts are issue 24's four conditions for a fleet run, in order.
 	Verdicts []FleetVerdict `json:"verdicts"`
@@ -223,9 +226,9 @@ func (r *FleetResult) Print(w io.Writer) {
 	fmt.Fprintf(w, "serve's GC over the load: %d cycles, %.1f ms stop-the-world in total, GC CPU %s of one core, allocation %.1f MB/s (%.0f objects/s), live heap %s after the last cycle, %d goroutines; GOGC %s, memory limit %s\n",
 		g.Cycles, g.PauseMs, orNA(g.CPUPercent, "%.1f %%"), g.AllocMBps, g.AllocsPerS, orNA(g.LiveMiB, "%.0f MiB"), g.Goroutines, orNA(g.GOGC, "%.0f"), orNA(g.MemLimitMiB, "%.0f MiB"))
 	if r.HarnessNice > 0 {
-		fmt.Fprintf(w, "harness: the workload and the load generator at nice %d, serve at its own priority (--harness-nice): serve's latencies leave out most waits for a CPU they hold\n", r.HarnessNice)
+		fmt.Fprintf(w, "harness: the workload at nice %d (--harness-nice), serve, the load generator and the status sampler at their own priority: serve's latencies leave out most waits for a CPU the workload holds\n", r.HarnessNice)
 	} else {
-		fmt.Fprintln(w, "harness: the workload and the load generator at serve's priority (--harness-nice 0): on a small machine serve's latencies include waits for a CPU they hold")
+		fmt.Fprintln(w, "harness: the workload, the load generator and serve at one priority (--harness-nice 0): on a small machine serve's latencies include waits for a CPU the harness holds")
 	}
 	fmt.Fprintln(w)
 	for _, v := range r.Verdicts {
@@ -406,14 +409,6 @@ func RunFleet(ctx context.Context, o FleetOptions) (*FleetResult, error) {
 	// Let the front doors' health checks put the targets in rotation.
 	time.Sleep(12 * time.Second)
 
-	if o.HarnessNice > 0 {
-		// This process's threads (serve has been started: it keeps its own
-		// priority); the threads the runtime makes later inherit it.
-		if err := reniceSelf(o.HarnessNice); err != nil {
-			return nil, fmt.Errorf("--harness-nice %d: %w", o.HarnessNice, err)
-		}
-		progress("the workload and the load generator at nice %d", o.HarnessNice)
-	}
 	res := &FleetResult{Resources: o.Resources, DurationS: o.Duration.Seconds(), RatePerRes: o.Rate, HarnessNice: o.HarnessNice}
 	// The tick loop's histogram now, so that its passes during the load
 	// are judged, not those of serve's start.

@@ -41,13 +41,16 @@ from serve's /metrics, so a run says whether GC is what makes it slow.
 
 The whole fleet runs on this machine: on a small or busy one, the workload
 and the load compete with serve for the CPU; say so with the numbers.
---harness-nice N runs them at a lower priority (nice N, Linux) so that
-serve's latencies are its own; the output says which was used.`,
+--harness-nice N runs the workload (the targets, the harness's largest CPU
+user) at a lower priority (nice N) so that serve's latencies are more its own;
+the load generator and the status sampler keep theirs (a niced sampler would
+count its own waits for a CPU in serve's answers). The output says which
+was used.`,
 		Example: `  grayzone bench fleet --resources 1000 --duration 10m
   grayzone bench fleet --resources 50 --duration 2m
   grayzone bench fleet --resources 200 --rate 5 --output json
   grayzone bench fleet --resources 200 --cpuprofile serve.prof   # then: go tool pprof serve.prof
-  grayzone bench fleet --resources 1000 --duration 10m --harness-nice 10   # serve first on the CPU
+  grayzone bench fleet --resources 1000 --duration 10m --harness-nice 10   # the workload after serve on the CPU
   grayzone bench fleet --resources 200 --memprofile heap.prof    # then: go tool pprof -sample_index=alloc_space heap.prof
   grayzone bench fleet --resources 1000 --duration 2m --trace-slow slow --blockprofile block.prof`,
 		Args: cobra.NoArgs,
@@ -101,7 +104,7 @@ serve's latencies are its own; the output says which was used.`,
 	f.DurationVar(&o.Duration, "duration", time.Minute, "how long the load runs once serve is up")
 	f.Float64Var(&o.Rate, "rate", 1, "customer requests per second per resource")
 	f.IntVar(&o.TickWorkers, "tick-workers", 0, "serve --tick-workers: resources its tick loop ticks at once (0: serve's default, GOMAXPROCS)")
-	f.IntVar(&o.HarnessNice, "harness-nice", 0, "run the workload and the load generator (stand-ins for other machines) at this nice value, 1-19 (Linux), so serve gets the CPU first; 0: everything at one priority, as on one machine. The output says which")
+	f.IntVar(&o.HarnessNice, "harness-nice", 0, "run the workload (the targets: stand-ins for other machines, the harness's largest CPU user) at this nice value, 1-19 (nice(1)), so serve gets the CPU first; 0: everything at one priority, as on one machine. The load generator and status sampler keep their priority. The output says which")
 	f.IntVar(&o.GCPercent, "gc-percent", 0, "serve --gc-percent: its garbage collector's target (0: serve's default, 100 or $GOGC)")
 	f.IntVar(&o.MemoryLimitMiB, "memory-limit-mib", 0, "serve --memory-limit-mib: its soft memory limit (0: none, or $GOMEMLIMIT)")
 	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the serve process to this file (serve --cpuprofile; go tool pprof)")
