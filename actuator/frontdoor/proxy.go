@@ -17,6 +17,7 @@ import (
 
 	"github.com/grayzone/grayzone/actuator"
 	"github.com/grayzone/grayzone/internal/clock"
+	"github.com/grayzone/grayzone/internal/warm"
 	"github.com/grayzone/grayzone/telemetry/observation"
 	"github.com/grayzone/grayzone/telemetry/record"
 )
@@ -487,13 +488,13 @@ func (h *HealthChecker) Run(ctx context.Context) {
 			}
 			client := clientFor(ts.Addr)
 			wg.Add(1)
-			go func(ts TargetStatus) {
+			warm.Go(func() { // a grown stack: an HTTP exchange needs several KiB
 				defer wg.Done()
 				ok := h.check(ctx, client, ts.Addr)
 				if h.Table.ReportHealth(ts.ID, ok) {
 					h.Log.Info("health check changed target state", "target", ts.ID, "healthy", ok)
 				}
-			}(ts)
+			})
 		}
 		wg.Wait()
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/grayzone/grayzone/internal/clock"
+	"github.com/grayzone/grayzone/internal/warm"
 	"github.com/grayzone/grayzone/telemetry/observation"
 	"github.com/grayzone/grayzone/telemetry/operation"
 )
@@ -186,20 +187,23 @@ func Run(ctx context.Context, cfg Config) error {
 			if probed {
 				off %= every // spread within the probe interval, not past the next probe round
 			}
+			calls.Add(1)
+			call := func() { defer calls.Done(); c.call(ctx, t) }
 			if off > 0 {
 				// Registered here, not in the goroutine, so that a fake
 				// clock advanced after the round cannot miss it.
 				due := clk.After(off)
-				calls.Go(func() {
+				go func() {
 					select {
 					case <-ctx.Done():
+						calls.Done()
 					case <-due:
-						c.call(ctx, t)
+						warm.Go(call) // a grown stack: net/http needs several KiB
 					}
-				})
+				}()
 				continue
 			}
-			calls.Go(func() { c.call(ctx, t) })
+			warm.Go(call)
 		}
 	}
 	round(0)
@@ -308,6 +312,10 @@ func (c *caller) call(ctx context.Context, t target) {
 	c.record(o)
 }
 
+// canaryHeader is every call's header, one map for all (a call made a
+// map of its own).
+var canaryHeader = http.Header{"User-Agent": {"grayzone-canary"}}
+
 // do returns the status (0 without a complete answer: connection error,
 // timeout, broken body) and the identity headers.
 func (c *caller) do(ctx context.Context, u string) (status int, zone, instance string) {
@@ -315,7 +323,7 @@ func (c *caller) do(ctx context.Context, u string) (status int, zone, instance s
 	if err != nil {
 		return 0, "", ""
 	}
-	req.Header.Set("User-Agent", "grayzone-canary")
+	req.Header = canaryHeader // read, never written, by the client and transports
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return 0, "", ""
