@@ -116,7 +116,10 @@ func (h *history) each(f func(api.HistoryPoint) bool) {
 	for k := range h.points {
 		i := (h.head + k) % len(h.points)
 		p := h.points[i]
-		hp := api.HistoryPoint{T: p.t, Phase: h.phases[p.phase], Zones: make([]api.ZonePoint, p.n)}
+		hp := api.HistoryPoint{T: p.t, Phase: h.phases[p.phase]}
+		if p.n > 0 { // nil without zones, as the API had it
+			hp.Zones = make([]api.ZonePoint, p.n)
+		}
 		for j, z := range h.zones[i*h.stride:][:p.n] {
 			hp.Zones[j] = api.ZonePoint{Zone: h.names[z.zone], Availability: z.avail, Requests: z.requests, P99Ms: z.p99,
 				CanaryAvailability: z.canaryAvail, CanaryP99Ms: z.canaryP99, Healthy: z.flags&histHealthy != 0,
