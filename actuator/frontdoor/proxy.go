@@ -482,10 +482,12 @@ func (h *HealthChecker) Run(ctx context.Context) {
 		}
 		first = false
 		var wg sync.WaitGroup
+		checked := 0
 		for _, ts := range h.Table.Targets() {
 			if ts.Addr == "" {
 				continue
 			}
+			checked++
 			client := clientFor(ts.Addr)
 			wg.Add(1)
 			warm.Go(func() { // a grown stack: an HTTP exchange needs several KiB
@@ -497,6 +499,18 @@ func (h *HealthChecker) Run(ctx context.Context) {
 			})
 		}
 		wg.Wait()
+		if len(clients) > checked { // targets gone (EndpointSlices churn): their connections too
+			current := map[string]bool{}
+			for _, ts := range h.Table.Targets() {
+				current[ts.Addr] = true
+			}
+			for addr, c := range clients {
+				if !current[addr] {
+					c.Transport.(*h1Transport).closeIdle(true)
+					delete(clients, addr)
+				}
+			}
+		}
 	}
 }
 
