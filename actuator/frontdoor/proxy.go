@@ -453,7 +453,15 @@ func (h *HealthChecker) Run(ctx context.Context) {
 		c := clients[addr]
 		if c == nil {
 			c = &http.Client{Transport: &h1Transport{addr: addr, dial: dial, fallback: fallback, maxIdle: 1,
-				idleTime: max(90*time.Second, 3*h.Interval), responseTimeout: h.Timeout}}
+				idleTime: max(90*time.Second, 3*h.Interval), responseTimeout: h.Timeout},
+				// The transport reaches the target only: a redirect to
+				// another host is answered as it is (not 200: unhealthy).
+				CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+					if req.URL.Host != addr {
+						return http.ErrUseLastResponse
+					}
+					return nil
+				}}
 			clients[addr] = c
 		}
 		return c
