@@ -46,8 +46,24 @@ type FleetOptions struct {
 	// prefix): where serve's goroutines wait, and traces of slow passes and
 	// status calls.
 	BlockProfile, MutexProfile, TraceSlow string
+	// MemProfile, when set, is serve's --memprofile: a heap profile written
+	// when serve stops (allocations over the run, and what is live).
+	MemProfile string
 	// TickWorkers, when more than 0, is serve's --tick-workers.
 	TickWorkers int
+	// HarnessNice, when more than 0, runs the `grayzone workload` process
+	// (the targets: a stand-in for other machines, and the harness's largest
+	// CPU user, answering the customer requests, health checks and canary
+	// calls) at that nice value (nice(1)), so that serve, at its own
+	// priority, gets the CPU first and its latencies are less waits for a
+	// CPU the workload holds. This process (the load generator and the
+	// status sampler) keeps its priority: a niced sampler would time its
+	// own waits for a CPU into serve's answers. 0 (the default) runs
+	// everything at one priority, as one machine would.
+	HarnessNice int
+	// GCPercent and MemoryLimitMiB, when more than 0, are serve's
+	// --gc-percent and --memory-limit-mib.
+	GCPercent, MemoryLimitMiB int
 }
 
 // FleetResult is what one fleet run measured of the serve process.
@@ -74,8 +90,87 @@ type FleetResult struct {
 	Requests    int64   `json:"requests"`
 	Failed      int64   `json:"failed_requests"`
 	FailStatic  int     `json:"fail_static_entries"`
+	// GC is serve's garbage collection over the load, from its /metrics.
+	GC FleetGC `json:"serve_gc"`
+	// HarnessNice is the nice value the workload ran at (0: serve's own
+	// priority).
+	HarnessNice int `json:"harness_nice"`
 	// Verdicts are issue 24's four conditions for a fleet run, in order.
 	Verdicts []FleetVerdict `json:"verdicts"`
+}
+
+// FleetGC is serve's garbage collection during the load, the difference
+// of two scrapes of its /metrics (the Go collector's series): whether GC is
+// what makes a status call or a pass slow.
+type FleetGC struct {
+	Cycles int64 `json:"cycles"` // go_gc_duration_seconds_count
+	// PauseMs is the stop-the-world pauses' total (go_gc_duration_seconds_sum);
+	// the concurrent mark is not in it, but in CPUPercent.
+	PauseMs float64 `json:"pause_total_ms"`
+	// CPUPercent is the CPU the collector took, share of one core
+	// (go_cpu_classes_gc_total_cpu_seconds_total; -1: not exposed).
+	CPUPercent float64 `json:"cpu_percent_of_one_core"`
+	// AllocMBps is the allocation rate (go_memstats_alloc_bytes_total), the
+	// pace of the collections; AllocsPerS the objects a second
+	// (go_memstats_mallocs_total).
+	AllocMBps  float64 `json:"alloc_mb_per_s"`
+	AllocsPerS float64 `json:"allocs_per_s"`
+	// LiveMiB is the heap live after the last collection at the end
+	// (go_gc_heap_live_bytes; -1: not exposed), what every cycle marks.
+	LiveMiB float64 `json:"live_heap_mib"`
+	// Goroutines at the end (go_goroutines): stacks every cycle scans.
+	Goroutines int64 `json:"goroutines"`
+	// GOGC is serve's GC target, percent (go_gc_gogc_percent; -1: off or
+	// not exposed), MemLimitMiB its soft memory limit (go_gc_gomemlimit_bytes;
+	// -1: none or not exposed).
+	GOGC        float64 `json:"gogc_percent"`
+	MemLimitMiB float64 `json:"memory_limit_mib"`
+}
+
+// fleetGC reads serve's GC over the load from a scrape before it and one
+// after, elapsed apart.
+func fleetGC(before, after []byte, elapsed time.Duration) FleetGC {
+	b, a := metricSamples(before), metricSamples(after)
+	d := func(name string) float64 { return a[name] - b[name] }
+	g := FleetGC{
+		Cycles:      int64(d("go_gc_duration_seconds_count")),
+		PauseMs:     round3(d("go_gc_duration_seconds_sum") * 1000),
+		CPUPercent:  -1,
+		AllocMBps:   round3(d("go_memstats_alloc_bytes_total") / 1e6 / elapsed.Seconds()),
+		AllocsPerS:  round3(d("go_memstats_mallocs_total") / elapsed.Seconds()),
+		LiveMiB:     -1,
+		Goroutines:  int64(a["go_goroutines"]),
+		GOGC:        -1,
+		MemLimitMiB: -1,
+	}
+	if v, ok := a["go_gc_gogc_percent"]; ok && v >= 0 {
+		g.GOGC = v
+	}
+	if v, ok := a["go_gc_gomemlimit_bytes"]; ok && v < math.MaxInt64/2 { // math.MaxInt64: no limit
+		g.MemLimitMiB = round3(v / (1 << 20))
+	}
+	if _, ok := a["go_cpu_classes_gc_total_cpu_seconds_total"]; ok {
+		g.CPUPercent = round3(d("go_cpu_classes_gc_total_cpu_seconds_total") / elapsed.Seconds() * 100)
+	}
+	if v, ok := a["go_gc_heap_live_bytes"]; ok {
+		g.LiveMiB = round3(v / (1 << 20))
+	}
+	return g
+}
+
+// metricSamples are the unlabelled samples of a Prometheus text exposition.
+func metricSamples(body []byte) map[string]float64 {
+	m := map[string]float64{}
+	for line := range strings.Lines(string(body)) {
+		name, v, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if !ok || name == "" || name[0] == '#' || strings.ContainsRune(name, '{') {
+			continue
+		}
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			m[name] = f
+		}
+	}
+	return m
 }
 
 // FleetVerdict is one condition a fleet run must meet.
@@ -127,6 +222,15 @@ func (r *FleetResult) Print(w io.Writer) {
 		r.Resources, r.CPUPercent, r.RSSMiB, r.FDs, r.FDsPerRes, r.Series, r.MetricsKB, r.MetricsMs,
 		r.StatusP50ms, r.StatusMaxms, r.TickP99ms, r.Failed, r.Requests, r.FailStatic)
 	fmt.Fprintln(w)
+	g := r.GC
+	fmt.Fprintf(w, "serve's GC over the load: %d cycles, %.1f ms stop-the-world in total, GC CPU %s of one core, allocation %.1f MB/s (%.0f objects/s), live heap %s after the last cycle, %d goroutines; GOGC %s, memory limit %s\n",
+		g.Cycles, g.PauseMs, orNA(g.CPUPercent, "%.1f %%"), g.AllocMBps, g.AllocsPerS, orNA(g.LiveMiB, "%.0f MiB"), g.Goroutines, orNA(g.GOGC, "%.0f"), orNA(g.MemLimitMiB, "%.0f MiB"))
+	if r.HarnessNice > 0 {
+		fmt.Fprintf(w, "harness: the workload at nice %d (--harness-nice), serve, the load generator and the status sampler at their own priority: serve's latencies leave out most waits for a CPU the workload holds\n", r.HarnessNice)
+	} else {
+		fmt.Fprintln(w, "harness: the workload, the load generator and serve at one priority (--harness-nice 0): on a small machine serve's latencies include waits for a CPU the harness holds")
+	}
+	fmt.Fprintln(w)
 	for _, v := range r.Verdicts {
 		verdict := "PASS"
 		if !v.Pass {
@@ -134,6 +238,14 @@ func (r *FleetResult) Print(w io.Writer) {
 		}
 		fmt.Fprintf(w, "%s  %s: %s\n", verdict, v.Check, v.Detail)
 	}
+}
+
+// orNA formats v, or "n/a" for -1 (not exposed).
+func orNA(v float64, format string) string {
+	if v < 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf(format, v)
 }
 
 // fleetPortsPerResource: regional, three zonal, six targets.
@@ -240,7 +352,13 @@ func RunFleet(ctx context.Context, o FleetOptions) (*FleetResult, error) {
 	base := "http://" + api
 
 	progress("starting the workload (%d targets)", 6*o.Resources)
-	work, err := startFleetProcess(o.Exe, dir, "instances up", "workload", "--config", path)
+	workArgs := []string{o.Exe, "workload", "--config", path}
+	if o.HarnessNice > 0 {
+		// nice(1) sets the priority before the workload starts, so every
+		// thread it makes has it.
+		workArgs = append([]string{"nice", "-n", strconv.Itoa(o.HarnessNice)}, workArgs...)
+	}
+	work, err := startFleetProcess(workArgs[0], dir, "instances up", workArgs[1:]...)
 	if err != nil {
 		return nil, err
 	}
@@ -252,7 +370,7 @@ func RunFleet(ctx context.Context, o FleetOptions) (*FleetResult, error) {
 
 	progress("starting serve (%d resources)", o.Resources)
 	serveArgs := []string{"serve", "--config", path, "--log-level", "warn"}
-	for _, p := range []struct{ flag, path string }{{"--cpuprofile", o.CPUProfile}, {"--blockprofile", o.BlockProfile}, {"--mutexprofile", o.MutexProfile}, {"--trace-slow", o.TraceSlow}} {
+	for _, p := range []struct{ flag, path string }{{"--cpuprofile", o.CPUProfile}, {"--memprofile", o.MemProfile}, {"--blockprofile", o.BlockProfile}, {"--mutexprofile", o.MutexProfile}, {"--trace-slow", o.TraceSlow}} {
 		if p.path == "" {
 			continue
 		}
@@ -264,6 +382,12 @@ func RunFleet(ctx context.Context, o FleetOptions) (*FleetResult, error) {
 	}
 	if o.TickWorkers > 0 {
 		serveArgs = append(serveArgs, "--tick-workers", strconv.Itoa(o.TickWorkers))
+	}
+	if o.GCPercent > 0 {
+		serveArgs = append(serveArgs, "--gc-percent", strconv.Itoa(o.GCPercent))
+	}
+	if o.MemoryLimitMiB > 0 {
+		serveArgs = append(serveArgs, "--memory-limit-mib", strconv.Itoa(o.MemoryLimitMiB))
 	}
 	serve, err := startFleetProcess(o.Exe, dir, "", serveArgs...)
 	if err != nil {
@@ -285,7 +409,7 @@ func RunFleet(ctx context.Context, o FleetOptions) (*FleetResult, error) {
 	// Let the front doors' health checks put the targets in rotation.
 	time.Sleep(12 * time.Second)
 
-	res := &FleetResult{Resources: o.Resources, DurationS: o.Duration.Seconds(), RatePerRes: o.Rate}
+	res := &FleetResult{Resources: o.Resources, DurationS: o.Duration.Seconds(), RatePerRes: o.Rate, HarnessNice: o.HarnessNice}
 	// The tick loop's histogram now, so that its passes during the load
 	// are judged, not those of serve's start.
 	tick0, err := fetchMetrics(ctx, client, base)
@@ -389,6 +513,7 @@ func RunFleet(ctx context.Context, o FleetOptions) (*FleetResult, error) {
 	res.MetricsKB = round3(float64(len(body)) / 1000)
 	res.Series = countSeries(body)
 	res.TickP99ms, res.TickPasses = tickP99ms(tick0, body)
+	res.GC = fleetGC(tick0, body, time.Since(t0))
 	if res.FailStatic, err = countFailStatic(ctx, client, base); err != nil {
 		return nil, err
 	}

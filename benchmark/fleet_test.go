@@ -3,6 +3,7 @@ package benchmark
 import (
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestFleetMetricsParsing(t *testing.T) {
@@ -78,5 +79,36 @@ func TestFleetVerdicts(t *testing.T) {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, b.String())
 		}
+	}
+}
+
+// serve's GC over the load is the difference of two scrapes, and a runtime
+// without the extra series says so (-1) rather than 0.
+func TestFleetGC(t *testing.T) {
+	before := []byte(`go_gc_duration_seconds{quantile="0.5"} 0.001
+go_gc_duration_seconds_sum 0.5
+go_gc_duration_seconds_count 10
+go_memstats_alloc_bytes_total 1e+09
+go_memstats_mallocs_total 1e+06
+go_cpu_classes_gc_total_cpu_seconds_total 2
+go_goroutines 100
+`)
+	after := []byte(`go_gc_duration_seconds_sum 0.75
+go_gc_duration_seconds_count 14
+go_memstats_alloc_bytes_total 3e+09
+go_memstats_mallocs_total 5e+06
+go_cpu_classes_gc_total_cpu_seconds_total 8
+go_gc_heap_live_bytes 1.048576e+09
+go_goroutines 5000
+go_gc_gogc_percent 400
+go_gc_gomemlimit_bytes 9.223372036854776e+18
+`)
+	g := fleetGC(before, after, 100*time.Second)
+	want := FleetGC{Cycles: 4, PauseMs: 250, CPUPercent: 6, AllocMBps: 20, AllocsPerS: 40000, LiveMiB: 1000, Goroutines: 5000, GOGC: 400, MemLimitMiB: -1}
+	if g != want {
+		t.Errorf("GC %+v, want %+v", g, want)
+	}
+	if g := fleetGC(nil, []byte("go_goroutines 3\n"), time.Second); g.CPUPercent != -1 || g.LiveMiB != -1 {
+		t.Errorf("without the runtime's series: %+v, want -1 for GC CPU and the live heap", g)
 	}
 }

@@ -32,13 +32,20 @@ func TestBenchFleet(t *testing.T) {
 		t.Skip("starts serve and the workload as processes")
 	}
 	t.Setenv("GRAYZONE_TEST_MAIN", "1")
-	prof := filepath.Join(t.TempDir(), "serve.prof")
-	res, err := benchmark.RunFleet(context.Background(), benchmark.FleetOptions{Resources: 3, Duration: 4 * time.Second, Rate: 2, TickWorkers: 2, CPUProfile: prof})
+	prof, heap := filepath.Join(t.TempDir(), "serve.prof"), filepath.Join(t.TempDir(), "heap.prof")
+	res, err := benchmark.RunFleet(context.Background(), benchmark.FleetOptions{Resources: 3, Duration: 4 * time.Second, Rate: 2, TickWorkers: 2, CPUProfile: prof,
+		MemProfile: heap, HarnessNice: 5, GCPercent: 200})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi, err := os.Stat(prof); err != nil || fi.Size() == 0 {
-		t.Errorf("serve's CPU profile %s: %v (want it written when serve stops)", prof, err)
+	for _, p := range []string{prof, heap} {
+		if fi, err := os.Stat(p); err != nil || fi.Size() == 0 {
+			t.Errorf("serve's profile %s: %v (want it written when serve stops)", p, err)
+		}
+	}
+	// serve's GC, read from its /metrics, with the --gc-percent it was given.
+	if g := res.GC; g.GOGC != 200 || g.LiveMiB <= 0 || g.CPUPercent < 0 || g.AllocMBps <= 0 || g.Goroutines <= 0 || res.HarnessNice != 5 {
+		t.Errorf("GC %+v, harness nice %d; want GOGC 200, a live heap, GC CPU, an allocation rate, goroutines and nice 5", g, res.HarnessNice)
 	}
 	t.Logf("%+v", res)
 	// 3 resources × 2 req/s × 4 s, give or take a request per sender at the edges.

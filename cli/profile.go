@@ -28,6 +28,30 @@ func startCPUProfile(path string) (stop func(), err error) {
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
+// startMemProfile writes a heap profile of the process to path when the
+// returned stop is called (go tool pprof; "" profiles nothing): its
+// alloc_space and alloc_objects say what allocated over the whole run (what
+// sets the garbage collector's pace), inuse_space what was live at the end.
+func startMemProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path) // fail now, not at the end of a long run
+	if err != nil {
+		return nil, fmt.Errorf("--memprofile: %w", err)
+	}
+	return func() {
+		runtime.GC() // inuse_* as of the end, not of the last cycle
+		err := pprof.Lookup("allocs").WriteTo(f, 0)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "grayzone: write the heap profile: %v\n", err)
+		}
+	}, nil
+}
+
 // startContentionProfiles records where goroutines wait — on channels,
 // selects and locks (the block profile: blockPath) and on contended mutexes
 // (the mutex profile: mutexPath) — and writes them when the returned stop

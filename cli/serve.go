@@ -19,8 +19,8 @@ import (
 func newServeCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
 		file, dataDir, listen, tokenFile, logLevel, advertise, cpuProfile string
-		blockProfile, mutexProfile, traceSlow                             string
-		tickWorkers                                                       int
+		blockProfile, mutexProfile, traceSlow, memProfile                 string
+		tickWorkers, gcPercent, memLimitMiB                               int
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -99,6 +99,13 @@ AWS_REGION, instance roles, AWS_ENDPOINT_URL...); see docs/aws.md.`,
 				return usageErr("--log-level %q: want debug, info, warn or error", logLevel)
 			}
 			log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+			if gcPercent < 0 || gcPercent > 0 && gcPercent < 10 {
+				return usageErr("--gc-percent %d: want 10 or more (0: Go's default, 100, or GOGC)", gcPercent)
+			}
+			if memLimitMiB < 0 {
+				return usageErr("--memory-limit-mib %d: want 0 (none, or GOMEMLIMIT) or more", memLimitMiB)
+			}
+			applyGC(log, gcPercent, memLimitMiB)
 			checkFileLimit(log, len(cfg.Resources))
 			if len(tokens) == 0 {
 				log.Warn("no API tokens configured: every mutating call will be refused with 401")
@@ -121,6 +128,11 @@ AWS_REGION, instance roles, AWS_ENDPOINT_URL...); see docs/aws.md.`,
 				return err
 			}
 			defer stopProfile()
+			stopMem, err := startMemProfile(memProfile)
+			if err != nil {
+				return err
+			}
+			defer stopMem()
 			stopContention, err := startContentionProfiles(blockProfile, mutexProfile)
 			if err != nil {
 				return err
@@ -167,7 +179,10 @@ AWS_REGION, instance roles, AWS_ENDPOINT_URL...); see docs/aws.md.`,
 	f.StringVar(&advertise, "advertise", "", "API address followers send clients to, with a shared store (overrides replica.advertise)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.IntVar(&tickWorkers, "tick-workers", 0, "resources the tick loop ticks at once in each 250ms pass (0: GOMAXPROCS, the cores Go uses)")
+	f.IntVar(&gcPercent, "gc-percent", 0, "garbage collector target: collect once allocations reach this percent of the live heap (0: Go's default, 100, or $GOGC); higher means fewer collections for more memory, for a large fleet (docs/ha.md)")
+	f.IntVar(&memLimitMiB, "memory-limit-mib", 0, "soft memory limit of the process in MiB: the collector runs sooner as the heap nears it (0: none, or $GOMEMLIMIT); bounds what --gc-percent costs in memory")
 	f.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file, complete when serve stops (go tool pprof)")
+	f.StringVar(&memProfile, "memprofile", "", "write a heap profile to this file when serve stops: what was allocated over the run and what is live (go tool pprof -sample_index=alloc_space)")
 	f.StringVar(&blockProfile, "blockprofile", "", "write where goroutines waited (channels, selects, locks) to this file when serve stops (go tool pprof)")
 	f.StringVar(&mutexProfile, "mutexprofile", "", "write where contended locks were held to this file when serve stops (go tool pprof)")
 	f.StringVar(&traceSlow, "trace-slow", "", "keep an execution trace of the last seconds and write it to PREFIX.tick.N.trace / PREFIX.status.N.trace when a tick pass takes over 100ms or a GET /v1/status over 200ms (a few a run; go tool trace)")

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"time"
 )
 
 // ErrNotInProcess is DialContext's answer for an address that is not one of
@@ -59,4 +61,25 @@ func (p *Proxy) DialContext(ctx context.Context, network, addr string) (net.Conn
 	}
 	go e.serveConn(sc)
 	return client, nil
+}
+
+// InProcessTransport is a round tripper to one of the proxy's own endpoints
+// (addr as for DialContext) over in-memory connections (DialContext), at
+// most maxIdle of them kept between requests. Each request is written and
+// its answer read on the caller's goroutine, by the client of the proxy's
+// fast path, instead of by the two goroutines an http.Transport runs per
+// connection: serve's canaries, thousands a minute in a fleet, call their
+// own front doors this way. Any other address is ErrNotInProcess.
+func (p *Proxy) InProcessTransport(addr string, maxIdle int) (http.RoundTripper, error) {
+	found := false
+	p.mu.RLock()
+	for _, ep := range p.endpoints {
+		found = found || ep.ln.Addr().String() == addr
+	}
+	p.mu.RUnlock()
+	if !found {
+		return nil, ErrNotInProcess
+	}
+	return &h1Transport{addr: addr, dial: p.DialContext, fallback: p.transport, maxIdle: max(1, maxIdle), idleTime: 90 * time.Second,
+		responseTimeout: p.limits.ResponseTimeout}, nil
 }

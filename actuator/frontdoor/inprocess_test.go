@@ -63,3 +63,24 @@ func TestDialContextNetHTTPOnly(t *testing.T) {
 		t.Errorf("DialContext with NetHTTPOnly: %v, want ErrNotInProcess", err)
 	}
 }
+
+// InProcessTransport calls an endpoint through in-memory connections on
+// the caller's goroutine, keeps one for the next call, and knows no other
+// address.
+func TestInProcessTransport(t *testing.T) {
+	f := startFleet(t, []string{"az1", "az2"}, 1, DefaultHealthPolicy)
+	addr := strings.TrimPrefix(f.proxy.ZonalURL("az2"), "http://")
+	tr, err := f.proxy.InProcessTransport(addr, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := *f
+	mem.client = &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	assertCounts(t, "zonal az2 in memory", mem.send(t, f.proxy.ZonalURL("az2"), 10), map[string]int{"az2-1": 10})
+	if h := tr.(*h1Transport); len(h.idle) != 1 || h.idle[0].LocalAddr().Network() != "pipe" {
+		t.Errorf("kept %d connections (want 1, a pipe)", len(h.idle))
+	}
+	if _, err := f.proxy.InProcessTransport("127.0.0.1:1", 1); !errors.Is(err, ErrNotInProcess) {
+		t.Errorf("InProcessTransport of another address: %v, want ErrNotInProcess", err)
+	}
+}

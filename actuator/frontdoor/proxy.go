@@ -17,6 +17,7 @@ import (
 
 	"github.com/grayzone/grayzone/actuator"
 	"github.com/grayzone/grayzone/internal/clock"
+	"github.com/grayzone/grayzone/internal/warm"
 	"github.com/grayzone/grayzone/telemetry/observation"
 	"github.com/grayzone/grayzone/telemetry/record"
 )
@@ -426,21 +427,44 @@ func (h *HealthChecker) Run(ctx context.Context) {
 	if h.Clock == nil {
 		h.Clock = clock.Real{}
 	}
-	if h.Client == nil {
-		// A transport of the checker's own that keeps one connection per
-		// target between checks: the default transport keeps 100 idle
-		// connections for the whole process, so with more targets than
-		// that (a fleet of resources in one serve) nearly every check
-		// dialed anew, thousands of connections a second, each leaving a
-		// TIME_WAIT behind, until the ephemeral ports ran out.
-		tr := &http.Transport{
-			DialContext:         (&net.Dialer{Timeout: h.Timeout}).DialContext,
-			MaxIdleConnsPerHost: 1,
-			IdleConnTimeout:     max(90*time.Second, 3*h.Interval),
-			DisableCompression:  true,
+	// Without a Client of the caller's, each target has a connection of
+	// the checker's own, kept between checks (the default transport keeps
+	// 100 idle connections for the whole process: with more targets than
+	// that, a fleet of resources in one serve, nearly every check dialed
+	// anew, thousands of connections a second, each leaving a TIME_WAIT
+	// behind, until the ephemeral ports ran out), and a check is written
+	// and read on its own goroutine as the fast path's requests are
+	// (h1Transport), not handed to the two goroutines per connection of an
+	// http.Transport: at fleet size that hand-off was most of a check's
+	// CPU and allocations.
+	clients := map[string]*http.Client{}                  // by target address
+	fallback := &http.Transport{DisableCompression: true} // unused: a check is always on the fast path
+	defer func() {
+		for _, c := range clients {
+			c.Transport.(*h1Transport).closeIdle(true)
 		}
-		defer tr.CloseIdleConnections()
-		h.Client = &http.Client{Transport: tr}
+		fallback.CloseIdleConnections()
+	}()
+	dial := (&net.Dialer{Timeout: h.Timeout}).DialContext
+	clientFor := func(addr string) *http.Client {
+		if h.Client != nil {
+			return h.Client
+		}
+		c := clients[addr]
+		if c == nil {
+			c = &http.Client{Transport: &h1Transport{addr: addr, dial: dial, fallback: fallback, maxIdle: 1,
+				idleTime: max(90*time.Second, 3*h.Interval), responseTimeout: h.Timeout},
+				// The transport reaches the target only: a redirect to
+				// another host is answered as it is (not 200: unhealthy).
+				CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+					if req.URL.Host != addr {
+						return http.ErrUseLastResponse
+					}
+					return nil
+				}}
+			clients[addr] = c
+		}
+		return c
 	}
 	if h.Log == nil {
 		h.Log = slog.Default()
@@ -466,31 +490,46 @@ func (h *HealthChecker) Run(ctx context.Context) {
 		}
 		first = false
 		var wg sync.WaitGroup
+		checked := 0
 		for _, ts := range h.Table.Targets() {
 			if ts.Addr == "" {
 				continue
 			}
+			checked++
+			client := clientFor(ts.Addr)
 			wg.Add(1)
-			go func(ts TargetStatus) {
+			warm.Go(func() { // a grown stack: an HTTP exchange needs several KiB
 				defer wg.Done()
-				ok := h.check(ctx, ts.Addr)
+				ok := h.check(ctx, client, ts.Addr)
 				if h.Table.ReportHealth(ts.ID, ok) {
 					h.Log.Info("health check changed target state", "target", ts.ID, "healthy", ok)
 				}
-			}(ts)
+			})
 		}
 		wg.Wait()
+		if len(clients) > checked { // targets gone (EndpointSlices churn): their connections too
+			current := map[string]bool{}
+			for _, ts := range h.Table.Targets() {
+				current[ts.Addr] = true
+			}
+			for addr, c := range clients {
+				if !current[addr] {
+					c.Transport.(*h1Transport).closeIdle(true)
+					delete(clients, addr)
+				}
+			}
+		}
 	}
 }
 
-func (h *HealthChecker) check(ctx context.Context, addr string) bool {
+func (h *HealthChecker) check(ctx context.Context, client *http.Client, addr string) bool {
 	ctx, cancel := context.WithTimeout(ctx, h.Timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+h.Path, nil)
 	if err != nil {
 		return false
 	}
-	resp, err := h.Client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return false
 	}

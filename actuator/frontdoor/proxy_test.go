@@ -444,14 +444,17 @@ func TestProxyStopsWhenContextEnds(t *testing.T) {
 // resources has thousands of targets, and a connection per check would run
 // the machine out of ephemeral ports (each closed one waits in TIME_WAIT).
 func TestHealthCheckerKeepsOneConnectionPerTarget(t *testing.T) {
-	var conns, checks atomic.Int64
+	var conns, closed, checks atomic.Int64
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		checks.Add(1)
 		w.Write([]byte("ok\n")) // a body, read or not, must not cost the connection
 	}))
 	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
-		if st == http.StateNew {
+		switch st {
+		case http.StateNew:
 			conns.Add(1)
+		case http.StateClosed:
+			closed.Add(1)
 		}
 	}
 	srv.Start()
@@ -481,4 +484,12 @@ func TestHealthCheckerKeepsOneConnectionPerTarget(t *testing.T) {
 	if n := conns.Load(); n != 1 {
 		t.Errorf("%d connections for 5 checks of one target, want 1", n)
 	}
+	// A target gone (its pod replaced, say) has its connection closed at the
+	// next round, not kept for as long as the checker runs.
+	if err := tb.AddTarget(Target{ID: "az1-2", Zone: "az1", Addr: freeport.Addr(t)}); err != nil {
+		t.Fatal(err)
+	}
+	tb.RemoveTarget("az1-1")
+	clk.Advance(interval)
+	waitFor(t, "the removed target's connection to close", func() bool { return closed.Load() == 1 })
 }

@@ -59,10 +59,11 @@ func (d *Driver) Tick(ctx context.Context, now time.Time) detect.Assessment {
 		}
 		return rd.Assessment
 	}
+	epoch := rd.Epoch // the goroutines take it, not rd: rd would move to the heap every tick
 	for _, act := range rd.Actions {
 		if d.Inline {
 			err := d.Actuator.Apply(ctx, act)
-			d.audit(d.Ctrl.Ack(now, rd.Epoch, act, err))
+			d.audit(d.Ctrl.Ack(now, epoch, act, err))
 			continue
 		}
 		d.inflight.Add(1)
@@ -78,7 +79,7 @@ func (d *Driver) Tick(ctx context.Context, now time.Time) detect.Assessment {
 			// Acknowledged the moment it returns, not at the next tick, and
 			// saved at once: the narrower the window between an action's
 			// effect and its record, the fewer re-runs after a crash.
-			d.audit(d.Ctrl.Ack(d.now(), rd.Epoch, act, err))
+			d.audit(d.Ctrl.Ack(d.now(), epoch, act, err))
 			if serr := d.SaveState(ctx); serr != nil {
 				d.log().Warn("runbook state not saved after an action", "action", act.String(), "err", serr)
 			}

@@ -121,11 +121,9 @@ func (s *Service) Alarms(ctx context.Context, name string) ([]api.Alarm, error) 
 		if name != "" && r.cfg.Name != name {
 			continue
 		}
-		r.mu.Lock()
-		for _, al := range r.last.Alarms {
+		for _, al := range r.ctrl.View().Assessment.Alarms {
 			out = append(out, api.Alarm{Resource: r.cfg.Name, Name: al.Name, State: string(al.State), Reason: al.Reason.String()})
 		}
-		r.mu.Unlock()
 	}
 	if name != "" {
 		if _, err := s.resource(name); err != nil {

@@ -1,8 +1,7 @@
 package service
 
 import (
-	"context"
-	"net"
+	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -12,23 +11,25 @@ import (
 )
 
 // ownFrontDoors is serve's one canary transport. A canary whose URL is one
-// of serve's own embedded front doors' endpoints is connected to it in
-// memory (frontdoor.Proxy.DialContext): the call takes the front door's
+// of serve's own embedded front doors' endpoints calls it in memory
+// (frontdoor.Proxy.InProcessTransport): the call takes the front door's
 // real path to a target, but no socket pair, which over loopback cost two
-// descriptors in this one process per canary connection. Any other URL is
-// dialed over the network, through the same pooled, per-host bounded
-// transport.
+// descriptors in this one process per canary connection, and no
+// http.Transport's reader and writer goroutines per connection. Any other
+// URL is called over the network, through the canaries' shared, per-host
+// bounded transport.
 type ownFrontDoors struct {
 	mu     sync.RWMutex
-	byAddr map[string]*frontdoor.Proxy
-	tr     http.RoundTripper
+	byAddr map[string]http.RoundTripper // the front doors' endpoints, by host:port
 }
 
 func newOwnFrontDoors() *ownFrontDoors {
-	o := &ownFrontDoors{byAddr: map[string]*frontdoor.Proxy{}}
-	o.tr = canary.NewTransport(o.dial, frontdoor.ErrNotInProcess)
-	return o
+	return &ownFrontDoors{byAddr: map[string]http.RoundTripper{}}
 }
+
+// canaryIdle is how many in-memory connections a canary keeps to one of
+// serve's endpoints: spread calls come one at a time.
+const canaryIdle = 2
 
 // add registers a started front door's endpoints.
 func (o *ownFrontDoors) add(p *frontdoor.Proxy, zones []string) {
@@ -39,18 +40,27 @@ func (o *ownFrontDoors) add(p *frontdoor.Proxy, zones []string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	for _, u := range urls {
-		if host, ok := strings.CutPrefix(u, "http://"); ok { // the endpoints' base URLs
-			o.byAddr[host] = p
+		host, ok := strings.CutPrefix(u, "http://") // the endpoints' base URLs
+		if !ok {
+			continue
+		}
+		if tr, err := p.InProcessTransport(host, canaryIdle); err == nil { // not without the fast path
+			o.byAddr[host] = tr
 		}
 	}
 }
 
-func (o *ownFrontDoors) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+// RoundTrip implements http.RoundTripper.
+func (o *ownFrontDoors) RoundTrip(req *http.Request) (*http.Response, error) {
 	o.mu.RLock()
-	p := o.byAddr[addr]
+	tr := o.byAddr[req.URL.Host]
 	o.mu.RUnlock()
-	if p == nil {
-		return nil, frontdoor.ErrNotInProcess
+	if tr == nil || req.URL.Scheme != "http" {
+		return canary.SharedTransport().RoundTrip(req)
 	}
-	return p.DialContext(ctx, network, addr)
+	resp, err := tr.RoundTrip(req)
+	if errors.Is(err, frontdoor.ErrNotInProcess) { // closed meanwhile: whatever listens there now
+		return canary.SharedTransport().RoundTrip(req)
+	}
+	return resp, err
 }

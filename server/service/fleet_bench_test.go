@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/grayzone/grayzone/engine/alarm"
-	"github.com/grayzone/grayzone/engine/detect"
 	"github.com/grayzone/grayzone/internal/clock"
 	"github.com/grayzone/grayzone/server/api"
 	"github.com/grayzone/grayzone/server/config"
@@ -213,12 +212,37 @@ func TestMetricsSeriesPerResource(t *testing.T) {
 	if len(perRes) != 2 {
 		t.Errorf("series for %v, want web-0 and web-1", perRes)
 	}
-	// An alarm in ALARM has its series.
+	// An alarm in ALARM has its series: web-1's zone z2 fails every
+	// request and canary call for two minutes.
+	fc := s.clock.(*clock.Fake)
 	r := s.byName["web-1"]
-	r.mu.Lock()
-	r.last.Alarms = append(r.last.Alarms, detect.AlarmStatus{Name: "z2-isolated-impact", State: alarm.Alarm})
-	r.mu.Unlock()
-	if m := scrape(t, s); !strings.Contains(m, `grayzone_alarm_in_alarm{alarm="z2-isolated-impact",resource="web-1"} 1`) || strings.Count(m, "grayzone_alarm_in_alarm{") != 1 {
-		t.Errorf("one alarm in ALARM: /metrics has %d alarm series", strings.Count(m, "grayzone_alarm_in_alarm{"))
+	for range 2 * 60 * 4 {
+		fleetTraffic(s, fc.Now())
+		for tg := range 2 {
+			for _, op := range []string{"ride", "pay", "signin", "home"} {
+				for range 5 {
+					r.rec.Series(observation.Server, "z2", fmt.Sprintf("web-1-%d", tg+3), op).Observe(observation.Fault, 5*time.Millisecond)
+				}
+			}
+		}
+		for _, op := range []string{"ride", "pay", "signin", "home"} {
+			_ = r.in.OfferObservation(res.SourceCanary, observation.Observation{At: fc.Now(), Source: observation.Canary, Zone: "z2", Operation: op, Outcome: observation.Fault, Latency: 5 * time.Millisecond})
+		}
+		fc.Advance(tickEvery)
+		s.tick(context.Background(), fc.Now())
+	}
+	m := scrape(t, s)
+	inAlarm := 0
+	for _, al := range r.ctrl.View().Assessment.Alarms {
+		if al.State != alarm.Alarm {
+			continue
+		}
+		inAlarm++
+		if series := `grayzone_alarm_in_alarm{alarm="` + al.Name + `",resource="web-1"} 1`; !strings.Contains(m, series) {
+			t.Errorf("alarm %s in ALARM: no %s", al.Name, series)
+		}
+	}
+	if inAlarm == 0 || strings.Count(m, "grayzone_alarm_in_alarm{") != inAlarm || strings.Contains(m, `grayzone_alarm_in_alarm{alarm="z2-isolated-impact",resource="web-0"}`) {
+		t.Errorf("%d alarms of web-1 in ALARM: /metrics has %d alarm series, want as many (and at least one)", inAlarm, strings.Count(m, "grayzone_alarm_in_alarm{"))
 	}
 }

@@ -26,8 +26,11 @@ func (r *resource) guard(now time.Time, zone, why string) error {
 	if act, ok := r.s.shifts.Active(r.cfg.Name); ok {
 		return fmt.Errorf("shift %s (%s) is already active away from %s", act.ID, act.Origin, act.AwayFrom)
 	}
+	// The last assessment published, before the tick asking (the guard is
+	// asked in the middle of the controller's tick).
+	relapsing := r.ctrl.View().Assessment.Zone(zone).Relapsing
 	r.mu.Lock()
-	last, relapsing := r.lastAuto, r.last.Zone(zone).Relapsing
+	last := r.lastAuto
 	r.mu.Unlock()
 	if err := runbook.Spacing(now, last, as.MinInterval, relapsing); err != nil {
 		return err

@@ -2,6 +2,7 @@ package service
 
 import (
 	"net/http"
+	"regexp"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -16,9 +17,17 @@ import (
 // format. Values are read at scrape time from the same state the API serves.
 func (s *Service) metricsHandler() http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), (*stateCollector)(s), (*planeCollector)(s), (*replicaCollector)(s), (*notifyCollector)(s), s.ticks)
+	reg.MustRegister(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(goRuntimeMetrics)), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), (*stateCollector)(s), (*planeCollector)(s), (*replicaCollector)(s), (*notifyCollector)(s), s.ticks)
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 }
+
+// goRuntimeMetrics are the Go runtime's metrics exposed besides the
+// collector's defaults (the memstats, GOGC, GOMEMLIMIT, GOMAXPROCS): what
+// says whether garbage collection is what slows serve down at fleet size —
+// the live heap after the last collection (go_gc_heap_live_bytes) and the
+// CPU the collector took (go_cpu_classes_gc_total_cpu_seconds_total, with
+// go_memstats_alloc_bytes_total the allocation rate that paces it).
+var goRuntimeMetrics = collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/live:bytes$|^/cpu/classes/gc/total:cpu-seconds$`)}
 
 type stateCollector Service
 
@@ -80,14 +89,14 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, reason := range detect.FailStaticReasons {
 			ch <- prometheus.MustNewConstMetric(mFailStat, prometheus.GaugeValue, b(st.FailStatic != nil && st.FailStatic.Reason == reason), st.Name, reason)
 		}
-		r.mu.Lock()
-		for _, al := range r.last.Alarms {
+		for _, al := range r.ctrl.View().Assessment.Alarms {
 			// Only alarms in ALARM: a resource has some 20 alarms, nearly
 			// always OK, and their zeros were a quarter of a fleet's series.
 			if al.State == alarm.Alarm {
 				ch <- prometheus.MustNewConstMetric(mAlarm, prometheus.GaugeValue, 1, st.Name, al.Name)
 			}
 		}
+		r.mu.Lock()
 		obs := r.observed
 		r.mu.Unlock()
 		ch <- prometheus.MustNewConstMetric(mObserved, prometheus.CounterValue, float64(obs[0]), st.Name, "server")

@@ -274,9 +274,6 @@ func (r *resource) followTick(ctx context.Context, now time.Time, get stateGette
 	}
 	r.in.Feed(now, r.ctrl) // the follower's own front door's customer traffic, its canaries and sources
 	a := r.ctrl.Assess(now)
-	r.mu.Lock()
-	r.last = a
-	r.mu.Unlock()
 	r.record(now, a)
 	r.reconcile(ctx, now)
 }

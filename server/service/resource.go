@@ -16,7 +16,6 @@ import (
 	"github.com/grayzone/grayzone/actuator/frontdoor"
 	"github.com/grayzone/grayzone/engine/alarm"
 	"github.com/grayzone/grayzone/engine/autoshift"
-	"github.com/grayzone/grayzone/engine/detect"
 	"github.com/grayzone/grayzone/engine/runbook"
 	"github.com/grayzone/grayzone/engine/shift"
 	"github.com/grayzone/grayzone/server/api"
@@ -55,7 +54,6 @@ type resource struct {
 
 	putMu     sync.Mutex
 	mu        sync.Mutex
-	last      detect.Assessment
 	lastAuto  time.Time
 	decisions map[string]*api.Decision // by id
 	// leaders are the decisions of the replica that leads the resource, as
@@ -63,16 +61,27 @@ type resource struct {
 	// it does not lead it.
 	leaders  []api.Decision
 	saved    map[string]savedState // last persisted states, by key
+	keys     stateKeys
 	cancel   context.CancelFunc
 	observed [2]int64 // server, canary observations ingested
-	history  []api.HistoryPoint
-	starters []func(context.Context) // control-plane informers, started with the resource
+	history  history
+	// zonePoints is record's scratch for a point's zones.
+	zonePoints []api.ZonePoint
+	starters   []func(context.Context) // control-plane informers, started with the resource
 	// onGuard, in tests, is called as the controller asks the guard, under
 	// the controller's lock in the middle of a tick; nil otherwise.
 	onGuard func()
 }
 
 func stateKey(kind, res string) string { return kind + "/" + res }
+
+// stateKeys are a resource's keys of its saved states, made once: the tick
+// loop saves (or finds unchanged) each of them every tick.
+type stateKeys struct{ runbook, autoshift, decisions, practice string }
+
+func newStateKeys(res string) stateKeys {
+	return stateKeys{stateKey("runbook", res), stateKey("autoshift", res), stateKey("decisions", res), stateKey("practice", res)}
+}
 
 // resourceConfig is the part of a resource's assembly its configuration
 // says (Open builds the shift model of every resource from it; newResource
@@ -95,7 +104,7 @@ func resourceConfig(rc *config.Resource) res.Config {
 // c, its configuration's part, with serve's database, guard, audit log and
 // planes.
 func (s *Service) newResource(ctx context.Context, rc *config.Resource, c res.Config) (*resource, error) {
-	r := &resource{s: s, cfg: rc, decisions: map[string]*api.Decision{}, saved: map[string]savedState{}}
+	r := &resource{s: s, cfg: rc, decisions: map[string]*api.Decision{}, saved: map[string]savedState{}, keys: newStateKeys(rc.Name)}
 	if rc.Telemetry.RecordObservations {
 		var err error
 		if r.batches, err = openBatchLog(s.cfg.DataDir, rc.Name); err != nil {
@@ -165,7 +174,7 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, c res.Co
 		s.audit(context.Background(), store.AuditEntry{At: e.At, Kind: e.Kind, Resource: rc.Name, Zone: e.Zone, Actor: "autoshift", Message: e.Msg, Detail: detail})
 	}
 	c.Save = func(ctx context.Context, st runbook.State) error {
-		return r.put(ctx, stateKey("runbook", rc.Name), st)
+		return r.put(ctx, r.keys.runbook, st)
 	}
 	if data, ok, err := s.db.GetState(ctx, stateKey("runbook", rc.Name)); err != nil {
 		return nil, fmt.Errorf("serve: resource %s: read runbook state: %w", rc.Name, err)
@@ -244,7 +253,7 @@ func (r *resource) startCanaries(ctx context.Context, wg *sync.WaitGroup) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := canary.Run(ctx, canary.Config{Interval: c.Interval, Endpoints: []canary.Endpoint{{Zone: c.Zone, URL: c.URL}}, Spread: true, Transport: r.s.ownFDs.tr,
+			err := canary.Run(ctx, canary.Config{Interval: c.Interval, Endpoints: []canary.Endpoint{{Zone: c.Zone, URL: c.URL}}, Spread: true, Transport: r.s.ownFDs,
 				Phase:  phase(canary.ProbeInterval(c.Interval), r.cfg.Name, c.Zone, c.URL),
 				Record: func(o observation.Observation) { r.observe(o) },
 				// A shifted zone is probed harder: its recovery test needs the samples.
@@ -311,9 +320,6 @@ func (r *resource) tick(ctx context.Context, now time.Time) {
 		}
 	}
 	a := r.drv.Tick(ctx, now)
-	r.mu.Lock()
-	r.last = a
-	r.mu.Unlock()
 	r.record(now, a)
 	r.practiceStep(ctx, now, a)
 	r.reconcile(ctx, now)
@@ -329,13 +335,16 @@ func (r *resource) persist(ctx context.Context) {
 	_ = r.drv.SaveState(ctx)
 	r.mu.Lock()
 	last := r.lastAuto
+	saved, known := r.saved[r.keys.autoshift].v.(time.Time)
 	r.mu.Unlock()
-	_ = r.put(ctx, stateKey("autoshift", r.cfg.Name), last)
+	if !known || last != saved { // unchanged (nearly always): not even boxed for put
+		_ = r.put(ctx, r.keys.autoshift, last)
+	}
 	if r.s.replicated() { // for the other replicas' API and dashboard
-		_ = r.put(ctx, stateKey("decisions", r.cfg.Name), r.ownDecisions())
+		_ = r.put(ctx, r.keys.decisions, r.ownDecisions())
 	}
 	if r.prac != nil {
-		_ = r.put(ctx, stateKey("practice", r.cfg.Name), r.prac.State())
+		_ = r.put(ctx, r.keys.practice, r.prac.State())
 	}
 }
 
@@ -391,9 +400,7 @@ func jsonDetail(v any) json.RawMessage {
 
 // alarmState looks an alarm up in the last assessment.
 func (r *resource) alarmState(name string) alarm.State {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, al := range r.last.Alarms {
+	for _, al := range r.ctrl.View().Assessment.Alarms {
 		if al.Name == name {
 			return al.State
 		}

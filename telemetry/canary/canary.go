@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/grayzone/grayzone/internal/clock"
+	"github.com/grayzone/grayzone/internal/warm"
 	"github.com/grayzone/grayzone/telemetry/observation"
 	"github.com/grayzone/grayzone/telemetry/operation"
 )
@@ -108,34 +109,18 @@ const (
 // SharedTransport is the one transport of every canary of the process
 // without a Transport of its own: connections are pooled per endpoint
 // across canaries and bounded per host, so the descriptors canaries hold
-// grow with the endpoints, not with endpoints × operations.
-var SharedTransport = sync.OnceValue(func() *http.Transport { return NewTransport(nil, nil) })
-
-// NewTransport is a transport with the shared transport's bounds whose
-// connections are made by dial first: a dial that fails with an error
-// matching notMine (errors.Is) is made over the network instead. serve
-// passes its embedded front doors' in-process dialer, so a canary of its own
-// front door holds no descriptor. A nil dial is the network's.
-func NewTransport(dial func(ctx context.Context, network, addr string) (net.Conn, error), notMine error) *http.Transport {
-	netDial := (&net.Dialer{Timeout: DefaultTimeout}).DialContext
-	dialContext := netDial
-	if dial != nil {
-		dialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := dial(ctx, network, addr)
-			if err != nil && errors.Is(err, notMine) {
-				return netDial(ctx, network, addr)
-			}
-			return c, err
-		}
-	}
+// grow with the endpoints, not with endpoints × operations. (serve's
+// canaries of its own embedded front doors call them in memory instead,
+// and the others through this one.)
+var SharedTransport = sync.OnceValue(func() *http.Transport {
 	return &http.Transport{
 		Proxy:               nil, // loopback only; never an environment proxy
-		DialContext:         dialContext,
+		DialContext:         (&net.Dialer{Timeout: DefaultTimeout}).DialContext,
 		MaxIdleConnsPerHost: maxIdleConnsPerHost,
 		MaxConnsPerHost:     maxConnsPerHost,
 		IdleConnTimeout:     90 * time.Second,
 	}
-}
+})
 
 // Run calls every operation on every endpoint, in a round right away and
 // then every Interval, until ctx is done; a round's calls start together, or
@@ -202,20 +187,23 @@ func Run(ctx context.Context, cfg Config) error {
 			if probed {
 				off %= every // spread within the probe interval, not past the next probe round
 			}
+			calls.Add(1)
+			call := func() { defer calls.Done(); c.call(ctx, t) }
 			if off > 0 {
 				// Registered here, not in the goroutine, so that a fake
 				// clock advanced after the round cannot miss it.
 				due := clk.After(off)
-				calls.Go(func() {
+				go func() {
 					select {
 					case <-ctx.Done():
+						calls.Done()
 					case <-due:
-						c.call(ctx, t)
+						warm.Go(call) // a grown stack: net/http needs several KiB
 					}
-				})
+				}()
 				continue
 			}
-			calls.Go(func() { c.call(ctx, t) })
+			warm.Go(call)
 		}
 	}
 	round(0)
@@ -324,6 +312,10 @@ func (c *caller) call(ctx context.Context, t target) {
 	c.record(o)
 }
 
+// canaryHeader is every call's header, one map for all (a call made a
+// map of its own).
+var canaryHeader = http.Header{"User-Agent": {"grayzone-canary"}}
+
 // do returns the status (0 without a complete answer: connection error,
 // timeout, broken body) and the identity headers.
 func (c *caller) do(ctx context.Context, u string) (status int, zone, instance string) {
@@ -331,7 +323,7 @@ func (c *caller) do(ctx context.Context, u string) (status int, zone, instance s
 	if err != nil {
 		return 0, "", ""
 	}
-	req.Header.Set("User-Agent", "grayzone-canary")
+	req.Header = canaryHeader // read, never written, by the client and transports
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return 0, "", ""

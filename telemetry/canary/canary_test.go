@@ -3,7 +3,6 @@ package canary
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -457,76 +456,6 @@ func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.n.Add(1)
 	return c.RoundTripper.RoundTrip(r)
 }
-
-// NewTransport connects through its dial first (an in-process front door),
-// and over the network for an address the dial says is not its own.
-func TestNewTransportDialsFirst(t *testing.T) {
-	notMine := fmt.Errorf("not mine")
-	mem := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "memory") }))
-	memLn := newPipeListener()
-	mem.Listener = memLn
-	mem.Start()
-	t.Cleanup(mem.Close)
-	netSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "network") }))
-	t.Cleanup(netSrv.Close)
-	const memAddr = "192.0.2.1:80" // nothing listens there: only the dial reaches it
-	tr := NewTransport(func(ctx context.Context, network, addr string) (net.Conn, error) {
-		if addr != memAddr {
-			return nil, fmt.Errorf("dial %s: %w", addr, notMine)
-		}
-		return memLn.dial()
-	}, notMine)
-	t.Cleanup(tr.CloseIdleConnections)
-	if tr.MaxConnsPerHost != maxConnsPerHost || tr.MaxIdleConnsPerHost != maxIdleConnsPerHost {
-		t.Errorf("bounds: %d conns, %d idle per host", tr.MaxConnsPerHost, tr.MaxIdleConnsPerHost)
-	}
-	c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	for url, want := range map[string]string{"http://" + memAddr + "/ride": "memory", netSrv.URL + "/ride": "network"} {
-		resp, err := c.Get(url)
-		if err != nil {
-			t.Fatalf("GET %s: %v", url, err)
-		}
-		var b strings.Builder
-		_, _ = io.Copy(&b, resp.Body)
-		resp.Body.Close()
-		if b.String() != want {
-			t.Errorf("GET %s: %q, want %q", url, b.String(), want)
-		}
-	}
-}
-
-// pipeListener accepts the server sides of net.Pipes made by dial.
-type pipeListener struct {
-	ch   chan net.Conn
-	done chan struct{}
-	once sync.Once
-}
-
-func newPipeListener() *pipeListener {
-	return &pipeListener{ch: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *pipeListener) dial() (net.Conn, error) {
-	c, s := net.Pipe()
-	select {
-	case l.ch <- s:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *pipeListener) Close() error   { l.once.Do(func() { close(l.done) }); return nil }
-func (l *pipeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 80} }
 
 // With Phase, the first round (and so every round) starts Phase after Run:
 // nothing is called before it, the round's calls come at Phase, the next
