@@ -244,12 +244,10 @@ type Engine struct {
 	zones, zoneBuf   []ZoneStatus
 	alarms, alarmBuf []AlarmStatus
 	// alarmOrder is sortAlarms' memory: the names in the order the detector
-	// appended them last, the sorting permutation, and where each of its
-	// cycles of more than one place starts.
+	// appended them last, and the sorting permutation.
 	alarmOrder struct {
-		names  []string
-		perm   []int
-		cycles []int
+		names []string
+		perm  []int
 	}
 
 	// Fail static: the last bucket with data per zone and source, whether
@@ -296,7 +294,7 @@ func New(cfg Config) (*Engine, error) {
 			sk[i], csk[i] = newSketch(), newSketch()
 		}
 		e.lat[z], e.clat[z] = sk, csk
-		e.latSum[z], e.clatSum[z] = &windowSum{sk: newSketch(), exact: true}, &windowSum{sk: newSketch(), exact: true}
+		e.latSum[z], e.clatSum[z] = newWindowSum(), newWindowSum()
 		e.p99[z], e.cp99[z] = -1, -1
 	}
 	var err error
@@ -456,10 +454,8 @@ func (e *Engine) close(b *bucket) {
 		n := int64(len(e.lat[e.cfg.Zones[0]]))
 		for s := max(e.latSec+1, sec-n+1); s <= sec; s++ {
 			for _, z := range e.cfg.Zones {
-				e.latSum[z].remove(e.lat[z][s%n])
-				e.clatSum[z].remove(e.clat[z][s%n])
-				e.lat[z][s%n].Clear()
-				e.clat[z][s%n].Clear()
+				e.latSum[z].clear(e.lat[z][s%n])
+				e.clatSum[z].clear(e.clat[z][s%n])
 			}
 		}
 		e.latSec = sec
@@ -479,8 +475,10 @@ func (e *Engine) close(b *bucket) {
 	for k, a := range b.op {
 		if k.src == observation.Server {
 			_ = e.lat[k.zone][sec%n].MergeWith(a.lat)
+			e.latSum[k.zone].stale = true
 		} else {
 			_ = e.clat[k.zone][sec%n].MergeWith(a.lat)
+			e.clatSum[k.zone].stale = true
 		}
 	}
 	e.noteSeen(b)
@@ -542,8 +540,12 @@ func (e *Engine) sketch() *ddsketch.DDSketch {
 func (e *Engine) refreshP99() {
 	ended := int(e.latSec % int64(len(e.lat[e.cfg.Zones[0]])))
 	for _, z := range e.cfg.Zones {
-		e.p99[z] = e.latSum[z].quantile(e.lat[z], ended, 0.99)
-		e.cp99[z] = e.clatSum[z].quantile(e.clat[z], ended, 0.99)
+		if w := e.latSum[z]; w.stale {
+			e.p99[z] = w.quantile(e.lat[z], ended, 0.99)
+		}
+		if w := e.clatSum[z]; w.stale {
+			e.cp99[z] = w.quantile(e.clat[z], ended, 0.99)
+		}
 	}
 }
 
@@ -556,11 +558,19 @@ func (e *Engine) refreshP99() {
 // which no quantile reads), hence its quantiles. Where that is not shown
 // (a sketch with zero or negative values, which have no bins; a range the
 // store could collapse) the sum is merged afresh from the ring, as it was.
+//
+// A ring no value was merged into or cleared out of since the last quantile
+// has the same quantile (stale false): the sum, or the merge afresh, is made
+// from the same slots, so it is not made again (most seconds, for an idle
+// resource's zone and source).
 type windowSum struct {
 	sk    *ddsketch.DDSketch
 	exact bool                           // sk is the sum of the ring's slots but the one being filled
 	sub   func(int, float64) (stop bool) // takes a bin out of sk; made once, not per call
+	stale bool                           // the ring changed since the last quantile
 }
+
+func newWindowSum() *windowSum { return &windowSum{sk: newSketch(), exact: true, stale: true} }
 
 // maxExactRange is the widest index range a running sum may cover: below
 // newSketch's 1,024 bins, so its store never collapses (record buckets span
@@ -579,7 +589,17 @@ func (w *windowSum) quantile(ring []*ddsketch.DDSketch, ended int, q float64) fl
 		}
 		w.exact = valuesInBins(w.sk) && indexSpan(w.sk, nil) <= maxExactRange
 	}
+	w.stale = false
 	return quantile(w.sk, q)
+}
+
+// clear takes a slot out of the sum and empties it for reuse.
+func (w *windowSum) clear(slot *ddsketch.DDSketch) {
+	if !slot.IsEmpty() {
+		w.remove(slot)
+		w.stale = true
+	}
+	slot.Clear()
 }
 
 // remove takes a slot about to be cleared out of the sum.
@@ -752,47 +772,29 @@ func (e *Engine) assess(now time.Time) Assessment {
 	if r, ok := e.det.(interface{ doubted(*Assessment) }); ok && a.FailStatic.Active {
 		r.doubted(&a)
 	}
-	e.sortAlarms(a.Alarms)
 	e.zoneBuf, e.alarmBuf = a.Zones, a.Alarms
-	e.zones = reuse(e.zones, a.Zones, func(x, y *ZoneStatus) bool { return *x == *y })
-	e.alarms = reuse(e.alarms, a.Alarms, func(x, y *AlarmStatus) bool {
-		return x.Name == y.Name && x.State == y.State && x.Reason.equal(&y.Reason)
-	})
+	if !slices.Equal(e.zones, a.Zones) || e.zones == nil {
+		e.zones = make([]ZoneStatus, len(a.Zones))
+		copy(e.zones, a.Zones)
+	}
+	e.alarms = e.sortAlarms(a.Alarms)
 	a.Zones, a.Alarms = e.zones, e.alarms
 	return a
 }
 
-// reuse returns last when it holds what built does (by eq), else a copy of
-// built, exactly as long.
-func reuse[T any](last, built []T, eq func(x, y *T) bool) []T {
-	if last != nil && len(last) == len(built) {
-		same := true
-		for i := range built {
-			if !eq(&last[i], &built[i]) {
-				same = false
-				break
-			}
-		}
-		if same {
-			return last
-		}
-	}
-	out := make([]T, len(built))
-	copy(out, built)
-	return out
-}
-
-// sortAlarms orders the alarms by name (stable). A detector appends the
-// same alarms in the same order tick after tick, so the order found once is
-// reused while the names are the same: sorting every tick was a twentieth
-// of a simulated day, which pays for it four times a simulated second.
-func (e *Engine) sortAlarms(as []AlarmStatus) {
-	same := len(as) == len(e.alarmOrder.names)
+// sortAlarms returns the alarms ordered by name (stable): the last
+// assessment's alarms when they are the same, else a new slice. A detector
+// appends the same alarms in the same order tick after tick, so the order
+// found once is reused while the names are the same (sorting every tick was
+// a twentieth of a simulated day), and the built alarms are compared with
+// the last ones, or copied out, through it: nothing is moved in place.
+func (e *Engine) sortAlarms(as []AlarmStatus) []AlarmStatus {
+	o := &e.alarmOrder
+	same := len(as) == len(o.names)
 	for i := 0; same && i < len(as); i++ {
-		same = as[i].Name == e.alarmOrder.names[i]
+		same = as[i].Name == o.names[i]
 	}
 	if !same {
-		o := &e.alarmOrder
 		o.names = o.names[:0]
 		o.perm = o.perm[:0]
 		for i, al := range as {
@@ -800,30 +802,25 @@ func (e *Engine) sortAlarms(as []AlarmStatus) {
 			o.perm = append(o.perm, i)
 		}
 		slices.SortStableFunc(o.perm, func(x, y int) int { return strings.Compare(as[x].Name, as[y].Name) })
-		o.cycles = o.cycles[:0]
-		seen := make([]bool, len(o.perm))
-		for i := range o.perm {
-			if seen[i] || o.perm[i] == i {
-				continue
-			}
-			o.cycles = append(o.cycles, i)
-			for j := i; !seen[j]; j = o.perm[j] {
-				seen[j] = true
+	}
+	// Place i of the sorted alarms is as[perm[i]].
+	if last := e.alarms; last != nil && len(last) == len(as) {
+		i := 0
+		for ; i < len(as); i++ {
+			x, y := &last[i], &as[o.perm[i]]
+			if x.Name != y.Name || x.State != y.State || !x.Reason.equal(&y.Reason) {
+				break
 			}
 		}
-	}
-	// as[i] becomes the old as[perm[i]], in place along each cycle: one
-	// move per misplaced alarm (a scratch copy of them all and back was a
-	// fiftieth of a simulated day).
-	perm := e.alarmOrder.perm
-	for _, start := range e.alarmOrder.cycles {
-		first := as[start]
-		i := start
-		for j := perm[i]; j != start; i, j = j, perm[j] {
-			as[i] = as[j]
+		if i == len(as) {
+			return last
 		}
-		as[i] = first
 	}
+	out := make([]AlarmStatus, len(as))
+	for i, j := range o.perm {
+		out[i] = as[j]
+	}
+	return out
 }
 
 func canaryAvail(c Counts) float64 {
