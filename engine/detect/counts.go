@@ -81,15 +81,19 @@ func (c Counts) Availability() float64 { return 1 - c.Rate(DimFault) }
 // cache, a third of the detector's tick. The counts are integers: the
 // differences are exact.
 type ring struct {
-	n     int64  // the window, in buckets
-	seq   int64  // buckets pushed
-	total Counts // the newest n buckets
-	all   Counts // every bucket pushed
-	base  Counts // all as of the newest bucket with data that left the window
+	// What an empty bucket's push reads and writes comes first: at a
+	// thousand resources no ring stays in the cache from one bucket to the
+	// next, and pushing empty buckets is most of what an idle one does.
+	seq    int64 // buckets pushed
+	n      int64 // the window, in buckets
+	oldest int64 // the oldest mark's seq (size > 0)
 	// marks is circular: the buckets with data among the newest n, oldest
 	// (at head) first.
 	marks      []mark
 	head, size int
+	total      Counts // the newest n buckets
+	all        Counts // every bucket pushed
+	base       Counts // all as of the newest bucket with data that left the window
 }
 
 // mark is a bucket with data: its number (seq) and the ring's all right
@@ -104,25 +108,25 @@ func newRing(n int) *ring { return &ring{n: int64(n)} }
 // push adds the newest bucket, dropping the oldest.
 func (r *ring) push(c Counts) {
 	r.seq++
-	changed := false
-	if c != (Counts{}) {
+	empty := c == (Counts{})
+	if empty && (r.size == 0 || r.oldest > r.seq-r.n) {
+		return // nothing in, nothing out
+	}
+	if !empty {
 		r.all.add(c)
 		r.append(mark{seq: r.seq, all: r.all})
-		changed = true
 	}
-	for r.size > 0 && r.marks[r.head].seq <= r.seq-r.n {
+	for r.size > 0 && r.oldest <= r.seq-r.n {
 		r.base = r.marks[r.head].all
 		r.head++
 		if r.head == len(r.marks) {
 			r.head = 0
 		}
 		r.size--
-		changed = true
+		r.oldest = r.marks[r.head].seq
 	}
-	if changed {
-		r.total = r.all
-		r.total.sub(r.base)
-	}
+	r.total = r.all
+	r.total.sub(r.base)
 }
 
 // append adds m after the newest mark, growing the marks up to the window.
@@ -135,6 +139,9 @@ func (r *ring) append(m mark) {
 		r.marks, r.head = grown, 0
 	}
 	r.marks[(r.head+r.size)%len(r.marks)] = m
+	if r.size == 0 {
+		r.oldest = m.seq
+	}
 	r.size++
 }
 
