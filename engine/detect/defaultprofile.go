@@ -321,7 +321,7 @@ func (f *defaultProfile) evalZone(zi int, d Dim, silent bool) zoneEval {
 	// both instances over the line at the same step made the decision wait
 	// for a coincidence. An instance that never crossed since the change
 	// (the healthy one beside a single bad instance) still never contributes.
-	from := f.changePoint(z, d, ev.src)
+	from, fromSet := int64(0), false // the change point, found when first needed
 	for _, is := range f.byZone[zi] {
 		if silent {
 			// The zone's server-side telemetry stopped while other zones
@@ -337,7 +337,13 @@ func (f *defaultProfile) evalZone(zi int, d Dim, silent bool) zoneEval {
 			continue
 		}
 		ev.instances++
-		if f.recent(is.lastBad[d]) && is.lastLite[d] > 0 && is.lastLite[d] >= from {
+		if !f.recent(is.lastBad[d]) || is.lastLite[d] <= 0 {
+			continue
+		}
+		if !fromSet {
+			from, fromSet = f.changePoint(z, d, ev.src), true
+		}
+		if is.lastLite[d] >= from {
 			ev.contributors = append(ev.contributors, is.name)
 		}
 	}

@@ -252,8 +252,8 @@ type Engine struct {
 
 	// Fail static: the last bucket with data per zone and source, whether
 	// each source ever reported, and since when the view is in doubt.
-	lastSeen   map[zsKey]int64
-	began      map[observation.Source]bool
+	lastSeen   [][2]seenAt // by zone index and source
+	began      [2]bool     // by source
 	doubtSince time.Time
 }
 
@@ -279,8 +279,7 @@ func New(cfg Config) (*Engine, error) {
 		clatSum: map[string]*windowSum{},
 		cp99:    map[string]float64{},
 
-		lastSeen: map[zsKey]int64{},
-		began:    map[observation.Source]bool{},
+		lastSeen: make([][2]seenAt, len(cfg.Zones)),
 	}
 	hw := buckets(cfg.HealthWindow, cfg.Resolution)
 	dw := buckets(displayWindow, cfg.Resolution)
@@ -730,7 +729,11 @@ func (a Assessment) Healthy() map[string]bool {
 
 // Recovered returns, per zone, whether it is shown recovered (ZoneStatus.Recovered).
 func (a Assessment) Recovered() map[string]bool {
-	m := make(map[string]bool, len(a.Zones))
+	return a.RecoveredInto(make(map[string]bool, len(a.Zones)))
+}
+
+// RecoveredInto is Recovered into m (a caller's, reused), returned.
+func (a Assessment) RecoveredInto(m map[string]bool) map[string]bool {
 	for _, s := range a.Zones {
 		m[s.Zone] = s.Recovered
 	}
@@ -740,7 +743,11 @@ func (a Assessment) Recovered() map[string]bool {
 // RecoveredSince returns, per zone shown recovered by its test, when the
 // evidence began.
 func (a Assessment) RecoveredSince() map[string]time.Time {
-	m := make(map[string]time.Time, len(a.Zones))
+	return a.RecoveredSinceInto(make(map[string]time.Time, len(a.Zones)))
+}
+
+// RecoveredSinceInto is RecoveredSince into m (a caller's, reused), returned.
+func (a Assessment) RecoveredSinceInto(m map[string]time.Time) map[string]time.Time {
 	for _, s := range a.Zones {
 		if s.Recovered && !s.RecoveredSince.IsZero() {
 			m[s.Zone] = s.RecoveredSince
@@ -751,7 +758,7 @@ func (a Assessment) RecoveredSince() map[string]time.Time {
 
 func (e *Engine) assess(now time.Time) Assessment {
 	a := Assessment{At: now, Profile: e.cfg.Profile, Zones: e.zoneBuf[:0], Alarms: e.alarmBuf[:0]}
-	for _, z := range e.cfg.Zones {
+	for zi, z := range e.cfg.Zones {
 		h := e.health[z].total
 		d := e.display[z].total
 		p99 := e.p99[z]
@@ -764,7 +771,7 @@ func (e *Engine) assess(now time.Time) Assessment {
 			Recovered:          h.N > 0 && h.Faults == 0 && h.Slow == 0, // the default profile's test may override
 			CanaryAvailability: canaryAvail(h),
 			CanaryP99:          e.cp99[z],
-			Silent:             e.silent(z, observation.Server),
+			Silent:             e.silent(zi, observation.Server),
 		})
 	}
 	e.det.assess(&a)
