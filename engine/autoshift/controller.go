@@ -101,6 +101,11 @@ type Controller struct {
 	failStatic []FailStaticPeriod
 	// audit collects events between the calls that hand them out.
 	audit []AuditEvent
+	// input holds the maps of the runbook's input, reused tick after tick.
+	input struct {
+		healthy, impacted map[string]bool
+		since             map[string]time.Time
+	}
 	// view is what the last change left, for readers that must not wait
 	// for a Tick (see View).
 	view atomic.Pointer[View]
@@ -190,7 +195,14 @@ func (c *Controller) Tick(now time.Time) Ready {
 	if phase, z := c.o.Runbook.Phase(); z != "" && phase != runbook.Shifting && !a.Zone(z).UnderTest {
 		c.o.Engine.Watch(z) // a resumed shift: its recovery is a test too
 	}
-	rd.Actions = c.o.Runbook.Step(now, runbook.Input{Isolated: iso, Healthy: holdHealth(a), Since: a.RecoveredSince(), Impacted: impacted(a),
+	// The runbook reads its input's maps during Step only: they are the
+	// controller's, refilled every tick (three maps a tick were a third of
+	// an idle resource's allocations in serve).
+	in := &c.input
+	in.healthy = holdHealth(a, clearMap(&in.healthy))
+	in.since = a.RecoveredSinceInto(clearMap(&in.since))
+	in.impacted = impacted(a, clearMap(&in.impacted))
+	rd.Actions = c.o.Runbook.Step(now, runbook.Input{Isolated: iso, Healthy: in.healthy, Since: in.since, Impacted: in.impacted,
 		Why: a.Why, Relapse: a.Zone(iso).Relapsing})
 	c.scanEvents()
 	c.version++ // Step may change the state even when it starts nothing
@@ -264,8 +276,18 @@ func (c *Controller) takeAudit() []AuditEvent {
 
 // impacted lists the zones the detector shows impacted; none while its view
 // is in doubt (a ramp holds then, it does not abort).
-func impacted(a detect.Assessment) map[string]bool {
-	m := map[string]bool{}
+// clearMap empties *m for reuse, making it when nil.
+func clearMap[V any](m *map[string]V) map[string]V {
+	if *m == nil {
+		*m = map[string]V{}
+	}
+	clear(*m)
+	return *m
+}
+
+// impacted fills m with the zones the detector shows impacted (none while
+// failing static).
+func impacted(a detect.Assessment, m map[string]bool) map[string]bool {
 	if a.FailStatic.Active {
 		return m
 	}

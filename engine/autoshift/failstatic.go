@@ -49,8 +49,8 @@ func (c *Controller) FailStaticPeriods() []FailStaticPeriod {
 // holdHealth is what the runbook is told of the zones' health while in
 // doubt: nothing is healthy, so no recovery hold runs and no shift ends on
 // its own; the hold starts over once the doubt clears.
-func holdHealth(a detect.Assessment) map[string]bool {
-	h := a.Recovered()
+func holdHealth(a detect.Assessment, h map[string]bool) map[string]bool {
+	a.RecoveredInto(h)
 	if a.FailStatic.Active {
 		for z := range h {
 			h[z] = false

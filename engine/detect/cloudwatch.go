@@ -38,6 +38,8 @@ type cloudWatch struct {
 	order   []string // metric names in a fixed order
 	set     *composite.Set
 	names   []string // composite names
+	// ruleTexts are the names' rules as text (the rules never change).
+	ruleTexts []string
 
 	cur    int64 // period index being accumulated
 	curSet bool
@@ -287,13 +289,27 @@ func (cw *cloudWatch) build(a *Assessment) {
 		ev := cw.last[name]
 		a.Alarms = append(a.Alarms, AlarmStatus{Name: name, State: ev.State, Reason: Because(ev.Reason)})
 	}
-	metric := make(map[string]alarm.State, len(cw.metrics))
-	for n := range cw.metrics {
-		metric[n] = cw.states[n]
+	// The explanation is read only for a why that names an alarm in ALARM:
+	// worked out then, not at every evaluation (with the rules' texts, made
+	// once, it was most of the profile's allocations).
+	var explain map[string]composite.Explanation
+	explained := func() map[string]composite.Explanation {
+		if explain == nil {
+			metric := make(map[string]alarm.State, len(cw.metrics))
+			for n := range cw.metrics {
+				metric[n] = cw.states[n]
+			}
+			explain = cw.set.Explain(metric)
+		}
+		return explain
 	}
-	explain := cw.set.Explain(metric)
-	for _, name := range cw.names {
-		a.Alarms = append(a.Alarms, AlarmStatus{Name: name, State: cw.states[name], Reason: Because(cw.set.Rule(name).String())})
+	if cw.ruleTexts == nil {
+		for _, name := range cw.names {
+			cw.ruleTexts = append(cw.ruleTexts, cw.set.Rule(name).String())
+		}
+	}
+	for i, name := range cw.names {
+		a.Alarms = append(a.Alarms, AlarmStatus{Name: name, State: cw.states[name], Reason: Because(cw.ruleTexts[i])})
 	}
 	a.Regional = cw.states["regional-impact"] == alarm.Alarm
 	var whys []string
@@ -320,14 +336,14 @@ func (cw *cloudWatch) build(a *Assessment) {
 			zs.Isolated = true
 			if a.Isolated == "" {
 				a.Isolated = zs.Zone
-				whys = append(whys, cw.why(iso, explain))
+				whys = append(whys, cw.why(iso, explained()))
 			}
 		}
 	}
 	if a.Isolated == "" {
 		a.Why = "no zone's isolated-impact composite alarm is in ALARM"
 		if a.Regional {
-			a.Why = "regional-impact is in ALARM: " + explain["regional-impact"].String()
+			a.Why = "regional-impact is in ALARM: " + explained()["regional-impact"].String()
 		}
 		return
 	}

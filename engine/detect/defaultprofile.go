@@ -97,8 +97,8 @@ func buckets(d, res time.Duration) int64 { return max(1, int64((d+res-1)/res)) }
 type zoneSeq struct {
 	cusum   [2]cusum
 	lastBad [2]int64 // bucket of the last bad request, per dimension
-	wins    []*ring  // one per outlier window
-	span    *ring    // the onset test's history, isolationSpanMax long
+	wins    []ring   // one per outlier window
+	span    ring     // the onset test's history, isolationSpanMax long
 }
 
 type instSeq struct {
@@ -133,9 +133,9 @@ func newDefaultProfile(cfg *Config) *defaultProfile {
 		f.seqs = append(f.seqs, [2]*zoneSeq{})
 		f.byZone = append(f.byZone, nil)
 		for _, s := range []observation.Source{observation.Server, observation.Canary} {
-			zs := &zoneSeq{span: newRing(int(buckets(isolationSpanMax, cfg.Resolution)))}
+			zs := &zoneSeq{span: *newRing(int(buckets(isolationSpanMax, cfg.Resolution)))}
 			for _, w := range outlierWindows {
-				zs.wins = append(zs.wins, newRing(int(buckets(w, cfg.Resolution))))
+				zs.wins = append(zs.wins, *newRing(int(buckets(w, cfg.Resolution))))
 			}
 			f.zones[zsKey{z, s}] = zs
 			f.seqs[len(f.seqs)-1][s] = zs
@@ -199,8 +199,8 @@ func (f *defaultProfile) step(b *bucket) {
 		if bc := b.zone[k]; bc != nil {
 			c = *bc
 		}
-		for _, w := range zs.wins {
-			w.push(c)
+		for i := range zs.wins {
+			zs.wins[i].push(c)
 		}
 		zs.span.push(c)
 		for _, d := range dims {
@@ -321,7 +321,7 @@ func (f *defaultProfile) evalZone(zi int, d Dim, silent bool) zoneEval {
 	// both instances over the line at the same step made the decision wait
 	// for a coincidence. An instance that never crossed since the change
 	// (the healthy one beside a single bad instance) still never contributes.
-	from := f.changePoint(z, d, ev.src)
+	from, fromSet := int64(0), false // the change point, found when first needed
 	for _, is := range f.byZone[zi] {
 		if silent {
 			// The zone's server-side telemetry stopped while other zones
@@ -337,7 +337,13 @@ func (f *defaultProfile) evalZone(zi int, d Dim, silent bool) zoneEval {
 			continue
 		}
 		ev.instances++
-		if f.recent(is.lastBad[d]) && is.lastLite[d] > 0 && is.lastLite[d] >= from {
+		if !f.recent(is.lastBad[d]) || is.lastLite[d] <= 0 {
+			continue
+		}
+		if !fromSet {
+			from, fromSet = f.changePoint(z, d, ev.src), true
+		}
+		if is.lastLite[d] >= from {
 			ev.contributors = append(ev.contributors, is.name)
 		}
 	}

@@ -235,20 +235,25 @@ type Engine struct {
 	spareBucket *bucket
 	latSum      map[string]*windowSum
 	clatSum     map[string]*windowSum
-	alarms      int // how many alarms the last assessment had
+	// The last assessment's zones and alarms as returned, and the scratch
+	// the next one is built in: an assessment whose zones (alarms) equal
+	// the last one's shares its slice, so an idle engine allocates nothing
+	// for them (a slice of every alarm per tick was two thirds of the bytes
+	// a pass over 1,000 of serve's resources allocated). Nothing writes
+	// into an assessment's slices once returned.
+	zones, zoneBuf   []ZoneStatus
+	alarms, alarmBuf []AlarmStatus
 	// alarmOrder is sortAlarms' memory: the names in the order the detector
-	// appended them last, the sorting permutation, and where each of its
-	// cycles of more than one place starts.
+	// appended them last, and the sorting permutation.
 	alarmOrder struct {
-		names  []string
-		perm   []int
-		cycles []int
+		names []string
+		perm  []int
 	}
 
 	// Fail static: the last bucket with data per zone and source, whether
 	// each source ever reported, and since when the view is in doubt.
-	lastSeen   map[zsKey]int64
-	began      map[observation.Source]bool
+	lastSeen   [][2]seenAt // by zone index and source
+	began      [2]bool     // by source
 	doubtSince time.Time
 }
 
@@ -274,8 +279,7 @@ func New(cfg Config) (*Engine, error) {
 		clatSum: map[string]*windowSum{},
 		cp99:    map[string]float64{},
 
-		lastSeen: map[zsKey]int64{},
-		began:    map[observation.Source]bool{},
+		lastSeen: make([][2]seenAt, len(cfg.Zones)),
 	}
 	hw := buckets(cfg.HealthWindow, cfg.Resolution)
 	dw := buckets(displayWindow, cfg.Resolution)
@@ -289,7 +293,7 @@ func New(cfg Config) (*Engine, error) {
 			sk[i], csk[i] = newSketch(), newSketch()
 		}
 		e.lat[z], e.clat[z] = sk, csk
-		e.latSum[z], e.clatSum[z] = &windowSum{sk: newSketch(), exact: true}, &windowSum{sk: newSketch(), exact: true}
+		e.latSum[z], e.clatSum[z] = newWindowSum(), newWindowSum()
 		e.p99[z], e.cp99[z] = -1, -1
 	}
 	var err error
@@ -449,10 +453,8 @@ func (e *Engine) close(b *bucket) {
 		n := int64(len(e.lat[e.cfg.Zones[0]]))
 		for s := max(e.latSec+1, sec-n+1); s <= sec; s++ {
 			for _, z := range e.cfg.Zones {
-				e.latSum[z].remove(e.lat[z][s%n])
-				e.clatSum[z].remove(e.clat[z][s%n])
-				e.lat[z][s%n].Clear()
-				e.clat[z][s%n].Clear()
+				e.latSum[z].clear(e.lat[z][s%n])
+				e.clatSum[z].clear(e.clat[z][s%n])
 			}
 		}
 		e.latSec = sec
@@ -472,8 +474,10 @@ func (e *Engine) close(b *bucket) {
 	for k, a := range b.op {
 		if k.src == observation.Server {
 			_ = e.lat[k.zone][sec%n].MergeWith(a.lat)
+			e.latSum[k.zone].stale = true
 		} else {
 			_ = e.clat[k.zone][sec%n].MergeWith(a.lat)
+			e.clatSum[k.zone].stale = true
 		}
 	}
 	e.noteSeen(b)
@@ -535,8 +539,12 @@ func (e *Engine) sketch() *ddsketch.DDSketch {
 func (e *Engine) refreshP99() {
 	ended := int(e.latSec % int64(len(e.lat[e.cfg.Zones[0]])))
 	for _, z := range e.cfg.Zones {
-		e.p99[z] = e.latSum[z].quantile(e.lat[z], ended, 0.99)
-		e.cp99[z] = e.clatSum[z].quantile(e.clat[z], ended, 0.99)
+		if w := e.latSum[z]; w.stale {
+			e.p99[z] = w.quantile(e.lat[z], ended, 0.99)
+		}
+		if w := e.clatSum[z]; w.stale {
+			e.cp99[z] = w.quantile(e.clat[z], ended, 0.99)
+		}
 	}
 }
 
@@ -549,11 +557,19 @@ func (e *Engine) refreshP99() {
 // which no quantile reads), hence its quantiles. Where that is not shown
 // (a sketch with zero or negative values, which have no bins; a range the
 // store could collapse) the sum is merged afresh from the ring, as it was.
+//
+// A ring no value was merged into or cleared out of since the last quantile
+// has the same quantile (stale false): the sum, or the merge afresh, is made
+// from the same slots, so it is not made again (most seconds, for an idle
+// resource's zone and source).
 type windowSum struct {
 	sk    *ddsketch.DDSketch
 	exact bool                           // sk is the sum of the ring's slots but the one being filled
 	sub   func(int, float64) (stop bool) // takes a bin out of sk; made once, not per call
+	stale bool                           // the ring changed since the last quantile
 }
+
+func newWindowSum() *windowSum { return &windowSum{sk: newSketch(), exact: true, stale: true} }
 
 // maxExactRange is the widest index range a running sum may cover: below
 // newSketch's 1,024 bins, so its store never collapses (record buckets span
@@ -572,7 +588,17 @@ func (w *windowSum) quantile(ring []*ddsketch.DDSketch, ended int, q float64) fl
 		}
 		w.exact = valuesInBins(w.sk) && indexSpan(w.sk, nil) <= maxExactRange
 	}
+	w.stale = false
 	return quantile(w.sk, q)
+}
+
+// clear takes a slot out of the sum and empties it for reuse.
+func (w *windowSum) clear(slot *ddsketch.DDSketch) {
+	if !slot.IsEmpty() {
+		w.remove(slot)
+		w.stale = true
+	}
+	slot.Clear()
 }
 
 // remove takes a slot about to be cleared out of the sum.
@@ -703,7 +729,11 @@ func (a Assessment) Healthy() map[string]bool {
 
 // Recovered returns, per zone, whether it is shown recovered (ZoneStatus.Recovered).
 func (a Assessment) Recovered() map[string]bool {
-	m := make(map[string]bool, len(a.Zones))
+	return a.RecoveredInto(make(map[string]bool, len(a.Zones)))
+}
+
+// RecoveredInto is Recovered into m (a caller's, reused), returned.
+func (a Assessment) RecoveredInto(m map[string]bool) map[string]bool {
 	for _, s := range a.Zones {
 		m[s.Zone] = s.Recovered
 	}
@@ -713,7 +743,11 @@ func (a Assessment) Recovered() map[string]bool {
 // RecoveredSince returns, per zone shown recovered by its test, when the
 // evidence began.
 func (a Assessment) RecoveredSince() map[string]time.Time {
-	m := make(map[string]time.Time, len(a.Zones))
+	return a.RecoveredSinceInto(make(map[string]time.Time, len(a.Zones)))
+}
+
+// RecoveredSinceInto is RecoveredSince into m (a caller's, reused), returned.
+func (a Assessment) RecoveredSinceInto(m map[string]time.Time) map[string]time.Time {
 	for _, s := range a.Zones {
 		if s.Recovered && !s.RecoveredSince.IsZero() {
 			m[s.Zone] = s.RecoveredSince
@@ -723,10 +757,8 @@ func (a Assessment) RecoveredSince() map[string]time.Time {
 }
 
 func (e *Engine) assess(now time.Time) Assessment {
-	// Sized from the last tick: the detectors append the same alarms every
-	// tick, and growing the slice each time was a tenth of an idle tick.
-	a := Assessment{At: now, Profile: e.cfg.Profile, Zones: make([]ZoneStatus, 0, len(e.cfg.Zones)), Alarms: make([]AlarmStatus, 0, e.alarms)}
-	for _, z := range e.cfg.Zones {
+	a := Assessment{At: now, Profile: e.cfg.Profile, Zones: e.zoneBuf[:0], Alarms: e.alarmBuf[:0]}
+	for zi, z := range e.cfg.Zones {
 		h := e.health[z].total
 		d := e.display[z].total
 		p99 := e.p99[z]
@@ -739,7 +771,7 @@ func (e *Engine) assess(now time.Time) Assessment {
 			Recovered:          h.N > 0 && h.Faults == 0 && h.Slow == 0, // the default profile's test may override
 			CanaryAvailability: canaryAvail(h),
 			CanaryP99:          e.cp99[z],
-			Silent:             e.silent(z, observation.Server),
+			Silent:             e.silent(zi, observation.Server),
 		})
 	}
 	e.det.assess(&a)
@@ -747,22 +779,29 @@ func (e *Engine) assess(now time.Time) Assessment {
 	if r, ok := e.det.(interface{ doubted(*Assessment) }); ok && a.FailStatic.Active {
 		r.doubted(&a)
 	}
-	e.sortAlarms(a.Alarms)
-	e.alarms = len(a.Alarms)
+	e.zoneBuf, e.alarmBuf = a.Zones, a.Alarms
+	if !slices.Equal(e.zones, a.Zones) || e.zones == nil {
+		e.zones = make([]ZoneStatus, len(a.Zones))
+		copy(e.zones, a.Zones)
+	}
+	e.alarms = e.sortAlarms(a.Alarms)
+	a.Zones, a.Alarms = e.zones, e.alarms
 	return a
 }
 
-// sortAlarms orders the alarms by name (stable). A detector appends the
-// same alarms in the same order tick after tick, so the order found once is
-// reused while the names are the same: sorting every tick was a twentieth
-// of a simulated day, which pays for it four times a simulated second.
-func (e *Engine) sortAlarms(as []AlarmStatus) {
-	same := len(as) == len(e.alarmOrder.names)
+// sortAlarms returns the alarms ordered by name (stable): the last
+// assessment's alarms when they are the same, else a new slice. A detector
+// appends the same alarms in the same order tick after tick, so the order
+// found once is reused while the names are the same (sorting every tick was
+// a twentieth of a simulated day), and the built alarms are compared with
+// the last ones, or copied out, through it: nothing is moved in place.
+func (e *Engine) sortAlarms(as []AlarmStatus) []AlarmStatus {
+	o := &e.alarmOrder
+	same := len(as) == len(o.names)
 	for i := 0; same && i < len(as); i++ {
-		same = as[i].Name == e.alarmOrder.names[i]
+		same = as[i].Name == o.names[i]
 	}
 	if !same {
-		o := &e.alarmOrder
 		o.names = o.names[:0]
 		o.perm = o.perm[:0]
 		for i, al := range as {
@@ -770,30 +809,25 @@ func (e *Engine) sortAlarms(as []AlarmStatus) {
 			o.perm = append(o.perm, i)
 		}
 		slices.SortStableFunc(o.perm, func(x, y int) int { return strings.Compare(as[x].Name, as[y].Name) })
-		o.cycles = o.cycles[:0]
-		seen := make([]bool, len(o.perm))
-		for i := range o.perm {
-			if seen[i] || o.perm[i] == i {
-				continue
-			}
-			o.cycles = append(o.cycles, i)
-			for j := i; !seen[j]; j = o.perm[j] {
-				seen[j] = true
+	}
+	// Place i of the sorted alarms is as[perm[i]].
+	if last := e.alarms; last != nil && len(last) == len(as) {
+		i := 0
+		for ; i < len(as); i++ {
+			x, y := &last[i], &as[o.perm[i]]
+			if x.Name != y.Name || x.State != y.State || !x.Reason.equal(&y.Reason) {
+				break
 			}
 		}
-	}
-	// as[i] becomes the old as[perm[i]], in place along each cycle: one
-	// move per misplaced alarm (a scratch copy of them all and back was a
-	// fiftieth of a simulated day).
-	perm := e.alarmOrder.perm
-	for _, start := range e.alarmOrder.cycles {
-		first := as[start]
-		i := start
-		for j := perm[i]; j != start; i, j = j, perm[j] {
-			as[i] = as[j]
+		if i == len(as) {
+			return last
 		}
-		as[i] = first
 	}
+	out := make([]AlarmStatus, len(as))
+	for i, j := range o.perm {
+		out[i] = as[j]
+	}
+	return out
 }
 
 func canaryAvail(c Counts) float64 {

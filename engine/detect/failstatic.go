@@ -2,6 +2,7 @@ package detect
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -53,20 +54,26 @@ type FailStatic struct {
 func (e *Engine) noteSeen(b *bucket) {
 	for k, c := range b.zone {
 		if c.N > 0 {
-			e.lastSeen[k] = b.idx
+			e.lastSeen[slices.Index(e.cfg.Zones, k.zone)][k.src] = seenAt{idx: b.idx, ok: true}
 			e.began[k.src] = true
 		}
 	}
 }
 
+// seenAt is the last closed bucket with an observation (ok: there was one).
+type seenAt struct {
+	idx int64
+	ok  bool
+}
+
 // silent reports whether the source was reporting at some point and has sent
-// nothing from zone for the silence window.
-func (e *Engine) silent(zone string, src observation.Source) bool {
+// nothing from zone zi (its index in cfg.Zones) for the silence window.
+func (e *Engine) silent(zi int, src observation.Source) bool {
 	if !e.began[src] {
 		return false
 	}
-	last, ok := e.lastSeen[zsKey{zone, src}]
-	return !ok || e.last-last >= buckets(e.cfg.SilenceWindow, e.cfg.Resolution)
+	last := e.lastSeen[zi][src]
+	return !last.ok || e.last-last.idx >= buckets(e.cfg.SilenceWindow, e.cfg.Resolution)
 }
 
 // doubt works out whether the view is in doubt now.
@@ -74,8 +81,8 @@ func (e *Engine) doubt(now time.Time) FailStatic {
 	var fs FailStatic
 	for _, src := range sources {
 		all := e.began[src]
-		for _, z := range e.cfg.Zones {
-			all = all && e.silent(z, src)
+		for zi := range e.cfg.Zones {
+			all = all && e.silent(zi, src)
 		}
 		if all {
 			fs = FailStatic{Active: true, Reason: ReasonTelemetryLost,

@@ -128,7 +128,7 @@ func (f *defaultProfile) changePoint(z string, d Dim, src observation.Source) in
 func (f *defaultProfile) spanBuckets(z string, d Dim, src observation.Source) int {
 	zs := f.zones[zsKey{z, src}]
 	k := int(f.step_ - zs.cusum[d].since())
-	return max(1, min(k, len(zs.span.slots)))
+	return max(1, min(k, int(zs.span.n)))
 }
 
 // isolated runs the onset test for zone z impacted in dimension d on src.

@@ -1,5 +1,7 @@
 package detect
 
+import "slices"
+
 // Reason says why an alarm is in its state. The detectors set one per alarm
 // on every tick (four times a simulated second), and it is read rarely — by
 // `status`, the alarms API, a test — so it keeps what its text is made of and
@@ -48,3 +50,8 @@ func (r Reason) String() string {
 
 // MarshalText writes the reason as its text (JSON, logs).
 func (r Reason) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// equal reports whether r and o are the same reason (the same text).
+func (r *Reason) equal(o *Reason) bool {
+	return r.text == o.text && r.form == o.form && r.num == o.num && r.flag == o.flag && slices.Equal(r.strs, o.strs)
+}

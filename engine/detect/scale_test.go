@@ -162,3 +162,61 @@ func BenchmarkObserveAggregate(b *testing.B) {
 		e.ObserveAggregate(a)
 	}
 }
+
+// BenchmarkIdleTick is one tick of an engine shaped like one of serve's
+// resources in a fleet (issue 24): 3 zones, 6 instances, about a customer
+// request a second and a zonal canary call every few seconds, ticked every
+// 250 ms. serve runs 4 of these a second per resource, so its fixed cost
+// (closing a nearly empty bucket, a second once in four, and assessing
+// nothing new) times a thousand resources is the tick loop's budget.
+func BenchmarkIdleTick(b *testing.B) {
+	for _, profile := range Profiles {
+		b.Run(profile, func(b *testing.B) {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			e, err := New(Config{Profile: profile, Zones: zones3})
+			if err != nil {
+				b.Fatal(err)
+			}
+			now := t0
+			var insts [3][2]string
+			for z := range insts {
+				for i := range insts[z] {
+					insts[z][i] = fmt.Sprintf("%s-%d", zones3[z], i+1)
+				}
+			}
+			// The observations of one tick, part of its cost (timing them
+			// apart would cost more than they do).
+			feed := func(tick int) {
+				if tick%4 == 0 {
+					z := tick / 4 % 3
+					e.Observe(observation.Observation{At: now, Source: observation.Server, Zone: zones3[z], Instance: insts[z][tick/12%2], Operation: "ride", Latency: 5 * time.Millisecond})
+				}
+				if tick%12 == 0 {
+					e.Observe(observation.Observation{At: now, Source: observation.Canary, Zone: zones3[tick/12%3], Operation: "ride", Latency: 5 * time.Millisecond})
+				}
+			}
+			// Warm up past every window (the onset test's span is 10 minutes).
+			tick := 0
+			for ; tick < 4*11*60; tick++ {
+				feed(tick)
+				now = now.Add(250 * time.Millisecond)
+				e.Tick(now)
+			}
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				feed(tick)
+				tick++
+				now = now.Add(250 * time.Millisecond)
+				e.Tick(now)
+			}
+			// The engine's live heap in this steady state (what the GC
+			// marks, a thousand times over, in a fleet's serve).
+			b.ReportMetric(float64(after.HeapAlloc)-float64(before.HeapAlloc), "heapB/engine")
+		})
+	}
+}
