@@ -46,7 +46,8 @@ var Names = []string{Direct, Middleware, OTLP, Prometheus, EMF}
 // Interval is every path's export, scrape or flush interval in the lab.
 const Interval = time.Second
 
-// Sink is the resource's ingest gate.
+// Sink is the resource's ingest gate. Offer copies what it takes: the
+// path reuses the slice it offers.
 type Sink interface {
 	Offer(source string, aggs []record.Aggregate, now time.Time) error
 }
@@ -78,6 +79,10 @@ type Path struct {
 	names emf.Names // emf
 	agg   emf.Aggregator
 	line  []byte
+
+	// one carries a canary observation to the sink, which copies it: one
+	// slice for the run rather than one per canary call.
+	one []record.Aggregate
 }
 
 type cumKey struct {
@@ -97,7 +102,7 @@ var bounds = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1,
 // the front door's recorder, which the direct path counts customer requests
 // in (the resource's intake drains it into the gate at each tick).
 func New(kind string, sink Sink, frontDoor *record.Recorder, start time.Time) (*Path, error) {
-	p := &Path{kind: kind, sink: sink, next: start.Add(Interval), start: start, series: map[string][]*record.Series{}}
+	p := &Path{kind: kind, sink: sink, next: start.Add(Interval), start: start, series: map[string][]*record.Series{}, one: make([]record.Aggregate, 1)}
 	switch kind {
 	case Direct:
 		p.rec = frontDoor
@@ -126,7 +131,10 @@ func New(kind string, sink Sink, frontDoor *record.Recorder, start time.Time) (*
 // Observe takes one observation.
 func (p *Path) Observe(o observation.Observation) error {
 	if o.Source != observation.Server {
-		return p.sink.Offer(SourceCanary, []record.Aggregate{record.Single(o)}, o.At)
+		p.one[0] = record.Single(o)
+		err := p.sink.Offer(SourceCanary, p.one, o.At)
+		p.one[0] = record.Aggregate{}
+		return err
 	}
 	p.held = append(p.held, o)
 	return nil
@@ -160,10 +168,11 @@ func (p *Path) count(o observation.Observation) {
 
 // seriesOf returns the recorder's series of o.
 func (p *Path) seriesOf(o observation.Observation) *record.Series {
-	k := record.SeriesKey{Source: o.Source, Zone: o.Zone, Instance: o.Instance, Operation: o.Operation}
 	ss := p.series[o.Instance]
 	for _, s := range ss {
-		if s.Key() == k {
+		// The instance is the map's: the operation first, the field that
+		// tells an instance's series apart.
+		if k := s.Key(); k.Operation == o.Operation && k.Zone == o.Zone && k.Source == o.Source {
 			return s
 		}
 	}
