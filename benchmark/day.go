@@ -189,9 +189,17 @@ func Corpus(ctx context.Context, o CorpusOptions) (*CorpusResult, error) {
 	if o.Parallel <= 0 {
 		o.Parallel = runtime.GOMAXPROCS(0)
 	}
-	// Each run's garbage is short-lived and small; collecting it less often
-	// is a tenth of the corpus's CPU.
-	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	// Each run's garbage is short-lived and its live heap small (tens of
+	// MB: the day's timeline); a batch job with memory to spare collects it
+	// rarely. GOGC 1600 against 400 cut a 2-day, 2-worker run's CPU by
+	// about 7 % (24.8 -> 22.9 CPU-seconds, peak RSS 0.4 -> 1.1 GB); 400
+	// against the default 100, a tenth. A soft memory limit of 1 GiB per
+	// worker (unless GOMEMLIMIT sets one) keeps a many-core machine's heap
+	// bounded: the collector runs sooner as the heap nears it.
+	defer debug.SetGCPercent(debug.SetGCPercent(1600))
+	if debug.SetMemoryLimit(-1) == math.MaxInt64 {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(int64(o.Parallel) << 30))
+	}
 	wall := time.Now()
 	cpu0 := cpuSeconds()
 	res := &CorpusResult{Days: len(o.Days), Parallel: o.Parallel, Load: loadAverage()}
