@@ -66,6 +66,7 @@ func simulate(ctx context.Context, o Options, mitigate bool) (*core, labreport.R
 	if path, err = telemetrypath.New(o.Telemetry, c.gate, c.rec, simEpoch); err != nil {
 		return nil, labreport.Run{}, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
+	path.CountEarly(c.every) // the world ticks every c.every from simEpoch
 	stopAWS, err := useAWS(ctx, o, c, func() time.Time { return simEpoch.Add(world.Offset()) })
 	if err != nil {
 		return nil, labreport.Run{}, err
