@@ -414,18 +414,23 @@ func (g *Gate) Drain(now time.Time, max int, f func([]record.Aggregate)) {
 	// chunk that stays, and Offer only appends past what f reads.
 	runs, done := g.runs[:0], g.done[:0]
 	for left := max; left > 0; {
-		c := g.queue[0]
+		c := g.queue[len(done)]
 		end := min(len(c.aggs), g.head+left)
 		runs = append(runs, c.aggs[g.head:end])
 		left -= end - g.head
-		if end < len(c.aggs) || (len(g.queue) == 1 && len(c.aggs) < cap(c.aggs)) {
+		if end < len(c.aggs) || (len(g.queue)-len(done) == 1 && len(c.aggs) < cap(c.aggs)) {
 			g.head = end // the chunk stays: more to drain, or still the tail
 			break
 		}
 		done = append(done, c)
-		g.queue[0] = nil
-		g.queue, g.head = g.queue[1:], 0
+		g.head = 0
 	}
+	// The drained chunks leave the front of the queue; the rest move down
+	// rather than the slice's start moving up, so the queue keeps its
+	// capacity and Offer's append does not reallocate it every few ticks.
+	n := copy(g.queue, g.queue[len(done):])
+	clear(g.queue[n:])
+	g.queue = g.queue[:n]
 	g.pending -= max
 	if now.Sub(g.lastSweep) >= time.Minute {
 		g.lastSweep = now
