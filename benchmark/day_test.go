@@ -174,3 +174,21 @@ func TestCorpusCountsARealRun(t *testing.T) {
 		t.Errorf("default profile failed %d, unmitigated %d: mitigation should help", one.Profiles[0].Failed, one.BaselineFailed)
 	}
 }
+
+// TestLongestFirst: the workers get the costliest runs first (a day with
+// more traffic before a quieter one, a profile's run before the same day
+// without mitigation), so the corpus does not end on one long run.
+func TestLongestFirst(t *testing.T) {
+	quiet, err := scenario.Parse("quiet.yaml", []byte(`{version: 1, name: quiet, duration: 1h, topology: {zones: [a, b, c], instances_per_zone: 1}, load: {rps: 10}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy, err := scenario.Parse("busy.yaml", []byte(`{version: 1, name: busy, duration: 1h, topology: {zones: [a, b, c], instances_per_zone: 1}, load: {rps: 200}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs := []corpusJob{{0, "default"}, {0, ""}, {1, "default"}, {1, ""}}
+	if got, want := longestFirst(jobs, []*scenario.Scenario{quiet, busy}), []int{2, 0, 3, 1}; !reflect.DeepEqual(got, want) {
+		t.Errorf("longestFirst = %v, want %v", got, want)
+	}
+}

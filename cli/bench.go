@@ -148,7 +148,10 @@ a time, and prints per profile: false shifts per day, real zonal faults
 missed, shift episodes per real fault, delay p50/p90 and its ratio to the
 CUSUM bound, when traffic was given back, and customer requests failed
 against no mitigation. Progress goes to stderr. What counts as a false shift
-and a missed fault: BENCHMARKS.md, "A simulated production day".`,
+and a missed fault: BENCHMARKS.md, "A simulated production day". The runs
+are handed out costliest first (busiest days first), and, being a batch job,
+the corpus collects garbage rarely: GOGC 1600, with a soft memory limit of
+1 GiB per --parallel worker unless GOMEMLIMIT sets one.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := output.check(); err != nil {

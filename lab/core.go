@@ -133,7 +133,7 @@ func (c *core) tick(ctx context.Context, now time.Time) detect.Assessment {
 		return a
 	}
 	phase, zone := c.ctrl.Phase()
-	p := report.PointOf(now.Sub(c.start).Truncate(time.Second).Seconds(), string(phase), zone, a, c.group.Snapshot().Excluded)
+	p := report.PointOf(now.Sub(c.start).Truncate(time.Second).Seconds(), string(phase), zone, a, c.group.ExcludedZones())
 	c.timeline = append(c.timeline, p)
 	return a
 }

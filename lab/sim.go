@@ -12,6 +12,7 @@ import (
 	"github.com/grayzone/grayzone/lab/telemetrypath"
 	"github.com/grayzone/grayzone/report"
 	"github.com/grayzone/grayzone/telemetry/observation"
+	"github.com/grayzone/grayzone/telemetry/operation"
 )
 
 // simEpoch is sim mode's virtual start: fixed, so reports are byte-for-byte repeatable.
@@ -55,8 +56,8 @@ func simulate(ctx context.Context, o Options, mitigate bool) (*core, labreport.R
 			a := c.tick(ctx, now)
 			prog.update(now.Sub(simEpoch), a, c, req)
 		},
-		Customer: func(_ time.Time, op string, lat time.Duration, failed bool) {
-			req.Count(failed, slowFor(op, lat))
+		Customer: func(_ time.Time, op *operation.Operation, lat time.Duration, failed bool) {
+			req.Count(failed, lat > op.Threshold)
 		},
 	})
 	if err := c.launch(ctx, world, func() bool { return !plan.ControlPlaneDown(world.Offset()) }); err != nil {
@@ -65,6 +66,7 @@ func simulate(ctx context.Context, o Options, mitigate bool) (*core, labreport.R
 	if path, err = telemetrypath.New(o.Telemetry, c.gate, c.rec, simEpoch); err != nil {
 		return nil, labreport.Run{}, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
+	path.CountEarly(c.every) // the world ticks every c.every from simEpoch
 	stopAWS, err := useAWS(ctx, o, c, func() time.Time { return simEpoch.Add(world.Offset()) })
 	if err != nil {
 		return nil, labreport.Run{}, err

@@ -115,6 +115,20 @@ func (g *Group) Snapshot() Snapshot {
 	return s
 }
 
+// ExcludedZones lists the excluded zones, in zone order (Snapshot's Excluded,
+// without counting the instances: sim mode asks every simulated second).
+func (g *Group) ExcludedZones() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var ex []string
+	for _, z := range g.zones {
+		if g.excluded[z] {
+			ex = append(ex, z)
+		}
+	}
+	return ex
+}
+
 // Instances lists the group's instances.
 func (g *Group) Instances() []Instance {
 	g.mu.Lock()

@@ -172,6 +172,9 @@ func TestExcludeSkipsZonesAlreadyExcluded(t *testing.T) {
 	if got := g.Snapshot().Excluded; !slices.Equal(got, []string{"az1", "az2"}) {
 		t.Errorf("Excluded = %v", got)
 	}
+	if got := g.ExcludedZones(); !slices.Equal(got, []string{"az1", "az2"}) {
+		t.Errorf("ExcludedZones = %v", got)
+	}
 }
 
 func TestExcludeRetryAfterLaunchFailureLaunchesOnlyTheRest(t *testing.T) {

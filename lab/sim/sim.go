@@ -57,8 +57,9 @@ type Config struct {
 	// Tick is called every TickEvery of virtual time (the controller's loop).
 	Tick      func(now time.Time)
 	TickEvery time.Duration
-	// Customer is called once per customer request with what the customer saw.
-	Customer func(start time.Time, op string, latency time.Duration, failed bool)
+	// Customer is called once per customer request with what the customer
+	// saw (op is the catalog's operation: its threshold says what is slow).
+	Customer func(start time.Time, op *operation.Operation, latency time.Duration, failed bool)
 }
 
 // World is the simulated workload. It is also the instance group's Launcher:
@@ -203,11 +204,11 @@ func (w *World) customer() {
 	now := w.Now()
 	t := w.cfg.Table.Snapshot().PickRegional()
 	if t == nil {
-		w.cfg.Customer(now, op.Name, 0, true)
+		w.cfg.Customer(now, op, 0, true)
 		return
 	}
 	status, lat := w.serve(t, op)
-	w.cfg.Customer(now, op.Name, min(lat, CustomerTimeout), status >= 500 || lat >= CustomerTimeout)
+	w.cfg.Customer(now, op, min(lat, CustomerTimeout), status >= 500 || lat >= CustomerTimeout)
 }
 
 // serve models one request on target t: it records the server-side

@@ -13,6 +13,7 @@ import (
 	"github.com/grayzone/grayzone/lab/instancegroup"
 	"github.com/grayzone/grayzone/lab/scenario"
 	"github.com/grayzone/grayzone/telemetry/observation"
+	"github.com/grayzone/grayzone/telemetry/operation"
 	"github.com/grayzone/grayzone/telemetry/record"
 )
 
@@ -49,7 +50,7 @@ canary: {interval: 5s}
 		Scenario: sc, Table: r.table, Start: start,
 		Observe: func(o observation.Observation) { r.obs = append(r.obs, o) },
 		Tick:    func(time.Time) { r.ticks++ },
-		Customer: func(_ time.Time, _ string, _ time.Duration, failed bool) {
+		Customer: func(_ time.Time, _ *operation.Operation, _ time.Duration, failed bool) {
 			r.customers++
 			if failed {
 				r.failed++
@@ -272,7 +273,7 @@ faults: [{at: 10m, duration: 10m, kind: packet_loss, zone: a, percent: 10}]
 			Observe:           func(observation.Observation) {},
 			ObserveAggregates: func(a []record.Aggregate) { n += len(a) },
 			Tick:              func(time.Time) {},
-			Customer:          func(time.Time, string, time.Duration, bool) {},
+			Customer:          func(time.Time, *operation.Operation, time.Duration, bool) {},
 		})
 		for _, z := range sc.Topology.Zones {
 			for _, id := range sc.Topology.InstanceIDs(z) {

@@ -46,7 +46,8 @@ var Names = []string{Direct, Middleware, OTLP, Prometheus, EMF}
 // Interval is every path's export, scrape or flush interval in the lab.
 const Interval = time.Second
 
-// Sink is the resource's ingest gate.
+// Sink is the resource's ingest gate. Offer copies what it takes: the
+// path reuses the slice it offers.
 type Sink interface {
 	Offer(source string, aggs []record.Aggregate, now time.Time) error
 }
@@ -63,6 +64,10 @@ type Path struct {
 	// yet (the sim reports a request when it starts, stamped with when it
 	// ends): an instance can only count a request once it is done.
 	held []observation.Observation
+	// every and last, once CountEarly is called: the caller's tick
+	// interval and its last tick (start before the first).
+	every time.Duration
+	last  time.Time
 
 	rec *record.Recorder // direct (the front door's recorder), middleware
 	// series are the resolved series by instance: a lookup by one
@@ -78,6 +83,10 @@ type Path struct {
 	names emf.Names // emf
 	agg   emf.Aggregator
 	line  []byte
+
+	// one carries a canary observation to the sink, which copies it: one
+	// slice for the run rather than one per canary call.
+	one []record.Aggregate
 }
 
 type cumKey struct {
@@ -97,7 +106,7 @@ var bounds = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1,
 // the front door's recorder, which the direct path counts customer requests
 // in (the resource's intake drains it into the gate at each tick).
 func New(kind string, sink Sink, frontDoor *record.Recorder, start time.Time) (*Path, error) {
-	p := &Path{kind: kind, sink: sink, next: start.Add(Interval), start: start, series: map[string][]*record.Series{}}
+	p := &Path{kind: kind, sink: sink, next: start.Add(Interval), start: start, last: start, series: map[string][]*record.Series{}, one: make([]record.Aggregate, 1)}
 	switch kind {
 	case Direct:
 		p.rec = frontDoor
@@ -123,10 +132,29 @@ func New(kind string, sink Sink, frontDoor *record.Recorder, start time.Time) (*
 	return p, nil
 }
 
+// CountEarly says the caller calls Tick every d from the start, no more
+// and no less often (sim mode's loop): the direct and middleware paths then
+// count a request that completes by the next tick when it is observed,
+// rather than holding it until that tick. Nothing reads their counters
+// between the two (the intake and the middleware drain them in or after a
+// tick), and counting commutes, so the numbers are the same. A series'
+// first request still waits for its tick, so the recorder creates its
+// series, and drains them, in the same order.
+func (p *Path) CountEarly(d time.Duration) { p.every = d }
+
 // Observe takes one observation.
 func (p *Path) Observe(o observation.Observation) error {
 	if o.Source != observation.Server {
-		return p.sink.Offer(SourceCanary, []record.Aggregate{record.Single(o)}, o.At)
+		p.one[0] = record.Single(o)
+		err := p.sink.Offer(SourceCanary, p.one, o.At)
+		p.one[0] = record.Aggregate{}
+		return err
+	}
+	if p.every > 0 && (p.kind == Direct || p.kind == Middleware) && !o.At.After(p.last.Add(p.every)) {
+		if s := p.known(o); s != nil {
+			s.Observe(o.Outcome, o.Latency)
+			return nil
+		}
 	}
 	p.held = append(p.held, o)
 	return nil
@@ -160,21 +188,30 @@ func (p *Path) count(o observation.Observation) {
 
 // seriesOf returns the recorder's series of o.
 func (p *Path) seriesOf(o observation.Observation) *record.Series {
-	k := record.SeriesKey{Source: o.Source, Zone: o.Zone, Instance: o.Instance, Operation: o.Operation}
-	ss := p.series[o.Instance]
-	for _, s := range ss {
-		if s.Key() == k {
+	if s := p.known(o); s != nil {
+		return s
+	}
+	s := p.rec.Series(o.Source, o.Zone, o.Instance, o.Operation)
+	p.series[o.Instance] = append(p.series[o.Instance], s)
+	return s
+}
+
+// known returns o's series if the path has counted in it before, else nil.
+func (p *Path) known(o observation.Observation) *record.Series {
+	for _, s := range p.series[o.Instance] {
+		// The instance is the map's: the operation first, the field that
+		// tells an instance's series apart.
+		if k := s.Key(); k.Operation == o.Operation && k.Zone == o.Zone && k.Source == o.Source {
 			return s
 		}
 	}
-	s := p.rec.Series(o.Source, o.Zone, o.Instance, o.Operation)
-	p.series[o.Instance] = append(ss, s)
-	return s
+	return nil
 }
 
 // Tick counts the requests completed by now and exports at each interval
 // boundary.
 func (p *Path) Tick(now time.Time) error {
+	p.last = now
 	kept := p.held[:0]
 	for _, o := range p.held {
 		if o.At.After(now) {

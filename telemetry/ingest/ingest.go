@@ -132,6 +132,10 @@ type Gate struct {
 	free       []*chunk // drained chunks, for reuse
 	stats      map[string]*SourceStats
 	lastSweep  time.Time
+	// runs and done are Drain's lists, kept for the next Drain (drainMu):
+	// a resource drains every tick.
+	runs [][]record.Aggregate
+	done []*chunk
 }
 
 // The queue is a list of fixed-size chunks, each with an arena that holds
@@ -408,21 +412,25 @@ func (g *Gate) Drain(now time.Time, max int, f func([]record.Aggregate)) {
 	// leaves the queue now (it is no longer the tail, or it is full), so no
 	// Offer writes to it while f reads; the last run may end inside a
 	// chunk that stays, and Offer only appends past what f reads.
-	var runs [][]record.Aggregate
-	var done []*chunk
+	runs, done := g.runs[:0], g.done[:0]
 	for left := max; left > 0; {
-		c := g.queue[0]
+		c := g.queue[len(done)]
 		end := min(len(c.aggs), g.head+left)
 		runs = append(runs, c.aggs[g.head:end])
 		left -= end - g.head
-		if end < len(c.aggs) || (len(g.queue) == 1 && len(c.aggs) < cap(c.aggs)) {
+		if end < len(c.aggs) || (len(g.queue)-len(done) == 1 && len(c.aggs) < cap(c.aggs)) {
 			g.head = end // the chunk stays: more to drain, or still the tail
 			break
 		}
 		done = append(done, c)
-		g.queue[0] = nil
-		g.queue, g.head = g.queue[1:], 0
+		g.head = 0
 	}
+	// The drained chunks leave the front of the queue; the rest move down
+	// rather than the slice's start moving up, so the queue keeps its
+	// capacity and Offer's append does not reallocate it every few ticks.
+	n := copy(g.queue, g.queue[len(done):])
+	clear(g.queue[n:])
+	g.queue = g.queue[:n]
 	g.pending -= max
 	if now.Sub(g.lastSweep) >= time.Minute {
 		g.lastSweep = now
@@ -443,6 +451,8 @@ func (g *Gate) Drain(now time.Time, max int, f func([]record.Aggregate)) {
 	for _, r := range runs {
 		f(r)
 	}
+	clear(runs) // the records are the chunks': no reference kept here
+	g.runs = runs[:0]
 	if len(done) == 0 {
 		return
 	}
@@ -457,6 +467,8 @@ func (g *Gate) Drain(now time.Time, max int, f func([]record.Aggregate)) {
 		}
 	}
 	g.mu.Unlock()
+	clear(done)
+	g.done = done[:0]
 }
 
 // Pending is the number of aggregates waiting for the engine.
