@@ -12,7 +12,7 @@ import (
 // each collection then marks the whole live heap and slows what runs
 // meanwhile (the API's calls wait on it); a higher target makes them rarer
 // for more memory, and a memory limit bounds that memory by collecting
-// sooner as it nears the limit (docs/ha.md, "Sizing").
+// sooner as it nears the limit (docs/ha.md, "Garbage collection").
 func applyGC(log *slog.Logger, percent, limitMiB int) {
 	if percent > 0 {
 		debug.SetGCPercent(percent)
