@@ -22,7 +22,7 @@ func newBenchCmd(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Measure grayzone: detection delay, false shifts, throughput",
 	}
 	cmd.AddCommand(newBenchDetectCmd(stdout, stderr), newBenchProxyCmd(stdout, stderr),
-		newBenchBackendCmd(stdout), newBenchFrontDoorCmd(stdout), newBenchDataplaneCmd(stdout, stderr), newBenchIngestCmd(stdout, stderr), newBenchIngestSenderCmd(stdout), newBenchFleetCmd(stdout, stderr))
+		newBenchBackendCmd(stdout), newBenchFrontDoorCmd(stdout), newBenchFloorProxyCmd(stdout), newBenchDataplaneCmd(stdout, stderr), newBenchIngestCmd(stdout, stderr), newBenchIngestSenderCmd(stdout), newBenchFleetCmd(stdout, stderr))
 	return cmd
 }
 
@@ -116,6 +116,34 @@ func newBenchFrontDoorCmd(stdout io.Writer) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringSliceVar(&backends, "backends", nil, "backend addresses (host:port), one zone each")
+	return cmd
+}
+
+// newBenchFloorProxyCmd is the floor proxy `bench proxy --floor` starts: a
+// measuring stick with no protections, not a product (benchmark/floorproxy.go).
+func newBenchFloorProxyCmd(stdout io.Writer) *cobra.Command {
+	var (
+		listen   string
+		backends []string
+	)
+	cmd := &cobra.Command{
+		Use:   "floorproxy",
+		Short: "The cheapest Go HTTP/1.1 proxy, a measuring stick with no protections (started by bench proxy --floor)",
+		Long: `One thread, a level-triggered epoll loop on raw sockets, one kept-alive
+backend connection per client connection (round-robin): what a Go front door
+could cost per request at best. No limits, no timeouts, no checks; requests
+without bodies, answers framed by Content-Length. Not a product: never deploy it.`,
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(backends) == 0 {
+				return usageErr("--backends is required")
+			}
+			return benchmark.RunFloorProxy(cmd.Context(), listen, backends, stdout)
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "address to listen on; the address bound is printed")
+	cmd.Flags().StringSliceVar(&backends, "backends", nil, "backend addresses (host:port)")
 	return cmd
 }
 
