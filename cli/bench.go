@@ -52,6 +52,13 @@ p99, <= 0.8x CPU per request); the load average and CPU steal during the
 rounds; then the drain propagation time of a zonal shift under a paced load.
 With the defaults one run takes about 6 minutes.
 
+--floor adds a fifth configuration, placed and measured as the others: the
+floor proxy (` + "`grayzone bench floorproxy`" + `), one thread running a
+level-triggered epoll loop on raw sockets with no protections at all. It is
+not a product but a measuring stick: what a Go proxy could cost per request
+at best on this machine, to tell whether issue 23's targets are within reach
+of a Go front door. A run with it takes about a quarter longer.
+
 Needs haproxy and wrk (apt-get install -y haproxy wrk) and taskset (util-linux).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -73,12 +80,13 @@ Needs haproxy and wrk (apt-get install -y haproxy wrk) and taskset (util-linux).
 		},
 	}
 	f := cmd.Flags()
-	f.IntVar(&o.Rounds, "rounds", 7, "measured interleaved rounds (direct, haproxy, embedded front door, grayzone frontdoor in each)")
+	f.IntVar(&o.Rounds, "rounds", 7, "measured interleaved rounds (direct, haproxy, embedded front door, grayzone frontdoor, and with --floor the floor proxy in each)")
 	f.IntVar(&o.Warmup, "warmup", 1, "whole rounds run first and discarded (0: none)")
 	f.DurationVar(&o.Duration, "duration", 10*time.Second, "wrk duration of each run")
 	f.IntVar(&o.Connections, "connections", 64, "wrk connections")
 	f.IntVar(&o.GoMaxProcs, "gomaxprocs", 0, "GOMAXPROCS of the two Go front doors (0: Go's choice, 1 on the one CPU they are pinned to)")
 	f.Float64Var(&o.DrainRate, "drain-rate", 2000, "paced load during the drain measurement, req/s")
+	f.BoolVar(&o.Floor, "floor", false, "also measure the floor proxy (bench floorproxy): the cheapest Go proxy, no protections, not a product")
 	f.IntVar(&o.DrainTrials, "drain-trials", 10, "zonal shifts measured per proxy (negative: skip)")
 	output.flag(cmd, "text (markdown tables)")
 	return cmd
