@@ -181,4 +181,3 @@ func TestProxyFloorRow(t *testing.T) {
 		t.Errorf("without --floor, a floor row: %s\n%s", out.String(), b)
 	}
 }
-
