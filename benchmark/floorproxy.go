@@ -64,6 +64,10 @@ type floorLoop struct {
 	backends        []unix.Sockaddr
 	next            int
 	conns           []*floorConn // by descriptor
+	// Pairs closed, kept with their buffers for the next connections: no
+	// allocation, hence no garbage collection, once the connections stop
+	// growing in number (wrk reconnects every round).
+	free []*floorConn
 }
 
 // RunFloorProxy is `grayzone bench floorproxy`: it listens on listen,
@@ -258,30 +262,50 @@ func (l *floorLoop) accept() {
 		for _, fd := range []int{cfd, bfd} {
 			unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1) // as Go's net and HAProxy
 		}
-		c := &floorConn{fd: cfd, client: true, in: make([]byte, floorBufSize)}
-		b := &floorConn{fd: bfd, in: make([]byte, floorBufSize)}
-		c.peer, b.peer = b, c
+		c, b := l.pair()
+		c.fd, b.fd = cfd, bfd
 		for _, x := range []*floorConn{c, b} {
 			for x.fd >= len(l.conns) {
 				l.conns = append(l.conns, nil)
 			}
 			l.conns[x.fd] = x
-			if l.ctl(unix.EPOLL_CTL_ADD, x.fd, unix.EPOLLIN) != nil {
-				l.drop(c)
-				break
-			}
+		}
+		if l.ctl(unix.EPOLL_CTL_ADD, cfd, unix.EPOLLIN) != nil || l.ctl(unix.EPOLL_CTL_ADD, bfd, unix.EPOLLIN) != nil {
+			l.drop(c)
 		}
 	}
 }
 
-// drop closes a pair.
-func (l *floorLoop) drop(c *floorConn) {
-	for _, x := range []*floorConn{c, c.peer} {
-		if l.conns[x.fd] == x {
-			l.conns[x.fd] = nil
-			unix.Close(x.fd)
-		}
+// pair is a client side and its backend side, new or reused.
+func (l *floorLoop) pair() (c, b *floorConn) {
+	if n := len(l.free); n > 0 {
+		c = l.free[n-1]
+		l.free = l.free[:n-1]
+		b = c.peer
+		*c = floorConn{client: true, in: c.in, peer: b}
+		*b = floorConn{in: b.in, peer: c}
+		return c, b
 	}
+	c = &floorConn{client: true, in: make([]byte, floorBufSize)}
+	b = &floorConn{in: make([]byte, floorBufSize)}
+	c.peer, b.peer = b, c
+	return c, b
+}
+
+// drop closes a pair and keeps it for reuse.
+func (l *floorLoop) drop(c *floorConn) {
+	if c.fd < 0 {
+		return // dropped already
+	}
+	for _, x := range []*floorConn{c, c.peer} {
+		l.conns[x.fd] = nil
+		unix.Close(x.fd)
+		x.fd = -1
+	}
+	if !c.client {
+		c = c.peer
+	}
+	l.free = append(l.free, c)
 }
 
 func (l *floorLoop) handle(c *floorConn, ev uint32) {

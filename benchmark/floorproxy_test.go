@@ -8,10 +8,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestFloorProxyRelays: the floor proxy, a process of its own (the test
@@ -22,7 +25,7 @@ import (
 // (2 and 2 per request, counted by the kernel: no read that found nothing).
 func TestFloorProxyRelays(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	defer cancel() // the backends
 	var addrs []string
 	for range 2 {
 		pr, pw := io.Pipe()
@@ -34,22 +37,7 @@ func TestFloorProxyRelays(t *testing.T) {
 		go io.Copy(io.Discard, pr)
 		addrs = append(addrs, strings.TrimSpace(line))
 	}
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "GRAYZONE_TEST_FLOORPROXY="+strings.Join(addrs, ","))
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cancel(); cmd.Wait() }()
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := strings.TrimSpace(line)
+	proxy, cmd := startFloorProxy(t, addrs)
 
 	arrivals := func() (n int64) {
 		for _, a := range addrs {
@@ -105,6 +93,16 @@ func TestFloorProxyRelays(t *testing.T) {
 	fmt.Fprint(cs[2], "GET /bench HTTP/1.1\r\nHost: x\r\n\r\n")
 	cs[2].Close()
 	roundTrip(3, 0)
+	// Connections one after another (the pairs closed are reused).
+	for range 20 {
+		c, err := net.Dial("tcp", proxy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprint(c, "GET /bench HTTP/1.1\r\nHost: x\r\n\r\n")
+		readAnswer(t, bufio.NewReader(c))
+		c.Close()
+	}
 	// A new connection after those is served too, by net/http's client.
 	resp, err := http.Get("http://" + proxy + "/bench")
 	if err != nil {
@@ -114,6 +112,66 @@ func TestFloorProxyRelays(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, backendBody) {
 		t.Errorf("net/http through the floor proxy: %d %q", resp.StatusCode, body)
+	}
+}
+
+// startFloorProxy runs the floor proxy over backends in a process of its
+// own (this test binary, through TestMain), until the test ends.
+func startFloorProxy(t *testing.T, backends []string) (addr string, _ *exec.Cmd) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "GRAYZONE_TEST_FLOORPROXY="+strings.Join(backends, ","))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(line), cmd
+}
+
+// TestFloorProxyLargeAnswer: an answer larger than the socket buffers, to a
+// client that reads it only later, is relayed whole (the floor proxy keeps
+// what the client cannot take yet and stops reading the backend meanwhile),
+// and the connection serves the next request after it.
+func TestFloorProxyLargeAnswer(t *testing.T) {
+	const size = 16 << 20
+	body := make([]byte, size)
+	for i := range body {
+		body[i] = byte(i * 7 / 3)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		w.Write(body)
+	}))
+	defer srv.Close()
+	proxy, _ := startFloorProxy(t, []string{srv.Listener.Addr().String()})
+	c, err := net.Dial("tcp", proxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	for i := range 2 {
+		fmt.Fprint(c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+		if i == 0 {
+			time.Sleep(200 * time.Millisecond) // the buffers fill meanwhile
+		}
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		if err != nil || !bytes.Equal(got, body) {
+			t.Fatalf("answer %d: %d bytes of %d, intact %v, %v", i, len(got), size, bytes.Equal(got, body), err)
+		}
 	}
 }
 
