@@ -38,26 +38,41 @@ func (c *child) stop() {
 
 // cpuTicks is utime+stime of a process from /proc/PID/stat, in clock ticks.
 func cpuTicks(pid int) (int64, error) {
+	t, err := cpuTimes(pid)
+	return t.total(), err
+}
+
+// procCPU is a process's CPU time in clock ticks: in user space (utime) and
+// in the kernel on its behalf (stime), all its threads.
+type procCPU struct{ user, system int64 }
+
+func (t procCPU) total() int64 { return t.user + t.system }
+func (t procCPU) sub(before procCPU) procCPU {
+	return procCPU{t.user - before.user, t.system - before.system}
+}
+
+// cpuTimes reads utime and stime from /proc/PID/stat.
+func cpuTimes(pid int) (procCPU, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, err
+		return procCPU{}, err
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+		return procCPU{}, fmt.Errorf("/proc/%d/stat: malformed", pid)
 	}
 	f := strings.Fields(s[i+1:])
 	// After the command: state is field 3, utime 14, stime 15 (1-based).
 	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+		return procCPU{}, fmt.Errorf("/proc/%d/stat: malformed", pid)
 	}
 	u, err1 := strconv.ParseInt(f[11], 10, 64)
 	st, err2 := strconv.ParseInt(f[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
+		return procCPU{}, fmt.Errorf("/proc/%d/stat: malformed", pid)
 	}
-	return u + st, nil
+	return procCPU{user: u, system: st}, nil
 }
 
 // clockTicksPerSecond is USER_HZ, 100 on every Linux architecture Go supports.

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -68,8 +69,19 @@ func TestIngestSenderProcess(t *testing.T) {
 // TestMain is also the sender process of TestIngestSenderProcess: the test
 // binary, started with GRAYZONE_TEST_SENDER=1 and the sender's flags after
 // "--", runs RunSender.
+//
+// It is also the floor proxy process of TestFloorProxyRelays: with
+// GRAYZONE_TEST_FLOORPROXY set to the backends, it runs RunFloorProxy (which
+// takes the process's one P for its loop).
 func TestMain(m *testing.M) {
 	flag.Parse()
+	if b := os.Getenv("GRAYZONE_TEST_FLOORPROXY"); b != "" {
+		if err := RunFloorProxy(context.Background(), "127.0.0.1:0", strings.Split(b, ","), os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if os.Getenv("GRAYZONE_TEST_SENDER") == "1" && flag.NArg() > 0 {
 		fs := flag.NewFlagSet("sender", flag.ExitOnError)
 		var o SenderOptions

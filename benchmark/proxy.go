@@ -40,7 +40,11 @@ type ProxyOptions struct {
 	GoMaxProcs  int
 	DrainRate   float64 // paced load for the drain measurement, req/s (default 2000)
 	DrainTrials int     // shifts measured per proxy (default 10; <0 skips)
-	Progress    io.Writer
+	// Floor adds a fifth configuration: the floor proxy (`grayzone bench
+	// floorproxy`, floorproxy.go), the cheapest Go proxy, with no
+	// protections: what a Go front door could cost per request at best.
+	Floor    bool
+	Progress io.Writer
 }
 
 // Spread is a quantity over the measured rounds.
@@ -73,6 +77,7 @@ type ProxyRow struct {
 	ReadsPerReq    *float64 `json:"reads_per_req,omitempty"`
 	WritesPerReq   *float64 `json:"writes_per_req,omitempty"`
 	SwitchesPerReq *float64 `json:"switches_per_req,omitempty"`
+	KernelPct      *float64 `json:"kernel_pct,omitempty"`
 	OthersPct      *Spread  `json:"others_on_proxy_cpu_pct,omitempty"`
 	// Drain propagation: µs from the shift decision to the last request
 	// reaching the shifted zone's backend (median and max over trials).
@@ -97,6 +102,9 @@ type ProxyRound struct {
 	Reads    *float64 `json:"reads_per_req,omitempty"`
 	Writes   *float64 `json:"writes_per_req,omitempty"`
 	Switches *float64 `json:"switches_per_req,omitempty"`
+	// Kernel is the share of the proxy's CPU time spent in the kernel
+	// (stime of utime+stime, /proc/PID/stat), in %.
+	Kernel *float64 `json:"kernel_pct,omitempty"`
 	// Others is the share of the proxy's CPU that other processes used
 	// during the round, in % (pinned runs only): a busy neighbour there
 	// costs HAProxy, one thread with its fair share, more than a Go
@@ -124,6 +132,7 @@ type ProxyResult struct {
 	HAProxy  *ProxyRow `json:"haproxy"`
 	Grayzone *ProxyRow `json:"grayzone"`           // the embedded front door (frontdoor.StartProxy, as in serve)
 	Process  *ProxyRow `json:"grayzone_frontdoor"` // `grayzone frontdoor`, fed over xDS with mutual TLS
+	Floor    *ProxyRow `json:"floor,omitempty"`    // with --floor: the floor proxy, no protections, not a product
 	Machine  Machine   `json:"machine"`
 
 	opts      ProxyOptions
@@ -162,6 +171,8 @@ type proxyBench struct {
 	fdInfo   FrontDoorInfo
 	proc     *frontDoorProcess
 	procURL  string
+	floor    *child
+	floorURL string
 }
 
 func (b *proxyBench) logf(format string, args ...any) {
@@ -360,7 +371,29 @@ func (b *proxyBench) setup(ctx context.Context) error {
 	if err := waitHTTP(ctx, b.fdInfo.Regional+"/bench"); err != nil {
 		return err
 	}
-	return b.startProcess(ctx)
+	if err := b.startProcess(ctx); err != nil {
+		return err
+	}
+	if b.opts.Floor {
+		return b.startFloor(ctx)
+	}
+	return nil
+}
+
+// startFloor runs the floor proxy on the proxies' CPU. It sets GOMAXPROCS
+// to 1 itself, whatever --gomaxprocs says: one thread is what it measures.
+func (b *proxyBench) startFloor(ctx context.Context) error {
+	c, err := b.start(ctx, b.proxyCPU, nil, "floor proxy", b.opts.Exe, "bench", "floorproxy", "--listen", "127.0.0.1:0", "--backends", strings.Join(b.addrs, ","))
+	if err != nil {
+		return err
+	}
+	b.floor = c
+	addr, err := firstLine(c)
+	if err != nil {
+		return err
+	}
+	b.floorURL = "http://" + addr
+	return waitHTTP(ctx, b.floorURL+"/bench")
 }
 
 // startProcess runs `grayzone frontdoor` (startFrontDoorProcess) over the
@@ -394,6 +427,7 @@ func (b *proxyBench) goEnv() []string {
 func (b *proxyBench) teardown() {
 	b.proc.close()
 	b.fd.stop()
+	b.floor.stop()
 	b.haproxy.stop()
 	for _, c := range b.backends {
 		c.stop()
@@ -403,11 +437,11 @@ func (b *proxyBench) teardown() {
 // wrk runs one wrk load on the load CPU and measures the proxy's CPU (pid
 // 0: none) from its own accounting: utime+stime of that process alone.
 func (b *proxyBench) wrk(ctx context.Context, url string, d time.Duration, pid int) (ProxyRound, error) {
-	var before int64
+	var before procCPU
 	var countsBefore procCounts
 	if pid != 0 {
 		var err error
-		if before, err = cpuTicks(pid); err != nil {
+		if before, err = cpuTimes(pid); err != nil {
 			return ProxyRound{}, err
 		}
 		countsBefore = readProcCounts(pid)
@@ -429,14 +463,19 @@ func (b *proxyBench) wrk(ctx context.Context, url string, d time.Duration, pid i
 	}
 	r := ProxyRound{RPS: w.RPS, P50ms: float64(w.P50) / 1e6, P99ms: float64(w.P99) / 1e6, Requests: w.Requests, Errors: w.Errors, CPU: math.NaN()}
 	if pid != 0 {
-		after, err := cpuTicks(pid)
+		after, err := cpuTimes(pid)
 		if err != nil {
 			return ProxyRound{}, err
 		}
+		used := after.sub(before)
+		if used.total() > 0 {
+			k := 100 * float64(used.system) / float64(used.total())
+			r.Kernel = &k
+		}
 		if w.Requests > 0 {
-			r.CPU = float64(after-before) / clockTicksPerSecond * 1e6 / float64(w.Requests)
+			r.CPU = float64(used.total()) / clockTicksPerSecond * 1e6 / float64(w.Requests)
 			if b.pin {
-				if others, ok := cpuBefore.othersPct(readCPUBusy(b.proxyCPU), after-before); ok {
+				if others, ok := cpuBefore.othersPct(readCPUBusy(b.proxyCPU), used.total()); ok {
 					r.Others = &others
 				}
 			}
@@ -487,6 +526,9 @@ func RunProxy(ctx context.Context, o ProxyOptions) (*ProxyResult, error) {
 	}
 	b := &proxyBench{opts: o}
 	res := &ProxyResult{Direct: &ProxyRow{}, HAProxy: &ProxyRow{}, Grayzone: &ProxyRow{}, Process: &ProxyRow{}, opts: o}
+	if o.Floor {
+		res.Floor = &ProxyRow{}
+	}
 	res.Machine.CPUs = runtime.NumCPU()
 	res.placement = b.place(res.Machine.CPUs)
 	res.loadSide = "unpinned"
@@ -523,6 +565,9 @@ func RunProxy(ctx context.Context, o ProxyOptions) (*ProxyResult, error) {
 		{"haproxy", res.HAProxy, b.haURL + "/bench", b.haproxy.pid()},
 		{"embedded", res.Grayzone, b.fdInfo.Regional + "/bench", b.fd.pid()},
 		{"frontdoor", res.Process, b.procURL + "/bench", b.proc.pid()},
+	}
+	if o.Floor {
+		cfgs = append(cfgs, cfg{"floor", res.Floor, b.floorURL + "/bench", b.floor.pid()})
 	}
 	res.Machine.LoadStart = loadAverage()
 	stealStart := readSteal()
@@ -656,6 +701,7 @@ func (r *ProxyRow) summarise(cpu bool, ha *ProxyRow) {
 	r.ReadsPerReq = medianOf(r.Rounds, func(x ProxyRound) *float64 { return x.Reads })
 	r.WritesPerReq = medianOf(r.Rounds, func(x ProxyRound) *float64 { return x.Writes })
 	r.SwitchesPerReq = medianOf(r.Rounds, func(x ProxyRound) *float64 { return x.Switches })
+	r.KernelPct = medianOf(r.Rounds, func(x ProxyRound) *float64 { return x.Kernel })
 	var others []float64
 	for _, x := range r.Rounds {
 		if x.Others != nil {
@@ -730,6 +776,9 @@ func (r *ProxyRow) meets() string {
 	return "missed: " + strings.Join(miss, ", ")
 }
 
+// floorRowName names the floor proxy's row: it protects nothing and is no product.
+const floorRowName = "Go epoll floor (no protections; not a product)"
+
 // Print writes the tables.
 func (r *ProxyResult) Print(w io.Writer) {
 	fmt.Fprintf(w, "Front door vs %s: 3 backends (100-byte answers), wrk -t1 -c%d --latency, %d interleaved rounds of %v after %d discarded (order rotated each round); %s. CPU per request: utime+stime of the proxy process alone (/proc/PID/stat) over the round, divided by wrk's requests. Ratios: each round against HAProxy's in the same round, median (min–max over the rounds).\n\n",
@@ -739,14 +788,22 @@ func (r *ProxyResult) Print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "Machine: load average %s at the start of the rounds, %s at their end; %.1f %% of CPU time stolen by the hypervisor meanwhile.\n\n",
 		r.Machine.LoadStart, r.Machine.LoadEnd, r.Machine.StealPct)
+	if r.Floor != nil {
+		fmt.Fprintf(w, "The floor row is `grayzone bench floorproxy` (benchmark/floorproxy.go): one thread, a level-triggered epoll loop on raw sockets, one kept-alive backend connection per client connection, no protections at all. Not a product: what a Go front door could cost per request at best on this machine, placed and measured as the others.\n\n")
+	}
 	fmt.Fprintf(w, "| | req/s | p50 ms | p99 ms | proxy CPU µs/req | req/s ÷ HAProxy | p99 ÷ HAProxy | CPU ÷ HAProxy | targets (≥ %.1f×, ≤ %.1f×, ≤ %.1f×) |\n", targetRPS, targetP99, targetCPU)
 	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|---|\n")
-	for _, x := range []struct {
-		name   string
-		row    *ProxyRow
-		target bool
-	}{{"direct (one backend)", r.Direct, false}, {"HAProxy", r.HAProxy, false},
-		{"grayzone front door (embedded)", r.Grayzone, true}, {"`grayzone frontdoor` (xDS, mTLS)", r.Process, true}} {
+	type printed struct {
+		name, key string // in the tables, in the rounds' list
+		row       *ProxyRow
+		target    bool // against issue 23's targets
+	}
+	rows := []printed{{"direct (one backend)", "direct", r.Direct, false}, {"HAProxy", "haproxy", r.HAProxy, false},
+		{"grayzone front door (embedded)", "embedded", r.Grayzone, true}, {"`grayzone frontdoor` (xDS, mTLS)", "frontdoor", r.Process, true}}
+	if r.Floor != nil {
+		rows = append(rows, printed{floorRowName, "floor", r.Floor, true})
+	}
+	for _, x := range rows {
 		cpu := "–"
 		if x.row.CPUusPerReq != nil {
 			cpu = fmt.Sprintf("%.2f", *x.row.CPUusPerReq)
@@ -758,17 +815,18 @@ func (r *ProxyResult) Print(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %.0f | %.3f | %.3f | %s | %s | %s | %s | %s |\n", x.name, x.row.RPS, x.row.P50ms, x.row.P99ms, cpu,
 			ratio(x.row.RPSRatio), ratio(x.row.P99Ratio), ratio(x.row.CPURatio), target)
 	}
-	fmt.Fprintf(w, "\nSystem calls and context switches per request (medians over the rounds), counted by the kernel for the proxy process, so they hold under any load, unlike its CPU: read(2) and write(2) calls from /proc/PID/io (HAProxy's recv and send calls are not counted there: `strace -c -f -p PID` shows them); context switches, voluntary and involuntary, summed over its threads. One read and one write per message in each direction is 2 and 2 per request; a read beyond that found its socket empty (EAGAIN). Others on the proxy's CPU: its busy time (/proc/stat) less the proxy's own; the idle proxies' health checks are in it; more than a few %% means a neighbour took CPU from the proxy under test, which costs HAProxy (one thread) more req/s than a Go process.\n\n")
-	fmt.Fprintf(w, "| | read/req | write/req | context switches/req | others on the proxy's CPU, %% of the round (median, min–max) |\n|---|---|---|---|---|\n")
-	for _, x := range []struct {
-		name string
-		row  *ProxyRow
-	}{{"HAProxy", r.HAProxy}, {"grayzone front door (embedded)", r.Grayzone}, {"`grayzone frontdoor` (xDS, mTLS)", r.Process}} {
+	fmt.Fprintf(w, "\nSystem calls and context switches per request (medians over the rounds), counted by the kernel for the proxy process, so they hold under any load, unlike its CPU: read(2) and write(2) calls from /proc/PID/io (HAProxy's recv and send calls are not counted there: `strace -c -f -p PID` shows them); context switches, voluntary and involuntary, summed over its threads. One read and one write per message in each direction is 2 and 2 per request; a read beyond that found its socket empty (EAGAIN). Kernel share: the proxy's stime of its utime+stime over the round (/proc/PID/stat, median over the rounds). Others on the proxy's CPU: its busy time (/proc/stat) less the proxy's own; the idle proxies' health checks are in it; more than a few %% means a neighbour took CPU from the proxy under test, which costs HAProxy (one thread) more req/s than a Go process.\n\n")
+	fmt.Fprintf(w, "| | read/req | write/req | context switches/req | kernel share of its CPU, %% | others on the proxy's CPU, %% of the round (median, min–max) |\n|---|---|---|---|---|---|\n")
+	for _, x := range rows[1:] {
 		others := "–"
 		if o := x.row.OthersPct; o != nil {
 			others = fmt.Sprintf("%.1f (%.1f–%.1f)", o.Median, o.Min, o.Max)
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", x.name, perReq(x.row.ReadsPerReq), perReq(x.row.WritesPerReq), perReq(x.row.SwitchesPerReq), others)
+		kernel := "–"
+		if k := x.row.KernelPct; k != nil {
+			kernel = fmt.Sprintf("%.0f", *k)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", x.name, perReq(x.row.ReadsPerReq), perReq(x.row.WritesPerReq), perReq(x.row.SwitchesPerReq), kernel, others)
 	}
 	fmt.Fprintf(w, "\nThe direct row is what the load side (wrk and a backend, %s) does without a proxy: a proxy row close to it was held back by the load side, not by the proxy.\n", r.loadSide)
 	if r.Grayzone.DrainUs != nil {
@@ -781,10 +839,7 @@ func (r *ProxyResult) Print(w io.Writer) {
 		}
 	}
 	fmt.Fprintf(w, "\nRounds (req/s, p99 ms, CPU µs/req):\n\n")
-	for _, x := range []struct {
-		name string
-		row  *ProxyRow
-	}{{"direct", r.Direct}, {"haproxy", r.HAProxy}, {"embedded", r.Grayzone}, {"frontdoor", r.Process}} {
+	for _, x := range rows {
 		var parts []string
 		for _, rd := range x.row.Rounds {
 			s := fmt.Sprintf("%.0f/%.3f", rd.RPS, rd.P99ms)
@@ -796,6 +851,6 @@ func (r *ProxyResult) Print(w io.Writer) {
 			}
 			parts = append(parts, s)
 		}
-		fmt.Fprintf(w, "- %s: %s\n", x.name, strings.Join(parts, ", "))
+		fmt.Fprintf(w, "- %s: %s\n", x.key, strings.Join(parts, ", "))
 	}
 }

@@ -129,3 +129,55 @@ func TestOthersOnProxyCPU(t *testing.T) {
 		t.Errorf("readCPUBusy(0) = %+v", c)
 	}
 }
+
+// TestProxyFloorRow: with --floor the floor proxy is a fifth row, with its
+// ratios to HAProxy in the same round, in both tables and in JSON (a
+// "floor" object); without it, neither the row nor the JSON field is there.
+// Each proxy's kernel share of its CPU is in the counts table and in JSON.
+func TestProxyFloorRow(t *testing.T) {
+	v := func(x float64) *float64 { return &x }
+	row := func(rps, p99, cpu float64, reads, writes *float64, kernel float64) *ProxyRow {
+		return &ProxyRow{Rounds: []ProxyRound{{RPS: rps, P99ms: p99, CPU: cpu, Reads: reads, Writes: writes, Switches: v(0.1), Kernel: v(kernel)}}}
+	}
+	build := func(floor bool) *ProxyResult {
+		r := &ProxyResult{Direct: &ProxyRow{Rounds: []ProxyRound{{RPS: 500, P99ms: 1, CPU: math.NaN()}}},
+			HAProxy: row(100, 2, 20, nil, nil, 62), Grayzone: row(100, 2, 21, v(4), v(2), 77), Process: row(90, 2, 22, v(4), v(2), 80)}
+		if floor {
+			r.Floor = row(130, 1.8, 12, v(2), v(2), 95)
+		}
+		r.Direct.summarise(false, r.HAProxy)
+		for _, x := range []*ProxyRow{r.HAProxy, r.Grayzone, r.Process, r.Floor} {
+			if x != nil {
+				x.summarise(true, r.HAProxy)
+			}
+		}
+		return r
+	}
+	var out strings.Builder
+	build(true).Print(&out)
+	text := out.String()
+	for _, want := range []string{
+		"| " + floorRowName + " | 130 | 0.000 | 1.800 | 12.00 | 1.30× (1.30–1.30) | 0.90× (0.90–0.90) | 0.60× (0.60–0.60) | met |",
+		"| " + floorRowName + " | 2.00 | 2.00 | 0.10 | 95 | – |",
+		"| HAProxy | – | – | 0.10 | 62 | – |",
+		"- floor: 130/1.800/12.00",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("no line %q in\n%s", want, text)
+		}
+	}
+	b, err := json.Marshal(build(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]map[string]any
+	json.Unmarshal(b, &got)
+	if f := got["floor"]; f == nil || f["cpu_us_per_req"] != 12.0 || f["kernel_pct"] != 95.0 || got["haproxy"]["kernel_pct"] != 62.0 {
+		t.Errorf("JSON: %s", b)
+	}
+	out.Reset()
+	build(false).Print(&out)
+	if b, _ := json.Marshal(build(false)); strings.Contains(out.String(), floorRowName) || strings.Contains(string(b), `"floor"`) {
+		t.Errorf("without --floor, a floor row: %s\n%s", out.String(), b)
+	}
+}

@@ -22,7 +22,7 @@ func newBenchCmd(stdout, stderr io.Writer) *cobra.Command {
 		Short: "Measure grayzone: detection delay, false shifts, throughput",
 	}
 	cmd.AddCommand(newBenchDetectCmd(stdout, stderr), newBenchProxyCmd(stdout, stderr),
-		newBenchBackendCmd(stdout), newBenchFrontDoorCmd(stdout), newBenchDataplaneCmd(stdout, stderr), newBenchIngestCmd(stdout, stderr), newBenchIngestSenderCmd(stdout), newBenchFleetCmd(stdout, stderr))
+		newBenchBackendCmd(stdout), newBenchFrontDoorCmd(stdout), newBenchFloorProxyCmd(stdout), newBenchDataplaneCmd(stdout, stderr), newBenchIngestCmd(stdout, stderr), newBenchIngestSenderCmd(stdout), newBenchFleetCmd(stdout, stderr))
 	return cmd
 }
 
@@ -52,6 +52,13 @@ p99, <= 0.8x CPU per request); the load average and CPU steal during the
 rounds; then the drain propagation time of a zonal shift under a paced load.
 With the defaults one run takes about 6 minutes.
 
+--floor adds a fifth configuration, placed and measured as the others: the
+floor proxy (` + "`grayzone bench floorproxy`" + `), one thread running a
+level-triggered epoll loop on raw sockets with no protections at all. It is
+not a product but a measuring stick: what a Go proxy could cost per request
+at best on this machine, to tell whether issue 23's targets are within reach
+of a Go front door. A run with it takes about a quarter longer.
+
 Needs haproxy and wrk (apt-get install -y haproxy wrk) and taskset (util-linux).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -73,12 +80,13 @@ Needs haproxy and wrk (apt-get install -y haproxy wrk) and taskset (util-linux).
 		},
 	}
 	f := cmd.Flags()
-	f.IntVar(&o.Rounds, "rounds", 7, "measured interleaved rounds (direct, haproxy, embedded front door, grayzone frontdoor in each)")
+	f.IntVar(&o.Rounds, "rounds", 7, "measured interleaved rounds (direct, haproxy, embedded front door, grayzone frontdoor, and with --floor the floor proxy in each)")
 	f.IntVar(&o.Warmup, "warmup", 1, "whole rounds run first and discarded (0: none)")
 	f.DurationVar(&o.Duration, "duration", 10*time.Second, "wrk duration of each run")
 	f.IntVar(&o.Connections, "connections", 64, "wrk connections")
 	f.IntVar(&o.GoMaxProcs, "gomaxprocs", 0, "GOMAXPROCS of the two Go front doors (0: Go's choice, 1 on the one CPU they are pinned to)")
 	f.Float64Var(&o.DrainRate, "drain-rate", 2000, "paced load during the drain measurement, req/s")
+	f.BoolVar(&o.Floor, "floor", false, "also measure the floor proxy (bench floorproxy): the cheapest Go proxy, no protections, not a product")
 	f.IntVar(&o.DrainTrials, "drain-trials", 10, "zonal shifts measured per proxy (negative: skip)")
 	output.flag(cmd, "text (markdown tables)")
 	return cmd
@@ -116,6 +124,34 @@ func newBenchFrontDoorCmd(stdout io.Writer) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringSliceVar(&backends, "backends", nil, "backend addresses (host:port), one zone each")
+	return cmd
+}
+
+// newBenchFloorProxyCmd is the floor proxy `bench proxy --floor` starts: a
+// measuring stick with no protections, not a product (benchmark/floorproxy.go).
+func newBenchFloorProxyCmd(stdout io.Writer) *cobra.Command {
+	var (
+		listen   string
+		backends []string
+	)
+	cmd := &cobra.Command{
+		Use:   "floorproxy",
+		Short: "The cheapest Go HTTP/1.1 proxy, a measuring stick with no protections (started by bench proxy --floor)",
+		Long: `One thread, a level-triggered epoll loop on raw sockets, one kept-alive
+backend connection per client connection (round-robin): what a Go front door
+could cost per request at best. No limits, no timeouts, no checks; requests
+without bodies, answers framed by Content-Length. Not a product: never deploy it.`,
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(backends) == 0 {
+				return usageErr("--backends is required")
+			}
+			return benchmark.RunFloorProxy(cmd.Context(), listen, backends, stdout)
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "address to listen on; the address bound is printed")
+	cmd.Flags().StringSliceVar(&backends, "backends", nil, "backend addresses (host:port)")
 	return cmd
 }
 
