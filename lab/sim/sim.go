@@ -74,6 +74,8 @@ type World struct {
 	agg  aggregator
 	// probeRound counts canary rounds: every canary.ProbeSteps-th is full.
 	probeRound int
+	// targets is the health checks' list, reused from round to round.
+	targets []frontdoor.TargetStatus
 }
 
 // mixOp is one operation of the customer mix, resolved once.
@@ -326,7 +328,8 @@ func (w *World) canaryCall(t *frontdoor.Target, zone string, op *operation.Opera
 // healthChecks models the front door's shallow /health probe of each target:
 // it never touches the database, so only instance faults can fail it.
 func (w *World) healthChecks() {
-	for _, ts := range w.cfg.Table.Targets() {
+	w.targets = w.cfg.Table.AppendTargets(w.targets[:0])
+	for _, ts := range w.targets {
 		fx := w.plan.Target(w.off, ts.Zone, ts.ID)
 		ok := true
 		if fx.ErrPct > 0 && w.rng.Float64()*100 < fx.ErrPct {
