@@ -12,7 +12,6 @@ import (
 	"github.com/grayzone/grayzone/lab/telemetrypath"
 	"github.com/grayzone/grayzone/report"
 	"github.com/grayzone/grayzone/telemetry/observation"
-	"github.com/grayzone/grayzone/telemetry/operation"
 )
 
 // simEpoch is sim mode's virtual start: fixed, so reports are byte-for-byte repeatable.
@@ -56,9 +55,7 @@ func simulate(ctx context.Context, o Options, mitigate bool) (*core, labreport.R
 			a := c.tick(ctx, now)
 			prog.update(now.Sub(simEpoch), a, c, req)
 		},
-		Customer: func(_ time.Time, op *operation.Operation, lat time.Duration, failed bool) {
-			req.Count(failed, lat > op.Threshold)
-		},
+		Customer: req.Count,
 	})
 	if err := c.launch(ctx, world, func() bool { return !plan.ControlPlaneDown(world.Offset()) }); err != nil {
 		return nil, labreport.Run{}, err
