@@ -12,6 +12,7 @@ import (
 	"github.com/grayzone/grayzone/lab/telemetrypath"
 	"github.com/grayzone/grayzone/report"
 	"github.com/grayzone/grayzone/telemetry/observation"
+	"github.com/grayzone/grayzone/telemetry/operation"
 )
 
 // simEpoch is sim mode's virtual start: fixed, so reports are byte-for-byte repeatable.
@@ -47,6 +48,9 @@ func simulate(ctx context.Context, o Options, mitigate bool) (*core, labreport.R
 			if err := path.Observe(obs); err != nil {
 				o.Log.Error("telemetry path", "err", err)
 			}
+		},
+		Server: func(zone, instance string, op *operation.Operation) sim.ServerCounter {
+			return path.Counter(zone, instance, op.Name)
 		},
 		Tick: func(now time.Time) {
 			if err := path.Tick(now); err != nil {

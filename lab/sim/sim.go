@@ -16,6 +16,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/grayzone/grayzone/actuator/frontdoor"
@@ -54,6 +55,12 @@ type Config struct {
 	// observations (slow counted with the operation's threshold). The slice
 	// and its histograms are reused after the call returns: do not keep them.
 	ObserveAggregates func([]record.Aggregate)
+	// Server, when set (and ObserveAggregates is not), receives the
+	// server-side observations instead of Observe: those of each instance's
+	// operation through the counter it returns for them, asked once (at the
+	// first such request), so a request builds no Observation and the
+	// counter need not find its series by name.
+	Server func(zone, instance string, op *operation.Operation) ServerCounter
 	// Tick is called every TickEvery of virtual time (the controller's loop).
 	Tick      func(now time.Time)
 	TickEvery time.Duration
@@ -62,6 +69,12 @@ type Config struct {
 	// CustomerTimeout) and whether it was slow (it took longer than its
 	// operation's threshold, counting at most CustomerTimeout).
 	Customer func(failed, slow bool)
+}
+
+// ServerCounter counts one instance's operation's server-side
+// observations (Config.Server): each request's, stamped with its completion.
+type ServerCounter interface {
+	Observe(at time.Time, outcome observation.Outcome, latency time.Duration)
 }
 
 // World is the simulated workload. It is also the instance group's Launcher:
@@ -78,12 +91,29 @@ type World struct {
 	probeRound int
 	// targets is the health checks' list, reused from round to round.
 	targets []frontdoor.TargetStatus
+	// insts is what the world keeps per instance, by id; byTarget indexes
+	// it by the targets of snap, the routing snapshot the world last read
+	// (a snapshot's targets are its own copies): one lookup per request, by
+	// pointer, where ids of one length cost a string comparison per entry.
+	insts    map[string]*inst
+	byTarget map[*frontdoor.Target]*inst
+	snap     *frontdoor.Snapshot
 }
 
 // mixOp is one operation of the customer mix, resolved once.
 type mixOp struct {
-	op    operation.Operation
+	op    int // in ops
 	share float64
+}
+
+// inst is what a request on an instance needs, looked up once per request.
+type inst struct {
+	// fx are the fault effects on the instance over the plan's span
+	// numbered span (fault.Cursor.Span; 0: none yet).
+	fx   *fault.Effects
+	span int
+	// server are Config.Server's counters, by operation (index in ops).
+	server []ServerCounter
 }
 
 // New returns a world for the scenario.
@@ -93,15 +123,18 @@ func New(cfg Config) *World {
 	}
 	seed := uint64(cfg.Scenario.Seed)
 	w := &World{
-		cfg:  cfg,
-		plan: fault.NewPlan(cfg.Scenario).Cursor(),
-		rng:  rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
-		ops:  operation.Catalog,
-		agg:  aggregator{index: map[aggKey]int{}},
+		cfg:      cfg,
+		plan:     fault.NewPlan(cfg.Scenario).Cursor(),
+		rng:      rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		ops:      operation.Catalog,
+		agg:      aggregator{index: map[aggKey]int{}},
+		insts:    map[string]*inst{},
+		byTarget: map[*frontdoor.Target]*inst{},
 	}
 	for _, m := range cfg.Scenario.Load.Mix {
-		op, _ := operation.Lookup(m.Operation)
-		w.mix = append(w.mix, mixOp{op: op, share: m.Share})
+		// The scenario's parser checked the name: it is the catalog's.
+		i := slices.IndexFunc(w.ops, func(op operation.Operation) bool { return op.Name == m.Operation })
+		w.mix = append(w.mix, mixOp{op: i, share: m.Share})
 	}
 	return w
 }
@@ -114,6 +147,7 @@ func (w *World) Launch(_ context.Context, in instancegroup.Instance) error {
 // Terminate implements instancegroup.Launcher.
 func (w *World) Terminate(_ context.Context, in instancegroup.Instance) error {
 	w.cfg.Table.RemoveTarget(in.ID)
+	delete(w.insts, in.ID)
 	return nil
 }
 
@@ -192,25 +226,27 @@ func (w *World) interArrival(t time.Duration) time.Duration {
 	return time.Duration(w.rng.ExpFloat64() / rps * float64(time.Second))
 }
 
-func (w *World) pickOp() *operation.Operation {
+// pickOp draws a customer request's operation: its index in ops.
+func (w *World) pickOp() int {
 	u := w.rng.Float64()
 	for i := range w.mix {
 		if u < w.mix[i].share {
-			return &w.mix[i].op
+			return w.mix[i].op
 		}
 		u -= w.mix[i].share
 	}
-	return &w.mix[len(w.mix)-1].op
+	return w.mix[len(w.mix)-1].op
 }
 
 func (w *World) customer() {
-	op := w.pickOp()
-	t := w.cfg.Table.Snapshot().PickRegional()
+	oi := w.pickOp()
+	op := &w.ops[oi]
+	t := w.snapshot().PickRegional()
 	if t == nil {
 		w.cfg.Customer(true, op.Threshold < 0)
 		return
 	}
-	status, lat := w.serve(t, op)
+	status, lat := w.serve(t, oi)
 	// The front door's way back. The customer's latency only counts
 	// against CustomerTimeout and the threshold, so when the largest value
 	// the draw can give (z <= 10: under backBound) cannot reach either,
@@ -236,9 +272,18 @@ const (
 // serve models one request on target t: it records the server-side
 // observation and returns the latency the instance saw (the caller adds
 // the front door's way back, backMedian).
-func (w *World) serve(t *frontdoor.Target, op *operation.Operation) (status int, latency time.Duration) {
+func (w *World) serve(t *frontdoor.Target, oi int) (status int, latency time.Duration) {
+	op := &w.ops[oi]
 	status = 200
-	fx := w.plan.Target(w.off, t.Zone, t.ID)
+	in := w.byTarget[t]
+	if in == nil {
+		in = w.instOf(t.ID)
+		w.byTarget[t] = in
+	}
+	if n := w.plan.Span(w.off); in.span != n {
+		in.fx, in.span = w.plan.Target(w.off, t.Zone, t.ID), n
+	}
+	fx := in.fx
 	// A healthy request: app work, plus one database round trip for ride and pay.
 	lat := w.lognormal(2*time.Millisecond, 0.3)
 	lat += w.jittered(fx.Slow, fx.Jitter)
@@ -252,14 +297,45 @@ func (w *World) serve(t *frontdoor.Target, op *operation.Operation) (status int,
 		}
 	}
 	if !fx.TelemetryLost {
-		w.observeServer(t, op, status, lat)
+		w.observeServer(t, in, oi, status, lat)
 	}
 	return status, lat
 }
 
-func (w *World) observeServer(t *frontdoor.Target, op *operation.Operation, status int, lat time.Duration) {
+// snapshot returns the table's routing snapshot, dropping the index of the
+// last one's targets when it is new.
+func (w *World) snapshot() *frontdoor.Snapshot {
+	s := w.cfg.Table.Snapshot()
+	if s != w.snap {
+		w.snap = s
+		clear(w.byTarget)
+	}
+	return s
+}
+
+// instOf returns the instance's state, made at its first request.
+func (w *World) instOf(id string) *inst {
+	in := w.insts[id]
+	if in == nil {
+		in = &inst{server: make([]ServerCounter, len(w.ops))}
+		w.insts[id] = in
+	}
+	return in
+}
+
+func (w *World) observeServer(t *frontdoor.Target, in *inst, oi int, status int, lat time.Duration) {
+	op := &w.ops[oi]
 	if w.cfg.ObserveAggregates != nil {
 		w.agg.add(w.cfg.Start.Add(w.off+lat), w.cfg.TickEvery, t, op, observation.FromStatus(status), lat)
+		return
+	}
+	if w.cfg.Server != nil {
+		c := in.server[oi]
+		if c == nil {
+			c = w.cfg.Server(t.Zone, t.ID, op)
+			in.server[oi] = c
+		}
+		c.Observe(w.cfg.Start.Add(w.off+lat), observation.FromStatus(status), lat)
 		return
 	}
 	w.cfg.Observe(observation.Observation{
@@ -307,24 +383,25 @@ func (w *World) dbCall(link []scenario.Fault) (time.Duration, bool) {
 // endpoints of shifted zones (probed harder, as telemetry/canary does).
 func (w *World) canaries(full bool) {
 	sc := w.cfg.Scenario
-	snap := w.cfg.Table.Snapshot()
+	snap := w.snapshot()
 	for _, z := range sc.Topology.Zones {
 		if !full && !w.cfg.Table.Shifted(z) {
 			continue
 		}
 		for i := range w.ops {
-			w.canaryCall(snap.PickZonal(z), z, &w.ops[i], false)
+			w.canaryCall(snap.PickZonal(z), z, i, false)
 		}
 	}
 	if !full {
 		return
 	}
 	for i := range w.ops {
-		w.canaryCall(snap.PickRegional(), "", &w.ops[i], true)
+		w.canaryCall(snap.PickRegional(), "", i, true)
 	}
 }
 
-func (w *World) canaryCall(t *frontdoor.Target, zone string, op *operation.Operation, regional bool) {
+func (w *World) canaryCall(t *frontdoor.Target, zone string, oi int, regional bool) {
+	op := &w.ops[oi]
 	o := observation.Observation{Source: observation.Canary, Zone: zone, Operation: op.Name, Regional: regional}
 	now := w.Now()
 	// A canary_failure cuts grayzone's own path to the zone: the call fails
@@ -336,7 +413,7 @@ func (w *World) canaryCall(t *frontdoor.Target, zone string, op *operation.Opera
 		}
 		return
 	}
-	status, lat := w.serve(t, op)
+	status, lat := w.serve(t, oi)
 	lat += w.lognormal(backMedian, backSigma) // the front door's way back
 	if lat > CustomerTimeout {
 		lat, status = CustomerTimeout, 0
