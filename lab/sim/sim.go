@@ -6,10 +6,12 @@
 //
 // It is built to be cheap, because day-long corpora run it for millions of
 // requests: four event streams merged by comparing their next times (no
-// heap), each target's fault effects looked up once per span of the fault
-// plan (fault.Cursor), operations resolved once, and, when the caller takes
-// aggregates, server-side observations summed per engine bucket and series
-// instead of handed over one by one.
+// heap), each instance's state found once per request (by target pointer)
+// holding its fault effects for the span of the fault plan in force
+// (fault.Cursor) and its server-side counters (Config.Server), operations
+// resolved once, no math.Exp where the customer's verdict does not need it,
+// and, when the caller takes aggregates, server-side observations summed
+// per engine bucket and series instead of handed over one by one.
 package sim
 
 import (
