@@ -494,11 +494,9 @@ func Unmitigated(ctx context.Context, sc *scenario.Scenario) report.Requests {
 	table := frontdoor.NewTable(sc.Topology.Zones, frontdoor.DefaultHealthPolicy)
 	w := sim.New(sim.Config{
 		Scenario: sc, Table: table, Start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
-		Observe: func(observation.Observation) {},
-		Tick:    func(time.Time) {},
-		Customer: func(_ time.Time, op *operation.Operation, lat time.Duration, failed bool) {
-			req.Count(failed, lat > op.Threshold)
-		},
+		Observe:  func(observation.Observation) {},
+		Tick:     func(time.Time) {},
+		Customer: req.Count,
 	})
 	for _, z := range sc.Topology.Zones {
 		for _, id := range sc.Topology.InstanceIDs(z) {

@@ -49,6 +49,9 @@ func simulate(ctx context.Context, o Options, mitigate bool) (*core, labreport.R
 				o.Log.Error("telemetry path", "err", err)
 			}
 		},
+		Server: func(zone, instance string, op *operation.Operation) sim.ServerCounter {
+			return path.Counter(zone, instance, op.Name)
+		},
 		Tick: func(now time.Time) {
 			if err := path.Tick(now); err != nil {
 				o.Log.Error("telemetry path", "err", err)
@@ -56,9 +59,7 @@ func simulate(ctx context.Context, o Options, mitigate bool) (*core, labreport.R
 			a := c.tick(ctx, now)
 			prog.update(now.Sub(simEpoch), a, c, req)
 		},
-		Customer: func(_ time.Time, op *operation.Operation, lat time.Duration, failed bool) {
-			req.Count(failed, lat > op.Threshold)
-		},
+		Customer: req.Count,
 	})
 	if err := c.launch(ctx, world, func() bool { return !plan.ControlPlaneDown(world.Offset()) }); err != nil {
 		return nil, labreport.Run{}, err

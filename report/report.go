@@ -211,6 +211,9 @@ func PointOf(t float64, phase, zone string, a detect.Assessment, excluded []stri
 	if phase != "idle" {
 		p.Shift = zone
 	}
+	if n := len(a.Zones); n > 0 { // sized once: a run keeps a point per second; none stays nil
+		p.Zones = make([]ZonePoint, 0, n)
+	}
 	for _, z := range a.Zones {
 		p.Zones = append(p.Zones, ZonePoint{Zone: z.Zone, Availability: round(z.Availability, 5), P99: round(z.P99, 2), Requests: z.Requests,
 			Healthy: z.Healthy, CanaryAvailability: round(z.CanaryAvailability, 5), CanaryP99: round(z.CanaryP99, 2), Isolated: z.Isolated,

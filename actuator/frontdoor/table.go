@@ -213,16 +213,25 @@ func (t *Table) Shifted(zone string) bool {
 }
 
 // Targets lists every target with its health, zone by zone.
-func (t *Table) Targets() []TargetStatus {
+func (t *Table) Targets() []TargetStatus { return t.AppendTargets(nil) }
+
+// AppendTargets appends Targets' list to dst and returns it: a caller that
+// asks every health-check round (sim mode, every virtual second) reuses its
+// slice rather than allocating one per round.
+func (t *Table) AppendTargets(dst []TargetStatus) []TargetStatus {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	var out []TargetStatus
+	n := 0
+	for _, z := range t.zones {
+		n += len(t.targets[z])
+	}
+	dst = slices.Grow(dst, n) // one allocation at most, not append's doublings
 	for _, z := range t.zones {
 		for _, s := range t.targets[z] {
-			out = append(out, TargetStatus{Target: s.Target, Healthy: s.healthy})
+			dst = append(dst, TargetStatus{Target: s.Target, Healthy: s.healthy})
 		}
 	}
-	return out
+	return dst
 }
 
 // TargetStatus is a target and whether the load balancer considers it healthy.

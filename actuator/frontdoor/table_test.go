@@ -333,6 +333,11 @@ func TestAddAndRemoveTarget(t *testing.T) {
 	if got := tb.Targets(); !slices.Equal(got, want) {
 		t.Errorf("Targets = %v, want %v", got, want)
 	}
+	// AppendTargets appends to what the caller passes, in its storage when it fits.
+	buf := make([]TargetStatus, 1, 8)
+	if got := tb.AppendTargets(buf); !slices.Equal(got[1:], want) || &got[0] != &buf[0] {
+		t.Errorf("AppendTargets = %v (own storage: %v), want one zero status then %v", got, &got[0] == &buf[0], want)
+	}
 	// A newly added target starts healthy even when its zone's others are not.
 	report(tb, "az1-1", "FF")
 	report(tb, "az1-2", "FF")

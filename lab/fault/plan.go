@@ -148,6 +148,15 @@ func (c *Cursor) advance(t time.Duration) {
 	}
 }
 
+// Span moves the cursor to offset t and returns the number of the span in
+// force there (from 1, growing with t): what Target returns for a target
+// stays true while Span returns the same number, so a caller asking at
+// every request can keep it rather than look it up by id each time.
+func (c *Cursor) Span(t time.Duration) int {
+	c.advance(t)
+	return c.next
+}
+
 // Target returns the effects at offset t on the instance id in zone. The
 // result is shared: do not modify it.
 func (c *Cursor) Target(t time.Duration, zone, id string) *Effects {

@@ -134,3 +134,30 @@ faults:
 		}
 	}
 }
+
+// TestCursorSpan: the cursor's span number changes exactly where the plan
+// changes, and the effects it gives within a span are the plan's there.
+func TestCursorSpan(t *testing.T) {
+	p := plan(t)
+	c := p.Cursor()
+	changes := p.Changes()
+	last, spans := 0, 0
+	for at := time.Duration(0); at <= 10*time.Minute; at += 10 * time.Second {
+		n := c.Span(at)
+		if changed := slices.Contains(changes, at); (n != last) != changed {
+			t.Errorf("at %v: span %d after %d; the plan changes here: %v", at, n, last, changed)
+		}
+		if n != last {
+			spans++
+		}
+		last = n
+		fx := c.Target(at, "b", "b-1")
+		errPct, slow, jitter := p.Instance(at, "b", "b-1")
+		if fx.ErrPct != errPct || fx.Slow != slow || fx.Jitter != jitter || !slices.Equal(fx.Link, p.Link(at, "b", "b-1")) {
+			t.Errorf("at %v: effects %+v, want the plan's %v %v %v %v", at, fx, errPct, slow, jitter, p.Link(at, "b", "b-1"))
+		}
+	}
+	if spans != len(changes) {
+		t.Errorf("%d spans, want %d (one per change)", spans, len(changes))
+	}
+}

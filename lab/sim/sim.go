@@ -6,16 +6,19 @@
 //
 // It is built to be cheap, because day-long corpora run it for millions of
 // requests: four event streams merged by comparing their next times (no
-// heap), each target's fault effects looked up once per span of the fault
-// plan (fault.Cursor), operations resolved once, and, when the caller takes
-// aggregates, server-side observations summed per engine bucket and series
-// instead of handed over one by one.
+// heap), each instance's state found once per request (by target pointer)
+// holding its fault effects for the span of the fault plan in force
+// (fault.Cursor) and its server-side counters (Config.Server), operations
+// resolved once, no math.Exp where the customer's verdict does not need it,
+// and, when the caller takes aggregates, server-side observations summed
+// per engine bucket and series instead of handed over one by one.
 package sim
 
 import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/grayzone/grayzone/actuator/frontdoor"
@@ -54,12 +57,26 @@ type Config struct {
 	// observations (slow counted with the operation's threshold). The slice
 	// and its histograms are reused after the call returns: do not keep them.
 	ObserveAggregates func([]record.Aggregate)
+	// Server, when set (and ObserveAggregates is not), receives the
+	// server-side observations instead of Observe: those of each instance's
+	// operation through the counter it returns for them, asked once (at the
+	// first such request), so a request builds no Observation and the
+	// counter need not find its series by name.
+	Server func(zone, instance string, op *operation.Operation) ServerCounter
 	// Tick is called every TickEvery of virtual time (the controller's loop).
 	Tick      func(now time.Time)
 	TickEvery time.Duration
 	// Customer is called once per customer request with what the customer
-	// saw (op is the catalog's operation: its threshold says what is slow).
-	Customer func(start time.Time, op *operation.Operation, latency time.Duration, failed bool)
+	// saw: whether it failed (a 5xx, no target, or no answer within
+	// CustomerTimeout) and whether it was slow (it took longer than its
+	// operation's threshold, counting at most CustomerTimeout).
+	Customer func(failed, slow bool)
+}
+
+// ServerCounter counts one instance's operation's server-side
+// observations (Config.Server): each request's, stamped with its completion.
+type ServerCounter interface {
+	Observe(at time.Time, outcome observation.Outcome, latency time.Duration)
 }
 
 // World is the simulated workload. It is also the instance group's Launcher:
@@ -74,12 +91,31 @@ type World struct {
 	agg  aggregator
 	// probeRound counts canary rounds: every canary.ProbeSteps-th is full.
 	probeRound int
+	// targets is the health checks' list, reused from round to round.
+	targets []frontdoor.TargetStatus
+	// insts is what the world keeps per instance, by id; byTarget indexes
+	// it by the targets of snap, the routing snapshot the world last read
+	// (a snapshot's targets are its own copies): one lookup per request, by
+	// pointer, where ids of one length cost a string comparison per entry.
+	insts    map[string]*inst
+	byTarget map[*frontdoor.Target]*inst
+	snap     *frontdoor.Snapshot
 }
 
 // mixOp is one operation of the customer mix, resolved once.
 type mixOp struct {
-	op    operation.Operation
+	op    int // in ops
 	share float64
+}
+
+// inst is what a request on an instance needs, looked up once per request.
+type inst struct {
+	// fx are the fault effects on the instance over the plan's span
+	// numbered span (fault.Cursor.Span; 0: none yet).
+	fx   *fault.Effects
+	span int
+	// server are Config.Server's counters, by operation (index in ops).
+	server []ServerCounter
 }
 
 // New returns a world for the scenario.
@@ -89,15 +125,18 @@ func New(cfg Config) *World {
 	}
 	seed := uint64(cfg.Scenario.Seed)
 	w := &World{
-		cfg:  cfg,
-		plan: fault.NewPlan(cfg.Scenario).Cursor(),
-		rng:  rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
-		ops:  operation.Catalog,
-		agg:  aggregator{index: map[aggKey]int{}},
+		cfg:      cfg,
+		plan:     fault.NewPlan(cfg.Scenario).Cursor(),
+		rng:      rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		ops:      operation.Catalog,
+		agg:      aggregator{index: map[aggKey]int{}},
+		insts:    map[string]*inst{},
+		byTarget: map[*frontdoor.Target]*inst{},
 	}
 	for _, m := range cfg.Scenario.Load.Mix {
-		op, _ := operation.Lookup(m.Operation)
-		w.mix = append(w.mix, mixOp{op: op, share: m.Share})
+		// The scenario's parser checked the name: it is the catalog's.
+		i := slices.IndexFunc(w.ops, func(op operation.Operation) bool { return op.Name == m.Operation })
+		w.mix = append(w.mix, mixOp{op: i, share: m.Share})
 	}
 	return w
 }
@@ -110,6 +149,7 @@ func (w *World) Launch(_ context.Context, in instancegroup.Instance) error {
 // Terminate implements instancegroup.Launcher.
 func (w *World) Terminate(_ context.Context, in instancegroup.Instance) error {
 	w.cfg.Table.RemoveTarget(in.ID)
+	delete(w.insts, in.ID)
 	return nil
 }
 
@@ -188,34 +228,64 @@ func (w *World) interArrival(t time.Duration) time.Duration {
 	return time.Duration(w.rng.ExpFloat64() / rps * float64(time.Second))
 }
 
-func (w *World) pickOp() *operation.Operation {
+// pickOp draws a customer request's operation: its index in ops.
+func (w *World) pickOp() int {
 	u := w.rng.Float64()
 	for i := range w.mix {
 		if u < w.mix[i].share {
-			return &w.mix[i].op
+			return w.mix[i].op
 		}
 		u -= w.mix[i].share
 	}
-	return &w.mix[len(w.mix)-1].op
+	return w.mix[len(w.mix)-1].op
 }
 
 func (w *World) customer() {
-	op := w.pickOp()
-	now := w.Now()
-	t := w.cfg.Table.Snapshot().PickRegional()
+	oi := w.pickOp()
+	op := &w.ops[oi]
+	t := w.snapshot().PickRegional()
 	if t == nil {
-		w.cfg.Customer(now, op, 0, true)
+		w.cfg.Customer(true, op.Threshold < 0)
 		return
 	}
-	status, lat := w.serve(t, op)
-	w.cfg.Customer(now, op, min(lat, CustomerTimeout), status >= 500 || lat >= CustomerTimeout)
+	status, lat := w.serve(t, oi)
+	// The front door's way back. The customer's latency only counts
+	// against CustomerTimeout and the threshold, so when the largest value
+	// the draw can give (z <= 10: under backBound) cannot reach either,
+	// the verdict is known without math.Exp (the draw is taken all the
+	// same: the random stream stays the one of every other run).
+	z := w.rng.NormFloat64()
+	if hi := lat + backBound; z <= 10 && hi < CustomerTimeout && hi <= op.Threshold {
+		w.cfg.Customer(status >= 500, false)
+		return
+	}
+	lat += scaled(backMedian, backSigma, z)
+	w.cfg.Customer(status >= 500 || lat >= CustomerTimeout, min(lat, CustomerTimeout) > op.Threshold)
 }
 
+// The front door's way back: a lognormal latency, under backBound for every
+// draw z <= 10 (300 µs·e² is 2.22 ms).
+const (
+	backMedian = 300 * time.Microsecond
+	backSigma  = 0.2
+	backBound  = 2300 * time.Microsecond
+)
+
 // serve models one request on target t: it records the server-side
-// observation and returns what the caller sees.
-func (w *World) serve(t *frontdoor.Target, op *operation.Operation) (status int, latency time.Duration) {
+// observation and returns the latency the instance saw (the caller adds
+// the front door's way back, backMedian).
+func (w *World) serve(t *frontdoor.Target, oi int) (status int, latency time.Duration) {
+	op := &w.ops[oi]
 	status = 200
-	fx := w.plan.Target(w.off, t.Zone, t.ID)
+	in := w.byTarget[t]
+	if in == nil {
+		in = w.instOf(t.ID)
+		w.byTarget[t] = in
+	}
+	if n := w.plan.Span(w.off); in.span != n {
+		in.fx, in.span = w.plan.Target(w.off, t.Zone, t.ID), n
+	}
+	fx := in.fx
 	// A healthy request: app work, plus one database round trip for ride and pay.
 	lat := w.lognormal(2*time.Millisecond, 0.3)
 	lat += w.jittered(fx.Slow, fx.Jitter)
@@ -229,15 +299,45 @@ func (w *World) serve(t *frontdoor.Target, op *operation.Operation) (status int,
 		}
 	}
 	if !fx.TelemetryLost {
-		w.observeServer(t, op, status, lat)
+		w.observeServer(t, in, oi, status, lat)
 	}
-	// The front door adds a little on the way back.
-	return status, lat + w.lognormal(300*time.Microsecond, 0.2)
+	return status, lat
 }
 
-func (w *World) observeServer(t *frontdoor.Target, op *operation.Operation, status int, lat time.Duration) {
+// snapshot returns the table's routing snapshot, dropping the index of the
+// last one's targets when it is new.
+func (w *World) snapshot() *frontdoor.Snapshot {
+	s := w.cfg.Table.Snapshot()
+	if s != w.snap {
+		w.snap = s
+		clear(w.byTarget)
+	}
+	return s
+}
+
+// instOf returns the instance's state, made at its first request.
+func (w *World) instOf(id string) *inst {
+	in := w.insts[id]
+	if in == nil {
+		in = &inst{server: make([]ServerCounter, len(w.ops))}
+		w.insts[id] = in
+	}
+	return in
+}
+
+func (w *World) observeServer(t *frontdoor.Target, in *inst, oi int, status int, lat time.Duration) {
+	op := &w.ops[oi]
 	if w.cfg.ObserveAggregates != nil {
 		w.agg.add(w.cfg.Start.Add(w.off+lat), w.cfg.TickEvery, t, op, observation.FromStatus(status), lat)
+		return
+	}
+	if w.cfg.Server != nil {
+		c := in.server[oi]
+		if c == nil {
+			c = w.cfg.Server(t.Zone, t.ID, op)
+			in.server[oi] = c
+		}
+		c.Observe(w.cfg.Start.Add(w.off+lat), observation.FromStatus(status), lat)
 		return
 	}
 	w.cfg.Observe(observation.Observation{
@@ -285,24 +385,25 @@ func (w *World) dbCall(link []scenario.Fault) (time.Duration, bool) {
 // endpoints of shifted zones (probed harder, as telemetry/canary does).
 func (w *World) canaries(full bool) {
 	sc := w.cfg.Scenario
-	snap := w.cfg.Table.Snapshot()
+	snap := w.snapshot()
 	for _, z := range sc.Topology.Zones {
 		if !full && !w.cfg.Table.Shifted(z) {
 			continue
 		}
 		for i := range w.ops {
-			w.canaryCall(snap.PickZonal(z), z, &w.ops[i], false)
+			w.canaryCall(snap.PickZonal(z), z, i, false)
 		}
 	}
 	if !full {
 		return
 	}
 	for i := range w.ops {
-		w.canaryCall(snap.PickRegional(), "", &w.ops[i], true)
+		w.canaryCall(snap.PickRegional(), "", i, true)
 	}
 }
 
-func (w *World) canaryCall(t *frontdoor.Target, zone string, op *operation.Operation, regional bool) {
+func (w *World) canaryCall(t *frontdoor.Target, zone string, oi int, regional bool) {
+	op := &w.ops[oi]
 	o := observation.Observation{Source: observation.Canary, Zone: zone, Operation: op.Name, Regional: regional}
 	now := w.Now()
 	// A canary_failure cuts grayzone's own path to the zone: the call fails
@@ -314,7 +415,8 @@ func (w *World) canaryCall(t *frontdoor.Target, zone string, op *operation.Opera
 		}
 		return
 	}
-	status, lat := w.serve(t, op)
+	status, lat := w.serve(t, oi)
+	lat += w.lognormal(backMedian, backSigma) // the front door's way back
 	if lat > CustomerTimeout {
 		lat, status = CustomerTimeout, 0
 	}
@@ -326,7 +428,8 @@ func (w *World) canaryCall(t *frontdoor.Target, zone string, op *operation.Opera
 // healthChecks models the front door's shallow /health probe of each target:
 // it never touches the database, so only instance faults can fail it.
 func (w *World) healthChecks() {
-	for _, ts := range w.cfg.Table.Targets() {
+	w.targets = w.cfg.Table.AppendTargets(w.targets[:0])
+	for _, ts := range w.targets {
 		fx := w.plan.Target(w.off, ts.Zone, ts.ID)
 		ok := true
 		if fx.ErrPct > 0 && w.rng.Float64()*100 < fx.ErrPct {
@@ -340,7 +443,12 @@ func (w *World) healthChecks() {
 }
 
 func (w *World) lognormal(median time.Duration, sigma float64) time.Duration {
-	return time.Duration(float64(median) * math.Exp(sigma*w.rng.NormFloat64()))
+	return scaled(median, sigma, w.rng.NormFloat64())
+}
+
+// scaled is the lognormal latency of the standard normal draw z.
+func scaled(median time.Duration, sigma, z float64) time.Duration {
+	return time.Duration(float64(median) * math.Exp(sigma*z))
 }
 
 func (w *World) jittered(d, jitter time.Duration) time.Duration {

@@ -13,7 +13,6 @@ import (
 	"github.com/grayzone/grayzone/lab/instancegroup"
 	"github.com/grayzone/grayzone/lab/scenario"
 	"github.com/grayzone/grayzone/telemetry/observation"
-	"github.com/grayzone/grayzone/telemetry/operation"
 	"github.com/grayzone/grayzone/telemetry/record"
 )
 
@@ -50,7 +49,7 @@ canary: {interval: 5s}
 		Scenario: sc, Table: r.table, Start: start,
 		Observe: func(o observation.Observation) { r.obs = append(r.obs, o) },
 		Tick:    func(time.Time) { r.ticks++ },
-		Customer: func(_ time.Time, _ *operation.Operation, _ time.Duration, failed bool) {
+		Customer: func(failed, _ bool) {
 			r.customers++
 			if failed {
 				r.failed++
@@ -273,7 +272,7 @@ faults: [{at: 10m, duration: 10m, kind: packet_loss, zone: a, percent: 10}]
 			Observe:           func(observation.Observation) {},
 			ObserveAggregates: func(a []record.Aggregate) { n += len(a) },
 			Tick:              func(time.Time) {},
-			Customer:          func(time.Time, *operation.Operation, time.Duration, bool) {},
+			Customer:          func(bool, bool) {},
 		})
 		for _, z := range sc.Topology.Zones {
 			for _, id := range sc.Topology.InstanceIDs(z) {

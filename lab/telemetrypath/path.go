@@ -65,9 +65,13 @@ type Path struct {
 	// ends): an instance can only count a request once it is done.
 	held []observation.Observation
 	// every and last, once CountEarly is called: the caller's tick
-	// interval and its last tick (start before the first).
+	// interval and its last tick (start before the first); early, then,
+	// for the paths that count early, which count a request completed by
+	// due (last + every) when it is observed.
 	every time.Duration
 	last  time.Time
+	early bool
+	due   time.Time
 
 	rec *record.Recorder // direct (the front door's recorder), middleware
 	// series are the resolved series by instance: a lookup by one
@@ -140,7 +144,11 @@ func New(kind string, sink Sink, frontDoor *record.Recorder, start time.Time) (*
 // tick), and counting commutes, so the numbers are the same. A series'
 // first request still waits for its tick, so the recorder creates its
 // series, and drains them, in the same order.
-func (p *Path) CountEarly(d time.Duration) { p.every = d }
+func (p *Path) CountEarly(d time.Duration) {
+	p.every = d
+	p.early = d > 0 && (p.kind == Direct || p.kind == Middleware)
+	p.due = p.last.Add(d)
+}
 
 // Observe takes one observation.
 func (p *Path) Observe(o observation.Observation) error {
@@ -150,14 +158,47 @@ func (p *Path) Observe(o observation.Observation) error {
 		p.one[0] = record.Aggregate{}
 		return err
 	}
-	if p.every > 0 && (p.kind == Direct || p.kind == Middleware) && !o.At.After(p.last.Add(p.every)) {
-		if s := p.known(o); s != nil {
+	if p.early && !o.At.After(p.due) {
+		if s := p.known(o.Zone, o.Instance, o.Operation); s != nil {
 			s.Observe(o.Outcome, o.Latency)
 			return nil
 		}
 	}
 	p.held = append(p.held, o)
 	return nil
+}
+
+// Counter is one instance's operation's way into the path for its
+// server-side observations: Observe of each, without building it, nor
+// (once the path has counted in the series) looking the series up by name.
+// Sim mode takes one per instance and operation and counts through it at
+// every request.
+type Counter struct {
+	p                  *Path
+	zone, instance, op string
+	s                  *record.Series // once known
+}
+
+// Counter returns the counter of the operation op of instance in zone.
+func (p *Path) Counter(zone, instance, op string) *Counter {
+	return &Counter{p: p, zone: zone, instance: instance, op: op}
+}
+
+// Observe is Path.Observe of the server-side observation of a request
+// completed at at.
+func (c *Counter) Observe(at time.Time, outcome observation.Outcome, latency time.Duration) {
+	p := c.p
+	if p.early && !at.After(p.due) {
+		if c.s == nil {
+			c.s = p.known(c.zone, c.instance, c.op)
+		}
+		if c.s != nil {
+			c.s.Observe(outcome, latency)
+			return
+		}
+	}
+	p.held = append(p.held, observation.Observation{At: at, Source: observation.Server, Zone: c.zone, Instance: c.instance,
+		Operation: c.op, Outcome: outcome, Latency: latency})
 }
 
 // count records a completed request in the path's instrumentation.
@@ -188,7 +229,7 @@ func (p *Path) count(o observation.Observation) {
 
 // seriesOf returns the recorder's series of o.
 func (p *Path) seriesOf(o observation.Observation) *record.Series {
-	if s := p.known(o); s != nil {
+	if s := p.known(o.Zone, o.Instance, o.Operation); s != nil {
 		return s
 	}
 	s := p.rec.Series(o.Source, o.Zone, o.Instance, o.Operation)
@@ -196,12 +237,13 @@ func (p *Path) seriesOf(o observation.Observation) *record.Series {
 	return s
 }
 
-// known returns o's series if the path has counted in it before, else nil.
-func (p *Path) known(o observation.Observation) *record.Series {
-	for _, s := range p.series[o.Instance] {
+// known returns the server-side series of the instance's operation if the
+// path has counted in it before, else nil.
+func (p *Path) known(zone, instance, op string) *record.Series {
+	for _, s := range p.series[instance] {
 		// The instance is the map's: the operation first, the field that
 		// tells an instance's series apart.
-		if k := s.Key(); k.Operation == o.Operation && k.Zone == o.Zone && k.Source == o.Source {
+		if k := s.Key(); k.Operation == op && k.Zone == zone && k.Source == observation.Server {
 			return s
 		}
 	}
@@ -211,7 +253,7 @@ func (p *Path) known(o observation.Observation) *record.Series {
 // Tick counts the requests completed by now and exports at each interval
 // boundary.
 func (p *Path) Tick(now time.Time) error {
-	p.last = now
+	p.last, p.due = now, now.Add(p.every)
 	kept := p.held[:0]
 	for _, o := range p.held {
 		if o.At.After(now) {
