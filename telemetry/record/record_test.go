@@ -233,7 +233,7 @@ func TestDrainAggregatesIsTheSparseSnapshot(t *testing.T) {
 		{100 * time.Millisecond, 99 * time.Millisecond, time.Microsecond},
 	}
 	at := time.Unix(100, 0)
-	var buf []Bucket
+	var d Drained
 	for ri, lats := range rounds {
 		var want Snapshot
 		for i, l := range lats {
@@ -252,10 +252,10 @@ func TestDrainAggregatesIsTheSparseSnapshot(t *testing.T) {
 			want.Latency[BucketOf(l)]++
 		}
 		q.Observe(observation.Success, time.Second)
-		var got []Aggregate
-		buf = r.DrainAggregates(at, buf[:0], func(a Aggregate) { got = append(got, a) })
-		if len(got) != 2 {
-			t.Fatalf("round %d: %d aggregates, want 2", ri, len(got))
+		r.DrainAggregates(at, &d)
+		got := d.Aggregates
+		if len(got) != 2 || !reflect.DeepEqual(d.IDs, []int{0, 1}) {
+			t.Fatalf("round %d: %d aggregates of series %v, want 2 of series [0 1]", ri, len(got), d.IDs)
 		}
 		if w := want.Aggregate(at, s.Key()); !reflect.DeepEqual(got[0], w) {
 			t.Errorf("round %d: got %+v, want %+v", ri, got[0], w)
@@ -264,9 +264,8 @@ func TestDrainAggregatesIsTheSparseSnapshot(t *testing.T) {
 			t.Errorf("round %d: second series %+v", ri, got[1])
 		}
 	}
-	n := 0
-	r.DrainAggregates(at, nil, func(Aggregate) { n++ })
-	if n != 0 {
-		t.Errorf("a drain after the last reported %d series", n)
+	r.DrainAggregates(at, &d)
+	if len(d.Aggregates) != 0 || len(d.IDs) != 0 {
+		t.Errorf("a drain after the last reported series %v", d.IDs)
 	}
 }
