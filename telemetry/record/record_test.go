@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -267,5 +268,34 @@ func TestDrainAggregatesIsTheSparseSnapshot(t *testing.T) {
 	r.DrainAggregates(at, &d)
 	if len(d.Aggregates) != 0 || len(d.IDs) != 0 {
 		t.Errorf("a drain after the last reported series %v", d.IDs)
+	}
+}
+
+// TestDrainAggregatesNumbersSeries: of many series, those that counted
+// drain in the order they were made, each under its number (the ingest
+// gate's memo relies on it), and only once.
+func TestDrainAggregatesNumbersSeries(t *testing.T) {
+	r := New(Options{})
+	var ss []*Series
+	for i := range 200 {
+		ss = append(ss, r.Series(observation.Server, "az-a", "i-"+strconv.Itoa(i), "orders"))
+	}
+	var want []int
+	for i := 199; i >= 0; i -= 3 {
+		ss[i].Observe(observation.Success, time.Millisecond)
+		want = append([]int{i}, want...)
+	}
+	var d Drained
+	r.DrainAggregates(time.Unix(1, 0), &d)
+	if !reflect.DeepEqual(d.IDs, want) {
+		t.Fatalf("series drained %v, want %v", d.IDs, want)
+	}
+	for j, a := range d.Aggregates {
+		if a.Key != ss[want[j]].Key() || a.Requests != 1 {
+			t.Errorf("aggregate %d: %+v, want one request of %v", j, a, ss[want[j]].Key())
+		}
+	}
+	if r.DrainAggregates(time.Unix(2, 0), &d); len(d.Aggregates) != 0 {
+		t.Errorf("a second drain reported series %v", d.IDs)
 	}
 }
