@@ -176,8 +176,8 @@ type book struct {
 	heards []heard
 }
 
-// heard returns a new name's entry, heard of at now.
-func (bk *book) heard(now time.Time) *heard {
+// newHeard returns a new name's entry, heard of at now.
+func (bk *book) newHeard(now time.Time) *heard {
 	if len(bk.heards) == 0 {
 		bk.heards = make([]heard, 64)
 	}
@@ -408,10 +408,10 @@ func (g *Gate) admit(source string, aggs []record.Aggregate, ids []int, now time
 		}
 	}
 	for inst := range newInst {
-		bk.instances[inst] = bk.heard(now)
+		bk.instances[inst] = bk.newHeard(now)
 	}
 	for op := range newOps {
-		bk.ops[op] = bk.heard(now)
+		bk.ops[op] = bk.newHeard(now)
 	}
 	// The batch is in: what was checked by name is remembered by number.
 	for _, i := range byName {
