@@ -37,8 +37,7 @@ type Intake struct {
 	// never stretches a tick; the gate's buffer bound drops the excess.
 	PerTick int
 
-	fd      []record.Aggregate // reused by Feed
-	buckets []record.Bucket    // fd's latency buckets, reused by Feed (the gate copies them)
+	fd record.Drained // the front door's counts, reused by Feed (the gate copies them)
 }
 
 // OfferObservation offers one observation (a canary's call, a log line) to
@@ -55,17 +54,22 @@ func (in *Intake) Feed(now time.Time, ctrl *autoshift.Controller) {
 		// earlier, it lands in the engine's bucket that ends at now, which
 		// this tick closes, not in the next one a tick later.
 		at := now.Add(-time.Nanosecond)
-		fd := in.fd[:0]
-		in.buckets = in.FrontDoor.DrainAggregates(at, in.buckets[:0], func(a record.Aggregate) {
-			if in.Drop == nil || !in.Drop(now, a.Key) {
-				fd = append(fd, a)
+		in.FrontDoor.DrainAggregates(at, &in.fd)
+		aggs, ids := in.fd.Aggregates, in.fd.IDs
+		if in.Drop != nil {
+			n := 0
+			for i := range aggs {
+				if !in.Drop(now, aggs[i].Key) {
+					aggs[n], ids[n] = aggs[i], ids[i]
+					n++
+				}
 			}
-		})
-		if len(fd) > 0 {
-			_ = in.Gate.Offer(SourceFrontDoor, fd, now) // a rejection or drop is counted in the gate's stats
+			aggs, ids = aggs[:n], ids[:n]
 		}
-		clear(fd)
-		in.fd = fd[:0]
+		if len(aggs) > 0 {
+			// By series number: the gate checks a series' names once, not at every tick.
+			_ = in.Gate.OfferSeries(SourceFrontDoor, aggs, ids, now) // a rejection or drop is counted in the gate's stats
+		}
 	}
 	in.Gate.Drain(now, in.PerTick, func(aggs []record.Aggregate) { // a run of records at a time (a block of the gate's queue)
 		ctrl.ObserveAggregates(aggs)

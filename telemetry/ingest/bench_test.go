@@ -13,15 +13,26 @@ import (
 // eight batches as an engine tick would; b.N batches.
 //
 //	go test -run '^$' -bench Offer -benchmem ./telemetry/ingest/
-func BenchmarkOffer(b *testing.B) {
+func BenchmarkOffer(b *testing.B) { benchOffer(b, 100, false) }
+
+// BenchmarkOfferSeries is the front door's form (Gate.OfferSeries): a
+// recorder's 50,000 series (1,000 instances × 50 operations, numbered),
+// 5,000 of them per batch; after the first round no key is looked up by
+// name.
+func BenchmarkOfferSeries(b *testing.B) { benchOffer(b, 10, true) }
+
+// benchOffer offers rounds batches of 5,000 aggregates in turn.
+func benchOffer(b *testing.B, rounds int, numbered bool) {
 	zones := []string{"z0", "z1", "z2"}
 	g := New("bench", zones, Limits{MaxInstances: 10_000, MaxOperations: 50})
-	batches := make([][]record.Aggregate, 100)
+	batches := make([][]record.Aggregate, rounds)
+	ids := make([][]int, len(batches))
 	for r := range batches {
 		for i := range 100 {
 			inst := "i-" + strconv.Itoa(r*100+i)
 			for op := range 50 {
 				a := agg(zones[i%3], inst, "/op/"+strconv.Itoa(op), 20)
+				ids[r] = append(ids[r], r*5000+len(batches[r]))
 				batches[r] = append(batches[r], a)
 			}
 		}
@@ -29,7 +40,13 @@ func BenchmarkOffer(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		if err := g.Offer("otlp", batches[i%len(batches)], t0); err != nil {
+		var err error
+		if k := i % len(batches); numbered {
+			err = g.OfferSeries("frontdoor", batches[k], ids[k], t0)
+		} else {
+			err = g.Offer("otlp", batches[k], t0)
+		}
+		if err != nil {
 			b.Fatal(err)
 		}
 		if i++; i%8 == 0 {

@@ -136,6 +136,9 @@ type Gate struct {
 	// a resource drains every tick.
 	runs [][]record.Aggregate
 	done []*chunk
+	// byName is admit's list of the records it checked by name, for the
+	// memo (OfferSeries), kept for the next batch.
+	byName []int
 }
 
 // The queue is a list of fixed-size chunks, each with an arena that holds
@@ -161,8 +164,84 @@ const (
 
 // book is one source's names under the caps, each with when it was last heard of.
 type book struct {
-	instances map[string]time.Time
-	ops       map[string]time.Time
+	instances map[string]*heard
+	ops       map[string]*heard
+	// memo is what the source's numbered keys (OfferSeries) were admitted
+	// as, by number; gen counts the sweeps that forgot a name of the book,
+	// so an entry of an older generation may name a forgotten one.
+	memo []memoEntry
+	gen  uint64
+	// heards is the block new names' heard entries are taken from: one
+	// allocation per 64 names, not one per name (a flood of new names).
+	heards []heard
+}
+
+// newHeard returns a new name's entry, heard of at now.
+func (bk *book) newHeard(now time.Time) *heard {
+	if len(bk.heards) == 0 {
+		bk.heards = make([]heard, 64)
+	}
+	h := &bk.heards[0]
+	bk.heards = bk.heards[1:]
+	h.at = now
+	return h
+}
+
+// heard is when a name was last heard of. The book's map and the memo
+// share it: a memo entry refreshes it without a lookup by name.
+type heard struct{ at time.Time }
+
+// refresh notes that the name was heard at now, if it was last noted
+// before stale (now less a second: the caps forget after minutes, and
+// Before is cheaper than Sub). A nil heard (no instance, a configured
+// operation: not under the caps) has nothing to note.
+func (h *heard) refresh(now, stale time.Time) {
+	if h != nil && h.at.Before(stale) {
+		h.at = now
+	}
+}
+
+// memoEntry is a numbered key (OfferSeries) the gate admitted: its zone is
+// one of the resource's and, while its book's generation is still gen, its
+// instance and operation are still under the caps, so offering the key
+// again needs no lookup by name. instH and opH are the names' entries in
+// the book (nil: no instance; a configured operation).
+type memoEntry struct {
+	zone, inst, op string
+	instH, opH     *heard
+	gen            uint64
+	ok             bool
+}
+
+// maxMemo bounds the key numbers the gate remembers a source's keys by
+// (a key numbered past it is checked by name every time).
+const maxMemo = 1 << 18
+
+// memoOf is the memo entry of a key numbered id, if it holds key.
+func (bk *book) memoOf(id int, k *record.SeriesKey) *memoEntry {
+	if uint(id) >= uint(len(bk.memo)) {
+		return nil
+	}
+	if m := &bk.memo[id]; m.ok && m.gen == bk.gen && m.op == k.Operation && m.inst == k.Instance && m.zone == k.Zone {
+		return m
+	}
+	return nil
+}
+
+// remember notes that the key numbered id was admitted with its names in
+// the book (configured operations are not: they are always admitted).
+func (g *Gate) remember(bk *book, id int, k *record.SeriesKey) {
+	if id < 0 || id >= maxMemo {
+		return
+	}
+	instH, opH := bk.instances[k.Instance], bk.ops[k.Operation]
+	if (instH == nil && k.Instance != "") || (opH == nil && !g.configured[k.Operation]) {
+		return // not admitted as it stands: check it by name
+	}
+	if id >= len(bk.memo) {
+		bk.memo = append(bk.memo, make([]memoEntry, id+1-len(bk.memo))...)
+	}
+	bk.memo[id] = memoEntry{zone: k.Zone, inst: k.Instance, op: k.Operation, instH: instH, opH: opH, gen: bk.gen, ok: true}
 }
 
 type chunk struct {
@@ -196,15 +275,17 @@ func chunkSize(backlog, nb int) int {
 	return min(size, chunkRecords)
 }
 
-// add copies a into the chunk, its buckets into the arena (unless they
-// could never fit one: those keep their own array).
-func (c *chunk) add(a record.Aggregate) {
+// add copies *a into the chunk, its buckets into the arena (unless they
+// could never fit one: those keep their own array), and returns the copy.
+func (c *chunk) add(a *record.Aggregate) *record.Aggregate {
+	c.aggs = append(c.aggs, *a)
+	p := &c.aggs[len(c.aggs)-1]
 	if nb := len(a.Latency); nb > 0 && nb <= chunkBuckets {
 		b0 := len(c.buckets)
 		c.buckets = append(c.buckets, a.Latency...)
-		a.Latency = c.buckets[b0:len(c.buckets):len(c.buckets)]
+		p.Latency = c.buckets[b0:len(c.buckets):len(c.buckets)]
 	}
-	c.aggs = append(c.aggs, a)
+	return p
 }
 
 // New returns the gate of a resource with the given zones.
@@ -220,7 +301,7 @@ func New(resource string, zones []string, lim Limits) *Gate {
 func (g *Gate) book(source string) *book {
 	b := g.books[source]
 	if b == nil {
-		b = &book{instances: map[string]time.Time{}, ops: map[string]time.Time{}}
+		b = &book{instances: map[string]*heard{}, ops: map[string]*heard{}}
 		g.books[source] = b
 	}
 	return b
@@ -265,34 +346,39 @@ func (g *Gate) reject(source, reason, msg string) error {
 
 // admit checks zones and the source's caps for a batch's keys, then
 // records the new instances and operations; on a problem nothing is
-// recorded.
-func (g *Gate) admit(source string, n int, key func(i int) (zone, instance, op string), now time.Time) error {
+// recorded. ids, when not nil, number the keys (OfferSeries): a key its
+// number's memo entry holds was admitted before and is still under the
+// caps, so it needs no lookup by name.
+func (g *Gate) admit(source string, aggs []record.Aggregate, ids []int, now time.Time) error {
 	bk := g.book(source)
 	var newInst, newOps map[string]bool // allocated only for a batch with new names
 	// Sources send an instance's records together: the zone and instance of
 	// the previous record, when known, need no second look.
 	var prevZone, prevInst string
 	prevKnown := false
-	for i := range n {
-		z, inst, op := key(i)
+	byName := g.byName[:0]
+	stale := now.Add(-time.Second)
+	for i := range aggs {
+		k := &aggs[i].Key
+		if ids != nil {
+			if m := bk.memoOf(ids[i], k); m != nil {
+				m.instH.refresh(now, stale)
+				m.opH.refresh(now, stale)
+				continue
+			}
+			byName = append(byName, i)
+		}
+		z, inst, op := k.Zone, k.Instance, k.Operation
 		to, knownOp := bk.ops[op]
 		configured := !knownOp && g.configured[op]
 		if knownOp && prevKnown && inst == prevInst && z == prevZone {
-			if now.Sub(to) > time.Second {
-				bk.ops[op] = now
-			}
+			to.refresh(now, stale)
 			continue
 		}
 		ti, knownInst := bk.instances[inst]
 		if (knownInst || inst == "") && (knownOp || configured) && slices.Contains(g.zones, z) {
-			// Refresh last-heard times at most once a second: the caps
-			// forget after minutes.
-			if knownInst && now.Sub(ti) > time.Second {
-				bk.instances[inst] = now
-			}
-			if knownOp && now.Sub(to) > time.Second {
-				bk.ops[op] = now
-			}
+			ti.refresh(now, stale)
+			to.refresh(now, stale)
 			prevZone, prevInst, prevKnown = z, inst, knownOp
 			continue
 		}
@@ -301,10 +387,12 @@ func (g *Gate) admit(source string, n int, key func(i int) (zone, instance, op s
 			newInst, newOps = map[string]bool{}, map[string]bool{}
 		}
 		if !slices.Contains(g.zones, z) {
+			g.byName = byName[:0]
 			return g.reject(source, ReasonZone, fmt.Sprintf("[%d].zone: %q is not a zone of %s (zones: %v)", i, z, g.resource, g.zones))
 		}
 		if _, ok := bk.instances[inst]; !ok && inst != "" && !newInst[inst] {
 			if len(bk.instances)+len(newInst) >= g.lim.MaxInstances {
+				g.byName = byName[:0]
 				return g.reject(source, ReasonInstances, fmt.Sprintf("[%d].instance: %q would be instance %d from source %s of %s, over its cap of %d (telemetry.max_instances)",
 					i, inst, len(bk.instances)+len(newInst)+1, source, g.resource, g.lim.MaxInstances))
 			}
@@ -312,21 +400,24 @@ func (g *Gate) admit(source string, n int, key func(i int) (zone, instance, op s
 		}
 		if _, ok := bk.ops[op]; !ok && !configured && !newOps[op] {
 			if len(bk.ops)+len(newOps) >= g.lim.MaxOperations {
+				g.byName = byName[:0]
 				return g.reject(source, ReasonOps, fmt.Sprintf("[%d].operation: %q would be operation %d from source %s of %s, over its cap of %d (telemetry.max_operations; configured operations do not count)",
 					i, op, len(bk.ops)+len(newOps)+1, source, g.resource, g.lim.MaxOperations))
 			}
 			newOps[op] = true
 		}
 	}
-	if newInst == nil {
-		return nil
-	}
 	for inst := range newInst {
-		bk.instances[inst] = now
+		bk.instances[inst] = bk.newHeard(now)
 	}
 	for op := range newOps {
-		bk.ops[op] = now
+		bk.ops[op] = bk.newHeard(now)
 	}
+	// The batch is in: what was checked by name is remembered by number.
+	for _, i := range byName {
+		g.remember(bk, ids[i], &aggs[i].Key)
+	}
+	g.byName = byName[:0]
 	return nil
 }
 
@@ -334,6 +425,25 @@ func (g *Gate) admit(source string, n int, key func(i int) (zone, instance, op s
 // the buffer. It fails with an error wrapping ErrRejected (nothing taken)
 // or ErrFull (dropped and counted).
 func (g *Gate) Offer(source string, aggs []record.Aggregate, now time.Time) error {
+	return g.offer(source, aggs, nil, now)
+}
+
+// OfferSeries is Offer for a source that offers the same keys tick after
+// tick and numbers them: ids[i] is a small number of aggs[i]'s key (the
+// front door's recorder: its series' numbers, record.Drained.IDs). The
+// gate remembers each number's key once admitted, so offering it again
+// costs no lookup of its zone, instance and operation by name (most of
+// what the gate did per record) while those names stay under the caps;
+// every check is as in Offer. A number whose key changed is checked by
+// name and remembered anew; ids of another length than aggs are ignored.
+func (g *Gate) OfferSeries(source string, aggs []record.Aggregate, ids []int, now time.Time) error {
+	if len(ids) != len(aggs) {
+		ids = nil
+	}
+	return g.offer(source, aggs, ids, now)
+}
+
+func (g *Gate) offer(source string, aggs []record.Aggregate, ids []int, now time.Time) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.pending+len(aggs) > g.lim.MaxPending {
@@ -341,19 +451,15 @@ func (g *Gate) Offer(source string, aggs []record.Aggregate, now time.Time) erro
 		s.Dropped += uint64(len(aggs))
 		return ErrFull
 	}
-	err := g.admit(source, len(aggs), func(i int) (string, string, string) {
-		k := aggs[i].Key
-		return k.Zone, k.Instance, k.Operation
-	}, now)
-	if err != nil {
+	if err := g.admit(source, aggs, ids, now); err != nil {
 		return err
 	}
 	s := g.source(source)
-	for i, a := range aggs {
+	for i := range aggs {
+		a := g.tail(len(aggs[i].Latency), g.pending+i+1).add(&aggs[i])
 		if a.Slow == record.SlowFromLatency { // the threshold's lookup only when it is needed
 			a.FillSlow(g.threshold(a.Key.Operation))
 		}
-		g.tail(len(a.Latency), g.pending+i+1).add(a)
 		s.Requests += a.Requests
 		if a.At.After(s.Newest) {
 			s.Newest = a.At
@@ -435,15 +541,19 @@ func (g *Gate) Drain(now time.Time, max int, f func([]record.Aggregate)) {
 	if now.Sub(g.lastSweep) >= time.Minute {
 		g.lastSweep = now
 		for _, bk := range g.books {
-			for k, t := range bk.instances {
-				if now.Sub(t) > g.lim.Forget {
+			n := len(bk.instances) + len(bk.ops)
+			for k, h := range bk.instances {
+				if now.Sub(h.at) > g.lim.Forget {
 					delete(bk.instances, k)
 				}
 			}
-			for k, t := range bk.ops {
-				if now.Sub(t) > g.lim.Forget {
+			for k, h := range bk.ops {
+				if now.Sub(h.at) > g.lim.Forget {
 					delete(bk.ops, k)
 				}
+			}
+			if len(bk.instances)+len(bk.ops) < n {
+				bk.gen++ // the memo may name what was forgotten
 			}
 		}
 	}

@@ -295,3 +295,57 @@ func TestChunksSizedForBacklog(t *testing.T) {
 		t.Errorf("drained %d of 20001", n)
 	}
 }
+
+// TestOfferSeriesChecksAsOffer: numbered keys (the front door's series)
+// admitted once skip their lookups by name, yet every check still holds:
+// a number whose key changed is checked anew, a name the sweep forgot
+// counts against the cap again when it comes back, and offering by number
+// keeps its names from being forgotten.
+func TestOfferSeriesChecksAsOffer(t *testing.T) {
+	g := New("web", []string{"az1", "az2"}, Limits{MaxInstances: 1, MaxOperations: 1, Forget: 10 * time.Minute,
+		Thresholds: map[string]time.Duration{"conf": time.Second}})
+	one := func(zone, inst, op string) []record.Aggregate { return []record.Aggregate{agg(zone, inst, op, 2)} }
+	now := t0
+	// Heard of every 30 s by number for 15 min: never forgotten.
+	for range 30 {
+		if err := g.OfferSeries(SourceOf, append(one("az1", "i-1", "get"), agg("az2", "", "conf", 1)), []int{0, 7}, now); err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(30 * time.Second)
+		g.Drain(now, 0, func([]record.Aggregate) {})
+		if i, o := g.Cardinality(); i != 1 || o != 1 {
+			t.Fatalf("%v: cardinality %d instances, %d operations, want 1, 1", now.Sub(t0), i, o)
+		}
+	}
+	// Number 0's key changed: checked as Offer would.
+	if err := g.OfferSeries(SourceOf, one("az9", "i-1", "get"), []int{0}, now); !errors.Is(err, ErrRejected) || !strings.Contains(err.Error(), `"az9" is not a zone`) {
+		t.Fatalf("changed zone: err = %v", err)
+	}
+	if err := g.OfferSeries(SourceOf, one("az1", "i-2", "get"), []int{0}, now); !errors.Is(err, ErrCapped) {
+		t.Fatalf("changed instance over the cap: err = %v", err)
+	}
+	// Number 0 (i-1) silent past Forget: forgotten; i-2 takes its place
+	// under the cap, and i-1 by its old number is over it.
+	now = now.Add(11 * time.Minute)
+	g.Drain(now, 0, func([]record.Aggregate) {})
+	if i, _ := g.Cardinality(); i != 0 {
+		t.Fatalf("%d instances after Forget, want 0", i)
+	}
+	if err := g.OfferSeries(SourceOf, one("az1", "i-2", "get"), []int{1}, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.OfferSeries(SourceOf, one("az1", "i-1", "get"), []int{0}, now); !errors.Is(err, ErrCapped) {
+		t.Fatalf("a forgotten instance back by its number over the cap: err = %v", err)
+	}
+	// Numbers of another length than the batch: checked by name only.
+	if err := g.OfferSeries(SourceOf, one("az1", "i-1", "get"), []int{0, 1}, now); !errors.Is(err, ErrCapped) {
+		t.Fatalf("mismatched numbers: err = %v", err)
+	}
+	st := g.Stats()
+	if len(st) != 1 || st[0].Accepted != 61 || st[0].Rejected[ReasonZone] != 1 || st[0].Rejected[ReasonInstances] != 3 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// SourceOf is the tests' numbered source.
+const SourceOf = "frontdoor"

@@ -302,7 +302,7 @@ type Recorder struct {
 	flags  []atomic.Bool              // the block the next series' moved flag is taken from
 
 	drainMu sync.Mutex
-	buckets []Bucket // Drain's, reused under drainMu
+	drained Drained // Drain's, reused under drainMu
 }
 
 // New returns an empty recorder.
@@ -358,28 +358,51 @@ func (r *Recorder) Len() int { return len(r.series.Load().all) }
 func (r *Recorder) Drain(f func(key SeriesKey, delta Snapshot)) {
 	r.drainMu.Lock()
 	defer r.drainMu.Unlock()
-	r.buckets = r.drain(time.Time{}, r.buckets[:0], func(a Aggregate) {
+	r.drain(time.Time{}, &r.drained)
+	for _, a := range r.drained.Aggregates {
 		d := Snapshot{Requests: a.Requests, Faults: a.Faults, Errors: a.Errors, Slow: a.Slow}
 		for _, b := range a.Latency {
 			d.Latency[b.Index] = b.Count
 		}
 		f(a.Key, d)
-	})
+	}
+	r.drained.reset()
 }
 
-// DrainAggregates is Drain with each series' counts handed as an aggregate
-// at at, the form the ingest gate takes. The aggregates' latency buckets
-// are appended to buf and point into it: f must copy what it keeps beyond
-// the caller's next use of buf (the gate's Offer copies). It returns buf,
-// grown, for the next drain.
-func (r *Recorder) DrainAggregates(at time.Time, buf []Bucket, f func(Aggregate)) []Bucket {
+// Drained is what DrainAggregates hands over: kept by the caller and
+// passed to the next drain, its memory is reused.
+type Drained struct {
+	// Aggregates are the series' counts, one aggregate per series that
+	// counted anything, in the order the series were made. Their latency
+	// buckets point into the Drained's own buffer: the next drain reuses it.
+	Aggregates []Aggregate
+	// IDs[i] is the number of Aggregates[i]'s series: the order in which
+	// Series made it, so the same key always has the same number. The
+	// ingest gate remembers what it admitted by these numbers
+	// (Gate.OfferSeries) rather than looking each key's names up again.
+	IDs     []int
+	buckets []Bucket
+}
+
+// reset empties d for the next drain, dropping the key strings it holds.
+func (d *Drained) reset() {
+	clear(d.Aggregates)
+	d.Aggregates, d.IDs, d.buckets = d.Aggregates[:0], d.IDs[:0], d.buckets[:0]
+}
+
+// DrainAggregates is Drain in the form the ingest gate takes: each
+// series' counts as an aggregate at at, into d (emptied first), appended
+// in place: no call per series, and one copy of each record.
+func (r *Recorder) DrainAggregates(at time.Time, d *Drained) {
 	r.drainMu.Lock()
 	defer r.drainMu.Unlock()
-	return r.drain(at, buf, f)
+	d.reset()
+	r.drain(at, d)
 }
 
-func (r *Recorder) drain(at time.Time, buf []Bucket, f func(Aggregate)) []Bucket {
+func (r *Recorder) drain(at time.Time, d *Drained) {
 	l := r.series.Load()
+	aggs, buf := d.Aggregates, d.buckets
 	for i, s := range l.all {
 		// The flag first, from the list: a quiet series' own memory is
 		// not touched at all (a plain Load: a quiet series costs one read,
@@ -387,16 +410,19 @@ func (r *Recorder) drain(at time.Time, buf []Bucket, f func(Aggregate)) []Bucket
 		if !l.moved[i].Load() {
 			continue
 		}
-		a := Aggregate{At: at, Key: s.key}
+		aggs = append(aggs, Aggregate{At: at, Key: s.key})
+		a := &aggs[len(aggs)-1]
 		b0 := len(buf)
-		buf = s.take(&a, buf)
+		buf = s.take(a, buf)
 		if a.Requests == 0 {
+			aggs[len(aggs)-1] = Aggregate{}
+			aggs = aggs[:len(aggs)-1]
 			continue
 		}
 		if len(buf) > b0 {
 			a.Latency = buf[b0:len(buf):len(buf)]
 		}
-		f(a)
+		d.IDs = append(d.IDs, i)
 	}
-	return buf
+	d.Aggregates, d.buckets = aggs, buf
 }

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -233,7 +234,7 @@ func TestDrainAggregatesIsTheSparseSnapshot(t *testing.T) {
 		{100 * time.Millisecond, 99 * time.Millisecond, time.Microsecond},
 	}
 	at := time.Unix(100, 0)
-	var buf []Bucket
+	var d Drained
 	for ri, lats := range rounds {
 		var want Snapshot
 		for i, l := range lats {
@@ -252,10 +253,10 @@ func TestDrainAggregatesIsTheSparseSnapshot(t *testing.T) {
 			want.Latency[BucketOf(l)]++
 		}
 		q.Observe(observation.Success, time.Second)
-		var got []Aggregate
-		buf = r.DrainAggregates(at, buf[:0], func(a Aggregate) { got = append(got, a) })
-		if len(got) != 2 {
-			t.Fatalf("round %d: %d aggregates, want 2", ri, len(got))
+		r.DrainAggregates(at, &d)
+		got := d.Aggregates
+		if len(got) != 2 || !reflect.DeepEqual(d.IDs, []int{0, 1}) {
+			t.Fatalf("round %d: %d aggregates of series %v, want 2 of series [0 1]", ri, len(got), d.IDs)
 		}
 		if w := want.Aggregate(at, s.Key()); !reflect.DeepEqual(got[0], w) {
 			t.Errorf("round %d: got %+v, want %+v", ri, got[0], w)
@@ -264,9 +265,37 @@ func TestDrainAggregatesIsTheSparseSnapshot(t *testing.T) {
 			t.Errorf("round %d: second series %+v", ri, got[1])
 		}
 	}
-	n := 0
-	r.DrainAggregates(at, nil, func(Aggregate) { n++ })
-	if n != 0 {
-		t.Errorf("a drain after the last reported %d series", n)
+	r.DrainAggregates(at, &d)
+	if len(d.Aggregates) != 0 || len(d.IDs) != 0 {
+		t.Errorf("a drain after the last reported series %v", d.IDs)
+	}
+}
+
+// TestDrainAggregatesNumbersSeries: of many series, those that counted
+// drain in the order they were made, each under its number (the ingest
+// gate's memo relies on it), and only once.
+func TestDrainAggregatesNumbersSeries(t *testing.T) {
+	r := New(Options{})
+	var ss []*Series
+	for i := range 200 {
+		ss = append(ss, r.Series(observation.Server, "az-a", "i-"+strconv.Itoa(i), "orders"))
+	}
+	var want []int
+	for i := 199; i >= 0; i -= 3 {
+		ss[i].Observe(observation.Success, time.Millisecond)
+		want = append([]int{i}, want...)
+	}
+	var d Drained
+	r.DrainAggregates(time.Unix(1, 0), &d)
+	if !reflect.DeepEqual(d.IDs, want) {
+		t.Fatalf("series drained %v, want %v", d.IDs, want)
+	}
+	for j, a := range d.Aggregates {
+		if a.Key != ss[want[j]].Key() || a.Requests != 1 {
+			t.Errorf("aggregate %d: %+v, want one request of %v", j, a, ss[want[j]].Key())
+		}
+	}
+	if r.DrainAggregates(time.Unix(2, 0), &d); len(d.Aggregates) != 0 {
+		t.Errorf("a second drain reported series %v", d.IDs)
 	}
 }
