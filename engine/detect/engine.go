@@ -235,6 +235,9 @@ type Engine struct {
 	spareBucket *bucket
 	latSum      map[string]*windowSum
 	clatSum     map[string]*windowSum
+	// pend is the latency of the seconds not yet ended, freePend the
+	// entries to reuse (see pendingSecond).
+	pend, freePend []*pendingSecond
 	// The last assessment's zones and alarms as returned, and the scratch
 	// the next one is built in: an assessment whose zones (alarms) equal
 	// the last one's shares its slice, so an idle engine allocates nothing
@@ -337,7 +340,11 @@ func (e *Engine) Observe(o observation.Observation) {
 		c.Slow = 1
 	}
 	ms := float64(o.Latency) / float64(time.Millisecond)
-	e.add(o.At, o.Source, o.Zone, o.Instance, o.Operation, o.Regional, c, func(sk *ddsketch.DDSketch) { _ = sk.Add(ms) })
+	for _, sk := range e.add(o.At, o.Source, o.Zone, o.Instance, o.Operation, o.Regional, c) {
+		if sk != nil {
+			_ = sk.Add(ms)
+		}
+	}
 }
 
 // ObserveSnapshot records what a pre-resolved series counted since its last
@@ -348,13 +355,16 @@ func (e *Engine) ObserveSnapshot(at time.Time, k record.SeriesKey, d record.Snap
 		return
 	}
 	c := Counts{N: int64(d.Requests), Faults: int64(d.Faults), Errors: int64(d.Errors), Slow: int64(d.Slow)}
-	e.add(at, k.Source, k.Zone, k.Instance, k.Operation, false, c, func(sk *ddsketch.DDSketch) {
+	for _, sk := range e.add(at, k.Source, k.Zone, k.Instance, k.Operation, false, c) {
+		if sk == nil {
+			continue
+		}
 		for i, n := range d.Latency {
 			if n > 0 {
 				addBucket(sk, i, n)
 			}
 		}
-	})
+	}
 }
 
 // ObserveAggregate records what one series counted over an interval ending
@@ -373,19 +383,26 @@ func (e *Engine) ObserveAggregate(a record.Aggregate) {
 	}
 	c := Counts{N: int64(a.Requests), Faults: int64(a.Faults), Errors: int64(a.Errors), Slow: int64(min(slow, a.Requests))}
 	k := a.Key
-	e.add(a.At, k.Source, k.Zone, k.Instance, k.Operation, a.Regional, c, func(sk *ddsketch.DDSketch) {
+	for _, sk := range e.add(a.At, k.Source, k.Zone, k.Instance, k.Operation, a.Regional, c) {
+		if sk == nil {
+			continue
+		}
 		for _, b := range a.Latency {
 			addBucket(sk, b.Index, b.Count)
 		}
-	})
+	}
 }
 
 // add is the one ingestion path: counts into the bucket of at, by zone,
-// instance and operation; latency into the operation's sketch.
-func (e *Engine) add(at time.Time, src observation.Source, zone, instance, op string, regional bool, c Counts, lat func(*ddsketch.DDSketch)) {
-	if !slices.Contains(e.cfg.Zones, zone) {
+// instance and operation. It returns the sketches the latencies go into
+// (nil: none): the zone's and source's for the bucket's second (the display
+// p99's), and the operation's in the bucket when the detector reads it (the
+// cloudwatch profile).
+func (e *Engine) add(at time.Time, src observation.Source, zone, instance, op string, regional bool, c Counts) [2]*ddsketch.DDSketch {
+	zi := e.zoneIndex(zone)
+	if zi < 0 {
 		e.skipped++
-		return
+		return [2]*ddsketch.DDSketch{}
 	}
 	idx := e.index(at)
 	if e.begun && idx <= e.last {
@@ -398,7 +415,7 @@ func (e *Engine) add(at time.Time, src observation.Source, zone, instance, op st
 	}
 	if regional {
 		b.regional.add(c)
-		return
+		return [2]*ddsketch.DDSketch{}
 	}
 	counts(b.zone, zsKey{zone, src}, &b.counts).add(c)
 	if src == observation.Server && instance != "" {
@@ -409,15 +426,108 @@ func (e *Engine) add(at time.Time, src observation.Source, zone, instance, op st
 			counts(b.instOp, instOpKey{opKey{zone, op, src}, instance}, &b.counts).add(c)
 		}
 	}
-	ok := opKey{zone, op, src}
-	a := b.op[ok]
-	if a == nil {
-		a = b.ops.get()
-		a.lat = e.sketch()
-		b.op[ok] = a
+	lat := [2]*ddsketch.DDSketch{e.secondSketch(e.second(idx), zi, src)}
+	// Only the cloudwatch profile reads counts and latency per operation.
+	if e.cfg.Profile == ProfileCloudWatch {
+		ok := opKey{zone, op, src}
+		a := b.op[ok]
+		if a == nil {
+			a = b.ops.get()
+			a.lat = e.sketch()
+			b.op[ok] = a
+		}
+		a.add(c)
+		lat[1] = a.lat
 	}
-	a.add(c)
-	lat(a.lat)
+	return lat
+}
+
+// zoneIndex is zone's index in cfg.Zones, -1 when not one of them. A scan,
+// not a map: there are a few zones, and the telemetry hands the same
+// strings every time (== compares their lengths, then their pointers).
+func (e *Engine) zoneIndex(zone string) int {
+	for i, z := range e.cfg.Zones {
+		if z == zone {
+			return i
+		}
+	}
+	return -1
+}
+
+// second is the second bucket idx falls in.
+func (e *Engine) second(idx int64) int64 { return idx * int64(e.cfg.Resolution) / int64(time.Second) }
+
+// pendingSecond is the latency of one second's buckets, by zone index and
+// source, added as it arrives: it becomes the second's slot of the display
+// rings when the second ends (installSecond). Merging every operation's
+// sketch of every bucket into the ring slot at close, and clearing and
+// re-growing those sketches, was most of closing a bucket; the slot's bins
+// are the same sums.
+type pendingSecond struct {
+	sec int64
+	sk  [][2]*ddsketch.DDSketch // nil: no latency yet
+}
+
+// secondSketch returns the pending sketch of zone zi and src for second sec.
+func (e *Engine) secondSketch(sec int64, zi int, src observation.Source) *ddsketch.DDSketch {
+	var p *pendingSecond
+	for _, q := range e.pend { // one or two seconds are open at a time
+		if q.sec == sec {
+			p = q
+			break
+		}
+	}
+	if p == nil {
+		if n := len(e.freePend); n > 0 {
+			p = e.freePend[n-1]
+			e.freePend = e.freePend[:n-1]
+		} else {
+			p = &pendingSecond{sk: make([][2]*ddsketch.DDSketch, len(e.cfg.Zones))}
+		}
+		p.sec = sec
+		e.pend = append(e.pend, p)
+	}
+	sk := p.sk[zi][src]
+	if sk == nil {
+		sk = e.sketch()
+		p.sk[zi][src] = sk
+	}
+	return sk
+}
+
+// installSecond makes the pending latency of second sec, which ended, its
+// slot of the display rings. The slot was emptied when the second began, so
+// the pending sketch takes its place and the empty one is kept for reuse.
+func (e *Engine) installSecond(sec int64) {
+	i := slices.IndexFunc(e.pend, func(p *pendingSecond) bool { return p.sec == sec })
+	if i < 0 {
+		return
+	}
+	p := e.pend[i]
+	e.pend = slices.Delete(e.pend, i, i+1)
+	n := int64(len(e.lat[e.cfg.Zones[0]]))
+	for zi, z := range e.cfg.Zones {
+		for src, sk := range p.sk[zi] {
+			if sk == nil {
+				continue
+			}
+			p.sk[zi][src] = nil
+			ring, sum := e.lat[z], e.latSum[z]
+			if observation.Source(src) != observation.Server {
+				ring, sum = e.clat[z], e.clatSum[z]
+			}
+			sum.stale = true
+			if slot := ring[sec%n]; slot.IsEmpty() {
+				ring[sec%n] = sk
+				sk = slot
+			} else {
+				_ = slot.MergeWith(sk)
+				sk.Clear()
+			}
+			e.spare = append(e.spare, sk)
+		}
+	}
+	e.freePend = append(e.freePend, p)
 }
 
 // Tick closes every bucket that ended at or before now, runs the detectors
@@ -448,6 +558,7 @@ func (e *Engine) close(b *bucket) {
 	sec := b.idx * int64(e.cfg.Resolution) / int64(time.Second)
 	newSecond := sec != e.latSec
 	if newSecond {
+		e.installSecond(e.latSec)
 		e.refreshP99()
 		// Clear the slots of the seconds that passed (at most the whole ring).
 		n := int64(len(e.lat[e.cfg.Zones[0]]))
@@ -459,7 +570,6 @@ func (e *Engine) close(b *bucket) {
 		}
 		e.latSec = sec
 	}
-	n := int64(len(e.lat[e.cfg.Zones[0]]))
 	for _, z := range e.cfg.Zones {
 		var canary, server Counts
 		if c := b.zone[zsKey{z, observation.Canary}]; c != nil {
@@ -470,15 +580,6 @@ func (e *Engine) close(b *bucket) {
 		}
 		e.health[z].push(canary)
 		e.display[z].push(server)
-	}
-	for k, a := range b.op {
-		if k.src == observation.Server {
-			_ = e.lat[k.zone][sec%n].MergeWith(a.lat)
-			e.latSum[k.zone].stale = true
-		} else {
-			_ = e.clat[k.zone][sec%n].MergeWith(a.lat)
-			e.clatSum[k.zone].stale = true
-		}
 	}
 	e.noteSeen(b)
 	e.det.step(b)
