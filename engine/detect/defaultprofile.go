@@ -40,7 +40,7 @@ type defaultProfile struct {
 	cfg *Config
 
 	zones map[zsKey]*zoneSeq
-	inst  map[instKey]*instSeq
+	inst  []*instSeq // by instance index (Engine.insts); nil: not followed
 	// byZone lists inst's instances by zone index, in no order: evalZone
 	// walks its zone's, not every instance of every zone per zone and
 	// dimension at every tick.
@@ -126,7 +126,7 @@ func (b *baseline) add(n, bad int64, decay float64) {
 }
 
 func newDefaultProfile(cfg *Config) *defaultProfile {
-	f := &defaultProfile{cfg: cfg, zones: map[zsKey]*zoneSeq{}, inst: map[instKey]*instSeq{},
+	f := &defaultProfile{cfg: cfg, zones: map[zsKey]*zoneSeq{},
 		decay: math.Pow(0.5, float64(cfg.Resolution)/float64(baselineHalfLife)), lastLite: map[string]int64{}, rec: map[string]*recovery{}}
 	for _, z := range cfg.Zones {
 		f.names = append(f.names, newZoneNames(z))
@@ -182,10 +182,8 @@ func (f *defaultProfile) step(b *bucket) {
 	// Learn the baseline from server-side traffic while nothing is wrong.
 	if !f.alarm {
 		var all Counts
-		for k, c := range b.zone {
-			if k.src == observation.Server {
-				all.add(*c)
-			}
+		for zi := range b.zone {
+			all.add(b.zone[zi][observation.Server])
 		}
 		for _, d := range dims {
 			n, bad := all.Trials(d)
@@ -194,29 +192,19 @@ func (f *defaultProfile) step(b *bucket) {
 		f.setP0()
 	}
 	f.alarm = false
-	for k, zs := range f.zones {
-		var c Counts
-		if bc := b.zone[k]; bc != nil {
-			c = *bc
-		}
-		for i := range zs.wins {
-			zs.wins[i].push(c)
-		}
-		zs.span.push(c)
-		for _, d := range dims {
-			n, bad := c.Trials(d)
-			if bad > 0 {
-				zs.lastBad[d] = b.idx
-			}
-			if zs.cusum[d].update(b.idx, n, bad, &f.llr[d], ceilFactor*f.h[d]) >= f.h[d]/2 {
-				f.alarm = true
-			}
+	for zi, seqs := range f.seqs {
+		for src, zs := range seqs {
+			f.stepZone(b, zs, b.zone[zi][src])
 		}
 	}
-	for k, c := range b.inst {
-		is := f.inst[k]
+	for _, r := range b.insts {
+		c := b.inst[r.i]
+		var is *instSeq
+		if int(r.i) < len(f.inst) {
+			is = f.inst[r.i]
+		}
 		if is == nil {
-			is = f.addInst(k, &instSeq{})
+			is = f.addInst(r, &instSeq{})
 		}
 		is.lastSeen = b.idx
 		for _, d := range dims {
@@ -230,26 +218,44 @@ func (f *defaultProfile) step(b *bucket) {
 		}
 	}
 	f.stepRecovery(b)
-	// Forget instances gone for good, so memory stays bounded.
-	for zi, l := range f.byZone {
-		f.byZone[zi] = slices.DeleteFunc(l, func(is *instSeq) bool {
-			gone := b.idx-is.lastSeen > 10*buckets(instanceActive, f.cfg.Resolution)
-			if gone {
-				delete(f.inst, instKey{f.cfg.Zones[zi], is.name})
-			}
-			return gone
-		})
+}
+
+// stepZone adds one zone's and source's counts c of bucket b to its tests.
+func (f *defaultProfile) stepZone(b *bucket, zs *zoneSeq, c Counts) {
+	for i := range zs.wins {
+		zs.wins[i].push(c)
+	}
+	zs.span.push(c)
+	for _, d := range dims {
+		n, bad := c.Trials(d)
+		if bad > 0 {
+			zs.lastBad[d] = b.idx
+		}
+		if zs.cusum[d].update(b.idx, n, bad, &f.llr[d], ceilFactor*f.h[d]) >= f.h[d]/2 {
+			f.alarm = true
+		}
 	}
 }
 
-// addInst starts following instance k with is.
-func (f *defaultProfile) addInst(k instKey, is *instSeq) *instSeq {
-	is.name, is.zi = k.instance, slices.Index(f.cfg.Zones, k.zone)
-	f.inst[k] = is
-	if is.zi >= 0 { // always: the engine takes only its zones
-		f.byZone[is.zi] = append(f.byZone[is.zi], is)
+// addInst starts following instance r with is.
+func (f *defaultProfile) addInst(r instRef, is *instSeq) *instSeq {
+	is.name, is.zi = r.name, int(r.zi)
+	if int(r.i) >= len(f.inst) {
+		f.inst = append(f.inst, make([]*instSeq, int(r.i)+1-len(f.inst))...)
 	}
+	f.inst[r.i] = is
+	f.byZone[is.zi] = append(f.byZone[is.zi], is)
 	return is
+}
+
+// forget stops following instance i, gone for good (the engine says when).
+func (f *defaultProfile) forget(i int32) {
+	if int(i) >= len(f.inst) || f.inst[i] == nil {
+		return
+	}
+	is := f.inst[i]
+	f.inst[i] = nil
+	f.byZone[is.zi] = slices.DeleteFunc(f.byZone[is.zi], func(o *instSeq) bool { return o == is })
 }
 
 // zoneEval is the detector's view of one zone in one dimension.

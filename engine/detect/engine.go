@@ -140,13 +140,11 @@ func (c *Config) setDefaults() error {
 	return nil
 }
 
-// seriesKey identifies a zone-level series.
+// zsKey identifies a zone-level series.
 type zsKey struct {
 	zone string
 	src  observation.Source
 }
-
-type instKey struct{ zone, instance string }
 
 type opKey struct {
 	zone string
@@ -165,10 +163,19 @@ type opAgg struct {
 }
 
 // bucket sums the observations of one resolution step.
+//
+// Zones and instances are indexes, not names: the counts of every
+// aggregate went through maps keyed by strings (hashing the zone and
+// instance names twice per aggregate was most of ingesting one).
 type bucket struct {
-	idx      int64
-	zone     map[zsKey]*Counts
-	inst     map[instKey]*Counts
+	idx  int64
+	zone [][2]Counts // by zone index (cfg.Zones) and source
+	// inst is the server-side counts by instance index (Engine.insts),
+	// of the instances listed in insts (every count has N > 0).
+	inst  []Counts
+	insts []instRef
+	// op and instOp are kept for the cloudwatch profile only, the one
+	// detector that reads counts and latency per operation.
 	op       map[opKey]*opAgg
 	instOp   map[instOpKey]*Counts // server-side, per instance and operation
 	regional Counts                // canary calls through the regional endpoint
@@ -177,6 +184,13 @@ type bucket struct {
 	// second, was most of the engine's garbage.
 	counts slab[Counts]
 	ops    slab[opAgg]
+}
+
+// instRef is an instance with counts in a bucket.
+type instRef struct {
+	i    int32 // its index (Engine.insts)
+	zi   int32 // its zone's index in cfg.Zones
+	name string
 }
 
 // slab hands out pointers to zeroed values that stay valid until reset.
@@ -204,8 +218,8 @@ func (s *slab[T]) reset() {
 	s.n = 0
 }
 
-func newBucket(idx int64) *bucket {
-	return &bucket{idx: idx, zone: map[zsKey]*Counts{}, inst: map[instKey]*Counts{}, op: map[opKey]*opAgg{}, instOp: map[instOpKey]*Counts{}}
+func newBucket(idx int64, zones int) *bucket {
+	return &bucket{idx: idx, zone: make([][2]Counts, zones), op: map[opKey]*opAgg{}, instOp: map[instOpKey]*Counts{}}
 }
 
 // Engine is the detection engine. Not safe for concurrent use: one goroutine
@@ -217,8 +231,8 @@ type Engine struct {
 	begun bool
 	det   detector
 
-	health  map[string]*ring // zonal canary counts per zone, HealthWindow long
-	display map[string]*ring // server-side counts per zone for the last 10 s
+	health  []*ring // zonal canary counts by zone index, HealthWindow long
+	display []*ring // server-side counts by zone index for the last 10 s
 	// Latency for display: one sketch per zone per second, the last 10 s,
 	// and the p99 over them recomputed once a second.
 	lat     map[string][]*ddsketch.DDSketch
@@ -231,10 +245,10 @@ type Engine struct {
 	// next buckets (perf only: allocating one per operation and bucket was
 	// a tenth of a simulated day); latSum and clatSum are the running sums
 	// of lat's and clat's rings that refreshP99 reads.
-	spare       []*ddsketch.DDSketch
-	spareBucket *bucket
-	latSum      map[string]*windowSum
-	clatSum     map[string]*windowSum
+	spare        []*ddsketch.DDSketch
+	spareBuckets []*bucket
+	latSum       map[string]*windowSum
+	clatSum      map[string]*windowSum
 	// pend is the latency of the seconds not yet ended, freePend the
 	// entries to reuse (see pendingSecond).
 	pend, freePend []*pendingSecond
@@ -255,8 +269,10 @@ type Engine struct {
 
 	// Fail static: the last bucket with data per zone and source, whether
 	// each source ever reported, and since when the view is in doubt.
-	lastSeen   [][2]seenAt // by zone index and source
-	began      [2]bool     // by source
+	lastSeen [][2]seenAt // by zone index and source
+	// insts are the instances seen, as indexes (see bucket).
+	insts      instances
+	began      [2]bool // by source
 	doubtSince time.Time
 }
 
@@ -264,6 +280,9 @@ type Engine struct {
 type detector interface {
 	step(b *bucket)
 	assess(a *Assessment)
+	// forget drops what the detector keeps of instance i (an index of
+	// Engine.insts), gone for good; the index may be reused.
+	forget(i int32)
 }
 
 // New returns an engine for cfg.
@@ -274,8 +293,6 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{
 		cfg:     cfg,
 		open:    map[int64]*bucket{},
-		health:  map[string]*ring{},
-		display: map[string]*ring{},
 		lat:     map[string][]*ddsketch.DDSketch{},
 		clat:    map[string][]*ddsketch.DDSketch{},
 		latSum:  map[string]*windowSum{},
@@ -287,9 +304,11 @@ func New(cfg Config) (*Engine, error) {
 	hw := buckets(cfg.HealthWindow, cfg.Resolution)
 	dw := buckets(displayWindow, cfg.Resolution)
 	e.p99 = map[string]float64{}
+	e.insts.byZone = make([][]int32, len(cfg.Zones))
+	e.insts.byName = make([]map[string]int32, len(cfg.Zones))
 	for _, z := range cfg.Zones {
-		e.health[z] = newRing(int(hw))
-		e.display[z] = newRing(int(dw))
+		e.health = append(e.health, newRing(int(hw)))
+		e.display = append(e.display, newRing(int(dw)))
 		sk := make([]*ddsketch.DDSketch, displayWindow/time.Second)
 		csk := make([]*ddsketch.DDSketch, displayWindow/time.Second)
 		for i := range sk {
@@ -417,9 +436,17 @@ func (e *Engine) add(at time.Time, src observation.Source, zone, instance, op st
 		b.regional.add(c)
 		return [2]*ddsketch.DDSketch{}
 	}
-	counts(b.zone, zsKey{zone, src}, &b.counts).add(c)
+	b.zone[zi][src].add(c)
 	if src == observation.Server && instance != "" {
-		counts(b.inst, instKey{zone, instance}, &b.counts).add(c)
+		i := e.insts.index(zi, instance)
+		if int(i) >= len(b.inst) {
+			b.inst = append(b.inst, make([]Counts, int(i)+1-len(b.inst))...)
+		}
+		if b.inst[i].N == 0 {
+			b.insts = append(b.insts, instRef{i: i, zi: int32(zi), name: e.insts.name[i]})
+			e.insts.open[i]++
+		}
+		b.inst[i].add(c)
 		// Only the cloudwatch profile counts contributors per operation; the
 		// map is the engine's largest per-bucket cost, so skip it otherwise.
 		if e.cfg.Profile == ProfileCloudWatch {
@@ -570,23 +597,119 @@ func (e *Engine) close(b *bucket) {
 		}
 		e.latSec = sec
 	}
-	for _, z := range e.cfg.Zones {
-		var canary, server Counts
-		if c := b.zone[zsKey{z, observation.Canary}]; c != nil {
-			canary = *c
-		}
-		if c := b.zone[zsKey{z, observation.Server}]; c != nil {
-			server = *c
-		}
-		e.health[z].push(canary)
-		e.display[z].push(server)
+	for zi := range e.cfg.Zones {
+		e.health[zi].push(b.zone[zi][observation.Canary])
+		e.display[zi].push(b.zone[zi][observation.Server])
 	}
 	e.noteSeen(b)
 	e.det.step(b)
+	e.forgetInstances(b)
 	for _, a := range b.op { // the detectors merged what they keep
 		a.lat.Clear()
 		e.spare = append(e.spare, a.lat)
 	}
+}
+
+// forgetInstances notes the instances of closed bucket b as seen, and
+// forgets the ones gone for good (none seen for ten times instanceActive),
+// in the detector too, so that memory stays bounded however many instances
+// come and go. An instance's index is reused only once no open bucket
+// counts it.
+func (e *Engine) forgetInstances(b *bucket) {
+	t := &e.insts
+	for _, r := range b.insts {
+		t.lastSeen[r.i], t.followed[r.i] = b.idx, true
+		t.open[r.i]--
+	}
+	gone := 10 * buckets(instanceActive, e.cfg.Resolution)
+	for zi, l := range t.byZone {
+		for k := 0; k < len(l); k++ {
+			i := l[k]
+			if !t.followed[i] || b.idx-t.lastSeen[i] <= gone {
+				continue
+			}
+			e.det.forget(i)
+			t.followed[i] = false
+			if t.open[i] == 0 {
+				l = t.remove(zi, k)
+				k--
+			}
+		}
+	}
+}
+
+// instances interns instance names as small indexes, per zone. A zone's
+// few instances are found by a scan with == (the telemetry hands the same
+// strings every time: their lengths, then their pointers, compare equal);
+// a zone with many, by a map.
+type instances struct {
+	// By index: the name ("" when free), the last closed bucket the
+	// instance had counts in, whether the detector follows it (it was in
+	// a closed bucket since it was last forgotten), and how many open
+	// buckets count it.
+	name     []string
+	lastSeen []int64
+	followed []bool
+	open     []int32
+	free     []int32 // indexes to reuse
+	byZone   [][]int32
+	byName   []map[string]int32 // by zone, the same as byZone; only when it is long
+}
+
+// instanceScan is how many instances of a zone a scan looks through before
+// a map does.
+const instanceScan = 16
+
+// index returns instance's index in zone zi, interning it when new.
+func (t *instances) index(zi int, instance string) int32 {
+	if m := t.byName[zi]; m != nil {
+		if i, ok := m[instance]; ok {
+			return i
+		}
+	} else {
+		for _, i := range t.byZone[zi] {
+			if t.name[i] == instance {
+				return i
+			}
+		}
+	}
+	// A copy: the name may view a buffer its source reuses (telemetry/batch).
+	name := strings.Clone(instance)
+	var i int32
+	if n := len(t.free); n > 0 {
+		i = t.free[n-1]
+		t.free = t.free[:n-1]
+		t.name[i], t.lastSeen[i], t.followed[i], t.open[i] = name, 0, false, 0
+	} else {
+		i = int32(len(t.name))
+		t.name = append(t.name, name)
+		t.lastSeen = append(t.lastSeen, 0)
+		t.followed = append(t.followed, false)
+		t.open = append(t.open, 0)
+	}
+	t.byZone[zi] = append(t.byZone[zi], i)
+	if m := t.byName[zi]; m != nil {
+		m[name] = i
+	} else if len(t.byZone[zi]) > instanceScan {
+		m = make(map[string]int32, len(t.byZone[zi]))
+		for _, j := range t.byZone[zi] {
+			m[t.name[j]] = j
+		}
+		t.byName[zi] = m
+	}
+	return i
+}
+
+// remove forgets the k-th instance of zone zi and returns the zone's list.
+func (t *instances) remove(zi, k int) []int32 {
+	i := t.byZone[zi][k]
+	if m := t.byName[zi]; m != nil {
+		delete(m, t.name[i])
+	}
+	t.name[i] = ""
+	t.free = append(t.free, i)
+	t.byZone[zi] = slices.Delete(t.byZone[zi], k, k+1)
+	return t.byZone[zi]
 }
 
 // counts returns m's counts for k, added from the slab when missing (one
@@ -600,29 +723,40 @@ func counts[K comparable](m map[K]*Counts, k K, from *slab[Counts]) *Counts {
 	return c
 }
 
-// newBucket returns an empty bucket for idx: the last closed one, emptied,
-// when there is one (perf only: four maps a bucket, four buckets a
+// newBucket returns an empty bucket for idx: a closed one, emptied, when
+// there is one (perf only: a bucket's maps and slices, four buckets a
 // simulated second).
 func (e *Engine) newBucket(idx int64) *bucket {
-	if b := e.spareBucket; b != nil {
-		e.spareBucket = nil
+	if n := len(e.spareBuckets); n > 0 {
+		b := e.spareBuckets[n-1]
+		e.spareBuckets = e.spareBuckets[:n-1]
 		b.idx = idx
 		return b
 	}
-	return newBucket(idx)
+	return newBucket(idx, len(e.cfg.Zones))
 }
+
+// maxSpareBuckets bounds the closed buckets kept for reuse: as many as are
+// open at once, usually one or two (aggregates reach into the next bucket
+// while the last one closes).
+const maxSpareBuckets = 4
 
 // recycle empties a closed bucket for newBucket: nothing keeps a bucket's
 // maps past its step.
 func (e *Engine) recycle(b *bucket) {
 	clear(b.zone)
-	clear(b.inst)
+	for _, r := range b.insts {
+		b.inst[r.i] = Counts{}
+	}
+	b.insts = b.insts[:0]
 	clear(b.op)
 	clear(b.instOp)
 	b.counts.reset()
 	b.ops.reset() // their sketches went to e.spare in close
 	b.regional = Counts{}
-	e.spareBucket = b
+	if len(e.spareBuckets) < maxSpareBuckets {
+		e.spareBuckets = append(e.spareBuckets, b)
+	}
 }
 
 // sketch returns an empty latency sketch, a spare one when there is one.
@@ -860,8 +994,8 @@ func (a Assessment) RecoveredSinceInto(m map[string]time.Time) map[string]time.T
 func (e *Engine) assess(now time.Time) Assessment {
 	a := Assessment{At: now, Profile: e.cfg.Profile, Zones: e.zoneBuf[:0], Alarms: e.alarmBuf[:0]}
 	for zi, z := range e.cfg.Zones {
-		h := e.health[z].total
-		d := e.display[z].total
+		h := e.health[zi].total
+		d := e.display[zi].total
 		p99 := e.p99[z]
 		a.Zones = append(a.Zones, ZoneStatus{
 			Zone:               z,
