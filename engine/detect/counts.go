@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/DataDog/sketches-go/ddsketch"
+	"github.com/DataDog/sketches-go/ddsketch/store"
 
 	"github.com/grayzone/grayzone/telemetry/record"
 )
@@ -175,9 +176,24 @@ var bucketKeys = sync.OnceValue(func() *[record.NumBuckets]int {
 
 // addBucket adds n latencies of record bucket i to a sketch of newSketch's.
 func addBucket(s *ddsketch.DDSketch, i int, n uint64) {
+	addKeyed(s, s.GetPositiveValueStore(), bucketKeys(), i, n)
+}
+
+// addBuckets adds a histogram's buckets to a sketch of newSketch's, looking
+// up the keys and the store once, not per bucket (an aggregate has a few
+// dozen buckets).
+func addBuckets(s *ddsketch.DDSketch, bs []record.Bucket) {
+	st, keys := s.GetPositiveValueStore(), bucketKeys()
+	for _, b := range bs {
+		addKeyed(s, st, keys, b.Index, b.Count)
+	}
+}
+
+// addKeyed is addBucket given s's positive store st and bucketKeys.
+func addKeyed(s *ddsketch.DDSketch, st store.Store, keys *[record.NumBuckets]int, i int, n uint64) {
 	if i >= 0 && i < record.NumBuckets {
-		if k := bucketKeys()[i]; k >= 0 {
-			s.GetPositiveValueStore().AddWithCount(k, float64(n))
+		if k := keys[i]; k >= 0 {
+			st.AddWithCount(k, float64(n))
 			return
 		}
 	}

@@ -233,22 +233,17 @@ type Engine struct {
 
 	health  []*ring // zonal canary counts by zone index, HealthWindow long
 	display []*ring // server-side counts by zone index for the last 10 s
-	// Latency for display: one sketch per zone per second, the last 10 s,
-	// and the p99 over them recomputed once a second.
-	lat     map[string][]*ddsketch.DDSketch
-	clat    map[string][]*ddsketch.DDSketch // the zonal canaries' view
+	// Latency for display, by zone index and source (server-side; the
+	// zonal canaries' view): one sketch per second, the last 10 s, and
+	// the p99 over them recomputed once a second.
+	lat     [][2]latRing
 	latSec  int64
-	p99     map[string]float64
-	cp99    map[string]float64
 	skipped int64 // observations for zones the engine does not know
 	// spare holds the latency sketches of closed buckets, cleared, for the
 	// next buckets (perf only: allocating one per operation and bucket was
-	// a tenth of a simulated day); latSum and clatSum are the running sums
-	// of lat's and clat's rings that refreshP99 reads.
+	// a tenth of a simulated day).
 	spare        []*ddsketch.DDSketch
 	spareBuckets []*bucket
-	latSum       map[string]*windowSum
-	clatSum      map[string]*windowSum
 	// pend is the latency of the seconds not yet ended, freePend the
 	// entries to reuse (see pendingSecond).
 	pend, freePend []*pendingSecond
@@ -260,6 +255,7 @@ type Engine struct {
 	// into an assessment's slices once returned.
 	zones, zoneBuf   []ZoneStatus
 	alarms, alarmBuf []AlarmStatus
+	assessBuf        Assessment
 	// alarmOrder is sortAlarms' memory: the names in the order the detector
 	// appended them last, and the sorting permutation.
 	alarmOrder struct {
@@ -291,32 +287,26 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{
-		cfg:     cfg,
-		open:    map[int64]*bucket{},
-		lat:     map[string][]*ddsketch.DDSketch{},
-		clat:    map[string][]*ddsketch.DDSketch{},
-		latSum:  map[string]*windowSum{},
-		clatSum: map[string]*windowSum{},
-		cp99:    map[string]float64{},
+		cfg:  cfg,
+		open: map[int64]*bucket{},
 
 		lastSeen: make([][2]seenAt, len(cfg.Zones)),
 	}
 	hw := buckets(cfg.HealthWindow, cfg.Resolution)
 	dw := buckets(displayWindow, cfg.Resolution)
-	e.p99 = map[string]float64{}
 	e.insts.byZone = make([][]int32, len(cfg.Zones))
 	e.insts.byName = make([]map[string]int32, len(cfg.Zones))
-	for _, z := range cfg.Zones {
+	for range cfg.Zones {
 		e.health = append(e.health, newRing(int(hw)))
 		e.display = append(e.display, newRing(int(dw)))
-		sk := make([]*ddsketch.DDSketch, displayWindow/time.Second)
-		csk := make([]*ddsketch.DDSketch, displayWindow/time.Second)
-		for i := range sk {
-			sk[i], csk[i] = newSketch(), newSketch()
+		var l [2]latRing
+		for src := range l {
+			l[src] = latRing{slots: make([]*ddsketch.DDSketch, displayWindow/time.Second), sum: newWindowSum(), p99: -1}
+			for i := range l[src].slots {
+				l[src].slots[i] = newSketch()
+			}
 		}
-		e.lat[z], e.clat[z] = sk, csk
-		e.latSum[z], e.clatSum[z] = newWindowSum(), newWindowSum()
-		e.p99[z], e.cp99[z] = -1, -1
+		e.lat = append(e.lat, l)
 	}
 	var err error
 	switch cfg.Profile {
@@ -406,9 +396,7 @@ func (e *Engine) ObserveAggregate(a record.Aggregate) {
 		if sk == nil {
 			continue
 		}
-		for _, b := range a.Latency {
-			addBucket(sk, b.Index, b.Count)
-		}
+		addBuckets(sk, a.Latency)
 	}
 }
 
@@ -532,20 +520,17 @@ func (e *Engine) installSecond(sec int64) {
 	}
 	p := e.pend[i]
 	e.pend = slices.Delete(e.pend, i, i+1)
-	n := int64(len(e.lat[e.cfg.Zones[0]]))
-	for zi, z := range e.cfg.Zones {
+	for zi := range e.cfg.Zones {
 		for src, sk := range p.sk[zi] {
 			if sk == nil {
 				continue
 			}
 			p.sk[zi][src] = nil
-			ring, sum := e.lat[z], e.latSum[z]
-			if observation.Source(src) != observation.Server {
-				ring, sum = e.clat[z], e.clatSum[z]
-			}
-			sum.stale = true
-			if slot := ring[sec%n]; slot.IsEmpty() {
-				ring[sec%n] = sk
+			l := &e.lat[zi][src]
+			l.sum.stale = true
+			n := int64(len(l.slots))
+			if slot := l.slots[sec%n]; slot.IsEmpty() {
+				l.slots[sec%n] = sk
 				sk = slot
 			} else {
 				_ = slot.MergeWith(sk)
@@ -588,11 +573,13 @@ func (e *Engine) close(b *bucket) {
 		e.installSecond(e.latSec)
 		e.refreshP99()
 		// Clear the slots of the seconds that passed (at most the whole ring).
-		n := int64(len(e.lat[e.cfg.Zones[0]]))
+		n := int64(displayWindow / time.Second)
 		for s := max(e.latSec+1, sec-n+1); s <= sec; s++ {
-			for _, z := range e.cfg.Zones {
-				e.latSum[z].clear(e.lat[z][s%n])
-				e.clatSum[z].clear(e.clat[z][s%n])
+			for zi := range e.lat {
+				for src := range e.lat[zi] {
+					l := &e.lat[zi][src]
+					l.sum.clear(l.slots[s%n])
+				}
 			}
 		}
 		e.latSec = sec
@@ -772,15 +759,22 @@ func (e *Engine) sketch() *ddsketch.DDSketch {
 // refreshP99 recomputes each zone's display p99 over the last 10 s, as
 // the second latSec ends.
 func (e *Engine) refreshP99() {
-	ended := int(e.latSec % int64(len(e.lat[e.cfg.Zones[0]])))
-	for _, z := range e.cfg.Zones {
-		if w := e.latSum[z]; w.stale {
-			e.p99[z] = w.quantile(e.lat[z], ended, 0.99)
-		}
-		if w := e.clatSum[z]; w.stale {
-			e.cp99[z] = w.quantile(e.clat[z], ended, 0.99)
+	ended := int(e.latSec % int64(displayWindow/time.Second))
+	for zi := range e.lat {
+		for src := range e.lat[zi] {
+			if l := &e.lat[zi][src]; l.sum.stale {
+				l.p99 = l.sum.quantile(l.slots, ended, 0.99)
+			}
 		}
 	}
+}
+
+// latRing is the display latency of one zone and source: a sketch per
+// second over the last 10 s, their running sum (windowSum) and its p99.
+type latRing struct {
+	slots []*ddsketch.DDSketch
+	sum   *windowSum
+	p99   float64
 }
 
 // windowSum is the running sum of a ring of per-second latency sketches,
@@ -992,11 +986,14 @@ func (a Assessment) RecoveredSinceInto(m map[string]time.Time) map[string]time.T
 }
 
 func (e *Engine) assess(now time.Time) Assessment {
-	a := Assessment{At: now, Profile: e.cfg.Profile, Zones: e.zoneBuf[:0], Alarms: e.alarmBuf[:0]}
+	// Built in the engine's scratch: the detector takes a pointer to it,
+	// which would move a local to the heap at every tick.
+	a := &e.assessBuf
+	*a = Assessment{At: now, Profile: e.cfg.Profile, Zones: e.zoneBuf[:0], Alarms: e.alarmBuf[:0]}
 	for zi, z := range e.cfg.Zones {
 		h := e.health[zi].total
 		d := e.display[zi].total
-		p99 := e.p99[z]
+		p99 := e.lat[zi][observation.Server].p99
 		a.Zones = append(a.Zones, ZoneStatus{
 			Zone:               z,
 			Availability:       d.Availability(),
@@ -1005,14 +1002,14 @@ func (e *Engine) assess(now time.Time) Assessment {
 			Healthy:            h.N > 0 && h.Faults == 0 && h.Slow == 0,
 			Recovered:          h.N > 0 && h.Faults == 0 && h.Slow == 0, // the default profile's test may override
 			CanaryAvailability: canaryAvail(h),
-			CanaryP99:          e.cp99[z],
+			CanaryP99:          e.lat[zi][observation.Canary].p99,
 			Silent:             e.silent(zi, observation.Server),
 		})
 	}
-	e.det.assess(&a)
+	e.det.assess(a)
 	a.failStatic(e.doubt(now))
 	if r, ok := e.det.(interface{ doubted(*Assessment) }); ok && a.FailStatic.Active {
-		r.doubted(&a)
+		r.doubted(a)
 	}
 	e.zoneBuf, e.alarmBuf = a.Zones, a.Alarms
 	if !slices.Equal(e.zones, a.Zones) || e.zones == nil {
@@ -1021,7 +1018,7 @@ func (e *Engine) assess(now time.Time) Assessment {
 	}
 	e.alarms = e.sortAlarms(a.Alarms)
 	a.Zones, a.Alarms = e.zones, e.alarms
-	return a
+	return *a
 }
 
 // sortAlarms returns the alarms ordered by name (stable): the last
