@@ -54,8 +54,12 @@ type defaultProfile struct {
 	h     [2]float64
 	alarm bool // some zone above h/2: freeze baseline learning
 	decay float64
-	// lastLite is the last step each zone had a test at h/2 or above.
-	lastLite map[string]int64
+	// lastLite is the last step each zone had a test at h/2 or above, by
+	// zone index (ok false: never).
+	lastLite []struct {
+		step int64
+		ok   bool
+	}
 	// rec is the recovery test of each zone called isolated (recovery.go).
 	rec map[string]*recovery
 	// names are each zone's alarm names and evals assess's scratch, both
@@ -127,7 +131,11 @@ func (b *baseline) add(n, bad int64, decay float64) {
 
 func newDefaultProfile(cfg *Config) *defaultProfile {
 	f := &defaultProfile{cfg: cfg, zones: map[zsKey]*zoneSeq{},
-		decay: math.Pow(0.5, float64(cfg.Resolution)/float64(baselineHalfLife)), lastLite: map[string]int64{}, rec: map[string]*recovery{}}
+		decay: math.Pow(0.5, float64(cfg.Resolution)/float64(baselineHalfLife)), rec: map[string]*recovery{}}
+	f.lastLite = make([]struct {
+		step int64
+		ok   bool
+	}, len(cfg.Zones))
 	for _, z := range cfg.Zones {
 		f.names = append(f.names, newZoneNames(z))
 		f.seqs = append(f.seqs, [2]*zoneSeq{})
@@ -416,18 +424,18 @@ func (f *defaultProfile) assess(a *Assessment) {
 	}
 	evals := f.evals // by zone, in the order of cfg.Zones and a.Zones
 	liteZones := 0
-	for i, z := range f.cfg.Zones {
-		var e [2]zoneEval
+	for i := range f.cfg.Zones {
+		e := &evals[i]
 		lite := false
 		for _, d := range dims {
 			e[d] = f.evalZone(i, d, a.Zones[i].Silent)
 			lite = lite || e[d].lite
 		}
-		evals[i] = e
+		last := &f.lastLite[i]
 		if lite {
-			f.lastLite[z] = f.step_
+			last.step, last.ok = f.step_, true
 		}
-		if last, ok := f.lastLite[z]; ok && f.step_-last < buckets(regionalMemory, f.cfg.Resolution) {
+		if last.ok && f.step_-last.step < buckets(regionalMemory, f.cfg.Resolution) {
 			liteZones++
 		}
 	}
@@ -439,10 +447,10 @@ func (f *defaultProfile) assess(a *Assessment) {
 	var whys []string
 	for i := range a.Zones {
 		zs := &a.Zones[i]
-		e := evals[i]
+		e := &evals[i]
 		names := &f.names[i]
 		for _, d := range dims {
-			ev := e[d]
+			ev := &e[d] // not copied: a zoneEval is 240 bytes
 			a.Alarms = append(a.Alarms, AlarmStatus{Name: names.impact[d], State: stateOf(ev.impacted),
 				Reason: Reason{form: reasonImpact, num: [6]float64{ev.score, f.h[d], float64(ev.src), f.p0[d]}}})
 			oState := stateOf(ev.outlier)
@@ -460,13 +468,12 @@ func (f *defaultProfile) assess(a *Assessment) {
 				zs.Contributors = max(zs.Contributors, len(ev.contributors))
 				zs.Instances = ev.instances
 				if !(ev.outlier && multi && !a.Regional && ev.iso.ok) {
-					whys = append(whys, f.partial(ev, a.Regional))
+					whys = append(whys, f.partial(*ev, a.Regional))
 				}
 			}
 			if ev.impacted && ev.outlier && multi && !a.Regional && ev.iso.ok {
 				if best == nil || ev.score/f.h[d] > best.score/f.h[best.dim] {
-					c := ev
-					best = &c
+					best = ev // f.evals is not written again in this assess
 				}
 			}
 		}
