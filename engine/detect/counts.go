@@ -189,6 +189,36 @@ func addBuckets(s *ddsketch.DDSketch, bs []record.Bucket) {
 	}
 }
 
+// addHist adds counts by record bucket (h[j] is bucket lo+j's) to a sketch
+// of newSketch's. The highest and the lowest bucket go first, so that the
+// store takes its range in one or two steps, not once per new bucket
+// (re-centring its bins each time); the bins are the same either way.
+func addHist(s *ddsketch.DDSketch, h []uint64, lo int) {
+	first, last := -1, -1
+	for j, n := range h {
+		if n > 0 {
+			if first < 0 {
+				first = j
+			}
+			last = j
+		}
+	}
+	if first < 0 {
+		return
+	}
+	st, keys := s.GetPositiveValueStore(), bucketKeys()
+	addKeyed(s, st, keys, lo+last, h[last])
+	if first == last {
+		return
+	}
+	addKeyed(s, st, keys, lo+first, h[first])
+	for j := first + 1; j < last; j++ {
+		if h[j] > 0 {
+			addKeyed(s, st, keys, lo+j, h[j])
+		}
+	}
+}
+
 // addKeyed is addBucket given s's positive store st and bucketKeys.
 func addKeyed(s *ddsketch.DDSketch, st store.Store, keys *[record.NumBuckets]int, i int, n uint64) {
 	if i >= 0 && i < record.NumBuckets {

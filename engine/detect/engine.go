@@ -349,7 +349,8 @@ func (e *Engine) Observe(o observation.Observation) {
 		c.Slow = 1
 	}
 	ms := float64(o.Latency) / float64(time.Millisecond)
-	for _, sk := range e.add(o.At, o.Source, o.Zone, o.Instance, o.Operation, o.Regional, c) {
+	pl, op := e.add(o.At, o.Source, o.Zone, o.Instance, o.Operation, o.Regional, c)
+	for _, sk := range [2]*ddsketch.DDSketch{e.pendingSketch(pl), op} {
 		if sk != nil {
 			_ = sk.Add(ms)
 		}
@@ -364,13 +365,15 @@ func (e *Engine) ObserveSnapshot(at time.Time, k record.SeriesKey, d record.Snap
 		return
 	}
 	c := Counts{N: int64(d.Requests), Faults: int64(d.Faults), Errors: int64(d.Errors), Slow: int64(d.Slow)}
-	for _, sk := range e.add(at, k.Source, k.Zone, k.Instance, k.Operation, false, c) {
-		if sk == nil {
-			continue
-		}
-		for i, n := range d.Latency {
-			if n > 0 {
-				addBucket(sk, i, n)
+	pl, op := e.add(at, k.Source, k.Zone, k.Instance, k.Operation, false, c)
+	if pl == nil {
+		return
+	}
+	for i, n := range d.Latency {
+		if n > 0 {
+			pl.add(i, n) // always in range: d.Latency has a slot per bucket
+			if op != nil {
+				addBucket(op, i, n)
 			}
 		}
 	}
@@ -392,24 +395,30 @@ func (e *Engine) ObserveAggregate(a record.Aggregate) {
 	}
 	c := Counts{N: int64(a.Requests), Faults: int64(a.Faults), Errors: int64(a.Errors), Slow: int64(min(slow, a.Requests))}
 	k := a.Key
-	for _, sk := range e.add(a.At, k.Source, k.Zone, k.Instance, k.Operation, a.Regional, c) {
-		if sk == nil {
-			continue
+	pl, op := e.add(a.At, k.Source, k.Zone, k.Instance, k.Operation, a.Regional, c)
+	if pl == nil {
+		return
+	}
+	for _, b := range a.Latency {
+		if !pl.add(b.Index, b.Count) {
+			addBucket(e.pendingSketch(pl), b.Index, b.Count)
 		}
-		addBuckets(sk, a.Latency)
+	}
+	if op != nil {
+		addBuckets(op, a.Latency)
 	}
 }
 
 // add is the one ingestion path: counts into the bucket of at, by zone,
-// instance and operation. It returns the sketches the latencies go into
-// (nil: none): the zone's and source's for the bucket's second (the display
-// p99's), and the operation's in the bucket when the detector reads it (the
-// cloudwatch profile).
-func (e *Engine) add(at time.Time, src observation.Source, zone, instance, op string, regional bool, c Counts) [2]*ddsketch.DDSketch {
+// instance and operation. It returns where the latencies go (nil: nowhere):
+// the zone's and source's pending latency for the bucket's second (the
+// display p99's), and the operation's sketch in the bucket when the
+// detector reads it (the cloudwatch profile).
+func (e *Engine) add(at time.Time, src observation.Source, zone, instance, op string, regional bool, c Counts) (*pendingLat, *ddsketch.DDSketch) {
 	zi := e.zoneIndex(zone)
 	if zi < 0 {
 		e.skipped++
-		return [2]*ddsketch.DDSketch{}
+		return nil, nil
 	}
 	idx := e.index(at)
 	if e.begun && idx <= e.last {
@@ -422,7 +431,7 @@ func (e *Engine) add(at time.Time, src observation.Source, zone, instance, op st
 	}
 	if regional {
 		b.regional.add(c)
-		return [2]*ddsketch.DDSketch{}
+		return nil, nil
 	}
 	b.zone[zi][src].add(c)
 	if src == observation.Server && instance != "" {
@@ -441,20 +450,20 @@ func (e *Engine) add(at time.Time, src observation.Source, zone, instance, op st
 			counts(b.instOp, instOpKey{opKey{zone, op, src}, instance}, &b.counts).add(c)
 		}
 	}
-	lat := [2]*ddsketch.DDSketch{e.secondSketch(e.second(idx), zi, src)}
+	pl := e.pendingFor(e.second(idx), zi, src)
 	// Only the cloudwatch profile reads counts and latency per operation.
-	if e.cfg.Profile == ProfileCloudWatch {
-		ok := opKey{zone, op, src}
-		a := b.op[ok]
-		if a == nil {
-			a = b.ops.get()
-			a.lat = e.sketch()
-			b.op[ok] = a
-		}
-		a.add(c)
-		lat[1] = a.lat
+	if e.cfg.Profile != ProfileCloudWatch {
+		return pl, nil
 	}
-	return lat
+	ok := opKey{zone, op, src}
+	a := b.op[ok]
+	if a == nil {
+		a = b.ops.get()
+		a.lat = e.sketch()
+		b.op[ok] = a
+	}
+	a.add(c)
+	return pl, a.lat
 }
 
 // zoneIndex is zone's index in cfg.Zones, -1 when not one of them. A scan,
@@ -473,18 +482,58 @@ func (e *Engine) zoneIndex(zone string) int {
 func (e *Engine) second(idx int64) int64 { return idx * int64(e.cfg.Resolution) / int64(time.Second) }
 
 // pendingSecond is the latency of one second's buckets, by zone index and
-// source, added as it arrives: it becomes the second's slot of the display
+// source, added as it arrives: it goes into the second's slot of the display
 // rings when the second ends (installSecond). Merging every operation's
 // sketch of every bucket into the ring slot at close, and clearing and
 // re-growing those sketches, was most of closing a bucket; the slot's bins
 // are the same sums.
 type pendingSecond struct {
 	sec int64
-	sk  [][2]*ddsketch.DDSketch // nil: no latency yet
+	lat [][2]pendingLat
 }
 
-// secondSketch returns the pending sketch of zone zi and src for second sec.
-func (e *Engine) secondSketch(sec int64, zi int, src observation.Source) *ddsketch.DDSketch {
+// pendingLat is one zone's and source's latency in a pending second: counts
+// by record bucket (what the telemetry sends, a histogram of
+// record.NumBuckets), put into the slot's sketch once per bucket when the
+// second ends instead of once per aggregate and bucket; and a sketch for
+// latencies that are not record buckets (Observe's single values).
+type pendingLat struct {
+	used   bool
+	lo, hi int // the buckets with counts are within [lo, hi) (hi 0: none)
+	hist   *[record.NumBuckets]uint64
+	sk     *ddsketch.DDSketch // nil: none
+}
+
+// add counts n latencies of record bucket i, false when i is no bucket.
+func (p *pendingLat) add(i int, n uint64) bool {
+	if i < 0 || i >= record.NumBuckets {
+		return false
+	}
+	if p.hist == nil {
+		p.hist = new([record.NumBuckets]uint64)
+	}
+	p.hist[i] += n
+	if p.hi == 0 {
+		p.lo, p.hi = i, i+1
+	} else {
+		p.lo, p.hi = min(p.lo, i), max(p.hi, i+1)
+	}
+	return true
+}
+
+// pendingSketch returns p's sketch, made when p has none (nil p: nil).
+func (e *Engine) pendingSketch(p *pendingLat) *ddsketch.DDSketch {
+	if p == nil {
+		return nil
+	}
+	if p.sk == nil {
+		p.sk = e.sketch()
+	}
+	return p.sk
+}
+
+// pendingFor returns the pending latency of zone zi and src for second sec.
+func (e *Engine) pendingFor(sec int64, zi int, src observation.Source) *pendingLat {
 	var p *pendingSecond
 	for _, q := range e.pend { // one or two seconds are open at a time
 		if q.sec == sec {
@@ -497,22 +546,20 @@ func (e *Engine) secondSketch(sec int64, zi int, src observation.Source) *ddsket
 			p = e.freePend[n-1]
 			e.freePend = e.freePend[:n-1]
 		} else {
-			p = &pendingSecond{sk: make([][2]*ddsketch.DDSketch, len(e.cfg.Zones))}
+			p = &pendingSecond{lat: make([][2]pendingLat, len(e.cfg.Zones))}
 		}
 		p.sec = sec
 		e.pend = append(e.pend, p)
 	}
-	sk := p.sk[zi][src]
-	if sk == nil {
-		sk = e.sketch()
-		p.sk[zi][src] = sk
-	}
-	return sk
+	pl := &p.lat[zi][src]
+	pl.used = true
+	return pl
 }
 
-// installSecond makes the pending latency of second sec, which ended, its
-// slot of the display rings. The slot was emptied when the second began, so
-// the pending sketch takes its place and the empty one is kept for reuse.
+// installSecond puts the pending latency of second sec, which ended, into
+// its slot of the display rings. The slot was emptied when the second
+// began: a pending sketch takes its place (the empty one is kept for
+// reuse), and the histogram is added to it.
 func (e *Engine) installSecond(sec int64) {
 	i := slices.IndexFunc(e.pend, func(p *pendingSecond) bool { return p.sec == sec })
 	if i < 0 {
@@ -521,22 +568,29 @@ func (e *Engine) installSecond(sec int64) {
 	p := e.pend[i]
 	e.pend = slices.Delete(e.pend, i, i+1)
 	for zi := range e.cfg.Zones {
-		for src, sk := range p.sk[zi] {
-			if sk == nil {
+		for src := range p.lat[zi] {
+			pl := &p.lat[zi][src]
+			if !pl.used {
 				continue
 			}
-			p.sk[zi][src] = nil
 			l := &e.lat[zi][src]
 			l.sum.stale = true
 			n := int64(len(l.slots))
-			if slot := l.slots[sec%n]; slot.IsEmpty() {
-				l.slots[sec%n] = sk
-				sk = slot
-			} else {
-				_ = slot.MergeWith(sk)
-				sk.Clear()
+			if sk := pl.sk; sk != nil {
+				if slot := l.slots[sec%n]; slot.IsEmpty() {
+					l.slots[sec%n] = sk
+					sk = slot
+				} else {
+					_ = slot.MergeWith(sk)
+					sk.Clear()
+				}
+				e.spare = append(e.spare, sk)
 			}
-			e.spare = append(e.spare, sk)
+			if pl.hi > 0 {
+				addHist(l.slots[sec%n], pl.hist[pl.lo:pl.hi], pl.lo)
+				clear(pl.hist[pl.lo:pl.hi])
+			}
+			pl.used, pl.lo, pl.hi, pl.sk = false, 0, 0, nil
 		}
 	}
 	e.freePend = append(e.freePend, p)
