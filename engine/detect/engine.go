@@ -193,6 +193,29 @@ type instRef struct {
 	name string
 }
 
+// chunk hands out new slices from a larger allocation, for an assessment's
+// zones, new at most ticks (a busy resource's change every tick): one
+// allocation per few ticks instead of one per tick. Each slice is its own
+// part of the chunk (its capacity ends where the next begins) and is
+// written only before it is handed out, so an assessment's slices still
+// never change once returned. A slice kept keeps its chunk alive: chunks
+// are of chunkValues values (zones: under 4 KB), so that an idle resource
+// of serve's holds little. (The alarms, a few kilobytes a tick, are
+// allocated one slice at a time for the same reason.)
+type chunk[T any] struct{ buf []T }
+
+const chunkValues = 32
+
+// take returns a new zeroed slice of n values.
+func (c *chunk[T]) take(n int) []T {
+	if len(c.buf) < n {
+		c.buf = make([]T, n*max(1, chunkValues/n))
+	}
+	s := c.buf[:n:n]
+	c.buf = c.buf[n:]
+	return s
+}
+
 // slab hands out pointers to zeroed values that stay valid until reset.
 type slab[T any] struct {
 	blocks [][]T
@@ -256,6 +279,8 @@ type Engine struct {
 	zones, zoneBuf   []ZoneStatus
 	alarms, alarmBuf []AlarmStatus
 	assessBuf        Assessment
+	// zoneChunk hands out the returned zones.
+	zoneChunk chunk[ZoneStatus]
 	// alarmOrder is sortAlarms' memory: the names in the order the detector
 	// appended them last, and the sorting permutation.
 	alarmOrder struct {
@@ -1067,7 +1092,7 @@ func (e *Engine) assess(now time.Time) Assessment {
 	}
 	e.zoneBuf, e.alarmBuf = a.Zones, a.Alarms
 	if !slices.Equal(e.zones, a.Zones) || e.zones == nil {
-		e.zones = make([]ZoneStatus, len(a.Zones))
+		e.zones = e.zoneChunk.take(len(a.Zones))
 		copy(e.zones, a.Zones)
 	}
 	e.alarms = e.sortAlarms(a.Alarms)
