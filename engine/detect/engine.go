@@ -396,7 +396,9 @@ func (e *Engine) ObserveSnapshot(at time.Time, k record.SeriesKey, d record.Snap
 	}
 	for i, n := range d.Latency {
 		if n > 0 {
-			pl.add(i, n) // always in range: d.Latency has a slot per bucket
+			if !pl.add(i, n) { // never: a Histogram has a slot per bucket
+				addBucket(e.pendingSketch(pl), i, n)
+			}
 			if op != nil {
 				addBucket(op, i, n)
 			}
