@@ -194,7 +194,7 @@ type instRef struct {
 }
 
 // chunk hands out new slices from a larger allocation, for an assessment's
-// zones, new at most ticks (a busy resource's change every tick): one
+// zones, new at most every tick (a busy resource's change every tick): one
 // allocation per few ticks instead of one per tick. Each slice is its own
 // part of the chunk (its capacity ends where the next begins) and is
 // written only before it is handed out, so an assessment's slices still
@@ -262,9 +262,10 @@ type Engine struct {
 	lat     [][2]latRing
 	latSec  int64
 	skipped int64 // observations for zones the engine does not know
-	// spare holds the latency sketches of closed buckets, cleared, for the
-	// next buckets (perf only: allocating one per operation and bucket was
-	// a tenth of a simulated day).
+	// spare holds cleared latency sketches for reuse: the cloudwatch
+	// profile's per operation and bucket, the pending seconds', the ring
+	// slots they replace (perf only: allocating one per operation and
+	// bucket was a tenth of a simulated day).
 	spare        []*ddsketch.DDSketch
 	spareBuckets []*bucket
 	// pend is the latency of the seconds not yet ended, freePend the
@@ -494,8 +495,8 @@ func (e *Engine) add(at time.Time, src observation.Source, zone, instance, op st
 }
 
 // zoneIndex is zone's index in cfg.Zones, -1 when not one of them. A scan,
-// not a map: there are a few zones, and the telemetry hands the same
-// strings every time (== compares their lengths, then their pointers).
+// not a map: there are a few zones, and == on strings of a few bytes is
+// cheaper than hashing one.
 func (e *Engine) zoneIndex(zone string) int {
 	for i, z := range e.cfg.Zones {
 		if z == zone {
@@ -707,9 +708,8 @@ func (e *Engine) forgetInstances(b *bucket) {
 }
 
 // instances interns instance names as small indexes, per zone. A zone's
-// few instances are found by a scan with == (the telemetry hands the same
-// strings every time: their lengths, then their pointers, compare equal);
-// a zone with many, by a map.
+// few instances are found by a scan with == (short names: cheaper than
+// hashing one); a zone with many, by a map.
 type instances struct {
 	// By index: the name ("" when free), the last closed bucket the
 	// instance had counts in, whether the detector follows it (it was in
