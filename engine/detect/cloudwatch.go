@@ -195,6 +195,9 @@ func (cw *cloudWatch) step(b *bucket) {
 	}
 }
 
+// forget: the profile keeps instances a period at a time, by name.
+func (cw *cloudWatch) forget(int32) {}
+
 // closePeriod turns the finished period's sums into datapoints.
 func (cw *cloudWatch) closePeriod() {
 	start := time.Unix(0, cw.cur*int64(cw.period)).UTC()

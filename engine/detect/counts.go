@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/DataDog/sketches-go/ddsketch"
+	"github.com/DataDog/sketches-go/ddsketch/store"
 
 	"github.com/grayzone/grayzone/telemetry/record"
 )
@@ -175,9 +176,54 @@ var bucketKeys = sync.OnceValue(func() *[record.NumBuckets]int {
 
 // addBucket adds n latencies of record bucket i to a sketch of newSketch's.
 func addBucket(s *ddsketch.DDSketch, i int, n uint64) {
+	addKeyed(s, s.GetPositiveValueStore(), bucketKeys(), i, n)
+}
+
+// addBuckets adds a histogram's buckets to a sketch of newSketch's, looking
+// up the keys and the store once, not per bucket (an aggregate has a few
+// dozen buckets).
+func addBuckets(s *ddsketch.DDSketch, bs []record.Bucket) {
+	st, keys := s.GetPositiveValueStore(), bucketKeys()
+	for _, b := range bs {
+		addKeyed(s, st, keys, b.Index, b.Count)
+	}
+}
+
+// addHist adds counts by record bucket (h[j] is bucket lo+j's) to a sketch
+// of newSketch's. The highest and the lowest bucket go first, so that the
+// store takes its range in one or two steps, not once per new bucket
+// (re-centring its bins each time); the bins are the same either way.
+func addHist(s *ddsketch.DDSketch, h []uint64, lo int) {
+	first, last := -1, -1
+	for j, n := range h {
+		if n > 0 {
+			if first < 0 {
+				first = j
+			}
+			last = j
+		}
+	}
+	if first < 0 {
+		return
+	}
+	st, keys := s.GetPositiveValueStore(), bucketKeys()
+	addKeyed(s, st, keys, lo+last, h[last])
+	if first == last {
+		return
+	}
+	addKeyed(s, st, keys, lo+first, h[first])
+	for j := first + 1; j < last; j++ {
+		if h[j] > 0 {
+			addKeyed(s, st, keys, lo+j, h[j])
+		}
+	}
+}
+
+// addKeyed is addBucket given s's positive store st and bucketKeys.
+func addKeyed(s *ddsketch.DDSketch, st store.Store, keys *[record.NumBuckets]int, i int, n uint64) {
 	if i >= 0 && i < record.NumBuckets {
-		if k := bucketKeys()[i]; k >= 0 {
-			s.GetPositiveValueStore().AddWithCount(k, float64(n))
+		if k := keys[i]; k >= 0 {
+			st.AddWithCount(k, float64(n))
 			return
 		}
 	}

@@ -68,13 +68,16 @@ func (c *cusum) update(idx, n, bad int64, l *llrs, ceil float64) float64 {
 	good := float64(n - bad)
 	b := float64(bad)
 	best := 0.0
-	for i := range l.bad {
-		llr := b*l.bad[i] + good*l.good[i]
-		c.s[i] = min(ceil, max(0, c.s[i]+llr))
-		if c.s[i] == 0 {
-			c.zero[i] = idx
+	// Slices of one length, so that the loop's index checks go.
+	lb := l.bad
+	lg, s, zero := l.good[:len(lb)], c.s[:len(lb)], c.zero[:len(lb)]
+	for i, lbi := range lb {
+		v := min(ceil, max(0, s[i]+(b*lbi+good*lg[i])))
+		s[i] = v
+		if v == 0 {
+			zero[i] = idx
 		}
-		best = max(best, c.s[i])
+		best = max(best, v)
 	}
 	c.max = best
 	return best

@@ -40,7 +40,7 @@ type defaultProfile struct {
 	cfg *Config
 
 	zones map[zsKey]*zoneSeq
-	inst  map[instKey]*instSeq
+	inst  []*instSeq // by instance index (Engine.insts); nil: not followed
 	// byZone lists inst's instances by zone index, in no order: evalZone
 	// walks its zone's, not every instance of every zone per zone and
 	// dimension at every tick.
@@ -54,8 +54,12 @@ type defaultProfile struct {
 	h     [2]float64
 	alarm bool // some zone above h/2: freeze baseline learning
 	decay float64
-	// lastLite is the last step each zone had a test at h/2 or above.
-	lastLite map[string]int64
+	// lastLite is the last step each zone had a test at h/2 or above, by
+	// zone index (ok false: never).
+	lastLite []struct {
+		step int64
+		ok   bool
+	}
 	// rec is the recovery test of each zone called isolated (recovery.go).
 	rec map[string]*recovery
 	// names are each zone's alarm names and evals assess's scratch, both
@@ -126,8 +130,12 @@ func (b *baseline) add(n, bad int64, decay float64) {
 }
 
 func newDefaultProfile(cfg *Config) *defaultProfile {
-	f := &defaultProfile{cfg: cfg, zones: map[zsKey]*zoneSeq{}, inst: map[instKey]*instSeq{},
-		decay: math.Pow(0.5, float64(cfg.Resolution)/float64(baselineHalfLife)), lastLite: map[string]int64{}, rec: map[string]*recovery{}}
+	f := &defaultProfile{cfg: cfg, zones: map[zsKey]*zoneSeq{},
+		decay: math.Pow(0.5, float64(cfg.Resolution)/float64(baselineHalfLife)), rec: map[string]*recovery{}}
+	f.lastLite = make([]struct {
+		step int64
+		ok   bool
+	}, len(cfg.Zones))
 	for _, z := range cfg.Zones {
 		f.names = append(f.names, newZoneNames(z))
 		f.seqs = append(f.seqs, [2]*zoneSeq{})
@@ -182,10 +190,8 @@ func (f *defaultProfile) step(b *bucket) {
 	// Learn the baseline from server-side traffic while nothing is wrong.
 	if !f.alarm {
 		var all Counts
-		for k, c := range b.zone {
-			if k.src == observation.Server {
-				all.add(*c)
-			}
+		for zi := range b.zone {
+			all.add(b.zone[zi][observation.Server])
 		}
 		for _, d := range dims {
 			n, bad := all.Trials(d)
@@ -194,29 +200,19 @@ func (f *defaultProfile) step(b *bucket) {
 		f.setP0()
 	}
 	f.alarm = false
-	for k, zs := range f.zones {
-		var c Counts
-		if bc := b.zone[k]; bc != nil {
-			c = *bc
-		}
-		for i := range zs.wins {
-			zs.wins[i].push(c)
-		}
-		zs.span.push(c)
-		for _, d := range dims {
-			n, bad := c.Trials(d)
-			if bad > 0 {
-				zs.lastBad[d] = b.idx
-			}
-			if zs.cusum[d].update(b.idx, n, bad, &f.llr[d], ceilFactor*f.h[d]) >= f.h[d]/2 {
-				f.alarm = true
-			}
+	for zi, seqs := range f.seqs {
+		for src, zs := range seqs {
+			f.stepZone(b, zs, b.zone[zi][src])
 		}
 	}
-	for k, c := range b.inst {
-		is := f.inst[k]
+	for _, r := range b.insts {
+		c := b.inst[r.i]
+		var is *instSeq
+		if int(r.i) < len(f.inst) {
+			is = f.inst[r.i]
+		}
 		if is == nil {
-			is = f.addInst(k, &instSeq{})
+			is = f.addInst(r, &instSeq{})
 		}
 		is.lastSeen = b.idx
 		for _, d := range dims {
@@ -230,26 +226,44 @@ func (f *defaultProfile) step(b *bucket) {
 		}
 	}
 	f.stepRecovery(b)
-	// Forget instances gone for good, so memory stays bounded.
-	for zi, l := range f.byZone {
-		f.byZone[zi] = slices.DeleteFunc(l, func(is *instSeq) bool {
-			gone := b.idx-is.lastSeen > 10*buckets(instanceActive, f.cfg.Resolution)
-			if gone {
-				delete(f.inst, instKey{f.cfg.Zones[zi], is.name})
-			}
-			return gone
-		})
+}
+
+// stepZone adds one zone's and source's counts c of bucket b to its tests.
+func (f *defaultProfile) stepZone(b *bucket, zs *zoneSeq, c Counts) {
+	for i := range zs.wins {
+		zs.wins[i].push(c)
+	}
+	zs.span.push(c)
+	for _, d := range dims {
+		n, bad := c.Trials(d)
+		if bad > 0 {
+			zs.lastBad[d] = b.idx
+		}
+		if zs.cusum[d].update(b.idx, n, bad, &f.llr[d], ceilFactor*f.h[d]) >= f.h[d]/2 {
+			f.alarm = true
+		}
 	}
 }
 
-// addInst starts following instance k with is.
-func (f *defaultProfile) addInst(k instKey, is *instSeq) *instSeq {
-	is.name, is.zi = k.instance, slices.Index(f.cfg.Zones, k.zone)
-	f.inst[k] = is
-	if is.zi >= 0 { // always: the engine takes only its zones
-		f.byZone[is.zi] = append(f.byZone[is.zi], is)
+// addInst starts following instance r with is.
+func (f *defaultProfile) addInst(r instRef, is *instSeq) *instSeq {
+	is.name, is.zi = r.name, int(r.zi)
+	if int(r.i) >= len(f.inst) {
+		f.inst = append(f.inst, make([]*instSeq, int(r.i)+1-len(f.inst))...)
 	}
+	f.inst[r.i] = is
+	f.byZone[is.zi] = append(f.byZone[is.zi], is)
 	return is
+}
+
+// forget stops following instance i, gone for good (the engine says when).
+func (f *defaultProfile) forget(i int32) {
+	if int(i) >= len(f.inst) || f.inst[i] == nil {
+		return
+	}
+	is := f.inst[i]
+	f.inst[i] = nil
+	f.byZone[is.zi] = slices.DeleteFunc(f.byZone[is.zi], func(o *instSeq) bool { return o == is })
 }
 
 // zoneEval is the detector's view of one zone in one dimension.
@@ -410,18 +424,18 @@ func (f *defaultProfile) assess(a *Assessment) {
 	}
 	evals := f.evals // by zone, in the order of cfg.Zones and a.Zones
 	liteZones := 0
-	for i, z := range f.cfg.Zones {
-		var e [2]zoneEval
+	for i := range f.cfg.Zones {
+		e := &evals[i]
 		lite := false
 		for _, d := range dims {
 			e[d] = f.evalZone(i, d, a.Zones[i].Silent)
 			lite = lite || e[d].lite
 		}
-		evals[i] = e
+		last := &f.lastLite[i]
 		if lite {
-			f.lastLite[z] = f.step_
+			last.step, last.ok = f.step_, true
 		}
-		if last, ok := f.lastLite[z]; ok && f.step_-last < buckets(regionalMemory, f.cfg.Resolution) {
+		if last.ok && f.step_-last.step < buckets(regionalMemory, f.cfg.Resolution) {
 			liteZones++
 		}
 	}
@@ -433,10 +447,10 @@ func (f *defaultProfile) assess(a *Assessment) {
 	var whys []string
 	for i := range a.Zones {
 		zs := &a.Zones[i]
-		e := evals[i]
+		e := &evals[i]
 		names := &f.names[i]
 		for _, d := range dims {
-			ev := e[d]
+			ev := &e[d] // not copied: a zoneEval is 240 bytes
 			a.Alarms = append(a.Alarms, AlarmStatus{Name: names.impact[d], State: stateOf(ev.impacted),
 				Reason: Reason{form: reasonImpact, num: [6]float64{ev.score, f.h[d], float64(ev.src), f.p0[d]}}})
 			oState := stateOf(ev.outlier)
@@ -454,13 +468,12 @@ func (f *defaultProfile) assess(a *Assessment) {
 				zs.Contributors = max(zs.Contributors, len(ev.contributors))
 				zs.Instances = ev.instances
 				if !(ev.outlier && multi && !a.Regional && ev.iso.ok) {
-					whys = append(whys, f.partial(ev, a.Regional))
+					whys = append(whys, f.partial(*ev, a.Regional))
 				}
 			}
 			if ev.impacted && ev.outlier && multi && !a.Regional && ev.iso.ok {
 				if best == nil || ev.score/f.h[d] > best.score/f.h[best.dim] {
-					c := ev
-					best = &c
+					best = ev // f.evals is not written again in this assess
 				}
 			}
 		}

@@ -140,13 +140,11 @@ func (c *Config) setDefaults() error {
 	return nil
 }
 
-// seriesKey identifies a zone-level series.
+// zsKey identifies a zone-level series.
 type zsKey struct {
 	zone string
 	src  observation.Source
 }
-
-type instKey struct{ zone, instance string }
 
 type opKey struct {
 	zone string
@@ -165,10 +163,19 @@ type opAgg struct {
 }
 
 // bucket sums the observations of one resolution step.
+//
+// Zones and instances are indexes, not names: the counts of every
+// aggregate went through maps keyed by strings (hashing the zone and
+// instance names twice per aggregate was most of ingesting one).
 type bucket struct {
-	idx      int64
-	zone     map[zsKey]*Counts
-	inst     map[instKey]*Counts
+	idx  int64
+	zone [][2]Counts // by zone index (cfg.Zones) and source
+	// inst is the server-side counts by instance index (Engine.insts),
+	// of the instances listed in insts (every count has N > 0).
+	inst  []Counts
+	insts []instRef
+	// op and instOp are kept for the cloudwatch profile only, the one
+	// detector that reads counts and latency per operation.
 	op       map[opKey]*opAgg
 	instOp   map[instOpKey]*Counts // server-side, per instance and operation
 	regional Counts                // canary calls through the regional endpoint
@@ -177,6 +184,36 @@ type bucket struct {
 	// second, was most of the engine's garbage.
 	counts slab[Counts]
 	ops    slab[opAgg]
+}
+
+// instRef is an instance with counts in a bucket.
+type instRef struct {
+	i    int32 // its index (Engine.insts)
+	zi   int32 // its zone's index in cfg.Zones
+	name string
+}
+
+// chunk hands out new slices from a larger allocation, for an assessment's
+// zones, new at most every tick (a busy resource's change every tick): one
+// allocation per few ticks instead of one per tick. Each slice is its own
+// part of the chunk (its capacity ends where the next begins) and is
+// written only before it is handed out, so an assessment's slices still
+// never change once returned. A slice kept keeps its chunk alive: chunks
+// are of chunkValues values (zones: under 4 KB), so that an idle resource
+// of serve's holds little. (The alarms, a few kilobytes a tick, are
+// allocated one slice at a time for the same reason.)
+type chunk[T any] struct{ buf []T }
+
+const chunkValues = 32
+
+// take returns a new zeroed slice of n values.
+func (c *chunk[T]) take(n int) []T {
+	if len(c.buf) < n {
+		c.buf = make([]T, n*max(1, chunkValues/n))
+	}
+	s := c.buf[:n:n]
+	c.buf = c.buf[n:]
+	return s
 }
 
 // slab hands out pointers to zeroed values that stay valid until reset.
@@ -204,8 +241,8 @@ func (s *slab[T]) reset() {
 	s.n = 0
 }
 
-func newBucket(idx int64) *bucket {
-	return &bucket{idx: idx, zone: map[zsKey]*Counts{}, inst: map[instKey]*Counts{}, op: map[opKey]*opAgg{}, instOp: map[instOpKey]*Counts{}}
+func newBucket(idx int64, zones int) *bucket {
+	return &bucket{idx: idx, zone: make([][2]Counts, zones), op: map[opKey]*opAgg{}, instOp: map[instOpKey]*Counts{}}
 }
 
 // Engine is the detection engine. Not safe for concurrent use: one goroutine
@@ -217,24 +254,23 @@ type Engine struct {
 	begun bool
 	det   detector
 
-	health  map[string]*ring // zonal canary counts per zone, HealthWindow long
-	display map[string]*ring // server-side counts per zone for the last 10 s
-	// Latency for display: one sketch per zone per second, the last 10 s,
-	// and the p99 over them recomputed once a second.
-	lat     map[string][]*ddsketch.DDSketch
-	clat    map[string][]*ddsketch.DDSketch // the zonal canaries' view
+	health  []*ring // zonal canary counts by zone index, HealthWindow long
+	display []*ring // server-side counts by zone index for the last 10 s
+	// Latency for display, by zone index and source (server-side; the
+	// zonal canaries' view): one sketch per second, the last 10 s, and
+	// the p99 over them recomputed once a second.
+	lat     [][2]latRing
 	latSec  int64
-	p99     map[string]float64
-	cp99    map[string]float64
 	skipped int64 // observations for zones the engine does not know
-	// spare holds the latency sketches of closed buckets, cleared, for the
-	// next buckets (perf only: allocating one per operation and bucket was
-	// a tenth of a simulated day); latSum and clatSum are the running sums
-	// of lat's and clat's rings that refreshP99 reads.
-	spare       []*ddsketch.DDSketch
-	spareBucket *bucket
-	latSum      map[string]*windowSum
-	clatSum     map[string]*windowSum
+	// spare holds cleared latency sketches for reuse: the cloudwatch
+	// profile's per operation and bucket, the pending seconds', the ring
+	// slots they replace (perf only: allocating one per operation and
+	// bucket was a tenth of a simulated day).
+	spare        []*ddsketch.DDSketch
+	spareBuckets []*bucket
+	// pend is the latency of the seconds not yet ended, freePend the
+	// entries to reuse (see pendingSecond).
+	pend, freePend []*pendingSecond
 	// The last assessment's zones and alarms as returned, and the scratch
 	// the next one is built in: an assessment whose zones (alarms) equal
 	// the last one's shares its slice, so an idle engine allocates nothing
@@ -243,6 +279,9 @@ type Engine struct {
 	// into an assessment's slices once returned.
 	zones, zoneBuf   []ZoneStatus
 	alarms, alarmBuf []AlarmStatus
+	assessBuf        Assessment
+	// zoneChunk hands out the returned zones.
+	zoneChunk chunk[ZoneStatus]
 	// alarmOrder is sortAlarms' memory: the names in the order the detector
 	// appended them last, and the sorting permutation.
 	alarmOrder struct {
@@ -252,8 +291,10 @@ type Engine struct {
 
 	// Fail static: the last bucket with data per zone and source, whether
 	// each source ever reported, and since when the view is in doubt.
-	lastSeen   [][2]seenAt // by zone index and source
-	began      [2]bool     // by source
+	lastSeen [][2]seenAt // by zone index and source
+	// insts are the instances seen, as indexes (see bucket).
+	insts      instances
+	began      [2]bool // by source
 	doubtSince time.Time
 }
 
@@ -261,6 +302,9 @@ type Engine struct {
 type detector interface {
 	step(b *bucket)
 	assess(a *Assessment)
+	// forget drops what the detector keeps of instance i (an index of
+	// Engine.insts), gone for good; the index may be reused.
+	forget(i int32)
 }
 
 // New returns an engine for cfg.
@@ -269,32 +313,26 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{
-		cfg:     cfg,
-		open:    map[int64]*bucket{},
-		health:  map[string]*ring{},
-		display: map[string]*ring{},
-		lat:     map[string][]*ddsketch.DDSketch{},
-		clat:    map[string][]*ddsketch.DDSketch{},
-		latSum:  map[string]*windowSum{},
-		clatSum: map[string]*windowSum{},
-		cp99:    map[string]float64{},
+		cfg:  cfg,
+		open: map[int64]*bucket{},
 
 		lastSeen: make([][2]seenAt, len(cfg.Zones)),
 	}
 	hw := buckets(cfg.HealthWindow, cfg.Resolution)
 	dw := buckets(displayWindow, cfg.Resolution)
-	e.p99 = map[string]float64{}
-	for _, z := range cfg.Zones {
-		e.health[z] = newRing(int(hw))
-		e.display[z] = newRing(int(dw))
-		sk := make([]*ddsketch.DDSketch, displayWindow/time.Second)
-		csk := make([]*ddsketch.DDSketch, displayWindow/time.Second)
-		for i := range sk {
-			sk[i], csk[i] = newSketch(), newSketch()
+	e.insts.byZone = make([][]int32, len(cfg.Zones))
+	e.insts.byName = make([]map[string]int32, len(cfg.Zones))
+	for range cfg.Zones {
+		e.health = append(e.health, newRing(int(hw)))
+		e.display = append(e.display, newRing(int(dw)))
+		var l [2]latRing
+		for src := range l {
+			l[src] = latRing{slots: make([]*ddsketch.DDSketch, displayWindow/time.Second), sum: newWindowSum(), p99: -1}
+			for i := range l[src].slots {
+				l[src].slots[i] = newSketch()
+			}
 		}
-		e.lat[z], e.clat[z] = sk, csk
-		e.latSum[z], e.clatSum[z] = newWindowSum(), newWindowSum()
-		e.p99[z], e.cp99[z] = -1, -1
+		e.lat = append(e.lat, l)
 	}
 	var err error
 	switch cfg.Profile {
@@ -337,7 +375,12 @@ func (e *Engine) Observe(o observation.Observation) {
 		c.Slow = 1
 	}
 	ms := float64(o.Latency) / float64(time.Millisecond)
-	e.add(o.At, o.Source, o.Zone, o.Instance, o.Operation, o.Regional, c, func(sk *ddsketch.DDSketch) { _ = sk.Add(ms) })
+	pl, op := e.add(o.At, o.Source, o.Zone, o.Instance, o.Operation, o.Regional, c)
+	for _, sk := range [2]*ddsketch.DDSketch{e.pendingSketch(pl), op} {
+		if sk != nil {
+			_ = sk.Add(ms)
+		}
+	}
 }
 
 // ObserveSnapshot records what a pre-resolved series counted since its last
@@ -348,13 +391,20 @@ func (e *Engine) ObserveSnapshot(at time.Time, k record.SeriesKey, d record.Snap
 		return
 	}
 	c := Counts{N: int64(d.Requests), Faults: int64(d.Faults), Errors: int64(d.Errors), Slow: int64(d.Slow)}
-	e.add(at, k.Source, k.Zone, k.Instance, k.Operation, false, c, func(sk *ddsketch.DDSketch) {
-		for i, n := range d.Latency {
-			if n > 0 {
-				addBucket(sk, i, n)
+	pl, op := e.add(at, k.Source, k.Zone, k.Instance, k.Operation, false, c)
+	if pl == nil {
+		return
+	}
+	for i, n := range d.Latency {
+		if n > 0 {
+			if !pl.add(i, n) { // never: a Histogram has a slot per bucket
+				addBucket(e.pendingSketch(pl), i, n)
+			}
+			if op != nil {
+				addBucket(op, i, n)
 			}
 		}
-	})
+	}
 }
 
 // ObserveAggregate records what one series counted over an interval ending
@@ -373,19 +423,30 @@ func (e *Engine) ObserveAggregate(a record.Aggregate) {
 	}
 	c := Counts{N: int64(a.Requests), Faults: int64(a.Faults), Errors: int64(a.Errors), Slow: int64(min(slow, a.Requests))}
 	k := a.Key
-	e.add(a.At, k.Source, k.Zone, k.Instance, k.Operation, a.Regional, c, func(sk *ddsketch.DDSketch) {
-		for _, b := range a.Latency {
-			addBucket(sk, b.Index, b.Count)
+	pl, op := e.add(a.At, k.Source, k.Zone, k.Instance, k.Operation, a.Regional, c)
+	if pl == nil {
+		return
+	}
+	for _, b := range a.Latency {
+		if !pl.add(b.Index, b.Count) {
+			addBucket(e.pendingSketch(pl), b.Index, b.Count)
 		}
-	})
+	}
+	if op != nil {
+		addBuckets(op, a.Latency)
+	}
 }
 
 // add is the one ingestion path: counts into the bucket of at, by zone,
-// instance and operation; latency into the operation's sketch.
-func (e *Engine) add(at time.Time, src observation.Source, zone, instance, op string, regional bool, c Counts, lat func(*ddsketch.DDSketch)) {
-	if !slices.Contains(e.cfg.Zones, zone) {
+// instance and operation. It returns where the latencies go (nil: nowhere):
+// the zone's and source's pending latency for the bucket's second (the
+// display p99's), and the operation's sketch in the bucket when the
+// detector reads it (the cloudwatch profile).
+func (e *Engine) add(at time.Time, src observation.Source, zone, instance, op string, regional bool, c Counts) (*pendingLat, *ddsketch.DDSketch) {
+	zi := e.zoneIndex(zone)
+	if zi < 0 {
 		e.skipped++
-		return
+		return nil, nil
 	}
 	idx := e.index(at)
 	if e.begun && idx <= e.last {
@@ -398,16 +459,29 @@ func (e *Engine) add(at time.Time, src observation.Source, zone, instance, op st
 	}
 	if regional {
 		b.regional.add(c)
-		return
+		return nil, nil
 	}
-	counts(b.zone, zsKey{zone, src}, &b.counts).add(c)
+	b.zone[zi][src].add(c)
 	if src == observation.Server && instance != "" {
-		counts(b.inst, instKey{zone, instance}, &b.counts).add(c)
+		i := e.insts.index(zi, instance)
+		if int(i) >= len(b.inst) {
+			b.inst = append(b.inst, make([]Counts, int(i)+1-len(b.inst))...)
+		}
+		if b.inst[i].N == 0 {
+			b.insts = append(b.insts, instRef{i: i, zi: int32(zi), name: e.insts.name[i]})
+			e.insts.open[i]++
+		}
+		b.inst[i].add(c)
 		// Only the cloudwatch profile counts contributors per operation; the
 		// map is the engine's largest per-bucket cost, so skip it otherwise.
 		if e.cfg.Profile == ProfileCloudWatch {
 			counts(b.instOp, instOpKey{opKey{zone, op, src}, instance}, &b.counts).add(c)
 		}
+	}
+	pl := e.pendingFor(e.second(idx), zi, src)
+	// Only the cloudwatch profile reads counts and latency per operation.
+	if e.cfg.Profile != ProfileCloudWatch {
+		return pl, nil
 	}
 	ok := opKey{zone, op, src}
 	a := b.op[ok]
@@ -417,7 +491,137 @@ func (e *Engine) add(at time.Time, src observation.Source, zone, instance, op st
 		b.op[ok] = a
 	}
 	a.add(c)
-	lat(a.lat)
+	return pl, a.lat
+}
+
+// zoneIndex is zone's index in cfg.Zones, -1 when not one of them. A scan,
+// not a map: there are a few zones, and == on strings of a few bytes is
+// cheaper than hashing one.
+func (e *Engine) zoneIndex(zone string) int {
+	for i, z := range e.cfg.Zones {
+		if z == zone {
+			return i
+		}
+	}
+	return -1
+}
+
+// second is the second bucket idx falls in.
+func (e *Engine) second(idx int64) int64 { return idx * int64(e.cfg.Resolution) / int64(time.Second) }
+
+// pendingSecond is the latency of one second's buckets, by zone index and
+// source, added as it arrives: it goes into the second's slot of the display
+// rings when the second ends (installSecond). Merging every operation's
+// sketch of every bucket into the ring slot at close, and clearing and
+// re-growing those sketches, was most of closing a bucket; the slot's bins
+// are the same sums.
+type pendingSecond struct {
+	sec int64
+	lat [][2]pendingLat
+}
+
+// pendingLat is one zone's and source's latency in a pending second: counts
+// by record bucket (what the telemetry sends, a histogram of
+// record.NumBuckets), put into the slot's sketch once per bucket when the
+// second ends instead of once per aggregate and bucket; and a sketch for
+// latencies that are not record buckets (Observe's single values).
+type pendingLat struct {
+	used   bool
+	lo, hi int // the buckets with counts are within [lo, hi) (hi 0: none)
+	hist   *[record.NumBuckets]uint64
+	sk     *ddsketch.DDSketch // nil: none
+}
+
+// add counts n latencies of record bucket i, false when i is no bucket.
+func (p *pendingLat) add(i int, n uint64) bool {
+	if i < 0 || i >= record.NumBuckets {
+		return false
+	}
+	if p.hist == nil {
+		p.hist = new([record.NumBuckets]uint64)
+	}
+	p.hist[i] += n
+	if p.hi == 0 {
+		p.lo, p.hi = i, i+1
+	} else {
+		p.lo, p.hi = min(p.lo, i), max(p.hi, i+1)
+	}
+	return true
+}
+
+// pendingSketch returns p's sketch, made when p has none (nil p: nil).
+func (e *Engine) pendingSketch(p *pendingLat) *ddsketch.DDSketch {
+	if p == nil {
+		return nil
+	}
+	if p.sk == nil {
+		p.sk = e.sketch()
+	}
+	return p.sk
+}
+
+// pendingFor returns the pending latency of zone zi and src for second sec.
+func (e *Engine) pendingFor(sec int64, zi int, src observation.Source) *pendingLat {
+	var p *pendingSecond
+	for _, q := range e.pend { // one or two seconds are open at a time
+		if q.sec == sec {
+			p = q
+			break
+		}
+	}
+	if p == nil {
+		if n := len(e.freePend); n > 0 {
+			p = e.freePend[n-1]
+			e.freePend = e.freePend[:n-1]
+		} else {
+			p = &pendingSecond{lat: make([][2]pendingLat, len(e.cfg.Zones))}
+		}
+		p.sec = sec
+		e.pend = append(e.pend, p)
+	}
+	pl := &p.lat[zi][src]
+	pl.used = true
+	return pl
+}
+
+// installSecond puts the pending latency of second sec, which ended, into
+// its slot of the display rings. The slot was emptied when the second
+// began: a pending sketch takes its place (the empty one is kept for
+// reuse), and the histogram is added to it.
+func (e *Engine) installSecond(sec int64) {
+	i := slices.IndexFunc(e.pend, func(p *pendingSecond) bool { return p.sec == sec })
+	if i < 0 {
+		return
+	}
+	p := e.pend[i]
+	e.pend = slices.Delete(e.pend, i, i+1)
+	for zi := range e.cfg.Zones {
+		for src := range p.lat[zi] {
+			pl := &p.lat[zi][src]
+			if !pl.used {
+				continue
+			}
+			l := &e.lat[zi][src]
+			l.sum.stale = true
+			n := int64(len(l.slots))
+			if sk := pl.sk; sk != nil {
+				if slot := l.slots[sec%n]; slot.IsEmpty() {
+					l.slots[sec%n] = sk
+					sk = slot
+				} else {
+					_ = slot.MergeWith(sk)
+					sk.Clear()
+				}
+				e.spare = append(e.spare, sk)
+			}
+			if pl.hi > 0 {
+				addHist(l.slots[sec%n], pl.hist[pl.lo:pl.hi], pl.lo)
+				clear(pl.hist[pl.lo:pl.hi])
+			}
+			pl.used, pl.lo, pl.hi, pl.sk = false, 0, 0, nil
+		}
+	}
+	e.freePend = append(e.freePend, p)
 }
 
 // Tick closes every bucket that ended at or before now, runs the detectors
@@ -448,44 +652,132 @@ func (e *Engine) close(b *bucket) {
 	sec := b.idx * int64(e.cfg.Resolution) / int64(time.Second)
 	newSecond := sec != e.latSec
 	if newSecond {
+		e.installSecond(e.latSec)
 		e.refreshP99()
 		// Clear the slots of the seconds that passed (at most the whole ring).
-		n := int64(len(e.lat[e.cfg.Zones[0]]))
+		n := int64(displayWindow / time.Second)
 		for s := max(e.latSec+1, sec-n+1); s <= sec; s++ {
-			for _, z := range e.cfg.Zones {
-				e.latSum[z].clear(e.lat[z][s%n])
-				e.clatSum[z].clear(e.clat[z][s%n])
+			for zi := range e.lat {
+				for src := range e.lat[zi] {
+					l := &e.lat[zi][src]
+					l.sum.clear(l.slots[s%n])
+				}
 			}
 		}
 		e.latSec = sec
 	}
-	n := int64(len(e.lat[e.cfg.Zones[0]]))
-	for _, z := range e.cfg.Zones {
-		var canary, server Counts
-		if c := b.zone[zsKey{z, observation.Canary}]; c != nil {
-			canary = *c
-		}
-		if c := b.zone[zsKey{z, observation.Server}]; c != nil {
-			server = *c
-		}
-		e.health[z].push(canary)
-		e.display[z].push(server)
-	}
-	for k, a := range b.op {
-		if k.src == observation.Server {
-			_ = e.lat[k.zone][sec%n].MergeWith(a.lat)
-			e.latSum[k.zone].stale = true
-		} else {
-			_ = e.clat[k.zone][sec%n].MergeWith(a.lat)
-			e.clatSum[k.zone].stale = true
-		}
+	for zi := range e.cfg.Zones {
+		e.health[zi].push(b.zone[zi][observation.Canary])
+		e.display[zi].push(b.zone[zi][observation.Server])
 	}
 	e.noteSeen(b)
 	e.det.step(b)
+	e.forgetInstances(b)
 	for _, a := range b.op { // the detectors merged what they keep
 		a.lat.Clear()
 		e.spare = append(e.spare, a.lat)
 	}
+}
+
+// forgetInstances notes the instances of closed bucket b as seen, and
+// forgets the ones gone for good (none seen for ten times instanceActive),
+// in the detector too, so that memory stays bounded however many instances
+// come and go. An instance's index is reused only once no open bucket
+// counts it.
+func (e *Engine) forgetInstances(b *bucket) {
+	t := &e.insts
+	for _, r := range b.insts {
+		t.lastSeen[r.i], t.followed[r.i] = b.idx, true
+		t.open[r.i]--
+	}
+	gone := 10 * buckets(instanceActive, e.cfg.Resolution)
+	for zi, l := range t.byZone {
+		for k := 0; k < len(l); k++ {
+			i := l[k]
+			if !t.followed[i] || b.idx-t.lastSeen[i] <= gone {
+				continue
+			}
+			e.det.forget(i)
+			t.followed[i] = false
+			if t.open[i] == 0 {
+				l = t.remove(zi, k)
+				k--
+			}
+		}
+	}
+}
+
+// instances interns instance names as small indexes, per zone. A zone's
+// few instances are found by a scan with == (short names: cheaper than
+// hashing one); a zone with many, by a map.
+type instances struct {
+	// By index: the name ("" when free), the last closed bucket the
+	// instance had counts in, whether the detector follows it (it was in
+	// a closed bucket since it was last forgotten), and how many open
+	// buckets count it.
+	name     []string
+	lastSeen []int64
+	followed []bool
+	open     []int32
+	free     []int32 // indexes to reuse
+	byZone   [][]int32
+	byName   []map[string]int32 // by zone, the same as byZone; only when it is long
+}
+
+// instanceScan is how many instances of a zone a scan looks through before
+// a map does.
+const instanceScan = 16
+
+// index returns instance's index in zone zi, interning it when new.
+func (t *instances) index(zi int, instance string) int32 {
+	if m := t.byName[zi]; m != nil {
+		if i, ok := m[instance]; ok {
+			return i
+		}
+	} else {
+		for _, i := range t.byZone[zi] {
+			if t.name[i] == instance {
+				return i
+			}
+		}
+	}
+	// A copy: the name may view a buffer its source reuses (telemetry/batch).
+	name := strings.Clone(instance)
+	var i int32
+	if n := len(t.free); n > 0 {
+		i = t.free[n-1]
+		t.free = t.free[:n-1]
+		t.name[i], t.lastSeen[i], t.followed[i], t.open[i] = name, 0, false, 0
+	} else {
+		i = int32(len(t.name))
+		t.name = append(t.name, name)
+		t.lastSeen = append(t.lastSeen, 0)
+		t.followed = append(t.followed, false)
+		t.open = append(t.open, 0)
+	}
+	t.byZone[zi] = append(t.byZone[zi], i)
+	if m := t.byName[zi]; m != nil {
+		m[name] = i
+	} else if len(t.byZone[zi]) > instanceScan {
+		m = make(map[string]int32, len(t.byZone[zi]))
+		for _, j := range t.byZone[zi] {
+			m[t.name[j]] = j
+		}
+		t.byName[zi] = m
+	}
+	return i
+}
+
+// remove forgets the k-th instance of zone zi and returns the zone's list.
+func (t *instances) remove(zi, k int) []int32 {
+	i := t.byZone[zi][k]
+	if m := t.byName[zi]; m != nil {
+		delete(m, t.name[i])
+	}
+	t.name[i] = ""
+	t.free = append(t.free, i)
+	t.byZone[zi] = slices.Delete(t.byZone[zi], k, k+1)
+	return t.byZone[zi]
 }
 
 // counts returns m's counts for k, added from the slab when missing (one
@@ -499,29 +791,40 @@ func counts[K comparable](m map[K]*Counts, k K, from *slab[Counts]) *Counts {
 	return c
 }
 
-// newBucket returns an empty bucket for idx: the last closed one, emptied,
-// when there is one (perf only: four maps a bucket, four buckets a
+// newBucket returns an empty bucket for idx: a closed one, emptied, when
+// there is one (perf only: a bucket's maps and slices, four buckets a
 // simulated second).
 func (e *Engine) newBucket(idx int64) *bucket {
-	if b := e.spareBucket; b != nil {
-		e.spareBucket = nil
+	if n := len(e.spareBuckets); n > 0 {
+		b := e.spareBuckets[n-1]
+		e.spareBuckets = e.spareBuckets[:n-1]
 		b.idx = idx
 		return b
 	}
-	return newBucket(idx)
+	return newBucket(idx, len(e.cfg.Zones))
 }
+
+// maxSpareBuckets bounds the closed buckets kept for reuse: as many as are
+// open at once, usually one or two (aggregates reach into the next bucket
+// while the last one closes).
+const maxSpareBuckets = 4
 
 // recycle empties a closed bucket for newBucket: nothing keeps a bucket's
 // maps past its step.
 func (e *Engine) recycle(b *bucket) {
 	clear(b.zone)
-	clear(b.inst)
+	for _, r := range b.insts {
+		b.inst[r.i] = Counts{}
+	}
+	b.insts = b.insts[:0]
 	clear(b.op)
 	clear(b.instOp)
 	b.counts.reset()
 	b.ops.reset() // their sketches went to e.spare in close
 	b.regional = Counts{}
-	e.spareBucket = b
+	if len(e.spareBuckets) < maxSpareBuckets {
+		e.spareBuckets = append(e.spareBuckets, b)
+	}
 }
 
 // sketch returns an empty latency sketch, a spare one when there is one.
@@ -537,15 +840,22 @@ func (e *Engine) sketch() *ddsketch.DDSketch {
 // refreshP99 recomputes each zone's display p99 over the last 10 s, as
 // the second latSec ends.
 func (e *Engine) refreshP99() {
-	ended := int(e.latSec % int64(len(e.lat[e.cfg.Zones[0]])))
-	for _, z := range e.cfg.Zones {
-		if w := e.latSum[z]; w.stale {
-			e.p99[z] = w.quantile(e.lat[z], ended, 0.99)
-		}
-		if w := e.clatSum[z]; w.stale {
-			e.cp99[z] = w.quantile(e.clat[z], ended, 0.99)
+	ended := int(e.latSec % int64(displayWindow/time.Second))
+	for zi := range e.lat {
+		for src := range e.lat[zi] {
+			if l := &e.lat[zi][src]; l.sum.stale {
+				l.p99 = l.sum.quantile(l.slots, ended, 0.99)
+			}
 		}
 	}
+}
+
+// latRing is the display latency of one zone and source: a sketch per
+// second over the last 10 s, their running sum (windowSum) and its p99.
+type latRing struct {
+	slots []*ddsketch.DDSketch
+	sum   *windowSum
+	p99   float64
 }
 
 // windowSum is the running sum of a ring of per-second latency sketches,
@@ -757,11 +1067,14 @@ func (a Assessment) RecoveredSinceInto(m map[string]time.Time) map[string]time.T
 }
 
 func (e *Engine) assess(now time.Time) Assessment {
-	a := Assessment{At: now, Profile: e.cfg.Profile, Zones: e.zoneBuf[:0], Alarms: e.alarmBuf[:0]}
+	// Built in the engine's scratch: the detector takes a pointer to it,
+	// which would move a local to the heap at every tick.
+	a := &e.assessBuf
+	*a = Assessment{At: now, Profile: e.cfg.Profile, Zones: e.zoneBuf[:0], Alarms: e.alarmBuf[:0]}
 	for zi, z := range e.cfg.Zones {
-		h := e.health[z].total
-		d := e.display[z].total
-		p99 := e.p99[z]
+		h := e.health[zi].total
+		d := e.display[zi].total
+		p99 := e.lat[zi][observation.Server].p99
 		a.Zones = append(a.Zones, ZoneStatus{
 			Zone:               z,
 			Availability:       d.Availability(),
@@ -770,23 +1083,23 @@ func (e *Engine) assess(now time.Time) Assessment {
 			Healthy:            h.N > 0 && h.Faults == 0 && h.Slow == 0,
 			Recovered:          h.N > 0 && h.Faults == 0 && h.Slow == 0, // the default profile's test may override
 			CanaryAvailability: canaryAvail(h),
-			CanaryP99:          e.cp99[z],
+			CanaryP99:          e.lat[zi][observation.Canary].p99,
 			Silent:             e.silent(zi, observation.Server),
 		})
 	}
-	e.det.assess(&a)
+	e.det.assess(a)
 	a.failStatic(e.doubt(now))
 	if r, ok := e.det.(interface{ doubted(*Assessment) }); ok && a.FailStatic.Active {
-		r.doubted(&a)
+		r.doubted(a)
 	}
 	e.zoneBuf, e.alarmBuf = a.Zones, a.Alarms
 	if !slices.Equal(e.zones, a.Zones) || e.zones == nil {
-		e.zones = make([]ZoneStatus, len(a.Zones))
+		e.zones = e.zoneChunk.take(len(a.Zones))
 		copy(e.zones, a.Zones)
 	}
 	e.alarms = e.sortAlarms(a.Alarms)
 	a.Zones, a.Alarms = e.zones, e.alarms
-	return a
+	return *a
 }
 
 // sortAlarms returns the alarms ordered by name (stable): the last

@@ -2,7 +2,6 @@ package detect
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -52,10 +51,12 @@ type FailStatic struct {
 // seen records, for each zone and source, the last closed bucket with an
 // observation.
 func (e *Engine) noteSeen(b *bucket) {
-	for k, c := range b.zone {
-		if c.N > 0 {
-			e.lastSeen[slices.Index(e.cfg.Zones, k.zone)][k.src] = seenAt{idx: b.idx, ok: true}
-			e.began[k.src] = true
+	for zi := range b.zone {
+		for src, c := range b.zone[zi] {
+			if c.N > 0 {
+				e.lastSeen[zi][src] = seenAt{idx: b.idx, ok: true}
+				e.began[src] = true
+			}
 		}
 	}
 }
@@ -92,8 +93,8 @@ func (e *Engine) doubt(now time.Time) FailStatic {
 	}
 	if !fs.Active {
 		var parts []string
-		for _, z := range e.cfg.Zones {
-			n, bad := e.health[z].total.Trials(DimFault)
+		for zi, z := range e.cfg.Zones {
+			n, bad := e.health[zi].total.Trials(DimFault)
 			if n < canaryDoubtMinCalls || float64(bad) < e.cfg.CanaryDoubtRate*float64(n) {
 				parts = nil
 				break

@@ -139,9 +139,9 @@ func TestContributorSinceTheChangePoint(t *testing.T) {
 	before.lastBad[DimFault] = 999
 	never := &instSeq{lastSeen: 1000}
 	never.lastBad[DimFault] = 999
-	f.addInst(instKey{"az1", "az1-1"}, dipped)
-	f.addInst(instKey{"az1", "az1-2"}, before)
-	f.addInst(instKey{"az1", "az1-3"}, never)
+	f.addInst(instRef{i: 0, zi: 0, name: "az1-1"}, dipped)
+	f.addInst(instRef{i: 1, zi: 0, name: "az1-2"}, before)
+	f.addInst(instRef{i: 2, zi: 0, name: "az1-3"}, never)
 	ev := f.evalZone(0, DimFault, false) // az1
 	if len(ev.contributors) != 1 || ev.contributors[0] != "az1-1" || ev.instances != 3 {
 		t.Errorf("contributors %v of %d, want [az1-1] of 3", ev.contributors, ev.instances)

@@ -3,9 +3,8 @@ package detect
 import (
 	"fmt"
 	"math"
+	"slices"
 	"time"
-
-	"github.com/grayzone/grayzone/telemetry/observation"
 )
 
 // The recovery test: "is this zone good again?"
@@ -103,8 +102,8 @@ func (f *defaultProfile) startRecovery(ev zoneEval) {
 func (f *defaultProfile) stepRecovery(b *bucket) {
 	for z, r := range f.rec {
 		var n, bad int64
-		for _, s := range []observation.Source{observation.Server, observation.Canary} {
-			if c := b.zone[zsKey{z, s}]; c != nil {
+		for _, c := range b.zone[slices.Index(f.cfg.Zones, z)] { // by source
+			if c.N > 0 {
 				sn, sb := c.Trials(r.dim)
 				n, bad = max(n, sn), max(bad, sb)
 			}

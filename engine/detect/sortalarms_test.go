@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -48,6 +49,31 @@ func TestSortAlarmsIsAStableSortByName(t *testing.T) {
 			}
 			if got := e.sortAlarms(again); &got[0] != &as[0] {
 				t.Fatalf("round %d tick %d: the same alarms again: a new slice, want the last one", round, tick)
+			}
+		}
+	}
+}
+
+// An assessment's zones and alarms never change once returned, though the
+// engine hands them out of shared allocations (chunk) and reuses its
+// scratch: every assessment of a run with a fault, kept whole, is the same
+// at the end as when it was returned.
+func TestAssessmentsDoNotChangeOnceReturned(t *testing.T) {
+	for _, profile := range Profiles {
+		tr := newTraffic(t, profile)
+		tr.bad = func(z string, inst, sec int) (bool, bool) {
+			return z == "az2" && sec >= 30 && tr.rng.Float64() < 0.3, false
+		}
+		var as []Assessment
+		var copies [][2]string
+		for sec := 0; sec < 90; sec++ {
+			a := tr.run(sec, sec+1)[0]
+			as = append(as, a)
+			copies = append(copies, [2]string{fmt.Sprintf("%+v", a.Zones), fmt.Sprintf("%+v", a.Alarms)})
+		}
+		for i, a := range as {
+			if got := [2]string{fmt.Sprintf("%+v", a.Zones), fmt.Sprintf("%+v", a.Alarms)}; got != copies[i] {
+				t.Fatalf("%s: assessment %d changed after it was returned", profile, i)
 			}
 		}
 	}
