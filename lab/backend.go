@@ -70,7 +70,7 @@ func (b backend) Alarms(ctx context.Context, resource string) ([]api.Alarm, erro
 	b.c.mu.Lock()
 	defer b.c.mu.Unlock()
 	out := []api.Alarm{}
-	for _, al := range b.c.last.Alarms {
+	for _, al := range b.c.last.Alarms.All() {
 		out = append(out, api.Alarm{Resource: Resource, Name: al.Name, State: string(al.State), Reason: al.Reason.String()})
 	}
 	return out, nil

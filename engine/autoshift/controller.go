@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/grayzone/grayzone/actuator"
@@ -106,18 +105,22 @@ type Controller struct {
 		healthy, impacted map[string]bool
 		since             map[string]time.Time
 	}
-	// view is what the last change left, for readers that must not wait
-	// for a Tick (see View).
-	view atomic.Pointer[View]
+	// pub is what the last change left, for readers that must not wait
+	// for a Tick (see View), and view the View made of it, nil until one
+	// is asked for; both guarded by pubMu, never held across anything but
+	// their own reads and writes.
+	pubMu sync.Mutex
+	pub   View
+	view  *View
 }
 
 // View is the controller as its last change left it: the latest
 // assessment and the runbook's phase, state and unfinished actions. It is
-// published under the lock at the end of every change (Tick, Assess, Ack,
-// Abandon, SetRunbook) and read without it, so a reader such as the status
-// API or /metrics never waits for a Tick in progress (the engine's
-// assessment runs under the lock) and sees each change whole. A View is
-// never modified once published.
+// published at the end of every change (Tick, Assess, Ack, Abandon,
+// SetRunbook), under the lock, and read without it, so a reader such as
+// the status API or /metrics never waits for a Tick in progress (the
+// engine's assessment runs under the lock) and sees each change whole. A
+// View is never modified once returned.
 type View struct {
 	Assessment detect.Assessment
 	Phase      runbook.Phase
@@ -139,12 +142,30 @@ func New(o Options) *Controller {
 
 // View returns the controller as its last change left it, without waiting
 // for the lock: never nil, never modified (the caller must not modify it).
-func (c *Controller) View() *View { return c.view.Load() }
+// A View is made when asked for, once per change: the state is published
+// at every tick, four a second, and read by a status request or a scrape
+// now and then (a new View per tick was a tenth of the bytes a simulated
+// hour allocated).
+func (c *Controller) View() *View {
+	c.pubMu.Lock()
+	defer c.pubMu.Unlock()
+	if c.view == nil {
+		v := c.pub
+		c.view = &v
+	}
+	return c.view
+}
 
-// publish makes the current state the View; mu held (or c not yet shared).
+// publish makes the current state the View's; mu held (or c not yet
+// shared). What it copies is never written afterwards: the assessment's
+// slices are immutable, and the runbook's state and pending actions new.
 func (c *Controller) publish() {
 	phase, zone := c.o.Runbook.Phase()
-	c.view.Store(&View{Assessment: c.last, Phase: phase, Zone: zone, State: c.o.Runbook.State(), Version: c.version, Pending: c.o.Runbook.Pending()})
+	st, pending := c.o.Runbook.State(), c.o.Runbook.Pending()
+	c.pubMu.Lock()
+	c.pub = View{Assessment: c.last, Phase: phase, Zone: zone, State: st, Version: c.version, Pending: pending}
+	c.view = nil
+	c.pubMu.Unlock()
 }
 
 // ObserveAggregates feeds per-series interval aggregates to the engine: the

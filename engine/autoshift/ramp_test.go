@@ -34,13 +34,13 @@ func TestRampAbortIsARelapseInOneEpisode(t *testing.T) {
 		t.Fatalf("events %s, want ramp_aborted", eventKinds(r.c))
 	}
 	relapsed := false
-	for _, al := range a.Alarms {
+	for _, al := range a.Alarms.All() {
 		if al.Name == "z2-recovered" && strings.Contains(al.Reason.String(), "×1 relapses") {
 			relapsed = true
 		}
 	}
 	if !relapsed {
-		t.Errorf("the engine's recovery test was not backed off after the abort: %+v", a.Alarms)
+		t.Errorf("the engine's recovery test was not backed off after the abort: %+v", a.Alarms.Slice())
 	}
 	if d := r.audits("decision"); !strings.Contains(strings.Join(d, "\n"), "ramp aborted: ") || !strings.Contains(strings.Join(d, "\n"), "returning: 5 %") {
 		t.Errorf("decision audits %q", d)

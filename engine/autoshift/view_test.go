@@ -94,3 +94,23 @@ func TestViewDoesNotWaitForTick(t *testing.T) {
 		t.Errorf("after the tick: phase %s, want the shift under way", v.Phase)
 	}
 }
+
+// A View is made once per change, when asked for: asked twice without a
+// change in between, it is the same View; a View kept is not modified by
+// the changes after it.
+func TestViewMadeOncePerChange(t *testing.T) {
+	r := newRig(t, opts{mitigate: true})
+	r.run(1, "", true)
+	v := r.c.View()
+	at := v.Assessment.At
+	if r.c.View() != v {
+		t.Fatal("a new View without a change")
+	}
+	r.run(1, "", true)
+	if w := r.c.View(); w == v || !w.Assessment.At.After(at) {
+		t.Fatalf("after a tick: the same View (assessed at %s), want a new one", w.Assessment.At)
+	}
+	if !v.Assessment.At.Equal(at) {
+		t.Fatalf("a View kept changed: assessed at %s, was %s", v.Assessment.At, at)
+	}
+}

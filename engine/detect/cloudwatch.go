@@ -49,7 +49,7 @@ type cloudWatch struct {
 	states map[string]alarm.State
 	// view is the assessment part computed at the last evaluation: states
 	// change only then, so ticks in between reuse it.
-	view *Assessment
+	view *assessing
 }
 
 var sources = []observation.Source{observation.Server, observation.Canary}
@@ -257,7 +257,7 @@ func (cw *cloudWatch) evaluate(now time.Time) {
 		states[name] = st
 	}
 	cw.states = states
-	v := &Assessment{}
+	v := &assessing{}
 	for _, z := range cw.cfg.Zones {
 		v.Zones = append(v.Zones, ZoneStatus{Zone: z})
 	}
@@ -265,13 +265,13 @@ func (cw *cloudWatch) evaluate(now time.Time) {
 	cw.view = v
 }
 
-func (cw *cloudWatch) assess(a *Assessment) {
+func (cw *cloudWatch) assess(a *assessing) {
 	if cw.view == nil {
 		cw.build(a)
 		return
 	}
 	v := cw.view
-	a.Alarms = append(a.Alarms, v.Alarms...)
+	a.alarms = append(a.alarms, v.alarms...)
 	a.Regional, a.Isolated, a.Why = v.Regional, v.Isolated, v.Why
 	for i := range a.Zones {
 		z := v.Zone(a.Zones[i].Zone)
@@ -280,17 +280,17 @@ func (cw *cloudWatch) assess(a *Assessment) {
 }
 
 // build fills the detector's part of an assessment from the current states.
-func (cw *cloudWatch) build(a *Assessment) {
+func (cw *cloudWatch) build(a *assessing) {
 	if cw.states == nil {
 		for _, z := range cw.cfg.Zones {
-			a.Alarms = append(a.Alarms, AlarmStatus{Name: IsolatedAlarmName(z), State: alarm.InsufficientData})
+			a.alarms = append(a.alarms, AlarmStatus{Name: IsolatedAlarmName(z), State: alarm.InsufficientData})
 		}
 		a.Why = "no complete period yet"
 		return
 	}
 	for _, name := range cw.order {
 		ev := cw.last[name]
-		a.Alarms = append(a.Alarms, AlarmStatus{Name: name, State: ev.State, Reason: Because(ev.Reason)})
+		a.alarms = append(a.alarms, AlarmStatus{Name: name, State: ev.State, Reason: Because(ev.Reason)})
 	}
 	// The explanation is read only for a why that names an alarm in ALARM:
 	// worked out then, not at every evaluation (with the rules' texts, made
@@ -312,7 +312,7 @@ func (cw *cloudWatch) build(a *Assessment) {
 		}
 	}
 	for i, name := range cw.names {
-		a.Alarms = append(a.Alarms, AlarmStatus{Name: name, State: cw.states[name], Reason: Because(cw.ruleTexts[i])})
+		a.alarms = append(a.alarms, AlarmStatus{Name: name, State: cw.states[name], Reason: Because(cw.ruleTexts[i])})
 	}
 	a.Regional = cw.states["regional-impact"] == alarm.Alarm
 	var whys []string

@@ -418,7 +418,7 @@ func instancesReason(r *Reason) string {
 	return fmt.Sprintf("%d of %d instances contributing %v (need %d)", len(r.strs), int(r.num[0]), r.strs, int(r.num[1]))
 }
 
-func (f *defaultProfile) assess(a *Assessment) {
+func (f *defaultProfile) assess(a *assessing) {
 	if len(f.evals) != len(f.cfg.Zones) {
 		f.evals = make([][2]zoneEval, len(f.cfg.Zones))
 	}
@@ -440,7 +440,7 @@ func (f *defaultProfile) assess(a *Assessment) {
 		}
 	}
 	a.Regional = liteZones >= 2
-	a.Alarms = append(a.Alarms, AlarmStatus{Name: "regional-impact", State: stateOf(a.Regional),
+	a.alarms = append(a.alarms, AlarmStatus{Name: "regional-impact", State: stateOf(a.Regional),
 		Reason: Reason{form: reasonRegional, num: [6]float64{float64(liteZones)}}})
 
 	var best *zoneEval
@@ -451,16 +451,16 @@ func (f *defaultProfile) assess(a *Assessment) {
 		names := &f.names[i]
 		for _, d := range dims {
 			ev := &e[d] // not copied: a zoneEval is 240 bytes
-			a.Alarms = append(a.Alarms, AlarmStatus{Name: names.impact[d], State: stateOf(ev.impacted),
+			a.alarms = append(a.alarms, AlarmStatus{Name: names.impact[d], State: stateOf(ev.impacted),
 				Reason: Reason{form: reasonImpact, num: [6]float64{ev.score, f.h[d], float64(ev.src), f.p0[d]}}})
 			oState := stateOf(ev.outlier)
 			if ev.thin {
 				oState = alarm.InsufficientData
 			}
-			a.Alarms = append(a.Alarms, AlarmStatus{Name: names.outlier[d], State: oState,
+			a.alarms = append(a.alarms, AlarmStatus{Name: names.outlier[d], State: oState,
 				Reason: Reason{form: reasonOutlier, num: [6]float64{ev.rate, float64(ev.n), ev.otherRate, float64(ev.otherN), float64(ev.window)}}})
 			multi := len(ev.contributors) >= f.cfg.MinInstances
-			a.Alarms = append(a.Alarms, AlarmStatus{Name: names.multi[d], State: stateOf(multi),
+			a.alarms = append(a.alarms, AlarmStatus{Name: names.multi[d], State: stateOf(multi),
 				Reason: Reason{form: reasonInstances, num: [6]float64{float64(ev.instances), float64(f.cfg.MinInstances)}, strs: ev.contributors}})
 			if ev.impacted {
 				zs.Impacted = true
@@ -482,7 +482,7 @@ func (f *defaultProfile) assess(a *Assessment) {
 		zs := &a.Zones[i]
 		iso := best != nil && best.zone == zs.Zone
 		zs.Isolated = iso
-		a.Alarms = append(a.Alarms, AlarmStatus{Name: f.names[i].isolated, State: stateOf(iso),
+		a.alarms = append(a.alarms, AlarmStatus{Name: f.names[i].isolated, State: stateOf(iso),
 			Reason: Because("impact AND outlier AND multiple instances AND others shown healthy AND NOT regional-impact")})
 	}
 	if best != nil {

@@ -194,14 +194,15 @@ type instRef struct {
 }
 
 // chunk hands out new slices from a larger allocation, for an assessment's
-// zones, new at most every tick (a busy resource's change every tick): one
-// allocation per few ticks instead of one per tick. Each slice is its own
-// part of the chunk (its capacity ends where the next begins) and is
-// written only before it is handed out, so an assessment's slices still
-// never change once returned. A slice kept keeps its chunk alive: chunks
-// are of chunkValues values (zones: under 4 KB), so that an idle resource
-// of serve's holds little. (The alarms, a few kilobytes a tick, are
-// allocated one slice at a time for the same reason.)
+// zones and its alarms' diff (Alarms), new at most every tick (a busy
+// resource's change every tick): one allocation per few ticks instead of
+// one per tick. Each slice is its own part of the chunk (its capacity ends
+// where the next begins) and is written only before it is handed out, so an
+// assessment's slices still never change once returned. A slice kept keeps
+// its chunk alive: chunks are of chunkValues values (zones: under 4 KB,
+// diffs: under 2 KB), so that an idle resource of serve's holds little.
+// (A full set of alarms, a few kilobytes, is allocated one at a time for
+// the same reason.)
 type chunk[T any] struct{ buf []T }
 
 const chunkValues = 32
@@ -273,16 +274,20 @@ type Engine struct {
 	pend, freePend []*pendingSecond
 	// The last assessment's zones and alarms as returned, and the scratch
 	// the next one is built in: an assessment whose zones (alarms) equal
-	// the last one's shares its slice, so an idle engine allocates nothing
-	// for them (a slice of every alarm per tick was two thirds of the bytes
-	// a pass over 1,000 of serve's resources allocated). Nothing writes
-	// into an assessment's slices once returned.
-	zones, zoneBuf   []ZoneStatus
-	alarms, alarmBuf []AlarmStatus
-	assessBuf        Assessment
-	// zoneChunk hands out the returned zones.
+	// the last one's shares them, so an idle engine allocates nothing for
+	// them (a slice of every alarm per tick was two thirds of the bytes a
+	// pass over 1,000 of serve's resources allocated). Nothing writes into
+	// an assessment's slices once returned.
+	zones, zoneBuf []ZoneStatus
+	alarms         Alarms
+	alarmBuf       []AlarmStatus
+	assessBuf      assessing
+	// zoneChunk hands out the returned zones, diffChunk the alarms' diffs
+	// (see Alarms), diffBuf the scratch a diff is found in.
 	zoneChunk chunk[ZoneStatus]
-	// alarmOrder is sortAlarms' memory: the names in the order the detector
+	diffChunk chunk[alarmDiff]
+	diffBuf   []alarmDiff
+	// alarmOrder is alarmsOf's memory: the names in the order the detector
 	// appended them last, and the sorting permutation.
 	alarmOrder struct {
 		names []string
@@ -301,7 +306,7 @@ type Engine struct {
 // detector is one profile's decision logic over closed buckets.
 type detector interface {
 	step(b *bucket)
-	assess(a *Assessment)
+	assess(a *assessing)
 	// forget drops what the detector keeps of instance i (an index of
 	// Engine.insts), gone for good; the index may be reused.
 	forget(i int32)
@@ -1008,7 +1013,7 @@ type Assessment struct {
 	Zones    []ZoneStatus
 	Isolated string // the zone with isolated impact, or ""
 	Regional bool
-	Alarms   []AlarmStatus
+	Alarms   Alarms
 	// Why explains the decision (or its absence) in one paragraph.
 	Why string
 	// RegionalAvailability is the regional canaries' view over the health window.
@@ -1070,7 +1075,7 @@ func (e *Engine) assess(now time.Time) Assessment {
 	// Built in the engine's scratch: the detector takes a pointer to it,
 	// which would move a local to the heap at every tick.
 	a := &e.assessBuf
-	*a = Assessment{At: now, Profile: e.cfg.Profile, Zones: e.zoneBuf[:0], Alarms: e.alarmBuf[:0]}
+	*a = assessing{Assessment: Assessment{At: now, Profile: e.cfg.Profile, Zones: e.zoneBuf[:0]}, alarms: e.alarmBuf[:0]}
 	for zi, z := range e.cfg.Zones {
 		h := e.health[zi].total
 		d := e.display[zi].total
@@ -1089,58 +1094,17 @@ func (e *Engine) assess(now time.Time) Assessment {
 	}
 	e.det.assess(a)
 	a.failStatic(e.doubt(now))
-	if r, ok := e.det.(interface{ doubted(*Assessment) }); ok && a.FailStatic.Active {
+	if r, ok := e.det.(interface{ doubted(*assessing) }); ok && a.FailStatic.Active {
 		r.doubted(a)
 	}
-	e.zoneBuf, e.alarmBuf = a.Zones, a.Alarms
+	e.zoneBuf, e.alarmBuf = a.Zones, a.alarms
 	if !slices.Equal(e.zones, a.Zones) || e.zones == nil {
 		e.zones = e.zoneChunk.take(len(a.Zones))
 		copy(e.zones, a.Zones)
 	}
-	e.alarms = e.sortAlarms(a.Alarms)
+	e.alarms = e.alarmsOf(a.alarms)
 	a.Zones, a.Alarms = e.zones, e.alarms
-	return *a
-}
-
-// sortAlarms returns the alarms ordered by name (stable): the last
-// assessment's alarms when they are the same, else a new slice. A detector
-// appends the same alarms in the same order tick after tick, so the order
-// found once is reused while the names are the same (sorting every tick was
-// a twentieth of a simulated day), and the built alarms are compared with
-// the last ones, or copied out, through it: nothing is moved in place.
-func (e *Engine) sortAlarms(as []AlarmStatus) []AlarmStatus {
-	o := &e.alarmOrder
-	same := len(as) == len(o.names)
-	for i := 0; same && i < len(as); i++ {
-		same = as[i].Name == o.names[i]
-	}
-	if !same {
-		o.names = o.names[:0]
-		o.perm = o.perm[:0]
-		for i, al := range as {
-			o.names = append(o.names, al.Name)
-			o.perm = append(o.perm, i)
-		}
-		slices.SortStableFunc(o.perm, func(x, y int) int { return strings.Compare(as[x].Name, as[y].Name) })
-	}
-	// Place i of the sorted alarms is as[perm[i]].
-	if last := e.alarms; last != nil && len(last) == len(as) {
-		i := 0
-		for ; i < len(as); i++ {
-			x, y := &last[i], &as[o.perm[i]]
-			if x.Name != y.Name || x.State != y.State || !x.Reason.equal(&y.Reason) {
-				break
-			}
-		}
-		if i == len(as) {
-			return last
-		}
-	}
-	out := make([]AlarmStatus, len(as))
-	for i, j := range o.perm {
-		out[i] = as[j]
-	}
-	return out
+	return a.Assessment
 }
 
 func canaryAvail(c Counts) float64 {

@@ -111,7 +111,7 @@ func TestFastDetectsZonalFaultsWithinSeconds(t *testing.T) {
 			t.Errorf("explanation %q lacks %q", a.Why, want)
 		}
 	}
-	for _, al := range a.Alarms {
+	for _, al := range a.Alarms.All() {
 		if al.Name == "az2-isolated-impact" && al.State != alarm.Alarm {
 			t.Errorf("alarm %s is %s, want ALARM", al.Name, al.State)
 		}

@@ -118,7 +118,7 @@ func (e *Engine) doubt(now time.Time) FailStatic {
 
 // failStatic withholds every isolated-impact decision while in doubt and
 // says why in the assessment.
-func (a *Assessment) failStatic(fs FailStatic) {
+func (a *assessing) failStatic(fs FailStatic) {
 	a.FailStatic = fs
 	if !fs.Active {
 		return
@@ -128,11 +128,11 @@ func (a *Assessment) failStatic(fs FailStatic) {
 	for i := range a.Zones {
 		a.Zones[i].Isolated = false
 	}
-	for i := range a.Alarms {
+	for i := range a.alarms {
 		for _, z := range a.Zones {
-			if a.Alarms[i].Name == IsolatedAlarmName(z.Zone) {
-				a.Alarms[i].State = alarm.OK
-				a.Alarms[i].Reason = Because("fail static (" + fs.Reason + "): no decision while grayzone's own view is in doubt")
+			if a.alarms[i].Name == IsolatedAlarmName(z.Zone) {
+				a.alarms[i].State = alarm.OK
+				a.alarms[i].Reason = Because("fail static (" + fs.Reason + "): no decision while grayzone's own view is in doubt")
 			}
 		}
 	}

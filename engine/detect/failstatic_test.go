@@ -143,7 +143,7 @@ func TestSilentZoneIsImpactUnlessEveryZoneIsSilent(t *testing.T) {
 				if !last.FailStatic.Active || !strings.Contains(last.Why, "fail static") {
 					t.Errorf("no fail static: %+v, why %q", last.FailStatic, last.Why)
 				}
-				for _, al := range last.Alarms {
+				for _, al := range last.Alarms.All() {
 					if al.Name == IsolatedAlarmName("az1") && !strings.Contains(al.Reason.String(), "fail static") {
 						t.Errorf("isolated alarm reason %q", al.Reason)
 					}

@@ -51,7 +51,8 @@ func (r Reason) String() string {
 // MarshalText writes the reason as its text (JSON, logs).
 func (r Reason) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 
-// equal reports whether r and o are the same reason (the same text).
-func (r *Reason) equal(o *Reason) bool {
-	return r.text == o.text && r.form == o.form && r.num == o.num && r.flag == o.flag && slices.Equal(r.strs, o.strs)
+// equalText reports whether r and o are the same reason but for their
+// numbers (the same text when the numbers are the same too).
+func (r *Reason) equalText(o *Reason) bool {
+	return r.text == o.text && r.form == o.form && r.flag == o.flag && slices.Equal(r.strs, o.strs)
 }

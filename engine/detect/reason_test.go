@@ -28,7 +28,7 @@ func TestReasonsReadAsText(t *testing.T) {
 		"az1-recovered":                       `^sequential test 0\.0 of \d+\.\d \(β 1e-03×0 relapses\) that the availability rate is back to 0\.001 rather than \d\.\d+; zone impacted$`,
 	}
 	seen := map[string]bool{}
-	for _, al := range a.Alarms {
+	for _, al := range a.Alarms.All() {
 		re, ok := want[al.Name]
 		if !ok {
 			continue

@@ -126,7 +126,7 @@ func (f *defaultProfile) stepRecovery(b *bucket) {
 
 // assessRecovery fills the zones' recovery status; impacted zones never
 // count as recovered.
-func (f *defaultProfile) assessRecovery(a *Assessment) {
+func (f *defaultProfile) assessRecovery(a *assessing) {
 	for i := range a.Zones {
 		zs := &a.Zones[i]
 		r := f.rec[zs.Zone]
@@ -149,7 +149,7 @@ func (f *defaultProfile) assessRecovery(a *Assessment) {
 			zs.RecoveredSince = time.Unix(0, r.start*int64(f.cfg.Resolution)).UTC()
 		}
 		state := stateOf(pass)
-		a.Alarms = append(a.Alarms, AlarmStatus{Name: f.names[i].recovered, State: state,
+		a.alarms = append(a.alarms, AlarmStatus{Name: f.names[i].recovered, State: state,
 			Reason: Reason{form: reasonRecovery, text: r.dim.String(), flag: zs.Impacted,
 				num: [6]float64{r.s, need, f.cfg.RecoveryErrorRate, float64(r.relapses), math.Min(f.p0[r.dim], r.pb/2), r.pb}}})
 	}
@@ -166,7 +166,7 @@ func recoveryReason(r *Reason) string {
 
 // doubted: while the engine's view is in doubt nothing counts toward
 // recovery; every running test starts over once the doubt clears.
-func (f *defaultProfile) doubted(a *Assessment) {
+func (f *defaultProfile) doubted(a *assessing) {
 	for _, r := range f.rec {
 		r.s = 0
 	}

@@ -98,7 +98,7 @@ func TestRecoveryHoldsThroughALongFault(t *testing.T) {
 				break
 			}
 			if at >= faultEnd+11*time.Minute {
-				t.Fatalf("seed %d: not recovered 11 minutes after the fault: %+v", seed, a.Alarms)
+				t.Fatalf("seed %d: not recovered 11 minutes after the fault: %+v", seed, a.Alarms.Slice())
 			}
 		}
 		if isolated < 0 {
@@ -144,7 +144,7 @@ func TestRecoveryBacksOffAfterARelapse(t *testing.T) {
 	}
 	f.rec["az1"].passed, f.rec["az1"].passedAt = true, f.step_
 	f.step_ += 4 * 60 // a minute later it fails again
-	a := &Assessment{Zones: []ZoneStatus{{Zone: "az1"}}}
+	a := &assessing{Assessment: Assessment{Zones: []ZoneStatus{{Zone: "az1"}}}}
 	f.assessRecovery(a)
 	if !a.Zones[0].Relapsing {
 		t.Error("zone not marked relapsing a minute after its test passed")
@@ -153,7 +153,7 @@ func TestRecoveryBacksOffAfterARelapse(t *testing.T) {
 	// assess calls startRecovery before assessRecovery: at the very tick of
 	// the relapse the new test has not passed, yet the zone is relapsing (the
 	// runbook reads it at this isolated call, serve's spacing too).
-	a = &Assessment{Zones: []ZoneStatus{{Zone: "az1", Impacted: true}}}
+	a = &assessing{Assessment: Assessment{Zones: []ZoneStatus{{Zone: "az1", Impacted: true}}}}
 	f.assessRecovery(a)
 	if !a.Zones[0].Relapsing {
 		t.Error("zone not marked relapsing at the tick of its relapse")

@@ -121,7 +121,7 @@ func (s *Service) Alarms(ctx context.Context, name string) ([]api.Alarm, error) 
 		if name != "" && r.cfg.Name != name {
 			continue
 		}
-		for _, al := range r.ctrl.View().Assessment.Alarms {
+		for _, al := range r.ctrl.View().Assessment.Alarms.All() {
 			out = append(out, api.Alarm{Resource: r.cfg.Name, Name: al.Name, State: string(al.State), Reason: al.Reason.String()})
 		}
 	}

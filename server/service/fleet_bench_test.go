@@ -233,7 +233,7 @@ func TestMetricsSeriesPerResource(t *testing.T) {
 	}
 	m := scrape(t, s)
 	inAlarm := 0
-	for _, al := range r.ctrl.View().Assessment.Alarms {
+	for _, al := range r.ctrl.View().Assessment.Alarms.All() {
 		if al.State != alarm.Alarm {
 			continue
 		}

@@ -89,7 +89,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, reason := range detect.FailStaticReasons {
 			ch <- prometheus.MustNewConstMetric(mFailStat, prometheus.GaugeValue, b(st.FailStatic != nil && st.FailStatic.Reason == reason), st.Name, reason)
 		}
-		for _, al := range r.ctrl.View().Assessment.Alarms {
+		for _, al := range r.ctrl.View().Assessment.Alarms.All() {
 			// Only alarms in ALARM: a resource has some 20 alarms, nearly
 			// always OK, and their zeros were a quarter of a fleet's series.
 			if al.State == alarm.Alarm {

@@ -400,7 +400,7 @@ func jsonDetail(v any) json.RawMessage {
 
 // alarmState looks an alarm up in the last assessment.
 func (r *resource) alarmState(name string) alarm.State {
-	for _, al := range r.ctrl.View().Assessment.Alarms {
+	for _, al := range r.ctrl.View().Assessment.Alarms.All() {
 		if al.Name == name {
 			return al.State
 		}
