@@ -11,8 +11,9 @@
 // (fault.Cursor) and its server-side counters (Config.Server), operations
 // resolved once, no math.Exp where the customer's verdict does not need it
 // (and, where a latency is drawn, e^x from a table, to math.Exp's
-// nanosecond), routing turns kept by the world (frontdoor.Cursor), and, when the caller takes aggregates, server-side observations summed
-// per engine bucket and series instead of handed over one by one.
+// nanosecond), routing turns kept by the world (frontdoor.Cursor), and,
+// when the caller takes aggregates, server-side observations summed per
+// engine bucket and series instead of handed over one by one.
 package sim
 
 import (
