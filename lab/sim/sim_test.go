@@ -355,3 +355,37 @@ func TestScaledIsMathExp(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkScaled: a lognormal latency from a normal draw, scaled against
+// the math.Exp it stands for: independent draws (throughput) and each draw
+// chosen by the last result (latency, as in a request, where the next step
+// waits for the value).
+func BenchmarkScaled(b *testing.B) {
+	zs := make([]float64, 4096)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range zs {
+		zs[i] = rng.NormFloat64()
+	}
+	exp := func(median time.Duration, sigma, z float64) time.Duration {
+		return time.Duration(float64(median) * math.Exp(sigma*z))
+	}
+	for _, f := range []struct {
+		name string
+		fn   func(time.Duration, float64, float64) time.Duration
+	}{{"scaled", scaled}, {"math.Exp", exp}} {
+		b.Run(f.name+"/independent", func(b *testing.B) {
+			var sum time.Duration
+			for i := range b.N {
+				sum += f.fn(2*time.Millisecond, 0.3, zs[i&4095])
+			}
+			_ = sum
+		})
+		b.Run(f.name+"/chained", func(b *testing.B) {
+			var d time.Duration
+			for i := range b.N {
+				d = f.fn(2*time.Millisecond, 0.3, zs[(i+int(d&1))&4095])
+			}
+			_ = d
+		})
+	}
+}
