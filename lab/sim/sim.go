@@ -9,11 +9,10 @@
 // heap), each instance's state found once per request (by target pointer)
 // holding its fault effects for the span of the fault plan in force
 // (fault.Cursor) and its server-side counters (Config.Server), operations
-// resolved once, no math.Exp where the customer's verdict does not need it
-// (and, where a latency is drawn, e^x from a table, to math.Exp's
-// nanosecond), routing turns kept by the world (frontdoor.Cursor), and,
-// when the caller takes aggregates, server-side observations summed per
-// engine bucket and series instead of handed over one by one.
+// resolved once, no math.Exp where the customer's verdict does not need it,
+// routing turns kept by the world (frontdoor.Cursor), and, when the caller
+// takes aggregates, server-side observations summed per engine bucket and
+// series instead of handed over one by one.
 package sim
 
 import (
@@ -453,55 +452,10 @@ func (w *World) lognormal(median time.Duration, sigma float64) time.Duration {
 	return scaled(median, sigma, w.rng.NormFloat64())
 }
 
-// scaled is the lognormal latency of the standard normal draw z:
-// time.Duration(float64(median) * math.Exp(sigma*z)), the same nanosecond
-// (every latency is recorded, so the value must not move), in some 60 % of
-// math.Exp's latency and at least its throughput (BenchmarkScaled: math.Exp
-// was a tenth of a simulated hour, where a request waits on the value).
-// e^x is taken from a table at x's nearest 1/expSteps and a short series
-// for the rest, within a few ulps of e^x, as math.Exp is: the two products
-// then differ by far less than expTol of the value, so when the value is
-// more than that from a whole nanosecond both truncate to the same one.
-// Otherwise (for the sim's millisecond medians, a few draws in a million),
-// and out of the table's range, math.Exp decides.
+// scaled is the lognormal latency of the standard normal draw z.
 func scaled(median time.Duration, sigma, z float64) time.Duration {
-	x := sigma * z
-	m := float64(median)
-	if x > -expRange && x < expRange && m > 0 {
-		// k: x·expSteps rounded to the nearest, shifted to be positive (a
-		// conversion truncates toward zero); r: what is left, |r| ≤ 1/512,
-		// exact (x and k/expSteps are within a factor of two or r is x).
-		k := int(x*expSteps + (expRange*expSteps + 0.5))
-		r := x - float64(k-expRange*expSteps)/expSteps
-		// e^r to degree 4: the next term, r⁵/120 < 3·10⁻¹⁶, is below an ulp.
-		r2 := r * r
-		p := (1 + r) + r2*((0.5+r*(1.0/6))+r2*(1.0/24))
-		v := m * (expTable[k] * p)
-		d := time.Duration(v)
-		if f := v - float64(d); f > v*expTol && f < 1-v*expTol {
-			return d
-		}
-	}
-	return time.Duration(m * math.Exp(x))
+	return time.Duration(float64(median) * math.Exp(sigma*z))
 }
-
-// scaled's table: expTable[k] = e^((k-expRange·expSteps)/expSteps), for
-// |x| < expRange (a lognormal draw's σ·z is within ±3 but for one draw in
-// millions; beyond it, math.Exp). expTol is the relative distance from a
-// whole nanosecond within which math.Exp decides: some 4,000 ulps, where
-// the two ways of computing e^x differ by a few.
-const (
-	expRange = 8
-	expSteps = 256
-	expTol   = 0x1p-40
-)
-
-var expTable = func() (t [2*expRange*expSteps + 1]float64) {
-	for k := range t {
-		t[k] = math.Exp(float64(k-expRange*expSteps) / expSteps)
-	}
-	return t
-}()
 
 func (w *World) jittered(d, jitter time.Duration) time.Duration {
 	if d == 0 {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
-	"math/rand/v2"
 	"reflect"
 	"testing"
 	"time"
@@ -328,64 +327,5 @@ func TestAggregatesCountLikeObservations(t *testing.T) {
 	})
 	if len(single) == 0 || !reflect.DeepEqual(single, summed) {
 		t.Fatalf("aggregates differ from single observations: %d vs %d series-buckets", len(summed), len(single))
-	}
-}
-
-// TestScaledIsMathExp: scaled gives the very nanosecond of
-// time.Duration(median·math.Exp(σz)) for the sim's medians and sigmas, over
-// normal draws and over a fine grid of σz covering its table and beyond.
-func TestScaledIsMathExp(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	check := func(median time.Duration, sigma, z float64) {
-		t.Helper()
-		want := time.Duration(float64(median) * math.Exp(sigma*z))
-		if got := scaled(median, sigma, z); got != want {
-			t.Fatalf("scaled(%v, %v, %v) = %d, math.Exp gives %d", median, sigma, z, got, want)
-		}
-	}
-	for _, c := range []struct {
-		median time.Duration
-		sigma  float64
-	}{{2 * time.Millisecond, 0.3}, {3 * time.Millisecond, 0.4}, {backMedian, backSigma}, {time.Second, 1}} {
-		for range 200_000 {
-			check(c.median, c.sigma, rng.NormFloat64())
-		}
-		for x := -9.0; x <= 9; x += 1.0 / 4096 {
-			check(c.median, c.sigma, x/c.sigma)
-		}
-	}
-}
-
-// BenchmarkScaled: a lognormal latency from a normal draw, scaled against
-// the math.Exp it stands for: independent draws (throughput) and each draw
-// chosen by the last result (latency, as in a request, where the next step
-// waits for the value).
-func BenchmarkScaled(b *testing.B) {
-	zs := make([]float64, 4096)
-	rng := rand.New(rand.NewPCG(1, 2))
-	for i := range zs {
-		zs[i] = rng.NormFloat64()
-	}
-	exp := func(median time.Duration, sigma, z float64) time.Duration {
-		return time.Duration(float64(median) * math.Exp(sigma*z))
-	}
-	for _, f := range []struct {
-		name string
-		fn   func(time.Duration, float64, float64) time.Duration
-	}{{"scaled", scaled}, {"math.Exp", exp}} {
-		b.Run(f.name+"/independent", func(b *testing.B) {
-			var sum time.Duration
-			for i := range b.N {
-				sum += f.fn(2*time.Millisecond, 0.3, zs[i&4095])
-			}
-			_ = sum
-		})
-		b.Run(f.name+"/chained", func(b *testing.B) {
-			var d time.Duration
-			for i := range b.N {
-				d = f.fn(2*time.Millisecond, 0.3, zs[(i+int(d&1))&4095])
-			}
-			_ = d
-		})
 	}
 }
