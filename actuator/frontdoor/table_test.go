@@ -476,3 +476,39 @@ func TestConcurrentPicksWhileChanging(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestCursorPicksAsTheCounters: picks through a Cursor are the ones the
+// table's counters give, in the same order, through targets going
+// unhealthy and back, a zone emptied, shifted and returning at a weight.
+func TestCursorPicksAsTheCounters(t *testing.T) {
+	p := HealthPolicy{HealthyThreshold: 1, UnhealthyThreshold: 1}
+	shared, own := newTable3(t, 3, p), newTable3(t, 3, p)
+	var c Cursor
+	both := func(f func(tb *Table)) { f(shared); f(own) }
+	steps := []func(tb *Table){
+		func(tb *Table) {},
+		func(tb *Table) { tb.ReportHealth("az1-2", false) },
+		func(tb *Table) { tb.ReportHealth("az2-1", false); tb.ReportHealth("az2-3", false) },
+		func(tb *Table) { _ = tb.SetShifted("az3", true) },
+		func(tb *Table) { _ = tb.SetWeight("az3", 25) },
+		func(tb *Table) { tb.ReportHealth("az1-2", true); tb.RemoveTarget("az2-2") },
+		func(tb *Table) { _ = tb.SetShifted("az3", false); tb.RemoveTarget("az2-1"); tb.RemoveTarget("az2-3") },
+	}
+	for i, step := range steps {
+		both(step)
+		for n := range 50 {
+			a, b := shared.Snapshot().PickRegional(), own.Snapshot().PickRegionalWith(&c)
+			if (a == nil) != (b == nil) || a != nil && a.ID != b.ID {
+				t.Fatalf("step %d, regional pick %d: counters %v, cursor %v", i, n, a, b)
+			}
+			z := zones3[n%len(zones3)]
+			a, b = shared.Snapshot().PickZonal(z), own.Snapshot().PickZonalWith(&c, z)
+			if (a == nil) != (b == nil) || a != nil && a.ID != b.ID {
+				t.Fatalf("step %d, zonal pick %d in %s: counters %v, cursor %v", i, n, z, a, b)
+			}
+		}
+	}
+	if got := own.Snapshot().PickZonalWith(&c, "nowhere"); got != nil {
+		t.Errorf("PickZonalWith(unknown zone) = %v, want nil", got)
+	}
+}

@@ -10,8 +10,9 @@
 // holding its fault effects for the span of the fault plan in force
 // (fault.Cursor) and its server-side counters (Config.Server), operations
 // resolved once, no math.Exp where the customer's verdict does not need it,
-// and, when the caller takes aggregates, server-side observations summed
-// per engine bucket and series instead of handed over one by one.
+// routing turns kept by the world (frontdoor.Cursor), and, when the caller
+// takes aggregates, server-side observations summed per engine bucket and
+// series instead of handed over one by one.
 package sim
 
 import (
@@ -100,6 +101,11 @@ type World struct {
 	insts    map[string]*inst
 	byTarget map[*frontdoor.Target]*inst
 	snap     *frontdoor.Snapshot
+	// cur is the world's place in the table's round robins: the world
+	// makes every pick on its table, from one goroutine, so it keeps its
+	// own (frontdoor.Cursor) rather than the atomic counters a proxy's
+	// concurrent requests share; the picks are the same.
+	cur frontdoor.Cursor
 }
 
 // mixOp is one operation of the customer mix, resolved once.
@@ -243,7 +249,7 @@ func (w *World) pickOp() int {
 func (w *World) customer() {
 	oi := w.pickOp()
 	op := &w.ops[oi]
-	t := w.snapshot().PickRegional()
+	t := w.snapshot().PickRegionalWith(&w.cur)
 	if t == nil {
 		w.cfg.Customer(true, op.Threshold < 0)
 		return
@@ -391,14 +397,14 @@ func (w *World) canaries(full bool) {
 			continue
 		}
 		for i := range w.ops {
-			w.canaryCall(snap.PickZonal(z), z, i, false)
+			w.canaryCall(snap.PickZonalWith(&w.cur, z), z, i, false)
 		}
 	}
 	if !full {
 		return
 	}
 	for i := range w.ops {
-		w.canaryCall(snap.PickRegional(), "", i, true)
+		w.canaryCall(snap.PickRegionalWith(&w.cur), "", i, true)
 	}
 }
 
