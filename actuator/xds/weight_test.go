@@ -93,7 +93,7 @@ func TestProxylessGRPCHonoursLocalityWeight(t *testing.T) {
 	l := startZones(t, "za", "zb")
 	c := l.dial(t, "web")
 	ctx := context.Background()
-	l.until(t, c, "both zones", func(string) bool { return true })
+	l.reachAll(t, c, "za", "zb")
 	if err := l.xds.Shift(ctx, "web", "zb", true, time.Time{}); err != nil {
 		t.Fatal(err)
 	}

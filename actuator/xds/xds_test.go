@@ -121,9 +121,25 @@ func (l *zonesLab) until(t *testing.T, c healthpb.HealthClient, what string, con
 	}
 }
 
+// reachAll sends RPCs until every zone has served one, for up to 10 s: the
+// client connects to each endpoint on its own, and until a subchannel is
+// ready its RPCs go to those that are (all 60 of a first spread once went
+// to one zone on a busy machine).
+func (l *zonesLab) reachAll(t *testing.T, c healthpb.HealthClient, zones ...string) {
+	t.Helper()
+	seen := map[string]bool{}
+	for deadline := time.Now().Add(10 * time.Second); len(seen) < len(zones); {
+		seen[l.zoneOfRPC(t, c)] = true
+		if time.Now().After(deadline) {
+			t.Fatalf("not every zone of %v served an RPC within 10 s: %v", zones, seen)
+		}
+	}
+}
+
 func TestProxylessGRPCFollowsShift(t *testing.T) {
 	l := startZones(t, "za", "zb", "zc")
 	c := l.dial(t, "web")
+	l.reachAll(t, c, "za", "zb", "zc")
 	if got := l.spread(t, c, 60); got["za"] == 0 || got["zb"] == 0 || got["zc"] == 0 {
 		t.Fatalf("before the shift every zone gets RPCs: %v", got)
 	}
