@@ -437,15 +437,17 @@ func (h *HealthChecker) Run(ctx context.Context) {
 	// (h1Transport), not handed to the two goroutines per connection of an
 	// http.Transport: at fleet size that hand-off was most of a check's
 	// CPU and allocations.
-	clients := map[string]*http.Client{}                  // by target address
-	fallback := &http.Transport{DisableCompression: true} // unused: a check is always on the fast path
+	clients := map[string]*http.Client{} // by target address
+	dial := (&net.Dialer{Timeout: h.Timeout}).DialContext
+	// A GET check is always on the fast path; the fallback is there for
+	// the transport's contract, and dials with the check's timeout too.
+	fallback := &http.Transport{DisableCompression: true, DialContext: dial}
 	defer func() {
 		for _, c := range clients {
 			c.Transport.(*h1Transport).closeIdle(true)
 		}
 		fallback.CloseIdleConnections()
 	}()
-	dial := (&net.Dialer{Timeout: h.Timeout}).DialContext
 	clientFor := func(addr string) *http.Client {
 		if h.Client != nil {
 			return h.Client
