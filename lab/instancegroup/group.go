@@ -99,12 +99,9 @@ func (s Snapshot) String() string {
 func (g *Group) Snapshot() Snapshot {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	s := Snapshot{PerZone: make(map[string]int)}
+	s := Snapshot{PerZone: make(map[string]int), Excluded: g.excludedLocked()}
 	for _, z := range g.zones {
 		s.PerZone[z] = 0
-		if g.excluded[z] {
-			s.Excluded = append(s.Excluded, z)
-		}
 	}
 	for _, in := range g.instances {
 		s.PerZone[in.Zone]++
@@ -120,6 +117,11 @@ func (g *Group) Snapshot() Snapshot {
 func (g *Group) ExcludedZones() []string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	return g.excludedLocked()
+}
+
+// excludedLocked lists the excluded zones in zone order; g.mu is held.
+func (g *Group) excludedLocked() []string {
 	var ex []string
 	for _, z := range g.zones {
 		if g.excluded[z] {

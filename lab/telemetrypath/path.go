@@ -158,13 +158,9 @@ func (p *Path) Observe(o observation.Observation) error {
 		p.one[0] = record.Aggregate{}
 		return err
 	}
-	if p.early && !o.At.After(p.due) {
-		if s := p.known(o.Zone, o.Instance, o.Operation); s != nil {
-			s.Observe(o.Outcome, o.Latency)
-			return nil
-		}
-	}
-	p.held = append(p.held, o)
+	// A server-side observation takes the one way its Counter does.
+	c := Counter{p: p, zone: o.Zone, instance: o.Instance, op: o.Operation}
+	c.Observe(o.At, o.Outcome, o.Latency)
 	return nil
 }
 
