@@ -27,15 +27,7 @@ func (p *Proxy) DialContext(ctx context.Context, network, addr string) (net.Conn
 	if network != "tcp" && network != "tcp4" && network != "tcp6" {
 		return nil, ErrNotInProcess
 	}
-	var e *fastEndpoint
-	p.mu.RLock()
-	for _, ep := range p.endpoints {
-		if ep.ln.Addr().String() == addr {
-			e = ep
-			break
-		}
-	}
-	p.mu.RUnlock()
+	e := p.endpoint(addr)
 	if e == nil {
 		return nil, ErrNotInProcess
 	}
@@ -63,6 +55,18 @@ func (p *Proxy) DialContext(ctx context.Context, network, addr string) (net.Conn
 	return client, nil
 }
 
+// endpoint returns the proxy's endpoint listening on addr, or nil.
+func (p *Proxy) endpoint(addr string) *fastEndpoint {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	for _, ep := range p.endpoints {
+		if ep.ln.Addr().String() == addr {
+			return ep
+		}
+	}
+	return nil
+}
+
 // InProcessTransport is a round tripper to one of the proxy's own endpoints
 // (addr as for DialContext) over in-memory connections (DialContext), at
 // most maxIdle of them kept between requests. Each request is written and
@@ -71,13 +75,7 @@ func (p *Proxy) DialContext(ctx context.Context, network, addr string) (net.Conn
 // connection: serve's canaries, thousands a minute in a fleet, call their
 // own front doors this way. Any other address is ErrNotInProcess.
 func (p *Proxy) InProcessTransport(addr string, maxIdle int) (http.RoundTripper, error) {
-	found := false
-	p.mu.RLock()
-	for _, ep := range p.endpoints {
-		found = found || ep.ln.Addr().String() == addr
-	}
-	p.mu.RUnlock()
-	if !found {
+	if p.endpoint(addr) == nil {
 		return nil, ErrNotInProcess
 	}
 	return &h1Transport{addr: addr, dial: p.DialContext, fallback: p.transport, maxIdle: max(1, maxIdle), idleTime: 90 * time.Second,

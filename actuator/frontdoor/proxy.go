@@ -482,6 +482,7 @@ func (h *HealthChecker) Run(ctx context.Context) {
 	}
 	tick, stop := h.Clock.NewTicker(h.Interval)
 	defer stop()
+	var targets []TargetStatus // the round's, reused from round to round
 	for {
 		if !first {
 			select {
@@ -493,7 +494,8 @@ func (h *HealthChecker) Run(ctx context.Context) {
 		first = false
 		var wg sync.WaitGroup
 		checked := 0
-		for _, ts := range h.Table.Targets() {
+		targets = h.Table.AppendTargets(targets[:0])
+		for _, ts := range targets {
 			if ts.Addr == "" {
 				continue
 			}
@@ -511,7 +513,7 @@ func (h *HealthChecker) Run(ctx context.Context) {
 		wg.Wait()
 		if len(clients) > checked { // targets gone (EndpointSlices churn): their connections too
 			current := map[string]bool{}
-			for _, ts := range h.Table.Targets() {
+			for _, ts := range targets {
 				current[ts.Addr] = true
 			}
 			for addr, c := range clients {
