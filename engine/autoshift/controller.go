@@ -295,8 +295,6 @@ func (c *Controller) takeAudit() []AuditEvent {
 	return out
 }
 
-// impacted lists the zones the detector shows impacted; none while its view
-// is in doubt (a ramp holds then, it does not abort).
 // clearMap empties *m for reuse, making it when nil.
 func clearMap[V any](m *map[string]V) map[string]V {
 	if *m == nil {

@@ -448,7 +448,7 @@ func (e *Engine) ObserveAggregate(a record.Aggregate) {
 // display p99's), and the operation's sketch in the bucket when the
 // detector reads it (the cloudwatch profile).
 func (e *Engine) add(at time.Time, src observation.Source, zone, instance, op string, regional bool, c Counts) (*pendingLat, *ddsketch.DDSketch) {
-	zi := e.zoneIndex(zone)
+	zi := slices.Index(e.cfg.Zones, zone) // a scan: a few zones, cheaper than a hash
 	if zi < 0 {
 		e.skipped++
 		return nil, nil
@@ -497,18 +497,6 @@ func (e *Engine) add(at time.Time, src observation.Source, zone, instance, op st
 	}
 	a.add(c)
 	return pl, a.lat
-}
-
-// zoneIndex is zone's index in cfg.Zones, -1 when not one of them. A scan,
-// not a map: there are a few zones, and == on strings of a few bytes is
-// cheaper than hashing one.
-func (e *Engine) zoneIndex(zone string) int {
-	for i, z := range e.cfg.Zones {
-		if z == zone {
-			return i
-		}
-	}
-	return -1
 }
 
 // second is the second bucket idx falls in.
@@ -654,7 +642,7 @@ func (e *Engine) Tick(now time.Time) Assessment {
 }
 
 func (e *Engine) close(b *bucket) {
-	sec := b.idx * int64(e.cfg.Resolution) / int64(time.Second)
+	sec := e.second(b.idx)
 	newSecond := sec != e.latSec
 	if newSecond {
 		e.installSecond(e.latSec)
@@ -1042,12 +1030,8 @@ func (a Assessment) Healthy() map[string]bool {
 	return m
 }
 
-// Recovered returns, per zone, whether it is shown recovered (ZoneStatus.Recovered).
-func (a Assessment) Recovered() map[string]bool {
-	return a.RecoveredInto(make(map[string]bool, len(a.Zones)))
-}
-
-// RecoveredInto is Recovered into m (a caller's, reused), returned.
+// RecoveredInto returns, per zone, whether it is shown recovered
+// (ZoneStatus.Recovered), into m (a caller's, reused).
 func (a Assessment) RecoveredInto(m map[string]bool) map[string]bool {
 	for _, s := range a.Zones {
 		m[s.Zone] = s.Recovered
@@ -1055,13 +1039,8 @@ func (a Assessment) RecoveredInto(m map[string]bool) map[string]bool {
 	return m
 }
 
-// RecoveredSince returns, per zone shown recovered by its test, when the
-// evidence began.
-func (a Assessment) RecoveredSince() map[string]time.Time {
-	return a.RecoveredSinceInto(make(map[string]time.Time, len(a.Zones)))
-}
-
-// RecoveredSinceInto is RecoveredSince into m (a caller's, reused), returned.
+// RecoveredSinceInto returns, per zone shown recovered by its test, when
+// the evidence began, into m (a caller's, reused).
 func (a Assessment) RecoveredSinceInto(m map[string]time.Time) map[string]time.Time {
 	for _, s := range a.Zones {
 		if s.Recovered && !s.RecoveredSince.IsZero() {

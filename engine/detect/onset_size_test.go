@@ -16,7 +16,8 @@ import (
 // region "A ≥ a*(B)", a* nondecreasing, only loses probability as o gets
 // worse). The same computation with c = Λ_obs is the p-value of Barnard's
 // unconditional exact test ordered by Λ: the most powerful use of the whole
-// β at a fixed sample, the alternative docs/detection.md weighs.
+// β at a fixed sample, which the onset test uses (shownHealthy, through
+// isolationSize in onset.go) when the likelihood ratio alone falls short.
 
 func onsetCeiling(t *testing.T) (Config, float64) {
 	t.Helper()
