@@ -37,7 +37,8 @@ import (
 //   - not regional: fewer than two zones have had any CUSUM at h/2 in the
 //     last minute.
 type defaultProfile struct {
-	cfg *Config
+	sizes sizeMemo // the onset test's exact sizes, recently computed
+	cfg   *Config
 
 	zones map[zsKey]*zoneSeq
 	inst  []*instSeq // by instance index (Engine.insts); nil: not followed

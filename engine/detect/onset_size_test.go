@@ -128,3 +128,21 @@ func binom(rng *rand.Rand, n int64, p float64) int64 {
 	}
 	return k
 }
+
+// The memo of exact sizes returns what isolationSize computes, for keys
+// seen before and after it has replaced entries.
+func TestSizeMemoIsTheFunction(t *testing.T) {
+	var m sizeMemo
+	for round := range 2 {
+		for nz := int64(20); nz < 32; nz++ { // more keys than the memo holds
+			c := 2 + float64(nz%5)/2
+			want := isolationSize(nz, 30, c, 0.2)
+			if got := m.of(nz, 30, c, 0.2); got != want {
+				t.Fatalf("round %d, nz %d: memo %v, function %v", round, nz, got, want)
+			}
+			if got := m.of(nz, 30, c, 0.2); got != want {
+				t.Fatalf("round %d, nz %d, again: memo %v, function %v", round, nz, got, want)
+			}
+		}
+	}
+}
