@@ -302,9 +302,9 @@ type stateGetter func(key string) ([]byte, bool, error)
 // sharedStates reads the runbook and autoshift state of every resource of
 // rs in one query: a follower reads them every tick.
 func (s *Service) sharedStates(ctx context.Context, rs []*resource) stateGetter {
-	keys := make([]string, 0, 2*len(rs))
+	keys := make([]string, 0, 3*len(rs))
 	for _, r := range rs {
-		keys = append(keys, stateKey("runbook", r.cfg.Name), stateKey("autoshift", r.cfg.Name), stateKey("decisions", r.cfg.Name))
+		keys = append(keys, r.keys.runbook, r.keys.autoshift, r.keys.decisions)
 	}
 	got, err := s.db.GetStates(ctx, keys)
 	return func(key string) ([]byte, bool, error) {
@@ -315,7 +315,7 @@ func (s *Service) sharedStates(ctx context.Context, rs []*resource) stateGetter 
 
 // loadSharedFrom is loadShared reading through get.
 func (r *resource) loadSharedFrom(get stateGetter, force bool) error {
-	key := stateKey("runbook", r.cfg.Name)
+	key := r.keys.runbook
 	data, ok, err := get(key)
 	if err != nil {
 		return err
@@ -334,7 +334,7 @@ func (r *resource) loadSharedFrom(get stateGetter, force bool) error {
 		r.saved[key] = savedState{data: data}
 		r.mu.Unlock()
 	}
-	akey := stateKey("autoshift", r.cfg.Name)
+	akey := r.keys.autoshift
 	if data, ok, err := get(akey); err != nil {
 		return err
 	} else if ok {
@@ -345,7 +345,7 @@ func (r *resource) loadSharedFrom(get stateGetter, force bool) error {
 			r.mu.Unlock()
 		}
 	}
-	dkey := stateKey("decisions", r.cfg.Name)
+	dkey := r.keys.decisions
 	if data, ok, err := get(dkey); err != nil {
 		return err
 	} else if ok {

@@ -176,11 +176,11 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, c res.Co
 	c.Save = func(ctx context.Context, st runbook.State) error {
 		return r.put(ctx, r.keys.runbook, st)
 	}
-	if data, ok, err := s.db.GetState(ctx, stateKey("runbook", rc.Name)); err != nil {
+	if data, ok, err := s.db.GetState(ctx, r.keys.runbook); err != nil {
 		return nil, fmt.Errorf("serve: resource %s: read runbook state: %w", rc.Name, err)
 	} else if ok {
 		c.RunbookState = data
-		r.saved[stateKey("runbook", rc.Name)] = savedState{data: data}
+		r.saved[r.keys.runbook] = savedState{data: data}
 	}
 	if r.asm, err = res.New(c); err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
@@ -189,12 +189,12 @@ func (s *Service) newResource(ctx context.Context, rc *config.Resource, c res.Co
 	if ph, z := r.ctrl.Phase(); ph != runbook.Idle {
 		s.log.Info("resuming runbook", "resource", rc.Name, "phase", ph, "zone", z, "pending", len(r.ctrl.Pending()))
 	}
-	if data, ok, err := s.db.GetState(ctx, stateKey("autoshift", rc.Name)); err == nil && ok {
+	if data, ok, err := s.db.GetState(ctx, r.keys.autoshift); err == nil && ok {
 		_ = json.Unmarshal(data, &r.lastAuto)
 	}
 	if rc.Practice.Enabled {
 		r.prac = practice.New(rc.Practice.Config, rc.Zones, time.Time{})
-		if data, ok, err := s.db.GetState(ctx, stateKey("practice", rc.Name)); err == nil && ok {
+		if data, ok, err := s.db.GetState(ctx, r.keys.practice); err == nil && ok {
 			var st practice.State
 			if err := json.Unmarshal(data, &st); err == nil {
 				if err := r.prac.Restore(st); err != nil {

@@ -357,6 +357,9 @@ func (g *Gate) admit(source string, aggs []record.Aggregate, ids []int, now time
 	var prevZone, prevInst string
 	prevKnown := false
 	byName := g.byName[:0]
+	// Kept for the next batch however admit returns (a closure: the grown
+	// slice, not the one taken here).
+	defer func() { g.byName = byName[:0] }()
 	stale := now.Add(-time.Second)
 	for i := range aggs {
 		k := &aggs[i].Key
@@ -387,12 +390,10 @@ func (g *Gate) admit(source string, aggs []record.Aggregate, ids []int, now time
 			newInst, newOps = map[string]bool{}, map[string]bool{}
 		}
 		if !slices.Contains(g.zones, z) {
-			g.byName = byName[:0]
 			return g.reject(source, ReasonZone, fmt.Sprintf("[%d].zone: %q is not a zone of %s (zones: %v)", i, z, g.resource, g.zones))
 		}
 		if _, ok := bk.instances[inst]; !ok && inst != "" && !newInst[inst] {
 			if len(bk.instances)+len(newInst) >= g.lim.MaxInstances {
-				g.byName = byName[:0]
 				return g.reject(source, ReasonInstances, fmt.Sprintf("[%d].instance: %q would be instance %d from source %s of %s, over its cap of %d (telemetry.max_instances)",
 					i, inst, len(bk.instances)+len(newInst)+1, source, g.resource, g.lim.MaxInstances))
 			}
@@ -400,7 +401,6 @@ func (g *Gate) admit(source string, aggs []record.Aggregate, ids []int, now time
 		}
 		if _, ok := bk.ops[op]; !ok && !configured && !newOps[op] {
 			if len(bk.ops)+len(newOps) >= g.lim.MaxOperations {
-				g.byName = byName[:0]
 				return g.reject(source, ReasonOps, fmt.Sprintf("[%d].operation: %q would be operation %d from source %s of %s, over its cap of %d (telemetry.max_operations; configured operations do not count)",
 					i, op, len(bk.ops)+len(newOps)+1, source, g.resource, g.lim.MaxOperations))
 			}
@@ -417,7 +417,6 @@ func (g *Gate) admit(source string, aggs []record.Aggregate, ids []int, now time
 	for _, i := range byName {
 		g.remember(bk, ids[i], &aggs[i].Key)
 	}
-	g.byName = byName[:0]
 	return nil
 }
 
